@@ -1,0 +1,3 @@
+"""pytest fixtures: localnet (registered in tests/conftest.py)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""pytest fixtures: ministack (registered in tests/conftest.py)."""
+
+from __future__ import annotations

@@ -1,0 +1,54 @@
+"""The ``xorj-actors`` command: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``add_arguments(parser)`` and ``main(args) -> int`` and keeps its
+heavy imports inside ``main`` so that ``xorj-actors ctl`` starts fast at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("xorj_actors.engine.cli", "run the supervised engine"),
+    "ctl": ("xorj_actors.ops.ctl", "talk to a running engine over its debug socket"),
+    "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
+    "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
+}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--data-dir``, shared by every subcommand that needs the engine's files."""
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: embedded defaults)")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default="var",
+        help="directory for every file the process writes (default: ./var)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xorj-actors", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sp)
+        sp.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args._module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The engine's configuration: one TOML file, one frozen dataclass per section.
+
+Every section lives next to the code it configures; this module only composes them and loads
+the file strictly (see :mod:`xorj_actors._settings`). Secrets never live here: settings name the
+environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from xorj_actors._settings import ConfigError, build_section
+from xorj_actors.audit.settings import AuditSettings
+from xorj_actors.localnet.settings import LocalnetSettings
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DebugSocketSettings",
+    "EngineSettings",
+    "KillSwitchSettings",
+    "SupervisionSettings",
+    "load_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """``[engine]``: the process as a whole."""
+
+    environment: Literal["development", "production"] = "development"
+    #: Worker threads of the shared actor scheduler (M of the M:N runtime).
+    scheduler_workers: int = 2
+    #: Bound of every ordinary mailbox; a full mailbox refuses the sender (MailboxFull).
+    mailbox_capacity: int = 10_000
+    #: Placeholder vault actors started until the decision issue brings real vaults.
+    vaults: int = 8
+
+    def validate(self) -> None:
+        if not 1 <= self.scheduler_workers <= 64:
+            raise ValueError("scheduler_workers: must be between 1 and 64")
+        if self.mailbox_capacity < 1:
+            raise ValueError("mailbox_capacity: must be at least 1")
+        if not 0 <= self.vaults <= 100_000:
+            raise ValueError("vaults: must be between 0 and 100000")
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionSettings:
+    """``[supervision]``: the root supervisor's restart intensity."""
+
+    max_restarts: int = 10
+    period_s: float = 30.0
+    shutdown_timeout_s: float = 5.0
+
+    def validate(self) -> None:
+        if self.max_restarts < 0:
+            raise ValueError("max_restarts: must be >= 0")
+        if self.period_s <= 0:
+            raise ValueError("period_s: must be > 0")
+        if self.shutdown_timeout_s <= 0:
+            raise ValueError("shutdown_timeout_s: must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchSettings:
+    """``[kill_switch]``: halt triggers, acknowledgement deadline and recovery."""
+
+    #: State file, relative to the data directory.
+    state_file: str = "kill_switch.json"
+    #: Kill file: its existence triggers a graceful halt. Relative to the data directory.
+    kill_file: str = "KILL"
+    kill_file_poll_s: float = 0.25
+    #: Every live actor must acknowledge a halt within this deadline, or it is replaced.
+    ack_deadline_s: float = 1.0
+    #: Recovery needs HMAC authorisations from `recovery_threshold` of these key holders.
+    recovery_threshold: int = 2
+    #: Names of the environment variables holding the recovery keys (one per key holder).
+    recovery_key_envs: tuple[str, ...] = (
+        "XORJ_RECOVERY_KEY_1",
+        "XORJ_RECOVERY_KEY_2",
+        "XORJ_RECOVERY_KEY_3",
+    )
+    #: Seconds after the trigger before recovery is accepted.
+    cooldown_s: float = 300.0
+    #: Position-limit factors of the gradual restart, the last one must be 1.0.
+    restart_factors: tuple[float, ...] = (0.5, 0.75, 1.0)
+    restart_step_s: float = 60.0
+
+    def validate(self) -> None:
+        if not 0.05 <= self.kill_file_poll_s <= 0.5:
+            raise ValueError("kill_file_poll_s: must be between 0.05 and 0.5 seconds")
+        if self.ack_deadline_s <= 0:
+            raise ValueError("ack_deadline_s: must be > 0")
+        if not 1 <= self.recovery_threshold <= len(self.recovery_key_envs):
+            raise ValueError("recovery_threshold: must be between 1 and the number of recovery keys")
+        if len(set(self.recovery_key_envs)) != len(self.recovery_key_envs):
+            raise ValueError("recovery_key_envs: names must be distinct")
+        if self.cooldown_s < 0:
+            raise ValueError("cooldown_s: must be >= 0")
+        factors = self.restart_factors
+        if not factors or factors[-1] != 1.0 or any(not 0 < f <= 1 for f in factors):
+            raise ValueError("restart_factors: must be in (0, 1] and end with 1.0")
+        if list(factors) != sorted(factors):
+            raise ValueError("restart_factors: must not decrease")
+        if self.restart_step_s < 0:
+            raise ValueError("restart_step_s: must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class DebugSocketSettings:
+    """``[debug_socket]``: the operators' Unix domain socket."""
+
+    #: Socket path, relative to the data directory.
+    path: str = "debug.sock"
+    max_line_bytes: int = 65_536
+    #: A client that sends nothing for this long is disconnected.
+    idle_timeout_s: float = 30.0
+    max_clients: int = 16
+
+    def validate(self) -> None:
+        if not 256 <= self.max_line_bytes <= 16 * 1024 * 1024:
+            raise ValueError("max_line_bytes: must be between 256 and 16777216")
+        if self.idle_timeout_s <= 0:
+            raise ValueError("idle_timeout_s: must be > 0")
+        if self.max_clients < 1:
+            raise ValueError("max_clients: must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration file."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+    kill_switch: KillSwitchSettings = field(default_factory=KillSwitchSettings)
+    debug_socket: DebugSocketSettings = field(default_factory=DebugSocketSettings)
+    localnet: LocalnetSettings = field(default_factory=LocalnetSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse TOML text into a :class:`Config`, strictly."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return build_section(Config, table)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load a config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
+    return parse_config(text, str(p))

@@ -1,0 +1,1 @@
+"""Offline Solana cluster, quote service and quantitative engine speaking the real protocols."""
