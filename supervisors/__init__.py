@@ -1,0 +1,59 @@
+"""OTP-style supervision for pykka actors, on an M:N runtime.
+
+Knows nothing of trading; ``xorj_actors`` builds on it, never the other way round.
+"""
+
+from supervisors._actor import (
+    DEFAULT_TIMEOUT,
+    Actor,
+    ActorState,
+    BlockingCallInWorker,
+    Future,
+    Mailbox,
+    MailboxFull,
+    Ref,
+    Terminated,
+)
+from supervisors._message import ControlMessage, Message, MessageDefinitionError, register_immutable_type
+from supervisors._runtime import Runtime
+from supervisors._scheduler import WorkerKilled
+from supervisors._supervisor import (
+    ChildInfo,
+    ChildSpec,
+    Restart,
+    RestartChild,
+    StartChild,
+    Strategy,
+    Supervisor,
+    SupervisorEscalation,
+    TerminateChild,
+    WhichChildren,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Actor",
+    "ActorState",
+    "BlockingCallInWorker",
+    "ChildInfo",
+    "ChildSpec",
+    "ControlMessage",
+    "Future",
+    "Mailbox",
+    "MailboxFull",
+    "Message",
+    "MessageDefinitionError",
+    "Ref",
+    "Restart",
+    "RestartChild",
+    "Runtime",
+    "StartChild",
+    "Strategy",
+    "Supervisor",
+    "SupervisorEscalation",
+    "TerminateChild",
+    "Terminated",
+    "WhichChildren",
+    "WorkerKilled",
+    "register_immutable_type",
+]

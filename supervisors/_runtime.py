@@ -1,0 +1,173 @@
+"""The runtime: the shared worker pool, the timer, and the registry of live actors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from loguru import logger
+from pykka import ActorDeadError, ActorRef
+from pykka._envelope import Envelope
+
+from supervisors._actor import DEFAULT_TIMEOUT, Mailbox, MailboxFull, Ref
+from supervisors._message import ControlMessage
+from supervisors._scheduler import Scheduler, Timer, TimerHandle
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """Hosts actors: M worker threads shared by every pooled actor, one timer thread.
+
+    One runtime is *current* per process at a time (``Actor.start()`` uses it); create it before
+    starting actors and ``shutdown()`` it at the end. Usable as a context manager.
+
+    Args:
+        workers: threads of the shared pool.
+        batch: messages an actor runs before yielding its worker.
+        mailbox_capacity: default bound of an actor's ordinary mailbox lane.
+        name: prefix of the runtime's thread names.
+    """
+
+    _current: ClassVar[Runtime | None] = None
+    _current_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        batch: int = 64,
+        mailbox_capacity: int = 10_000,
+        name: str = "actors",
+    ) -> None:
+        with Runtime._current_lock:
+            if Runtime._current is not None:
+                raise RuntimeError("another Runtime is current; shut it down first")
+            Runtime._current = self
+        self.name = name
+        self.mailbox_capacity = mailbox_capacity
+        self.scheduler = Scheduler(f"{name}-worker", workers, batch=batch, shared=True)
+        self.timer = Timer(name)
+        self._lock = threading.Lock()
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._dedicated: set[Scheduler] = set()
+        self._closed = False
+
+    @classmethod
+    def current(cls) -> Runtime:
+        runtime = cls._current
+        if runtime is None:
+            raise RuntimeError("no Runtime is running: create supervisors.Runtime() first")
+        return runtime
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def _register(self, mailbox: Mailbox) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the runtime is shut down")
+            self._mailboxes[mailbox.urn] = mailbox
+
+    def _forget(self, mailbox: Mailbox) -> None:
+        with self._lock:
+            self._mailboxes.pop(mailbox.urn, None)
+
+    def _dedicated_scheduler(self, name: str) -> Scheduler:
+        scheduler = Scheduler(f"{self.name}-{name}", 1, batch=64, shared=False)
+        with self._lock:
+            self._dedicated.add(scheduler)
+        return scheduler
+
+    def _release_dedicated(self, scheduler: Scheduler) -> None:
+        with self._lock:
+            self._dedicated.discard(scheduler)
+        scheduler.shutdown(timeout=0)
+
+    def mailboxes(self) -> list[Mailbox]:
+        """Every live actor's mailbox (its introspection handle), in start order."""
+        with self._lock:
+            return list(self._mailboxes.values())
+
+    def lookup(self, urn: str) -> Ref | None:
+        with self._lock:
+            mailbox = self._mailboxes.get(urn)
+        actor = mailbox.actor if mailbox is not None else None
+        return actor.actor_ref if actor is not None else None  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self._mailboxes)
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread the runtime owns: pool workers, dedicated actor threads, the timer."""
+        with self._lock:
+            dedicated = [t for s in self._dedicated for t in s.threads]
+        return [*self.scheduler.threads, *dedicated, self.timer.thread]
+
+    def broadcast(self, refs: Iterable[ActorRef[Any]], message: ControlMessage) -> list[ActorRef[Any]]:
+        """Deliver one control message to many actors at once; returns the refs found dead.
+
+        The fast path of a halt: one shared envelope, one lock per mailbox, no per-send checks.
+        """
+        if not isinstance(message, ControlMessage):
+            raise TypeError("broadcast carries control messages only")
+        envelope = Envelope(message)
+        dead = []
+        schedule = []
+        for ref in refs:
+            mailbox: Mailbox = ref.actor_inbox  # type: ignore[assignment]
+            if mailbox.enqueue_control(envelope):
+                schedule.append(mailbox)
+            elif mailbox.closed:
+                dead.append(ref)
+        for mailbox in schedule:
+            mailbox.scheduler.schedule(mailbox)
+        return dead
+
+    # -- time --------------------------------------------------------------------------------
+
+    def send_after(self, delay: float, ref: ActorRef[Any], message: Any) -> TimerHandle:
+        """Tell ``message`` to ``ref`` after ``delay`` seconds (dropped if it has died)."""
+
+        def fire() -> None:
+            try:
+                ref.tell(message)
+            except ActorDeadError:
+                pass
+            except MailboxFull:
+                logger.warning("timer message {} dropped: mailbox of {} is full", type(message).__name__, ref)
+
+        return self.timer.call_later(delay, fire)
+
+    # -- end ---------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+        """Stop every remaining actor, then the threads. Returns names of actors that hung."""
+        deadline = time.monotonic() + timeout
+        for mailbox in reversed(self.mailboxes()):
+            actor = mailbox.actor
+            if actor is not None:
+                actor.actor_ref.stop(block=False)  # type: ignore[call-arg]
+        for mailbox in self.mailboxes():
+            mailbox.finished.wait(max(0.0, deadline - time.monotonic()))
+        hung = [m.name for m in self.mailboxes()]
+        if hung:
+            logger.warning("runtime shutdown abandons {} actors that did not stop: {}", len(hung), hung[:10])
+        with self._lock:
+            self._closed = True
+            dedicated = list(self._dedicated)
+        for scheduler in dedicated:
+            scheduler.shutdown(timeout=max(0.0, deadline - time.monotonic()))
+        self.scheduler.shutdown(timeout=max(0.1, deadline - time.monotonic()))
+        self.timer.shutdown()
+        with Runtime._current_lock:
+            if Runtime._current is self:
+                Runtime._current = None
+        return hung

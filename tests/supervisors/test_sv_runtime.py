@@ -1,0 +1,239 @@
+"""The M:N runtime: mailboxes, priority, bounds, death watch, blocking rules, introspection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pykka import ActorDeadError, Timeout
+
+from supervisors import (
+    Actor,
+    BlockingCallInWorker,
+    ControlMessage,
+    MailboxFull,
+    Message,
+    Runtime,
+    Terminated,
+    WorkerKilled,
+)
+from tests.supervisors.conftest import wait_until
+
+
+class Work(Message):
+    n: int
+
+
+class Urgent(ControlMessage):
+    tag: str
+
+
+class Recorder(Actor):
+    """Records every message; can be held inside a handler by a gate."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        super().__init__()
+        self.seen: list[object] = []
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def on_receive(self, message: object) -> object:
+        if message == "hold":
+            self.entered.set()
+            assert self.gate is not None
+            self.gate.wait(10)
+            return None
+        if message == "boom":
+            raise ValueError("boom")
+        if message == "kill-worker":
+            raise WorkerKilled("chaos")
+        self.seen.append(message)
+        return ("ok", message)
+
+
+def actor_of(ref):  # test-only peek at the actor object behind a ref
+    return ref._actor_weakref()
+
+
+def test_ask_and_tell_round_trip(runtime: Runtime) -> None:
+    ref = Recorder.start()
+    assert ref.ask(Work(1)) == ("ok", Work(1))
+    ref.tell(Work(2))
+    wait_until(lambda: Work(2) in actor_of(ref).seen)
+
+
+def test_control_messages_overtake_queued_work(runtime: Runtime) -> None:
+    gate = threading.Event()
+    ref = Recorder.start(gate)
+    ref.tell("hold")
+    wait_until(actor_of(ref).entered.is_set)
+    for i in range(50):
+        ref.tell(Work(i))
+    ref.tell(Urgent("halt"))
+    gate.set()
+    wait_until(lambda: len(actor_of(ref).seen) == 51)
+    seen = actor_of(ref).seen
+    assert seen[0] == Urgent("halt"), "the control message must run before the queued work"
+    assert seen[1:] == [Work(i) for i in range(50)], "ordinary messages keep their order"
+
+
+def test_full_mailbox_refuses_the_sender_but_never_a_control_message() -> None:
+    rt = Runtime(workers=1, mailbox_capacity=5, name="bounded")
+    try:
+        gate = threading.Event()
+        ref = Recorder.start(gate)
+        ref.tell("hold")
+        wait_until(actor_of(ref).entered.is_set)
+        for i in range(5):
+            ref.tell(Work(i))
+        with pytest.raises(MailboxFull):
+            ref.tell(Work(99))
+        ref.tell(Urgent("still delivered"))
+        gate.set()
+        wait_until(lambda: len(actor_of(ref).seen) == 6)
+        assert Work(99) not in actor_of(ref).seen
+        assert actor_of(ref).seen[0] == Urgent("still delivered")
+    finally:
+        rt.shutdown()
+
+
+def test_tell_to_a_dead_actor_raises(runtime: Runtime) -> None:
+    ref = Recorder.start()
+    assert ref.stop(timeout=2) is True
+    with pytest.raises(ActorDeadError):
+        ref.tell(Work(1))
+    with pytest.raises(ActorDeadError):
+        ref.ask(Work(1), timeout=1)
+
+
+def test_ask_always_times_out(runtime: Runtime) -> None:
+    gate = threading.Event()
+    ref = Recorder.start(gate)
+    ref.tell("hold")
+    with pytest.raises(Timeout):
+        ref.ask(Work(1), timeout=0.2)
+    gate.set()
+
+
+def test_exception_in_ask_goes_to_the_caller_and_the_actor_lives(runtime: Runtime) -> None:
+    ref = Recorder.start()
+    with pytest.raises(ValueError, match="boom"):
+        ref.ask("boom")
+    assert ref.ask(Work(3)) == ("ok", Work(3))
+
+
+class Asker(Actor):
+    def __init__(self, other) -> None:
+        super().__init__()
+        self.other = other
+
+    def on_receive(self, message: object) -> object:
+        return self.other.ask(Work(1), timeout=1)
+
+
+class DedicatedAsker(Asker):
+    dedicated_thread = True
+
+
+def test_blocking_inside_a_pooled_actor_is_refused(runtime: Runtime) -> None:
+    target = Recorder.start()
+    asker = Asker.start(target)
+    with pytest.raises(BlockingCallInWorker):
+        asker.ask("go", timeout=2)
+    # On a dedicated thread, blocking is allowed.
+    dedicated = DedicatedAsker.start(target)
+    assert dedicated.ask("go", timeout=2) == ("ok", Work(1))
+    assert actor_of(dedicated).actor_inbox.snapshot()["dedicated_thread"] is True
+
+
+class Watcher(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[Terminated] = []
+
+    def on_receive(self, message: object) -> None:
+        if isinstance(message, Terminated):
+            self.notes.append(message)
+
+    def watch_ref(self, ref) -> None:
+        self.watch(ref)
+
+
+@pytest.mark.parametrize(
+    ("how", "abnormal", "reason"),
+    [
+        ("stop", False, "normal"),
+        ("fail", True, "ValueError: boom"),
+        ("kill", True, "worker died"),
+    ],
+)
+def test_death_watch_sees_every_kind_of_death(runtime: Runtime, how: str, abnormal: bool, reason: str) -> None:
+    watcher = Watcher.start()
+    target = Recorder.start()
+    watcher.proxy().watch_ref(target).get(timeout=2)
+    workers_before = len(runtime.scheduler.threads)
+    if how == "stop":
+        target.stop(timeout=2)
+    elif how == "fail":
+        target.tell("boom")
+    else:
+        target.tell("kill-worker")
+    wait_until(lambda: actor_of(watcher).notes, what="Terminated")
+    (note,) = actor_of(watcher).notes
+    assert note.urn == target.actor_urn
+    assert note.abnormal is abnormal
+    assert reason in note.reason
+    assert not target.is_alive()
+    # A killed worker is replaced: the pool keeps its size.
+    wait_until(lambda: len(runtime.scheduler.threads) == workers_before, what="worker replacement")
+    assert watcher.ask(Work(5), timeout=2) is None  # the pool still runs actors
+
+
+def test_watching_a_dead_actor_reports_noproc(runtime: Runtime) -> None:
+    target = Recorder.start()
+    target.stop(timeout=2)
+    watcher = Watcher.start()
+    watcher.proxy().watch_ref(target).get(timeout=2)
+    wait_until(lambda: actor_of(watcher).notes)
+    assert actor_of(watcher).notes[0].reason == "noproc"
+
+
+def test_introspection_shows_a_running_actor_without_stopping_it(runtime: Runtime) -> None:
+    gate = threading.Event()
+    ref = Recorder.start(gate)
+    ref.tell("hold")
+    wait_until(actor_of(ref).entered.is_set)
+    for i in range(3):
+        ref.tell(Work(i))
+    mailbox = ref.actor_inbox
+    snap = mailbox.snapshot(stack=True)
+    assert snap["state"] == "running"
+    assert snap["mailbox"] == 3
+    assert snap["last_message"] == "str"
+    assert any("on_receive" in line for line in snap["stack"]), snap["stack"]
+    gate.set()
+    wait_until(lambda: mailbox.snapshot()["state"] == "idle")
+    snap = mailbox.snapshot(stack=True)
+    assert snap["mailbox"] == 0 and snap["processed"] == 4 and snap["stack"] is None
+    assert snap["last_message"] == "Work"
+
+
+def test_ten_thousand_actors_on_two_threads(runtime: Runtime) -> None:
+    threads_before = len(runtime.threads())
+    refs = [Recorder.start() for _ in range(10_000)]
+    for i, ref in enumerate(refs):
+        ref.tell(Work(i))
+    wait_until(lambda: all(len(actor_of(r).seen) == 1 for r in refs), 30, "10k deliveries")
+    assert len(runtime.threads()) == threads_before, "actors must not get threads of their own"
+    assert len(runtime) == 10_000
+    for ref in refs:
+        ref.stop(block=False)
+    wait_until(lambda: len(runtime) == 0, 30, "10k stops")
+
+
+def test_message_values_cross_actors_unchanged(runtime: Runtime) -> None:
+    ref = Recorder.start()
+    msg = Work(7)
+    ref.tell(msg)
+    wait_until(lambda: actor_of(ref).seen)
+    assert actor_of(ref).seen[0] is msg  # shared safely because it cannot change

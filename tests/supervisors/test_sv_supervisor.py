@@ -1,0 +1,234 @@
+"""Supervisor semantics: strategies, restart types, intensity, ordered shutdown, abandonment."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from supervisors import (
+    Actor,
+    ChildSpec,
+    Restart,
+    RestartChild,
+    Runtime,
+    StartChild,
+    Strategy,
+    Supervisor,
+    TerminateChild,
+    Terminated,
+    WhichChildren,
+)
+from tests.supervisors.conftest import wait_until
+
+EVENTS: list[tuple[str, str]] = []
+EVENTS_LOCK = threading.Lock()
+
+
+def log(event: str, who: str) -> None:
+    with EVENTS_LOCK:
+        EVENTS.append((event, who))
+
+
+@pytest.fixture(autouse=True)
+def clear_events():
+    EVENTS.clear()
+    yield
+
+
+class Child(Actor):
+    def __init__(self, name: str, stuck: threading.Event | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.stuck = stuck
+
+    def on_start(self) -> None:
+        log("start", self.name)
+
+    def on_stop(self) -> None:
+        log("stop", self.name)
+
+    def on_receive(self, message: object) -> object:
+        if message == "boom":
+            raise RuntimeError(f"{self.name} crashed")
+        if message == "hang":
+            log("hang", self.name)
+            assert self.stuck is not None
+            self.stuck.wait(30)
+        if message == "quit":
+            self.stop()
+        return self.name
+
+
+def spec(name: str, restart: Restart = Restart.PERMANENT, **kw) -> ChildSpec:
+    return ChildSpec(id=name, start=lambda: Child.start(name, **kw), restart=restart, shutdown_timeout=0.5)
+
+
+def children(sup) -> dict[str, object]:
+    return {c.id: c for c in sup.ask(WhichChildren(), timeout=2)}
+
+
+def child_ref(runtime: Runtime, sup, cid: str):
+    info = children(sup)[cid]
+    return runtime.lookup(info.urn) if info.urn else None
+
+
+def wait_alive(runtime: Runtime, sup, ids) -> dict[str, str]:
+    def ready():
+        info = children(sup)
+        return all(info[i].alive for i in ids)
+
+    wait_until(ready, what=f"children {ids} alive")
+    return {cid: c.urn for cid, c in children(sup).items()}
+
+
+def start_sup(strategy: Strategy, names=("a", "b", "c"), **kw):
+    return Supervisor.start([spec(n) for n in names], strategy=strategy, **kw)
+
+
+def test_children_start_in_order_and_stop_in_reverse(runtime: Runtime) -> None:
+    sup = start_sup(Strategy.ONE_FOR_ONE)
+    wait_alive(runtime, sup, "abc")
+    wait_until(lambda: len(EVENTS) == 3)
+    assert EVENTS == [("start", "a"), ("start", "b"), ("start", "c")]
+    assert sup.stop(timeout=5)
+    assert EVENTS[3:] == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "restarted"),
+    [
+        (Strategy.ONE_FOR_ONE, {"b"}),
+        (Strategy.ONE_FOR_ALL, {"a", "b", "c"}),
+        (Strategy.REST_FOR_ONE, {"b", "c"}),
+    ],
+)
+def test_strategies_restart_the_right_children(runtime: Runtime, strategy: Strategy, restarted: set[str]) -> None:
+    sup = start_sup(strategy)
+    before = wait_alive(runtime, sup, "abc")
+    EVENTS.clear()
+    child_ref(runtime, sup, "b").tell("boom")
+
+    def settled():
+        now = children(sup)
+        return all(now[c].alive and (now[c].urn != before[c]) == (c in restarted) for c in "abc")
+
+    wait_until(settled, what="restart")
+    after = {cid: c for cid, c in children(sup).items()}
+    for cid in "abc":
+        assert (after[cid].urn != before[cid]) == (cid in restarted), cid
+        assert after[cid].restarts == (1 if cid in restarted else 0)
+    # The others were stopped in reverse start order, then all restarted in start order.
+    stops = [w for e, w in EVENTS if e == "stop"]
+    starts = [w for e, w in EVENTS if e == "start"]
+    assert stops == sorted(restarted - {"b"}, reverse=True)
+    assert starts == sorted(restarted)
+
+
+@pytest.mark.parametrize(
+    ("restart", "how", "expect_restart"),
+    [
+        (Restart.PERMANENT, "quit", True),
+        (Restart.PERMANENT, "boom", True),
+        (Restart.TRANSIENT, "quit", False),
+        (Restart.TRANSIENT, "boom", True),
+        (Restart.TEMPORARY, "boom", False),
+        (Restart.TEMPORARY, "quit", False),
+    ],
+)
+def test_restart_types(runtime: Runtime, restart: Restart, how: str, expect_restart: bool) -> None:
+    sup = Supervisor.start([spec("x", restart)])
+    (urn,) = wait_alive(runtime, sup, "x").values()
+    runtime.lookup(urn).tell(how)
+    if expect_restart:
+        wait_until(lambda: children(sup).get("x") and children(sup)["x"].alive and children(sup)["x"].urn != urn)
+    else:
+        wait_until(lambda: "x" not in children(sup), what="child removed")
+
+
+class Parent(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[Terminated] = []
+
+    def on_receive(self, message: object) -> None:
+        if isinstance(message, Terminated):
+            self.notes.append(message)
+
+    def supervise(self, ref) -> None:
+        self.watch(ref)
+
+
+def test_restart_intensity_escalates_to_the_parent(runtime: Runtime) -> None:
+    parent = Parent.start()
+    sup = start_sup(Strategy.ONE_FOR_ONE, max_restarts=2, period=10)
+    parent.proxy().supervise(sup).get(timeout=2)
+    for i in range(3):
+        urns = wait_alive(runtime, sup, "abc")
+        runtime.lookup(urns["a"]).tell("boom")
+        if i < 2:
+            wait_until(lambda: children(sup)["a"].urn != urns["a"] and children(sup)["a"].alive)
+    notes = parent._actor_weakref().notes
+    wait_until(lambda: notes, what="supervisor escalation")
+    assert notes[0].abnormal and "restart intensity" in notes[0].reason
+    assert not sup.is_alive()
+    # Every child was stopped before the supervisor gave up: nothing orphaned.
+    assert [m.name for m in runtime.mailboxes()] == [parent.actor_inbox.name]
+
+
+def test_restarts_outside_the_period_do_not_escalate(runtime: Runtime) -> None:
+    sup = start_sup(Strategy.ONE_FOR_ONE, names=("a",), max_restarts=1, period=0.2)
+    for _ in range(3):
+        urns = wait_alive(runtime, sup, "a")
+        runtime.lookup(urns["a"]).tell("boom")
+        wait_until(lambda: children(sup)["a"].urn != urns["a"] and children(sup)["a"].alive)
+        threading.Event().wait(0.25)
+    assert sup.is_alive()
+
+
+def test_a_child_that_will_not_stop_is_abandoned_and_reported(runtime: Runtime) -> None:
+    stuck = threading.Event()
+    sup = Supervisor.start(
+        [spec("a"), ChildSpec("hung", lambda: Child.start("hung", stuck), shutdown_timeout=0.3)],
+    )
+    urns = wait_alive(runtime, sup, ["a", "hung"])
+    runtime.lookup(urns["hung"]).tell("hang")
+    wait_until(lambda: ("hang", "hung") in EVENTS)
+    sup_actor = sup._actor_weakref()
+    assert sup.stop(timeout=5)
+    assert sup_actor.abandoned and "hung" in sup_actor.abandoned[0]
+    assert ("stop", "a") in EVENTS
+    stuck.set()  # let the worker go; the abandoned actor does nothing more
+    wait_until(lambda: len(runtime) == 0, what="everything gone")
+
+
+def test_dynamic_children_and_restart_on_request(runtime: Runtime) -> None:
+    sup = Supervisor.start([], strategy=Strategy.ONE_FOR_ONE)
+    ref = sup.ask(StartChild(spec("v1")), timeout=2)
+    assert ref.ask("who", timeout=2) == "v1"
+    with pytest.raises(ValueError, match="already in use"):
+        sup.ask(StartChild(spec("v1")), timeout=2)
+    old = children(sup)["v1"].urn
+    sup.tell(RestartChild("v1", "did not ack the halt"))
+    wait_until(lambda: children(sup)["v1"].urn != old and children(sup)["v1"].alive)
+    assert children(sup)["v1"].restarts == 1
+    sup.ask(TerminateChild("v1"), timeout=2)
+    wait_until(lambda: len(runtime) == 1)
+    assert children(sup) == {}
+
+
+def test_nested_supervisors_form_a_tree(runtime: Runtime) -> None:
+    inner = ChildSpec("inner", lambda: Supervisor.start([spec("leaf")], name="inner"))
+    root = Supervisor.start([inner, spec("sibling")], strategy=Strategy.ONE_FOR_ONE, name="root")
+    wait_alive(runtime, root, ["inner", "sibling"])
+    wait_until(lambda: len(runtime) == 4)
+    by_name = {m.name: m for m in runtime.mailboxes()}
+    assert by_name["leaf"].parent == by_name["inner"].urn
+    assert by_name["inner"].parent == by_name["root"].urn
+    # Stopping the inner supervisor takes its child with it; the root rebuilds both (permanent).
+    leaf_urn = by_name["leaf"].urn
+    inner_ref = runtime.lookup(by_name["inner"].urn)
+    inner_ref.tell(Terminated(urn="not-a-child", name="x", reason="ignored", abnormal=True))
+    inner_ref.stop(timeout=2)
+    wait_until(lambda: {m.name for m in runtime.mailboxes()} == {"root", "inner", "leaf", "sibling"}
+               and all(m.urn != leaf_urn for m in runtime.mailboxes()), what="subtree rebuilt")
