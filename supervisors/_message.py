@@ -157,7 +157,10 @@ class _MessageMeta(type):
             # Either the base classes, or dataclass(slots=True) rebuilding the class below.
             return super().__new__(mcs, name, bases, ns, **kw)
         plain = super().__new__(mcs, name, bases, ns, **kw)
-        cls = dataclasses.dataclass(frozen=True, eq=True, repr=True, slots=True)(plain)
+        try:
+            cls = dataclasses.dataclass(frozen=True, eq=True, repr=True, slots=True)(plain)
+        except (TypeError, ValueError) as exc:  # e.g. a mutable default value
+            raise MessageDefinitionError(f"{name}: {exc}") from None
         try:
             hints = typing.get_type_hints(cls)
         except NameError as exc:
