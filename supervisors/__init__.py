@@ -14,6 +14,7 @@ from supervisors._actor import (
     Ref,
     Terminated,
 )
+from supervisors._chaos import Fault, inject_fault
 from supervisors._message import ControlMessage, Message, MessageDefinitionError, register_immutable_type
 from supervisors._runtime import Runtime
 from supervisors._scheduler import WorkerKilled
@@ -38,6 +39,7 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ControlMessage",
+    "Fault",
     "Future",
     "Mailbox",
     "MailboxFull",
@@ -55,5 +57,6 @@ __all__ = [
     "Terminated",
     "WhichChildren",
     "WorkerKilled",
+    "inject_fault",
     "register_immutable_type",
 ]

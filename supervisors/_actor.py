@@ -24,6 +24,7 @@ from pykka import ActorDeadError, ActorRef, ThreadingFuture, Timeout
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
+from supervisors._chaos import _InjectedFault
 from supervisors._message import ControlMessage, Message, register_immutable_type
 from supervisors._scheduler import Scheduler, WorkerKilled, in_pool_worker
 
@@ -455,6 +456,8 @@ class Actor(pykka.Actor):
     def _handle_receive(self, message: Any) -> Any:
         if isinstance(message, Message):  # our messages are never pykka's own: skip its checks
             return self.on_receive(message)
+        if isinstance(message, _InjectedFault):
+            raise message.error
         return super()._handle_receive(message)
 
     def _sv_handle(self, envelope: Envelope[Any]) -> None:

@@ -53,6 +53,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._mailboxes: dict[str, Mailbox] = {}
         self._dedicated: set[Scheduler] = set()
+        self._names: dict[str, ActorRef[Any]] = {}
         self._closed = False
 
     @classmethod
@@ -101,6 +102,18 @@ class Runtime:
             mailbox = self._mailboxes.get(urn)
         actor = mailbox.actor if mailbox is not None else None
         return actor.actor_ref if actor is not None else None  # type: ignore[return-value]
+
+    def register_name(self, name: str, ref: ActorRef[Any]) -> None:
+        """Give ``ref`` a well-known name (replacing a previous holder, e.g. after a restart)."""
+        with self._lock:
+            self._names[name] = ref
+
+    def whereis(self, name: str) -> ActorRef[Any] | None:
+        """The live actor registered under ``name``, or None."""
+        ref = self._names.get(name)
+        if ref is None or not ref.is_alive():
+            return None
+        return ref
 
     def __len__(self) -> int:
         return len(self._mailboxes)

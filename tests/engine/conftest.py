@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from xorj_actors.config import parse_config
+from xorj_actors.engine import Engine
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, KillSwitchStatus, sign_recovery
+
+RECOVERY_KEYS = {
+    "XORJ_RECOVERY_KEY_1": "k1-" + "a" * 40,
+    "XORJ_RECOVERY_KEY_2": "k2-" + "b" * 40,
+    "XORJ_RECOVERY_KEY_3": "k3-" + "c" * 40,
+}
+
+FAST = """
+[engine]
+vaults = {vaults}
+[supervision]
+shutdown_timeout_s = 1.0
+[kill_switch]
+cooldown_s = {cooldown}
+ack_deadline_s = 0.5
+restart_step_s = {step}
+[localnet]
+enabled = false
+"""
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def ks_status(engine: Engine) -> KillSwitchStatus:
+    ref = engine.runtime.whereis(KILL_SWITCH_NAME)
+    assert ref is not None, "kill switch not running"
+    return ref.ask(GetStatus(), timeout=5)
+
+
+def authorise(epoch: int, keys=("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_2"), nonce: str = "n-1", ts: int | None = None):
+    ts = int(time.time()) if ts is None else ts
+    return {
+        "epoch": epoch,
+        "nonce": nonce,
+        "timestamp": ts,
+        "authorisations": tuple((k, sign_recovery(RECOVERY_KEYS[k].encode(), epoch, nonce, ts)) for k in keys),
+    }
+
+
+@pytest.fixture
+def engine_factory(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    engines: list[Engine] = []
+
+    def make(*, vaults: int = 10, cooldown: float = 0, step: float = 0.05, data_dir: Path | None = None,
+             environ: dict[str, str] | None = None, extra: str = "") -> Engine:
+        config = parse_config(FAST.format(vaults=vaults, cooldown=cooldown, step=step) + extra)
+        env = dict(RECOVERY_KEYS) if environ is None else environ
+        engine = Engine(config, data_dir or tmp_path / "var", environ=env)
+        engine.start()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        hung = engine.stop(timeout=10)
+        assert not hung, f"actors did not stop: {hung}"
+
+
+@pytest.fixture
+def engine(engine_factory) -> Engine:
+    return engine_factory()

@@ -1,0 +1,250 @@
+"""The kill switch in a running engine: halts, acks, silent actors, persistence, recovery."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import ClassVar
+
+import pytest
+
+from supervisors import ChildSpec, StartChild, WhichChildren
+from xorj_actors.engine import Engine
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover
+from xorj_actors.messages import Halt, HaltMode, Trigger
+from xorj_actors.signers import SignRequest
+from xorj_actors.vaults import Round, Vault
+from tests.engine.conftest import authorise, ks_status, wait_until
+
+
+def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "test") -> int:
+    before = ks_status(engine).epoch
+    engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=mode, reason="test halt", source=source))
+    wait_until(lambda: ks_status(engine).epoch == before + 1 and ks_status(engine).complete, what="halt complete")
+    return before + 1
+
+
+def named(engine: Engine, name: str):
+    for mailbox in engine.runtime.mailboxes():
+        if mailbox.name == name:
+            return mailbox.actor.actor_ref
+    raise KeyError(name)
+
+
+def participant_names(engine: Engine) -> set[str]:
+    return {m.name for m in engine.runtime.mailboxes() if isinstance(m.actor, Participant)}
+
+
+def recover(engine: Engine, **auth) -> object:
+    return engine.runtime.whereis(KILL_SWITCH_NAME).ask(Recover(operator="test", **auth), timeout=5)
+
+
+def test_every_live_actor_acks_a_halt(engine: Engine) -> None:
+    assert ks_status(engine).state == "ARMED"
+    assert named(engine, "vault-0003").ask(Round(1), timeout=2).ran
+    epoch = trigger(engine)
+    status = ks_status(engine)
+    assert status.state == "TRIGGERED" and status.mode == "emergency"
+    assert set(status.acked) == participant_names(engine) and status.missing == ()
+    assert status.halt_latency_s is not None and status.halt_latency_s > 0
+    result = named(engine, "vault-0003").ask(Round(2), timeout=2)
+    assert not result.ran and result.reason == "halted"
+    assert engine.board.status.halted and engine.board.status.epoch == epoch
+
+
+def test_a_signature_queued_before_the_halt_is_refused(engine: Engine) -> None:
+    signer = named(engine, "signer:vault-authority")
+    ks = engine.runtime.whereis(KILL_SWITCH_NAME)
+    # Queue the halt and the signature together: whichever the signer sees first, it refuses.
+    ks.tell(Trigger(mode=HaltMode.GRACEFUL, reason="race", source="test"))
+    reply = signer.ask(SignRequest(trade_id="t-1", payload=b"msg"), timeout=2)
+    wait_until(lambda: ks_status(engine).state == "TRIGGERED")
+    reply = signer.ask(SignRequest(trade_id="t-2", payload=b"msg"), timeout=2)
+    assert reply.signature is None and reply.refused.startswith("halted")
+
+
+class Silent(Participant):
+    """Stuck in a handler: cannot ack until released."""
+
+    gate: ClassVar[threading.Event] = threading.Event()
+
+    def on_receive(self, message: object) -> object:
+        if message == "hang":
+            self.gate.wait(10)
+        return None
+
+
+def test_a_silent_actor_is_reported_replaced_and_its_replacement_acks(engine: Engine) -> None:
+    Silent.gate.clear()
+    vaults = named(engine, "vaults")
+    silent = vaults.ask(StartChild(ChildSpec("silent", lambda: Silent.start(engine.board), shutdown_timeout=0.3)), timeout=2)
+    wait_until(lambda: "silent" in ks_status(engine).acked or ks_status(engine).registered == len(participant_names(engine)))
+    silent.tell("hang")
+    trigger_at = time.monotonic()
+    engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.EMERGENCY, reason="x", source="test"))
+    wait_until(lambda: ks_status(engine).replaced == ("silent",), what="silent actor reported")
+    wait_until(lambda: ks_status(engine).complete, what="halt complete after replacement")
+    status = ks_status(engine)
+    assert "silent" in status.acked and status.missing == ()
+    assert time.monotonic() - trigger_at < 5
+    (child,) = [c for c in vaults.ask(WhichChildren(), timeout=2) if c.id == "silent"]
+    assert child.urn != silent.actor_urn and child.restarts == 1
+    replacement = engine.runtime.lookup(child.urn)
+    assert replacement.actor_inbox.actor.halted, "the replacement starts halted"
+    Silent.gate.set()
+
+
+def test_an_actor_started_during_a_halt_starts_halted(engine: Engine) -> None:
+    epoch = trigger(engine)
+    vaults = named(engine, "vaults")
+    late = vaults.ask(StartChild(ChildSpec("vault-late", lambda: Vault.start(engine.board, "vault-late"))), timeout=2)
+    assert not late.ask(Round(1), timeout=2).ran
+    wait_until(lambda: "vault-late" in ks_status(engine).acked)
+    assert ks_status(engine).epoch == epoch and ks_status(engine).complete
+
+
+def test_emergency_drops_pending_unsigned_work_graceful_keeps_it(engine: Engine) -> None:
+    vault = named(engine, "vault-0001")
+    actor = vault.actor_inbox.actor
+    actor.pending_unsigned = (1, 2)  # test-only seeding of pending work
+    trigger(engine, HaltMode.GRACEFUL)
+    assert actor.pending_unsigned == (1, 2)
+    trigger(engine, HaltMode.EMERGENCY)
+    assert actor.pending_unsigned == ()
+
+
+def test_a_restarted_process_comes_back_halted(engine_factory, tmp_path) -> None:
+    first = engine_factory(data_dir=tmp_path / "d")
+    epoch = trigger(first)
+    first.stop()
+    second = engine_factory(data_dir=tmp_path / "d")
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and status.epoch == epoch
+    wait_until(lambda: ks_status(second).complete)
+    assert not named(second, "vault-0000").ask(Round(1), timeout=2).ran
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"state": "ARMED", "epoch": -1}), json.dumps([1])])
+def test_a_corrupt_state_file_means_halted(engine_factory, tmp_path, content: str) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "kill_switch.json").write_text(content)
+    engine = engine_factory(data_dir=d)
+    status = ks_status(engine)
+    assert status.state == "TRIGGERED" and "state file" in status.reason
+    assert not named(engine, "vault-0000").ask(Round(1), timeout=2).ran
+
+
+def test_an_unreadable_state_file_means_halted(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    (d / "kill_switch.json").mkdir(parents=True)  # reading a directory fails with an OSError
+    engine = engine_factory(data_dir=d)
+    assert ks_status(engine).state == "TRIGGERED"
+
+
+def test_kill_switch_active_in_the_environment_halts_at_start(engine_factory) -> None:
+    from tests.engine.conftest import RECOVERY_KEYS
+
+    engine = engine_factory(environ={**RECOVERY_KEYS, "KILL_SWITCH_ACTIVE": "true"})
+    status = ks_status(engine)
+    assert status.state == "TRIGGERED" and status.source == "environment"
+
+
+def test_the_kill_file_halts_and_blocks_recovery_until_removed(engine: Engine) -> None:
+    kill_file = engine.data_dir / "KILL"
+    kill_file.write_text("market crash, halting\n")
+    wait_until(lambda: ks_status(engine).state == "TRIGGERED", timeout=2, what="kill file noticed")
+    status = ks_status(engine)
+    assert status.source == "kill_file" and "market crash" in status.reason and status.mode == "graceful"
+    outcome = recover(engine, **authorise(status.epoch))
+    assert not outcome.accepted and "kill file" in outcome.reason
+    kill_file.unlink()
+    outcome = recover(engine, **authorise(status.epoch))
+    assert outcome.accepted, outcome.reason
+
+
+def test_recovery_needs_k_of_m_fresh_authorisations_for_this_epoch(engine: Engine) -> None:
+    epoch = trigger(engine)
+    state_file = engine.data_dir / "kill_switch.json"
+    cases = {
+        "too few": authorise(epoch, keys=("XORJ_RECOVERY_KEY_1",)),
+        "same key twice": authorise(epoch, keys=("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_1")),
+        "other epoch": authorise(epoch - 1 if epoch > 1 else epoch + 5),
+        "stale": authorise(epoch, ts=int(time.time()) - 3600),
+    }
+    forged = authorise(epoch)
+    forged["authorisations"] = (forged["authorisations"][0], ("XORJ_RECOVERY_KEY_2", "00" * 32))
+    cases["forged"] = forged
+    unknown = authorise(epoch)
+    unknown["authorisations"] = (unknown["authorisations"][0], ("NOT_A_KEY", "00" * 32))
+    cases["unknown key"] = unknown
+    for name, auth in cases.items():
+        before = state_file.read_text()
+        outcome = recover(engine, **auth)
+        assert not outcome.accepted, name
+        assert outcome.reason, name
+        assert ks_status(engine).state == "TRIGGERED", name
+        assert state_file.read_text() == before, f"{name}: a refused recovery must change nothing"
+    good = authorise(epoch, nonce="fresh")
+    outcome = recover(engine, **good)
+    assert outcome.accepted and outcome.state == "RECOVERY_PENDING" and outcome.factor == 0.5
+    # The same request again is a replay.
+    trigger(engine)
+    replay = recover(engine, **authorise(ks_status(engine).epoch, nonce="fresh"))
+    assert not replay.accepted and "replay" in replay.reason
+
+
+def test_gradual_restart_tells_every_actor_the_position_factor(engine: Engine) -> None:
+    epoch = trigger(engine)
+    vault = named(engine, "vault-0002").actor_inbox.actor
+    assert vault.halted and vault.position_factor == 0.0
+    seen: list[float] = []
+    outcome = recover(engine, **authorise(epoch))
+    assert outcome.accepted
+    wait_until(lambda: (seen.append(vault.position_factor) or True) and ks_status(engine).state == "ARMED", what="armed")
+    assert vault.position_factor == 1.0 and not vault.halted
+    assert 0.5 in seen or 0.75 in seen, seen
+    assert named(engine, "vault-0002").ask(Round(5), timeout=2).ran
+    persisted = json.loads((engine.data_dir / "kill_switch.json").read_text())
+    assert persisted["state"] == "ARMED" and persisted["factor"] == 1.0
+
+
+def test_recovery_waits_for_the_cooldown(engine_factory) -> None:
+    engine = engine_factory(cooldown=300)
+    epoch = trigger(engine)
+    outcome = recover(engine, **authorise(epoch))
+    assert not outcome.accepted and "cooldown" in outcome.reason
+
+
+def test_recovery_without_configured_keys_is_refused(engine_factory) -> None:
+    engine = engine_factory(environ={})
+    epoch = trigger(engine)
+    outcome = recover(engine, **authorise(epoch))
+    assert not outcome.accepted and "recovery keys" in outcome.reason
+
+
+def test_a_restarted_kill_switch_finds_every_actor_again(engine: Engine) -> None:
+    registered = ks_status(engine).registered
+    old = engine.runtime.whereis(KILL_SWITCH_NAME)
+    old.stop(timeout=2)
+    wait_until(lambda: engine.runtime.whereis(KILL_SWITCH_NAME) not in (None, old), what="kill switch restarted")
+    assert ks_status(engine).registered == registered
+    trigger(engine)
+    assert set(ks_status(engine).acked) == participant_names(engine)
+
+
+class Recorder(Participant):
+    halts: ClassVar[list[int]] = []
+
+    def on_halt(self, halt: Halt) -> int:
+        self.halts.append(halt.epoch)
+        return 3
+
+
+def test_in_flight_work_is_reported_with_the_ack(engine: Engine) -> None:
+    board: HaltBoard = engine.board
+    named(engine, "vaults").ask(StartChild(ChildSpec("recorder", lambda: Recorder.start(board))), timeout=2)
+    wait_until(lambda: ks_status(engine).registered == len(participant_names(engine)))
+    epoch = trigger(engine)
+    assert Recorder.halts[-1] == epoch

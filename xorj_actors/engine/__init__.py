@@ -1,0 +1,6 @@
+"""The engine process: the supervision tree, its runtime and its data directory."""
+
+from xorj_actors.engine._engine import EXIT_ESCALATED, EXIT_OK, Engine, EngineError
+from xorj_actors.engine._logging import configure_logging
+
+__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "configure_logging"]

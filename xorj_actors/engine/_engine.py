@@ -1,0 +1,163 @@
+"""The engine process: runtime, tree, data directory, and the exit code systemd sees."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from supervisors import ActorState, Runtime, Strategy, Supervisor
+from xorj_actors.config import Config
+from xorj_actors.engine._tree import TreeContext, root_children
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard
+
+__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError"]
+
+EXIT_OK = 0
+#: The root supervisor passed its restart intensity: let systemd / Kubernetes restart us.
+EXIT_ESCALATED = 3
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start (data directory taken, tree did not come up...)."""
+
+
+class Engine:
+    """One engine process's worth of actors.
+
+    Args:
+        config: the loaded configuration.
+        data_dir: every file the engine writes lives below it.
+        environ: environment (secrets, KILL_SWITCH_ACTIVE); default ``os.environ``.
+        handle_signals: run the signal watcher (the ``run`` command); off for in-process use.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir).resolve()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.handle_signals = handle_signals
+        self.shutdown_requested = threading.Event()
+        self.shutdown_reason: str | None = None
+        self.runtime: Runtime | None = None
+        self.root: Any = None
+        self.board = HaltBoard()
+        self._lock_fd: int | None = None
+        self._endpoints: dict[str, str] = {}
+
+    @property
+    def socket_path(self) -> Path:
+        return self.data_dir / self.config.debug_socket.path
+
+    def endpoints(self) -> Mapping[str, str]:
+        return dict(self._endpoints)
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_data_dir()
+        try:
+            self._start_tree(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _lock_data_dir(self) -> None:
+        fd = os.open(self.data_dir / "engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EngineError(f"data directory {self.data_dir} is in use by another engine process") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _start_tree(self, timeout: float) -> None:
+        cfg = self.config
+        self.runtime = Runtime(
+            workers=cfg.engine.scheduler_workers, mailbox_capacity=cfg.engine.mailbox_capacity, name="xorj"
+        )
+        self._endpoints["debug_socket"] = f"unix://{self.socket_path}"
+        ctx = TreeContext(
+            config=cfg,
+            data_dir=self.data_dir,
+            board=self.board,
+            environ=self.environ,
+            endpoints=self.endpoints,
+            on_shutdown=self.request_shutdown if self.handle_signals else None,
+        )
+        self.root = Supervisor.start(
+            root_children(ctx),
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=cfg.supervision.max_restarts,
+            period=cfg.supervision.period_s,
+            name="root",
+        )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self.root.actor_inbox.closed:
+                raise EngineError(f"the supervision tree failed to start: {self.root.actor_inbox.exit_reason}")
+            if time.monotonic() > deadline:
+                raise EngineError(f"the supervision tree did not come up within {timeout} s")
+            time.sleep(0.01)
+        logger.info(
+            "engine up: {} actors, kill switch {}, data dir {}",
+            len(self.runtime),
+            self.board.status.state,
+            self.data_dir,
+        )
+
+    def _ready(self) -> bool:
+        assert self.runtime is not None
+        if self.runtime.whereis(KILL_SWITCH_NAME) is None or not self.socket_path.exists():
+            return False
+        return all(m.state is not ActorState.STARTING for m in self.runtime.mailboxes())
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def request_shutdown(self, reason: str) -> None:
+        self.shutdown_reason = reason
+        self.shutdown_requested.set()
+
+    def wait(self) -> int:
+        """Block until a shutdown is requested (exit 0) or the root gives up (non-zero)."""
+        assert self.root is not None
+        root_box = self.root.actor_inbox
+        while not self.shutdown_requested.wait(0.2):
+            if root_box.closed:
+                logger.critical("root supervisor ended: {}", root_box.exit_reason)
+                return EXIT_ESCALATED
+        logger.info("shutdown requested ({})", self.shutdown_reason)
+        return EXIT_OK
+
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Stop the tree in order, then the runtime. Returns the actors that had to be abandoned."""
+        timeout = timeout if timeout is not None else self.config.supervision.shutdown_timeout_s * 4
+        hung: list[str] = []
+        if self.root is not None and not self.root.actor_inbox.closed:
+            try:
+                self.root.stop(timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 - still stop the runtime below
+                logger.error("ordered shutdown incomplete: {!r}", exc)
+        if self.runtime is not None:
+            hung = self.runtime.shutdown(timeout=timeout)
+            self.runtime = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        return hung

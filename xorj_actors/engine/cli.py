@@ -1,0 +1,52 @@
+"""`xorj-actors run`: the supervised engine process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_arguments", "main"]
+
+EXIT_CONFIG = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from xorj_actors.cli import add_common_arguments
+
+    add_common_arguments(parser)
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines (default: human lines on a terminal)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def main(args: argparse.Namespace) -> int:
+    # Before any thread exists, so that every thread inherits the mask (see ops/_signals.py).
+    from xorj_actors.ops import block_signals
+
+    block_signals()
+
+    from pathlib import Path
+
+    from loguru import logger
+
+    from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.engine import Engine, EngineError, configure_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"xorj-actors: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    data_dir = Path(args.data_dir)
+    configure_logging(json_lines=True if args.log_json else None, level=args.log_level, log_dir=data_dir / "logs")
+    engine = Engine(config, data_dir, handle_signals=True)
+    try:
+        engine.start()
+    except EngineError as exc:
+        logger.critical("cannot start: {}", exc)
+        return 1
+    code = engine.wait()
+    hung = engine.stop()
+    if hung:
+        logger.error("abandoned at shutdown: {}", hung)
+    logger.info("exit {}", code)
+    return code

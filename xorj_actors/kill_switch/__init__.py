@@ -1,0 +1,44 @@
+"""The kill switch: halt epochs every actor must acknowledge, fail-closed state, K-of-M recovery."""
+
+from xorj_actors.kill_switch._actor import (
+    EnterMaintenance,
+    GetStatus,
+    KillSwitch,
+    KillSwitchStatus,
+    Recover,
+    RecoveryOutcome,
+)
+from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
+from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
+from xorj_actors.kill_switch._recovery import (
+    MIN_KEY_BYTES,
+    RecoveryRefused,
+    RecoveryVerifier,
+    load_recovery_keys,
+    recovery_payload,
+    sign_recovery,
+)
+from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, StateFile
+
+__all__ = [
+    "KILL_SWITCH_NAME",
+    "MIN_KEY_BYTES",
+    "EnterMaintenance",
+    "GetStatus",
+    "HaltBoard",
+    "HaltStatus",
+    "InvalidTransition",
+    "KillSwitch",
+    "KillSwitchState",
+    "KillSwitchStatus",
+    "Participant",
+    "PersistedState",
+    "Recover",
+    "RecoveryOutcome",
+    "RecoveryRefused",
+    "RecoveryVerifier",
+    "StateFile",
+    "load_recovery_keys",
+    "recovery_payload",
+    "sign_recovery",
+]

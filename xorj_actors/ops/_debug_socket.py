@@ -1,0 +1,391 @@
+"""The debug socket: newline-delimited JSON over a Unix domain socket (mode 0600).
+
+Each request is one line: ``{"id": <any>, "cmd": "<command>", "args": {...}}``; each reply is one
+line: ``{"id": <same>, "ok": true, "result": ...}`` or ``{"id": ..., "ok": false, "error":
+{"code": ..., "message": ...}}``. Bad input gets an error reply and changes nothing; an oversized
+line, an idle or a slow client gets a reply where possible and the connection is closed. The
+server runs on its own thread and event loop, so a stuck actor cannot make it unresponsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from loguru import logger
+from pykka import ActorDeadError, Timeout
+
+from supervisors import Runtime
+from xorj_actors.config import DebugSocketSettings
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_NAME,
+    EnterMaintenance,
+    GetStatus,
+    HaltBoard,
+    Participant,
+    Recover,
+)
+from xorj_actors.messages import HaltMode, Trigger
+
+__all__ = ["DebugSocket", "DebugSocketServer", "RequestError", "COMMANDS"]
+
+#: How long a command may wait for an actor's answer.
+ASK_TIMEOUT_S = 2.0
+#: How long a reply may take to drain to a slow client before it is dropped.
+WRITE_TIMEOUT_S = 5.0
+
+
+class RequestError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _args(args: Mapping[str, Any], spec: Mapping[str, tuple[type | tuple[type, ...], bool]]) -> dict[str, Any]:
+    """Check ``args`` against {name: (type, required)}; refuse unknown keys and wrong types."""
+    unknown = set(args) - set(spec)
+    if unknown:
+        raise RequestError("bad_request", f"unknown argument(s): {', '.join(sorted(unknown))}")
+    out = {}
+    for name, (tp, required) in spec.items():
+        if name not in args:
+            if required:
+                raise RequestError("bad_request", f"missing argument: {name}")
+            continue
+        value = args[name]
+        if not isinstance(value, tp) or (isinstance(value, bool) and tp is int):
+            raise RequestError("bad_request", f"argument {name} has the wrong type")
+        out[name] = value
+    return out
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+        return value.value
+    return value
+
+
+class Commands:
+    """The commands, run on the server's thread; blocking asks go to an executor."""
+
+    def __init__(self, runtime: Runtime, endpoints: Callable[[], Mapping[str, str]], data_dir: Path) -> None:
+        self.runtime = runtime
+        self.endpoints = endpoints
+        self.data_dir = data_dir
+        self.started = time.time()
+
+    def _kill_switch(self) -> Any:
+        ref = self.runtime.whereis(KILL_SWITCH_NAME)
+        if ref is None:
+            raise RequestError("unavailable", "the kill switch is not running (restarting?)")
+        return ref
+
+    def _ask_kill_switch(self, message: Any) -> Any:
+        try:
+            return self._kill_switch().ask(message, timeout=ASK_TIMEOUT_S)
+        except Timeout:
+            raise RequestError("timeout", f"the kill switch did not answer within {ASK_TIMEOUT_S} s") from None
+        except ActorDeadError:
+            raise RequestError("unavailable", "the kill switch stopped while answering") from None
+
+    def help(self, args: Mapping[str, Any]) -> Any:
+        _args(args, {})
+        return {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in self.table().items()}
+
+    def tree(self, args: Mapping[str, Any]) -> Any:
+        """Every live actor: urn, name, class, parent, state, mailbox depth, restarts, last message."""
+        _args(args, {})
+        return [m.snapshot() for m in self.runtime.mailboxes()]
+
+    def actor(self, args: Mapping[str, Any]) -> Any:
+        """One actor's details and current stack, by urn or name."""
+        a = _args(args, {"urn": (str, False), "name": (str, False)})
+        if len(a) != 1:
+            raise RequestError("bad_request", "give exactly one of urn or name")
+        for mailbox in self.runtime.mailboxes():
+            if mailbox.urn == a.get("urn") or mailbox.name == a.get("name"):
+                return mailbox.snapshot(stack=True)
+        raise RequestError("not_found", f"no live actor {next(iter(a.values()))!r}")
+
+    def stacks(self, args: Mapping[str, Any]) -> Any:
+        """The stack of every thread, with the actor it is running, if any."""
+        _args(args, {})
+        running = {m.thread_ident: m.name for m in self.runtime.mailboxes() if m.thread_ident is not None}
+        names = {t.ident: t.name for t in threading.enumerate()}
+        frames = sys._current_frames()  # noqa: SLF001 - the only way to see live stacks
+        return [
+            {
+                "thread": names.get(ident, str(ident)),
+                "ident": ident,
+                "actor": running.get(ident),
+                "stack": [line.rstrip("\n") for line in traceback.format_stack(frame)],
+            }
+            for ident, frame in frames.items()
+        ]
+
+    def status(self, args: Mapping[str, Any]) -> Any:
+        """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served."""
+        _args(args, {})
+        return {
+            "kill_switch": to_jsonable(self._ask_kill_switch(GetStatus())),
+            "endpoints": dict(self.endpoints()),
+            "actors": len(self.runtime),
+            "pid": os.getpid(),
+            "data_dir": str(self.data_dir),
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+
+    def halt(self, args: Mapping[str, Any]) -> Any:
+        """Trigger the kill switch: args mode (graceful|emergency), reason."""
+        a = _args(args, {"mode": (str, False), "reason": (str, False)})
+        mode = a.get("mode", "emergency")
+        if mode not in ("graceful", "emergency"):
+            raise RequestError("bad_request", "mode must be graceful or emergency")
+        reason = a.get("reason", "operator halt over the debug socket")[:500]
+        self._kill_switch().tell(Trigger(mode=HaltMode(mode), reason=reason, source="debug_socket"))
+        return {"triggered": True, "mode": mode}
+
+    def maintenance(self, args: Mapping[str, Any]) -> Any:
+        """Halt for maintenance (leave it with recover): args reason."""
+        a = _args(args, {"reason": (str, False)})
+        outcome = self._ask_kill_switch(EnterMaintenance(reason=a.get("reason", "maintenance"), source="debug_socket"))
+        return to_jsonable(outcome)
+
+    def recover(self, args: Mapping[str, Any]) -> Any:
+        """Recover with K-of-M authorisations: args epoch, nonce, timestamp, authorisations, operator."""
+        a = _args(
+            args,
+            {
+                "epoch": (int, True),
+                "nonce": (str, True),
+                "timestamp": (int, True),
+                "authorisations": (list, True),
+                "operator": (str, False),
+            },
+        )
+        auths = []
+        for item in a["authorisations"]:
+            if not (isinstance(item, dict) and set(item) == {"key_id", "hmac"}
+                    and all(isinstance(v, str) for v in item.values())):
+                raise RequestError("bad_request", 'each authorisation is {"key_id": str, "hmac": str}')
+            auths.append((item["key_id"], item["hmac"]))
+        outcome = self._ask_kill_switch(
+            Recover(
+                epoch=a["epoch"],
+                nonce=a["nonce"],
+                timestamp=a["timestamp"],
+                authorisations=tuple(auths),
+                operator=a.get("operator", "debug_socket"),
+            )
+        )
+        return to_jsonable(outcome)
+
+    def table(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+        return {n: getattr(self, n) for n in COMMANDS}
+
+
+COMMANDS: tuple[str, ...] = ("help", "tree", "actor", "stacks", "status", "halt", "maintenance", "recover")
+
+
+class DebugSocketServer:
+    """Serves :class:`Commands` on a Unix socket from a thread of its own."""
+
+    def __init__(self, path: Path, settings: DebugSocketSettings, commands: Commands) -> None:
+        self.path = path
+        self.settings = settings
+        self.commands = commands
+        self._table = commands.table()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._clients = 0
+
+    def start(self, timeout: float = 5.0) -> None:
+        _claim_socket_path(self.path)
+        self._thread = threading.Thread(target=self._run, name="debug-socket", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("debug socket did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"debug socket failed to start: {self._error}") from self._error
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+            loop.run_forever()
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._server = await asyncio.start_unix_server(
+            self._client, path=str(self.path), limit=self.settings.max_line_bytes + 1
+        )
+        os.chmod(self.path, 0o600)
+        self._ready.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                for task in asyncio.all_tasks():
+                    if task is not asyncio.current_task():
+                        task.cancel()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(close(), loop)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients += 1
+        try:
+            if self._clients > self.settings.max_clients:
+                await self._send(writer, _error(None, "busy", f"too many clients (max {self.settings.max_clients})"))
+                return
+            while True:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), self.settings.idle_timeout_s)
+                except asyncio.TimeoutError:
+                    await self._send(writer, _error(None, "idle_timeout", "no request within the idle timeout"))
+                    return
+                except (ValueError, asyncio.LimitOverrunError):
+                    await self._send(
+                        writer, _error(None, "line_too_long", f"request longer than {self.settings.max_line_bytes} bytes")
+                    )
+                    return
+                if not line:
+                    return
+                if len(line) > self.settings.max_line_bytes:
+                    await self._send(
+                        writer, _error(None, "line_too_long", f"request longer than {self.settings.max_line_bytes} bytes")
+                    )
+                    return
+                if not line.strip():
+                    continue
+                reply = await self._handle(line)
+                if not await self._send(writer, reply):
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            self._clients -= 1
+            writer.close()
+
+    async def _handle(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(None, "bad_json", f"not valid JSON: {exc}")
+        if not isinstance(request, dict):
+            return _error(None, "bad_request", "a request is a JSON object")
+        req_id = request.get("id")
+        unknown = set(request) - {"id", "cmd", "args"}
+        if unknown:
+            return _error(req_id, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+        cmd = request.get("cmd")
+        args = request.get("args", {})
+        if not isinstance(cmd, str):
+            return _error(req_id, "bad_request", "cmd must be a string")
+        if not isinstance(args, dict):
+            return _error(req_id, "bad_request", "args must be an object")
+        handler = self._table.get(cmd)
+        if handler is None:
+            return _error(req_id, "unknown_command", f"unknown command {cmd[:50]!r}; try help")
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(None, handler, args)
+        except RequestError as exc:
+            return _error(req_id, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - reported to the client, the engine goes on
+            logger.exception("debug socket: command {} failed", cmd)
+            return _error(req_id, "internal", f"{type(exc).__name__}: {exc}")
+        return {"id": req_id, "ok": True, "result": result}
+
+    async def _send(self, writer: asyncio.StreamWriter, reply: dict[str, Any]) -> bool:
+        writer.write(json.dumps(reply, default=str).encode() + b"\n")
+        try:
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError):
+            return False
+        return True
+
+
+def _error(req_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"id": req_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Remove a stale socket file, but never one a live process still serves."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(0.5)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise RuntimeError(f"debug socket {path} is served by another process (same data directory?)")
+
+
+class DebugSocket(Participant):
+    """The debug socket in the tree: it halts and acks like every actor, and keeps serving."""
+
+    dedicated_thread: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        board: HaltBoard,
+        path: Path,
+        settings: DebugSocketSettings,
+        endpoints: Callable[[], Mapping[str, str]],
+        data_dir: Path,
+    ) -> None:
+        super().__init__(board)
+        self.server = DebugSocketServer(path, settings, Commands(self.runtime, endpoints, data_dir))
+
+    def on_start(self) -> None:
+        self.server.start()
+        logger.info("debug socket listening on {}", self.server.path)
+        super().on_start()
+
+    def on_stop(self) -> None:
+        self.server.stop()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.server.stop()

@@ -1,0 +1,85 @@
+"""Signals, without handlers: blocked in every thread, taken by one waiting thread.
+
+A Python signal handler runs in the main thread between two bytecodes; if it took a lock the
+interrupted code held (``queue.Queue.put`` does), the process would deadlock. So the signals are
+blocked before any thread starts (threads inherit the mask) and one thread takes them with
+``sigtimedwait``; no code is ever interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from loguru import logger
+from pykka import ActorDeadError
+
+from supervisors import MailboxFull
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.messages import HaltMode, Trigger
+
+__all__ = ["HANDLED_SIGNALS", "SignalWatcher", "block_signals"]
+
+HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT})
+
+
+def block_signals() -> None:
+    """Block the handled signals in the calling thread: call it in the main thread first thing."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+
+
+class SignalWatcher(Participant):
+    """SIGUSR1: graceful halt. SIGUSR2: emergency halt. SIGTERM/SIGINT: ordered shutdown."""
+
+    dedicated_thread: ClassVar[bool] = True
+
+    def __init__(self, board: HaltBoard, on_shutdown: Callable[[str], None], kill_file: Path) -> None:
+        super().__init__(board)
+        self.on_shutdown = on_shutdown
+        self.kill_file = kill_file
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name="signal-watcher", daemon=True)
+        self._thread.start()
+        super().on_start()
+
+    def on_stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(2)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.on_stop()
+
+    def _watch(self) -> None:
+        block_signals()  # in case this thread was not created with the mask
+        while not self._stopping.is_set():
+            try:
+                sig = signal.sigtimedwait(HANDLED_SIGNALS, 0.25)
+            except InterruptedError:
+                continue
+            if sig is None:
+                continue
+            self._dispatch(signal.Signals(sig.si_signo))
+
+    def _dispatch(self, sig: signal.Signals) -> None:
+        logger.warning("received {}", sig.name)
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.on_shutdown(sig.name)
+            return
+        mode = HaltMode.GRACEFUL if sig is signal.SIGUSR1 else HaltMode.EMERGENCY
+        ks = self.runtime.whereis(KILL_SWITCH_NAME)
+        trigger = Trigger(mode=mode, reason=f"{sig.name} received", source=sig.name)
+        try:
+            if ks is None:
+                raise ActorDeadError("kill switch not running")
+            ks.tell(trigger)
+        except (ActorDeadError, MailboxFull) as exc:
+            # Fail closed: the kill file outlives a restarting kill switch, which halts on seeing it.
+            logger.critical("cannot deliver {} to the kill switch ({!r}); writing the kill file", sig.name, exc)
+            self.kill_file.write_text(f"{sig.name} received while the kill switch was unreachable\n")
