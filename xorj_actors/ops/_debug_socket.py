@@ -106,6 +106,7 @@ class Commands:
             raise RequestError("unavailable", "the kill switch stopped while answering") from None
 
     def help(self, args: Mapping[str, Any]) -> Any:
+        """The commands, each with one line of help."""
         _args(args, {})
         return {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in self.table().items()}
 

@@ -35,7 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket", metavar="PATH", help="debug socket path (default: from config and data dir)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the engine")
+    # --json also after the command (`ctl tree --json`); SUPPRESS keeps the top-level value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     sub = parser.add_subparsers(dest="ctl_command", required=True, metavar="CMD")
+    _add = sub.add_parser
+
+    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add  # type: ignore[method-assign]
     sub.add_parser("tree", help="the live actor tree")
     p = sub.add_parser("actor", help="one actor's details and stack")
     p.add_argument("who", help="actor urn or name")
