@@ -316,7 +316,7 @@ class Mailbox:
         self.runtime._forget(self)
         if actor is not None:
             try:
-                actor._sv_terminated()
+                actor.on_terminate()
             except Exception:  # noqa: BLE001
                 logger.exception("termination hook of {} failed", self.name)
         abnormal = state is not ActorState.STOPPED
@@ -450,8 +450,13 @@ class Actor(pykka.Actor):
         except Exception:
             self._sv_fail(sys.exc_info())
 
-    def _sv_terminated(self) -> None:
-        """Runtime hook, on whichever thread ends the actor: after it stopped, before watchers hear."""
+    def on_terminate(self) -> None:
+        """Run once when the actor has ended, however it ended; release its resources here.
+
+        Unlike ``on_stop`` (a requested stop) and ``on_failure`` (an exception in a handler), it
+        also runs when the worker thread died under the actor or the actor was abandoned, and
+        then on whichever thread noticed. Watchers hear of the death after it returns.
+        """
 
     def _handle_receive(self, message: Any) -> Any:
         if isinstance(message, Message):  # our messages are never pykka's own: skip its checks

@@ -241,7 +241,7 @@ class Supervisor(Actor):
             return None
         return super().on_receive(message)
 
-    def _sv_terminated(self) -> None:
+    def on_terminate(self) -> None:
         # However the supervisor ends (even killed under its worker), its children end with it.
         for child in list(self._children.values()):
             if child.ref is not None:

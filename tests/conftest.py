@@ -13,6 +13,7 @@ import socket
 import pytest
 
 pytest_plugins = [
+    "tests.plugins.engine",
     "tests.plugins.localnet",
     "tests.plugins.audit",
     "tests.plugins.ministack",

@@ -12,7 +12,7 @@ import pytest
 
 from xorj_actors.engine import Engine
 from xorj_actors.ops.ctl import CtlError, request
-from tests.engine.conftest import authorise, ks_status, wait_until
+from tests.plugins.engine import authorise, ks_status, wait_until
 
 
 def connect(engine: Engine) -> socket.socket:

@@ -15,7 +15,7 @@ from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Re
 from xorj_actors.messages import Halt, HaltMode, Trigger
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
-from tests.engine.conftest import authorise, ks_status, wait_until
+from tests.plugins.engine import authorise, ks_status, wait_until
 
 
 def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "test") -> int:
@@ -144,7 +144,7 @@ def test_an_unreadable_state_file_means_halted(engine_factory, tmp_path) -> None
 
 
 def test_kill_switch_active_in_the_environment_halts_at_start(engine_factory) -> None:
-    from tests.engine.conftest import RECOVERY_KEYS
+    from tests.plugins.engine import RECOVERY_KEYS
 
     engine = engine_factory(environ={**RECOVERY_KEYS, "KILL_SWITCH_ACTIVE": "true"})
     status = ks_status(engine)

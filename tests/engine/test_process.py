@@ -15,7 +15,7 @@ import pytest
 from supervisors import Fault, inject_fault
 from xorj_actors.engine import EXIT_ESCALATED
 from xorj_actors.kill_switch import KILL_SWITCH_NAME
-from tests.engine.conftest import RECOVERY_KEYS, wait_until
+from tests.plugins.engine import RECOVERY_KEYS, wait_until
 
 CONFIG = """
 [engine]

@@ -385,8 +385,5 @@ class DebugSocket(Participant):
         logger.info("debug socket listening on {}", self.server.path)
         super().on_start()
 
-    def on_stop(self) -> None:
-        self.server.stop()
-
-    def on_failure(self, *exc_info: Any) -> None:
+    def on_terminate(self) -> None:
         self.server.stop()

@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from loguru import logger
 from pykka import ActorDeadError
@@ -48,13 +48,10 @@ class SignalWatcher(Participant):
         self._thread.start()
         super().on_start()
 
-    def on_stop(self) -> None:
+    def on_terminate(self) -> None:
         self._stopping.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2)
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self.on_stop()
 
     def _watch(self) -> None:
         block_signals()  # in case this thread was not created with the mask

@@ -1,3 +1,5 @@
+"""pytest fixtures: an in-process engine (registered in tests/conftest.py)."""
+
 from __future__ import annotations
 
 import time
