@@ -91,9 +91,11 @@ class Terminated(Message):
 
 
 class Future(ThreadingFuture[Any]):
-    """pykka's threading future, refusing to block a shared pool thread."""
+    """pykka's threading future: never waits forever, never blocks a shared pool thread."""
 
     def get(self, *, timeout: float | None = None) -> Any:
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
         if in_pool_worker() and self._result is None:
             raise BlockingCallInWorker(
                 "a pooled actor must not block on a future; use tell and reply messages, "

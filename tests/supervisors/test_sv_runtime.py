@@ -237,3 +237,20 @@ def test_message_values_cross_actors_unchanged(runtime: Runtime) -> None:
     ref.tell(msg)
     wait_until(lambda: actor_of(ref).seen)
     assert actor_of(ref).seen[0] is msg  # shared safely because it cannot change
+
+
+def test_futures_never_wait_forever(runtime: Runtime) -> None:
+    import supervisors._actor as actor_module
+
+    gate = threading.Event()
+    ref = Recorder.start(gate)
+    ref.tell("hold")
+    future = ref.proxy().on_receive(Work(1))  # a proxy call: pykka's path to our future
+    old = actor_module.DEFAULT_TIMEOUT
+    actor_module.DEFAULT_TIMEOUT = 0.2
+    try:
+        with pytest.raises(Timeout):
+            future.get()  # no timeout given: the default applies
+    finally:
+        actor_module.DEFAULT_TIMEOUT = old
+        gate.set()

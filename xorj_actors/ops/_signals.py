@@ -26,8 +26,19 @@ __all__ = ["HANDLED_SIGNALS", "SignalWatcher", "block_signals"]
 HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT})
 
 
+def _never_called(signum: int, frame: object) -> None:  # pragma: no cover - signals stay blocked
+    pass
+
+
 def block_signals() -> None:
-    """Block the handled signals in the calling thread: call it in the main thread first thing."""
+    """Block the handled signals in the calling thread: call it in the main thread first thing.
+
+    A handler is installed too, although it never runs: as PID 1 in a container, the kernel
+    discards signals whose disposition is the default, before sigtimedwait could take them.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, _never_called)
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
 
 
