@@ -1,15 +1,135 @@
-"""`xorj-actors audit` (placeholder until its issue lands)."""
+"""`xorj-actors audit`: verify, read, export and anchor the hash-chained audit log."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import datetime
+from typing import Any
+
+_COMMANDS = ("verify", "tail", "show", "export", "anchor", "recover")
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone, e.g. 2026-11-21T20:00:00Z: {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from xorj_actors.cli import add_common_arguments
 
-    add_common_arguments(parser)
+    sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    helps = {
+        "verify": "re-compute the chain and HMACs, check the anchored heads; exit 1 when broken",
+        "tail": "the newest entries (filtered), one line each",
+        "show": "matching entries in full",
+        "export": "matching entries as JSON lines",
+        "anchor": "archive the chain head and the unanchored entries to S3 now",
+        "recover": "after a restore, append the entries the anchors hold beyond the log's end (engine stopped)",
+    }
+    for name in _COMMANDS:
+        sp = sub.add_parser(name, help=helps[name], description=helps[name])
+        add_common_arguments(sp)
+        if name == "verify":
+            sp.add_argument("--no-anchors", action="store_true", help="do not compare with the anchored heads")
+        if name in ("tail", "show", "export"):
+            sp.add_argument("--trade-id", metavar="ID", help="only entries with this correlation (trade) id")
+            sp.add_argument("--type", action="append", default=[], metavar="TYPE", help="event type (repeatable)")
+            sp.add_argument("--since", type=_time, metavar="TIME", help="from this time (ISO 8601 with zone)")
+            sp.add_argument("--until", type=_time, metavar="TIME", help="before this time (ISO 8601 with zone)")
+        if name == "tail":
+            sp.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="how many (default 20)")
+        if name == "show":
+            sp.add_argument("--sequence", type=int, metavar="N", help="the entry with this sequence number")
+            sp.add_argument("--id", dest="entry_id", metavar="UUID", help="the entry with this id")
+        if name == "export":
+            sp.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    from xorj_actors.audit._chain import EventType, utc_timestamp
+
+    known = {e.value for e in EventType}
+    for t in args.type:
+        if t not in known:
+            raise ValueError(f"--type: unknown event type {t!r} (one of {', '.join(sorted(known))})")
+    return {
+        "correlation_id": args.trade_id,
+        "event_types": tuple(args.type),
+        "since": utc_timestamp(args.since) if args.since else None,
+        "until": utc_timestamp(args.until) if args.until else None,
+    }
+
+
+def _line(e: Any) -> str:
+    corr = e.correlation_id or "-"
+    return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
 def main(args: argparse.Namespace) -> int:
-    raise SystemExit("xorj-actors audit: not built yet")
+    import json
+    from pathlib import Path
+
+    from xorj_actors.audit._anchor import AnchorError, Anchorer, list_anchors, recover_from_anchors, s3_client
+    from xorj_actors.audit._chain import load_hmac_key
+    from xorj_actors.audit._store import AuditStoreError, open_store, select_entries
+    from xorj_actors.audit._verify import verify_store
+    from xorj_actors.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        settings = config.audit
+        store = open_store(settings, Path(args.data_dir), create=False)
+    except (ConfigError, AuditStoreError) as exc:
+        print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        cmd = args.audit_command
+        if cmd in ("verify", "anchor", "recover"):
+            key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
+        if cmd == "verify":
+            anchors = []
+            if settings.anchor.enabled and not args.no_anchors:
+                anchors = list_anchors(s3_client(settings.anchor), settings.anchor)
+            result = verify_store(store, key, anchors)
+            print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+            return 0 if result.ok else 1
+        if cmd in ("anchor", "recover"):
+            if not settings.anchor.enabled:
+                print(f"audit {cmd}: anchoring is not enabled in [audit.anchor]", file=sys.stderr)
+                return 2
+            if cmd == "recover":
+                restored = recover_from_anchors(store, key, s3_client(settings.anchor), settings.anchor)
+                print(f"restored {restored} entries from the anchors; run `audit verify` next")
+                return 0
+            head = Anchorer(settings.anchor, store, key).anchor_now()
+            print(f"anchored up to entry {head.sequence}: {head.source}" if head else "already anchored")
+            return 0
+        filters = _filters(args)
+        if cmd == "tail":
+            if args.lines < 1:
+                raise ValueError("--lines: must be >= 1")
+            for e in select_entries(store, last=args.lines, **filters):
+                print(_line(e))
+        elif cmd == "show":
+            for e in select_entries(store, sequence=args.sequence, entry_id=args.entry_id, **filters):
+                print(json.dumps(e.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+            try:
+                for e in select_entries(store, **filters):
+                    out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+        return 0
+    except (ValueError, AuditStoreError, AnchorError) as exc:
+        print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()

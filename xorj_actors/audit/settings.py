@@ -2,11 +2,119 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["AnchorSettings", "AuditSettings", "PostgresSettings"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresSettings:
+    """``[audit.postgres]``: the production store. The password comes from ``password_env``."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "xorj"
+    user: str = "xorj"
+    #: Environment variable holding the password; unset or empty means no password (trust/peer).
+    password_env: str = "XORJ_AUDIT_DB_PASSWORD"
+    #: Schema holding the audit table (created if missing).
+    schema: str = "public"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    connect_timeout_s: int = 5
+    #: A statement that runs longer (a locked table, a hung server) fails, so the writer reports
+    #: the store unavailable instead of blocking silently.
+    statement_timeout_s: float = 5.0
+    #: Shown in ``pg_stat_activity``.
+    application_name: str = "xorj-audit"
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ValueError("port: must be between 1 and 65535")
+        if not _IDENTIFIER.match(self.schema):
+            raise ValueError("schema: must be a plain SQL identifier")
+        if not _ENV_NAME.match(self.password_env):
+            raise ValueError("password_env: must be an environment variable name")
+        if not 1 <= self.connect_timeout_s <= 300:
+            raise ValueError("connect_timeout_s: must be between 1 and 300")
+        if not 0 < self.statement_timeout_s <= 3600:
+            raise ValueError("statement_timeout_s: must be in (0, 3600]")
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorSettings:
+    """``[audit.anchor]``: chain heads and segments archived to S3 with Object Lock.
+
+    Credentials come from the standard AWS environment variables (or the instance role).
+    """
+
+    enabled: bool = False
+    #: Empty: the AWS default endpoint; set it for ministack (``http://127.0.0.1:4566``).
+    endpoint_url: str = ""
+    bucket: str = "xorj-audit-anchors"
+    prefix: str = "audit/"
+    region: str = "us-east-1"
+    interval_s: float = 60.0
+    #: COMPLIANCE-mode retention of every anchor object.
+    retention_days: int = 2555
+
+    def validate(self) -> None:
+        if self.interval_s <= 0:
+            raise ValueError("interval_s: must be > 0")
+        if self.retention_days < 1:
+            raise ValueError("retention_days: must be >= 1")
+        if self.enabled and not self.bucket:
+            raise ValueError("bucket: required when anchoring is enabled")
+        if self.prefix and not self.prefix.endswith("/"):
+            raise ValueError("prefix: must be empty or end with '/'")
 
 
 @dataclass(frozen=True, slots=True)
 class AuditSettings:
-    """``[audit]``: where the hash-chained log lives."""
+    """``[audit]``: where the hash-chained log lives and how it is written."""
 
-    backend: str = "sqlite"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    #: SQLite database file, relative to the data directory.
+    sqlite_path: str = "audit.db"
+    #: A writer that finds the SQLite file locked for this long reports the store unavailable.
+    sqlite_busy_timeout_s: float = 1.0
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    #: Environment variable holding the HMAC key (at least 32 bytes). Only development may run
+    #: without it, on a loudly logged development key.
+    hmac_key_env: str = "XORJ_AUDIT_HMAC_KEY"
+    #: Group commit: at most this many entries per transaction (one INSERT statement; SQLite
+    #: allows 32766 parameters, 11 per entry).
+    max_batch: int = 512
+    #: Group commit: extra time the writer waits for more entries before committing a batch that
+    #: is not full (0: commit what is queued; concurrency alone fills the batches).
+    max_wait_s: float = 0.0
+    #: Entries held in memory while the store is unavailable; past it appends are refused.
+    max_pending: int = 100_000
+    #: Reconnect backoff while the store is unavailable.
+    retry_initial_s: float = 0.05
+    retry_max_s: float = 2.0
+    #: Default time an ``append`` caller waits for its commit.
+    append_timeout_s: float = 5.0
+    anchor: AnchorSettings = field(default_factory=AnchorSettings)
+
+    def validate(self) -> None:
+        if not self.sqlite_path or self.sqlite_path.startswith("/") or ".." in self.sqlite_path.split("/"):
+            raise ValueError("sqlite_path: must be a relative path inside the data directory")
+        if not 0 < self.sqlite_busy_timeout_s <= 60:
+            raise ValueError("sqlite_busy_timeout_s: must be in (0, 60]")
+        if not _ENV_NAME.match(self.hmac_key_env):
+            raise ValueError("hmac_key_env: must be an environment variable name")
+        if not 1 <= self.max_batch <= 2000:
+            raise ValueError("max_batch: must be between 1 and 2000")
+        if not 0 <= self.max_wait_s <= 1:
+            raise ValueError("max_wait_s: must be between 0 and 1 second")
+        if self.max_pending < self.max_batch:
+            raise ValueError("max_pending: must be >= max_batch")
+        if not 0 < self.retry_initial_s <= self.retry_max_s:
+            raise ValueError("retry_initial_s: must be > 0 and <= retry_max_s")
+        if self.append_timeout_s <= 0:
+            raise ValueError("append_timeout_s: must be > 0")

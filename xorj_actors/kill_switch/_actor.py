@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from supervisors import Actor, Message, RestartChild, Terminated
-from xorj_actors.config import KillSwitchSettings
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
@@ -24,6 +23,9 @@ from xorj_actors.kill_switch._state import (
     check_transition,
 )
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
+
+if TYPE_CHECKING:  # config imports the packages whose settings it composes
+    from xorj_actors.config import KillSwitchSettings
 
 __all__ = [
     "EnterMaintenance",
@@ -141,11 +143,12 @@ class KillSwitch(Actor):
         self.halt_latency: float | None = None
         self.kill_file_seen = False
         self.step_timer: Any = None
+        # Named at once: what participants tell before on_start has run waits in the mailbox.
+        self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
 
     # -- start ---------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
         self.persisted = self.state_file.load()
         for mailbox in self.runtime.mailboxes():  # after a restart: find everyone again
             actor = mailbox.actor

@@ -20,13 +20,12 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
 from supervisors import Runtime
-from xorj_actors.config import DebugSocketSettings
 from xorj_actors.kill_switch import (
     KILL_SWITCH_NAME,
     EnterMaintenance,
@@ -36,6 +35,9 @@ from xorj_actors.kill_switch import (
     Recover,
 )
 from xorj_actors.messages import HaltMode, Trigger
+
+if TYPE_CHECKING:  # config imports the packages whose settings it composes
+    from xorj_actors.config import DebugSocketSettings
 
 __all__ = ["DebugSocket", "DebugSocketServer", "RequestError", "COMMANDS"]
 

@@ -1,0 +1,231 @@
+"""Anchoring to S3 Object Lock (ministack, a real server): truncation and whole rewrites are caught."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.audit.test_audit_verify import fill, run_cli, write_config
+from xorj_actors.audit import (
+    AnchorError,
+    Anchorer,
+    AuditLog,
+    chain_hash,
+    chain_hmac,
+    entry_bytes,
+    list_anchors,
+    open_store,
+    read_segment,
+    s3_client,
+    select_entries,
+    verify_store,
+)
+
+pytestmark = pytest.mark.ministack
+
+
+@pytest.fixture
+def anchored(audit_settings, anchor_settings, data_dir, audit_key):
+    """A log of 10 entries, anchored; yields (entries, store, client)."""
+    entries = fill(audit_settings, data_dir)
+    store = open_store(audit_settings, data_dir, create=False)
+    client = s3_client(anchor_settings)
+    head = Anchorer(anchor_settings, store, audit_key, client).anchor_now()
+    assert head is not None and (head.sequence, head.hash, head.hmac) == (10, entries[-1].hash, entries[-1].hmac)
+    yield entries, store, client
+    store.close()
+
+
+def test_anchor_archives_head_and_segment_and_verify_matches(anchored, anchor_settings, audit_settings, data_dir,
+                                                             audit_key):
+    entries, store, client = anchored
+    anchors = list_anchors(client, anchor_settings)
+    assert [a.sequence for a in anchors] == [10]
+    assert read_segment(client, anchor_settings, anchors[0]) == entries
+    result = verify_store(store, audit_key, anchors)
+    assert result.ok and result.anchors_checked == 1
+    # Nothing new: no new object. New entries: the next segment starts after the last anchor.
+    anchorer = Anchorer(anchor_settings, store, audit_key, client)
+    assert anchorer.anchor_now() is None
+    more = fill(audit_settings, data_dir, 3)
+    assert anchorer.anchor_now().sequence == 13
+    anchors = list_anchors(client, anchor_settings)
+    assert read_segment(client, anchor_settings, anchors[1]) == more
+    assert verify_store(store, audit_key, anchors).anchors_checked == 2
+
+
+def test_truncated_tail_is_caught_only_with_anchors(anchored, anchor_settings, audit_key, raw_sql):
+    _, store, client = anchored
+    raw_sql("DELETE FROM {t} WHERE sequence > 7")
+    assert verify_store(store, audit_key).ok  # the chain that is left is intact
+    result = verify_store(store, audit_key, list_anchors(client, anchor_settings))
+    assert not result.ok and result.broken_sequence == 8
+    assert "truncated tail: the log ends at entry 7 but entry 10 was anchored" in result.reason
+
+
+def test_whole_rewrite_with_a_stolen_key_is_caught_by_the_anchors(anchored, anchor_settings, audit_key, raw_sql):
+    entries, store, client = anchored
+    # The attacker has the key: rewrites entry 3 and re-chains everything after it.
+    prev = entries[1].hash
+    for e in entries[2:]:
+        details = '{"i":"rewritten"}' if e.sequence == 3 else e.details
+        h = chain_hash(prev, entry_bytes(e.id, e.sequence, e.timestamp, e.event_type, e.severity, e.actor,
+                                         e.correlation_id, details))
+        raw_sql("UPDATE {t} SET details = ?, prev_hash = ?, hash = ?, hmac = ? WHERE sequence = ?",
+                details, prev, h, chain_hmac(audit_key, h), e.sequence)
+        prev = h
+    assert verify_store(store, audit_key).ok  # locally perfect
+    result = verify_store(store, audit_key, list_anchors(client, anchor_settings))
+    assert not result.ok and result.broken_sequence == 10
+    assert "log rewritten: entry 10 differs from the anchored head" in result.reason
+
+
+def test_object_lock_refuses_deleting_or_shortening_an_anchor(anchored, anchor_settings):
+    _, _, client = anchored
+    key = list_anchors(client, anchor_settings)[0].source
+    head = client.head_object(Bucket=anchor_settings.bucket, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    with pytest.raises(ClientError) as exc:
+        client.delete_object(Bucket=anchor_settings.bucket, Key=key, VersionId=head["VersionId"])
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError):
+        client.put_object_retention(
+            Bucket=anchor_settings.bucket, Key=key, VersionId=head["VersionId"],
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": head["ObjectLockRetainUntilDate"].replace(year=2000)},
+        )
+    body = client.get_object(Bucket=anchor_settings.bucket, Key=key, VersionId=head["VersionId"])["Body"].read()
+    assert body.startswith(b'{"from_sequence": 1')
+
+
+def test_anchorer_refuses_to_archive_a_broken_chain(audit_settings, anchor_settings, data_dir, audit_key, raw_sql):
+    fill(audit_settings, data_dir)
+    raw_sql("""UPDATE {t} SET actor = 'someone-else' WHERE sequence = 4""")
+    store = open_store(audit_settings, data_dir, create=False)
+    client = s3_client(anchor_settings)
+    try:
+        with pytest.raises(AnchorError, match="refusing to anchor a broken chain: entry 4"):
+            Anchorer(anchor_settings, store, audit_key, client).anchor_now()
+    finally:
+        store.close()
+    assert list_anchors(client, anchor_settings) == []
+
+
+def test_anchorer_thread_anchors_periodically(anchor_settings, data_dir, audit_key):
+    from xorj_actors.audit import AuditSettings
+
+    settings = AuditSettings(anchor=anchor_settings)
+    log = AuditLog.open(settings, data_dir, "production")
+    anchorer = Anchorer(anchor_settings, open_store(settings, data_dir), audit_key)
+    anchorer.start()
+    try:
+        last = [log.append("SYSTEM_EVENT", actor="a", details={"i": i}) for i in range(5)][-1]
+        client = s3_client(anchor_settings)
+        deadline = time.monotonic() + 10
+        while not (anchors := list_anchors(client, anchor_settings)) or anchors[-1].sequence < last.sequence:
+            assert time.monotonic() < deadline, "no anchor within 10 s"
+            time.sleep(0.05)
+        assert anchors[-1].hash == last.hash
+        assert anchors[0].source.startswith(anchor_settings.prefix)
+    finally:
+        anchorer.stop()
+        log.close()
+
+
+def test_cli_anchor_then_verify_against_anchors(audit_settings, anchor_settings, data_dir, audit_key, raw_sql,
+                                                tmp_path, capsys):
+    fill(audit_settings, data_dir)
+    config = write_config(audit_settings, tmp_path / "c.toml")
+    a = anchor_settings
+    config.write_text(config.read_text() + "\n".join([
+        "[audit.anchor]", "enabled = true", f'endpoint_url = "{a.endpoint_url}"', f'bucket = "{a.bucket}"',
+        f'prefix = "{a.prefix}"', "retention_days = 1", "",
+    ]))
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    assert run_cli(["anchor", *common]) == 0
+    assert "anchored up to entry 10" in capsys.readouterr().out
+    raw_sql("DELETE FROM {t} WHERE sequence = 10")
+    assert run_cli(["verify", *common]) == 1
+    assert "truncated tail" in capsys.readouterr().err
+    assert run_cli(["verify", "--no-anchors", *common]) == 0
+
+
+def test_an_empty_log_writes_no_anchor(anchor_settings, data_dir, audit_key):
+    from xorj_actors.audit import AuditSettings
+
+    settings = dataclasses.replace(AuditSettings(), anchor=anchor_settings)
+    store = open_store(settings, data_dir)
+    try:
+        assert Anchorer(anchor_settings, store, audit_key).anchor_now() is None
+    finally:
+        store.close()
+    assert list_anchors(s3_client(anchor_settings), anchor_settings) == []
+
+
+def test_cli_verify_with_unreachable_anchors_is_a_clear_error(data_dir, audit_key, aws_env, tmp_path, capsys):
+    from tests.conftest import free_port
+    from xorj_actors.audit import AuditSettings
+
+    fill(AuditSettings(), data_dir, 2)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[engine]\nenvironment = "production"\n[audit.anchor]\nenabled = true\n'
+        f'endpoint_url = "http://127.0.0.1:{free_port()}"\n'  # nothing listens there
+    )
+    assert run_cli(["verify", "--config", str(config), "--data-dir", str(data_dir)]) == 2
+    assert "cannot list anchors" in capsys.readouterr().err
+
+
+def test_restore_from_an_old_backup_and_recover_from_the_anchors(
+    audit_settings, anchor_settings, data_dir, audit_key, raw_sql, tmp_path, capsys
+):
+    """The documented restore procedure, end to end through the CLI."""
+    config = write_config(audit_settings, tmp_path / "c.toml")
+    a = anchor_settings
+    config.write_text(config.read_text() + "\n".join([
+        "[audit.anchor]", "enabled = true", f'endpoint_url = "{a.endpoint_url}"', f'bucket = "{a.bucket}"',
+        f'prefix = "{a.prefix}"', "retention_days = 1", "",
+    ]))
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    entries = fill(audit_settings, data_dir)
+    assert run_cli(["anchor", *common]) == 0
+    entries += fill(audit_settings, data_dir, 5)
+    assert run_cli(["anchor", *common]) == 0
+    raw_sql("DELETE FROM {t} WHERE sequence > 7")  # the backup ended at entry 7
+    capsys.readouterr()
+    assert run_cli(["verify", *common]) == 1
+    assert "truncated tail: the log ends at entry 7 but entry 15 was anchored" in capsys.readouterr().err
+    assert run_cli(["recover", *common]) == 0
+    assert "restored 8 entries" in capsys.readouterr().out
+    assert run_cli(["verify", *common]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 15 entries" in out and "2 anchors matched" in out
+    store = open_store(audit_settings, data_dir, create=False)
+    try:
+        result = verify_store(store, audit_key, list_anchors(s3_client(a), a))
+        rows = [e.row() for e in select_entries(store)]
+    finally:
+        store.close()
+    assert result.ok and result.entries == 15 and result.anchors_checked == 2
+    assert rows == [e.row() for e in entries]
+    assert run_cli(["recover", *common]) == 0  # nothing missing: a no-op
+    assert "restored 0 entries" in capsys.readouterr().out
+
+
+def test_recover_refuses_a_tampered_local_log(audit_settings, anchor_settings, data_dir, audit_key, raw_sql):
+    from xorj_actors.audit import recover_from_anchors
+
+    fill(audit_settings, data_dir)
+    store = open_store(audit_settings, data_dir, create=False)
+    client = s3_client(anchor_settings)
+    try:
+        Anchorer(anchor_settings, store, audit_key, client).anchor_now()
+        raw_sql("DELETE FROM {t} WHERE sequence > 5")
+        raw_sql("UPDATE {t} SET actor = 'x' WHERE sequence = 2")
+        with pytest.raises(AnchorError, match="the local log does not verify"):
+            recover_from_anchors(store, audit_key, client, anchor_settings)
+        assert raw_sql("SELECT COUNT(*) FROM {t}") == [(5,)]
+    finally:
+        store.close()

@@ -1,0 +1,202 @@
+"""The Audit actor: the engine's single writer of the hash-chained log.
+
+It owns the :class:`AuditLog` (whose writer thread group-commits) and turns :class:`AuditEvent`
+messages into entries, in the order they arrive. It fails closed: when the store is unavailable
+at start or later, it halts trading through the kill switch (or, if the kill switch cannot be
+reached, the kill file), keeps the events in memory in order, and writes them when the store
+returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from loguru import logger
+from pykka import ActorDeadError
+
+from supervisors import MailboxFull, Message
+from xorj_actors.audit._chain import EventType, Severity
+from xorj_actors.audit._log import AuditLog, AuditUnavailable
+from xorj_actors.audit._store import AuditStoreError
+from xorj_actors.audit.settings import AuditSettings
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.messages import HaltMode, Trigger
+
+__all__ = ["AUDIT_NAME", "Audit", "AuditEvent", "GetAuditHealth", "AuditHealth", "audit_event", "record"]
+
+#: The Audit actor's registered name in the runtime.
+AUDIT_NAME = "audit"
+_RETRY_OPEN_S = 2.0
+
+
+class AuditEvent(Message):
+    """One entry to append. ``details_json`` is a JSON object (see :func:`audit_event`)."""
+
+    event_type: str
+    actor: str
+    details_json: str
+    correlation_id: str | None = None
+    severity: str = "INFO"
+
+
+class GetAuditHealth(Message):
+    pass
+
+
+class AuditHealth(Message):
+    available: bool
+    reason: str | None
+    pending: int
+    held: int  # events kept by the actor while the log could not be opened
+
+
+class _RetryOpen(Message):
+    pass
+
+
+def audit_event(
+    event_type: EventType | str,
+    actor: str,
+    details: Mapping[str, Any],
+    *,
+    correlation_id: str | None = None,
+    severity: Severity | str = Severity.INFO,
+) -> AuditEvent:
+    """Build an :class:`AuditEvent`; refuses unknown types and non-JSON details at once."""
+    EventType(event_type)
+    Severity(severity)
+    return AuditEvent(
+        event_type=str(EventType(event_type).value),
+        actor=actor,
+        details_json=json.dumps(dict(details), sort_keys=True, default=str, allow_nan=False),
+        correlation_id=correlation_id,
+        severity=str(Severity(severity).value),
+    )
+
+
+def record(runtime: Any, event: AuditEvent) -> bool:
+    """Tell the Audit actor ``event``; False (and a log line) if it cannot be reached."""
+    ref = runtime.whereis(AUDIT_NAME)
+    try:
+        if ref is None:
+            raise ActorDeadError("audit actor not running")
+        ref.tell(event)
+        return True
+    except (ActorDeadError, MailboxFull) as exc:
+        logger.error("audit event {} not recorded: {!r}", event.event_type, exc)
+        return False
+
+
+class Audit(Participant):
+    """Owns the audit log; keeps serving through a halt (a halt must be recorded too)."""
+
+    dedicated_thread: ClassVar[bool] = True  # opening a store may block
+
+    def __init__(
+        self,
+        board: HaltBoard,
+        settings: AuditSettings,
+        data_dir: Path,
+        environment: str,
+        kill_file: Path,
+        *,
+        open_log: Callable[..., AuditLog] = AuditLog.open,
+    ) -> None:
+        super().__init__(board)
+        self.settings = settings
+        self.data_dir = data_dir
+        self.environment = environment
+        self.kill_file = kill_file
+        self.open_log = open_log
+        self.log: AuditLog | None = None
+        self.held: deque[AuditEvent] = deque(maxlen=settings.max_pending)
+        self.unavailable_reason: str | None = None
+        # Named before on_start: events told meanwhile wait in the mailbox instead of being lost.
+        self.runtime.register_name(AUDIT_NAME, self.actor_ref)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self.log = self.open_log(
+                self.settings,
+                self.data_dir,
+                self.environment,
+                on_unavailable=self._store_unavailable,
+                on_available=self._store_available,
+            )
+        except (AuditStoreError, OSError) as exc:
+            self._store_unavailable(f"cannot open the audit store: {exc}")
+            self.runtime.send_after(_RETRY_OPEN_S, self.actor_ref, _RetryOpen())
+            return
+        self.unavailable_reason = None
+        while self.held:
+            self._submit(self.held.popleft())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AuditEvent):
+            if self.log is None:
+                self.held.append(message)
+                return None
+            return self._submit(message)
+        if isinstance(message, _RetryOpen):
+            return self._open() if self.log is None else None
+        if isinstance(message, GetAuditHealth):
+            log = self.log
+            return AuditHealth(
+                available=log is not None and log.available,
+                reason=self.unavailable_reason,
+                pending=log.pending if log is not None else 0,
+                held=len(self.held),
+            )
+        return super().on_receive(message)
+
+    def _submit(self, event: AuditEvent) -> None:
+        assert self.log is not None
+        try:
+            self.log.submit(
+                event.event_type,
+                actor=event.actor,
+                details=json.loads(event.details_json),
+                correlation_id=event.correlation_id,
+                severity=event.severity,
+            )
+        except AuditUnavailable as exc:
+            # The writer holds max_pending entries already: the event cannot be kept.
+            self._store_unavailable(f"audit log refused an entry: {exc}")
+            logger.critical("AUDIT ENTRY LOST ({}): {} {}", exc, event.event_type, event.details_json[:500])
+        except ValueError as exc:  # bad input from a caller: record that instead
+            logger.error("audit event refused: {}", exc)
+
+    def _store_unavailable(self, reason: str) -> None:
+        """Fail closed: halt trading. Runs on the writer's thread or the actor's."""
+        first = self.unavailable_reason is None
+        self.unavailable_reason = reason
+        if not first:
+            return
+        logger.critical("audit store unavailable: {}: halting trading", reason)
+        trigger = Trigger(mode=HaltMode.EMERGENCY, reason=f"audit store unavailable: {reason}"[:500], source="audit")
+        ks = self.runtime.whereis(KILL_SWITCH_NAME)
+        try:
+            if ks is None:
+                raise ActorDeadError("kill switch not running")
+            ks.tell(trigger)
+        except (ActorDeadError, MailboxFull):
+            self.kill_file.write_text(f"audit store unavailable: {reason}\n")
+
+    def _store_available(self) -> None:
+        logger.warning("audit store available again; held entries written in order")
+        self.unavailable_reason = None
+
+    def on_terminate(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.close(timeout=5)
+            except AuditUnavailable as exc:
+                logger.critical("audit log closed with entries unwritten: {}", exc)

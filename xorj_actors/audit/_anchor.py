@@ -1,0 +1,207 @@
+"""Anchoring: chain heads and the segments behind them, archived to S3 under Object Lock.
+
+One object per anchor, named ``<prefix><sequence:020d>-<hash>-<hmac>.jsonl`` so that listing the
+bucket yields every head without reading a body. The body is JSON lines: a header, then every
+entry since the previous anchor. Each object is written in COMPLIANCE mode: nobody, not even the
+account root, can delete or overwrite it before its retention date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from loguru import logger
+
+from xorj_actors.audit._chain import GENESIS_HASH, AuditEntry, canonical_json
+from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
+from xorj_actors.audit._verify import AnchorHead, verify_rows
+from xorj_actors.audit.settings import AnchorSettings
+
+#: Entries per anchor object; a longer backlog is archived in several objects.
+MAX_SEGMENT = 50_000
+#: Rows per INSERT when restoring (SQLite allows 32766 parameters, 11 per entry).
+_RESTORE_CHUNK = 2000
+_KEY = re.compile(r"(\d{20})-([0-9a-f]{64})-([0-9a-f]{64})\.jsonl$")
+
+
+class AnchorError(RuntimeError):
+    """An anchor could not be read or written, or the log refused to be anchored."""
+
+
+def s3_client(settings: AnchorSettings) -> Any:
+    """A boto3 S3 client for ``settings`` (credentials from the standard AWS environment)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("s3", endpoint_url=settings.endpoint_url or None, region_name=settings.region, config=config)
+
+
+def ensure_bucket(client: Any, settings: AnchorSettings) -> None:
+    """Create the bucket with Object Lock enabled if it does not exist (development, tests)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=settings.bucket)
+        return
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": settings.bucket, "ObjectLockEnabledForBucket": True}
+    if settings.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    client.create_bucket(**kwargs)
+
+
+def list_anchors(client: Any, settings: AnchorSettings) -> list[AnchorHead]:
+    """Every anchored head under the prefix, by sequence.
+
+    Raises:
+        AnchorError: S3 cannot be listed (unreachable, no credentials, no bucket).
+    """
+    heads = []
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=settings.prefix)
+    try:
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                m = _KEY.search(obj["Key"])
+                if m and obj["Key"][: m.start()] == settings.prefix:
+                    heads.append(AnchorHead(int(m[1]), m[2], m[3], obj["Key"]))
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "no anchors"
+        raise AnchorError(f"cannot list anchors in s3://{settings.bucket}/{settings.prefix}: {exc}") from exc
+    return sorted(heads, key=lambda a: a.sequence)
+
+
+def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> list[AuditEntry]:
+    """The entries archived with ``head`` (for a restore)."""
+    body = client.get_object(Bucket=settings.bucket, Key=head.source)["Body"].read().decode("utf-8")
+    lines = body.splitlines()[1:]
+    out = []
+    for line in lines:
+        d = json.loads(line)
+        d["details"] = canonical_json(d["details"])
+        out.append(AuditEntry(**d))
+    return out
+
+
+def recover_from_anchors(store: Store, key: bytes, client: Any, settings: AnchorSettings) -> int:
+    """Append the anchored entries a restored log is missing; returns how many were written.
+
+    Run with the engine stopped (the writer must be the only one). The local log must verify up to
+    its end, and every recovered segment must continue the chain (hashes, HMACs, anchored head)
+    before anything is written.
+
+    Raises:
+        AnchorError: the local log or a segment does not verify; nothing more is written.
+    """
+    anchors = list_anchors(client, settings)
+    head = read_head(store)
+    seq, last_hash = (head.sequence, head.hash) if head else (0, GENESIS_HASH)
+    local = verify_rows(iter_rows(store), key, anchors=[a for a in anchors if a.sequence <= seq])
+    if not local.ok:
+        raise AnchorError(f"the local log does not verify (entry {local.broken_sequence}: {local.reason})")
+    restored = 0
+    for anchor in (a for a in anchors if a.sequence > seq):
+        entries = [e for e in read_segment(client, settings, anchor) if e.sequence > seq]
+        result = verify_rows(
+            (e.row() for e in entries), key, anchors=[anchor], start_sequence=seq, start_hash=last_hash
+        )
+        if not result.ok:
+            raise AnchorError(f"anchor {anchor.source} does not continue the log: {result.reason}")
+        with store.db.atomic():
+            for i in range(0, len(entries), _RESTORE_CHUNK):
+                insert_entries(store, entries[i : i + _RESTORE_CHUNK])
+        seq, last_hash = anchor.sequence, anchor.hash
+        restored += len(entries)
+        logger.warning("audit restored entries {}..{} from {}", entries[0].sequence, seq, anchor.source)
+    return restored
+
+
+class Anchorer:
+    """Archives the chain head and the entries since the last anchor, now or every ``interval_s``."""
+
+    def __init__(self, settings: AnchorSettings, store: Store, key: bytes, client: Any | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._key = key
+        self._client = client or s3_client(settings)
+        self._last: AnchorHead | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def anchor_now(self) -> AnchorHead | None:
+        """Archive everything not yet anchored; the newest head written, or ``None`` if up to date.
+
+        Raises:
+            AnchorError: the unanchored entries do not verify (nothing is archived), or S3 failed.
+        """
+        with self._lock:
+            if self._last is None:
+                existing = list_anchors(self._client, self._settings)
+                self._last = existing[-1] if existing else AnchorHead(0, GENESIS_HASH, "", "genesis")
+            written = None
+            while head := self._anchor_segment(self._last):
+                self._last = written = head
+            return written
+
+    def _anchor_segment(self, last: AnchorHead) -> AnchorHead | None:
+        rows = list(iter_rows(self._store, after=last.sequence, limit=MAX_SEGMENT))
+        if not rows:
+            return None
+        result = verify_rows(rows, self._key, start_sequence=last.sequence, start_hash=last.hash)
+        if not result.ok:
+            raise AnchorError(f"refusing to anchor a broken chain: entry {result.broken_sequence}: {result.reason}")
+        tail = AuditEntry(*rows[-1])
+        header = {
+            "version": 1,
+            "from_sequence": rows[0][1],
+            "to_sequence": tail.sequence,
+            "previous_anchor_hash": last.hash,
+            "head": {"sequence": tail.sequence, "hash": tail.hash, "hmac": tail.hmac, "timestamp": tail.timestamp},
+        }
+        lines = [json.dumps(header, sort_keys=True)]
+        lines.extend(json.dumps(AuditEntry(*r).to_dict(), sort_keys=True, ensure_ascii=False) for r in rows)
+        key = f"{self._settings.prefix}{tail.sequence:020d}-{tail.hash}-{tail.hmac}.jsonl"
+        retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days)
+        try:
+            self._client.put_object(
+                Bucket=self._settings.bucket,
+                Key=key,
+                Body=("\n".join(lines) + "\n").encode("utf-8"),
+                ContentType="application/x-ndjson",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain,
+                ChecksumAlgorithm="SHA256",
+            )
+        except Exception as exc:  # noqa: BLE001 - boto3 raises many types; all mean "not anchored"
+            raise AnchorError(f"cannot write anchor {key}: {exc}") from exc
+        logger.info("audit anchored entries {}..{} as {}", rows[0][1], tail.sequence, key)
+        return AnchorHead(tail.sequence, tail.hash, tail.hmac, key)
+
+    def start(self) -> None:
+        """Anchor every ``interval_s`` on a background thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._loop, name="audit-anchorer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the background thread after one last anchor."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._settings.interval_s):
+            self._anchor_logged()
+        self._anchor_logged()
+        self._store.close()
+
+    def _anchor_logged(self) -> None:
+        try:
+            self.anchor_now()
+        except Exception as exc:  # noqa: BLE001 - the next round retries
+            logger.error("audit anchoring failed: {}", exc)

@@ -1,0 +1,246 @@
+"""Entry values, canonical JSON and the hash/HMAC chain (no storage, no threads)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from json.encoder import encode_basestring
+from typing import Any
+
+from loguru import logger
+
+GENESIS_HASH = "0" * 64
+_DEV_KEY = b"xorj-development-audit-key--NOT-FOR-PRODUCTION--"
+MIN_KEY_BYTES = 32
+
+
+class EventType(str, enum.Enum):
+    """What an entry records."""
+
+    TRADE_INTENT = "TRADE_INTENT"
+    TRADE_EXECUTION = "TRADE_EXECUTION"
+    TRADE_CONFIRMATION = "TRADE_CONFIRMATION"
+    SECURITY_VIOLATION = "SECURITY_VIOLATION"
+    SYSTEM_EVENT = "SYSTEM_EVENT"
+    ERROR_EVENT = "ERROR_EVENT"
+    KEY_OPERATION = "KEY_OPERATION"
+    HALT = "HALT"
+    RECOVERY = "RECOVERY"
+    CONFIG_CHANGE = "CONFIG_CHANGE"
+
+
+class Severity(str, enum.Enum):
+    """How much an entry matters to an operator."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class CanonicalJSONError(ValueError):
+    """A value that has no canonical JSON form (NaN, Infinity, non-JSON types, non-str keys)."""
+
+
+class _NoJSON(Exception):
+    """Internal: where (built while unwinding, so the happy path formats no paths) and why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.where: list[str] = []
+
+
+def _normalise(value: Any) -> Any:
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _NoJSON(f"key {key!r} is not a string")
+                key = str.__str__(key)
+            try:
+                out[key] = _normalise(item)
+            except _NoJSON as exc:
+                exc.where.append(f".{key}")
+                raise
+        return out
+    if t is list or t is tuple:
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_normalise(item))
+            except _NoJSON as exc:
+                exc.where.append(f"[{i}]")
+                raise
+        return items
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NoJSON(f"{value!r} has no JSON form")
+        return float(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _NoJSON(f"{value!r} has no JSON form")
+        return str(value)
+    # Subclasses (str/int enums, OrderedDict, ...) take the slow path as their plain base type.
+    if isinstance(value, str):
+        return str.__str__(value)  # the text itself; str() of a str enum is "Side.BUY"
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, dict):
+        return _normalise(dict(value))
+    if isinstance(value, list | tuple):
+        return _normalise(list(value))
+    raise _NoJSON(f"{type(value).__name__} is not a JSON type")
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no whitespace, non-ASCII kept as is (UTF-8 on the wire).
+
+    Decimals become strings; NaN, Infinity and anything that is not a JSON type raise
+    :class:`CanonicalJSONError`, naming where in the value it was found.
+    """
+    try:
+        plain = _normalise(value)
+    except _NoJSON as exc:
+        raise CanonicalJSONError(f"details{''.join(reversed(exc.where))}: {exc.problem}") from None
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def entry_bytes(
+    entry_id: str,
+    sequence: int,
+    timestamp: str,
+    event_type: str,
+    severity: str,
+    actor: str,
+    correlation_id: str | None,
+    details: str,
+) -> bytes:
+    """The canonical entry that is hashed: a canonical JSON object, UTF-8 encoded.
+
+    ``details`` is already canonical JSON text and is embedded verbatim; the keys are written in
+    sorted order, so the whole object is canonical without re-serialising it (one f-string:
+    verify calls this a million times).
+    """
+    corr = "null" if correlation_id is None else encode_basestring(correlation_id)
+    return (
+        f'{{"actor":{encode_basestring(actor)},"correlation_id":{corr},"details":{details},'
+        f'"event_type":{encode_basestring(event_type)},"id":{encode_basestring(entry_id)},'
+        f'"sequence":{sequence},"severity":{encode_basestring(severity)},'
+        f'"timestamp":{encode_basestring(timestamp)}}}'
+    ).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    """SHA-256 over the 32 raw bytes of the previous hash followed by the canonical entry, as hex."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def chain_hmac(key: bytes, current_hash: str) -> str:
+    """HMAC-SHA256 with the audit key over the 32 raw bytes of the current hash, as hex."""
+    return hmac.digest(key, bytes.fromhex(current_hash), hashlib.sha256).hex()
+
+
+def hmac_template(key: bytes) -> Any:
+    """A keyed HMAC-SHA256 to ``copy()`` per entry (cheaper than re-keying each time)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def chain_step(mac: Any, prev_raw: bytes, canonical: bytes) -> tuple[bytes, str, str]:
+    """One link: (raw hash, hex hash, hex HMAC) as :func:`chain_hash` and :func:`chain_hmac`
+    define them, on raw digests; the hot path of both the writer and verify.
+    """
+    raw = hashlib.sha256(prev_raw + canonical).digest()
+    m = mac.copy()
+    m.update(raw)
+    return raw, raw.hex(), m.hexdigest()
+
+
+def new_entry_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so the unique index on ids is appended to, not scattered."""
+    ms = time.time_ns() // 1_000_000
+    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    b[6] = (b[6] & 0x0F) | 0x70
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width, so text order is time order)."""
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One committed entry of the log, exactly as stored."""
+
+    id: str
+    sequence: int
+    timestamp: str
+    event_type: str
+    severity: str
+    actor: str
+    correlation_id: str | None
+    details: str
+    prev_hash: str
+    hash: str
+    hmac: str
+
+    def row(self) -> tuple:
+        """The stored columns, in field order."""
+        return (
+            self.id, self.sequence, self.timestamp, self.event_type, self.severity, self.actor,
+            self.correlation_id, self.details, self.prev_hash, self.hash, self.hmac,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``details`` is decoded."""
+        return {
+            "id": self.id,
+            "sequence": self.sequence,
+            "timestamp": self.timestamp,
+            "event_type": self.event_type,
+            "severity": self.severity,
+            "actor": self.actor,
+            "correlation_id": self.correlation_id,
+            "details": json.loads(self.details),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+            "hmac": self.hmac,
+        }
+
+
+def load_hmac_key(env_name: str, environment: str) -> bytes:
+    """The audit HMAC key from environment variable ``env_name`` (UTF-8, at least 32 bytes).
+
+    When it is unset, ``environment == "development"`` gets a fixed development key with a loud
+    warning; any other environment gets a :class:`ValueError`.
+    """
+    raw = os.environ.get(env_name)
+    if not raw:
+        if environment != "development":
+            raise ValueError(f"audit HMAC key missing: set the environment variable {env_name}")
+        logger.warning(
+            "AUDIT HMAC KEY {} IS NOT SET: using the fixed DEVELOPMENT key; this log proves nothing",
+            env_name,
+        )
+        return _DEV_KEY
+    key = raw.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"audit HMAC key in {env_name} is too short: need at least {MIN_KEY_BYTES} bytes")
+    return key

@@ -1,0 +1,233 @@
+"""The peewee model and the two databases behind it (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import peewee
+
+from xorj_actors.audit._chain import AuditEntry
+from xorj_actors.audit.settings import AuditSettings
+
+TABLE = "audit_entries"
+#: Column order of raw row tuples, the order of :class:`AuditEntry`'s fields.
+COLUMNS = (
+    "id",
+    "sequence",
+    "timestamp",
+    "event_type",
+    "severity",
+    "actor",
+    "correlation_id",
+    "details",
+    "prev_hash",
+    "hash",
+    "hmac",
+)
+
+
+class AuditStoreError(RuntimeError):
+    """The audit store cannot be opened or read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """An opened database with its model class bound to it."""
+
+    db: peewee.Database
+    model: type[peewee.Model]
+    #: Human description without secrets, for messages.
+    where: str
+    #: What it was opened from, so another process can open it again (parallel verify).
+    settings: AuditSettings
+    data_dir: Path
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def make_model(db: peewee.Database, schema: str | None) -> type[peewee.Model]:
+    """A fresh model class bound to ``db`` (one per store, so stores never share state)."""
+
+    class Entry(peewee.Model):
+        # The sequence is the primary key: gapless, starting at 1, in chain order. Few indexes:
+        # every index costs pages per group commit; timestamps follow the sequence anyway.
+        sequence = peewee.BigIntegerField(primary_key=True)
+        id = peewee.CharField(max_length=36, unique=True)
+        timestamp = peewee.CharField(max_length=27)
+        event_type = peewee.CharField(max_length=32)
+        severity = peewee.CharField(max_length=16)
+        actor = peewee.TextField()
+        correlation_id = peewee.TextField(null=True, index=True)
+        details = peewee.TextField()
+        prev_hash = peewee.CharField(max_length=64)
+        hash = peewee.CharField(max_length=64)
+        hmac = peewee.CharField(max_length=64)
+
+        class Meta:
+            database = db
+            table_name = TABLE
+
+    Entry._meta.schema = schema
+    return Entry
+
+
+def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True) -> Store:
+    """Open the configured store; with ``create`` make the table (and schema) if missing.
+
+    SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned has been fsynced.
+    """
+    if settings.backend == "sqlite":
+        path = Path(data_dir) / settings.sqlite_path
+        if not create and not path.exists():
+            raise AuditStoreError(f"no audit database at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db: peewee.Database = peewee.SqliteDatabase(
+            str(path),
+            timeout=settings.sqlite_busy_timeout_s,
+            pragmas={"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1},
+        )
+        schema = None
+        where = f"sqlite:{path}"
+    else:
+        pg = settings.postgres
+        db = peewee.PostgresqlDatabase(
+            pg.database,
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=os.environ.get(pg.password_env) or None,
+            sslmode=pg.sslmode,
+            connect_timeout=pg.connect_timeout_s,
+            application_name=pg.application_name,
+            options=f"-c statement_timeout={int(pg.statement_timeout_s * 1000)}",
+        )
+        schema = pg.schema
+        where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database} schema {pg.schema}"
+    store = Store(db, make_model(db, schema), where, settings, Path(data_dir))
+    try:
+        db.connect(reuse_if_open=True)
+        if create:
+            if schema is not None:
+                db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            db.create_tables([store.model], safe=True)
+        elif not db.table_exists(TABLE, schema=schema):
+            raise AuditStoreError(f"no audit table in {where}")
+    except peewee.DatabaseError as exc:
+        store.close()
+        raise AuditStoreError(f"cannot open audit store {where}: {exc}") from exc
+    return store
+
+
+def qualified_table(store: Store) -> str:
+    """The quoted table name for raw SQL."""
+    schema = store.model._meta.schema
+    return f'"{schema}"."{TABLE}"' if schema else f'"{TABLE}"'
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: str, param: str, rows: int) -> str:
+    one = "(" + ", ".join([param] * len(COLUMNS)) + ")"
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    return f"INSERT INTO {table} ({cols}) VALUES " + ", ".join([one] * rows)
+
+
+def insert_entries(store: Store, entries: Sequence[AuditEntry]) -> None:
+    """Insert ``entries`` with ONE multi-row INSERT: in peewee's autocommit mode that is one
+    transaction (all or nothing, one fsync/COMMIT). The same SQL on both backends.
+    """
+    sql = _insert_sql(qualified_table(store), store.db.param, len(entries))
+    store.db.execute_sql(sql, [v for e in entries for v in e.row()])
+
+
+def read_head(store: Store) -> AuditEntry | None:
+    """The last entry, or ``None`` for an empty log."""
+    rows = list(iter_rows(store, after=None, limit=1, descending=True))
+    return AuditEntry(*rows[0]) if rows else None
+
+
+def iter_rows(
+    store: Store,
+    *,
+    after: int | None = 0,
+    until: int | None = None,
+    batch: int = 50_000,
+    limit: int | None = None,
+    descending: bool = False,
+) -> Iterator[tuple]:
+    """Raw row tuples (:data:`COLUMNS` order) by sequence in ``(after, until]``, fetched in
+    keyset-paginated batches.
+
+    Tuples, not model instances: verify walks a million rows and object construction dominates.
+    """
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    table = qualified_table(store)
+    param = store.db.param
+    order = "DESC" if descending else "ASC"
+    cmp = "<" if descending else ">"
+    cursor_seq = after
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = batch if remaining is None else min(batch, remaining)
+        conditions, params = [], []
+        if cursor_seq is not None:
+            conditions.append(f'"sequence" {cmp} {param}')
+            params.append(cursor_seq)
+        if until is not None:
+            conditions.append(f'"sequence" <= {param}')
+            params.append(until)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        sql = f'SELECT {cols} FROM {table} {where}ORDER BY "sequence" {order} LIMIT {int(size)}'
+        rows = store.db.execute_sql(sql, params).fetchall()
+        yield from rows
+        if len(rows) < size:
+            return
+        cursor_seq = rows[-1][1]
+        if remaining is not None:
+            remaining -= len(rows)
+
+
+def select_entries(
+    store: Store,
+    *,
+    correlation_id: str | None = None,
+    event_types: tuple[str, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+    sequence: int | None = None,
+    entry_id: str | None = None,
+    last: int | None = None,
+) -> Iterator[AuditEntry]:
+    """Entries matching every given filter, by sequence; ``last`` keeps only the newest N.
+
+    ``since``/``until`` are timestamps in the log's own format (inclusive, exclusive).
+    """
+    m = store.model
+    query = m.select(*(getattr(m, c) for c in COLUMNS))
+    conditions = []
+    if correlation_id is not None:
+        conditions.append(m.correlation_id == correlation_id)
+    if event_types:
+        conditions.append(m.event_type.in_(list(event_types)))
+    if since is not None:
+        conditions.append(m.timestamp >= since)
+    if until is not None:
+        conditions.append(m.timestamp < until)
+    if sequence is not None:
+        conditions.append(m.sequence == sequence)
+    if entry_id is not None:
+        conditions.append(m.id == entry_id)
+    if conditions:
+        query = query.where(*conditions)
+    if last is not None:
+        rows = list(query.order_by(m.sequence.desc()).limit(last).tuples())
+        yield from (AuditEntry(*r) for r in reversed(rows))
+        return
+    for row in query.order_by(m.sequence).tuples().iterator():
+        yield AuditEntry(*row)
