@@ -1,1 +1,75 @@
-"""Offline Solana cluster, quote service and quantitative engine speaking the real protocols."""
+"""Offline Solana cluster, quote service and quantitative engine speaking the real protocols.
+
+``Localnet`` runs them in-process on loopback ports (see docs/LOCALNET.md); ``build_genesis``
+gives every address the localnet creates, from the settings alone.
+
+Names load on first use: ``xorj_actors.config`` imports ``localnet.settings``, and loading a
+config must not pull in aiohttp, LiteSVM and the servers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xorj_actors.localnet.chain import ChainView
+    from xorj_actors.localnet.genesis import (
+        TOKEN_PROGRAM_ID,
+        Genesis,
+        TokenSpec,
+        VaultSpec,
+        apply_genesis,
+        build_genesis,
+        dev_vault_authority,
+        swap_transaction,
+        vault_token_account,
+    )
+    from xorj_actors.localnet.runner import Localnet
+    from xorj_actors.localnet.server import Faults, LocalnetServer
+    from xorj_actors.localnet.settings import LocalnetSettings, TokenSettings
+
+_HOMES = {
+    "ChainView": "chain",
+    "TOKEN_PROGRAM_ID": "genesis",
+    "Genesis": "genesis",
+    "TokenSpec": "genesis",
+    "VaultSpec": "genesis",
+    "apply_genesis": "genesis",
+    "build_genesis": "genesis",
+    "dev_vault_authority": "genesis",
+    "swap_transaction": "genesis",
+    "vault_token_account": "genesis",
+    "Localnet": "runner",
+    "Faults": "server",
+    "LocalnetServer": "server",
+    "LocalnetSettings": "settings",
+    "TokenSettings": "settings",
+}
+
+__all__ = [
+    "TOKEN_PROGRAM_ID",
+    "ChainView",
+    "Faults",
+    "Genesis",
+    "Localnet",
+    "LocalnetServer",
+    "LocalnetSettings",
+    "TokenSettings",
+    "TokenSpec",
+    "VaultSpec",
+    "apply_genesis",
+    "build_genesis",
+    "dev_vault_authority",
+    "swap_transaction",
+    "vault_token_account",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -1,4 +1,4 @@
-"""`xorj-actors localnet` (placeholder until its issue lands)."""
+"""``xorj-actors localnet``: serve the offline cluster, quote service and quant engine until signalled."""
 
 from __future__ import annotations
 
@@ -9,7 +9,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from xorj_actors.cli import add_common_arguments
 
     add_common_arguments(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the URLs as one JSON object on the first line of output",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    raise SystemExit("xorj-actors localnet: not built yet")
+    import json
+    import signal
+    import sys
+
+    from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.localnet.runner import Localnet
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"xorj-actors localnet: {exc}", file=sys.stderr)
+        return 2
+    # Blocked before any thread starts, so only sigwait below ever sees them (FIELD-NOTES).
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    localnet = Localnet(config.localnet)
+    try:
+        localnet.start()
+    except OSError as exc:
+        print(f"xorj-actors localnet: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    try:
+        urls = localnet.urls
+        if args.json:
+            print(json.dumps(urls), flush=True)
+        else:
+            for name, url in urls.items():
+                print(f"{name:6} {url or '(not available)'}", flush=True)
+        signal.sigwait(signals)
+    finally:
+        localnet.stop()
+    return 0

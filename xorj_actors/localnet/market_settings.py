@@ -2,14 +2,65 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["DEV_QUANT_API_KEY", "QuantSettings", "QuoteSettings"]
+
+#: API key of the local quantitative engine when the environment variable is unset. Public on
+#: purpose: the localnet is for development and tests only.
+DEV_QUANT_API_KEY = "xorj-localnet-dev-quant-key"
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ValueError("port: must be between 0 and 65535")
+
+
+def _check_clock(step_s: float, key: str) -> None:
+    if not math.isfinite(step_s) or not 0.001 <= step_s <= 86_400:
+        raise ValueError(f"{key}: must be between 0.001 and 86400 seconds")
 
 
 @dataclass(frozen=True, slots=True)
 class QuoteSettings:
-    """``[localnet.quote]``: the Jupiter-shaped quote service."""
+    """``[localnet.quote]``: the Jupiter-shaped quote service and its RFQ market maker."""
 
     port: int = 0  # 0: a free port
+    #: Seed of the price walks: same seed and same steps, same prices.
+    seed: int = 1
+    #: Market time one random-walk step represents (the walk's dt).
+    step_s: float = 1.0
+    #: Manual clock: prices step only on command (`PriceWalk.advance`, `POST /admin/advance`).
+    manual_clock: bool = False
+    #: A quote is honoured (co-signed by the market maker) only this long after it was given.
+    quote_ttl_s: float = 30.0
+    #: `slippageBps` when the request has none (Jupiter's default).
+    default_slippage_bps: int = 50
+    #: Volatility factor of a switched-on volatility spike.
+    spike_multiplier: float = 20.0
+    #: Compute budget returned with every swap (two token transfers use ~210 units).
+    compute_unit_limit: int = 20_000
+    compute_unit_price_micro_lamports: int = 1_000
+    #: Open quotes kept for replay protection; the oldest are forgotten (refused) beyond it.
+    max_open_quotes: int = 100_000
+
+    def validate(self) -> None:
+        _check_port(self.port)
+        _check_clock(self.step_s, "step_s")
+        if not math.isfinite(self.quote_ttl_s) or not 0 < self.quote_ttl_s <= 3_600:
+            raise ValueError("quote_ttl_s: must be > 0 and <= 3600")
+        if not 0 <= self.default_slippage_bps <= 10_000:
+            raise ValueError("default_slippage_bps: must be between 0 and 10000")
+        if not math.isfinite(self.spike_multiplier) or not 1 <= self.spike_multiplier <= 1_000:
+            raise ValueError("spike_multiplier: must be between 1 and 1000")
+        if not 1 <= self.compute_unit_limit <= 1_400_000:
+            raise ValueError("compute_unit_limit: must be between 1 and 1400000")
+        if not 0 <= self.compute_unit_price_micro_lamports <= 10**12:
+            raise ValueError("compute_unit_price_micro_lamports: must be between 0 and 1e12")
+        if self.max_open_quotes < 1:
+            raise ValueError("max_open_quotes: must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +68,24 @@ class QuantSettings:
     """``[localnet.quant]``: the quantitative engine's ranked-traders endpoint."""
 
     port: int = 0  # 0: a free port
+    #: Environment variable holding the API key; unset gives `DEV_QUANT_API_KEY`.
+    api_key_env: str = "XORJ_QUANT_API_KEY"
+    seed: int = 1
+    scenario: Literal["steady", "rotation", "risk_off"] = "rotation"
+    #: Market time between scenario rounds (traders' scores and allocations drift each round).
+    round_s: float = 60.0
+    #: Manual clock: rounds advance only on command (`QuantEngine.advance`, `POST /admin/advance`).
+    manual_clock: bool = False
+    traders: int = 20
+    #: How long the `timeout` fault holds a request before answering (longer than any client).
+    hang_s: float = 30.0
+
+    def validate(self) -> None:
+        _check_port(self.port)
+        if not self.api_key_env:
+            raise ValueError("api_key_env: must name an environment variable")
+        _check_clock(self.round_s, "round_s")
+        if not 1 <= self.traders <= 10_000:
+            raise ValueError("traders: must be between 1 and 10000")
+        if not math.isfinite(self.hang_s) or not 0 < self.hang_s <= 3_600:
+            raise ValueError("hang_s: must be > 0 and <= 3600")

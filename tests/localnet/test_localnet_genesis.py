@@ -1,0 +1,129 @@
+"""Genesis and settings: deterministic addresses, balances on a real LiteSVM, strict config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.pubkey import Pubkey
+from solders.token.state import Mint, TokenAccount
+
+from xorj_actors.config import ConfigError, parse_config
+from xorj_actors.localnet import (
+    TOKEN_PROGRAM_ID,
+    LocalnetSettings,
+    apply_genesis,
+    build_genesis,
+    dev_vault_authority,
+    swap_transaction,
+    vault_token_account,
+)
+
+
+def test_genesis_is_deterministic_and_documented() -> None:
+    a, b = build_genesis(LocalnetSettings()), build_genesis(LocalnetSettings())
+    assert [t.mint for t in a.tokens] == [t.mint for t in b.tokens]
+    assert a.market_maker.pubkey() == b.market_maker.pubkey()
+    assert a.stable.symbol == "USDC" and a.stable.decimals == 6
+    assert {t.symbol for t in a.tokens} == {"USDC", "JUP", "BONK", "SOL"}
+    vault = a.vault("vault-0003")
+    assert vault.index == 3 and vault.authority == dev_vault_authority().pubkey()
+    expected = Pubkey.create_with_seed(vault.authority, "vault-0003:JUP", TOKEN_PROGRAM_ID)
+    assert vault.token_accounts["JUP"] == expected == vault_token_account(vault.authority, "vault-0003", "JUP")
+    assert a.token(str(a.token("BONK").mint)).symbol == "BONK"
+    with pytest.raises(KeyError):
+        a.token("DOGE")
+    with pytest.raises(TypeError):
+        vault.token_accounts["DOGE"] = Pubkey.default()  # read-only mapping
+    other_seed = build_genesis(LocalnetSettings(seed="elsewhere"))
+    assert other_seed.token("JUP").mint != a.token("JUP").mint
+
+
+def test_custom_authority_owns_every_vault_account() -> None:
+    authority = Keypair().pubkey()
+    g = build_genesis(LocalnetSettings(vault_authority=str(authority), vaults=3))
+    assert all(v.authority == authority for v in g.vaults)
+    accounts = [a for v in g.vaults for a in v.token_accounts.values()]
+    assert len(set(accounts)) == 3 * len(g.tokens)
+
+
+def test_apply_genesis_balances_on_litesvm() -> None:
+    g = build_genesis(LocalnetSettings(vaults=2))
+    svm = LiteSVM()
+    apply_genesis(svm, g)
+    usdc = g.stable
+    for vault in g.vaults:
+        acc = TokenAccount.from_bytes(bytes(svm.get_account(vault.token_accounts["USDC"]).data))
+        assert (acc.mint, acc.owner, acc.amount) == (usdc.mint, vault.authority, 10_000 * 10**6)
+    mint = Mint.from_bytes(bytes(svm.get_account(usdc.mint).data))
+    assert mint.supply == usdc.market_maker_amount + 2 * usdc.vault_amount and mint.mint_authority is None
+    assert svm.get_balance(g.vault_authority) == 1_000 * 10**9
+    # The genesis really trades: a swap signed by the authority and the market maker lands.
+    tx = swap_transaction(
+        g, g.vault(1), dev_vault_authority(), svm.latest_blockhash(), sell="USDC", buy="SOL", amount_in=5, amount_out=9
+    )
+    assert type(svm.send_transaction(tx)).__name__ == "TransactionMetadata"
+    sol = TokenAccount.from_bytes(bytes(svm.get_account(g.vault(1).token_accounts["SOL"]).data))
+    assert sol.amount == 9
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[localnet]\nslot_ms = 1", "localnet.slot_ms"),
+        ("[localnet]\nhost = '0.0.0.0'", "localnet.host: must be a loopback"),
+        ("[localnet]\nconfirmed_lag = 40\nfinalized_lag = 32", "localnet.finalized_lag"),
+        ("[localnet]\nvault_authority = 'not-a-key'", "localnet.vault_authority"),
+        ("[localnet]\nvaults = -1", "localnet.vaults"),
+        ("[localnet]\nslotms = 400", "did you mean 'slot_ms'"),
+        ("[[localnet.tokens]]\nsymbol = 'USDC'\nstable = false", "exactly one token"),
+        ("[[localnet.tokens]]\nsymbol = 'USDC'\nstable = true\nprice_usd = -1.0", "price_usd"),
+        ("[[localnet.tokens]]\nsymbol = 'US-DC'\nstable = true", "symbol"),
+        ("[[localnet.tokens]]\nsymbol = 'X'\nstable = true\nvault_balance = 1e30", "u64"),
+    ],
+)
+def test_bad_localnet_config_names_the_key(toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(toml)
+
+
+def test_settings_built_in_code_are_validated_too() -> None:
+    with pytest.raises(ValueError, match="slot_ms"):
+        build_genesis(LocalnetSettings(slot_ms=0))
+    huge = dataclasses.replace(LocalnetSettings().tokens[0], vault_balance=1e12)
+    with pytest.raises(ValueError, match=r"tokens\[0\]: the supply of USDC does not fit a u64"):
+        build_genesis(LocalnetSettings(tokens=(huge,), vaults=100_000))
+    with pytest.raises(ValueError, match=r"tokens\[0\]\.price_usd"):
+        build_genesis(LocalnetSettings(tokens=(dataclasses.replace(huge, price_usd=0.0),)))
+
+
+def test_config_tokens_and_empty_config() -> None:
+    assert parse_config("").localnet == LocalnetSettings()
+    config = parse_config(
+        """
+[localnet]
+vaults = 2
+slot_ms = 100
+manual_clock = true
+
+[[localnet.tokens]]
+symbol = "USDC"
+stable = true
+vault_balance = 50.0
+
+[[localnet.tokens]]
+symbol = "WIF"
+decimals = 6
+price_usd = 2.5
+volatility = 1.5
+depth_usd = 300000.0
+"""
+    )
+    settings = config.localnet
+    assert dataclasses.replace(settings, tokens=()).manual_clock
+    g = build_genesis(settings)
+    assert [t.symbol for t in g.tokens] == ["USDC", "WIF"]
+    assert g.token("USDC").vault_amount == 50_000_000
+    assert g.token("WIF").market_maker_amount == 10 * 300_000 * 10**6 // 2.5

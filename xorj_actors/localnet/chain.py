@@ -1,0 +1,315 @@
+"""The chain: LiteSVM plus what a cluster adds around it (slots, commitment, blockhash window).
+
+A :class:`Chain` lives on one thread (LiteSVM is not thread-safe); only :meth:`Chain.slot` may
+be read from elsewhere. Listeners (the PubSub hub) hear about slots, receipts and landings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
+from solders.signature import Signature
+from solders.system_program import TransferParams, transfer
+from solders.token.state import Mint
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+from solders.transaction_status import (
+    TransactionErrorFieldless,
+    TransactionErrorInstructionError,
+    TransactionErrorInsufficientFundsForRent,
+)
+
+from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, apply_genesis, fund
+from xorj_actors.localnet.settings import LocalnetSettings
+
+__all__ = ["Chain", "ChainView", "Commitment", "Landed", "PreflightFailure", "SignatureFailure"]
+
+Commitment = Literal["processed", "confirmed", "finalized"]
+COMMITMENTS: tuple[Commitment, ...] = ("processed", "confirmed", "finalized")
+
+#: Errors after which a transaction is in a block anyway (fee charged); any other error means
+#: the leader dropped it.
+_LANDS_FAILED = (TransactionErrorInstructionError, TransactionErrorInsufficientFundsForRent)
+_MINT_LEN = 82
+#: Agave's wording of the errors a preflight commonly meets.
+_FIELDLESS_MESSAGES = {
+    "BlockhashNotFound": "Blockhash not found",
+    "AlreadyProcessed": "This transaction has already been processed",
+    "InsufficientFundsForFee": "Insufficient funds for fee",
+    "AccountNotFound": "Attempt to debit an account but found no record of a prior credit.",
+}
+_FAUCET_LAMPORTS = 10**18  # a billion SOL
+
+
+class ChainView(Protocol):
+    """What the quote service may see of the chain."""
+
+    def slot(self) -> int:
+        """The current processed slot; safe from any thread."""
+        ...
+
+    def latest_blockhash(self, commitment: Commitment) -> tuple[int, Hash, int]:
+        """``(context slot, blockhash, lastValidBlockHeight)``; on the chain's thread only."""
+        ...
+
+
+class PreflightFailure(Exception):
+    """Preflight simulation failed (JSON-RPC -32002); ``result`` is the simulation."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class SignatureFailure(Exception):
+    """A signature does not verify (JSON-RPC -32003)."""
+
+
+def error_json(err: Any) -> Any:
+    """A solders ``TransactionError`` in Agave's JSON shape (``{"InstructionError":[2,{"Custom":1}]}``)."""
+    if err is None:
+        return None
+    return json.loads(RpcSimulateTransactionResult(err=err).to_json())["err"]
+
+
+def error_message(err: Any) -> str:
+    """Agave's human-readable summary of a transaction error, for -32002 messages."""
+    if isinstance(err, TransactionErrorInstructionError):
+        detail = error_json(err)["InstructionError"][1]
+        if isinstance(detail, dict) and "Custom" in detail:
+            text = f"custom program error: {detail['Custom']:#x}"
+        else:
+            text = str(detail)
+        return f"Transaction simulation failed: Error processing Instruction {err.index}: {text}"
+    text = _FIELDLESS_MESSAGES.get(str(error_json(err)), str(error_json(err)))
+    return f"Transaction simulation failed: {text}"
+
+
+@dataclass(slots=True)
+class Landed:
+    """A transaction in a block."""
+
+    signature: Signature
+    slot: int
+    tx: VersionedTransaction
+    err: Any
+    err_json: Any
+    fee: int
+    logs: list[str]
+    units: int
+    pre_balances: list[int]
+    post_balances: list[int]
+
+
+class ChainListener(Protocol):
+    """Events of the chain, called on the chain's thread."""
+
+    def on_slot(self, slot: int) -> None: ...
+
+    def on_received(self, signature: Signature) -> None: ...
+
+    def on_landed(self, landed: Landed) -> None: ...
+
+
+class Chain:
+    """LiteSVM behind a slot clock, commitment levels and a 150-block blockhash window."""
+
+    def __init__(self, settings: LocalnetSettings, genesis: Genesis) -> None:
+        self.settings = settings
+        self.genesis = genesis
+        self.svm = LiteSVM().with_blockhash_check(False)
+        apply_genesis(self.svm, genesis)
+        self._faucet = Keypair.from_seed(hashlib.sha256(f"{settings.seed}:faucet".encode()).digest())
+        fund(self.svm, self._faucet.pubkey(), _FAUCET_LAMPORTS)
+        self._slot = 0
+        self._genesis_time = int(time.time())
+        self._blockhashes: dict[Hash, int] = {self.svm.latest_blockhash(): 0}
+        self._slot_hashes: dict[int, Hash] = {0: self.svm.latest_blockhash()}
+        self.landed: dict[Signature, Landed] = {}
+        self._landing_order: deque[Landed] = deque()
+        #: Accepted but not yet landed (the "land late" fault): due slot -> transactions.
+        self._late: dict[int, list[VersionedTransaction]] = {}
+        self.listeners: list[ChainListener] = []
+        #: Faults on transactions, set by the runner: the next N submissions are dropped or late.
+        self.drop_next = 0
+        self.late_next = 0
+        self.late_slots = 0
+
+    # -- clock and commitment -------------------------------------------------------------
+
+    def slot(self) -> int:
+        """The current processed slot (a plain int read, safe from any thread)."""
+        return self._slot
+
+    def lag(self, commitment: Commitment) -> int:
+        """Slots a block waits before it reaches ``commitment``."""
+        if commitment == "processed":
+            return 0
+        return self.settings.confirmed_lag if commitment == "confirmed" else self.settings.finalized_lag
+
+    def commitment_slot(self, commitment: Commitment) -> int:
+        """The newest slot at ``commitment`` (slot 0 stands in while none has reached it yet)."""
+        return max(self._slot - self.lag(commitment), 0)
+
+    def slot_reached(self, slot: int, commitment: Commitment) -> bool:
+        """Whether the block of ``slot`` has reached ``commitment``."""
+        return self._slot - slot >= self.lag(commitment)
+
+    def block_time(self, slot: int) -> int:
+        return self._genesis_time + slot * self.settings.slot_ms // 1000
+
+    def advance(self, slots: int = 1) -> int:
+        """Produce ``slots`` new slots, each with a new blockhash; returns the new slot."""
+        for _ in range(slots):
+            self._slot += 1
+            self.svm.warp_to_slot(self._slot)
+            self.svm.expire_blockhash()
+            blockhash = self.svm.latest_blockhash()
+            self._blockhashes[blockhash] = self._slot
+            self._slot_hashes[self._slot] = blockhash
+            old = self._slot - self.settings.blockhash_valid_blocks - self.settings.finalized_lag - 1
+            self._blockhashes.pop(self._slot_hashes.pop(old, Hash.default()), None)
+            for tx in self._late.pop(self._slot, ()):
+                self._execute(tx)
+            forget_before = self._slot - self.settings.history_slots
+            while self._landing_order and self._landing_order[0].slot < forget_before:
+                del self.landed[self._landing_order.popleft().signature]
+            for listener in self.listeners:
+                listener.on_slot(self._slot)
+        return self._slot
+
+    def latest_blockhash(self, commitment: Commitment = "finalized") -> tuple[int, Hash, int]:
+        """``(context slot, blockhash, lastValidBlockHeight)`` at ``commitment``."""
+        slot = self.commitment_slot(commitment)
+        return self._slot, self._slot_hashes[slot], slot + self.settings.blockhash_valid_blocks
+
+    def blockhash_valid(self, blockhash: Hash) -> bool:
+        created = self._blockhashes.get(blockhash)
+        return created is not None and self._slot - created <= self.settings.blockhash_valid_blocks
+
+    def status_of(self, landed: Landed) -> tuple[int | None, Commitment]:
+        """``(confirmations, confirmationStatus)``: confirmations are null once finalized."""
+        depth = self._slot - landed.slot
+        if depth >= self.settings.finalized_lag:
+            return None, "finalized"
+        return depth, "confirmed" if depth >= self.settings.confirmed_lag else "processed"
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def simulate(
+        self, tx: VersionedTransaction, *, sig_verify: bool = True, replace_blockhash: bool = False
+    ) -> tuple[Any, dict[str, Any]]:
+        """Simulate ``tx`` on the processed state: ``(error, Agave's RpcSimulateTransactionResult)``.
+
+        Raises :class:`SignatureFailure` first when ``sig_verify`` and a signature is bad, as Agave does.
+        """
+        if sig_verify and not all(tx.verify_with_results()):
+            raise SignatureFailure("Transaction signature verification failure")
+        if tx.signatures[0] in self.landed:
+            return _simulated(TransactionErrorFieldless.AlreadyProcessed)
+        if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
+            return _simulated(TransactionErrorFieldless.BlockhashNotFound)
+        with self._sigverify_off():  # verified above when asked
+            result = self.svm.simulate_transaction(tx)
+        meta = result.meta()
+        err = result.err() if isinstance(result, FailedTransactionMetadata) else None
+        return _simulated(err, meta.logs(), meta.compute_units_consumed())
+
+    def submit(self, tx: VersionedTransaction, *, preflight: bool) -> Signature:
+        """Accept ``tx`` as ``sendTransaction`` does.
+
+        With preflight a transaction that would fail raises :class:`SignatureFailure` or
+        :class:`PreflightFailure` and changes nothing. Without it, whatever a leader would
+        drop (stale blockhash, bad signature, fee payer short) is dropped silently.
+        """
+        signature = tx.signatures[0]
+        if preflight:
+            err, result = self.simulate(tx)
+            if err is not None:
+                raise PreflightFailure(error_message(err), result)
+        for listener in self.listeners:
+            listener.on_received(signature)
+        if self.drop_next:
+            self.drop_next -= 1
+        elif self.late_next:
+            self.late_next -= 1
+            self._late.setdefault(self._slot + max(self.late_slots, 1), []).append(tx)
+        else:
+            # Preflight verified these exact bytes a moment ago: verifying again is pure cost.
+            self._execute(tx, verified=preflight)
+        return signature
+
+    def _execute(self, tx: VersionedTransaction, *, verified: bool = False) -> None:
+        signature = tx.signatures[0]
+        if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):
+            return
+        keys = tx.message.account_keys
+        pre = [self.svm.get_balance(k) or 0 for k in keys]
+        with self._sigverify_off() if verified else contextlib.nullcontext():
+            result = self.svm.send_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            err, meta = result.err(), result.meta()
+            if not isinstance(err, _LANDS_FAILED):
+                return
+        else:
+            err, meta = None, result
+        landed = Landed(
+            signature=signature,
+            slot=self._slot,
+            tx=tx,
+            err=err,
+            err_json=error_json(err),
+            fee=meta.fee(),
+            logs=meta.logs(),
+            units=meta.compute_units_consumed(),
+            pre_balances=pre,
+            post_balances=[self.svm.get_balance(k) or 0 for k in keys],
+        )
+        self.landed[signature] = landed
+        self._landing_order.append(landed)
+        for listener in self.listeners:
+            listener.on_landed(landed)
+
+    @contextlib.contextmanager
+    def _sigverify_off(self) -> Iterator[None]:
+        self.svm.with_sigverify(False)
+        try:
+            yield
+        finally:
+            self.svm.with_sigverify(True)
+
+    def decimals_of(self, mint: Pubkey) -> int | None:
+        """Decimals of ``mint`` (a genesis token or any SPL mint on chain), else ``None``."""
+        try:
+            return self.genesis.token(mint).decimals
+        except KeyError:
+            account = self.svm.get_account(mint)
+            if account is None or account.owner != TOKEN_PROGRAM_ID or len(account.data) != _MINT_LEN:
+                return None
+            return Mint.from_bytes(bytes(account.data)).decimals
+
+    def airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
+        """Send ``lamports`` to ``pubkey`` from the faucet, as a real transfer that lands."""
+        blockhash = self._slot_hashes[self._slot]
+        ix = transfer(TransferParams(from_pubkey=self._faucet.pubkey(), to_pubkey=pubkey, lamports=lamports))
+        tx = VersionedTransaction(MessageV0.try_compile(self._faucet.pubkey(), [ix], [], blockhash), [self._faucet])
+        self._execute(tx)
+        return tx.signatures[0]
+
+
+def _simulated(err: Any, logs: list[str] | None = None, units: int = 0) -> tuple[Any, dict[str, Any]]:
+    result = RpcSimulateTransactionResult(err=err, logs=list(logs or ()), units_consumed=units)
+    return err, json.loads(result.to_json())

@@ -1,0 +1,256 @@
+"""The localnet's genesis: mints, the market maker's inventory and the vaults' token accounts.
+
+Everything is derived from the settings alone, so a test, a config file and a running localnet
+agree on every address without talking to each other.
+
+Address scheme:
+- mint of a token: the public key of ``Keypair.from_seed(sha256(f"{seed}:mint:{symbol}"))``
+  unless the token names its own ``mint``;
+- market maker: ``Keypair.from_seed(sha256(f"{seed}:market-maker"))``, its token accounts are
+  its associated token accounts;
+- vault ``i`` has id ``f"vault-{i:04d}"`` and, for each token, the token account
+  ``Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)`` owned (SPL
+  owner) by the vault authority. One authority holds many vaults, so ATAs cannot be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from solders.account import Account
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.instruction import AccountMeta, Instruction
+from solders.message import MessageV0, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.token.associated import get_associated_token_address
+from solders.token.state import Mint, TokenAccount, TokenAccountState
+from solders.transaction import VersionedTransaction
+
+from xorj_actors.localnet.settings import LocalnetSettings, TokenSettings
+
+__all__ = [
+    "Genesis",
+    "TOKEN_PROGRAM_ID",
+    "TokenSpec",
+    "VaultSpec",
+    "apply_genesis",
+    "build_genesis",
+    "dev_vault_authority",
+    "fund",
+    "swap_transaction",
+    "vault_token_account",
+]
+
+TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+LAMPORTS_PER_SOL = 1_000_000_000
+_TRANSFER_CHECKED = 12
+#: Seed of the development vault authority. Its secret key is in this source file: it is for
+#: development and tests only and must never own anything on a real cluster.
+_DEV_AUTHORITY_SEED = b"xorj-localnet DEVELOPMENT vault authority, never fund on a real cluster"
+
+
+def _seeded_keypair(text: str | bytes) -> Keypair:
+    data = text.encode() if isinstance(text, str) else text
+    return Keypair.from_seed(hashlib.sha256(data).digest())
+
+
+def dev_vault_authority() -> Keypair:
+    """The fixed DEVELOPMENT vault authority used when ``localnet.vault_authority`` is empty."""
+    return _seeded_keypair(_DEV_AUTHORITY_SEED)
+
+
+def vault_token_account(authority: Pubkey, vault_id: str, symbol: str) -> Pubkey:
+    """The token account of vault ``vault_id`` for token ``symbol`` (see the module docstring)."""
+    return Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSpec:
+    """One token of the localnet: its mint and market parameters."""
+
+    symbol: str
+    mint: Pubkey
+    decimals: int
+    price_usd: float
+    volatility: float
+    depth_usd: float
+    stable: bool
+    #: Starting balance of each vault, in base units.
+    vault_amount: int = 0
+    #: Market maker inventory, in base units.
+    market_maker_amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VaultSpec:
+    """One vault: its authority and its token account per symbol."""
+
+    index: int
+    vault_id: str
+    authority: Pubkey
+    token_accounts: Mapping[str, Pubkey]
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """The localnet's initial state, pure data."""
+
+    tokens: tuple[TokenSpec, ...]
+    market_maker: Keypair
+    market_maker_accounts: Mapping[str, Pubkey]
+    vaults: tuple[VaultSpec, ...]
+    #: Lamports of the vault authority (the fee payer of every swap) and of the market maker.
+    authority_lamports: int = 0
+    market_maker_lamports: int = 0
+    _index: Mapping[str, TokenSpec] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, TokenSpec] = {}
+        for t in self.tokens:
+            index[t.symbol] = t
+            index[str(t.mint)] = t
+        object.__setattr__(self, "_index", MappingProxyType(index))
+
+    def token(self, symbol_or_mint: str | Pubkey) -> TokenSpec:
+        """The token with this symbol or mint; ``KeyError`` if unknown."""
+        return self._index[str(symbol_or_mint)]
+
+    @property
+    def stable(self) -> TokenSpec:
+        """The stablecoin."""
+        return next(t for t in self.tokens if t.stable)
+
+    @property
+    def vault_authority(self) -> Pubkey:
+        """The authority of every vault (the localnet knows only its public key)."""
+        return self.vaults[0].authority if self.vaults else dev_vault_authority().pubkey()
+
+    def vault(self, vault_id_or_index: str | int) -> VaultSpec:
+        """A vault by id (``"vault-0007"``) or index; ``KeyError`` if unknown."""
+        for v in self.vaults:
+            if v.vault_id == vault_id_or_index or v.index == vault_id_or_index:
+                return v
+        raise KeyError(vault_id_or_index)
+
+
+def _base_units(amount: float, decimals: int) -> int:
+    return int(round(amount * 10**decimals))
+
+
+def _token_spec(seed: str, t: TokenSettings) -> TokenSpec:
+    mint = Pubkey.from_string(t.mint) if t.mint else _seeded_keypair(f"{seed}:mint:{t.symbol}").pubkey()
+    return TokenSpec(
+        symbol=t.symbol,
+        mint=mint,
+        decimals=t.decimals,
+        price_usd=t.price_usd,
+        volatility=t.volatility,
+        depth_usd=t.depth_usd,
+        stable=t.stable,
+        vault_amount=_base_units(t.vault_balance, t.decimals),
+        market_maker_amount=_base_units(t.market_maker_tokens(), t.decimals),
+    )
+
+
+def build_genesis(settings: LocalnetSettings) -> Genesis:
+    """The genesis described by ``settings``: pure and deterministic.
+
+    Raises ``ValueError("key: problem")`` for settings that fail their validation.
+    """
+    settings.validate()
+    tokens = tuple(_token_spec(settings.seed, t) for t in settings.tokens)
+    market_maker = _seeded_keypair(f"{settings.seed}:market-maker")
+    mm_accounts = {t.symbol: get_associated_token_address(market_maker.pubkey(), t.mint) for t in tokens}
+    authority = (
+        Pubkey.from_string(settings.vault_authority)
+        if settings.vault_authority
+        else dev_vault_authority().pubkey()
+    )
+    vaults = []
+    for i in range(settings.vaults):
+        vault_id = f"vault-{i:04d}"
+        accounts = {t.symbol: vault_token_account(authority, vault_id, t.symbol) for t in tokens}
+        vaults.append(VaultSpec(i, vault_id, authority, MappingProxyType(accounts)))
+    return Genesis(
+        tokens=tokens,
+        market_maker=market_maker,
+        market_maker_accounts=MappingProxyType(mm_accounts),
+        vaults=tuple(vaults),
+        authority_lamports=int(settings.authority_sol * LAMPORTS_PER_SOL),
+        market_maker_lamports=int(settings.market_maker_sol * LAMPORTS_PER_SOL),
+    )
+
+
+def _place(svm: LiteSVM, address: Pubkey, data: bytes, owner: Pubkey = TOKEN_PROGRAM_ID) -> None:
+    lamports = svm.minimum_balance_for_rent_exemption(len(data))
+    svm.set_account(address, Account(lamports, data, owner, False, 0))
+
+
+def apply_genesis(svm: LiteSVM, genesis: Genesis) -> None:
+    """Write ``genesis`` into ``svm``: mints, market maker inventory, vault accounts, SOL for fees."""
+    mm = genesis.market_maker.pubkey()
+    for t in genesis.tokens:
+        supply = t.market_maker_amount + t.vault_amount * len(genesis.vaults)
+        # No mint authority: the supply is fixed at genesis, as for a token nobody can print.
+        _place(svm, t.mint, bytes(Mint(None, supply, t.decimals, True)))
+        _place(svm, genesis.market_maker_accounts[t.symbol], _token_account(t.mint, mm, t.market_maker_amount))
+        for v in genesis.vaults:
+            _place(svm, v.token_accounts[t.symbol], _token_account(t.mint, v.authority, t.vault_amount))
+    fund(svm, mm, genesis.market_maker_lamports)
+    fund(svm, genesis.vault_authority, genesis.authority_lamports)
+
+
+def fund(svm: LiteSVM, pubkey: Pubkey, lamports: int) -> None:
+    """Make ``pubkey`` a system account holding ``lamports`` (LiteSVM's own faucet runs dry)."""
+    svm.set_account(pubkey, Account(lamports, b"", SYSTEM_PROGRAM_ID, False, 0))
+
+
+def _token_account(mint: Pubkey, owner: Pubkey, amount: int) -> bytes:
+    return bytes(TokenAccount(mint, owner, amount, None, TokenAccountState.Initialized, None, 0))
+
+
+def swap_transaction(
+    genesis: Genesis,
+    vault: VaultSpec,
+    authority: Keypair,
+    blockhash: Hash,
+    *,
+    sell: str,
+    buy: str,
+    amount_in: int,
+    amount_out: int,
+) -> VersionedTransaction:
+    """A signed two-leg swap for tests and benchmarks: the vault pays ``amount_in`` of ``sell``
+    to the market maker, the market maker pays ``amount_out`` of ``buy`` to the vault, atomically.
+
+    The vault authority pays the fee; both sign. The quote service builds the real ones.
+    """
+    mm = genesis.market_maker
+    authority_key, mm_key = authority.pubkey(), mm.pubkey()
+    mm_accounts = genesis.market_maker_accounts
+    ixs = [
+        _transfer_checked(genesis.token(sell), vault.token_accounts[sell], mm_accounts[sell], authority_key, amount_in),
+        _transfer_checked(genesis.token(buy), mm_accounts[buy], vault.token_accounts[buy], mm_key, amount_out),
+    ]
+    message = MessageV0.try_compile(authority_key, ixs, [], blockhash)
+    raw = to_bytes_versioned(message)
+    # Signature order follows the message: the fee payer (authority) first, then the market maker.
+    return VersionedTransaction.populate(message, [authority.sign_message(raw), mm.sign_message(raw)])
+
+
+def _transfer_checked(token: TokenSpec, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+    """SPL Token ``TransferChecked`` (instruction 12), built directly: spl's builder is slow."""
+    accounts = [
+        AccountMeta(source, is_signer=False, is_writable=True),
+        AccountMeta(token.mint, is_signer=False, is_writable=False),
+        AccountMeta(dest, is_signer=False, is_writable=True),
+        AccountMeta(owner, is_signer=True, is_writable=False),
+    ]
+    data = bytes([_TRANSFER_CHECKED]) + amount.to_bytes(8, "little") + bytes([token.decimals])
+    return Instruction(TOKEN_PROGRAM_ID, data, accounts)

@@ -1,0 +1,511 @@
+"""The localnet's quote service: Jupiter's swap API in shape, a co-signing RFQ market maker behind it.
+
+``GET /quote``, ``POST /swap-instructions``, ``POST /swap`` and ``GET /price`` answer as the real
+aggregator does (amounts as strings, errors as ``{"error", "errorCode"}`` with status 400). The
+swap itself is modelled on Jupiter Z (RFQ): an atomic two-leg transfer in which the vault pays the
+market maker the input mint (``swapInstruction``, signed by the vault authority) and the market
+maker pays the vault the output mint (``cleanupInstruction``, signed by the market maker).
+
+The market maker signs a message only while its quote is valid, only if the message holds exactly
+the quoted legs, and only one message per quote: ``POST /swap`` returns a transaction it already
+signed, ``POST /rfq/sign`` co-signs a message the client assembled from ``/swap-instructions``.
+See docs/LOCALNET.md, "Quote service and quantitative engine".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from aiohttp import web
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.message import MessageV0, from_bytes_versioned, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from spl.memo.constants import MEMO_PROGRAM_ID
+
+from xorj_actors.localnet.chain import Commitment
+from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
+from xorj_actors.localnet.market_settings import QuoteSettings
+from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
+
+__all__ = [
+    "QUOTE_SERVICE",
+    "QuoteChain",
+    "QuoteBook",
+    "QuoteRefused",
+    "QuoteService",
+    "create_quote_app",
+    "transfer_checked_ix",
+]
+
+log = logging.getLogger(__name__)
+
+_U64_MAX = 2**64 - 1
+_LABEL = "XORJ Localnet RFQ"
+_TRANSFER_CHECKED = bytes((12,))  # the SPL Token instruction index
+_COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
+_MEMO_V1_PROGRAM_ID = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
+#: Programs a co-signed message may call besides the two legs (they move no tokens).
+_HARMLESS_PROGRAMS = frozenset({_COMPUTE_BUDGET_PROGRAM_ID, MEMO_PROGRAM_ID, _MEMO_V1_PROGRAM_ID})
+#: Fields of a client's ``quoteResponse`` that must equal the quote the service gave.
+_BINDING_FIELDS = (
+    "inputMint",
+    "inAmount",
+    "outputMint",
+    "outAmount",
+    "otherAmountThreshold",
+    "swapMode",
+    "slippageBps",
+)
+
+
+class QuoteChain(Protocol):
+    """What the quote service reads from the chain (``localnet.chain.Chain`` fits), from its thread."""
+
+    def slot(self) -> int:
+        """The current slot (``contextSlot`` of every quote)."""
+        ...
+
+    def latest_blockhash(self, commitment: Commitment) -> tuple[int, Hash, int]:
+        """``(context slot, blockhash, lastValidBlockHeight)`` (for ``POST /swap``)."""
+        ...
+
+
+class QuoteRefused(Exception):
+    """A request the service refuses; ``code`` is the ``errorCode`` the client sees."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class _Quote:
+    id: str
+    input: TokenSpec
+    output: TokenSpec
+    in_amount: int
+    out_amount: int
+    expires_at: float
+    response: dict[str, Any]
+    #: The one message the market maker signed for this quote.
+    signed: bytes | None = field(default=None)
+
+
+class QuoteBook:
+    """Open quotes by id, each valid for ``ttl_s`` and signed for at most one message."""
+
+    def __init__(self, ttl_s: float, capacity: int, clock: Callable[[], float] = time.time) -> None:
+        self._ttl_s = ttl_s
+        self._capacity = capacity
+        self._clock = clock
+        self._quotes: OrderedDict[str, _Quote] = OrderedDict()
+
+    def open(self, input: TokenSpec, output: TokenSpec, in_amount: int, out_amount: int) -> _Quote:
+        """Record a new quote and return it (its ``response`` is filled in by the caller)."""
+        now = self._clock()
+        while self._quotes:
+            oldest = next(iter(self._quotes.values()))
+            if oldest.expires_at > now and len(self._quotes) < self._capacity:
+                break
+            self._quotes.popitem(last=False)
+        quote = _Quote(uuid.uuid4().hex, input, output, in_amount, out_amount, now + self._ttl_s, {})
+        self._quotes[quote.id] = quote
+        return quote
+
+    def get(self, quote_id: Any) -> _Quote:
+        """The open quote ``quote_id``; refused when unknown or expired."""
+        quote = self._quotes.get(quote_id) if isinstance(quote_id, str) else None
+        if quote is None:
+            raise QuoteRefused("QUOTE_NOT_FOUND", f"unknown or forgotten quote {quote_id!r}")
+        if self._clock() >= quote.expires_at:
+            raise QuoteRefused("QUOTE_EXPIRED", f"quote {quote_id} expired")
+        return quote
+
+    def claim(self, quote: _Quote, message: bytes) -> None:
+        """Bind ``quote`` to ``message``; the same message again is allowed (a retried request)."""
+        if quote.signed is not None and quote.signed != message:
+            raise QuoteRefused("QUOTE_ALREADY_USED", f"quote {quote.id} was signed for another message")
+        quote.signed = message
+
+
+def _error(code: str, message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message, "errorCode": code}, status=status)
+
+
+def _instruction_json(ix: Instruction) -> dict[str, Any]:
+    return {
+        "programId": str(ix.program_id),
+        "accounts": [
+            {"pubkey": str(m.pubkey), "isSigner": m.is_signer, "isWritable": m.is_writable}
+            for m in ix.accounts
+        ],
+        "data": base64.b64encode(bytes(ix.data)).decode(),
+    }
+
+
+def transfer_checked_ix(
+    token: TokenSpec, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int
+) -> Instruction:
+    """SPL Token ``TransferChecked``, exactly as ``spl.token.instructions.transfer_checked`` builds it.
+
+    Built by hand because spl's builder (construct) costs ~150 us, most of a quote's time.
+    """
+    data = _TRANSFER_CHECKED + amount.to_bytes(8, "little") + bytes((token.decimals,))
+    metas = [
+        AccountMeta(source, False, True),
+        AccountMeta(token.mint, False, False),
+        AccountMeta(dest, False, True),
+        AccountMeta(owner, True, False),
+    ]
+    return Instruction(TOKEN_PROGRAM_ID, data, metas)
+
+
+def _shape(ix: Instruction) -> tuple[Pubkey, bytes, tuple[Pubkey, ...]]:
+    # Signer and writable flags follow from the message header; what must match is who and how much.
+    return ix.program_id, bytes(ix.data), tuple(m.pubkey for m in ix.accounts)
+
+
+def _pubkey(value: Any, name: str) -> Pubkey:
+    if not isinstance(value, str):
+        raise QuoteRefused("INVALID_REQUEST", f"{name}: expected a base58 public key")
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise QuoteRefused("INVALID_REQUEST", f"{name}: not a base58 public key: {value!r}") from None
+
+
+def _uint(value: str | None, name: str, low: int, high: int) -> int:
+    if value is None or not value.isascii() or not value.isdigit():
+        raise QuoteRefused("INVALID_REQUEST", f"{name}: expected an integer, got {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        raise QuoteRefused("INVALID_REQUEST", f"{name}: must be between {low} and {high}, got {number}")
+    return number
+
+
+class QuoteService:
+    """The state behind the quote app; reach it in-process as ``app[QUOTE_SERVICE]``.
+
+    Attributes:
+        prices: the seeded price walks (``set_volatility_spike``, ``advance``).
+        book: the open quotes.
+    """
+
+    def __init__(self, genesis: Genesis, chain: QuoteChain, settings: QuoteSettings) -> None:
+        self.genesis = genesis
+        self.chain = chain
+        self.settings = settings
+        self.prices = PriceWalk(
+            genesis.tokens, settings.seed, settings.step_s, settings.manual_clock, settings.spike_multiplier
+        )
+        self.book = QuoteBook(settings.quote_ttl_s, settings.max_open_quotes)
+        self._mm = genesis.market_maker
+        self._mm_key = genesis.market_maker.pubkey()  # Keypair.pubkey() derives it anew each call
+        self._mm_accounts = frozenset(genesis.market_maker_accounts.values())
+        self._vaults = {v.vault_id: v for v in genesis.vaults}
+        self._owned: dict[Pubkey, list[VaultSpec]] = {}
+        for v in genesis.vaults:
+            self._owned.setdefault(v.authority, []).append(v)
+        self._vault_of_account = {a: v.vault_id for v in genesis.vaults for a in v.token_accounts.values()}
+
+    # -- pricing ---------------------------------------------------------------------------
+
+    def _token(self, query: Mapping[str, str], name: str) -> TokenSpec:
+        mint = _pubkey(query.get(name), name)
+        try:
+            return self.genesis.token(mint)
+        except KeyError:
+            raise QuoteRefused("TOKEN_NOT_TRADABLE", f"The token {mint} is not tradable") from None
+
+    def quote(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """Answer ``GET /quote`` for these query parameters."""
+        started = time.perf_counter()
+        input_token = self._token(query, "inputMint")
+        output_token = self._token(query, "outputMint")
+        if input_token.mint == output_token.mint:
+            raise QuoteRefused("CIRCULAR_ARBITRAGE_IS_DISABLED", "Circular arbitrage is disabled")
+        amount = _uint(query.get("amount"), "amount", 1, _U64_MAX)
+        slippage = query.get("slippageBps", str(self.settings.default_slippage_bps))
+        slippage_bps = _uint(slippage, "slippageBps", 0, 10_000)
+        mode = query.get("swapMode", "ExactIn")
+        if mode not in ("ExactIn", "ExactOut"):
+            raise QuoteRefused("INVALID_REQUEST", f"swapMode: must be ExactIn or ExactOut, got {mode!r}")
+        try:
+            priced = route(input_token, output_token, self.genesis.stable, amount, mode, self.prices.prices())
+        except NoRoute as exc:
+            raise QuoteRefused("COULD_NOT_FIND_ANY_ROUTE", f"Could not find any route: {exc}") from None
+        if max(priced.in_amount, priced.out_amount) > _U64_MAX:
+            raise QuoteRefused("COULD_NOT_FIND_ANY_ROUTE", "Could not find any route: amount exceeds u64")
+        if mode == "ExactIn":
+            threshold = priced.out_amount * (10_000 - slippage_bps) // 10_000
+        else:
+            threshold = -(-priced.in_amount * (10_000 + slippage_bps) // 10_000)
+        quote = self.book.open(input_token, output_token, priced.in_amount, priced.out_amount)
+        mm = str(self._mm_key)
+        quote.response = {
+            "inputMint": str(input_token.mint),
+            "inAmount": str(priced.in_amount),
+            "outputMint": str(output_token.mint),
+            "outAmount": str(priced.out_amount),
+            "otherAmountThreshold": str(threshold),
+            "swapMode": mode,
+            "slippageBps": slippage_bps,
+            "platformFee": None,
+            "priceImpactPct": format(priced.price_impact.normalize(), "f"),
+            "routePlan": [
+                {
+                    "swapInfo": {
+                        "ammKey": mm,
+                        "label": _LABEL,
+                        "inputMint": str(hop.input.mint),
+                        "outputMint": str(hop.output.mint),
+                        "inAmount": str(hop.in_amount),
+                        "outAmount": str(hop.out_amount),
+                        "feeAmount": "0",
+                        "feeMint": str(hop.input.mint),
+                    },
+                    "percent": 100,
+                }
+                for hop in priced.hops
+            ],
+            "contextSlot": self.chain.slot(),
+            "quoteId": quote.id,
+            "expiresAtMs": int(quote.expires_at * 1000),
+            "timeTaken": time.perf_counter() - started,
+        }
+        return quote.response
+
+    def price(self, ids: str | None) -> dict[str, Any]:
+        """Answer ``GET /price?ids=...`` (Jupiter's price API v2 shape, USD mid prices)."""
+        started = time.perf_counter()
+        mints = [m for m in (ids or "").split(",") if m]
+        if not mints:
+            raise QuoteRefused("INVALID_REQUEST", "ids: expected a comma-separated list of mints")
+        prices = self.prices.prices()
+        # Decimal notation, never an exponent, as Jupiter writes prices.
+        data = {
+            m: {"id": m, "type": "derivedPrice", "price": format(Decimal(repr(prices[m])), "f")}
+            if m in prices
+            else None
+            for m in mints
+        }
+        return {"data": data, "timeTaken": time.perf_counter() - started}
+
+    # -- the two legs ----------------------------------------------------------------------
+
+    def _bound_quote(self, body: Any) -> tuple[_Quote, VaultSpec]:
+        if not isinstance(body, dict):
+            raise QuoteRefused("INVALID_REQUEST", "body: expected a JSON object")
+        user = _pubkey(body.get("userPublicKey"), "userPublicKey")
+        given = body.get("quoteResponse")
+        if not isinstance(given, dict):
+            raise QuoteRefused("INVALID_REQUEST", "quoteResponse: expected the object /quote returned")
+        quote = self.book.get(given.get("quoteId"))
+        for key in _BINDING_FIELDS:
+            if given.get(key) != quote.response[key]:
+                raise QuoteRefused("INVALID_REQUEST", f"quoteResponse.{key}: does not match quote {quote.id}")
+        return quote, self._vault(user, body.get("vaultId"))
+
+    def _vault(self, user: Pubkey, vault_id: Any) -> VaultSpec:
+        if vault_id is not None:
+            vault = self._vaults.get(vault_id) if isinstance(vault_id, str) else None
+            if vault is None or vault.authority != user:
+                raise QuoteRefused("INVALID_REQUEST", f"vaultId: {vault_id!r} is not a vault of {user}")
+            return vault
+        owned = self._owned.get(user, [])
+        if len(owned) != 1:
+            reason = "owns no vault" if not owned else f"owns {len(owned)} vaults: name one with vaultId"
+            raise QuoteRefused("INVALID_REQUEST", f"userPublicKey: {user} {reason}")
+        return owned[0]
+
+    def legs(self, quote: _Quote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
+        """The vault's leg (vault pays the market maker) and the market maker's leg (it pays the vault)."""
+        mm = self.genesis.market_maker_accounts
+        pay = transfer_checked_ix(
+            quote.input,
+            vault.token_accounts[quote.input.symbol],
+            mm[quote.input.symbol],
+            vault.authority,
+            quote.in_amount,
+        )
+        settle = transfer_checked_ix(
+            quote.output,
+            mm[quote.output.symbol],
+            vault.token_accounts[quote.output.symbol],
+            self._mm_key,
+            quote.out_amount,
+        )
+        return pay, settle
+
+    def _compute_budget(self) -> list[Instruction]:
+        return [
+            set_compute_unit_limit(self.settings.compute_unit_limit),
+            set_compute_unit_price(self.settings.compute_unit_price_micro_lamports),
+        ]
+
+    def _prioritization_fee(self) -> int:
+        s = self.settings
+        return s.compute_unit_limit * s.compute_unit_price_micro_lamports // 1_000_000
+
+    def swap_instructions(self, body: Any) -> dict[str, Any]:
+        """Answer ``POST /swap-instructions``."""
+        quote, vault = self._bound_quote(body)
+        pay, settle = self.legs(quote, vault)
+        return {
+            "tokenLedgerInstruction": None,
+            "computeBudgetInstructions": [_instruction_json(ix) for ix in self._compute_budget()],
+            "setupInstructions": [],
+            "swapInstruction": _instruction_json(pay),
+            "cleanupInstruction": _instruction_json(settle),
+            "otherInstructions": [],
+            "addressLookupTableAddresses": [],
+            "prioritizationFeeLamports": self._prioritization_fee(),
+            "computeUnitLimit": self.settings.compute_unit_limit,
+            "quoteId": quote.id,
+            "vaultId": vault.vault_id,
+            "expiresAtMs": int(quote.expires_at * 1000),
+        }
+
+    def swap(self, body: Any) -> dict[str, Any]:
+        """Answer ``POST /swap``: a v0 transaction signed by the market maker, the user's slot empty."""
+        quote, vault = self._bound_quote(body)
+        # A finalized blockhash: older than the newest, but never one a slot is still producing.
+        _, blockhash, last_valid = self.chain.latest_blockhash("finalized")
+        message = MessageV0.try_compile(
+            vault.authority, [*self._compute_budget(), *self.legs(quote, vault)], [], blockhash
+        )
+        signature = self._sign(quote, to_bytes_versioned(message))
+        signers = message.account_keys[: message.header.num_required_signatures]
+        mm = self._mm_key
+        slots = [signature if k == mm else Signature.default() for k in signers]
+        tx = VersionedTransaction.populate(message, slots)
+        return {
+            "swapTransaction": base64.b64encode(bytes(tx)).decode(),
+            "lastValidBlockHeight": last_valid,
+            "prioritizationFeeLamports": self._prioritization_fee(),
+            "quoteId": quote.id,
+            "vaultId": vault.vault_id,
+        }
+
+    def _sign(self, quote: _Quote, raw: bytes) -> Signature:
+        self.book.claim(quote, raw)
+        return self._mm.sign_message(raw)
+
+    # -- co-signing ------------------------------------------------------------------------
+
+    def rfq_sign(self, body: Any) -> dict[str, Any]:
+        """Answer ``POST /rfq/sign {quoteId, message}``: the market maker's signature, or a refusal."""
+        if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+            raise QuoteRefused("INVALID_REQUEST", "body: expected {quoteId, message (base64)}")
+        try:
+            raw = base64.b64decode(body["message"], validate=True)
+            message = from_bytes_versioned(raw)
+        except (binascii.Error, ValueError) as exc:
+            raise QuoteRefused("INVALID_REQUEST", f"message: not a base64 Solana message: {exc}") from None
+        quote = self.book.get(body.get("quoteId"))
+        if to_bytes_versioned(message) != raw:
+            raise QuoteRefused("RFQ_REJECTED", "message: not in canonical form")
+        reason = self._check_message(quote, message)
+        if reason:
+            log.info("market maker refused quote %s: %s", quote.id, reason)
+            raise QuoteRefused("RFQ_REJECTED", reason)
+        return {"signature": str(self._sign(quote, raw)), "publicKey": str(self._mm_key)}
+
+    def _check_message(self, quote: _Quote, message: Any) -> str | None:
+        mm = self._mm_key
+        keys = list(message.account_keys)
+        if getattr(message, "address_table_lookups", None):
+            return "address lookup tables are not accepted"
+        if keys and keys[0] == mm:
+            return "the market maker does not pay fees"
+        if mm not in keys[: message.header.num_required_signatures]:
+            return "the message does not need the market maker's signature"
+        instructions = []
+        for compiled in message.instructions:
+            try:
+                program = keys[compiled.program_id_index]
+                accounts = tuple(keys[i] for i in bytes(compiled.accounts))
+            except IndexError:
+                return "an instruction names an account the message does not hold"
+            instructions.append((program, bytes(compiled.data), accounts))
+        vault_of = self._vault_of_account
+        touched = {vault_of[a] for _, _, accounts in instructions for a in accounts if a in vault_of}
+        if len(touched) != 1:
+            return f"the message must touch exactly one vault, it touches {len(touched)}"
+        expected = [_shape(ix) for ix in self.legs(quote, self._vaults[touched.pop()])]
+        ours = {mm, *self._mm_accounts}
+        for ix in instructions:
+            if ix in expected:
+                expected.remove(ix)
+            elif ix[0] not in _HARMLESS_PROGRAMS:
+                return f"unexpected instruction for program {ix[0]}: not one of the quoted legs"
+            elif ours.intersection(ix[2]):
+                return f"an instruction for program {ix[0]} uses the market maker's accounts"
+        if expected:
+            return "the message does not hold exactly the quoted legs (accounts, mints or amounts differ)"
+        return None
+
+
+#: The :class:`QuoteService` of a quote app, for in-process control.
+QUOTE_SERVICE = web.AppKey("quote_service", QuoteService)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise QuoteRefused("INVALID_REQUEST", "body: not valid JSON") from None
+
+
+def _handler(answer: Callable[[QuoteService, web.Request, Any], Any], json_body: bool) -> Callable:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            body = await _json_body(request) if json_body else None
+            return web.json_response(answer(request.app[QUOTE_SERVICE], request, body))
+        except QuoteRefused as exc:
+            return _error(exc.code, str(exc))
+
+    return handle
+
+
+def _admin_spike(service: QuoteService, request: web.Request, body: Any) -> dict[str, Any]:
+    on = body.get("on") if isinstance(body, dict) else None
+    if not isinstance(on, bool):
+        raise QuoteRefused("INVALID_REQUEST", "on: expected true or false")
+    service.prices.set_volatility_spike(on)
+    return {"spike": service.prices.spike, "multiplier": service.settings.spike_multiplier}
+
+
+def _admin_advance(service: QuoteService, request: web.Request, body: Any) -> dict[str, Any]:
+    steps = body.get("steps", 1) if isinstance(body, dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 1_000_000:
+        raise QuoteRefused("INVALID_REQUEST", "steps: expected an integer between 0 and 1000000")
+    return {"step": service.prices.advance(steps)}
+
+
+def create_quote_app(genesis: Genesis, chain: QuoteChain, settings: QuoteSettings) -> web.Application:
+    """The quote service as an aiohttp application (mount it on a loopback port)."""
+    app = web.Application()
+    app[QUOTE_SERVICE] = QuoteService(genesis, chain, settings)
+    app.router.add_get("/quote", _handler(lambda s, r, _: s.quote(r.query), False))
+    app.router.add_get("/price", _handler(lambda s, r, _: s.price(r.query.get("ids")), False))
+    app.router.add_post("/swap-instructions", _handler(lambda s, _, b: s.swap_instructions(b), True))
+    app.router.add_post("/swap", _handler(lambda s, _, b: s.swap(b), True))
+    app.router.add_post("/rfq/sign", _handler(lambda s, _, b: s.rfq_sign(b), True))
+    app.router.add_post("/admin/volatility-spike", _handler(_admin_spike, True))
+    app.router.add_post("/admin/advance", _handler(_admin_advance, True))
+    return app

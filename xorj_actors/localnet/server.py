@@ -1,0 +1,281 @@
+"""The localnet's servers on one event loop: JSON-RPC + PubSub, the slot clock, faults, admin.
+
+:class:`LocalnetServer` is the asyncio form; every method runs on its loop's thread. The
+threaded :class:`~xorj_actors.localnet.runner.Localnet` wraps it for code that is not async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import json
+import math
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from xorj_actors.localnet.chain import Chain
+from xorj_actors.localnet.fastpath import FastRpcProtocol
+from xorj_actors.localnet.genesis import Genesis, build_genesis
+from xorj_actors.localnet.pubsub import PubSub
+from xorj_actors.localnet.rpc import INVALID_REQUEST, PARSE_ERROR, JsonRpc, error_reply
+from xorj_actors.localnet.settings import LocalnetSettings
+
+__all__ = ["Faults", "LocalnetServer"]
+
+_MAX_BODY = 4 << 20
+
+
+@dataclass(slots=True)
+class Faults:
+    """Network faults of the JSON-RPC endpoint and the slot clock (transaction faults live on
+    the chain: :meth:`LocalnetServer.drop_transactions`, :meth:`LocalnetServer.delay_transactions`)."""
+
+    #: Seconds every JSON-RPC HTTP request waits before it is answered.
+    http_delay_s: float = 0.0
+    #: Cut every JSON-RPC HTTP connection without an answer.
+    refuse_http: bool = False
+    #: Fraction of JSON-RPC HTTP requests answered 429, spread evenly (0.5: every other one).
+    rate_limit: float = 0.0
+    retry_after_s: int = 1
+    #: The slot clock stops: no new slots, so nothing confirms and blockhashes stop changing.
+    clock_stalled: bool = False
+
+    def validate(self) -> None:
+        if not math.isfinite(self.http_delay_s) or not 0 <= self.http_delay_s <= 300:
+            raise ValueError("http_delay_s: must be between 0 and 300")
+        if not 0 <= self.rate_limit <= 1:
+            raise ValueError("rate_limit: must be between 0 and 1")
+        if not 0 <= self.retry_after_s <= 3600:
+            raise ValueError("retry_after_s: must be between 0 and 3600")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class LocalnetServer:
+    """Chain, JSON-RPC + PubSub on one port, and the quote and quant services on theirs."""
+
+    def __init__(self, settings: LocalnetSettings | None = None) -> None:
+        self.settings = settings or LocalnetSettings()
+        self.genesis: Genesis = build_genesis(self.settings)
+        self.faults = Faults()
+        self.urls: dict[str, str | None] = {"rpc": None, "ws": None, "quote": None, "quant": None}
+        self.chain: Chain | None = None
+        self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
+        self._fast_connections: set[asyncio.Transport] = set()
+        self._clock: asyncio.Task[None] | None = None
+        self._limit_credit = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the chain and listen on every port; returns once all servers accept."""
+        chain = self.chain = Chain(self.settings, self.genesis)
+        self.rpc = JsonRpc(chain)
+        self.pubsub = PubSub(chain)
+        app = web.Application(client_max_size=_MAX_BODY)
+        app.router.add_route("*", "/", self._root)
+        app.router.add_post("/admin/{action}", self._admin)
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        try:
+            port = await self._serve(app, self.settings.rpc_port, fast_rpc=True)
+            self.urls["rpc"] = f"http://{host}:{port}"
+            self.urls["ws"] = f"ws://{host}:{port}"
+            for name, sub_port in (("quote", self.settings.quote.port), ("quant", self.settings.quant.port)):
+                sub_app = self._market_app(name)
+                if sub_app is not None:
+                    self.urls[name] = f"http://{host}:{await self._serve(sub_app, sub_port)}"
+        except BaseException:
+            await self.stop()
+            raise
+        if not self.settings.manual_clock:
+            self._clock = asyncio.create_task(self._run_clock(), name="localnet-clock")
+
+    def _market_app(self, name: str) -> web.Application | None:
+        """The other half of the localnet (quote / quant service), if that module exists yet."""
+        module_name = f"xorj_actors.localnet.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None
+        if name == "quote":
+            return module.create_quote_app(self.genesis, self.chain, self.settings.quote)
+        return module.create_quant_app(self.genesis, self.settings.quant)
+
+    async def _serve(self, app: web.Application, port: int, *, fast_rpc: bool = False) -> int:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        self._runners.append(runner)
+        sock = _bind(self.settings.host, port)
+        if not fast_rpc:
+            await web.SockSite(runner, sock).start()
+            return sock.getsockname()[1]
+        fallback = runner.server
+        assert fallback is not None
+
+        def protocol() -> FastRpcProtocol:
+            return FastRpcProtocol(self.handle_body, self._plain_http, fallback, self._fast_connections, _MAX_BODY)
+
+        self._servers.append(await asyncio.get_running_loop().create_server(protocol, sock=sock))
+        return sock.getsockname()[1]
+
+    def _plain_http(self) -> bool:
+        faults = self.faults
+        return not (faults.refuse_http or faults.http_delay_s or faults.rate_limit)
+
+    async def stop(self) -> None:
+        """Close every connection and port."""
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
+        for server in self._servers:
+            server.close()
+        for transport in list(self._fast_connections):
+            transport.close()
+        self._servers.clear()
+        if self.chain is not None:
+            self.pubsub.drop_all()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+
+    async def _run_clock(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.settings.slot_ms / 1000
+        due = loop.time() + period
+        while True:
+            await asyncio.sleep(max(due - loop.time(), 0))
+            # A late tick does not catch up in a burst: slots are time, not a backlog.
+            due = max(due + period, loop.time())
+            if not self.faults.clock_stalled:
+                self.advance()
+
+    # -- controls (on the loop's thread) ----------------------------------------------------
+
+    def advance(self, slots: int = 1) -> int:
+        """Produce ``slots`` slots now (manual clock, or on top of the running clock)."""
+        assert self.chain is not None
+        return self.chain.advance(_count("slots", slots, 1))
+
+    def set_faults(self, **changes: Any) -> Faults:
+        """Change network faults by name (see :class:`Faults`); bad input changes nothing."""
+        defaults = Faults()
+        for name, value in changes.items():
+            if not hasattr(defaults, name):
+                raise ValueError(f"{name}: unknown fault")
+            kind = type(getattr(defaults, name))
+            if kind is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"{name}: expected {kind.__name__}, got {value!r}")
+        candidate = dataclasses.replace(self.faults, **changes)
+        candidate.validate()
+        self.faults = candidate
+        if not candidate.rate_limit:
+            self._limit_credit = 0.0
+        return candidate
+
+    def drop_transactions(self, count: int = 1) -> None:
+        """The next ``count`` accepted transactions get a signature but never land."""
+        assert self.chain is not None
+        self.chain.drop_next = _count("count", count)
+
+    def delay_transactions(self, count: int = 1, slots: int = 10) -> None:
+        """The next ``count`` accepted transactions land ``slots`` slots late."""
+        assert self.chain is not None
+        self.chain.late_next, self.chain.late_slots = _count("count", count), _count("slots", slots, 1)
+
+    def drop_websockets(self) -> int:
+        """Cut every WebSocket connection; returns how many were cut."""
+        return self.pubsub.drop_all()
+
+    def reset_faults(self) -> None:
+        """Clear every fault."""
+        self.faults = Faults()
+        self._limit_credit = 0.0
+        if self.chain is not None:
+            self.chain.drop_next = self.chain.late_next = 0
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _root(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self.pubsub.serve(request)
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        faults = self.faults
+        if faults.refuse_http:
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        if faults.http_delay_s:
+            await asyncio.sleep(faults.http_delay_s)
+        if faults.rate_limit:
+            self._limit_credit += faults.rate_limit
+            if self._limit_credit >= 1:
+                self._limit_credit -= 1
+                return web.Response(
+                    status=429,
+                    headers={"Retry-After": str(faults.retry_after_s)},
+                    text="Too Many Requests",
+                )
+        body = await request.read()
+        return web.Response(body=self.handle_body(body), content_type="application/json")
+
+    def handle_body(self, body: bytes) -> bytes:
+        """One JSON-RPC HTTP body (a request or a batch) -> the reply body."""
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return json.dumps(error_reply(PARSE_ERROR, "Parse error")).encode()
+        if isinstance(payload, list):
+            if not payload:
+                return json.dumps(error_reply(INVALID_REQUEST, "Invalid request")).encode()
+            return json.dumps([self.rpc.handle(item) for item in payload]).encode()
+        return json.dumps(self.rpc.handle(payload)).encode()
+
+    async def _admin(self, request: web.Request) -> web.Response:
+        actions: dict[str, Callable[..., Any]] = {
+            "advance": self.advance,
+            "faults": self.set_faults,
+            "reset": self.reset_faults,
+            "drop-websockets": self.drop_websockets,
+            "drop-transactions": self.drop_transactions,
+            "delay-transactions": self.delay_transactions,
+        }
+        action = actions.get(request.match_info["action"])
+        if action is None:
+            return web.json_response({"error": f"unknown action; one of {sorted(actions)}"}, status=404)
+        try:
+            kwargs = await request.json() if request.can_read_body else {}
+            if not isinstance(kwargs, dict):
+                raise ValueError("body: expected a JSON object")
+            result = action(**kwargs)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if isinstance(result, Faults):
+            result = dataclasses.asdict(result)
+        return web.json_response({"result": result, "slot": self.chain.slot() if self.chain else 0})
+
+
+def _count(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 1_000_000:
+        raise ValueError(f"{name}: must be an integer between {minimum} and 1000000")
+    return value
