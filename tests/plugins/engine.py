@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_until  # noqa: F401 - re-exported for the engine tests
 from xorj_actors.config import parse_config
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, KillSwitchStatus, sign_recovery
@@ -31,14 +32,6 @@ restart_step_s = {step}
 [localnet]
 enabled = false
 """
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def ks_status(engine: Engine) -> KillSwitchStatus:

@@ -17,7 +17,7 @@ from supervisors import (
     Terminated,
     WorkerKilled,
 )
-from tests.supervisors.conftest import wait_until
+from tests.helpers import Watcher, wait_until
 
 
 class Work(Message):
@@ -144,19 +144,6 @@ def test_blocking_inside_a_pooled_actor_is_refused(runtime: Runtime) -> None:
     dedicated = DedicatedAsker.start(target)
     assert dedicated.ask("go", timeout=2) == ("ok", Work(1))
     assert actor_of(dedicated).actor_inbox.snapshot()["dedicated_thread"] is True
-
-
-class Watcher(Actor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.notes: list[Terminated] = []
-
-    def on_receive(self, message: object) -> None:
-        if isinstance(message, Terminated):
-            self.notes.append(message)
-
-    def watch_ref(self, ref) -> None:
-        self.watch(ref)
 
 
 @pytest.mark.parametrize(

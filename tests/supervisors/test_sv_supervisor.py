@@ -19,7 +19,7 @@ from supervisors import (
     Terminated,
     WhichChildren,
 )
-from tests.supervisors.conftest import wait_until
+from tests.helpers import Watcher, wait_until
 
 EVENTS: list[tuple[str, str]] = []
 EVENTS_LOCK = threading.Lock()
@@ -146,23 +146,10 @@ def test_restart_types(runtime: Runtime, restart: Restart, how: str, expect_rest
         wait_until(lambda: "x" not in children(sup), what="child removed")
 
 
-class Parent(Actor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.notes: list[Terminated] = []
-
-    def on_receive(self, message: object) -> None:
-        if isinstance(message, Terminated):
-            self.notes.append(message)
-
-    def supervise(self, ref) -> None:
-        self.watch(ref)
-
-
 def test_restart_intensity_escalates_to_the_parent(runtime: Runtime) -> None:
-    parent = Parent.start()
+    parent = Watcher.start()
     sup = start_sup(Strategy.ONE_FOR_ONE, max_restarts=2, period=10)
-    parent.proxy().supervise(sup).get(timeout=2)
+    parent.proxy().watch_ref(sup).get(timeout=2)
     for i in range(3):
         urns = wait_alive(runtime, sup, "abc")
         runtime.lookup(urns["a"]).tell("boom")
