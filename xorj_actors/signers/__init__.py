@@ -1,9 +1,52 @@
 """Signer actors: one per key; the only path to funds.
 
-Until the execution issue brings the PKCS#11, KMS and dev-key backends, the tree holds a signer
-with no backend: it takes part in the halt protocol (halted first) and refuses every request.
+Backends: PKCS#11 (an Ed25519 key generated inside an HSM, SoftHSM2 in development), AWS KMS
+(``ECC_NIST_EDWARDS25519``) and, in development only, a key file. See docs/SIGNERS.md.
 """
 
-from xorj_actors.signers._signer import SignRequest, SignResult, Signer
+from __future__ import annotations
 
-__all__ = ["SignRequest", "SignResult", "Signer"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
+from xorj_actors.signers.settings import (
+    BACKENDS,
+    DevKeySettings,
+    KeySettings,
+    KmsSettings,
+    Pkcs11Settings,
+    SignerSettings,
+)
+
+if TYPE_CHECKING:
+    from xorj_actors.signers._signer import RESULTS, GetSignerHealth, SignerHealth, SignRequest, SignResult, Signer
+
+__all__ = [
+    "BACKENDS",
+    "RESULTS",
+    "Backend",
+    "DevKeySettings",
+    "GetSignerHealth",
+    "KeySettings",
+    "KmsSettings",
+    "Pkcs11Settings",
+    "SignRequest",
+    "SignResult",
+    "Signer",
+    "SignerError",
+    "SignerHealth",
+    "SignerSettings",
+    "check_public_key",
+    "open_backend",
+]
+
+# xorj_actors.config imports our settings; the actor imports the kill switch, which imports
+# xorj_actors.config: load the actor half on first use to keep that cycle open.
+_ACTOR_NAMES = frozenset({"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ACTOR_NAMES:
+        return getattr(importlib.import_module("xorj_actors.signers._signer"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

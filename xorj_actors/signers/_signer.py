@@ -1,14 +1,24 @@
-"""The Signer actor and its halt discipline."""
+"""The Signer actor: one key, its backend on the actor's own thread, and the halt discipline."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
+
+from loguru import logger
+from solders.signature import Signature
 
 from supervisors import Message
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt
+from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
+from xorj_actors.signers.settings import KeySettings
 
-__all__ = ["SignRequest", "SignResult", "Signer"]
+__all__ = ["RESULTS", "GetSignerHealth", "SignRequest", "SignResult", "Signer", "SignerHealth"]
+
+#: The ``result`` label of ``xorj_hsm_operations_total``: signed, backend failed, refused.
+RESULTS: tuple[str, ...] = ("ok", "error", "refused")
 
 
 class SignRequest(Message):
@@ -24,21 +34,88 @@ class SignResult(Message):
     refused: str | None  # the reason, when no signature was made
 
 
+class GetSignerHealth(Message):
+    """Ask a signer for its :class:`SignerHealth` (for ``/health/ready``)."""
+
+
+class SignerHealth(Message):
+    key_name: str
+    backend: str
+    public_key: str
+    #: False when the last signing attempt failed in the backend.
+    ok: bool
+    error: str | None
+    halted: bool
+    signed: int
+    errors: int
+    refused: int
+
+
 class Signer(Participant):
     """One key. Refuses the moment the kill switch decides to halt.
 
-    It checks the halt board as well as its own halted flag before every signature, so a
-    signature queued behind the Halt message is refused too.
+    It opens its backend in ``on_start`` on its dedicated thread (PKCS#11 sessions are
+    thread-affine) and fails its start, fail closed, when the backend cannot be opened, refuses
+    this environment, or holds another key than the configured vault authority. It checks the
+    halt board as well as its own halted flag before every signature, so a signature queued
+    behind the Halt message is refused too, and verifies every signature before returning it.
+
+    Args:
+        board: the halt board.
+        key: this key's settings.
+        environment: ``engine.environment`` (the dev key is refused in production).
+        environ: where secrets (the PKCS#11 PIN) are read; default: empty.
+        data_dir: base of the dev key's relative path.
+        on_operation: called with (backend, result) per request, for
+            ``xorj_hsm_operations_total``; ``result`` is one of :data:`RESULTS`.
     """
 
     role: ClassVar[str] = "signer"
     dedicated_thread: ClassVar[bool] = True  # PKCS#11 sessions are thread-affine
 
-    def __init__(self, board: HaltBoard, key_name: str) -> None:
+    def __init__(
+        self,
+        board: HaltBoard,
+        key: KeySettings,
+        *,
+        environment: str = "development",
+        environ: Mapping[str, str] | None = None,
+        data_dir: Path = Path("."),
+        on_operation: Callable[[str, str], None] | None = None,
+    ) -> None:
         super().__init__(board)
-        self.key_name = key_name
-        self.operations = 0
-        self.refusals = 0
+        self.key = key
+        self.key_name = key.name
+        self._environment = environment
+        self._environ = dict(environ or {})
+        self._data_dir = data_dir
+        self._on_operation = on_operation
+        self._backend: Backend | None = None
+        self._public_key = ""
+        self.counts = dict.fromkeys(RESULTS, 0)
+        self.last_error: str | None = None
+
+    def on_start(self) -> None:
+        backend = open_backend(
+            self.key, environment=self._environment, environ=self._environ, data_dir=self._data_dir
+        )
+        try:
+            pubkey = backend.public_key()
+            check_public_key(self.key, pubkey)
+        except BaseException:
+            backend.close()
+            raise
+        self._backend, self._public_key = backend, str(pubkey)
+        logger.info("{}: {} key {} ready", self.name, backend.name, pubkey)
+        super().on_start()  # only a signer that can sign registers for the halt protocol
+
+    def on_terminate(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001 - the actor is gone either way
+                logger.exception("{}: closing the {} backend failed", self.key_name, backend.name)
 
     def on_halt(self, halt: Halt) -> int:
         return 0  # a signature is never left half-made
@@ -46,11 +123,51 @@ class Signer(Participant):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, SignRequest):
             return self._sign(message)
+        if isinstance(message, GetSignerHealth):
+            return self.health()
         return super().on_receive(message)
+
+    def health(self) -> SignerHealth:
+        """This signer's health (also readable without a message, e.g. by a scrape)."""
+        return SignerHealth(
+            key_name=self.key_name,
+            backend=self.key.backend,
+            public_key=self._public_key,
+            ok=self.last_error is None,
+            error=self.last_error,
+            halted=self.halted or self.board.status.halted,
+            signed=self.counts["ok"],
+            errors=self.counts["error"],
+            refused=self.counts["refused"],
+        )
+
+    def _count(self, result: str) -> None:
+        self.counts[result] += 1
+        if self._on_operation is not None:
+            self._on_operation(self.key.backend, result)
+
+    def _refuse(self, request: SignRequest, reason: str) -> SignResult:
+        self._count("refused")
+        return SignResult(trade_id=request.trade_id, signature=None, refused=reason)
 
     def _sign(self, request: SignRequest) -> SignResult:
         if self.halted or self.board.status.halted:
-            self.refusals += 1
-            return SignResult(trade_id=request.trade_id, signature=None, refused="halted: the kill switch is not armed")
-        self.refusals += 1
-        return SignResult(trade_id=request.trade_id, signature=None, refused=f"{self.key_name}: no key backend configured")
+            return self._refuse(request, "halted: the kill switch is not armed")
+        if self._backend is None:
+            return self._refuse(request, f"{self.key_name}: no key backend open")
+        if not request.payload:
+            return self._refuse(request, f"{self.key_name}: empty payload")
+        try:
+            signature = self._backend.sign(request.payload)
+            # A wrong-key or corrupted signature must never reach the chain as ours.
+            if not Signature.from_bytes(signature).verify(self._backend.public_key(), request.payload):
+                raise SignerError(f"{self._backend.name}: returned a signature that does not verify")
+        except Exception as exc:  # noqa: BLE001 - any failure is a counted error, never a signature
+            if not isinstance(exc, SignerError):
+                logger.exception("{}: unexpected signing failure", self.key_name)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._count("error")
+            return SignResult(trade_id=request.trade_id, signature=None, refused=f"{self.key_name}: {exc}")
+        self.last_error = None
+        self._count("ok")
+        return SignResult(trade_id=request.trade_id, signature=signature, refused=None)

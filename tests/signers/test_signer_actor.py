@@ -1,0 +1,122 @@
+"""Signer actors in a running engine, one per backend: signing, the halt discipline, health."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Callable
+
+from solders.message import MessageV0, to_bytes_versioned
+
+from supervisors import Ref
+from xorj_actors.engine import Engine
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, Recover
+from xorj_actors.messages import HaltMode, Trigger
+from xorj_actors.signers import GetSignerHealth, SignerHealth, SignRequest, SignResult
+from tests.plugins.engine import RECOVERY_KEYS, authorise, ks_status, wait_until
+from tests.signers.conftest import KeyCase, assert_valid_solana_signature, transfer_message
+
+
+def start(engine_factory: Callable[..., Engine], key: KeyCase) -> tuple[Engine, Ref]:
+    engine = engine_factory(vaults=1, environ={**RECOVERY_KEYS, **key.environ}, extra=key.toml())
+    (signer,) = [m.actor.actor_ref for m in engine.runtime.mailboxes() if m.name == "signer:vault-authority"]
+    return engine, signer
+
+
+def sign(signer: Ref, payload: bytes, trade_id: str = "t-1") -> SignResult:
+    return signer.ask(SignRequest(trade_id=trade_id, payload=payload), timeout=10)
+
+
+def message_bytes(message: MessageV0) -> bytes:
+    return to_bytes_versioned(message)
+
+
+def health(signer: Ref) -> SignerHealth:
+    return signer.ask(GetSignerHealth(), timeout=5)
+
+
+def test_every_backend_signs_a_valid_solana_transaction(engine_factory, signing_key: KeyCase) -> None:
+    _, signer = start(engine_factory, signing_key)
+    message = transfer_message(signing_key.public_key)
+    result = sign(signer, message_bytes(message), "trade-42")
+    assert result.trade_id == "trade-42" and result.refused is None
+    assert_valid_solana_signature(message, result.signature)
+    h = health(signer)
+    expected = ("vault-authority", signing_key.backend, str(signing_key.public_key))
+    assert (h.key_name, h.backend, h.public_key) == expected
+    assert h.ok and h.error is None and not h.halted
+    assert (h.signed, h.errors, h.refused) == (1, 0, 0)
+
+
+def test_a_halt_refuses_every_request_until_recovery(engine_factory, signing_key: KeyCase) -> None:
+    engine, signer = start(engine_factory, signing_key)
+    payload = message_bytes(transfer_message(signing_key.public_key))
+    engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.GRACEFUL, reason="test", source="test"))
+    wait_until(lambda: ks_status(engine).complete and ks_status(engine).state == "TRIGGERED", what="halt acked")
+    assert "signer:vault-authority" in ks_status(engine).acked
+    for i in range(3):
+        result = sign(signer, payload, f"t-{i}")
+        assert result.signature is None and result.refused.startswith("halted")
+    h = health(signer)
+    assert h.halted and (h.signed, h.refused) == (0, 3)
+
+    outcome = engine.runtime.whereis(KILL_SWITCH_NAME).ask(
+        Recover(operator="test", **authorise(ks_status(engine).epoch)), timeout=5
+    )
+    assert outcome.accepted, outcome.reason
+    wait_until(lambda: not health(signer).halted, what="signer resumed")
+    message = transfer_message(signing_key.public_key)
+    assert_valid_solana_signature(message, sign(signer, message_bytes(message)).signature)
+
+
+def test_bad_requests_are_refused_and_counted(engine_factory, key_dev_key: KeyCase) -> None:
+    _, signer = start(engine_factory, key_dev_key)
+    result = sign(signer, b"")
+    assert result.signature is None and "empty payload" in result.refused
+    assert health(signer).refused == 1
+
+
+def test_operations_reach_the_hsm_metric(engine_factory, key_dev_key: KeyCase) -> None:
+    engine, signer = start(engine_factory, key_dev_key)
+    sign(signer, message_bytes(transfer_message(key_dev_key.public_key)))
+    sign(signer, b"")
+    with urllib.request.urlopen(engine.endpoints()["http"] + "/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    assert 'xorj_hsm_operations_total{backend="dev_key",result="ok"} 1.0' in text
+    assert 'xorj_hsm_operations_total{backend="dev_key",result="refused"} 1.0' in text
+    assert 'xorj_hsm_operations_total{backend="pkcs11",result="ok"} 0.0' in text
+
+
+def test_many_threads_signing_at_once_through_the_pkcs11_signer_all_succeed(
+    engine_factory, key_pkcs11: KeyCase
+) -> None:
+    # python-pkcs11 with SoftHSM crashes when two threads sign at once: the actor's one thread
+    # must serialise every request, whoever sends it.
+    _, signer = start(engine_factory, key_pkcs11)
+    threads, per_thread = 8, 40
+    message = transfer_message(key_pkcs11.public_key)
+    payload = message_bytes(message)
+    results: list[SignResult] = []
+    lock = threading.Lock()
+    go = threading.Barrier(threads)
+
+    def client(n: int) -> None:
+        go.wait()
+        requests = [SignRequest(trade_id=f"{n}-{i}", payload=payload) for i in range(per_thread)]
+        futures = [signer.ask(r, block=False) for r in requests]
+        got = [f.get(timeout=30) for f in futures]
+        with lock:
+            results.extend(got)
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert len(results) == threads * per_thread
+    assert len({r.trade_id for r in results}) == threads * per_thread
+    for r in results:
+        assert r.refused is None, r.refused
+        assert_valid_solana_signature(message, r.signature)
+    assert health(signer).signed == threads * per_thread
+
