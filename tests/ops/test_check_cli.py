@@ -1,0 +1,161 @@
+"""``xorj-actors check`` and the check functions it shares with ``/health/ready``."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, service_unavailable
+from tests.ops.conftest import ENGINE_ENV, Api
+from xorj_actors.check import (
+    PRODUCTION_CHECKS,
+    READINESS_CHECKS,
+    CheckContext,
+    Status,
+    check_audit_store,
+    run_checks,
+)
+from xorj_actors.cli import main
+from xorj_actors.config import parse_config
+from xorj_actors.engine import Engine
+
+SECRETS = {**ENGINE_ENV, "XORJ_AUDIT_HMAC_KEY": "audit-key-" + "7" * 30}
+PG = """
+[audit]
+backend = "postgres"
+[audit.postgres]
+host = "127.0.0.1"
+port = {port}
+database = "test"
+user = "postgres"
+connect_timeout_s = 2
+"""
+
+
+def run_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str | None) -> tuple[int, dict[str, str]]:
+    args = ["check", "--data-dir", str(tmp_path / "var"), "--timeout", "2"]
+    if config is not None:
+        path = tmp_path / "xorj.toml"
+        path.write_text(config)
+        args += ["--config", str(path)]
+    code = main(args)
+    lines = capsys.readouterr().out.splitlines()
+    by_name = {line[15:].split()[0]: line for line in lines[:-1]}
+    assert lines[-1].endswith("config)")
+    return code, by_name
+
+
+def _set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name in (*SECRETS, "XORJ_AUDIT_DB_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, {})
+    code, lines = run_check(tmp_path, capsys, None)
+    assert code == 0
+    assert set(lines) == {"rpc", "websocket", "audit_store", "signer", "quant_engine", "dev_settings", "secrets"}
+    # The development key file opens: the localnet's public DEVELOPMENT vault authority.
+    assert lines["signer"].startswith("ok") and "vault-authority (dev_key)" in lines["signer"]
+    assert lines["secrets"].startswith("not configured") and "XORJ_HTTP_HMAC_KEY" in lines["secrets"]
+    assert lines["dev_settings"].startswith("ok") and "sqlite" in lines["dev_settings"]
+    assert not (tmp_path / "var").exists()  # a check changes nothing
+
+
+def test_production_config_with_development_settings_fails(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, SECRETS)
+    code, lines = run_check(tmp_path, capsys, '[engine]\nenvironment = "production"\n')
+    assert code == 1
+    assert lines["dev_settings"].startswith("FAIL")
+    assert "localnet.enabled" in lines["dev_settings"] and 'backend = "sqlite"' in lines["dev_settings"]
+    assert 'backend = "dev_key"' in lines["dev_settings"]
+    assert lines["signer"].startswith("FAIL") and "refused in production" in lines["signer"]
+    for name in ("rpc", "websocket", "quant_engine"):
+        assert lines[name].startswith("FAIL"), lines[name]  # not configured is a failure in production
+    assert lines["secrets"].startswith("ok")
+    out = "\n".join(lines.values())
+    assert all(value not in out for value in SECRETS.values())
+
+
+def test_missing_or_short_secrets(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, {k: v for k, v in SECRETS.items() if k != "XORJ_RECOVERY_KEY_3"})
+    code, lines = run_check(tmp_path, capsys, '[engine]\nenvironment = "production"\n')
+    assert code == 1 and lines["secrets"].startswith("FAIL") and "XORJ_RECOVERY_KEY_3" in lines["secrets"]
+    _set_env(monkeypatch, {**SECRETS, "XORJ_AUDIT_HMAC_KEY": "short-secret"})
+    code, lines = run_check(tmp_path, capsys, None)
+    assert code == 1 and "shorter than 32 bytes: XORJ_AUDIT_HMAC_KEY" in lines["secrets"]
+    assert "short-secret" not in lines["secrets"]
+
+
+def test_bad_config_exits_2(tmp_path, capsys) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[http]\nhost = "0.0.0.0"\n')
+    assert main(["check", "--config", str(path)]) == 2
+    assert "allow_non_loopback" in capsys.readouterr().err
+
+
+def _postgres_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_postgres_audit_store_reachable_or_not(tmp_path) -> None:
+    if not _postgres_up():
+        service_unavailable("PostgreSQL is not running on 127.0.0.1:5432")
+    up = check_audit_store(CheckContext(parse_config(PG.format(port=5432)), tmp_path, {}))
+    assert up.status is Status.OK, up.detail
+    down = check_audit_store(CheckContext(parse_config(PG.format(port=free_port())), tmp_path, {}))
+    assert down.status is Status.FAIL and "cannot open audit store" in down.detail
+
+
+def test_endpoint_probes_against_a_real_localnet(localnet, tmp_path) -> None:
+    urls = {k: v for k, v in localnet.urls.items() if v}
+    ctx = CheckContext(parse_config(""), tmp_path, {}, endpoints=urls, timeout_s=2)
+    results = {r.name: r for r in run_checks(PRODUCTION_CHECKS, ctx)}
+    assert results["rpc"].status is Status.OK and "healthy" in results["rpc"].detail
+    assert results["websocket"].status is Status.OK
+    assert results["quant_engine"].status is Status.OK
+    dead = f"127.0.0.1:{free_port()}"
+    dead_urls = {"rpc": f"http://{dead}", "ws": f"ws://{dead}"}
+    ctx = CheckContext(parse_config(""), tmp_path, {}, endpoints=dead_urls, timeout_s=1)
+    results = {r.name: r for r in run_checks(PRODUCTION_CHECKS, ctx)}
+    assert results["rpc"].status is Status.FAIL and "Connection refused" in results["rpc"].detail
+    assert results["websocket"].status is Status.FAIL
+
+
+def test_a_check_that_raises_is_a_failure_not_a_crash(tmp_path) -> None:
+    def broken(ctx: CheckContext):
+        raise RuntimeError("probe exploded")
+
+    broken.__name__ = "check_broken"
+    [result] = run_checks([broken], CheckContext(parse_config(""), tmp_path, {}))
+    assert (result.name, result.status) == ("broken", Status.FAIL) and "probe exploded" in result.detail
+
+
+def test_ready_runs_the_shared_readiness_checks(engine_factory) -> None:
+    api = Api(engine_factory(vaults=1, environ=dict(ENGINE_ENV)))
+    names = [c["name"] for c in api.get("/health/ready").json()["checks"]]
+    expected = [check.__name__.removeprefix("check_") for check in READINESS_CHECKS]
+    assert names == expected == ["tree", "kill_switch", "audit_store", "signer", "rpc", "websocket"]
+
+
+def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
+    config = parse_config("[engine]\nvaults = 1\n[localnet]\nslot_ms = 50\nvaults = 1\n")
+    engine = Engine(config, tmp_path / "var", environ=dict(ENGINE_ENV))
+    engine.start()
+    try:
+        reply = Api(engine).get("/health/ready")
+        assert reply.status == 200, reply.body
+        checks = {c["name"]: c for c in reply.json()["checks"]}
+        assert checks["rpc"]["status"] == "ok" and "healthy" in checks["rpc"]["detail"]
+        assert checks["websocket"]["status"] == "ok"
+        assert checks["rpc"]["detail"].startswith(engine.endpoints()["localnet_rpc"])
+    finally:
+        assert engine.stop(timeout=10) == []

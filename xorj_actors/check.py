@@ -1,0 +1,390 @@
+"""Production readiness: named checks shared by ``xorj-actors check`` and ``/health/ready``.
+
+A check takes a :class:`CheckContext` and returns a :class:`CheckResult`: ``ok``, ``fail``, or
+``not configured`` for a component that does not exist yet or has no settings. ``not
+configured`` is a failure only in a production config, so development keeps working while a
+production config cannot claim readiness it does not have. Outside a running engine
+(``xorj-actors check``) there is no runtime: tree and kill switch checks do not apply there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xorj_actors.config import Config
+
+__all__ = [
+    "ALL_CHECKS",
+    "PRODUCTION_CHECKS",
+    "READINESS_CHECKS",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "Status",
+    "add_arguments",
+    "main",
+    "run_checks",
+    "secret_env_names",
+]
+
+#: Supervisors (child names) that make up a complete tree.
+TREE_GROUPS: tuple[str, ...] = ("kill_switch", "breakers", "signers", "chain", "strategy_feed", "vaults", "ops")
+#: Secrets shorter than this are refused: an HMAC key must carry 256 bits.
+MIN_SECRET_BYTES = 32
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    FAIL = "fail"
+    NOT_CONFIGURED = "not configured"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    status: Status
+    detail: str
+
+    def failed(self, production: bool) -> bool:
+        """Whether this result makes the engine not ready (or ``check`` exit non-zero)."""
+        return self.status is Status.FAIL or (production and self.status is Status.NOT_CONFIGURED)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What the checks look at.
+
+    Attributes:
+        runtime: the engine's runtime; None outside a running engine (``xorj-actors check``).
+        board: the engine's halt board (read without asking the kill switch).
+        endpoints: URLs the engine serves or uses (``rpc``, ``ws``, ``quant``: the names of
+            ``Localnet.urls``; the engine registers its in-process localnet's as ``localnet_rpc``...).
+    """
+
+    config: Config
+    data_dir: Path
+    environ: Mapping[str, str]
+    runtime: Any = None
+    board: Any = None
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 2.0
+
+    @property
+    def production(self) -> bool:
+        return self.config.engine.environment == "production"
+
+
+Check = Callable[[CheckContext], CheckResult]
+
+
+def _ok(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Status.OK, detail)
+
+
+def _fail(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Status.FAIL, detail)
+
+
+def _absent(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, Status.NOT_CONFIGURED, detail)
+
+
+# -- inside a running engine --------------------------------------------------------------------
+
+
+def check_tree(ctx: CheckContext) -> CheckResult:
+    """Every supervisor group of the tree is alive and no actor is still starting."""
+    if ctx.runtime is None:
+        return _absent("tree", "no running engine")
+    from supervisors import ActorState
+
+    mailboxes = ctx.runtime.mailboxes()
+    names = {m.name for m in mailboxes}
+    missing = [g for g in TREE_GROUPS if g not in names]
+    if missing:
+        return _fail("tree", f"not running: {', '.join(missing)}")
+    starting = sorted(m.name for m in mailboxes if m.state is ActorState.STARTING)
+    if starting:
+        return _fail("tree", f"still starting: {', '.join(starting[:10])}")
+    return _ok("tree", f"{len(mailboxes)} actors up")
+
+
+def check_kill_switch(ctx: CheckContext) -> CheckResult:
+    """Trading is allowed (ARMED, or RECOVERY_PENDING at reduced limits)."""
+    if ctx.board is None:
+        return _absent("kill_switch", "no running engine")
+    status = ctx.board.status
+    if status.halted:
+        return _fail("kill_switch", f"{status.state} (epoch {status.epoch}): trading halted")
+    return _ok("kill_switch", f"{status.state} (epoch {status.epoch}), position factor {status.factor:g}")
+
+
+# -- components ---------------------------------------------------------------------------------
+
+
+def check_audit_store(ctx: CheckContext) -> CheckResult:
+    """In the engine: the Audit actor's log is writing. Outside: the configured store answers."""
+    name = "audit_store"
+    if ctx.runtime is not None:
+        return _audit_actor_health(ctx)
+    from xorj_actors.audit import AuditStoreError, open_store
+
+    try:
+        store = open_store(ctx.config.audit, ctx.data_dir, create=False)
+    except AuditStoreError as exc:
+        if exc.__cause__ is None:  # it answered; the log is created at the engine's first start
+            return _ok(name, f"{exc}: created at first start")
+        return _fail(name, str(exc))
+    try:
+        return _ok(name, store.where)
+    finally:
+        store.close()
+
+
+def _audit_actor_health(ctx: CheckContext) -> CheckResult:
+    from xorj_actors.audit import AUDIT_NAME, GetAuditHealth
+
+    name = "audit_store"
+    ref = ctx.runtime.whereis(AUDIT_NAME)
+    if ref is None:
+        return _absent(name, "no Audit actor in the tree (not wired yet, or restarting)")
+    try:
+        health = ref.ask(GetAuditHealth(), timeout=ctx.timeout_s)
+    except Exception as exc:  # noqa: BLE001 - Timeout, ActorDeadError: not reachable either way
+        return _fail(name, f"the Audit actor did not answer: {type(exc).__name__}")
+    if not health.available:
+        held = health.pending + health.held
+        return _fail(name, f"audit store unavailable ({health.reason}): trading stops; {held} entries held")
+    return _ok(name, f"audit log writing ({health.pending} pending)")
+
+
+def _jsonrpc_health(url: str, timeout: float) -> str:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - configured URL
+        body = json.loads(reply.read(65_536))
+    if body.get("result") != "ok":
+        raise ValueError(f"getHealth answered {body.get('error') or body.get('result')!r}")
+    return "healthy"
+
+
+def _websocket_open(url: str, timeout: float) -> str:
+    from websockets.sync.client import connect
+
+    with connect(url, open_timeout=timeout, close_timeout=timeout):
+        return "handshake ok"
+
+
+def _http_get(url: str, timeout: float) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - configured URL
+            return f"HTTP {reply.status}"
+    except urllib.error.HTTPError as exc:  # it answered: reachable, unless it is failing
+        if exc.code >= 500:
+            raise
+        return f"HTTP {exc.code}"
+
+
+def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unconfigured: str) -> Check:
+    def check(ctx: CheckContext) -> CheckResult:
+        # The configured endpoint, else the in-process localnet's (development).
+        url = ctx.endpoints.get(key) or ctx.endpoints.get(f"localnet_{key}")
+        if not url:
+            return _absent(name, unconfigured)
+        try:
+            return _ok(name, f"{url}: {probe(url, ctx.timeout_s)}")
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe is "unreachable"
+            return _fail(name, f"{url}: {type(exc).__name__}: {exc}")
+
+    check.__name__ = f"check_{name}"
+    check.__doc__ = f"The {name} endpoint (``endpoints[{key!r}]``, else the localnet's) answers."
+    return check
+
+
+_NO_CHAIN = "no chain endpoint configured yet (execution issue brings the [chain] section)"
+check_rpc = _endpoint_check("rpc", "rpc", _jsonrpc_health, _NO_CHAIN)
+check_websocket = _endpoint_check("websocket", "ws", _websocket_open, _NO_CHAIN)
+check_quant = _endpoint_check(
+    "quant_engine", "quant", _http_get, "no quantitative engine endpoint configured yet (decision issue)"
+)
+
+
+def check_signer(ctx: CheckContext) -> CheckResult:
+    """Every configured key answers: in the engine its Signer actor, outside it the backend itself."""
+    name = "signer"
+    keys = ctx.config.signers.keys
+    if not keys:
+        return _absent(name, "no [[signers.keys]] configured")
+    problems, fine = [], []
+    for key in keys:
+        try:
+            health = _signer_health(ctx, key) if ctx.runtime is not None else _open_signer(ctx, key)
+        except Exception as exc:  # noqa: BLE001 - SignerError, PKCS#11 and AWS errors alike
+            problems.append(f"{key.name} ({key.backend}): {type(exc).__name__}: {exc}")
+            continue
+        fine.append(f"{key.name} ({key.backend}) {health}")
+    if problems:
+        return _fail(name, "; ".join(problems))
+    return _ok(name, "; ".join(fine))
+
+
+def _signer_health(ctx: CheckContext, key: Any) -> str:
+    # Read without a message (the signer may be busy signing); never open a second session here:
+    # a PKCS#11 token allows one login per process.
+    actor_name = f"signer:{key.name}"
+    for m in ctx.runtime.mailboxes():
+        actor = m.actor
+        if m.name == actor_name and actor is not None and hasattr(actor, "health"):
+            health = actor.health()
+            if not health.public_key:
+                raise RuntimeError("backend not open yet")
+            if not health.ok:
+                raise RuntimeError(f"last signature failed: {health.error}")
+            return health.public_key
+    raise RuntimeError(f"{actor_name} is not running (restarting?)")
+
+
+def _open_signer(ctx: CheckContext, key: Any) -> str:
+    from xorj_actors.signers import check_public_key, open_backend
+
+    backend = open_backend(key, environment=ctx.config.engine.environment, environ=ctx.environ, data_dir=ctx.data_dir)
+    try:
+        pubkey = backend.public_key()
+        check_public_key(key, pubkey)
+        return str(pubkey)
+    finally:
+        backend.close()
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def check_dev_settings(ctx: CheckContext) -> CheckResult:
+    """A production config uses no development-only setting."""
+    cfg = ctx.config
+    dev = []
+    if cfg.localnet.enabled:
+        dev.append("localnet.enabled = true (in-process localnet)")
+    if cfg.audit.backend == "sqlite":
+        dev.append('audit.backend = "sqlite"')
+    dev += [f'signers key {k.name}: backend = "dev_key" (key file)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    if ctx.production and dev:
+        return _fail("dev_settings", "development-only settings in a production config: " + "; ".join(dev))
+    if dev:
+        return _ok("dev_settings", "development config: " + "; ".join(dev))
+    return _ok("dev_settings", "none")
+
+
+def _hmac_key_envs(config: Config) -> tuple[str, ...]:
+    return (*config.kill_switch.recovery_key_envs, config.audit.hmac_key_env, config.http.hmac_key_env)
+
+
+def _pin_envs(config: Config) -> tuple[str, ...]:
+    return tuple(k.pkcs11.pin_env for k in config.signers.keys if k.backend == "pkcs11")
+
+
+def secret_env_names(config: Config) -> tuple[str, ...]:
+    """Every environment variable the config names as holding a secret."""
+    names = [*_hmac_key_envs(config), *_pin_envs(config)]
+    if config.audit.backend == "postgres":
+        names.append(config.audit.postgres.password_env)
+    return tuple(dict.fromkeys(names))
+
+
+def check_secrets(ctx: CheckContext) -> CheckResult:
+    """Every required secret is in the environment, HMAC keys long enough (values are never shown)."""
+    cfg = ctx.config
+    keys = _hmac_key_envs(cfg)
+    required = tuple(dict.fromkeys((*keys, *_pin_envs(cfg))))
+    missing = [env for env in required if not ctx.environ.get(env)]
+    short = [env for env in keys if 0 < len(ctx.environ.get(env, "").encode()) < MIN_SECRET_BYTES]
+    if short:
+        return _fail("secrets", f"shorter than {MIN_SECRET_BYTES} bytes: {', '.join(short)}")
+    if missing:
+        return _absent("secrets", f"not set: {', '.join(missing)}")
+    return _ok("secrets", f"{len(required)} set")
+
+
+#: What ``/health/ready`` requires.
+READINESS_CHECKS: tuple[Check, ...] = (
+    check_tree,
+    check_kill_switch,
+    check_audit_store,
+    check_signer,
+    check_rpc,
+    check_websocket,
+)
+#: What ``xorj-actors check`` runs.
+PRODUCTION_CHECKS: tuple[Check, ...] = (
+    check_rpc,
+    check_websocket,
+    check_audit_store,
+    check_signer,
+    check_quant,
+    check_dev_settings,
+    check_secrets,
+)
+#: ``/health/detailed``: everything, each component once.
+ALL_CHECKS: tuple[Check, ...] = tuple(dict.fromkeys((*READINESS_CHECKS, *PRODUCTION_CHECKS)))
+
+
+def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[CheckResult]:
+    """Run ``checks`` in order; a check that raises is a failed check, never a crash."""
+    results = []
+    for check in checks:
+        try:
+            results.append(check(ctx))
+        except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
+            name = check.__name__.removeprefix("check_")
+            results.append(_fail(name, f"check raised {type(exc).__name__}: {exc}"))
+    return results
+
+
+# -- the subcommand -----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from xorj_actors.cli import add_common_arguments
+
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds per network probe (default: [http] probe_timeout_s)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from xorj_actors.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"xorj-actors: config error: {exc}", file=sys.stderr)
+        return 2
+    timeout = args.timeout if args.timeout is not None else config.http.probe_timeout_s
+    if not 0 < timeout <= 60:
+        print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)
+        return 2
+    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=dict(os.environ), timeout_s=timeout)
+    results = run_checks(PRODUCTION_CHECKS, ctx)
+    width = max(len(r.name) for r in results)
+    failed = 0
+    for r in results:
+        bad = r.failed(ctx.production)
+        failed += bad
+        mark = "FAIL" if bad else r.status.value
+        print(f"{mark:<14} {r.name:<{width}}  {r.detail}")
+    print(f"{len(results)} checks, {failed} failed ({config.engine.environment} config)")
+    return 1 if failed else 0

@@ -1,0 +1,209 @@
+"""Every Prometheus metric of the engine, in one place.
+
+Each engine owns a :class:`Metrics` with its own ``CollectorRegistry``, so two engines in one
+process (tests) never share or clash. Counters and histograms are fed by events; the live
+numbers (actors, mailboxes, breakers, kill switch state) are read from the runtime at scrape
+time by a custom collector, without sending any actor a message. docs/OBSERVABILITY.md lists
+who feeds what.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from supervisors import Mailbox, Runtime
+from xorj_actors.breakers import BREAKERS, Breaker
+from xorj_actors.kill_switch import HaltBoard, KillSwitchState
+
+__all__ = [
+    "BREAKER_STATES",
+    "CONTENT_TYPE",
+    "HSM_BACKENDS",
+    "HSM_RESULTS",
+    "KILL_SWITCH_STATES",
+    "TRADE_STATUSES",
+    "Metrics",
+    "breaker_states",
+]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Label vocabulary, fixed now so dashboards and the execution issue agree on it.
+TRADE_STATUSES: tuple[str, ...] = ("confirmed", "failed", "rejected", "expired")
+HSM_BACKENDS: tuple[str, ...] = ("pkcs11", "kms", "dev_key")
+HSM_RESULTS: tuple[str, ...] = ("ok", "error", "refused")
+#: ``xorj_circuit_breaker_state`` values.
+BREAKER_STATES: Mapping[str, int] = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+#: ``STARTING``: the board before the kill switch has read its state file (halted).
+KILL_SWITCH_STATES: tuple[str, ...] = ("STARTING", *(s.value for s in KillSwitchState))
+
+_FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_TRADE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+
+
+class _RuntimeCollector(Collector):
+    """Reads the live tree at scrape time (mailbox snapshots and the halt board; no asks)."""
+
+    def __init__(self) -> None:
+        self._source: tuple[Runtime, HaltBoard] | None = None
+        #: (parent urn, child name) -> restarts seen, so the total never goes down when a
+        #: child is replaced (its new mailbox carries the count) or its supervisor restarts.
+        self._seen: dict[tuple[str | None, str], int] = {}
+        self._restarts: dict[str, int] = {}
+        self._lock = threading.Lock()  # two scrapes at once must not count a restart twice
+
+    def watch(self, runtime: Runtime, board: HaltBoard) -> None:
+        self._source = (runtime, board)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the label sets are only known at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            return iter(list(self._collect()))
+
+    def _collect(self) -> Iterator[Metric]:
+        if self._source is None:
+            return
+        runtime, board = self._source
+        mailboxes = runtime.mailboxes()
+        status = board.status
+        state = GaugeMetricFamily(
+            "xorj_kill_switch_state", "Kill switch state: 1 for the current state, 0 for the others", labels=["state"]
+        )
+        for name in KILL_SWITCH_STATES:
+            state.add_metric([name], 1.0 if status.state == name else 0.0)
+        yield state
+        yield GaugeMetricFamily("xorj_kill_switch_halted", "1 while trading is halted", value=float(status.halted))
+        yield GaugeMetricFamily("xorj_kill_switch_epoch", "Current halt epoch", value=float(status.epoch))
+
+        depth: dict[str, int] = {}
+        live: dict[str, int] = {}
+        urns = {m.urn for m in mailboxes}
+        for m in mailboxes:
+            cls = m.actor_class_name
+            depth[cls] = depth.get(cls, 0) + len(m)
+            live[cls] = live.get(cls, 0) + 1
+            key = (m.parent, m.name)
+            delta = m.restarts - self._seen.get(key, 0)
+            if delta > 0:
+                self._restarts[cls] = self._restarts.get(cls, 0) + delta
+                self._seen[key] = m.restarts
+        # Forget children of supervisors that are gone; their successors count from zero.
+        self._seen = {k: v for k, v in self._seen.items() if k[0] is None or k[0] in urns}
+
+        yield _by_class(
+            GaugeMetricFamily, "xorj_actor_mailbox_depth", "Messages waiting, summed per actor class", depth
+        )
+        yield _by_class(GaugeMetricFamily, "xorj_actors", "Live actors per actor class", live)
+        restarts = dict.fromkeys(live, 0) | self._restarts  # every live class, at zero until it restarts
+        yield _by_class(
+            CounterMetricFamily, "xorj_actor_restarts", "Restarts by a supervisor, per actor class", restarts
+        )
+        breakers = breaker_states(mailboxes)
+        breaker_state = GaugeMetricFamily(
+            "xorj_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["breaker"]
+        )
+        for name in BREAKERS:
+            # A breaker that is not running (restarting) cannot vouch for anything: report it open.
+            breaker_state.add_metric([name], float(BREAKER_STATES.get(breakers.get(name, "OPEN"), 2)))
+        yield breaker_state
+
+
+def breaker_states(mailboxes: Iterable[Mailbox]) -> dict[str, str]:
+    """``{breaker: CLOSED|HALF_OPEN|OPEN}`` of the running Breaker actors, without a message."""
+    states = {}
+    for m in mailboxes:
+        actor = m.actor
+        if isinstance(actor, Breaker):
+            states[actor.breaker] = actor.state  # one attribute read: atomic
+    return states
+
+
+def _by_class(
+    family: type[GaugeMetricFamily | CounterMetricFamily], name: str, doc: str, values: Mapping[str, int]
+) -> Metric:
+    metric = family(name, doc, labels=["actor_class"])
+    for cls, value in sorted(values.items()):
+        metric.add_metric([cls], float(value))
+    return metric
+
+
+class Metrics:
+    """The engine's metrics and the registry they live in.
+
+    Attributes fed by events (thread-safe, callable from any actor):
+        trades: ``xorj_trades_total{status}`` (execution issue).
+        trade_duration: ``xorj_trade_duration_seconds`` (execution issue).
+        kill_switch_activations: ``xorj_kill_switch_activations_total{mode,source}``.
+        halt_ack: ``xorj_halt_ack_seconds``, trigger to every live actor acked.
+        breaker_trips: ``xorj_circuit_breaker_trips_total{breaker}`` (decision issue).
+        hsm_operations: ``xorj_hsm_operations_total{backend,result}`` (execution issue).
+        audit_entries: ``xorj_audit_entries_total`` (the Audit actor, per committed entry).
+        audit_append: ``xorj_audit_append_seconds`` (the Audit actor, append to commit).
+        http_requests: ``xorj_http_requests_total{path,status}`` of the HTTP API itself.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.trades = Counter("xorj_trades", "Trades by final status", ["status"], registry=r)
+        self.trade_duration = Histogram(
+            "xorj_trade_duration_seconds", "Trade intent to final status", buckets=_TRADE_BUCKETS, registry=r
+        )
+        self.kill_switch_activations = Counter(
+            "xorj_kill_switch_activations", "Kill switch activations", ["mode", "source"], registry=r
+        )
+        self.halt_ack = Histogram(
+            "xorj_halt_ack_seconds", "Halt trigger to the last live actor's acknowledgement", buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.breaker_trips = Counter("xorj_circuit_breaker_trips", "Circuit breaker trips", ["breaker"], registry=r)
+        self.hsm_operations = Counter(
+            "xorj_hsm_operations", "Signing-key operations", ["backend", "result"], registry=r
+        )
+        self.audit_entries = Counter("xorj_audit_entries", "Audit entries committed", registry=r)
+        self.audit_append = Histogram(
+            "xorj_audit_append_seconds", "Audit append to durable commit", buckets=_FAST_BUCKETS, registry=r
+        )
+        self.http_requests = Counter(
+            "xorj_http_requests", "HTTP API requests by route and status", ["path", "status"], registry=r
+        )
+        # Every known series exists from the first scrape, at zero: rate() needs a start.
+        for status in TRADE_STATUSES:
+            self.trades.labels(status)
+        for breaker in BREAKERS:
+            self.breaker_trips.labels(breaker)
+        for backend in HSM_BACKENDS:
+            for result in HSM_RESULTS:
+                self.hsm_operations.labels(backend, result)
+        self._runtime = _RuntimeCollector()
+        r.register(self._runtime)
+
+    def watch(self, runtime: Runtime, board: HaltBoard) -> None:
+        """Read the live numbers from this runtime and board at every scrape (idempotent)."""
+        self._runtime.watch(runtime, board)
+
+    def on_kill_switch_event(self, kind: str, details: Mapping[str, Any]) -> None:
+        """The kill switch's ``on_event`` hook: activations and halt acknowledgement latency."""
+        if kind != "HALT":
+            return
+        what = details.get("what")
+        if what == "triggered":
+            self.kill_switch_activations.labels(str(details.get("mode")), str(details.get("source"))).inc()
+        elif what == "maintenance":
+            self.kill_switch_activations.labels("maintenance", str(details.get("source"))).inc()
+        elif what == "halt complete":
+            latency = details.get("latency_s")
+            if isinstance(latency, int | float) and latency >= 0:
+                self.halt_ack.observe(latency)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
