@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.plugins.localnet",
     "tests.plugins.audit",
     "tests.plugins.ministack",
+    "tests.plugins.softhsm",
 ]
 
 REQUIRE_SERVICES = os.environ.get("XORJ_REQUIRE_SERVICES") == "1"

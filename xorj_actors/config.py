@@ -7,6 +7,8 @@ environment variables that hold them.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +17,14 @@ from typing import Literal
 from xorj_actors._settings import ConfigError, build_section
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.signers.settings import SignerSettings
 
 __all__ = [
     "Config",
     "ConfigError",
     "DebugSocketSettings",
     "EngineSettings",
+    "HttpSettings",
     "KillSwitchSettings",
     "SupervisionSettings",
     "load_config",
@@ -130,6 +134,62 @@ class DebugSocketSettings:
             raise ValueError("max_clients: must be >= 1")
 
 
+# -- [http]: owned by the observability work (xorj_actors/ops/_http.py) --------------------------
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """``[http]``: health probes, Prometheus metrics and the authenticated kill-switch API."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0: a free port (the bound port is listed in the engine's endpoints).
+    port: int = 0
+    #: Any other address than loopback must be chosen on purpose.
+    allow_non_loopback: bool = False
+    #: Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = 65_536
+    #: Environment variable holding the HMAC-SHA256 key of the kill-switch API (>= 32 bytes).
+    hmac_key_env: str = "XORJ_HTTP_HMAC_KEY"
+    #: Signed requests whose timestamp is further from now are refused as stale.
+    max_clock_skew_s: float = 30.0
+    #: Nonces remembered for replay protection; when full of live nonces, requests get 429.
+    nonce_cache_size: int = 10_000
+    #: Time a readiness probe of an external component (RPC, WebSocket...) may take.
+    probe_timeout_s: float = 2.0
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ValueError("host: must not be empty")
+        if not self.allow_non_loopback and not _is_loopback(self.host):
+            raise ValueError(f"host: {self.host!r} is not loopback; set allow_non_loopback = true to expose it")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port: must be between 0 and 65535")
+        if not 256 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise ValueError("max_body_bytes: must be between 256 and 16777216")
+        if not _ENV_NAME.match(self.hmac_key_env):
+            raise ValueError("hmac_key_env: must be an environment variable name")
+        if not 1 <= self.max_clock_skew_s <= 3600:
+            raise ValueError("max_clock_skew_s: must be between 1 and 3600 seconds")
+        if not 16 <= self.nonce_cache_size <= 1_000_000:
+            raise ValueError("nonce_cache_size: must be between 16 and 1000000")
+        if not 0 < self.probe_timeout_s <= 30:
+            raise ValueError("probe_timeout_s: must be in (0, 30]")
+
+
+# -- end [http] ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration file."""
@@ -138,8 +198,10 @@ class Config:
     supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
     kill_switch: KillSwitchSettings = field(default_factory=KillSwitchSettings)
     debug_socket: DebugSocketSettings = field(default_factory=DebugSocketSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     localnet: LocalnetSettings = field(default_factory=LocalnetSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    signers: SignerSettings = field(default_factory=SignerSettings)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -22,6 +22,7 @@ RECOVERY_KEYS = {
 FAST = """
 [engine]
 vaults = {vaults}
+environment = "{environment}"
 [supervision]
 shutdown_timeout_s = 1.0
 max_restarts = {max_restarts}
@@ -54,9 +55,9 @@ def authorise(epoch: int, keys=("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_2"), n
 def engine_factory(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
-    def make(*, vaults: int = 10, max_restarts: int = 10, cooldown: float = 0, step: float = 0.05, data_dir: Path | None = None,
+    def make(*, vaults: int = 10, max_restarts: int = 10, environment: str = "development", cooldown: float = 0, step: float = 0.05, data_dir: Path | None = None,
              environ: dict[str, str] | None = None, extra: str = "") -> Engine:
-        config = parse_config(FAST.format(vaults=vaults, cooldown=cooldown, step=step, max_restarts=max_restarts) + extra)
+        config = parse_config(FAST.format(vaults=vaults, cooldown=cooldown, step=step, max_restarts=max_restarts, environment=environment) + extra)
         env = dict(RECOVERY_KEYS) if environ is None else environ
         engine = Engine(config, data_dir or tmp_path / "var", environ=env)
         engine.start()

@@ -10,7 +10,9 @@ returns.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
+from concurrent.futures import Future
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,6 +107,7 @@ class Audit(Participant):
         kill_file: Path,
         *,
         open_log: Callable[..., AuditLog] = AuditLog.open,
+        metrics: Any = None,
     ) -> None:
         super().__init__(board)
         self.settings = settings
@@ -112,6 +115,7 @@ class Audit(Participant):
         self.environment = environment
         self.kill_file = kill_file
         self.open_log = open_log
+        self.metrics = metrics  # xorj_actors.metrics.Metrics, or None
         self.log: AuditLog | None = None
         self.held: deque[AuditEvent] = deque(maxlen=settings.max_pending)
         self.unavailable_reason: str | None = None
@@ -131,8 +135,8 @@ class Audit(Participant):
                 on_unavailable=self._store_unavailable,
                 on_available=self._store_available,
             )
-        except (AuditStoreError, OSError) as exc:
-            self._store_unavailable(f"cannot open the audit store: {exc}")
+        except (AuditStoreError, OSError, ValueError) as exc:  # ValueError: no usable HMAC key
+            self._store_unavailable(f"cannot open the audit log: {exc}")
             self.runtime.send_after(_RETRY_OPEN_S, self.actor_ref, _RetryOpen())
             return
         self.unavailable_reason = None
@@ -160,7 +164,7 @@ class Audit(Participant):
     def _submit(self, event: AuditEvent) -> None:
         assert self.log is not None
         try:
-            self.log.submit(
+            future = self.log.submit(
                 event.event_type,
                 actor=event.actor,
                 details=json.loads(event.details_json),
@@ -173,6 +177,19 @@ class Audit(Participant):
             logger.critical("AUDIT ENTRY LOST ({}): {} {}", exc, event.event_type, event.details_json[:500])
         except ValueError as exc:  # bad input from a caller: record that instead
             logger.error("audit event refused: {}", exc)
+        else:
+            if self.metrics is not None:
+                future.add_done_callback(self._observe(time.monotonic()))
+
+    def _observe(self, submitted: float) -> Callable[[Future[Any]], None]:
+        metrics = self.metrics
+
+        def done(future: Future[Any]) -> None:  # on the writer's thread, once committed
+            if future.exception() is None:
+                metrics.audit_entries.inc()
+                metrics.audit_append.observe(time.monotonic() - submitted)
+
+        return done
 
     def _store_unavailable(self, reason: str) -> None:
         """Fail closed: halt trading. Runs on the writer's thread or the actor's."""

@@ -13,6 +13,7 @@ from typing import Any
 from loguru import logger
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
+from xorj_actors.audit import audit_event, record
 from xorj_actors.config import Config
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard
@@ -57,6 +58,7 @@ class Engine:
         self.board = HaltBoard()
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
+        self.localnet: Any = None
 
     @property
     def socket_path(self) -> Path:
@@ -87,8 +89,20 @@ class Engine:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
+    def _start_localnet(self) -> None:
+        """The offline cluster, quote service and quant engine, in-process (development only)."""
+        from xorj_actors.localnet import Localnet
+
+        self.localnet = Localnet(self.config.localnet).start()
+        for name, url in self.localnet.urls.items():
+            if url:
+                self._endpoints[f"localnet_{name}"] = url
+        logger.info("localnet in-process: {}", self.localnet.urls)
+
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
+        if cfg.localnet.enabled:
+            self._start_localnet()
         self.runtime = Runtime(
             workers=cfg.engine.scheduler_workers, mailbox_capacity=cfg.engine.mailbox_capacity, name="xorj"
         )
@@ -99,6 +113,8 @@ class Engine:
             board=self.board,
             environ=self.environ,
             endpoints=self.endpoints,
+            register_endpoint=self._endpoints.__setitem__,
+            on_event=self._record_kill_switch_event,
             on_shutdown=self.request_shutdown if self.handle_signals else None,
         )
         self.root = Supervisor.start(
@@ -126,7 +142,15 @@ class Engine:
         assert self.runtime is not None
         if self.runtime.whereis(KILL_SWITCH_NAME) is None or not self.socket_path.exists():
             return False
+        if self.config.http.enabled and "http" not in self._endpoints:  # the HTTP API is listening
+            return False
         return all(m.state is not ActorState.STARTING for m in self.runtime.mailboxes())
+
+    def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
+        severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")
+        runtime = self.runtime
+        if runtime is not None:
+            record(runtime, audit_event(kind, "kill_switch", details, severity=severity))
 
     # -- run -----------------------------------------------------------------------------------
 
@@ -157,6 +181,9 @@ class Engine:
         if self.runtime is not None:
             hung = self.runtime.shutdown(timeout=timeout)
             self.runtime = None
+        if self.localnet is not None:
+            self.localnet.stop()
+            self.localnet = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -2,32 +2,37 @@
 
 ```
 root (one_for_one)
+├── audit                  the single writer of the hash-chained log
 ├── kill_switch
 ├── breakers (one_for_one)   one actor per breaker
 ├── signers (one_for_one)    one actor per key
 ├── chain (rest_for_one)     rpc_gateway, confirmation
 ├── strategy_feed
 ├── vaults (one_for_one)     one actor per vault
-└── ops (one_for_one)        debug_socket, signal_watcher
+└── ops (one_for_one)        debug_socket, http_api, signal_watcher
 ```
-The kill switch starts first so that everything after it reads a published halt board; ops
-start last so that operators only see a complete tree.
+The audit actor starts first so that the kill switch's first transition is recorded (if the
+store is down, it writes the kill file, which the kill switch halts on); the kill switch starts
+before every other actor so they read a published halt board; ops start last so that operators
+only see a complete tree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from supervisors import ChildSpec, Strategy, Supervisor
+from xorj_actors.audit import Audit
 from xorj_actors.breakers import BREAKERS, Breaker
 from xorj_actors.chain import Confirmation, RpcGateway
 from xorj_actors.config import Config
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
-from xorj_actors.ops import DebugSocket, SignalWatcher
-from xorj_actors.signers import Signer
+from xorj_actors.metrics import Metrics
+from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
+from xorj_actors.signers import KeySettings, Signer
 from xorj_actors.strategy import StrategyFeed
 from xorj_actors.vaults import Vault
 
@@ -46,6 +51,16 @@ class TreeContext:
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     #: Called with the signal name on SIGTERM/SIGINT; None: no signal watcher (in-process use).
     on_shutdown: Callable[[str], None] | None = None
+    #: This engine's metrics (a registry of its own).
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Called with (name, url) when a server of the tree starts listening (``http``, ``metrics``).
+    register_endpoint: Callable[[str, str], None] | None = None
+
+    def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
+        """The kill switch's ``on_event``: metrics first, then the audit trail's ``on_event``."""
+        self.metrics.on_kill_switch_event(kind, details)
+        if self.on_event is not None:
+            self.on_event(kind, details)
 
 
 def _supervisor(ctx: TreeContext, name: str, children: list[ChildSpec], strategy: Strategy) -> ChildSpec:
@@ -61,6 +76,18 @@ def _worker(ctx: TreeContext, name: str, start: Callable[[], Any]) -> ChildSpec:
     return ChildSpec(name, start, shutdown_timeout=ctx.config.supervision.shutdown_timeout_s)
 
 
+def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
+    hsm = ctx.metrics.hsm_operations
+    return Signer.start(
+        ctx.board,
+        key,
+        environment=ctx.config.engine.environment,
+        environ=ctx.environ,
+        data_dir=ctx.data_dir,
+        on_operation=lambda backend, result: hsm.labels(backend, result).inc(),
+    )
+
+
 def vault_spec(ctx: TreeContext, vault_id: str) -> ChildSpec:
     return _worker(ctx, vault_id, lambda: Vault.start(ctx.board, vault_id))
 
@@ -70,10 +97,24 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
     ks = _worker(
         ctx,
         "kill_switch",
-        lambda: KillSwitch.start(cfg.kill_switch, ctx.data_dir, board, environ=ctx.environ, on_event=ctx.on_event),
+        lambda: KillSwitch.start(
+            cfg.kill_switch, ctx.data_dir, board, environ=ctx.environ, on_event=ctx.kill_switch_event
+        ),
+    )
+    audit = _worker(
+        ctx,
+        "audit",
+        lambda: Audit.start(
+            board,
+            cfg.audit,
+            ctx.data_dir,
+            cfg.engine.environment,
+            ctx.data_dir / cfg.kill_switch.kill_file,
+            metrics=ctx.metrics,
+        ),
     )
     breakers = [_worker(ctx, b, lambda b=b: Breaker.start(board, b)) for b in BREAKERS]
-    signers = [_worker(ctx, "signer:vault-authority", lambda: Signer.start(board, "vault-authority"))]
+    signers = [_worker(ctx, f"signer:{key.name}", lambda key=key: _start_signer(ctx, key)) for key in cfg.signers.keys]
     chain = [
         _worker(ctx, "rpc_gateway", lambda: RpcGateway.start(board)),
         _worker(ctx, "confirmation", lambda: Confirmation.start(board)),
@@ -88,6 +129,16 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             ),
         )
     ]
+    if cfg.http.enabled:
+        ops.append(
+            _worker(
+                ctx,
+                "http_api",
+                lambda: HttpApi.start(
+                    board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint
+                ),
+            )
+        )
     if ctx.on_shutdown is not None:
         on_shutdown = ctx.on_shutdown
         ops.append(
@@ -98,6 +149,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             )
         )
     return [
+        audit,
         ks,
         _supervisor(ctx, "breakers", breakers, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "signers", signers, Strategy.ONE_FOR_ONE),

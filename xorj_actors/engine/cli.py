@@ -36,8 +36,15 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"xorj-actors: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from xorj_actors.check import secret_env_names
+
     data_dir = Path(args.data_dir)
-    configure_logging(json_lines=True if args.log_json else None, level=args.log_level, log_dir=data_dir / "logs")
+    configure_logging(
+        json_lines=True if args.log_json else None,
+        level=args.log_level,
+        log_dir=data_dir / "logs",
+        secret_envs=(*secret_env_names(config), *config.kill_switch.recovery_key_envs),
+    )
     engine = Engine(config, data_dir, handle_signals=True)
     try:
         engine.start()
