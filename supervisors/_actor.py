@@ -90,6 +90,43 @@ class Terminated(Message):
     abnormal: bool
 
 
+_FLAG_LOCK = threading.Lock()
+
+
+class Flag:
+    """A one-way ``threading.Event`` (set, never cleared) that costs a slot until someone waits.
+
+    Every actor has two (stopped, finished); at 10,000 actors two real Events per actor are
+    half of the runtime's memory. The Event is made on the first ``wait``.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event  # read after the flag: a waiter that made it after this read sees the flag
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._set:
+            return True
+        with _FLAG_LOCK:
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if self._set:
+            return True
+        return event.wait(timeout)
+
+
 class Future(ThreadingFuture[Any]):
     """pykka's threading future: never waits forever, never blocks a shared pool thread."""
 
@@ -185,7 +222,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._scheduled = True  # until on_start has run, puts only enqueue
         self.closed = False
-        self.finished = threading.Event()
+        self.finished = Flag()
         self.state = ActorState.STARTING
         self.watchers: list[ActorRef[Any]] = []
         self.parent: str | None = None
@@ -250,11 +287,13 @@ class Mailbox:
             return
         starting = self.state is ActorState.STARTING
         self.thread_ident = threading.get_ident()
-        self.state = ActorState.RUNNING
+        if not starting:
+            self.state = ActorState.RUNNING
         control, work = self._control, self._work
         try:
             if starting:
-                actor._sv_start()
+                actor._sv_start()  # the state stays STARTING until on_start has returned
+                self.state = ActorState.RUNNING
             n = 0
             while n < batch and self.exit_reason is None:
                 if control:
@@ -416,7 +455,7 @@ class Actor(pykka.Actor):
 
         runtime = Runtime.current()
         self.actor_urn = uuid.uuid4().urn
-        self.actor_stopped = threading.Event()
+        self.actor_stopped = Flag()  # type: ignore[assignment]
         scheduler = runtime._dedicated_scheduler(type(self).__name__) if self.dedicated_thread else runtime.scheduler
         capacity = self.mailbox_capacity or runtime.mailbox_capacity
         self.actor_inbox = Mailbox(self, runtime, capacity, scheduler)

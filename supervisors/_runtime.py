@@ -29,6 +29,7 @@ class Runtime:
         batch: messages an actor runs before yielding its worker.
         mailbox_capacity: default bound of an actor's ordinary mailbox lane.
         name: prefix of the runtime's thread names.
+        max_extra_workers: workers lent to the pool while every worker is stuck in a handler.
     """
 
     _current: ClassVar[Runtime | None] = None
@@ -41,6 +42,7 @@ class Runtime:
         batch: int = 64,
         mailbox_capacity: int = 10_000,
         name: str = "actors",
+        max_extra_workers: int = 4,
     ) -> None:
         with Runtime._current_lock:
             if Runtime._current is not None:
@@ -48,13 +50,15 @@ class Runtime:
             Runtime._current = self
         self.name = name
         self.mailbox_capacity = mailbox_capacity
-        self.scheduler = Scheduler(f"{name}-worker", workers, batch=batch, shared=True)
+        self.scheduler = Scheduler(f"{name}-worker", workers, batch=batch, shared=True, max_extra=max_extra_workers)
         self.timer = Timer(name)
         self._lock = threading.Lock()
         self._mailboxes: dict[str, Mailbox] = {}
         self._dedicated: set[Scheduler] = set()
         self._names: dict[str, ActorRef[Any]] = {}
         self._closed = False
+        if max_extra_workers:
+            self._watch_stalls()
 
     @classmethod
     def current(cls) -> Runtime:
@@ -68,6 +72,12 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+    def _watch_stalls(self) -> None:
+        if self._closed:
+            return
+        self.scheduler.check_stall()
+        self.timer.call_later(self.scheduler.stall_after_s / 2, self._watch_stalls)
 
     # -- registry ----------------------------------------------------------------------------
 

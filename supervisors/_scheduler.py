@@ -42,25 +42,50 @@ class WorkerKilled(BaseException):
 class Scheduler:
     """A pool of worker threads draining a shared run queue of actors.
 
+    A handler that never returns would hold its worker for good, and with it every actor of a
+    small pool. So :meth:`check_stall` (called periodically by the runtime's timer) lends the
+    pool one more worker when every worker has been inside one slice for ``stall_after_s``, up
+    to ``max_extra`` extra workers; an extra worker retires after ``retire_after_s`` idle.
+
     Args:
         name: prefix of the worker thread names.
         workers: number of threads (M).
         batch: messages an actor may process before yielding its worker, for fairness.
         shared: a shared pool refuses blocking waits on its threads (see ``in_pool_worker``).
+        max_extra: extra workers lent to a stalled pool (0: none).
+        stall_after_s: how long every worker must be busy before one is added.
+        retire_after_s: how long an extra worker waits for work before it retires.
     """
 
-    def __init__(self, name: str, workers: int, *, batch: int = 64, shared: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        workers: int,
+        *,
+        batch: int = 64,
+        shared: bool = True,
+        max_extra: int = 0,
+        stall_after_s: float = 0.1,
+        retire_after_s: float = 2.0,
+    ) -> None:
         if workers < 1:
             raise ValueError("a scheduler needs at least one worker")
         self.name = name
         self.batch = batch
         self.shared = shared
+        self.workers = workers
+        self.max_extra = max_extra
+        self.stall_after_s = stall_after_s
+        self.retire_after_s = retire_after_s
         self._queue: queue.SimpleQueue[Runnable | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
+        #: thread -> monotonic time its current slice began (absent: idle)
+        self._busy_since: dict[threading.Thread, float] = {}
         self._counter = itertools.count()
         self._closing = False
         self.worker_deaths = 0
+        self.stalls = 0
         for _ in range(workers):
             self._spawn()
 
@@ -69,6 +94,20 @@ class Scheduler:
         with self._lock:
             self._threads.add(t)
         t.start()
+
+    def check_stall(self) -> bool:
+        """Add a worker if every worker is stuck in a slice; True if one was added."""
+        now = time.monotonic()
+        with self._lock:
+            if self._closing or len(self._threads) >= self.workers + self.max_extra:
+                return False
+            busy = [self._busy_since.get(t) for t in self._threads]
+            if not busy or any(b is None or now - b < self.stall_after_s for b in busy):
+                return False
+            self.stalls += 1
+        logger.warning("{}: all {} workers busy for over {} s: adding a worker", self.name, len(busy), self.stall_after_s)
+        self._spawn()
+        return True
 
     def schedule(self, item: Runnable) -> None:
         self._queue.put(item)
@@ -83,19 +122,31 @@ class Scheduler:
         get = self._queue.get
         batch = self.batch
         me = threading.current_thread()
+        busy = self._busy_since
         died = False
         try:
             while True:
-                item = get()
+                try:
+                    item = get(timeout=self.retire_after_s) if self.max_extra else get()
+                except queue.Empty:
+                    with self._lock:
+                        now = time.monotonic()
+                        stuck = sum(now - b > self.stall_after_s for b in busy.values())
+                        if len(self._threads) - stuck > self.workers:
+                            return  # an extra worker with nothing to do retires
+                    continue
                 if item is None:
                     return
+                busy[me] = time.monotonic()
                 item.run_slice(batch)
+                del busy[me]
         except BaseException as exc:  # the actor has already been marked dead by run_slice
             died = True
             logger.warning("worker {} died: {!r}; replacing it", me.name, exc)
         finally:
             with self._lock:
                 self._threads.discard(me)
+                busy.pop(me, None)
                 replace = died and not self._closing
                 if died:
                     self.worker_deaths += 1

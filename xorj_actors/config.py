@@ -36,8 +36,9 @@ class EngineSettings:
     """``[engine]``: the process as a whole."""
 
     environment: Literal["development", "production"] = "development"
-    #: Worker threads of the shared actor scheduler (M of the M:N runtime).
-    scheduler_workers: int = 2
+    #: Worker threads of the shared actor scheduler (M of the M:N runtime). One is fastest under
+    #: the GIL (bench/bench_halt.py); the runtime lends the pool more while all are stuck.
+    scheduler_workers: int = 1
     #: Bound of every ordinary mailbox; a full mailbox refuses the sender (MailboxFull).
     mailbox_capacity: int = 10_000
     #: Placeholder vault actors started until the decision issue brings real vaults.

@@ -29,8 +29,11 @@ class HaltMode(str, enum.Enum):
     EMERGENCY = "emergency"
 
 
-class Trigger(Message):
-    """Ask the kill switch to halt. Any actor may send it; so do signals, files and operators."""
+class Trigger(ControlMessage):
+    """Ask the kill switch to halt. Any actor may send it; so do signals, files and operators.
+
+    A control message: a halt request overtakes queued work and is never refused.
+    """
 
     mode: HaltMode
     reason: str
@@ -46,8 +49,11 @@ class Halt(ControlMessage):
     source: str
 
 
-class HaltAck(Message):
-    """An actor's acknowledgement of the halt of ``epoch``, with its work still in flight."""
+class HaltAck(ControlMessage):
+    """An actor's acknowledgement of the halt of ``epoch``, with its work still in flight.
+
+    A control message: a kill switch whose mailbox is full of other work must still hear it.
+    """
 
     epoch: int
     actor: str  # the actor's urn
@@ -61,8 +67,8 @@ class Resume(ControlMessage):
     factor: float
 
 
-class Register(Message):
-    """An actor joins the halt protocol (sent from its ``on_start``)."""
+class Register(ControlMessage):
+    """An actor joins the halt protocol (sent from its ``on_start``); never refused, like acks."""
 
     urn: str
     name: str

@@ -68,19 +68,23 @@ class Silent(Participant):
     """Stuck in a handler: cannot ack until released."""
 
     gate: ClassVar[threading.Event] = threading.Event()
+    entered: ClassVar[threading.Event] = threading.Event()
 
     def on_receive(self, message: object) -> object:
         if message == "hang":
+            self.entered.set()
             self.gate.wait(10)
         return None
 
 
 def test_a_silent_actor_is_reported_replaced_and_its_replacement_acks(engine: Engine) -> None:
     Silent.gate.clear()
+    Silent.entered.clear()
     vaults = named(engine, "vaults")
     silent = vaults.ask(StartChild(ChildSpec("silent", lambda: Silent.start(engine.board), shutdown_timeout=0.3)), timeout=2)
     wait_until(lambda: "silent" in ks_status(engine).acked or ks_status(engine).registered == len(participant_names(engine)))
     silent.tell("hang")
+    wait_until(Silent.entered.is_set, what="silent actor stuck in its handler")  # before the halt
     trigger_at = time.monotonic()
     engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.EMERGENCY, reason="x", source="test"))
     wait_until(lambda: ks_status(engine).replaced == ("silent",), what="silent actor reported")

@@ -241,3 +241,20 @@ def test_futures_never_wait_forever(runtime: Runtime) -> None:
     finally:
         actor_module.DEFAULT_TIMEOUT = old
         gate.set()
+
+
+def test_a_stuck_handler_cannot_freeze_a_one_worker_pool() -> None:
+    rt = Runtime(workers=1, max_extra_workers=2, name="stall")
+    try:
+        gate = threading.Event()
+        stuck = Recorder.start(gate)
+        stuck.tell("hold")
+        wait_until(actor_of(stuck).entered.is_set)
+        other = Recorder.start()
+        # The only worker is stuck: after the stall delay the pool is lent another worker.
+        assert other.ask(Work(1), timeout=5) == ("ok", Work(1))
+        assert rt.scheduler.stalls == 1
+        gate.set()
+        wait_until(lambda: len(rt.scheduler.threads) == 1, 10, "the extra worker to retire")
+    finally:
+        rt.shutdown()

@@ -16,7 +16,7 @@ from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import audit_event, record
 from xorj_actors.config import Config
 from xorj_actors.engine._tree import TreeContext, root_children
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, Participant
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError"]
 
@@ -139,12 +139,18 @@ class Engine:
         )
 
     def _ready(self) -> bool:
+        """Every actor started, and known to the kill switch: a halt now reaches all of them."""
         assert self.runtime is not None
-        if self.runtime.whereis(KILL_SWITCH_NAME) is None or not self.socket_path.exists():
+        ks = self.runtime.whereis(KILL_SWITCH_NAME)
+        if ks is None or not self.socket_path.exists():
             return False
         if self.config.http.enabled and "http" not in self._endpoints:  # the HTTP API is listening
             return False
-        return all(m.state is not ActorState.STARTING for m in self.runtime.mailboxes())
+        boxes = self.runtime.mailboxes()
+        if any(m.state is ActorState.STARTING for m in boxes):
+            return False
+        participants = sum(isinstance(m.actor, Participant) for m in boxes)
+        return ks.ask(GetStatus(), timeout=5).registered >= participants
 
     def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
         severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")

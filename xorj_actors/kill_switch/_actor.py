@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 
@@ -100,6 +100,9 @@ class _RestartStep(Message):
 class KillSwitch(Actor):
     """Owns the halt state of the engine.
 
+    It runs on a thread of its own: a halt must not wait for the shared pool, whatever the
+    pool's actors are doing.
+
     Args:
         settings: the ``[kill_switch]`` section.
         data_dir: where the state file and the kill file live.
@@ -108,6 +111,8 @@ class KillSwitch(Actor):
         clock: wall clock, for cooldowns and recovery timestamps.
         on_event: called with (event, details) on every transition, for the audit trail.
     """
+
+    dedicated_thread: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -277,8 +282,9 @@ class KillSwitch(Actor):
             must_persist=False,  # a halt happens even if the disk refuses; it is only safer
         )
         logger.critical("kill switch TRIGGERED (epoch {}, {}, from {}): {}", self.persisted.epoch, mode.value, source, reason)
-        self._event("HALT", {"what": "triggered", "epoch": self.persisted.epoch, "mode": mode.value, "source": source, "reason": reason})
         self._broadcast_halt()
+        self._persist()
+        self._event("HALT", {"what": "triggered", "epoch": self.persisted.epoch, "mode": mode.value, "source": source, "reason": reason})
 
     def _current_halt(self) -> Halt:
         p = self.persisted
@@ -370,8 +376,9 @@ class KillSwitch(Actor):
             ),
             must_persist=False,
         )
-        self._event("HALT", {"what": "maintenance", "epoch": self.persisted.epoch, "source": message.source})
         self._broadcast_halt()
+        self._persist()
+        self._event("HALT", {"what": "maintenance", "epoch": self.persisted.epoch, "source": message.source})
         return self._outcome(ok, "maintenance: trading halted")
 
     # -- recovery ------------------------------------------------------------------------------
@@ -442,28 +449,40 @@ class KillSwitch(Actor):
         last = step.index == len(factors) - 1
         self._transition(replace(self.persisted, state=_S.ARMED if last else _S.RECOVERY_PENDING, factor=factor), must_persist=False)
         logger.info("kill switch: gradual restart at {} of position limits", factor)
-        self._event("RECOVERY", {"what": "restart step", "factor": factor, "armed": last})
         self._broadcast_resume()
+        self._persist()
+        self._event("RECOVERY", {"what": "restart step", "factor": factor, "armed": last})
         if not last:
             self._schedule_step(step.index + 1)
 
     # -- state ---------------------------------------------------------------------------------
 
     def _transition(self, new: PersistedState, *, must_persist: bool) -> bool:
-        """Validate, persist and publish a new state; False if it had to be persisted and was not."""
+        """Validate and publish a new state.
+
+        With ``must_persist`` (a recovery: trading resumes) the state is made durable first and
+        nothing changes if that fails (returns False). Otherwise (a halt, a restart step) it is
+        published at once and the caller persists it with :meth:`_persist` after the broadcast:
+        the disk must not delay a halt, and a crash before the fsync ends as it would before.
+        """
         check_transition(self.persisted.state, new.state)
         old = self.persisted
-        try:
-            self.state_file.save(new)
-            self.persist_error = None
-        except OSError as exc:
-            self.persist_error = f"{type(exc).__name__}: {exc}"
-            logger.critical("kill switch: cannot persist state {}: {}", new.state.value, self.persist_error)
-            if must_persist:
-                return False
+        if must_persist and not self._persist(new):
+            return False
         self.persisted = new
         logger.info("kill switch: {} -> {} (epoch {})", old.state.value, new.state.value, new.epoch)
         self._publish()
+        return True
+
+    def _persist(self, state: PersistedState | None = None) -> bool:
+        state = self.persisted if state is None else state
+        try:
+            self.state_file.save(state)
+        except OSError as exc:
+            self.persist_error = f"{type(exc).__name__}: {exc}"
+            logger.critical("kill switch: cannot persist state {}: {}", state.state.value, self.persist_error)
+            return False
+        self.persist_error = None
         return True
 
     def _publish(self) -> None:
