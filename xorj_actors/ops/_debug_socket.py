@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import json
 import os
 import socket
@@ -221,15 +222,44 @@ class DebugSocketServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._clients = 0
+        self._path_lock: int | None = None
 
     def start(self, timeout: float = 5.0) -> None:
-        _claim_socket_path(self.path)
-        self._thread = threading.Thread(target=self._run, name="debug-socket", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("debug socket did not start in time")
-        if self._error is not None:
-            raise RuntimeError(f"debug socket failed to start: {self._error}") from self._error
+        self._lock_path(timeout)
+        try:
+            _claim_socket_path(self.path)
+            self._thread = threading.Thread(target=self._run, name="debug-socket", daemon=True)
+            self._thread.start()
+            if not self._ready.wait(timeout):
+                raise RuntimeError("debug socket did not start in time")
+            if self._error is not None:
+                raise RuntimeError(f"debug socket failed to start: {self._error}") from self._error
+        except BaseException:
+            self._unlock_path()
+            raise
+
+    def _lock_path(self, timeout: float) -> None:
+        """Own the socket path: a server still shutting down (or another process) holds it.
+
+        The kernel releases the lock when a process dies, so a crash leaves no stale owner.
+        """
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._path_lock = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RuntimeError(f"debug socket {self.path} is held by another server") from None
+                time.sleep(0.01)
+
+    def _unlock_path(self) -> None:
+        fd, self._path_lock = self._path_lock, None
+        if fd is not None:
+            os.close(fd)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -254,6 +284,7 @@ class DebugSocketServer:
     def stop(self, timeout: float = 5.0) -> None:
         loop = self._loop
         if loop is None or not loop.is_running():
+            self._unlock_path()
             return
 
         async def close() -> None:
@@ -268,9 +299,10 @@ class DebugSocketServer:
         if self._thread is not None:
             self._thread.join(timeout)
         try:
-            self.path.unlink()
+            self.path.unlink()  # ours: we hold the path lock
         except FileNotFoundError:
             pass
+        self._unlock_path()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients += 1
