@@ -366,13 +366,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.cli import load_config_or_exit
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"xorj-actors: config error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config_or_exit(args)
     timeout = args.timeout if args.timeout is not None else config.http.probe_timeout_s
     if not 0 < timeout <= 60:
         print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -35,6 +36,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Exit code of a config that cannot be used (systemd: RestartPreventExitStatus=2).
+EXIT_CONFIG = 2
+
+
+def load_config_or_exit(args: argparse.Namespace) -> Any:
+    """Load ``args.config``; on a bad config print the key and the problem, and exit 2."""
+    from xorj_actors.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"xorj-actors {args.command}: config error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xorj-actors", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args._module.main(args) or 0)
+    try:
+        return int(args._module.main(args) or 0)
+    except SystemExit as exc:  # e.g. load_config_or_exit: an exit code, also for in-process callers
+        return exc.code if isinstance(exc.code, int) else 1
 
 
 if __name__ == "__main__":

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["add_arguments", "main"]
-
-EXIT_CONFIG = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,14 +25,10 @@ def main(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
-    from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.cli import load_config_or_exit
     from xorj_actors.engine import Engine, EngineError, configure_logging
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"xorj-actors: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    config = load_config_or_exit(args)
     from xorj_actors.check import secret_env_names
 
     data_dir = Path(args.data_dir)

@@ -21,14 +21,10 @@ def main(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.cli import load_config_or_exit
     from xorj_actors.localnet.runner import Localnet
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"xorj-actors localnet: {exc}", file=sys.stderr)
-        return 2
+    config = load_config_or_exit(args)
     # Blocked before any thread starts, so only sigwait below ever sees them (FIELD-NOTES).
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
