@@ -77,11 +77,12 @@ class ActorState(str, enum.Enum):
 _DEAD_STATES = frozenset({ActorState.STOPPED, ActorState.FAILED, ActorState.KILLED, ActorState.ABANDONED})
 
 
-class Terminated(Message):
+class Terminated(ControlMessage):
     """Death-watch notification: the watched actor stopped, whatever the cause.
 
     ``reason`` is ``"normal"`` for a requested stop, ``"noproc"`` when the actor was already dead
-    when the watch began, otherwise a description of the failure.
+    when the watch began, otherwise a description of the failure. A control message: a
+    supervisor whose mailbox is full must still learn that a child died.
     """
 
     urn: str
@@ -172,7 +173,8 @@ class Ref(ActorRef[Any]):
             raise BlockingCallInWorker("a pooled actor must not wait for another to stop; watch it")
         if not self.actor_stopped.wait(DEFAULT_TIMEOUT if timeout is None else timeout):
             raise Timeout(f"{self} did not stop within {timeout} s")
-        mailbox.finished.wait(DEFAULT_TIMEOUT if timeout is None else timeout)
+        if not mailbox.finished.wait(DEFAULT_TIMEOUT if timeout is None else timeout):
+            raise Timeout(f"{self} did not finish stopping within {timeout} s")
         return True
 
 
@@ -239,7 +241,7 @@ class Mailbox:
     def put(self, envelope: Envelope[Any], /) -> None:
         control = isinstance(envelope.message, (ControlMessage, _ActorStop))
         with self._lock:
-            if self.closed:
+            if self.closed or (self.exit_reason is not None and not isinstance(envelope.message, _ActorStop)):
                 raise ActorDeadError(f"{self.name} ({self.urn}) not found")
             if control:
                 self._control.append(envelope)
@@ -257,7 +259,7 @@ class Mailbox:
     def enqueue_control(self, envelope: Envelope[Any]) -> bool:
         """Append to the control lane; True if the caller must schedule the actor."""
         with self._lock:
-            if self.closed:
+            if self.closed or self.exit_reason is not None:  # stopping: it would be dropped
                 return False
             self._control.append(envelope)
             if self._scheduled:
@@ -477,7 +479,10 @@ class Actor(pykka.Actor):
         mailbox: Mailbox = target.actor_inbox  # type: ignore[assignment]
         if not mailbox.add_watcher(self.actor_ref):
             self.actor_ref.tell(
-                Terminated(urn=mailbox.urn, name=mailbox.name, reason="noproc", abnormal=True)
+                # Already dead: "noproc", abnormal unless it had stopped cleanly (a transient child
+                # that finished before it was watched must not be restarted).
+                Terminated(urn=mailbox.urn, name=mailbox.name, reason="noproc",
+                           abnormal=mailbox.state is not ActorState.STOPPED)
             )
 
     def unwatch(self, target: ActorRef[Any]) -> None:

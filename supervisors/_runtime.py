@@ -148,7 +148,7 @@ class Runtime:
             mailbox: Mailbox = ref.actor_inbox  # type: ignore[assignment]
             if mailbox.enqueue_control(envelope):
                 schedule.append(mailbox)
-            elif mailbox.closed:
+            elif mailbox.closed or mailbox.exit_reason is not None:
                 dead.append(ref)
         for mailbox in schedule:
             mailbox.scheduler.schedule(mailbox)
@@ -157,7 +157,11 @@ class Runtime:
     # -- time --------------------------------------------------------------------------------
 
     def send_after(self, delay: float, ref: ActorRef[Any], message: Any) -> TimerHandle:
-        """Tell ``message`` to ``ref`` after ``delay`` seconds (dropped if it has died)."""
+        """Tell ``message`` to ``ref`` after ``delay`` seconds (dropped if it has died).
+
+        A timeout or deadline the receiver depends on should be a ``ControlMessage``: an
+        ordinary message is dropped (and logged) when the receiver's mailbox is full.
+        """
 
         def fire() -> None:
             try:

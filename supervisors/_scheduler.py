@@ -131,8 +131,9 @@ class Scheduler:
                 except queue.Empty:
                     with self._lock:
                         now = time.monotonic()
-                        stuck = sum(now - b > self.stall_after_s for b in busy.values())
+                        stuck = sum(now - b > self.stall_after_s for b in list(busy.values()))
                         if len(self._threads) - stuck > self.workers:
+                            self._threads.discard(me)  # decided and removed atomically
                             return  # an extra worker with nothing to do retires
                     continue
                 if item is None:

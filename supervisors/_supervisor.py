@@ -25,7 +25,7 @@ from pykka import ActorRef
 from pykka.messages import _ActorStop
 
 from supervisors._actor import DEFAULT_TIMEOUT, Actor, ActorState, Mailbox, Ref, Terminated
-from supervisors._message import Message, register_immutable_type
+from supervisors._message import ControlMessage, Message, register_immutable_type
 
 __all__ = [
     "ChildInfo",
@@ -115,7 +115,7 @@ class ChildInfo(Message):
     alive: bool
 
 
-class _ShutdownTimeout(Message):
+class _ShutdownTimeout(ControlMessage):  # never refused: a restart would wait forever
     urn: str
 
 
@@ -190,10 +190,24 @@ class Supervisor(Actor):
                 self._op.to_start.clear()
                 self._op.finish_stop = True
                 self._op.escalate = None
+                self._op.to_stop = deque(cid for cid in self._running_reversed()
+                                         if self._children[cid].ref is not None
+                                         and self._children[cid].ref.actor_urn != self._op.waiting)
             else:
                 self._begin(_Operation(deque(self._running_reversed()), [], finish_stop=True))
             return None
         return super()._handle_receive(message)
+
+    def _sv_handle(self, envelope: Any) -> None:
+        # A bad request (unknown child, id in use) is the requester's error, never a reason for
+        # the supervisor to die: an ask gets the exception, a tell is refused with a log line.
+        if envelope.reply_to is None and isinstance(envelope.message, (StartChild, TerminateChild, RestartChild)):
+            try:
+                self._handle_receive(envelope.message)
+            except (KeyError, ValueError) as exc:
+                logger.warning("{}: refused {}: {}", self.actor_inbox.name, type(envelope.message).__name__, exc)
+            return
+        super()._sv_handle(envelope)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Terminated):
@@ -221,21 +235,33 @@ class Supervisor(Actor):
             if self._op is not None:
                 self._op.to_start.append(spec.id)
                 return None
-            return self._start_child(spec.id)
+            try:
+                return self._start_child(spec.id)
+            except SupervisorEscalation:
+                self._remove(spec.id)
+                raise
         if isinstance(message, TerminateChild):
             child = self._children.get(message.child_id)
             if child is None:
                 raise KeyError(f"no child {message.child_id!r}")
             self._remove(message.child_id)
-            if child.ref is not None and child.ref.is_alive():
+            if child.ref is not None:
                 self._by_urn.pop(child.ref.actor_urn, None)
                 self.unwatch(child.ref)
                 child.ref.stop(block=False)
+                op = self._op
+                if op is not None and op.waiting == child.ref.actor_urn:
+                    op.timer.cancel()
+                    op.waiting = None
+                    self._advance()
             return None
         if isinstance(message, RestartChild):
             child = self._children.get(message.child_id)
             if child is None:
                 raise KeyError(f"no child {message.child_id!r}")
+            if self._op is not None:
+                self._deferred.append(message)  # never replace an operation in progress
+                return None
             logger.warning("{}: restarting child {} ({})", self.actor_inbox.name, message.child_id, message.reason)
             self._restart_after_death(message.child_id, stop_it_too=True)
             return None
@@ -293,7 +319,9 @@ class Supervisor(Actor):
             self._deferred.append(note)
             return
         self._child_gone(note.urn)
-        child = self._children[child_id]
+        child = self._children.get(child_id)
+        if child is None:
+            return
         restart = child.spec.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not note.abnormal):
             logger.info("{}: child {} exited ({}), not restarted", self.actor_inbox.name, child_id, note.reason)
@@ -337,6 +365,7 @@ class Supervisor(Actor):
     # -- the stop-then-start operation ---------------------------------------------------------
 
     def _begin(self, op: _Operation) -> None:
+        assert self._op is None, "an operation is already in progress"
         self._op = op
         self._advance()
 
@@ -368,7 +397,11 @@ class Supervisor(Actor):
             if child_id in self._children:
                 self._start_child(child_id)
         while self._deferred and self._op is None:
-            self._on_terminated(self._deferred.popleft())
+            note = self._deferred.popleft()
+            if isinstance(note, Terminated):
+                self._on_terminated(note)
+            else:
+                self.on_receive(note)
 
     def _on_shutdown_timeout(self, message: _ShutdownTimeout) -> None:
         op = self._op

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from pykka import ActorDeadError, Timeout
@@ -258,3 +259,17 @@ def test_a_stuck_handler_cannot_freeze_a_one_worker_pool() -> None:
         wait_until(lambda: len(rt.scheduler.threads) == 1, 10, "the extra worker to retire")
     finally:
         rt.shutdown()
+
+
+class SlowStop(Actor):
+    def on_stop(self) -> None:
+        time.sleep(0.3)
+
+
+def test_a_tell_to_an_actor_that_is_stopping_is_refused_not_dropped(runtime: Runtime) -> None:
+    ref = SlowStop.start()
+    ref.stop(block=False)
+    wait_until(lambda: not ref.is_alive(), what="stop under way")
+    with pytest.raises(ActorDeadError):
+        ref.tell(Work(1))
+    assert runtime.broadcast([ref], Urgent("halt")) == [ref], "a broadcast reports it dead"

@@ -219,3 +219,80 @@ def test_nested_supervisors_form_a_tree(runtime: Runtime) -> None:
     inner_ref.stop(timeout=2)
     wait_until(lambda: {m.name for m in runtime.mailboxes()} == {"root", "inner", "leaf", "sibling"}
                and all(m.urn != leaf_urn for m in runtime.mailboxes()), what="subtree rebuilt")
+
+
+# -- regressions found by review (each failed before its fix) -------------------------------------
+
+
+class Stuck(Actor):
+    dedicated_thread = True  # stuck in a handler without holding the shared pool
+    gate: threading.Event = threading.Event()
+
+    def on_stop(self) -> None:
+        log("stop", self.actor_inbox.name)
+
+    def on_receive(self, message: object) -> object:
+        if message == "hang":
+            self.gate.wait(10)
+        return None
+
+
+def test_two_restart_requests_in_a_row_replace_both_stuck_children(runtime: Runtime) -> None:
+    Stuck.gate.clear()
+    sup = Supervisor.start([ChildSpec(c, Stuck.start, shutdown_timeout=0.3) for c in "ab"], max_restarts=10)
+    before = wait_alive(runtime, sup, "ab")
+    for urn in before.values():
+        runtime.lookup(urn).tell("hang")
+    sup.tell(RestartChild("a", "did not ack the halt"))
+    sup.tell(RestartChild("b", "did not ack the halt"))  # must not replace the first restart
+    try:
+        wait_until(lambda: all(c.alive and c.urn != before[c.id] for c in sup.ask(WhichChildren(), timeout=2)),
+                   what="both stuck children replaced")
+        assert sorted(a.split()[0] for a in sup._actor_weakref().abandoned) == ["a", "b"]
+        assert {c.id: c.restarts for c in sup.ask(WhichChildren(), timeout=2)} == {"a": 1, "b": 1}
+    finally:
+        Stuck.gate.set()
+
+
+def test_a_restart_request_during_a_stop_does_not_cancel_the_stop(runtime: Runtime) -> None:
+    sup = start_sup(Strategy.ONE_FOR_ONE)
+    wait_alive(runtime, sup, "abc")
+    sup.stop(block=False)
+    sup.tell(RestartChild("b", "late"))
+    wait_until(lambda: len(runtime) == 0, what="supervisor and children stopped")
+
+
+def test_a_stop_during_a_restart_stops_every_child_before_the_supervisor(runtime: Runtime) -> None:
+    stuck = threading.Event()
+    sup = Supervisor.start([spec("a"), ChildSpec("b", lambda: Child.start("b", stuck), shutdown_timeout=0.5), spec("c")])
+    parent = Watcher.start()
+    parent.proxy().watch_ref(sup).get(timeout=2)
+    urns = wait_alive(runtime, sup, "abc")
+    runtime.lookup(urns["b"]).tell("hang")
+    wait_until(lambda: ("hang", "b") in EVENTS)
+    sup.tell(RestartChild("b", "silent"))
+    sup.stop(block=False)
+    wait_until(lambda: parent._actor_weakref().notes, what="supervisor ended")
+    stuck.set()
+    assert ("stop", "a") in EVENTS and ("stop", "c") in EVENTS, "no child may outlive its supervisor"
+    assert [m.name for m in runtime.mailboxes()] == [parent.actor_inbox.name]
+
+
+def test_terminating_a_child_that_just_died_does_not_crash_the_supervisor(runtime: Runtime) -> None:
+    sup = Supervisor.start([spec("a", Restart.TRANSIENT), spec("b")])
+    urns = wait_alive(runtime, sup, "ab")
+    runtime.lookup(urns["a"]).tell("quit")
+    sup.tell(TerminateChild("a"))
+    wait_until(lambda: "a" not in children(sup))
+    assert sup.is_alive() and children(sup)["b"].alive
+
+
+def test_a_bad_request_told_to_a_supervisor_is_refused_and_it_lives(runtime: Runtime) -> None:
+    sup = Supervisor.start([spec("a")])
+    wait_alive(runtime, sup, "a")
+    sup.tell(TerminateChild("nobody"))
+    sup.tell(RestartChild("nobody", "typo"))
+    sup.tell(StartChild(spec("a")))  # id in use
+    assert sup.is_alive() and set(children(sup)) == {"a"}
+    with pytest.raises(KeyError):
+        sup.ask(TerminateChild("nobody"), timeout=2)  # an ask still gets the error

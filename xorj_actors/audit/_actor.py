@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from loguru import logger
 from pykka import ActorDeadError
 
-from supervisors import MailboxFull, Message
+from supervisors import ControlMessage, MailboxFull, Message
 from xorj_actors.audit._chain import EventType, Severity
 from xorj_actors.audit._log import AuditLog, AuditUnavailable
 from xorj_actors.audit._store import AuditStoreError
@@ -56,7 +56,7 @@ class AuditHealth(Message):
     held: int  # events kept by the actor while the log could not be opened
 
 
-class _RetryOpen(Message):
+class _RetryOpen(ControlMessage):
     pass
 
 

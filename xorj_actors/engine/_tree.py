@@ -68,7 +68,9 @@ def _supervisor(ctx: TreeContext, name: str, children: list[ChildSpec], strategy
     return ChildSpec(
         name,
         lambda: Supervisor.start(children, strategy=strategy, max_restarts=sup.max_restarts, period=sup.period_s, name=name),
-        shutdown_timeout=sup.shutdown_timeout_s * 2,
+        # A supervisor stops its children one by one: it needs all their timeouts (OTP: infinity),
+        # or its parent would abandon it and start new children beside the old ones.
+        shutdown_timeout=sum(c.shutdown_timeout for c in children) + sup.shutdown_timeout_s,
     )
 
 

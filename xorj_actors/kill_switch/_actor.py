@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 
-from supervisors import Actor, Message, RestartChild, Terminated
+from supervisors import Actor, ControlMessage, Message, RestartChild, Terminated
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
@@ -84,15 +84,15 @@ class KillSwitchStatus(Message):
     persist_error: str | None
 
 
-class _AckDeadline(Message):
+class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
     epoch: int
 
 
-class _PollKillFile(Message):
+class _PollKillFile(ControlMessage):  # a timer the halt depends on: never refused
     pass
 
 
-class _RestartStep(Message):
+class _RestartStep(ControlMessage):  # a timer the halt depends on: never refused
     epoch: int
     index: int
 
@@ -228,8 +228,8 @@ class KillSwitch(Actor):
             self.runtime.broadcast([ref], Resume(epoch=self.persisted.epoch, factor=self.persisted.factor))
 
     def _on_ack(self, ack: HaltAck) -> None:
-        if ack.epoch != self.persisted.epoch or not self.persisted.halted:
-            return
+        if ack.epoch != self.persisted.epoch or not self.persisted.halted or ack.actor not in self.participants:
+            return  # stale, or from an actor already gone (its Terminated overtook the ack)
         self.acked.add(ack.actor)
         self.pending.discard(ack.actor)
         entry = self.participants.get(ack.actor)
