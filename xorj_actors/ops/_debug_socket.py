@@ -27,6 +27,7 @@ from loguru import logger
 from pykka import ActorDeadError, Timeout
 
 from supervisors import Runtime
+from xorj_actors.ops._loop_thread import LoopThread
 from xorj_actors.kill_switch import (
     KILL_SWITCH_NAME,
     EnterMaintenance,
@@ -216,11 +217,8 @@ class DebugSocketServer:
         self.settings = settings
         self.commands = commands
         self._table = commands.table()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._loop_thread: LoopThread | None = None
         self._clients = 0
         self._path_lock: int | None = None
 
@@ -228,12 +226,11 @@ class DebugSocketServer:
         self._lock_path(timeout)
         try:
             _claim_socket_path(self.path)
-            self._thread = threading.Thread(target=self._run, name="debug-socket", daemon=True)
-            self._thread.start()
-            if not self._ready.wait(timeout):
-                raise RuntimeError("debug socket did not start in time")
-            if self._error is not None:
-                raise RuntimeError(f"debug socket failed to start: {self._error}") from self._error
+            self._loop_thread = LoopThread("debug-socket")
+            try:
+                self._loop_thread.start(self._serve(), timeout)
+            except Exception as exc:
+                raise RuntimeError(f"debug socket failed to start: {exc!r}") from exc
         except BaseException:
             self._unlock_path()
             raise
@@ -261,43 +258,25 @@ class DebugSocketServer:
         if fd is not None:
             os.close(fd)
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-            loop.run_forever()
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
     async def _serve(self) -> None:
         self._server = await asyncio.start_unix_server(
             self._client, path=str(self.path), limit=self.settings.max_line_bytes + 1
         )
         os.chmod(self.path, 0o600)
-        self._ready.set()
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in asyncio.all_tasks():  # the clients' connections
+            if task is not asyncio.current_task():
+                task.cancel()
 
     def stop(self, timeout: float = 5.0) -> None:
-        loop = self._loop
-        if loop is None or not loop.is_running():
+        loop_thread, self._loop_thread = self._loop_thread, None
+        if loop_thread is None:
             self._unlock_path()
             return
-
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-                for task in asyncio.all_tasks():
-                    if task is not asyncio.current_task():
-                        task.cancel()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(close(), loop)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        loop_thread.stop(self._close, timeout)
         try:
             self.path.unlink()  # ours: we hold the path lock
         except FileNotFoundError:

@@ -37,6 +37,7 @@ from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import CONTENT_TYPE, Metrics, breaker_states
 from xorj_actors.ops._debug_socket import Commands, RequestError, _args
+from xorj_actors.ops._loop_thread import LoopThread
 
 if TYPE_CHECKING:
     from xorj_actors.engine._logging import Redactor
@@ -398,9 +399,8 @@ class HttpApiServer:
         self.app = app
         self.host = host
         self.port = port
-        self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self._thread: threading.Thread | None = None
+        self._loop_thread = LoopThread("http-api")
 
     @property
     def url(self) -> str:
@@ -408,9 +408,7 @@ class HttpApiServer:
 
     def start(self, timeout: float = 5.0) -> None:
         """Bind and serve; raises if the address cannot be bound."""
-        self._thread = threading.Thread(target=self._loop.run_forever, name="http-api", daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout)
+        self._loop_thread.start(self._serve(), timeout)
 
     async def _serve(self) -> None:
         await self._runner.setup()
@@ -419,18 +417,7 @@ class HttpApiServer:
         self.port = self._runner.addresses[0][1]
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is None or not self._loop.is_running():
-            if not self._loop.is_closed() and not self._loop.is_running():
-                self._loop.close()
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout)
-        except Exception:  # noqa: BLE001 - stopping anyway
-            logger.exception("http: cleanup failed")
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self._loop.close()
+        self._loop_thread.stop(self._runner.cleanup, timeout)
 
 
 class HttpApi(Participant):
