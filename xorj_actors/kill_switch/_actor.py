@@ -263,7 +263,6 @@ class KillSwitch(Actor):
 
     def _trigger(self, mode: HaltMode, reason: str, source: str) -> None:
         reason = reason[:_REASON_LIMIT]
-        check_transition(self.persisted.state, _S.TRIGGERED)  # always allowed; kept for the record
         if self.step_timer is not None:
             self.step_timer.cancel()
             self.step_timer = None
