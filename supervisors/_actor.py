@@ -9,6 +9,7 @@ work as in pykka. What changes is underneath: the inbox is a bounded two-lane :c
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import sys
 import threading
@@ -16,6 +17,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
@@ -129,7 +131,71 @@ class Flag:
 
 
 class Future(ThreadingFuture[Any]):
-    """pykka's threading future: never waits forever, never blocks a shared pool thread."""
+    """pykka's threading future: never waits forever, never blocks a shared pool thread.
+
+    It can also be awaited from an event loop without blocking it (``await ref.ask(m, block=False)``,
+    bounded with ``asyncio.wait_for``), and takes done-callbacks, so code on an event loop can
+    ask actors without a thread per wait.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[Future], None]] | None = None
+
+    def set(self, value: Any | None = None) -> None:
+        super().set(value)
+        self._run_callbacks()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        super().set_exception(sys.exc_info() if exc_info is None else exc_info)
+        self._run_callbacks()
+
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
+        """Call ``callback(self)`` once the result is set (at once if it already is).
+
+        It runs on the thread that sets the result: keep it short and non-blocking.
+        """
+        with self._condition:
+            if self._result is None:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _run_callbacks(self) -> None:
+        with self._condition:
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - one broken callback must not starve the others
+                logger.exception("future done-callback failed")
+
+    def outcome(self) -> tuple[Any, BaseException | None]:
+        """(value, None) or (None, exception) of a future whose result is set."""
+        result = self._result
+        if result is None:
+            raise RuntimeError("future has no result yet")
+        if result.exc_info is not None:
+            exc_type, exc_value, _tb = result.exc_info
+            return None, exc_value if exc_value is not None else exc_type()  # type: ignore[misc]
+        return result.value, None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def transfer(_: Future) -> None:
+            if not waiter.done():
+                value, error = self.outcome()
+                if error is None:
+                    waiter.set_result(value)
+                else:
+                    waiter.set_exception(error)
+
+        self.add_done_callback(lambda f: loop.call_soon_threadsafe(transfer, f))
+        return (yield from waiter.__await__())
 
     def get(self, *, timeout: float | None = None) -> Any:
         if timeout is None:

@@ -52,7 +52,13 @@ def register_immutable_type(tp: type) -> type:
     Only register types whose instances really cannot change after construction.
     """
     _SCALARS.add(tp)
+    _REGISTERED.add(tp)
     return tp
+
+
+#: Types declared immutable by users of the library: their subclasses are accepted too (an
+#: ``ActorRef`` field takes the runtime's ``Ref``).
+_REGISTERED: set[type] = set()
 
 
 Check = Callable[[Any], bool]
@@ -73,6 +79,9 @@ def _compile(tp: Any, where: str) -> tuple[frozenset[type], Check]:
     origin = typing.get_origin(tp)
     if origin is None:
         if isinstance(tp, type):
+            if tp in _REGISTERED:
+                registered = tp
+                return frozenset({tp}), lambda v: isinstance(v, registered)
             if tp in _SCALARS:
                 return (frozenset({tp, int}) if tp is float else frozenset({tp})), _never
             if issubclass(tp, enum.Enum):

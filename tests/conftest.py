@@ -14,6 +14,7 @@ import pytest
 
 pytest_plugins = [
     "tests.plugins.engine",
+    "tests.plugins.runtime",
     "tests.plugins.localnet",
     "tests.plugins.audit",
     "tests.plugins.ministack",

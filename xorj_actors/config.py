@@ -16,8 +16,15 @@ from typing import Literal
 
 from xorj_actors._settings import ConfigError, build_section
 from xorj_actors.audit.settings import AuditSettings
+from xorj_actors.breakers.settings import BreakerSettings
+from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.chain.settings import ConfirmationSettings
+from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
+from xorj_actors.strategy.settings import StrategySettings
+from xorj_actors.vaults.settings import VaultSettings
 
 __all__ = [
     "Config",
@@ -41,16 +48,12 @@ class EngineSettings:
     scheduler_workers: int = 1
     #: Bound of every ordinary mailbox; a full mailbox refuses the sender (MailboxFull).
     mailbox_capacity: int = 10_000
-    #: Placeholder vault actors started until the decision issue brings real vaults.
-    vaults: int = 8
 
     def validate(self) -> None:
         if not 1 <= self.scheduler_workers <= 64:
             raise ValueError("scheduler_workers: must be between 1 and 64")
         if self.mailbox_capacity < 1:
             raise ValueError("mailbox_capacity: must be at least 1")
-        if not 0 <= self.vaults <= 100_000:
-            raise ValueError("vaults: must be between 0 and 100000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,8 @@ class KillSwitchSettings:
     #: Position-limit factors of the gradual restart, the last one must be 1.0.
     restart_factors: tuple[float, ...] = (0.5, 0.75, 1.0)
     restart_step_s: float = 60.0
+    #: A flatten (REDUCING) ends after this long even if some vaults have not reported.
+    flatten_timeout_s: float = 300.0
 
     def validate(self) -> None:
         if not 0.05 <= self.kill_file_poll_s <= 0.5:
@@ -113,6 +118,8 @@ class KillSwitchSettings:
             raise ValueError("restart_factors: must not decrease")
         if self.restart_step_s < 0:
             raise ValueError("restart_step_s: must be >= 0")
+        if not 1 <= self.flatten_timeout_s <= 86_400:
+            raise ValueError("flatten_timeout_s: must be between 1 and 86400 seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,36 @@ class Config:
     localnet: LocalnetSettings = field(default_factory=LocalnetSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     signers: SignerSettings = field(default_factory=SignerSettings)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    confirmation: ConfirmationSettings = field(default_factory=ConfirmationSettings)
+    breakers: BreakerSettings = field(default_factory=BreakerSettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    risk: RiskSettings = field(default_factory=RiskSettings)
+    vaults: VaultSettings = field(default_factory=VaultSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+
+    def validate(self) -> None:
+        ex = self.execution
+        if ex.enabled and not self.localnet.enabled:
+            missing = [n for n in ("rpc_url", "ws_url", "quote_url") if not getattr(ex, n)]
+            if missing:
+                raise ValueError(
+                    f"execution.{missing[0]}: required when [localnet] is not enabled"
+                    " (or set [execution] enabled = false)"
+                )
+        if ex.enabled and ex.signer:
+            try:
+                self.signers.key(ex.signer)
+            except KeyError as exc:
+                raise ValueError(f"execution.signer: {exc.args[0]}") from None
+        if not self.strategy.url and not self.localnet.enabled:
+            raise ValueError("strategy.url: required when [localnet] is not enabled")
+        names = {p.name for p in self.strategy.profiles}
+        unknown = [p for p in self.vaults.profiles if p not in names]
+        if unknown:
+            raise ValueError(f"vaults.profiles: unknown profile {unknown[0]!r} (known: {', '.join(sorted(names))})")
+        if ex.enabled and not self.signers.keys:
+            raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

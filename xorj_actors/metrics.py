@@ -35,7 +35,7 @@ __all__ = [
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Label vocabulary, fixed now so dashboards and the execution issue agree on it.
-TRADE_STATUSES: tuple[str, ...] = ("confirmed", "failed", "rejected", "expired")
+TRADE_STATUSES: tuple[str, ...] = ("confirmed", "failed", "rejected", "expired", "timed_out")
 HSM_BACKENDS: tuple[str, ...] = ("pkcs11", "kms", "dev_key")
 HSM_RESULTS: tuple[str, ...] = ("ok", "error", "refused")
 #: ``xorj_circuit_breaker_state`` values.
@@ -164,6 +164,11 @@ class Metrics:
             "xorj_halt_ack_seconds", "Halt trigger to the last live actor's acknowledgement", buckets=_FAST_BUCKETS,
             registry=r,
         )
+        self.vault_rounds = Counter("xorj_vault_rounds", "Vault rebalancing rounds by result", ["result"], registry=r)
+        self.realised_slippage = Histogram(
+            "xorj_realised_slippage_bps", "Received against quoted, per output mint and round (positive: worse)",
+            buckets=(-50, -10, -1, 0, 1, 5, 10, 25, 50, 100, 200, 500), registry=r,
+        )
         self.breaker_trips = Counter("xorj_circuit_breaker_trips", "Circuit breaker trips", ["breaker"], registry=r)
         self.hsm_operations = Counter(
             "xorj_hsm_operations", "Signing-key operations", ["backend", "result"], registry=r
@@ -180,6 +185,8 @@ class Metrics:
             self.trades.labels(status)
         for breaker in BREAKERS:
             self.breaker_trips.labels(breaker)
+        for result in ("done", "skipped"):
+            self.vault_rounds.labels(result)
         for backend in HSM_BACKENDS:
             for result in HSM_RESULTS:
                 self.hsm_operations.labels(backend, result)
@@ -203,6 +210,24 @@ class Metrics:
             latency = details.get("latency_s")
             if isinstance(latency, int | float) and latency >= 0:
                 self.halt_ack.observe(latency)
+
+    def on_breaker_change(self, name: str, state: str) -> None:
+        """A breaker's ``on_change`` hook: every opening (reopenings too) is a trip."""
+        if state == "OPEN":
+            self.breaker_trips.labels(name).inc()
+
+    def on_vault_round(self, result: str) -> None:
+        """A vault's ``on_round`` hook: ``done`` or ``skipped``."""
+        self.vault_rounds.labels(result).inc()
+
+    def on_realised_slippage(self, bps: float) -> None:
+        self.realised_slippage.observe(bps)
+
+    def on_trade_outcome(self, outcome: Any, seconds: float) -> None:
+        """The executor's ``on_outcome`` hook (a ``TradeOutcome`` and its time since the request)."""
+        self.trades.labels(outcome.status).inc()
+        if outcome.status != "timed_out":
+            self.trade_duration.observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (``CONTENT_TYPE``)."""

@@ -90,6 +90,7 @@ def test_chaos_rounds(engine_factory) -> None:
     traffic = Traffic(engine, random.Random(seed + 1))
     traffic.thread.start()
     baseline_threads = threading.active_count()
+    baseline_names = sorted(t.name for t in threading.enumerate())
     baseline_actors = len(engine.runtime)
     try:
         for rnd in range(rounds):
@@ -126,10 +127,15 @@ def test_chaos_rounds(engine_factory) -> None:
             assert set(status.acked) == live, f"round {rnd} (seed {seed}): acked {set(status.acked) ^ live}"
             assert status.missing == ()
             assert len(engine.runtime) == baseline_actors, f"round {rnd} (seed {seed}): actors leaked"
-            wait_until(
-                lambda: threading.active_count() == baseline_threads, 10,
-                f"round {rnd} (seed {seed}): threads back to {baseline_threads}",
-            )
+            try:
+                wait_until(
+                    lambda: threading.active_count() == baseline_threads, 10,
+                    f"round {rnd} (seed {seed}): threads back to {baseline_threads}",
+                )
+            except BaseException:
+                now = sorted(t.name for t in threading.enumerate())
+                print("threads before:", baseline_names, "\nthreads now:", now)
+                raise
             if rng.random() < 0.5:  # recover, so traffic runs armed too
                 outcome = engine.runtime.whereis(KILL_SWITCH_NAME).ask(
                     Recover(operator="chaos", **authorise(status.epoch, nonce=f"chaos-{rnd}")), timeout=5

@@ -48,7 +48,7 @@ def test_tree_lists_every_actor_with_its_parent(engine: Engine) -> None:
     tree = request(engine.socket_path, "tree")
     names = {a["name"] for a in tree}
     assert {"root", "kill_switch", "breakers", "signers", "chain", "vaults", "ops", "debug_socket"} <= names
-    assert {"hsm_failure_rate", "signer:vault-authority", "confirmation", "vault-0009"} <= names
+    assert {"hsm_failure_rate", "signer:vault-authority", "strategy_feed", "risk_drawdown", "vault-0009"} <= names
     by_urn = {a["urn"]: a for a in tree}
     for a in tree:
         for key in ("urn", "parent", "state", "mailbox", "restarts"):

@@ -59,7 +59,8 @@ def test_a_missing_audit_key_in_production_halts_without_a_crash_loop(engine_fac
     from tests.plugins.engine import RECOVERY_KEYS
 
     monkeypatch.delenv("XORJ_AUDIT_HMAC_KEY", raising=False)
-    engine = engine_factory(environ=dict(RECOVERY_KEYS), extra="[signers]\nkeys = []\n", environment="production")
+    env = {**RECOVERY_KEYS, "XORJ_QUANT_API_KEY": "quant-key-for-tests"}
+    engine = engine_factory(environ=env, extra="[signers]\nkeys = []\n", environment="production")
     wait_until(lambda: ks_status(engine).state == "TRIGGERED", 10, "halt for the missing audit key")
     assert "audit" in ks_status(engine).reason
     health = engine.runtime.whereis(AUDIT_NAME).ask(GetAuditHealth(), timeout=5)

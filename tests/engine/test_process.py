@@ -18,13 +18,17 @@ from xorj_actors.kill_switch import KILL_SWITCH_NAME
 from tests.plugins.engine import RECOVERY_KEYS, wait_until
 
 CONFIG = """
-[engine]
-vaults = 5
+[vaults]
+count = 5
 [kill_switch]
 cooldown_s = 0
 ack_deadline_s = 1.0
 [localnet]
 enabled = false
+[execution]
+enabled = false
+[strategy]
+url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
 """
 
 

@@ -147,7 +147,7 @@ def test_ready_runs_the_shared_readiness_checks(engine_factory) -> None:
 
 
 def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
-    config = parse_config("[engine]\nvaults = 1\n[localnet]\nslot_ms = 50\nvaults = 1\n")
+    config = parse_config("[vaults]\ncount = 1\n[localnet]\nslot_ms = 50\nvaults = 1\n")
     engine = Engine(config, tmp_path / "var", environ=dict(ENGINE_ENV))
     engine.start()
     try:

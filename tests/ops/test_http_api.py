@@ -59,9 +59,9 @@ def test_probes_ready_when_armed_and_503_when_halted(api: Api) -> None:
 def test_production_engine_is_not_ready_while_components_are_missing(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XORJ_AUDIT_HMAC_KEY", "audit-key-" + "3" * 30)  # the Audit actor reads os.environ
     # No signing key: a production engine refuses the development key file (and would crash-loop on it).
-    production = '[engine]\nenvironment = "production"\nvaults = 1\n[localnet]\nenabled = false\n[signers]\nkeys = []\n'
+    production = '[engine]\nenvironment = "production"\n[vaults]\ncount = 1\n[localnet]\nenabled = false\n[execution]\nenabled = false\n[strategy]\nurl = \"http://127.0.0.1:9\"\n[signers]\nkeys = []\n'
     config = parse_config(production)
-    engine = Engine(config, tmp_path / "var", environ=dict(ENGINE_ENV))
+    engine = Engine(config, tmp_path / "var", environ={**ENGINE_ENV, "XORJ_QUANT_API_KEY": "quant-key-for-tests"})
     engine.start()
     try:
         reply = Api(engine).get("/health/ready")

@@ -33,7 +33,7 @@ SEEN: Counter[tuple[str, int]] = Counter()
 
 @pytest.fixture(scope="module")
 def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = parse_config("[engine]\nvaults = 2\n[kill_switch]\ncooldown_s = 0\n[localnet]\nenabled = false\n")
+    config = parse_config("[vaults]\ncount = 2\n[kill_switch]\ncooldown_s = 0\n[localnet]\nenabled = false\n[execution]\nenabled = false\n[strategy]\nurl = \"http://127.0.0.1:9\"\n")
     engine = Engine(config, tmp_path_factory.mktemp("fuzz") / "var", environ=dict(ENGINE_ENV))
     engine.start()
     yield engine.endpoints()["http"]

@@ -20,8 +20,9 @@ RECOVERY_KEYS = {
 }
 
 FAST = """
+[vaults]
+count = {vaults}
 [engine]
-vaults = {vaults}
 environment = "{environment}"
 [supervision]
 shutdown_timeout_s = 1.0
@@ -32,6 +33,10 @@ ack_deadline_s = 0.5
 restart_step_s = {step}
 [localnet]
 enabled = false
+[execution]
+enabled = false
+[strategy]
+url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
 """
 
 

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from solders.keypair import Keypair
 
-from supervisors import Runtime
 from xorj_actors.config import parse_config
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.signers import DevKeySettings, GetSignerHealth, KeySettings, KmsSettings, Signer
 from tests.conftest import free_port
 from tests.plugins.engine import wait_until
 from tests.signers.conftest import KeyCase
-
-
-@pytest.fixture
-def runtime() -> Iterator[Runtime]:
-    rt = Runtime(workers=1, mailbox_capacity=100, name="signer-test")
-    try:
-        yield rt
-    finally:
-        assert rt.shutdown(timeout=5) == []
 
 
 def key_settings(case: KeyCase, **changes: str) -> KeySettings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from xorj_actors.audit._actor import (
     AUDIT_NAME,
+    AppendDurable,
     Audit,
     AuditEvent,
     AuditHealth,
@@ -43,6 +44,7 @@ from xorj_actors.audit.settings import AnchorSettings, AuditSettings, PostgresSe
 
 __all__ = [
     "AUDIT_NAME",
+    "AppendDurable",
     "GENESIS_HASH",
     "Audit",
     "AuditEvent",

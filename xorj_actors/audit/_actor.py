@@ -28,7 +28,7 @@ from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
 from xorj_actors.messages import HaltMode, Trigger
 
-__all__ = ["AUDIT_NAME", "Audit", "AuditEvent", "GetAuditHealth", "AuditHealth", "audit_event", "record"]
+__all__ = ["AUDIT_NAME", "AppendDurable", "Audit", "AuditEvent", "GetAuditHealth", "AuditHealth", "audit_event", "record"]
 
 #: The Audit actor's registered name in the runtime.
 AUDIT_NAME = "audit"
@@ -43,6 +43,16 @@ class AuditEvent(Message):
     details_json: str
     correlation_id: str | None = None
     severity: str = "INFO"
+
+
+class AppendDurable(Message):
+    """Append ``event``; the reply is a ``concurrent.futures.Future`` resolved once it is committed.
+
+    For entries that must be durable before the caller goes on (a trade intent before signing).
+    Raises :class:`AuditUnavailable` (in the asker) while the log cannot be written: fail closed.
+    """
+
+    event: AuditEvent
 
 
 class GetAuditHealth(Message):
@@ -148,7 +158,12 @@ class Audit(Participant):
             if self.log is None:
                 self.held.append(message)
                 return None
-            return self._submit(message)
+            self._submit(message)
+            return None
+        if isinstance(message, AppendDurable):
+            if self.log is None or not self.log.available:
+                raise AuditUnavailable(self.unavailable_reason or "audit log unavailable")
+            return self._submit(message.event, durable=True)
         if isinstance(message, _RetryOpen):
             return self._open() if self.log is None else None
         if isinstance(message, GetAuditHealth):
@@ -161,7 +176,7 @@ class Audit(Participant):
             )
         return super().on_receive(message)
 
-    def _submit(self, event: AuditEvent) -> None:
+    def _submit(self, event: AuditEvent, *, durable: bool = False) -> Future[Any] | None:
         assert self.log is not None
         try:
             future = self.log.submit(
@@ -172,14 +187,20 @@ class Audit(Participant):
                 severity=event.severity,
             )
         except AuditUnavailable as exc:
+            if durable:
+                raise  # the caller learns it and does not go on
             # The writer holds max_pending entries already: the event cannot be kept.
             self._store_unavailable(f"audit log refused an entry: {exc}")
             logger.critical("AUDIT ENTRY LOST ({}): {} {}", exc, event.event_type, event.details_json[:500])
         except ValueError as exc:  # bad input from a caller: record that instead
+            if durable:
+                raise
             logger.error("audit event refused: {}", exc)
         else:
             if self.metrics is not None:
                 future.add_done_callback(self._observe(time.monotonic()))
+            return future
+        return None
 
     def _observe(self, submitted: float) -> Callable[[Future[Any]], None]:
         metrics = self.metrics

@@ -244,7 +244,12 @@ class AuditLog:
             ValueError: bad input (nothing is queued); :class:`CanonicalJSONError` for details.
             AuditUnavailable: the log is closed or ``max_pending`` entries already wait.
         """
-        return self._enqueue(event_type, severity, actor, correlation_id, details, Future()).future
+        future: Future[AuditEntry] = Future()
+        # Running from the start: a caller that gives up waiting cannot cancel it under the
+        # writer (set_result on a cancelled future raises, and the writer would take that for a
+        # store failure and halt trading).
+        future.set_running_or_notify_cancel()
+        return self._enqueue(event_type, severity, actor, correlation_id, details, future).future
 
     def append(
         self,

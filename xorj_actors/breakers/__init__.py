@@ -1,46 +1,65 @@
-"""Circuit breakers: one actor per breaker.
+"""Circuit breakers (SR-4): one actor per breaker, a board they publish on, the executor's gate.
 
-The seven breakers exist in the tree now; their windows and trip logic come with the decision
-issue. Until then each stays CLOSED and takes part in the halt protocol.
+Reporters call :func:`report`; each :class:`Breaker` counts, opens, cools off, probes and closes,
+publishing :class:`BreakerStatus` on the :class:`BreakerBoard`; the executor asks its own
+:class:`TradeGate` before every trade; some trips escalate to the kill switch. docs/BREAKERS.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from supervisors import Message
-from xorj_actors.kill_switch import HaltBoard, Participant
-
-__all__ = ["BREAKERS", "Breaker", "BreakerState", "GetBreakerState"]
-
-#: The seven breakers of SR-4, highest priority first.
-BREAKERS: tuple[str, ...] = (
-    "hsm_failure_rate",
-    "trade_failure_rate",
-    "network_connectivity",
-    "market_volatility",
-    "slippage_rejections",
-    "system_errors",
-    "confirmation_timeouts",
+from xorj_actors.breakers._actor import (
+    Breaker,
+    BreakerEvent,
+    BreakerState,
+    GetBreakerState,
+    GetBreakerStatus,
+    breaker_name,
+    report,
+)
+from xorj_actors.breakers._board import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    STATES,
+    BoardSnapshot,
+    BreakerBoard,
+    BreakerStatus,
+    StaleClaim,
+)
+from xorj_actors.breakers._gate import TradeGate
+from xorj_actors.breakers._table import breaker_table, render_breakers
+from xorj_actors.breakers._volatility import VolatilityDetector
+from xorj_actors.breakers.settings import (
+    BREAKERS,
+    BreakerLimits,
+    BreakerSettings,
+    EscalationSettings,
+    VolatilitySettings,
 )
 
-
-class GetBreakerState(Message):
-    pass
-
-
-class BreakerState(Message):
-    breaker: str
-    state: str  # CLOSED, OPEN, HALF_OPEN
-
-
-class Breaker(Participant):
-    def __init__(self, board: HaltBoard, breaker: str) -> None:
-        super().__init__(board)
-        self.breaker = breaker
-        self.state = "CLOSED"
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, GetBreakerState):
-            return BreakerState(breaker=self.breaker, state=self.state)
-        return super().on_receive(message)
+__all__ = [
+    "BREAKERS",
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "STATES",
+    "BoardSnapshot",
+    "Breaker",
+    "BreakerBoard",
+    "BreakerEvent",
+    "BreakerLimits",
+    "BreakerSettings",
+    "BreakerState",
+    "BreakerStatus",
+    "EscalationSettings",
+    "GetBreakerState",
+    "GetBreakerStatus",
+    "StaleClaim",
+    "TradeGate",
+    "VolatilityDetector",
+    "VolatilitySettings",
+    "breaker_name",
+    "breaker_table",
+    "render_breakers",
+    "report",
+]

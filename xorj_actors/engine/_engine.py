@@ -15,7 +15,10 @@ from loguru import logger
 from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import audit_event, record
 from xorj_actors.config import Config
+from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.engine._tree import TreeContext, root_children
+from xorj_actors.metrics import TRADE_STATUSES, Metrics
+from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, Participant
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError"]
@@ -56,6 +59,11 @@ class Engine:
         self.runtime: Runtime | None = None
         self.root: Any = None
         self.board = HaltBoard()
+        # Outlives every breaker actor: a restarted breaker resumes from its slot.
+        self.breaker_board = BreakerBoard(BREAKERS)
+        #: The latest accepted ranked traders, read by every vault (written by the StrategyFeed).
+        self.strategy_board = StrategyBoard(config.strategy.stale_after_s)
+        self.metrics = Metrics()
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
@@ -111,6 +119,10 @@ class Engine:
             config=cfg,
             data_dir=self.data_dir,
             board=self.board,
+            breaker_board=self.breaker_board,
+            strategy_board=self.strategy_board,
+            metrics=self.metrics,
+            views={"progress": self.progress},
             environ=self.environ,
             endpoints=self.endpoints,
             register_endpoint=self._endpoints.__setitem__,
@@ -164,11 +176,42 @@ class Engine:
         self.shutdown_reason = reason
         self.shutdown_requested.set()
 
-    def wait(self) -> int:
-        """Block until a shutdown is requested (exit 0) or the root gives up (non-zero)."""
+    def progress(self) -> dict[str, Any]:
+        """What an operator watches: rounds, trades, breakers, the kill switch (no actor asked)."""
+        registry = self.metrics.registry
+
+        def count(name: str, label: str, values: tuple[str, ...]) -> dict[str, int]:
+            return {v: int(registry.get_sample_value(name, {label: v}) or 0) for v in values}
+
+        snapshot = self.breaker_board.snapshot
+        return {
+            "kill_switch": self.board.status.state,
+            "position_factor": self.board.status.factor,
+            "strategy_round": getattr(self.strategy_board.latest, "round", None),
+            "strategy_fresh": self.strategy_board.fresh(),
+            "rounds": count("xorj_vault_rounds_total", "result", ("done", "skipped")),
+            "trades": count("xorj_trades_total", "status", TRADE_STATUSES),
+            "breakers_not_closed": {s.breaker: s.state for s in snapshot.statuses.values() if s.state != "CLOSED"},
+        }
+
+    def wait(self, *, progress_every_s: float = 0.0) -> int:
+        """Block until a shutdown is requested (exit 0) or the root gives up (non-zero).
+
+        With ``progress_every_s``, log :meth:`progress` that often (the `make run` display).
+        """
         assert self.root is not None
         root_box = self.root.actor_inbox
+        next_progress = time.monotonic() + progress_every_s
         while not self.shutdown_requested.wait(0.2):
+            if progress_every_s and time.monotonic() >= next_progress:
+                next_progress += progress_every_s
+                p = self.progress()
+                logger.info(
+                    "progress: kill switch {} x{:.2f} | strategy round {} {} | rounds {} | trades {} | breakers {}",
+                    p["kill_switch"], p["position_factor"], p["strategy_round"],
+                    "fresh" if p["strategy_fresh"] else "STALE", p["rounds"], p["trades"],
+                    p["breakers_not_closed"] or "all closed",
+                )
             if root_box.closed:
                 logger.critical("root supervisor ended: {}", root_box.exit_reason)
                 return EXIT_ESCALATED

@@ -182,4 +182,6 @@ def configure_logging(
             retention=10, backtrace=False, diagnose=False, enqueue=True,
         )
     logging.basicConfig(handlers=[_InterceptHandler()], level=logging.INFO, force=True)
+    # solana-py's HTTP client logs every request at INFO: thousands a second while trading.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     return redact

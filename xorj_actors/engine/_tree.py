@@ -6,7 +6,7 @@ root (one_for_one)
 ├── kill_switch
 ├── breakers (one_for_one)   one actor per breaker
 ├── signers (one_for_one)    one actor per key
-├── chain (rest_for_one)     rpc_gateway, confirmation
+├── chain (rest_for_one)     confirmation, executor
 ├── strategy_feed
 ├── vaults (one_for_one)     one actor per vault
 └── ops (one_for_one)        debug_socket, http_api, signal_watcher
@@ -19,22 +19,31 @@ only see a complete tree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from solders.pubkey import Pubkey
 
 from supervisors import ChildSpec, Strategy, Supervisor
 from xorj_actors.audit import Audit
-from xorj_actors.breakers import BREAKERS, Breaker
+from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
 from xorj_actors.chain import Confirmation, RpcGateway
-from xorj_actors.config import Config
+from xorj_actors.config import Config, ConfigError
+from xorj_actors.execution import Executor, QuoteCheck, TradeRequest
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
+from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
 from xorj_actors.signers import KeySettings, Signer
-from xorj_actors.strategy import StrategyFeed
-from xorj_actors.vaults import Vault
+from xorj_actors.signers._dev_key import DevKeyBackend
+from xorj_actors.localnet.genesis import Genesis, build_genesis, vault_token_account
+from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.strategy import StrategyBoard, StrategyFeed
+from xorj_actors.vaults import PlannedTrade, Vault, check_quote
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -46,6 +55,8 @@ class TreeContext:
     config: Config
     data_dir: Path
     board: HaltBoard
+    breaker_board: BreakerBoard
+    strategy_board: StrategyBoard
     environ: Mapping[str, str]
     endpoints: Callable[[], Mapping[str, str]]
     on_event: Callable[[str, dict[str, Any]], None] | None = None
@@ -53,6 +64,8 @@ class TreeContext:
     on_shutdown: Callable[[str], None] | None = None
     #: This engine's metrics (a registry of its own).
     metrics: Metrics = field(default_factory=Metrics)
+    #: Read-only views for the debug socket (``progress``) that need the engine, not an actor.
+    views: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     #: Called with (name, url) when a server of the tree starts listening (``http``, ``metrics``).
     register_endpoint: Callable[[str, str], None] | None = None
 
@@ -90,8 +103,169 @@ def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
     )
 
 
-def vault_spec(ctx: TreeContext, vault_id: str) -> ChildSpec:
-    return _worker(ctx, vault_id, lambda: Vault.start(ctx.board, vault_id))
+@functools.lru_cache(maxsize=16)
+def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
+    """The vault authority the executor builds transactions for (the signer checks it is its key)."""
+    if key.public_key:
+        return Pubkey.from_string(key.public_key)
+    if key.backend == "dev_key":
+        # Reading a dev key's public half is harmless anywhere; its Signer refuses production.
+        return DevKeyBackend.open(key.dev_key, environment="development", data_dir=data_dir).public_key()
+    raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
+
+
+def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
+    """Confirmation, then the Executor that relies on it (rest_for_one: a new Confirmation
+    means a new Executor, which reads its open trades back from the audit log and watches again)."""
+    cfg, board = ctx.config, ctx.board
+    ex = cfg.execution
+    if not ex.enabled:
+        return []
+    endpoints = ctx.endpoints()
+    rpc = ex.rpc_url or endpoints.get("localnet_rpc", "")
+    ws = ex.ws_url or endpoints.get("localnet_ws", "")
+    quote = ex.quote_url or endpoints.get("localnet_quote", "")
+    key = cfg.signers.key(ex.signer) if ex.signer else cfg.signers.keys[0]
+    fee_payer = _fee_payer(key, ctx.data_dir)
+    metrics = ctx.metrics
+    return [
+        _worker(
+            ctx,
+            "rpc_gateway",
+            lambda: RpcGateway.start(
+                board,
+                cfg.gateway,
+                rpc_url=rpc,
+                quote_url=quote,
+                owner=fee_payer,
+                watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
+                volatility=cfg.breakers.volatility,
+            ),
+        ),
+        _worker(ctx, "confirmation", lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
+        _worker(
+            ctx,
+            "executor",
+            lambda: Executor.start(
+                board,
+                ex,
+                rpc_url=rpc,
+                quote_url=quote,
+                audit=cfg.audit,
+                data_dir=ctx.data_dir,
+                environment=cfg.engine.environment,
+                fee_payer=fee_payer,
+                signer=key.name,
+                gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
+                quote_check=quote_check(cfg),
+                stable_mint=_stable_mint(cfg),
+                report=report,
+                on_outcome=metrics.on_trade_outcome,
+            ),
+        ),
+    ]
+
+
+def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
+    """The automatic kill-switch triggers: drawdown and daily loss, heartbeats, clock skew."""
+    cfg, board, r = ctx.config, ctx.board, ctx.config.risk
+    kill_file = ctx.data_dir / cfg.kill_switch.kill_file
+    state = ctx.data_dir / r.drawdown_state_file if r.drawdown_state_file else None
+
+    def rpc() -> str | None:
+        return cfg.execution.rpc_url or ctx.endpoints().get("localnet_rpc", "") or None
+
+    out = []
+    if r.drawdown_enabled:
+        out.append(
+            _worker(ctx, "risk_drawdown", lambda: DrawdownMonitor.start(board, r, state_file=state, kill_file=kill_file))
+        )
+    if r.heartbeat_enabled:
+        out.append(_worker(ctx, "risk_heartbeat", lambda: HeartbeatWatchdog.start(board, r, kill_file=kill_file)))
+    if r.clock_skew_enabled:
+        out.append(_worker(ctx, "risk_clock_skew", lambda: ClockSkewMonitor.start(board, r, rpc, kill_file=kill_file)))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _genesis(settings: LocalnetSettings) -> Genesis:
+    """The localnet's genesis, built once (each vault's spec reads it: per vault it would be O(N^2))."""
+    return build_genesis(settings)
+
+
+def _stable_mint(cfg: Config) -> str:
+    return next(str(t.mint) for t in _genesis(cfg.localnet).tokens if t.stable)
+
+
+@functools.lru_cache(maxsize=4)
+def _mints(settings: LocalnetSettings) -> Mapping[str, int]:
+    return MappingProxyType({str(t.mint): t.decimals for t in _genesis(settings).tokens})
+
+
+def tradable_mints(cfg: Config) -> Mapping[str, int]:
+    """Mint -> decimals of every token the engine trades: the tokens of ``[[localnet.tokens]]``
+    (the same list describes mainnet's mints when ``mint`` is set for each)."""
+    return _mints(cfg.localnet)
+
+
+def _start_strategy_feed(ctx: TreeContext) -> Any:
+    cfg = ctx.config
+    url = cfg.strategy.url or ctx.endpoints().get("localnet_quant", "")
+    return StrategyFeed.start(
+        ctx.board, cfg.strategy, ctx.strategy_board, url, tradable_mints(cfg), ctx.environ, cfg.engine.environment
+    )
+
+
+def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
+    """Vault ``index``: its id, token accounts (derived from the vault authority), profile."""
+    cfg = ctx.config
+    vault_id = f"vault-{index:04d}"
+    authority = _vault_authority(ctx)
+    tokens = _genesis(cfg.localnet).tokens
+    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in tokens}
+    names = cfg.vaults.profiles or tuple(p.name for p in cfg.strategy.profiles)
+    profile = cfg.strategy.profile(names[index % len(names)])
+    stable = next(str(t.mint) for t in tokens if t.stable)
+    metrics = ctx.metrics
+    return _worker(
+        ctx,
+        vault_id,
+        lambda: Vault.start(
+            ctx.board,
+            vault_id,
+            profile=profile,
+            settings=cfg.vaults,
+            strategy=ctx.strategy_board,
+            accounts=accounts,
+            decimals=tradable_mints(cfg),
+            stable_mint=stable,
+            on_round=metrics.on_vault_round,
+            on_slippage=metrics.on_realised_slippage,
+        ),
+    )
+
+
+def _vault_authority(ctx: TreeContext) -> Pubkey:
+    cfg = ctx.config
+    if cfg.signers.keys:
+        key = cfg.signers.key(cfg.execution.signer) if cfg.execution.signer else cfg.signers.keys[0]
+        return _fee_payer(key, ctx.data_dir)
+    return _genesis(cfg.localnet).vault_authority
+
+
+def quote_check(cfg: Config) -> QuoteCheck:
+    """The executor's reference-price check (SR-2): the vaults' rule on every quote."""
+    decimals = tradable_mints(cfg)
+
+    def check(req: TradeRequest, quote: Mapping[str, Any], prices: Mapping[str, float]) -> str | None:
+        planned = PlannedTrade(
+            trade_id=req.trade_id, vault_id=req.vault_id, input_mint=req.input_mint, output_mint=req.output_mint,
+            amount_in=req.amount_in, value_usd=req.value_usd, reduces_exposure=req.reduces_exposure, index=0,
+        )
+        result = check_quote(quote, planned, prices, decimals, req.slippage_bps)
+        return None if result.ok else f"{result.reason}: {result.detail}"
+
+    return check
 
 
 def root_children(ctx: TreeContext) -> list[ChildSpec]:
@@ -115,19 +289,34 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             metrics=ctx.metrics,
         ),
     )
-    breakers = [_worker(ctx, b, lambda b=b: Breaker.start(board, b)) for b in BREAKERS]
-    signers = [_worker(ctx, f"signer:{key.name}", lambda key=key: _start_signer(ctx, key)) for key in cfg.signers.keys]
-    chain = [
-        _worker(ctx, "rpc_gateway", lambda: RpcGateway.start(board)),
-        _worker(ctx, "confirmation", lambda: Confirmation.start(board)),
+    breakers = [
+        _worker(
+            ctx,
+            b,
+            lambda b=b: Breaker.start(
+                board, b, cfg.breakers, breakers=ctx.breaker_board, on_change=ctx.metrics.on_breaker_change
+            ),
+        )
+        for b in BREAKERS
     ]
-    vaults = [vault_spec(ctx, f"vault-{i:04d}") for i in range(cfg.engine.vaults)]
+    signers = [_worker(ctx, f"signer:{key.name}", lambda key=key: _start_signer(ctx, key)) for key in cfg.signers.keys]
+    chain = _chain_children(ctx)
+    vaults = [vault_spec(ctx, i) for i in range(cfg.vaults.count)]
     ops = [
         _worker(
             ctx,
             "debug_socket",
             lambda: DebugSocket.start(
-                board, ctx.data_dir / cfg.debug_socket.path, cfg.debug_socket, ctx.endpoints, ctx.data_dir
+                board,
+                ctx.data_dir / cfg.debug_socket.path,
+                cfg.debug_socket,
+                ctx.endpoints,
+                ctx.data_dir,
+                views={
+                    "breakers": lambda: breaker_table(ctx.breaker_board, cfg.breakers),
+                    "vault_spec": functools.partial(vault_spec, ctx),
+                    **ctx.views,
+                },
             ),
         )
     ]
@@ -156,7 +345,8 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
         _supervisor(ctx, "breakers", breakers, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "signers", signers, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "chain", chain, Strategy.REST_FOR_ONE),
-        _worker(ctx, "strategy_feed", lambda: StrategyFeed.start(board)),
+        _worker(ctx, "strategy_feed", lambda: _start_strategy_feed(ctx)),
+        _supervisor(ctx, "risk", _risk_children(ctx), Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "vaults", vaults, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "ops", ops, Strategy.ONE_FOR_ONE),
     ]

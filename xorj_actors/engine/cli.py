@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     except EngineError as exc:
         logger.critical("cannot start: {}", exc)
         return 1
-    code = engine.wait()
+    code = engine.wait(progress_every_s=10.0)
     hung = engine.stop()
     if hung:
         logger.error("abandoned at shutdown: {}", hung)

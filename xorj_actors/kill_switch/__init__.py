@@ -9,6 +9,13 @@ from xorj_actors.kill_switch._actor import (
     RecoveryOutcome,
 )
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
+from xorj_actors.kill_switch._flatten import (
+    VAULT_ROLE,
+    Flatten,
+    FlattenDone,
+    FlattenOutcome,
+    FlattenVault,
+)
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import (
     MIN_KEY_BYTES,
@@ -23,7 +30,12 @@ from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, P
 __all__ = [
     "KILL_SWITCH_NAME",
     "MIN_KEY_BYTES",
+    "VAULT_ROLE",
     "EnterMaintenance",
+    "Flatten",
+    "FlattenDone",
+    "FlattenOutcome",
+    "FlattenVault",
     "GetStatus",
     "HaltBoard",
     "HaltStatus",

@@ -11,8 +11,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 
-from supervisors import Actor, ControlMessage, Message, RestartChild, Terminated
+from pykka import ActorDeadError
+
+from supervisors import Actor, ControlMessage, MailboxFull, Message, RestartChild, Terminated
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
+from xorj_actors.kill_switch._flatten import (
+    OPERATOR_LIMIT,
+    REASON_LIMIT,
+    VAULT_ROLE,
+    Flatten,
+    FlattenDone,
+    FlattenOutcome,
+    FlattenVault,
+    Flattening,
+    new_flatten_id,
+)
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
 from xorj_actors.kill_switch._state import (
@@ -82,6 +95,11 @@ class KillSwitchStatus(Message):
     halt_latency_s: float | None  # trigger to every live actor acked
     replaced: tuple[str, ...]  # actors replaced for not acking (this epoch)
     persist_error: str | None
+    #: The flatten under way, or the last one: its id, the vaults yet to report, and
+    #: (vault, sold, failed, detail) of those that did (or were given up on).
+    flatten_id: str | None = None
+    flatten_pending: tuple[str, ...] = ()
+    flatten_results: tuple[tuple[str, int, int, str], ...] = ()
 
 
 class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
@@ -95,6 +113,10 @@ class _PollKillFile(ControlMessage):  # a timer the halt depends on: never refus
 class _RestartStep(ControlMessage):  # a timer the halt depends on: never refused
     epoch: int
     index: int
+
+
+class _FlattenDeadline(ControlMessage):  # the return to halted depends on it: never refused
+    flatten_id: str
 
 
 class KillSwitch(Actor):
@@ -148,6 +170,9 @@ class KillSwitch(Actor):
         self.halt_latency: float | None = None
         self.kill_file_seen = False
         self.step_timer: Any = None
+        #: The flatten under way (state REDUCING), and the last one, for status.
+        self.flattening: Flattening | None = None
+        self.last_flatten: Flattening | None = None
         # Named at once: what participants tell before on_start has run waits in the mailbox.
         self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
 
@@ -155,6 +180,12 @@ class KillSwitch(Actor):
 
     def on_start(self) -> None:
         self.persisted = self.state_file.load()
+        if self.state_file.interrupted_flatten:
+            self._persist()  # the file must not say REDUCING any longer
+            self._event(
+                "HALT",
+                {"what": "flatten interrupted by a restart", "epoch": self.persisted.epoch, "state": self.persisted.state.value},
+            )
         for mailbox in self.runtime.mailboxes():  # after a restart: find everyone again
             actor = mailbox.actor
             if isinstance(actor, Participant):
@@ -205,6 +236,12 @@ class KillSwitch(Actor):
             return self._on_restart_step(message)
         if kind is EnterMaintenance:
             return self._enter_maintenance(message)
+        if kind is FlattenDone:
+            return self._on_flatten_done(message)
+        if kind is Flatten:
+            return self._flatten(message)
+        if kind is _FlattenDeadline:
+            return self._on_flatten_deadline(message)
         return super().on_receive(message)
 
     def _add_participant(self, ref: Any, name: str, role: str) -> bool:
@@ -238,11 +275,18 @@ class KillSwitch(Actor):
         self._check_complete()
 
     def _on_terminated(self, note: Terminated) -> None:
-        if self.participants.pop(note.urn, None) is None:
+        entry = self.participants.pop(note.urn, None)
+        if entry is None:
             return
         self.acked.discard(note.urn)
         self.pending.discard(note.urn)
         self._check_complete()
+        f = self.flattening
+        if f is not None and entry[1] in f.pending:
+            # Its flatten ended with it (a replacement knows nothing of it); its trades already
+            # handed over are still settled by the executor.
+            f.report(entry[1], 0, 0, f"the vault actor ended during the flatten ({note.reason})")
+            self._flatten_progress()
 
     def _check_complete(self) -> None:
         if self.pending or self.awaiting_replacement or self.trigger_mono is None or self.halt_latency is not None:
@@ -284,6 +328,8 @@ class KillSwitch(Actor):
         self._broadcast_halt()
         self._persist()
         self._event("HALT", {"what": "triggered", "epoch": self.persisted.epoch, "mode": mode.value, "source": source, "reason": reason})
+        if self.flattening is not None:  # the halt wins: already TRIGGERED, the board no longer reducing
+            self._end_flatten(f"interrupted by a trigger from {source}", transition=False)
 
     def _current_halt(self) -> Halt:
         p = self.persisted
@@ -358,6 +404,8 @@ class KillSwitch(Actor):
         self.runtime.send_after(self.settings.kill_file_poll_s, self.actor_ref, _PollKillFile())
 
     def _enter_maintenance(self, message: EnterMaintenance) -> RecoveryOutcome:
+        if self.persisted.state is _S.REDUCING:
+            return self._outcome(False, "a flatten is under way (REDUCING): maintenance is entered only from ARMED")
         try:
             check_transition(self.persisted.state, _S.MAINTENANCE)
         except InvalidTransition as exc:
@@ -386,6 +434,8 @@ class KillSwitch(Actor):
         p = self.persisted
         details = {"operator": request.operator[:100], "epoch": request.epoch, "nonce": request.nonce[:128]}
         try:
+            if p.state is _S.REDUCING:
+                raise RecoveryRefused("a flatten is under way (REDUCING): recover once it has ended")
             if p.state not in (_S.TRIGGERED, _S.MAINTENANCE):
                 raise RecoveryRefused(f"nothing to recover: the kill switch is {p.state.value}")
             if self.kill_file.exists():
@@ -454,6 +504,117 @@ class KillSwitch(Actor):
         if not last:
             self._schedule_step(step.index + 1)
 
+    # -- flatten (reducing mode) ---------------------------------------------------------------
+
+    def _flatten(self, request: Flatten) -> FlattenOutcome:
+        """Enter REDUCING and tell the chosen vaults to sell; refused with a reason otherwise."""
+        p = self.persisted
+        operator, reason = request.operator.strip()[:OPERATOR_LIMIT], request.reason.strip()[:REASON_LIMIT]
+        asked = tuple(dict.fromkeys(v.strip() for v in request.vaults))
+        details: dict[str, Any] = {"operator": operator, "reason": reason, "vaults": list(asked) or "all", "epoch": p.epoch}
+        vaults = {name: ref for ref, name, role in self.participants.values() if role == VAULT_ROLE}
+        refusal = None
+        if p.state is _S.REDUCING:
+            refusal = f"a flatten is already under way ({self.flattening.flatten_id if self.flattening else '?'})"
+        elif p.state not in (_S.TRIGGERED, _S.MAINTENANCE):
+            refusal = f"flatten only while halted: the kill switch is {p.state.value} (halt first)"
+        elif not operator or not reason:
+            refusal = "operator and reason must not be empty"
+        elif unknown := [v for v in asked if v not in vaults]:
+            refusal = f"unknown vault(s), or not running: {', '.join(v[:40] for v in unknown[:10])}"
+        elif not vaults:
+            refusal = "no vault is running"
+        if refusal is not None:
+            logger.warning("kill switch: flatten refused: {}", refusal)
+            self._event("SYSTEM_EVENT", {**details, "what": "flatten refused", "refusal": refusal})
+            return FlattenOutcome(accepted=False, reason=refusal, state=p.state.value)
+        chosen = asked or tuple(sorted(vaults))
+        flatten_id = new_flatten_id(p.epoch)
+        f = Flattening(
+            flatten_id=flatten_id, epoch=p.epoch, back_to=p.state.value, operator=operator, reason=reason,
+            vaults=chosen, pending=set(chosen),
+        )
+        self.flattening = f  # before the transition: the board names the vaults being flattened
+        # Trades become possible: durable first, as a recovery is (a restart reads it TRIGGERED).
+        if not self._transition(replace(p, state=_S.REDUCING), must_persist=True):
+            self.flattening = None
+            refusal = f"REDUCING not recorded durably: {self.persist_error}"
+            self._event("SYSTEM_EVENT", {**details, "what": "flatten refused", "refusal": refusal})
+            return FlattenOutcome(accepted=False, reason=refusal, state=self.persisted.state.value)
+        self.last_flatten = f
+        logger.warning("kill switch: REDUCING: flatten {} of {} by {}: {}", flatten_id, ", ".join(chosen), operator, reason)
+        self._event("HALT", {**details, "what": "flatten started", "flatten_id": flatten_id, "vaults": list(chosen),
+                             "from": p.state.value})
+        message = FlattenVault(epoch=p.epoch, flatten_id=flatten_id)
+        for name in chosen:
+            try:
+                vaults[name].tell(message)
+            except (ActorDeadError, MailboxFull) as exc:
+                f.report(name, 0, 0, f"not reached: {exc!r}")
+        timeout = self.settings.flatten_timeout_s
+        f.timer = self.runtime.send_after(timeout, self.actor_ref, _FlattenDeadline(flatten_id=flatten_id))
+        outcome = FlattenOutcome(
+            accepted=True, reason=f"REDUCING: flattening {len(chosen)} vault(s)", state=_S.REDUCING.value,
+            flatten_id=flatten_id, vaults=chosen,
+        )
+        self._flatten_progress()
+        return outcome
+
+    def _on_flatten_done(self, done: FlattenDone) -> None:
+        f = self.flattening
+        if f is None or done.flatten_id != f.flatten_id or done.vault_id not in f.pending:
+            logger.info("kill switch: late or unknown flatten report from {} ({})", done.vault_id, done.flatten_id)
+            return
+        f.report(done.vault_id, done.sold, done.failed, done.detail)
+        self._flatten_progress()
+
+    def _on_flatten_deadline(self, deadline: _FlattenDeadline) -> None:
+        f = self.flattening
+        if f is None or deadline.flatten_id != f.flatten_id:
+            return
+        for name in sorted(f.pending):
+            f.report(name, 0, 0, "no report within flatten_timeout_s")
+        self._end_flatten("timed out", transition=True)
+
+    def _flatten_progress(self) -> None:
+        f = self.flattening
+        if f is not None and not f.pending:
+            self._end_flatten("every vault reported", transition=True)
+
+    def _end_flatten(self, why: str, *, transition: bool) -> None:
+        """Leave REDUCING for the state the flatten started from (unless a trigger already did)."""
+        f, self.flattening = self.flattening, None
+        if f is None:
+            return
+        if f.timer is not None:
+            f.timer.cancel()
+        for name in sorted(f.pending):
+            f.report(name, 0, 0, f"unfinished: {why}")
+        if transition and self.persisted.state is _S.REDUCING:
+            # Tighter again: published at once, written after (as a halt is).
+            self._transition(replace(self.persisted, state=_S(f.back_to)), must_persist=False)
+            self._persist()
+        logger.warning("kill switch: flatten {} ended ({}): back to {}", f.flatten_id, why, self.persisted.state.value)
+        self._event(
+            "HALT",
+            {
+                "what": "flatten ended", "flatten_id": f.flatten_id, "why": why, "state": self.persisted.state.value,
+                "operator": f.operator, "seconds": round(time.monotonic() - f.started, 3), **f.summary(),
+            },
+        )
+
+    def _flatten_status(self) -> dict[str, Any]:
+        f = self.flattening or self.last_flatten
+        if f is None:
+            return {}
+        return {
+            "flatten_id": f.flatten_id,
+            "flatten_pending": tuple(sorted(f.pending)),
+            "flatten_results": tuple(
+                (v, int(r["sold"]), int(r["failed"]), str(r["detail"])) for v, r in sorted(f.results.items())
+            ),
+        }
+
     # -- state ---------------------------------------------------------------------------------
 
     def _transition(self, new: PersistedState, *, must_persist: bool) -> bool:
@@ -486,8 +647,16 @@ class KillSwitch(Actor):
 
     def _publish(self) -> None:
         p = self.persisted
+        reducing = p.state is _S.REDUCING and self.flattening is not None
         self.board.publish(
-            HaltStatus(state=p.state.value, epoch=p.epoch, halted=p.halted, factor=0.0 if p.halted else p.factor)
+            HaltStatus(
+                state=p.state.value,
+                epoch=p.epoch,
+                halted=p.halted,
+                factor=0.0 if p.halted else p.factor,
+                reducing=reducing,
+                reducing_vaults=frozenset(self.flattening.vaults) if self.flattening is not None and reducing else frozenset(),
+            )
         )
 
     def _outcome(self, accepted: bool, reason: str) -> RecoveryOutcome:
@@ -520,4 +689,5 @@ class KillSwitch(Actor):
             halt_latency_s=self.halt_latency,
             replaced=tuple(self.replaced),
             persist_error=self.persist_error,
+            **self._flatten_status(),
         )

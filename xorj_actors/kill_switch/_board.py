@@ -18,6 +18,11 @@ class HaltStatus(Message):
     epoch: int
     halted: bool
     factor: float  # position-limit factor; 0.0 while halted
+    #: REDUCING (an operator's flatten): still ``halted``, but trades that only reduce exposure
+    #: (``reduces_exposure=True``) may be signed. Readers check it only where they decide on one.
+    reducing: bool = False
+    #: The vaults being flattened (REDUCING only): the executor lets no other vault's trade through.
+    reducing_vaults: frozenset[str] = frozenset()
 
 
 class HaltBoard:

@@ -21,16 +21,22 @@ class KillSwitchState(str, enum.Enum):
     TRIGGERED = "TRIGGERED"  #: halted; only an authorised recovery leaves it
     RECOVERY_PENDING = "RECOVERY_PENDING"  #: recovery accepted; gradual restart under way
     MAINTENANCE = "MAINTENANCE"  #: halted on purpose by an operator
+    #: halted, but trades that only reduce exposure may run (an operator's flatten)
+    REDUCING = "REDUCING"
 
 
 _S = KillSwitchState
 TRANSITIONS: dict[KillSwitchState, frozenset[KillSwitchState]] = {
     _S.ARMED: frozenset({_S.TRIGGERED, _S.MAINTENANCE}),
-    _S.TRIGGERED: frozenset({_S.TRIGGERED, _S.RECOVERY_PENDING}),
+    _S.TRIGGERED: frozenset({_S.TRIGGERED, _S.RECOVERY_PENDING, _S.REDUCING}),
     _S.RECOVERY_PENDING: frozenset({_S.ARMED, _S.TRIGGERED, _S.RECOVERY_PENDING}),
-    _S.MAINTENANCE: frozenset({_S.TRIGGERED, _S.RECOVERY_PENDING}),
+    _S.MAINTENANCE: frozenset({_S.TRIGGERED, _S.RECOVERY_PENDING, _S.REDUCING}),
+    # Back to where the flatten started (TRIGGERED or MAINTENANCE), or a trigger.
+    _S.REDUCING: frozenset({_S.TRIGGERED, _S.MAINTENANCE}),
 }
-HALTED = frozenset({_S.TRIGGERED, _S.MAINTENANCE})
+#: States in which ordinary trading is refused. REDUCING is one: only exposure-reducing
+#: trades pass, and an actor registering meanwhile must be told to halt, never to resume.
+HALTED = frozenset({_S.TRIGGERED, _S.MAINTENANCE, _S.REDUCING})
 
 
 class InvalidTransition(ValueError):
@@ -103,9 +109,17 @@ class StateFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: The last :meth:`load` found REDUCING and turned it into TRIGGERED.
+        self.interrupted_flatten = False
 
     def load(self) -> PersistedState:
-        """Load the state; anything unreadable means halted (fail closed)."""
+        """Load the state; anything unreadable means halted (fail closed).
+
+        A state of REDUCING (a flatten was under way) comes back TRIGGERED, same epoch: the
+        vaults' flatten work is gone with the process, and nothing may be more permissive after
+        a restart than before it.
+        """
+        self.interrupted_flatten = False
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -114,9 +128,15 @@ class StateFile:
         except OSError as exc:
             return self._fail_closed(f"state file unreadable: {exc.strerror}")
         try:
-            return PersistedState.from_json(text)
+            state = PersistedState.from_json(text)
         except (ValueError, TypeError) as exc:
             return self._fail_closed(f"state file corrupt: {exc}")
+        if state.state is KillSwitchState.REDUCING:
+            logger.critical("kill switch: state file says REDUCING (a flatten was interrupted): starting TRIGGERED")
+            self.interrupted_flatten = True
+            reason = f"restarted during a flatten (REDUCING); before it: {state.reason or '-'}"
+            return replace(state, state=KillSwitchState.TRIGGERED, reason=reason[:500], source="state_file")
+        return state
 
     def _fail_closed(self, reason: str) -> PersistedState:
         logger.critical("kill switch: {} ({}): starting TRIGGERED", reason, self.path)

@@ -204,6 +204,14 @@ class JsonRpc:
         # One block per slot: no skipped slots on the localnet.
         return self.chain.commitment_slot(commitment_of(config_at(params, 0)))
 
+    def m_getBlockTime(self, params: list[Any]) -> int:
+        slot = param_at(params, 0)
+        if type(slot) is not int or slot < 0:
+            raise invalid_params("slot must be a non-negative integer")
+        if slot > self.chain.slot():
+            raise RpcError(-32004, f"Block not available for slot {slot}")
+        return self.chain.block_time(slot)
+
     def m_getLatestBlockhash(self, params: list[Any]) -> dict[str, Any]:
         _, blockhash, last_valid = self.chain.latest_blockhash(commitment_of(config_at(params, 0)))
         return self._context({"blockhash": str(blockhash), "lastValidBlockHeight": last_valid})

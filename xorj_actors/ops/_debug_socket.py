@@ -14,6 +14,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
-from supervisors import Runtime
+from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, Supervisor, TerminateChild, WhichChildren
+from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.ops._loop_thread import LoopThread
 from xorj_actors.kill_switch import (
     KILL_SWITCH_NAME,
@@ -74,6 +76,14 @@ def _args(args: Mapping[str, Any], spec: Mapping[str, tuple[type | tuple[type, .
     return out
 
 
+def _expect(answer: tuple[Any, str | None], kind: type) -> tuple[Any, str | None]:
+    """An answer of the wrong kind is no answer (decisions are made on it: fail closed)."""
+    value, error = answer
+    if error is None and not isinstance(value, kind):
+        return None, f"unexpected answer {type(value).__name__}"
+    return value, error
+
+
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -89,10 +99,32 @@ def to_jsonable(value: Any) -> Any:
 class Commands:
     """The commands, run on the server's thread; blocking asks go to an executor."""
 
-    def __init__(self, runtime: Runtime, endpoints: Callable[[], Mapping[str, str]], data_dir: Path) -> None:
+    #: How long the vaults together get to answer ``vaults`` (plus :attr:`VAULT_ASK_PER_VAULT_S`
+    #: each, at most ``ASK_TIMEOUT_S``): one stuck vault must not hold up the table.
+    VAULT_ASK_TIMEOUT_S: ClassVar[float] = 0.5
+    VAULT_ASK_PER_VAULT_S: ClassVar[float] = 0.0001
+    #: Vaults one ``vault-add`` may start.
+    MAX_VAULTS_PER_ADD: ClassVar[int] = 1000
+    #: Vault ids as ``vault_spec`` makes them (``vault-0007``); the index stays below 10**6.
+    VAULT_ID: ClassVar[re.Pattern[str]] = re.compile(r"vault-([0-9]{4,6})")
+    MAX_VAULT_INDEX: ClassVar[int] = 999_999
+    #: What the drawdown monitor keeps of an operator's name and reason; longer is refused.
+    MAX_OPERATOR_CHARS: ClassVar[int] = 100
+    MAX_REASON_CHARS: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        endpoints: Callable[[], Mapping[str, str]],
+        data_dir: Path,
+        views: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.endpoints = endpoints
         self.data_dir = data_dir
+        #: Read-only views of engine state that need no message (boards), by command name, and
+        #: the hook ``"vault_spec"``: ``Callable[[int], ChildSpec]``, the spec of vault ``index``.
+        self.views = dict(views or {})
         self.started = time.time()
 
     def _kill_switch(self) -> Any:
@@ -202,11 +234,387 @@ class Commands:
         )
         return to_jsonable(outcome)
 
+    def flatten(self, args: Mapping[str, Any]) -> Any:
+        """While halted, sell vaults' volatile holdings into the stablecoin (REDUCING, audited): args vaults, operator, reason."""
+        a = _args(args, {"vaults": (list, False), "operator": (str, True), "reason": (str, True)})
+        operator = self._text(a, "operator", self.MAX_OPERATOR_CHARS)
+        reason = self._text(a, "reason", self.MAX_REASON_CHARS)
+        vaults = a.get("vaults", [])
+        if len(vaults) > self.MAX_VAULT_INDEX + 1 or not all(isinstance(v, str) and self.VAULT_ID.match(v) for v in vaults):
+            raise RequestError("bad_request", "vaults must be a list of vault ids (vault-0007); empty: every vault")
+        from xorj_actors.kill_switch import Flatten, FlattenOutcome
+
+        outcome = self._ask(
+            self._kill_switch(), Flatten(vaults=tuple(vaults), operator=operator, reason=reason), "the kill switch",
+            changes=True,
+        )
+        if not isinstance(outcome, FlattenOutcome):
+            raise RequestError("internal", f"the kill switch answered {type(outcome).__name__}")
+        if not outcome.accepted:  # the kill switch audited the refusal
+            raise RequestError("refused", f"flatten refused: {outcome.reason}")
+        logger.warning("debug socket: flatten {} of {} by {}: {}", outcome.flatten_id, ", ".join(outcome.vaults), operator, reason)
+        return to_jsonable(outcome)
+
+    def _view(self, name: str) -> Any:
+        view = self.views.get(name)
+        if view is None:
+            raise RequestError("unavailable", f"this engine has no {name}")
+        return view()
+
+    def breakers(self, args: Mapping[str, Any]) -> Any:
+        """Every circuit breaker: state, failures in window, consecutive, probes, reason."""
+        _args(args, {})
+        return self._view("breakers")
+
+    def progress(self, args: Mapping[str, Any]) -> Any:
+        """Rounds, trades by status, open breakers, kill switch state, strategy freshness."""
+        _args(args, {})
+        return self._view("progress")
+
+    # -- trading: helpers ---------------------------------------------------------------------
+
+    def _named(self, name: str, what: str) -> Any:
+        ref = self.runtime.whereis(name)
+        if ref is None:
+            raise RequestError("unavailable", f"{what} is not running (disabled in the config, or restarting)")
+        return ref
+
+    @staticmethod
+    def _ask(ref: Any, message: Any, what: str, *, changes: bool = False) -> Any:
+        """Ask with ``ASK_TIMEOUT_S``; a command that ``changes`` something says a timeout is no refusal."""
+        try:
+            return ref.ask(message, timeout=ASK_TIMEOUT_S)
+        except Timeout:
+            hint = ": it may still take effect, check before trying again" if changes else ""
+            raise RequestError("timeout", f"{what} did not answer within {ASK_TIMEOUT_S} s{hint}") from None
+        except ActorDeadError:
+            raise RequestError("unavailable", f"{what} stopped (restarting?)") from None
+        except MailboxFull:
+            raise RequestError("unavailable", f"{what} is overloaded (mailbox full)") from None
+
+    @staticmethod
+    def _gather(asks: Mapping[str, tuple[Any, Any]], timeout: float) -> dict[str, tuple[Any, str | None]]:
+        """Ask every ``(ref or None, message)`` at once; ``{key: (answer, None) or (None, why not)}``."""
+        out: dict[str, tuple[Any, str | None]] = {}
+        futures: dict[str, Any] = {}
+        for key, (ref, message) in asks.items():
+            if ref is None:
+                out[key] = (None, "not running")
+                continue
+            try:
+                futures[key] = ref.ask(message, block=False)
+            except ActorDeadError:
+                out[key] = (None, "not running")
+            except MailboxFull:
+                out[key] = (None, "mailbox full")
+        deadline = time.monotonic() + timeout
+        for key, future in futures.items():
+            try:
+                out[key] = (future.get(timeout=max(0.0, deadline - time.monotonic())), None)
+            except Timeout:
+                out[key] = (None, f"no answer within {timeout:.3g} s")
+            except ActorDeadError:
+                out[key] = (None, "stopped")
+            except Exception as exc:  # noqa: BLE001 - the actor's own failure: one row, logged, not the table
+                logger.error("debug socket: {} failed to answer {}: {!r}", key, type(asks[key][1]).__name__, exc)
+                out[key] = (None, f"failed: {type(exc).__name__}: {exc}")
+        return {key: out[key] for key in asks}
+
+    def _text(self, a: Mapping[str, Any], name: str, limit: int, default: str | None = None) -> str:
+        value = a.get(name, default)
+        if value is None or not value.strip():
+            raise RequestError("bad_request", f"argument {name} must not be empty")
+        if len(value) > limit:
+            raise RequestError("bad_request", f"argument {name} is longer than {limit} characters")
+        return value.strip()
+
+    def _supervisor(self, name: str) -> Any:
+        for mailbox in self.runtime.mailboxes():
+            actor = mailbox.actor
+            if mailbox.name == name and isinstance(actor, Supervisor):
+                return actor.actor_ref
+        raise RequestError("unavailable", f"the {name} supervisor is not running (restarting?)")
+
+    def _children(self, supervisor: str) -> tuple[ChildInfo, ...]:
+        return self._ask(self._supervisor(supervisor), WhichChildren(), f"the {supervisor} supervisor")
+
+    def _vault_child(self, children: tuple[ChildInfo, ...], name: str) -> ChildInfo:
+        if not self.VAULT_ID.fullmatch(name):
+            raise RequestError("bad_request", f"vault {name[:40]!r} is not a vault id (vault-0007)")
+        for child in children:
+            if child.id == name:
+                return child
+        raise RequestError("not_found", f"no vault {name!r}")
+
+    def _ref(self, child: ChildInfo) -> Any:
+        return self.runtime.lookup(child.urn) if child.alive and child.urn else None
+
+    def _audit(self, what: str, details: dict[str, Any], severity: Severity) -> None:
+        if not record(self.runtime, audit_event(EventType.CONFIG_CHANGE, "debug_socket", {"what": what, **details},
+                                                severity=severity)):
+            logger.error("debug socket: {} not audited: {}", what, details)
+
+    # -- trading: commands ----------------------------------------------------------------------
+
+    def executor(self, args: Mapping[str, Any]) -> Any:
+        """The executor: trades accepted and in flight, unsettled vaults, outcomes by status."""
+        _args(args, {})
+        from xorj_actors.execution import EXECUTOR_NAME, GetExecutorStatus  # loaded on use: see the package
+
+        status = self._ask(self._named(EXECUTOR_NAME, "the executor"), GetExecutorStatus(), "the executor")
+        return {**to_jsonable(status), "outcomes": dict(status.outcomes)}
+
+    def confirmation(self, args: Mapping[str, Any]) -> Any:
+        """The confirmation actor's connection: connected, slot, lag, watches, reconnects, errors."""
+        _args(args, {})
+        from xorj_actors.chain import CONFIRMATION_NAME, GetConfirmationHealth
+
+        ref = self._named(CONFIRMATION_NAME, "the confirmation actor")
+        return to_jsonable(self._ask(ref, GetConfirmationHealth(), "the confirmation actor"))
+
+    def strategy(self, args: Mapping[str, Any]) -> Any:
+        """The strategy feed: round, scenario, freshness, last good answer, last error, polls."""
+        _args(args, {})
+        from xorj_actors.strategy import STRATEGY_FEED_NAME, GetStrategyStatus
+
+        ref = self._named(STRATEGY_FEED_NAME, "the strategy feed")
+        return to_jsonable(self._ask(ref, GetStrategyStatus(), "the strategy feed"))
+
+    def strategy_refresh(self, args: Mapping[str, Any]) -> Any:
+        """Make the strategy feed poll the quant engine now: args reason."""
+        a = _args(args, {"reason": (str, False)})
+        reason = self._text(a, "reason", self.MAX_REASON_CHARS, "operator refresh over the debug socket")
+        from xorj_actors.strategy import STRATEGY_FEED_NAME, RefreshStrategy
+
+        try:
+            self._named(STRATEGY_FEED_NAME, "the strategy feed").tell(RefreshStrategy(reason=f"operator: {reason}"))
+        except ActorDeadError:
+            raise RequestError("unavailable", "the strategy feed stopped (restarting?)") from None
+        except MailboxFull:
+            raise RequestError("unavailable", "the strategy feed is overloaded (mailbox full)") from None
+        return {"requested": True, "reason": reason}
+
+    def risk(self, args: Mapping[str, Any]) -> Any:
+        """The risk monitors: drawdown and daily loss, heartbeats, clock skew (null: not answering)."""
+        _args(args, {})
+        from xorj_actors.risk import (
+            CLOCK_SKEW_NAME,
+            DRAWDOWN_NAME,
+            HEARTBEAT_NAME,
+            GetClockSkewStatus,
+            GetHeartbeatStatus,
+            GetRiskStatus,
+        )
+
+        monitors = {
+            "drawdown": (DRAWDOWN_NAME, GetRiskStatus()),
+            "heartbeat": (HEARTBEAT_NAME, GetHeartbeatStatus()),
+            "clock_skew": (CLOCK_SKEW_NAME, GetClockSkewStatus()),
+        }
+        answers = self._gather({k: (self.runtime.whereis(n), m) for k, (n, m) in monitors.items()}, ASK_TIMEOUT_S)
+        if all(error == "not running" for _, error in answers.values()):
+            raise RequestError("unavailable", "no risk monitor is running (disabled in the config, or restarting)")
+        out: dict[str, Any] = {k: to_jsonable(v) if error is None else None for k, (v, error) in answers.items()}
+        out["errors"] = {k: error for k, (_, error) in answers.items() if error is not None}
+        return out
+
+    def risk_reset(self, args: Mapping[str, Any]) -> Any:
+        """Reset the drawdown high-water mark and day start to the current value (audited): args operator, reason."""
+        a = _args(args, {"operator": (str, True), "reason": (str, True)})
+        operator = self._text(a, "operator", self.MAX_OPERATOR_CHARS)
+        reason = self._text(a, "reason", self.MAX_REASON_CHARS)
+        from xorj_actors.risk import DRAWDOWN_NAME, ResetRiskBaseline
+
+        ref = self._named(DRAWDOWN_NAME, "the drawdown monitor")
+        # The monitor audits the reset itself (RECOVERY, with the figures before and after).
+        after = self._ask(ref, ResetRiskBaseline(operator=operator, reason=reason), "the drawdown monitor", changes=True)
+        logger.warning("debug socket: risk baseline reset by {}: {}", operator, reason)
+        return {"reset": True, "operator": operator, "status": to_jsonable(after)}
+
+    def vaults(self, args: Mapping[str, Any]) -> Any:
+        """Every vault's status, or one's: args vault; a vault that does not answer is listed as such."""
+        a = _args(args, {"vault": (str, False)})
+        from xorj_actors.vaults import GetVaultStatus, VaultStatus
+
+        children = self._children("vaults")
+        if "vault" in a:
+            children = (self._vault_child(children, a["vault"]),)
+        timeout = min(ASK_TIMEOUT_S, self.VAULT_ASK_TIMEOUT_S + self.VAULT_ASK_PER_VAULT_S * len(children))
+        answers = self._gather({c.id: (self._ref(c), GetVaultStatus()) for c in children}, timeout)
+        rows: list[dict[str, Any]] = []
+        for child in children:
+            status, error = _expect(answers[child.id], VaultStatus)
+            row: dict[str, Any] = {"vault_id": child.id, "answered": error is None, "restarts": child.restarts}
+            rows.append({**row, **to_jsonable(status)} if error is None else {**row, "error": error})
+        return {
+            "count": len(rows),
+            "answered": sum(r["answered"] for r in rows),
+            "not_answering": [r["vault_id"] for r in rows if not r["answered"]],
+            "pending_trades": sum(len(r["pending"]) for r in rows if r["answered"]),
+            "vaults": rows,
+        }
+
+    def round(self, args: Mapping[str, Any]) -> Any:
+        """Run one rebalancing round of a vault now: args vault (ran: false says why not)."""
+        a = _args(args, {"vault": (str, True)})
+        from xorj_actors.vaults import Round
+
+        child = self._vault_child(self._children("vaults"), a["vault"])
+        ref = self._ref(child)
+        if ref is None:
+            raise RequestError("unavailable", f"{child.id} is not running (restarting?)")
+        result = self._ask(ref, Round(), child.id, changes=True)
+        logger.info("debug socket: operator round of {}: {}", child.id, result.reason)
+        return to_jsonable(result)
+
+    def vault_add(self, args: Mapping[str, Any]) -> Any:
+        """Start vaults at run time (audited): args count, index (default: after the highest), operator."""
+        a = _args(args, {"count": (int, True), "index": (int, False), "operator": (str, False)})
+        count = a["count"]
+        if not 1 <= count <= self.MAX_VAULTS_PER_ADD:
+            raise RequestError("bad_request", f"count must be between 1 and {self.MAX_VAULTS_PER_ADD}")
+        if "index" in a and a["index"] < 0:
+            raise RequestError("bad_request", "index must be >= 0")
+        operator = self._text(a, "operator", self.MAX_OPERATOR_CHARS, "debug_socket")
+        hook = self.views.get("vault_spec")
+        if hook is None:
+            raise RequestError("unavailable", "this engine cannot add vaults (no vault_spec hook)")
+        children = self._children("vaults")
+        existing = {int(m.group(1)) for c in children if (m := self.VAULT_ID.fullmatch(c.id))}
+        first = a.get("index", max(existing, default=-1) + 1)
+        if first + count - 1 > self.MAX_VAULT_INDEX:
+            raise RequestError("bad_request", f"vault indices stop at {self.MAX_VAULT_INDEX}")
+        taken = sorted(existing & set(range(first, first + count)))
+        if taken:
+            names = ", ".join(f"vault-{i:04d}" for i in taken[:10])
+            raise RequestError("bad_request", f"{len(taken)} of these vaults exist already: {names}; nothing added")
+        # Every spec first: a hook that fails must not leave half of the vaults started.
+        specs: list[ChildSpec] = [hook(i) for i in range(first, first + count)]
+        for i, spec in zip(range(first, first + count), specs):
+            if spec.id != f"vault-{i:04d}":
+                raise RuntimeError(f"vault_spec({i}) made a child named {spec.id!r}")
+        supervisor = self._supervisor("vaults")
+        added: list[str] = []
+        failed: dict[str, str] = {}
+        for spec in specs:
+            try:
+                supervisor.ask(StartChild(spec), timeout=ASK_TIMEOUT_S)
+            except Timeout:
+                # Not a refusal: it may start yet. Stop here rather than pile up more.
+                failed[spec.id] = f"the vaults supervisor did not answer within {ASK_TIMEOUT_S} s: it may still start"
+                break
+            except (ActorDeadError, MailboxFull) as exc:
+                failed[spec.id] = f"the vaults supervisor is unavailable: {exc!r}"
+                break
+            except Exception as exc:  # noqa: BLE001 - id taken meanwhile, or the vault failed to start
+                failed[spec.id] = f"{type(exc).__name__}: {exc}"
+                continue
+            added.append(spec.id)
+        not_tried = [s.id for s in specs if s.id not in added and s.id not in failed]
+        logger.warning("debug socket: vaults added by {}: {}; failed: {}", operator, added, failed)
+        self._audit(
+            "vaults added",
+            {"operator": operator, "vaults": added, "failed": failed, "not_tried": not_tried},
+            Severity.WARNING if failed or not_tried else Severity.INFO,
+        )
+        return {"added": added, "failed": failed, "not_tried": not_tried}
+
+    def vault_remove(self, args: Mapping[str, Any]) -> Any:
+        """Stop and remove a vault (audited); refused while trades are pending: args vault, force, operator, reason."""
+        a = _args(args, {"vault": (str, True), "force": (bool, False), "operator": (str, False), "reason": (str, False)})
+        force = a.get("force", False)
+        operator = self._text(a, "operator", self.MAX_OPERATOR_CHARS, "debug_socket")
+        reason = self._text(a, "reason", self.MAX_REASON_CHARS, "operator removal over the debug socket")
+        child = self._vault_child(self._children("vaults"), a["vault"])
+        name = child.id
+        problems = self._pending(child)
+        if problems and not force:
+            logger.warning("debug socket: removal of {} refused: {}", name, "; ".join(problems))
+            return {"removed": False, "vault": name, "reason": "; ".join(problems), "problems": problems}
+        ref = self._ref(child)
+        try:
+            self._supervisor("vaults").ask(TerminateChild(name), timeout=ASK_TIMEOUT_S)
+        except KeyError:
+            raise RequestError("not_found", f"no vault {name!r} (removed meanwhile?)") from None
+        except Timeout:
+            raise RequestError(
+                "timeout", f"the vaults supervisor did not answer within {ASK_TIMEOUT_S} s: {name} may still be removed"
+            ) from None
+        except (ActorDeadError, MailboxFull) as exc:
+            raise RequestError("unavailable", f"the vaults supervisor is unavailable: {exc!r}; nothing removed") from None
+        stopped = ref is None or ref.actor_inbox.finished.wait(ASK_TIMEOUT_S)
+        notes = self._forget_vault(name)
+        if not stopped:
+            notes.append(f"{name} did not finish stopping within {ASK_TIMEOUT_S} s (see ctl tree)")
+        unsettled = self._pending(child, vault=False)  # a trade handed over between the check and the stop
+        logger.warning("debug socket: {} removed by {} ({}){}", name, operator, reason, " FORCED" if problems else "")
+        self._audit(
+            "vault removed",
+            {"operator": operator, "reason": reason, "vault": name, "forced": bool(problems), "problems": problems,
+             "unsettled_after": unsettled, "notes": notes},
+            Severity.WARNING if problems or unsettled or notes else Severity.INFO,
+        )
+        return {"removed": True, "vault": name, "forced": bool(problems), "problems": problems,
+                "stopped": stopped, "unsettled_after": unsettled, "notes": notes}
+
+    def _pending(self, child: ChildInfo, *, vault: bool = True) -> list[str]:
+        """Why removing the vault could strand a trade: its own pending trades, the executor's
+        unsettled ones; whatever cannot be checked counts too (fail closed)."""
+        from xorj_actors.execution import EXECUTOR_NAME, ExecutorStatus, GetExecutorStatus
+        from xorj_actors.vaults import GetVaultStatus, VaultStatus
+
+        asks: dict[str, tuple[Any, Any]] = {"executor": (self.runtime.whereis(EXECUTOR_NAME), GetExecutorStatus())}
+        if vault:
+            asks["vault"] = (self._ref(child), GetVaultStatus())
+        answers = self._gather(asks, ASK_TIMEOUT_S)
+        problems: list[str] = []
+        if vault:
+            status, error = _expect(answers["vault"], VaultStatus)
+            if error is not None:
+                problems.append(f"{child.id}: {error}: cannot tell whether trades are pending")
+            elif status.pending:
+                problems.append(f"{len(status.pending)} trade(s) pending: {', '.join(status.pending[:5])}")
+        status, error = _expect(answers["executor"], ExecutorStatus)
+        if error is None:
+            if child.id in status.unsettled_vaults:
+                problems.append(f"the executor has unsettled trades of {child.id}")
+        elif error != "not running" or self._executor_configured():
+            problems.append(f"the executor: {error}: cannot tell whether trades are unsettled")
+        return problems
+
+    def _executor_configured(self) -> bool:
+        try:
+            return any(c.id == "executor" for c in self._children("chain"))
+        except RequestError:
+            return True  # cannot tell: assume it is, and refuse
+
+    def _forget_vault(self, name: str) -> list[str]:
+        """Tell the risk monitors the vault left on purpose: its value is not a loss, its silence no fault."""
+        from xorj_actors.risk import DRAWDOWN_NAME, HEARTBEAT_NAME, ForgetEssential, VaultRemoved
+
+        notes: list[str] = []
+        for monitor, message in ((DRAWDOWN_NAME, VaultRemoved(vault_id=name, at=time.time())),
+                                 (HEARTBEAT_NAME, ForgetEssential(name=name))):
+            ref = self.runtime.whereis(monitor)
+            if ref is None:
+                notes.append(f"{monitor} not running: not told")
+                continue
+            try:
+                ref.tell(message)
+            except (ActorDeadError, MailboxFull) as exc:
+                notes.append(f"{monitor} not told: {exc!r}")
+        return notes
+
     def table(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
-        return {n: getattr(self, n) for n in COMMANDS}
+        return {n: getattr(self, n.replace("-", "_")) for n in COMMANDS}
 
 
-COMMANDS: tuple[str, ...] = ("help", "tree", "actor", "stacks", "status", "halt", "maintenance", "recover")
+COMMANDS: tuple[str, ...] = (
+    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "halt", "maintenance", "recover",
+    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
+    "vaults", "round", "vault-add", "vault-remove",
+    "flatten",
+)
 
 
 class DebugSocketServer:
@@ -389,9 +797,10 @@ class DebugSocket(Participant):
         settings: DebugSocketSettings,
         endpoints: Callable[[], Mapping[str, str]],
         data_dir: Path,
+        views: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         super().__init__(board)
-        self.server = DebugSocketServer(path, settings, Commands(self.runtime, endpoints, data_dir))
+        self.server = DebugSocketServer(path, settings, Commands(self.runtime, endpoints, data_dir, views))
 
     def on_start(self) -> None:
         self.server.start()

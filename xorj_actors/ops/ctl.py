@@ -21,6 +21,12 @@ __all__ = ["CtlError", "add_arguments", "main", "request"]
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
 
+DEFAULT_TIMEOUT_S = 5.0
+#: Commands that ask several actors one after the other (each within the engine's 2 s): a
+#: client that gave up first would not know whether the change happened.
+SLOW_TIMEOUT_S = 15.0
+_SLOW_COMMANDS = frozenset({"vault-add", "vault-remove"})
+
 
 class CtlError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
@@ -34,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--socket", metavar="PATH", help="debug socket path (default: from config and data dir)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the engine")
+    parser.add_argument(
+        "--timeout", type=float, default=None,
+        help=f"seconds to wait for the engine (default {DEFAULT_TIMEOUT_S:g}; {SLOW_TIMEOUT_S:g} for vault-add, vault-remove)",
+    )
     # --json also after the command (`ctl tree --json`); SUPPRESS keeps the top-level value.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
@@ -50,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("who", help="actor urn or name")
     sub.add_parser("stacks", help="every thread's stack")
     sub.add_parser("status", help="kill switch state, acks, endpoints")
+    sub.add_parser("breakers", help="the circuit breakers")
+    sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")
@@ -61,6 +72,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--timestamp", type=int, required=True)
     p.add_argument("--auth", action="append", default=[], metavar="KEY_ID:HMAC", help="one per key holder")
     p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    sub.add_parser("executor", help="the executor: trades in flight, unsettled vaults, outcomes")
+    sub.add_parser("confirmation", help="the confirmation actor's connection health")
+    sub.add_parser("strategy", help="the strategy feed: round, freshness, errors")
+    p = sub.add_parser("strategy-refresh", help="make the strategy feed poll now")
+    p.add_argument("--reason", default="operator refresh (ctl)")
+    sub.add_parser("risk", help="the risk monitors: drawdown, heartbeat, clock skew")
+    p = sub.add_parser("risk-reset", help="reset the drawdown high-water mark and day start (audited)")
+    p.add_argument("--operator", required=True, help="who resets (recorded in the audit trail)")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    p = sub.add_parser("vaults", help="every vault's status (or one with --vault)")
+    p.add_argument("--vault", metavar="NAME", help="only this vault (vault-0007)")
+    p = sub.add_parser("round", help="run a vault's rebalancing round now")
+    p.add_argument("--vault", metavar="NAME", required=True)
+    p = sub.add_parser("vault-add", help="start vaults at run time (audited)")
+    p.add_argument("--count", type=int, required=True, help="how many (1..1000)")
+    p.add_argument("--index", type=int, default=None, help="index of the first (default: after the highest)")
+    p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    p = sub.add_parser("vault-remove", help="stop and remove a vault (audited; refused with trades pending)")
+    p.add_argument("--vault", metavar="NAME", required=True)
+    p.add_argument("--force", action="store_true", help="remove it even with trades pending or unknown")
+    p.add_argument("--operator", default=os.environ.get("USER", "operator"))
+    p.add_argument("--reason", default="operator removal (ctl)")
+    p = sub.add_parser("flatten", help="while halted, sell vaults' volatile holdings into the stablecoin (audited)")
+    p.add_argument("--vault", metavar="NAME", action="append", default=[], help="a vault to flatten (repeat; default: all)")
+    p.add_argument("--operator", required=True, help="who flattens (recorded in the audit trail)")
+    p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     p = sub.add_parser("sign-recovery", help="compute one key holder's authorisation (local, no engine)")
     p.add_argument("--key-env", required=True, help="environment variable holding this holder's key")
     p.add_argument("--epoch", type=int, required=True)
@@ -162,11 +199,158 @@ def render_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ago(at: float | None) -> str:
+    return "never" if at is None else f"{max(0.0, time.time() - at):.0f} s ago"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def render_executor(st: dict[str, Any]) -> str:
+    unsettled = st["unsettled_vaults"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(st["outcomes"].items())) or "none yet"
+    return "\n".join([
+        f"reconciled    {_yes(st['reconciled'])}" + ("" if st["reconciled"] else "  (reading open trades back: no trade starts yet)"),
+        f"accepted      {st['accepted']}",
+        f"in flight     {st['in_flight']}  awaiting confirmation {st['awaiting_confirmation']}",
+        f"unsettled     {len(unsettled)} vault(s)" + (f": {', '.join(unsettled[:20])}" if unsettled else "")
+        + (" ..." if len(unsettled) > 20 else ""),
+        f"outcomes      {outcomes}",
+    ])
+
+
+def render_confirmation(h: dict[str, Any]) -> str:
+    since = h["seconds_since_slot"]
+    return "\n".join([
+        f"connection    {'connected' if h['connected'] else 'DISCONNECTED'}",
+        f"slot          {h['slot']}" + (f"  ({since:.1f} s since the last slot notification)" if since is not None else "  (none yet)"),
+        f"in flight     {h['in_flight']} signature(s) watched",
+        f"reconnects    {h['reconnects']}  polls {h['polls']} ({h['poll_outcomes']} outcomes decided by a poll)",
+        f"errors        subscribe {h['subscribe_errors']}  malformed frames {h['malformed_frames']}  refused watches {h['refused']}",
+        f"last error    {h['last_error'] or '-'}",
+    ])
+
+
+def render_strategy(st: dict[str, Any]) -> str:
+    return "\n".join([
+        f"fresh         {'yes' if st['fresh'] else 'STALE: vaults start no new trades'}",
+        f"round         {st['round'] if st['round'] is not None else '-'}  scenario {st['scenario'] or '-'}",
+        f"last good     {_ago(st['last_ok_at'])}",
+        f"last error    {st['last_error'] or '-'}" + (f"  ({_ago(st['last_error_at'])})" if st["last_error"] else ""),
+        f"polls         {st['polls']}  rejected {st['rejections']}  polling now {_yes(st['polling'])}",
+        f"url           {st['url']}",
+    ])
+
+
+def render_risk(r: dict[str, Any]) -> str:
+    lines = []
+    d, hb, cs = r.get("drawdown"), r.get("heartbeat"), r.get("clock_skew")
+    errors = r.get("errors", {})
+    if d is not None:
+        latched = [n for n, on in (("drawdown", d["drawdown_latched"]), ("daily loss", d["daily_loss_latched"])) if on]
+        lines += [
+            f"drawdown      {d['drawdown'] * 100:.2f} %  total ${d['total_usd']:,.2f}  peak ${d['peak_usd']:,.2f}  ({d['vaults']} vaults)",
+            f"daily loss    {d['daily_loss'] * 100:.2f} %  day {d['utc_day'] or '-'} from ${d['day_start_usd']:,.2f}",
+            f"              latched: {', '.join(latched).upper() if latched else 'none'}  triggers {d['triggers']}"
+            f"  refused valuations {d['refused']}",
+        ]
+    else:
+        lines.append(f"drawdown      - ({errors.get('drawdown', 'no answer')})")
+    if hb is not None:
+        lines += [
+            f"heartbeat     watching {len(hb['watched'])} actor(s)  checks {hb['checks']}  triggers {hb['triggers']}",
+            f"              stuck: {', '.join(hb['stuck']) or 'none'}  missing: {', '.join(hb['missing']) or 'none'}",
+        ]
+    else:
+        lines.append(f"heartbeat     - ({errors.get('heartbeat', 'no answer')})")
+    if cs is not None:
+        skew = "-" if cs["skew_s"] is None else f"{cs['skew_s']:+.3f} s"
+        lines += [
+            f"clock skew    {skew} at slot {cs['slot'] if cs['slot'] is not None else '-'}  consecutive {cs['consecutive']}"
+            f"  latched {'YES' if cs['latched'] else 'no'}  triggers {cs['triggers']}",
+            f"              checks {cs['checks']}  errors {cs['errors']}  last error {cs['last_error'] or '-'}",
+        ]
+    else:
+        lines.append(f"clock skew    - ({errors.get('clock_skew', 'no answer')})")
+    return "\n".join(lines)
+
+
+def render_vaults(r: dict[str, Any]) -> str:
+    rows = []
+    for v in r["vaults"]:
+        if not v["answered"]:
+            rows.append([v["vault_id"], "-", f"NOT ANSWERING ({v['error']})", "", "", "", "", "", "", ""])
+            continue
+        rows.append([
+            v["vault_id"], v["profile"], v["phase"], str(v["rounds"]), str(v["rounds_skipped"]),
+            str(v["trades_confirmed"]), str(v["trades_other"]), f"{v['value_usd']:,.2f}", str(len(v["pending"])),
+            v["last_skip"] or "-",
+        ])
+    table = _table(rows, ["VAULT", "PROFILE", "PHASE", "ROUNDS", "SKIPPED", "CONFIRMED", "OTHER", "VALUE USD",
+                          "PENDING", "LAST SKIP"])
+    summary = f"{r['count']} vault(s), {r['answered']} answering, {r['pending_trades']} trade(s) pending"
+    if r["not_answering"]:
+        summary += f"; NOT ANSWERING: {', '.join(r['not_answering'][:20])}"
+    return table + "\n" + summary
+
+
+def render_vault_remove(r: dict[str, Any]) -> str:
+    if not r["removed"]:
+        return f"{r['vault']} NOT removed: {r['reason']}\n(nothing changed; --force removes it anyway)"
+    lines = [f"{r['vault']} removed" + (" (FORCED past: " + "; ".join(r["problems"]) + ")" if r["forced"] else "")]
+    if not r["stopped"]:
+        lines.append("it has not finished stopping yet: see ctl tree")
+    if r["unsettled_after"]:
+        lines.append("WATCH: " + "; ".join(r["unsettled_after"]) + " (the executor settles them; see ctl executor)")
+    lines += [f"note: {n}" for n in r["notes"]]
+    return "\n".join(lines)
+
+
+def render_vault_add(r: dict[str, Any]) -> str:
+    lines = [f"added {len(r['added'])}: {', '.join(r['added']) or '-'}"]
+    lines += [f"FAILED {vid}: {why}" for vid, why in r["failed"].items()]
+    if r["not_tried"]:
+        lines.append(f"not tried: {', '.join(r['not_tried'])}")
+    return "\n".join(lines)
+
+
+def render_flatten(r: dict[str, Any]) -> str:
+    vaults = r["vaults"]
+    return (f"flatten {r['flatten_id']} started: kill switch {r['state']}, {len(vaults)} vault(s): "
+            f"{', '.join(vaults[:20])}{' ...' if len(vaults) > 20 else ''}\n"
+            "the kill switch returns to its halted state when every vault has reported: see ctl status --json")
+
+
 def render(cmd: str, result: Any) -> str:
+    trading = {
+        "flatten": render_flatten,
+        "executor": render_executor,
+        "confirmation": render_confirmation,
+        "strategy": render_strategy,
+        "risk": render_risk,
+        "vaults": render_vaults,
+        "vault-add": render_vault_add,
+        "vault-remove": render_vault_remove,
+    }
+    if cmd in trading:
+        return trading[cmd](result)
+    if cmd == "risk-reset":
+        st = result["status"]
+        return (f"risk baseline reset by {result['operator']}: peak ${st['peak_usd']:,.2f}, day start "
+                f"${st['day_start_usd']:,.2f}, total ${st['total_usd']:,.2f} (audited by the drawdown monitor)")
+    if cmd == "round":
+        return f"{result['vault_id']}: " + ("round started" if result["ran"] else f"round NOT run: {result['reason']}")
+    if cmd == "strategy-refresh":
+        return f"strategy refresh requested ({result['reason']}); see ctl strategy"
     if cmd == "tree":
         return render_tree(result)
     if cmd == "status":
         return render_status(result)
+    if cmd == "breakers":
+        from xorj_actors.breakers import render_breakers
+
+        return render_breakers(result)
     if cmd == "stacks":
         return "\n\n".join(
             f"--- {t['thread']}" + (f" (running {t['actor']})" if t["actor"] else "") + "\n" + "".join(t["stack"])
@@ -227,7 +411,12 @@ def main(args: argparse.Namespace) -> int:
                     "authorisations": _parse_auth(args.auth),
                     "operator": args.operator,
                 }
-            result = request(path, cmd, params, timeout=args.timeout)
+            elif cmd in _TRADING_PARAMS:
+                params = _TRADING_PARAMS[cmd](args)
+            timeout = args.timeout
+            if timeout is None:
+                timeout = SLOW_TIMEOUT_S if cmd in _SLOW_COMMANDS else DEFAULT_TIMEOUT_S
+            result = request(path, cmd, params, timeout=timeout)
     except CtlError as exc:
         print(f"xorj-actors ctl: {exc}", file=sys.stderr)
         return exc.code
@@ -238,6 +427,32 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else render(cmd, result))
     except BrokenPipeError:  # `ctl tree | head`
         sys.stderr.close()
-    if cmd in ("recover", "maintenance") and not result.get("accepted", False):
-        return EXIT_FAILED
-    return 0
+    return EXIT_FAILED if _refused(cmd, result) else 0
+
+
+def _refused(cmd: str, result: Any) -> bool:
+    """A normal reply that says the request did not do what it asked for."""
+    if cmd in ("recover", "maintenance"):
+        return not result.get("accepted", False)
+    if cmd == "round":
+        return not result["ran"]
+    if cmd == "vault-remove":
+        return not result["removed"]
+    if cmd == "vault-add":
+        return bool(result["failed"] or result["not_tried"])
+    return False
+
+
+def _given(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+_TRADING_PARAMS: dict[str, Any] = {
+    "strategy-refresh": lambda a: {"reason": a.reason},
+    "risk-reset": lambda a: {"operator": a.operator, "reason": a.reason},
+    "vaults": lambda a: _given(vault=a.vault),
+    "round": lambda a: {"vault": a.vault},
+    "vault-add": lambda a: _given(count=a.count, index=a.index, operator=a.operator),
+    "vault-remove": lambda a: {"vault": a.vault, "force": a.force, "operator": a.operator, "reason": a.reason},
+    "flatten": lambda a: {"vaults": a.vault, "operator": a.operator, "reason": a.reason},
+}

@@ -20,7 +20,15 @@ from xorj_actors.signers.settings import (
 )
 
 if TYPE_CHECKING:
-    from xorj_actors.signers._signer import RESULTS, GetSignerHealth, SignerHealth, SignRequest, SignResult, Signer
+    from xorj_actors.signers._signer import (
+        RESULTS,
+        GetSignerHealth,
+        SignerHealth,
+        SignRequest,
+        SignResult,
+        Signer,
+        signer_name,
+    )
 
 __all__ = [
     "BACKENDS",
@@ -39,11 +47,14 @@ __all__ = [
     "SignerSettings",
     "check_public_key",
     "open_backend",
+    "signer_name",
 ]
 
 # xorj_actors.config imports our settings; the actor imports the kill switch, which imports
 # xorj_actors.config: load the actor half on first use to keep that cycle open.
-_ACTOR_NAMES = frozenset({"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer"})
+_ACTOR_NAMES = frozenset(
+    {"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer", "signer_name"}
+)
 
 
 def __getattr__(name: str) -> Any:

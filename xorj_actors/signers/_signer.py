@@ -15,10 +15,15 @@ from xorj_actors.messages import Halt
 from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
 from xorj_actors.signers.settings import KeySettings
 
-__all__ = ["RESULTS", "GetSignerHealth", "SignRequest", "SignResult", "Signer", "SignerHealth"]
+__all__ = ["RESULTS", "GetSignerHealth", "SignRequest", "SignResult", "Signer", "SignerHealth", "signer_name"]
 
 #: The ``result`` label of ``xorj_hsm_operations_total``: signed, backend failed, refused.
 RESULTS: tuple[str, ...] = ("ok", "error", "refused")
+
+
+def signer_name(key_name: str) -> str:
+    """The runtime name of the Signer actor of key ``key_name``."""
+    return f"signer:{key_name}"
 
 
 class SignRequest(Message):
@@ -26,6 +31,8 @@ class SignRequest(Message):
 
     trade_id: str
     payload: bytes
+    #: The trade only lowers exposure (a flatten's sell): signable in the kill switch's REDUCING mode.
+    reduces_exposure: bool = False
 
 
 class SignResult(Message):
@@ -107,6 +114,8 @@ class Signer(Participant):
             raise
         self._backend, self._public_key = backend, str(pubkey)
         logger.info("{}: {} key {} ready", self.name, backend.name, pubkey)
+        # Findable only once it can sign: the executor asks whoever holds this name.
+        self.runtime.register_name(signer_name(self.key_name), self.actor_ref)
         super().on_start()  # only a signer that can sign registers for the halt protocol
 
     def on_terminate(self) -> None:
@@ -151,8 +160,15 @@ class Signer(Participant):
         return SignResult(trade_id=request.trade_id, signature=None, refused=reason)
 
     def _sign(self, request: SignRequest) -> SignResult:
-        if self.halted or self.board.status.halted:
-            return self._refuse(request, "halted: the kill switch is not armed")
+        status = self.board.status
+        if self.halted or status.halted:
+            # While halted, only REDUCING lets anything through, and only exposure-reducing
+            # trades; the board is published before any Halt is sent, so it is never behind us.
+            reducing = status.reducing and status.halted and self.halt_epoch <= status.epoch
+            if not reducing:
+                return self._refuse(request, "halted: the kill switch is not armed")
+            if not request.reduces_exposure:
+                return self._refuse(request, "halted: REDUCING signs only trades that reduce exposure")
         if self._backend is None:
             return self._refuse(request, f"{self.key_name}: no key backend open")
         if not request.payload:

@@ -1,51 +1,49 @@
-"""Vault actors: one per user vault, activated on demand.
+"""Vaults: one actor per user vault, the reconciliation that plans its trades, slippage control.
 
-Until the decision issue brings reconciliation and trade generation, a vault counts rounds and
-refuses them while halted, so the halt protocol and the chaos tests have real traffic to stop.
+See docs/RECONCILIATION.md. Names load on first use: ``xorj_actors.config`` imports
+``vaults.settings``, and loading a config must not import the actor (it imports the kill switch,
+which imports the config).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from supervisors import Message
-from xorj_actors.kill_switch import HaltBoard, Participant
-from xorj_actors.messages import Halt, HaltMode
+from xorj_actors._lazy import lazy_exports
 
-__all__ = ["Round", "RoundResult", "Vault"]
+if TYPE_CHECKING:
+    from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
+    from xorj_actors.vaults._slippage import (
+        QUOTE_REFUSALS,
+        QuoteCheck,
+        check_quote,
+        executed_deviation_bps,
+        realised_slippage,
+    )
+    from xorj_actors.vaults._vault import GetVaultStatus, Round, RoundResult, Vault, VaultStatus
+    from xorj_actors.vaults.settings import VaultSettings
+
+_HOMES = {
+    "PLAN_REFUSALS": "_reconcile",
+    "PlannedTrade": "_reconcile",
+    "SkipReason": "_reconcile",
+    "Skipped": "_reconcile",
+    "TradePlan": "_reconcile",
+    "plan_trades": "_reconcile",
+    "QUOTE_REFUSALS": "_slippage",
+    "QuoteCheck": "_slippage",
+    "check_quote": "_slippage",
+    "executed_deviation_bps": "_slippage",
+    "realised_slippage": "_slippage",
+    "GetVaultStatus": "_vault",
+    "Round": "_vault",
+    "RoundResult": "_vault",
+    "Vault": "_vault",
+    "VaultStatus": "_vault",
+    "VaultSettings": "settings",
+}
+
+__all__ = sorted(_HOMES)
 
 
-class Round(Message):
-    """Run one rebalancing round."""
-
-    round: int
-
-
-class RoundResult(Message):
-    vault_id: str
-    round: int
-    ran: bool
-    reason: str
-
-
-class Vault(Participant):
-    def __init__(self, board: HaltBoard, vault_id: str) -> None:
-        super().__init__(board)
-        self.vault_id = vault_id
-        self.rounds_run = 0
-        self.rounds_refused = 0
-        self.pending_unsigned: tuple[int, ...] = ()
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Round):
-            if self.halted:
-                self.rounds_refused += 1
-                return RoundResult(vault_id=self.vault_id, round=message.round, ran=False, reason="halted")
-            self.rounds_run += 1
-            return RoundResult(vault_id=self.vault_id, round=message.round, ran=True, reason="ok")
-        return super().on_receive(message)
-
-    def on_halt(self, halt: Halt) -> int:
-        if halt.mode is HaltMode.EMERGENCY:
-            self.pending_unsigned = ()  # dropped at once, never signed
-        return self.in_flight()
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -1,0 +1,181 @@
+"""Plans and quote checks against the real localnet: its chain balances, /price, /quote and swaps."""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import aiohttp
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solana.rpc.models import TxOpts
+from solders.message import to_bytes_versioned
+from solders.transaction import VersionedTransaction
+
+from xorj_actors.localnet import Localnet, dev_vault_authority
+from xorj_actors.vaults._reconcile import PlannedTrade, plan_trades
+from xorj_actors.vaults._slippage import check_quote, executed_deviation_bps, realised_slippage
+from xorj_actors.vaults.settings import VaultSettings
+
+AUTHORITY = dev_vault_authority()
+VAULT = "vault-0001"
+
+
+class Market:
+    """The localnet's tokens as the engine sees them: mints, decimals, reference prices."""
+
+    def __init__(self, net: Localnet) -> None:
+        self.net = net
+        self.mint = {t.symbol: str(t.mint) for t in net.genesis.tokens}
+        self.decimals = {str(t.mint): t.decimals for t in net.genesis.tokens}
+        self.stable = str(net.genesis.stable.mint)
+
+    async def prices(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        ids = ",".join(self.decimals)
+        async with http.get(self.net.urls["quote"] + "/price", params={"ids": ids}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        return {mint: float(entry["price"]) for mint, entry in body["data"].items()}
+
+    async def quote(self, http: aiohttp.ClientSession, trade: PlannedTrade, slippage_bps: int) -> dict[str, Any]:
+        params = {
+            "inputMint": trade.input_mint,
+            "outputMint": trade.output_mint,
+            "amount": str(trade.amount_in),
+            "slippageBps": str(slippage_bps),
+        }
+        async with http.get(self.net.urls["quote"] + "/quote", params=params) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        return body
+
+    async def holdings(self, rpc: AsyncClient, vault_id: str) -> dict[str, int]:
+        accounts = self.net.genesis.vault(vault_id).token_accounts
+        return {
+            self.mint[symbol]: int((await rpc.get_token_account_balance(account, Confirmed)).value.amount)
+            for symbol, account in accounts.items()
+        }
+
+    async def advance_prices(self, http: aiohttp.ClientSession, steps: int) -> None:
+        async with http.post(self.net.urls["quote"] + "/admin/advance", json={"steps": steps}) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def spike(self, http: aiohttp.ClientSession) -> None:
+        async with http.post(self.net.urls["quote"] + "/admin/volatility-spike", json={"on": True}) as resp:
+            assert resp.status == 200, await resp.text()
+
+
+def by_hand(input_mint: str, output_mint: str, amount_in: int) -> PlannedTrade:
+    return PlannedTrade(
+        trade_id=f"{VAULT}:manual:0",
+        vault_id=VAULT,
+        input_mint=input_mint,
+        output_mint=output_mint,
+        amount_in=amount_in,
+        value_usd=0.0,
+        reduces_exposure=False,
+        index=0,
+    )
+
+
+async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Localnet) -> None:
+    localnet.advance(10)  # past genesis: /swap uses the finalized blockhash
+    market = Market(localnet)
+    jup, sol, usdc = market.mint["JUP"], market.mint["SOL"], market.stable
+    limit = 100
+    async with aiohttp.ClientSession() as http, AsyncClient(localnet.urls["rpc"]) as rpc:
+        holdings = await market.holdings(rpc, VAULT)
+        assert holdings[usdc] == 10_000 * 10**6 and holdings[jup] == 0
+        prices = await market.prices(http)
+        target = {jup: 0.5, sol: 0.3, usdc: 0.2}
+        plan = plan_trades(holdings, prices, market.decimals, usdc, target, VaultSettings(), 1.0, VAULT, 1)
+        assert [(t.output_mint, t.amount_in) for t in plan.trades] == [(jup, 5_000 * 10**6), (sol, 3_000 * 10**6)]
+
+        for trade in plan.trades:
+            quote = await market.quote(http, trade, limit)
+            verdict = check_quote(quote, trade, prices, market.decimals, limit)
+            assert verdict.ok, verdict
+            # The quote service prices at the same mid as /price: its price impact is the
+            # whole of its deviation from the reference.
+            assert verdict.impact_bps is not None and 0 < verdict.impact_bps < limit
+            assert math.isclose(verdict.deviation_bps, verdict.impact_bps, abs_tol=1e-6)
+            assert verdict.expected_out > int(quote["outAmount"])
+
+            body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote, "vaultId": VAULT}
+            async with http.post(localnet.urls["quote"] + "/swap", json=body) as resp:
+                swap = await resp.json()
+                assert resp.status == 200, swap
+            tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
+            signed = VersionedTransaction.populate(
+                tx.message, [AUTHORITY.sign_message(to_bytes_versioned(tx.message)), tx.signatures[1]]
+            )
+            before = await market.holdings(rpc, VAULT)
+            await rpc.send_raw_transaction(bytes(signed), TxOpts(preflight_commitment=Confirmed))
+            localnet.advance(localnet.settings.confirmed_lag + 1)
+            after = await market.holdings(rpc, VAULT)
+            assert before[trade.input_mint] - after[trade.input_mint] == trade.amount_in
+            actual_out = after[trade.output_mint] - before[trade.output_mint]
+            # The market maker settles at the quoted amounts: no slippage after the quote.
+            assert realised_slippage(int(quote["outAmount"]), actual_out) == 0.0
+            executed = executed_deviation_bps(trade, actual_out, prices, market.decimals)
+            assert math.isclose(executed, verdict.deviation_bps, abs_tol=1e-6)
+
+        # Re-planning on the chain's new balances: only the price impact paid is left to close.
+        holdings = await market.holdings(rpc, VAULT)
+        again = plan_trades(holdings, prices, market.decimals, usdc, target, VaultSettings(), 1.0, VAULT, 2)
+        assert not again.refused
+        assert sum(t.value_usd for t in again.trades) < 0.01 * again.value_usd
+
+
+async def test_real_quotes_at_the_edges_of_the_limit(localnet: Localnet) -> None:
+    market = Market(localnet)
+    bonk = market.mint["BONK"]
+    trade = by_hand(market.stable, bonk, 10_000 * 10**6)  # 1 % of BONK's pool depth
+    async with aiohttp.ClientSession() as http:
+        prices = await market.prices(http)
+        quote = await market.quote(http, trade, 300)
+    assert int(quote["otherAmountThreshold"]) == int(quote["outAmount"]) * 9_700 // 10_000
+    loose = check_quote(quote, trade, prices, market.decimals, 300)
+    assert loose.ok, loose
+    impact = loose.impact_bps
+    assert impact is not None and 90 < impact < 110
+    # Just under the quote's price impact: refused for it.
+    assert check_quote(quote, trade, prices, market.decimals, math.floor(impact)).reason == "price_impact"
+    # Impact and price fit a 200 bps limit, but the quote was asked with 300 bps of slippage:
+    # its otherAmountThreshold would let the swap settle 3 % below outAmount.
+    assert check_quote(quote, trade, prices, market.decimals, 200).reason == "threshold_inconsistent"
+    # A quote for a different amount than the trade is refused whatever the limit.
+    other = by_hand(market.stable, bonk, trade.amount_in + 1)
+    assert check_quote(quote, other, prices, market.decimals, 10_000).reason == "amount_mismatch"
+
+
+async def test_a_market_move_after_the_quote_is_caught_by_the_second_source(localnet: Localnet) -> None:
+    market = Market(localnet)
+    jup, usdc = market.mint["JUP"], market.stable
+    limit = 100
+    async with aiohttp.ClientSession() as http:
+        prices = await market.prices(http)
+        buy = by_hand(usdc, jup, 1_000 * 10**6)
+        sell = by_hand(jup, usdc, math.floor(1_000 / prices[jup] * 10**6))
+        quotes = {buy: await market.quote(http, buy, limit), sell: await market.quote(http, sell, limit)}
+        for trade, quote in quotes.items():
+            assert check_quote(quote, trade, prices, market.decimals, limit).ok
+        await market.spike(http)
+        moved = prices
+        for _ in range(50):  # bounded: the seeded walk moves ~3 % per 100 spiked steps
+            if abs(moved[jup] / prices[jup] - 1) >= 0.03:
+                break
+            await market.advance_prices(http, 100)
+            moved = await market.prices(http)
+        assert abs(moved[jup] / prices[jup] - 1) >= 0.03, "the walk did not move"
+    # Whichever way JUP went, one of the two quotes is now > 3 % worse than the reference.
+    worse = sell if moved[jup] > prices[jup] else buy
+    for trade, quote in quotes.items():
+        verdict = check_quote(quote, trade, moved, market.decimals, limit)
+        if trade is worse:
+            assert (verdict.ok, verdict.reason) == (False, "price_deviation"), verdict
+            assert verdict.deviation_bps is not None and verdict.deviation_bps > 250
+        else:
+            assert verdict.ok, verdict
+            assert verdict.deviation_bps is not None and verdict.deviation_bps < -250

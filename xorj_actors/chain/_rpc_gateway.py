@@ -1,0 +1,258 @@
+"""The RPC gateway: what vaults read from the chain and the price source, batched; and the
+price watch that feeds the market-volatility breaker.
+
+A vault's round needs its token balances and the USD prices of its mints. Thousands of vaults
+asking the node one account at a time would be thousands of requests; the gateway collects the
+requests that arrive within ``batch_window_s`` into ``getMultipleAccounts`` calls of at most 100
+accounts, and serves prices from one cached ``/price`` answer. Every answer is checked: an
+account that is not an SPL token account of the expected mint and owner makes the vault's
+snapshot an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiohttp
+from loguru import logger
+from pykka import ActorDeadError, ActorRef
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
+from solders.token.state import TokenAccount
+
+from supervisors import MailboxFull, Message
+from xorj_actors.kill_switch import HaltBoard, Participant
+from xorj_actors.breakers import VolatilityDetector, report
+from xorj_actors.breakers.settings import VolatilitySettings
+from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.ops._loop_thread import LoopThread
+
+__all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
+
+GATEWAY_NAME = "rpc_gateway"
+_MAX_ACCOUNTS = 100  # getMultipleAccounts' limit
+
+
+class GetVaultSnapshot(Message):
+    """Read a vault's balances and the prices of ``mints``; ``reply_to`` gets a :class:`VaultSnapshot`."""
+
+    vault_id: str
+    #: (mint, token account) of every mint the vault may hold.
+    accounts: tuple[tuple[str, str], ...]
+    #: Mints to price (held or targeted).
+    mints: tuple[str, ...]
+    reply_to: ActorRef
+
+
+class VaultSnapshot(Message):
+    vault_id: str
+    #: (mint, base units); an account that does not exist yet holds 0.
+    balances: tuple[tuple[str, int], ...]
+    #: (mint, USD); a mint without a price is left out (the vault refuses to plan without it).
+    prices: tuple[tuple[str, float], ...]
+    slot: int
+    #: Why the snapshot could not be made (then balances and prices are empty).
+    error: str | None = None
+
+
+class RpcGateway(Participant):
+    """Answers :class:`GetVaultSnapshot` without blocking anyone (the I/O runs on its own loop)."""
+
+    # Starting and stopping its loop thread waits (bounded): not on the shared pool.
+    dedicated_thread: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        board: HaltBoard,
+        settings: GatewaySettings,
+        *,
+        rpc_url: str,
+        quote_url: str,
+        owner: Pubkey,
+        watch_mints: tuple[str, ...] = (),
+        volatility: VolatilitySettings | None = None,
+    ) -> None:
+        super().__init__(board)
+        self.watch_mints = watch_mints
+        self.detector = VolatilityDetector(volatility)
+        self.settings = settings
+        self.rpc_url, self.quote_url, self.owner = rpc_url, quote_url.rstrip("/"), owner
+        self.loop_thread = LoopThread("rpc-gateway")
+        self.loop = self.loop_thread.loop
+        self.pending: list[GetVaultSnapshot] = []
+        self.flush: asyncio.TimerHandle | None = None
+        self.rpc: AsyncClient | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.prices: tuple[float, dict[str, float]] = (0.0, {})
+        self.price_lock: asyncio.Lock | None = None
+        self.watch_task: asyncio.Task[None] | None = None
+        self.runtime.register_name(GATEWAY_NAME, self.actor_ref)
+
+    def on_start(self) -> None:
+        self.loop_thread.start(self._setup(), timeout=self.settings.request_timeout_s)
+        super().on_start()
+
+    async def _setup(self) -> None:
+        self.rpc = AsyncClient(self.rpc_url, commitment=Confirmed, timeout=self.settings.request_timeout_s)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout_s))
+        self.price_lock = asyncio.Lock()
+        if self.settings.price_poll_s and self.watch_mints:
+            self.watch_task = self.loop.create_task(self._watch_prices())
+            self.watch_task.add_done_callback(_log_failure)
+
+    async def _cleanup(self) -> None:
+        if self.watch_task is not None:
+            self.watch_task.cancel()
+            await asyncio.gather(self.watch_task, return_exceptions=True)
+        if self.rpc is not None:
+            await self.rpc.close()
+        if self.http is not None:
+            await self.http.close()
+
+    def on_terminate(self) -> None:
+        self.loop_thread.stop(self._cleanup, timeout=self.settings.request_timeout_s)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, GetVaultSnapshot):
+            self.loop.call_soon_threadsafe(self._enqueue, message)
+            return None
+        return super().on_receive(message)
+
+    # -- on the loop -------------------------------------------------------------------------
+
+    async def _watch_prices(self) -> None:
+        """Sample every traded mint's price; moves beyond the threshold are volatility events."""
+        while True:
+            await asyncio.sleep(self.settings.price_poll_s)
+            try:
+                prices = await self._prices(self.watch_mints)
+            except Exception as exc:  # noqa: BLE001 - the price source's health is not volatility
+                logger.warning("price watch: {!r}", exc)
+                continue
+            now = time.monotonic()
+            for mint, price in prices.items():
+                detail = self.detector.observe(mint, price, now)
+                if detail is not None:
+                    logger.warning("market volatility event: {}", detail)
+                    report(self.runtime, "market_volatility", False, detail)
+            if self.detector.calm(now):
+                report(self.runtime, "market_volatility", True, "calm")
+
+    def _enqueue(self, request: GetVaultSnapshot) -> None:
+        self.pending.append(request)
+        if self.flush is None:
+            self.flush = self.loop.call_later(self.settings.batch_window_s, self._flush)
+
+    def _flush(self) -> None:
+        self.flush = None
+        batch, self.pending = self.pending, []
+        task = self.loop.create_task(self._serve(batch))
+        task.add_done_callback(_log_failure)
+
+    async def _serve(self, batch: list[GetVaultSnapshot]) -> None:
+        try:
+            prices = await self._prices(sorted({m for r in batch for m in r.mints}))
+        except Exception as exc:  # noqa: BLE001 - each vault is told why
+            for r in batch:
+                _reply(r, VaultSnapshot(vault_id=r.vault_id, balances=(), prices=(), slot=0, error=f"prices: {exc!r}"))
+            return
+        # Accounts of many vaults in calls of at most 100.
+        chunks: list[list[GetVaultSnapshot]] = [[]]
+        count = 0
+        for r in batch:
+            if count + len(r.accounts) > _MAX_ACCOUNTS and chunks[-1]:
+                chunks.append([])
+                count = 0
+            chunks[-1].append(r)
+            count += len(r.accounts)
+        await asyncio.gather(*(self._accounts(chunk, prices) for chunk in chunks if chunk))
+
+    async def _accounts(self, chunk: list[GetVaultSnapshot], prices: dict[str, float]) -> None:
+        keys = [Pubkey.from_string(account) for r in chunk for _, account in r.accounts]
+        assert self.rpc is not None
+        try:
+            resp = await asyncio.wait_for(
+                self.rpc.get_multiple_accounts(keys, commitment=Confirmed), self.settings.request_timeout_s
+            )
+            values = resp.value
+            if len(values) != len(keys):
+                raise ValueError(f"getMultipleAccounts answered {len(values)} accounts for {len(keys)}")
+            slot = resp.context.slot
+        except Exception as exc:  # noqa: BLE001 - each vault is told why
+            for r in chunk:
+                _reply(r, VaultSnapshot(vault_id=r.vault_id, balances=(), prices=(), slot=0, error=f"accounts: {exc!r}"))
+            return
+        i = 0
+        for r in chunk:
+            balances: list[tuple[str, int]] = []
+            error = None
+            for mint, account in r.accounts:
+                info = values[i]
+                i += 1
+                if info is None:
+                    balances.append((mint, 0))
+                    continue
+                try:
+                    token = TokenAccount.from_bytes(bytes(info.data))
+                except Exception:  # noqa: BLE001 - not a token account: the answer makes no sense
+                    error = error or f"{account} is not an SPL token account"
+                    continue
+                if str(token.mint) != mint or token.owner != self.owner:
+                    error = error or f"{account} holds {token.mint} for {token.owner}, expected {mint} for {self.owner}"
+                    continue
+                balances.append((mint, int(token.amount)))
+            wanted = [(m, prices[m]) for m in r.mints if m in prices]
+            _reply(
+                r,
+                VaultSnapshot(
+                    vault_id=r.vault_id,
+                    balances=() if error else tuple(balances),
+                    prices=() if error else tuple(wanted),
+                    slot=slot,
+                    error=error,
+                ),
+            )
+
+    async def _prices(self, mints: Sequence[str]) -> dict[str, float]:
+        at, cached = self.prices
+        if time.monotonic() - at < self.settings.price_max_age_s and all(m in cached for m in mints):
+            return cached
+        assert self.price_lock is not None and self.http is not None
+        async with self.price_lock:
+            at, cached = self.prices
+            if time.monotonic() - at < self.settings.price_max_age_s and all(m in cached for m in mints):
+                return cached
+            async with self.http.get(f"{self.quote_url}/price", params={"ids": ",".join(mints)}) as resp:
+                resp.raise_for_status()
+                answer = await resp.json()
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, dict):
+                raise ValueError("/price answer has no data")
+            prices: dict[str, float] = {}
+            for mint in mints:
+                item = data.get(mint)
+                if item is None:
+                    continue
+                price = float(item["price"])
+                if not math.isfinite(price) or price <= 0:
+                    raise ValueError(f"/price: price {price!r} for {mint}")
+                prices[mint] = price
+            self.prices = (time.monotonic(), prices)
+            return prices
+
+
+def _reply(request: GetVaultSnapshot, snapshot: VaultSnapshot) -> None:
+    try:
+        request.reply_to.tell(snapshot)
+    except (ActorDeadError, MailboxFull) as exc:
+        logger.warning("snapshot for {} not delivered: {!r}", request.vault_id, exc)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.opt(exception=task.exception()).critical("rpc gateway task failed")

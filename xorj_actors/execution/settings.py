@@ -1,0 +1,99 @@
+"""``[execution]``: how a trade becomes a confirmed transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ExecutionSettings", "RetrySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """``[execution.retry]``: backoff per error class (see docs/EXECUTION.md, "Errors and retries")."""
+
+    #: Attempts per trade, the first included; each attempt is a new quote and transaction.
+    max_attempts: int = 4
+    #: Network errors and rate limiting: exponential, ``initial * 2**n`` capped at ``max``, full jitter.
+    network_initial_s: float = 0.2
+    network_max_s: float = 10.0
+    #: Program errors and timeouts: linear, ``step * n``.
+    program_step_s: float = 1.0
+    #: A 429's Retry-After is honoured up to this; longer waits give the trade up (rejected).
+    max_retry_after_s: float = 60.0
+
+    def validate(self) -> None:
+        if not 1 <= self.max_attempts <= 20:
+            raise ValueError("max_attempts: must be between 1 and 20")
+        if not 0 < self.network_initial_s <= self.network_max_s:
+            raise ValueError("network_initial_s: must be > 0 and <= network_max_s")
+        if self.program_step_s < 0:
+            raise ValueError("program_step_s: must be >= 0")
+        if self.max_retry_after_s <= 0:
+            raise ValueError("max_retry_after_s: must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """``[execution]``: endpoints, compute budget, rebroadcast, bounds."""
+
+    #: False: no Executor and no Confirmation actor (an engine that cannot trade, for tests of the rest).
+    enabled: bool = True
+    #: JSON-RPC and quote-service endpoints; empty: the in-process localnet's (``[localnet] enabled``).
+    rpc_url: str = ""
+    #: PubSub WebSocket of the same node (the Confirmation actor's connection).
+    ws_url: str = ""
+    quote_url: str = ""
+    #: The ``[[signers.keys]]`` entry that signs swaps; empty: the first key.
+    signer: str = ""
+    #: Compute-unit limit = units the simulation consumed x margin, at least ``min_compute_units``.
+    compute_unit_margin: float = 1.2
+    min_compute_units: int = 1_000
+    #: Limit used for the simulation itself (the real limit comes from what it consumed).
+    simulation_compute_units: int = 400_000
+    #: Priority fee: this percentile of getRecentPrioritizationFees, never above the cap.
+    priority_fee_percentile: float = 0.75
+    max_compute_unit_price_micro_lamports: int = 100_000
+    #: How long a fetched blockhash and fee estimate are reused.
+    blockhash_max_age_s: float = 1.0
+    priority_fee_max_age_s: float = 10.0
+    #: Signed bytes are sent again at this interval until confirmed or expired.
+    rebroadcast_interval_s: float = 2.0
+    #: Every HTTP request (quote service, JSON-RPC) gives up after this long.
+    request_timeout_s: float = 10.0
+    #: An ask to the signer or the audit log gives up after this long (fail closed: no trade).
+    internal_timeout_s: float = 5.0
+    #: Trades accepted at once; more are refused at once (backpressure on the vaults).
+    max_in_flight: int = 20_000
+    #: Trades with a final outcome kept in memory for idempotent replies (older ones: the audit log).
+    outcome_cache: int = 100_000
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+    def validate(self) -> None:
+        for name in ("rpc_url", "quote_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}: must be an http(s) URL or empty")
+        if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
+            raise ValueError("ws_url: must be a ws(s) URL or empty")
+        if not 1.0 <= self.compute_unit_margin <= 5.0:
+            raise ValueError("compute_unit_margin: must be between 1.0 and 5.0")
+        if not 0 < self.min_compute_units <= 1_400_000:
+            raise ValueError("min_compute_units: must be between 1 and 1400000")
+        if not self.min_compute_units <= self.simulation_compute_units <= 1_400_000:
+            raise ValueError("simulation_compute_units: must be between min_compute_units and 1400000")
+        if not 0 <= self.priority_fee_percentile <= 1:
+            raise ValueError("priority_fee_percentile: must be between 0 and 1")
+        if self.max_compute_unit_price_micro_lamports < 0:
+            raise ValueError("max_compute_unit_price_micro_lamports: must be >= 0")
+        for name in ("blockhash_max_age_s", "priority_fee_max_age_s"):
+            if not 0 <= getattr(self, name) <= 60:
+                raise ValueError(f"{name}: must be between 0 and 60 seconds")
+        if not 0.1 <= self.rebroadcast_interval_s <= 60:
+            raise ValueError("rebroadcast_interval_s: must be between 0.1 and 60 seconds")
+        for name in ("request_timeout_s", "internal_timeout_s"):
+            if not 0 < getattr(self, name) <= 120:
+                raise ValueError(f"{name}: must be in (0, 120] seconds")
+        if not 1 <= self.max_in_flight <= 1_000_000:
+            raise ValueError("max_in_flight: must be between 1 and 1000000")
+        if self.outcome_cache < 0:
+            raise ValueError("outcome_cache: must be >= 0")
