@@ -76,6 +76,10 @@ class ChainClient:
             self._blockhash = (time.monotonic(), value.blockhash, value.last_valid_block_height)
             return value.blockhash, value.last_valid_block_height
 
+    def forget_blockhash(self) -> None:
+        """The node refused our blockhash: the next trade fetches a new one."""
+        self._blockhash = None
+
     async def priority_fee(self, accounts: Sequence[Pubkey]) -> int:
         """Micro-lamports per compute unit from recent fees, capped (``[execution]``)."""
         cached = self._fee

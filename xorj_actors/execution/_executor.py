@@ -447,6 +447,8 @@ class _Pipeline:
         req = rec.request
         n = rec.attempt_no
         cls = err.error_class
+        if cls is ErrorClass.EXPIRED_BLOCKHASH:
+            self.chain.forget_blockhash()  # or the retry is built on the same dead hash
         self._breaker(cls, False, str(err))
         self._audit(
             EventType.TRADE_EXECUTION, req.trade_id,

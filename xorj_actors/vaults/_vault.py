@@ -25,7 +25,9 @@ kill switch :class:`FlattenDone`. No round starts while a flatten runs.
 
 from __future__ import annotations
 
+import time
 import zlib
+from types import MappingProxyType
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -151,26 +153,28 @@ class Vault(Participant):
         self.profile = profile
         self.settings = settings
         # Without a strategy board (a bare vault in a test or benchmark) it holds: never fresh.
-        self.strategy = strategy if strategy is not None else StrategyBoard()
+        self.strategy = strategy if strategy is not None else _NO_STRATEGY
         self.accounts = tuple(sorted((accounts or {}).items()))
-        self.decimals = dict(decimals or {})
+        self.decimals = decimals if decimals is not None else {}  # shared by every vault, read-only
         self.stable_mint = stable_mint
         self.on_round, self.on_slippage = on_round, on_slippage
         self.phase = "idle"
         self.phase_id = 0
         self.rounds = 0
+        self.incarnation = _base36(time.time_ns() // 1_000_000)
         self.rounds_skipped = 0
         self.confirmed = 0
         self.other = 0
         self.last_skip = ""
         self.value_usd = 0.0
         self.round_key = ""
-        self.target: dict[str, float] = {}
-        self.pending: dict[str, TradeRequest] = {}
+        # A round's state is made when it starts: an idle vault (most of 10,000) shares empties.
+        self.target: Mapping[str, float] = _EMPTY
+        self.pending: dict[str, TradeRequest] = _EMPTY  # type: ignore[assignment]
         self.done: list[TradeOutcome] = []
-        self.before: dict[str, int] = {}
+        self.before: Mapping[str, int] = _EMPTY
         #: trade id -> (input mint, output mint) of this round's trades.
-        self.sent: dict[str, tuple[str, str]] = {}
+        self.sent: dict[str, tuple[str, str]] = _EMPTY  # type: ignore[assignment]
         #: The flatten under way, and one asked for meanwhile (run after it).
         self.flatten: _Flatten | None = None
         self.flatten_next: FlattenVault | None = None
@@ -266,8 +270,11 @@ class Vault(Participant):
         trader = snapshot.trader_for(self.profile)
         assert trader is not None
         self.rounds += 1
-        self.round_key = f"{snapshot.round}-{self.rounds}"
+        # Unique across restarts (the incarnation is this actor's start, in ms): ids from an
+        # earlier life name other trades, and the executor refuses a reused id (reused_id).
+        self.round_key = f"{snapshot.round}-{self.incarnation}-{self.rounds}"
         self.target = {a.mint: a.weight for a in trader.allocation}
+        self.pending, self.sent, self.done = {}, {}, []
         self._read("reading")
         return "started"
 
@@ -441,7 +448,7 @@ class Vault(Participant):
             return
         self.phase = "idle"
         self.done = []
-        self.sent = {}
+        self.pending, self.sent, self.before = _EMPTY, _EMPTY, _EMPTY  # type: ignore[assignment]
         self._schedule_next()
         if self.flatten is not None and self.flatten.phase == "waiting":
             self._flatten_pass()
@@ -626,3 +633,18 @@ class Vault(Participant):
                 correlation_id=f.flatten_id, severity=severity,
             ),
         )
+
+
+#: Shared, read-only: never written (a round replaces it with its own dict first).
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: A board nobody publishes to: a vault without a strategy holds (tests, benchmarks).
+_NO_STRATEGY = StrategyBoard()
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
