@@ -39,6 +39,10 @@ class WorkerKilled(BaseException):
     """
 
 
+#: A worker's ``get`` timed out: nothing to run.
+_IDLE = object()
+
+
 class Scheduler:
     """A pool of worker threads draining a shared run queue of actors.
 
@@ -124,17 +128,31 @@ class Scheduler:
         me = threading.current_thread()
         busy = self._busy_since
         died = False
+        calm_since: float | None = None  # since when the pool has had a spare worker
         try:
             while True:
                 try:
                     item = get(timeout=self.retire_after_s) if self.max_extra else get()
                 except queue.Empty:
+                    item = _IDLE
+                if self.max_extra:
+                    # An extra worker retires once the pool has had a spare worker for
+                    # retire_after_s, idle or not: under steady traffic no worker is ever idle
+                    # that long, and the lent workers would stay for good.
                     with self._lock:
                         now = time.monotonic()
                         stuck = sum(now - b > self.stall_after_s for b in list(busy.values()))
                         if len(self._threads) - stuck > self.workers:
-                            self._threads.discard(me)  # decided and removed atomically
-                            return  # an extra worker with nothing to do retires
+                            if calm_since is None:
+                                calm_since = now
+                            if item is _IDLE or now - calm_since >= self.retire_after_s:
+                                self._threads.discard(me)  # decided and removed atomically
+                                if item is not _IDLE and item is not None:
+                                    self._queue.put(item)  # handed on, not dropped
+                                return
+                        else:
+                            calm_since = None
+                if item is _IDLE:
                     continue
                 if item is None:
                     return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.plugins.engine import RECOVERY_KEYS
 import tomllib
 
 from xorj_actors._settings import build_section
+from xorj_actors.audit import open_store, select_entries
 from xorj_actors.config import Config
 from xorj_actors.engine import Engine
 from xorj_actors.execution import EXECUTOR_NAME, TradeOutcome, TradeRequest
@@ -112,6 +114,14 @@ class Harness:
     def wait(self, trade_id: str, timeout: float = 20.0, count: int = 1) -> TradeOutcome:
         wait_until(lambda: len(self.outcomes.of(trade_id)) >= count, timeout, f"{count} outcome(s) of {trade_id}")
         return self.outcomes.of(trade_id)[count - 1]
+
+    def entries(self, trade_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(event type, details) of every audit entry of ``trade_id``, in log order."""
+        store = open_store(self.engine.config.audit, self.engine.data_dir, create=False)
+        try:
+            return [(e.event_type, json.loads(e.details)) for e in select_entries(store, correlation_id=trade_id)]
+        finally:
+            store.close()
 
     def balance(self, vault: int, symbol: str) -> int:
         """The vault's token balance, read over JSON-RPC like any client."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
-from xorj_actors.audit import open_store, select_entries
 from xorj_actors.kill_switch import KILL_SWITCH_NAME
 from xorj_actors.messages import HaltMode, Trigger
 
@@ -18,12 +16,6 @@ max_consecutive = 1000
 """
 
 
-def _entries(h: Harness, trade_id: str) -> list[tuple[str, dict]]:
-    store = open_store(h.engine.config.audit, h.engine.data_dir, create=False)
-    try:
-        return [(e.event_type, json.loads(e.details)) for e in select_entries(store, correlation_id=trade_id)]
-    finally:
-        store.close()
 
 
 def test_a_trade_is_confirmed_recorded_and_never_done_twice(harness: Harness) -> None:
@@ -35,9 +27,9 @@ def test_a_trade_is_confirmed_recorded_and_never_done_twice(harness: Harness) ->
     assert h.balance(0, "USDC") == usdc - 10_000_000
     assert h.balance(0, "JUP") == jup + outcome.out_amount > jup
 
-    kinds = [kind for kind, _ in _entries(h, "vault-0000:r1:0")]
+    kinds = [kind for kind, _ in h.entries("vault-0000:r1:0")]
     assert kinds[0] == "TRADE_INTENT" and kinds.count("TRADE_INTENT") == kinds.count("TRADE_CONFIRMATION") == 1
-    signed = [d for k, d in _entries(h, "vault-0000:r1:0") if d.get("phase") == "signed"]
+    signed = [d for k, d in h.entries("vault-0000:r1:0") if d.get("phase") == "signed"]
     assert len(signed) == 1 and signed[0]["signature"] == outcome.signature
     assert signed[0]["compute_units"] >= signed[0]["simulated_units"] > 0
 
@@ -67,7 +59,7 @@ def test_a_quote_beyond_the_slippage_limit_is_refused(harness: Harness) -> None:
     outcome = h.execute(h.request("vault-0002:r1:0", vault=2, amount=5_000_000_000, slippage_bps=10))
     assert outcome.status == "rejected" and outcome.error_class == "slippage", outcome
     assert "price impact" in (outcome.error or "")
-    assert [k for k, _ in _entries(h, "vault-0002:r1:0")] == ["TRADE_INTENT", "TRADE_EXECUTION", "TRADE_CONFIRMATION"]
+    assert [k for k, _ in h.entries("vault-0002:r1:0")] == ["TRADE_INTENT", "TRADE_EXECUTION", "TRADE_CONFIRMATION"]
     assert h.balance(2, "USDC") == before
 
 
@@ -90,7 +82,7 @@ def test_rate_limited_rpc_is_retried_until_confirmed(exec_engine_factory) -> Non
     finally:
         h.localnet.reset_faults()
     assert outcome.status == "confirmed", outcome
-    retried = [d for k, d in _entries(h, "vault-0000:r2:0") if d.get("phase") == "attempt_failed"]
+    retried = [d for k, d in h.entries("vault-0000:r2:0") if d.get("phase") == "attempt_failed"]
     assert retried and all(d["error_class"] == "rate_limited" for d in retried)
 
 
@@ -115,12 +107,12 @@ def test_a_transaction_that_never_lands_expires_and_is_replaced_once(harness: Ha
     tid = "vault-0001:r2:0"
     h.executor.tell(h.request(tid, vault=1, amount=2_000_000))
     # The first attempt can only expire; the second is signed after that, then allowed to land.
-    wait_until(lambda: sum(d.get("phase") == "signed" for _, d in _entries(h, tid)) == 2, 30, "second attempt signed")
+    wait_until(lambda: sum(d.get("phase") == "signed" for _, d in h.entries(tid)) == 2, 30, "second attempt signed")
     h.localnet.reset_faults()
     outcome = h.wait(tid, timeout=30)
     assert outcome.status == "confirmed", outcome
     assert outcome.attempts == 2
-    signed = [d["signature"] for _, d in _entries(h, tid) if d.get("phase") == "signed"]
+    signed = [d["signature"] for _, d in h.entries(tid) if d.get("phase") == "signed"]
     assert len(signed) == 2 and signed[-1] == outcome.signature
     assert h.balance(1, "USDC") == usdc - 2_000_000  # landed once
 
@@ -154,7 +146,7 @@ def test_a_graceful_halt_still_confirms_what_was_sent(harness: Harness) -> None:
     h.localnet.delay_transactions(1, slots=30)  # lands 30 slots late: in flight during the halt
     tid = "vault-0003:gr:0"
     h.executor.tell(h.request(tid, vault=3, amount=1_000_000))
-    wait_until(lambda: any(d.get("phase") == "sent" for _, d in _entries(h, tid)), 10, "trade sent")
+    wait_until(lambda: any(d.get("phase") == "sent" for _, d in h.entries(tid)), 10, "trade sent")
     ks = h.engine.runtime.whereis(KILL_SWITCH_NAME)
     ks.tell(Trigger(mode=HaltMode.GRACEFUL, reason="test", source="test"))
     wait_until(lambda: h.engine.board.status.halted, 5, "halt")

@@ -243,6 +243,10 @@ def test_two_restart_requests_in_a_row_replace_both_stuck_children(runtime: Runt
     before = wait_alive(runtime, sup, "ab")
     for urn in before.values():
         runtime.lookup(urn).tell("hang")
+    # Both must really be stuck in the handler before the restarts (a loaded machine may not
+    # have run "hang" yet, and a child that stops in time is not abandoned).
+    boxes = [m for m in runtime.mailboxes() if m.urn in set(before.values())]
+    wait_until(lambda: all(m.snapshot()["state"] == "running" for m in boxes), what="both children stuck")
     sup.tell(RestartChild("a", "did not ack the halt"))
     sup.tell(RestartChild("b", "did not ack the halt"))  # must not replace the first restart
     try:

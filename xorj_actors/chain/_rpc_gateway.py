@@ -47,6 +47,8 @@ class GetVaultSnapshot(Message):
     #: Mints to price (held or targeted).
     mints: tuple[str, ...]
     reply_to: ActorRef
+    #: Echoed in the answer, so a late answer to an earlier request is recognised.
+    request_id: str = ""
 
 
 class VaultSnapshot(Message):
@@ -58,6 +60,7 @@ class VaultSnapshot(Message):
     slot: int
     #: Why the snapshot could not be made (then balances and prices are empty).
     error: str | None = None
+    request_id: str = ""
 
 
 class RpcGateway(Participant):
@@ -106,6 +109,10 @@ class RpcGateway(Participant):
             self.watch_task.add_done_callback(_log_failure)
 
     async def _cleanup(self) -> None:
+        # Every vault waiting on a batch hears why it will not come (none waits forever).
+        for r in self.pending:
+            _reply(r, _failed(r, "rpc gateway stopped"))
+        self.pending = []
         if self.watch_task is not None:
             self.watch_task.cancel()
             await asyncio.gather(self.watch_task, return_exceptions=True)
@@ -159,7 +166,7 @@ class RpcGateway(Participant):
             prices = await self._prices(sorted({m for r in batch for m in r.mints}))
         except Exception as exc:  # noqa: BLE001 - each vault is told why
             for r in batch:
-                _reply(r, VaultSnapshot(vault_id=r.vault_id, balances=(), prices=(), slot=0, error=f"prices: {exc!r}"))
+                _reply(r, _failed(r, f"prices: {exc!r}"))
             return
         # Accounts of many vaults in calls of at most 100.
         chunks: list[list[GetVaultSnapshot]] = [[]]
@@ -185,7 +192,7 @@ class RpcGateway(Participant):
             slot = resp.context.slot
         except Exception as exc:  # noqa: BLE001 - each vault is told why
             for r in chunk:
-                _reply(r, VaultSnapshot(vault_id=r.vault_id, balances=(), prices=(), slot=0, error=f"accounts: {exc!r}"))
+                _reply(r, _failed(r, f"accounts: {exc!r}"))
             return
         i = 0
         for r in chunk:
@@ -215,6 +222,7 @@ class RpcGateway(Participant):
                     prices=() if error else tuple(wanted),
                     slot=slot,
                     error=error,
+                    request_id=r.request_id,
                 ),
             )
 
@@ -244,6 +252,12 @@ class RpcGateway(Participant):
                 prices[mint] = price
             self.prices = (time.monotonic(), prices)
             return prices
+
+
+def _failed(request: GetVaultSnapshot, error: str) -> VaultSnapshot:
+    return VaultSnapshot(
+        vault_id=request.vault_id, balances=(), prices=(), slot=0, error=error, request_id=request.request_id
+    )
 
 
 def _reply(request: GetVaultSnapshot, snapshot: VaultSnapshot) -> None:

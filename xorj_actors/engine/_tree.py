@@ -159,6 +159,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                 gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
                 quote_check=quote_check(cfg),
                 stable_mint=_stable_mint(cfg),
+                vault_account=_vault_accounts(cfg, fee_payer),
                 report=report,
                 on_outcome=metrics.on_trade_outcome,
             ),
@@ -191,6 +192,16 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
 def _genesis(settings: LocalnetSettings) -> Genesis:
     """The localnet's genesis, built once (each vault's spec reads it: per vault it would be O(N^2))."""
     return build_genesis(settings)
+
+
+def _vault_accounts(cfg: Config, authority: Pubkey) -> Callable[[str, str], Pubkey]:
+    """(vault id, mint) -> the vault's token account, as genesis derives it."""
+    symbols = {str(t.mint): t.symbol for t in _genesis(cfg.localnet).tokens}
+
+    def account(vault_id: str, mint: str) -> Pubkey:
+        return vault_token_account(authority, vault_id, symbols[mint])
+
+    return account
 
 
 def _stable_mint(cfg: Config) -> str:

@@ -38,6 +38,7 @@ from pykka import ActorDeadError, ActorRef
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
+from spl.token.constants import TOKEN_PROGRAM_ID
 
 from supervisors import MailboxFull
 from xorj_actors.audit import (
@@ -67,6 +68,7 @@ from xorj_actors.execution._messages import FINAL_STATUSES, ExecutorStatus, GetE
 from xorj_actors.execution._transaction import (
     build_message,
     check_quote_basics,
+    check_vault_legs,
     message_bytes,
     signed_transaction,
     swap_plan,
@@ -188,6 +190,7 @@ class _Pipeline:
         on_outcome: Callable[[TradeOutcome, float], None] | None = None,
         seed: int | None = None,
         stable_mint: str | None = None,
+        vault_account: Callable[[str, str], Pubkey] | None = None,
     ) -> None:
         self.actor = actor
         self.runtime = actor.runtime
@@ -199,6 +202,8 @@ class _Pipeline:
         self.gate, self.quote_check, self.report, self.on_outcome = gate, quote_check, report, on_outcome
         self.rng = random.Random(seed)
         self.stable_mint = stable_mint
+        #: (vault id, mint) -> the vault's token account: every leg is checked against it.
+        self.vault_account = vault_account
         self.loop_thread = LoopThread("executor-io")
         self.loop = self.loop_thread.loop
         self.chain = ChainClient(rpc_url, settings)
@@ -336,7 +341,7 @@ class _Pipeline:
         if rec is not None:  # the same trade again while it runs: one execution, both answered
             if not same_trade(rec.request, req):
                 self._tell(req.reply_to, _reused(req))
-            elif req.reply_to is not None:
+            elif req.reply_to is not None and req.reply_to not in rec.waiters:
                 rec.waiters.append(req.reply_to)
             return
         reason = None
@@ -359,7 +364,8 @@ class _Pipeline:
         self.accepted += 1
         rec = TradeRecord(request=req, waiters=[req.reply_to] if req.reply_to is not None else [])
         self._adopt(rec, unsettled=False)
-        self.tasks[req.trade_id] = self._spawn(req.trade_id, self._run(rec))
+        task = self.tasks[req.trade_id] = self._spawn(req.trade_id, self._run(rec))
+        task.add_done_callback(lambda t: self._dropped(t, rec))
 
     def on_halt(self, mode: HaltMode) -> None:
         if mode is not HaltMode.EMERGENCY:
@@ -368,7 +374,14 @@ class _Pipeline:
             if rec.phase in ("new", "quoting"):
                 task = self.tasks.get(trade_id)
                 if task is not None:
+                    rec.dropped = True  # a cancel now means the halt, not the executor stopping
                     task.cancel()  # dropped at once, never signed
+
+    def _dropped(self, task: asyncio.Task[None], rec: TradeRecord) -> None:
+        """A task cancelled before its first step never ran its handler: settle it here."""
+        if task.cancelled() and rec.dropped and self.records.get(rec.trade_id) is rec and rec.phase in ("new", "quoting"):
+            outcome = _rejected(rec.request, ErrorClass.HALTED, "dropped by an emergency halt before signing")
+            self._spawn(f"drop:{rec.trade_id}", self._finish(rec, outcome))
 
     def on_signature_outcome(self, outcome: SignatureOutcome) -> None:
         waiter = self.watches.pop(outcome.signature, None)
@@ -381,6 +394,11 @@ class _Pipeline:
         req = rec.request
         try:
             intent, known = await self._db(lookup_trade, self.store, self.key, req.trade_id)
+        except Exception as exc:  # noqa: BLE001 - the log may hold an outcome: record nothing
+            logger.error("trade {}: cannot read its record from the audit log: {!r}", req.trade_id, exc)
+            await self._finish(rec, _rejected(req, ErrorClass.AUDIT, f"audit log unreadable: {exc!r}"), record=False)
+            return
+        try:
             if intent is not None and not same_trade(intent, req):
                 await self._finish(rec, _reused(req), record=False)
                 return
@@ -395,7 +413,7 @@ class _Pipeline:
             await self._durable(EventType.TRADE_INTENT, req.trade_id, request_details(req))
             outcome = await self._attempts(rec)
         except asyncio.CancelledError:
-            if rec.phase not in ("new", "quoting"):
+            if not (rec.dropped and rec.phase in ("new", "quoting")):
                 raise  # the executor is stopping: the log still holds the trade open
             outcome = _rejected(req, ErrorClass.HALTED, "dropped by an emergency halt before signing")
         except TradeError as err:
@@ -416,7 +434,7 @@ class _Pipeline:
                 )
             else:
                 last = rec.attempts[-1]
-                rec.attempt_no = last.number
+                rec.attempt_no = rec.tries = last.number
                 tx = VersionedTransaction.from_bytes(base64.b64decode(last.transaction_b64))
                 try:
                     outcome = await self._land(rec, last, tx, first_send=False)
@@ -426,6 +444,10 @@ class _Pipeline:
                         self._check_gate(req)
                         retried = await self._attempts(rec)
                     outcome = retried
+        except asyncio.CancelledError:
+            if not (rec.dropped and rec.phase in ("new", "quoting")):
+                raise
+            outcome = _outcome(req, "rejected", None, "dropped by an emergency halt before signing", ErrorClass.HALTED, rec)
         except TradeError as err:
             outcome = _rejected(req, err.error_class, str(err))
         except Exception as exc:  # noqa: BLE001
@@ -436,7 +458,8 @@ class _Pipeline:
     async def _attempts(self, rec: TradeRecord) -> TradeOutcome:
         while True:
             try:
-                return await self._attempt(rec, len(rec.attempts) + 1)
+                rec.tries += 1  # every attempt counts, signed or not: the limit must bind
+                return await self._attempt(rec, rec.tries)
             except TradeError as err:
                 outcome = await self._after_failure(rec, err)
                 if outcome is not None:
@@ -511,6 +534,18 @@ class _Pipeline:
         plan = swap_plan(
             await self.quotes.swap_instructions(self.fee_payer, quote, req.vault_id), quote_id, fee_payer=self.fee_payer
         )
+        if self.vault_account is not None:
+            check_vault_legs(
+                plan.legs,
+                authority=self.fee_payer,
+                token_program=TOKEN_PROGRAM_ID,
+                source=self.vault_account(req.vault_id, req.input_mint),
+                destination=self.vault_account(req.vault_id, req.output_mint),
+                input_mint=req.input_mint,
+                output_mint=req.output_mint,
+                amount_in=req.amount_in,
+                min_out=int(quote["otherAmountThreshold"]),
+            )
         blockhash, last_valid = await self.chain.blockhash()
         fee = await self.chain.priority_fee([self.fee_payer])
         memo = f"xorj:{req.trade_id}"
@@ -581,14 +616,18 @@ class _Pipeline:
         try:
             while True:
                 waiter = self._watch(req, attempt)
-                rebroadcast = self._spawn(f"rebroadcast:{attempt.signature[:8]}", self._rebroadcast(tx, waiter))
+                rebroadcast: asyncio.Task[None] | None = None
                 try:
                     if first_send:
+                        # Rebroadcasting only after the preflight answered: a copy sent meanwhile
+                        # could land after a preflight refusal that makes us sign anew.
                         first_send = False
                         await self._send_first(rec, attempt, tx, waiter)
+                    rebroadcast = self._spawn(f"rebroadcast:{attempt.signature[:8]}", self._rebroadcast(tx, waiter))
                     result = await waiter
                 finally:
-                    rebroadcast.cancel()
+                    if rebroadcast is not None:
+                        rebroadcast.cancel()
                     self.watches.pop(attempt.signature, None)
                     self.watching.pop(attempt.signature, None)
                 if result.status == "timed_out":
@@ -701,6 +740,7 @@ class _Pipeline:
 
     async def _finish(self, rec: TradeRecord, outcome: TradeOutcome, *, record: bool = True) -> None:
         req = rec.request
+        rec.phase = "finishing"  # an emergency halt no longer cancels it: the outcome is decided
         if record and outcome.status in FINAL_STATUSES:
             try:
                 await self._durable(EventType.TRADE_CONFIRMATION, req.trade_id, outcome_details(outcome))

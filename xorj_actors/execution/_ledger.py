@@ -58,10 +58,15 @@ class TradeRecord:
     request: TradeRequest
     attempts: list[Attempt] = field(default_factory=list)
     waiters: list[ActorRef[Any]] = field(default_factory=list)
-    #: "new", "quoting" (nothing signed yet: may be dropped on EMERGENCY), "signing", "sent".
+    #: "new", "quoting" (nothing signed yet: may be dropped on EMERGENCY), "signing", "sent",
+    #: "finishing" (the outcome is decided and being recorded).
     phase: str = "new"
     #: The attempt being made (1-based); attempts are numbered in the log too.
     attempt_no: int = 0
+    #: Attempts made, signed or not (``retry.max_attempts`` bounds it).
+    tries: int = 0
+    #: An emergency halt dropped it (a cancel that is not the executor stopping).
+    dropped: bool = False
     started: float = 0.0
     #: The vault was told ``timed_out``; the trade is still watched until it is final.
     timed_out: bool = False

@@ -24,6 +24,7 @@ __all__ = [
     "SwapPlan",
     "build_message",
     "check_quote_basics",
+    "check_vault_legs",
     "message_bytes",
     "parse_instruction",
     "priority_fee",
@@ -139,6 +140,55 @@ def swap_plan(answer: Any, quote_id: str, *, fee_payer: Pubkey, forbid_signers: 
     if not any(meta.pubkey == fee_payer and meta.is_signer for ix in legs for meta in ix.accounts):
         raise _bad("no leg is signed by the vault authority")
     return SwapPlan(quote_id=quote_id, legs=tuple(legs))
+
+
+#: SPL Token's TransferChecked: one tag byte, the amount (u64, little-endian), the decimals.
+_TRANSFER_CHECKED_TAG = 12
+_TRANSFER_CHECKED_LEN = 10
+
+
+def check_vault_legs(
+    legs: Sequence[Instruction],
+    *,
+    authority: Pubkey,
+    token_program: Pubkey,
+    source: Pubkey,
+    destination: Pubkey,
+    input_mint: str,
+    output_mint: str,
+    amount_in: int,
+    min_out: int,
+) -> None:
+    """The legs move exactly what the quote says, between this vault and its counterparty.
+
+    Every vault shares one authority, so a leg the authority signs could spend any vault's
+    tokens: each one must be a TransferChecked of exactly ``amount_in`` of the input mint out of
+    this vault's own account, and some leg must pay at least ``min_out`` of the output mint into
+    this vault's account. Legs through an aggregator program (a real Jupiter route) cannot be
+    read this way and are refused: such routes need a verifier for that program.
+    """
+    paid_in = 0
+    for ix in legs:
+        authority_signs = any(m.pubkey == authority and m.is_signer for m in ix.accounts)
+        transfer = (
+            ix.program_id == token_program
+            and len(ix.data) == _TRANSFER_CHECKED_LEN
+            and ix.data[0] == _TRANSFER_CHECKED_TAG
+            and len(ix.accounts) >= 4
+        )
+        if authority_signs:
+            if not transfer:
+                raise _bad(f"an instruction of {ix.program_id} needs the vault authority's signature and is not a transfer")
+            amount = int.from_bytes(bytes(ix.data[1:9]), "little")
+            if (ix.accounts[0].pubkey, str(ix.accounts[1].pubkey), amount) != (source, input_mint, amount_in):
+                raise _bad(
+                    f"the vault authority would send {amount} of {ix.accounts[1].pubkey} from {ix.accounts[0].pubkey};"
+                    f" the trade sends {amount_in} of {input_mint} from {source}"
+                )
+        elif transfer and ix.accounts[2].pubkey == destination and str(ix.accounts[1].pubkey) == output_mint:
+            paid_in += int.from_bytes(bytes(ix.data[1:9]), "little")
+    if paid_in < min_out:
+        raise _bad(f"the legs pay {paid_in} of {output_mint} into the vault, the quote promises at least {min_out}")
 
 
 def priority_fee(fees: Sequence[int], percentile: float, cap: int) -> int:

@@ -98,6 +98,12 @@ class _Flatten:
         self.failed = 0
 
 
+class _ReadOverdue(ControlMessage):
+    """Internal: the snapshot of this phase has not come."""
+
+    phase_id: int
+
+
 class GetVaultStatus(Message):
     pass
 
@@ -208,9 +214,10 @@ class Vault(Participant):
             return RoundResult(vault_id=self.vault_id, round=message.round, ran=reason == "started", reason=reason)
         f = self.flatten
         if isinstance(message, VaultSnapshot):
-            if f is not None and f.phase == "reading":
+            # Answers are matched to the request they answer; a late one is ignored.
+            if f is not None and f.phase == "reading" and message.request_id == f"f:{f.flatten_id}:{f.step}":
                 self._flatten_snapshot(f, message)
-            else:
+            elif message.request_id == f"r:{self.phase_id}":
                 self._on_snapshot(message)
         elif isinstance(message, TradeOutcome):
             if f is not None and message.trade_id in f.pending:
@@ -219,6 +226,9 @@ class Vault(Participant):
                 self._on_outcome(message)
         elif isinstance(message, _Overdue):
             self._on_overdue(message)
+        elif isinstance(message, _ReadOverdue):
+            if message.phase_id == self.phase_id and self.phase in ("reading", "selling_done", "closing"):
+                self._end_round(f"no snapshot within {self.settings.read_timeout_s:g} s")
         elif isinstance(message, FlattenVault):
             self._on_flatten(message)
         elif isinstance(message, _FlattenOverdue):
@@ -298,7 +308,14 @@ class Vault(Participant):
         try:
             if gateway is None:
                 raise ActorDeadError("rpc gateway not running")
-            gateway.tell(GetVaultSnapshot(vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref))
+            gateway.tell(
+                GetVaultSnapshot(
+                    vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref,
+                    request_id=f"r:{self.phase_id}",
+                )
+            )
+            # A lost answer (the gateway restarted) must not leave the vault reading forever.
+            self.runtime.send_after(self.settings.read_timeout_s, self.actor_ref, _ReadOverdue(phase_id=self.phase_id))
         except (ActorDeadError, MailboxFull) as exc:
             self._end_round(f"cannot read the chain: {exc!r}")
 
@@ -491,7 +508,12 @@ class Vault(Participant):
         try:
             if gateway is None:
                 raise ActorDeadError("rpc gateway not running")
-            gateway.tell(GetVaultSnapshot(vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref))
+            gateway.tell(
+                GetVaultSnapshot(
+                    vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref,
+                    request_id=f"f:{f.flatten_id}:{f.step}",
+                )
+            )
         except (ActorDeadError, MailboxFull) as exc:
             self._flatten_end(f"cannot read the chain: {exc!r}")
             return

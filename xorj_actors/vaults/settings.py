@@ -36,6 +36,8 @@ class VaultSettings:
     profiles: tuple[str, ...] = ()
     #: Outcomes not heard this long after a hand-over are asked for again (same trade ids).
     outcome_overdue_s: float = 120.0
+    #: A balance snapshot not answered this long ends the round (skipped; the next one reads again).
+    read_timeout_s: float = 30.0
 
     def validate(self) -> None:
         if not 0 <= self.count <= 100_000:
@@ -55,6 +57,8 @@ class VaultSettings:
             raise ValueError("max_split: must be between 1 and 1000")
         if not math.isfinite(self.max_concentration) or not 0 < self.max_concentration <= 1:
             raise ValueError("max_concentration: must be in (0, 1]")
+        if not math.isfinite(self.read_timeout_s) or not 0.5 <= self.read_timeout_s <= 600:
+            raise ValueError("read_timeout_s: must be between 0.5 and 600 seconds")
         if not math.isfinite(self.outcome_overdue_s) or not 1 <= self.outcome_overdue_s <= 3_600:
             raise ValueError("outcome_overdue_s: must be between 1 and 3600 seconds")
         if not 0 <= self.proceeds_haircut_bps <= 5_000:
