@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 import zlib
 from types import MappingProxyType
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from loguru import logger
@@ -383,8 +383,13 @@ class Vault(Participant):
         self.runtime.send_after(self.settings.outcome_overdue_s, self.actor_ref, _Overdue(phase_id=self.phase_id))
 
     def _send_pending(self) -> None:
+        self._hand_to_executor(self.pending.values())
+
+    def _hand_to_executor(self, requests: Iterable[TradeRequest]) -> None:
+        """Tell the executor each request; one not handed over is asked again when overdue
+        (the same id: never executed twice)."""
         executor = self.runtime.whereis(EXECUTOR_NAME)
-        for request in list(self.pending.values()):
+        for request in list(requests):
             try:
                 if executor is None:
                     raise ActorDeadError("executor not running")
@@ -591,15 +596,7 @@ class Vault(Participant):
         )
 
     def _flatten_send(self, f: _Flatten) -> None:
-        executor = self.runtime.whereis(EXECUTOR_NAME)
-        for request in list(f.pending.values()):
-            try:
-                if executor is None:
-                    raise ActorDeadError("executor not running")
-                executor.tell(request)
-            except (ActorDeadError, MailboxFull) as exc:
-                # Asked again when overdue (same id: never executed twice).
-                logger.warning("{}: flatten trade {} not handed over yet: {!r}", self.vault_id, request.trade_id, exc)
+        self._hand_to_executor(f.pending.values())
 
     def _flatten_outcome(self, f: _Flatten, outcome: TradeOutcome) -> None:
         if outcome.status not in FINAL_STATUSES:
