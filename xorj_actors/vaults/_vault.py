@@ -166,13 +166,9 @@ class Vault(Participant):
         self.on_round, self.on_slippage = on_round, on_slippage
         self.phase = "idle"
         self.phase_id = 0
-        self.rounds = 0
-        self.incarnation = _base36(time.time_ns() // 1_000_000)
-        self.rounds_skipped = 0
-        self.confirmed = 0
-        self.other = 0
-        self.last_skip = ""
-        self.value_usd = 0.0
+        # Counters live in one slotted object: past 30 attributes an instance loses CPython's
+        # shared-key dict, and 10,000 vaults would each pay a 1.6 KB dict.
+        self.stats = _Stats()
         self.round_key = ""
         # A round's state is made when it starts: an idle vault (most of 10,000) shares empties.
         self.target: Mapping[str, float] = _EMPTY
@@ -244,12 +240,12 @@ class Vault(Participant):
             vault_id=self.vault_id,
             profile=self.profile.name,
             phase=self.phase,
-            rounds=self.rounds,
-            rounds_skipped=self.rounds_skipped,
-            trades_confirmed=self.confirmed,
-            trades_other=self.other,
-            last_skip=self.last_skip,
-            value_usd=self.value_usd,
+            rounds=self.stats.rounds,
+            rounds_skipped=self.stats.rounds_skipped,
+            trades_confirmed=self.stats.confirmed,
+            trades_other=self.stats.other,
+            last_skip=self.stats.last_skip,
+            value_usd=self.stats.value_usd,
             pending=tuple(sorted(self.pending)),
             flatten=self.flatten.flatten_id if self.flatten is not None else "",
         )
@@ -260,10 +256,10 @@ class Vault(Participant):
         self.runtime.send_after(self.settings.round_interval_s, self.actor_ref, Round())
 
     def _skip(self, reason: str) -> None:
-        self.rounds_skipped += 1
-        if reason != self.last_skip:
+        self.stats.rounds_skipped += 1
+        if reason != self.stats.last_skip:
             logger.info("{}: round skipped: {}", self.vault_id, reason)
-        self.last_skip = reason
+        self.stats.last_skip = reason
         if self.on_round is not None:
             self.on_round("skipped")
 
@@ -279,10 +275,10 @@ class Vault(Participant):
         assert snapshot is not None
         trader = snapshot.trader_for(self.profile)
         assert trader is not None
-        self.rounds += 1
+        self.stats.rounds += 1
         # Unique across restarts (the incarnation is this actor's start, in ms): ids from an
         # earlier life name other trades, and the executor refuses a reused id (reused_id).
-        self.round_key = f"{snapshot.round}-{self.incarnation}-{self.rounds}"
+        self.round_key = f"{snapshot.round}-{self.stats.incarnation}-{self.stats.rounds}"
         self.target = {a.mint: a.weight for a in trader.allocation}
         self.pending, self.sent, self.done = {}, {}, []
         self._read("reading")
@@ -341,7 +337,7 @@ class Vault(Participant):
             self.position_factor or self.board.status.factor, self.vault_id,
             self.round_key + ("b" if buys_only else "s"),
         )
-        self.value_usd = plan.value_usd
+        self.stats.value_usd = plan.value_usd
         self._value(plan)
         if plan.refused:
             self._end_round("plan refused: " + "; ".join(s.detail or s.reason.value for s in plan.skipped)[:300])
@@ -413,9 +409,9 @@ class Vault(Participant):
         del self.pending[outcome.trade_id]
         self.done.append(outcome)
         if outcome.status == "confirmed":
-            self.confirmed += 1
+            self.stats.confirmed += 1
         else:
-            self.other += 1
+            self.stats.other += 1
         if self.pending:
             return
         if self.phase == "selling":
@@ -543,7 +539,7 @@ class Vault(Participant):
         except ValueError as exc:  # a malformed id: a bug, reported rather than raised
             self._flatten_end(f"cannot plan: {exc}")
             return
-        self.value_usd = plan.value_usd
+        self.stats.value_usd = plan.value_usd
         sells = [t for t in plan.trades if t.output_mint == stable and t.input_mint != stable and t.reduces_exposure]
         left = [s for s in plan.skipped if s.reason is not SkipReason.DUST]
         dust = sum(s.value_usd for s in plan.skipped if s.reason is SkipReason.DUST)
@@ -652,6 +648,19 @@ class Vault(Participant):
                 correlation_id=f.flatten_id, severity=severity,
             ),
         )
+
+
+class _Stats:
+    """A vault's counters (see :class:`VaultStatus`)."""
+
+    __slots__ = ("confirmed", "incarnation", "last_skip", "other", "rounds", "rounds_skipped", "value_usd")
+
+    def __init__(self) -> None:
+        self.rounds = self.rounds_skipped = self.confirmed = self.other = 0
+        self.last_skip = ""
+        self.value_usd = 0.0
+        #: This actor's start in ms, base 36: part of every round key (ids never repeat across restarts).
+        self.incarnation = _base36(time.time_ns() // 1_000_000)
 
 
 #: Shared, read-only: never written (a round replaces it with its own dict first).
