@@ -129,6 +129,32 @@ def check_kill_switch(ctx: CheckContext) -> CheckResult:
     return _ok("kill_switch", f"{status.state} (epoch {status.epoch}), position factor {status.factor:g}")
 
 
+def check_execution(ctx: CheckContext) -> CheckResult:
+    """The Executor has read its open trades back; the Confirmation actor's WebSocket is up."""
+    name = "execution"
+    if ctx.runtime is None:
+        return _absent(name, "no running engine")
+    if not ctx.config.execution.enabled:
+        return _absent(name, "[execution] enabled = false")
+    from xorj_actors.chain import CONFIRMATION_NAME, GetConfirmationHealth
+    from xorj_actors.execution import EXECUTOR_NAME, GetExecutorStatus
+
+    executor, confirmation = ctx.runtime.whereis(EXECUTOR_NAME), ctx.runtime.whereis(CONFIRMATION_NAME)
+    if executor is None or confirmation is None:
+        return _fail(name, "the executor or the confirmation actor is not running (restarting?)")
+    try:
+        status = executor.ask(GetExecutorStatus(), timeout=ctx.timeout_s)
+        health = confirmation.ask(GetConfirmationHealth(), timeout=ctx.timeout_s)
+    except Exception as exc:  # noqa: BLE001 - Timeout, ActorDeadError: not reachable either way
+        return _fail(name, f"did not answer: {type(exc).__name__}")
+    if not status.reconciled:
+        return _fail(name, "the executor is still reading open trades back from the audit log")
+    if not health.connected:
+        return _fail(name, f"the confirmation WebSocket is down ({health.last_error})")
+    unsettled = f", unsettled vaults: {', '.join(status.unsettled_vaults[:5])}" if status.unsettled_vaults else ""
+    return _ok(name, f"{status.in_flight} trades in flight, slot {health.slot}{unsettled}")
+
+
 # -- components ---------------------------------------------------------------------------------
 
 
@@ -200,8 +226,8 @@ def _http_get(url: str, timeout: float) -> str:
 
 def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unconfigured: str) -> Check:
     def check(ctx: CheckContext) -> CheckResult:
-        # The configured endpoint, else the in-process localnet's (development).
-        url = ctx.endpoints.get(key) or ctx.endpoints.get(f"localnet_{key}")
+        # What the engine serves or registered, else the config's, else the in-process localnet's.
+        url = ctx.endpoints.get(key) or _configured(ctx.config, key) or ctx.endpoints.get(f"localnet_{key}")
         if not url:
             return _absent(name, unconfigured)
         try:
@@ -214,11 +240,20 @@ def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unc
     return check
 
 
-_NO_CHAIN = "no chain endpoint configured yet (execution issue brings the [chain] section)"
+def _configured(config: Config, key: str) -> str:
+    """The URL the config names for endpoint ``key`` (empty: the localnet's, when it runs)."""
+    return {
+        "rpc": config.execution.rpc_url,
+        "ws": config.execution.ws_url,
+        "quant": config.strategy.url,
+    }.get(key, "")
+
+
+_NO_CHAIN = "no chain endpoint configured ([execution] rpc_url / ws_url, or [localnet] enabled)"
 check_rpc = _endpoint_check("rpc", "rpc", _jsonrpc_health, _NO_CHAIN)
 check_websocket = _endpoint_check("websocket", "ws", _websocket_open, _NO_CHAIN)
 check_quant = _endpoint_check(
-    "quant_engine", "quant", _http_get, "no quantitative engine endpoint configured yet (decision issue)"
+    "quant_engine", "quant", _http_get, "no quantitative engine endpoint configured ([strategy] url)"
 )
 
 
@@ -326,6 +361,7 @@ READINESS_CHECKS: tuple[Check, ...] = (
     check_signer,
     check_rpc,
     check_websocket,
+    check_execution,
 )
 #: What ``xorj-actors check`` runs.
 PRODUCTION_CHECKS: tuple[Check, ...] = (

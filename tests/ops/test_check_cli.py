@@ -143,7 +143,7 @@ def test_ready_runs_the_shared_readiness_checks(engine_factory) -> None:
     api = Api(engine_factory(vaults=1, environ=dict(ENGINE_ENV)))
     names = [c["name"] for c in api.get("/health/ready").json()["checks"]]
     expected = [check.__name__.removeprefix("check_") for check in READINESS_CHECKS]
-    assert names == expected == ["tree", "kill_switch", "audit_store", "signer", "rpc", "websocket"]
+    assert names == expected == ["tree", "kill_switch", "audit_store", "signer", "rpc", "websocket", "execution"]
 
 
 def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
@@ -155,6 +155,7 @@ def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
         assert reply.status == 200, reply.body
         checks = {c["name"]: c for c in reply.json()["checks"]}
         assert checks["rpc"]["status"] == "ok" and "healthy" in checks["rpc"]["detail"]
+        assert checks["execution"]["status"] == "ok" and "trades in flight" in checks["execution"]["detail"]
         assert checks["websocket"]["status"] == "ok"
         assert checks["rpc"]["detail"].startswith(engine.endpoints()["localnet_rpc"])
     finally:
