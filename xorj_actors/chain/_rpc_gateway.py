@@ -32,7 +32,7 @@ from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.ops._loop_thread import LoopThread
 
-__all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
+__all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot", "parse_prices"]
 
 GATEWAY_NAME = "rpc_gateway"
 _MAX_ACCOUNTS = 100  # getMultipleAccounts' limit
@@ -238,20 +238,31 @@ class RpcGateway(Participant):
             async with self.http.get(f"{self.quote_url}/price", params={"ids": ",".join(mints)}) as resp:
                 resp.raise_for_status()
                 answer = await resp.json()
-            data = answer.get("data") if isinstance(answer, dict) else None
-            if not isinstance(data, dict):
-                raise ValueError("/price answer has no data")
-            prices: dict[str, float] = {}
-            for mint in mints:
-                item = data.get(mint)
-                if item is None:
-                    continue
-                price = float(item["price"])
-                if not math.isfinite(price) or price <= 0:
-                    raise ValueError(f"/price: price {price!r} for {mint}")
-                prices[mint] = price
+            prices = parse_prices(answer, mints)
             self.prices = (time.monotonic(), prices)
             return prices
+
+
+def parse_prices(answer: Any, mints: Sequence[str]) -> dict[str, float]:
+    """USD prices of ``mints`` from a ``/price`` answer (Jupiter's price API shape); a mint the
+    answer leaves out is left out. A malformed answer or a price that is not finite and positive
+    raises ValueError: no decision is made on it."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, dict):
+        raise ValueError("/price: answer has no data")
+    prices: dict[str, float] = {}
+    for mint in mints:
+        item = data.get(mint)
+        if item is None:
+            continue
+        try:
+            price = float(item["price"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"/price: malformed price for {mint}") from None
+        if not math.isfinite(price) or price <= 0:
+            raise ValueError(f"/price: price {price!r} for {mint}")
+        prices[mint] = price
+    return prices
 
 
 def _failed(request: GetVaultSnapshot, error: str) -> VaultSnapshot:

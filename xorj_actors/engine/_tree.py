@@ -103,6 +103,11 @@ def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
     )
 
 
+def _signing_key(cfg: Config) -> KeySettings:
+    """The key that signs swaps: ``[execution] signer``, else the first ``[[signers.keys]]``."""
+    return cfg.signers.key(cfg.execution.signer) if cfg.execution.signer else cfg.signers.keys[0]
+
+
 @functools.lru_cache(maxsize=16)
 def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
     """The vault authority the executor builds transactions for (the signer checks it is its key)."""
@@ -125,7 +130,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
     rpc = ex.rpc_url or endpoints.get("localnet_rpc", "")
     ws = ex.ws_url or endpoints.get("localnet_ws", "")
     quote = ex.quote_url or endpoints.get("localnet_quote", "")
-    key = cfg.signers.key(ex.signer) if ex.signer else cfg.signers.keys[0]
+    key = _signing_key(cfg)
     fee_payer = _fee_payer(key, ctx.data_dir)
     metrics = ctx.metrics
     return [
@@ -259,7 +264,7 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
 def _vault_authority(ctx: TreeContext) -> Pubkey:
     cfg = ctx.config
     if cfg.signers.keys:
-        key = cfg.signers.key(cfg.execution.signer) if cfg.execution.signer else cfg.signers.keys[0]
+        key = _signing_key(cfg)
         return _fee_payer(key, ctx.data_dir)
     return _genesis(cfg.localnet).vault_authority
 

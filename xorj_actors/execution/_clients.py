@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from xorj_actors.chain._rpc_gateway import parse_prices
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution._transaction import priority_fee
 from xorj_actors.execution.settings import ExecutionSettings
@@ -194,19 +194,7 @@ class QuoteClient:
     async def prices(self, mints: Sequence[str]) -> dict[str, float]:
         """USD mid prices (the reference for slippage checks); unknown mints are left out."""
         answer = await self._request("GET", "/price", params={"ids": ",".join(mints)})
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(data, dict):
-            raise TradeError(ErrorClass.UNKNOWN, "/price: answer has no data")
-        out: dict[str, float] = {}
-        for mint in mints:
-            item = data.get(mint)
-            if item is None:
-                continue
-            try:
-                price = float(item["price"])
-            except (KeyError, TypeError, ValueError):
-                raise TradeError(ErrorClass.UNKNOWN, f"/price: malformed price for {mint}") from None
-            if not math.isfinite(price) or price <= 0:
-                raise TradeError(ErrorClass.UNKNOWN, f"/price: price {price!r} for {mint}")
-            out[mint] = price
-        return out
+        try:
+            return parse_prices(answer, mints)
+        except ValueError as exc:
+            raise TradeError(ErrorClass.UNKNOWN, str(exc)) from None

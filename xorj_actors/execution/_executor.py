@@ -104,6 +104,7 @@ _BREAKER_OF: Mapping[ErrorClass, str] = {
     ErrorClass.AUDIT: "system_errors",
 }
 #: Classes after which a trade's refusal is not a trade failure (nothing was wrong with the trade).
+#: A str enum: the set matches the classes' plain values as outcomes carry them.
 _NOT_A_FAILURE = frozenset(
     {
         ErrorClass.HALTED,
@@ -763,7 +764,7 @@ class _Pipeline:
             if outcome.error_class != ErrorClass.REUSED_ID.value:
                 self._remember(req, outcome)
         self.counts[outcome.status] += 1
-        if outcome.status == "confirmed" or outcome.error_class not in {c.value for c in _NOT_A_FAILURE}:
+        if outcome.status == "confirmed" or outcome.error_class not in _NOT_A_FAILURE:
             if self.report is not None and not outcome.replayed:
                 self.report(self.runtime, "trade_failure_rate", outcome.status == "confirmed", f"{req.trade_id}: {outcome.status}")
         self._observe(outcome, time.monotonic() - rec.started)

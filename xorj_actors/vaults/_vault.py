@@ -299,21 +299,30 @@ class Vault(Participant):
     def _read(self, phase: str) -> None:
         self.phase = phase
         self.phase_id += 1
+        failed = self._ask_snapshot(set(self.target), f"r:{self.phase_id}")
+        if failed is not None:
+            self._end_round(failed)
+            return
+        # A lost answer (the gateway restarted) must not leave the vault reading forever.
+        self.runtime.send_after(self.settings.read_timeout_s, self.actor_ref, _ReadOverdue(phase_id=self.phase_id))
+
+    def _ask_snapshot(self, mints: set[str], request_id: str) -> str | None:
+        """Ask the RPC gateway for this vault's balances and the prices of its mints and
+        ``mints``; the answer comes as a :class:`VaultSnapshot`. Why it could not be asked, or None."""
         gateway = self.runtime.whereis(GATEWAY_NAME)
-        mints = tuple(sorted({m for m, _ in self.accounts} | set(self.target)))
+        priced = tuple(sorted({m for m, _ in self.accounts} | mints))
         try:
             if gateway is None:
                 raise ActorDeadError("rpc gateway not running")
             gateway.tell(
                 GetVaultSnapshot(
-                    vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref,
-                    request_id=f"r:{self.phase_id}",
+                    vault_id=self.vault_id, accounts=self.accounts, mints=priced, reply_to=self.actor_ref,
+                    request_id=request_id,
                 )
             )
-            # A lost answer (the gateway restarted) must not leave the vault reading forever.
-            self.runtime.send_after(self.settings.read_timeout_s, self.actor_ref, _ReadOverdue(phase_id=self.phase_id))
         except (ActorDeadError, MailboxFull) as exc:
-            self._end_round(f"cannot read the chain: {exc!r}")
+            return f"cannot read the chain: {exc!r}"
+        return None
 
     def _on_snapshot(self, snap: VaultSnapshot) -> None:
         if self.phase not in ("reading", "selling_done", "closing"):
@@ -504,19 +513,9 @@ class Vault(Participant):
         f.passes += 1
         f.phase = "reading"
         f.step += 1
-        gateway = self.runtime.whereis(GATEWAY_NAME)
-        mints = tuple(sorted({m for m, _ in self.accounts} | {self.stable_mint}))
-        try:
-            if gateway is None:
-                raise ActorDeadError("rpc gateway not running")
-            gateway.tell(
-                GetVaultSnapshot(
-                    vault_id=self.vault_id, accounts=self.accounts, mints=mints, reply_to=self.actor_ref,
-                    request_id=f"f:{f.flatten_id}:{f.step}",
-                )
-            )
-        except (ActorDeadError, MailboxFull) as exc:
-            self._flatten_end(f"cannot read the chain: {exc!r}")
+        failed = self._ask_snapshot({self.stable_mint}, f"f:{f.flatten_id}:{f.step}")
+        if failed is not None:
+            self._flatten_end(failed)
             return
         self.runtime.send_after(
             self.settings.outcome_overdue_s, self.actor_ref, _FlattenOverdue(flatten_id=f.flatten_id, step=f.step)
