@@ -68,7 +68,7 @@ from xorj_actors.localnet import (  # noqa: E402
     dev_vault_authority,
     swap_transaction,
 )
-from xorj_actors.ops._loop_thread import LoopThread  # noqa: E402
+from supervisors import LoopThread  # noqa: E402
 
 VAULTS = 16
 TARGET_P99_MS = 5.0

@@ -15,9 +15,10 @@ from supervisors._actor import (
     Terminated,
 )
 from supervisors._chaos import Fault, inject_fault
+from supervisors._loop_thread import LoopThread
 from supervisors._message import ControlMessage, Message, MessageDefinitionError, register_immutable_type
 from supervisors._runtime import Runtime
-from supervisors._scheduler import WorkerKilled
+from supervisors._scheduler import TimerHandle, WorkerKilled
 from supervisors._supervisor import (
     ChildInfo,
     ChildSpec,
@@ -40,6 +41,7 @@ __all__ = [
     "ChildSpec",
     "ControlMessage",
     "Fault",
+    "LoopThread",
     "Future",
     "Mailbox",
     "MailboxFull",
@@ -55,6 +57,7 @@ __all__ = [
     "SupervisorEscalation",
     "TerminateChild",
     "Terminated",
+    "TimerHandle",
     "WhichChildren",
     "WorkerKilled",
     "inject_fault",

@@ -18,7 +18,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 
 
 class FakeNode:

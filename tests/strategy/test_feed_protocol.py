@@ -15,7 +15,7 @@ from aiohttp import web
 from tests.strategy.conftest import GENESIS, MANUAL, MINTS, QUANT_KEY, AuditTrail
 from xorj_actors.localnet.market_settings import QuantSettings
 from xorj_actors.localnet.quant import QuantEngine
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 
 
 def ranked(round_: int = 0, scenario: str = "rotation") -> dict[str, Any]:

@@ -32,6 +32,7 @@ from xorj_actors.breakers._volatility import VolatilityDetector
 from xorj_actors.breakers.settings import (
     BREAKERS,
     BreakerLimits,
+    BreakerName,
     BreakerSettings,
     EscalationSettings,
     VolatilitySettings,
@@ -48,6 +49,7 @@ __all__ = [
     "BreakerBoard",
     "BreakerEvent",
     "BreakerLimits",
+    "BreakerName",
     "BreakerSettings",
     "BreakerState",
     "BreakerStatus",

@@ -7,12 +7,14 @@ others (one shared class would silently fall back to generic numbers).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
 __all__ = [
     "BREAKERS",
     "BreakerLimits",
+    "BreakerName",
     "BreakerSettings",
     "ConfirmationTimeoutsLimits",
     "EscalationSettings",
@@ -25,16 +27,23 @@ __all__ = [
     "VolatilitySettings",
 ]
 
-#: The seven breakers of SR-4, highest priority first (a blocked trade names the first one).
-BREAKERS: tuple[str, ...] = (
-    "hsm_failure_rate",
-    "trade_failure_rate",
-    "network_connectivity",
-    "market_volatility",
-    "slippage_rejections",
-    "system_errors",
-    "confirmation_timeouts",
-)
+class BreakerName(enum.StrEnum):
+    """The seven breakers of SR-4, highest priority first (a blocked trade names the first one).
+
+    A ``StrEnum``: config keys, runtime names, metrics labels and the audit log carry the value.
+    """
+
+    HSM_FAILURE_RATE = "hsm_failure_rate"
+    TRADE_FAILURE_RATE = "trade_failure_rate"
+    NETWORK_CONNECTIVITY = "network_connectivity"
+    MARKET_VOLATILITY = "market_volatility"
+    SLIPPAGE_REJECTIONS = "slippage_rejections"
+    SYSTEM_ERRORS = "system_errors"
+    CONFIRMATION_TIMEOUTS = "confirmation_timeouts"
+
+
+#: Every breaker, in priority order.
+BREAKERS: tuple[BreakerName, ...] = tuple(BreakerName)
 
 _DAY_S = 86_400.0
 

@@ -22,7 +22,7 @@ from xorj_actors.chain._session import Session
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 
 __all__ = ["CONFIRMATION_NAME", "Confirmation"]
 

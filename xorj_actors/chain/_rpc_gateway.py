@@ -30,7 +30,7 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.breakers import VolatilityDetector, report
 from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 
 __all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot", "parse_prices"]
 

@@ -77,7 +77,7 @@ from xorj_actors.execution._transaction import (
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt, HaltMode
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 from xorj_actors.signers import SignRequest, signer_name
 
 __all__ = ["EXECUTOR_NAME", "Executor", "QuoteCheck"]

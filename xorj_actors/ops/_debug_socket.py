@@ -29,7 +29,7 @@ from pykka import ActorDeadError, Timeout
 
 from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, Supervisor, TerminateChild, WhichChildren
 from xorj_actors.audit import EventType, Severity, audit_event, record
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 from xorj_actors.kill_switch import (
     KILL_SWITCH_NAME,
     EnterMaintenance,

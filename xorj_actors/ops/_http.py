@@ -37,7 +37,7 @@ from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import CONTENT_TYPE, Metrics, breaker_states
 from xorj_actors.ops._debug_socket import Commands, RequestError, _args
-from xorj_actors.ops._loop_thread import LoopThread
+from supervisors import LoopThread
 
 if TYPE_CHECKING:
     from xorj_actors.engine._logging import Redactor

@@ -26,7 +26,7 @@ import aiohttp
 from loguru import logger
 from pykka import ActorDeadError
 
-from supervisors import ControlMessage, MailboxFull
+from supervisors import ControlMessage, LoopThread, MailboxFull
 from xorj_actors.audit import EventType
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
@@ -110,7 +110,7 @@ class ClockSkewMonitor(RiskMonitor):
         self.rpc_url = rpc_url
         self.now = now
         self.report_failure = report_failure
-        self._loop: Any = None  # LoopThread, once started
+        self._loop: LoopThread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
         self._seq = 0
@@ -132,9 +132,6 @@ class ClockSkewMonitor(RiskMonitor):
 
     def on_start(self) -> None:
         super().on_start()
-        # Imported here: xorj_actors.ops imports the config, which imports this package's settings.
-        from xorj_actors.ops._loop_thread import LoopThread
-
         loop = LoopThread("risk-clock-rpc")
         loop.start(self._open(), _LOOP_START_TIMEOUT_S)  # makes a session: no I/O
         self._loop = loop

@@ -24,8 +24,7 @@ from pykka import ActorDeadError
 from solders.pubkey import Pubkey
 from yarl import URL
 
-from supervisors import ControlMessage, MailboxFull, Message
-from supervisors._scheduler import TimerHandle
+from supervisors import ControlMessage, LoopThread, MailboxFull, Message, TimerHandle
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.localnet.market_settings import DEV_QUANT_API_KEY
@@ -311,7 +310,7 @@ class StrategyFeed(Participant):
         self._clock = clock
         self._on_poll = on_poll
         self._client = _Client(endpoint, api_key, settings, mints, clock)
-        self._loop: Any = None  # LoopThread, once started
+        self._loop: LoopThread | None = None
         self._instance = uuid.uuid4().hex[:8]
         self._polls = 0
         self._rejections = 0
@@ -336,9 +335,6 @@ class StrategyFeed(Participant):
 
     def on_start(self) -> None:
         super().on_start()
-        # Imported here: xorj_actors.ops imports the config, which imports this package's settings.
-        from xorj_actors.ops._loop_thread import LoopThread
-
         loop = LoopThread("strategy-feed-http")
         loop.start(self._client.open(), _LOOP_START_TIMEOUT_S)  # creates a session: no I/O
         self._loop = loop

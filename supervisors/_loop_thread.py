@@ -1,7 +1,8 @@
-"""An asyncio event loop on a thread of its own, for the operators' servers.
+"""An asyncio event loop on a thread of its own, beside the actor pool.
 
-The debug socket and the HTTP API must answer whatever the actor pool is doing, so each serves
-from its own loop and thread; this is the one place that starts and stops such a loop.
+An actor whose work waits on the network (a WebSocket, an HTTP server, many requests at once)
+keeps that work on a loop of its own, so it answers whatever the pool is doing and blocks no
+pool worker; this is the one place that starts and stops such a loop.
 """
 
 from __future__ import annotations
