@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         WatchSignature,
     )
     from xorj_actors.chain._session import NETWORK_BREAKER
+    from xorj_actors.chain.prices import parse_prices
     from xorj_actors.chain.settings import DEFAULT_TIERS, ConfirmationSettings, Tier, tier_for
 
 _HOMES = {
@@ -43,6 +44,7 @@ _HOMES = {
     "WatchRefused": "_messages",
     "WatchSignature": "_messages",
     "NETWORK_BREAKER": "_session",
+    "parse_prices": "prices",
     "DEFAULT_TIERS": "settings",
     "ConfirmationSettings": "settings",
     "Tier": "settings",
@@ -68,6 +70,7 @@ __all__ = [
     "Unwatch",
     "WatchRefused",
     "WatchSignature",
+    "parse_prices",
     "tier_for",
 ]
 

@@ -12,7 +12,6 @@ snapshot an error, never a guess.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -30,9 +29,10 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.breakers import VolatilityDetector, report
 from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.chain.prices import parse_prices
 from supervisors import LoopThread
 
-__all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot", "parse_prices"]
+__all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
 
 GATEWAY_NAME = "rpc_gateway"
 _MAX_ACCOUNTS = 100  # getMultipleAccounts' limit
@@ -241,28 +241,6 @@ class RpcGateway(Participant):
             prices = parse_prices(answer, mints)
             self.prices = (time.monotonic(), prices)
             return prices
-
-
-def parse_prices(answer: Any, mints: Sequence[str]) -> dict[str, float]:
-    """USD prices of ``mints`` from a ``/price`` answer (Jupiter's price API shape); a mint the
-    answer leaves out is left out. A malformed answer or a price that is not finite and positive
-    raises ValueError: no decision is made on it."""
-    data = answer.get("data") if isinstance(answer, dict) else None
-    if not isinstance(data, dict):
-        raise ValueError("/price: answer has no data")
-    prices: dict[str, float] = {}
-    for mint in mints:
-        item = data.get(mint)
-        if item is None:
-            continue
-        try:
-            price = float(item["price"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"/price: malformed price for {mint}") from None
-        if not math.isfinite(price) or price <= 0:
-            raise ValueError(f"/price: price {price!r} for {mint}")
-        prices[mint] = price
-    return prices
 
 
 def _failed(request: GetVaultSnapshot, error: str) -> VaultSnapshot:

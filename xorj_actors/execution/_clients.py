@@ -22,7 +22,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.chain._rpc_gateway import parse_prices
+from xorj_actors.chain import parse_prices
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution._transaction import priority_fee
 from xorj_actors.execution.settings import ExecutionSettings
