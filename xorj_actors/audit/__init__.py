@@ -38,6 +38,7 @@ from xorj_actors.audit._chain import (
     utc_timestamp,
 )
 from xorj_actors.audit._log import AuditLog, AuditTimeout, AuditUnavailable
+from xorj_actors.audit._reader import UnverifiedEntry, verified_entries
 from xorj_actors.audit._store import AuditStoreError, Store, open_store, select_entries
 from xorj_actors.audit._verify import AnchorHead, VerifyResult, verify_rows, verify_store
 from xorj_actors.audit.settings import AnchorSettings, AuditSettings, PostgresSettings
@@ -67,6 +68,7 @@ __all__ = [
     "PostgresSettings",
     "Severity",
     "Store",
+    "UnverifiedEntry",
     "VerifyResult",
     "canonical_json",
     "chain_hash",
@@ -81,6 +83,7 @@ __all__ = [
     "s3_client",
     "select_entries",
     "utc_timestamp",
+    "verified_entries",
     "verify_rows",
     "verify_store",
 ]
