@@ -306,9 +306,10 @@ class Stages:
         self.times, self.cpu = defaultdict(list), defaultdict(list)
 
     def install(self, pipeline: Any) -> None:
-        q, c = pipeline.quotes, pipeline.chain
-        self._wrap(pipeline, "_db", lambda *a, **k: "ledger lookup (idempotency)")
-        self._wrap(pipeline, "_durable", lambda event_type, _tid, details: {
+        io = pipeline.io
+        q, c = io.quotes, io.chain
+        self._wrap(io, "db", lambda *a, **k: "ledger lookup (idempotency)")
+        self._wrap(io, "durable", lambda event_type, _tid, details: {
             "TRADE_INTENT": "audit: intent durable", "TRADE_CONFIRMATION": "audit: outcome durable",
         }.get(event_type.value, f"audit: {details.get('phase', '?')} durable"))
         self._wrap(q, "quote", lambda *a, **k: "quote (GET /quote)")
@@ -327,8 +328,9 @@ class Stages:
 
         c.send = send_noted
         self._wrap(c, "send", lambda tx, preflight: "sendTransaction (preflight)" if preflight else "rebroadcast")
-        self._wrap(pipeline, "_sign", lambda *a, **k: "sign (Signer actor)")
-        watch, outcome, submit = pipeline._watch, pipeline.on_signature_outcome, pipeline.submit
+        self._wrap(pipeline.attempts, "sign", lambda *a, **k: "sign (Signer actor)")
+        landing = pipeline.landing
+        watch, outcome, submit = landing.watch, landing.on_signature_outcome, pipeline.submit
 
         def watched(req: Any, attempt: Any) -> Any:
             self.watch_started[attempt.signature] = time.perf_counter()
@@ -347,7 +349,7 @@ class Stages:
             self.submitted[req.trade_id] = time.perf_counter()
             submit(req)
 
-        pipeline._watch, pipeline.on_signature_outcome, pipeline.submit = watched, outcome_arrived, submitted
+        landing.watch, landing.on_signature_outcome, pipeline.submit = watched, outcome_arrived, submitted
 
     def _wrap(self, obj: Any, name: str, stage_of: Any) -> None:
         original = getattr(obj, name)

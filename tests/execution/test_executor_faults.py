@@ -1,6 +1,6 @@
 """Faults at the executor's worst moments (found by review; each was a real bug).
 
-Slow answers are injected by wrapping the running pipeline's own client methods: the localnet
+Slow answers are injected by wrapping the running pipeline's own I/O methods: the localnet
 cannot make a preflight answer late, or the audit store slow for one entry type. Those wrappers
 are fakes of timing, named as such; everything else is the real engine on the localnet.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
 from xorj_actors.audit import EventType
-from xorj_actors.execution import ErrorClass, GetExecutorStatus, TradeError
+from xorj_actors.execution import ErrorClass, GetExecutorStatus, TradeError, TradePhase
 from xorj_actors.kill_switch import KILL_SWITCH_NAME
 from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.vaults import GetVaultStatus, Round
@@ -26,8 +26,14 @@ max_consecutive = 1000
 
 
 def pipeline(h: Harness) -> Any:
+    """The running pipeline, only to wrap its I/O (a fake of timing); its state is asked for."""
     return next(m.actor for m in h.engine.runtime.mailboxes() if m.name == "executor").pipeline
 
+
+def retry_quoting(h: Harness) -> bool:
+    """The only trade in flight is quoting (its retry, nothing signed yet)."""
+    status = h.executor.ask(GetExecutorStatus(), timeout=5)
+    return status.in_flight == 1 and status.phases == ((TradePhase.QUOTING, 1),)
 
 
 
@@ -51,14 +57,14 @@ def test_failures_before_signing_count_toward_max_attempts(exec_engine_factory) 
 def test_an_emergency_halt_while_an_outcome_is_recorded_still_answers(harness: Harness) -> None:
     h = harness
     pipe = pipeline(h)
-    real = pipe._durable
+    real = pipe.io.durable
 
     async def slow_outcomes(event_type: EventType, trade_id: str, details: Any) -> None:  # fake: a slow commit
         if event_type is EventType.TRADE_CONFIRMATION:
             await asyncio.sleep(1.0)
         await real(event_type, trade_id, details)
 
-    pipe._durable = slow_outcomes
+    pipe.io.durable = slow_outcomes
     tid = "vault-0002:fin:0"
     h.executor.tell(h.request(tid, vault=2, amount=5_000_000_000, slippage_bps=10))  # refused: slippage
     wait_until(lambda: any(d.get("phase") == "attempt_failed" for _, d in h.entries(tid)), 10, "refused")
@@ -78,15 +84,15 @@ def test_an_emergency_halt_during_the_retry_of_a_trade_read_back_settles_it(exec
     assert not first.engine.stop(timeout=15)
     h = exec_engine_factory("[execution]\nrebroadcast_interval_s = 60\n", data_dir=data)
     pipe = pipeline(h)
-    real = pipe.quotes.quote
+    real = pipe.io.quotes.quote
 
     async def slow_quote(*args: Any, **kwargs: Any) -> Any:  # fake: the retry sits in "quoting"
         await asyncio.sleep(3)
         return await real(*args, **kwargs)
 
-    pipe.quotes.quote = slow_quote
+    pipe.io.quotes.quote = slow_quote
     wait_until(lambda: any(d.get("phase") == "attempt_failed" for _, d in h.entries(tid)), 30, "old attempt expired")
-    wait_until(lambda: pipe.records.get(tid) is not None and pipe.records[tid].phase == "quoting", 10, "retry quoting")
+    wait_until(lambda: retry_quoting(h), 10, "retry quoting")
     emergency(h)
     wait_until(lambda: "TRADE_CONFIRMATION" in [k for k, _ in h.entries(tid)], 10, "an outcome recorded")
     status = h.executor.ask(GetExecutorStatus(), timeout=5)
@@ -96,7 +102,7 @@ def test_an_emergency_halt_during_the_retry_of_a_trade_read_back_settles_it(exec
 def test_no_rebroadcast_before_the_first_preflight_answers(harness: Harness) -> None:
     h = harness  # rebroadcast_interval_s = 0.2
     pipe = pipeline(h)
-    real = pipe.chain.send
+    real = pipe.io.chain.send
     first = [True]
 
     async def slow_refusal(tx: Any, *, preflight: bool) -> None:  # fake: a lagging node's late refusal
@@ -106,7 +112,7 @@ def test_no_rebroadcast_before_the_first_preflight_answers(harness: Harness) -> 
             raise TradeError(ErrorClass.EXPIRED_BLOCKHASH, 'preflight failed: "BlockhashNotFound"')
         await real(tx, preflight=preflight)
 
-    pipe.chain.send = slow_refusal
+    pipe.io.chain.send = slow_refusal
     usdc = h.balance(0, "USDC")
     outcome = h.execute(h.request("vault-0000:race:0", amount=1_000_000), timeout=30)
     assert outcome.status == "confirmed" and outcome.attempts == 2, outcome

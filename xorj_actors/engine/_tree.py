@@ -33,7 +33,7 @@ from xorj_actors.audit import Audit
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
 from xorj_actors.chain import Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
-from xorj_actors.execution import Executor, QuoteCheck, TradeRequest
+from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
@@ -154,19 +154,21 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
             lambda: Executor.start(
                 board,
                 ex,
-                rpc_url=rpc,
-                quote_url=quote,
-                audit=cfg.audit,
-                data_dir=ctx.data_dir,
-                environment=cfg.engine.environment,
-                fee_payer=fee_payer,
-                signer=key.name,
-                gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
-                quote_check=quote_check(cfg),
-                stable_mint=_stable_mint(cfg),
-                vault_account=_vault_accounts(cfg, fee_payer),
-                report=report,
-                on_outcome=metrics.on_trade_outcome,
+                ExecutorOptions(
+                    rpc_url=rpc,
+                    quote_url=quote,
+                    audit=cfg.audit,
+                    data_dir=ctx.data_dir,
+                    environment=cfg.engine.environment,
+                    fee_payer=fee_payer,
+                    signer=key.name,
+                    gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
+                    quote_check=quote_check(cfg),
+                    stable_mint=_stable_mint(cfg),
+                    vault_account=_vault_accounts(cfg, fee_payer),
+                    report=report,
+                    on_outcome=metrics.on_trade_outcome,
+                ),
             ),
         ),
     ]

@@ -17,9 +17,8 @@ from typing import Any
 
 from pykka import ActorRef
 
-from xorj_actors.audit import AuditEntry, Store, chain_hash, chain_hmac, entry_bytes
-from xorj_actors.audit._store import COLUMNS, qualified_table
-from xorj_actors.execution._messages import TradeOutcome, TradeRequest
+from xorj_actors.audit import AuditEntry, Store, UnverifiedEntry, verified_entries
+from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
 
 __all__ = [
     "Attempt",
@@ -58,9 +57,9 @@ class TradeRecord:
     request: TradeRequest
     attempts: list[Attempt] = field(default_factory=list)
     waiters: list[ActorRef[Any]] = field(default_factory=list)
-    #: "new", "quoting" (nothing signed yet: may be dropped on EMERGENCY), "signing", "sent",
-    #: "finishing" (the outcome is decided and being recorded).
-    phase: str = "new"
+    #: Where it is (``quoting``: nothing signed yet, may be dropped on EMERGENCY; ``finishing``:
+    #: the outcome is decided and being recorded).
+    phase: TradePhase = TradePhase.NEW
     #: The attempt being made (1-based); attempts are numbered in the log too.
     attempt_no: int = 0
     #: Attempts made, signed or not (``retry.max_attempts`` bounds it).
@@ -94,7 +93,7 @@ def request_details(request: TradeRequest) -> dict[str, Any]:
 def outcome_details(outcome: TradeOutcome) -> dict[str, Any]:
     return {
         "vault_id": outcome.vault_id,
-        "status": outcome.status,
+        "status": outcome.status.value,
         "signature": outcome.signature,
         "slot": outcome.slot,
         "confirmations": outcome.confirmations,
@@ -106,15 +105,11 @@ def outcome_details(outcome: TradeOutcome) -> dict[str, Any]:
     }
 
 
-def _verified(row: tuple, key: bytes) -> AuditEntry:
-    entry = AuditEntry(*row)
-    canonical = entry_bytes(*row[:8])
-    if chain_hash(entry.prev_hash, canonical) != entry.hash or chain_hmac(key, entry.hash) != entry.hmac:
-        raise LedgerError(
-            f"audit entry {entry.sequence} ({entry.event_type} {entry.correlation_id}) does not verify:"
-            " the log was edited; run `xorj-actors audit verify`"
-        )
-    return entry
+def _entries(store: Store, key: bytes, **filters: Any) -> list[AuditEntry]:
+    try:
+        return verified_entries(store, key, **filters)
+    except UnverifiedEntry as exc:
+        raise LedgerError(str(exc)) from None
 
 
 def _details(entry: AuditEntry) -> dict[str, Any]:
@@ -135,7 +130,7 @@ def _outcome(intent: TradeRequest, d: dict[str, Any]) -> TradeOutcome:
             vault_id=str(d["vault_id"]),
             input_mint=intent.input_mint,
             output_mint=intent.output_mint,
-            status=str(d["status"]),
+            status=TradeStatus(str(d["status"])),
             signature=d.get("signature"),
             slot=d.get("slot"),
             confirmations=int(d.get("confirmations", 0)),
@@ -207,24 +202,12 @@ def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dic
     return open_, final
 
 
-def _select(store: Store, where: str, params: list[Any]) -> list[tuple]:
-    cols = ", ".join(f'"{c}"' for c in COLUMNS)
-    sql = f'SELECT {cols} FROM {qualified_table(store)} WHERE {where} ORDER BY "sequence"'
-    return store.db.execute_sql(sql, params).fetchall()
-
-
 def load_open_trades(store: Store, key: bytes) -> list[TradeRecord]:
     """Every trade with an intent and no final outcome, with its signed attempts, in log order."""
-    p = store.db.param
-    t = qualified_table(store)
-    where = (
-        f'"event_type" IN ({p}, {p}) AND "correlation_id" IN ('
-        f'SELECT "correlation_id" FROM {t} WHERE "event_type" = {p} AND "correlation_id" IS NOT NULL '
-        f'AND "correlation_id" NOT IN (SELECT "correlation_id" FROM {t} WHERE "event_type" = {p} '
-        f'AND "correlation_id" IS NOT NULL))'
+    entries = _entries(
+        store, key, event_types=(INTENT, EXECUTION), opened_by=INTENT, unless_closed_by=CONFIRMATION
     )
-    rows = _select(store, where, [INTENT, EXECUTION, INTENT, CONFIRMATION])
-    open_, _ = _records(_verified(r, key) for r in rows)
+    open_, _ = _records(entries)
     return list(open_.values())
 
 
@@ -233,11 +216,7 @@ def lookup_trade(
 ) -> tuple[TradeRequest | None, TradeOutcome | TradeRecord | None]:
     """What the log holds for ``trade_id``: its intent (None if it has none) and its final
     outcome, or its open record, or None."""
-    p = store.db.param
-    rows = _select(
-        store, f'"correlation_id" = {p} AND "event_type" IN ({p}, {p}, {p})', [trade_id, INTENT, EXECUTION, CONFIRMATION]
-    )
-    entries = [_verified(r, key) for r in rows]
+    entries = _entries(store, key, correlation_id=trade_id, event_types=(INTENT, EXECUTION, CONFIRMATION))
     intent = next((_request(_details(e)) for e in entries if e.event_type == INTENT), None)
     open_, final = _records(entries)
     return intent, final.get(trade_id) or open_.get(trade_id)

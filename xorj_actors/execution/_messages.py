@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pykka import ActorRef
 
 from supervisors import Message
 
-__all__ = ["FINAL_STATUSES", "GetExecutorStatus", "ExecutorStatus", "TradeOutcome", "TradeRequest"]
+__all__ = [
+    "EXECUTOR_NAME",
+    "FINAL_STATUSES",
+    "ExecutorStatus",
+    "GetExecutorStatus",
+    "TradeOutcome",
+    "TradePhase",
+    "TradeRequest",
+    "TradeStatus",
+]
+
+#: The Executor's registered name in the runtime.
+EXECUTOR_NAME = "executor"
+
+
+class TradeStatus(StrEnum):
+    """Where a trade ended (its value is what the audit log and the metrics carry)."""
+
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    #: Not final: the transaction may still land.
+    TIMED_OUT = "timed_out"
+
 
 #: Outcomes after which the trade never touches the chain again.
-FINAL_STATUSES: frozenset[str] = frozenset({"confirmed", "failed", "expired", "rejected"})
+FINAL_STATUSES: frozenset[TradeStatus] = frozenset(
+    {TradeStatus.CONFIRMED, TradeStatus.FAILED, TradeStatus.EXPIRED, TradeStatus.REJECTED}
+)
+
+
+class TradePhase(StrEnum):
+    """Where a trade in flight is in the executor's pipeline."""
+
+    NEW = "new"
+    #: Nothing signed yet: an emergency halt drops it.
+    QUOTING = "quoting"
+    SIGNING = "signing"
+    SENT = "sent"
+    #: Preflight refused the attempt: those bytes never land.
+    REFUSED = "refused"
+    #: The attempt's blockhash expired for certain.
+    EXPIRED = "expired"
+    #: The outcome is decided and being recorded: an emergency halt no longer cancels it.
+    FINISHING = "finishing"
+
+    @property
+    def unsigned(self) -> bool:
+        """Nothing of this attempt is signed: an emergency halt may drop the trade."""
+        return self in (TradePhase.NEW, TradePhase.QUOTING)
 
 
 class TradeRequest(Message):
@@ -52,7 +101,7 @@ class TradeOutcome(Message):
     #: The request's mints, so the vault needs no record of what it sent.
     input_mint: str
     output_mint: str
-    status: str
+    status: TradeStatus
     signature: str | None = None
     slot: int | None = None
     confirmations: int = 0
@@ -72,11 +121,16 @@ class GetExecutorStatus(Message):
 
 
 class ExecutorStatus(Message):
+    """What the executor is carrying, read on its loop."""
+
     accepted: int
     in_flight: int
     awaiting_confirmation: int
     unsettled_vaults: tuple[str, ...]
     #: Vaults with any trade in flight.
     in_flight_vaults: tuple[str, ...]
+    #: Outcomes by status (the status's plain value) since the executor started.
     outcomes: tuple[tuple[str, int], ...]
     reconciled: bool
+    #: Trades in flight by phase (phases with none left out).
+    phases: tuple[tuple[TradePhase, int], ...] = ()

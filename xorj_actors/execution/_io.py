@@ -1,0 +1,157 @@
+"""What every step of a trade does to the world outside the executor's loop.
+
+The clients (JSON-RPC, the quote service), the ledger reads (their own thread: peewee connections
+are per thread), durable audit appends, breaker reports, the gate and the loop's tasks. The
+attempt, landing and the pipeline share one :class:`ExecutorIO`; each call goes through its
+attributes, so a test or the benchmark may wrap one on the running executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from loguru import logger
+from pykka import ActorDeadError, ActorRef
+
+from supervisors import LoopThread, MailboxFull
+from xorj_actors.audit import (
+    AUDIT_NAME,
+    AppendDurable,
+    EventType,
+    Severity,
+    audit_event,
+    load_hmac_key,
+    open_store,
+    record,
+)
+from xorj_actors.breakers import BreakerName
+from xorj_actors.execution._admission import gate_refusal
+from xorj_actors.execution._clients import ChainClient, QuoteClient
+from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._ledger import TradeRecord, load_open_trades
+from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
+from xorj_actors.execution._options import ExecutorOptions
+from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.kill_switch import HaltBoard
+
+__all__ = ["ExecutorIO"]
+
+# Which breaker hears about which failure class.
+_BREAKER_OF: Mapping[ErrorClass, BreakerName] = {
+    ErrorClass.NETWORK: BreakerName.NETWORK_CONNECTIVITY,
+    ErrorClass.RATE_LIMITED: BreakerName.NETWORK_CONNECTIVITY,
+    ErrorClass.TIMEOUT: BreakerName.NETWORK_CONNECTIVITY,
+    ErrorClass.SIGNER: BreakerName.HSM_FAILURE_RATE,
+    ErrorClass.SLIPPAGE: BreakerName.SLIPPAGE_REJECTIONS,
+    ErrorClass.UNKNOWN: BreakerName.SYSTEM_ERRORS,
+    ErrorClass.AUDIT: BreakerName.SYSTEM_ERRORS,
+}
+#: The trade-path breakers a confirmed trade reports a success to.
+_CONFIRMED_HEARD_BY = (BreakerName.NETWORK_CONNECTIVITY, BreakerName.SYSTEM_ERRORS, BreakerName.CONFIRMATION_TIMEOUTS)
+
+
+class ExecutorIO:
+    """The executor's clients, ledger, audit, breakers and gate; used on its loop thread."""
+
+    def __init__(self, runtime: Any, board: HaltBoard, settings: ExecutionSettings, options: ExecutorOptions) -> None:
+        self.runtime = runtime
+        self.board = board
+        self.settings = settings
+        self.options = options
+        self.rng = random.Random(options.seed)
+        self.loop_thread = LoopThread("executor-io")
+        self.loop = self.loop_thread.loop
+        self.chain = ChainClient(options.rpc_url, settings)
+        self.quotes = QuoteClient(options.quote_url, settings)
+        self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
+        self.store: Any = None
+        self.key = b""
+        #: The executor's own ref: the Confirmation actor answers it.
+        self.self_ref: ActorRef[Any] | None = None
+
+    # -- the loop's tasks ---------------------------------------------------------------------
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self.loop.create_task(coro, name=name)
+        task.add_done_callback(_task_done)
+        return task
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    def open_ledger(self) -> list[TradeRecord]:
+        """The open trades (on the ledger thread)."""
+        if self.store is None:
+            self.key = load_hmac_key(self.options.audit.hmac_key_env, self.options.environment)
+            self.store = open_store(self.options.audit, self.options.data_dir)
+        return load_open_trades(self.store, self.key)
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the ledger thread, bounded by ``internal_timeout_s``."""
+        return await asyncio.wait_for(
+            self.loop.run_in_executor(self.db_pool, fn, *args), self.settings.internal_timeout_s
+        )
+
+    # -- audit and breakers ------------------------------------------------------------------
+
+    async def durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
+        """Append and wait until committed; any doubt refuses (fail closed)."""
+        ref = self.runtime.whereis(AUDIT_NAME)
+        event = audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id)
+        timeout = self.settings.internal_timeout_s
+        try:
+            if ref is None:
+                raise ActorDeadError("audit actor not running")
+            committed = await asyncio.wait_for(ref.ask(AppendDurable(event=event), block=False), timeout)
+            await asyncio.wait_for(asyncio.wrap_future(committed), timeout)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the entry is not known durable
+            raise TradeError(ErrorClass.AUDIT, f"{event_type.value} not durable in the audit log: {exc!r}") from exc
+
+    def audit(self, event_type: EventType, trade_id: str | None, details: Mapping[str, Any], severity: Severity = Severity.INFO) -> None:
+        """Append without waiting (what is not needed to recover a trade)."""
+        record(self.runtime, audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id, severity=severity))
+
+    def report(self, breaker: BreakerName, ok: bool, detail: str) -> None:
+        if self.options.report is not None:
+            self.options.report(self.runtime, breaker, ok, detail)
+
+    def breaker(self, cls: ErrorClass | None, ok: bool, detail: str) -> None:
+        """Tell the breaker of failure class ``cls``; None: a confirmed trade, heard by all of the path's."""
+        if cls is None:
+            for name in _CONFIRMED_HEARD_BY:
+                self.report(name, True, detail)
+            return
+        name = _BREAKER_OF.get(cls)
+        if name is not None:
+            self.report(name, ok, detail)
+
+    # -- the gate -----------------------------------------------------------------------------
+
+    def check_gate(self, req: TradeRequest) -> None:
+        """Raise the gate's refusal (halted, or a breaker open), if any."""
+        refusal = gate_refusal(
+            self.board.status, req, stable_mint=self.options.stable_mint, breakers=self.options.gate
+        )
+        if refusal is not None:
+            raise refusal
+
+    # -- answers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def tell(ref: ActorRef[Any] | None, message: Any) -> None:
+        if ref is None:
+            return
+        try:
+            ref.tell(message)
+        except (ActorDeadError, MailboxFull) as exc:
+            # The vault is gone or drowning; the outcome is in the audit log and the cache.
+            logger.warning("outcome {} for {} not delivered: {!r}", getattr(message, "status", "?"), ref, exc)
+
+
+def _task_done(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # A bug: the trade's own handler catches everything it knows. Never silent.
+        logger.opt(exception=task.exception()).critical("executor task {} failed", task.get_name())

@@ -1,0 +1,61 @@
+"""What the engine wires into the Executor: endpoints, the audit store, the signer, and hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from solders.pubkey import Pubkey
+
+from xorj_actors.audit import AuditSettings
+from xorj_actors.breakers import BreakerName
+from xorj_actors.execution._messages import TradeOutcome, TradeRequest
+
+__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "QuoteCheck", "VaultAccount"]
+
+#: Extra slippage check: (request, quote, reference USD prices by mint) -> refusal reason or None.
+QuoteCheck = Callable[[TradeRequest, Mapping[str, Any], Mapping[str, float]], str | None]
+#: Breaker gate: (reduces_exposure) -> refusal reason or None. Called on the executor's loop only.
+Gate = Callable[[bool], str | None]
+#: Breaker events: (runtime, breaker, ok, detail), i.e. :func:`xorj_actors.breakers.report`.
+BreakerReport = Callable[[Any, BreakerName, bool, str], None]
+#: (outcome, seconds since the request), for metrics.
+OutcomeHook = Callable[[TradeOutcome, float], None]
+#: (vault id, mint) -> the vault's token account.
+VaultAccount = Callable[[str, str], Pubkey]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """The Executor's wiring (its settings are ``[execution]``, passed beside these)."""
+
+    #: JSON-RPC endpoint.
+    rpc_url: str
+    #: Quote-service endpoint (``/quote``, ``/swap-instructions``, ``/price``, ``/rfq/sign``).
+    quote_url: str
+    #: ``[audit]``, to read the ledger back (the Audit actor writes it).
+    audit: AuditSettings
+    #: Where the audit store is.
+    data_dir: Path
+    #: Which HMAC-key rules apply (``engine.environment``).
+    environment: str
+    #: The vault authority: the fee payer and the signer's public key.
+    fee_payer: Pubkey
+    #: The ``[[signers.keys]]`` name that signs.
+    signer: str
+    #: The breaker gate; None: no breakers.
+    gate: Gate | None = None
+    #: Extra slippage check against reference prices; None: the quote's own limits only.
+    quote_check: QuoteCheck | None = None
+    #: Breaker events; None: none reported.
+    report: BreakerReport | None = None
+    #: Called with every outcome that is not a replay (metrics).
+    on_outcome: OutcomeHook | None = None
+    #: Seeds the retry jitter (tests); None: random.
+    seed: int | None = None
+    #: The stablecoin's mint: an exposure-reducing trade sells into it and nothing else.
+    stable_mint: str | None = None
+    #: Every leg is checked against the vault's token accounts; None: not checked.
+    vault_account: VaultAccount | None = None

@@ -1,0 +1,347 @@
+"""The pipeline: admission, attempts, landing and the end of each trade, wired on one event loop.
+
+All trade state lives on the loop thread (:class:`ExecutorIO`'s): the book (admission's), the
+watches (landing's), the tasks and the counters (here). Only ``start``, ``stop``, ``call`` and
+``status`` are called from another thread, the actor's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from loguru import logger
+from pykka import ActorRef
+from solders.transaction import VersionedTransaction
+
+from xorj_actors.audit import EventType, Severity
+from xorj_actors.breakers import BreakerName
+from xorj_actors.execution._admission import Admit, Answer, Join, Refusal, TradeBook, admit
+from xorj_actors.execution._attempt import AttemptBuilder
+from xorj_actors.execution._crash import crash_point
+from xorj_actors.execution._errors import ErrorClass, TradeError, backoff_s
+from xorj_actors.execution._io import ExecutorIO
+from xorj_actors.execution._landing import Landing
+from xorj_actors.execution._ledger import TradeRecord, lookup_trade, outcome_details, request_details, same_trade
+from xorj_actors.execution._messages import (
+    FINAL_STATUSES,
+    ExecutorStatus,
+    TradeOutcome,
+    TradePhase,
+    TradeRequest,
+    TradeStatus,
+)
+from xorj_actors.execution._options import ExecutorOptions
+from xorj_actors.execution._outcomes import DROPPED_BY_HALT, outcome, rejected, reused
+from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.kill_switch import HaltBoard
+from xorj_actors.messages import HaltMode
+
+__all__ = ["Pipeline"]
+
+_LOAD_RETRY_S = 2.0
+#: Classes after which a trade's refusal is not a trade failure (nothing was wrong with the trade).
+#: A str enum: the set matches the classes' plain values as outcomes carry them.
+_NOT_A_FAILURE = frozenset(
+    {
+        ErrorClass.HALTED,
+        ErrorClass.BREAKER_OPEN,
+        ErrorClass.UNSETTLED,
+        ErrorClass.SLIPPAGE,
+        ErrorClass.NO_ROUTE,
+        ErrorClass.NEVER_SENT,
+        ErrorClass.REUSED_ID,
+    }
+)
+
+
+class Pipeline:
+    """Carries each trade from request to a final, recorded outcome (one task per trade)."""
+
+    def __init__(self, runtime: Any, board: HaltBoard, settings: ExecutionSettings, options: ExecutorOptions) -> None:
+        self.settings = settings
+        self.io = ExecutorIO(runtime, board, settings, options)
+        self.loop = self.io.loop
+        self.book = TradeBook(outcome_cache=settings.outcome_cache)
+        self.attempts = AttemptBuilder(self.io)
+        self.landing = Landing(self.io, self._timed_out)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.reconciled = False
+        self.accepted = 0
+        self.counts: Counter[TradeStatus] = Counter()
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def start(self, self_ref: ActorRef[Any]) -> None:
+        self.io.self_ref = self_ref
+        self.io.loop_thread.start(self._setup(), timeout=self.settings.request_timeout_s)
+
+    def stop(self) -> None:
+        self.io.loop_thread.stop(self._cleanup, timeout=self.settings.request_timeout_s)
+        self.io.db_pool.shutdown(wait=False, cancel_futures=True)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def status(self) -> ExecutorStatus:
+        """Read on the loop (its state changes only there); the caller is the actor's own thread."""
+
+        async def read() -> ExecutorStatus:
+            return self._status()
+
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(self.settings.internal_timeout_s)
+
+    @property
+    def awaiting_confirmation(self) -> int:
+        return self.landing.awaiting_confirmation
+
+    def _status(self) -> ExecutorStatus:
+        book = self.book
+        return ExecutorStatus(
+            accepted=self.accepted,
+            in_flight=len(book.records),
+            awaiting_confirmation=self.landing.awaiting_confirmation,
+            unsettled_vaults=book.unsettled_vaults(),
+            in_flight_vaults=book.in_flight_vaults(),
+            outcomes=tuple(sorted((status.value, n) for status, n in self.counts.items())),
+            reconciled=self.reconciled,
+            phases=tuple(sorted(Counter(rec.phase for rec in book.records.values()).items())),
+        )
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    async def _setup(self) -> None:
+        await self.io.quotes.open()
+        self.io.spawn("ledger", self._load_ledger())
+
+    async def _cleanup(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.io.quotes.close()
+        await self.io.chain.close()
+
+    async def _load_ledger(self) -> None:
+        """Read every open trade back and settle it from the chain; trade only after that."""
+        while True:
+            try:
+                open_trades = await asyncio.wait_for(self.loop.run_in_executor(self.io.db_pool, self.io.open_ledger), 60.0)
+                break
+            except Exception as exc:  # noqa: BLE001 - fail closed: no trade until it reads
+                logger.error("executor: cannot read open trades from the audit log ({!r}); retrying", exc)
+                await asyncio.sleep(_LOAD_RETRY_S)
+        for rec in open_trades:
+            if rec.trade_id in self.book.records:
+                continue
+            logger.warning(
+                "executor: settling open trade {} of {} ({} signed attempts) from the chain",
+                rec.trade_id, rec.request.vault_id, len(rec.attempts),
+            )
+            self._adopt(rec, unsettled=True)
+            self._run_task(rec, self._resume(rec))
+        self.reconciled = True
+        self.io.audit(EventType.SYSTEM_EVENT, None, {"event": "executor_reconciling", "open_trades": len(open_trades)})
+
+    def _adopt(self, rec: TradeRecord, *, unsettled: bool) -> None:
+        rec.started = time.monotonic()
+        self.book.adopt(rec, unsettled=unsettled)
+
+    def _run_task(self, rec: TradeRecord, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, coro)
+        return task
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def submit(self, req: TradeRequest) -> None:
+        decision = admit(self.book, req, reconciled=self.reconciled, max_in_flight=self.settings.max_in_flight)
+        match decision:
+            case Answer(outcome=answer):
+                self.io.tell(req.reply_to, answer)
+            case Join(record=running):  # one execution, both answered
+                if req.reply_to is not None and req.reply_to not in running.waiters:
+                    running.waiters.append(req.reply_to)
+            case Refusal(outcome=refused):
+                self.counts[refused.status] += 1
+                self._observe(refused, 0.0)
+                self.io.tell(req.reply_to, refused)
+            case Admit():
+                self.accepted += 1
+                rec = TradeRecord(request=req, waiters=[req.reply_to] if req.reply_to is not None else [])
+                self._adopt(rec, unsettled=False)
+                self._run_task(rec, self._run(rec)).add_done_callback(lambda t: self._dropped(t, rec))
+
+    def on_halt(self, mode: HaltMode) -> None:
+        if mode is not HaltMode.EMERGENCY:
+            return  # unsigned work is refused at the gate before it is signed
+        for trade_id, rec in list(self.book.records.items()):
+            if rec.phase.unsigned:
+                task = self.tasks.get(trade_id)
+                if task is not None:
+                    rec.dropped = True  # a cancel now means the halt, not the executor stopping
+                    task.cancel()  # dropped at once, never signed
+
+    def _dropped(self, task: asyncio.Task[None], rec: TradeRecord) -> None:
+        """A task cancelled before its first step never ran its handler: settle it here."""
+        if task.cancelled() and rec.dropped and self.book.records.get(rec.trade_id) is rec and rec.phase.unsigned:
+            self.io.spawn(f"drop:{rec.trade_id}", self._finish(rec, rejected(rec.request, ErrorClass.HALTED, DROPPED_BY_HALT)))
+
+    # -- one trade ---------------------------------------------------------------------------
+
+    async def _run(self, rec: TradeRecord) -> None:
+        req, io = rec.request, self.io
+        try:
+            intent, known = await io.db(lookup_trade, io.store, io.key, req.trade_id)
+        except Exception as exc:  # noqa: BLE001 - the log may hold an outcome: record nothing
+            logger.error("trade {}: cannot read its record from the audit log: {!r}", req.trade_id, exc)
+            await self._finish(rec, rejected(req, ErrorClass.AUDIT, f"audit log unreadable: {exc!r}"), record=False)
+            return
+        try:
+            if intent is not None and not same_trade(intent, req):
+                await self._finish(rec, reused(req), record=False)
+                return
+            if isinstance(known, TradeOutcome):
+                await self._finish(rec, known, record=False)
+                return
+            if isinstance(known, TradeRecord):  # open in the log, not loaded: settle it as loaded
+                rec.attempts = known.attempts
+                await self._resume(rec)
+                return
+            io.check_gate(req)
+            await io.durable(EventType.TRADE_INTENT, req.trade_id, request_details(req))
+            result = await self._attempt_until_final(rec)
+        except asyncio.CancelledError:
+            if not (rec.dropped and rec.phase.unsigned):
+                raise  # the executor is stopping: the log still holds the trade open
+            result = rejected(req, ErrorClass.HALTED, DROPPED_BY_HALT)
+        except TradeError as err:
+            result = rejected(req, err.error_class, str(err))
+        except Exception as exc:  # noqa: BLE001 - unknown: never retried, a system error
+            logger.opt(exception=exc).error("trade {}: unexpected failure", req.trade_id)
+            result = rejected(req, ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}")
+        await self._finish(rec, result)
+
+    async def _resume(self, rec: TradeRecord) -> None:
+        """Settle a trade read back from the log: its last attempt, then retries as usual."""
+        req = rec.request
+        try:
+            if not rec.attempts:
+                # Nothing was durable as signed, so nothing was sent: it can never land.
+                result = outcome(
+                    req, TradeStatus.EXPIRED, None, "never sent: the engine stopped before sending",
+                    ErrorClass.NEVER_SENT, rec,
+                )
+            else:
+                last = rec.attempts[-1]
+                rec.attempt_no = rec.tries = last.number
+                tx = VersionedTransaction.from_bytes(base64.b64decode(last.transaction_b64))
+                try:
+                    result = await self.landing.land(rec, last, tx, first_send=False)
+                except TradeError as err:
+                    retried = await self._after_failure(rec, err)
+                    if retried is None:
+                        self.io.check_gate(req)
+                        retried = await self._attempt_until_final(rec)
+                    result = retried
+        except asyncio.CancelledError:
+            if not (rec.dropped and rec.phase.unsigned):
+                raise
+            result = outcome(req, TradeStatus.REJECTED, None, DROPPED_BY_HALT, ErrorClass.HALTED, rec)
+        except TradeError as err:
+            result = rejected(req, err.error_class, str(err))
+        except Exception as exc:  # noqa: BLE001
+            logger.opt(exception=exc).error("trade {}: unexpected failure while settling", req.trade_id)
+            result = rejected(req, ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}")
+        await self._finish(rec, result)
+
+    async def _attempt_until_final(self, rec: TradeRecord) -> TradeOutcome:
+        """Attempts (each signed, then landed) until one is final or no retry is left."""
+        while True:
+            try:
+                rec.tries += 1  # every attempt counts, signed or not: the limit must bind
+                signed = await self.attempts.build(rec, rec.tries)
+                crash_point("before_send")
+                return await self.landing.land(rec, signed.attempt, signed.tx, first_send=True)
+            except TradeError as err:
+                result = await self._after_failure(rec, err)
+                if result is not None:
+                    return result
+
+    async def _after_failure(self, rec: TradeRecord, err: TradeError) -> TradeOutcome | None:
+        """Record a failed attempt; the final outcome, or None after waiting to try again."""
+        req, io = rec.request, self.io
+        n = rec.attempt_no
+        cls = err.error_class
+        if cls is ErrorClass.EXPIRED_BLOCKHASH:
+            io.chain.forget_blockhash()  # or the retry is built on the same dead hash
+        io.breaker(cls, False, str(err))
+        io.audit(
+            EventType.TRADE_EXECUTION, req.trade_id,
+            {"phase": "attempt_failed", "attempt": n, "error_class": cls.value, "error": str(err)[:2000]},
+            severity=Severity.WARNING,
+        )
+        landed_failed = rec.phase is TradePhase.SENT  # the failure came from the chain itself
+        rec.phase = TradePhase.NEW
+        if cls.retry is None or n >= self.settings.retry.max_attempts:
+            if landed_failed:
+                status = TradeStatus.FAILED
+            else:
+                status = TradeStatus.EXPIRED if cls is ErrorClass.EXPIRED_BLOCKHASH else TradeStatus.REJECTED
+            return outcome(req, status, None, str(err), cls, rec)
+        try:
+            io.check_gate(req)  # halted (REDUCING lets a flatten trade retry), or a breaker opened
+        except TradeError as refused:
+            return outcome(req, TradeStatus.REJECTED, None, f"{refused}; last error: {err}", refused.error_class, rec)
+        delay = backoff_s(err, n, self.settings.retry, io.rng)
+        if delay > self.settings.retry.max_retry_after_s:
+            return outcome(req, TradeStatus.REJECTED, None, f"retry in {delay:.0f} s is too late: {err}", cls, rec)
+        if delay:
+            await asyncio.sleep(delay)
+        return None
+
+    # -- the end of a trade ------------------------------------------------------------------
+
+    def _timed_out(self, rec: TradeRecord, timed_out: TradeOutcome) -> None:
+        self.book.unsettle(rec)
+        self._observe(timed_out, time.monotonic() - rec.started)
+        self._tell_all(rec, timed_out)
+
+    async def _finish(self, rec: TradeRecord, result: TradeOutcome, *, record: bool = True) -> None:
+        req = rec.request
+        rec.phase = TradePhase.FINISHING  # an emergency halt no longer cancels it: the outcome is decided
+        final = result.status in FINAL_STATUSES
+        if record and final:
+            try:
+                await self.io.durable(EventType.TRADE_CONFIRMATION, req.trade_id, outcome_details(result))
+            except TradeError as err:
+                # The chain has the truth; a restart settles it again from the signed attempts.
+                logger.critical("trade {}: outcome {} not recorded: {}", req.trade_id, result.status, err)
+        if final:
+            self.book.settle(req)
+            self.tasks.pop(req.trade_id, None)
+            if result.error_class != ErrorClass.REUSED_ID.value:
+                self.book.remember(req, result)
+        self.counts[result.status] += 1
+        if result.status == TradeStatus.CONFIRMED or result.error_class not in _NOT_A_FAILURE:
+            if not result.replayed:
+                self.io.report(
+                    BreakerName.TRADE_FAILURE_RATE, result.status == TradeStatus.CONFIRMED,
+                    f"{req.trade_id}: {result.status}",
+                )
+        self._observe(result, time.monotonic() - rec.started)
+        self._tell_all(rec, result)
+
+    def _observe(self, result: TradeOutcome, seconds: float) -> None:
+        on_outcome = self.io.options.on_outcome
+        if on_outcome is not None and not result.replayed:
+            try:
+                on_outcome(result, seconds)
+            except Exception:  # noqa: BLE001 - metrics must not lose a trade's answer
+                logger.exception("executor on_outcome callback failed")
+
+    def _tell_all(self, rec: TradeRecord, result: TradeOutcome) -> None:
+        for ref in rec.waiters:
+            self.io.tell(ref, result)
