@@ -70,6 +70,8 @@ class Pipeline:
         self.attempts = AttemptBuilder(self.io)
         self.landing = Landing(self.io, self._timed_out)
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        #: Reads the open trades back at start (cancelled with the rest if stopped first).
+        self.ledger_task: asyncio.Task[None] | None = None
         self.reconciled = False
         self.accepted = 0
         self.counts: Counter[TradeStatus] = Counter()
@@ -116,12 +118,13 @@ class Pipeline:
 
     async def _setup(self) -> None:
         await self.io.quotes.open()
-        self.io.spawn("ledger", self._load_ledger())
+        self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
-        for task in list(self.tasks.values()):
+        tasks = [*self.tasks.values(), *([self.ledger_task] if self.ledger_task is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.io.quotes.close()
         await self.io.chain.close()
 
