@@ -7,7 +7,7 @@ supervisor stops every child (reverse start order) and fails, so that its own su
 
 Stopping is asynchronous and ordered: one child at a time, last started first, each given its
 ``shutdown_timeout``; a child that has not stopped by then is *abandoned*: closed to new messages,
-dropped from the tree and reported (a Python thread cannot be killed; a child stuck in a handler
+dropped from the tree and reported to its watchers (a Python thread cannot be killed; a child stuck in a handler
 keeps its worker until the handler returns).
 """
 
@@ -24,7 +24,9 @@ from loguru import logger
 from pykka import ActorRef
 from pykka.messages import _ActorStop
 
-from supervisors._actor import DEFAULT_TIMEOUT, Actor, ActorState, Mailbox, Ref, Terminated
+from supervisors._actor import DEFAULT_TIMEOUT, Actor, Ref
+from supervisors._introspection import ActorState
+from supervisors._mailbox import Mailbox, Terminated
 from supervisors._message import ControlMessage, Message, register_immutable_type
 
 __all__ = [
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class Strategy(str, enum.Enum):
+class Strategy(enum.StrEnum):
     """Which children restart when one dies."""
 
     ONE_FOR_ONE = "one_for_one"  #: only the dead child
@@ -49,7 +51,7 @@ class Strategy(str, enum.Enum):
     REST_FOR_ONE = "rest_for_one"  #: the dead child and every child started after it
 
 
-class Restart(str, enum.Enum):
+class Restart(enum.StrEnum):
     """When a child is restarted."""
 
     PERMANENT = "permanent"  #: always
@@ -139,7 +141,7 @@ class _Operation:
 
 
 class Supervisor(Actor):
-    """Supervises children by an OTP strategy and restart intensity.
+    """Supervises children by an OTP strategy and restart intensity .
 
     Args:
         children: child specs, started in this order.
@@ -173,7 +175,6 @@ class Supervisor(Actor):
         self._restart_times: deque[float] = deque()
         self._op: _Operation | None = None
         self._deferred: deque[Any] = deque()
-        self.abandoned: list[str] = []
         if name:
             self.actor_inbox.name = name
 
@@ -410,7 +411,6 @@ class Supervisor(Actor):
         child_id = self._by_urn.get(message.urn, "?")
         ref = self.runtime.lookup(message.urn)
         logger.error("{}: child {} did not stop in time: abandoned", self.actor_inbox.name, child_id)
-        self.abandoned.append(f"{child_id} ({message.urn})")
         if ref is not None:
             ref.actor_inbox.terminate(ActorState.ABANDONED, "abandoned: did not stop within shutdown timeout")  # type: ignore[attr-defined]
         self._child_gone(message.urn)
