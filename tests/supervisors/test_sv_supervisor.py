@@ -310,3 +310,39 @@ def test_a_bad_request_told_to_a_supervisor_is_refused_and_it_lives(runtime: Run
     with pytest.raises(KeyError):
         sup.ask(TerminateChild("nobody"), timeout=2)  # an ask still gets the error
 
+
+# -- restart types under group strategies (OTP semantics) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "order"),
+    [(Strategy.ONE_FOR_ALL, ("a", "t", "b")), (Strategy.REST_FOR_ONE, ("a", "b", "t"))],
+)
+def test_a_temporary_sibling_stopped_by_a_group_restart_is_not_started_again(
+    runtime: Runtime, strategy: Strategy, order: tuple[str, ...]
+) -> None:
+    # OTP: a temporary child is never restarted, even when the strategy stops it because a sibling
+    # died; it is removed from the supervisor.
+    restart = {"a": Restart.PERMANENT, "t": Restart.TEMPORARY, "b": Restart.PERMANENT}
+    sup = Supervisor.start([spec(c, restart[c]) for c in order], strategy=strategy)
+    before = wait_alive(runtime, sup, order)
+    EVENTS.clear()
+    runtime.lookup(before["b"]).tell("boom")
+    wait_until(lambda: "t" not in children(sup), what="the temporary child removed")
+    restarted = {"a", "b"} if strategy is Strategy.ONE_FOR_ALL else {"b"}
+    wait_until(lambda: all(children(sup)[c].alive and children(sup)[c].urn != before[c] for c in restarted),
+               what="the permanent children restarted")
+    assert list(children(sup)) == [c for c in order if c != "t"]
+    assert ("stop", "t") in EVENTS, "it was stopped with its siblings"
+    assert ("start", "t") not in EVENTS, "and never started again"
+
+
+def test_a_transient_sibling_stopped_by_a_group_restart_is_started_again(runtime: Runtime) -> None:
+    # OTP: the supervisor stopped it (exit reason shutdown), but it is restarted with the group.
+    sup = Supervisor.start([spec("a"), spec("tr", Restart.TRANSIENT), spec("b")], strategy=Strategy.ONE_FOR_ALL)
+    before = wait_alive(runtime, sup, ["a", "tr", "b"])
+    runtime.lookup(before["b"]).tell("boom")
+    wait_until(lambda: all(c.alive and c.urn != before[c.id] for c in children(sup).values()),
+               what="the whole group restarted")
+    assert list(children(sup)) == ["a", "tr", "b"]
+    assert children(sup)["tr"].restarts == 1
