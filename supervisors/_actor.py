@@ -219,6 +219,8 @@ class Actor(pykka.Actor):
         For what others read without a message (a breaker's state for the metrics): they see
         the last value published, an immutable message, never the actor's own fields.
         """
+        if status is not None and not isinstance(status, Message):
+            raise TypeError(f"a published status must be an immutable Message, not {type(status).__name__}")
         self.actor_inbox.status = status
 
     # -- death watch -------------------------------------------------------------------------

@@ -29,6 +29,8 @@ class Echo(Actor):
     def on_receive(self, message: object) -> object:
         if isinstance(message, int):
             self.publish_status(Level(message))
+        if message == "publish a list":
+            self.publish_status([1])  # type: ignore[arg-type]
         return message
 
 
@@ -70,6 +72,9 @@ def test_an_actor_publishes_a_status_others_read_without_a_message(runtime: Runt
     ref = Echo.start()
     ref.ask(7)
     assert runtime.actor_info(ref).status == Level(7)
+    with pytest.raises(TypeError, match="immutable Message"):
+        ref.ask("publish a list")
+    assert runtime.actor_info(ref).status == Level(7), "a mutable value is refused, the last status stays"
 
 
 def test_supervisor_which_children_and_restart_child(runtime: Runtime) -> None:
