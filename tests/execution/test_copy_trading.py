@@ -121,7 +121,7 @@ def test_a_volatility_spike_trips_the_breaker_and_trades_are_refused(exec_engine
     assert outcome.status == "rejected" and outcome.error_class == "breaker_open", outcome
     assert "market_volatility" in (outcome.error or "")
     vault = engine.runtime.whereis("vault-0000") or next(
-        m.actor.actor_ref for m in engine.runtime.mailboxes() if m.name == "vault-0000"
+        a.ref for a in engine.runtime.actors() if a.name == "vault-0000"
     )
     assert vault.ask(Round(), timeout=5).reason in ("started", "round in flight")
     assert vault.ask(GetVaultStatus(), timeout=5).vault_id == "vault-0000"

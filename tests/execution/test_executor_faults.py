@@ -123,7 +123,7 @@ def test_a_vault_whose_snapshot_is_lost_ends_the_round(exec_engine_factory) -> N
     h = exec_engine_factory(
         "[vaults]\ncount = 1\nround_interval_s = 3600\nread_timeout_s = 1.0\n[gateway]\nbatch_window_s = 1.0\n"
     )
-    vault = next(m.actor.actor_ref for m in h.engine.runtime.mailboxes() if m.name == "vault-0000")
+    vault = next(a.ref for a in h.engine.runtime.actors() if a.name == "vault-0000")
     assert vault.ask(Round(round=1), timeout=5).ran
     gateway = h.engine.runtime.whereis("rpc_gateway")
     gateway.stop()  # the request dies in the batch window; the supervisor starts a new gateway
