@@ -294,7 +294,13 @@ def _signer_health(ctx: CheckContext, key: Any) -> str:
 
 
 def _open_signer(ctx: CheckContext, key: Any) -> str:
-    from xorj_actors.signers import check_public_key, open_backend
+    from xorj_actors.signers import LOCALNET_DEV_KEY_FILE, check_public_key, open_backend
+
+    localnet_key = ctx.data_dir / LOCALNET_DEV_KEY_FILE
+    development = ctx.config.engine.environment == "development"
+    if key.backend == "dev_key" and not key.dev_key.path and development and not localnet_key.exists():
+        # Not written yet: the localnet (or a development engine) writes it when it starts.
+        return f"the localnet's DEVELOPMENT key, {localnet_key} once the localnet starts"
     backend = open_backend(key, environment=ctx.config.engine.environment, environ=ctx.environ, data_dir=ctx.data_dir)
     try:
         pubkey = backend.public_key()

@@ -38,8 +38,7 @@ from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
-from xorj_actors.signers import KeySettings, Signer
-from xorj_actors.signers._dev_key import DevKeyBackend
+from xorj_actors.signers import KeySettings, Signer, open_backend
 from xorj_actors.localnet.genesis import Genesis, build_genesis, vault_token_account
 from xorj_actors.localnet.settings import LocalnetSettings
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
@@ -115,7 +114,7 @@ def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
         return Pubkey.from_string(key.public_key)
     if key.backend == "dev_key":
         # Reading a dev key's public half is harmless anywhere; its Signer refuses production.
-        return DevKeyBackend.open(key.dev_key, environment="development", data_dir=data_dir).public_key()
+        return open_backend(key, environment="development", environ={}, data_dir=data_dir).public_key()
     raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
 from xorj_actors.signers.settings import (
     BACKENDS,
+    LOCALNET_DEV_KEY_FILE,
     DevKeySettings,
     KeySettings,
     KmsSettings,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "LOCALNET_DEV_KEY_FILE",
     "RESULTS",
     "Backend",
     "DevKeySettings",
