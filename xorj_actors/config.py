@@ -24,6 +24,7 @@ from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
 from xorj_actors.strategy.settings import StrategySettings
+from xorj_actors.tokens import DEFAULT_TOKENS, TokenRegistry, TokenSettings
 from xorj_actors.vaults.settings import VaultSettings
 
 __all__ = [
@@ -90,8 +91,18 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
+
+    def token_registry(self) -> TokenRegistry:
+        """The ``[[tokens]]`` registry; mints left empty derive from ``[localnet] seed``."""
+        return TokenRegistry.from_settings(self.tokens, self.localnet.seed)
 
     def validate(self) -> None:
+        registry = self.token_registry()  # raises "tokens...: problem"
+        try:
+            self.localnet.check_tokens(registry.tokens)
+        except ValueError as exc:
+            raise ValueError(f"localnet.{exc}") from None
         ex = self.execution
         if ex.enabled and not self.localnet.enabled:
             missing = [n for n in ("rpc_url", "ws_url", "quote_url") if not getattr(ex, n)]

@@ -101,7 +101,7 @@ class Engine:
         """The offline cluster, quote service and quant engine, in-process (development only)."""
         from xorj_actors.localnet import Localnet
 
-        self.localnet = Localnet(self.config.localnet).start()
+        self.localnet = Localnet(self.config.localnet, tokens=self.config.token_registry()).start()
         for name, url in self.localnet.urls.items():
             if url:
                 self._endpoints[f"localnet_{name}"] = url

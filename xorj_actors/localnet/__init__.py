@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     )
     from xorj_actors.localnet.runner import Localnet
     from xorj_actors.localnet.server import Faults, LocalnetServer
-    from xorj_actors.localnet.settings import LocalnetSettings, TokenSettings
+    from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
 
 _HOMES = {
     "ChainView": "chain",
@@ -47,7 +47,7 @@ _HOMES = {
     "Faults": "server",
     "LocalnetServer": "server",
     "LocalnetSettings": "settings",
-    "TokenSettings": "settings",
+    "MarketSettings": "settings",
 }
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "Localnet",
     "LocalnetServer",
     "LocalnetSettings",
-    "TokenSettings",
+    "MarketSettings",
     "TokenSpec",
     "VaultSpec",
     "apply_genesis",

@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     # Blocked before any thread starts, so only sigwait below ever sees them (FIELD-NOTES).
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    localnet = Localnet(config.localnet)
+    localnet = Localnet(config.localnet, tokens=config.token_registry())
     try:
         localnet.start()
     except OSError as exc:

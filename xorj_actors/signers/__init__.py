@@ -13,6 +13,7 @@ from xorj_actors.signers._backend import Backend, SignerError, check_public_key,
 from xorj_actors.signers.settings import (
     BACKENDS,
     LOCALNET_DEV_KEY_FILE,
+    LOCALNET_DEV_PUBLIC_KEY,
     DevKeySettings,
     KeySettings,
     KmsSettings,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "LOCALNET_DEV_KEY_FILE",
+    "LOCALNET_DEV_PUBLIC_KEY",
     "RESULTS",
     "Backend",
     "DevKeySettings",
