@@ -44,7 +44,7 @@ __all__ = [
 TREE_GROUPS: tuple[str, ...] = ("kill_switch", "breakers", "signers", "chain", "strategy_feed", "vaults", "ops")
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     OK = "ok"
     FAIL = "fail"
     NOT_CONFIGURED = "not configured"
