@@ -1,7 +1,7 @@
 """Offline Solana cluster, quote service and quantitative engine speaking the real protocols.
 
 ``Localnet`` runs them in-process on loopback ports (see docs/LOCALNET.md); ``build_genesis``
-gives every address the localnet creates, from the settings alone.
+gives every address the localnet creates, from its settings and the token registry.
 
 Names load on first use: ``xorj_actors.config`` imports ``localnet.settings``, and loading a
 config must not pull in aiohttp, LiteSVM and the servers.
