@@ -75,6 +75,7 @@ class _RetryEscalation(ControlMessage):
 
 def report(runtime: Any, breaker: str, ok: bool, detail: str = "") -> None:
     """Tell breaker ``breaker`` an outcome. Never raises: an event that cannot be delivered is logged."""
+    breaker = str(breaker)  # a BreakerName travels as its plain value
     try:
         ref = runtime.whereis(breaker_name(breaker))
         if ref is None:

@@ -42,8 +42,8 @@ class BreakerName(enum.StrEnum):
     CONFIRMATION_TIMEOUTS = "confirmation_timeouts"
 
 
-#: Every breaker, in priority order.
-BREAKERS: tuple[BreakerName, ...] = tuple(BreakerName)
+#: Every breaker's name, in priority order, as the plain strings messages and config carry.
+BREAKERS: tuple[str, ...] = tuple(name.value for name in BreakerName)
 
 _DAY_S = 86_400.0
 
