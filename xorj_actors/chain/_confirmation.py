@@ -118,19 +118,50 @@ class Confirmation(Participant):
                 self.session.unwatch_threadsafe(message.signature)
             return None
         if kind is GetConfirmationHealth:
-            if self.session is not None:
-                return self.session.health()
+            return self._health()
+        if kind is GetWatches:
+            return self._watches(message.signatures)
+        return super().on_receive(message)
+
+    def _health(self) -> ConfirmationHealth:
+        session = self.session
+        if session is None:
             return ConfirmationHealth(
                 connected=False, slot=0, seconds_since_slot=None, in_flight=0, reconnects=0, polls=0,
                 last_error=_NO_NODE, poll_outcomes=0, subscribe_errors=0, malformed_frames=0,
                 refused=self._refused_here,
             )
-        if kind is GetWatches:
-            if self.session is not None:
-                return self.session.watches_view(message.signatures)
-            states = tuple(WatchState(signature=s, waiters=0, landed_slot=None, finalized=False) for s in message.signatures)
-            return Watches(subscriptions=0, watches=states)
-        return super().on_receive(message)
+        v = session.vitals
+        last = v.last_slot_at
+        return ConfirmationHealth(
+            connected=session.connected,
+            slot=v.tip,
+            seconds_since_slot=round(time.monotonic() - last, 3) if last else None,
+            in_flight=session.in_flight,
+            reconnects=v.reconnects,
+            polls=v.polls,
+            last_error=v.last_error,
+            poll_outcomes=v.poll_outcomes,
+            subscribe_errors=v.subscribe_errors,
+            malformed_frames=v.malformed_frames,
+            refused=v.refused,
+        )
+
+    def _watches(self, signatures: tuple[str, ...]) -> Watches:
+        session = self.session
+        states = []
+        for signature in signatures:
+            watch = session.watch_of(signature) if session is not None else None
+            landing = watch.landing if watch is not None else None
+            states.append(
+                WatchState(
+                    signature=signature,
+                    waiters=len(watch.waiters) if watch is not None else 0,
+                    landed_slot=landing.slot if landing is not None else None,
+                    finalized=landing is not None and landing.finalized,
+                )
+            )
+        return Watches(subscriptions=session.subscriptions if session is not None else 0, watches=tuple(states))
 
     def _watch(self, message: WatchSignature) -> None:
         received = time.monotonic()

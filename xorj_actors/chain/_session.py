@@ -1,7 +1,8 @@
 """The Confirmation actor's loop side: the watches, wired to the link, the poller and the book.
 
 Everything here runs on the actor's asyncio loop thread. The actor only forwards requests
-(``watch_threadsafe``, ``unwatch_threadsafe``) and reads plain attributes for its answers;
+(``watch_threadsafe``, ``unwatch_threadsafe``) and reads plain attributes for its answers
+(``vitals``, ``subscriptions``, ``watch_of``: each read is atomic);
 outcomes are told from here straight to each watch's ``reply_to``. What decides an outcome is
 :mod:`~xorj_actors.chain._book` (pure); the socket is :class:`Link`, the status polls
 :class:`Poller`, the telling and auditing :class:`Outbox`.
@@ -27,14 +28,7 @@ from xorj_actors.chain._book import Commitment, OutcomeStatus, Verdict
 from xorj_actors.chain._delivery import Outbox
 from xorj_actors.chain._frames import SignatureNote
 from xorj_actors.chain._link import Link
-from xorj_actors.chain._messages import (
-    ConfirmationHealth,
-    SignatureOutcome,
-    Watches,
-    WatchRefused,
-    WatchSignature,
-    WatchState,
-)
+from xorj_actors.chain._messages import SignatureOutcome, WatchRefused, WatchSignature
 from xorj_actors.chain._poller import Poller
 from xorj_actors.chain._rpc import RpcHttp, SignatureStatus
 from xorj_actors.chain._state import Vitals, Waiter, Watch
@@ -107,7 +101,7 @@ class Session:
                 len(self._watches),
             )
 
-    # -- entry points (any thread) ----------------------------------------------------------
+    # -- entry points (any thread; the reads are atomic, the loop thread runs on) -------------
 
     def watch_threadsafe(self, message: WatchSignature, received: float) -> None:
         assert self._loop is not None
@@ -125,39 +119,13 @@ class Session:
     def in_flight(self) -> int:
         return len(self._watches)
 
-    def health(self) -> ConfirmationHealth:
-        """A snapshot, read from the actor's thread (each attribute read is atomic)."""
-        v = self.vitals
-        last = v.last_slot_at
-        return ConfirmationHealth(
-            connected=self._link.connected,
-            slot=v.tip,
-            seconds_since_slot=round(time.monotonic() - last, 3) if last else None,
-            in_flight=len(self._watches),
-            reconnects=v.reconnects,
-            polls=v.polls,
-            last_error=v.last_error,
-            poll_outcomes=v.poll_outcomes,
-            subscribe_errors=v.subscribe_errors,
-            malformed_frames=v.malformed_frames,
-            refused=v.refused,
-        )
+    @property
+    def subscriptions(self) -> int:
+        """signatureSubscribe subscriptions open on the node."""
+        return len(self._subs_index)
 
-    def watches_view(self, signatures: Iterable[str]) -> Watches:
-        """Open subscriptions and the state of ``signatures``, read from the actor's thread."""
-        states = []
-        for signature in signatures:
-            watch = self._watches.get(signature)
-            landing = watch.landing if watch is not None else None
-            states.append(
-                WatchState(
-                    signature=signature,
-                    waiters=len(watch.waiters) if watch is not None else 0,
-                    landed_slot=landing.slot if landing is not None else None,
-                    finalized=landing is not None and landing.finalized,
-                )
-            )
-        return Watches(subscriptions=len(self._subs_index), watches=tuple(states))
+    def watch_of(self, signature: str) -> Watch | None:
+        return self._watches.get(signature)
 
     # -- watches ----------------------------------------------------------------------------
 
@@ -444,8 +412,7 @@ class Session:
         self._outbox.audit(EventType.ERROR_EVENT, {"event": "network_fault", "detail": detail}, severity=Severity.WARNING)
 
     def _report_network(self, *, ok: bool, detail: str) -> None:
-        # .value: BreakerEvent.breaker is a plain str field, and messages check exact types.
-        breakers.report(self._runtime, BreakerName.NETWORK_CONNECTIVITY.value, ok=ok, detail=detail)
+        breakers.report(self._runtime, BreakerName.NETWORK_CONNECTIVITY, ok=ok, detail=detail)
 
     def on_frame_failed(self, problem: str) -> None:
         self.vitals.last_error = problem
