@@ -7,6 +7,7 @@ root (one_for_one)
 ├── breakers (one_for_one)   one actor per breaker
 ├── signers (one_for_one)    one actor per key
 ├── chain (rest_for_one)     confirmation, executor
+├── rpc_gateway              the vaults' batched reads, the price watch
 ├── strategy_feed
 ├── vaults (one_for_one)     one actor per vault
 └── ops (one_for_one)        debug_socket, http_api, signal_watcher
@@ -30,7 +31,7 @@ from solders.pubkey import Pubkey
 from supervisors import ChildSpec, Strategy, Supervisor
 from xorj_actors.audit import Audit
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
-from xorj_actors.chain import Confirmation, RpcGateway
+from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, QuoteCheck, TradeRequest
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
@@ -116,35 +117,33 @@ def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
     raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
 
 
+def _node_urls(ctx: TreeContext) -> tuple[str, str, str]:
+    """``(rpc, ws, quote)``: ``[execution]``'s URLs, else the in-process localnet's."""
+    ex, endpoints = ctx.config.execution, ctx.endpoints()
+    return (
+        ex.rpc_url or endpoints.get("localnet_rpc", ""),
+        ex.ws_url or endpoints.get("localnet_ws", ""),
+        ex.quote_url or endpoints.get("localnet_quote", ""),
+    )
+
+
 def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
-    """Confirmation, then the Executor that relies on it (rest_for_one: a new Confirmation
-    means a new Executor, which reads its open trades back from the audit log and watches again)."""
+    """Confirmation, then the Executor that relies on it.
+
+    ``rest_for_one`` (the ``chain`` supervisor): a new Confirmation has forgotten every watch, so
+    it means a new Executor, which reads its open trades back from the audit log and watches them
+    again. The RPC gateway is not here (see :func:`_gateway_children`).
+    """
     cfg, board = ctx.config, ctx.board
     ex = cfg.execution
     if not ex.enabled:
         return []
-    endpoints = ctx.endpoints()
-    rpc = ex.rpc_url or endpoints.get("localnet_rpc", "")
-    ws = ex.ws_url or endpoints.get("localnet_ws", "")
-    quote = ex.quote_url or endpoints.get("localnet_quote", "")
+    rpc, ws, quote = _node_urls(ctx)
     key = _signing_key(cfg)
     fee_payer = _fee_payer(key, ctx.data_dir)
     metrics = ctx.metrics
     return [
-        _worker(
-            ctx,
-            "rpc_gateway",
-            lambda: RpcGateway.start(
-                board,
-                cfg.gateway,
-                rpc_url=rpc,
-                quote_url=quote,
-                owner=fee_payer,
-                watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
-                volatility=cfg.breakers.volatility,
-            ),
-        ),
-        _worker(ctx, "confirmation", lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
+        _worker(ctx, CONFIRMATION_NAME, lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
         _worker(
             ctx,
             "executor",
@@ -166,6 +165,37 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                 on_outcome=metrics.on_trade_outcome,
             ),
         ),
+    ]
+
+
+def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
+    """The RPC gateway (with execution enabled), a root child of its own.
+
+    Neither the Confirmation nor the Executor uses it (the executor reads prices itself), and it
+    uses neither: it serves the vaults' snapshots and feeds the volatility breaker. It used to
+    come first in the chain's ``rest_for_one`` list, where its crash restarted both, and the
+    trades in flight lost their watches for nothing. Beside them under the root's
+    ``one_for_one``, a crash of either side restarts only that side.
+    """
+    cfg = ctx.config
+    if not cfg.execution.enabled:
+        return []
+    rpc, _, quote = _node_urls(ctx)
+    fee_payer = _fee_payer(_signing_key(cfg), ctx.data_dir)
+    return [
+        _worker(
+            ctx,
+            GATEWAY_NAME,
+            lambda: RpcGateway.start(
+                ctx.board,
+                cfg.gateway,
+                rpc_url=rpc,
+                quote_url=quote,
+                owner=fee_payer,
+                watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
+                volatility=cfg.breakers.volatility,
+            ),
+        )
     ]
 
 
@@ -346,7 +376,10 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
         ks,
         _supervisor(ctx, "breakers", breakers, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "signers", signers, Strategy.ONE_FOR_ONE),
+        # rest_for_one: a new Confirmation means a new Executor (see _chain_children).
         _supervisor(ctx, "chain", chain, Strategy.REST_FOR_ONE),
+        # Beside the chain, not in it: neither side uses the other (see _gateway_children).
+        *_gateway_children(ctx),
         _worker(ctx, "strategy_feed", lambda: _start_strategy_feed(ctx)),
         _supervisor(ctx, "risk", _risk_children(ctx), Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "vaults", vaults, Strategy.ONE_FOR_ONE),
