@@ -11,8 +11,6 @@ from xorj_actors.breakers import (
     BREAKERS,
     CircuitState,
     BreakerName,
-    BreakerState,
-    GetBreakerState,
     VolatilityDetector,
     VolatilitySettings,
     report,
@@ -85,11 +83,12 @@ def test_a_failing_on_change_hook_does_not_stop_the_breaker(runtime, start_break
     assert any("on_change hook failed" in line for line in logs)
 
 
-def test_get_breaker_state_and_the_metrics_view(runtime, start_breaker, armed, board, clock) -> None:
+def test_the_breakers_status_and_the_metrics_view(runtime, start_breaker, armed, board, clock) -> None:
     refs = {name: start_breaker(name) for name in BREAKERS}
     for _ in range(3):
         send(refs[T], clock, 1000.0, False, T)
-    assert refs[T].ask(GetBreakerState(), timeout=5) == BreakerState(breaker=BreakerName(T), state=CircuitState.OPEN)
+    s = status(refs[T])
+    assert (s.breaker, s.state) == (BreakerName(T), CircuitState.OPEN)
     states = breaker_states(runtime.mailboxes())
     assert states == {name: CircuitState.OPEN if name == T else CircuitState.CLOSED for name in BREAKERS}
 

@@ -21,8 +21,6 @@ from xorj_actors.messages import HaltMode, Trigger
 __all__ = [
     "Breaker",
     "BreakerEvent",
-    "BreakerState",
-    "GetBreakerState",
     "GetBreakerStatus",
     "breaker_name",
     "report",
@@ -46,17 +44,6 @@ class BreakerEvent(Message):
     breaker: str
     ok: bool
     detail: str
-
-
-class GetBreakerState(Message):
-    """Ask for a :class:`BreakerState`."""
-
-
-class BreakerState(Message):
-    """The answer to :class:`GetBreakerState` (the state alone; :class:`BreakerStatus` has all)."""
-
-    breaker: BreakerName
-    state: CircuitState
 
 
 class GetBreakerStatus(Message):
@@ -201,8 +188,6 @@ class Breaker(Participant):
             if message.seq == self._escalation_seq and self._pending is not None:
                 self._send_trigger()
             return None
-        if kind is GetBreakerState:
-            return BreakerState(breaker=self.breaker, state=self.circuit.state)
         if kind is GetBreakerStatus:
             return self._status()
         return super().on_receive(message)
