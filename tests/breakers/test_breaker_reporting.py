@@ -89,7 +89,7 @@ def test_the_breakers_status_and_the_metrics_view(runtime, start_breaker, armed,
         send(refs[T], clock, 1000.0, False, T)
     s = status(refs[T])
     assert (s.breaker, s.state) == (BreakerName(T), CircuitState.OPEN)
-    states = breaker_states(runtime.mailboxes())
+    states = breaker_states(runtime.actors())
     assert states == {name: CircuitState.OPEN if name == T else CircuitState.CLOSED for name in BREAKERS}
 
 

@@ -64,9 +64,9 @@ class HeldVault(Participant):
 
 
 def named(engine: Engine, name: str) -> Any:
-    for mailbox in engine.runtime.mailboxes():
-        if mailbox.name == name:
-            return mailbox.actor.actor_ref
+    for info in engine.runtime.actors():
+        if info.name == name and info.ref is not None:
+            return info.ref
     raise KeyError(name)
 
 

@@ -26,14 +26,14 @@ def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "
 
 
 def named(engine: Engine, name: str):
-    for mailbox in engine.runtime.mailboxes():
-        if mailbox.name == name:
-            return mailbox.actor.actor_ref
+    for info in engine.runtime.actors():
+        if info.name == name and info.ref is not None:
+            return info.ref
     raise KeyError(name)
 
 
 def participant_names(engine: Engine) -> set[str]:
-    return {m.name for m in engine.runtime.mailboxes() if isinstance(m.actor, Participant)}
+    return {a.name for a in engine.runtime.actors() if a.ref is not None and issubclass(a.actor_class, Participant)}
 
 
 def recover(engine: Engine, **auth) -> object:

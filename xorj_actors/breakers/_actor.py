@@ -141,11 +141,6 @@ class Breaker(Participant):
         self._publish()
         self.runtime.register_name(breaker_name(self.breaker), self.actor_ref)
 
-    @property
-    def state(self) -> CircuitState:
-        """Read by the metrics collector without a message (one attribute read)."""
-        return self.circuit.state
-
     # -- start and end ---------------------------------------------------------------------------
 
     def on_start(self) -> None:
@@ -244,13 +239,15 @@ class Breaker(Participant):
             half_open_at=circuit.half_open_at,
             probe_successes=circuit.probe_successes,
         )
+        status = self._status()
         try:
-            self.breakers.publish(self._claim, self._status(), memory)
+            self.breakers.publish(self._claim, status, memory)
         except StaleClaim:
             # A successor owns the slot: this actor was replaced and must not act any more.
             logger.error("breaker {}: replaced by a newer breaker; stopping", self.breaker)
             self.actor_ref.stop(block=False)
             raise
+        self.publish_status(status)  # what the metrics and the HTTP API read, without a message
 
     def _changed(self, previous: CircuitState, severity: Severity) -> None:
         circuit = self.circuit
