@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from tests.breakers.conftest import ks_status, limits_with, send, status
 from tests.helpers import wait_until
-from xorj_actors.breakers import BREAKERS, BreakerSettings, CircuitState, EscalationSettings
+from xorj_actors.breakers import BREAKERS, BreakerSettings, CircuitState
 from xorj_actors.kill_switch import KILL_SWITCH_NAME
 from xorj_actors.messages import HaltMode, Trigger
 
