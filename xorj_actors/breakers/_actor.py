@@ -12,9 +12,10 @@ from pykka import ActorDeadError
 from supervisors import ControlMessage, MailboxFull, Message
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.breakers._board import BreakerBoard, BreakerStatus, Memory, StaleClaim
-from xorj_actors.breakers._circuit import REASON_LIMIT, Circuit, CircuitState, Transition
+from xorj_actors.breakers._circuit import Circuit, CircuitState, Transition
 from xorj_actors.breakers.settings import BREAKERS, BreakerName, BreakerSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = [

@@ -13,11 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from xorj_actors.breakers.settings import BreakerLimits
+from xorj_actors.limits import REASON_LIMIT
 
 __all__ = ["Circuit", "CircuitState", "Recorded", "Transition"]
-
-#: Reasons are cut here: they travel in statuses, audit details and kill-switch triggers.
-REASON_LIMIT = 500
 
 
 class CircuitState(enum.StrEnum):
