@@ -206,7 +206,10 @@ class Engine:
             "strategy_fresh": self.strategy_board.fresh(),
             "rounds": count("xorj_vault_rounds_total", "result", ("done", "skipped")),
             "trades": count("xorj_trades_total", "status", TRADE_STATUSES),
-            "breakers_not_closed": {s.breaker: s.state for s in snapshot.statuses.values() if s.state != "CLOSED"},
+            # Plain values: the progress line prints this dict, and an enum's repr is not its value.
+            "breakers_not_closed": {
+                s.breaker.value: s.state.value for s in snapshot.statuses.values() if s.state != "CLOSED"
+            },
         }
 
     def wait(self, *, progress_every_s: float = 0.0) -> int:
