@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
 from loguru import logger
@@ -37,10 +37,8 @@ from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import CONTENT_TYPE, Metrics, breaker_states
 from xorj_actors.ops._debug_socket import Commands, RequestError, _args
+from xorj_actors.redaction import Redactor
 from supervisors import LoopThread
-
-if TYPE_CHECKING:
-    from xorj_actors.engine._logging import Redactor
 
 __all__ = [
     "ApiError",
@@ -458,7 +456,6 @@ class HttpApi(Participant):
         )
         # Imported here: xorj_actors.engine imports this module through the tree.
         from xorj_actors.check import secret_env_names
-        from xorj_actors.engine._logging import Redactor
 
         redactor = Redactor.from_environ(environ, secret_env_names(config))
         commands = Commands(self.runtime, endpoints, data_dir)
