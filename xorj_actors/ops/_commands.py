@@ -195,11 +195,12 @@ class Commands:
 
     def halt(self, a: HaltArgs) -> Any:
         """Trigger the kill switch: args mode (graceful|emergency), reason."""
-        self._kill_switch().tell(Trigger(mode=a.mode, reason=a.reason, source="debug_socket"))
+        self.trigger(a, source="debug_socket")
         return {"triggered": True, "mode": a.mode.value}
 
     def trigger(self, a: HaltArgs, source: str) -> None:
-        """Trigger the kill switch for ``source``; a switch that cannot take it is ``unavailable``."""
+        """Trigger the kill switch for ``source`` (``halt``, the HTTP API's activate); a switch
+        that cannot take it is ``unavailable``."""
         ks = self._kill_switch()
         try:
             ks.tell(Trigger(mode=a.mode, reason=a.reason, source=source))
