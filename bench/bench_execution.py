@@ -278,7 +278,8 @@ class Driver(Actor):
         self.next += 1
         vault = self.vault_ids[i % len(self.vault_ids)]
         request = TradeRequest(
-            trade_id=f"{vault}:bench-{self.phase}:{i}", vault_id=vault, input_mint=self.usdc, output_mint=self.jup,
+            trade_id=f"{vault}:bench-{self.phase}:{i}", vault_id=vault, round_key=f"bench-{self.phase}", index=i,
+            input_mint=self.usdc, output_mint=self.jup,
             amount_in=AMOUNT, slippage_bps=100, value_usd=AMOUNT / 1e6, reply_to=self.actor_ref,
         )
         self.told[request.trade_id] = time.perf_counter()

@@ -99,6 +99,9 @@ class Harness:
         return TradeRequest(
             trade_id=trade_id,
             vault_id=self.genesis.vaults[vault].vault_id,
+            # Test ids are written "vault:round:index"; the request carries the parts as fields.
+            round_key=trade_id.split(":")[1],
+            index=int(trade_id.split(":")[2]),
             input_mint=str(self.genesis.token(sell).mint),
             output_mint=str(self.genesis.token(buy).mint),
             amount_in=amount,

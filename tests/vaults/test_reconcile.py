@@ -63,6 +63,7 @@ def test_all_usdc_to_all_jup_swaps_all_usdc_when_uncapped() -> None:
     assert result.trades[0] == PlannedTrade(
         trade_id="vault-0001:7:0",
         vault_id="vault-0001",
+        round_key="7",
         input_mint=USDC,
         output_mint=JUP,
         amount_in=usdc(10_000),

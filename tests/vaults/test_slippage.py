@@ -19,6 +19,7 @@ LIMIT = 50  # bps
 BUY = PlannedTrade(
     trade_id="vault-0001:1:0",
     vault_id="vault-0001",
+    round_key="1",
     input_mint=USDC,
     output_mint=JUP,
     amount_in=1_000_000,  # $1 of USDC: 2 JUP at the reference price
@@ -103,6 +104,7 @@ def test_the_edge_is_exact_for_prices_written_in_decimal() -> None:
     sell = PlannedTrade(
         trade_id="vault-0001:1:0",
         vault_id="vault-0001",
+        round_key="1",
         input_mint=JUP,
         output_mint=USDC,
         amount_in=10_000_000,  # $1.00 at 0.1
@@ -199,6 +201,7 @@ def test_the_reference_moving_against_the_quote_refuses_it() -> None:
     sell = PlannedTrade(
         trade_id="vault-0001:1:0",
         vault_id="vault-0001",
+        round_key="1",
         input_mint=JUP,
         output_mint=USDC,
         amount_in=2_000_000,

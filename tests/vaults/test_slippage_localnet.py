@@ -70,6 +70,7 @@ def by_hand(input_mint: str, output_mint: str, amount_in: int) -> PlannedTrade:
     return PlannedTrade(
         trade_id=f"{VAULT}:manual:0",
         vault_id=VAULT,
+        round_key="manual",
         input_mint=input_mint,
         output_mint=output_mint,
         amount_in=amount_in,

@@ -275,8 +275,8 @@ def quote_check(cfg: Config) -> QuoteCheck:
 
     def check(req: TradeRequest, quote: Mapping[str, Any], prices: Mapping[str, float]) -> str | None:
         planned = PlannedTrade(
-            trade_id=req.trade_id, vault_id=req.vault_id, input_mint=req.input_mint, output_mint=req.output_mint,
-            amount_in=req.amount_in, value_usd=req.value_usd, reduces_exposure=req.reduces_exposure, index=0,
+            trade_id=req.trade_id, vault_id=req.vault_id, round_key=req.round_key, input_mint=req.input_mint, output_mint=req.output_mint,
+            amount_in=req.amount_in, value_usd=req.value_usd, reduces_exposure=req.reduces_exposure, index=req.index,
         )
         result = check_quote(quote, planned, prices, decimals, req.slippage_bps)
         return None if result.ok else f"{result.reason}: {result.detail}"

@@ -352,7 +352,7 @@ class _Pipeline:
             reason = f"{len(self.records)} trades in flight, the limit is {self.settings.max_in_flight}"
         elif self.unsettled.get(req.vault_id):
             reason = f"vault {req.vault_id} has unsettled trades: {sorted(self.unsettled[req.vault_id])[:3]}"
-        elif other := [t for t in self.by_vault.get(req.vault_id, ()) if _round_of(t) != _round_of(req.trade_id)]:
+        elif other := [t for t in self.by_vault.get(req.vault_id, ()) if self.records[t].request.round_key != req.round_key]:
             # A vault never has two rounds in flight; a restarted vault that planned from balances
             # these trades have not changed yet would trade the same gap twice.
             reason = f"vault {req.vault_id} has trades of another round in flight: {sorted(other)[:3]}"
@@ -848,6 +848,8 @@ def _outcome(
     return TradeOutcome(
         trade_id=req.trade_id,
         vault_id=req.vault_id,
+        input_mint=req.input_mint,
+        output_mint=req.output_mint,
         status=status,
         signature=result.signature if result is not None else (last.signature if last else None),
         slot=result.slot if result is not None else None,
@@ -860,13 +862,11 @@ def _outcome(
     )
 
 
-def _round_of(trade_id: str) -> str:
-    """``vault-0001:7-3s:2`` -> ``vault-0001:7-3s``: the vault and its round."""
-    return trade_id.rsplit(":", 1)[0]
-
-
 def _rejected(req: TradeRequest, cls: ErrorClass, reason: str) -> TradeOutcome:
-    return TradeOutcome(trade_id=req.trade_id, vault_id=req.vault_id, status="rejected", error=reason, error_class=cls.value)
+    return TradeOutcome(
+        trade_id=req.trade_id, vault_id=req.vault_id, input_mint=req.input_mint, output_mint=req.output_mint,
+        status="rejected", error=reason, error_class=cls.value,
+    )
 
 
 def _reused(req: TradeRequest) -> TradeOutcome:

@@ -80,6 +80,8 @@ def request_details(request: TradeRequest) -> dict[str, Any]:
     return {
         "trade_id": request.trade_id,
         "vault_id": request.vault_id,
+        "round_key": request.round_key,
+        "index": request.index,
         "input_mint": request.input_mint,
         "output_mint": request.output_mint,
         "amount_in": request.amount_in,
@@ -125,11 +127,14 @@ def _details(entry: AuditEntry) -> dict[str, Any]:
     return details
 
 
-def _outcome(trade_id: str, d: dict[str, Any]) -> TradeOutcome:
+def _outcome(intent: TradeRequest, d: dict[str, Any]) -> TradeOutcome:
+    trade_id = intent.trade_id
     try:
         return TradeOutcome(
             trade_id=trade_id,
             vault_id=str(d["vault_id"]),
+            input_mint=intent.input_mint,
+            output_mint=intent.output_mint,
             status=str(d["status"]),
             signature=d.get("signature"),
             slot=d.get("slot"),
@@ -150,6 +155,8 @@ def _request(d: dict[str, Any]) -> TradeRequest:
         return TradeRequest(
             trade_id=str(d["trade_id"]),
             vault_id=str(d["vault_id"]),
+            round_key=str(d["round_key"]),
+            index=int(d["index"]),
             input_mint=str(d["input_mint"]),
             output_mint=str(d["output_mint"]),
             amount_in=int(d["amount_in"]),
@@ -178,6 +185,7 @@ def _attempt(d: dict[str, Any]) -> Attempt:
 def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dict[str, TradeOutcome]]:
     open_: dict[str, TradeRecord] = {}
     final: dict[str, TradeOutcome] = {}
+    intents: dict[str, TradeRequest] = {}
     for entry in entries:
         trade_id = entry.correlation_id
         if trade_id is None:
@@ -185,13 +193,17 @@ def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dic
         d = _details(entry)
         if entry.event_type == INTENT:
             if trade_id not in open_ and trade_id not in final:
-                open_[trade_id] = TradeRecord(request=_request(d))
+                intents[trade_id] = _request(d)
+                open_[trade_id] = TradeRecord(request=intents[trade_id])
         elif entry.event_type == EXECUTION:
             if d.get("phase") == "signed" and trade_id in open_:
                 open_[trade_id].attempts.append(_attempt(d))
         elif entry.event_type == CONFIRMATION:
             open_.pop(trade_id, None)
-            final[trade_id] = _outcome(trade_id, d)
+            intent = intents.get(trade_id)
+            if intent is None:  # the executor makes the intent durable first: the log is not ours
+                raise LedgerError(f"audit entry {entry.sequence}: outcome of trade {trade_id} without its intent")
+            final[trade_id] = _outcome(intent, d)
     return open_, final
 
 

@@ -16,11 +16,16 @@ class TradeRequest(Message):
     """Swap ``amount_in`` base units of ``input_mint`` for ``output_mint`` in vault ``vault_id``.
 
     ``trade_id`` is deterministic for the vault and its rebalancing round: a request whose id
-    already has an outcome is answered with that outcome and executes nothing.
+    already has an outcome is answered with that outcome and executes nothing. The id is an
+    opaque key: the vault, the round and the trade's place in it travel as their own fields.
     """
 
     trade_id: str
     vault_id: str
+    #: The vault's round (plan) this trade belongs to: a vault never has two rounds in flight.
+    round_key: str
+    #: The trade's place in its round's plan.
+    index: int
     input_mint: str
     output_mint: str
     amount_in: int
@@ -44,6 +49,9 @@ class TradeOutcome(Message):
 
     trade_id: str
     vault_id: str
+    #: The request's mints, so the vault needs no record of what it sent.
+    input_mint: str
+    output_mint: str
     status: str
     signature: str | None = None
     slot: int | None = None

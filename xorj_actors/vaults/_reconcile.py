@@ -72,6 +72,8 @@ class PlannedTrade(Message):
 
     trade_id: str
     vault_id: str
+    #: The plan's round key; with ``index`` it makes ``trade_id`` (``vault:round:index``).
+    round_key: str
     input_mint: str
     output_mint: str
     amount_in: int
@@ -421,6 +423,7 @@ class _Planner:
         return PlannedTrade(
             trade_id=f"{self.vault_id}:{self.key}:{index}",
             vault_id=self.vault_id,
+            round_key=self.key,
             input_mint=input_mint,
             output_mint=output_mint,
             amount_in=amount,

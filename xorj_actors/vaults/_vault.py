@@ -374,6 +374,8 @@ class Vault(Participant):
             request = TradeRequest(
                 trade_id=t.trade_id,
                 vault_id=self.vault_id,
+                round_key=t.round_key,
+                index=t.index,
                 input_mint=t.input_mint,
                 output_mint=t.output_mint,
                 amount_in=t.amount_in,
@@ -576,6 +578,8 @@ class Vault(Participant):
             f.pending[t.trade_id] = TradeRequest(
                 trade_id=t.trade_id,
                 vault_id=self.vault_id,
+                round_key=t.round_key,
+                index=t.index,
                 input_mint=t.input_mint,
                 output_mint=t.output_mint,
                 amount_in=t.amount_in,
