@@ -48,9 +48,8 @@ def refused(engine: Engine, cmd: str, **args: Any) -> str:
 
 
 def supervisor_ref(engine: Engine, name: str) -> Ref:
-    """The supervisor ``name``, found in the debug socket's tree."""
-    [urn] = [a["urn"] for a in ctl(engine, "tree") if a["name"] == name and a["class"] == "Supervisor"]
-    ref = engine.runtime.lookup(urn)
+    """The live supervisor ``name`` in the engine's tree."""
+    ref = engine.runtime.supervisor(name)
     assert ref is not None, f"the {name} supervisor is not running"
     return ref
 

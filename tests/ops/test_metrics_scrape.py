@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ops.conftest import ENGINE_ENV, Api
 from tests.plugins.engine import ks_status, wait_until
-from supervisors import ActorState, Fault, Ref, inject_fault
+from supervisors import ActorInfo, ActorState, Fault, inject_fault
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import KILL_SWITCH_STATES, Metrics
-from xorj_actors.ops.ctl import request
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 REQUIRED = {
@@ -80,27 +78,18 @@ def test_a_halt_moves_state_activations_and_ack_latency(api: Api) -> None:
     assert value(after, "xorj_http_requests_total", path="/kill-switch/activate", status="202") == 1.0
 
 
-DEAD = {ActorState.STOPPED.value, ActorState.FAILED.value, ActorState.KILLED.value, ActorState.ABANDONED.value}
-
-
 def test_restarts_are_counted_per_class_and_never_go_down(api: Api) -> None:
-    engine = api.engine
+    runtime = api.engine.runtime
 
-    def vaults() -> list[dict[str, Any]]:
-        """vault-0001 as the debug socket's tree lists it (an old incarnation may linger)."""
-        return [a for a in request(engine.socket_path, "tree") if a["name"] == "vault-0001"]
-
-    def live() -> tuple[dict[str, Any], Ref] | None:
-        return next(((a, ref) for a in vaults() if a["state"] not in DEAD
-                     and (ref := engine.runtime.lookup(a["urn"])) is not None), None)
+    def vault() -> ActorInfo | None:
+        return next((a for a in runtime.actors() if a.name == "vault-0001" and a.ref is not None), None)
 
     for n in (1, 2):
-        wait_until(lambda: live() is not None, what="vault-0001 started")
-        old, ref = live()  # type: ignore[misc]
-        inject_fault(ref, Fault.RAISE)
+        old = vault()
+        inject_fault(old.ref, Fault.RAISE)
         wait_until(
-            lambda: any(v["urn"] != old["urn"] and v["restarts"] == n and v["state"] != ActorState.STARTING.value
-                        for v in vaults()),
+            lambda: (v := vault()) is not None and v.urn != old.urn and v.restarts == n
+            and v.state is not ActorState.STARTING,
             what=f"restart {n}",
         )
         samples = scrape(api)

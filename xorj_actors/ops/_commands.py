@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
-from supervisors import ChildInfo, MailboxFull, Runtime, Supervisor, WhichChildren
+from supervisors import ChildInfo, MailboxFull, Runtime, WhichChildren
 from xorj_actors.asks import ask_all, expect
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, EnterMaintenance, Flatten, FlattenOutcome, GetStatus, Recover
 from xorj_actors.messages import Trigger
@@ -124,18 +124,18 @@ class Commands:
 
     def tree(self, _: None) -> Any:
         """Every live actor: urn, name, class, parent, state, mailbox depth, restarts, last message."""
-        return [m.snapshot() for m in self.runtime.mailboxes()]
+        return [actor.as_dict() for actor in self.runtime.actors()]
 
     def actor(self, query: ActorQuery) -> Any:
         """One actor's details and current stack, by urn or name."""
-        for mailbox in self.runtime.mailboxes():
-            if mailbox.urn == query.urn or mailbox.name == query.name:
-                return mailbox.snapshot(stack=True)
+        for actor in self.runtime.actors(stack=True):
+            if actor.urn == query.urn or actor.name == query.name:
+                return actor.as_dict(stack=True)
         raise RequestError("not_found", f"no live actor {query.urn if query.urn is not None else query.name!r}")
 
     def stacks(self, _: None) -> Any:
         """The stack of every thread, with the actor it is running, if any."""
-        running = {m.thread_ident: m.name for m in self.runtime.mailboxes() if m.thread_ident is not None}
+        running = {a.thread_ident: a.name for a in self.runtime.actors() if a.thread_ident is not None}
         names = {t.ident: t.name for t in threading.enumerate()}
         frames = sys._current_frames()  # noqa: SLF001 - the only way to see live stacks
         return [
@@ -150,7 +150,7 @@ class Commands:
 
     def breaker_states(self) -> dict[str, str]:
         """Each running breaker's state, by breaker name."""
-        return breaker_states(self.runtime.mailboxes())
+        return breaker_states(self.runtime.actors())
 
     def status(self, _: None) -> Any:
         """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served."""
@@ -253,10 +253,9 @@ class Commands:
             raise RequestError("unavailable", f"{what} is overloaded (mailbox full)") from None
 
     def _supervisor(self, name: str) -> Any:
-        for mailbox in self.runtime.mailboxes():
-            actor = mailbox.actor
-            if mailbox.name == name and isinstance(actor, Supervisor):
-                return actor.actor_ref
+        ref = self.runtime.supervisor(name)
+        if ref is not None:
+            return ref
         raise RequestError("unavailable", f"the {name} supervisor is not running (restarting?)")
 
     def _children(self, supervisor: str) -> tuple[ChildInfo, ...]:

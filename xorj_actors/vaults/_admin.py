@@ -169,7 +169,7 @@ class VaultAdmin:
             ) from None
         except (ActorDeadError, MailboxFull) as exc:
             raise VaultAdminError("unavailable", f"the vaults supervisor is unavailable: {exc!r}; nothing removed") from None
-        stopped = ref is None or ref.actor_inbox.finished.wait(self.timeout_s)
+        stopped = ref is None or ref.join(self.timeout_s)
         notes = self._forget(name)
         if not stopped:
             notes.append(f"{name} did not finish stopping within {self.timeout_s} s (see ctl tree)")
