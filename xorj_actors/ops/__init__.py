@@ -5,6 +5,7 @@ from xorj_actors.ops._commands import COMMANDS, Commands
 from xorj_actors.ops._debug_socket import DebugSocket, DebugSocketServer
 from xorj_actors.ops._http import HttpApi, HttpApiServer, sign_request, signed_headers
 from xorj_actors.ops._signals import HANDLED_SIGNALS, SignalWatcher, block_signals
+from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
 
 __all__ = [
     "COMMANDS",
@@ -12,8 +13,10 @@ __all__ = [
     "Commands",
     "DebugSocket",
     "DebugSocketServer",
+    "DebugSocketSettings",
     "HttpApi",
     "HttpApiServer",
+    "HttpSettings",
     "RequestError",
     "SignalWatcher",
     "block_signals",

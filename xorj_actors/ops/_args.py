@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from xorj_actors.kill_switch import EnterMaintenance, Recover
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode
 from xorj_actors.vaults import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID
 
@@ -34,7 +35,7 @@ __all__ = [
 
 #: What the drawdown monitor keeps of an operator's name and reason; longer is refused.
 MAX_OPERATOR_CHARS: Final = 100
-MAX_REASON_CHARS: Final = 500
+MAX_REASON_CHARS: Final = REASON_LIMIT
 
 #: ``{name: (type, required)}``.
 Spec = Mapping[str, tuple[type | tuple[type, ...], bool]]

@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from loguru import logger
 
@@ -29,8 +29,7 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.ops._args import RequestError
 from xorj_actors.ops._commands import Commands
 
-if TYPE_CHECKING:  # config imports the packages whose settings it composes
-    from xorj_actors.config import DebugSocketSettings
+from xorj_actors.ops.settings import DebugSocketSettings
 
 __all__ = ["DebugSocket", "DebugSocketServer"]
 

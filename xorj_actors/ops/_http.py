@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 from loguru import logger
@@ -33,12 +33,16 @@ from supervisors import LoopThread
 from xorj_actors.audit import audit_event, record
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks, secret_env_names
-from xorj_actors.config import Config, HttpSettings
+from xorj_actors.limits import MIN_KEY_BYTES
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.metrics import CONTENT_TYPE, Metrics
 from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
 from xorj_actors.ops._commands import Commands
+from xorj_actors.ops.settings import HttpSettings
 from xorj_actors.redaction import Redactor
+
+if TYPE_CHECKING:  # the readiness checks read the whole config; config imports ops.settings
+    from xorj_actors.config import Config
 
 __all__ = [
     "ApiError",
@@ -56,7 +60,6 @@ SIGNATURE_HEADER = "X-Xorj-Signature"
 _NONCE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
 _HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_MIN_KEY_BYTES = 32
 
 #: ``audit(event_type, details)``: where every kill-switch API call is recorded.
 AuditSink = Callable[[str, dict[str, Any]], None]
@@ -164,10 +167,10 @@ class RequestAuthenticator:
 
 def _load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:
     value = environ.get(settings.hmac_key_env, "").encode()
-    if len(value) < _MIN_KEY_BYTES:
+    if len(value) < MIN_KEY_BYTES:
         if value:
             logger.error(
-                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, _MIN_KEY_BYTES
+                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, MIN_KEY_BYTES
             )
         return None
     return value
