@@ -25,7 +25,7 @@ from xorj_actors.audit import AuditStoreError, open_store, select_entries
 from xorj_actors.engine import Engine
 from xorj_actors.ops import Commands, RequestError
 from xorj_actors.ops.ctl import CtlError, add_arguments, main, request
-from xorj_actors.vaults import GetVaultStatus, VaultStatus
+from xorj_actors.vaults import GetVaultStatus, VaultPhase, VaultStatus
 
 # The executor's test engine with vaults that trade: rounds only on command (the first timer
 # round is minutes away at this interval).
@@ -107,7 +107,7 @@ class StuckVault(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GetVaultStatus):
             self.release.wait(10)
-            return VaultStatus(vault_id="vault-0050", profile="conservative", phase="idle", rounds=0, rounds_skipped=0,
+            return VaultStatus(vault_id="vault-0050", profile="conservative", phase=VaultPhase.IDLE, rounds=0, rounds_skipped=0,
                                trades_confirmed=0, trades_other=0, last_skip="", value_usd=0.0, pending=())
         return None
 

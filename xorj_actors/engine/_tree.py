@@ -41,7 +41,7 @@ from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdo
 from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY, KeySettings, Signer, open_backend
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
-from xorj_actors.vaults import PlannedTrade, Vault, check_quote
+from xorj_actors.vaults import Vault, check_quote
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -290,11 +290,7 @@ def quote_check(cfg: Config) -> QuoteCheck:
     decimals = tradable_mints(cfg)
 
     def check(req: TradeRequest, quote: Mapping[str, Any], prices: Mapping[str, float]) -> str | None:
-        planned = PlannedTrade(
-            trade_id=req.trade_id, vault_id=req.vault_id, round_key=req.round_key, input_mint=req.input_mint, output_mint=req.output_mint,
-            amount_in=req.amount_in, value_usd=req.value_usd, reduces_exposure=req.reduces_exposure, index=req.index,
-        )
-        result = check_quote(quote, planned, prices, decimals, req.slippage_bps)
+        result = check_quote(quote, req, prices, decimals, req.slippage_bps)
         return None if result.ok else f"{result.reason}: {result.detail}"
 
     return check

@@ -23,6 +23,8 @@ class Target(Message):
     trader: RankedTrader | None
     reason: str  # "" when there is a trader
     round: int | None  # the snapshot's round, None before the first good response
+    #: False before the first good response and once the board is stale (vaults say so).
+    fresh: bool
 
 
 class StrategyBoard:
@@ -87,13 +89,16 @@ class StrategyBoard:
         """
         latest = self._latest  # one read: the checks below see one snapshot
         if latest is None:
-            return Target(trader=None, reason="no strategy yet: no good response from the quant engine", round=None)
+            return Target(
+                trader=None, reason="no strategy yet: no good response from the quant engine", round=None, fresh=False
+            )
         age = (self._clock() if now is None else now) - latest.fetched_at
         if not age < self.stale_after_s:
             return Target(
                 trader=None,
                 reason=f"strategy stale: last good response {age:.0f} s ago (limit {self.stale_after_s:g} s)",
                 round=latest.round,
+                fresh=False,
             )
         trader = latest.trader_for(profile)
         if trader is None:
@@ -102,5 +107,6 @@ class StrategyBoard:
                 reason=f"no trader with trust score above {profile.min_trust_score:g} "
                 f"for profile {profile.name} in round {latest.round}",
                 round=latest.round,
+                fresh=True,
             )
-        return Target(trader=trader, reason="", round=latest.round)
+        return Target(trader=trader, reason="", round=latest.round, fresh=True)
