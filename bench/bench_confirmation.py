@@ -57,6 +57,7 @@ from xorj_actors.chain import (  # noqa: E402
     Confirmation,
     ConfirmationSettings,
     GetConfirmationHealth,
+    GetWatches,
     SignatureOutcome,
     WatchSignature,
 )
@@ -214,12 +215,11 @@ def ours_round(
     settings = ConfirmationSettings()
     ref = Confirmation.start(board, settings, ws_url=urls["ws"], rpc_url=urls["rpc"],
                              trace=lambda signature, t: arrived.__setitem__(signature, t))
-    session = ref.actor_inbox.actor.session  # type: ignore[union-attr]
-    wait_until(lambda: session.health().connected, 10, "the connection")
+    wait_until(lambda: ref.ask(GetConfirmationHealth(), timeout=5).connected, 10, "the connection")
     for i, tx in enumerate(txs):
         ref.tell(WatchSignature(trade_id=f"t{i}", signature=str(tx.signatures[0]), value_usd=10.0,
                                 last_valid_block_height=last_valid, reply_to=recorder_ref))
-    wait_until(lambda: len(session._subs_index) == len(txs), 60, f"{len(txs)} subscriptions")
+    wait_until(lambda: ref.ask(GetWatches(), timeout=5).subscriptions == len(txs), 60, f"{len(txs)} subscriptions")
     in_flight = ref.ask(GetConfirmationHealth(), timeout=5).in_flight
     errors = send_from_subprocess(urls["rpc"], txs, tmp)
     wait_until(lambda: len(recorder.handled) == len(txs), 60, "every outcome")

@@ -22,6 +22,8 @@ from xorj_actors.audit import (
     CanonicalJSONError,
     EventType,
     Severity,
+    chain_hmac,
+    load_hmac_key,
     open_store,
     verify_store,
 )
@@ -98,8 +100,9 @@ def test_concurrent_appends_are_group_committed_gapless_and_in_caller_order(audi
     for w in workers:
         w.start()
     for w in workers:
-        w.join()
+        w.join(60)
     log.close()
+    assert not any(w.is_alive() for w in workers), "an append hung"
     entries = [e for batch in results.values() for e in batch]
     assert sorted(e.sequence for e in entries) == list(range(1, threads * per_thread + 1))
     for batch in results.values():  # each caller's entries are chained in the order it appended them
@@ -168,8 +171,21 @@ def test_production_refuses_to_start_without_a_key(data_dir, monkeypatch):
 
 def test_development_without_a_key_uses_the_development_key(data_dir, monkeypatch):
     monkeypatch.delenv("XORJ_AUDIT_HMAC_KEY", raising=False)
+    dev_key = load_hmac_key("XORJ_AUDIT_HMAC_KEY", "development")
+    assert b"NOT-FOR-PRODUCTION" in dev_key and len(dev_key) >= 32
     log = AuditLog.open(AuditSettings(), data_dir, "development")
-    log.close()
+    try:
+        entry = log.append("SYSTEM_EVENT", actor="a")
+    finally:
+        log.close()
+    assert entry.hmac == chain_hmac(dev_key, entry.hash), "signed with the development key"
+    store = open_store(AuditSettings(), data_dir)
+    try:
+        assert verify_store(store, dev_key).ok
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="audit HMAC key missing"):
+        AuditLog.open(AuditSettings(), data_dir, "production")
 
 
 def test_reopening_with_another_key_is_refused(data_dir, audit_key, monkeypatch):

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from supervisors import Actor, Runtime
+from supervisors import Actor, Message, Runtime
 from tests.helpers import wait_until
 from xorj_actors.audit import AUDIT_NAME, AuditEvent
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, BreakerEvent, BreakerSettings, GetBreakerStatus
-from xorj_actors.config import KillSwitchSettings
+from xorj_actors.kill_switch import KillSwitchSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltStatus, KillSwitch, KillSwitchStatus
 
 
@@ -28,8 +28,12 @@ class Clock:
         return self.t
 
 
+class GetAuditEvents(Message):
+    """Ask the :class:`AuditRecorder` for the events it has had so far."""
+
+
 class AuditRecorder(Actor):
-    """Registered as the audit actor: keeps every AuditEvent told to it."""
+    """Registered as the audit actor: keeps every AuditEvent told to it, gives them when asked."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,10 +43,23 @@ class AuditRecorder(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AuditEvent):
             self.events.append(message)
+        elif isinstance(message, GetAuditEvents):
+            return tuple(self.events)
         return None
 
+
+class AuditView:
+    """The test's side of the recorder: every read is an ask (no reaching into the actor)."""
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+    @property
+    def events(self) -> list[AuditEvent]:
+        return list(self.ref.ask(GetAuditEvents(), timeout=5))
+
     def details(self) -> list[dict[str, Any]]:
-        return [json.loads(e.details_json) | {"_severity": e.severity, "_type": e.event_type} for e in list(self.events)]
+        return [json.loads(e.details_json) | {"_severity": e.severity, "_type": e.event_type} for e in self.events]
 
 
 @pytest.fixture
@@ -74,9 +91,8 @@ def solo() -> BreakerBoard:
 
 
 @pytest.fixture
-def audit(runtime: Runtime) -> AuditRecorder:
-    ref = AuditRecorder.start()
-    return ref.actor_inbox.actor
+def audit(runtime: Runtime) -> AuditView:
+    return AuditView(AuditRecorder.start())
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from tests.breakers.conftest import limits_with, send, status
 from tests.helpers import wait_until
 from xorj_actors.breakers import (
     BREAKERS,
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
+    CircuitState,
     Breaker,
+    BreakerName,
     BreakerSettings,
     BreakerStatus,
     GetBreakerStatus,
@@ -31,7 +30,7 @@ def trip(ref, clock, name: str, t: float = 1000.0) -> None:
     """Failures at one instant until the breaker opens (at the consecutive or the window limit)."""
     for _ in range(BreakerSettings().limits(name).max_failures):
         send(ref, clock, t, False, name, "boom")
-        if status(ref).state == OPEN:
+        if status(ref).state == CircuitState.OPEN:
             return
     raise AssertionError(f"{name} did not open")
 
@@ -41,24 +40,24 @@ def test_cool_off_half_open_probes_then_closed(start_breaker, armed, solo, clock
     changes: list[tuple[str, str]] = []
     ref = start_breaker(T, settings, breakers=solo, on_change=lambda n, s: changes.append((n, s)))
     gate = TradeGate(solo, settings)
-    assert gate.admit() is None and gate.last_probes == ()
+    assert gate.admit() is None
     trip(ref, clock, T)
     assert gate.admit() == f"breaker {T} is OPEN: 3 consecutive failures (last: boom)"
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "cool-off over")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "cool-off over")
     s = solo.status(T)
     assert (s.generation, s.probes_allowed) == (1, 2)
-    assert gate.admit() is None and gate.last_probes == (T,)
-    assert gate.admit() is None and gate.last_probes == (T,)
+    assert gate.admit() is None
+    assert gate.admit() is None
     for _ in range(3):
         assert gate.admit() == f"breaker {T} is HALF_OPEN: its 2 probe trade(s) are out"
-        assert gate.last_probes == ()
     send(ref, clock, 1001.0, True, T)
-    assert status(ref).state == HALF_OPEN  # one success of two
+    assert status(ref).state == CircuitState.HALF_OPEN  # one success of two
     send(ref, clock, 1002.0, True, T)
     s = status(ref)
-    assert (s.state, s.failures_in_window, s.consecutive, s.probes_allowed, s.reason) == (CLOSED, 0, 0, 0, "")
-    assert gate.admit() is None and gate.last_probes == ()
-    assert changes == [(T, OPEN), (T, HALF_OPEN), (T, CLOSED)]
+    assert (s.state, s.failures_in_window, s.consecutive, s.probes_allowed, s.reason) == (CircuitState.CLOSED, 0, 0, 0, "")
+    for _ in range(3):  # CLOSED: no probe limit any more
+        assert gate.admit() is None
+    assert changes == [(T, CircuitState.OPEN), (T, CircuitState.HALF_OPEN), (T, CircuitState.CLOSED)]
 
 
 def test_a_failure_in_half_open_reopens_with_fresh_probes_next_time(start_breaker, armed, solo, clock) -> None:
@@ -66,14 +65,14 @@ def test_a_failure_in_half_open_reopens_with_fresh_probes_next_time(start_breake
     ref = start_breaker(T, settings, breakers=solo)
     gate = TradeGate(solo, settings)
     trip(ref, clock, T)
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "cool-off over")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "cool-off over")
     assert gate.admit() is None
     assert gate.admit() is not None
     send(ref, clock, 1001.0, False, T, "probe trade failed")
     s = status(ref)
-    assert (s.state, s.generation, s.reason) == (OPEN, 2, "probe failed: probe trade failed")
+    assert (s.state, s.generation, s.reason) == (CircuitState.OPEN, 2, "probe failed: probe trade failed")
     assert gate.admit() == f"breaker {T} is OPEN: probe failed: probe trade failed"
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "second cool-off over")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "second cool-off over")
     assert gate.admit() is None, "a new generation gets its own probe"
     assert gate.admit() is not None
 
@@ -94,7 +93,7 @@ def test_open_breakers_ignore_successes_and_keep_counting(start_breaker, armed, 
     send(ref, clock, 1001.0, True, T)
     send(ref, clock, 1002.0, False, T)
     s = status(ref)
-    assert (s.state, s.generation, s.consecutive) == (OPEN, 1, 1)
+    assert (s.state, s.generation, s.consecutive) == (CircuitState.OPEN, 1, 1)
 
 
 def test_the_gate_names_the_highest_priority_breaker(start_breaker, armed, board, clock) -> None:
@@ -125,11 +124,11 @@ def test_reducing_trades_do_not_use_probes_of_breakers_they_pass(start_breaker, 
     ref = start_breaker(T, settings, breakers=solo)
     gate = TradeGate(solo, settings)
     trip(ref, clock, T)
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "cool-off over")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "cool-off over")
     for _ in range(3):
-        assert gate.admit(reduces_exposure=True) is None and gate.last_probes == ()
-    assert gate.admit() is None and gate.last_probes == (T,)
-    assert gate.admit() is not None
+        assert gate.admit(reduces_exposure=True) is None
+    assert gate.admit() is None, "the reducing trades left the probe unused"
+    assert gate.admit() == f"breaker {T} is HALF_OPEN: its 1 probe trade(s) are out"
 
 
 def test_a_trade_is_a_probe_for_every_half_open_breaker(start_breaker, armed, board, clock) -> None:
@@ -141,13 +140,13 @@ def test_a_trade_is_a_probe_for_every_half_open_breaker(start_breaker, armed, bo
     gate = TradeGate(board, settings)
     trip(ra, clock, a)
     trip(rb, clock, b)
-    wait_until(lambda: board.status(a).state == board.status(b).state == HALF_OPEN, 5, "both half-open")
-    assert gate.admit() is None and gate.last_probes == (a, b)
+    wait_until(lambda: board.status(a).state == board.status(b).state == CircuitState.HALF_OPEN, 5, "both half-open")
+    assert gate.admit() is None  # a probe for both: b's only one, a's first of two
     assert gate.admit() == f"breaker {b} is HALF_OPEN: its 1 probe trade(s) are out"
     send(rb, clock, 1001.0, True, b)
-    assert status(rb).state == CLOSED
-    assert gate.admit() is None and gate.last_probes == (a,)
-    assert gate.admit() is not None
+    assert status(rb).state == CircuitState.CLOSED
+    assert gate.admit() is None  # a's second probe
+    assert gate.admit() == f"breaker {a} is HALF_OPEN: its 2 probe trade(s) are out"
 
 
 def test_a_breaker_that_is_not_running_blocks_every_trade(start_breaker, armed, board, clock) -> None:
@@ -156,7 +155,7 @@ def test_a_breaker_that_is_not_running_blocks_every_trade(start_breaker, armed, 
     refs = {name: start_breaker(name) for name in BREAKERS}
     assert gate.admit() is None
     refs["market_volatility"].stop(block=True, timeout=5)
-    assert board.status("market_volatility").state == CLOSED  # its last word stays on the board
+    assert board.status("market_volatility").state == CircuitState.CLOSED  # its last word stays on the board
     assert gate.admit() == "breaker market_volatility is not running"
     assert gate.admit(reduces_exposure=True) == "breaker market_volatility is not running"
 
@@ -175,9 +174,9 @@ def test_a_restarted_breaker_resumes_from_the_board(runtime, armed, solo, clock)
     wait_until(lambda: (r := runtime.whereis(f"breaker:{T}")) is not None and r is not first, 5, "breaker restarted")
     second = runtime.whereis(f"breaker:{T}")
     s = second.ask(GetBreakerStatus(), timeout=5)
-    assert (s.state, s.generation, s.opened_at) == (OPEN, 1, 1000.0)
+    assert (s.state, s.generation, s.opened_at) == (CircuitState.OPEN, 1, 1000.0)
     assert TradeGate(solo, settings).admit().startswith(f"breaker {T} is OPEN")
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "the resumed breaker's cool-off")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "the resumed breaker's cool-off")
     sup.stop(block=True, timeout=5)
 
 
@@ -197,14 +196,14 @@ def test_a_restarted_breaker_keeps_its_window(runtime, armed, board, clock) -> N
     second = runtime.whereis(f"breaker:{name}")
     assert status(second).failures_in_window == 2
     send(second, clock, 1600.0, False, name)
-    assert status(second).state == OPEN
+    assert status(second).state == CircuitState.OPEN
     sup.stop(block=True, timeout=5)
 
 
 def test_only_the_slot_holder_publishes(board) -> None:
     old, _, _ = board.claim(T)
     new, _, memory = board.claim(T)
-    st = BreakerStatus(breaker=T, state=CLOSED, generation=0, probes_allowed=0, failures_in_window=0,
+    st = BreakerStatus(breaker=BreakerName(T), state=CircuitState.CLOSED, generation=0, probes_allowed=0, failures_in_window=0,
                        consecutive=0, opened_at=None, reason="")
     board.publish(new, st, memory)
     with pytest.raises(StaleClaim):
@@ -220,7 +219,7 @@ def test_breaker_table_renders_the_board(start_breaker, armed, board, clock) -> 
     rows = breaker_table(board, clock=clock)
     assert [r["breaker"] for r in rows] == list(BREAKERS)
     row = rows[1]
-    assert (row["state"], row["running"], row["blocking"]) == (OPEN, True, True)
+    assert (row["state"], row["running"], row["blocking"]) == (CircuitState.OPEN, True, True)
     assert (row["open_for_s"], row["generation"]) == (12.0, 1)
     text = render_breakers(rows)
     lines = text.splitlines()

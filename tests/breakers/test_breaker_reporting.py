@@ -9,11 +9,8 @@ from tests.breakers.conftest import limits_with, send, status
 from tests.helpers import wait_until
 from xorj_actors.breakers import (
     BREAKERS,
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    BreakerState,
-    GetBreakerState,
+    CircuitState,
+    BreakerName,
     VolatilityDetector,
     VolatilitySettings,
     report,
@@ -60,10 +57,10 @@ def test_every_state_change_is_audited_and_reported(runtime, start_breaker, arme
     ref = start_breaker(T, settings, breakers=solo, on_change=lambda n, s: changes.append((n, s)))
     for _ in range(3):
         send(ref, clock, 1000.0, False, T, "boom")
-    wait_until(lambda: solo.status(T).state == HALF_OPEN, 5, "cool-off over")
+    wait_until(lambda: solo.status(T).state == CircuitState.HALF_OPEN, 5, "cool-off over")
     send(ref, clock, 1001.0, True, T)
     wait_until(lambda: len(audit.events) >= 3, 5, "three audit entries")
-    assert changes == [(T, OPEN), (T, HALF_OPEN), (T, CLOSED)]
+    assert changes == [(T, CircuitState.OPEN), (T, CircuitState.HALF_OPEN), (T, CircuitState.CLOSED)]
     entries = [(e.event_type, e.severity, e.actor, e.correlation_id) for e in audit.events]
     assert entries == [
         ("SYSTEM_EVENT", "WARNING", f"breaker:{T}", f"breaker:{T}:1"),
@@ -71,8 +68,8 @@ def test_every_state_change_is_audited_and_reported(runtime, start_breaker, arme
         ("SYSTEM_EVENT", "INFO", f"breaker:{T}", f"breaker:{T}:1"),
     ]
     opened, half, closed = audit.details()
-    assert (opened["from"], opened["to"], opened["reason"]) == (CLOSED, OPEN, "3 consecutive failures (last: boom)")
-    assert (half["from"], half["to"], closed["from"], closed["to"]) == (OPEN, HALF_OPEN, HALF_OPEN, CLOSED)
+    assert (opened["from"], opened["to"], opened["reason"]) == (CircuitState.CLOSED, CircuitState.OPEN, "3 consecutive failures (last: boom)")
+    assert (half["from"], half["to"], closed["from"], closed["to"]) == (CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED)
 
 
 def test_a_failing_on_change_hook_does_not_stop_the_breaker(runtime, start_breaker, armed, solo, clock, logs) -> None:
@@ -82,17 +79,18 @@ def test_a_failing_on_change_hook_does_not_stop_the_breaker(runtime, start_break
     ref = start_breaker(T, breakers=solo, on_change=hook)
     for _ in range(3):
         send(ref, clock, 1000.0, False, T)
-    assert status(ref).state == OPEN
+    assert status(ref).state == CircuitState.OPEN
     assert any("on_change hook failed" in line for line in logs)
 
 
-def test_get_breaker_state_and_the_metrics_view(runtime, start_breaker, armed, board, clock) -> None:
+def test_the_breakers_status_and_the_metrics_view(runtime, start_breaker, armed, board, clock) -> None:
     refs = {name: start_breaker(name) for name in BREAKERS}
     for _ in range(3):
         send(refs[T], clock, 1000.0, False, T)
-    assert refs[T].ask(GetBreakerState(), timeout=5) == BreakerState(breaker=T, state=OPEN)
+    s = status(refs[T])
+    assert (s.breaker, s.state) == (BreakerName(T), CircuitState.OPEN)
     states = breaker_states(runtime.actors())
-    assert states == {name: OPEN if name == T else CLOSED for name in BREAKERS}
+    assert states == {name: CircuitState.OPEN if name == T else CircuitState.CLOSED for name in BREAKERS}
 
 
 # -- what a volatility event is --------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import threading
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +17,15 @@ from supervisors import Actor, Message, Ref, Runtime
 from tests.helpers import wait_until
 from xorj_actors.chain import (
     Confirmation,
+    ConfirmationHealth,
     ConfirmationSettings,
+    GetConfirmationHealth,
+    GetWatches,
     SignatureOutcome,
     Tier,
     WatchRefused,
     WatchSignature,
+    WatchState,
 )
 from xorj_actors.kill_switch import HaltBoard, HaltStatus
 from xorj_actors.localnet import Localnet
@@ -44,29 +47,32 @@ def running_board() -> HaltBoard:
     return board
 
 
+class GetReceived(Message):
+    """Ask an :class:`Inbox` for what it was told so far (a tuple, oldest first)."""
+
+
 class Inbox(Actor):
     """Keeps every message it is told (the executor's side of the protocol)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.lock = threading.Lock()
         self.messages: list[Any] = []
 
-    def on_receive(self, message: Any) -> None:
-        with self.lock:
-            self.messages.append(message)
+    def on_receive(self, message: Any) -> Any:
+        if type(message) is GetReceived:
+            return tuple(self.messages)
+        self.messages.append(message)
+        return None
 
 
 class Client:
-    """An inbox actor and what it received, seen from the test thread."""
+    """An inbox actor and what it received, asked from the test thread."""
 
     def __init__(self) -> None:
         self.ref: Ref = Inbox.start()
-        self.actor: Inbox = self.ref.actor_inbox.actor  # type: ignore[attr-defined]
 
     def received(self, kind: type = Message) -> list[Any]:
-        with self.actor.lock:
-            return [m for m in self.actor.messages if isinstance(m, kind)]
+        return [m for m in self.ref.ask(GetReceived(), timeout=5) if isinstance(m, kind)]
 
     def outcomes(self) -> dict[str, SignatureOutcome]:
         return {o.signature: o for o in self.received(SignatureOutcome)}
@@ -142,14 +148,23 @@ def start_confirmation(
     return ref
 
 
-def actor_of(ref: Ref) -> Confirmation:
-    return ref.actor_inbox.actor  # type: ignore[attr-defined]
+def health_of(ref: Ref) -> ConfirmationHealth:
+    return ref.ask(GetConfirmationHealth(), timeout=5)
+
+
+def watch_state(ref: Ref, signature: str) -> WatchState:
+    """How the actor sees ``signature`` (waiters, landing)."""
+    (state,) = ref.ask(GetWatches(signatures=(signature,)), timeout=5).watches
+    return state
+
+
+def subscriptions(ref: Ref) -> int:
+    """signatureSubscribe subscriptions the actor has open on the node."""
+    return ref.ask(GetWatches(), timeout=5).subscriptions
 
 
 def wait_connected(ref: Ref, timeout: float = 10.0) -> None:
-    session = actor_of(ref).session
-    assert session is not None
-    wait_until(lambda: session.health().connected, timeout, what="the confirmation's slot subscription")
+    wait_until(lambda: health_of(ref).connected, timeout, what="the confirmation's slot subscription")
 
 
 def watch(
@@ -176,9 +191,7 @@ def watch(
 
 def subscribed(ref: Ref, count: int) -> Callable[[], bool]:
     """Predicate: ``count`` signature subscriptions are active on the node."""
-    session = actor_of(ref).session
-    assert session is not None
-    return lambda: len(session._subs_index) >= count
+    return lambda: subscriptions(ref) >= count
 
 
 def tiers(*specs: tuple[float, int, float, bool]) -> tuple[Tier, ...]:

@@ -9,8 +9,8 @@ import pytest
 from supervisors import Runtime
 from tests.chain.conftest import (
     Client,
-    actor_of,
     blockhash,
+    health_of,
     send,
     start_confirmation,
     subscribed,
@@ -20,7 +20,8 @@ from tests.chain.conftest import (
 )
 from tests.chain.netfakes import TcpProxy
 from tests.helpers import wait_until
-from xorj_actors.chain import NETWORK_BREAKER, GetConfirmationHealth, SignatureOutcome
+from xorj_actors.breakers import BreakerEvent, BreakerName, breaker_name
+from xorj_actors.chain import GetConfirmationHealth, SignatureOutcome
 from xorj_actors.localnet import Localnet
 
 
@@ -34,26 +35,15 @@ def proxy(localnet: Localnet) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def network_breaker(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Client:
+def network_breaker(runtime: Runtime) -> Client:
     """An inbox registered as the network breaker; collects the BreakerEvents told to it."""
-    import xorj_actors.breakers as breakers
-
-    if not hasattr(breakers, "BreakerEvent"):  # the breakers package may not have landed yet
-        from supervisors import Message
-
-        class BreakerEvent(Message):
-            breaker: str
-            ok: bool
-            detail: str
-
-        monkeypatch.setattr(breakers, "BreakerEvent", BreakerEvent, raising=False)
     inbox = Client()
-    runtime.register_name(NETWORK_BREAKER, inbox.ref)
+    runtime.register_name(breaker_name(BreakerName.NETWORK_CONNECTIVITY), inbox.ref)
     return inbox
 
 
 def events(breaker: Client) -> list[tuple[bool, str]]:
-    return [(m.ok, m.detail) for m in breaker.received() if type(m).__name__ == "BreakerEvent"]
+    return [(m.ok, m.detail) for m in breaker.received(BreakerEvent)]
 
 
 def test_a_cut_websocket_reconnects_resubscribes_and_misses_nothing(
@@ -91,9 +81,7 @@ def test_outcomes_arrive_by_polling_while_the_websocket_stays_down(runtime, clie
     wait_until(subscribed(ref, 1))
     proxy.refuse = True
     localnet.drop_websockets()
-    session = actor_of(ref).session
-    assert session is not None
-    wait_until(lambda: not session.health().connected, what="the disconnection")
+    wait_until(lambda: not health_of(ref).connected, what="the disconnection")
     send(localnet, [tx])
     localnet.advance(2)
     outcome = client.wait_outcome(s)

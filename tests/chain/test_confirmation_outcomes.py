@@ -13,17 +13,19 @@ from supervisors import Runtime
 from tests.chain.conftest import (
     FAST,
     Client,
-    actor_of,
     blockhash,
+    health_of,
     running_board,
     send,
     sig,
     start_confirmation,
     status,
     subscribed,
+    subscriptions,
     tiers,
     wait_connected,
     watch,
+    watch_state,
     with_settings,
 )
 from tests.helpers import wait_until
@@ -48,12 +50,6 @@ SETTLE_S = 0.3
 def assert_no_outcome(client: Client, signature: str) -> None:
     time.sleep(SETTLE_S)
     assert signature not in client.outcomes(), client.outcomes()[signature]
-
-
-def session_of(ref):  # noqa: ANN001, ANN201 - test helper
-    session = actor_of(ref).session
-    assert session is not None
-    return session
 
 
 @pytest.fixture
@@ -99,14 +95,13 @@ def test_higher_tiers_wait_for_more_confirmations_and_finality(runtime, client, 
     wait_until(subscribed(ref, 2))
     send(localnet, [two, final])
     localnet.advance()  # both at confirmed, depth 1
-    session = session_of(ref)
-    wait_until(lambda: session._watches[s_two].confirmed, what="the confirmed notification")
+    wait_until(lambda: watch_state(ref, s_two).landed_slot is not None, what="the confirmed notification")
     assert_no_outcome(client, s_two)
     localnet.advance()  # depth 2
     outcome = client.wait_outcome(s_two)
     assert (outcome.status, outcome.slot, outcome.confirmations) == ("confirmed", 0, 2)
     localnet.advance()  # depth 3: enough slots, but not finalized (lag 4)
-    wait_until(lambda: session.tip == 3)
+    wait_until(lambda: health_of(ref).slot == 3)
     assert_no_outcome(client, s_final)
     localnet.advance()
     outcome = client.wait_outcome(s_final)
@@ -151,7 +146,7 @@ def test_a_signature_that_already_landed_still_gets_its_outcome(runtime, client,
     tx = make_swap(bh)
     send(localnet, [tx])
     localnet.advance(5)  # finalized already
-    wait_until(lambda: session_of(ref).tip == 5)
+    wait_until(lambda: health_of(ref).slot == 5)
     s = watch(ref, client, tx, value=10_000.0, last_valid=last_valid, trade_id="late")
     outcome = client.wait_outcome(s)
     assert (outcome.trade_id, outcome.status, outcome.slot, outcome.confirmations) == ("late", "confirmed", 0, 3)
@@ -166,10 +161,9 @@ def test_watching_a_signature_twice_shares_one_subscription_and_answers_both(run
     s = watch(ref, client, tx, trade_id="first", last_valid=last_valid)
     watch(ref, other, tx, trade_id="second", last_valid=last_valid)
     watch(ref, client, tx, trade_id="first", last_valid=last_valid)  # the same request again: replaces
-    session = session_of(ref)
-    wait_until(lambda: s in session._watches and len(session._watches[s].waiters) == 2)
+    wait_until(lambda: watch_state(ref, s).waiters == 2)
     wait_until(subscribed(ref, 1))
-    assert len(session._subs_index) == 1
+    assert subscriptions(ref) == 1
     assert ref.ask(GetConfirmationHealth(), timeout=5).in_flight == 1
     send(localnet, [tx])
     localnet.advance()
@@ -187,8 +181,7 @@ def test_unwatch_stops_watching_without_a_reply(runtime, client, localnet, make_
     s = watch(ref, client, tx, last_valid=last_valid)
     wait_until(subscribed(ref, 1))
     ref.tell(Unwatch(signature=s))
-    session = session_of(ref)
-    wait_until(lambda: session.in_flight == 0 and not session._subs_index, what="the unwatch")
+    wait_until(lambda: health_of(ref).in_flight == 0 and subscriptions(ref) == 0, what="the unwatch")
     send(localnet, [tx])
     localnet.advance(2)
     assert_no_outcome(client, s)
@@ -208,9 +201,8 @@ def test_expired_only_once_the_confirmed_height_is_past_and_the_node_does_not_kn
     wait_until(subscribed(ref, 1))
     ln.drop_transactions(1)
     send(ln, [tx])  # accepted, never lands
-    session = session_of(ref)
     ln.advance(11)  # slot 11: confirmed height 10, not past 10
-    wait_until(lambda: session.polls >= 1, what="the expiry check at slot 11")
+    wait_until(lambda: health_of(ref).polls >= 1, what="the expiry check at slot 11")
     assert_no_outcome(client, s)
     ln.advance()  # confirmed height 11 > 10
     outcome = client.wait_outcome(s)
@@ -234,9 +226,8 @@ def test_a_transaction_landing_just_before_its_expiry_is_not_expired(
     wait_until(subscribed(ref, 1))
     ln.delay_transactions(1, slots=9)
     send(ln, [tx])
-    session = session_of(ref)
     ln.advance(12)  # landed in slot 9 (confirmed at 10); confirmed height 11 > 10; not finalized
-    wait_until(lambda: session.tip == 12 and s in session._watches and session._watches[s].confirmed,
+    wait_until(lambda: health_of(ref).slot == 12 and watch_state(ref, s).landed_slot is not None,
                what="the poll that finds it landed")
     assert_no_outcome(client, s)
     ln.advance()  # finalized (lag 4)
@@ -322,14 +313,14 @@ def test_a_halt_keeps_confirming_what_is_in_flight(runtime, client, localnet, ma
     outcomes = client.wait_count(SignatureOutcome, 3)
     assert {o.signature for o in outcomes} == {sig(first), sig(second), sig(third)}
     assert all(o.status == "confirmed" for o in outcomes)
-    assert actor_of(ref).in_flight() == 0
+    assert health_of(ref).in_flight == 0
 
 
 def test_stopping_the_actor_closes_its_socket_and_loop_thread(runtime, client, localnet) -> None:
+    before = {t.name for t in threading.enumerate()}
     ref = start_confirmation(localnet)
     wait_connected(ref)
-    name = f"{actor_of(ref).name}-loop"
-    assert any(t.name == name for t in threading.enumerate())
+    (name,) = {t.name for t in threading.enumerate() if t.name.endswith("-loop")} - before
     assert localnet.call(lambda: len(localnet.server.pubsub.connections)) == 1
     ref.stop(timeout=10)
     assert not any(t.name == name for t in threading.enumerate())

@@ -42,7 +42,11 @@ from xorj_actors.vaults import GetVaultStatus
 
 
 class HeldVault(Participant):
-    """A stand-in vault: it records FlattenVault and never reports (the test reports for it)."""
+    """A stand-in vault: it records FlattenVault and never reports (the test reports for it).
+
+    Asked ``"asked?"``, it answers the FlattenVault messages it has had (the test asks rather than
+    reading the list of a running actor from its own thread).
+    """
 
     role = VAULT_ROLE
 
@@ -54,22 +58,29 @@ class HeldVault(Participant):
         if isinstance(message, FlattenVault):
             self.asked.append(message)
             return None
+        if message == "asked?":
+            return tuple(self.asked)
         return super().on_receive(message)
 
 
 def named(engine: Engine, name: str) -> Any:
-    for mailbox in engine.runtime.mailboxes():
-        if mailbox.name == name:
-            return mailbox.actor.actor_ref
+    for info in engine.runtime.actors():
+        if info.name == name and info.ref is not None:
+            return info.ref
     raise KeyError(name)
 
 
-def add_held_vault(engine: Engine, name: str = "vault-0100") -> HeldVault:
+def add_held_vault(engine: Engine, name: str = "vault-0100") -> Any:
+    """Start a :class:`HeldVault` under ``vaults``; its ref."""
     board = engine.board
     ref = named(engine, "vaults").ask(StartChild(ChildSpec(name, lambda: HeldVault.start(board))), timeout=2)
     wait_until(lambda: name in ks_status(engine).acked or not engine.board.status.halted, what=f"{name} registered")
-    wait_until(lambda: ref.actor_inbox.actor is not None)
-    return ref.actor_inbox.actor
+    return ref
+
+
+def asked(held: Any) -> tuple[FlattenVault, ...]:
+    """The FlattenVault messages a HeldVault has had, asked of it."""
+    return held.ask("asked?", timeout=5)
 
 
 def flatten(engine: Engine, vaults: list[str], operator: str = "alice", reason: str = "drill") -> dict[str, Any]:
@@ -177,8 +188,8 @@ def test_flatten_sells_the_chosen_vaults_into_the_stablecoin_and_halts_again(cha
     flatten_id = reply["flatten_id"]
     status = engine.board.status
     assert status.state == "REDUCING" and status.halted and status.reducing and status.epoch == epoch
-    wait_until(lambda: len(held.asked) == 1, what="the stand-in vault asked")
-    assert held.asked[0] == FlattenVault(epoch=epoch, flatten_id=flatten_id)
+    wait_until(lambda: len(asked(held)) == 1, what="the stand-in vault asked")
+    assert asked(held)[0] == FlattenVault(epoch=epoch, flatten_id=flatten_id)
 
     # Ordinary work is refused while REDUCING: by the signer...
     signer = named(engine, "signer:vault-authority")

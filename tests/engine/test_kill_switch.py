@@ -12,7 +12,7 @@ import pytest
 from supervisors import ChildSpec, StartChild, WhichChildren
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover
-from xorj_actors.messages import Halt, HaltMode, Trigger
+from xorj_actors.messages import Halt, HaltMode, Resume, Trigger
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
 from tests.plugins.engine import authorise, ks_status, wait_until
@@ -26,14 +26,14 @@ def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "
 
 
 def named(engine: Engine, name: str):
-    for mailbox in engine.runtime.mailboxes():
-        if mailbox.name == name:
-            return mailbox.actor.actor_ref
+    for info in engine.runtime.actors():
+        if info.name == name and info.ref is not None:
+            return info.ref
     raise KeyError(name)
 
 
 def participant_names(engine: Engine) -> set[str]:
-    return {m.name for m in engine.runtime.mailboxes() if isinstance(m.actor, Participant)}
+    return {a.name for a in engine.runtime.actors() if a.ref is not None and issubclass(a.actor_class, Participant)}
 
 
 def recover(engine: Engine, **auth) -> object:
@@ -66,7 +66,7 @@ def test_a_signature_queued_before_the_halt_is_refused(engine: Engine) -> None:
 
 
 class Silent(Participant):
-    """Stuck in a handler: cannot ack until released."""
+    """Stuck in a handler: cannot ack until released. Asked ``"halted?"``, says whether it is."""
 
     gate: ClassVar[threading.Event] = threading.Event()
     entered: ClassVar[threading.Event] = threading.Event()
@@ -75,6 +75,8 @@ class Silent(Participant):
         if message == "hang":
             self.entered.set()
             self.gate.wait(10)
+        if message == "halted?":
+            return self.halted
         return None
 
 
@@ -96,7 +98,7 @@ def test_a_silent_actor_is_reported_replaced_and_its_replacement_acks(engine: En
     (child,) = [c for c in vaults.ask(WhichChildren(), timeout=2) if c.id == "silent"]
     assert child.urn != silent.actor_urn and child.restarts == 1
     replacement = engine.runtime.lookup(child.urn)
-    assert replacement.actor_inbox.actor.halted, "the replacement starts halted"
+    assert replacement.ask("halted?", timeout=2), "the replacement starts halted"
     Silent.gate.set()
 
 
@@ -190,15 +192,34 @@ def test_recovery_needs_k_of_m_fresh_authorisations_for_this_epoch(engine: Engin
     assert not replay.accepted and "replay" in replay.reason
 
 
+class FactorProbe(Participant):
+    """A participant like any vault; asked ``"state?"``: (halted, position factor, factors resumed at)."""
+
+    def __init__(self, board: HaltBoard) -> None:
+        super().__init__(board)
+        self.seen: list[float] = []
+
+    def on_resume(self, resume: Resume) -> None:
+        self.seen.append(resume.factor)
+
+    def on_receive(self, message: object) -> object:
+        if message == "state?":
+            return self.halted, self.position_factor, tuple(self.seen)
+        return super().on_receive(message)
+
+
 def test_gradual_restart_tells_every_actor_the_position_factor(engine: Engine) -> None:
     epoch = trigger(engine)
-    vault = named(engine, "vault-0002").actor_inbox.actor
-    assert vault.halted and vault.position_factor == 0.0
-    seen: list[float] = []
+    board: HaltBoard = engine.board
+    probe = named(engine, "vaults").ask(StartChild(ChildSpec("probe", lambda: FactorProbe.start(board))), timeout=2)
+    wait_until(lambda: "probe" in ks_status(engine).acked, what="the probe acked the halt")
+    assert probe.ask("state?", timeout=2) == (True, 0.0, ())
+    assert named(engine, "vault-0002").ask(Round(4), timeout=2).reason == "halted"
     outcome = recover(engine, **authorise(epoch))
     assert outcome.accepted
-    wait_until(lambda: (seen.append(vault.position_factor) or True) and ks_status(engine).state == "ARMED", what="armed")
-    assert vault.position_factor == 1.0 and not vault.halted
+    wait_until(lambda: ks_status(engine).state == "ARMED", what="armed")
+    halted, factor, seen = probe.ask("state?", timeout=2)
+    assert factor == 1.0 and not halted
     assert 0.5 in seen or 0.75 in seen, seen
     assert named(engine, "vault-0002").ask(Round(5), timeout=2).reason != "halted"
     persisted = json.loads((engine.data_dir / "kill_switch.json").read_text())
@@ -230,16 +251,25 @@ def test_a_restarted_kill_switch_finds_every_actor_again(engine: Engine) -> None
 
 
 class Recorder(Participant):
-    halts: ClassVar[list[int]] = []
+    """Reports 3 trades in flight with each ack; asked ``"halts?"``, the epochs it was halted in."""
+
+    def __init__(self, board: HaltBoard) -> None:
+        super().__init__(board)
+        self.halts: list[int] = []
 
     def on_halt(self, halt: Halt) -> int:
         self.halts.append(halt.epoch)
         return 3
 
+    def on_receive(self, message: object) -> object:
+        if message == "halts?":
+            return tuple(self.halts)
+        return super().on_receive(message)
+
 
 def test_in_flight_work_is_reported_with_the_ack(engine: Engine) -> None:
     board: HaltBoard = engine.board
-    named(engine, "vaults").ask(StartChild(ChildSpec("recorder", lambda: Recorder.start(board))), timeout=2)
+    recorder = named(engine, "vaults").ask(StartChild(ChildSpec("recorder", lambda: Recorder.start(board))), timeout=2)
     wait_until(lambda: ks_status(engine).registered == len(participant_names(engine)))
     epoch = trigger(engine)
-    assert Recorder.halts[-1] == epoch
+    assert recorder.ask("halts?", timeout=2)[-1] == epoch

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
-from xorj_actors.breakers import CLOSED
+from xorj_actors.breakers import CircuitState
 from xorj_actors.strategy import DEFAULT_PROFILES
 from xorj_actors.vaults import GetVaultStatus, Round
 
@@ -107,7 +107,7 @@ def test_a_volatility_spike_trips_the_breaker_and_trades_are_refused(exec_engine
     h = exec_engine_factory(VOLATILE_MARKET)
     engine = h.engine
     board = engine.breaker_board
-    assert board.status("market_volatility").state == CLOSED
+    assert board.status("market_volatility").state == CircuitState.CLOSED
     quote = h.localnet.urls["quote"]
     _post(f"{quote}/admin/volatility-spike", {"on": True})
 

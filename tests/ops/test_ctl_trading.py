@@ -7,7 +7,6 @@ commands must say "unavailable"), and one with the localnet and execution, where
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
@@ -18,16 +17,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from supervisors import Actor, ChildSpec, StartChild
+from supervisors import Actor, ChildSpec, Ref, StartChild
 from tests.execution.conftest import BASE, merged_config
 from tests.helpers import wait_until
 from tests.plugins.engine import RECOVERY_KEYS
 from xorj_actors.audit import AuditStoreError, open_store, select_entries
 from xorj_actors.engine import Engine
-from xorj_actors.engine._tree import TreeContext, vault_spec
-from xorj_actors.ops._debug_socket import Commands, RequestError
+from xorj_actors.ops import Commands, RequestError
 from xorj_actors.ops.ctl import CtlError, add_arguments, main, request
-from xorj_actors.vaults import GetVaultStatus, VaultStatus
+from xorj_actors.vaults import GetVaultStatus, VaultPhase, VaultStatus
 
 # The executor's test engine with vaults that trade: rounds only on command (the first timer
 # round is minutes away at this interval).
@@ -49,21 +47,11 @@ def refused(engine: Engine, cmd: str, **args: Any) -> str:
     return str(info.value)
 
 
-def commands_of(engine: Engine) -> Commands:
-    box = next(m for m in engine.runtime.mailboxes() if m.name == "debug_socket")
-    return box.actor.server.commands  # type: ignore[union-attr]
-
-
-def wire_vault_hook(engine: Engine) -> None:
-    """Give the debug socket its ``vault_spec`` hook if the engine does not (yet) pass one."""
-    commands = commands_of(engine)
-    if "vault_spec" not in commands.views:
-        ctx = TreeContext(
-            config=engine.config, data_dir=engine.data_dir, board=engine.board, breaker_board=engine.breaker_board,
-            strategy_board=engine.strategy_board, environ=engine.environ, endpoints=engine.endpoints,
-            metrics=engine.metrics,
-        )
-        commands.views["vault_spec"] = functools.partial(vault_spec, ctx)
+def supervisor_ref(engine: Engine, name: str) -> Ref:
+    """The live supervisor ``name`` in the engine's tree."""
+    ref = engine.runtime.supervisor(name)
+    assert ref is not None, f"the {name} supervisor is not running"
+    return ref
 
 
 def tree_names(engine: Engine) -> dict[str, str]:
@@ -119,7 +107,7 @@ class StuckVault(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, GetVaultStatus):
             self.release.wait(10)
-            return VaultStatus(vault_id="vault-0050", profile="conservative", phase="idle", rounds=0, rounds_skipped=0,
+            return VaultStatus(vault_id="vault-0050", profile="conservative", phase=VaultPhase.IDLE, rounds=0, rounds_skipped=0,
                                trades_confirmed=0, trades_other=0, last_skip="", value_usd=0.0, pending=())
         return None
 
@@ -127,9 +115,7 @@ class StuckVault(Actor):
 @pytest.fixture
 def quiet_engine(engine_factory: Callable[..., Engine]) -> Engine:
     """No localnet, no execution, nothing listening for the strategy feed: vaults hold."""
-    engine = engine_factory(vaults=3)
-    wire_vault_hook(engine)
-    return engine
+    return engine_factory(vaults=3)
 
 
 @pytest.fixture
@@ -137,7 +123,6 @@ def trading_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = Engine(merged_config(BASE, TRADING_EXTRA), tmp_path / "trading", environ=dict(RECOVERY_KEYS))
     engine.start()
     try:
-        wire_vault_hook(engine)
         yield engine
     finally:
         assert not engine.stop(timeout=15), "actors did not stop"
@@ -249,7 +234,7 @@ def test_vaults_are_added_and_removed_at_run_time(quiet_engine: Engine) -> None:
 def test_a_vault_that_does_not_answer_is_listed_and_not_removed_blindly(quiet_engine: Engine) -> None:
     e = quiet_engine
     release = threading.Event()
-    supervisor = commands_of(e)._supervisor("vaults")
+    supervisor = supervisor_ref(e, "vaults")
     supervisor.ask(StartChild(ChildSpec("vault-0050", lambda: StuckVault.start(release), shutdown_timeout=5)), timeout=5)
     try:
         vaults = ctl(e, "vaults")
@@ -271,7 +256,7 @@ def test_a_vault_that_does_not_answer_is_listed_and_not_removed_blindly(quiet_en
 def test_without_the_hook_vault_add_is_unavailable(quiet_engine: Engine) -> None:
     bare = Commands(quiet_engine.runtime, quiet_engine.endpoints, quiet_engine.data_dir, views={})
     with pytest.raises(RequestError) as info:
-        bare.vault_add({"count": 1})
+        bare.table()["vault-add"]({"count": 1})
     assert info.value.code == "unavailable"
     assert "vault-0003" not in tree_names(quiet_engine)
 

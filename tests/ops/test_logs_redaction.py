@@ -15,7 +15,8 @@ from tests.ops.conftest import ENGINE_ENV, HTTP_KEY, Api, http_audit
 from tests.plugins.engine import ks_status, wait_until
 from xorj_actors.check import secret_env_names
 from xorj_actors.config import parse_config
-from xorj_actors.engine import MASK, Redactor, configure_logging, trade_logger
+from xorj_actors.engine import configure_logging, trade_logger
+from xorj_actors.redaction import MASK, Redactor
 from xorj_actors.ops import signed_headers
 
 AUDIT_KEY = "audit-hmac-key-" + "5e" * 16

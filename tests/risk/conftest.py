@@ -19,8 +19,12 @@ class Sync(Message):
     """A no-op asked of an actor: its reply means everything told before has been handled."""
 
 
+class GetReceived(Message):
+    """Ask a :class:`Recorder` for everything told to it so far (a tuple, oldest first)."""
+
+
 class Recorder(Actor):
-    """Keeps every message it is told (a list read by the test thread; appends are atomic)."""
+    """Keeps every message it is told; the test asks for them (:func:`received`)."""
 
     def __init__(self, name: str | None = None) -> None:
         super().__init__()
@@ -29,30 +33,37 @@ class Recorder(Actor):
             self.runtime.register_name(name, self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, GetReceived):
+            return tuple(self.received)
         if not isinstance(message, Sync):
             self.received.append(message)
         return None
 
 
-class Recorded:
-    """The kill switch's and the audit trail's recorders, as the test sees them."""
+def received(recorder: Any) -> tuple[Any, ...]:
+    """What the recorder behind ``recorder`` (a ref) has been told: an ask, so all told before."""
+    return recorder.ask(GetReceived(), timeout=5)
 
-    def __init__(self, ks: Recorder, audit: Recorder) -> None:
+
+class Recorded:
+    """The kill switch's and the audit trail's recorders (refs), as the test sees them."""
+
+    def __init__(self, ks: Any, audit: Any) -> None:
         self._ks = ks
         self._audit = audit
 
     def sync(self) -> None:
         """Return once both recorders have handled everything told to them before this call."""
         for recorder in (self._ks, self._audit):
-            recorder.actor_ref.ask(Sync(), timeout=5)
+            recorder.ask(Sync(), timeout=5)
 
     @property
     def triggers(self) -> list[Trigger]:
-        return [m for m in list(self._ks.received) if isinstance(m, Trigger)]
+        return [m for m in received(self._ks) if isinstance(m, Trigger)]
 
     @property
     def events(self) -> list[AuditEvent]:
-        return [m for m in list(self._audit.received) if isinstance(m, AuditEvent)]
+        return [m for m in received(self._audit) if isinstance(m, AuditEvent)]
 
 
 @pytest.fixture
@@ -68,7 +79,7 @@ def recorded(runtime: Runtime) -> Recorded:
     """Recorders registered as ``kill_switch`` and ``audit``."""
     ks = Recorder.start(KILL_SWITCH_NAME)
     audit = Recorder.start(AUDIT_NAME)
-    return Recorded(ks.actor_inbox.actor, audit.actor_inbox.actor)
+    return Recorded(ks, audit)
 
 
 class FakeClock:

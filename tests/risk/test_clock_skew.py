@@ -15,7 +15,7 @@ import pytest
 
 from supervisors import Runtime
 from tests.helpers import wait_until
-from tests.risk.conftest import Recorded, Recorder, details
+from tests.risk.conftest import Recorded, Recorder, details, received
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.localnet import Localnet
 from xorj_actors.risk import CheckClock, ClockSkewMonitor, ClockSkewStatus, GetClockSkewStatus, RiskSettings
@@ -59,9 +59,9 @@ def check(ref: Any) -> ClockSkewStatus:
 
 
 @pytest.fixture
-def breaker(runtime: Runtime) -> Recorder:
+def breaker(runtime: Runtime) -> Any:
     """Stands in for the network_connectivity breaker (xorj_actors.breakers.report finds it by name)."""
-    return Recorder.start("breaker:network_connectivity").actor_inbox.actor
+    return Recorder.start("breaker:network_connectivity")
 
 
 def start(board: HaltBoard, ln: Localnet, now: SkewedClock) -> Any:
@@ -122,7 +122,7 @@ def test_skew_on_consecutive_checks_triggers_once_with_its_figures(
 
 
 def test_rpc_errors_are_not_skew_and_go_to_the_network_breaker(
-    runtime: Runtime, board: HaltBoard, recorded: Recorded, localnet: Localnet, breaker: Recorder
+    runtime: Runtime, board: HaltBoard, recorded: Recorded, localnet: Localnet, breaker: Any
 ) -> None:
     serve_get_block_time(localnet)
     now = SkewedClock()
@@ -144,10 +144,11 @@ def test_rpc_errors_are_not_skew_and_go_to_the_network_breaker(
     assert "-32601" in status.last_error
     recorded.sync()
     assert recorded.triggers == []
-    wait_until(lambda: len(breaker.received) == 5, what="five breaker events")
-    assert all(e.breaker == "network_connectivity" and e.ok is False for e in breaker.received)
-    assert "getBlockTime: JSON-RPC error -32601" in breaker.received[-1].detail
-    assert "Timeout" in breaker.received[-2].detail
+    wait_until(lambda: len(received(breaker)) == 5, what="five breaker events")
+    events = received(breaker)
+    assert all(e.breaker == "network_connectivity" and e.ok is False for e in events)
+    assert "getBlockTime: JSON-RPC error -32601" in events[-1].detail
+    assert "Timeout" in events[-2].detail
     # The errors neither counted nor broke the run: one more skewed check makes three.
     assert check(mon).consecutive == 3
     recorded.sync()

@@ -11,7 +11,7 @@ import pytest
 
 from supervisors import Runtime
 from tests.helpers import wait_until
-from tests.risk.conftest import FakeClock, Recorded, Recorder, details
+from tests.risk.conftest import FakeClock, Recorded, Recorder, details, received
 from xorj_actors.audit import AUDIT_NAME
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, KillSwitch
 from xorj_actors.risk import (
@@ -52,10 +52,10 @@ def four_vaults(ref, each: float = 25_000.0) -> None:
 
 
 def test_drawdown_triggers_the_real_kill_switch_with_its_figures(runtime: Runtime, tmp_path: Path) -> None:
-    from xorj_actors.config import KillSwitchSettings  # here: the config imports half the engine
+    from xorj_actors.kill_switch import KillSwitchSettings
 
     board = HaltBoard()
-    audit = Recorder.start(AUDIT_NAME).actor_inbox.actor
+    audit = Recorder.start(AUDIT_NAME)
     ks = KillSwitch.start(KillSwitchSettings(), tmp_path, board, environ={})
     wait_until(lambda: board.status.state == "ARMED", what="kill switch armed")
     clock = FakeClock(T0)
@@ -78,8 +78,8 @@ def test_drawdown_triggers_the_real_kill_switch_with_its_figures(runtime: Runtim
     st = status(mon)
     assert st.drawdown_latched and not st.daily_loss_latched and st.triggers == 1
     assert st.total_usd == pytest.approx(84_000) and st.daily_loss == pytest.approx(1 - 84 / 92)
-    wait_until(lambda: any(getattr(m, "event_type", "") == "HALT" for m in list(audit.received)), what="audit entry")
-    (event,) = [m for m in audit.received if getattr(m, "event_type", "") == "HALT"]
+    wait_until(lambda: any(getattr(m, "event_type", "") == "HALT" for m in received(audit)), what="audit entry")
+    (event,) = [m for m in received(audit) if getattr(m, "event_type", "") == "HALT"]
     assert event.severity == "CRITICAL" and event.actor == "DrawdownMonitor"
     d = details(event)
     assert d["check"] == "drawdown" and d["mode"] == "emergency" and set(d["figures"]) == {"drawdown"}
@@ -266,9 +266,9 @@ def test_an_unreachable_kill_switch_gets_the_kill_file_and_the_trigger_later(
     value(mon, "vault-0000", 5_000.0)  # 20 %
     status(mon)
     assert kill_file.read_text().startswith("risk:drawdown: drawdown 20.00% >= max 15.00%")
-    ks = Recorder.start(KILL_SWITCH_NAME).actor_inbox.actor
-    wait_until(lambda: len(ks.received) == 1, what="the held trigger delivered")
-    (trigger,) = ks.received
+    ks = Recorder.start(KILL_SWITCH_NAME)
+    wait_until(lambda: len(received(ks)) == 1, what="the held trigger delivered")
+    (trigger,) = received(ks)
     assert trigger.source == "risk:drawdown" and trigger.reason.startswith("drawdown 20.00% >= max 15.00%")
 
 

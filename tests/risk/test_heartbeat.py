@@ -71,10 +71,9 @@ def tree(board: HaltBoard, temporary: frozenset[str] = frozenset()) -> Any:
 
 def child(runtime: Runtime, name: str) -> Any:
     """The live actor called ``name``, or None (e.g. between a death and its restart)."""
-    for mailbox in runtime.mailboxes():
-        actor = mailbox.actor
-        if mailbox.name == name and actor is not None:
-            return actor.actor_ref
+    for info in runtime.actors():
+        if info.name == name and info.ref is not None:
+            return info.ref
     return None
 
 

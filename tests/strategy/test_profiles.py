@@ -19,6 +19,7 @@ from xorj_actors.strategy import (
     StrategyBoard,
     StrategySettings,
     StrategySnapshot,
+    Target,
     TargetAllocation,
     select_trader,
 )
@@ -117,6 +118,27 @@ def test_a_profile_without_a_trader_holds_and_says_why() -> None:
     assert target.trader is None
     assert target.reason == "no trader with trust score above 95 for profile conservative in round 4"
     assert board.target_for(MODERATE).trader.rank == 1
+
+
+def test_the_target_is_the_snapshots_trader_for_the_profile_of_one_read() -> None:
+    board = StrategyBoard(900.0, clock=lambda: 1000.0)
+    latest = snapshot(89.0, 94.0, 96.0, round_=7)  # each profile finds another trader first
+    board.publish(latest)
+    for profile in DEFAULT_PROFILES:
+        assert board.target_for(profile) == Target(trader=latest.trader_for(profile), reason="", round=7)
+    ranks = [board.target_for(p).trader.rank for p in (CONSERVATIVE, MODERATE, AGGRESSIVE)]
+    assert ranks == [3, 2, 1]
+
+
+def test_an_explicit_now_overrides_the_boards_clock() -> None:
+    board = StrategyBoard(900.0, clock=lambda: 1000.0)
+    board.publish(snapshot(96.0, fetched_at=1000.0))
+    assert board.target_for(CONSERVATIVE, now=1899.0).trader.rank == 1
+    assert board.target_for(CONSERVATIVE, now=2000.0).reason == (
+        "strategy stale: last good response 1000 s ago (limit 900 s)"
+    )
+    assert board.target_for(CONSERVATIVE, now=500.0).trader.rank == 1, "a response from our future is fresh"
+    assert board.fresh(500.0)
 
 
 def test_the_board_refuses_a_nonsense_limit() -> None:

@@ -1,8 +1,10 @@
 """Circuit breakers (SR-4): one actor per breaker, a board they publish on, the executor's gate.
 
-Reporters call :func:`report`; each :class:`Breaker` counts, opens, cools off, probes and closes,
-publishing :class:`BreakerStatus` on the :class:`BreakerBoard`; the executor asks its own
-:class:`TradeGate` before every trade; some trips escalate to the kill switch. docs/BREAKERS.md.
+Reporters call :func:`report`; each :class:`Breaker` (named by a :class:`BreakerName`) counts,
+opens, cools off, probes and closes by the pure rule of its :class:`Circuit` (states:
+:class:`CircuitState`), publishing :class:`BreakerStatus` on the :class:`BreakerBoard`; the
+executor asks its own :class:`TradeGate` before every trade; some trips escalate to the kill
+switch. docs/BREAKERS.md.
 """
 
 from __future__ import annotations
@@ -10,22 +12,12 @@ from __future__ import annotations
 from xorj_actors.breakers._actor import (
     Breaker,
     BreakerEvent,
-    BreakerState,
-    GetBreakerState,
     GetBreakerStatus,
     breaker_name,
     report,
 )
-from xorj_actors.breakers._board import (
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    STATES,
-    BoardSnapshot,
-    BreakerBoard,
-    BreakerStatus,
-    StaleClaim,
-)
+from xorj_actors.breakers._board import BoardSnapshot, BreakerBoard, BreakerStatus, StaleClaim
+from xorj_actors.breakers._circuit import Circuit, CircuitState, Recorded, Transition
 from xorj_actors.breakers._gate import TradeGate
 from xorj_actors.breakers._table import breaker_table, render_breakers
 from xorj_actors.breakers._volatility import VolatilityDetector
@@ -40,10 +32,6 @@ from xorj_actors.breakers.settings import (
 
 __all__ = [
     "BREAKERS",
-    "CLOSED",
-    "HALF_OPEN",
-    "OPEN",
-    "STATES",
     "BoardSnapshot",
     "Breaker",
     "BreakerBoard",
@@ -51,13 +39,15 @@ __all__ = [
     "BreakerLimits",
     "BreakerName",
     "BreakerSettings",
-    "BreakerState",
     "BreakerStatus",
+    "Circuit",
+    "CircuitState",
     "EscalationSettings",
-    "GetBreakerState",
     "GetBreakerStatus",
+    "Recorded",
     "StaleClaim",
     "TradeGate",
+    "Transition",
     "VolatilityDetector",
     "VolatilitySettings",
     "breaker_name",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -12,23 +11,22 @@ from pykka import ActorDeadError
 
 from supervisors import ControlMessage, MailboxFull, Message
 from xorj_actors.audit import EventType, Severity, audit_event, record
-from xorj_actors.breakers._board import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerStatus, Memory, StaleClaim
-from xorj_actors.breakers.settings import BREAKERS, BreakerSettings
+from xorj_actors.breakers._board import BreakerBoard, BreakerStatus, Memory, StaleClaim
+from xorj_actors.breakers._circuit import Circuit, CircuitState, Transition
+from xorj_actors.breakers.settings import BREAKERS, BreakerName, BreakerSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = [
     "Breaker",
     "BreakerEvent",
-    "BreakerState",
-    "GetBreakerState",
     "GetBreakerStatus",
     "breaker_name",
     "report",
 ]
 
 _DETAIL_LIMIT = 300
-_REASON_LIMIT = 500
 
 
 def breaker_name(breaker: str) -> str:
@@ -46,15 +44,6 @@ class BreakerEvent(Message):
     breaker: str
     ok: bool
     detail: str
-
-
-class GetBreakerState(Message):
-    """Ask for a :class:`BreakerState`."""
-
-
-class BreakerState(Message):
-    breaker: str
-    state: str  # CLOSED, OPEN, HALF_OPEN
 
 
 class GetBreakerStatus(Message):
@@ -88,7 +77,7 @@ def report(runtime: Any, breaker: str, ok: bool, detail: str = "") -> None:
 
 
 class Breaker(Participant):
-    """One circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED.
+    """One circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED (the rule: :class:`Circuit`).
 
     CLOSED counts failures (a sliding window and a consecutive run) and opens at the limits.
     OPEN blocks trades (through the :class:`TradeGate`) for ``cool_off_s``, then HALF_OPEN lets
@@ -121,29 +110,36 @@ class Breaker(Participant):
     ) -> None:
         super().__init__(board)
         settings = BreakerSettings() if settings is None else settings
-        self.breaker = breaker
-        self.limits = settings.limits(breaker)
+        limits = settings.limits(breaker)  # KeyError naming the known breakers
+        self.breaker = BreakerName(breaker)
         self.escalation = settings.escalation
         self.breakers = BreakerBoard(BREAKERS) if breakers is None else breakers
         self.clock = clock
         self.on_change = on_change
-        self._claim, last, memory = self.breakers.claim(breaker)
+        self._claim, last, memory = self.breakers.claim(self.breaker)
         self.resumed = last is not None
-        self.state: str = CLOSED if last is None else last.state
-        self.generation = 0 if last is None else last.generation
-        self.opened_at: float | None = None if last is None else last.opened_at
-        self.reason = "" if last is None else last.reason
-        self.consecutive = 0 if last is None else last.consecutive
-        # Only the newest max_failures matter for tripping; the bound caps memory under a storm.
-        self.failures: deque[float] = deque(memory.failures, maxlen=self.limits.max_failures)
-        self.closed_at = memory.closed_at
-        self.half_open_at = memory.half_open_at
-        self.probe_successes = memory.probe_successes
+        retrip_window_s = self.escalation.retrip_window_s
+        if last is None:
+            self.circuit = Circuit(limits, retrip_window_s)
+        else:  # resume from the predecessor's last publication
+            self.circuit = Circuit(
+                limits,
+                retrip_window_s,
+                state=last.state,
+                generation=last.generation,
+                opened_at=last.opened_at,
+                reason=last.reason,
+                consecutive=last.consecutive,
+                failures=memory.failures,
+                closed_at=memory.closed_at,
+                half_open_at=memory.half_open_at,
+                probe_successes=memory.probe_successes,
+            )
         self._escalation_seq = 0
         self._pending: Trigger | None = None
         self._retries = 0
         self._publish()
-        self.runtime.register_name(breaker_name(breaker), self.actor_ref)
+        self.runtime.register_name(breaker_name(self.breaker), self.actor_ref)
 
     # -- start and end ---------------------------------------------------------------------------
 
@@ -151,19 +147,17 @@ class Breaker(Participant):
         super().on_start()
         if not self.resumed:
             return
-        now = self.clock()
-        if self.state == OPEN:
-            elapsed = now - (self.opened_at if self.opened_at is not None else now)
-            self.runtime.send_after(
-                max(0.0, self.limits.cool_off_s - elapsed), self.actor_ref, _CoolOff(self.generation)
-            )
-        elif self.state == HALF_OPEN:
-            elapsed = now - (self.half_open_at if self.half_open_at is not None else now)
-            self.runtime.send_after(
-                max(0.0, self.limits.probe_timeout_s - elapsed), self.actor_ref, _ProbeDeadline(self.generation)
-            )
-        logger.warning("breaker {}: restarted, resuming {} (generation {})", self.breaker, self.state, self.generation)
-        self._audit({"what": "breaker restarted", "state": self.state, "generation": self.generation}, Severity.WARNING)
+        circuit, now = self.circuit, self.clock()
+        if circuit.state == CircuitState.OPEN:
+            self.runtime.send_after(circuit.cool_off_left(now), self.actor_ref, _CoolOff(circuit.generation))
+        elif circuit.state == CircuitState.HALF_OPEN:
+            self.runtime.send_after(circuit.probe_time_left(now), self.actor_ref, _ProbeDeadline(circuit.generation))
+        logger.warning(
+            "breaker {}: restarted, resuming {} (generation {})", self.breaker, circuit.state, circuit.generation
+        )
+        self._audit(
+            {"what": "breaker restarted", "state": circuit.state, "generation": circuit.generation}, Severity.WARNING
+        )
 
     def on_terminate(self) -> None:
         # Until a successor claims the slot the gate treats this breaker as not running: blocks.
@@ -176,21 +170,19 @@ class Breaker(Participant):
         if kind is BreakerEvent:
             return self._on_event(message)
         if kind is _CoolOff:
-            if self.state == OPEN and message.generation == self.generation:
-                self._half_open()
+            transition = self.circuit.cool_off_over(message.generation, self.clock())
+            if transition is not None:
+                self._entered(transition)
             return None
         if kind is _ProbeDeadline:
-            if self.state == HALF_OPEN and message.generation == self.generation:
-                timeout = self.limits.probe_timeout_s
-                # No new failure: reopen (fail closed) but do not escalate on silence alone.
-                self._open(f"probes gave no verdict within {timeout:g} s", HALF_OPEN, escalate=False)
+            transition = self.circuit.probe_deadline(message.generation, self.clock())
+            if transition is not None:
+                self._entered(transition)
             return None
         if kind is _RetryEscalation:
             if message.seq == self._escalation_seq and self._pending is not None:
                 self._send_trigger()
             return None
-        if kind is GetBreakerState:
-            return BreakerState(breaker=self.breaker, state=self.state)
         if kind is GetBreakerStatus:
             return self._status()
         return super().on_receive(message)
@@ -199,111 +191,53 @@ class Breaker(Participant):
         if event.breaker != self.breaker:
             logger.error("breaker {}: event for {} ignored: {!r}", self.breaker, event.breaker, event)
             return
-        now = self.clock()
-        pruned = self._prune(now)
-        if not event.ok:
-            self.failures.append(now)
-            self.consecutive += 1
-            if self.state == CLOSED:
-                reason = self._trip_reason()
-                if reason is not None:
-                    self._open(f"{reason} (last: {event.detail})" if event.detail else reason, CLOSED)
-                    return
-            elif self.state == HALF_OPEN:
-                self._open(f"probe failed: {event.detail}" if event.detail else "probe failed", HALF_OPEN)
-                return
-            self._publish()
-            return
-        changed = pruned or self.consecutive != 0
-        self.consecutive = 0
-        if self.state == HALF_OPEN:
-            self.probe_successes += 1
-            if self.probe_successes >= self.limits.probe_trades:
-                self._close()
-                return
-            changed = True
-        if changed:
+        recorded = self.circuit.record(event.ok, self.clock(), event.detail)
+        if recorded.transition is not None:
+            self._entered(recorded.transition)
+        elif recorded.counted:
             self._publish()
 
-    # -- the state machine -----------------------------------------------------------------------
+    # -- state changes ---------------------------------------------------------------------------
 
-    def _prune(self, now: float) -> bool:
-        """Forget failures older than the window (one exactly ``window_s`` old still counts)."""
-        horizon = now - self.limits.window_s
-        failures = self.failures
-        pruned = False
-        while failures and failures[0] < horizon:
-            failures.popleft()
-            pruned = True
-        return pruned
-
-    def _trip_reason(self) -> str | None:
-        limits = self.limits
-        if len(self.failures) >= limits.max_failures:
-            return f"{len(self.failures)} failures in {limits.window_s:g} s"
-        if limits.max_consecutive and self.consecutive >= limits.max_consecutive:
-            return f"{self.consecutive} consecutive failures"
-        return None
-
-    def _open(self, reason: str, previous: str, *, escalate: bool = True) -> None:
-        now = self.clock()
-        retrip = (
-            previous == CLOSED
-            and self.closed_at is not None
-            and now - self.closed_at <= self.escalation.retrip_window_s
-        )
-        self.generation += 1
-        self.state = OPEN
-        self.opened_at = now
-        self.half_open_at = None
-        self.probe_successes = 0
-        self.reason = reason[:_REASON_LIMIT]
+    def _entered(self, transition: Transition) -> None:
+        """Publish, arm the new state's timer, log, audit and maybe escalate a state change."""
+        circuit = self.circuit
         self._publish()
-        self.runtime.send_after(self.limits.cool_off_s, self.actor_ref, _CoolOff(self.generation))
-        logger.warning("breaker {} OPEN (generation {}): {}", self.breaker, self.generation, self.reason)
-        self._changed(previous, Severity.WARNING)
-        if escalate:
-            self._escalate(retrip, now)
-
-    def _half_open(self) -> None:
-        self.state = HALF_OPEN
-        self.half_open_at = self.clock()
-        self.probe_successes = 0
-        self._publish()
-        self.runtime.send_after(self.limits.probe_timeout_s, self.actor_ref, _ProbeDeadline(self.generation))
-        logger.info("breaker {} HALF_OPEN: {} probe trade(s) allowed", self.breaker, self.limits.probe_trades)
-        self._changed(OPEN, Severity.INFO)
-
-    def _close(self) -> None:
-        self.state = CLOSED
-        self.closed_at = self.clock()
-        self.half_open_at = None
-        self.probe_successes = 0
-        self.failures.clear()
-        self.consecutive = 0
-        self.reason = ""
-        self._publish()
-        logger.info("breaker {} CLOSED after {} successful probe(s)", self.breaker, self.limits.probe_trades)
-        self._changed(HALF_OPEN, Severity.INFO)
+        state = transition.state
+        if state == CircuitState.OPEN:
+            self.runtime.send_after(circuit.limits.cool_off_s, self.actor_ref, _CoolOff(circuit.generation))
+            logger.warning("breaker {} OPEN (generation {}): {}", self.breaker, circuit.generation, circuit.reason)
+            self._changed(transition.previous, Severity.WARNING)
+            if transition.escalate:
+                self._escalate(transition.since_closed_s)
+        elif state == CircuitState.HALF_OPEN:
+            self.runtime.send_after(circuit.limits.probe_timeout_s, self.actor_ref, _ProbeDeadline(circuit.generation))
+            logger.info("breaker {} HALF_OPEN: {} probe trade(s) allowed", self.breaker, circuit.limits.probe_trades)
+            self._changed(transition.previous, Severity.INFO)
+        else:
+            logger.info("breaker {} CLOSED after {} successful probe(s)", self.breaker, circuit.limits.probe_trades)
+            self._changed(transition.previous, Severity.INFO)
 
     def _status(self) -> BreakerStatus:
+        circuit = self.circuit
         return BreakerStatus(
             breaker=self.breaker,
-            state=self.state,
-            generation=self.generation,
-            probes_allowed=self.limits.probe_trades if self.state == HALF_OPEN else 0,
-            failures_in_window=len(self.failures),
-            consecutive=self.consecutive,
-            opened_at=self.opened_at,
-            reason=self.reason,
+            state=circuit.state,
+            generation=circuit.generation,
+            probes_allowed=circuit.probes_allowed,
+            failures_in_window=len(circuit.failures),
+            consecutive=circuit.consecutive,
+            opened_at=circuit.opened_at,
+            reason=circuit.reason,
         )
 
     def _publish(self) -> None:
+        circuit = self.circuit
         memory = Memory(
-            failures=tuple(self.failures),
-            closed_at=self.closed_at,
-            half_open_at=self.half_open_at,
-            probe_successes=self.probe_successes,
+            failures=tuple(circuit.failures),
+            closed_at=circuit.closed_at,
+            half_open_at=circuit.half_open_at,
+            probe_successes=circuit.probe_successes,
         )
         status = self._status()
         try:
@@ -315,23 +249,24 @@ class Breaker(Participant):
             raise
         self.publish_status(status)  # what the metrics and the HTTP API read, without a message
 
-    def _changed(self, previous: str, severity: Severity) -> None:
+    def _changed(self, previous: CircuitState, severity: Severity) -> None:
+        circuit = self.circuit
         self._audit(
             {
                 "what": "breaker state change",
                 "breaker": self.breaker,
                 "from": previous,
-                "to": self.state,
-                "generation": self.generation,
-                "reason": self.reason,
-                "failures_in_window": len(self.failures),
-                "consecutive": self.consecutive,
+                "to": circuit.state,
+                "generation": circuit.generation,
+                "reason": circuit.reason,
+                "failures_in_window": len(circuit.failures),
+                "consecutive": circuit.consecutive,
             },
             severity,
         )
         if self.on_change is not None:
             try:
-                self.on_change(self.breaker, self.state)
+                self.on_change(self.breaker, circuit.state)
             except Exception:  # noqa: BLE001 - a metrics hook must not stop the breaker
                 logger.exception("breaker {}: on_change hook failed", self.breaker)
 
@@ -342,29 +277,32 @@ class Breaker(Participant):
                 EventType.SYSTEM_EVENT,
                 breaker_name(self.breaker),
                 details,
-                correlation_id=f"{breaker_name(self.breaker)}:{self.generation}",
+                correlation_id=f"{breaker_name(self.breaker)}:{self.circuit.generation}",
                 severity=severity,
             ),
         )
 
     # -- escalation to the kill switch -----------------------------------------------------------
 
-    def _escalate(self, retrip: bool, now: float) -> None:
+    def _escalate(self, since_closed_s: float | None) -> None:
+        """``since_closed_s``: not None when this opening is a re-trip (:class:`Transition`)."""
         esc = self.escalation
         rules: list[tuple[str, str]] = []
         if self.breaker in esc.on_trip:
             rules.append((esc.on_trip_mode, "every trip of this breaker escalates"))
-        if esc.on_retrip and retrip and self.closed_at is not None:
-            rules.append((esc.retrip_mode, f"tripped again {now - self.closed_at:.0f} s after closing"))
+        if esc.on_retrip and since_closed_s is not None:
+            rules.append((esc.retrip_mode, f"tripped again {since_closed_s:.0f} s after closing"))
         if esc.on_concurrent:
             statuses = self.breakers.snapshot.statuses
-            not_closed = [n for n in self.breakers.names if n in statuses and statuses[n].state != CLOSED]
+            not_closed = [
+                n for n in self.breakers.names if n in statuses and statuses[n].state != CircuitState.CLOSED
+            ]
             if len(not_closed) >= esc.concurrent_open:
                 rules.append((esc.concurrent_mode, f"{len(not_closed)} breakers not closed: {', '.join(not_closed)}"))
         if not rules:
             return
         mode = HaltMode.EMERGENCY if any(m == HaltMode.EMERGENCY.value for m, _ in rules) else HaltMode.GRACEFUL
-        reason = f"breaker {self.breaker} OPEN ({self.reason}); " + "; ".join(why for _, why in rules)
+        reason = f"breaker {self.breaker} OPEN ({self.circuit.reason}); " + "; ".join(why for _, why in rules)
         halt = self.board.status
         if halt.halted:
             # Another trigger would open a new epoch: reset the recovery cooldown and void the
@@ -375,7 +313,7 @@ class Breaker(Participant):
             )
             return
         self._escalation_seq += 1
-        self._pending = Trigger(mode=mode, reason=reason[:_REASON_LIMIT], source=breaker_name(self.breaker))
+        self._pending = Trigger(mode=mode, reason=reason[:REASON_LIMIT], source=breaker_name(self.breaker))
         self._send_trigger()
 
     def _send_trigger(self) -> None:

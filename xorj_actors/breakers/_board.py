@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from supervisors import Message
+from xorj_actors.breakers._circuit import CircuitState
+from xorj_actors.breakers.settings import BreakerName
 
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "STATES", "BoardSnapshot", "BreakerBoard", "BreakerStatus", "StaleClaim"]
-
-CLOSED = "CLOSED"
-OPEN = "OPEN"
-HALF_OPEN = "HALF_OPEN"
-STATES: tuple[str, ...] = (CLOSED, HALF_OPEN, OPEN)
+__all__ = ["BoardSnapshot", "BreakerBoard", "BreakerStatus", "StaleClaim"]
 
 
 class BreakerStatus(Message):
@@ -32,8 +29,8 @@ class BreakerStatus(Message):
     ``failures_in_window`` and ``consecutive`` are as of the breaker's last event.
     """
 
-    breaker: str
-    state: str
+    breaker: BreakerName
+    state: CircuitState
     generation: int
     probes_allowed: int  # trades a gate may let through in HALF_OPEN; 0 otherwise
     failures_in_window: int
@@ -63,9 +60,9 @@ class BoardSnapshot:
             published): the only ones a gate has to look at. Empty: every trade may go.
     """
 
-    statuses: Mapping[str, BreakerStatus]
-    running: frozenset[str]
-    blocking: tuple[str, ...]
+    statuses: Mapping[BreakerName, BreakerStatus]
+    running: frozenset[BreakerName]
+    blocking: tuple[BreakerName, ...]
 
 
 class StaleClaim(RuntimeError):
@@ -75,27 +72,31 @@ class StaleClaim(RuntimeError):
 class _Claim:
     __slots__ = ("breaker",)
 
-    def __init__(self, breaker: str) -> None:
+    def __init__(self, breaker: BreakerName) -> None:
         self.breaker = breaker
 
 
 class BreakerBoard:
-    """Holds the breakers' statuses. ``names`` fixes the slots and their priority order."""
+    """Holds the breakers' statuses. ``names`` fixes the slots and their priority order.
+
+    Names are :class:`BreakerName` values (plain strings are converted; an unknown one raises
+    ValueError); lookups take either, a ``StrEnum`` member being equal to its value.
+    """
 
     __slots__ = ("_names", "_lock", "_claims", "_statuses", "_memory", "_snapshot")
 
     def __init__(self, names: Iterable[str]) -> None:
-        self._names: tuple[str, ...] = tuple(names)
+        self._names: tuple[BreakerName, ...] = tuple(BreakerName(n) for n in names)
         if len(set(self._names)) != len(self._names) or not self._names:
             raise ValueError("names: must be distinct and not empty")
         self._lock = threading.Lock()  # writers only; breakers may run on different workers
-        self._claims: dict[str, _Claim] = {}
-        self._statuses: dict[str, BreakerStatus] = {}
-        self._memory: dict[str, Memory] = {}
+        self._claims: dict[BreakerName, _Claim] = {}
+        self._statuses: dict[BreakerName, BreakerStatus] = {}
+        self._memory: dict[BreakerName, Memory] = {}
         self._snapshot = self._build()
 
     @property
-    def names(self) -> tuple[str, ...]:
+    def names(self) -> tuple[BreakerName, ...]:
         return self._names
 
     @property
@@ -112,11 +113,11 @@ class BreakerBoard:
         """Take ``breaker``'s slot (from a predecessor too); returns the claim and what it left."""
         if breaker not in self._names:
             raise KeyError(f"no slot {breaker!r} on this board (slots: {', '.join(self._names)})")
-        claim = _Claim(breaker)
+        claim = _Claim(BreakerName(breaker))
         with self._lock:
-            self._claims[breaker] = claim
+            self._claims[claim.breaker] = claim
             self._snapshot = self._build()
-            return claim, self._statuses.get(breaker), self._memory.get(breaker, Memory())
+            return claim, self._statuses.get(claim.breaker), self._memory.get(claim.breaker, Memory())
 
     def publish(self, claim: _Claim, status: BreakerStatus, memory: Memory) -> None:
         """Replace the claim holder's slot. StaleClaim if the slot was claimed by a successor."""
@@ -140,6 +141,6 @@ class BreakerBoard:
         statuses = dict(self._statuses)
         running = frozenset(self._claims)
         blocking = tuple(
-            n for n in self._names if n not in running or n not in statuses or statuses[n].state != CLOSED
+            n for n in self._names if n not in running or n not in statuses or statuses[n].state != CircuitState.CLOSED
         )
         return BoardSnapshot(statuses=MappingProxyType(statuses), running=running, blocking=blocking)

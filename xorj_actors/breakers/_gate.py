@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from xorj_actors.breakers._board import HALF_OPEN, OPEN, BreakerBoard
-from xorj_actors.breakers.settings import BreakerSettings
+from xorj_actors.breakers._board import BreakerBoard
+from xorj_actors.breakers._circuit import CircuitState
+from xorj_actors.breakers.settings import BreakerName, BreakerSettings
 
 __all__ = ["TradeGate"]
 
@@ -28,34 +29,30 @@ class TradeGate:
         settings: the ``[breakers]`` section (for ``blocks_reducing``); default: the defaults.
     """
 
-    __slots__ = ("_board", "_blocks_reducing", "_probes", "last_probes")
+    __slots__ = ("_board", "_blocks_reducing", "_probes")
 
     def __init__(self, board: BreakerBoard, settings: BreakerSettings | None = None) -> None:
         settings = BreakerSettings() if settings is None else settings
         self._board = board
         self._blocks_reducing = frozenset(n for n in board.names if settings.limits(n).blocks_reducing)
         #: breaker -> (generation, probes let through in it)
-        self._probes: dict[str, tuple[int, int]] = {}
-        #: The breakers the last admitted trade is a probe for (report its outcome to them).
-        self.last_probes: tuple[str, ...] = ()
+        self._probes: dict[BreakerName, tuple[int, int]] = {}
 
     def admit(self, reduces_exposure: bool = False) -> str | None:
         """None: the trade may go (a probe is counted if needed); else why not, naming the breaker."""
         snap = self._board.snapshot
         if not snap.blocking:  # the usual case: one attribute read and one test
-            self.last_probes = ()
             return None
-        self.last_probes = ()
-        probes: list[tuple[str, int, int]] = []
+        probes: list[tuple[BreakerName, int, int]] = []
         for name in snap.blocking:  # priority order: the reason names the most important one
             status = snap.statuses.get(name)
             if name not in snap.running or status is None:
                 return f"breaker {name} is not running"
             if reduces_exposure and name not in self._blocks_reducing:
                 continue
-            if status.state == OPEN:
+            if status.state == CircuitState.OPEN:
                 return f"breaker {name} is OPEN: {status.reason}"
-            if status.state == HALF_OPEN:
+            if status.state == CircuitState.HALF_OPEN:
                 generation, used = self._probes.get(name, (status.generation, 0))
                 if generation != status.generation:
                     used = 0
@@ -66,5 +63,4 @@ class TradeGate:
                 return f"breaker {name} is {status.state}"  # an unknown state: refuse
         for name, generation, used in probes:
             self._probes[name] = (generation, used + 1)
-        self.last_probes = tuple(name for name, _, _ in probes)
         return None

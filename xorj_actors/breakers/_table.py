@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xorj_actors.breakers._board import CLOSED, BreakerBoard
+from xorj_actors.breakers._board import BreakerBoard
+from xorj_actors.breakers._circuit import CircuitState
 from xorj_actors.breakers.settings import BreakerSettings
 
 __all__ = ["breaker_table", "render_breakers"]
@@ -41,7 +42,7 @@ def breaker_table(
                 "probes_allowed": status.probes_allowed if status is not None else 0,
                 "open_for_s": (
                     round(now - status.opened_at, 1)
-                    if status is not None and status.state != CLOSED and status.opened_at is not None
+                    if status is not None and status.state != CircuitState.CLOSED and status.opened_at is not None
                     else None
                 ),
                 "reason": status.reason if status is not None else "",
@@ -63,7 +64,7 @@ def render_breakers(rows: Sequence[dict[str, Any]]) -> str:
                 state,
                 f"{r['failures_in_window']}/{r['max_failures']} in {r['window_s']:g}s",
                 consec,
-                str(r["probes_allowed"]) if r["state"] == "HALF_OPEN" else "-",
+                str(r["probes_allowed"]) if r["state"] == CircuitState.HALF_OPEN else "-",
                 f"{r['open_for_s']:g}s" if r["open_for_s"] is not None else "-",
                 str(r["generation"]),
                 r["reason"] or "-",

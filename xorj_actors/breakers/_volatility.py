@@ -28,9 +28,10 @@ class VolatilityDetector:
     an annualised figure. After an event the token's window starts again from the current
     price, so one move is one event and a move that goes on another 50 % is another one.
 
-    The monitor reports each event as ``report(runtime, "market_volatility", False, detail)``
-    and, when :meth:`calm` says so (a whole window of samples without an event), one success
-    ``report(runtime, "market_volatility", True, "calm")``; successes close a HALF_OPEN breaker.
+    The monitor reports each event as ``report(runtime, BreakerName.MARKET_VOLATILITY, False,
+    detail)`` and, when :meth:`calm` says so (a whole window of samples without an event), one
+    success ``report(runtime, BreakerName.MARKET_VOLATILITY, True, "calm")``; successes close a
+    HALF_OPEN breaker.
     Amortised O(1) per sample.
     """
 

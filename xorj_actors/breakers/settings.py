@@ -184,8 +184,8 @@ class EscalationSettings:
     on_concurrent: bool = True
     concurrent_open: int = 2
     concurrent_mode: Mode = "graceful"
-    #: Breakers whose every trip escalates.
-    on_trip: tuple[str, ...] = ("hsm_failure_rate",)
+    #: Breakers whose every trip escalates (plain names, as the config file gives them).
+    on_trip: tuple[str, ...] = (BreakerName.HSM_FAILURE_RATE.value,)
     on_trip_mode: Mode = "emergency"
     #: While the kill switch cannot be reached (restarting), retry the trigger this often.
     retry_s: float = 0.25
@@ -246,8 +246,8 @@ class BreakerSettings:
             except ValueError as exc:
                 raise ValueError(f"{f.name}.{exc}") from None
 
-    def limits(self, breaker: str) -> BreakerLimits:
-        """The limits of ``breaker``; KeyError for a name not in :data:`BREAKERS`."""
+    def limits(self, breaker: BreakerName | str) -> BreakerLimits:
+        """The limits of ``breaker`` (a member or its value); KeyError for a name not in :data:`BREAKERS`."""
         if breaker not in BREAKERS:
             raise KeyError(f"no breaker {breaker!r} (known: {', '.join(BREAKERS)})")
         limits: BreakerLimits = getattr(self, breaker)

@@ -12,38 +12,44 @@ from typing import TYPE_CHECKING
 from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from xorj_actors.chain._confirmation import CONFIRMATION_NAME, Confirmation
+    from xorj_actors.chain._book import Commitment, OutcomeStatus
+    from xorj_actors.chain._confirmation import Confirmation
     from xorj_actors.chain._rpc_gateway import GATEWAY_NAME, GetVaultSnapshot, RpcGateway, VaultSnapshot
     from xorj_actors.chain.gateway_settings import GatewaySettings
     from xorj_actors.chain._messages import (
-        OUTCOME_STATUSES,
+        CONFIRMATION_NAME,
         ConfirmationHealth,
         GetConfirmationHealth,
+        GetWatches,
         SignatureOutcome,
         Unwatch,
+        Watches,
         WatchRefused,
         WatchSignature,
+        WatchState,
     )
-    from xorj_actors.chain._session import NETWORK_BREAKER
     from xorj_actors.chain.prices import parse_prices
     from xorj_actors.chain.settings import DEFAULT_TIERS, ConfirmationSettings, Tier, tier_for
 
 _HOMES = {
-    "CONFIRMATION_NAME": "_confirmation",
+    "Commitment": "_book",
+    "OutcomeStatus": "_book",
+    "CONFIRMATION_NAME": "_messages",
     "Confirmation": "_confirmation",
     "RpcGateway": "_rpc_gateway",
     "GATEWAY_NAME": "_rpc_gateway",
     "GetVaultSnapshot": "_rpc_gateway",
     "VaultSnapshot": "_rpc_gateway",
     "GatewaySettings": "gateway_settings",
-    "OUTCOME_STATUSES": "_messages",
     "ConfirmationHealth": "_messages",
     "GetConfirmationHealth": "_messages",
+    "GetWatches": "_messages",
     "SignatureOutcome": "_messages",
     "Unwatch": "_messages",
+    "Watches": "_messages",
     "WatchRefused": "_messages",
     "WatchSignature": "_messages",
-    "NETWORK_BREAKER": "_session",
+    "WatchState": "_messages",
     "parse_prices": "prices",
     "DEFAULT_TIERS": "settings",
     "ConfirmationSettings": "settings",
@@ -54,22 +60,25 @@ _HOMES = {
 __all__ = [
     "CONFIRMATION_NAME",
     "DEFAULT_TIERS",
-    "NETWORK_BREAKER",
-    "OUTCOME_STATUSES",
+    "GATEWAY_NAME",
+    "Commitment",
     "Confirmation",
     "ConfirmationHealth",
     "ConfirmationSettings",
-    "GetConfirmationHealth",
-    "RpcGateway",
-    "GATEWAY_NAME",
     "GatewaySettings",
+    "GetConfirmationHealth",
     "GetVaultSnapshot",
-    "VaultSnapshot",
+    "GetWatches",
+    "OutcomeStatus",
+    "RpcGateway",
     "SignatureOutcome",
     "Tier",
     "Unwatch",
+    "VaultSnapshot",
     "WatchRefused",
     "WatchSignature",
+    "WatchState",
+    "Watches",
     "parse_prices",
     "tier_for",
 ]

@@ -10,29 +10,29 @@ from loguru import logger
 from pykka import ActorDeadError
 from solders.signature import Signature
 
-from supervisors import MailboxFull
+from supervisors import LoopThread, MailboxFull
 from xorj_actors.chain._messages import (
+    CONFIRMATION_NAME,
     ConfirmationHealth,
     GetConfirmationHealth,
+    GetWatches,
     Unwatch,
+    Watches,
     WatchRefused,
     WatchSignature,
+    WatchState,
 )
 from xorj_actors.chain._session import Session
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt
-from supervisors import LoopThread
 
-__all__ = ["CONFIRMATION_NAME", "Confirmation"]
+__all__ = ["Confirmation"]
 
 #: Seconds to start or stop the loop thread (its setup only creates tasks; its cleanup closes
 #: the socket with a one-second close handshake at most).
 _LOOP_TIMEOUT_S = 5.0
 _NO_NODE = "no RPC node configured (ws_url, rpc_url)"
-
-#: The actor's registered name in the runtime (stable across its restarts).
-CONFIRMATION_NAME = "confirmation"
 
 
 class Confirmation(Participant):
@@ -81,20 +81,25 @@ class Confirmation(Participant):
         if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
             raise ValueError(f"rpc_url: must be an http:// or https:// URL, got {rpc_url!r}")
         self.settings = settings
-        #: None without a node (no URLs): every watch is refused, so nothing trades unconfirmed.
+        self._node = (ws_url, rpc_url) if ws_url is not None and rpc_url is not None else None
+        self._on_outcome, self._trace = on_outcome, trace
+        #: Made in on_start (it needs the actor's name); None without a node (no URLs): every
+        #: watch is refused, so nothing trades unconfirmed.
         self.session: Session | None = None
-        if ws_url is not None and rpc_url is not None:
-            self.session = Session(settings, ws_url, rpc_url, runtime=self.runtime, on_outcome=on_outcome, trace=trace)
         self._refused_here = 0
         self._loop_thread: LoopThread | None = None
 
     def on_start(self) -> None:
         super().on_start()
         self.runtime.register_name(CONFIRMATION_NAME, self.actor_ref)
-        if self.session is None:
+        if self._node is None:
             logger.warning("{}: no RPC node configured (ws_url, rpc_url); every watch is refused", self.name)
             return
-        self.session.name = self.name
+        ws_url, rpc_url = self._node
+        self.session = Session(
+            self.settings, ws_url, rpc_url, runtime=self.runtime, name=self.name,
+            on_outcome=self._on_outcome, trace=self._trace,
+        )
         self._loop_thread = LoopThread(f"{self.name}-loop")
         self._loop_thread.start(self.session.start(), _LOOP_TIMEOUT_S)
 
@@ -113,14 +118,50 @@ class Confirmation(Participant):
                 self.session.unwatch_threadsafe(message.signature)
             return None
         if kind is GetConfirmationHealth:
-            if self.session is not None:
-                return self.session.health()
+            return self._health()
+        if kind is GetWatches:
+            return self._watches(message.signatures)
+        return super().on_receive(message)
+
+    def _health(self) -> ConfirmationHealth:
+        session = self.session
+        if session is None:
             return ConfirmationHealth(
                 connected=False, slot=0, seconds_since_slot=None, in_flight=0, reconnects=0, polls=0,
                 last_error=_NO_NODE, poll_outcomes=0, subscribe_errors=0, malformed_frames=0,
                 refused=self._refused_here,
             )
-        return super().on_receive(message)
+        v = session.vitals
+        last = v.last_slot_at
+        return ConfirmationHealth(
+            connected=session.connected,
+            slot=v.tip,
+            seconds_since_slot=round(time.monotonic() - last, 3) if last else None,
+            in_flight=session.in_flight,
+            reconnects=v.reconnects,
+            polls=v.polls,
+            last_error=v.last_error,
+            poll_outcomes=v.poll_outcomes,
+            subscribe_errors=v.subscribe_errors,
+            malformed_frames=v.malformed_frames,
+            refused=v.refused,
+        )
+
+    def _watches(self, signatures: tuple[str, ...]) -> Watches:
+        session = self.session
+        states = []
+        for signature in signatures:
+            watch = session.watch_of(signature) if session is not None else None
+            landing = watch.landing if watch is not None else None
+            states.append(
+                WatchState(
+                    signature=signature,
+                    waiters=len(watch.waiters) if watch is not None else 0,
+                    landed_slot=landing.slot if landing is not None else None,
+                    finalized=landing is not None and landing.finalized,
+                )
+            )
+        return Watches(subscriptions=session.subscriptions if session is not None else 0, watches=tuple(states))
 
     def _watch(self, message: WatchSignature) -> None:
         received = time.monotonic()

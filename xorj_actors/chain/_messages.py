@@ -1,21 +1,25 @@
-"""Messages of the Confirmation actor."""
+"""Messages of the Confirmation actor, and the name it registers under."""
 
 from __future__ import annotations
 
 from supervisors import Message, Ref
+from xorj_actors.chain._book import OutcomeStatus
 
 __all__ = [
-    "OUTCOME_STATUSES",
+    "CONFIRMATION_NAME",
     "ConfirmationHealth",
     "GetConfirmationHealth",
+    "GetWatches",
     "SignatureOutcome",
     "Unwatch",
     "WatchRefused",
     "WatchSignature",
+    "WatchState",
+    "Watches",
 ]
 
-#: Every ``SignatureOutcome.status``.
-OUTCOME_STATUSES: tuple[str, ...] = ("confirmed", "failed", "expired", "timed_out")
+#: The actor's registered name in the runtime (stable across its restarts).
+CONFIRMATION_NAME = "confirmation"
 
 
 class WatchSignature(Message):
@@ -49,7 +53,7 @@ class SignatureOutcome(Message):
 
     trade_id: str
     signature: str
-    status: str  # "confirmed" | "failed" | "expired" | "timed_out"
+    status: OutcomeStatus
     slot: int | None  # slot the transaction landed in
     confirmations: int  # seen when delivered (finalized counts as the tier's number)
     error: str | None  # on-chain error as compact JSON, or why expired / timed out
@@ -83,3 +87,24 @@ class ConfirmationHealth(Message):
     subscribe_errors: int
     malformed_frames: int  # frames dropped: not JSON, wrong shape, oversized
     refused: int  # WatchRefused replies sent
+
+
+class GetWatches(Message):
+    """Ask for a :class:`Watches`: what is subscribed on the node, and how ``signatures`` stand
+    (for tests and debugging; the answer is read while the loop thread runs on)."""
+
+    signatures: tuple[str, ...] = ()
+
+
+class WatchState(Message):
+    """One signature as the Confirmation actor sees it."""
+
+    signature: str
+    waiters: int  # WatchSignature requests waiting for its outcome; 0: not watched
+    landed_slot: int | None  # seen at confirmed or finalized in this slot; None: not yet
+    finalized: bool
+
+
+class Watches(Message):
+    subscriptions: int  # signatureSubscribe subscriptions open on the node
+    watches: tuple[WatchState, ...]  # one per signature asked about, in order

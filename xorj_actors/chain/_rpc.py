@@ -13,12 +13,13 @@ from typing import Any
 
 import aiohttp
 
+from xorj_actors.chain._book import Commitment
+
 __all__ = ["MAX_SIGNATURES_PER_CALL", "RpcCallError", "RpcHttp", "SignatureStatus"]
 
 #: Agave's limit on getSignatureStatuses inputs.
 MAX_SIGNATURES_PER_CALL = 256
 
-_COMMITMENTS = frozenset({"processed", "confirmed", "finalized"})
 
 
 class RpcCallError(Exception):
@@ -32,7 +33,7 @@ class SignatureStatus:
     slot: int
     confirmations: int | None  # None once finalized (rooted)
     err_json: str | None  # compact JSON of the on-chain error, None on success
-    commitment: str  # "processed" | "confirmed" | "finalized"
+    commitment: Commitment
 
 
 def compact_json(value: Any) -> str:
@@ -82,7 +83,7 @@ class RpcHttp:
             raise RpcCallError(f"{method}: answer has no result")
         return reply["result"]
 
-    async def block_height(self, commitment: str = "confirmed") -> int:
+    async def block_height(self, commitment: Commitment = Commitment.CONFIRMED) -> int:
         """``getBlockHeight`` at ``commitment``."""
         result = await self.call("getBlockHeight", [{"commitment": commitment}])
         if type(result) is not int or result < 0:
@@ -117,8 +118,10 @@ def _status(value: Any) -> SignatureStatus | None:
     if commitment is None:
         # Old nodes omit it. Null confirmations means rooted; a count alone does not prove a
         # supermajority vote, so it is taken as processed (the conservative reading).
-        commitment = "finalized" if confirmations is None else "processed"
-    if commitment not in _COMMITMENTS:
-        raise RpcCallError(f"getSignatureStatuses: unknown confirmationStatus {commitment!r:.40}")
+        commitment = Commitment.FINALIZED if confirmations is None else Commitment.PROCESSED
+    try:
+        level = Commitment(commitment)
+    except ValueError:
+        raise RpcCallError(f"getSignatureStatuses: unknown confirmationStatus {commitment!r:.40}") from None
     err = value.get("err")
-    return SignatureStatus(slot, confirmations, None if err is None else compact_json(err), commitment)
+    return SignatureStatus(slot, confirmations, None if err is None else compact_json(err), level)

@@ -1,7 +1,7 @@
 """One logging configuration for the whole process (loguru).
 
 Human lines on a terminal, one compact JSON object per line otherwise. Every line passes a
-:class:`Redactor` on its way to a sink: the values of secret environment variables and any hex
+redactor (:class:`xorj_actors.redaction.Redactor`) on its way to a sink: the values of secret environment variables and any hex
 MAC that follows "hmac", "signature" or "key" are masked, in the message, the extras and the
 exception text alike. Lines about a trade carry its ``correlation_id`` (see :func:`trade_logger`).
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -21,51 +20,13 @@ from typing import IO, Any
 
 from loguru import logger
 
+from xorj_actors.redaction import MASK, Redactor
+
 __all__ = ["MASK", "Redactor", "configure_logging", "trade_logger"]
 
-MASK = "***"
-#: Environment variables whose names look like this are secrets even if no config names them.
-_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|HMAC|CREDENTIAL", re.IGNORECASE)
-#: A hex MAC or key after a label: ``hmac=ab12...``, ``"signature": "ab12..."``, ``key ab12...``.
-_LABELLED_HEX = re.compile(
-    r"((?:hmac|signature|key)\w*['\"]?\s*[:=]?\s*['\"]?)([0-9a-fA-F]{32,})", re.IGNORECASE
-)
-#: Shorter values are not masked (masking "1" or "true" everywhere would hide everything).
-_MIN_SECRET_CHARS = 8
 #: Extras the JSON line lifts to the top level.
 _TOP_LEVEL_EXTRAS = ("correlation_id",)
 _LINE_KEY = "_xorj_line"
-
-
-class Redactor:
-    """Masks secret values and labelled hex MACs in text."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        values = sorted({s for s in secrets if len(s) >= _MIN_SECRET_CHARS}, key=len, reverse=True)
-        self._values = re.compile("|".join(map(re.escape, values))) if values else None
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str], names: Iterable[str] = ()) -> Redactor:
-        """The values of ``names`` and of every variable whose name looks like a secret's."""
-        wanted = set(names)
-        return cls(v for k, v in environ.items() if k in wanted or _SECRET_NAME.search(k))
-
-    def __call__(self, text: str) -> str:
-        if self._values is not None:
-            text = self._values.sub(MASK, text)
-        return _LABELLED_HEX.sub(lambda m: m.group(1) + MASK, text)
-
-    def deep(self, value: Any) -> Any:
-        """Redact every string inside JSON-like data."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, Mapping):
-            return {self(str(k)): self.deep(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.deep(v) for v in value]
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        return self(repr(value))
 
 
 def trade_logger(trade_id: str) -> Any:

@@ -7,6 +7,7 @@ root (one_for_one)
 ├── breakers (one_for_one)   one actor per breaker
 ├── signers (one_for_one)    one actor per key
 ├── chain (rest_for_one)     confirmation, executor
+├── rpc_gateway              the vaults' batched reads, the price watch
 ├── strategy_feed
 ├── vaults (one_for_one)     one actor per vault
 └── ops (one_for_one)        debug_socket, http_api, signal_watcher
@@ -23,7 +24,6 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -31,19 +31,17 @@ from solders.pubkey import Pubkey
 from supervisors import ChildSpec, Strategy, Supervisor
 from xorj_actors.audit import Audit
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
-from xorj_actors.chain import Confirmation, RpcGateway
+from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
-from xorj_actors.signers import KeySettings, Signer
-from xorj_actors.signers._dev_key import DevKeyBackend
-from xorj_actors.localnet.genesis import Genesis, build_genesis, vault_token_account
-from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY, KeySettings, Signer, open_backend
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
-from xorj_actors.vaults import PlannedTrade, Vault, check_quote
+from xorj_actors.tokens import vault_token_account
+from xorj_actors.vaults import Vault, check_quote
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -115,39 +113,37 @@ def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
         return Pubkey.from_string(key.public_key)
     if key.backend == "dev_key":
         # Reading a dev key's public half is harmless anywhere; its Signer refuses production.
-        return DevKeyBackend.open(key.dev_key, environment="development", data_dir=data_dir).public_key()
+        return open_backend(key, environment="development", environ={}, data_dir=data_dir).public_key()
     raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
 
 
+def _node_urls(ctx: TreeContext) -> tuple[str, str, str]:
+    """``(rpc, ws, quote)``: ``[execution]``'s URLs, else the in-process localnet's."""
+    ex, endpoints = ctx.config.execution, ctx.endpoints()
+    return (
+        ex.rpc_url or endpoints.get("localnet_rpc", ""),
+        ex.ws_url or endpoints.get("localnet_ws", ""),
+        ex.quote_url or endpoints.get("localnet_quote", ""),
+    )
+
+
 def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
-    """Confirmation, then the Executor that relies on it (rest_for_one: a new Confirmation
-    means a new Executor, which reads its open trades back from the audit log and watches again)."""
+    """Confirmation, then the Executor that relies on it.
+
+    ``rest_for_one`` (the ``chain`` supervisor): a new Confirmation has forgotten every watch, so
+    it means a new Executor, which reads its open trades back from the audit log and watches them
+    again. The RPC gateway is not here (see :func:`_gateway_children`).
+    """
     cfg, board = ctx.config, ctx.board
     ex = cfg.execution
     if not ex.enabled:
         return []
-    endpoints = ctx.endpoints()
-    rpc = ex.rpc_url or endpoints.get("localnet_rpc", "")
-    ws = ex.ws_url or endpoints.get("localnet_ws", "")
-    quote = ex.quote_url or endpoints.get("localnet_quote", "")
+    rpc, ws, quote = _node_urls(ctx)
     key = _signing_key(cfg)
     fee_payer = _fee_payer(key, ctx.data_dir)
     metrics = ctx.metrics
     return [
-        _worker(
-            ctx,
-            "rpc_gateway",
-            lambda: RpcGateway.start(
-                board,
-                cfg.gateway,
-                rpc_url=rpc,
-                quote_url=quote,
-                owner=fee_payer,
-                watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
-                volatility=cfg.breakers.volatility,
-            ),
-        ),
-        _worker(ctx, "confirmation", lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
+        _worker(ctx, CONFIRMATION_NAME, lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
         _worker(
             ctx,
             "executor",
@@ -174,6 +170,37 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
     ]
 
 
+def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
+    """The RPC gateway (with execution enabled), a root child of its own.
+
+    Neither the Confirmation nor the Executor uses it (the executor reads prices itself), and it
+    uses neither: it serves the vaults' snapshots and feeds the volatility breaker. It used to
+    come first in the chain's ``rest_for_one`` list, where its crash restarted both, and the
+    trades in flight lost their watches for nothing. Beside them under the root's
+    ``one_for_one``, a crash of either side restarts only that side.
+    """
+    cfg = ctx.config
+    if not cfg.execution.enabled:
+        return []
+    rpc, _, quote = _node_urls(ctx)
+    fee_payer = _fee_payer(_signing_key(cfg), ctx.data_dir)
+    return [
+        _worker(
+            ctx,
+            GATEWAY_NAME,
+            lambda: RpcGateway.start(
+                ctx.board,
+                cfg.gateway,
+                rpc_url=rpc,
+                quote_url=quote,
+                owner=fee_payer,
+                watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
+                volatility=cfg.breakers.volatility,
+            ),
+        )
+    ]
+
+
 def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     """The automatic kill-switch triggers: drawdown and daily loss, heartbeats, clock skew."""
     cfg, board, r = ctx.config, ctx.board, ctx.config.risk
@@ -195,35 +222,23 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _genesis(settings: LocalnetSettings) -> Genesis:
-    """The localnet's genesis, built once (each vault's spec reads it: per vault it would be O(N^2))."""
-    return build_genesis(settings)
-
-
 def _vault_accounts(cfg: Config, authority: Pubkey) -> Callable[[str, str], Pubkey]:
-    """(vault id, mint) -> the vault's token account, as genesis derives it."""
-    symbols = {str(t.mint): t.symbol for t in _genesis(cfg.localnet).tokens}
+    """(vault id, mint) -> the vault's token account (``tokens.vault_token_account``)."""
+    registry = cfg.token_registry()
 
     def account(vault_id: str, mint: str) -> Pubkey:
-        return vault_token_account(authority, vault_id, symbols[mint])
+        return vault_token_account(authority, vault_id, registry.by_mint(mint).symbol)
 
     return account
 
 
 def _stable_mint(cfg: Config) -> str:
-    return next(str(t.mint) for t in _genesis(cfg.localnet).tokens if t.stable)
-
-
-@functools.lru_cache(maxsize=4)
-def _mints(settings: LocalnetSettings) -> Mapping[str, int]:
-    return MappingProxyType({str(t.mint): t.decimals for t in _genesis(settings).tokens})
+    return str(cfg.token_registry().stable.mint)
 
 
 def tradable_mints(cfg: Config) -> Mapping[str, int]:
-    """Mint -> decimals of every token the engine trades: the tokens of ``[[localnet.tokens]]``
-    (the same list describes mainnet's mints when ``mint`` is set for each)."""
-    return _mints(cfg.localnet)
+    """Mint -> decimals of every token the engine trades: the ``[[tokens]]`` registry."""
+    return cfg.token_registry().decimals()
 
 
 def _start_strategy_feed(ctx: TreeContext) -> Any:
@@ -239,11 +254,11 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
     cfg = ctx.config
     vault_id = f"vault-{index:04d}"
     authority = _vault_authority(ctx)
-    tokens = _genesis(cfg.localnet).tokens
-    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in tokens}
+    registry = cfg.token_registry()
+    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in registry}
     names = cfg.vaults.profiles or tuple(p.name for p in cfg.strategy.profiles)
     profile = cfg.strategy.profile(names[index % len(names)])
-    stable = next(str(t.mint) for t in tokens if t.stable)
+    stable = str(registry.stable.mint)
     metrics = ctx.metrics
     return _worker(
         ctx,
@@ -268,7 +283,8 @@ def _vault_authority(ctx: TreeContext) -> Pubkey:
     if cfg.signers.keys:
         key = _signing_key(cfg)
         return _fee_payer(key, ctx.data_dir)
-    return _genesis(cfg.localnet).vault_authority
+    # No signing key (nothing trades): the localnet's vault authority, as its genesis has it.
+    return Pubkey.from_string(cfg.localnet.vault_authority or LOCALNET_DEV_PUBLIC_KEY)
 
 
 def quote_check(cfg: Config) -> QuoteCheck:
@@ -276,11 +292,7 @@ def quote_check(cfg: Config) -> QuoteCheck:
     decimals = tradable_mints(cfg)
 
     def check(req: TradeRequest, quote: Mapping[str, Any], prices: Mapping[str, float]) -> str | None:
-        planned = PlannedTrade(
-            trade_id=req.trade_id, vault_id=req.vault_id, round_key=req.round_key, input_mint=req.input_mint, output_mint=req.output_mint,
-            amount_in=req.amount_in, value_usd=req.value_usd, reduces_exposure=req.reduces_exposure, index=req.index,
-        )
-        result = check_quote(quote, planned, prices, decimals, req.slippage_bps)
+        result = check_quote(quote, req, prices, decimals, req.slippage_bps)
         return None if result.ok else f"{result.reason}: {result.detail}"
 
     return check
@@ -362,7 +374,10 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
         ks,
         _supervisor(ctx, "breakers", breakers, Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "signers", signers, Strategy.ONE_FOR_ONE),
+        # rest_for_one: a new Confirmation means a new Executor (see _chain_children).
         _supervisor(ctx, "chain", chain, Strategy.REST_FOR_ONE),
+        # Beside the chain, not in it: neither side uses the other (see _gateway_children).
+        *_gateway_children(ctx),
         _worker(ctx, "strategy_feed", lambda: _start_strategy_feed(ctx)),
         _supervisor(ctx, "risk", _risk_children(ctx), Strategy.ONE_FOR_ONE),
         _supervisor(ctx, "vaults", vaults, Strategy.ONE_FOR_ONE),

@@ -19,7 +19,7 @@ from solders.transaction import VersionedTransaction
 from supervisors import MailboxFull
 from xorj_actors.audit import EventType
 from xorj_actors.breakers import BreakerName
-from xorj_actors.chain import CONFIRMATION_NAME, SignatureOutcome, Unwatch, WatchRefused, WatchSignature
+from xorj_actors.chain import CONFIRMATION_NAME, OutcomeStatus, SignatureOutcome, Unwatch, WatchRefused, WatchSignature
 from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error
 from xorj_actors.execution._io import ExecutorIO
@@ -72,7 +72,7 @@ class Landing:
                         rebroadcast.cancel()
                     self.watches.pop(attempt.signature, None)
                     self.watching.pop(attempt.signature, None)
-                if result.status == TradeStatus.TIMED_OUT:
+                if result.status is OutcomeStatus.TIMED_OUT:
                     # Not final: it may still land. The vault hears it; we keep watching.
                     io.breaker(ErrorClass.TIMEOUT, False, "confirmation timed out")
                     io.report(BreakerName.CONFIRMATION_TIMEOUTS, False, f"trade {req.trade_id} not confirmed in its tier's time")
@@ -105,18 +105,18 @@ class Landing:
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
         req = rec.request
-        if result.status == TradeStatus.CONFIRMED:
+        if result.status is OutcomeStatus.CONFIRMED:
             self.io.breaker(None, True, "confirmed")
             return outcome(req, TradeStatus.CONFIRMED, result, None, None, rec)
-        if result.status == TradeStatus.FAILED:
+        if result.status is OutcomeStatus.FAILED:
             cls = classify_chain_error(result.error or "null")
             if cls.retry is not None:
                 raise TradeError(cls, f"failed on chain: {result.error}")  # final on chain: safe to retry
             return outcome(req, TradeStatus.FAILED, result, result.error, cls, rec)
-        if result.status == TradeStatus.EXPIRED:
+        if result.status is OutcomeStatus.EXPIRED:
             rec.phase = TradePhase.EXPIRED
             raise TradeError(ErrorClass.EXPIRED_BLOCKHASH, f"expired: {result.error}")
-        raise TradeError(ErrorClass.UNKNOWN, f"confirmation answered {result.status!r}")
+        raise TradeError(ErrorClass.UNKNOWN, f"confirmation answered {result.status.value!r}")
 
     # -- watches (the Confirmation actor) ---------------------------------------------------
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from loguru import logger
 
@@ -17,7 +17,6 @@ from supervisors import Actor, ControlMessage, MailboxFull, Message, Terminated
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import (
     OPERATOR_LIMIT,
-    REASON_LIMIT,
     VAULT_ROLE,
     Flatten,
     FlattenDone,
@@ -28,6 +27,7 @@ from xorj_actors.kill_switch._flatten import (
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
+from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.kill_switch._state import (
     InvalidTransition,
     KillSwitchState,
@@ -35,10 +35,8 @@ from xorj_actors.kill_switch._state import (
     StateFile,
     check_transition,
 )
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
-
-if TYPE_CHECKING:  # config imports the packages whose settings it composes
-    from xorj_actors.config import KillSwitchSettings
 
 __all__ = [
     "EnterMaintenance",
@@ -51,7 +49,6 @@ __all__ = [
 
 _S = KillSwitchState
 _MAX_NONCES = 1000
-_REASON_LIMIT = 500
 
 
 class Recover(Message):
@@ -305,7 +302,7 @@ class KillSwitch(Actor):
     # -- triggering ----------------------------------------------------------------------------
 
     def _trigger(self, mode: HaltMode, reason: str, source: str) -> None:
-        reason = reason[:_REASON_LIMIT]
+        reason = reason[:REASON_LIMIT]
         if self.step_timer is not None:
             self.step_timer.cancel()
             self.step_timer = None
@@ -412,7 +409,7 @@ class KillSwitch(Actor):
                 state=_S.MAINTENANCE,
                 epoch=self.persisted.epoch + 1,
                 mode=HaltMode.GRACEFUL.value,
-                reason=message.reason[:_REASON_LIMIT],
+                reason=message.reason[:REASON_LIMIT],
                 source=message.source,
                 triggered_at=self.clock(),
             ),

@@ -12,6 +12,8 @@ busy actor pool cannot make the probes time out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -20,27 +22,27 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 from loguru import logger
-from pykka import ActorDeadError
 
-from supervisors import MailboxFull
-from xorj_actors.audit import audit_event, record
-from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks
-from xorj_actors.config import Config, HttpSettings
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
-from xorj_actors.messages import HaltMode, Trigger
-from xorj_actors.breakers import BREAKERS
-from xorj_actors.metrics import CONTENT_TYPE, Metrics, breaker_states
-from xorj_actors.ops._debug_socket import Commands, RequestError, _args
 from supervisors import LoopThread
+from xorj_actors.audit import audit_event, record
+from xorj_actors.breakers import BREAKERS
+from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks, secret_env_names
+from xorj_actors.limits import MIN_KEY_BYTES
+from xorj_actors.kill_switch import HaltBoard, Participant
+from xorj_actors.metrics import CONTENT_TYPE, Metrics
+from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
+from xorj_actors.ops._commands import Commands
+from xorj_actors.ops.settings import HttpSettings
+from xorj_actors.redaction import Redactor
 
-if TYPE_CHECKING:
-    from xorj_actors.engine._logging import Redactor
+if TYPE_CHECKING:  # the readiness checks read the whole config; config imports ops.settings
+    from xorj_actors.config import Config
 
 __all__ = [
     "ApiError",
@@ -58,8 +60,6 @@ SIGNATURE_HEADER = "X-Xorj-Signature"
 _NONCE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
 _HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_MIN_KEY_BYTES = 32
-_REASON_LIMIT = 500
 
 #: ``audit(event_type, details)``: where every kill-switch API call is recorded.
 AuditSink = Callable[[str, dict[str, Any]], None]
@@ -167,10 +167,10 @@ class RequestAuthenticator:
 
 def _load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:
     value = environ.get(settings.hmac_key_env, "").encode()
-    if len(value) < _MIN_KEY_BYTES:
+    if len(value) < MIN_KEY_BYTES:
         if value:
             logger.error(
-                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, _MIN_KEY_BYTES
+                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, MIN_KEY_BYTES
             )
         return None
     return value
@@ -257,7 +257,7 @@ class _Api:
         """Every component; the status code is readiness's, the rest is information."""
         ctx, results = await self._run(ALL_CHECKS)
         ok = not any(r.failed(ctx.production) for c, r in zip(ALL_CHECKS, results) if c in READINESS_CHECKS)
-        components = [_result(r, ctx.production) for r in results] + _breakers(ctx)
+        components = [_result(r, ctx.production) for r in results] + _breakers(self.commands)
         return web.json_response(
             {"ready": ok, "environment": ctx.config.engine.environment, "components": components},
             status=200 if ok else 503,
@@ -319,30 +319,19 @@ class _Api:
             logger.exception("http: could not audit {} {}", event_type, details.get("what"))
 
     def _activate(self, payload: dict[str, Any], details: dict[str, Any]) -> tuple[int, Any]:
-        a = _checked(payload, {"mode": (str, False), "reason": (str, False)})
-        mode = a.get("mode", HaltMode.EMERGENCY.value)
-        if mode not in (HaltMode.GRACEFUL.value, HaltMode.EMERGENCY.value):
-            raise ApiError(400, "bad_request", "mode must be graceful or emergency")
-        reason = self.redact(a.get("reason", "operator halt over the HTTP API")[:_REASON_LIMIT])
-        details.update(mode=mode, reason_given=reason)
-        ks = self.commands.runtime.whereis(KILL_SWITCH_NAME)
-        if ks is None:
-            raise ApiError(503, "unavailable", "the kill switch is not running (restarting?)")
-        try:
-            ks.tell(Trigger(mode=HaltMode(mode), reason=reason, source="http"))
-        except (ActorDeadError, MailboxFull) as exc:
-            refused = f"the kill switch did not take the trigger: {type(exc).__name__}"
-            raise ApiError(503, "unavailable", refused) from None
-        return 202, {"triggered": True, "mode": mode}
+        with _api_errors():
+            given = parse_halt(payload, "operator halt over the HTTP API")
+            halt = dataclasses.replace(given, reason=self.redact(given.reason))
+            details.update(mode=halt.mode.value, reason_given=halt.reason)
+            self.commands.trigger(halt, source="http")
+        return 202, {"triggered": True, "mode": halt.mode.value}
 
     def _recover(self, payload: dict[str, Any], details: dict[str, Any]) -> tuple[int, Any]:
         args = {"operator": "http", **payload}
         epoch = payload.get("epoch")
         details.update(operator=str(args.get("operator"))[:100], epoch=epoch if isinstance(epoch, int) else None)
-        try:
-            outcome = self.commands.recover(args)
-        except RequestError as exc:
-            raise _api_error(exc) from None
+        with _api_errors():
+            outcome = self.commands.recover(parse_recover(args))
         return (200 if outcome["accepted"] else 409), outcome
 
 
@@ -355,15 +344,13 @@ def _call_details(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _api_error(exc: RequestError) -> ApiError:
-    return ApiError(400 if exc.code == "bad_request" else 503, exc.code, exc.message)
-
-
-def _checked(payload: dict[str, Any], spec: Mapping[str, tuple[type, bool]]) -> dict[str, Any]:
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    """A command's refusal as an HTTP error: 400 for bad input, 503 otherwise."""
     try:
-        return _args(payload, spec)
+        yield
     except RequestError as exc:
-        raise _api_error(exc) from None
+        raise ApiError(400 if exc.code == "bad_request" else 503, exc.code, exc.message) from None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -380,8 +367,8 @@ def _result(r: CheckResult, production: bool) -> dict[str, Any]:
     return {"name": r.name, "status": r.status.value, "ok": not r.failed(production), "detail": r.detail}
 
 
-def _breakers(ctx: CheckContext) -> list[dict[str, Any]]:
-    states = breaker_states(ctx.runtime.actors() if ctx.runtime is not None else ())
+def _breakers(commands: Commands) -> list[dict[str, Any]]:
+    states = commands.breaker_states()
     return [
         {"name": f"breaker:{b}", "status": "ok" if ok else "fail", "ok": ok, "detail": states.get(b, "not running")}
         for b in BREAKERS
@@ -456,10 +443,6 @@ class HttpApi(Participant):
         authenticator = RequestAuthenticator(
             _load_key(settings, environ), settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
         )
-        # Imported here: xorj_actors.engine imports this module through the tree.
-        from xorj_actors.check import secret_env_names
-        from xorj_actors.engine._logging import Redactor
-
         redactor = Redactor.from_environ(environ, secret_env_names(config))
         commands = Commands(self.runtime, endpoints, data_dir)
         api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor)

@@ -28,6 +28,7 @@ from pykka import ActorDeadError
 
 from supervisors import ControlMessage, LoopThread, MailboxFull
 from xorj_actors.audit import EventType
+from xorj_actors.breakers import BreakerName, report
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
 from xorj_actors.risk._messages import CheckClock, ClockSkewStatus, GetClockSkewStatus
@@ -66,16 +67,9 @@ class _RpcFailure(Exception):
 
 
 def report_network_failure(runtime: Any, detail: str) -> None:
-    """Tell the ``network_connectivity`` breaker of a failed RPC call (logged if it cannot)."""
-    try:
-        from xorj_actors.breakers import report  # written alongside; absent in older trees
-    except ImportError as exc:
-        logger.error("risk clock: cannot report to the network_connectivity breaker ({}): {}", exc, detail)
-        return
-    try:
-        report(runtime, "network_connectivity", ok=False, detail=detail)
-    except Exception:  # noqa: BLE001 - it must never raise; if it does, say so and go on
-        logger.exception("risk clock: breaker report failed: {}", detail)
+    """Tell the ``network_connectivity`` breaker of a failed RPC call (:func:`breakers.report`
+    logs what it cannot deliver, and never raises)."""
+    report(runtime, BreakerName.NETWORK_CONNECTIVITY, ok=False, detail=detail)
 
 
 class ClockSkewMonitor(RiskMonitor):

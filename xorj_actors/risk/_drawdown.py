@@ -14,7 +14,6 @@ that a restart neither forgets a loss nor restarts the day; see docs/RISK.md.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +36,14 @@ from xorj_actors.risk._messages import (
     VaultRemoved,
     VaultValuation,
 )
+from xorj_actors.risk._drawdown_state import (
+    MAX_VAULT_ID,
+    CorruptState,
+    DrawdownState,
+    Episode,
+    decode_state,
+    encode_state,
+)
 from xorj_actors.risk._monitor import RiskMonitor
 from xorj_actors.risk._persist import atomic_write
 from xorj_actors.risk.settings import RiskSettings
@@ -48,42 +55,10 @@ DRAWDOWN_NAME = "risk_drawdown"
 
 _DAY_S = 86_400  # POSIX time has no leap seconds: t // 86400 is the UTC date
 _RESUM_EVERY = 4096  # recompute the total exactly this often (incremental float sums drift)
-_MAX_ID = 128
-_STATE_VERSION = 1
 
 
 class _Persist(ControlMessage):  # the state file's timer: never refused
     pass
-
-
-class _CorruptState(ValueError):
-    pass
-
-
-class _Episode:
-    """One figure's trigger state: fires on breach, again on each escalation step, re-arms below."""
-
-    __slots__ = ("latched", "level", "threshold")
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.latched = False
-        self.level = 0.0  # the figure when it last fired
-
-    def update(self, value: float, margin: float, step: float) -> str | None:
-        """``"breach"`` or ``"escalation"`` when the figure must fire now, else None."""
-        if not self.latched:
-            if value >= self.threshold:
-                self.latched, self.level = True, value
-                return "breach"
-            return None
-        if value < self.threshold - margin:
-            self.latched = False
-            return None
-        if value >= self.level + step:
-            self.level = value
-            return "escalation"
-        return None
 
 
 def report_valuation(runtime: Any, vault_id: str, value_usd: float, at: float | None = None) -> bool:
@@ -152,8 +127,8 @@ class DrawdownMonitor(RiskMonitor):
         self._day_index = 1.0
         self._peak_usd_at_zero = 0.0  # the last like-for-like peak while the index was above zero
         self._day_usd_at_zero = 0.0
-        self._drawdown = _Episode(settings.max_drawdown)
-        self._daily = _Episode(settings.max_daily_loss)
+        self._drawdown = Episode(settings.max_drawdown)
+        self._daily = Episode(settings.max_daily_loss)
         self.refused = 0
         self._refusal_logged: dict[str, float] = {}
 
@@ -180,8 +155,8 @@ class DrawdownMonitor(RiskMonitor):
 
     def _on_valuation(self, m: VaultValuation) -> None:
         vid, value, at = m.vault_id, m.value_usd, m.at
-        if not isinstance(vid, str) or not 0 < len(vid) <= _MAX_ID:
-            return self._refuse(str(vid)[:_MAX_ID], f"bad vault id {vid!r}")
+        if not isinstance(vid, str) or not 0 < len(vid) <= MAX_VAULT_ID:
+            return self._refuse(str(vid)[:MAX_VAULT_ID], f"bad vault id {vid!r}")
         if not math.isfinite(value) or value < 0:
             return self._refuse(vid, f"value_usd {value!r} is not a finite amount >= 0")
         if not math.isfinite(at):
@@ -304,7 +279,7 @@ class DrawdownMonitor(RiskMonitor):
             self._peak = self._index
         drawdown, daily, peak_usd, day_usd = self._figures()
         s = self.settings
-        firing: list[tuple[str, str, float, _Episode, HaltMode]] = []
+        firing: list[tuple[str, str, float, Episode, HaltMode]] = []
         for check, episode, value, mode in (
             ("drawdown", self._drawdown, drawdown, s.drawdown_mode),
             ("daily_loss", self._daily, daily, s.daily_loss_mode),
@@ -321,7 +296,7 @@ class DrawdownMonitor(RiskMonitor):
 
     def _fire(
         self,
-        firing: list[tuple[str, str, float, _Episode, HaltMode]],
+        firing: list[tuple[str, str, float, Episode, HaltMode]],
         drawdown: float,
         daily: float,
         peak_usd: float,
@@ -391,20 +366,18 @@ class DrawdownMonitor(RiskMonitor):
             self._persist_armed = True
             self.runtime.send_after(self.settings.drawdown_persist_interval_s, self.actor_ref, _Persist())
 
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "version": _STATE_VERSION,
-            "saved_at": self.clock(),
-            "index": self._index,
-            "peak": self._peak,
-            "day": self._day,
-            "day_index": self._day_index,
-            "peak_usd_at_zero": self._peak_usd_at_zero,
-            "day_usd_at_zero": self._day_usd_at_zero,
-            "drawdown": [self._drawdown.latched, self._drawdown.level],
-            "daily_loss": [self._daily.latched, self._daily.level],
-            "vaults": {vid: [value, self._at[vid]] for vid, value in self._values.items()},
-        }
+    def _state(self) -> DrawdownState:
+        return DrawdownState(
+            index=self._index,
+            peak=self._peak,
+            day=self._day,
+            day_index=self._day_index,
+            peak_usd_at_zero=self._peak_usd_at_zero,
+            day_usd_at_zero=self._day_usd_at_zero,
+            drawdown=(self._drawdown.latched, self._drawdown.level),
+            daily_loss=(self._daily.latched, self._daily.level),
+            vaults={vid: (value, self._at[vid]) for vid, value in self._values.items()},
+        )
 
     def _save(self) -> None:
         path = self.state_file
@@ -412,7 +385,7 @@ class DrawdownMonitor(RiskMonitor):
             self._dirty = False
             return
         try:
-            atomic_write(path, json.dumps(self._snapshot(), allow_nan=False, separators=(",", ":")))
+            atomic_write(path, encode_state(self._state(), saved_at=self.clock()))
         except (OSError, ValueError) as exc:
             # Kept in memory; retried at the next change. Loud once per failing streak.
             if not self._persist_failing:
@@ -436,51 +409,23 @@ class DrawdownMonitor(RiskMonitor):
         except OSError as exc:
             return self._unreadable(path, f"unreadable: {exc!r}")
         try:
-            self._restore(json.loads(text))
-        except (ValueError, TypeError, KeyError, _CorruptState) as exc:
+            self._restore(decode_state(text))
+        except (ValueError, TypeError, KeyError, CorruptState) as exc:
             return self._unreadable(path, f"corrupt: {exc}")
         logger.info(
             "risk drawdown: state restored from {}: {} vaults, ${:,.2f}, drawdown {:.2%}, daily loss {:.2%}",
             path, len(self._values), self._total, *self._figures()[:2],
         )
 
-    def _restore(self, data: Any) -> None:
-        def number(value: Any, what: str, low: float = 0.0) -> float:
-            if type(value) not in (int, float) or not math.isfinite(value) or value < low:
-                raise _CorruptState(f"{what}: {value!r}")
-            return float(value)
-
-        def episode(value: Any, what: str) -> tuple[bool, float]:
-            if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is bool):
-                raise _CorruptState(f"{what}: {value!r}")
-            return value[0], number(value[1], what)
-
-        if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
-            raise _CorruptState(f"not a version {_STATE_VERSION} state")
-        index = number(data["index"], "index")
-        peak = number(data["peak"], "peak")
-        day_index = number(data["day_index"], "day_index")
-        day = data["day"]
-        if day is not None and type(day) is not int:
-            raise _CorruptState(f"day: {day!r}")
-        if peak <= 0 or index > peak * (1 + 1e-9):
-            raise _CorruptState(f"index {index!r} above peak {peak!r}")
-        dd, dl = episode(data["drawdown"], "drawdown"), episode(data["daily_loss"], "daily_loss")
-        vaults = data["vaults"]
-        if not isinstance(vaults, dict):
-            raise _CorruptState("vaults: not an object")
-        values, ats = {}, {}
-        for vid, entry in vaults.items():
-            if not isinstance(entry, list) or len(entry) != 2 or not 0 < len(vid) <= _MAX_ID:
-                raise _CorruptState(f"vault {vid!r}: {entry!r}")
-            values[vid] = number(entry[0], f"vault {vid} value")
-            ats[vid] = number(entry[1], f"vault {vid} at", low=-math.inf)
-        self._index, self._peak, self._day, self._day_index = index, peak, day, day_index
-        self._peak_usd_at_zero = number(data["peak_usd_at_zero"], "peak_usd_at_zero")
-        self._day_usd_at_zero = number(data["day_usd_at_zero"], "day_usd_at_zero")
-        (self._drawdown.latched, self._drawdown.level), (self._daily.latched, self._daily.level) = dd, dl
-        self._values, self._at = values, ats
-        self._total = math.fsum(values.values())
+    def _restore(self, state: DrawdownState) -> None:
+        """Take a decoded state whole (a corrupt file changes nothing: :meth:`_load`)."""
+        self._index, self._peak, self._day, self._day_index = state.index, state.peak, state.day, state.day_index
+        self._peak_usd_at_zero, self._day_usd_at_zero = state.peak_usd_at_zero, state.day_usd_at_zero
+        (self._drawdown.latched, self._drawdown.level) = state.drawdown
+        (self._daily.latched, self._daily.level) = state.daily_loss
+        self._values = {vid: value for vid, (value, _) in state.vaults.items()}
+        self._at = {vid: at for vid, (_, at) in state.vaults.items()}
+        self._total = math.fsum(self._values.values())
 
     def _unreadable(self, path: Path, why: str) -> None:
         """Fail closed: the peak and the day start are unknown, so halt and start a new baseline."""

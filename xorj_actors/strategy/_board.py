@@ -23,6 +23,8 @@ class Target(Message):
     trader: RankedTrader | None
     reason: str  # "" when there is a trader
     round: int | None  # the snapshot's round, None before the first good response
+    #: False before the first good response and once the board is stale (vaults say so).
+    fresh: bool
 
 
 class StrategyBoard:
@@ -68,16 +70,35 @@ class StrategyBoard:
         return age is not None and age < self.stale_after_s
 
     def target_for(self, profile: RiskProfile, now: float | None = None) -> Target:
-        """The trader vaults of ``profile`` may copy now, or None with the reason they hold."""
+        """The trader vaults of ``profile`` may copy now, or None with the reason they hold.
+
+        The one question a vault asks before a round, answered from a single read of the board
+        (freshness and trader come from the same snapshot, however often the feed publishes).
+        In this order: no snapshot yet; a stale one (the rule of :meth:`fresh`: stale from
+        exactly ``stale_after_s``); no trader of the snapshot above ``profile``'s
+        ``min_trust_score`` (:meth:`StrategySnapshot.trader_for`). Otherwise the highest-ranked
+        trader above it.
+
+        Args:
+            profile: the vault's risk profile.
+            now: wall-clock seconds (default: the board's clock).
+
+        Returns:
+            A :class:`Target`: ``trader`` set and ``reason`` empty, or ``trader`` None and why;
+            ``round`` is the snapshot's round (None before the first good response).
+        """
         latest = self._latest  # one read: the checks below see one snapshot
         if latest is None:
-            return Target(trader=None, reason="no strategy yet: no good response from the quant engine", round=None)
+            return Target(
+                trader=None, reason="no strategy yet: no good response from the quant engine", round=None, fresh=False
+            )
         age = (self._clock() if now is None else now) - latest.fetched_at
         if not age < self.stale_after_s:
             return Target(
                 trader=None,
                 reason=f"strategy stale: last good response {age:.0f} s ago (limit {self.stale_after_s:g} s)",
                 round=latest.round,
+                fresh=False,
             )
         trader = latest.trader_for(profile)
         if trader is None:
@@ -86,5 +107,6 @@ class StrategyBoard:
                 reason=f"no trader with trust score above {profile.min_trust_score:g} "
                 f"for profile {profile.name} in round {latest.round}",
                 round=latest.round,
+                fresh=True,
             )
-        return Target(trader=trader, reason="", round=latest.round)
+        return Target(trader=trader, reason="", round=latest.round, fresh=True)

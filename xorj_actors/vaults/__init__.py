@@ -12,18 +12,23 @@ from typing import TYPE_CHECKING
 from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from xorj_actors.vaults._admin import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID, VaultAdmin, VaultAdminError, VaultRemoval, VaultsAdded
     from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
+    from xorj_actors.vaults._flatten import FLATTEN_PASSES
+    from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
     from xorj_actors.vaults._slippage import (
         QUOTE_REFUSALS,
         QuoteCheck,
+        SwapLeg,
         check_quote,
         executed_deviation_bps,
         realised_slippage,
     )
-    from xorj_actors.vaults._vault import GetVaultStatus, Round, RoundResult, Vault, VaultStatus
+    from xorj_actors.vaults._vault import Vault
     from xorj_actors.vaults.settings import VaultSettings
 
 _HOMES = {
+    **dict.fromkeys(("MAX_VAULT_INDEX", "MAX_VAULTS_PER_ADD", "VAULT_ID", "VaultAdmin", "VaultAdminError", "VaultRemoval", "VaultsAdded"), "_admin"),  # noqa: E501
     "PLAN_REFUSALS": "_reconcile",
     "PlannedTrade": "_reconcile",
     "SkipReason": "_reconcile",
@@ -32,14 +37,18 @@ _HOMES = {
     "plan_trades": "_reconcile",
     "QUOTE_REFUSALS": "_slippage",
     "QuoteCheck": "_slippage",
+    "SwapLeg": "_slippage",
     "check_quote": "_slippage",
     "executed_deviation_bps": "_slippage",
     "realised_slippage": "_slippage",
-    "GetVaultStatus": "_vault",
-    "Round": "_vault",
-    "RoundResult": "_vault",
+    "FLATTEN_PASSES": "_flatten",
+    "FlattenPhase": "_messages",
+    "GetVaultStatus": "_messages",
+    "Round": "_messages",
+    "RoundResult": "_messages",
+    "VaultPhase": "_messages",
+    "VaultStatus": "_messages",
     "Vault": "_vault",
-    "VaultStatus": "_vault",
     "VaultSettings": "settings",
 }
 

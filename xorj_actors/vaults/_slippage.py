@@ -11,14 +11,15 @@ import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from supervisors import Message
-from xorj_actors.vaults._reconcile import PlannedTrade, exact
+from xorj_actors.vaults._reconcile import exact
 
 __all__ = [
     "QUOTE_REFUSALS",
     "QuoteCheck",
+    "SwapLeg",
     "check_quote",
     "executed_deviation_bps",
     "realised_slippage",
@@ -41,6 +42,17 @@ QUOTE_REFUSALS: frozenset[str] = frozenset(
         "threshold_inconsistent",
     }
 )
+
+
+class SwapLeg(Protocol):
+    """What the checks need of a trade: a :class:`PlannedTrade` and a ``TradeRequest`` both are one."""
+
+    @property
+    def input_mint(self) -> str: ...
+    @property
+    def output_mint(self) -> str: ...
+    @property
+    def amount_in(self) -> int: ...
 
 
 class QuoteCheck(Message):
@@ -122,12 +134,12 @@ def _bps(fraction: Fraction) -> float:
 
 def check_quote(
     quote: Mapping[str, Any],
-    trade: PlannedTrade,
+    trade: SwapLeg,
     prices: Mapping[str, float],
     decimals: Mapping[str, int],
     limit_bps: float,
 ) -> QuoteCheck:
-    """Check a ``/quote`` answer against the planned trade, the reference prices and the limit.
+    """Check a ``/quote`` answer against the trade, the reference prices and the limit.
 
     Refused (``ok`` false) when: the quote is malformed; its mints, mode (ExactIn) or
     ``inAmount`` differ from the trade, or its route does not lead from input to output; it
@@ -138,7 +150,7 @@ def check_quote(
 
     Args:
         quote: the JSON object ``GET /quote`` returned.
-        trade: the trade the quote is for.
+        trade: the trade the quote is for (planned, or the executor's request).
         prices: reference USD prices (``GET /price``), at least for both mints.
         decimals: decimals per mint.
         limit_bps: the risk profile's slippage limit, in basis points (0..10000).
@@ -219,7 +231,7 @@ def realised_slippage(quoted_out: int, actual_out: int) -> float:
 
 
 def executed_deviation_bps(
-    trade: PlannedTrade, actual_out: int, prices: Mapping[str, float], decimals: Mapping[str, int]
+    trade: SwapLeg, actual_out: int, prices: Mapping[str, float], decimals: Mapping[str, int]
 ) -> float:
     """How much worse than the reference prices a swap executed, in bps (negative: better).
 
