@@ -19,10 +19,7 @@ import binascii
 import json
 import logging
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -40,6 +37,7 @@ from xorj_actors.localnet.chain import Commitment
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
+from xorj_actors.localnet.quote_book import Quote, QuoteBook, QuoteRefused
 
 __all__ = [
     "QUOTE_SERVICE",
@@ -82,64 +80,6 @@ class QuoteChain(Protocol):
     def latest_blockhash(self, commitment: Commitment) -> tuple[int, Hash, int]:
         """``(context slot, blockhash, lastValidBlockHeight)`` (for ``POST /swap``)."""
         ...
-
-
-class QuoteRefused(Exception):
-    """A request the service refuses; ``code`` is the ``errorCode`` the client sees."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(slots=True)
-class _Quote:
-    id: str
-    input: TokenSpec
-    output: TokenSpec
-    in_amount: int
-    out_amount: int
-    expires_at: float
-    response: dict[str, Any]
-    #: The one message the market maker signed for this quote.
-    signed: bytes | None = field(default=None)
-
-
-class QuoteBook:
-    """Open quotes by id, each valid for ``ttl_s`` and signed for at most one message."""
-
-    def __init__(self, ttl_s: float, capacity: int, clock: Callable[[], float] = time.time) -> None:
-        self._ttl_s = ttl_s
-        self._capacity = capacity
-        self._clock = clock
-        self._quotes: OrderedDict[str, _Quote] = OrderedDict()
-
-    def open(self, input: TokenSpec, output: TokenSpec, in_amount: int, out_amount: int) -> _Quote:
-        """Record a new quote and return it (its ``response`` is filled in by the caller)."""
-        now = self._clock()
-        while self._quotes:
-            oldest = next(iter(self._quotes.values()))
-            if oldest.expires_at > now and len(self._quotes) < self._capacity:
-                break
-            self._quotes.popitem(last=False)
-        quote = _Quote(uuid.uuid4().hex, input, output, in_amount, out_amount, now + self._ttl_s, {})
-        self._quotes[quote.id] = quote
-        return quote
-
-    def get(self, quote_id: Any) -> _Quote:
-        """The open quote ``quote_id``; refused when unknown or expired."""
-        quote = self._quotes.get(quote_id) if isinstance(quote_id, str) else None
-        if quote is None:
-            raise QuoteRefused("QUOTE_NOT_FOUND", f"unknown or forgotten quote {quote_id!r}")
-        if self._clock() >= quote.expires_at:
-            raise QuoteRefused("QUOTE_EXPIRED", f"quote {quote_id} expired")
-        return quote
-
-    def claim(self, quote: _Quote, message: bytes) -> None:
-        """Bind ``quote`` to ``message``; the same message again is allowed (a retried request)."""
-        if quote.signed is not None and quote.signed != message:
-            raise QuoteRefused("QUOTE_ALREADY_USED", f"quote {quote.id} was signed for another message")
-        quote.signed = message
 
 
 def _error(code: str, message: str, status: int = 400) -> web.Response:
@@ -307,7 +247,7 @@ class QuoteService:
 
     # -- the two legs ----------------------------------------------------------------------
 
-    def _bound_quote(self, body: Any) -> tuple[_Quote, VaultSpec]:
+    def _bound_quote(self, body: Any) -> tuple[Quote, VaultSpec]:
         if not isinstance(body, dict):
             raise QuoteRefused("INVALID_REQUEST", "body: expected a JSON object")
         user = _pubkey(body.get("userPublicKey"), "userPublicKey")
@@ -332,7 +272,7 @@ class QuoteService:
             raise QuoteRefused("INVALID_REQUEST", f"userPublicKey: {user} {reason}")
         return owned[0]
 
-    def legs(self, quote: _Quote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
+    def legs(self, quote: Quote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
         """The vault's leg (vault pays the market maker) and the market maker's leg (it pays the vault)."""
         mm = self.genesis.market_maker_accounts
         pay = transfer_checked_ix(
@@ -401,7 +341,7 @@ class QuoteService:
             "vaultId": vault.vault_id,
         }
 
-    def _sign(self, quote: _Quote, raw: bytes) -> Signature:
+    def _sign(self, quote: Quote, raw: bytes) -> Signature:
         self.book.claim(quote, raw)
         return self._mm.sign_message(raw)
 
@@ -425,7 +365,7 @@ class QuoteService:
             raise QuoteRefused("RFQ_REJECTED", reason)
         return {"signature": str(self._sign(quote, raw)), "publicKey": str(self._mm_key)}
 
-    def _check_message(self, quote: _Quote, message: Any) -> str | None:
+    def _check_message(self, quote: Quote, message: Any) -> str | None:
         mm = self._mm_key
         keys = list(message.account_keys)
         if getattr(message, "address_table_lookups", None):
