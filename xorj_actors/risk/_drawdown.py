@@ -29,6 +29,7 @@ from supervisors import ControlMessage, MailboxFull
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
+from xorj_actors.risk._episode import Episode
 from xorj_actors.risk._messages import (
     GetRiskStatus,
     ResetRiskBaseline,
@@ -58,32 +59,6 @@ class _Persist(ControlMessage):  # the state file's timer: never refused
 
 class _CorruptState(ValueError):
     pass
-
-
-class _Episode:
-    """One figure's trigger state: fires on breach, again on each escalation step, re-arms below."""
-
-    __slots__ = ("latched", "level", "threshold")
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.latched = False
-        self.level = 0.0  # the figure when it last fired
-
-    def update(self, value: float, margin: float, step: float) -> str | None:
-        """``"breach"`` or ``"escalation"`` when the figure must fire now, else None."""
-        if not self.latched:
-            if value >= self.threshold:
-                self.latched, self.level = True, value
-                return "breach"
-            return None
-        if value < self.threshold - margin:
-            self.latched = False
-            return None
-        if value >= self.level + step:
-            self.level = value
-            return "escalation"
-        return None
 
 
 def report_valuation(runtime: Any, vault_id: str, value_usd: float, at: float | None = None) -> bool:
@@ -152,8 +127,8 @@ class DrawdownMonitor(RiskMonitor):
         self._day_index = 1.0
         self._peak_usd_at_zero = 0.0  # the last like-for-like peak while the index was above zero
         self._day_usd_at_zero = 0.0
-        self._drawdown = _Episode(settings.max_drawdown)
-        self._daily = _Episode(settings.max_daily_loss)
+        self._drawdown = Episode(settings.max_drawdown)
+        self._daily = Episode(settings.max_daily_loss)
         self.refused = 0
         self._refusal_logged: dict[str, float] = {}
 
@@ -304,7 +279,7 @@ class DrawdownMonitor(RiskMonitor):
             self._peak = self._index
         drawdown, daily, peak_usd, day_usd = self._figures()
         s = self.settings
-        firing: list[tuple[str, str, float, _Episode, HaltMode]] = []
+        firing: list[tuple[str, str, float, Episode, HaltMode]] = []
         for check, episode, value, mode in (
             ("drawdown", self._drawdown, drawdown, s.drawdown_mode),
             ("daily_loss", self._daily, daily, s.daily_loss_mode),
@@ -321,7 +296,7 @@ class DrawdownMonitor(RiskMonitor):
 
     def _fire(
         self,
-        firing: list[tuple[str, str, float, _Episode, HaltMode]],
+        firing: list[tuple[str, str, float, Episode, HaltMode]],
         drawdown: float,
         daily: float,
         peak_usd: float,
