@@ -478,6 +478,7 @@ class KillSwitch(ReducingMode, Actor):
     def status(self) -> KillSwitchStatus:
         p = self.persisted
         names = {urn: name for urn, (_, name, _) in self.participants.items()}
+        flatten = self.flattening or self.last_flatten
         return KillSwitchStatus(
             state=p.state.value,
             epoch=p.epoch,
@@ -489,5 +490,5 @@ class KillSwitch(ReducingMode, Actor):
             registered=len(self.participants),
             **self.acks.status(names, p.halted),
             persist_error=self.persist_error,
-            **flatten.status() if (flatten := self.flattening or self.last_flatten) else {},
+            **(flatten.status() if flatten is not None else {}),
         )
