@@ -3,19 +3,11 @@
 Knows nothing of trading; ``xorj_actors`` builds on it, never the other way round.
 """
 
-from supervisors._actor import (
-    DEFAULT_TIMEOUT,
-    Actor,
-    ActorState,
-    BlockingCallInWorker,
-    Future,
-    Mailbox,
-    MailboxFull,
-    Ref,
-    Terminated,
-)
+from supervisors._actor import DEFAULT_TIMEOUT, Actor, BlockingCallInWorker, Future, Ref
 from supervisors._chaos import Fault, inject_fault
+from supervisors._introspection import ActorInfo, ActorState
 from supervisors._loop_thread import LoopThread
+from supervisors._mailbox import MailboxFull, Terminated
 from supervisors._message import ControlMessage, Message, MessageDefinitionError, register_immutable_type
 from supervisors._runtime import Runtime
 from supervisors._scheduler import TimerHandle, WorkerKilled
@@ -35,6 +27,7 @@ from supervisors._supervisor import (
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Actor",
+    "ActorInfo",
     "ActorState",
     "BlockingCallInWorker",
     "ChildInfo",
@@ -43,7 +36,6 @@ __all__ = [
     "Fault",
     "LoopThread",
     "Future",
-    "Mailbox",
     "MailboxFull",
     "Message",
     "MessageDefinitionError",

@@ -5,9 +5,15 @@ and restarts them by its :class:`Strategy` and each child's :class:`Restart` typ
 ``max_restarts`` restarts within ``period`` seconds means the fault is not transient: the
 supervisor stops every child (reverse start order) and fails, so that its own supervisor decides.
 
+Restart types follow OTP. The dead child's type decides whether anything restarts: a
+``permanent`` child always, a ``transient`` one only after an abnormal exit, a ``temporary`` one
+never (it is removed). Under ``one_for_all`` and ``rest_for_one`` the siblings the supervisor
+stops for that restart are started again, except temporary ones, which are removed: a temporary
+child is never restarted. A transient sibling is restarted, since it did not exit on its own.
+
 Stopping is asynchronous and ordered: one child at a time, last started first, each given its
 ``shutdown_timeout``; a child that has not stopped by then is *abandoned*: closed to new messages,
-dropped from the tree and reported (a Python thread cannot be killed; a child stuck in a handler
+dropped from the tree and reported to its watchers (a Python thread cannot be killed; a child stuck in a handler
 keeps its worker until the handler returns).
 """
 
@@ -17,14 +23,16 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 from pykka import ActorRef
 from pykka.messages import _ActorStop
 
-from supervisors._actor import DEFAULT_TIMEOUT, Actor, ActorState, Mailbox, Ref, Terminated
+from supervisors._actor import DEFAULT_TIMEOUT, Actor, Ref
+from supervisors._introspection import ActorState
+from supervisors._mailbox import Mailbox, Terminated
 from supervisors._message import ControlMessage, Message, register_immutable_type
 
 __all__ = [
@@ -41,7 +49,7 @@ __all__ = [
 ]
 
 
-class Strategy(str, enum.Enum):
+class Strategy(enum.StrEnum):
     """Which children restart when one dies."""
 
     ONE_FOR_ONE = "one_for_one"  #: only the dead child
@@ -49,12 +57,12 @@ class Strategy(str, enum.Enum):
     REST_FOR_ONE = "rest_for_one"  #: the dead child and every child started after it
 
 
-class Restart(str, enum.Enum):
+class Restart(enum.StrEnum):
     """When a child is restarted."""
 
     PERMANENT = "permanent"  #: always
-    TRANSIENT = "transient"  #: only after an abnormal exit
-    TEMPORARY = "temporary"  #: never; it is removed from the supervisor when it stops
+    TRANSIENT = "transient"  #: after an abnormal exit, or when stopped by the supervisor for a sibling
+    TEMPORARY = "temporary"  #: never, not even with its group; removed from the supervisor when it stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,7 @@ class _Operation:
 
     to_stop: deque[str]
     to_start: list[str]
+    to_remove: list[str] = field(default_factory=list)  # after stopping, remove these (temporary)
     escalate: str | None = None  # after stopping, fail with this reason instead of starting
     finish_stop: bool = False  # after stopping, stop the supervisor itself (normal)
     waiting: str | None = None  # urn of the child being stopped
@@ -139,7 +148,7 @@ class _Operation:
 
 
 class Supervisor(Actor):
-    """Supervises children by an OTP strategy and restart intensity.
+    """Supervises children by an OTP strategy and restart intensity (semantics: the module doc).
 
     Args:
         children: child specs, started in this order.
@@ -173,7 +182,6 @@ class Supervisor(Actor):
         self._restart_times: deque[float] = deque()
         self._op: _Operation | None = None
         self._deferred: deque[Any] = deque()
-        self.abandoned: list[str] = []
         if name:
             self.actor_inbox.name = name
 
@@ -355,12 +363,17 @@ class Supervisor(Actor):
             affected = list(self._order)
         else:
             affected = self._order[idx:]
-        for cid in affected:
+        # OTP: a temporary sibling is stopped with the group but never started again (it is
+        # removed); a transient one stopped by us is (its exit was ours, not its own).
+        to_start = [cid for cid in affected
+                    if cid == child_id or self._children[cid].spec.restart is not Restart.TEMPORARY]
+        for cid in to_start:
             self._children[cid].restarts += 1
         to_stop = [cid for cid in reversed(affected) if self._children[cid].ref is not None]
         if not stop_it_too and child_id in to_stop:
             to_stop.remove(child_id)
-        self._begin(_Operation(deque(to_stop), affected))
+        to_remove = [cid for cid in affected if cid not in to_start]
+        self._begin(_Operation(deque(to_stop), to_start, to_remove=to_remove))
 
     # -- the stop-then-start operation ---------------------------------------------------------
 
@@ -393,6 +406,8 @@ class Supervisor(Actor):
         if op.finish_stop:
             self._stop()
             return
+        for child_id in op.to_remove:
+            self._remove(child_id)
         for child_id in op.to_start:
             if child_id in self._children:
                 self._start_child(child_id)
@@ -410,7 +425,6 @@ class Supervisor(Actor):
         child_id = self._by_urn.get(message.urn, "?")
         ref = self.runtime.lookup(message.urn)
         logger.error("{}: child {} did not stop in time: abandoned", self.actor_inbox.name, child_id)
-        self.abandoned.append(f"{child_id} ({message.urn})")
         if ref is not None:
             ref.actor_inbox.terminate(ActorState.ABANDONED, "abandoned: did not stop within shutdown timeout")  # type: ignore[attr-defined]
         self._child_gone(message.urn)

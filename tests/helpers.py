@@ -20,15 +20,23 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
 
 
 class Watcher(Actor):
-    """Collects the Terminated notes of the actors it is told to watch."""
+    """Collects the Terminated notes of the actors it is told to watch; answers "notes" with them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.notes: list[Terminated] = []
 
-    def on_receive(self, message: object) -> None:
+    def on_receive(self, message: object) -> object:
         if isinstance(message, Terminated):
             self.notes.append(message)
+        elif message == "notes":
+            return tuple(self.notes)
+        return None
 
     def watch_ref(self, ref) -> None:
         self.watch(ref)
+
+
+def notes_of(watcher) -> tuple[Terminated, ...]:
+    """The Terminated notes a :class:`Watcher` has collected, asked of it."""
+    return watcher.ask("notes", timeout=5)

@@ -108,15 +108,15 @@ def check_tree(ctx: CheckContext) -> CheckResult:
         return _absent("tree", "no running engine")
     from supervisors import ActorState
 
-    mailboxes = ctx.runtime.mailboxes()
-    names = {m.name for m in mailboxes}
+    actors = ctx.runtime.actors()
+    names = {a.name for a in actors}
     missing = [g for g in TREE_GROUPS if g not in names]
     if missing:
         return _fail("tree", f"not running: {', '.join(missing)}")
-    starting = sorted(m.name for m in mailboxes if m.state is ActorState.STARTING)
+    starting = sorted(a.name for a in actors if a.state is ActorState.STARTING)
     if starting:
         return _fail("tree", f"still starting: {', '.join(starting[:10])}")
-    return _ok("tree", f"{len(mailboxes)} actors up")
+    return _ok("tree", f"{len(actors)} actors up")
 
 
 def check_kill_switch(ctx: CheckContext) -> CheckResult:

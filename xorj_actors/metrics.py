@@ -17,8 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from supervisors import Mailbox, Runtime
-from xorj_actors.breakers import BREAKERS, Breaker
+from supervisors import ActorInfo, Runtime
+from xorj_actors.breakers import BREAKERS, BreakerStatus
 from xorj_actors.kill_switch import HaltBoard, KillSwitchState
 
 __all__ = [
@@ -72,7 +72,7 @@ class _RuntimeCollector(Collector):
         if self._source is None:
             return
         runtime, board = self._source
-        mailboxes = runtime.mailboxes()
+        actors = runtime.actors()
         status = board.status
         state = GaugeMetricFamily(
             "xorj_kill_switch_state", "Kill switch state: 1 for the current state, 0 for the others", labels=["state"]
@@ -85,16 +85,16 @@ class _RuntimeCollector(Collector):
 
         depth: dict[str, int] = {}
         live: dict[str, int] = {}
-        urns = {m.urn for m in mailboxes}
-        for m in mailboxes:
-            cls = m.actor_class_name
-            depth[cls] = depth.get(cls, 0) + len(m)
+        urns = {a.urn for a in actors}
+        for a in actors:
+            cls = a.actor_class.__name__
+            depth[cls] = depth.get(cls, 0) + a.mailbox_depth
             live[cls] = live.get(cls, 0) + 1
-            key = (m.parent, m.name)
-            delta = m.restarts - self._seen.get(key, 0)
+            key = (a.parent, a.name)
+            delta = a.restarts - self._seen.get(key, 0)
             if delta > 0:
                 self._restarts[cls] = self._restarts.get(cls, 0) + delta
-                self._seen[key] = m.restarts
+                self._seen[key] = a.restarts
         # Forget children of supervisors that are gone; their successors count from zero.
         self._seen = {k: v for k, v in self._seen.items() if k[0] is None or k[0] in urns}
 
@@ -106,7 +106,7 @@ class _RuntimeCollector(Collector):
         yield _by_class(
             CounterMetricFamily, "xorj_actor_restarts", "Restarts by a supervisor, per actor class", restarts
         )
-        breakers = breaker_states(mailboxes)
+        breakers = breaker_states(actors)
         breaker_state = GaugeMetricFamily(
             "xorj_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["breaker"]
         )
@@ -116,13 +116,16 @@ class _RuntimeCollector(Collector):
         yield breaker_state
 
 
-def breaker_states(mailboxes: Iterable[Mailbox]) -> dict[str, str]:
-    """``{breaker: CLOSED|HALF_OPEN|OPEN}`` of the running Breaker actors, without a message."""
+def breaker_states(actors: Iterable[ActorInfo]) -> dict[str, str]:
+    """``{breaker: CLOSED|HALF_OPEN|OPEN}`` of the running Breaker actors, without a message.
+
+    Each breaker publishes its :class:`BreakerStatus` in its introspection (``Runtime.actors()``).
+    """
     states = {}
-    for m in mailboxes:
-        actor = m.actor
-        if isinstance(actor, Breaker):
-            states[actor.breaker] = actor.state  # one attribute read: atomic
+    for actor in actors:
+        status = actor.status
+        if isinstance(status, BreakerStatus):
+            states[status.breaker] = status.state
     return states
 
 

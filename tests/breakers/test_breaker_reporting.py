@@ -91,7 +91,7 @@ def test_get_breaker_state_and_the_metrics_view(runtime, start_breaker, armed, b
     for _ in range(3):
         send(refs[T], clock, 1000.0, False, T)
     assert refs[T].ask(GetBreakerState(), timeout=5) == BreakerState(breaker=T, state=OPEN)
-    states = breaker_states(runtime.mailboxes())
+    states = breaker_states(runtime.actors())
     assert states == {name: OPEN if name == T else CLOSED for name in BREAKERS}
 
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ops.conftest import ENGINE_ENV, Api
 from tests.plugins.engine import ks_status, wait_until
-from supervisors import ActorState, Fault, Mailbox, inject_fault
+from supervisors import ActorInfo, ActorState, Fault, inject_fault
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import KILL_SWITCH_STATES, Metrics
 
@@ -81,12 +81,12 @@ def test_a_halt_moves_state_activations_and_ack_latency(api: Api) -> None:
 def test_restarts_are_counted_per_class_and_never_go_down(api: Api) -> None:
     runtime = api.engine.runtime
 
-    def vault() -> Mailbox | None:
-        return next((m for m in runtime.mailboxes() if m.name == "vault-0001" and m.actor is not None), None)
+    def vault() -> ActorInfo | None:
+        return next((a for a in runtime.actors() if a.name == "vault-0001" and a.ref is not None), None)
 
     for n in (1, 2):
         old = vault()
-        inject_fault(old.actor.actor_ref, Fault.RAISE)
+        inject_fault(old.ref, Fault.RAISE)
         wait_until(
             lambda: (v := vault()) is not None and v.urn != old.urn and v.restarts == n
             and v.state is not ActorState.STARTING,

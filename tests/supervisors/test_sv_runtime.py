@@ -18,7 +18,7 @@ from supervisors import (
     Terminated,
     WorkerKilled,
 )
-from tests.helpers import Watcher, wait_until
+from tests.helpers import Watcher, notes_of, wait_until
 
 
 class Work(Message):
@@ -29,20 +29,36 @@ class Urgent(ControlMessage):
     tag: str
 
 
-class Recorder(Actor):
-    """Records every message; can be held inside a handler by a gate."""
+class Seen(ControlMessage):
+    """Ask a Recorder what it has seen (a control message: a full mailbox cannot refuse it)."""
 
-    def __init__(self, gate: threading.Event | None = None) -> None:
+
+class Gate:
+    """Holds an actor inside a handler: the test sees it enter, then lets it go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def set(self) -> None:
+        self.release.set()
+
+
+class Recorder(Actor):
+    """Records every message; can be held inside a handler by a gate. Answers Seen."""
+
+    def __init__(self, gate: Gate | None = None) -> None:
         super().__init__()
         self.seen: list[object] = []
         self.gate = gate
-        self.entered = threading.Event()
 
     def on_receive(self, message: object) -> object:
+        if isinstance(message, Seen):
+            return tuple(self.seen)
         if message == "hold":
-            self.entered.set()
             assert self.gate is not None
-            self.gate.wait(10)
+            self.gate.entered.set()
+            self.gate.release.wait(10)
             return None
         if message == "boom":
             raise ValueError("boom")
@@ -52,48 +68,49 @@ class Recorder(Actor):
         return ("ok", message)
 
 
-def actor_of(ref):  # test-only peek at the actor object behind a ref
-    return ref._actor_weakref()
+def seen(ref) -> tuple[object, ...]:
+    """What the Recorder behind ``ref`` has seen, asked of it."""
+    return ref.ask(Seen(), timeout=5)
 
 
 def test_ask_and_tell_round_trip(runtime: Runtime) -> None:
     ref = Recorder.start()
     assert ref.ask(Work(1)) == ("ok", Work(1))
     ref.tell(Work(2))
-    wait_until(lambda: Work(2) in actor_of(ref).seen)
+    wait_until(lambda: Work(2) in seen(ref))
 
 
 def test_control_messages_overtake_queued_work(runtime: Runtime) -> None:
-    gate = threading.Event()
+    gate = Gate()
     ref = Recorder.start(gate)
     ref.tell("hold")
-    wait_until(actor_of(ref).entered.is_set)
+    wait_until(gate.entered.is_set)
     for i in range(50):
         ref.tell(Work(i))
     ref.tell(Urgent("halt"))
     gate.set()
-    wait_until(lambda: len(actor_of(ref).seen) == 51)
-    seen = actor_of(ref).seen
-    assert seen[0] == Urgent("halt"), "the control message must run before the queued work"
-    assert seen[1:] == [Work(i) for i in range(50)], "ordinary messages keep their order"
+    wait_until(lambda: len(seen(ref)) == 51)
+    got = seen(ref)
+    assert got[0] == Urgent("halt"), "the control message must run before the queued work"
+    assert got[1:] == tuple(Work(i) for i in range(50)), "ordinary messages keep their order"
 
 
 def test_full_mailbox_refuses_the_sender_but_never_a_control_message() -> None:
     rt = Runtime(workers=1, mailbox_capacity=5, name="bounded")
     try:
-        gate = threading.Event()
+        gate = Gate()
         ref = Recorder.start(gate)
         ref.tell("hold")
-        wait_until(actor_of(ref).entered.is_set)
+        wait_until(gate.entered.is_set)
         for i in range(5):
             ref.tell(Work(i))
         with pytest.raises(MailboxFull):
             ref.tell(Work(99))
         ref.tell(Urgent("still delivered"))
         gate.set()
-        wait_until(lambda: len(actor_of(ref).seen) == 6)
-        assert Work(99) not in actor_of(ref).seen
-        assert actor_of(ref).seen[0] == Urgent("still delivered")
+        wait_until(lambda: len(seen(ref)) == 6)
+        assert Work(99) not in seen(ref)
+        assert seen(ref)[0] == Urgent("still delivered")
     finally:
         rt.shutdown()
 
@@ -108,7 +125,7 @@ def test_tell_to_a_dead_actor_raises(runtime: Runtime) -> None:
 
 
 def test_ask_always_times_out(runtime: Runtime) -> None:
-    gate = threading.Event()
+    gate = Gate()
     ref = Recorder.start(gate)
     ref.tell("hold")
     with pytest.raises(Timeout):
@@ -144,7 +161,7 @@ def test_blocking_inside_a_pooled_actor_is_refused(runtime: Runtime) -> None:
     # On a dedicated thread, blocking is allowed.
     dedicated = DedicatedAsker.start(target)
     assert dedicated.ask("go", timeout=2) == ("ok", Work(1))
-    assert actor_of(dedicated).actor_inbox.snapshot()["dedicated_thread"] is True
+    assert runtime.actor_info(dedicated).dedicated_thread is True
 
 
 @pytest.mark.parametrize(
@@ -166,8 +183,8 @@ def test_death_watch_sees_every_kind_of_death(runtime: Runtime, how: str, abnorm
         target.tell("boom")
     else:
         target.tell("kill-worker")
-    wait_until(lambda: actor_of(watcher).notes, what="Terminated")
-    (note,) = actor_of(watcher).notes
+    wait_until(lambda: notes_of(watcher), what="Terminated")
+    (note,) = notes_of(watcher)
     assert note.urn == target.actor_urn
     assert note.abnormal is abnormal
     assert reason in note.reason
@@ -182,36 +199,35 @@ def test_watching_a_dead_actor_reports_noproc(runtime: Runtime) -> None:
     target.stop(timeout=2)
     watcher = Watcher.start()
     watcher.proxy().watch_ref(target).get(timeout=2)
-    wait_until(lambda: actor_of(watcher).notes)
-    assert actor_of(watcher).notes[0].reason == "noproc"
+    wait_until(lambda: notes_of(watcher))
+    assert notes_of(watcher)[0].reason == "noproc"
 
 
 def test_introspection_shows_a_running_actor_without_stopping_it(runtime: Runtime) -> None:
-    gate = threading.Event()
+    gate = Gate()
     ref = Recorder.start(gate)
     ref.tell("hold")
-    wait_until(actor_of(ref).entered.is_set)
+    wait_until(gate.entered.is_set)
     for i in range(3):
         ref.tell(Work(i))
-    mailbox = ref.actor_inbox
-    snap = mailbox.snapshot(stack=True)
-    assert snap["state"] == "running"
-    assert snap["mailbox"] == 3
-    assert snap["last_message"] == "str"
-    assert any("on_receive" in line for line in snap["stack"]), snap["stack"]
+    snap = runtime.actor_info(ref, stack=True)
+    assert snap.state == "running"
+    assert snap.mailbox_depth == 3
+    assert snap.last_message == "str"
+    assert any("on_receive" in line for line in snap.stack), snap.stack
     gate.set()
-    wait_until(lambda: mailbox.snapshot()["state"] == "idle")
-    snap = mailbox.snapshot(stack=True)
-    assert snap["mailbox"] == 0 and snap["processed"] == 4 and snap["stack"] is None
-    assert snap["last_message"] == "Work"
+    wait_until(lambda: runtime.actor_info(ref).state == "idle")
+    snap = runtime.actor_info(ref, stack=True)
+    assert snap.mailbox_depth == 0 and snap.processed == 4 and snap.stack is None
+    assert snap.last_message == "Work"
 
 
 def test_ten_thousand_actors_on_two_threads(runtime: Runtime) -> None:
     threads_before = len(runtime.threads())
     refs = [Recorder.start() for _ in range(10_000)]
-    for i, ref in enumerate(refs):
-        ref.tell(Work(i))
-    wait_until(lambda: all(len(actor_of(r).seen) == 1 for r in refs), 30, "10k deliveries")
+    # Each actor answers its one message: no polling of 10,000 actors from the test thread.
+    replies = [ref.ask(Work(i), block=False) for i, ref in enumerate(refs)]
+    assert [r.get(timeout=30) for r in replies] == [("ok", Work(i)) for i in range(10_000)], "10k deliveries"
     assert len(runtime.threads()) == threads_before, "actors must not get threads of their own"
     assert len(runtime) == 10_000
     for ref in refs:
@@ -223,14 +239,14 @@ def test_message_values_cross_actors_unchanged(runtime: Runtime) -> None:
     ref = Recorder.start()
     msg = Work(7)
     ref.tell(msg)
-    wait_until(lambda: actor_of(ref).seen)
-    assert actor_of(ref).seen[0] is msg  # shared safely because it cannot change
+    wait_until(lambda: seen(ref))
+    assert seen(ref)[0] is msg  # shared safely because it cannot change
 
 
 def test_futures_never_wait_forever(runtime: Runtime) -> None:
     import supervisors._actor as actor_module
 
-    gate = threading.Event()
+    gate = Gate()
     ref = Recorder.start(gate)
     ref.tell("hold")
     future = ref.proxy().on_receive(Work(1))  # a proxy call: pykka's path to our future
@@ -247,10 +263,10 @@ def test_futures_never_wait_forever(runtime: Runtime) -> None:
 def test_a_stuck_handler_cannot_freeze_a_one_worker_pool() -> None:
     rt = Runtime(workers=1, max_extra_workers=2, name="stall")
     try:
-        gate = threading.Event()
+        gate = Gate()
         stuck = Recorder.start(gate)
         stuck.tell("hold")
-        wait_until(actor_of(stuck).entered.is_set)
+        wait_until(gate.entered.is_set)
         other = Recorder.start()
         # The only worker is stuck: after the stall delay the pool is lent another worker.
         assert other.ask(Work(1), timeout=5) == ("ok", Work(1))

@@ -19,7 +19,7 @@ from supervisors import (
     Terminated,
     WhichChildren,
 )
-from tests.helpers import Watcher, wait_until
+from tests.helpers import Watcher, notes_of, wait_until
 
 EVENTS: list[tuple[str, str]] = []
 EVENTS_LOCK = threading.Lock()
@@ -155,12 +155,12 @@ def test_restart_intensity_escalates_to_the_parent(runtime: Runtime) -> None:
         runtime.lookup(urns["a"]).tell("boom")
         if i < 2:
             wait_until(lambda: children(sup)["a"].urn != urns["a"] and children(sup)["a"].alive)
-    notes = parent._actor_weakref().notes
-    wait_until(lambda: notes, what="supervisor escalation")
+    wait_until(lambda: notes_of(parent), what="supervisor escalation")
+    notes = notes_of(parent)
     assert notes[0].abnormal and "restart intensity" in notes[0].reason
     assert not sup.is_alive()
     # Every child was stopped before the supervisor gave up: nothing orphaned.
-    assert [m.name for m in runtime.mailboxes()] == [parent.actor_inbox.name]
+    assert [a.urn for a in runtime.actors()] == [parent.actor_urn]
 
 
 def test_restarts_outside_the_period_do_not_escalate(runtime: Runtime) -> None:
@@ -179,13 +179,17 @@ def test_a_child_that_will_not_stop_is_abandoned_and_reported(runtime: Runtime) 
         [spec("a"), ChildSpec("hung", lambda: Child.start("hung", stuck), shutdown_timeout=0.3)],
     )
     urns = wait_alive(runtime, sup, ["a", "hung"])
+    watcher = Watcher.start()
+    watcher.proxy().watch_ref(runtime.lookup(urns["hung"])).get(timeout=2)
     runtime.lookup(urns["hung"]).tell("hang")
     wait_until(lambda: ("hang", "hung") in EVENTS)
-    sup_actor = sup._actor_weakref()
     assert sup.stop(timeout=5)
-    assert sup_actor.abandoned and "hung" in sup_actor.abandoned[0]
+    # Reported to whoever watches it: abandoned, by its child id.
+    (note,) = notes_of(watcher)
+    assert note.name == "hung" and note.reason.startswith("abandoned") and note.abnormal
     assert ("stop", "a") in EVENTS
     stuck.set()  # let the worker go; the abandoned actor does nothing more
+    watcher.stop(timeout=2)
     wait_until(lambda: len(runtime) == 0, what="everything gone")
 
 
@@ -209,7 +213,7 @@ def test_nested_supervisors_form_a_tree(runtime: Runtime) -> None:
     root = Supervisor.start([inner, spec("sibling")], strategy=Strategy.ONE_FOR_ONE, name="root")
     wait_alive(runtime, root, ["inner", "sibling"])
     wait_until(lambda: len(runtime) == 4)
-    by_name = {m.name: m for m in runtime.mailboxes()}
+    by_name = {a.name: a for a in runtime.actors()}
     assert by_name["leaf"].parent == by_name["inner"].urn
     assert by_name["inner"].parent == by_name["root"].urn
     # Stopping the inner supervisor takes its child with it; the root rebuilds both (permanent).
@@ -217,8 +221,8 @@ def test_nested_supervisors_form_a_tree(runtime: Runtime) -> None:
     inner_ref = runtime.lookup(by_name["inner"].urn)
     inner_ref.tell(Terminated(urn="not-a-child", name="x", reason="ignored", abnormal=True))
     inner_ref.stop(timeout=2)
-    wait_until(lambda: {m.name for m in runtime.mailboxes()} == {"root", "inner", "leaf", "sibling"}
-               and all(m.urn != leaf_urn for m in runtime.mailboxes()), what="subtree rebuilt")
+    wait_until(lambda: {a.name for a in runtime.actors()} == {"root", "inner", "leaf", "sibling"}
+               and all(a.urn != leaf_urn for a in runtime.actors()), what="subtree rebuilt")
 
 
 # -- regressions found by review (each failed before its fix) -------------------------------------
@@ -241,18 +245,23 @@ def test_two_restart_requests_in_a_row_replace_both_stuck_children(runtime: Runt
     Stuck.gate.clear()
     sup = Supervisor.start([ChildSpec(c, Stuck.start, shutdown_timeout=0.3) for c in "ab"], max_restarts=10)
     before = wait_alive(runtime, sup, "ab")
+    watcher = Watcher.start()
     for urn in before.values():
+        watcher.proxy().watch_ref(runtime.lookup(urn)).get(timeout=2)
         runtime.lookup(urn).tell("hang")
     # Both must really be stuck in the handler before the restarts (a loaded machine may not
     # have run "hang" yet, and a child that stops in time is not abandoned).
-    boxes = [m for m in runtime.mailboxes() if m.urn in set(before.values())]
-    wait_until(lambda: all(m.snapshot()["state"] == "running" for m in boxes), what="both children stuck")
+    def stuck(urn: str) -> bool:
+        info = runtime.actor_info(urn)
+        return info is not None and info.state == "running"
+
+    wait_until(lambda: all(stuck(urn) for urn in before.values()), what="both children stuck")
     sup.tell(RestartChild("a", "did not ack the halt"))
     sup.tell(RestartChild("b", "did not ack the halt"))  # must not replace the first restart
     try:
         wait_until(lambda: all(c.alive and c.urn != before[c.id] for c in sup.ask(WhichChildren(), timeout=2)),
                    what="both stuck children replaced")
-        assert sorted(a.split()[0] for a in sup._actor_weakref().abandoned) == ["a", "b"]
+        assert sorted(n.name for n in notes_of(watcher) if n.reason.startswith("abandoned")) == ["a", "b"]
         assert {c.id: c.restarts for c in sup.ask(WhichChildren(), timeout=2)} == {"a": 1, "b": 1}
     finally:
         Stuck.gate.set()
@@ -276,10 +285,10 @@ def test_a_stop_during_a_restart_stops_every_child_before_the_supervisor(runtime
     wait_until(lambda: ("hang", "b") in EVENTS)
     sup.tell(RestartChild("b", "silent"))
     sup.stop(block=False)
-    wait_until(lambda: parent._actor_weakref().notes, what="supervisor ended")
+    wait_until(lambda: notes_of(parent), what="supervisor ended")
     stuck.set()
     assert ("stop", "a") in EVENTS and ("stop", "c") in EVENTS, "no child may outlive its supervisor"
-    assert [m.name for m in runtime.mailboxes()] == [parent.actor_inbox.name]
+    assert [a.urn for a in runtime.actors()] == [parent.actor_urn]
 
 
 def test_terminating_a_child_that_just_died_does_not_crash_the_supervisor(runtime: Runtime) -> None:
@@ -300,3 +309,40 @@ def test_a_bad_request_told_to_a_supervisor_is_refused_and_it_lives(runtime: Run
     assert sup.is_alive() and set(children(sup)) == {"a"}
     with pytest.raises(KeyError):
         sup.ask(TerminateChild("nobody"), timeout=2)  # an ask still gets the error
+
+
+# -- restart types under group strategies (OTP semantics) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "order"),
+    [(Strategy.ONE_FOR_ALL, ("a", "t", "b")), (Strategy.REST_FOR_ONE, ("a", "b", "t"))],
+)
+def test_a_temporary_sibling_stopped_by_a_group_restart_is_not_started_again(
+    runtime: Runtime, strategy: Strategy, order: tuple[str, ...]
+) -> None:
+    # OTP: a temporary child is never restarted, even when the strategy stops it because a sibling
+    # died; it is removed from the supervisor.
+    restart = {"a": Restart.PERMANENT, "t": Restart.TEMPORARY, "b": Restart.PERMANENT}
+    sup = Supervisor.start([spec(c, restart[c]) for c in order], strategy=strategy)
+    before = wait_alive(runtime, sup, order)
+    EVENTS.clear()
+    runtime.lookup(before["b"]).tell("boom")
+    wait_until(lambda: "t" not in children(sup), what="the temporary child removed")
+    restarted = {"a", "b"} if strategy is Strategy.ONE_FOR_ALL else {"b"}
+    wait_until(lambda: all(children(sup)[c].alive and children(sup)[c].urn != before[c] for c in restarted),
+               what="the permanent children restarted")
+    assert list(children(sup)) == [c for c in order if c != "t"]
+    assert ("stop", "t") in EVENTS, "it was stopped with its siblings"
+    assert ("start", "t") not in EVENTS, "and never started again"
+
+
+def test_a_transient_sibling_stopped_by_a_group_restart_is_started_again(runtime: Runtime) -> None:
+    # OTP: the supervisor stopped it (exit reason shutdown), but it is restarted with the group.
+    sup = Supervisor.start([spec("a"), spec("tr", Restart.TRANSIENT), spec("b")], strategy=Strategy.ONE_FOR_ALL)
+    before = wait_alive(runtime, sup, ["a", "tr", "b"])
+    runtime.lookup(before["b"]).tell("boom")
+    wait_until(lambda: all(c.alive and c.urn != before[c.id] for c in children(sup).values()),
+               what="the whole group restarted")
+    assert list(children(sup)) == ["a", "tr", "b"]
+    assert children(sup)["tr"].restarts == 1

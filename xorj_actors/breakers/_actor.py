@@ -129,7 +129,6 @@ class Breaker(Participant):
         self.on_change = on_change
         self._claim, last, memory = self.breakers.claim(breaker)
         self.resumed = last is not None
-        #: Read by the metrics collector without a message (one attribute read).
         self.state: str = CLOSED if last is None else last.state
         self.generation = 0 if last is None else last.generation
         self.opened_at: float | None = None if last is None else last.opened_at
@@ -306,13 +305,15 @@ class Breaker(Participant):
             half_open_at=self.half_open_at,
             probe_successes=self.probe_successes,
         )
+        status = self._status()
         try:
-            self.breakers.publish(self._claim, self._status(), memory)
+            self.breakers.publish(self._claim, status, memory)
         except StaleClaim:
             # A successor owns the slot: this actor was replaced and must not act any more.
             logger.error("breaker {}: replaced by a newer breaker; stopping", self.breaker)
             self.actor_ref.stop(block=False)
             raise
+        self.publish_status(status)  # what the metrics and the HTTP API read, without a message
 
     def _changed(self, previous: str, severity: Severity) -> None:
         self._audit(

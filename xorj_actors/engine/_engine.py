@@ -158,10 +158,10 @@ class Engine:
             return False
         if self.config.http.enabled and "http" not in self._endpoints:  # the HTTP API is listening
             return False
-        boxes = self.runtime.mailboxes()
-        if any(m.state is ActorState.STARTING for m in boxes):
+        actors = self.runtime.actors()
+        if any(a.state is ActorState.STARTING for a in actors):
             return False
-        participants = sum(isinstance(m.actor, Participant) for m in boxes)
+        participants = sum(issubclass(a.actor_class, Participant) and a.ref is not None for a in actors)
         return ks.ask(GetStatus(), timeout=5).registered >= participants
 
     def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:

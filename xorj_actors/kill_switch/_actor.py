@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 
-from supervisors import Actor, ControlMessage, RestartChild, Terminated
+from supervisors import Actor, ControlMessage, Terminated
 from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
@@ -123,10 +123,9 @@ class KillSwitch(ReducingMode, Actor):
                 "HALT",
                 {"what": "flatten interrupted by a restart", "epoch": self.persisted.epoch, "state": self.persisted.state.value},
             )
-        for mailbox in self.runtime.mailboxes():  # after a restart: find everyone again
-            actor = mailbox.actor
-            if isinstance(actor, Participant):
-                self._add_participant(actor.actor_ref, mailbox.name, actor.role)
+        for actor in self.runtime.actors():  # after a restart: find everyone again
+            if issubclass(actor.actor_class, Participant) and actor.ref is not None:
+                self._add_participant(actor.ref, actor.name, actor.actor_class.role)
         self._publish()
         self._event("SYSTEM_EVENT", {"what": "kill switch started", "state": self.persisted.state.value})
         if self.environ.get("KILL_SWITCH_ACTIVE", "").strip().lower() == "true":
@@ -304,11 +303,7 @@ class KillSwitch(ReducingMode, Actor):
             if ref is None:
                 continue
             self.unwatch(ref)
-            mailbox = ref.actor_inbox
-            parent = self.runtime.lookup(mailbox.parent) if mailbox.parent else None
-            if parent is not None:
-                parent.tell(RestartChild(child_id=mailbox.name, reason=f"did not ack halt epoch {message.epoch}"))
-            else:
+            if not self.runtime.restart_child(ref, f"did not ack halt epoch {message.epoch}"):
                 ref.stop(block=False)
         self._check_complete()
         # Replacements ack on start; whoever is still silent after another deadline goes too.

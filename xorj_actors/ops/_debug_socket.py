@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
-from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, Supervisor, TerminateChild, WhichChildren
+from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, TerminateChild, WhichChildren
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from supervisors import LoopThread
 from xorj_actors.kill_switch import (
@@ -149,22 +149,22 @@ class Commands:
     def tree(self, args: Mapping[str, Any]) -> Any:
         """Every live actor: urn, name, class, parent, state, mailbox depth, restarts, last message."""
         _args(args, {})
-        return [m.snapshot() for m in self.runtime.mailboxes()]
+        return [actor.as_dict() for actor in self.runtime.actors()]
 
     def actor(self, args: Mapping[str, Any]) -> Any:
         """One actor's details and current stack, by urn or name."""
         a = _args(args, {"urn": (str, False), "name": (str, False)})
         if len(a) != 1:
             raise RequestError("bad_request", "give exactly one of urn or name")
-        for mailbox in self.runtime.mailboxes():
-            if mailbox.urn == a.get("urn") or mailbox.name == a.get("name"):
-                return mailbox.snapshot(stack=True)
+        for actor in self.runtime.actors(stack=True):
+            if actor.urn == a.get("urn") or actor.name == a.get("name"):
+                return actor.as_dict(stack=True)
         raise RequestError("not_found", f"no live actor {next(iter(a.values()))!r}")
 
     def stacks(self, args: Mapping[str, Any]) -> Any:
         """The stack of every thread, with the actor it is running, if any."""
         _args(args, {})
-        running = {m.thread_ident: m.name for m in self.runtime.mailboxes() if m.thread_ident is not None}
+        running = {a.thread_ident: a.name for a in self.runtime.actors() if a.thread_ident is not None}
         names = {t.ident: t.name for t in threading.enumerate()}
         frames = sys._current_frames()  # noqa: SLF001 - the only way to see live stacks
         return [
@@ -329,10 +329,9 @@ class Commands:
         return value.strip()
 
     def _supervisor(self, name: str) -> Any:
-        for mailbox in self.runtime.mailboxes():
-            actor = mailbox.actor
-            if mailbox.name == name and isinstance(actor, Supervisor):
-                return actor.actor_ref
+        ref = self.runtime.supervisor(name)
+        if ref is not None:
+            return ref
         raise RequestError("unavailable", f"the {name} supervisor is not running (restarting?)")
 
     def _children(self, supervisor: str) -> tuple[ChildInfo, ...]:
@@ -542,7 +541,7 @@ class Commands:
             ) from None
         except (ActorDeadError, MailboxFull) as exc:
             raise RequestError("unavailable", f"the vaults supervisor is unavailable: {exc!r}; nothing removed") from None
-        stopped = ref is None or ref.actor_inbox.finished.wait(ASK_TIMEOUT_S)
+        stopped = ref is None or ref.join(ASK_TIMEOUT_S)
         notes = self._forget_vault(name)
         if not stopped:
             notes.append(f"{name} did not finish stopping within {ASK_TIMEOUT_S} s (see ctl tree)")

@@ -381,7 +381,7 @@ def _result(r: CheckResult, production: bool) -> dict[str, Any]:
 
 
 def _breakers(ctx: CheckContext) -> list[dict[str, Any]]:
-    states = breaker_states(ctx.runtime.mailboxes() if ctx.runtime is not None else ())
+    states = breaker_states(ctx.runtime.actors() if ctx.runtime is not None else ())
     return [
         {"name": f"breaker:{b}", "status": "ok" if ok else "fail", "ok": ok, "detail": states.get(b, "not running")}
         for b in BREAKERS

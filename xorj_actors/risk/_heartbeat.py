@@ -1,7 +1,7 @@
 """HeartbeatWatchdog: essential actors must make progress and must exist.
 
-It reads each actor's liveness from the runtime's introspection (``Runtime.mailboxes()``) rather
-than by ping messages: every actor has a mailbox, whether or not it is a Participant (the kill
+It reads each actor's liveness from the runtime's introspection (``Runtime.actors()``) rather
+than by ping messages: every actor shows there, whether or not it is a Participant (the kill
 switch and supervisors are not), no actor has to cooperate, and a pooled actor that the pool
 never runs is caught as well as one stuck in a handler.
 
@@ -16,6 +16,7 @@ plus one ``heartbeat_interval_s``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 
 from loguru import logger
 
-from supervisors import ActorState, ControlMessage, Mailbox, Message
+from supervisors import ActorInfo, ActorState, ControlMessage, Message
 from xorj_actors.audit import EventType
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
@@ -37,7 +38,6 @@ __all__ = ["HEARTBEAT_NAME", "ForgetEssential", "HeartbeatWatchdog"]
 HEARTBEAT_NAME = "risk_heartbeat"
 
 _BUSY = frozenset({ActorState.RUNNING, ActorState.SCHEDULED, ActorState.STARTING})
-_DEAD = frozenset({ActorState.STOPPED, ActorState.FAILED, ActorState.KILLED, ActorState.ABANDONED})
 _STACK_FRAMES = 12
 
 
@@ -89,7 +89,11 @@ class HeartbeatWatchdog(RiskMonitor):
         self.clock = clock
         self.patterns = settings.essential_actors
         self.checks = 0
-        self._matches: dict[str, tuple[str, bool]] = {}  # urn -> (name when matched, essential?)
+        patterns = self.patterns
+        # By name, cached: only essential actors are snapshotted at each beat (not 10,000 vaults).
+        self._essential: Callable[[str], bool] = functools.lru_cache(maxsize=16_384)(
+            lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        )
         self._progress: dict[str, _Progress] = {}  # urn -> progress of a busy essential actor
         self._seen: set[str] = set()  # essential names seen alive at least once
         self._missing_since: dict[str, float] = {}
@@ -128,52 +132,39 @@ class HeartbeatWatchdog(RiskMonitor):
 
     # -- the check -----------------------------------------------------------------------------
 
-    def _essential(self, mailbox: Mailbox) -> bool:
-        if mailbox.urn == self.actor_urn:
-            return False
-        name = mailbox.name
-        cached = self._matches.get(mailbox.urn)
-        # Names change once after start (a supervisor renames its child to the child id).
-        if cached is None or cached[0] != name:
-            cached = (name, any(fnmatch.fnmatchcase(name, p) for p in self.patterns))
-            self._matches[mailbox.urn] = cached
-        return cached[1]
 
     def check(self) -> None:
         """One heartbeat: look at every essential actor once."""
         now = self.clock()
         timeout = self.settings.heartbeat_timeout_s
         self.checks += 1
-        mailboxes = self.runtime.mailboxes()
         live_urns: set[str] = set()
         present: set[str] = set()
         stuck: list[str] = []
-        for mailbox in mailboxes:
-            live_urns.add(mailbox.urn)
-            if not self._essential(mailbox):
+        for actor in self.runtime.actors(named=self._essential):
+            live_urns.add(actor.urn)
+            if actor.urn == self.actor_urn:
                 continue
-            state = mailbox.state
-            if state in _DEAD or mailbox.exit_reason is not None:
+            if not actor.alive:  # ended, or stopping
                 continue
-            present.add(mailbox.name)
-            if state not in _BUSY and not len(mailbox):
-                self._progress.pop(mailbox.urn, None)  # idle: healthy
+            present.add(actor.name)
+            if actor.state not in _BUSY and not actor.mailbox_depth:
+                self._progress.pop(actor.urn, None)  # idle: healthy
                 continue
-            processed = mailbox.processed
-            progress = self._progress.get(mailbox.urn)
+            processed = actor.processed
+            progress = self._progress.get(actor.urn)
             if progress is None or progress.processed != processed:
-                self._progress[mailbox.urn] = _Progress(processed, now)
+                self._progress[actor.urn] = _Progress(processed, now)
                 continue
             stalled = now - progress.since
             if stalled < timeout:
                 continue
-            stuck.append(mailbox.name)
+            stuck.append(actor.name)
             if not progress.fired:
                 progress.fired = True
-                self._fire_stuck(mailbox, stalled, timeout)
-        for urn in [u for u in self._matches if u not in live_urns]:
-            del self._matches[urn]
-            self._progress.pop(urn, None)
+                self._fire_stuck(actor, stalled, timeout)
+        for urn in [u for u in self._progress if u not in live_urns]:
+            del self._progress[urn]
         self._seen |= present
         for name in self._seen:
             if name in present:
@@ -189,26 +180,26 @@ class HeartbeatWatchdog(RiskMonitor):
         self._watched = tuple(sorted(present))
         self._stuck_names = tuple(sorted(stuck))
 
-    def _fire_stuck(self, mailbox: Mailbox, stalled: float, timeout: float) -> None:
-        snap = mailbox.snapshot(stack=True)
-        stack = snap.get("stack") or []
+    def _fire_stuck(self, actor: ActorInfo, stalled: float, timeout: float) -> None:
+        snap = self.runtime.actor_info(actor.urn, stack=True) or actor  # its stack, now
+        stack = list(snap.stack or ())
         reason = (
-            f"essential actor {mailbox.name} stuck: no progress for {stalled:.1f} s >= timeout {timeout:g} s "
-            f"(state {snap['state']}, {snap['mailbox']} queued, last message {snap['last_message']})"
+            f"essential actor {actor.name} stuck: no progress for {stalled:.1f} s >= timeout {timeout:g} s "
+            f"(state {snap.state.value}, {snap.mailbox_depth} queued, last message {snap.last_message})"
         )
         details = {
-            "actor": mailbox.name,
-            "urn": mailbox.urn,
+            "actor": actor.name,
+            "urn": actor.urn,
             "problem": "stuck",
             "stalled_s": stalled,
             "timeout_s": timeout,
-            "state": snap["state"],
-            "queued": snap["mailbox"],
-            "processed": snap["processed"],
-            "restarts": snap["restarts"],
-            "last_message": snap["last_message"],
-            "last_message_at": snap["last_message_at"],
-            "dedicated_thread": snap["dedicated_thread"],
+            "state": snap.state.value,
+            "queued": snap.mailbox_depth,
+            "processed": snap.processed,
+            "restarts": snap.restarts,
+            "last_message": snap.last_message,
+            "last_message_at": snap.last_message_at,
+            "dedicated_thread": snap.dedicated_thread,
             "stack": stack[-_STACK_FRAMES:],
         }
         self.fire("heartbeat", HaltMode(self.settings.heartbeat_mode), reason, details)
