@@ -59,7 +59,8 @@ sys.path.insert(0, str(ROOT))
 import pykka  # noqa: E402
 
 from supervisors import Actor, Message, Runtime  # noqa: E402
-from xorj_actors.config import EngineSettings, KillSwitchSettings  # noqa: E402
+from xorj_actors.config import EngineSettings  # noqa: E402
+from xorj_actors.kill_switch import KillSwitchSettings  # noqa: E402
 from xorj_actors.kill_switch import HaltBoard, KillSwitch  # noqa: E402
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Trigger  # noqa: E402
 from xorj_actors.vaults import Vault  # noqa: E402

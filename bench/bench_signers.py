@@ -36,6 +36,7 @@ from solders.system_program import TransferParams, transfer  # noqa: E402
 
 from supervisors import Runtime  # noqa: E402
 from xorj_actors.kill_switch import HaltBoard, HaltStatus  # noqa: E402
+from xorj_actors.localnet import write_dev_key  # noqa: E402
 from xorj_actors.signers import DevKeySettings, KeySettings, Pkcs11Settings, SignRequest, Signer  # noqa: E402
 from xorj_actors.signers import _pkcs11, open_backend  # noqa: E402
 
@@ -134,7 +135,8 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-signers-") as tmp:
         hsm_key, hsm_env = make_token(Path(tmp))
-        dev_key = KeySettings(name="dev", backend="dev_key", dev_key=DevKeySettings())
+        dev_file = write_dev_key(Path(tmp))  # the localnet's DEVELOPMENT key, as make run signs with
+        dev_key = KeySettings(name="dev", backend="dev_key", dev_key=DevKeySettings(str(dev_file)))
         cases = [("pkcs11 (SoftHSM2)", hsm_key, hsm_env), ("dev_key", dev_key, {})]
         print(f"signatures/s, {seconds:g} s per figure; target: > {TARGET_PER_S}/s with SoftHSM (issue 5)")
         head = ("backend", "bare backend", "actor, 1 client", "ratio", "actor, 8x16", "ratio")

@@ -19,9 +19,12 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xorj_actors.config import Config
+from xorj_actors.limits import MIN_KEY_BYTES
+
+if TYPE_CHECKING:  # only a type here; config imports ops, whose HTTP API runs these checks
+    from xorj_actors.config import Config
 
 __all__ = [
     "ALL_CHECKS",
@@ -39,11 +42,9 @@ __all__ = [
 
 #: Supervisors (child names) that make up a complete tree.
 TREE_GROUPS: tuple[str, ...] = ("kill_switch", "breakers", "signers", "chain", "strategy_feed", "vaults", "ops")
-#: Secrets shorter than this are refused: an HMAC key must carry 256 bits.
-MIN_SECRET_BYTES = 32
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     OK = "ok"
     FAIL = "fail"
     NOT_CONFIGURED = "not configured"
@@ -293,8 +294,13 @@ def _signer_health(ctx: CheckContext, key: Any) -> str:
 
 
 def _open_signer(ctx: CheckContext, key: Any) -> str:
-    from xorj_actors.signers import check_public_key, open_backend
+    from xorj_actors.signers import LOCALNET_DEV_KEY_FILE, check_public_key, open_backend
 
+    localnet_key = ctx.data_dir / LOCALNET_DEV_KEY_FILE
+    development = ctx.config.engine.environment == "development"
+    if key.backend == "dev_key" and not key.dev_key.path and development and not localnet_key.exists():
+        # Not written yet: the localnet (or a development engine) writes it when it starts.
+        return f"the localnet's DEVELOPMENT key, {localnet_key} once the localnet starts"
     backend = open_backend(key, environment=ctx.config.engine.environment, environ=ctx.environ, data_dir=ctx.data_dir)
     try:
         pubkey = backend.public_key()
@@ -345,9 +351,9 @@ def check_secrets(ctx: CheckContext) -> CheckResult:
     keys = _hmac_key_envs(cfg)
     required = tuple(dict.fromkeys((*keys, *_pin_envs(cfg))))
     missing = [env for env in required if not ctx.environ.get(env)]
-    short = [env for env in keys if 0 < len(ctx.environ.get(env, "").encode()) < MIN_SECRET_BYTES]
+    short = [env for env in keys if 0 < len(ctx.environ.get(env, "").encode()) < MIN_KEY_BYTES]
     if short:
-        return _fail("secrets", f"shorter than {MIN_SECRET_BYTES} bytes: {', '.join(short)}")
+        return _fail("secrets", f"shorter than {MIN_KEY_BYTES} bytes: {', '.join(short)}")
     if missing:
         return _absent("secrets", f"not set: {', '.join(missing)}")
     return _ok("secrets", f"{len(required)} set")

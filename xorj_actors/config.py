@@ -7,8 +7,6 @@ environment variables that hold them.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,21 +18,22 @@ from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
 from xorj_actors.strategy.settings import StrategySettings
+from xorj_actors.tokens import DEFAULT_TOKENS, TokenRegistry, TokenSettings
 from xorj_actors.vaults.settings import VaultSettings
 
 __all__ = [
     "Config",
     "ConfigError",
-    "DebugSocketSettings",
     "EngineSettings",
-    "HttpSettings",
-    "KillSwitchSettings",
     "SupervisionSettings",
     "load_config",
+    "parse_config",
 ]
 
 
@@ -74,131 +73,6 @@ class SupervisionSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class KillSwitchSettings:
-    """``[kill_switch]``: halt triggers, acknowledgement deadline and recovery."""
-
-    #: State file, relative to the data directory.
-    state_file: str = "kill_switch.json"
-    #: Kill file: its existence triggers a graceful halt. Relative to the data directory.
-    kill_file: str = "KILL"
-    kill_file_poll_s: float = 0.25
-    #: Every live actor must acknowledge a halt within this deadline, or it is replaced.
-    ack_deadline_s: float = 1.0
-    #: Recovery needs HMAC authorisations from `recovery_threshold` of these key holders.
-    recovery_threshold: int = 2
-    #: Names of the environment variables holding the recovery keys (one per key holder).
-    recovery_key_envs: tuple[str, ...] = (
-        "XORJ_RECOVERY_KEY_1",
-        "XORJ_RECOVERY_KEY_2",
-        "XORJ_RECOVERY_KEY_3",
-    )
-    #: Seconds after the trigger before recovery is accepted.
-    cooldown_s: float = 300.0
-    #: Position-limit factors of the gradual restart, the last one must be 1.0.
-    restart_factors: tuple[float, ...] = (0.5, 0.75, 1.0)
-    restart_step_s: float = 60.0
-    #: A flatten (REDUCING) ends after this long even if some vaults have not reported.
-    flatten_timeout_s: float = 300.0
-
-    def validate(self) -> None:
-        if not 0.05 <= self.kill_file_poll_s <= 0.5:
-            raise ValueError("kill_file_poll_s: must be between 0.05 and 0.5 seconds")
-        if self.ack_deadline_s <= 0:
-            raise ValueError("ack_deadline_s: must be > 0")
-        if not 1 <= self.recovery_threshold <= len(self.recovery_key_envs):
-            raise ValueError("recovery_threshold: must be between 1 and the number of recovery keys")
-        if len(set(self.recovery_key_envs)) != len(self.recovery_key_envs):
-            raise ValueError("recovery_key_envs: names must be distinct")
-        if self.cooldown_s < 0:
-            raise ValueError("cooldown_s: must be >= 0")
-        factors = self.restart_factors
-        if not factors or factors[-1] != 1.0 or any(not 0 < f <= 1 for f in factors):
-            raise ValueError("restart_factors: must be in (0, 1] and end with 1.0")
-        if list(factors) != sorted(factors):
-            raise ValueError("restart_factors: must not decrease")
-        if self.restart_step_s < 0:
-            raise ValueError("restart_step_s: must be >= 0")
-        if not 1 <= self.flatten_timeout_s <= 86_400:
-            raise ValueError("flatten_timeout_s: must be between 1 and 86400 seconds")
-
-
-@dataclass(frozen=True, slots=True)
-class DebugSocketSettings:
-    """``[debug_socket]``: the operators' Unix domain socket."""
-
-    #: Socket path, relative to the data directory.
-    path: str = "debug.sock"
-    max_line_bytes: int = 65_536
-    #: A client that sends nothing for this long is disconnected.
-    idle_timeout_s: float = 30.0
-    max_clients: int = 16
-
-    def validate(self) -> None:
-        if not 256 <= self.max_line_bytes <= 16 * 1024 * 1024:
-            raise ValueError("max_line_bytes: must be between 256 and 16777216")
-        if self.idle_timeout_s <= 0:
-            raise ValueError("idle_timeout_s: must be > 0")
-        if self.max_clients < 1:
-            raise ValueError("max_clients: must be >= 1")
-
-
-# -- [http]: owned by the observability work (xorj_actors/ops/_http.py) --------------------------
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    """``[http]``: health probes, Prometheus metrics and the authenticated kill-switch API."""
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    #: 0: a free port (the bound port is listed in the engine's endpoints).
-    port: int = 0
-    #: Any other address than loopback must be chosen on purpose.
-    allow_non_loopback: bool = False
-    #: Larger request bodies are refused with 413 before they are read.
-    max_body_bytes: int = 65_536
-    #: Environment variable holding the HMAC-SHA256 key of the kill-switch API (>= 32 bytes).
-    hmac_key_env: str = "XORJ_HTTP_HMAC_KEY"
-    #: Signed requests whose timestamp is further from now are refused as stale.
-    max_clock_skew_s: float = 30.0
-    #: Nonces remembered for replay protection; when full of live nonces, requests get 429.
-    nonce_cache_size: int = 10_000
-    #: Time a readiness probe of an external component (RPC, WebSocket...) may take.
-    probe_timeout_s: float = 2.0
-
-    def validate(self) -> None:
-        if not self.host:
-            raise ValueError("host: must not be empty")
-        if not self.allow_non_loopback and not _is_loopback(self.host):
-            raise ValueError(f"host: {self.host!r} is not loopback; set allow_non_loopback = true to expose it")
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port: must be between 0 and 65535")
-        if not 256 <= self.max_body_bytes <= 16 * 1024 * 1024:
-            raise ValueError("max_body_bytes: must be between 256 and 16777216")
-        if not _ENV_NAME.match(self.hmac_key_env):
-            raise ValueError("hmac_key_env: must be an environment variable name")
-        if not 1 <= self.max_clock_skew_s <= 3600:
-            raise ValueError("max_clock_skew_s: must be between 1 and 3600 seconds")
-        if not 16 <= self.nonce_cache_size <= 1_000_000:
-            raise ValueError("nonce_cache_size: must be between 16 and 1000000")
-        if not 0 < self.probe_timeout_s <= 30:
-            raise ValueError("probe_timeout_s: must be in (0, 30]")
-
-
-# -- end [http] ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration file."""
 
@@ -217,8 +91,18 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
+
+    def token_registry(self) -> TokenRegistry:
+        """The ``[[tokens]]`` registry; mints left empty derive from ``[localnet] seed``."""
+        return TokenRegistry.from_settings(self.tokens, self.localnet.seed)
 
     def validate(self) -> None:
+        registry = self.token_registry()  # raises "tokens...: problem"
+        try:
+            self.localnet.check_tokens(registry.tokens)
+        except ValueError as exc:
+            raise ValueError(f"localnet.{exc}") from None
         ex = self.execution
         if ex.enabled and not self.localnet.enabled:
             missing = [n for n in ("rpc_url", "ws_url", "quote_url") if not getattr(ex, n)]

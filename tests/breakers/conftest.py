@@ -14,7 +14,7 @@ from supervisors import Actor, Runtime
 from tests.helpers import wait_until
 from xorj_actors.audit import AUDIT_NAME, AuditEvent
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, BreakerEvent, BreakerSettings, GetBreakerStatus
-from xorj_actors.config import KillSwitchSettings
+from xorj_actors.kill_switch import KillSwitchSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltStatus, KillSwitch, KillSwitchStatus
 
 

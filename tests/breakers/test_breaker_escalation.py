@@ -146,7 +146,7 @@ def test_no_escalation_while_already_halted(runtime, start_kill_switch, start_br
 
 
 def test_an_unreachable_kill_switch_gets_the_trigger_when_it_is_back(runtime, armed, start_breaker, clock, tmp_path) -> None:
-    from xorj_actors.config import KillSwitchSettings
+    from xorj_actors.kill_switch import KillSwitchSettings
     from xorj_actors.kill_switch import KillSwitch
 
     ref = start_breaker(H, with_escalation(retry_s=0.02))

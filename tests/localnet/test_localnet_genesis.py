@@ -78,10 +78,11 @@ def test_apply_genesis_balances_on_litesvm() -> None:
         ("[localnet]\nvault_authority = 'not-a-key'", "localnet.vault_authority"),
         ("[localnet]\nvaults = -1", "localnet.vaults"),
         ("[localnet]\nslotms = 400", "did you mean 'slot_ms'"),
-        ("[[localnet.tokens]]\nsymbol = 'USDC'\nstable = false", "exactly one token"),
-        ("[[localnet.tokens]]\nsymbol = 'USDC'\nstable = true\nprice_usd = -1.0", "price_usd"),
-        ("[[localnet.tokens]]\nsymbol = 'US-DC'\nstable = true", "symbol"),
-        ("[[localnet.tokens]]\nsymbol = 'X'\nstable = true\nvault_balance = 1e30", "u64"),
+        ("[[tokens]]\nsymbol = 'USDC'\nstable = false", "tokens: exactly one token"),
+        ("[[localnet.markets]]\nsymbol = 'USDC'\nprice_usd = -1.0", r"localnet.markets\[0\].price_usd"),
+        ("[[tokens]]\nsymbol = 'US-DC'\nstable = true", r"tokens\[0\].symbol"),
+        ("[[tokens]]\nsymbol = 'X'\nstable = true\n[[localnet.markets]]\nsymbol = 'X'\nvault_balance = 1e30", "u64"),
+        ("[[localnet.markets]]\nsymbol = 'WIF'", r"localnet.markets\[0\]: no token 'WIF' in \[\[tokens\]\]"),
     ],
 )
 def test_bad_localnet_config_names_the_key(toml: str, message: str) -> None:
@@ -92,11 +93,11 @@ def test_bad_localnet_config_names_the_key(toml: str, message: str) -> None:
 def test_settings_built_in_code_are_validated_too() -> None:
     with pytest.raises(ValueError, match="slot_ms"):
         build_genesis(LocalnetSettings(slot_ms=0))
-    huge = dataclasses.replace(LocalnetSettings().tokens[0], vault_balance=1e12)
-    with pytest.raises(ValueError, match=r"tokens\[0\]: the supply of USDC does not fit a u64"):
-        build_genesis(LocalnetSettings(tokens=(huge,), vaults=100_000))
-    with pytest.raises(ValueError, match=r"tokens\[0\]\.price_usd"):
-        build_genesis(LocalnetSettings(tokens=(dataclasses.replace(huge, price_usd=0.0),)))
+    huge = dataclasses.replace(LocalnetSettings().markets[0], vault_balance=1e12)
+    with pytest.raises(ValueError, match=r"markets\[0\]: the supply of USDC does not fit a u64"):
+        build_genesis(LocalnetSettings(markets=(huge,), vaults=100_000))
+    with pytest.raises(ValueError, match=r"markets\[0\]\.price_usd"):
+        build_genesis(LocalnetSettings(markets=(dataclasses.replace(huge, price_usd=0.0),)))
 
 
 def test_config_tokens_and_empty_config() -> None:
@@ -108,22 +109,28 @@ vaults = 2
 slot_ms = 100
 manual_clock = true
 
-[[localnet.tokens]]
+[[tokens]]
 symbol = "USDC"
 stable = true
-vault_balance = 50.0
 
-[[localnet.tokens]]
+[[tokens]]
 symbol = "WIF"
 decimals = 6
+
+[[localnet.markets]]
+symbol = "USDC"
+vault_balance = 50.0
+
+[[localnet.markets]]
+symbol = "WIF"
 price_usd = 2.5
 volatility = 1.5
 depth_usd = 300000.0
 """
     )
     settings = config.localnet
-    assert dataclasses.replace(settings, tokens=()).manual_clock
-    g = build_genesis(settings)
+    assert dataclasses.replace(settings, markets=()).manual_clock
+    g = build_genesis(settings, config.token_registry())
     assert [t.symbol for t in g.tokens] == ["USDC", "WIF"]
     assert g.token("USDC").vault_amount == 50_000_000
     assert g.token("WIF").market_maker_amount == 10 * 300_000 * 10**6 // 2.5

@@ -52,7 +52,7 @@ def four_vaults(ref, each: float = 25_000.0) -> None:
 
 
 def test_drawdown_triggers_the_real_kill_switch_with_its_figures(runtime: Runtime, tmp_path: Path) -> None:
-    from xorj_actors.config import KillSwitchSettings  # here: the config imports half the engine
+    from xorj_actors.kill_switch import KillSwitchSettings
 
     board = HaltBoard()
     audit = Recorder.start(AUDIT_NAME).actor_inbox.actor

@@ -26,7 +26,7 @@ from tests.strategy.conftest import (
 )
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.localnet import Localnet
-from xorj_actors.localnet.market_settings import DEV_QUANT_API_KEY
+from xorj_actors.strategy.settings import DEV_QUANT_API_KEY
 from xorj_actors.messages import Halt, HaltMode
 from xorj_actors.strategy import (
     DEFAULT_PROFILES,

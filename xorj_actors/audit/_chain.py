@@ -17,9 +17,10 @@ from typing import Any
 
 from loguru import logger
 
+from xorj_actors.limits import MIN_KEY_BYTES
+
 GENESIS_HASH = "0" * 64
 _DEV_KEY = b"xorj-development-audit-key--NOT-FOR-PRODUCTION--"
-MIN_KEY_BYTES = 32
 
 
 class EventType(str, enum.Enum):

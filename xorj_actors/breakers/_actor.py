@@ -15,6 +15,7 @@ from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.breakers._board import CLOSED, HALF_OPEN, OPEN, BreakerBoard, BreakerStatus, Memory, StaleClaim
 from xorj_actors.breakers.settings import BREAKERS, BreakerSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
 ]
 
 _DETAIL_LIMIT = 300
-_REASON_LIMIT = 500
 
 
 def breaker_name(breaker: str) -> str:
@@ -257,7 +257,7 @@ class Breaker(Participant):
         self.opened_at = now
         self.half_open_at = None
         self.probe_successes = 0
-        self.reason = reason[:_REASON_LIMIT]
+        self.reason = reason[:REASON_LIMIT]
         self._publish()
         self.runtime.send_after(self.limits.cool_off_s, self.actor_ref, _CoolOff(self.generation))
         logger.warning("breaker {} OPEN (generation {}): {}", self.breaker, self.generation, self.reason)
@@ -375,7 +375,7 @@ class Breaker(Participant):
             )
             return
         self._escalation_seq += 1
-        self._pending = Trigger(mode=mode, reason=reason[:_REASON_LIMIT], source=breaker_name(self.breaker))
+        self._pending = Trigger(mode=mode, reason=reason[:REASON_LIMIT], source=breaker_name(self.breaker))
         self._send_trigger()
 
     def _send_trigger(self) -> None:

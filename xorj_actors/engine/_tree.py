@@ -23,7 +23,6 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -38,11 +37,9 @@ from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
-from xorj_actors.signers import KeySettings, Signer
-from xorj_actors.signers._dev_key import DevKeyBackend
-from xorj_actors.localnet.genesis import Genesis, build_genesis, vault_token_account
-from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY, KeySettings, Signer, open_backend
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
+from xorj_actors.tokens import vault_token_account
 from xorj_actors.vaults import PlannedTrade, Vault, check_quote
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
@@ -115,7 +112,7 @@ def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
         return Pubkey.from_string(key.public_key)
     if key.backend == "dev_key":
         # Reading a dev key's public half is harmless anywhere; its Signer refuses production.
-        return DevKeyBackend.open(key.dev_key, environment="development", data_dir=data_dir).public_key()
+        return open_backend(key, environment="development", environ={}, data_dir=data_dir).public_key()
     raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
 
 
@@ -193,35 +190,23 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _genesis(settings: LocalnetSettings) -> Genesis:
-    """The localnet's genesis, built once (each vault's spec reads it: per vault it would be O(N^2))."""
-    return build_genesis(settings)
-
-
 def _vault_accounts(cfg: Config, authority: Pubkey) -> Callable[[str, str], Pubkey]:
-    """(vault id, mint) -> the vault's token account, as genesis derives it."""
-    symbols = {str(t.mint): t.symbol for t in _genesis(cfg.localnet).tokens}
+    """(vault id, mint) -> the vault's token account (``tokens.vault_token_account``)."""
+    registry = cfg.token_registry()
 
     def account(vault_id: str, mint: str) -> Pubkey:
-        return vault_token_account(authority, vault_id, symbols[mint])
+        return vault_token_account(authority, vault_id, registry.by_mint(mint).symbol)
 
     return account
 
 
 def _stable_mint(cfg: Config) -> str:
-    return next(str(t.mint) for t in _genesis(cfg.localnet).tokens if t.stable)
-
-
-@functools.lru_cache(maxsize=4)
-def _mints(settings: LocalnetSettings) -> Mapping[str, int]:
-    return MappingProxyType({str(t.mint): t.decimals for t in _genesis(settings).tokens})
+    return str(cfg.token_registry().stable.mint)
 
 
 def tradable_mints(cfg: Config) -> Mapping[str, int]:
-    """Mint -> decimals of every token the engine trades: the tokens of ``[[localnet.tokens]]``
-    (the same list describes mainnet's mints when ``mint`` is set for each)."""
-    return _mints(cfg.localnet)
+    """Mint -> decimals of every token the engine trades: the ``[[tokens]]`` registry."""
+    return cfg.token_registry().decimals()
 
 
 def _start_strategy_feed(ctx: TreeContext) -> Any:
@@ -237,11 +222,11 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
     cfg = ctx.config
     vault_id = f"vault-{index:04d}"
     authority = _vault_authority(ctx)
-    tokens = _genesis(cfg.localnet).tokens
-    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in tokens}
+    registry = cfg.token_registry()
+    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in registry}
     names = cfg.vaults.profiles or tuple(p.name for p in cfg.strategy.profiles)
     profile = cfg.strategy.profile(names[index % len(names)])
-    stable = next(str(t.mint) for t in tokens if t.stable)
+    stable = str(registry.stable.mint)
     metrics = ctx.metrics
     return _worker(
         ctx,
@@ -266,7 +251,8 @@ def _vault_authority(ctx: TreeContext) -> Pubkey:
     if cfg.signers.keys:
         key = _signing_key(cfg)
         return _fee_payer(key, ctx.data_dir)
-    return _genesis(cfg.localnet).vault_authority
+    # No signing key (nothing trades): the localnet's vault authority, as its genesis has it.
+    return Pubkey.from_string(cfg.localnet.vault_authority or LOCALNET_DEV_PUBLIC_KEY)
 
 
 def quote_check(cfg: Config) -> QuoteCheck:

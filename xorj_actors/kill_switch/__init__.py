@@ -18,7 +18,6 @@ from xorj_actors.kill_switch._flatten import (
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import (
-    MIN_KEY_BYTES,
     RecoveryRefused,
     RecoveryVerifier,
     load_recovery_keys,
@@ -26,10 +25,10 @@ from xorj_actors.kill_switch._recovery import (
     sign_recovery,
 )
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, StateFile
+from xorj_actors.kill_switch.settings import KillSwitchSettings
 
 __all__ = [
     "KILL_SWITCH_NAME",
-    "MIN_KEY_BYTES",
     "VAULT_ROLE",
     "EnterMaintenance",
     "Flatten",
@@ -41,6 +40,7 @@ __all__ = [
     "HaltStatus",
     "InvalidTransition",
     "KillSwitch",
+    "KillSwitchSettings",
     "KillSwitchState",
     "KillSwitchStatus",
     "Participant",

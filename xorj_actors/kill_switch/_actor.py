@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from loguru import logger
 
@@ -38,16 +38,14 @@ from xorj_actors.kill_switch._state import (
     StateFile,
     check_transition,
 )
+from xorj_actors.kill_switch.settings import KillSwitchSettings
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
-
-if TYPE_CHECKING:  # config imports the packages whose settings it composes
-    from xorj_actors.config import KillSwitchSettings
 
 __all__ = ["KillSwitch"]
 
 _S = KillSwitchState
 _MAX_NONCES = 1000
-_REASON_LIMIT = 500
 
 
 class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
@@ -236,7 +234,7 @@ class KillSwitch(ReducingMode, Actor):
     # -- triggering ----------------------------------------------------------------------------
 
     def _trigger(self, mode: HaltMode, reason: str, source: str) -> None:
-        reason = reason[:_REASON_LIMIT]
+        reason = reason[:REASON_LIMIT]
         if self.step_timer is not None:
             self.step_timer.cancel()
             self.step_timer = None
@@ -329,7 +327,7 @@ class KillSwitch(ReducingMode, Actor):
                 state=_S.MAINTENANCE,
                 epoch=self.persisted.epoch + 1,
                 mode=HaltMode.GRACEFUL.value,
-                reason=message.reason[:_REASON_LIMIT],
+                reason=message.reason[:REASON_LIMIT],
                 source=message.source,
                 triggered_at=self.clock(),
             ),

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisors import ControlMessage, Message
 from xorj_actors.kill_switch._state import KillSwitchState
+from xorj_actors.limits import REASON_LIMIT
 
 __all__ = [
     "Flatten",
@@ -33,7 +34,6 @@ VAULT_ROLE = "vault"
 #: ``kill_switch.flatten_timeout_s`` when the settings do not carry it.
 #: How much of an operator's name, reason and a vault's detail is kept.
 OPERATOR_LIMIT = 100
-REASON_LIMIT = 500
 DETAIL_LIMIT = 500
 #: Per-vault results in the "flatten ended" audit entry (500 chars each at most: well below 1 MB).
 MAX_AUDITED_RESULTS = 1000

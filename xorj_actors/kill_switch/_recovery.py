@@ -13,8 +13,9 @@ import hmac
 import os
 from collections.abc import Mapping, Sequence
 
+from xorj_actors.limits import MIN_KEY_BYTES
+
 __all__ = [
-    "MIN_KEY_BYTES",
     "RecoveryRefused",
     "RecoveryVerifier",
     "load_recovery_keys",
@@ -23,7 +24,6 @@ __all__ = [
 ]
 
 CONTEXT = "xorj-actors/kill-switch/recover/v1"
-MIN_KEY_BYTES = 32
 #: A recovery request older or newer than this (seconds) is refused as stale.
 MAX_SKEW_S = 300
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loguru import logger
 from pykka import ActorDeadError
@@ -19,7 +19,6 @@ from pykka import ActorDeadError
 from supervisors import ControlMessage, MailboxFull
 from xorj_actors.kill_switch._flatten import (
     OPERATOR_LIMIT,
-    REASON_LIMIT,
     VAULT_ROLE,
     Flatten,
     FlattenDone,
@@ -30,9 +29,8 @@ from xorj_actors.kill_switch._flatten import (
     new_flatten_id,
 )
 from xorj_actors.kill_switch._state import KillSwitchState, PersistedState
-
-if TYPE_CHECKING:
-    from xorj_actors.config import KillSwitchSettings
+from xorj_actors.kill_switch.settings import KillSwitchSettings
+from xorj_actors.limits import REASON_LIMIT
 
 __all__ = ["ReducingMode"]
 

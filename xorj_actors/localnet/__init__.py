@@ -1,7 +1,7 @@
 """Offline Solana cluster, quote service and quantitative engine speaking the real protocols.
 
 ``Localnet`` runs them in-process on loopback ports (see docs/LOCALNET.md); ``build_genesis``
-gives every address the localnet creates, from the settings alone.
+gives every address the localnet creates, from its settings and the token registry.
 
 Names load on first use: ``xorj_actors.config`` imports ``localnet.settings``, and loading a
 config must not pull in aiohttp, LiteSVM and the servers.
@@ -15,6 +15,7 @@ from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from xorj_actors.localnet.chain import ChainView
+    from xorj_actors.localnet.dev_key import write_dev_key
     from xorj_actors.localnet.genesis import (
         TOKEN_PROGRAM_ID,
         Genesis,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     )
     from xorj_actors.localnet.runner import Localnet
     from xorj_actors.localnet.server import Faults, LocalnetServer
-    from xorj_actors.localnet.settings import LocalnetSettings, TokenSettings
+    from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
 
 _HOMES = {
     "ChainView": "chain",
@@ -41,11 +42,12 @@ _HOMES = {
     "dev_vault_authority": "genesis",
     "swap_transaction": "genesis",
     "vault_token_account": "genesis",
+    "write_dev_key": "dev_key",
     "Localnet": "runner",
     "Faults": "server",
     "LocalnetServer": "server",
     "LocalnetSettings": "settings",
-    "TokenSettings": "settings",
+    "MarketSettings": "settings",
 }
 
 __all__ = [
@@ -56,7 +58,7 @@ __all__ = [
     "Localnet",
     "LocalnetServer",
     "LocalnetSettings",
-    "TokenSettings",
+    "MarketSettings",
     "TokenSpec",
     "VaultSpec",
     "apply_genesis",
@@ -64,6 +66,7 @@ __all__ = [
     "dev_vault_authority",
     "swap_transaction",
     "vault_token_account",
+    "write_dev_key",
 ]
 
 

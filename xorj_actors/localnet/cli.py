@@ -21,20 +21,24 @@ def main(args: argparse.Namespace) -> int:
     import signal
     import sys
 
+    from pathlib import Path
+
     from xorj_actors.cli import load_config_or_exit
+    from xorj_actors.localnet.dev_key import write_dev_key
     from xorj_actors.localnet.runner import Localnet
 
     config = load_config_or_exit(args)
     # Blocked before any thread starts, so only sigwait below ever sees them (FIELD-NOTES).
     signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    localnet = Localnet(config.localnet)
+    localnet = Localnet(config.localnet, tokens=config.token_registry())
     try:
         localnet.start()
     except OSError as exc:
         print(f"xorj-actors localnet: cannot listen: {exc}", file=sys.stderr)
         return 1
     try:
+        write_dev_key(Path(args.data_dir))  # the key of a dev_key signer without a path
         urls = localnet.urls
         if args.json:
             print(json.dumps(urls), flush=True)

@@ -3,14 +3,16 @@
 Everything is derived from the settings alone, so a test, a config file and a running localnet
 agree on every address without talking to each other.
 
+The tokens are the engine's token registry (``[[tokens]]``), their markets ``[[localnet.markets]]``.
+
 Address scheme:
-- mint of a token: the public key of ``Keypair.from_seed(sha256(f"{seed}:mint:{symbol}"))``
-  unless the token names its own ``mint``;
+- mint of a token: the registry's (``tokens.derived_mint``, ``Keypair.from_seed(sha256(
+  f"{seed}:mint:{symbol}"))``, unless the token names its own ``mint``);
 - market maker: ``Keypair.from_seed(sha256(f"{seed}:market-maker"))``, its token accounts are
   its associated token accounts;
 - vault ``i`` has id ``f"vault-{i:04d}"`` and, for each token, the token account
-  ``Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)`` owned (SPL
-  owner) by the vault authority. One authority holds many vaults, so ATAs cannot be used.
+  ``tokens.vault_token_account(authority, vault_id, symbol)``, owned (SPL owner) by the vault
+  authority.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.localnet.settings import LocalnetSettings, TokenSettings
+from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.tokens import TOKEN_PROGRAM_ID, Token, TokenRegistry, vault_token_account
 
 __all__ = [
     "Genesis",
@@ -47,7 +50,6 @@ __all__ = [
     "vault_token_account",
 ]
 
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 LAMPORTS_PER_SOL = 1_000_000_000
 _TRANSFER_CHECKED = 12
 #: Seed of the development vault authority. Its secret key is in this source file: it is for
@@ -63,11 +65,6 @@ def _seeded_keypair(text: str | bytes) -> Keypair:
 def dev_vault_authority() -> Keypair:
     """The fixed DEVELOPMENT vault authority used when ``localnet.vault_authority`` is empty."""
     return _seeded_keypair(_DEV_AUTHORITY_SEED)
-
-
-def vault_token_account(authority: Pubkey, vault_id: str, symbol: str) -> Pubkey:
-    """The token account of vault ``vault_id`` for token ``symbol`` (see the module docstring)."""
-    return Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,30 +140,34 @@ def _base_units(amount: float, decimals: int) -> int:
     return int(round(amount * 10**decimals))
 
 
-def _token_spec(seed: str, t: TokenSettings) -> TokenSpec:
-    mint = Pubkey.from_string(t.mint) if t.mint else _seeded_keypair(f"{seed}:mint:{t.symbol}").pubkey()
+def _token_spec(settings: LocalnetSettings, t: Token) -> TokenSpec:
+    market = settings.market(t.symbol)
     return TokenSpec(
         symbol=t.symbol,
-        mint=mint,
+        mint=t.mint,
         decimals=t.decimals,
-        price_usd=t.price_usd,
-        volatility=t.volatility,
-        depth_usd=t.depth_usd,
+        price_usd=market.price_usd,
+        volatility=market.volatility,
+        depth_usd=market.depth_usd,
         stable=t.stable,
-        vault_amount=_base_units(t.vault_balance, t.decimals),
-        market_maker_amount=_base_units(t.market_maker_tokens(), t.decimals),
+        vault_amount=_base_units(market.vault_balance, t.decimals),
+        market_maker_amount=_base_units(market.market_maker_tokens(), t.decimals),
     )
 
 
-def build_genesis(settings: LocalnetSettings) -> Genesis:
-    """The genesis described by ``settings``: pure and deterministic.
+def build_genesis(settings: LocalnetSettings, tokens: TokenRegistry | None = None) -> Genesis:
+    """The genesis described by ``settings`` for ``tokens``: pure and deterministic.
 
-    Raises ``ValueError("key: problem")`` for settings that fail their validation.
+    ``tokens`` is the engine's registry (``Config.token_registry()``); ``None`` gives the
+    default ``[[tokens]]`` with mints derived from ``settings.seed``. Raises
+    ``ValueError("key: problem")`` for settings that fail their validation.
     """
     settings.validate()
-    tokens = tuple(_token_spec(settings.seed, t) for t in settings.tokens)
+    registry = TokenRegistry.from_settings(seed=settings.seed) if tokens is None else tokens
+    settings.check_tokens(registry.tokens)
+    specs = tuple(_token_spec(settings, t) for t in registry)
     market_maker = _seeded_keypair(f"{settings.seed}:market-maker")
-    mm_accounts = {t.symbol: get_associated_token_address(market_maker.pubkey(), t.mint) for t in tokens}
+    mm_accounts = {t.symbol: get_associated_token_address(market_maker.pubkey(), t.mint) for t in specs}
     authority = (
         Pubkey.from_string(settings.vault_authority)
         if settings.vault_authority
@@ -175,10 +176,10 @@ def build_genesis(settings: LocalnetSettings) -> Genesis:
     vaults = []
     for i in range(settings.vaults):
         vault_id = f"vault-{i:04d}"
-        accounts = {t.symbol: vault_token_account(authority, vault_id, t.symbol) for t in tokens}
+        accounts = {t.symbol: vault_token_account(authority, vault_id, t.symbol) for t in specs}
         vaults.append(VaultSpec(i, vault_id, authority, MappingProxyType(accounts)))
     return Genesis(
-        tokens=tokens,
+        tokens=specs,
         market_maker=market_maker,
         market_maker_accounts=MappingProxyType(mm_accounts),
         vaults=tuple(vaults),

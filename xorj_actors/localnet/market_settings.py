@@ -6,11 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DEV_QUANT_API_KEY", "QuantSettings", "QuoteSettings"]
+# The strategy feed owns the development key; the local quant engine accepts the same one.
+from xorj_actors.strategy.settings import DEV_QUANT_API_KEY
 
-#: API key of the local quantitative engine when the environment variable is unset. Public on
-#: purpose: the localnet is for development and tests only.
-DEV_QUANT_API_KEY = "xorj-localnet-dev-quant-key"
+__all__ = ["DEV_QUANT_API_KEY", "QuantSettings", "QuoteSettings"]
 
 
 def _check_port(port: int) -> None:

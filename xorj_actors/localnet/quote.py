@@ -37,7 +37,7 @@ from xorj_actors.localnet.chain import Commitment
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
-from xorj_actors.localnet.quote_book import Quote, QuoteBook, QuoteRefused
+from xorj_actors.localnet.quote_book import QuoteBook, QuoteRefused, OpenQuote
 
 __all__ = [
     "QUOTE_SERVICE",
@@ -247,7 +247,7 @@ class QuoteService:
 
     # -- the two legs ----------------------------------------------------------------------
 
-    def _bound_quote(self, body: Any) -> tuple[Quote, VaultSpec]:
+    def _bound_quote(self, body: Any) -> tuple[OpenQuote, VaultSpec]:
         if not isinstance(body, dict):
             raise QuoteRefused("INVALID_REQUEST", "body: expected a JSON object")
         user = _pubkey(body.get("userPublicKey"), "userPublicKey")
@@ -272,7 +272,7 @@ class QuoteService:
             raise QuoteRefused("INVALID_REQUEST", f"userPublicKey: {user} {reason}")
         return owned[0]
 
-    def legs(self, quote: Quote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
+    def legs(self, quote: OpenQuote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
         """The vault's leg (vault pays the market maker) and the market maker's leg (it pays the vault)."""
         mm = self.genesis.market_maker_accounts
         pay = transfer_checked_ix(
@@ -341,7 +341,7 @@ class QuoteService:
             "vaultId": vault.vault_id,
         }
 
-    def _sign(self, quote: Quote, raw: bytes) -> Signature:
+    def _sign(self, quote: OpenQuote, raw: bytes) -> Signature:
         self.book.claim(quote, raw)
         return self._mm.sign_message(raw)
 
@@ -365,7 +365,7 @@ class QuoteService:
             raise QuoteRefused("RFQ_REJECTED", reason)
         return {"signature": str(self._sign(quote, raw)), "publicKey": str(self._mm_key)}
 
-    def _check_message(self, quote: Quote, message: Any) -> str | None:
+    def _check_message(self, quote: OpenQuote, message: Any) -> str | None:
         mm = self._mm_key
         keys = list(message.account_keys)
         if getattr(message, "address_table_lookups", None):

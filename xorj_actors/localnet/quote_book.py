@@ -1,8 +1,4 @@
-"""The quote service's book of open quotes: each valid for a while, and signed for one message at most.
-
-Pure bookkeeping (a clock is injected): the quote service opens a quote for every ``GET /quote``
-and claims it for the one message the market maker signs (``POST /swap`` or ``POST /rfq/sign``).
-"""
+"""The quote service's open quotes: each valid for a while and signed for at most one message."""
 
 from __future__ import annotations
 
@@ -15,7 +11,7 @@ from typing import Any
 
 from xorj_actors.localnet.genesis import TokenSpec
 
-__all__ = ["Quote", "QuoteBook", "QuoteRefused"]
+__all__ = ["OpenQuote", "QuoteBook", "QuoteRefused"]
 
 
 class QuoteRefused(Exception):
@@ -27,8 +23,8 @@ class QuoteRefused(Exception):
 
 
 @dataclass(slots=True)
-class Quote:
-    """One open quote: what it trades, until when, and the ``/quote`` answer it was given as."""
+class OpenQuote:
+    """A quote the service gave and may still sign for."""
 
     id: str
     input: TokenSpec
@@ -48,9 +44,9 @@ class QuoteBook:
         self._ttl_s = ttl_s
         self._capacity = capacity
         self._clock = clock
-        self._quotes: OrderedDict[str, Quote] = OrderedDict()
+        self._quotes: OrderedDict[str, OpenQuote] = OrderedDict()
 
-    def open(self, input: TokenSpec, output: TokenSpec, in_amount: int, out_amount: int) -> Quote:
+    def open(self, input: TokenSpec, output: TokenSpec, in_amount: int, out_amount: int) -> OpenQuote:
         """Record a new quote and return it (its ``response`` is filled in by the caller)."""
         now = self._clock()
         while self._quotes:
@@ -58,11 +54,11 @@ class QuoteBook:
             if oldest.expires_at > now and len(self._quotes) < self._capacity:
                 break
             self._quotes.popitem(last=False)
-        quote = Quote(uuid.uuid4().hex, input, output, in_amount, out_amount, now + self._ttl_s, {})
+        quote = OpenQuote(uuid.uuid4().hex, input, output, in_amount, out_amount, now + self._ttl_s, {})
         self._quotes[quote.id] = quote
         return quote
 
-    def get(self, quote_id: Any) -> Quote:
+    def get(self, quote_id: Any) -> OpenQuote:
         """The open quote ``quote_id``; refused when unknown or expired."""
         quote = self._quotes.get(quote_id) if isinstance(quote_id, str) else None
         if quote is None:
@@ -71,7 +67,7 @@ class QuoteBook:
             raise QuoteRefused("QUOTE_EXPIRED", f"quote {quote_id} expired")
         return quote
 
-    def claim(self, quote: Quote, message: bytes) -> None:
+    def claim(self, quote: OpenQuote, message: bytes) -> None:
         """Bind ``quote`` to ``message``; the same message again is allowed (a retried request)."""
         if quote.signed is not None and quote.signed != message:
             raise QuoteRefused("QUOTE_ALREADY_USED", f"quote {quote.id} was signed for another message")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from xorj_actors.localnet.genesis import Genesis
 from xorj_actors.localnet.server import Faults, LocalnetServer
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.tokens import TokenRegistry
 
 __all__ = ["Localnet"]
 
@@ -25,8 +26,15 @@ class Localnet:
     ...) may be called from any thread; they run on the localnet's thread and wait for it.
     """
 
-    def __init__(self, settings: LocalnetSettings | None = None, *, call_timeout: float = 10.0) -> None:
-        self.server = LocalnetServer(settings)
+    def __init__(
+        self,
+        settings: LocalnetSettings | None = None,
+        *,
+        tokens: TokenRegistry | None = None,
+        call_timeout: float = 10.0,
+    ) -> None:
+        """``tokens``: the engine's registry (``Config.token_registry()``); None: the defaults."""
+        self.server = LocalnetServer(settings, tokens)
         self._timeout = call_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -25,6 +25,7 @@ from xorj_actors.localnet.genesis import Genesis, build_genesis
 from xorj_actors.localnet.pubsub import PubSub
 from xorj_actors.localnet.rpc import INVALID_REQUEST, PARSE_ERROR, JsonRpc, error_reply
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.tokens import TokenRegistry
 
 __all__ = ["Faults", "LocalnetServer"]
 
@@ -65,9 +66,9 @@ def _bind(host: str, port: int) -> socket.socket:
 class LocalnetServer:
     """Chain, JSON-RPC + PubSub on one port, and the quote and quant services on theirs."""
 
-    def __init__(self, settings: LocalnetSettings | None = None) -> None:
+    def __init__(self, settings: LocalnetSettings | None = None, tokens: TokenRegistry | None = None) -> None:
         self.settings = settings or LocalnetSettings()
-        self.genesis: Genesis = build_genesis(self.settings)
+        self.genesis: Genesis = build_genesis(self.settings, tokens)
         self.faults = Faults()
         self.urls: dict[str, str | None] = {"rpc": None, "ws": None, "quote": None, "quant": None}
         self.chain: Chain | None = None

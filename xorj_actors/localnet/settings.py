@@ -4,42 +4,33 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xorj_actors.localnet.market_settings import QuantSettings, QuoteSettings
+from xorj_actors.tokens import MAX_SEED_BYTES, Token
 
-__all__ = ["LocalnetSettings", "TokenSettings", "DEFAULT_TOKENS"]
+__all__ = ["DEFAULT_MARKETS", "LocalnetSettings", "MarketSettings"]
 
 _U64_MAX = 2**64 - 1
-#: `Pubkey.create_with_seed` takes at most 32 bytes of seed ("vault-0007:USDC").
-_MAX_SEED_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
-class TokenSettings:
-    """``[[localnet.tokens]]``: one SPL mint of the localnet and its market."""
+class MarketSettings:
+    """``[[localnet.markets]]``: the localnet's market for one token of ``[[tokens]]``."""
 
     symbol: str
-    decimals: int = 6
     price_usd: float = 1.0
     #: Annualised volatility of the quote service's random walk (0.9 = 90 %).
     volatility: float = 0.0
     #: Constant-product pool depth per side in USD: larger trades get more price impact.
     depth_usd: float = 1_000_000.0
-    #: Exactly one token is the stablecoin (the unit vault values are measured in).
-    stable: bool = False
-    #: Base58 mint address; empty derives one from `localnet.seed` and the symbol.
-    mint: str = ""
     #: Starting balance of every vault's token account, in whole tokens.
     vault_balance: float = 0.0
     #: Market maker inventory in whole tokens; unset gives ten times the pool depth.
     market_maker_balance: float | None = None
 
     def validate(self) -> None:
-        if not self.symbol or not self.symbol.isalnum() or len(self.symbol) > 10:
-            raise ValueError("symbol: must be 1-10 letters or digits")
-        if not 0 <= self.decimals <= 12:
-            raise ValueError("decimals: must be between 0 and 12")
         for key in ("price_usd", "depth_usd"):
             value = getattr(self, key)
             if not math.isfinite(value) or value <= 0:
@@ -48,14 +39,8 @@ class TokenSettings:
             raise ValueError("volatility: must be between 0 and 50")
         for key in ("vault_balance", "market_maker_balance"):
             value = getattr(self, key)
-            if value is None:
-                continue
-            if not math.isfinite(value) or value < 0:
+            if value is not None and (not math.isfinite(value) or value < 0):
                 raise ValueError(f"{key}: must be a finite number >= 0")
-            if value * 10**self.decimals > _U64_MAX:
-                raise ValueError(f"{key}: does not fit a u64 at {self.decimals} decimals")
-        if self.mint:
-            _check_pubkey("mint", self.mint)
 
     def market_maker_tokens(self) -> float:
         """The market maker's inventory in whole tokens (configured, or ten times the depth)."""
@@ -80,12 +65,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-#: USDC (the stablecoin), JUP, BONK and SOL (an SPL mint standing in for wrapped SOL).
-DEFAULT_TOKENS: tuple[TokenSettings, ...] = (
-    TokenSettings("USDC", 6, 1.0, 0.0, 5_000_000.0, True, vault_balance=10_000.0),
-    TokenSettings("JUP", 6, 0.85, 0.9, 2_000_000.0),
-    TokenSettings("BONK", 5, 0.000025, 1.2, 1_000_000.0),
-    TokenSettings("SOL", 9, 150.0, 0.7, 10_000_000.0),
+#: Markets of the default ``[[tokens]]``: USDC (the stablecoin), JUP, BONK and SOL.
+DEFAULT_MARKETS: tuple[MarketSettings, ...] = (
+    MarketSettings("USDC", 1.0, 0.0, 5_000_000.0, vault_balance=10_000.0),
+    MarketSettings("JUP", 0.85, 0.9, 2_000_000.0),
+    MarketSettings("BONK", 0.000025, 1.2, 1_000_000.0),
+    MarketSettings("SOL", 150.0, 0.7, 10_000_000.0),
 )
 
 
@@ -117,7 +102,9 @@ class LocalnetSettings:
     #: SOL given to the vault authority (it pays every swap's fee) and to the market maker.
     authority_sol: float = 1_000.0
     market_maker_sol: float = 100.0
-    tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
+    #: Price, volatility, depth and balances per token; a token of ``[[tokens]]`` without an
+    #: entry gets :class:`MarketSettings` defaults.
+    markets: tuple[MarketSettings, ...] = DEFAULT_MARKETS
     quote: QuoteSettings = field(default_factory=QuoteSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
 
@@ -144,21 +131,40 @@ class LocalnetSettings:
             value = getattr(self, key)
             if not math.isfinite(value) or not 0 <= value <= 1e9:
                 raise ValueError(f"{key}: must be between 0 and 1e9")
-        for i, token in enumerate(self.tokens):
+        for i, market in enumerate(self.markets):
             try:
-                token.validate()
+                market.validate()
             except ValueError as exc:
-                raise ValueError(f"tokens[{i}].{exc}") from None
-            if (token.market_maker_tokens() + token.vault_balance * self.vaults) * 10**token.decimals > _U64_MAX:
-                raise ValueError(f"tokens[{i}]: the supply of {token.symbol} does not fit a u64")
-        symbols = [t.symbol for t in self.tokens]
+                raise ValueError(f"markets[{i}].{exc}") from None
+        symbols = [m.symbol for m in self.markets]
         if len(set(symbols)) != len(symbols):
-            raise ValueError("tokens: symbols must be distinct")
-        if not self.tokens or sum(t.stable for t in self.tokens) != 1:
-            raise ValueError("tokens: exactly one token must have stable = true")
-        mints = [t.mint for t in self.tokens if t.mint]
-        if len(set(mints)) != len(mints):
-            raise ValueError("tokens: mints must be distinct")
-        longest = max(len(s) for s in symbols)
-        if len(f"vault-{max(self.vaults - 1, 0):04d}:") + longest > _MAX_SEED_BYTES:
-            raise ValueError("tokens: symbol too long for the vault account seed")
+            raise ValueError("markets: symbols must be distinct")
+
+    def market(self, symbol: str) -> MarketSettings:
+        """The market of token ``symbol`` (defaults when ``[[localnet.markets]]`` has none)."""
+        return next((m for m in self.markets if m.symbol == symbol), None) or MarketSettings(symbol)
+
+    def check_tokens(self, tokens: Sequence[Token]) -> None:
+        """Raise ``ValueError("key: problem")`` unless these markets and vaults fit ``tokens``.
+
+        Every configured market names a token of the registry (the default markets describe the
+        default tokens), and every token's supply fits a u64 at its decimals.
+        """
+        known = {t.symbol for t in tokens}
+        index = {m.symbol: i for i, m in enumerate(self.markets)}
+        if self.markets != DEFAULT_MARKETS:
+            for symbol, i in index.items():
+                if symbol not in known:
+                    raise ValueError(f"markets[{i}]: no token {symbol!r} in [[tokens]]")
+        for t in tokens:
+            where = f"markets[{index[t.symbol]}]" if t.symbol in index else f"tokens ({t.symbol})"
+            market, scale = self.market(t.symbol), 10**t.decimals
+            for key in ("vault_balance", "market_maker_balance"):
+                value = getattr(market, key)
+                if value is not None and value * scale > _U64_MAX:
+                    raise ValueError(f"{where}.{key}: does not fit a u64 at {t.decimals} decimals")
+            if (market.market_maker_tokens() + market.vault_balance * self.vaults) * scale > _U64_MAX:
+                raise ValueError(f"{where}: the supply of {t.symbol} does not fit a u64")
+        longest = max((len(t.symbol) for t in tokens), default=0)
+        if len(f"vault-{max(self.vaults - 1, 0):04d}:") + longest > MAX_SEED_BYTES:
+            raise ValueError("vaults: a token symbol is too long for the vault account seed")

@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from loguru import logger
 from pykka import ActorDeadError, Timeout
@@ -40,8 +40,7 @@ from xorj_actors.kill_switch import (
 )
 from xorj_actors.messages import HaltMode, Trigger
 
-if TYPE_CHECKING:  # config imports the packages whose settings it composes
-    from xorj_actors.config import DebugSocketSettings
+from xorj_actors.ops.settings import DebugSocketSettings
 
 __all__ = ["DebugSocket", "DebugSocketServer", "RequestError", "COMMANDS"]
 

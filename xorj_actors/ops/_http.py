@@ -31,15 +31,17 @@ from pykka import ActorDeadError
 from supervisors import MailboxFull
 from xorj_actors.audit import audit_event, record
 from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks
-from xorj_actors.config import Config, HttpSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.limits import MIN_KEY_BYTES, REASON_LIMIT
 from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.metrics import CONTENT_TYPE, Metrics, breaker_states
 from xorj_actors.ops._debug_socket import Commands, RequestError, _args
+from xorj_actors.ops.settings import HttpSettings
 from supervisors import LoopThread
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the readiness checks read the whole config; config imports ops.settings
+    from xorj_actors.config import Config
     from xorj_actors.engine._logging import Redactor
 
 __all__ = [
@@ -58,8 +60,6 @@ SIGNATURE_HEADER = "X-Xorj-Signature"
 _NONCE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
 _HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_MIN_KEY_BYTES = 32
-_REASON_LIMIT = 500
 
 #: ``audit(event_type, details)``: where every kill-switch API call is recorded.
 AuditSink = Callable[[str, dict[str, Any]], None]
@@ -167,10 +167,10 @@ class RequestAuthenticator:
 
 def _load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:
     value = environ.get(settings.hmac_key_env, "").encode()
-    if len(value) < _MIN_KEY_BYTES:
+    if len(value) < MIN_KEY_BYTES:
         if value:
             logger.error(
-                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, _MIN_KEY_BYTES
+                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, MIN_KEY_BYTES
             )
         return None
     return value
@@ -323,7 +323,7 @@ class _Api:
         mode = a.get("mode", HaltMode.EMERGENCY.value)
         if mode not in (HaltMode.GRACEFUL.value, HaltMode.EMERGENCY.value):
             raise ApiError(400, "bad_request", "mode must be graceful or emergency")
-        reason = self.redact(a.get("reason", "operator halt over the HTTP API")[:_REASON_LIMIT])
+        reason = self.redact(a.get("reason", "operator halt over the HTTP API")[:REASON_LIMIT])
         details.update(mode=mode, reason_given=reason)
         ks = self.commands.runtime.whereis(KILL_SWITCH_NAME)
         if ks is None:

@@ -369,7 +369,8 @@ def render(cmd: str, result: Any) -> str:
 
 
 def _sign_recovery(args: argparse.Namespace) -> dict[str, Any]:
-    from xorj_actors.kill_switch import MIN_KEY_BYTES, sign_recovery
+    from xorj_actors.kill_switch import sign_recovery
+    from xorj_actors.limits import MIN_KEY_BYTES
 
     key = os.environ.get(args.key_env, "")
     if len(key.encode()) < MIN_KEY_BYTES:

@@ -13,11 +13,11 @@ from pykka import ActorDeadError
 from supervisors import ControlMessage, MailboxFull
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["RiskMonitor"]
 
-_REASON_LIMIT = 500  # the kill switch keeps this much of a reason
 _MAX_UNDELIVERED = 64
 
 
@@ -78,7 +78,7 @@ class RiskMonitor(Participant):
         """
         correlation_id = f"risk:{check}:{uuid.uuid4().hex[:12]}"
         suffix = f" [{correlation_id}]"
-        text = reason[: _REASON_LIMIT - len(suffix)] + suffix
+        text = reason[: REASON_LIMIT - len(suffix)] + suffix
         trigger = Trigger(mode=mode, reason=text, source=f"risk:{self.monitor}")
         self.triggers += 1
         logger.critical("risk {}: {} halt: {}", check, mode.value, text)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
 from xorj_actors.signers.settings import (
     BACKENDS,
+    LOCALNET_DEV_KEY_FILE,
+    LOCALNET_DEV_PUBLIC_KEY,
     DevKeySettings,
     KeySettings,
     KmsSettings,
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "LOCALNET_DEV_KEY_FILE",
+    "LOCALNET_DEV_PUBLIC_KEY",
     "RESULTS",
     "Backend",
     "DevKeySettings",

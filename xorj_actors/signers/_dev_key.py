@@ -9,13 +9,13 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from xorj_actors.signers._backend import SignerError
-from xorj_actors.signers.settings import DevKeySettings
+from xorj_actors.signers.settings import LOCALNET_DEV_KEY_FILE, DevKeySettings
 
 __all__ = ["DevKeyBackend"]
 
 
 class DevKeyBackend:
-    """A keypair read from a Solana CLI keypair file (or the localnet's public development key)."""
+    """A keypair read from a Solana CLI keypair file (by default the one the localnet writes)."""
 
     name = "dev_key"
 
@@ -29,18 +29,17 @@ class DevKeyBackend:
                 "dev_key: a key file is for development only and is refused in production; "
                 'configure backend = "pkcs11" or "kms" for this key'
             )
-        if not settings.path:
-            from xorj_actors.localnet import dev_vault_authority
-
-            logger.warning("dev_key: signing with the localnet's DEVELOPMENT key, whose secret is public")
-            return cls(dev_vault_authority())
-        path = data_dir / settings.path
+        path = data_dir / (settings.path or LOCALNET_DEV_KEY_FILE)
         try:
-            return cls(Keypair.from_json(path.read_text(encoding="utf-8")))
+            keypair = Keypair.from_json(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SignerError(f"dev_key: cannot read {path}: {exc.strerror}") from None
+            hint = "" if settings.path else " (the localnet writes it when it starts)"
+            raise SignerError(f"dev_key: cannot read {path}: {exc.strerror}{hint}") from None
         except ValueError as exc:
             raise SignerError(f"dev_key: {path} is not a Solana keypair file (JSON array of 64 bytes): {exc}") from None
+        if not settings.path:
+            logger.warning("dev_key: signing with the localnet's DEVELOPMENT key, whose secret is public")
+        return cls(keypair)
 
     def public_key(self) -> Pubkey:
         return self._keypair.pubkey()

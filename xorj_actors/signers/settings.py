@@ -8,10 +8,24 @@ from typing import Literal
 
 from solders.pubkey import Pubkey
 
-__all__ = ["BACKENDS", "DevKeySettings", "KeySettings", "KmsSettings", "Pkcs11Settings", "SignerSettings"]
+__all__ = [
+    "BACKENDS",
+    "LOCALNET_DEV_KEY_FILE",
+    "LOCALNET_DEV_PUBLIC_KEY",
+    "DevKeySettings",
+    "KeySettings",
+    "KmsSettings",
+    "Pkcs11Settings",
+    "SignerSettings",
+]
 
 #: Backend names, as used in settings and as the ``backend`` label of ``xorj_hsm_operations_total``.
 BACKENDS: tuple[str, ...] = ("pkcs11", "kms", "dev_key")
+#: Where the localnet writes its DEVELOPMENT vault authority (mode 0600), relative to the data
+#: directory: the key of a ``dev_key`` without a ``path``. See docs/SIGNERS.md.
+LOCALNET_DEV_KEY_FILE = "localnet-dev-key.json"
+#: The public half of that key (tests/localnet checks it against the localnet's).
+LOCALNET_DEV_PUBLIC_KEY = "6ViB3bKMw6AMqt5F9N5cg6hGwKErSVcY4kQTLiQRJ9ER"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -75,7 +89,8 @@ class DevKeySettings:
     """``[signers.keys.dev_key]``: a key in a file. Development only: refused in production."""
 
     #: A Solana CLI keypair file (JSON array of 64 bytes), relative to the data directory.
-    #: Empty: the localnet's fixed DEVELOPMENT vault authority, whose secret is public.
+    #: Empty: :data:`LOCALNET_DEV_KEY_FILE`, the localnet's DEVELOPMENT vault authority, whose
+    #: secret is public.
     path: str = ""
 
 

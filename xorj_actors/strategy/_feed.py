@@ -22,13 +22,12 @@ from pykka import ActorDeadError
 from supervisors import ControlMessage, LoopThread, MailboxFull, Message, TimerHandle
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard, Participant
-from xorj_actors.localnet.market_settings import DEV_QUANT_API_KEY
 from xorj_actors.messages import Halt, Resume
 from xorj_actors.strategy._board import StrategyBoard
 from xorj_actors.strategy._client import PollRejected, QuantClient, StrategyFeedError, checked_mints, ranked_traders_url
 from xorj_actors.strategy._model import StrategySnapshot
 from xorj_actors.strategy._staleness import RoundVerdict, round_verdict, stale_check_delay
-from xorj_actors.strategy.settings import StrategySettings
+from xorj_actors.strategy.settings import DEV_QUANT_API_KEY, StrategySettings
 
 __all__ = [
     "STRATEGY_FEED_NAME",

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 from supervisors import register_immutable_type
 
-__all__ = ["DEFAULT_PROFILES", "RiskProfile", "StrategySettings"]
+__all__ = ["DEFAULT_PROFILES", "DEV_QUANT_API_KEY", "RiskProfile", "StrategySettings"]
 
+#: The quantitative engine's API key in development when ``api_key_env`` is unset, on both ends:
+#: the feed sends it and the localnet's quant engine accepts it. Public on purpose; production
+#: refuses it.
+DEV_QUANT_API_KEY = "xorj-localnet-dev-quant-key"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROFILE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

@@ -1,0 +1,81 @@
+"""Settings of the operators' surface: ``[debug_socket]`` and ``[http]``."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+__all__ = ["DebugSocketSettings", "HttpSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class DebugSocketSettings:
+    """``[debug_socket]``: the operators' Unix domain socket."""
+
+    #: Socket path, relative to the data directory.
+    path: str = "debug.sock"
+    max_line_bytes: int = 65_536
+    #: A client that sends nothing for this long is disconnected.
+    idle_timeout_s: float = 30.0
+    max_clients: int = 16
+
+    def validate(self) -> None:
+        if not 256 <= self.max_line_bytes <= 16 * 1024 * 1024:
+            raise ValueError("max_line_bytes: must be between 256 and 16777216")
+        if self.idle_timeout_s <= 0:
+            raise ValueError("idle_timeout_s: must be > 0")
+        if self.max_clients < 1:
+            raise ValueError("max_clients: must be >= 1")
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """``[http]``: health probes, Prometheus metrics and the authenticated kill-switch API."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0: a free port (the bound port is listed in the engine's endpoints).
+    port: int = 0
+    #: Any other address than loopback must be chosen on purpose.
+    allow_non_loopback: bool = False
+    #: Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = 65_536
+    #: Environment variable holding the HMAC-SHA256 key of the kill-switch API (>= 32 bytes).
+    hmac_key_env: str = "XORJ_HTTP_HMAC_KEY"
+    #: Signed requests whose timestamp is further from now are refused as stale.
+    max_clock_skew_s: float = 30.0
+    #: Nonces remembered for replay protection; when full of live nonces, requests get 429.
+    nonce_cache_size: int = 10_000
+    #: Time a readiness probe of an external component (RPC, WebSocket...) may take.
+    probe_timeout_s: float = 2.0
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ValueError("host: must not be empty")
+        if not self.allow_non_loopback and not _is_loopback(self.host):
+            raise ValueError(f"host: {self.host!r} is not loopback; set allow_non_loopback = true to expose it")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port: must be between 0 and 65535")
+        if not 256 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise ValueError("max_body_bytes: must be between 256 and 16777216")
+        if not _ENV_NAME.match(self.hmac_key_env):
+            raise ValueError("hmac_key_env: must be an environment variable name")
+        if not 1 <= self.max_clock_skew_s <= 3600:
+            raise ValueError("max_clock_skew_s: must be between 1 and 3600 seconds")
+        if not 16 <= self.nonce_cache_size <= 1_000_000:
+            raise ValueError("nonce_cache_size: must be between 16 and 1000000")
+        if not 0 < self.probe_timeout_s <= 30:
+            raise ValueError("probe_timeout_s: must be in (0, 30]")
