@@ -125,7 +125,7 @@ def test_the_target_is_the_snapshots_trader_for_the_profile_of_one_read() -> Non
     latest = snapshot(89.0, 94.0, 96.0, round_=7)  # each profile finds another trader first
     board.publish(latest)
     for profile in DEFAULT_PROFILES:
-        assert board.target_for(profile) == Target(trader=latest.trader_for(profile), reason="", round=7)
+        assert board.target_for(profile) == Target(trader=latest.trader_for(profile), reason="", round=7, fresh=True)
     ranks = [board.target_for(p).trader.rank for p in (CONSERVATIVE, MODERATE, AGGRESSIVE)]
     assert ranks == [3, 2, 1]
 

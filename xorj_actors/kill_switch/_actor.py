@@ -1,4 +1,9 @@
-"""The KillSwitch actor: halt epochs, acknowledgements, replacement of silent actors, recovery."""
+"""The KillSwitch actor: halt epochs, acknowledgements, replacement of silent actors, recovery.
+
+The actor is the one place that moves the state machine (``_transition``). Beside it: the ack
+bookkeeping (``_acks``), the kill file (``_kill_file``), its messages (``_messages``), and its
+flatten side (``_reducing``, mixed into the actor; the flatten's rules are in ``_flatten``).
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,21 @@ from typing import Any, ClassVar
 
 from loguru import logger
 
-from pykka import ActorDeadError
-
-from supervisors import Actor, ControlMessage, MailboxFull, Message, Terminated
+from supervisors import Actor, ControlMessage, Terminated
+from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
-from xorj_actors.kill_switch._flatten import (
-    OPERATOR_LIMIT,
-    VAULT_ROLE,
-    Flatten,
-    FlattenDone,
-    FlattenOutcome,
-    FlattenVault,
-    Flattening,
-    new_flatten_id,
+from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
+from xorj_actors.kill_switch._kill_file import KillFile
+from xorj_actors.kill_switch._messages import (
+    EnterMaintenance,
+    GetStatus,
+    KillSwitchStatus,
+    Recover,
+    RecoveryOutcome,
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
-from xorj_actors.kill_switch.settings import KillSwitchSettings
+from xorj_actors.kill_switch._reducing import ReducingMode, _FlattenDeadline
 from xorj_actors.kill_switch._state import (
     InvalidTransition,
     KillSwitchState,
@@ -35,68 +38,14 @@ from xorj_actors.kill_switch._state import (
     StateFile,
     check_transition,
 )
+from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
 
-__all__ = [
-    "EnterMaintenance",
-    "GetStatus",
-    "KillSwitch",
-    "KillSwitchStatus",
-    "Recover",
-    "RecoveryOutcome",
-]
+__all__ = ["KillSwitch"]
 
 _S = KillSwitchState
 _MAX_NONCES = 1000
-
-
-class Recover(Message):
-    """An operator's recovery request with K-of-M HMAC authorisations ((key id, hex), ...)."""
-
-    epoch: int
-    nonce: str
-    timestamp: int
-    authorisations: tuple[tuple[str, str], ...]
-    operator: str
-
-
-class RecoveryOutcome(Message):
-    accepted: bool
-    reason: str
-    state: str
-    factor: float
-
-
-class EnterMaintenance(Message):
-    reason: str
-    source: str
-
-
-class GetStatus(Message):
-    """Ask for a :class:`KillSwitchStatus`."""
-
-
-class KillSwitchStatus(Message):
-    state: str
-    epoch: int
-    mode: str | None
-    reason: str | None
-    source: str | None
-    triggered_at: float | None
-    factor: float
-    registered: int
-    acked: tuple[str, ...]  # names of actors that acked the current epoch
-    missing: tuple[str, ...]  # names of live actors that have not
-    complete: bool
-    halt_latency_s: float | None  # trigger to every live actor acked
-    replaced: tuple[str, ...]  # actors replaced for not acking (this epoch)
-    persist_error: str | None
-    #: The flatten under way, or the last one: its id, the vaults yet to report, and
-    #: (vault, sold, failed, detail) of those that did (or were given up on).
-    flatten_id: str | None = None
-    flatten_pending: tuple[str, ...] = ()
-    flatten_results: tuple[tuple[str, int, int, str], ...] = ()
 
 
 class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
@@ -112,11 +61,7 @@ class _RestartStep(ControlMessage):  # a timer the halt depends on: never refuse
     index: int
 
 
-class _FlattenDeadline(ControlMessage):  # the return to halted depends on it: never refused
-    flatten_id: str
-
-
-class KillSwitch(Actor):
+class KillSwitch(ReducingMode, Actor):
     """Owns the halt state of the engine.
 
     It runs on a thread of its own: a halt must not wait for the shared pool, whatever the
@@ -150,7 +95,7 @@ class KillSwitch(Actor):
         self.on_event = on_event
         self.environ = dict(os.environ if environ is None else environ)
         self.state_file = StateFile(data_dir / settings.state_file)
-        self.kill_file = data_dir / settings.kill_file
+        self.kill_file = KillFile(data_dir / settings.kill_file)
         self.verifier = RecoveryVerifier(
             load_recovery_keys(settings.recovery_key_envs, self.environ), settings.recovery_threshold
         )
@@ -158,14 +103,7 @@ class KillSwitch(Actor):
         self.persist_error: str | None = None
         # urn -> (ref, name, role) of every live participant
         self.participants: dict[str, tuple[Any, str, str]] = {}
-        self.acked: set[str] = set()
-        self.pending: set[str] = set()
-        self.replaced: list[str] = []
-        #: names of actors replaced for silence whose replacement has not acked yet
-        self.awaiting_replacement: set[str] = set()
-        self.trigger_mono: float | None = None
-        self.halt_latency: float | None = None
-        self.kill_file_seen = False
+        self.acks = HaltAcks()
         self.step_timer: Any = None
         #: The flatten under way (state REDUCING), and the last one, for status.
         self.flattening: Flattening | None = None
@@ -253,9 +191,8 @@ class KillSwitch(Actor):
             return
         if not self._add_participant(ref, message.name, message.role):
             return
-        if self.persisted.halted and message.urn not in self.acked:
+        if self.persisted.halted and self.acks.expect(message.urn):
             # Its own start-up ack may be for an older epoch: make sure it hears this one.
-            self.pending.add(message.urn)
             self.runtime.broadcast([ref], self._current_halt())
         elif not self.persisted.halted:
             self.runtime.broadcast([ref], Resume(epoch=self.persisted.epoch, factor=self.persisted.factor))
@@ -263,19 +200,14 @@ class KillSwitch(Actor):
     def _on_ack(self, ack: HaltAck) -> None:
         if ack.epoch != self.persisted.epoch or not self.persisted.halted or ack.actor not in self.participants:
             return  # stale, or from an actor already gone (its Terminated overtook the ack)
-        self.acked.add(ack.actor)
-        self.pending.discard(ack.actor)
-        entry = self.participants.get(ack.actor)
-        if entry is not None:
-            self.awaiting_replacement.discard(entry[1])
+        self.acks.ack(ack.actor, self.participants[ack.actor][1])
         self._check_complete()
 
     def _on_terminated(self, note: Terminated) -> None:
         entry = self.participants.pop(note.urn, None)
         if entry is None:
             return
-        self.acked.discard(note.urn)
-        self.pending.discard(note.urn)
+        self.acks.forget(note.urn)
         self._check_complete()
         f = self.flattening
         if f is not None and entry[1] in f.pending:
@@ -285,18 +217,18 @@ class KillSwitch(Actor):
             self._flatten_progress()
 
     def _check_complete(self) -> None:
-        if self.pending or self.awaiting_replacement or self.trigger_mono is None or self.halt_latency is not None:
+        acks = self.acks
+        if not acks.completed():
             return
-        self.halt_latency = time.monotonic() - self.trigger_mono
         logger.info(
             "kill switch: halt epoch {} complete: {} actors acked in {:.1f} ms",
             self.persisted.epoch,
-            len(self.acked),
-            self.halt_latency * 1e3,
+            len(acks.acked),
+            acks.halt_latency * 1e3,
         )
         self._event(
             "HALT",
-            {"what": "halt complete", "epoch": self.persisted.epoch, "acked": len(self.acked), "latency_s": self.halt_latency},
+            {"what": "halt complete", "epoch": self.persisted.epoch, "acked": len(acks.acked), "latency_s": acks.halt_latency},
         )
 
     # -- triggering ----------------------------------------------------------------------------
@@ -306,7 +238,7 @@ class KillSwitch(Actor):
         if self.step_timer is not None:
             self.step_timer.cancel()
             self.step_timer = None
-        self.trigger_mono = time.monotonic()
+        self.acks.triggered()
         self._transition(
             replace(
                 self.persisted,
@@ -339,17 +271,11 @@ class KillSwitch(Actor):
     def _broadcast_halt(self) -> None:
         """Signers first (they guard the funds), then everyone else; start the ack deadline."""
         halt = self._current_halt()
-        if self.trigger_mono is None:
-            self.trigger_mono = time.monotonic()
-        self.halt_latency = None
-        self.acked = set()
-        self.replaced = []
-        self.awaiting_replacement = set()
-        self.pending = set(self.participants)
+        self.acks.start_epoch(self.participants)
         signers = [r for r, _, role in self.participants.values() if role == "signer"]
         others = [r for r, _, role in self.participants.values() if role != "signer"]
         for dead in self.runtime.broadcast(signers, halt) + self.runtime.broadcast(others, halt):
-            self.pending.discard(dead.actor_urn)
+            self.acks.forget(dead.actor_urn)
         self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=halt.epoch))
         self._check_complete()
 
@@ -358,9 +284,9 @@ class KillSwitch(Actor):
         self.runtime.broadcast([r for r, _, _ in self.participants.values()], resume)
 
     def _on_ack_deadline(self, message: _AckDeadline) -> None:
-        if message.epoch != self.persisted.epoch or not self.persisted.halted or not self.pending:
+        if message.epoch != self.persisted.epoch or not self.persisted.halted or not self.acks.pending:
             return
-        for urn in sorted(self.pending):
+        for urn in sorted(self.acks.pending):
             ref, name, _ = self.participants.get(urn, (None, urn, ""))
             logger.error(
                 "kill switch: {} did not ack halt epoch {} within {} s: replacing it",
@@ -368,12 +294,10 @@ class KillSwitch(Actor):
                 message.epoch,
                 self.settings.ack_deadline_s,
             )
-            self.replaced.append(name)
-            self.awaiting_replacement.add(name)
+            self.acks.give_up(urn, name)
             self._event("ERROR_EVENT", {"what": "halt not acknowledged", "actor": name, "epoch": message.epoch})
             # Out of the protocol at once: the halt completes when its replacement acks.
             self.participants.pop(urn, None)
-            self.pending.discard(urn)
             if ref is None:
                 continue
             self.unwatch(ref)
@@ -384,15 +308,9 @@ class KillSwitch(Actor):
         self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=message.epoch))
 
     def _poll_kill_file(self) -> None:
-        exists = self.kill_file.exists()
-        if exists and not self.kill_file_seen:
-            try:
-                note = self.kill_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            except OSError:
-                note = []
-            reason = f"kill file {self.kill_file}" + (f": {note[0][:200]}" if note else "")
+        reason = self.kill_file.poll()
+        if reason is not None:
             self._trigger(HaltMode.GRACEFUL, reason, "kill_file")
-        self.kill_file_seen = exists
         self.runtime.send_after(self.settings.kill_file_poll_s, self.actor_ref, _PollKillFile())
 
     def _enter_maintenance(self, message: EnterMaintenance) -> RecoveryOutcome:
@@ -402,7 +320,7 @@ class KillSwitch(Actor):
             check_transition(self.persisted.state, _S.MAINTENANCE)
         except InvalidTransition as exc:
             return self._outcome(False, str(exc))
-        self.trigger_mono = time.monotonic()
+        self.acks.triggered()
         ok = self._transition(
             replace(
                 self.persisted,
@@ -431,7 +349,7 @@ class KillSwitch(Actor):
             if p.state not in (_S.TRIGGERED, _S.MAINTENANCE):
                 raise RecoveryRefused(f"nothing to recover: the kill switch is {p.state.value}")
             if self.kill_file.exists():
-                raise RecoveryRefused(f"the kill file {self.kill_file} still exists: remove it first")
+                raise RecoveryRefused(f"the kill file {self.kill_file.path} still exists: remove it first")
             if p.state is _S.TRIGGERED and p.triggered_at is not None:
                 remaining = self.settings.cooldown_s - (self.clock() - p.triggered_at)
                 if remaining > 0:
@@ -464,9 +382,7 @@ class KillSwitch(Actor):
             return self._outcome(False, f"recovery not recorded durably: {self.persist_error}")
         logger.warning("kill switch: recovery accepted (authorised by {}), factor {}", ", ".join(signers), factors[0])
         self._event("RECOVERY", {**details, "what": "recovery accepted", "authorised_by": list(signers), "factor": factors[0]})
-        self.trigger_mono = None
-        self.pending = set()
-        self.awaiting_replacement = set()
+        self.acks.clear()
         self._broadcast_resume()
         if not final:
             self._schedule_step(1)
@@ -495,117 +411,6 @@ class KillSwitch(Actor):
         self._event("RECOVERY", {"what": "restart step", "factor": factor, "armed": last})
         if not last:
             self._schedule_step(step.index + 1)
-
-    # -- flatten (reducing mode) ---------------------------------------------------------------
-
-    def _flatten(self, request: Flatten) -> FlattenOutcome:
-        """Enter REDUCING and tell the chosen vaults to sell; refused with a reason otherwise."""
-        p = self.persisted
-        operator, reason = request.operator.strip()[:OPERATOR_LIMIT], request.reason.strip()[:REASON_LIMIT]
-        asked = tuple(dict.fromkeys(v.strip() for v in request.vaults))
-        details: dict[str, Any] = {"operator": operator, "reason": reason, "vaults": list(asked) or "all", "epoch": p.epoch}
-        vaults = {name: ref for ref, name, role in self.participants.values() if role == VAULT_ROLE}
-        refusal = None
-        if p.state is _S.REDUCING:
-            refusal = f"a flatten is already under way ({self.flattening.flatten_id if self.flattening else '?'})"
-        elif p.state not in (_S.TRIGGERED, _S.MAINTENANCE):
-            refusal = f"flatten only while halted: the kill switch is {p.state.value} (halt first)"
-        elif not operator or not reason:
-            refusal = "operator and reason must not be empty"
-        elif unknown := [v for v in asked if v not in vaults]:
-            refusal = f"unknown vault(s), or not running: {', '.join(v[:40] for v in unknown[:10])}"
-        elif not vaults:
-            refusal = "no vault is running"
-        if refusal is not None:
-            logger.warning("kill switch: flatten refused: {}", refusal)
-            self._event("SYSTEM_EVENT", {**details, "what": "flatten refused", "refusal": refusal})
-            return FlattenOutcome(accepted=False, reason=refusal, state=p.state.value)
-        chosen = asked or tuple(sorted(vaults))
-        flatten_id = new_flatten_id(p.epoch)
-        f = Flattening(
-            flatten_id=flatten_id, epoch=p.epoch, back_to=p.state.value, operator=operator, reason=reason,
-            vaults=chosen, pending=set(chosen),
-        )
-        self.flattening = f  # before the transition: the board names the vaults being flattened
-        # Trades become possible: durable first, as a recovery is (a restart reads it TRIGGERED).
-        if not self._transition(replace(p, state=_S.REDUCING), must_persist=True):
-            self.flattening = None
-            refusal = f"REDUCING not recorded durably: {self.persist_error}"
-            self._event("SYSTEM_EVENT", {**details, "what": "flatten refused", "refusal": refusal})
-            return FlattenOutcome(accepted=False, reason=refusal, state=self.persisted.state.value)
-        self.last_flatten = f
-        logger.warning("kill switch: REDUCING: flatten {} of {} by {}: {}", flatten_id, ", ".join(chosen), operator, reason)
-        self._event("HALT", {**details, "what": "flatten started", "flatten_id": flatten_id, "vaults": list(chosen),
-                             "from": p.state.value})
-        message = FlattenVault(epoch=p.epoch, flatten_id=flatten_id)
-        for name in chosen:
-            try:
-                vaults[name].tell(message)
-            except (ActorDeadError, MailboxFull) as exc:
-                f.report(name, 0, 0, f"not reached: {exc!r}")
-        timeout = self.settings.flatten_timeout_s
-        f.timer = self.runtime.send_after(timeout, self.actor_ref, _FlattenDeadline(flatten_id=flatten_id))
-        outcome = FlattenOutcome(
-            accepted=True, reason=f"REDUCING: flattening {len(chosen)} vault(s)", state=_S.REDUCING.value,
-            flatten_id=flatten_id, vaults=chosen,
-        )
-        self._flatten_progress()
-        return outcome
-
-    def _on_flatten_done(self, done: FlattenDone) -> None:
-        f = self.flattening
-        if f is None or done.flatten_id != f.flatten_id or done.vault_id not in f.pending:
-            logger.info("kill switch: late or unknown flatten report from {} ({})", done.vault_id, done.flatten_id)
-            return
-        f.report(done.vault_id, done.sold, done.failed, done.detail)
-        self._flatten_progress()
-
-    def _on_flatten_deadline(self, deadline: _FlattenDeadline) -> None:
-        f = self.flattening
-        if f is None or deadline.flatten_id != f.flatten_id:
-            return
-        for name in sorted(f.pending):
-            f.report(name, 0, 0, "no report within flatten_timeout_s")
-        self._end_flatten("timed out", transition=True)
-
-    def _flatten_progress(self) -> None:
-        f = self.flattening
-        if f is not None and not f.pending:
-            self._end_flatten("every vault reported", transition=True)
-
-    def _end_flatten(self, why: str, *, transition: bool) -> None:
-        """Leave REDUCING for the state the flatten started from (unless a trigger already did)."""
-        f, self.flattening = self.flattening, None
-        if f is None:
-            return
-        if f.timer is not None:
-            f.timer.cancel()
-        for name in sorted(f.pending):
-            f.report(name, 0, 0, f"unfinished: {why}")
-        if transition and self.persisted.state is _S.REDUCING:
-            # Tighter again: published at once, written after (as a halt is).
-            self._transition(replace(self.persisted, state=_S(f.back_to)), must_persist=False)
-            self._persist()
-        logger.warning("kill switch: flatten {} ended ({}): back to {}", f.flatten_id, why, self.persisted.state.value)
-        self._event(
-            "HALT",
-            {
-                "what": "flatten ended", "flatten_id": f.flatten_id, "why": why, "state": self.persisted.state.value,
-                "operator": f.operator, "seconds": round(time.monotonic() - f.started, 3), **f.summary(),
-            },
-        )
-
-    def _flatten_status(self) -> dict[str, Any]:
-        f = self.flattening or self.last_flatten
-        if f is None:
-            return {}
-        return {
-            "flatten_id": f.flatten_id,
-            "flatten_pending": tuple(sorted(f.pending)),
-            "flatten_results": tuple(
-                (v, int(r["sold"]), int(r["failed"]), str(r["detail"])) for v, r in sorted(f.results.items())
-            ),
-        }
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -666,6 +471,7 @@ class KillSwitch(Actor):
     def status(self) -> KillSwitchStatus:
         p = self.persisted
         names = {urn: name for urn, (_, name, _) in self.participants.items()}
+        flatten = self.flattening or self.last_flatten
         return KillSwitchStatus(
             state=p.state.value,
             epoch=p.epoch,
@@ -675,11 +481,7 @@ class KillSwitch(Actor):
             triggered_at=p.triggered_at,
             factor=p.factor,
             registered=len(self.participants),
-            acked=tuple(sorted(names.get(u, u) for u in self.acked)),
-            missing=tuple(sorted({names.get(u, u) for u in self.pending} | self.awaiting_replacement)),
-            complete=p.halted and not self.pending and not self.awaiting_replacement,
-            halt_latency_s=self.halt_latency,
-            replaced=tuple(self.replaced),
+            **self.acks.status(names, p.halted),
             persist_error=self.persist_error,
-            **self._flatten_status(),
+            **(flatten.status() if flatten is not None else {}),
         )

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from supervisors import ControlMessage, Message
+from xorj_actors.kill_switch._state import KillSwitchState
 from xorj_actors.limits import REASON_LIMIT
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "FlattenOutcome",
     "FlattenVault",
     "VAULT_ROLE",
+    "flatten_refusal",
     "new_flatten_id",
 ]
 
@@ -79,6 +82,38 @@ class FlattenDone(ControlMessage):
     detail: str  # what is left, or why nothing was sold
 
 
+def flatten_refusal(
+    state: KillSwitchState,
+    under_way: Flattening | None,
+    operator: str,
+    reason: str,
+    asked: tuple[str, ...],
+    vaults: Collection[str],
+) -> str | None:
+    """Why a flatten request is refused, or None to accept it.
+
+    Args:
+        state: the kill switch's state (a flatten runs only from TRIGGERED or MAINTENANCE).
+        under_way: the flatten already under way, if any.
+        operator: who asks (trimmed; must not be empty).
+        reason: why (trimmed; must not be empty).
+        asked: the vaults named (empty: every vault).
+        vaults: the names of the running vaults.
+    """
+    _S = KillSwitchState
+    if state is _S.REDUCING:
+        return f"a flatten is already under way ({under_way.flatten_id if under_way else '?'})"
+    if state not in (_S.TRIGGERED, _S.MAINTENANCE):
+        return f"flatten only while halted: the kill switch is {state.value} (halt first)"
+    if not operator or not reason:
+        return "operator and reason must not be empty"
+    if unknown := [v for v in asked if v not in vaults]:
+        return f"unknown vault(s), or not running: {', '.join(v[:40] for v in unknown[:10])}"
+    if not vaults:
+        return "no vault is running"
+    return None
+
+
 def new_flatten_id(epoch: int) -> str:
     """A fresh id: part of trade ids, so never reused (the executor answers a known id from its record)."""
     return f"flatten-e{epoch}-{secrets.token_hex(4)}"
@@ -103,6 +138,21 @@ class Flattening:
     def report(self, vault: str, sold: int, failed: int, detail: str) -> None:
         self.pending.discard(vault)
         self.results[vault] = {"sold": sold, "failed": failed, "detail": detail[:DETAIL_LIMIT]}
+
+    def give_up(self, detail: str) -> None:
+        """Every vault yet to report gets ``detail`` as its result (none sold, none failed)."""
+        for name in sorted(self.pending):
+            self.report(name, 0, 0, detail)
+
+    def status(self) -> dict[str, Any]:
+        """The flatten fields of the kill switch's status."""
+        return {
+            "flatten_id": self.flatten_id,
+            "flatten_pending": tuple(sorted(self.pending)),
+            "flatten_results": tuple(
+                (v, int(r["sold"]), int(r["failed"]), str(r["detail"])) for v, r in sorted(self.results.items())
+            ),
+        }
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-vault results for the audit entry, kept below the entry size limit.

@@ -6,14 +6,12 @@ See docs/STRATEGY.md (validation, risk profiles, staleness) and docs/QUANT_API.m
 from __future__ import annotations
 
 from xorj_actors.strategy._board import StrategyBoard, Target
+from xorj_actors.strategy._client import API_KEY_HEADER, RANKED_TRADERS_PATH, StrategyFeedError
 from xorj_actors.strategy._feed import (
-    API_KEY_HEADER,
-    RANKED_TRADERS_PATH,
     STRATEGY_FEED_NAME,
     GetStrategyStatus,
     RefreshStrategy,
     StrategyFeed,
-    StrategyFeedError,
     StrategyStatus,
 )
 from xorj_actors.strategy._model import RankedTrader, StrategySnapshot, TargetAllocation, select_trader

@@ -12,54 +12,38 @@ import asyncio
 import concurrent.futures
 import math
 import time
-import types
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
-import aiohttp
 from loguru import logger
 from pykka import ActorDeadError
-from solders.pubkey import Pubkey
-from yarl import URL
 
 from supervisors import ControlMessage, LoopThread, MailboxFull, Message, TimerHandle
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt, Resume
 from xorj_actors.strategy._board import StrategyBoard
+from xorj_actors.strategy._client import PollRejected, QuantClient, StrategyFeedError, checked_mints, ranked_traders_url
 from xorj_actors.strategy._model import StrategySnapshot
-from xorj_actors.strategy._validate import InvalidStrategyData, parse_ranked_traders
+from xorj_actors.strategy._staleness import RoundVerdict, round_verdict, stale_check_delay
 from xorj_actors.strategy.settings import DEV_QUANT_API_KEY, StrategySettings
 
 __all__ = [
-    "API_KEY_HEADER",
-    "RANKED_TRADERS_PATH",
     "STRATEGY_FEED_NAME",
     "GetStrategyStatus",
     "RefreshStrategy",
     "StrategyFeed",
-    "StrategyFeedError",
     "StrategyStatus",
 ]
 
 #: The feed's registered name in the runtime (``runtime.whereis``), stable across restarts.
 STRATEGY_FEED_NAME = "strategy_feed"
-RANKED_TRADERS_PATH = "/internal/ranked-traders"
-API_KEY_HEADER = "X-API-Key"
 
 _LOOP_START_TIMEOUT_S = 5.0
 _LOOP_STOP_TIMEOUT_S = 2.0
 #: The loop's own timeout fires first; this one catches a loop that never answers at all.
 _DEADLINE_MARGIN_S = 5.0
-#: A stale check that fires a hair early (timer vs wall clock) re-arms instead of missing.
-_STALE_EPSILON_S = 0.05
-_ERROR_SNIPPET = 200
-
-
-class StrategyFeedError(RuntimeError):
-    """The feed cannot start (missing API key in production, bad URL or mints)."""
 
 
 # -- public messages ---------------------------------------------------------------------------
@@ -112,98 +96,6 @@ class _StaleCheck(ControlMessage):
     token: int
 
 
-class _Rejected(Exception):
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-
-
-def _utc(timestamp: str) -> datetime:
-    """A validated ``generatedAt`` as an aware datetime (``Z`` and ``+00:00`` compare equal)."""
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-
-
-def _snippet(body: bytes) -> str:
-    text = body[: _ERROR_SNIPPET * 4].decode("utf-8", errors="replace")
-    text = "".join(c if c.isprintable() else " " for c in text).strip()
-    return text[:_ERROR_SNIPPET] or "(empty body)"
-
-
-class _Client:
-    """The HTTP side, on the loop thread. Holds only values fixed at start (no actor state)."""
-
-    def __init__(
-        self,
-        url: str,
-        api_key: str,
-        settings: StrategySettings,
-        tradable_mints: Mapping[str, int],
-        clock: Callable[[], float],
-    ) -> None:
-        self.url = url
-        self._headers = {API_KEY_HEADER: api_key, "Accept": "application/json"}
-        self._timeout_s = settings.request_timeout_s
-        self._max_bytes = settings.max_response_bytes
-        self._tolerance = settings.weight_tolerance
-        self._mints = tradable_mints
-        self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-
-    async def open(self) -> None:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-            connector=aiohttp.TCPConnector(limit=2),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def fetch(self) -> StrategySnapshot:
-        """One request, validated; raises :class:`_Rejected` saying why it is refused."""
-        if self._session is None:
-            raise _Rejected("internal", "HTTP session not open")
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                body = await self._get(self._session)
-        except TimeoutError:
-            raise _Rejected("timeout", f"no complete answer within {self._timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise _Rejected("transport", f"HTTP request failed: {type(exc).__name__}: {exc}") from None
-        try:
-            return parse_ranked_traders(
-                body, tradable_mints=self._mints, weight_tolerance=self._tolerance, fetched_at=self._clock()
-            )
-        except InvalidStrategyData as exc:
-            raise _Rejected("invalid_data", str(exc)) from None
-
-    async def _get(self, session: aiohttp.ClientSession) -> bytes:
-        # No redirects: one would carry the API key to wherever it points.
-        async with session.get(self.url, headers=self._headers, allow_redirects=False) as resp:
-            if resp.status != 200:
-                hint = " (API key refused)" if resp.status in (401, 403) else ""
-                raise _Rejected("http_status", f"HTTP {resp.status}{hint}: {_snippet(await self._read(resp, 1024, False))}")
-            if resp.content_type != "application/json":
-                raise _Rejected("invalid_data", f"content type {resp.content_type!r}, expected application/json")
-            if resp.content_length is not None and resp.content_length > self._max_bytes:
-                raise _Rejected("invalid_data", f"body of {resp.content_length} bytes exceeds {self._max_bytes}")
-            return await self._read(resp, self._max_bytes, True)
-
-    @staticmethod
-    async def _read(resp: aiohttp.ClientResponse, limit: int, strict: bool) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(65_536):
-            size += len(chunk)
-            if size > limit:
-                if strict:
-                    raise _Rejected("invalid_data", f"body exceeds {limit} bytes")
-                chunks.append(chunk)
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
 def _resolve_api_key(settings: StrategySettings, environ: Mapping[str, str], environment: str) -> str:
     if environment not in ("development", "production"):
         raise StrategyFeedError(f"strategy: environment must be development or production, got {environment!r}")
@@ -222,32 +114,6 @@ def _resolve_api_key(settings: StrategySettings, environ: Mapping[str, str], env
     if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
         raise StrategyFeedError(f"strategy: ${env} must be printable ASCII without spaces")  # never echo it
     return key
-
-
-def _endpoint(url: str) -> str:
-    if not url:
-        raise StrategyFeedError("strategy: no quant engine URL: set [strategy] url (empty means the localnet's)")
-    if not url.startswith(("http://", "https://")):
-        raise StrategyFeedError(f"strategy: the quant engine URL must be http:// or https://, got {url!r}")
-    parsed = URL(url)
-    if parsed.user is not None or parsed.password is not None:
-        raise StrategyFeedError("strategy: no credentials in the quant engine URL; the key comes from api_key_env")
-    if not parsed.host:
-        raise StrategyFeedError(f"strategy: the quant engine URL has no host: {url!r}")
-    return url.rstrip("/") + RANKED_TRADERS_PATH
-
-
-def _mints(tradable_mints: Mapping[str, int]) -> Mapping[str, int]:
-    if not tradable_mints:
-        raise StrategyFeedError("strategy: no tradable mints: every allocation would be refused")
-    for mint, decimals in tradable_mints.items():
-        try:
-            Pubkey.from_string(mint)
-        except (TypeError, ValueError):
-            raise StrategyFeedError(f"strategy: tradable mint {mint!r} is not a base58 public key") from None
-        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 255:
-            raise StrategyFeedError(f"strategy: decimals of {mint} must be an integer in 0..255, got {decimals!r}")
-    return types.MappingProxyType(dict(tradable_mints))
 
 
 class StrategyFeed(Participant):
@@ -299,8 +165,8 @@ class StrategyFeed(Participant):
                 f"strategy: the board's stale_after_s ({strategy_board.stale_after_s:g}) differs from "
                 f"the settings' ({settings.stale_after_s:g})"
             )
-        endpoint = _endpoint(url)
-        mints = _mints(tradable_mints)
+        endpoint = ranked_traders_url(url)
+        mints = checked_mints(tradable_mints)
         api_key = _resolve_api_key(settings, environ, environment)
         super().__init__(board)
         self.settings = settings
@@ -308,7 +174,7 @@ class StrategyFeed(Participant):
         self.url = endpoint
         self._clock = clock
         self._on_poll = on_poll
-        self._client = _Client(endpoint, api_key, settings, mints, clock)
+        self._client = QuantClient(endpoint, api_key, settings, mints, clock)
         self._loop: LoopThread | None = None
         self._instance = uuid.uuid4().hex[:8]
         self._polls = 0
@@ -439,7 +305,7 @@ class StrategyFeed(Participant):
         try:
             snapshot = await self._client.fetch()
             done = _PollDone(poll_id=poll_id, snapshot=snapshot, kind="ok", error=None)
-        except _Rejected as exc:
+        except PollRejected as exc:
             done = _PollDone(poll_id=poll_id, snapshot=None, kind=exc.kind, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported as a rejection, never lost
             logger.opt(exception=exc).error("strategy feed: unexpected failure in poll {}", poll_id)
@@ -460,19 +326,17 @@ class StrategyFeed(Participant):
             self._deadline = None
         snapshot, kind, error = done.snapshot, done.kind, done.error
         latest = self.strategy_board.latest
-        if snapshot is not None and latest is not None and snapshot.scenario == latest.scenario:
-            if snapshot.round < latest.round:
-                if _utc(snapshot.generated_at) <= _utc(latest.generated_at):
-                    # An old answer (a cache, a replay) must not replace a newer ranking.
-                    kind = "stale_round"
-                    error = (f"round {snapshot.round} is older than the accepted round {latest.round} "
-                             f"({latest.scenario}) and was not generated later")
-                    snapshot = None
-                else:
-                    logger.warning(
-                        "{}: round went back from {} to {} with a newer generatedAt: the quant engine restarted?",
-                        self.name, latest.round, snapshot.round,
-                    )
+        verdict = round_verdict(snapshot, latest) if snapshot is not None else RoundVerdict.ACCEPT
+        if verdict is RoundVerdict.OLD:
+            kind = "stale_round"
+            error = (f"round {snapshot.round} is older than the accepted round {latest.round} "
+                     f"({latest.scenario}) and was not generated later")
+            snapshot = None
+        elif verdict is RoundVerdict.RESTARTED:
+            logger.warning(
+                "{}: round went back from {} to {} with a newer generatedAt: the quant engine restarted?",
+                self.name, latest.round, snapshot.round,
+            )
         if snapshot is not None:
             self._accept(done.poll_id, snapshot)
         else:
@@ -549,7 +413,7 @@ class StrategyFeed(Participant):
         age = self.strategy_board.age(self._clock())
         if age is None:
             return
-        remaining = max(0.0, self.settings.stale_after_s - age) + _STALE_EPSILON_S
+        remaining = stale_check_delay(age, self.settings.stale_after_s)
         if self._stale_timer is not None:
             self._stale_timer.cancel()
         self._stale_token += 1

@@ -1,0 +1,55 @@
+"""The kill switch's own messages: recovery, maintenance and status (halts are in ``messages``)."""
+
+from __future__ import annotations
+
+from supervisors import Message
+
+__all__ = ["EnterMaintenance", "GetStatus", "KillSwitchStatus", "Recover", "RecoveryOutcome"]
+
+
+class Recover(Message):
+    """An operator's recovery request with K-of-M HMAC authorisations ((key id, hex), ...)."""
+
+    epoch: int
+    nonce: str
+    timestamp: int
+    authorisations: tuple[tuple[str, str], ...]
+    operator: str
+
+
+class RecoveryOutcome(Message):
+    accepted: bool
+    reason: str
+    state: str
+    factor: float
+
+
+class EnterMaintenance(Message):
+    reason: str
+    source: str
+
+
+class GetStatus(Message):
+    """Ask for a :class:`KillSwitchStatus`."""
+
+
+class KillSwitchStatus(Message):
+    state: str
+    epoch: int
+    mode: str | None
+    reason: str | None
+    source: str | None
+    triggered_at: float | None
+    factor: float
+    registered: int
+    acked: tuple[str, ...]  # names of actors that acked the current epoch
+    missing: tuple[str, ...]  # names of live actors that have not
+    complete: bool
+    halt_latency_s: float | None  # trigger to every live actor acked
+    replaced: tuple[str, ...]  # actors replaced for not acking (this epoch)
+    persist_error: str | None
+    #: The flatten under way, or the last one: its id, the vaults yet to report, and
+    #: (vault, sold, failed, detail) of those that did (or were given up on).
+    flatten_id: str | None = None
+    flatten_pending: tuple[str, ...] = ()
+    flatten_results: tuple[tuple[str, int, int, str], ...] = ()
