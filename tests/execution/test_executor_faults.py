@@ -95,6 +95,8 @@ def test_an_emergency_halt_during_the_retry_of_a_trade_read_back_settles_it(exec
     wait_until(lambda: retry_quoting(h), 10, "retry quoting")
     emergency(h)
     wait_until(lambda: "TRADE_CONFIRMATION" in [k for k, _ in h.entries(tid)], 10, "an outcome recorded")
+    # The entry is committed a moment before the executor drops the trade (phase "finishing").
+    wait_until(lambda: h.executor.ask(GetExecutorStatus(), timeout=5).in_flight == 0, 5, "the trade settled")
     status = h.executor.ask(GetExecutorStatus(), timeout=5)
     assert status.in_flight == 0 and status.unsettled_vaults == ()
 
