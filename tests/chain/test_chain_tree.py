@@ -61,3 +61,14 @@ def test_a_new_confirmation_means_a_new_executor_and_leaves_the_gateway(engine: 
     assert after[CONFIRMATION_NAME] != before[CONFIRMATION_NAME]
     assert after[EXECUTOR_NAME] != before[EXECUTOR_NAME]  # rest_for_one: it must watch again
     assert after[GATEWAY_NAME] == before[GATEWAY_NAME]
+
+
+def test_the_tree_diagram_in_the_code_is_the_running_tree(engine: Engine) -> None:
+    """engine/_tree.py's docstring draws the root's children in start order: keep it true."""
+    import re
+
+    from xorj_actors.engine import _tree
+
+    drawn = re.findall(r"^[├└]── (\S+)", _tree.__doc__ or "", re.MULTILINE)
+    running = [child.id for child in engine.runtime.which_children("root")]
+    assert drawn == running

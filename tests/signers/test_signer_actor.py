@@ -19,7 +19,7 @@ from tests.signers.conftest import KeyCase, assert_valid_solana_signature, trans
 
 def start(engine_factory: Callable[..., Engine], key: KeyCase) -> tuple[Engine, Ref]:
     engine = engine_factory(vaults=1, environ={**RECOVERY_KEYS, **key.environ}, extra=key.toml())
-    (signer,) = [m.actor.actor_ref for m in engine.runtime.mailboxes() if m.name == "signer:vault-authority"]
+    (signer,) = [a.ref for a in engine.runtime.actors(named=lambda name: name == "signer:vault-authority")]
     return engine, signer
 
 

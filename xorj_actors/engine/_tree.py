@@ -1,21 +1,22 @@
 """The supervision tree of the engine, as child specs.
 
 ```
-root (one_for_one)
-├── audit                  the single writer of the hash-chained log
-├── kill_switch
-├── breakers (one_for_one)   one actor per breaker
+root (one_for_one; past its restart intensity the process exits 3)
+├── audit                    the single writer of the hash-chained log
+├── kill_switch              halt epochs, persisted state, acks, recovery
+├── breakers (one_for_one)   one actor per breaker (7)
 ├── signers (one_for_one)    one actor per key
-├── chain (rest_for_one)     confirmation, executor
-├── rpc_gateway              the vaults' batched reads, the price watch
-├── strategy_feed
+├── chain (rest_for_one)     confirmation, then executor (a new Confirmation means a new Executor)
+├── rpc_gateway              the vaults' batched reads, the price watch (uses neither of the above)
+├── strategy_feed            polls the quantitative engine
+├── risk (one_for_one)       drawdown, heartbeat, clock-skew triggers
 ├── vaults (one_for_one)     one actor per vault
 └── ops (one_for_one)        debug_socket, http_api, signal_watcher
 ```
 The audit actor starts first so that the kill switch's first transition is recorded (if the
 store is down, it writes the kill file, which the kill switch halts on); the kill switch starts
 before every other actor so they read a published halt board; ops start last so that operators
-only see a complete tree.
+only see a complete tree. ``tests/engine`` checks this order against the running tree.
 """
 
 from __future__ import annotations
