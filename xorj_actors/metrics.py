@@ -18,8 +18,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from supervisors import ActorInfo, Runtime
-from xorj_actors.breakers import BREAKERS, BreakerStatus
+from xorj_actors.breakers import BREAKERS, BreakerStatus, CircuitState
+from xorj_actors.execution import TradeStatus
 from xorj_actors.kill_switch import HaltBoard, KillSwitchState
+from xorj_actors.signers import BACKENDS, RESULTS
 
 __all__ = [
     "BREAKER_STATES",
@@ -34,12 +36,17 @@ __all__ = [
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-#: Label vocabulary, fixed now so dashboards and the execution issue agree on it.
-TRADE_STATUSES: tuple[str, ...] = ("confirmed", "failed", "rejected", "expired", "timed_out")
-HSM_BACKENDS: tuple[str, ...] = ("pkcs11", "kms", "dev_key")
-HSM_RESULTS: tuple[str, ...] = ("ok", "error", "refused")
+#: Label vocabularies: the domain's own types, in the order dashboards and progress lines show.
+TRADE_STATUSES: tuple[str, ...] = tuple(
+    s.value
+    for s in (TradeStatus.CONFIRMED, TradeStatus.FAILED, TradeStatus.REJECTED, TradeStatus.EXPIRED, TradeStatus.TIMED_OUT)
+)
+HSM_BACKENDS: tuple[str, ...] = BACKENDS
+HSM_RESULTS: tuple[str, ...] = RESULTS
 #: ``xorj_circuit_breaker_state`` values.
-BREAKER_STATES: Mapping[str, int] = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+BREAKER_STATES: Mapping[str, int] = {
+    CircuitState.CLOSED.value: 0, CircuitState.HALF_OPEN.value: 1, CircuitState.OPEN.value: 2
+}
 #: ``STARTING``: the board before the kill switch has read its state file (halted).
 KILL_SWITCH_STATES: tuple[str, ...] = ("STARTING", *(s.value for s in KillSwitchState))
 
