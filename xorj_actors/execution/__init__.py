@@ -2,47 +2,60 @@
 
 See docs/EXECUTION.md. The Executor is the only actor that sends transactions; the Signer
 actors (xorj_actors.signers) sign and the Confirmation actor (xorj_actors.chain) watches.
+
+Names load on first use: ``xorj_actors.config`` imports ``execution.settings``, and loading a
+config must not import the actors (they import the kill switch, which imports the config).
 """
 
 from __future__ import annotations
 
-from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error
-from xorj_actors.execution._crash import CRASH_AT_ENV, CRASH_POINTS
-from xorj_actors.execution._executor import Executor
-from xorj_actors.execution._ledger import LedgerError, load_open_trades, lookup_trade
-from xorj_actors.execution._messages import (
-    EXECUTOR_NAME,
-    FINAL_STATUSES,
-    ExecutorStatus,
-    GetExecutorStatus,
-    TradeOutcome,
-    TradePhase,
-    TradeRequest,
-    TradeStatus,
-)
-from xorj_actors.execution._options import ExecutorOptions, QuoteCheck
-from xorj_actors.execution.settings import ExecutionSettings, RetrySettings
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CRASH_AT_ENV",
-    "CRASH_POINTS",
-    "EXECUTOR_NAME",
-    "ErrorClass",
-    "ExecutionSettings",
-    "Executor",
-    "ExecutorOptions",
-    "ExecutorStatus",
-    "FINAL_STATUSES",
-    "GetExecutorStatus",
-    "LedgerError",
-    "QuoteCheck",
-    "RetrySettings",
-    "TradeError",
-    "TradeOutcome",
-    "TradePhase",
-    "TradeRequest",
-    "TradeStatus",
-    "classify_chain_error",
-    "load_open_trades",
-    "lookup_trade",
-]
+from xorj_actors._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error
+    from xorj_actors.execution._crash import CRASH_AT_ENV, CRASH_POINTS
+    from xorj_actors.execution._executor import Executor
+    from xorj_actors.execution._ledger import LedgerError, load_open_trades, lookup_trade
+    from xorj_actors.execution._messages import (
+        EXECUTOR_NAME,
+        FINAL_STATUSES,
+        ExecutorStatus,
+        GetExecutorStatus,
+        TradeOutcome,
+        TradePhase,
+        TradeRequest,
+        TradeStatus,
+    )
+    from xorj_actors.execution._options import ExecutorOptions, QuoteCheck
+    from xorj_actors.execution.settings import ExecutionSettings, RetrySettings
+
+_HOMES = {
+    "ErrorClass": "_errors",
+    "TradeError": "_errors",
+    "classify_chain_error": "_errors",
+    "CRASH_AT_ENV": "_crash",
+    "CRASH_POINTS": "_crash",
+    "Executor": "_executor",
+    "ExecutorOptions": "_options",
+    "QuoteCheck": "_options",
+    "LedgerError": "_ledger",
+    "load_open_trades": "_ledger",
+    "lookup_trade": "_ledger",
+    "EXECUTOR_NAME": "_messages",
+    "FINAL_STATUSES": "_messages",
+    "ExecutorStatus": "_messages",
+    "GetExecutorStatus": "_messages",
+    "TradeOutcome": "_messages",
+    "TradePhase": "_messages",
+    "TradeRequest": "_messages",
+    "TradeStatus": "_messages",
+    "ExecutionSettings": "settings",
+    "RetrySettings": "settings",
+}
+
+__all__ = sorted(_HOMES)
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -2,26 +2,53 @@
 
 ``Localnet`` runs them in-process on loopback ports (see docs/LOCALNET.md); ``build_genesis``
 gives every address the localnet creates, from its settings and the token registry.
+
+Names load on first use: ``xorj_actors.config`` imports ``localnet.settings``, and loading a
+config must not pull in aiohttp, LiteSVM and the servers.
 """
 
 from __future__ import annotations
 
-from xorj_actors.localnet.chain import ChainView
-from xorj_actors.localnet.dev_key import write_dev_key
-from xorj_actors.localnet.genesis import (
-    TOKEN_PROGRAM_ID,
-    Genesis,
-    TokenSpec,
-    VaultSpec,
-    apply_genesis,
-    build_genesis,
-    dev_vault_authority,
-    swap_transaction,
-    vault_token_account,
-)
-from xorj_actors.localnet.runner import Localnet
-from xorj_actors.localnet.server import Faults, LocalnetServer
-from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
+from typing import TYPE_CHECKING
+
+from xorj_actors._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from xorj_actors.localnet.chain import ChainView
+    from xorj_actors.localnet.dev_key import write_dev_key
+    from xorj_actors.localnet.genesis import (
+        TOKEN_PROGRAM_ID,
+        Genesis,
+        TokenSpec,
+        VaultSpec,
+        apply_genesis,
+        build_genesis,
+        dev_vault_authority,
+        swap_transaction,
+        vault_token_account,
+    )
+    from xorj_actors.localnet.runner import Localnet
+    from xorj_actors.localnet.server import Faults, LocalnetServer
+    from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
+
+_HOMES = {
+    "ChainView": "chain",
+    "TOKEN_PROGRAM_ID": "genesis",
+    "Genesis": "genesis",
+    "TokenSpec": "genesis",
+    "VaultSpec": "genesis",
+    "apply_genesis": "genesis",
+    "build_genesis": "genesis",
+    "dev_vault_authority": "genesis",
+    "swap_transaction": "genesis",
+    "vault_token_account": "genesis",
+    "write_dev_key": "dev_key",
+    "Localnet": "runner",
+    "Faults": "server",
+    "LocalnetServer": "server",
+    "LocalnetSettings": "settings",
+    "MarketSettings": "settings",
+}
 
 __all__ = [
     "TOKEN_PROGRAM_ID",
@@ -41,3 +68,6 @@ __all__ = [
     "vault_token_account",
     "write_dev_key",
 ]
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -6,6 +6,9 @@ Backends: PKCS#11 (an Ed25519 key generated inside an HSM, SoftHSM2 in developme
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
 from xorj_actors.signers.settings import (
     BACKENDS,
@@ -17,15 +20,17 @@ from xorj_actors.signers.settings import (
     Pkcs11Settings,
     SignerSettings,
 )
-from xorj_actors.signers._signer import (
-    RESULTS,
-    GetSignerHealth,
-    SignerHealth,
-    SignRequest,
-    SignResult,
-    Signer,
-    signer_name,
-)
+
+if TYPE_CHECKING:
+    from xorj_actors.signers._signer import (
+        RESULTS,
+        GetSignerHealth,
+        SignerHealth,
+        SignRequest,
+        SignResult,
+        Signer,
+        signer_name,
+    )
 
 __all__ = [
     "BACKENDS",
@@ -48,3 +53,15 @@ __all__ = [
     "open_backend",
     "signer_name",
 ]
+
+# xorj_actors.config imports our settings; the actor imports the kill switch, which imports
+# xorj_actors.config: load the actor half on first use to keep that cycle open.
+_ACTOR_NAMES = frozenset(
+    {"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer", "signer_name"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ACTOR_NAMES:
+        return getattr(importlib.import_module("xorj_actors.signers._signer"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,52 +1,58 @@
 """Vaults: one actor per user vault, the reconciliation that plans its trades, slippage control.
 
-See docs/RECONCILIATION.md.
+See docs/RECONCILIATION.md. Names load on first use: ``xorj_actors.config`` imports
+``vaults.settings``, and loading a config must not import the actor (it imports the kill switch,
+which imports the config).
 """
 
 from __future__ import annotations
 
-from xorj_actors.vaults._admin import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID, VaultAdmin, VaultAdminError, VaultRemoval, VaultsAdded
-from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
-from xorj_actors.vaults._flatten import FLATTEN_PASSES
-from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
-from xorj_actors.vaults._slippage import (
-    QUOTE_REFUSALS,
-    QuoteCheck,
-    SwapLeg,
-    check_quote,
-    executed_deviation_bps,
-    realised_slippage,
-)
-from xorj_actors.vaults._vault import Vault
-from xorj_actors.vaults.settings import VaultSettings
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "FLATTEN_PASSES",
-    "FlattenPhase",
-    "GetVaultStatus",
-    "MAX_VAULTS_PER_ADD",
-    "MAX_VAULT_INDEX",
-    "PLAN_REFUSALS",
-    "PlannedTrade",
-    "QUOTE_REFUSALS",
-    "QuoteCheck",
-    "Round",
-    "RoundResult",
-    "SkipReason",
-    "Skipped",
-    "SwapLeg",
-    "TradePlan",
-    "VAULT_ID",
-    "Vault",
-    "VaultAdmin",
-    "VaultAdminError",
-    "VaultPhase",
-    "VaultRemoval",
-    "VaultSettings",
-    "VaultStatus",
-    "VaultsAdded",
-    "check_quote",
-    "executed_deviation_bps",
-    "plan_trades",
-    "realised_slippage",
-]
+from xorj_actors._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from xorj_actors.vaults._admin import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID, VaultAdmin, VaultAdminError, VaultRemoval, VaultsAdded
+    from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
+    from xorj_actors.vaults._flatten import FLATTEN_PASSES
+    from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
+    from xorj_actors.vaults._slippage import (
+        QUOTE_REFUSALS,
+        QuoteCheck,
+        SwapLeg,
+        check_quote,
+        executed_deviation_bps,
+        realised_slippage,
+    )
+    from xorj_actors.vaults._vault import Vault
+    from xorj_actors.vaults.settings import VaultSettings
+
+_HOMES = {
+    **dict.fromkeys(("MAX_VAULT_INDEX", "MAX_VAULTS_PER_ADD", "VAULT_ID", "VaultAdmin", "VaultAdminError", "VaultRemoval", "VaultsAdded"), "_admin"),  # noqa: E501
+    "PLAN_REFUSALS": "_reconcile",
+    "PlannedTrade": "_reconcile",
+    "SkipReason": "_reconcile",
+    "Skipped": "_reconcile",
+    "TradePlan": "_reconcile",
+    "plan_trades": "_reconcile",
+    "QUOTE_REFUSALS": "_slippage",
+    "QuoteCheck": "_slippage",
+    "SwapLeg": "_slippage",
+    "check_quote": "_slippage",
+    "executed_deviation_bps": "_slippage",
+    "realised_slippage": "_slippage",
+    "FLATTEN_PASSES": "_flatten",
+    "FlattenPhase": "_messages",
+    "GetVaultStatus": "_messages",
+    "Round": "_messages",
+    "RoundResult": "_messages",
+    "VaultPhase": "_messages",
+    "VaultStatus": "_messages",
+    "Vault": "_vault",
+    "VaultSettings": "settings",
+}
+
+__all__ = sorted(_HOMES)
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)
