@@ -1,8 +1,8 @@
 """The chain: the Confirmation actor (WebSocket slot and signature subscriptions, see
 docs/CONFIRMATION.md) and the RPC gateway (the vaults' batched reads of balances and prices).
 
-Names load on first use: ``xorj_actors.config`` imports ``chain.settings``, and loading a config
-must not pull in the actor, the WebSocket client and the ops package (which imports the config).
+Names load on first use (:mod:`xorj_actors._lazy`): ``xorj_actors.config`` imports
+``chain.settings``, and loading a config must not pull in the actors and the WebSocket client.
 """
 
 from __future__ import annotations

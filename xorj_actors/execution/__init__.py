@@ -3,8 +3,8 @@
 See docs/EXECUTION.md. The Executor is the only actor that sends transactions; the Signer
 actors (xorj_actors.signers) sign and the Confirmation actor (xorj_actors.chain) watches.
 
-Names load on first use: ``xorj_actors.config`` imports ``execution.settings``, and loading a
-config must not import the actors (they import the kill switch, which imports the config).
+Names load on first use (:mod:`xorj_actors._lazy`): ``xorj_actors.config`` imports
+``execution.settings``, and loading a config must not import the pipeline and its clients.
 """
 
 from __future__ import annotations

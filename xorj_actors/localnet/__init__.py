@@ -3,8 +3,8 @@
 ``Localnet`` runs them in-process on loopback ports (see docs/LOCALNET.md); ``build_genesis``
 gives every address the localnet creates, from its settings and the token registry.
 
-Names load on first use: ``xorj_actors.config`` imports ``localnet.settings``, and loading a
-config must not pull in aiohttp, LiteSVM and the servers.
+Names load on first use (:mod:`xorj_actors._lazy`): ``xorj_actors.config`` imports
+``localnet.settings``, and loading a config must not pull in LiteSVM and the servers.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ __all__ = [
     "signer_name",
 ]
 
-# xorj_actors.config imports our settings; the actor imports the kill switch, which imports
-# xorj_actors.config: load the actor half on first use to keep that cycle open.
+# xorj_actors.config imports our settings: the actor half loads on first use, so that loading a
+# config (every command does) does not import it (see xorj_actors/_lazy.py).
 _ACTOR_NAMES = frozenset(
     {"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer", "signer_name"}
 )

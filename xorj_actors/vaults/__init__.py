@@ -1,8 +1,8 @@
 """Vaults: one actor per user vault, the reconciliation that plans its trades, slippage control.
 
-See docs/RECONCILIATION.md. Names load on first use: ``xorj_actors.config`` imports
-``vaults.settings``, and loading a config must not import the actor (it imports the kill switch,
-which imports the config).
+See docs/RECONCILIATION.md. Names load on first use (:mod:`xorj_actors._lazy`):
+``xorj_actors.config`` imports ``vaults.settings``, and loading a config must not import the
+actor and the executor behind it.
 """
 
 from __future__ import annotations
