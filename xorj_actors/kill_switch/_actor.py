@@ -39,7 +39,7 @@ from xorj_actors.kill_switch._state import (
     check_transition,
 )
 from xorj_actors.kill_switch.settings import KillSwitchSettings
-from xorj_actors.limits import REASON_LIMIT
+from xorj_actors.limits import OPERATOR_LIMIT, REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
 
 __all__ = ["KillSwitch"]
@@ -342,7 +342,7 @@ class KillSwitch(ReducingMode, Actor):
 
     def _recover(self, request: Recover) -> RecoveryOutcome:
         p = self.persisted
-        details = {"operator": request.operator[:100], "epoch": request.epoch, "nonce": request.nonce[:128]}
+        details = {"operator": request.operator[:OPERATOR_LIMIT], "epoch": request.epoch, "nonce": request.nonce[:128]}
         try:
             if p.state is _S.REDUCING:
                 raise RecoveryRefused("a flatten is under way (REDUCING): recover once it has ended")

@@ -17,7 +17,6 @@ from typing import Any
 
 from supervisors import ControlMessage, Message
 from xorj_actors.kill_switch._state import KillSwitchState
-from xorj_actors.limits import REASON_LIMIT
 
 __all__ = [
     "Flatten",
@@ -33,7 +32,6 @@ __all__ = [
 VAULT_ROLE = "vault"
 #: ``kill_switch.flatten_timeout_s`` when the settings do not carry it.
 #: How much of an operator's name, reason and a vault's detail is kept.
-OPERATOR_LIMIT = 100
 DETAIL_LIMIT = 500
 #: Per-vault results in the "flatten ended" audit entry (500 chars each at most: well below 1 MB).
 MAX_AUDITED_RESULTS = 1000

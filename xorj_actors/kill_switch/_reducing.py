@@ -18,7 +18,6 @@ from pykka import ActorDeadError
 
 from supervisors import ControlMessage, MailboxFull
 from xorj_actors.kill_switch._flatten import (
-    OPERATOR_LIMIT,
     VAULT_ROLE,
     Flatten,
     FlattenDone,
@@ -30,7 +29,7 @@ from xorj_actors.kill_switch._flatten import (
 )
 from xorj_actors.kill_switch._state import KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
-from xorj_actors.limits import REASON_LIMIT
+from xorj_actors.limits import OPERATOR_LIMIT, REASON_LIMIT
 
 __all__ = ["ReducingMode"]
 

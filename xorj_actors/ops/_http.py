@@ -33,7 +33,7 @@ from supervisors import LoopThread
 from xorj_actors.audit import audit_event, record
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks, secret_env_names
-from xorj_actors.limits import MIN_KEY_BYTES
+from xorj_actors.limits import MIN_KEY_BYTES, OPERATOR_LIMIT
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.metrics import CONTENT_TYPE, Metrics
 from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
@@ -329,7 +329,7 @@ class _Api:
     def _recover(self, payload: dict[str, Any], details: dict[str, Any]) -> tuple[int, Any]:
         args = {"operator": "http", **payload}
         epoch = payload.get("epoch")
-        details.update(operator=str(args.get("operator"))[:100], epoch=epoch if isinstance(epoch, int) else None)
+        details.update(operator=str(args.get("operator"))[:OPERATOR_LIMIT], epoch=epoch if isinstance(epoch, int) else None)
         with _api_errors():
             outcome = self.commands.recover(parse_recover(args))
         return (200 if outcome["accepted"] else 409), outcome
