@@ -1,0 +1,41 @@
+"""Strict JSON: what the operator surfaces refuse (see xorj_actors.strict_json)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xorj_actors.strict_json import MAX_DEPTH, JSONRefused, loads
+
+
+def test_plain_requests_parse_as_json_would() -> None:
+    text = '{"id": 1, "cmd": "halt", "args": {"reason": "a [quoted] {brace}", "x": [1.5, -2, null, true]}}'
+    assert loads(text) == json.loads(text)
+    assert loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"cmd":"help","cmd":"halt"}', "duplicate key 'cmd'"),
+        ('{"id":NaN}', "NaN is not a JSON number"),
+        ('{"id":-Infinity}', "-Infinity is not a JSON number"),
+        ('{"id":1e999}', "out of range"),
+        ("[" * 30_000, f"nested deeper than {MAX_DEPTH} levels"),
+        ('{"id":' + "9" * 5_000 + "}", "integer of 5000 digits"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_what_json_loads_accepts_or_crashes_on_is_refused_by_name(text: str, problem: str) -> None:
+    with pytest.raises(JSONRefused, match=problem.replace("[", r"\[")):
+        loads(text)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert loads(json.dumps({"reason": "[" * 1000 + '\\"'})) == {"reason": "[" * 1000 + '\\"'}
+
+
+def test_bytes_that_are_not_utf8_are_refused() -> None:
+    with pytest.raises(JSONRefused, match="not UTF-8"):
+        loads(b'{"id":"\xff"}')
