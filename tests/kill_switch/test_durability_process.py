@@ -10,33 +10,11 @@ from __future__ import annotations
 import json
 import resource
 import signal
-from pathlib import Path
 
 import pytest
 
-from tests.engine.test_process import CONFIG, EngineProcess
+from tests.engine.test_process import config_file, spawn  # noqa: F401 - the engine process fixtures
 from tests.plugins.engine import wait_until
-
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    path = tmp_path / "engine.toml"
-    path.write_text(CONFIG)
-    return path
-
-
-@pytest.fixture
-def spawn():
-    procs: list[EngineProcess] = []
-
-    def start(config: Path, data_dir: Path) -> EngineProcess:
-        p = EngineProcess(config, data_dir)
-        procs.append(p)
-        return p
-
-    yield start
-    for p in procs:
-        p.kill()
 
 
 @pytest.mark.parametrize(

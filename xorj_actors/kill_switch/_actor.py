@@ -154,11 +154,12 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             self._persist()  # the file must not say REDUCING any longer
             self._event("HALT", self._marked({"what": "flatten interrupted by a restart", "state": p.state.value}))
         self._event("SYSTEM_EVENT", {"what": "kill switch started", "state": self.persisted.state.value})
-        halt, warning = env_halt_request(self.environ.get("KILL_SWITCH_ACTIVE"))
+        active = self.environ.get("KILL_SWITCH_ACTIVE")
+        halt, warning = env_halt_request(active)
         if warning is not None:
             logger.warning("kill switch: {}", warning)
         if halt:
-            self._trigger(HaltMode.EMERGENCY, warning or "KILL_SWITCH_ACTIVE at start", "environment")
+            self._trigger(HaltMode.EMERGENCY, warning or f"KILL_SWITCH_ACTIVE={active} at start", "environment")
         elif self.persisted.halted:
             logger.warning(
                 "kill switch: starting {} (epoch {}): {}",

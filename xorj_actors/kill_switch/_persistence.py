@@ -45,6 +45,14 @@ def derive_state_key(audit_key: bytes) -> bytes:
     return hmac.new(audit_key, STATE_KEY_CONTEXT, hashlib.sha256).digest()
 
 
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _canonical(data: dict[str, object]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
@@ -118,11 +126,7 @@ class StateFile:
             except FileNotFoundError:
                 pass
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.path.parent)
 
 
 class HaltMarker:
@@ -156,11 +160,7 @@ class HaltMarker:
             if not held and os.fstat(fd).st_size < self.SIZE:  # allocate the record's blocks now
                 os.pwrite(fd, b" " * self.SIZE, 0)
                 os.fsync(fd)
-                dir_fd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+                _fsync_dir(self.path.parent)
         except OSError:
             os.close(fd)
             raise

@@ -19,14 +19,13 @@ from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._kill_file import KillFile
 from xorj_actors.kill_switch._messages import Recover, RecoveryOutcome
 from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, nonce_digest
-from xorj_actors.kill_switch._state import KillSwitchState, PersistedState
+from xorj_actors.kill_switch._state import MAX_NONCES, KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import OPERATOR_LIMIT
 
 __all__ = ["RecoveringMode"]
 
 _S = KillSwitchState
-_MAX_NONCES = 1000
 
 
 class _RestartStep(ControlMessage):  # a timer the halt depends on: never refused
@@ -86,7 +85,7 @@ class RecoveringMode:
             p,
             state=_S.ARMED if final else _S.RECOVERY_PENDING,
             factor=factors[0],
-            nonce_digests=(*p.nonce_digests, digest)[-_MAX_NONCES:],
+            nonce_digests=(*p.nonce_digests, digest)[-MAX_NONCES:],
         )
         entry = {**details, "what": "recovery accepted", "authorised_by": list(signers), "factor": factors[0]}
         failure = self._loosen(new, "RECOVERY", entry)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from xorj_actors.kill_switch._persistence import FileReading
-from xorj_actors.kill_switch._state import HALTED, KillSwitchState, PersistedState
+from xorj_actors.kill_switch._state import HALTED, MAX_NONCES, KillSwitchState, PersistedState
 from xorj_actors.messages import HaltMode
 
 __all__ = ["HaltHistory", "StartDecision", "Transition", "decide", "env_halt_request"]
@@ -32,7 +32,6 @@ _S = KillSwitchState
 #: Spellings of ``KILL_SWITCH_ACTIVE`` (case-insensitive, stripped). Anything else non-empty halts.
 TRUE_SPELLINGS = frozenset({"1", "true", "yes", "on", "y", "t"})
 FALSE_SPELLINGS = frozenset({"0", "false", "no", "off", ""})
-_MAX_NONCES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +93,12 @@ def decide(
         pending_halt: what the halt marker holds, if it is set.
     """
     file_state = reading.state if reading.problem is None else None
-    digests = set(file_state.nonce_digests if file_state is not None else ())
+    digests = list(file_state.nonce_digests if file_state is not None else ())  # newest last
     epoch = file_state.epoch if file_state is not None else 0
     if history is not None:
-        digests |= history.nonce_digests
+        digests += sorted(history.nonce_digests - set(digests))
         epoch = max(epoch, history.max_epoch, history.last.epoch if history.last is not None else 0)
-    base = file_state or PersistedState()
-    base = replace(base, nonce_digests=tuple(sorted(digests))[-_MAX_NONCES:] if digests else ())
+    base = replace(file_state or PersistedState(), nonce_digests=tuple(digests[-MAX_NONCES:]))
 
     def halt(why: str) -> StartDecision:
         return StartDecision(

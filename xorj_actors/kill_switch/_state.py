@@ -15,7 +15,10 @@ from typing import Any
 from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode
 
-__all__ = ["HALTED", "InvalidTransition", "KillSwitchState", "PersistedState", "check_transition"]
+__all__ = ["HALTED", "MAX_NONCES", "InvalidTransition", "KillSwitchState", "PersistedState", "check_transition"]
+
+#: Digests of used recovery nonces kept, newest last (a request older than 300 s is stale anyway).
+MAX_NONCES = 1000
 
 
 class KillSwitchState(enum.StrEnum):
