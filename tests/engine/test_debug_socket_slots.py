@@ -76,29 +76,25 @@ def test_the_client_idle_the_longest_is_evicted_and_told_why(engine_factory) -> 
             s.close()
 
 
+def assert_cut_for_idling(s, why: str) -> None:
+    """The next thing ``s`` reads is an ``idle_timeout`` reply saying ``why``, then the end."""
+    reply = read_reply(s)
+    assert reply is not None and reply["error"]["code"] == "idle_timeout", reply
+    assert why in reply["error"]["message"]
+    assert closed(s)
+
+
 def test_a_client_that_sends_nothing_is_cut_after_the_short_timeout(engine_factory) -> None:
     engine = engine_factory(extra=LONG_IDLE + "first_request_timeout_s = 0.2\n")
-    s = connect(engine.socket_path, timeout=30)  # far less than the 300 s idle timeout
-    try:
-        reply = read_reply(s)
-        assert reply is not None and reply["error"]["code"] == "idle_timeout", reply
-        assert "first request" in reply["error"]["message"]
-        assert closed(s)
-    finally:
-        s.close()
+    with connect(engine.socket_path, timeout=30) as s:  # far less than the 300 s idle timeout
+        assert_cut_for_idling(s, "no first request within 0.2 s")
 
 
 def test_a_client_is_cut_when_idle_after_a_reply(engine_factory) -> None:
     engine = engine_factory(extra="[debug_socket]\nidle_timeout_s = 0.3\n")
-    s = connect(engine.socket_path, timeout=30)
-    try:
+    with connect(engine.socket_path, timeout=30) as s:
         assert exchange(s, b'{"id": 1, "cmd": "help"}\n')["ok"]
-        reply = read_reply(s)
-        assert reply is not None and reply["error"]["code"] == "idle_timeout", reply
-        assert "of the last reply" in reply["error"]["message"]
-        assert closed(s)
-    finally:
-        s.close()
+        assert_cut_for_idling(s, "no request within 0.3 s of the last reply")
 
 
 def test_blank_lines_do_not_put_off_the_first_request_deadline(engine_factory) -> None:
@@ -116,8 +112,7 @@ def test_blank_lines_do_not_put_off_the_first_request_deadline(engine_factory) -
     sender = threading.Thread(target=blank_lines)
     sender.start()
     try:
-        reply = read_reply(s)
-        assert reply is not None and reply["error"]["code"] == "idle_timeout", reply
+        assert_cut_for_idling(s, "no first request")
     finally:
         stop.set()
         sender.join()
