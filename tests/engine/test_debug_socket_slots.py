@@ -91,7 +91,7 @@ def test_a_client_that_sends_nothing_is_cut_after_the_short_timeout(engine_facto
 
 
 def test_a_client_is_cut_when_idle_after_a_reply(engine_factory) -> None:
-    engine = engine_factory(extra="[debug_socket]\nidle_timeout_s = 0.3\n")
+    engine = engine_factory(extra="[debug_socket]\nidle_timeout_s = 0.3\nfirst_request_timeout_s = 300.0\n")
     with connect(engine.socket_path, timeout=30) as s:
         assert exchange(s, b'{"id": 1, "cmd": "help"}\n')["ok"]
         assert_cut_for_idling(s, "no request within 0.3 s of the last reply")

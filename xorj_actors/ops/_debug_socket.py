@@ -158,10 +158,10 @@ class DebugSocketServer:
     async def _converse(self, client: _Client, reader: asyncio.StreamReader, slot: Slot) -> None:
         """Requests and replies until the client leaves, idles too long or its slot is done."""
         s = self.settings
-        first = min(s.first_request_timeout_s, s.idle_timeout_s)
         # Blank lines are no request: they move neither the deadline nor the client's place in line.
-        deadline = time.monotonic() + first
-        waiting_for = f"no first request within {first:g} s of connecting (debug_socket.first_request_timeout_s)"
+        deadline = time.monotonic() + s.first_request_timeout_s
+        waiting_for = (f"no first request within {s.first_request_timeout_s:g} s of connecting "
+                       "(debug_socket.first_request_timeout_s)")
         while True:
             line: bytes | None
             try:
@@ -182,11 +182,13 @@ class DebugSocketServer:
                 continue
             self._slots.busy(client)
             reply = await self._handle(line)
-            if not await self._send(client.writer, reply) or slot is Slot.RESERVED:
-                return
+            # Idle from the reply on: marked before the client can read it, so its place in line
+            # is the order of the replies.
             self._slots.idle(client)
             deadline = time.monotonic() + s.idle_timeout_s
             waiting_for = f"no request within {s.idle_timeout_s:g} s of the last reply (debug_socket.idle_timeout_s)"
+            if not await self._send(client.writer, reply) or slot is Slot.RESERVED:
+                return
 
     def _evict(self, client: _Client) -> None:
         """Make room for a newcomer: tell ``client`` why, close it, end its task."""

@@ -20,7 +20,7 @@ class DebugSocketSettings:
     #: disconnected. Whatever it is, a client idle between requests is evicted when a newcomer
     #: finds every slot taken (see docs/DEBUG_SOCKET.md, "Connections").
     idle_timeout_s: float = 30.0
-    #: A new client must send its first request within this (or ``idle_timeout_s`` if shorter).
+    #: A new client must send its first request within this.
     first_request_timeout_s: float = 5.0
     #: Clients served at once; one more slot is kept for a single request when all of them run a
     #: command (each client runs one command at a time, on a thread of its own).
