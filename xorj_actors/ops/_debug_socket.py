@@ -143,8 +143,8 @@ class DebugSocketServer:
         try:
             if admission.slot is None:
                 await self._send(writer, _error(None, "busy", (
-                    f"all {self.settings.max_clients} client slots and the reserved one are running commands; "
-                    "try again")))
+                    f"all {self.settings.max_clients} client slots are running commands and the reserved one is "
+                    "taken; try again")))
                 return
             await self._converse(client, reader, admission.slot)
         except (ConnectionError, asyncio.CancelledError):
