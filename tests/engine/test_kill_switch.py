@@ -402,3 +402,15 @@ def test_secrets_in_free_text_are_masked_in_status_state_file_and_audit_log(engi
     wait_until(lambda: any(dt.get("what") == "recovery refused" for _, _, dt in audit_rows(engine)))
     entries = json.dumps([dt for _, a, dt in audit_rows(engine) if a == "kill_switch"])
     assert secret not in entries and "op ***" in entries
+
+
+def test_the_halt_entry_records_the_halt_time_and_its_transition(engine: Engine) -> None:
+    epoch = trigger(engine)
+    status = ks_status(engine)
+    def entries() -> list[dict]:
+        return [dt for t, a, dt in audit_rows(engine) if t == "HALT" and dt.get("what") == "triggered"]
+
+    wait_until(entries, what="the HALT entry committed (it is told, not waited for)")
+    (entry,) = entries()
+    assert entry["triggered_at"] == status.triggered_at
+    assert entry["transition"] == {"state": "TRIGGERED", "epoch": epoch, "factor": 1.0}

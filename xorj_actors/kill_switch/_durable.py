@@ -74,7 +74,10 @@ class DurableState:
     def _marked(self, details: dict[str, Any], state: PersistedState | None = None) -> dict[str, Any]:
         """An audit entry recording a transition: the start-up check reads these back."""
         p = self.persisted if state is None else state
-        return {**details, "epoch": p.epoch, "transition": {"state": p.state.value, "epoch": p.epoch, "factor": p.factor}}
+        marked = {**details, "epoch": p.epoch, "transition": {"state": p.state.value, "epoch": p.epoch, "factor": p.factor}}
+        if p.halted and p.triggered_at is not None:
+            marked["triggered_at"] = p.triggered_at  # when the board showed this halt (signers compare)
+        return marked
 
     def _persist(self, state: PersistedState | None = None) -> bool:
         """Write ``state`` (default: the current one). A halt the disk refuses is marked as not
