@@ -215,3 +215,10 @@ def test_the_halt_marker_is_written_through_the_descriptor_opened_at_start(tmp_p
     again.clear()
     again.close()
     assert HaltMarker(path).open() is None
+
+
+def test_a_fifo_in_place_of_the_state_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    path = tmp_path / "kill_switch.json"
+    os.mkfifo(path)
+    reading = StateFile(path, KEY).read()  # would block for ever on open() or read()
+    assert reading.present and reading.problem == "unreadable (not a regular file)"

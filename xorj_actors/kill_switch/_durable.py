@@ -63,13 +63,18 @@ class DurableState:
             self._record_durable(kind, self._marked(details, new))
         except Exception as exc:  # noqa: BLE001 - whatever failed, trading does not resume
             logger.critical("kill switch: {} not recorded in the audit log: {}", new.state.value, exc)
+            # A timed-out entry may still be committed: this one, told after it, comes after it.
+            self._not_completed(new)
             return f"the audit log did not take it: {type(exc).__name__}: {exc}"
         if not self._persist(new):
-            # The log now says `new`; say that it did not happen, so log and file agree again.
-            self._event("HALT", self._marked({"what": "transition not completed", "refused": new.state.value}))
+            self._not_completed(new)  # the log says `new`: say that it did not happen
             return f"the state file did not take it: {self.persist_error}"
         self._set(new)
         return None
+
+    def _not_completed(self, new: PersistedState) -> None:
+        """Record the state that holds after all, so log and file agree again."""
+        self._event("HALT", self._marked({"what": "transition not completed", "refused": new.state.value}))
 
     def _marked(self, details: dict[str, Any], state: PersistedState | None = None) -> dict[str, Any]:
         """An audit entry recording a transition: the start-up check reads these back."""

@@ -16,10 +16,12 @@ fixed-size record into blocks already allocated and an ``fsync``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -30,7 +32,7 @@ from loguru import logger
 from xorj_actors import strict_json
 from xorj_actors.kill_switch._state import PersistedState
 
-__all__ = ["FileReading", "HaltMarker", "STANDALONE_STATE_KEY", "StateFile", "derive_state_key"]
+__all__ = ["FileReading", "HaltMarker", "STANDALONE_STATE_KEY", "StateFile", "derive_state_key", "read_regular"]
 
 STATE_KEY_CONTEXT = b"xorj-actors/kill-switch/state/v1"
 #: Used only by a kill switch started without an engine (tests, benchmarks): it authenticates
@@ -43,6 +45,18 @@ MAX_FILE_BYTES = 256 * 1024
 def derive_state_key(audit_key: bytes) -> bytes:
     """The state file's HMAC key: HMAC-SHA256(audit key, "xorj-actors/kill-switch/state/v1")."""
     return hmac.new(audit_key, STATE_KEY_CONTEXT, hashlib.sha256).digest()
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file. Never blocks: a FIFO put in its place is
+    refused (OSError), not waited on, so the kill switch always starts."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -80,8 +94,7 @@ class StateFile:
     def read(self) -> FileReading:
         """Read and authenticate the file; never raises."""
         try:
-            with open(self.path, "rb") as f:
-                raw = f.read(MAX_FILE_BYTES + 1)
+            raw = read_regular(self.path, MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             return FileReading(present=False)
         except OSError as exc:
