@@ -14,6 +14,7 @@ from supervisors import ChildSpec, StartChild, WhichChildren
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover, nonce_digest
 from xorj_actors.messages import Halt, HaltMode, Resume, Trigger
+from xorj_actors.ops.ctl import render_status, request
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
 from tests.plugins.engine import authorise, ks_status, wait_until
@@ -374,6 +375,8 @@ def test_a_halt_the_state_file_refuses_is_kept_marked_retried_and_shown(engine: 
     wait_until(lambda: not ks_status(engine).durable, what="halt shown not durable")
     status = ks_status(engine)
     assert status.state == "TRIGGERED" and f"halt epoch {epoch} (TRIGGERED) NOT DURABLE" in status.persist_error
+    shown = render_status(request(engine.socket_path, "status"))  # what `ctl status` prints
+    assert f"PERSIST ERROR halt epoch {epoch} (TRIGGERED) NOT DURABLE, retrying" in shown
     marker = engine.data_dir / "kill_switch.json.halt"
     assert marker.read_text().strip().startswith(f"epoch {epoch} TRIGGERED")
     (state_file / "in-the-way").rmdir()
