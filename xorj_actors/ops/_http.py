@@ -2,11 +2,15 @@
 
 ``GET /health/live``, ``/health/ready``, ``/health/detailed`` follow Kubernetes probe semantics
 (200 or 503); ``GET /metrics`` is the Prometheus exposition. ``POST /kill-switch/activate`` and
-``POST /kill-switch/recover`` need an HMAC-SHA256 signature (see :func:`sign_request`) with a
-fresh timestamp and a nonce never seen before; every call to them is audited, refused or not.
-Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}`` and changes nothing.
-docs/openapi.yaml is the contract. The server runs on a thread and event loop of its own, so a
-busy actor pool cannot make the probes time out.
+``POST /kill-switch/recover`` need an HMAC-SHA256 signature (``_http_auth.py``) with a fresh
+timestamp and a nonce never seen before. Every call to them is audited: an authenticated one as
+one entry of its own (``HALT`` or ``RECOVERY``, a 500 included), an unauthenticated one only
+counted, one entry per source and window (``_http_refusals.py``), so a flood cannot fill the
+trail nor pass for a halt. Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}``
+and changes nothing; bodies are parsed by :mod:`xorj_actors.strict_json`. docs/openapi.yaml is
+the contract. The server runs on a thread and event loop of its own, so a busy actor pool cannot
+make the probes time out, behind a connection guard (``_http_guard.py``: head deadline,
+connection limits) so a flood of slow connections cannot exhaust descriptors or lock operators out.
 """
 
 from __future__ import annotations
