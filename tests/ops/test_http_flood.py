@@ -99,7 +99,10 @@ def test_slow_headers_are_closed_after_the_timeout_while_the_kill_switch_answers
     def all_closed() -> bool:
         open_ = [s for s in flood if not _closed(s)]
         for sock in open_:  # keep trickling: bytes must not extend the deadline
-            sock.send(b"a")
+            try:
+                sock.send(b"a")
+            except OSError:  # closed since it was looked at
+                pass
         return not open_
 
     wait_until(all_closed, timeout=30, what="every slow-header connection closed by the server")
@@ -109,6 +112,21 @@ def test_slow_headers_are_closed_after_the_timeout_while_the_kill_switch_answers
     assert tally.get("header timeout", 0) + tally.get("connection evicted", 0) == n, tally
     assert tally.get("header timeout", 0) >= n - 2, tally  # the operator's two connections evicted at most two
     assert all(k == "SECURITY_VIOLATION" for k, _ in refusal_audit(engine, 0))
+
+
+def test_an_idle_keep_alive_connection_is_closed_but_not_counted(engine_factory) -> None:
+    engine = _engine(engine_factory, header_timeout_s=0.5, refusal_window_s=0.2)
+    conn = http.client.HTTPConnection("127.0.0.1", _port(engine), timeout=10, source_address=(FLOOD, 0))
+    conn.request("GET", "/health/live")
+    assert conn.getresponse().read() == b'{"status": "ok"}'
+    assert conn.sock is not None
+    idle = conn.sock
+    wait_until(lambda: _closed(idle), what="the idle keep-alive connection closed")
+    conn.close()
+    slow = _connect(engine, FLOOD, SLOW_HEAD)  # a started head is counted
+    wait_until(lambda: _closed(slow), what="the slow head closed")
+    slow.close()
+    assert _tallied(engine, 1, FLOOD) == {"header timeout": 1}
 
 
 def test_the_per_ip_limit_evicts_a_slow_head_for_the_operators_connection(engine_factory) -> None:

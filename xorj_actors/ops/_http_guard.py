@@ -7,7 +7,8 @@ So the server's protocol factory is wrapped (:meth:`ConnectionGuard.protocol_fac
 guard decides, before aiohttp sees a byte:
 
 - a connection must complete a request head within ``header_timeout_s`` of opening or of its
-  previous answer; trickled bytes do not extend the deadline, and it is closed when it passes;
+  previous answer; trickled bytes do not extend the deadline, and it is closed when it passes
+  (counted as a refusal, unless it is a keep-alive connection that simply sent nothing more);
 - at ``max_connections_per_ip`` from one address, or ``max_connections`` in all, a new
   connection evicts the oldest connection of that scope that has no request in progress (slow
   headers, idle keep-alive); only when every one of them is serving a request is the new one
@@ -49,6 +50,10 @@ class _Conn:
     source: str
     #: Requests being served on it (more than one only when pipelined).
     busy: int = 0
+    #: Requests answered on it, and whether bytes came since the last one: an idle keep-alive
+    #: connection that expires is no refusal, a started head that never completes is.
+    served: int = 0
+    started: bool = False
     deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -111,6 +116,7 @@ class ConnectionGuard:
             yield
             return
         conn.busy += 1
+        conn.started = False
         if conn.deadline is not None:
             conn.deadline.cancel()
             conn.deadline = None
@@ -118,6 +124,7 @@ class ConnectionGuard:
             yield
         finally:
             conn.busy -= 1
+            conn.served += 1
             if not conn.busy and conn.transport in self._conns:
                 self._arm(conn)  # the next request's head is due within the same timeout
 
@@ -127,10 +134,21 @@ class ConnectionGuard:
         loop = asyncio.get_running_loop()
         conn.deadline = loop.call_later(self._header_timeout_s, self._expire, conn)
 
+    def received(self, transport: asyncio.BaseTransport | None) -> None:
+        """Bytes arrived: between requests, they start the next head."""
+        conn = self._conns.get(transport) if transport is not None else None
+        if conn is not None and not conn.busy:
+            conn.started = True
+
     def _expire(self, conn: _Conn) -> None:
         conn.deadline = None
-        if not conn.busy and conn.transport in self._conns:
-            self._drop(conn, "header timeout")
+        if conn.busy or conn.transport not in self._conns:
+            return
+        if conn.served and not conn.started:  # keep-alive idle: closed, not counted
+            self.closed(conn.transport)
+            conn.transport.close()
+            return
+        self._drop(conn, "header timeout")
 
     def _drop(self, conn: _Conn, kind: str) -> None:
         self.closed(conn.transport)
@@ -161,6 +179,7 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._inner is not None:
+            self._guard.received(self._transport)
             self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
