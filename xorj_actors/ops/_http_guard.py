@@ -68,9 +68,6 @@ class ConnectionGuard:
         self._conns: dict[asyncio.BaseTransport, _Conn] = {}  # oldest first
         self._per_source: Counter[str] = Counter()
 
-    def __len__(self) -> int:
-        return len(self._conns)
-
     def protocol_factory(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         """Wrap aiohttp's protocol factory: its protocol is made only for admitted connections."""
         return lambda: _Guarded(self, factory)
