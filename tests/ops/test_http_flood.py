@@ -90,7 +90,7 @@ def test_slow_headers_are_closed_after_the_timeout_while_the_kill_switch_answers
     )
     api = Api(engine)
     flood = [_connect(engine, FLOOD, SLOW_HEAD) for _ in range(n)]
-    # Every slot is taken by a slow head: the operator's connection evicts the oldest and is served.
+    # Every slot is taken by a slow head: the operator's connection evicts the one idle the longest and is served.
     assert api.get("/health/live").status == 200
     assert api.post(ACTIVATE, {"mode": "emergency", "reason": "flood"}).status == 202
     wait_until(lambda: ks_status(engine).complete, what="halt acked")
@@ -133,13 +133,30 @@ def test_the_per_ip_limit_evicts_a_slow_head_for_the_operators_connection(engine
     n = 8
     engine = _engine(engine_factory, header_timeout_s=300.0, max_connections_per_ip=n, refusal_window_s=0.2)
     flood = [_connect(engine, "127.0.0.1", SLOW_HEAD) for _ in range(n)]
-    # The same address as the flood: the limit is reached, the oldest slow head makes room.
+    # The same address as the flood: the limit is reached, the slow head idle the longest makes room.
     assert Api(engine).post(ACTIVATE, {"mode": "graceful"}).status == 202
     wait_until(lambda: any(_closed(s) for s in flood), what="a slow head evicted")
     assert sum(_closed(s) for s in flood) == 1
     for sock in flood:
         sock.close()
     assert _tallied(engine, 1, "127.0.0.1") == {"connection evicted": 1}
+
+
+def test_the_connection_evicted_is_the_one_idle_the_longest(engine_factory) -> None:
+    engine = _engine(engine_factory, header_timeout_s=300.0, max_connections_per_ip=2, refusal_window_s=0.2)
+    scraper = http.client.HTTPConnection("127.0.0.1", _port(engine), timeout=10, source_address=(FLOOD, 0))
+    scraper.connect()  # first in, but about to be served
+    slow = _connect(engine, FLOOD, SLOW_HEAD)
+    scraper.request("GET", "/health/live")
+    assert scraper.getresponse().read() == b'{"status": "ok"}'  # idle only from now
+    newcomer = _connect(engine, FLOOD, b"")
+    wait_until(lambda: _closed(slow), what="the slow head evicted")
+    assert scraper.sock is not None and not _closed(scraper.sock) and not _closed(newcomer)
+    scraper.request("GET", "/health/live")  # the scraper's keep-alive connection still serves
+    assert scraper.getresponse().status == 200
+    for sock in (slow, newcomer, scraper):
+        sock.close()
+    assert _tallied(engine, 1, FLOOD) == {"connection evicted": 1}
 
 
 def test_the_per_ip_limit_refuses_the_next_connection_when_every_one_is_busy(engine_factory) -> None:

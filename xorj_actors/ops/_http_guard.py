@@ -10,9 +10,9 @@ guard decides, before aiohttp sees a byte:
   previous answer; trickled bytes do not extend the deadline, and it is closed when it passes
   (counted as a refusal, unless it is a keep-alive connection that simply sent nothing more);
 - at ``max_connections_per_ip`` from one address, or ``max_connections`` in all, a new
-  connection evicts the oldest connection of that scope that has no request in progress (slow
-  headers, idle keep-alive); only when every one of them is serving a request is the new one
-  refused with a 503. So a flood of slow headers cannot lock an operator out even from the same
+  connection evicts the connection of that scope idle the longest (no request in progress: slow
+  headers, idle keep-alive), the debug socket's rule; only when every one of them is serving a
+  request is the new one refused with a 503. So a flood of slow headers cannot lock an operator out even from the same
   address, and descriptors stay bounded.
 
 "In progress" is marked by the application (:meth:`ConnectionGuard.serving`, from a middleware):
@@ -65,7 +65,9 @@ class ConnectionGuard:
         self._max_per_source = settings.max_connections_per_ip
         self._header_timeout_s = settings.header_timeout_s
         self._on_event = on_event
-        self._conns: dict[asyncio.BaseTransport, _Conn] = {}  # oldest first
+        #: Ordered by the start of their idleness (admission, or the end of their last request):
+        #: the first one not busy is the one idle the longest, as on the debug socket.
+        self._conns: dict[asyncio.BaseTransport, _Conn] = {}
         self._per_source: Counter[str] = Counter()
 
     def protocol_factory(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -123,6 +125,7 @@ class ConnectionGuard:
             conn.busy -= 1
             conn.served += 1
             if not conn.busy and conn.transport in self._conns:
+                self._conns[conn.transport] = self._conns.pop(conn.transport)  # idle from now: last in line
                 self._arm(conn)  # the next request's head is due within the same timeout
 
     def _arm(self, conn: _Conn) -> None:

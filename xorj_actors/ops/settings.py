@@ -76,8 +76,8 @@ class HttpSettings:
     header_timeout_s: float = 10.0
     #: A kill-switch request must deliver its whole body within this long of its head: else 408.
     body_timeout_s: float = 10.0
-    #: Open connections in all. When full, a new one evicts the oldest connection that has no
-    #: request in progress (slow headers, idle keep-alive); only if none has, it is refused (503).
+    #: Open connections in all. When full, a new one evicts the connection idle the longest (no
+    #: request in progress: slow headers, idle keep-alive); only if none is, it is refused (503).
     max_connections: int = 256
     #: Open connections from one client address, with the same eviction when full.
     max_connections_per_ip: int = 32
