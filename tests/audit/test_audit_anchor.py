@@ -246,7 +246,7 @@ def test_cli_verify_with_unreachable_anchors_is_a_clear_error(data_dir, audit_ke
     fill(AuditSettings(), data_dir, 2)
     config = tmp_path / "c.toml"
     config.write_text(
-        '[engine]\nenvironment = "production"\n[audit.anchor]\nenabled = true\n'
+        '[engine]\nenvironment = "production"\n[execution]\nenabled = false\n[audit.anchor]\nenabled = true\n'
         f'endpoint_url = "http://127.0.0.1:{free_port()}"\n'  # nothing listens there
     )
     assert run_cli(["verify", "--config", str(config), "--data-dir", str(data_dir)]) == 2
@@ -300,3 +300,23 @@ def test_recover_refuses_a_tampered_local_log(audit_settings, anchor_settings, d
         assert raw_sql("SELECT COUNT(*) FROM {t}") == [(5,)]
     finally:
         store.close()
+
+
+def test_the_engine_anchors_its_log_when_anchoring_is_enabled(engine_factory, anchor_settings, audit_key, tmp_path,
+                                                              capsys):
+    """[audit.anchor] enabled used to be read by the CLI only: a running engine never anchored."""
+    a = anchor_settings
+    section = (f'[audit.anchor]\nenabled = true\nendpoint_url = "{a.endpoint_url}"\nbucket = "{a.bucket}"\n'
+               'interval_s = 0.2\nretention_days = 1\n')
+    engine = engine_factory(vaults=1, extra=section)
+    client = s3_client(a)
+    deadline = time.monotonic() + 20
+    while not list_anchors(client, a):
+        assert time.monotonic() < deadline, "the engine wrote no anchor within 20 s"
+        time.sleep(0.1)
+    assert engine.stop(timeout=10) == []
+    config = tmp_path / "c.toml"
+    config.write_text(section)
+    capsys.readouterr()
+    assert run_cli(["verify", "--config", str(config), "--data-dir", str(engine.data_dir)]) == 0
+    assert "every entry is anchored" in capsys.readouterr().out  # the last anchor was written at stop

@@ -170,7 +170,9 @@ def test_verify_with_the_wrong_key_fails_at_the_first_entry(data_dir, audit_key)
 
 def write_config(settings: AuditSettings, path: Path) -> Path:
     """A TOML config selecting ``settings``' backend (the fields the tests change)."""
-    lines = ["[engine]", 'environment = "production"', "[audit]", f'backend = "{settings.backend}"']
+    # No trading: a production config that trades must name its mints (tests/ops/test_check_cli.py).
+    lines = ["[engine]", 'environment = "production"', "[execution]", "enabled = false",
+             "[audit]", f'backend = "{settings.backend}"']
     if settings.backend == "postgres":
         pg = settings.postgres
         lines += ["[audit.postgres]", f'host = "{pg.host}"', f"port = {pg.port}", f'database = "{pg.database}"',
