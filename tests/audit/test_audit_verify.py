@@ -212,7 +212,7 @@ def rewrite_with_key(raw_sql, key: bytes, entries: list) -> None:
         prev = h
 
 
-@pytest.mark.parametrize("tamper", ["delete the last 3 rows", "rewrite with the key"])
+@pytest.mark.parametrize("tamper", ["delete the last 3 rows", "delete every row", "rewrite with the key"])
 def test_without_anchors_verify_says_truncation_and_rewrites_cannot_be_detected(
     audit_settings, data_dir, audit_key, raw_sql, tmp_path, capsys, tamper
 ):
@@ -220,6 +220,8 @@ def test_without_anchors_verify_says_truncation_and_rewrites_cannot_be_detected(
     entries = fill(audit_settings, data_dir)
     if tamper == "delete the last 3 rows":
         raw_sql("DELETE FROM {t} WHERE sequence > ?", ENTRIES - 3)
+    elif tamper == "delete every row":
+        raw_sql("DELETE FROM {t}")
     else:
         rewrite_with_key(raw_sql, audit_key, [entries[0], entries[2], entries[1], *entries[3:]])
     common = ["--config", str(write_config(audit_settings, tmp_path / "c.toml")), "--data-dir", str(data_dir)]

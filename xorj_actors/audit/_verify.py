@@ -75,6 +75,8 @@ class VerifyResult:
     anchored_timestamp: str = ""
     #: The anchor the log disagrees with (a rewrite with the key, or a cut tail), if that broke it.
     disputed_anchor: AnchorHead | None = None
+    #: Whether anchors were asked at all (a list, even empty); if not, nothing is anchored.
+    anchors_consulted: bool = False
 
     @property
     def unanchored(self) -> int:
@@ -85,7 +87,7 @@ class VerifyResult:
     def verdict(self) -> Verdict:
         if not self.ok:
             return Verdict.BROKEN
-        return Verdict.UNANCHORED if self.unanchored else Verdict.OK
+        return Verdict.UNANCHORED if self.unanchored or not self.anchors_consulted else Verdict.OK
 
     def describe(self, no_anchor_why: str = "no anchor was consulted") -> str:
         """One line for an operator; ``no_anchor_why`` says why no anchor covers the log, if none does."""
@@ -93,7 +95,7 @@ class VerifyResult:
             return f"BROKEN at entry {self.broken_sequence}: {self.reason}"
         head = f"{self.entries} entries, head {self.head_sequence} {self.head_hash}"
         undetectable = "a truncated tail or a rewrite with the audit key cannot be detected"
-        if self.anchored_sequence == 0 and self.unanchored:
+        if not self.anchors_consulted or (self.anchored_sequence == 0 and self.unanchored):
             return f"UNANCHORED: {head}; chain and HMACs intact, but no anchor covers the log ({no_anchor_why}): {undetectable}"
         reach = f"{self.anchors_checked} anchors matched, the last reaches entry {self.anchored_sequence} ({self.anchored_timestamp})"
         if self.unanchored:
@@ -108,7 +110,7 @@ def verify_rows(
     rows: Iterable[tuple],
     key: bytes,
     *,
-    anchors: Sequence[AnchorHead] = (),
+    anchors: Sequence[AnchorHead] | None = None,
     start_sequence: int = 0,
     start_hash: str = GENESIS_HASH,
     lookup: Callable[[list[tuple]], RowLookup] | None = None,
@@ -116,7 +118,7 @@ def verify_rows(
     """Verify raw rows (``COLUMNS`` order, by sequence) that continue the chain at ``start_*``.
 
     Every anchored head must match the row at its sequence, and the rows must reach the newest
-    anchor (else the tail was truncated). ``lookup`` builds the :class:`RowLookup` a diagnosis
+    anchor (else the tail was truncated). ``anchors=None``: not consulted (nothing is anchored). ``lookup`` builds the :class:`RowLookup` a diagnosis
     searches, from the rows read past the break (default: those rows only).
     """
     expected_seq = start_sequence + 1
@@ -127,10 +129,11 @@ def verify_rows(
 
     def broken(at: int, reason: str, disputed: AnchorHead | None = None) -> VerifyResult:
         return VerifyResult(False, count, expected_seq - 1, prev_hex, checked, at, reason,
-                            anchored_seq, anchored_ts, disputed)
+                            anchored_seq, anchored_ts, disputed, consulted)
 
+    consulted = anchors is not None
     anchored = {}
-    for a in anchors:
+    for a in anchors or ():
         if chain_hmac(key, a.hash) != a.hmac:
             return broken(a.sequence, f"anchor {a.source or a.sequence}: its HMAC does not verify with the audit key")
         anchored[a.sequence] = a
@@ -161,7 +164,7 @@ def verify_rows(
         return broken(last + 1, f"truncated tail: the log ends at entry {last} but entry {newest.sequence} "
                                 f"was anchored ({newest.source or newest.hash})", disputed)
     return VerifyResult(True, count, last, prev_hex, checked, anchored_sequence=anchored_seq,
-                        anchored_timestamp=anchored_ts)
+                        anchored_timestamp=anchored_ts, anchors_consulted=consulted)
 
 
 def _against_segment(
@@ -257,12 +260,13 @@ def _verify_parallel(store: Store, key: bytes, anchors: Sequence[AnchorHead], la
 def verify_store(
     store: Store,
     key: bytes,
-    anchors: Sequence[AnchorHead] = (),
+    anchors: Sequence[AnchorHead] | None = None,
     *,
     workers: int | None = None,
     segments: SegmentReader | None = None,
 ) -> VerifyResult:
-    """Verify the whole log in ``store`` (and against ``anchors``), streaming it in batches.
+    """Verify the whole log in ``store`` (and against ``anchors``; ``None``: not consulted), streaming
+    it in batches.
 
     A large log is split into contiguous ranges verified by ``workers`` processes (default: one
     per CPU, at most 4); the ranges must link up. Any failure is re-verified in one pass, so the
@@ -276,14 +280,14 @@ def verify_store(
         head is not None
         and workers > 1
         and head.sequence >= PARALLEL_MIN_ENTRIES
-        and all(a.sequence <= head.sequence for a in anchors)
-        and _verify_parallel(store, key, anchors, head.sequence, workers)
+        and all(a.sequence <= head.sequence for a in anchors or ())
+        and _verify_parallel(store, key, anchors or (), head.sequence, workers)
     ):
-        newest = max((a.sequence for a in anchors), default=0)
+        newest = max((a.sequence for a in anchors or ()), default=0)
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
-        return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors),
-                            anchored_sequence=newest, anchored_timestamp=stamp)
+        return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
+                            anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
     result = verify_rows(iter_rows(store), key, anchors=anchors, lookup=lambda _following: StoreLookup(store))
-    if result.disputed_anchor is not None and segments is not None:
+    if result.disputed_anchor is not None and anchors and segments is not None:
         return _against_segment(store, result, anchors, segments)
     return result

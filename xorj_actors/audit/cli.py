@@ -85,7 +85,8 @@ def _verify(store: Any, key: bytes, anchor: Any, no_anchors: bool) -> int:
     from xorj_actors.audit._anchor import list_anchors, read_segment, s3_client
     from xorj_actors.audit._verify import Verdict, verify_store
 
-    anchors, segments = [], None
+    anchors: list[Any] | None = None  # None: not consulted
+    segments = None
     if no_anchors:
         why = "--no-anchors: the anchors were not consulted"
     elif not anchor.enabled:
