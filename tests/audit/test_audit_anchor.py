@@ -101,18 +101,21 @@ def _verify_with_segments(store, key, settings):
     [
         # 1-based original entries, in their new order; the chain is recomputed with the key.
         ([1, 2, 3, 4, 8, 6, 7, 5, 9, 10], 5, "rows swapped: entries 5 and 8 were exchanged and the chain recomputed"),
+        ([1, 15, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 2, 16], 2, "rows swapped: entries 2 and 15 were exchanged"),
         ([1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 10, 12, 13], 10, "rows swapped: entries 10 and 11 were exchanged"),
         ([1, 2, 3, 5, 6, 7, 8, 9, 10], 4, "deleted row: anchored entries 4..4 are missing, later rows renumbered"),
         ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13], 12, "deleted row: anchored entries 12..12 are missing"),
         ([1, 2, 3, 7, 4, 5, 6, 8, 9, 10], 4, "rows reordered: entry 4 holds the anchored entry 7"),
     ],
-    ids=["swap-5-8", "swap-across-the-anchor-at-10", "delete-4", "delete-12-in-the-second-segment", "move-7-to-4"],
+    ids=["swap-5-8", "swap-2-15-three-segments-apart", "swap-across-the-anchor-at-10", "delete-4", "delete-12-in-the-second-segment", "move-7-to-4"],
 )
 def test_a_rewrite_with_the_key_is_named_at_its_first_entry(anchored, anchor_settings, audit_settings, data_dir,
                                                             audit_key, raw_sql, order, broken, reason):
     entries, store, client = anchored
-    entries = entries + fill(audit_settings, data_dir, 3)  # 11..13, anchored as a second segment
-    Anchorer(anchor_settings, store, audit_key, client).anchor_now()
+    anchorer = Anchorer(anchor_settings, store, audit_key, client)
+    for _ in range(2):  # 11..13 and 14..16, anchored as a second and a third segment
+        entries = entries + fill(audit_settings, data_dir, 3)
+        anchorer.anchor_now()
     rewrite_with_key(raw_sql, audit_key, [entries[i - 1] for i in order])
     assert verify_store(store, audit_key).ok  # locally perfect
     result = _verify_with_segments(store, audit_key, anchor_settings)

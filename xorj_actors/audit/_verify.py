@@ -118,8 +118,9 @@ def verify_rows(
     """Verify raw rows (``COLUMNS`` order, by sequence) that continue the chain at ``start_*``.
 
     Every anchored head must match the row at its sequence, and the rows must reach the newest
-    anchor (else the tail was truncated). ``anchors=None``: not consulted (nothing is anchored). ``lookup`` builds the :class:`RowLookup` a diagnosis
-    searches, from the rows read past the break (default: those rows only).
+    anchor (else the tail was truncated); ``anchors=None``: not consulted (nothing is anchored).
+    ``lookup`` builds the :class:`RowLookup` a diagnosis searches, from the rows read past the
+    break (default: those rows only).
     """
     expected_seq = start_sequence + 1
     prev_hex = start_hash
@@ -177,33 +178,39 @@ def _against_segment(
     assert disputed is not None
     ordered = sorted(anchors, key=lambda a: a.sequence)
     after = max((a.sequence for a in ordered if a.sequence < disputed.sequence), default=0)
-    try:
-        segment = [e for e in read_segment(disputed) if e.sequence > after]
-        diff = first_difference(iter_rows(store, after=after, until=disputed.sequence), segment)
-        if diff is None:
-            return result
-        anchored_ids = {e.id: e.sequence for e in segment}
-        later = [a for a in ordered if a.sequence > disputed.sequence][:1]  # a swap may reach the next segment
-        for a in later:
-            anchored_ids.update((e.id, e.sequence) for e in read_segment(a))
-    except Exception as exc:  # noqa: BLE001 - S3 errors are many types; the coarse answer stands
-        return replace(result, reason=f"{result.reason} (the anchored segment could not be read: {exc})")
-    entry, row = diff
+    later = iter([a for a in ordered if a.sequence > disputed.sequence])
+    anchored_ids: dict[str, int] = {}
+
+    def anchored_position(entry_id: str) -> int | None:
+        # A moved entry may come from a later segment: read them one by one until it is found.
+        while entry_id not in anchored_ids and (more := next(later, None)) is not None:
+            anchored_ids.update((e.id, e.sequence) for e in read_segment(more))
+        return anchored_ids.get(entry_id)
+
     lookup = StoreLookup(store)
 
     def local_position(entry_id: str) -> int | None:
         found = lookup.with_id(entry_id)
         return None if found is None else found[1]
 
-    reason = diagnose_rewrite(entry, row, local_position, anchored_ids.get, disputed.source or disputed.hash,
-                              ordered[-1].sequence)
-    before = next((e for e in segment if e.sequence == entry.sequence - 1), None)
+    try:
+        segment = [e for e in read_segment(disputed) if e.sequence > after]
+        diff = first_difference(iter_rows(store, after=after, until=disputed.sequence), segment)
+        if diff is None:
+            return result
+        anchored_ids.update((e.id, e.sequence) for e in segment)
+        entry, row = diff
+        reason = diagnose_rewrite(entry, row, local_position, anchored_position, disputed.source or disputed.hash,
+                                  ordered[-1].sequence)
+    except Exception as exc:  # noqa: BLE001 - S3 errors are many types; the coarse answer stands
+        return replace(result, reason=f"{result.reason} (the anchored segment could not be read: {exc})")
+    before = next((e.hash for e in segment if e.sequence == entry.sequence - 1), None)
     checked = sum(1 for a in ordered if a.sequence < entry.sequence)
     return replace(
         result,
         entries=entry.sequence - 1,
         head_sequence=entry.sequence - 1,
-        head_hash=before.hash if before is not None else result.head_hash,
+        head_hash=before or next((a.hash for a in ordered if a.sequence == after), GENESIS_HASH),
         anchors_checked=checked,
         broken_sequence=entry.sequence,
         reason=reason,
