@@ -107,7 +107,8 @@ def _verify_with_segments(store, key, settings):
         ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13], 12, "deleted row: anchored entries 12..12 are missing"),
         ([1, 2, 3, 7, 4, 5, 6, 8, 9, 10], 4, "rows reordered: entry 4 holds the anchored entry 7"),
     ],
-    ids=["swap-5-8", "swap-2-15-three-segments-apart", "swap-across-the-anchor-at-10", "delete-4", "delete-12-in-the-second-segment", "move-7-to-4"],
+    ids=["swap-5-8", "swap-2-15-three-segments-apart", "swap-across-the-anchor-at-10", "delete-4",
+         "delete-12-in-the-second-segment", "move-7-to-4"],
 )
 def test_a_rewrite_with_the_key_is_named_at_its_first_entry(anchored, anchor_settings, audit_settings, data_dir,
                                                             audit_key, raw_sql, order, broken, reason):

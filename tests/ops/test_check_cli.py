@@ -146,8 +146,10 @@ def test_anchoring_check_probes_the_bucket_and_its_object_lock(tmp_path, anchor_
 @pytest.mark.parametrize(
     ("config", "named"),
     [
-        (PRODUCTION + "[kill_switch]\nrecovery_threshold = 1\n", "kill_switch.recovery_threshold: 1 is refused in production"),
-        ('[engine]\nenvironment = "production"\n', "tokens[0].mint, tokens[1].mint, tokens[2].mint, tokens[3].mint: required"),
+        (PRODUCTION + "[kill_switch]\nrecovery_threshold = 1\n",
+         "kill_switch.recovery_threshold: 1 is refused in production"),
+        ('[engine]\nenvironment = "production"\n',
+         "tokens[0].mint, tokens[1].mint, tokens[2].mint, tokens[3].mint: required"),
     ],
     ids=["recovery_threshold=1", "derived-mints"],
 )

@@ -146,7 +146,8 @@ def diagnose_rewrite(
     seq = anchored.sequence
     where = f"the anchors ({source}) prove it"
     if row is None:
-        return f"truncated tail: the log ends at entry {seq - 1} but entry {newest} was anchored (entry {seq} is in {source})"
+        return (f"truncated tail: the log ends at entry {seq - 1} but entry {newest} was anchored "
+                f"(entry {seq} is in {source})")
     if row[0] == anchored.id:
         changed = [c for c, a, b in zip(COLUMNS, anchored.row(), row) if c in _CONTENT and a != b]
         what = ", ".join(changed) + " changed" if changed else "its chain hash differs"
@@ -159,7 +160,8 @@ def diagnose_rewrite(
         return (f"deleted row: anchored entries {seq}..{was_at - 1} are missing, later rows renumbered and "
                 f"the chain recomputed ({where})")
     if now_at is None:
-        return f"log rewritten with the audit key: anchored entry {seq} is gone, replaced by an entry the anchors do not hold ({where})"
+        return (f"log rewritten with the audit key: anchored entry {seq} is gone, replaced by an entry the "
+                f"anchors do not hold ({where})")
     if was_at is None:
         return (f"inserted row: entry {seq} is not in the anchors; the anchored entry {seq} is now entry {now_at} "
                 f"and the chain was recomputed ({where})")

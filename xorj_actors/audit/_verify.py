@@ -96,8 +96,10 @@ class VerifyResult:
         head = f"{self.entries} entries, head {self.head_sequence} {self.head_hash}"
         undetectable = "a truncated tail or a rewrite with the audit key cannot be detected"
         if not self.anchors_consulted or (self.anchored_sequence == 0 and self.unanchored):
-            return f"UNANCHORED: {head}; chain and HMACs intact, but no anchor covers the log ({no_anchor_why}): {undetectable}"
-        reach = f"{self.anchors_checked} anchors matched, the last reaches entry {self.anchored_sequence} ({self.anchored_timestamp})"
+            return (f"UNANCHORED: {head}; chain and HMACs intact, but no anchor covers the log ({no_anchor_why}): "
+                    f"{undetectable}")
+        reach = (f"{self.anchors_checked} anchors matched, the last reaches entry {self.anchored_sequence} "
+                 f"({self.anchored_timestamp})")
         if self.unanchored:
             return (f"UNANCHORED: {head}; chain and HMACs intact; {reach}; entries {self.anchored_sequence + 1}.."
                     f"{self.head_sequence} ({self.unanchored}) are not anchored: there {undetectable}")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xorj_actors.audit._store import Store
+    from xorj_actors.audit._verify import AnchorHead, SegmentReader
+    from xorj_actors.audit.settings import AnchorSettings
 
 _COMMANDS = ("verify", "tail", "show", "export", "anchor", "recover")
 
@@ -80,13 +86,13 @@ def _line(e: Any) -> str:
     return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
-def _verify(store: Any, key: bytes, anchor: Any, no_anchors: bool) -> int:
+def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool) -> int:
     """``audit verify``: print the verdict (OK, UNANCHORED, BROKEN) and return its exit code."""
     from xorj_actors.audit._anchor import list_anchors, read_segment, s3_client
     from xorj_actors.audit._verify import Verdict, verify_store
 
-    anchors: list[Any] | None = None  # None: not consulted
-    segments = None
+    anchors: list[AnchorHead] | None = None  # None: not consulted
+    segments: SegmentReader | None = None
     if no_anchors:
         why = "--no-anchors: the anchors were not consulted"
     elif not anchor.enabled:
@@ -94,7 +100,7 @@ def _verify(store: Any, key: bytes, anchor: Any, no_anchors: bool) -> int:
     else:
         client = s3_client(anchor)
         anchors = list_anchors(client, anchor)
-        segments = lambda head: read_segment(client, anchor, head)  # noqa: E731
+        segments = functools.partial(read_segment, client, anchor)
         why = f"no anchor in s3://{anchor.bucket}/{anchor.prefix} yet"
     result = verify_store(store, key, anchors, segments=segments)
     verdict = result.verdict
