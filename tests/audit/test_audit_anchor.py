@@ -324,3 +324,12 @@ def test_the_engine_anchors_its_log_when_anchoring_is_enabled(engine_factory, an
     capsys.readouterr()
     assert run_cli(["verify", "--config", str(config), "--data-dir", str(engine.data_dir)]) == 0
     assert "every entry is anchored" in capsys.readouterr().out  # the last anchor was written at stop
+
+
+def test_parallel_verify_reports_how_far_the_anchors_reach(anchored, anchor_settings, audit_key, monkeypatch):
+    from xorj_actors.audit import _verify
+
+    entries, store, client = anchored
+    monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
+    result = verify_store(store, audit_key, list_anchors(client, anchor_settings), workers=2)
+    assert result.verdict == "OK" and (result.anchored_sequence, result.anchored_timestamp) == (10, entries[-1].timestamp)

@@ -159,6 +159,11 @@ class Audit(Participant):
     def _start_anchoring(self) -> None:
         """With ``[audit.anchor] enabled``: archive the head every ``interval_s`` (docs/AUDIT.md)."""
         anchor = self.settings.anchor
+        if not anchor.enabled and self.environment == "production":
+            logger.warning(
+                "AUDIT ANCHORING IS DISABLED ([audit.anchor] enabled = false): a truncated tail or a rewrite of the"
+                " audit log with its key cannot be detected; `xorj-actors check` fails this config"
+            )
         if not anchor.enabled or self.anchorer is not None:
             return
         try:
