@@ -417,3 +417,27 @@ def test_the_halt_entry_records_the_halt_time_and_its_transition(engine: Engine)
     (entry,) = entries()
     assert entry["triggered_at"] == status.triggered_at
     assert entry["transition"] == {"state": "TRIGGERED", "epoch": epoch, "factor": 1.0}
+
+
+def test_an_edited_kill_switch_entry_in_the_audit_log_means_halted(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    first = engine_factory(data_dir=d)
+    epoch = trigger(first)
+    assert recover(first, **authorise(epoch)).accepted
+    wait_until(lambda: ks_status(first).state == "ARMED", what="armed")
+    first.stop()
+    db = sqlite3.connect(d / "audit.db")
+    with db:  # the RECOVERY entry now names another operator: its hash no longer recomputes
+        db.execute("UPDATE audit_entries SET details = replace(details, '\"test\"', '\"mallory\"') WHERE event_type = 'RECOVERY'")
+    db.close()
+    second = engine_factory(data_dir=d)
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and "cannot be trusted" in status.reason and "does not verify" in status.reason
+
+
+def test_a_restarted_kill_switch_in_a_quiet_engine_stays_armed(engine: Engine) -> None:
+    old = engine.runtime.whereis(KILL_SWITCH_NAME)
+    old.stop(timeout=2)
+    wait_until(lambda: engine.runtime.whereis(KILL_SWITCH_NAME) not in (None, old), what="kill switch restarted")
+    status = ks_status(engine)
+    assert status.state == "ARMED" and status.epoch == 0, status.reason
