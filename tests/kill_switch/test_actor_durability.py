@@ -15,7 +15,7 @@ from typing import Any
 from supervisors import Runtime
 from tests.helpers import wait_until
 from tests.plugins.engine import RECOVERY_KEYS, authorise
-from xorj_actors.kill_switch import GetStatus, HaltBoard, KillSwitch, KillSwitchSettings, Recover
+from xorj_actors.kill_switch import GetStatus, HaltBoard, HaltStatus, KillSwitch, KillSwitchSettings, Recover
 from xorj_actors.messages import HaltMode, Trigger
 
 
@@ -73,3 +73,24 @@ def test_a_recovery_the_audit_log_refuses_changes_nothing(runtime: Runtime, tmp_
     assert not outcome.accepted and "audit log did not take it" in outcome.reason
     assert board.status.halted and (tmp_path / "kill_switch.json").read_text() == before
     assert json.loads(before)["state"] == "TRIGGERED"
+
+
+def test_a_kill_switch_that_dies_between_publishing_a_halt_and_writing_it_restarts_halted(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The supervisor's restart must not read the older ARMED file and undo the published halt.
+
+    The crash is staged: the first kill switch is stopped while ARMED, and the board is then made
+    to show what it would have published just before dying (the halt of epoch 1, not yet written).
+    """
+    board = HaltBoard()
+    first = KillSwitch.start(KillSwitchSettings(), tmp_path, board, environ={})
+    wait_until(lambda: board.status.state == "ARMED", what="armed")
+    first.stop()
+    board.publish(HaltStatus(state="TRIGGERED", epoch=1, halted=True, factor=0.0))
+    assert json.loads((tmp_path / "kill_switch.json").read_text())["state"] == "ARMED"
+    second = KillSwitch.start(KillSwitchSettings(), tmp_path, board, environ={})
+    status = second.ask(GetStatus(), timeout=5)
+    assert status.state == "TRIGGERED" and status.epoch == 2, status
+    assert "epoch 1 was in force" in status.reason
+    assert board.status.halted and board.status.epoch == 2

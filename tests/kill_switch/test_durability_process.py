@@ -19,7 +19,7 @@ from tests.plugins.engine import wait_until
 
 @pytest.mark.parametrize(
     "content",
-    [b"\xff", b"[" * 30_000],  # more contents: tests/kill_switch/test_startup.py, without a process
+    [b"\xff", b"[" * 30_000],  # more contents: tests/kill_switch/test_start_decision.py, without a process
     ids=["0xff", "deep"],
 )
 def test_unreadable_state_file_content_starts_triggered_and_ctl_answers(spawn, config_file, tmp_path, content) -> None:

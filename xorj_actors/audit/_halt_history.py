@@ -1,7 +1,7 @@
 """The kill switch's history in the audit log, read back for its start-up check.
 
 At every start the kill switch compares its state file with the last transition it recorded
-here (``xorj_actors.kill_switch._startup``). :func:`read_halt_history` reads the kill switch's
+here (``xorj_actors.kill_switch._start_decision``). :func:`read_halt_history` reads the kill switch's
 entries, each one's hash and HMAC checked (an entry that does not verify means the history
 cannot be trusted, which the kill switch reads as halted), and sums them up as a
 :class:`~xorj_actors.kill_switch.HaltHistory`. :func:`append_durable` is how the engine records

@@ -18,7 +18,7 @@ from xorj_actors.kill_switch._flatten import (
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._persistence import FileReading, HaltMarker, StateFile, derive_state_key
-from xorj_actors.kill_switch._recovery import (
+from xorj_actors.kill_switch._recovery_keys import (
     RecoveryRefused,
     RecoveryVerifier,
     load_recovery_keys,
@@ -26,7 +26,7 @@ from xorj_actors.kill_switch._recovery import (
     recovery_payload,
     sign_recovery,
 )
-from xorj_actors.kill_switch._startup import HaltHistory, StartDecision, Transition, decide, env_halt_request
+from xorj_actors.kill_switch._start_decision import HaltHistory, StartDecision, Transition, decide, env_halt_request
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 

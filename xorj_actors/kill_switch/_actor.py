@@ -2,7 +2,7 @@
 
 The actor is the one place that moves the state machine: ``_tighten`` (a halt: published at once,
 written after the broadcast) and ``_loosen`` (trading becomes possible: durable in the audit log,
-then in the state file, then published). Beside it: the start-up decision (``_startup``, pure),
+then in the state file, then published). Beside it: the start-up decision (``_start_decision``, pure),
 the state file and the halt marker (``_persistence``), the ack bookkeeping (``_acks``), the kill
 file (``_kill_file``), its messages (``_messages``), and, mixed into the actor, its recovery side
 (``_recovering``) and its flatten side (``_reducing``; the flatten's rules are in ``_flatten``).
@@ -35,10 +35,10 @@ from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._durable import DurableState, _RetryPersist, redact_deep
 from xorj_actors.kill_switch._persistence import STANDALONE_STATE_KEY, HaltMarker, StateFile
 from xorj_actors.kill_switch._recovering import RecoveringMode, _RestartStep
-from xorj_actors.kill_switch._recovery import RecoveryVerifier, load_recovery_keys
+from xorj_actors.kill_switch._recovery_keys import RecoveryVerifier, load_recovery_keys
 from xorj_actors.kill_switch._reducing import ReducingMode, _FlattenDeadline
 from xorj_actors.kill_switch._starting import StartingUp, first_start_failed
-from xorj_actors.kill_switch._startup import HaltHistory, env_halt_request
+from xorj_actors.kill_switch._start_decision import HaltHistory, env_halt_request
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, check_transition
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import REASON_LIMIT
@@ -74,7 +74,7 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         on_event_durable: like ``on_event``, but returns only once the entry is durable and
             raises if it cannot be: a resume is recorded with it before it happens. None (no
             engine: tests, benchmarks): ``on_event``.
-        history: reads the audit log's kill-switch history at every start (``_startup``). None
+        history: reads the audit log's kill-switch history at every start (``_start_decision``). None
             (no engine): the authenticated state file alone decides.
         state_key: the state file's HMAC key (the engine derives it from the audit key). None (no
             engine): a fixed key that authenticates nothing.

@@ -6,7 +6,7 @@ the state key from the audit HMAC key with domain separation (:func:`derive_stat
 operator manages no extra secret, and whoever can forge the file can forge the audit log anyway.
 
 Reading never raises: anything short of a well-formed, authentic file is a :class:`FileReading`
-with a ``problem``, and the start-up decision (``_startup``) turns that into a halt.
+with a ``problem``, and the start-up decision (``_start_decision``) turns that into a halt.
 
 The halt marker (``<state file>.halt``) covers the window in which a halt is decided but the
 state file cannot be written (the disk refuses, the process is out of descriptors): it is opened

@@ -1,7 +1,7 @@
 """Recovery: the kill switch's side of an authorised resume and the gradual restart after it.
 
 A mixin of :class:`~xorj_actors.kill_switch._actor.KillSwitch` (as ``_reducing`` is): it checks a
-:class:`Recover` (``_recovery.RecoveryVerifier``), then loosens the state through the actor's
+:class:`Recover` (``_recovery_keys.RecoveryVerifier``), then loosens the state through the actor's
 ``_loosen``: the RECOVERY entry is durable in the audit log before the state file says
 RECOVERY_PENDING or ARMED, so the log never lags a resume. Each restart step loosens the same way.
 """
@@ -18,7 +18,7 @@ from supervisors import ControlMessage
 from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._kill_file import KillFile
 from xorj_actors.kill_switch._messages import Recover, RecoveryOutcome
-from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, nonce_digest
+from xorj_actors.kill_switch._recovery_keys import RecoveryRefused, RecoveryVerifier, nonce_digest
 from xorj_actors.kill_switch._state import MAX_NONCES, KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import OPERATOR_LIMIT

@@ -1,7 +1,7 @@
 """The kill switch's start: the marker, the state file and the audit log read, and decided on.
 
 A mixin of :class:`~xorj_actors.kill_switch._actor.KillSwitch`; the decision itself is the pure
-``_startup.decide``. A first start is recorded durably (audit log, then state file) before
+``_start_decision.decide``. A first start is recorded durably (audit log, then state file) before
 anything may trade; if it cannot be, the kill switch starts halted.
 """
 
@@ -12,8 +12,9 @@ from dataclasses import replace
 
 from loguru import logger
 
+from xorj_actors.kill_switch._board import STARTING, HaltBoard
 from xorj_actors.kill_switch._persistence import HaltMarker, StateFile
-from xorj_actors.kill_switch._startup import HaltHistory, StartDecision, decide
+from xorj_actors.kill_switch._start_decision import HaltHistory, StartDecision, decide
 from xorj_actors.kill_switch._state import KillSwitchState, PersistedState
 from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode
@@ -29,9 +30,10 @@ class StartingUp:
     marker_set: bool
     persist_error: str | None
     history: Callable[[], HaltHistory] | None
+    board: HaltBoard
 
     def _decide_start(self) -> StartDecision:
-        """Read the marker, the state file and the audit log's history; decide (``_startup``)."""
+        """Read the marker, the state file and the audit log's history; decide (``_start_decision``)."""
         pending = None
         try:
             pending = self.marker.open()
@@ -45,7 +47,9 @@ class StartingUp:
                 history = self.history()
             except Exception as exc:  # noqa: BLE001 - any failure to read it means halted
                 history = HaltHistory(problem=f"{type(exc).__name__}: {exc}"[:300])
-        decision = decide(reading, history, pending_halt=pending)
+        shown = self.board.status  # what a previous kill switch of this process published
+        published = shown.epoch if shown.halted and shown.state != STARTING else None
+        decision = decide(reading, history, pending_halt=pending, published_halt=published)
         state = decision.state
         if decision.halt is not None:
             state = replace(state, reason=self._clean(decision.halt, REASON_LIMIT))

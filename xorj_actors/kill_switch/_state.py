@@ -1,7 +1,7 @@
 """Kill-switch state: the validated state machine and the value that survives a restart.
 
 Persistence (the authenticated file, the halt marker) is in ``_persistence``; the start-up
-decision that reads both against the audit log is in ``_startup``.
+decision that reads both against the audit log is in ``_start_decision``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The kill switch's start-up decision and its files, without a runtime (issue 11 items 1-4).
 
-The decision is pure (``_startup.decide``): the state file's reading, the audit log's history and
+The decision is pure (``_start_decision.decide``): the state file's reading, the audit log's history and
 the halt marker in, the state to start in out. The files are real files in ``tmp_path``.
 """
 
@@ -222,3 +222,18 @@ def test_a_fifo_in_place_of_the_state_file_is_refused_not_waited_on(tmp_path: Pa
     os.mkfifo(path)
     reading = StateFile(path, KEY).read()  # would block for ever on open() or read()
     assert reading.present and reading.problem == "unreadable (not a regular file)"
+
+
+
+def test_a_kill_switch_restarted_after_publishing_a_halt_it_never_wrote_stays_halted() -> None:
+    """A crash between publishing a halt and writing it: the process's board still shows it.
+
+    The file and the log agree on ARMED epoch 4; the board shows the halt of epoch 5.
+    """
+    d = decide(authentic(PersistedState(state=_S.ARMED, epoch=4)), history(_S.ARMED, 4), published_halt=5)
+    assert d.state.state is _S.TRIGGERED and d.state.epoch == 6
+    assert "epoch 5 was in force" in d.halt
+    # The same restart once the halt was written: the file's own halt stands, no new epoch.
+    halted = PersistedState(state=_S.TRIGGERED, epoch=5, mode="emergency", reason="r", source="s")
+    kept = decide(authentic(halted), history(_S.TRIGGERED, 5), published_halt=5)
+    assert kept.halt is None and kept.state.epoch == 5 and kept.state.halted

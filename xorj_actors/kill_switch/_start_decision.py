@@ -83,6 +83,7 @@ def decide(
     history: HaltHistory | None,
     *,
     pending_halt: str | None = None,
+    published_halt: int | None = None,
 ) -> StartDecision:
     """What the kill switch starts as.
 
@@ -91,10 +92,14 @@ def decide(
         history: the audit log's history; None only for a kill switch without an engine (tests,
             benchmarks), where the authenticated file alone decides.
         pending_halt: what the halt marker holds, if it is set.
+        published_halt: the epoch of the halt the halt board showed when a kill switch of this
+            process restarted (None on a process's first start, or if the board showed no
+            halt). A kill switch that crashed between publishing a halt and writing it must not
+            come back less halted than the board it left.
     """
     file_state = reading.state if reading.problem is None else None
     digests = list(file_state.nonce_digests if file_state is not None else ())  # newest last
-    epoch = file_state.epoch if file_state is not None else 0
+    epoch = max(file_state.epoch if file_state is not None else 0, published_halt or 0)
     if history is not None:
         digests += sorted(history.nonce_digests - set(digests))
         epoch = max(epoch, history.max_epoch, history.last.epoch if history.last is not None else 0)
@@ -120,6 +125,8 @@ def decide(
         return halt(f"the audit log's kill-switch history cannot be trusted: {history.problem}")
     if pending_halt is not None:
         return halt(f"a halt was not yet durable when the kill switch stopped ({pending_halt[:200]})")
+    if published_halt is not None and not (file_state is not None and file_state.halted and file_state.epoch >= published_halt):
+        return halt(f"the kill switch restarted while the halt of epoch {published_halt} was in force, and its state file does not hold it")
     if not reading.present:
         if not has_history:
             return StartDecision(PersistedState(), first_start=True)
