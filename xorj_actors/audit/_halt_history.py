@@ -21,14 +21,12 @@ from pykka import ActorDeadError
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
 from xorj_actors.audit._chain import EventType, load_hmac_key
 from xorj_actors.audit._reader import _verified
-from xorj_actors.audit._store import COLUMNS, Store, open_store, qualified_table
+from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
 __all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history"]
 
-#: The ``actor`` of the kill switch's entries.
-KILL_SWITCH_ACTOR = "kill_switch"
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
 KILL_SWITCH_STARTING = "kill switch starting"
 _TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.SECURITY_VIOLATION, EventType.ERROR_EVENT)
@@ -44,15 +42,16 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     p, table = store.db.param, qualified_table(store)
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     types = [t.value for t in _TYPES]
+    # The actor is a literal, not a parameter: only then may the planner use the partial index.
     sql = (
-        f'SELECT {cols} FROM {table} WHERE "actor" = {p} AND "event_type" IN ({", ".join([p] * len(types))})'
-        ' ORDER BY "sequence"'
+        f"SELECT {cols} FROM {table} WHERE \"actor\" = '{KILL_SWITCH_ACTOR}'"
+        f' AND "event_type" IN ({", ".join([p] * len(types))}) ORDER BY "sequence"'
     )
     last: Transition | None = None
     max_epoch = 0
     digests: set[str] = set()
     has_history = False
-    for row in store.db.execute_sql(sql, [KILL_SWITCH_ACTOR, *types]).fetchall():
+    for row in store.db.execute_sql(sql, types).fetchall():
         entry = _verified(row, key)
         details = json.loads(entry.details)
         # History: any entry but the start-up marker (a start that recorded no transition left
