@@ -14,14 +14,17 @@ from loguru import logger
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import audit_event, record
+from xorj_actors.check import secret_env_names
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
+from xorj_actors.engine._data_dir import DataDirError, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, Participant
+from xorj_actors.redaction import Redactor
 
-__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError"]
+__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
 EXIT_OK = 0
 #: The root supervisor passed its restart intensity: let systemd / Kubernetes restart us.
@@ -32,6 +35,12 @@ class EngineError(RuntimeError):
     """The engine cannot start (data directory taken, tree did not come up...)."""
 
 
+def secret_envs(config: Config) -> tuple[str, ...]:
+    """The environment variables whose values the redactor masks, besides the ones whose names
+    look secret: every secret the config names, and the recovery keys."""
+    return tuple(dict.fromkeys((*secret_env_names(config), *config.kill_switch.recovery_key_envs)))
+
+
 class Engine:
     """One engine process's worth of actors.
 
@@ -40,6 +49,8 @@ class Engine:
         data_dir: every file the engine writes lives below it.
         environ: environment (secrets, KILL_SWITCH_ACTIVE); default ``os.environ``.
         handle_signals: run the signal watcher (the ``run`` command); off for in-process use.
+        redactor: the process's one redactor (``configure_logging`` returns it), applied to
+            every free-text field the engine writes; default: one for ``environ`` and ``config``.
     """
 
     def __init__(
@@ -49,10 +60,12 @@ class Engine:
         *,
         environ: Mapping[str, str] | None = None,
         handle_signals: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).resolve()
         self.environ = dict(os.environ if environ is None else environ)
+        self.redactor = Redactor.from_environ(self.environ, secret_envs(config)) if redactor is None else redactor
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
@@ -78,7 +91,11 @@ class Engine:
     # -- start ---------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            for change in secure_data_dir(self.data_dir):
+                logger.warning("data directory: mode of {} (only the engine's user may read it)", change)
+        except DataDirError as exc:
+            raise EngineError(str(exc)) from None
         self._lock_data_dir()
         try:
             self._start_tree(timeout)
@@ -137,6 +154,7 @@ class Engine:
             breaker_board=self.breaker_board,
             strategy_board=self.strategy_board,
             metrics=self.metrics,
+            redactor=self.redactor,
             views={"progress": self.progress},
             environ=self.environ,
             endpoints=self.endpoints,

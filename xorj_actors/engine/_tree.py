@@ -38,6 +38,7 @@ from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRe
 from xorj_actors.kill_switch import HaltBoard, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
+from xorj_actors.redaction import Redactor
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
 from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY, KeySettings, Signer, open_backend
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
@@ -67,6 +68,9 @@ class TreeContext:
     views: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     #: Called with (name, url) when a server of the tree starts listening (``http``, ``metrics``).
     register_endpoint: Callable[[str, str], None] | None = None
+    #: The engine's one redaction of secrets in free text (every free-text field an actor
+    #: writes passes it); None: each actor's default.
+    redactor: Redactor | None = None
 
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
         """The kill switch's ``on_event``: metrics first, then the audit trail's ``on_event``."""
@@ -214,7 +218,11 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     out = []
     if r.drawdown_enabled:
         out.append(
-            _worker(ctx, "risk_drawdown", lambda: DrawdownMonitor.start(board, r, state_file=state, kill_file=kill_file))
+            _worker(
+                ctx,
+                "risk_drawdown",
+                lambda: DrawdownMonitor.start(board, r, state_file=state, kill_file=kill_file, redactor=ctx.redactor),
+            )
         )
     if r.heartbeat_enabled:
         out.append(_worker(ctx, "risk_heartbeat", lambda: HeartbeatWatchdog.start(board, r, kill_file=kill_file)))
@@ -348,6 +356,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                     "vault_spec": functools.partial(vault_spec, ctx),
                     **ctx.views,
                 },
+                redactor=ctx.redactor,
             ),
         )
     ]
@@ -357,7 +366,8 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                 ctx,
                 "http_api",
                 lambda: HttpApi.start(
-                    board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint
+                    board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint,
+                    redactor=ctx.redactor,
                 ),
             )
         )
