@@ -10,41 +10,22 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import QUIET_ENGINE_TOML, cli, wait_until
 from tests.plugins.engine import RECOVERY_KEYS
 from xorj_actors.audit import open_store
 from xorj_actors.config import load_config
 from xorj_actors.engine import data_dir_problem, secure_data_dir
 from xorj_actors.ops.ctl import CtlError, request
 
-CONFIG = """
-[vaults]
-count = 2
-[kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-[localnet]
-enabled = false
-[execution]
-enabled = false
-[strategy]
-url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
-"""
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "xorj_actors.cli", *args]
-
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "engine.toml"
-    path.write_text(CONFIG)
+    path.write_text(QUIET_ENGINE_TOML)
     return path
 
 
@@ -60,7 +41,7 @@ class Run:
         self.log = log
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                _cli("run", "--config", str(config), "--data-dir", str(data_dir)),
+                cli("run", "--config", str(config), "--data-dir", str(data_dir)),
                 stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, **RECOVERY_KEYS}, preexec_fn=_manual_umask,
             )
 

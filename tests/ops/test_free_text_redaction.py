@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.helpers import wait_until
+from tests.helpers import QUIET_ENGINE_TOML, cli, wait_until
 from tests.plugins.engine import RECOVERY_KEYS
 from xorj_actors.config import load_config
 from xorj_actors.kill_switch import sign_recovery
@@ -24,25 +23,6 @@ from xorj_actors.ops.ctl import CtlError, request
 
 SECRET_ENV = "XORJ_RECOVERY_KEY_1"
 SECRET = RECOVERY_KEYS[SECRET_ENV]
-
-CONFIG = """
-[vaults]
-count = 2
-[kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-restart_step_s = 0.05
-[localnet]
-enabled = false
-[execution]
-enabled = false
-[strategy]
-url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
-"""
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "xorj_actors.cli", *args]
 
 
 def _auth(epoch: int, nonce: str, ts: int) -> list[str]:
@@ -54,13 +34,13 @@ def _auth(epoch: int, nonce: str, ts: int) -> list[str]:
 
 def test_a_secret_pasted_into_every_free_text_field_is_stored_nowhere(tmp_path: Path) -> None:
     config, data, log = tmp_path / "engine.toml", tmp_path / "var", tmp_path / "engine.stderr"
-    config.write_text(CONFIG)
+    config.write_text(QUIET_ENGINE_TOML)
     socket = data / load_config(config).debug_socket.path
     env = {**os.environ, **RECOVERY_KEYS}
 
     def ctl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            _cli("ctl", "--config", str(config), "--data-dir", str(data), *args),
+            cli("ctl", "--config", str(config), "--data-dir", str(data), *args),
             capture_output=True, text=True, timeout=30, env=env,
         )
 
@@ -72,7 +52,7 @@ def test_a_secret_pasted_into_every_free_text_field_is_stored_nowhere(tmp_path: 
 
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            _cli("run", "--config", str(config), "--data-dir", str(data), "--log-json"),
+            cli("run", "--config", str(config), "--data-dir", str(data), "--log-json"),
             stdout=subprocess.DEVNULL, stderr=err, env=env,
         )
     outputs: list[str] = []
