@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
-import time
 
 import pytest
 
 from xorj_actors.engine import Engine
 from xorj_actors.ops.ctl import CtlError, request
+from tests.engine.sockets import closed, connect, exchange
 from tests.plugins.engine import authorise, ks_status, wait_until
-
-
-def connect(engine: Engine) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(str(engine.socket_path))
-    return s
-
-
-def exchange(s: socket.socket, raw: bytes) -> dict | None:
-    s.sendall(raw)
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            return json.loads(buf) if buf else None
-        buf += chunk
-    return json.loads(buf)
-
-
-def closed(s: socket.socket) -> bool:
-    try:
-        return s.recv(1) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
 
 
 def test_socket_is_private(engine: Engine) -> None:
@@ -102,7 +76,7 @@ BAD_REQUESTS = [
 @pytest.mark.parametrize(("raw", "code"), BAD_REQUESTS)
 def test_bad_requests_get_an_error_and_change_nothing(engine: Engine, raw: bytes, code: str) -> None:
     before = ks_status(engine)
-    s = connect(engine)
+    s = connect(engine.socket_path)
     try:
         reply = exchange(s, raw)
         assert reply is not None and reply["ok"] is False and reply["error"]["code"] == code
@@ -114,7 +88,7 @@ def test_bad_requests_get_an_error_and_change_nothing(engine: Engine, raw: bytes
 
 
 def test_an_oversized_line_is_refused_and_the_connection_closed(engine: Engine) -> None:
-    s = connect(engine)
+    s = connect(engine.socket_path)
     try:
         reply = exchange(s, b'{"cmd": "tree", "pad": "' + b"x" * 70_000 + b'"}\n')
         assert reply["error"]["code"] == "line_too_long"
@@ -124,27 +98,8 @@ def test_an_oversized_line_is_refused_and_the_connection_closed(engine: Engine) 
     assert request(engine.socket_path, "help")
 
 
-def test_idle_clients_are_disconnected_and_client_count_is_bounded(engine_factory) -> None:
-    engine = engine_factory(extra="[debug_socket]\nidle_timeout_s = 0.3\nmax_clients = 2\n")
-    idle = connect(engine)
-    time.sleep(0.6)
-    reply = json.loads(idle.recv(65536).split(b"\n")[0])
-    assert reply["error"]["code"] == "idle_timeout"
-    idle.close()
-    a, b = connect(engine), connect(engine)
-    time.sleep(0.05)
-    c = connect(engine)
-    try:
-        reply = json.loads(c.recv(65536).split(b"\n")[0])
-        assert reply["error"]["code"] == "busy"
-        assert exchange(a, b'{"cmd": "help"}\n')["ok"]
-    finally:
-        for s in (a, b, c):
-            s.close()
-
-
 def test_a_client_that_never_reads_does_not_block_others(engine: Engine) -> None:
-    hog = connect(engine)
+    hog = connect(engine.socket_path)
     try:
         hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         for _ in range(20):

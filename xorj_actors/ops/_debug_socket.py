@@ -2,9 +2,12 @@
 
 Each request is one line: ``{"id": <any>, "cmd": "<command>", "args": {...}}``; each reply is one
 line: ``{"id": <same>, "ok": true, "result": ...}`` or ``{"id": ..., "ok": false, "error":
-{"code": ..., "message": ...}}``. Bad input gets an error reply and changes nothing; an oversized
-line, an idle or a slow client gets a reply where possible and the connection is closed. The
-server runs on its own thread and event loop, so a stuck actor cannot make it unresponsive.
+{"code": ..., "message": ...}}``. A request line is parsed as strict JSON
+(:mod:`xorj_actors.strict_json`); bad input gets an error reply and changes nothing, and every
+reply is strict JSON. An oversized line, an idle or a slow client gets a reply where possible and
+the connection is closed; who gets a slot when all are taken is :mod:`~xorj_actors.ops._slots`.
+The server runs on its own thread and event loop, and each client's command on a thread of its
+own, so neither a stuck actor nor other clients' commands can keep an operator waiting.
 
 Transport only: framing, the path lock, connections and dispatch. The commands themselves are
 :class:`~xorj_actors.ops._commands.Commands`, which the HTTP API calls too.
@@ -19,6 +22,8 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,14 +33,23 @@ from supervisors import LoopThread
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.ops._args import RequestError
 from xorj_actors.ops._commands import Commands
-
+from xorj_actors.ops._slots import Slot, Slots
 from xorj_actors.ops.settings import DebugSocketSettings
 from xorj_actors.redaction import Redactor
+from xorj_actors.strict_json import JSONRefused, loads
 
 __all__ = ["DebugSocket", "DebugSocketServer"]
 
 #: How long a reply may take to drain to a slow client before it is dropped.
 WRITE_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False, slots=True)
+class _Client:
+    """One connection, for :class:`Slots` (hashed by identity)."""
+
+    writer: asyncio.StreamWriter
+    task: asyncio.Task[None] | None = field(default=None)
 
 
 class DebugSocketServer:
@@ -48,19 +62,23 @@ class DebugSocketServer:
         self._table = commands.table()
         self._server: asyncio.base_events.Server | None = None
         self._loop_thread: LoopThread | None = None
-        self._clients = 0
+        self._slots: Slots[_Client] = Slots(settings.max_clients)
+        # One thread for each client that can run a command at once: none ever waits for a thread.
+        self._executor: ThreadPoolExecutor | None = None
         self._path_lock: int | None = None
 
     def start(self, timeout: float = 5.0) -> None:
         self._lock_path(timeout)
         try:
             _claim_socket_path(self.path)
+            self._executor = ThreadPoolExecutor(self.settings.max_clients + 1, thread_name_prefix="debug-socket-cmd")
             self._loop_thread = LoopThread("debug-socket")
             try:
                 self._loop_thread.start(self._serve(), timeout)
             except Exception as exc:
                 raise RuntimeError(f"debug socket failed to start: {exc!r}") from exc
         except BaseException:
+            self._shutdown_executor()
             self._unlock_path()
             raise
 
@@ -87,6 +105,11 @@ class DebugSocketServer:
         if fd is not None:
             os.close(fd)
 
+    def _shutdown_executor(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)  # a stuck command must not hold up the stop
+
     async def _serve(self) -> None:
         self._server = await asyncio.start_unix_server(
             self._client, path=str(self.path), limit=self.settings.max_line_bytes + 1
@@ -106,6 +129,7 @@ class DebugSocketServer:
             self._unlock_path()
             return
         loop_thread.stop(self._close, timeout)
+        self._shutdown_executor()
         try:
             self.path.unlink()  # ours: we hold the path lock
         except FileNotFoundError:
@@ -113,51 +137,80 @@ class DebugSocketServer:
         self._unlock_path()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients += 1
+        client = _Client(writer, asyncio.current_task())
+        admission = self._slots.admit(client)
+        if admission.evicted is not None:
+            self._evict(admission.evicted)
         try:
-            if self._clients > self.settings.max_clients:
-                await self._send(writer, _error(None, "busy", f"too many clients (max {self.settings.max_clients})"))
+            if admission.slot is None:
+                await self._send(writer, _error(None, "busy", (
+                    f"all {self.settings.max_clients} client slots are running commands and the reserved one is "
+                    "taken; try again")))
                 return
-            while True:
-                try:
-                    line = await asyncio.wait_for(reader.readline(), self.settings.idle_timeout_s)
-                except asyncio.TimeoutError:
-                    await self._send(writer, _error(None, "idle_timeout", "no request within the idle timeout"))
-                    return
-                except (ValueError, asyncio.LimitOverrunError):
-                    await self._send(
-                        writer, _error(None, "line_too_long", f"request longer than {self.settings.max_line_bytes} bytes")
-                    )
-                    return
-                if not line:
-                    return
-                if len(line) > self.settings.max_line_bytes:
-                    await self._send(
-                        writer, _error(None, "line_too_long", f"request longer than {self.settings.max_line_bytes} bytes")
-                    )
-                    return
-                if not line.strip():
-                    continue
-                reply = await self._handle(line)
-                if not await self._send(writer, reply):
-                    return
+            await self._converse(client, reader, admission.slot)
         except (ConnectionError, asyncio.CancelledError):
             return
+        except Exception:  # noqa: BLE001 - a bug here must not end the server
+            logger.exception("debug socket: connection failed")
         finally:
-            self._clients -= 1
-            writer.close()
+            self._slots.release(client)
+            _hang_up(writer)
+
+    async def _converse(self, client: _Client, reader: asyncio.StreamReader, slot: Slot) -> None:
+        """Requests and replies until the client leaves, idles too long or its slot is done."""
+        s = self.settings
+        # Blank lines are no request: they move neither the deadline nor the client's place in line.
+        deadline = time.monotonic() + s.first_request_timeout_s
+        waiting_for = (f"no first request within {s.first_request_timeout_s:g} s of connecting "
+                       "(debug_socket.first_request_timeout_s)")
+        while True:
+            line: bytes | None
+            try:
+                line = await asyncio.wait_for(reader.readline(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                await self._send(client.writer, _error(None, "idle_timeout", waiting_for))
+                return
+            except (ValueError, asyncio.LimitOverrunError):  # the reader's limit: max_line_bytes + 1
+                line = None
+            if line == b"":
+                return
+            if line is None or len(line) > s.max_line_bytes:
+                await self._send(
+                    client.writer, _error(None, "line_too_long", f"request longer than {s.max_line_bytes} bytes")
+                )
+                return
+            if not line.strip():
+                continue
+            self._slots.busy(client)
+            reply = await self._handle(line)
+            # Idle from the reply on: marked before the client can read it, so its place in line
+            # is the order of the replies.
+            self._slots.idle(client)
+            deadline = time.monotonic() + s.idle_timeout_s
+            waiting_for = f"no request within {s.idle_timeout_s:g} s of the last reply (debug_socket.idle_timeout_s)"
+            if not await self._send(client.writer, reply) or slot is Slot.RESERVED:
+                return
+
+    def _evict(self, client: _Client) -> None:
+        """Make room for a newcomer: tell ``client`` why, close it, end its task."""
+        client.writer.write(_encode(_error(None, "evicted", (
+            f"closed to make room for a new client: all {self.settings.max_clients} slots were taken and this "
+            "connection had waited the longest for a request; reconnect to go on"))))
+        _hang_up(client.writer)
+        if client.task is not None:
+            client.task.cancel()
 
     async def _handle(self, line: bytes) -> dict[str, Any]:
         try:
-            request = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(None, "bad_json", f"not valid JSON: {exc}")
+            request = loads(line)
+        except JSONRefused as exc:  # not UTF-8, not JSON, NaN, a duplicate key, too deep, a huge integer
+            return _error(None, "bad_json", str(exc))
         if not isinstance(request, dict):
             return _error(None, "bad_request", "a request is a JSON object")
         req_id = request.get("id")
         unknown = set(request) - {"id", "cmd", "args"}
         if unknown:
-            return _error(req_id, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))}")
+            return _error(req_id, "bad_request", f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
         cmd = request.get("cmd")
         args = request.get("args", {})
         if not isinstance(cmd, str):
@@ -169,7 +222,7 @@ class DebugSocketServer:
             return _error(req_id, "unknown_command", f"unknown command {cmd[:50]!r}; try help")
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, handler, args)
+            result = await loop.run_in_executor(self._executor, handler, args)
         except RequestError as exc:
             return _error(req_id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - reported to the client, the engine goes on
@@ -178,7 +231,7 @@ class DebugSocketServer:
         return {"id": req_id, "ok": True, "result": result}
 
     async def _send(self, writer: asyncio.StreamWriter, reply: dict[str, Any]) -> bool:
-        writer.write(json.dumps(reply, default=str).encode() + b"\n")
+        writer.write(_encode(reply))
         try:
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         except (asyncio.TimeoutError, ConnectionError):
@@ -188,6 +241,25 @@ class DebugSocketServer:
 
 def _error(req_id: Any, code: str, message: str) -> dict[str, Any]:
     return {"id": req_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    """``reply`` as one line of strict JSON; if it is not JSON-able, an ``internal`` error that is."""
+    try:
+        return json.dumps(reply, default=str, allow_nan=False).encode() + b"\n"
+    except (ValueError, TypeError, RecursionError) as exc:
+        logger.error("debug socket: a reply is not JSON ({}); the client gets an internal error", exc)
+    message = "the reply could not be encoded as JSON (a non-finite number?); see the engine log"
+    try:
+        return json.dumps(_error(reply.get("id"), "internal", message), allow_nan=False).encode() + b"\n"
+    except (ValueError, TypeError, RecursionError):
+        return json.dumps(_error(None, "internal", message)).encode() + b"\n"
+
+
+def _hang_up(writer: asyncio.StreamWriter) -> None:
+    """Close after what is queued is sent, but within the write timeout even if the peer never reads."""
+    writer.close()
+    asyncio.get_running_loop().call_later(WRITE_TIMEOUT_S, writer.transport.abort)
 
 
 def _claim_socket_path(path: Path) -> None:

@@ -16,17 +16,27 @@ class DebugSocketSettings:
     #: Socket path, relative to the data directory.
     path: str = "debug.sock"
     max_line_bytes: int = 65_536
-    #: A client that sends nothing for this long is disconnected.
+    #: A client that sent a request and got its reply must send its next one within this, or is
+    #: disconnected. Whatever it is, a client idle between requests is evicted when a newcomer
+    #: finds every slot taken (see docs/DEBUG_SOCKET.md, "Connections").
     idle_timeout_s: float = 30.0
+    #: A new client must send its first request within this.
+    first_request_timeout_s: float = 5.0
+    #: Clients served at once; one more slot is kept for a single request when all of them run a
+    #: command (each client runs one command at a time, on a thread of its own).
     max_clients: int = 16
 
     def validate(self) -> None:
         if not 256 <= self.max_line_bytes <= 16 * 1024 * 1024:
             raise ValueError("max_line_bytes: must be between 256 and 16777216")
-        if self.idle_timeout_s <= 0:
-            raise ValueError("idle_timeout_s: must be > 0")
+        if not 0 < self.idle_timeout_s <= 3600:
+            raise ValueError("idle_timeout_s: must be in (0, 3600]")
+        if not 0 < self.first_request_timeout_s <= 300:
+            raise ValueError("first_request_timeout_s: must be in (0, 300]")
         if self.max_clients < 1:
             raise ValueError("max_clients: must be >= 1")
+        if self.max_clients > 256:
+            raise ValueError("max_clients: must be <= 256 (a thread each)")
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
