@@ -10,6 +10,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,30 @@ def test_secure_data_dir_leaves_symbolic_links_and_their_targets_alone(tmp_path:
     (data / "link").symlink_to(outside)
     secure_data_dir(data)
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+
+
+_COUNT = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT count(*) FROM probe').fetchone()[0]); c.close()"
+
+
+def test_making_the_store_private_never_drops_a_live_writers_locks(tmp_path: Path) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it. Had the
+    # store opened an existing database to set its mode, a second open in the engine (the
+    # executor opens its own beside the Audit actor's) would free the writer's locks; the next
+    # process to close the database then thinks itself the last one and deletes the live WAL.
+    settings = load_config(None).audit
+    writer = open_store(settings, tmp_path)
+    try:
+        writer.db.execute_sql("CREATE TABLE probe (n INTEGER)")
+        writer.db.execute_sql("INSERT INTO probe VALUES (1)")
+        open_store(settings, tmp_path).close()
+        db = str(tmp_path / "audit.db")
+        assert subprocess.run(_python(_COUNT, db), capture_output=True, text=True, check=True).stdout.strip() == "1"
+        writer.db.execute_sql("INSERT INTO probe VALUES (2)")
+        seen = subprocess.run(_python(_COUNT, db), capture_output=True, text=True, check=True).stdout.strip()
+        assert seen == "2", "a write of the live connection was lost: its WAL was deleted under it"
+    finally:
+        writer.close()
+
+
+def _python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]

@@ -41,8 +41,16 @@ SQLITE_FILE_MODE = 0o600
 def _private_sqlite(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would use 0644 less the umask), and
     set 0600 on it and on its ``-wal`` / ``-shm`` files if they exist (SQLite gives new ones
-    the database's mode)."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, SQLITE_FILE_MODE))
+    the database's mode).
+
+    An existing database is never opened here, only chmod-ed: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, the SQLite connections' included (another
+    process could then checkpoint and delete the WAL under a live writer).
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    except FileExistsError:
+        pass
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             if p.stat().st_mode & 0o777 != SQLITE_FILE_MODE:
