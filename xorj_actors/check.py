@@ -178,6 +178,47 @@ def check_audit_store(ctx: CheckContext) -> CheckResult:
         store.close()
 
 
+def check_audit_anchor(ctx: CheckContext) -> CheckResult:
+    """Anchoring is on, and its S3 bucket answers with Object Lock enabled.
+
+    Without anchors a truncated tail or a rewrite of the audit log with its key goes unseen
+    (``audit verify`` exits 3), so a production config without them fails.
+    """
+    name = "audit_anchor"
+    anchor = ctx.config.audit.anchor
+    if not anchor.enabled:
+        return _absent(
+            name,
+            "[audit.anchor] enabled = false: without anchors a truncated tail or a rewrite of the audit log "
+            "with its key cannot be detected",
+        )
+    from xorj_actors.audit import list_anchors, s3_client
+
+    where = f"s3://{anchor.bucket}/{anchor.prefix}"
+    try:
+        client = s3_client(anchor, timeout_s=ctx.timeout_s)
+        locked = _object_lock_enabled(client, anchor.bucket)
+        anchors = list_anchors(client, anchor) if locked else []
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "cannot anchor"
+        return _fail(name, f"{where}: {type(exc).__name__}: {exc}")
+    if not locked:
+        return _fail(name, f"{where}: Object Lock is not enabled on the bucket: anchors could be deleted")
+    last = f"the last reaches entry {anchors[-1].sequence}" if anchors else "none written yet"
+    return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}")
+
+
+def _object_lock_enabled(client: Any, bucket: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        reply = client.get_object_lock_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ObjectLockConfigurationNotFoundError":
+            return False
+        raise
+    return reply.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+
 def _audit_actor_health(ctx: CheckContext) -> CheckResult:
     from xorj_actors.audit import AUDIT_NAME, GetAuditHealth
 
@@ -322,6 +363,9 @@ def check_dev_settings(ctx: CheckContext) -> CheckResult:
     if cfg.audit.backend == "sqlite":
         dev.append('audit.backend = "sqlite"')
     dev += [f'signers key {k.name}: backend = "dev_key" (key file)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    derived = [t.symbol for t in cfg.tokens if not t.mint]
+    if derived:
+        dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
     if ctx.production and dev:
         return _fail("dev_settings", "development-only settings in a production config: " + "; ".join(dev))
     if dev:
@@ -374,6 +418,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_rpc,
     check_websocket,
     check_audit_store,
+    check_audit_anchor,
     check_signer,
     check_quant,
     check_dev_settings,

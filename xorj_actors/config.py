@@ -34,6 +34,7 @@ __all__ = [
     "SupervisionSettings",
     "load_config",
     "parse_config",
+    "production_problems",
 ]
 
 
@@ -124,6 +125,39 @@ class Config:
             raise ValueError(f"vaults.profiles: unknown profile {unknown[0]!r} (known: {', '.join(sorted(names))})")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
+        if self.engine.environment == "production":
+            problems = production_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+
+
+#: Fewest recovery keys that may end a halt in production (docs/SECURITY.md: one key holder
+#: alone can do nothing).
+MIN_PRODUCTION_RECOVERY_THRESHOLD = 2
+
+
+def production_problems(config: Config) -> list[str]:
+    """What a production config may not hold, each as ``"key: problem"`` (empty: none).
+
+    Refused at load. Development-only settings that do not weaken a guarantee by themselves
+    (SQLite, the localnet) are left to ``xorj-actors check``.
+    """
+    problems = []
+    threshold = config.kill_switch.recovery_threshold
+    if threshold < MIN_PRODUCTION_RECOVERY_THRESHOLD:
+        problems.append(
+            f"kill_switch.recovery_threshold: {threshold} is refused in production, it must be at least "
+            f"{MIN_PRODUCTION_RECOVERY_THRESHOLD} (K of M recovery keys: one key holder alone must not end a halt)"
+        )
+    derived = [(i, t.symbol) for i, t in enumerate(config.tokens) if not t.mint]
+    if config.execution.enabled and derived:
+        keys = ", ".join(f"tokens[{i}].mint" for i, _ in derived)
+        symbols = ", ".join(symbol for _, symbol in derived)
+        problems.append(
+            f"{keys}: required in production with [execution] enabled; without it {symbols} would trade the "
+            "development mints derived from [localnet] seed, whose keypairs anyone can derive"
+        )
+    return problems
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -8,7 +8,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.audit.test_audit_verify import fill, run_cli, write_config
+from tests.audit.test_audit_verify import fill, rewrite_with_key, run_cli, swap, write_config
 from xorj_actors.audit import (
     AnchorError,
     Anchorer,
@@ -66,7 +66,8 @@ def test_truncated_tail_is_caught_only_with_anchors(anchored, anchor_settings, a
     assert "truncated tail: the log ends at entry 7 but entry 10 was anchored" in result.reason
 
 
-def test_whole_rewrite_with_a_stolen_key_is_caught_by_the_anchors(anchored, anchor_settings, audit_key, raw_sql):
+def test_whole_rewrite_with_a_stolen_key_is_caught_at_the_first_rewritten_entry(anchored, anchor_settings, audit_key,
+                                                                               raw_sql):
     entries, store, client = anchored
     # The attacker has the key: rewrites entry 3 and re-chains everything after it.
     prev = entries[1].hash
@@ -78,9 +79,82 @@ def test_whole_rewrite_with_a_stolen_key_is_caught_by_the_anchors(anchored, anch
                 details, prev, h, chain_hmac(audit_key, h), e.sequence)
         prev = h
     assert verify_store(store, audit_key).ok  # locally perfect
-    result = verify_store(store, audit_key, list_anchors(client, anchor_settings))
-    assert not result.ok and result.broken_sequence == 10
-    assert "log rewritten: entry 10 differs from the anchored head" in result.reason
+    anchors = list_anchors(client, anchor_settings)
+    # Heads alone only see that entry 10 (the anchored head) differs ...
+    coarse = verify_store(store, audit_key, anchors)
+    assert not coarse.ok and coarse.broken_sequence == 10
+    assert "log rewritten: entry 10 differs from the anchored head" in coarse.reason
+    # ... the anchored segment, compared entry by entry, names the entry that was rewritten.
+    result = verify_store(store, audit_key, anchors, segments=lambda a: read_segment(client, anchor_settings, a))
+    assert not result.ok and result.broken_sequence == 3 and result.entries == 2
+    assert "log rewritten with the audit key: entry 3 differs from its anchored copy (details changed" in result.reason
+
+
+def _verify_with_segments(store, key, settings):
+    client = s3_client(settings)
+    return verify_store(store, key, list_anchors(client, settings),
+                        segments=lambda a: read_segment(client, settings, a))
+
+
+@pytest.mark.parametrize(
+    ("order", "broken", "reason"),
+    [
+        # 1-based original entries, in their new order; the chain is recomputed with the key.
+        ([1, 2, 3, 4, 8, 6, 7, 5, 9, 10], 5, "rows swapped: entries 5 and 8 were exchanged and the chain recomputed"),
+        ([1, 15, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 2, 16], 2, "rows swapped: entries 2 and 15 were exchanged"),
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 10, 12, 13], 10, "rows swapped: entries 10 and 11 were exchanged"),
+        ([1, 2, 3, 5, 6, 7, 8, 9, 10], 4, "deleted row: anchored entries 4..4 are missing, later rows renumbered"),
+        ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13], 12, "deleted row: anchored entries 12..12 are missing"),
+        ([1, 2, 3, 7, 4, 5, 6, 8, 9, 10], 4, "rows reordered: entry 4 holds the anchored entry 7"),
+    ],
+    ids=["swap-5-8", "swap-2-15-three-segments-apart", "swap-across-the-anchor-at-10", "delete-4",
+         "delete-12-in-the-second-segment", "move-7-to-4"],
+)
+def test_a_rewrite_with_the_key_is_named_at_its_first_entry(anchored, anchor_settings, audit_settings, data_dir,
+                                                            audit_key, raw_sql, order, broken, reason):
+    entries, store, client = anchored
+    anchorer = Anchorer(anchor_settings, store, audit_key, client)
+    for _ in range(2):  # 11..13 and 14..16, anchored as a second and a third segment
+        entries = entries + fill(audit_settings, data_dir, 3)
+        anchorer.anchor_now()
+    rewrite_with_key(raw_sql, audit_key, [entries[i - 1] for i in order])
+    assert verify_store(store, audit_key).ok  # locally perfect
+    result = _verify_with_segments(store, audit_key, anchor_settings)
+    assert (result.ok, result.broken_sequence, result.entries) == (False, broken, broken - 1)
+    assert reason in result.reason
+
+
+def test_swaps_across_an_anchor_without_the_key_are_named_as_swapped(anchored, anchor_settings, audit_settings,
+                                                                     data_dir, audit_key, raw_sql):
+    """Rows more than 8 apart used to be called "edited"; across an anchor as well as within a segment."""
+    entries, store, client = anchored
+    fill(audit_settings, data_dir, 20)
+    Anchorer(anchor_settings, store, audit_key, client).anchor_now()  # anchors at 10 and 30
+    for a, b in ((10, 11), (5, 25), (10, 30)):
+        swap(raw_sql, a, b)
+        result = _verify_with_segments(store, audit_key, anchor_settings)
+        assert result.broken_sequence == a and f"rows swapped: entries {a} and {b} were exchanged" in result.reason
+        swap(raw_sql, a, b)
+    assert _verify_with_segments(store, audit_key, anchor_settings).verdict == "OK"
+
+
+def test_verify_says_how_far_the_anchors_reach(anchored, anchor_settings, audit_settings, data_dir, audit_key,
+                                               tmp_path, capsys):
+    entries, store, client = anchored
+    fill(audit_settings, data_dir, 5)  # 11..15: not anchored yet
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    assert run_cli(["verify", *common]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("UNANCHORED: 15 entries")
+    assert f"1 anchors matched, the last reaches entry 10 ({entries[-1].timestamp})" in out
+    assert "entries 11..15 (5) are not anchored" in out and "rewrite with the audit key cannot be detected" in out
+    assert run_cli(["anchor", *common]) == 0
+    capsys.readouterr()
+    assert run_cli(["verify", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: 15 entries") and "2 anchors matched, the last reaches entry 15" in out
+    assert "every entry is anchored" in out
 
 
 def test_object_lock_refuses_deleting_or_shortening_an_anchor(anchored, anchor_settings):
@@ -134,22 +208,27 @@ def test_anchorer_thread_anchors_periodically(anchor_settings, data_dir, audit_k
         log.close()
 
 
-def test_cli_anchor_then_verify_against_anchors(audit_settings, anchor_settings, data_dir, audit_key, raw_sql,
-                                                tmp_path, capsys):
-    fill(audit_settings, data_dir)
+def _anchored_config(audit_settings, anchor_settings, tmp_path):
     config = write_config(audit_settings, tmp_path / "c.toml")
     a = anchor_settings
     config.write_text(config.read_text() + "\n".join([
         "[audit.anchor]", "enabled = true", f'endpoint_url = "{a.endpoint_url}"', f'bucket = "{a.bucket}"',
         f'prefix = "{a.prefix}"', "retention_days = 1", "",
     ]))
+    return config
+
+
+def test_cli_anchor_then_verify_against_anchors(audit_settings, anchor_settings, data_dir, audit_key, raw_sql,
+                                                tmp_path, capsys):
+    fill(audit_settings, data_dir)
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
     common = ["--config", str(config), "--data-dir", str(data_dir)]
     assert run_cli(["anchor", *common]) == 0
     assert "anchored up to entry 10" in capsys.readouterr().out
     raw_sql("DELETE FROM {t} WHERE sequence = 10")
     assert run_cli(["verify", *common]) == 1
-    assert "truncated tail" in capsys.readouterr().err
-    assert run_cli(["verify", "--no-anchors", *common]) == 0
+    assert "BROKEN at entry 10: truncated tail" in capsys.readouterr().err
+    assert run_cli(["verify", "--no-anchors", *common]) == 3  # intact, but the anchors were not asked
 
 
 def test_an_empty_log_writes_no_anchor(anchor_settings, data_dir, audit_key):
@@ -171,7 +250,7 @@ def test_cli_verify_with_unreachable_anchors_is_a_clear_error(data_dir, audit_ke
     fill(AuditSettings(), data_dir, 2)
     config = tmp_path / "c.toml"
     config.write_text(
-        '[engine]\nenvironment = "production"\n[audit.anchor]\nenabled = true\n'
+        '[engine]\nenvironment = "production"\n[execution]\nenabled = false\n[audit.anchor]\nenabled = true\n'
         f'endpoint_url = "http://127.0.0.1:{free_port()}"\n'  # nothing listens there
     )
     assert run_cli(["verify", "--config", str(config), "--data-dir", str(data_dir)]) == 2
@@ -182,12 +261,8 @@ def test_restore_from_an_old_backup_and_recover_from_the_anchors(
     audit_settings, anchor_settings, data_dir, audit_key, raw_sql, tmp_path, capsys
 ):
     """The documented restore procedure, end to end through the CLI."""
-    config = write_config(audit_settings, tmp_path / "c.toml")
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
     a = anchor_settings
-    config.write_text(config.read_text() + "\n".join([
-        "[audit.anchor]", "enabled = true", f'endpoint_url = "{a.endpoint_url}"', f'bucket = "{a.bucket}"',
-        f'prefix = "{a.prefix}"', "retention_days = 1", "",
-    ]))
     common = ["--config", str(config), "--data-dir", str(data_dir)]
     entries = fill(audit_settings, data_dir)
     assert run_cli(["anchor", *common]) == 0
@@ -229,3 +304,32 @@ def test_recover_refuses_a_tampered_local_log(audit_settings, anchor_settings, d
         assert raw_sql("SELECT COUNT(*) FROM {t}") == [(5,)]
     finally:
         store.close()
+
+
+def test_the_engine_anchors_its_log_when_anchoring_is_enabled(engine_factory, anchor_settings, audit_key, tmp_path,
+                                                              capsys):
+    """[audit.anchor] enabled used to be read by the CLI only: a running engine never anchored."""
+    a = anchor_settings
+    section = (f'[audit.anchor]\nenabled = true\nendpoint_url = "{a.endpoint_url}"\nbucket = "{a.bucket}"\n'
+               'interval_s = 0.2\nretention_days = 1\n')
+    engine = engine_factory(vaults=1, extra=section)
+    client = s3_client(a)
+    deadline = time.monotonic() + 20
+    while not list_anchors(client, a):
+        assert time.monotonic() < deadline, "the engine wrote no anchor within 20 s"
+        time.sleep(0.1)
+    assert engine.stop(timeout=10) == []
+    config = tmp_path / "c.toml"
+    config.write_text(section)
+    capsys.readouterr()
+    assert run_cli(["verify", "--config", str(config), "--data-dir", str(engine.data_dir)]) == 0
+    assert "every entry is anchored" in capsys.readouterr().out  # the last anchor was written at stop
+
+
+def test_parallel_verify_reports_how_far_the_anchors_reach(anchored, anchor_settings, audit_key, monkeypatch):
+    from xorj_actors.audit import _verify
+
+    entries, store, client = anchored
+    monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
+    result = verify_store(store, audit_key, list_anchors(client, anchor_settings), workers=2)
+    assert result.verdict == "OK" and (result.anchored_sequence, result.anchored_timestamp) == (10, entries[-1].timestamp)

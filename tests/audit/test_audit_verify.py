@@ -12,6 +12,7 @@ from xorj_actors.audit import (
     AuditLog,
     AuditSettings,
     chain_hash,
+    chain_hmac,
     entry_bytes,
     open_store,
     verify_store,
@@ -84,6 +85,13 @@ def tamper_insert(raw_sql, entries):
     forged_row(raw_sql, 5, entries[3].hash)
 
 
+def swap(raw_sql, a: int, b: int) -> None:
+    """Exchange the rows at sequences ``a`` and ``b`` (contents, hashes and all)."""
+    raw_sql("UPDATE {t} SET sequence = -1 WHERE sequence = ?", a)
+    raw_sql("UPDATE {t} SET sequence = ? WHERE sequence = ?", a, b)
+    raw_sql("UPDATE {t} SET sequence = ? WHERE sequence = -1", b)
+
+
 def tamper_hmac(raw_sql, entries):
     raw_sql("UPDATE {t} SET hmac = ? WHERE sequence = 5", "cd" * 32)
 
@@ -120,6 +128,40 @@ def test_verify_names_the_first_broken_entry(audit_settings, data_dir, audit_key
     assert result.entries == broken - 1  # every entry before it verified
 
 
+def tamper_rotate(raw_sql, entries):
+    """5 -> 7, 6 -> 5, 7 -> 6: reordered, but no two rows simply exchanged."""
+    raw_sql("UPDATE {t} SET sequence = -5 WHERE sequence = 5")
+    raw_sql("UPDATE {t} SET sequence = 5 WHERE sequence = 6")
+    raw_sql("UPDATE {t} SET sequence = 6 WHERE sequence = 7")
+    raw_sql("UPDATE {t} SET sequence = 7 WHERE sequence = -5")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        (5, 15, "rows swapped: entries 5 and 15 were exchanged"),  # was "edited row: entry 5"
+        (1, 20, "rows swapped: entries 1 and 20 were exchanged"),  # the first and the head
+        (3, 18, "rows swapped: entries 3 and 18 were exchanged"),
+        (9, 10, "rows swapped: entries 9 and 10 were exchanged"),
+    ],
+)
+def test_swapped_rows_far_apart_are_named_as_swapped(audit_settings, data_dir, audit_key, raw_sql, a, b, reason):
+    """The rows still carry the hashes of their old places: the whole table says where each came from."""
+    fill(audit_settings, data_dir, 20)
+    swap(raw_sql, a, b)
+    result = verify(audit_settings, data_dir, audit_key)
+    assert (result.ok, result.broken_sequence) == (False, a)
+    assert reason in result.reason
+
+
+def test_a_rotation_is_named_as_reordered_not_as_a_deletion(audit_settings, data_dir, audit_key, raw_sql):
+    fill(audit_settings, data_dir, 20)
+    tamper_rotate(raw_sql, [])
+    result = verify(audit_settings, data_dir, audit_key)
+    assert result.broken_sequence == 5
+    assert "rows reordered: entry 5 holds the original entry 6; the original entry 5 is now entry 7" in result.reason
+
+
 def test_verify_with_the_wrong_key_fails_at_the_first_entry(data_dir, audit_key):
     fill(AuditSettings(), data_dir, 3)
     result = verify(AuditSettings(), data_dir, b"x" * 32)
@@ -128,7 +170,9 @@ def test_verify_with_the_wrong_key_fails_at_the_first_entry(data_dir, audit_key)
 
 def write_config(settings: AuditSettings, path: Path) -> Path:
     """A TOML config selecting ``settings``' backend (the fields the tests change)."""
-    lines = ["[engine]", 'environment = "production"', "[audit]", f'backend = "{settings.backend}"']
+    # No trading: a production config that trades must name its mints (tests/ops/test_check_cli.py).
+    lines = ["[engine]", 'environment = "production"', "[execution]", "enabled = false",
+             "[audit]", f'backend = "{settings.backend}"']
     if settings.backend == "postgres":
         pg = settings.postgres
         lines += ["[audit.postgres]", f'host = "{pg.host}"', f"port = {pg.port}", f'database = "{pg.database}"',
@@ -146,11 +190,48 @@ def run_cli(argv: list[str]) -> int:
 def test_cli_verify_exit_codes(audit_settings, data_dir, audit_key, raw_sql, tmp_path, capsys):
     fill(audit_settings, data_dir)
     common = ["--config", str(write_config(audit_settings, tmp_path / "c.toml")), "--data-dir", str(data_dir)]
-    assert run_cli(["verify", *common]) == 0
-    assert f"OK: {ENTRIES} entries" in capsys.readouterr().out
+    assert run_cli(["verify", *common]) == audit_cli.EXIT_UNANCHORED == 3  # intact, but nothing anchored
+    out = capsys.readouterr().out
+    assert out.startswith(f"UNANCHORED: {ENTRIES} entries") and "anchoring is disabled" in out
     tamper_swap(raw_sql, [])
-    assert run_cli(["verify", *common]) == 1
+    assert run_cli(["verify", *common]) == audit_cli.EXIT_BROKEN == 1
     assert "BROKEN at entry 5: rows swapped" in capsys.readouterr().err
+
+
+def rewrite_with_key(raw_sql, key: bytes, entries: list) -> None:
+    """Replace the whole table by ``entries`` (in this order), re-chained and re-HMACed with the real key."""
+    raw_sql("DELETE FROM {t}")
+    prev = "0" * 64
+    for seq, e in enumerate(entries, 1):
+        h = chain_hash(prev, entry_bytes(e.id, seq, e.timestamp, e.event_type, e.severity, e.actor,
+                                         e.correlation_id, e.details))
+        raw_sql("INSERT INTO {t} (id, sequence, timestamp, event_type, severity, actor, correlation_id, details,"
+                " prev_hash, hash, hmac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                e.id, seq, e.timestamp, e.event_type, e.severity, e.actor, e.correlation_id, e.details, prev, h,
+                chain_hmac(key, h))
+        prev = h
+
+
+@pytest.mark.parametrize("tamper", ["delete the last 3 rows", "delete every row", "rewrite with the key"])
+def test_without_anchors_verify_says_truncation_and_rewrites_cannot_be_detected(
+    audit_settings, data_dir, audit_key, raw_sql, tmp_path, capsys, tamper
+):
+    """The default config has no anchors: a cut tail or a consistent rewrite is not "OK" (exit 0)."""
+    entries = fill(audit_settings, data_dir)
+    if tamper == "delete the last 3 rows":
+        raw_sql("DELETE FROM {t} WHERE sequence > ?", ENTRIES - 3)
+    elif tamper == "delete every row":
+        raw_sql("DELETE FROM {t}")
+    else:
+        rewrite_with_key(raw_sql, audit_key, [entries[0], entries[2], entries[1], *entries[3:]])
+    common = ["--config", str(write_config(audit_settings, tmp_path / "c.toml")), "--data-dir", str(data_dir)]
+    assert run_cli(["verify", *common]) == 3
+    out = capsys.readouterr().out
+    assert not out.startswith("OK")
+    assert "no anchor covers the log (anchoring is disabled: [audit.anchor] enabled = false)" in out
+    assert "a truncated tail or a rewrite with the audit key cannot be detected" in out
+    assert run_cli(["verify", "--no-anchors", *common]) == 3
+    assert "--no-anchors: the anchors were not consulted" in capsys.readouterr().out
 
 
 def test_cli_filters_and_exports_json_lines(audit_settings, data_dir, audit_key, tmp_path, capsys):

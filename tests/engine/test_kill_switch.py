@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from typing import ClassVar
@@ -11,8 +12,9 @@ import pytest
 
 from supervisors import ChildSpec, StartChild, WhichChildren
 from xorj_actors.engine import Engine
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover, nonce_digest
 from xorj_actors.messages import Halt, HaltMode, Resume, Trigger
+from xorj_actors.ops.ctl import render_status, request
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
 from tests.plugins.engine import authorise, ks_status, wait_until
@@ -273,3 +275,169 @@ def test_in_flight_work_is_reported_with_the_ack(engine: Engine) -> None:
     wait_until(lambda: ks_status(engine).registered == len(participant_names(engine)))
     epoch = trigger(engine)
     assert recorder.ask("halts?", timeout=2)[-1] == epoch
+
+
+# -- issue 11: the halt survives anything short of the recovery keys ------------------------------
+
+
+def audit_rows(engine: Engine) -> list[tuple[str, str, dict]]:
+    db = sqlite3.connect(engine.data_dir / "audit.db")
+    try:
+        rows = db.execute("SELECT event_type, actor, details FROM audit_entries ORDER BY sequence").fetchall()
+    finally:
+        db.close()
+    return [(t, a, json.loads(d)) for t, a, d in rows]
+
+
+def test_an_edited_state_file_does_not_lift_a_halt(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    first = engine_factory(data_dir=d)
+    for _ in range(5):
+        epoch = trigger(first)
+    first.stop()
+    state_file = d / "kill_switch.json"
+    data = json.loads(state_file.read_text())
+    assert data["state"] == "TRIGGERED" and data["epoch"] == epoch == 5
+    # A well-formed ARMED file, as the adversarial run wrote it (with or without the old mac).
+    data.update(state="ARMED", epoch=5, reason=None, mode=None, source=None)
+    state_file.write_text(json.dumps(data))
+    second = engine_factory(data_dir=d)
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and status.epoch == 6
+    assert "not authenticated" in status.reason and status.source == "start"
+    assert named(second, "vault-0000").ask(Round(1), timeout=2).reason == "halted"
+
+
+def test_a_replayed_authentic_state_file_does_not_lift_a_halt(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    first = engine_factory(data_dir=d)
+    armed = (d / "kill_switch.json").read_bytes()  # authentic, ARMED epoch 0: kept aside
+    epoch = trigger(first)
+    first.stop()
+    (d / "kill_switch.json").write_bytes(armed)
+    second = engine_factory(data_dir=d)
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and status.epoch == epoch + 1
+    assert f"disagrees with the audit log (TRIGGERED epoch {epoch})" in status.reason
+
+
+def test_a_deleted_state_file_does_not_lift_a_halt_nor_forget_used_nonces(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    first = engine_factory(data_dir=d)
+    epoch = trigger(first)
+    assert recover(first, **authorise(epoch, nonce="used-once")).accepted
+    epoch = trigger(first)
+    first.stop()
+    (d / "kill_switch.json").unlink()
+    second = engine_factory(data_dir=d)
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and status.epoch == epoch + 1 and "missing" in status.reason
+    replay = recover(second, **authorise(status.epoch, nonce="used-once"))
+    assert not replay.accepted and "replay" in replay.reason
+    assert recover(second, **authorise(status.epoch, nonce="fresh")).accepted
+
+
+def test_only_a_truly_first_start_comes_up_armed_and_it_is_recorded_first(engine_factory, tmp_path) -> None:
+    engine = engine_factory(data_dir=tmp_path / "d")
+    assert ks_status(engine).state == "ARMED" and ks_status(engine).epoch == 0
+    (first,) = [dt for t, a, dt in audit_rows(engine) if a == "kill_switch" and dt.get("what") == "first start"]
+    assert first["transition"] == {"state": "ARMED", "epoch": 0, "factor": 1.0}
+
+
+def test_a_recovery_is_durable_in_the_audit_log_when_the_state_file_says_so(engine: Engine) -> None:
+    epoch = trigger(engine)
+    assert recover(engine, **authorise(epoch, nonce="n-durable")).accepted
+    # No wait: the entry was committed before the state file was written.
+    (entry,) = [dt for t, a, dt in audit_rows(engine) if t == "RECOVERY" and dt.get("what") == "recovery accepted"]
+    assert entry["transition"]["epoch"] == epoch and entry["transition"]["state"] == "RECOVERY_PENDING"
+    assert entry["nonce_sha256"] == nonce_digest("n-durable") and "n-durable" not in json.dumps(entry)
+    assert json.loads((engine.data_dir / "kill_switch.json").read_text())["nonce_digests"] == [nonce_digest("n-durable")]
+
+
+@pytest.mark.parametrize(("value", "halts"), [("1", True), ("yes", True), ("On", True), ("tru", True), ("0", False), ("false", False), ("", False)])
+def test_kill_switch_active_spellings(engine_factory, value: str, halts: bool) -> None:
+    from tests.plugins.engine import RECOVERY_KEYS
+
+    engine = engine_factory(environ={**RECOVERY_KEYS, "KILL_SWITCH_ACTIVE": value})
+    status = ks_status(engine)
+    assert (status.state == "TRIGGERED") is halts, value
+    if halts:
+        assert status.source == "environment"
+    if value == "tru":
+        assert "'tru'" in status.reason  # the warning names the value
+
+
+def test_a_halt_the_state_file_refuses_is_kept_marked_retried_and_shown(engine: Engine) -> None:
+    state_file = engine.data_dir / "kill_switch.json"
+    state_file.unlink()
+    (state_file / "in-the-way").mkdir(parents=True)  # rename onto a non-empty directory fails
+    epoch = trigger(engine)
+    wait_until(lambda: not ks_status(engine).durable, what="halt shown not durable")
+    status = ks_status(engine)
+    assert status.state == "TRIGGERED" and f"halt epoch {epoch} (TRIGGERED) NOT DURABLE" in status.persist_error
+    shown = render_status(request(engine.socket_path, "status"))  # what `ctl status` prints
+    assert f"PERSIST ERROR halt epoch {epoch} (TRIGGERED) NOT DURABLE, retrying" in shown
+    marker = engine.data_dir / "kill_switch.json.halt"
+    assert marker.read_text().strip().startswith(f"epoch {epoch} TRIGGERED")
+    (state_file / "in-the-way").rmdir()
+    state_file.rmdir()
+    wait_until(lambda: ks_status(engine).durable, what="the retry made it durable")
+    assert ks_status(engine).persist_error is None and marker.read_text().strip() == ""
+    data = json.loads(state_file.read_text())
+    assert data["state"] == "TRIGGERED" and data["epoch"] == epoch
+
+
+def test_secrets_in_free_text_are_masked_in_status_state_file_and_audit_log(engine: Engine) -> None:
+    from tests.plugins.engine import RECOVERY_KEYS
+
+    secret = RECOVERY_KEYS["XORJ_RECOVERY_KEY_2"]
+    engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.EMERGENCY, reason=f"pasted {secret}", source=secret))
+    wait_until(lambda: ks_status(engine).state == "TRIGGERED")
+    epoch = ks_status(engine).epoch
+    refused = engine.runtime.whereis(KILL_SWITCH_NAME).ask(
+        Recover(operator=f"op {secret}", **authorise(epoch, nonce=f"nonce {secret}", keys=("XORJ_RECOVERY_KEY_1",))),
+        timeout=5,
+    )
+    assert not refused.accepted
+    status = ks_status(engine)
+    assert secret not in repr(status) and "***" in status.reason
+    assert secret not in (engine.data_dir / "kill_switch.json").read_text()
+    wait_until(lambda: any(dt.get("what") == "recovery refused" for _, _, dt in audit_rows(engine)))
+    entries = json.dumps([dt for _, a, dt in audit_rows(engine) if a == "kill_switch"])
+    assert secret not in entries and "op ***" in entries
+
+
+def test_the_halt_entry_records_the_halt_time_and_its_transition(engine: Engine) -> None:
+    epoch = trigger(engine)
+    status = ks_status(engine)
+    def entries() -> list[dict]:
+        return [dt for t, a, dt in audit_rows(engine) if t == "HALT" and dt.get("what") == "triggered"]
+
+    wait_until(entries, what="the HALT entry committed (it is told, not waited for)")
+    (entry,) = entries()
+    assert entry["triggered_at"] == status.triggered_at
+    assert entry["transition"] == {"state": "TRIGGERED", "epoch": epoch, "factor": 1.0}
+
+
+def test_an_edited_kill_switch_entry_in_the_audit_log_means_halted(engine_factory, tmp_path) -> None:
+    d = tmp_path / "d"
+    first = engine_factory(data_dir=d)
+    epoch = trigger(first)
+    assert recover(first, **authorise(epoch)).accepted
+    wait_until(lambda: ks_status(first).state == "ARMED", what="armed")
+    first.stop()
+    db = sqlite3.connect(d / "audit.db")
+    with db:  # the RECOVERY entry now names another operator: its hash no longer recomputes
+        db.execute("UPDATE audit_entries SET details = replace(details, '\"test\"', '\"mallory\"') WHERE event_type = 'RECOVERY'")
+    db.close()
+    second = engine_factory(data_dir=d)
+    status = ks_status(second)
+    assert status.state == "TRIGGERED" and "cannot be trusted" in status.reason and "does not verify" in status.reason
+
+
+def test_a_restarted_kill_switch_in_a_quiet_engine_stays_armed(engine: Engine) -> None:
+    old = engine.runtime.whereis(KILL_SWITCH_NAME)
+    old.stop(timeout=2)
+    wait_until(lambda: engine.runtime.whereis(KILL_SWITCH_NAME) not in (None, old), what="kill switch restarted")
+    status = ks_status(engine)
+    assert status.state == "ARMED" and status.epoch == 0, status.reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,9 @@ def test_a_flatten_gives_up_on_the_vaults_yet_to_report() -> None:
         "flatten_results": (("v1", 0, 0, "timed out"), ("v2", 2, 1, "sold 2"), ("v3", 0, 0, "timed out")),
     }
     assert flatten_refusal(_S.REDUCING, f, "op", "why", (), {"v1"}) == "a flatten is already under way (f1)"
+
+
+def test_a_fifo_as_the_kill_file_still_halts_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "KILL"
+    os.mkfifo(path)
+    assert KillFile(path).poll() == f"kill file {path}"  # reading a FIFO would block the halt

@@ -19,6 +19,9 @@ from xorj_actors.ops import signed_headers
 HTTP_KEY_ENV = "XORJ_HTTP_HMAC_KEY"
 HTTP_KEY = "http-key-" + "9f" * 20
 ENGINE_ENV = {**RECOVERY_KEYS, HTTP_KEY_ENV: HTTP_KEY}
+#: Unauthenticated refusals are written once their window closes: a short one in tests.
+HTTP_FAST = "[http]\nrefusal_window_s = 0.2\n"
+REFUSALS = "http unauthenticated refusals"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class Api:
 
 @pytest.fixture
 def http_engine(engine_factory: Callable[..., Engine]) -> Engine:
-    return engine_factory(vaults=4, environ=dict(ENGINE_ENV))
+    return engine_factory(vaults=4, environ=dict(ENGINE_ENV), extra=HTTP_FAST)
 
 
 @pytest.fixture
@@ -70,18 +73,34 @@ def api(http_engine: Engine) -> Api:
     return Api(http_engine)
 
 
+def _http_entries(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    try:  # the Audit actor creates the table once its store opens
+        store = open_store(engine.config.audit, engine.data_dir, create=False)
+    except AuditStoreError:
+        return []
+    try:
+        return [(e.event_type, json.loads(e.details)) for e in select_entries(store) if e.actor == "http_api"]
+    finally:
+        store.close()
+
+
 def http_audit(engine: Engine, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """The HTTP API's entries in the engine's audit trail, once at least ``count`` are committed."""
+    """The HTTP API's entries for authenticated calls, once at least ``count`` are committed."""
 
     def entries() -> list[tuple[str, dict[str, Any]]]:
-        try:  # the Audit actor creates the table once its store opens
-            store = open_store(engine.config.audit, engine.data_dir, create=False)
-        except AuditStoreError:
-            return []
-        try:
-            return [(e.event_type, json.loads(e.details)) for e in select_entries(store) if e.actor == "http_api"]
-        finally:
-            store.close()
+        return [(k, d) for k, d in _http_entries(engine) if d.get("what") != REFUSALS]
 
     wait_until(lambda: len(entries()) >= count, what=f"{count} audit entries from the HTTP API")
+    return entries()
+
+
+def refusal_audit(engine: Engine, count: int, *, timeout: float = 10.0) -> list[tuple[str, dict[str, Any]]]:
+    """The HTTP API's tallies of unauthenticated refusals, once they count ``count`` refusals in all."""
+
+    def entries() -> list[tuple[str, dict[str, Any]]]:
+        return [(k, d) for k, d in _http_entries(engine) if d.get("what") == REFUSALS]
+
+    wait_until(
+        lambda: sum(d["count"] for _, d in entries()) >= count, timeout=timeout, what=f"{count} refusals tallied"
+    )
     return entries()

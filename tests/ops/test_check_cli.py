@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from xorj_actors.check import (
     run_checks,
 )
 from xorj_actors.cli import main
-from xorj_actors.config import parse_config
+from xorj_actors.config import ConfigError, parse_config
 from xorj_actors.engine import Engine
 
 SECRETS = {**ENGINE_ENV, "XORJ_AUDIT_HMAC_KEY": "audit-key-" + "7" * 30}
@@ -58,7 +59,10 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     _set_env(monkeypatch, {})
     code, lines = run_check(tmp_path, capsys, None)
     assert code == 0
-    assert set(lines) == {"rpc", "websocket", "audit_store", "signer", "quant_engine", "dev_settings", "secrets"}
+    assert set(lines) == {
+        "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "dev_settings", "secrets"
+    }
+    assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.
     assert lines["signer"].startswith("ok") and "vault-authority (dev_key)" in lines["signer"]
     assert lines["secrets"].startswith("not configured") and "XORJ_HTTP_HMAC_KEY" in lines["secrets"]
@@ -66,15 +70,36 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert not (tmp_path / "var").exists()  # a check changes nothing
 
 
+#: The real mainnet mints: a production config must name them (the derived ones are development mints).
+MINTS = """
+[[tokens]]
+symbol = "USDC"
+stable = true
+mint = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+[[tokens]]
+symbol = "JUP"
+mint = "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN"
+[[tokens]]
+symbol = "BONK"
+decimals = 5
+mint = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
+[[tokens]]
+symbol = "SOL"
+decimals = 9
+mint = "So11111111111111111111111111111111111111112"
+"""
+PRODUCTION = '[engine]\nenvironment = "production"\n' + MINTS
+
+
 def test_production_config_with_development_settings_fails(tmp_path, capsys, monkeypatch) -> None:
     _set_env(monkeypatch, SECRETS)
-    code, lines = run_check(tmp_path, capsys, '[engine]\nenvironment = "production"\n')
+    code, lines = run_check(tmp_path, capsys, PRODUCTION)
     assert code == 1
     assert lines["dev_settings"].startswith("FAIL")
     assert "localnet.enabled" in lines["dev_settings"] and 'backend = "sqlite"' in lines["dev_settings"]
     assert 'backend = "dev_key"' in lines["dev_settings"]
     assert lines["signer"].startswith("FAIL") and "refused in production" in lines["signer"]
-    for name in ("rpc", "websocket", "quant_engine"):
+    for name in ("rpc", "websocket", "quant_engine", "audit_anchor"):
         assert lines[name].startswith("FAIL"), lines[name]  # not configured is a failure in production
     assert lines["secrets"].startswith("ok")
     out = "\n".join(lines.values())
@@ -83,12 +108,69 @@ def test_production_config_with_development_settings_fails(tmp_path, capsys, mon
 
 def test_missing_or_short_secrets(tmp_path, capsys, monkeypatch) -> None:
     _set_env(monkeypatch, {k: v for k, v in SECRETS.items() if k != "XORJ_RECOVERY_KEY_3"})
-    code, lines = run_check(tmp_path, capsys, '[engine]\nenvironment = "production"\n')
+    code, lines = run_check(tmp_path, capsys, PRODUCTION)
     assert code == 1 and lines["secrets"].startswith("FAIL") and "XORJ_RECOVERY_KEY_3" in lines["secrets"]
     _set_env(monkeypatch, {**SECRETS, "XORJ_AUDIT_HMAC_KEY": "short-secret"})
     code, lines = run_check(tmp_path, capsys, None)
     assert code == 1 and "shorter than 32 bytes: XORJ_AUDIT_HMAC_KEY" in lines["secrets"]
     assert "short-secret" not in lines["secrets"]
+
+
+def test_production_without_anchoring_fails(tmp_path, capsys, monkeypatch) -> None:
+    """Anchoring is off by default; without it a cut tail or a rewrite with the key goes unseen."""
+    _set_env(monkeypatch, SECRETS)
+    code, lines = run_check(tmp_path, capsys, PRODUCTION)
+    assert code == 1
+    assert lines["audit_anchor"].startswith("FAIL") and "[audit.anchor] enabled = false" in lines["audit_anchor"]
+    assert "a truncated tail or a rewrite of the audit log with its key cannot be detected" in lines["audit_anchor"]
+
+
+def test_anchoring_check_probes_the_bucket_and_its_object_lock(tmp_path, anchor_settings) -> None:
+    from xorj_actors.audit import s3_client
+    from xorj_actors.check import check_audit_anchor
+
+    a = anchor_settings
+    section = f'[audit.anchor]\nenabled = true\nendpoint_url = "{a.endpoint_url}"\nbucket = "{a.bucket}"\n'
+    ok = check_audit_anchor(CheckContext(parse_config(PRODUCTION + section), tmp_path, {}))
+    assert ok.status is Status.OK and "(Object Lock): 0 anchors, none written yet" in ok.detail, ok.detail
+    unlocked = f"{a.bucket}-unlocked"
+    s3_client(a).create_bucket(Bucket=unlocked)
+    section = section.replace(a.bucket, unlocked)
+    bad = check_audit_anchor(CheckContext(parse_config(PRODUCTION + section), tmp_path, {}))
+    assert bad.status is Status.FAIL and "Object Lock is not enabled on the bucket" in bad.detail, bad.detail
+    dead = section.replace(a.endpoint_url, f"http://127.0.0.1:{free_port()}")
+    down = check_audit_anchor(CheckContext(parse_config(PRODUCTION + dead), tmp_path, {}, timeout_s=1))
+    assert down.status is Status.FAIL and f"s3://{unlocked}/audit/" in down.detail
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (PRODUCTION + "[kill_switch]\nrecovery_threshold = 1\n",
+         "kill_switch.recovery_threshold: 1 is refused in production"),
+        ('[engine]\nenvironment = "production"\n',
+         "tokens[0].mint, tokens[1].mint, tokens[2].mint, tokens[3].mint: required"),
+    ],
+    ids=["recovery_threshold=1", "derived-mints"],
+)
+def test_production_refuses_one_recovery_key_and_development_mints(tmp_path, capsys, monkeypatch, config, named):
+    """docs/SECURITY.md promises K >= 2; a config load (run, check) refuses less, naming the key."""
+    _set_env(monkeypatch, SECRETS)
+    path = tmp_path / "xorj.toml"
+    path.write_text(config)
+    assert main(["check", "--config", str(path), "--data-dir", str(tmp_path / "var")]) == 2
+    assert named in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        parse_config(config)
+    development = config.replace('"production"', '"development"')
+    parse_config(development)  # development may use one key and the derived mints
+
+
+def test_production_without_trading_flags_development_mints(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, SECRETS)
+    code, lines = run_check(tmp_path, capsys, '[engine]\nenvironment = "production"\n[execution]\nenabled = false\n')
+    assert code == 1 and lines["dev_settings"].startswith("FAIL")
+    assert "tokens USDC, JUP, BONK, SOL: no mint" in lines["dev_settings"]
 
 
 def test_bad_config_exits_2(tmp_path, capsys) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.ops.conftest import ENGINE_ENV, HTTP_KEY_ENV, Api, http_audit, request
+from tests.ops.conftest import ENGINE_ENV, HTTP_FAST, HTTP_KEY_ENV, REFUSALS, Api, http_audit, refusal_audit, request
 from tests.conftest import free_port
 from tests.plugins.engine import authorise, ks_status, wait_until
 from xorj_actors.config import ConfigError, parse_config
@@ -138,9 +138,14 @@ def test_unauthentic_requests_are_refused_and_change_nothing(api: Api, case: str
     assert reply.status == 401, reply.body
     assert reply.json()["error"]["code"] == code
     _assert_untouched(api)
-    entries = http_audit(api.engine, 2 if case == "replay" else 1)
-    assert [(k, d["outcome"], d["status"]) for k, d in entries[-1:]] == [("SECURITY_VIOLATION", "refused", 401)]
-    assert len(entries) == (2 if case == "replay" else 1)
+    # Unauthenticated: counted in a tally of its source, never an entry of its own.
+    [(kind, tally)] = refusal_audit(api.engine, 1)
+    assert (kind, tally["remote"], tally["count"], tally["refusals"]) == (
+        "SECURITY_VIOLATION", "127.0.0.1", 1, {f"401 {code}": 1}
+    )
+    assert tally["paths"] == {ACTIVATE: 1}
+    authenticated = http_audit(api.engine, 1 if case == "replay" else 0)
+    assert [(k, d["status"]) for k, d in authenticated] == ([("RECOVERY", 409)] if case == "replay" else [])
 
 
 @pytest.mark.parametrize(
@@ -153,7 +158,6 @@ def test_unauthentic_requests_are_refused_and_change_nothing(api: Api, case: str
         (b'{"reason": 7}', None, 400, "bad_request"),
         (b"\xff\xfe", None, 400, "bad_json"),
         (b'{"mode": "graceful"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-        (b"{" + b" " * 70_000 + b"}", None, 413, "too_large"),
     ],
 )
 def test_bad_bodies_get_4xx_and_change_nothing(api: Api, body: bytes, headers, status: int, code: str) -> None:
@@ -164,6 +168,16 @@ def test_bad_bodies_get_4xx_and_change_nothing(api: Api, body: bytes, headers, s
     assert reply.json()["error"]["code"] == code
     _assert_untouched(api)
     assert [(k, d["outcome"], d["status"]) for k, d in http_audit(api.engine, 1)] == [("HALT", "refused", status)]
+
+
+def test_a_body_over_the_limit_is_never_read_and_only_counted(api: Api) -> None:
+    body = b"{" + b" " * 70_000 + b"}"
+    reply = api.post_raw(ACTIVATE, body, signed_headers(api.key, ACTIVATE, body))
+    assert reply.status == 413 and reply.json()["error"]["code"] == "too_large"
+    _assert_untouched(api)
+    # Unread, so never authenticated: a tally, not a HALT entry.
+    [(kind, tally)] = refusal_audit(api.engine, 1)
+    assert (kind, tally["refusals"]) == ("SECURITY_VIOLATION", {"413 too_large": 1})
 
 
 def test_recover_with_k_of_m_authorisations(api: Api) -> None:
@@ -197,12 +211,14 @@ def test_recover_with_k_of_m_authorisations(api: Api) -> None:
 
 def test_without_a_key_the_kill_switch_api_is_disabled(engine_factory) -> None:
     env = {k: v for k, v in ENGINE_ENV.items() if k != HTTP_KEY_ENV}
-    api = Api(engine_factory(vaults=1, environ=env))
+    api = Api(engine_factory(vaults=1, environ=env, extra=HTTP_FAST))
     reply = api.post(ACTIVATE, {})
     assert reply.status == 503 and reply.json()["error"]["code"] == "auth_unconfigured"
     assert HTTP_KEY_ENV in reply.json()["error"]["message"]
     _assert_untouched(api)
-    assert [(k, d["status"]) for k, d in http_audit(api.engine, 1)] == [("SECURITY_VIOLATION", 503)]
+    assert [(k, d["refusals"]) for k, d in refusal_audit(api.engine, 1)] == [
+        ("SECURITY_VIOLATION", {"503 auth_unconfigured": 1})
+    ]
 
 
 def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
@@ -211,10 +227,10 @@ def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
     wrong = request(api.url + ACTIVATE)
     assert wrong.status == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
     assert wrong.headers["Allow"] == "POST"
-    # A call to the kill-switch API is audited even when it never reaches a handler; /nope is not.
-    entries = http_audit(api.engine, 1)
-    assert [(k, d["outcome"], d["status"], d["what"]) for k, d in entries] == [
-        ("SECURITY_VIOLATION", "refused", 405, "http GET /kill-switch/activate")
+    # A call to the kill-switch API is counted even when it never reaches a handler; /nope is not.
+    entries = refusal_audit(api.engine, 1)
+    assert [(k, d["what"], d["refusals"], d["paths"]) for k, d in entries] == [
+        ("SECURITY_VIOLATION", REFUSALS, {"405 method_not_allowed": 1}, {ACTIVATE: 1})
     ]
 
 

@@ -37,6 +37,14 @@ from xorj_actors.audit._chain import (
     load_hmac_key,
     utc_timestamp,
 )
+from xorj_actors.audit._halt_history import (
+    KILL_SWITCH_ACTOR,
+    KILL_SWITCH_STARTING,
+    append_durable,
+    halt_history,
+    kill_switch_state_key,
+    read_halt_history,
+)
 from xorj_actors.audit._log import AuditLog, AuditTimeout, AuditUnavailable
 from xorj_actors.audit._reader import UnverifiedEntry, verified_entries
 from xorj_actors.audit._store import AuditStoreError, Store, open_store, select_entries
@@ -47,10 +55,13 @@ __all__ = [
     "AUDIT_NAME",
     "AppendDurable",
     "GENESIS_HASH",
+    "KILL_SWITCH_ACTOR",
+    "KILL_SWITCH_STARTING",
     "Audit",
     "AuditEvent",
     "AuditHealth",
     "GetAuditHealth",
+    "append_durable",
     "audit_event",
     "record",
     "AnchorError",
@@ -75,9 +86,12 @@ __all__ = [
     "chain_hmac",
     "ensure_bucket",
     "entry_bytes",
+    "halt_history",
+    "kill_switch_state_key",
     "list_anchors",
     "load_hmac_key",
     "open_store",
+    "read_halt_history",
     "read_segment",
     "recover_from_anchors",
     "s3_client",

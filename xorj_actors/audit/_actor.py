@@ -21,9 +21,10 @@ from loguru import logger
 from pykka import ActorDeadError
 
 from supervisors import ControlMessage, MailboxFull, Message
-from xorj_actors.audit._chain import EventType, Severity
+from xorj_actors.audit._anchor import Anchorer
+from xorj_actors.audit._chain import EventType, Severity, load_hmac_key
 from xorj_actors.audit._log import AuditLog, AuditUnavailable
-from xorj_actors.audit._store import AuditStoreError
+from xorj_actors.audit._store import AuditStoreError, open_store
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant
 from xorj_actors.messages import HaltMode, Trigger
@@ -129,6 +130,7 @@ class Audit(Participant):
         self.log: AuditLog | None = None
         self.held: deque[AuditEvent] = deque(maxlen=settings.max_pending)
         self.unavailable_reason: str | None = None
+        self.anchorer: Anchorer | None = None
         # Named before on_start: events told meanwhile wait in the mailbox instead of being lost.
         self.runtime.register_name(AUDIT_NAME, self.actor_ref)
 
@@ -152,6 +154,25 @@ class Audit(Participant):
         self.unavailable_reason = None
         while self.held:
             self._submit(self.held.popleft())
+        self._start_anchoring()
+
+    def _start_anchoring(self) -> None:
+        """With ``[audit.anchor] enabled``: archive the head every ``interval_s`` (docs/AUDIT.md)."""
+        anchor = self.settings.anchor
+        if not anchor.enabled and self.environment == "production":
+            logger.warning(
+                "AUDIT ANCHORING IS DISABLED ([audit.anchor] enabled = false): a truncated tail or a rewrite of the"
+                " audit log with its key cannot be detected; `xorj-actors check` fails this config"
+            )
+        if not anchor.enabled or self.anchorer is not None:
+            return
+        try:
+            key = load_hmac_key(self.settings.hmac_key_env, self.environment)
+            self.anchorer = Anchorer(anchor, open_store(self.settings, self.data_dir), key)
+        except Exception as exc:  # noqa: BLE001 - boto3 and store errors alike: logged, verify shows the gap
+            logger.error("audit anchoring not started: {}: {}", type(exc).__name__, exc)
+            return
+        self.anchorer.start()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AuditEvent):
@@ -238,3 +259,5 @@ class Audit(Participant):
                 self.log.close(timeout=5)
             except AuditUnavailable as exc:
                 logger.critical("audit log closed with entries unwritten: {}", exc)
+        if self.anchorer is not None:  # after the log: its last anchor covers every written entry
+            self.anchorer.stop(timeout=5)

@@ -32,12 +32,18 @@ class AnchorError(RuntimeError):
     """An anchor could not be read or written, or the log refused to be anchored."""
 
 
-def s3_client(settings: AnchorSettings) -> Any:
-    """A boto3 S3 client for ``settings`` (credentials from the standard AWS environment)."""
+def s3_client(settings: AnchorSettings, *, timeout_s: float | None = None) -> Any:
+    """A boto3 S3 client for ``settings`` (credentials from the standard AWS environment).
+
+    ``timeout_s``: a probe (``xorj-actors check``): that connect and read timeout, no retries.
+    """
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    if timeout_s is None:
+        config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    else:
+        config = Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"mode": "standard", "max_attempts": 1})
     return boto3.client("s3", endpoint_url=settings.endpoint_url or None, region_name=settings.region, config=config)
 
 

@@ -1,23 +1,35 @@
-"""Chain verification: re-compute every hash and HMAC, name the first broken entry and why."""
+"""Chain verification: re-compute every hash and HMAC, name the first broken entry and why, and
+say how much of the log the anchors cover (only anchored entries are safe from a key holder).
+"""
 
 from __future__ import annotations
 
+import enum
 import itertools
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loguru import logger
 
-from xorj_actors.audit._chain import GENESIS_HASH, chain_hash, chain_hmac, chain_step, entry_bytes, hmac_template
+from xorj_actors.audit._chain import GENESIS_HASH, AuditEntry, chain_hmac, chain_step, entry_bytes, hmac_template
+from xorj_actors.audit._diagnose import (
+    RowLookup,
+    RowsLookup,
+    StoreLookup,
+    diagnose_chain,
+    diagnose_rewrite,
+    first_difference,
+)
 from xorj_actors.audit._store import Store, iter_rows, open_store, read_head
 from xorj_actors.audit.settings import AuditSettings
 
-#: Rows read past the first broken entry to tell a swap or an insertion from an edit.
+#: Rows read past the first broken entry to tell a swap or an insertion from an edit (when the
+#: rows come from memory; against a store the whole table is searched).
 _LOOKAHEAD = 8
 
 
@@ -32,6 +44,21 @@ class AnchorHead:
     source: str = ""
 
 
+#: Reads the entries an anchor archived (its segment), for an entry-by-entry comparison.
+SegmentReader = Callable[[AnchorHead], Sequence[AuditEntry]]
+
+
+class Verdict(enum.StrEnum):
+    """What ``audit verify`` concludes (and its exit code: 0, 3, 1)."""
+
+    #: Chain and HMACs intact, and every entry is covered by a matching anchor.
+    OK = "OK"
+    #: Chain and HMACs intact, but entries after ``anchored_sequence`` are covered by no anchor:
+    #: someone with the audit key could have cut or rewritten them unseen.
+    UNANCHORED = "UNANCHORED"
+    BROKEN = "BROKEN"
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     """Outcome of a verification; ``reason`` names the first problem when ``ok`` is False."""
@@ -43,79 +70,73 @@ class VerifyResult:
     anchors_checked: int = 0
     broken_sequence: int | None = None
     reason: str | None = None
+    #: The newest anchored entry that matched (0: none), and its timestamp.
+    anchored_sequence: int = 0
+    anchored_timestamp: str = ""
+    #: The anchor the log disagrees with (a rewrite with the key, or a cut tail), if that broke it.
+    disputed_anchor: AnchorHead | None = None
+    #: Whether anchors were asked at all (a list, even empty); if not, nothing is anchored.
+    anchors_consulted: bool = False
 
-    def describe(self) -> str:
-        """One line for an operator."""
-        if self.ok:
-            return (
-                f"OK: {self.entries} entries, head {self.head_sequence} {self.head_hash}, "
-                f"{self.anchors_checked} anchors matched"
-            )
-        return f"BROKEN at entry {self.broken_sequence}: {self.reason}"
+    @property
+    def unanchored(self) -> int:
+        """Entries newer than the newest matching anchor."""
+        return max(self.head_sequence - self.anchored_sequence, 0)
 
+    @property
+    def verdict(self) -> Verdict:
+        if not self.ok:
+            return Verdict.BROKEN
+        return Verdict.UNANCHORED if self.unanchored or not self.anchors_consulted else Verdict.OK
 
-def _recompute(row: tuple, sequence: int) -> str:
-    return chain_hash(row[8], entry_bytes(row[0], sequence, *row[2:8]))
-
-
-def _original_sequence(row: tuple) -> int | None:
-    """The sequence number the row's stored hash was computed with, if it is a nearby one."""
-    seq = row[1]
-    for d in itertools.chain.from_iterable((k, -k) for k in range(1, _LOOKAHEAD + 1)):
-        if seq + d >= 1 and _recompute(row, seq + d) == row[9]:
-            return seq + d
-    return None
-
-
-def _diagnose(key: bytes, expected_seq: int, expected_prev: str, row: tuple, following: list[tuple]) -> str:
-    seq = row[1]
-    if seq != expected_seq:
-        return f"deleted row: entries {expected_seq}..{seq - 1} are missing"
-    self_ok = _recompute(row, seq) == row[9]
-    original = None if self_ok else _original_sequence(row)
-    if original is not None and original > seq:
-        partner = next((r for r in following if r[1] == original), None)
-        if partner is not None and _original_sequence(partner) == seq:
-            return f"rows swapped: entries {seq} and {original} were exchanged"
-        return (
-            f"deleted row: entry {seq} holds the original entry {original}; "
-            f"{original - seq} row(s) deleted and later rows renumbered"
-        )
-    nxt = following[0] if following else None
-    if nxt is not None and (nxt[8] == expected_prev or _original_sequence(nxt) == seq):
-        return f"inserted row: entry {seq} is not part of the chain (the next row carries the original entry {seq})"
-    if original is not None:
-        return f"inserted row: entry {seq} holds the original entry {original}; rows were inserted before it"
-    if self_ok and chain_hmac(key, row[9]) != row[10]:
-        return f"forged HMAC: entry {seq}'s hash recomputes but its HMAC does not verify with the audit key"
-    if self_ok:
-        return f"rows reordered: entry {seq} is genuine but does not follow entry {seq - 1}"
-    return f"edited row: entry {seq}'s contents do not match its stored hash"
+    def describe(self, no_anchor_why: str = "no anchor was consulted") -> str:
+        """One line for an operator; ``no_anchor_why`` says why no anchor covers the log, if none does."""
+        if not self.ok:
+            return f"BROKEN at entry {self.broken_sequence}: {self.reason}"
+        head = f"{self.entries} entries, head {self.head_sequence} {self.head_hash}"
+        undetectable = "a truncated tail or a rewrite with the audit key cannot be detected"
+        if not self.anchors_consulted or (self.anchored_sequence == 0 and self.unanchored):
+            return (f"UNANCHORED: {head}; chain and HMACs intact, but no anchor covers the log ({no_anchor_why}): "
+                    f"{undetectable}")
+        reach = (f"{self.anchors_checked} anchors matched, the last reaches entry {self.anchored_sequence} "
+                 f"({self.anchored_timestamp})")
+        if self.unanchored:
+            return (f"UNANCHORED: {head}; chain and HMACs intact; {reach}; entries {self.anchored_sequence + 1}.."
+                    f"{self.head_sequence} ({self.unanchored}) are not anchored: there {undetectable}")
+        if self.entries == 0:
+            return "OK: 0 entries, nothing to anchor"
+        return f"OK: {head}; {reach}: every entry is anchored"
 
 
 def verify_rows(
     rows: Iterable[tuple],
     key: bytes,
     *,
-    anchors: Sequence[AnchorHead] = (),
+    anchors: Sequence[AnchorHead] | None = None,
     start_sequence: int = 0,
     start_hash: str = GENESIS_HASH,
+    lookup: Callable[[list[tuple]], RowLookup] | None = None,
 ) -> VerifyResult:
     """Verify raw rows (``COLUMNS`` order, by sequence) that continue the chain at ``start_*``.
 
     Every anchored head must match the row at its sequence, and the rows must reach the newest
-    anchor (else the tail was truncated).
+    anchor (else the tail was truncated); ``anchors=None``: not consulted (nothing is anchored).
+    ``lookup`` builds the :class:`RowLookup` a diagnosis searches, from the rows read past the
+    break (default: those rows only).
     """
     expected_seq = start_sequence + 1
     prev_hex = start_hash
     prev_raw = bytes.fromhex(start_hash)
     count = checked = 0
+    anchored_seq, anchored_ts = 0, ""
 
-    def broken(at: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, count, expected_seq - 1, prev_hex, checked, at, reason)
+    def broken(at: int, reason: str, disputed: AnchorHead | None = None) -> VerifyResult:
+        return VerifyResult(False, count, expected_seq - 1, prev_hex, checked, at, reason,
+                            anchored_seq, anchored_ts, disputed, consulted)
 
+    consulted = anchors is not None
     anchored = {}
-    for a in anchors:
+    for a in anchors or ():
         if chain_hmac(key, a.hash) != a.hmac:
             return broken(a.sequence, f"anchor {a.source or a.sequence}: its HMAC does not verify with the audit key")
         anchored[a.sequence] = a
@@ -128,21 +149,74 @@ def verify_rows(
         )
         if seq != expected_seq or prev != prev_hex or h != stored or computed_tag != tag:
             following = list(itertools.islice(it, _LOOKAHEAD))
-            return broken(expected_seq, _diagnose(key, expected_seq, prev_hex, row, following))
+            found = lookup(following) if lookup is not None else RowsLookup([row, *following])
+            return broken(expected_seq, diagnose_chain(key, expected_seq, prev_hex, row, found))
         if seq in anchored:
             a = anchored[seq]
             if a.hash != h:
-                return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}")
+                return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
             checked += 1
+            anchored_seq, anchored_ts = seq, ts
         count += 1
         expected_seq += 1
         prev_hex, prev_raw = h, raw
     last = expected_seq - 1
     if anchored and max(anchored) > last:
         newest = anchored[max(anchored)]
+        disputed = anchored[min(s for s in anchored if s > last)]
         return broken(last + 1, f"truncated tail: the log ends at entry {last} but entry {newest.sequence} "
-                                f"was anchored ({newest.source or newest.hash})")
-    return VerifyResult(True, count, last, prev_hex, checked)
+                                f"was anchored ({newest.source or newest.hash})", disputed)
+    return VerifyResult(True, count, last, prev_hex, checked, anchored_sequence=anchored_seq,
+                        anchored_timestamp=anchored_ts, anchors_consulted=consulted)
+
+
+def _against_segment(
+    store: Store, result: VerifyResult, anchors: Sequence[AnchorHead], read_segment: SegmentReader
+) -> VerifyResult:
+    """Refine "differs from the anchored head"/"truncated tail": compare the disputed anchor's
+    segment with the log entry by entry and report the FIRST entry that differs, and how.
+    """
+    disputed = result.disputed_anchor
+    assert disputed is not None
+    ordered = sorted(anchors, key=lambda a: a.sequence)
+    after = max((a.sequence for a in ordered if a.sequence < disputed.sequence), default=0)
+    later = iter([a for a in ordered if a.sequence > disputed.sequence])
+    anchored_ids: dict[str, int] = {}
+
+    def anchored_position(entry_id: str) -> int | None:
+        # A moved entry may come from a later segment: read them one by one until it is found.
+        while entry_id not in anchored_ids and (more := next(later, None)) is not None:
+            anchored_ids.update((e.id, e.sequence) for e in read_segment(more))
+        return anchored_ids.get(entry_id)
+
+    lookup = StoreLookup(store)
+
+    def local_position(entry_id: str) -> int | None:
+        found = lookup.with_id(entry_id)
+        return None if found is None else found[1]
+
+    try:
+        segment = [e for e in read_segment(disputed) if e.sequence > after]
+        diff = first_difference(iter_rows(store, after=after, until=disputed.sequence), segment)
+        if diff is None:
+            return result
+        anchored_ids.update((e.id, e.sequence) for e in segment)
+        entry, row = diff
+        reason = diagnose_rewrite(entry, row, local_position, anchored_position, disputed.source or disputed.hash,
+                                  ordered[-1].sequence)
+    except Exception as exc:  # noqa: BLE001 - S3 errors are many types; the coarse answer stands
+        return replace(result, reason=f"{result.reason} (the anchored segment could not be read: {exc})")
+    before = next((e.hash for e in segment if e.sequence == entry.sequence - 1), None)
+    checked = sum(1 for a in ordered if a.sequence < entry.sequence)
+    return replace(
+        result,
+        entries=entry.sequence - 1,
+        head_sequence=entry.sequence - 1,
+        head_hash=before or next((a.hash for a in ordered if a.sequence == after), GENESIS_HASH),
+        anchors_checked=checked,
+        broken_sequence=entry.sequence,
+        reason=reason,
+    )
 
 
 #: Below this many entries one process verifies faster than starting workers.
@@ -193,13 +267,21 @@ def _verify_parallel(store: Store, key: bytes, anchors: Sequence[AnchorHead], la
 
 
 def verify_store(
-    store: Store, key: bytes, anchors: Sequence[AnchorHead] = (), *, workers: int | None = None
+    store: Store,
+    key: bytes,
+    anchors: Sequence[AnchorHead] | None = None,
+    *,
+    workers: int | None = None,
+    segments: SegmentReader | None = None,
 ) -> VerifyResult:
-    """Verify the whole log in ``store`` (and against ``anchors``), streaming it in batches.
+    """Verify the whole log in ``store`` (and against ``anchors``; ``None``: not consulted), streaming
+    it in batches.
 
     A large log is split into contiguous ranges verified by ``workers`` processes (default: one
     per CPU, at most 4); the ranges must link up. Any failure is re-verified in one pass, so the
-    report always names the first broken entry.
+    report always names the first broken entry. A broken entry is diagnosed against the whole
+    table; a log that disagrees with an anchor is compared with that anchor's segment (read with
+    ``segments``) entry by entry.
     """
     workers = workers or min(os.cpu_count() or 1, 4)
     head = read_head(store)
@@ -207,8 +289,14 @@ def verify_store(
         head is not None
         and workers > 1
         and head.sequence >= PARALLEL_MIN_ENTRIES
-        and all(a.sequence <= head.sequence for a in anchors)
-        and _verify_parallel(store, key, anchors, head.sequence, workers)
+        and all(a.sequence <= head.sequence for a in anchors or ())
+        and _verify_parallel(store, key, anchors or (), head.sequence, workers)
     ):
-        return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors))
-    return verify_rows(iter_rows(store), key, anchors=anchors)
+        newest = max((a.sequence for a in anchors or ()), default=0)
+        stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
+        return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
+                            anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
+    result = verify_rows(iter_rows(store), key, anchors=anchors, lookup=lambda _following: StoreLookup(store))
+    if result.disputed_anchor is not None and anchors and segments is not None:
+        return _against_segment(store, result, anchors, segments)
+    return result

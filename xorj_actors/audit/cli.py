@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xorj_actors.audit._store import Store
+    from xorj_actors.audit._verify import AnchorHead, SegmentReader
+    from xorj_actors.audit.settings import AnchorSettings
 
 _COMMANDS = ("verify", "tail", "show", "export", "anchor", "recover")
+
+#: ``audit verify`` exit codes (docs/AUDIT.md, "CLI"). 2 is also every other action's "cannot".
+EXIT_OK = 0  # chain and HMACs intact, every entry covered by a matching anchor
+EXIT_BROKEN = 1  # tampered: the first broken entry is named
+EXIT_CANNOT = 2  # cannot verify: config, store, key or anchors unreadable
+EXIT_UNANCHORED = 3  # chain and HMACs intact, but some or all entries are covered by no anchor
 
 
 def _time(text: str) -> datetime:
@@ -25,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     helps = {
-        "verify": "re-compute the chain and HMACs, check the anchored heads; exit 1 when broken",
+        "verify": (
+            "re-compute the chain and HMACs, compare with the anchors; exit 0 intact and every entry anchored, "
+            "3 intact but (partly) unanchored, 1 broken, 2 cannot verify"
+        ),
         "tail": "the newest entries (filtered), one line each",
         "show": "matching entries in full",
         "export": "matching entries as JSON lines",
@@ -71,14 +86,35 @@ def _line(e: Any) -> str:
     return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
+def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool) -> int:
+    """``audit verify``: print the verdict (OK, UNANCHORED, BROKEN) and return its exit code."""
+    from xorj_actors.audit._anchor import list_anchors, read_segment, s3_client
+    from xorj_actors.audit._verify import Verdict, verify_store
+
+    anchors: list[AnchorHead] | None = None  # None: not consulted
+    segments: SegmentReader | None = None
+    if no_anchors:
+        why = "--no-anchors: the anchors were not consulted"
+    elif not anchor.enabled:
+        why = "anchoring is disabled: [audit.anchor] enabled = false"
+    else:
+        client = s3_client(anchor)
+        anchors = list_anchors(client, anchor)
+        segments = functools.partial(read_segment, client, anchor)
+        why = f"no anchor in s3://{anchor.bucket}/{anchor.prefix} yet"
+    result = verify_store(store, key, anchors, segments=segments)
+    verdict = result.verdict
+    print(result.describe(why), file=sys.stderr if verdict is Verdict.BROKEN else sys.stdout)
+    return {Verdict.OK: EXIT_OK, Verdict.UNANCHORED: EXIT_UNANCHORED, Verdict.BROKEN: EXIT_BROKEN}[verdict]
+
+
 def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from xorj_actors.audit._anchor import AnchorError, Anchorer, list_anchors, recover_from_anchors, s3_client
+    from xorj_actors.audit._anchor import AnchorError, Anchorer, recover_from_anchors, s3_client
     from xorj_actors.audit._chain import load_hmac_key
     from xorj_actors.audit._store import AuditStoreError, open_store, select_entries
-    from xorj_actors.audit._verify import verify_store
     from xorj_actors.config import ConfigError, load_config
 
     try:
@@ -87,22 +123,17 @@ def main(args: argparse.Namespace) -> int:
         store = open_store(settings, Path(args.data_dir), create=False)
     except (ConfigError, AuditStoreError) as exc:
         print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT
     try:
         cmd = args.audit_command
         if cmd in ("verify", "anchor", "recover"):
             key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
         if cmd == "verify":
-            anchors = []
-            if settings.anchor.enabled and not args.no_anchors:
-                anchors = list_anchors(s3_client(settings.anchor), settings.anchor)
-            result = verify_store(store, key, anchors)
-            print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
-            return 0 if result.ok else 1
+            return _verify(store, key, settings.anchor, args.no_anchors)
         if cmd in ("anchor", "recover"):
             if not settings.anchor.enabled:
                 print(f"audit {cmd}: anchoring is not enabled in [audit.anchor]", file=sys.stderr)
-                return 2
+                return EXIT_CANNOT
             if cmd == "recover":
                 restored = recover_from_anchors(store, key, s3_client(settings.anchor), settings.anchor)
                 print(f"restored {restored} entries from the anchors; run `audit verify` next")
@@ -130,6 +161,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     except (ValueError, AuditStoreError, AnchorError) as exc:
         print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT
     finally:
         store.close()

@@ -13,16 +13,16 @@ from typing import Any
 from loguru import logger
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
-from xorj_actors.audit import audit_event, record
+from xorj_actors.audit import KILL_SWITCH_ACTOR, KILL_SWITCH_STARTING, append_durable, audit_event, halt_history, kill_switch_state_key, record
 from xorj_actors.check import secret_env_names
+from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.engine._data_dir import DataDirError, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.strategy import StrategyBoard
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, Participant
-from xorj_actors.redaction import Redactor
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
@@ -39,6 +39,11 @@ def secret_envs(config: Config) -> tuple[str, ...]:
     """The environment variables whose values the redactor masks, besides the ones whose names
     look secret: every secret the config names, and the recovery keys."""
     return tuple(dict.fromkeys((*secret_env_names(config), *config.kill_switch.recovery_key_envs)))
+
+
+def _kill_switch_entry(kind: str, details: dict[str, Any]) -> Any:
+    severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")
+    return audit_event(kind, KILL_SWITCH_ACTOR, details, severity=severity)
 
 
 class Engine:
@@ -160,6 +165,9 @@ class Engine:
             endpoints=self.endpoints,
             register_endpoint=self._endpoints.__setitem__,
             on_event=self._record_kill_switch_event,
+            on_event_durable=self._record_kill_switch_event_durable,
+            halt_history=self._kill_switch_history,
+            state_key=self._kill_switch_state_key(),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
         )
         self.root = Supervisor.start(
@@ -198,10 +206,35 @@ class Engine:
         return ks.ask(GetStatus(), timeout=5).registered >= participants
 
     def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
-        severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")
         runtime = self.runtime
         if runtime is not None:
-            record(runtime, audit_event(kind, "kill_switch", details, severity=severity))
+            record(runtime, _kill_switch_entry(kind, details))
+
+    def _record_kill_switch_event_durable(self, kind: str, details: dict[str, Any]) -> None:
+        """Returns once the entry is committed; raises if it cannot be (the kill switch then
+        does not resume)."""
+        if self.runtime is None:
+            raise RuntimeError("the engine is not running")
+        append_durable(self.runtime, _kill_switch_entry(kind, details), self.config.audit.append_timeout_s)
+
+    def _kill_switch_history(self) -> HaltHistory:
+        """The audit log's kill-switch history, after every entry told before is committed."""
+        cfg = self.config
+        return halt_history(
+            cfg.audit,
+            self.data_dir,
+            cfg.engine.environment,
+            flush=lambda: self._record_kill_switch_event_durable("SYSTEM_EVENT", {"what": KILL_SWITCH_STARTING}),
+        )
+
+    def _kill_switch_state_key(self) -> bytes | None:
+        """The state file's key, from the audit HMAC key; None without one (the kill switch
+        then cannot authenticate its file, and starts halted unless this is a first start)."""
+        try:
+            return kill_switch_state_key(self.config.audit, self.config.engine.environment)
+        except ValueError as exc:
+            logger.critical("kill switch: no state key: {}", exc)
+            return None
 
     # -- run -----------------------------------------------------------------------------------
 

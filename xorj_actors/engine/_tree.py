@@ -35,7 +35,7 @@ from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, bre
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
-from xorj_actors.kill_switch import HaltBoard, KillSwitch
+from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.redaction import Redactor
@@ -68,8 +68,13 @@ class TreeContext:
     views: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     #: Called with (name, url) when a server of the tree starts listening (``http``, ``metrics``).
     register_endpoint: Callable[[str, str], None] | None = None
+    #: The kill switch's audit wiring (the engine's; None in-process without one): entries that
+    #: must be durable before it goes on, its history read at every start, its state file's key.
+    on_event_durable: Callable[[str, dict[str, Any]], None] | None = None
+    halt_history: Callable[[], HaltHistory] | None = None
+    state_key: bytes | None = None
     #: The engine's one redaction of secrets in free text (every free-text field an actor
-    #: writes passes it); None: each actor's default.
+    #: writes passes it); None: each actor's default (the kill switch's: one of ``environ``).
     redactor: Redactor | None = None
 
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
@@ -77,6 +82,14 @@ class TreeContext:
         self.metrics.on_kill_switch_event(kind, details)
         if self.on_event is not None:
             self.on_event(kind, details)
+
+    def kill_switch_event_durable(self, kind: str, details: dict[str, Any]) -> None:
+        """The kill switch's ``on_event_durable``: returns once the entry is committed, or raises."""
+        if self.on_event_durable is None:
+            return self.kill_switch_event(kind, details)
+        self.on_event_durable(kind, details)
+        self.metrics.on_kill_switch_event(kind, details)
+        return None
 
 
 def _supervisor(ctx: TreeContext, name: str, children: list[ChildSpec], strategy: Strategy) -> ChildSpec:
@@ -313,7 +326,15 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
         ctx,
         "kill_switch",
         lambda: KillSwitch.start(
-            cfg.kill_switch, ctx.data_dir, board, environ=ctx.environ, on_event=ctx.kill_switch_event
+            cfg.kill_switch,
+            ctx.data_dir,
+            board,
+            environ=ctx.environ,
+            on_event=ctx.kill_switch_event,
+            on_event_durable=ctx.kill_switch_event_durable,
+            history=ctx.halt_history,
+            state_key=ctx.state_key,
+            redact=ctx.redactor or Redactor.from_environ(ctx.environ),
         ),
     )
     audit = _worker(

@@ -17,26 +17,32 @@ from xorj_actors.kill_switch._flatten import (
     FlattenVault,
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
-from xorj_actors.kill_switch._recovery import (
+from xorj_actors.kill_switch._persistence import FileReading, HaltMarker, StateFile, derive_state_key
+from xorj_actors.kill_switch._recovery_keys import (
     RecoveryRefused,
     RecoveryVerifier,
     load_recovery_keys,
+    nonce_digest,
     recovery_payload,
     sign_recovery,
 )
-from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, StateFile
+from xorj_actors.kill_switch._start_decision import HaltHistory, StartDecision, Transition, decide, env_halt_request
+from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 
 __all__ = [
     "KILL_SWITCH_NAME",
     "VAULT_ROLE",
     "EnterMaintenance",
+    "FileReading",
     "Flatten",
     "FlattenDone",
     "FlattenOutcome",
     "FlattenVault",
     "GetStatus",
     "HaltBoard",
+    "HaltHistory",
+    "HaltMarker",
     "HaltStatus",
     "InvalidTransition",
     "KillSwitch",
@@ -49,8 +55,14 @@ __all__ = [
     "RecoveryOutcome",
     "RecoveryRefused",
     "RecoveryVerifier",
+    "StartDecision",
     "StateFile",
+    "Transition",
+    "decide",
+    "derive_state_key",
+    "env_halt_request",
     "load_recovery_keys",
+    "nonce_digest",
     "recovery_payload",
     "sign_recovery",
 ]

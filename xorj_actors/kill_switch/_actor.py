@@ -1,8 +1,11 @@
 """The KillSwitch actor: halt epochs, acknowledgements, replacement of silent actors, recovery.
 
-The actor is the one place that moves the state machine (``_transition``). Beside it: the ack
-bookkeeping (``_acks``), the kill file (``_kill_file``), its messages (``_messages``), and its
-flatten side (``_reducing``, mixed into the actor; the flatten's rules are in ``_flatten``).
+The actor is the one place that moves the state machine: ``_tighten`` (a halt: published at once,
+written after the broadcast) and ``_loosen`` (trading becomes possible: durable in the audit log,
+then in the state file, then published). Beside it: the start-up decision (``_start_decision``, pure),
+the state file and the halt marker (``_persistence``), the ack bookkeeping (``_acks``), the kill
+file (``_kill_file``), its messages (``_messages``), and, mixed into the actor, its recovery side
+(``_recovering``) and its flatten side (``_reducing``; the flatten's rules are in ``_flatten``).
 """
 
 from __future__ import annotations
@@ -29,23 +32,22 @@ from xorj_actors.kill_switch._messages import (
     RecoveryOutcome,
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
-from xorj_actors.kill_switch._recovery import RecoveryRefused, RecoveryVerifier, load_recovery_keys
+from xorj_actors.kill_switch._durable import DurableState, _RetryPersist, redact_deep
+from xorj_actors.kill_switch._persistence import STANDALONE_STATE_KEY, HaltMarker, StateFile
+from xorj_actors.kill_switch._recovering import RecoveringMode, _RestartStep
+from xorj_actors.kill_switch._recovery_keys import RecoveryVerifier, load_recovery_keys
 from xorj_actors.kill_switch._reducing import ReducingMode, _FlattenDeadline
-from xorj_actors.kill_switch._state import (
-    InvalidTransition,
-    KillSwitchState,
-    PersistedState,
-    StateFile,
-    check_transition,
-)
+from xorj_actors.kill_switch._starting import StartingUp, first_start_failed
+from xorj_actors.kill_switch._start_decision import HaltHistory, env_halt_request
+from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, check_transition
 from xorj_actors.kill_switch.settings import KillSwitchSettings
-from xorj_actors.limits import OPERATOR_LIMIT, REASON_LIMIT
+from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
+from xorj_actors.redaction import Redactor
 
 __all__ = ["KillSwitch"]
 
 _S = KillSwitchState
-_MAX_NONCES = 1000
 
 
 class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
@@ -56,12 +58,7 @@ class _PollKillFile(ControlMessage):  # a timer the halt depends on: never refus
     pass
 
 
-class _RestartStep(ControlMessage):  # a timer the halt depends on: never refused
-    epoch: int
-    index: int
-
-
-class KillSwitch(ReducingMode, Actor):
+class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
     """Owns the halt state of the engine.
 
     It runs on a thread of its own: a halt must not wait for the shared pool, whatever the
@@ -74,6 +71,15 @@ class KillSwitch(ReducingMode, Actor):
         environ: the environment (recovery keys, ``KILL_SWITCH_ACTIVE``); default ``os.environ``.
         clock: wall clock, for cooldowns and recovery timestamps.
         on_event: called with (event, details) on every transition, for the audit trail.
+        on_event_durable: like ``on_event``, but returns only once the entry is durable and
+            raises if it cannot be: a resume is recorded with it before it happens. None (no
+            engine: tests, benchmarks): ``on_event``.
+        history: reads the audit log's kill-switch history at every start (``_start_decision``). None
+            (no engine): the authenticated state file alone decides.
+        state_key: the state file's HMAC key (the engine derives it from the audit key). None (no
+            engine): a fixed key that authenticates nothing.
+        redact: masks secrets in every free-text field the kill switch writes or reports; default
+            a :class:`Redactor` of ``environ``.
     """
 
     dedicated_thread: ClassVar[bool] = True
@@ -87,14 +93,28 @@ class KillSwitch(ReducingMode, Actor):
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_event_durable: Callable[[str, dict[str, Any]], None] | None = None,
+        history: Callable[[], HaltHistory] | None = None,
+        state_key: bytes | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.board = board
         self.clock = clock
         self.on_event = on_event
+        self.on_event_durable = on_event_durable
+        self.history = history
         self.environ = dict(os.environ if environ is None else environ)
-        self.state_file = StateFile(data_dir / settings.state_file)
+        self.redact: Callable[[str], str] = redact or Redactor.from_environ(self.environ)
+        self.state_file = StateFile(data_dir / settings.state_file, state_key or STANDALONE_STATE_KEY)
+        self.marker = HaltMarker(data_dir / f"{settings.state_file}.halt")
+        #: The marker holds a halt (set by this instance, or found set at start).
+        self.marker_set = False
+        #: Set while the current halt is not durable: what failed, and the retry timer.
+        self.not_durable: str | None = None
+        self.retry_timer: Any = None
+        self.retry_attempt = 0
         self.kill_file = KillFile(data_dir / settings.kill_file)
         self.verifier = RecoveryVerifier(
             load_recovery_keys(settings.recovery_key_envs, self.environ), settings.recovery_threshold
@@ -114,20 +134,32 @@ class KillSwitch(ReducingMode, Actor):
     # -- start ---------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.persisted = self.state_file.load()
-        if self.state_file.interrupted_flatten:
-            self._persist()  # the file must not say REDUCING any longer
-            self._event(
-                "HALT",
-                {"what": "flatten interrupted by a restart", "epoch": self.persisted.epoch, "state": self.persisted.state.value},
-            )
+        decision = self._decide_start()
+        self.persisted = decision.state
         for actor in self.runtime.actors():  # after a restart: find everyone again
             if issubclass(actor.actor_class, Participant) and actor.ref is not None:
                 self._add_participant(actor.ref, actor.name, actor.actor_class.role)
+        if decision.first_start and (failure := self._record_first_start()) is not None:
+            decision = first_start_failed(failure)
+            self.persisted = decision.state
         self._publish()
+        p = self.persisted
+        if decision.halt is not None:
+            self._stamp_trigger()
+            logger.critical("kill switch: starting TRIGGERED (epoch {}): {}", p.epoch, decision.halt)
+            self._persist()
+            self._event("HALT", self._marked({"what": "triggered", "mode": p.mode, "source": p.source, "reason": p.reason}))
+        elif decision.interrupted_flatten:
+            logger.critical("kill switch: state file says REDUCING (a flatten was interrupted): starting TRIGGERED")
+            self._persist()  # the file must not say REDUCING any longer
+            self._event("HALT", self._marked({"what": "flatten interrupted by a restart", "state": p.state.value}))
         self._event("SYSTEM_EVENT", {"what": "kill switch started", "state": self.persisted.state.value})
-        if self.environ.get("KILL_SWITCH_ACTIVE", "").strip().lower() == "true":
-            self._trigger(HaltMode.EMERGENCY, "KILL_SWITCH_ACTIVE=true at start", "environment")
+        active = self.environ.get("KILL_SWITCH_ACTIVE")
+        halt, warning = env_halt_request(active)
+        if warning is not None:
+            logger.warning("kill switch: {}", warning)
+        if halt:
+            self._trigger(HaltMode.EMERGENCY, warning or f"KILL_SWITCH_ACTIVE={active} at start", "environment")
         elif self.persisted.halted:
             logger.warning(
                 "kill switch: starting {} (epoch {}): {}",
@@ -143,8 +175,12 @@ class KillSwitch(ReducingMode, Actor):
         self._poll_kill_file()
 
     def on_stop(self) -> None:
-        if self.step_timer is not None:
-            self.step_timer.cancel()
+        for timer in (self.step_timer, self.retry_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def on_terminate(self) -> None:
+        self.marker.close()
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -168,6 +204,8 @@ class KillSwitch(ReducingMode, Actor):
             return self._recover(message)
         if kind is _RestartStep:
             return self._on_restart_step(message)
+        if kind is _RetryPersist:
+            return self._on_retry_persist()
         if kind is EnterMaintenance:
             return self._enter_maintenance(message)
         if kind is FlattenDone:
@@ -234,12 +272,12 @@ class KillSwitch(ReducingMode, Actor):
     # -- triggering ----------------------------------------------------------------------------
 
     def _trigger(self, mode: HaltMode, reason: str, source: str) -> None:
-        reason = reason[:REASON_LIMIT]
+        reason, source = self._clean(reason, REASON_LIMIT), self._clean(source, REASON_LIMIT)
         if self.step_timer is not None:
             self.step_timer.cancel()
             self.step_timer = None
         self.acks.triggered()
-        self._transition(
+        self._tighten(
             replace(
                 self.persisted,
                 state=_S.TRIGGERED,
@@ -247,15 +285,16 @@ class KillSwitch(ReducingMode, Actor):
                 mode=mode.value,
                 reason=reason,
                 source=source,
-                triggered_at=self.clock(),
+                triggered_at=None,
                 factor=self.persisted.factor,
-            ),
-            must_persist=False,  # a halt happens even if the disk refuses; it is only safer
+            )
         )
+        self._stamp_trigger()
         logger.critical("kill switch TRIGGERED (epoch {}, {}, from {}): {}", self.persisted.epoch, mode.value, source, reason)
         self._broadcast_halt()
-        self._persist()
-        self._event("HALT", {"what": "triggered", "epoch": self.persisted.epoch, "mode": mode.value, "source": source, "reason": reason})
+        self._persist()  # a halt happens even if the disk refuses; the write is retried
+        details = {"what": "triggered", "mode": mode.value, "source": source, "reason": reason}
+        self._event("HALT", self._marked(details))
         if self.flattening is not None:  # the halt wins: already TRIGGERED, the board no longer reducing
             self._end_flatten(f"interrupted by a trigger from {source}", transition=False)
 
@@ -321,126 +360,42 @@ class KillSwitch(ReducingMode, Actor):
         except InvalidTransition as exc:
             return self._outcome(False, str(exc))
         self.acks.triggered()
-        ok = self._transition(
+        source = self._clean(message.source, REASON_LIMIT)
+        self._tighten(
             replace(
                 self.persisted,
                 state=_S.MAINTENANCE,
                 epoch=self.persisted.epoch + 1,
                 mode=HaltMode.GRACEFUL.value,
-                reason=message.reason[:REASON_LIMIT],
-                source=message.source,
-                triggered_at=self.clock(),
-            ),
-            must_persist=False,
+                reason=self._clean(message.reason, REASON_LIMIT),
+                source=source,
+                triggered_at=None,
+            )
         )
+        self._stamp_trigger()
         self._broadcast_halt()
         self._persist()
-        self._event("HALT", {"what": "maintenance", "epoch": self.persisted.epoch, "source": message.source})
-        return self._outcome(ok, "maintenance: trading halted")
-
-    # -- recovery ------------------------------------------------------------------------------
-
-    def _recover(self, request: Recover) -> RecoveryOutcome:
-        p = self.persisted
-        details = {"operator": request.operator[:OPERATOR_LIMIT], "epoch": request.epoch, "nonce": request.nonce[:128]}
-        try:
-            if p.state is _S.REDUCING:
-                raise RecoveryRefused("a flatten is under way (REDUCING): recover once it has ended")
-            if p.state not in (_S.TRIGGERED, _S.MAINTENANCE):
-                raise RecoveryRefused(f"nothing to recover: the kill switch is {p.state.value}")
-            if self.kill_file.exists():
-                raise RecoveryRefused(f"the kill file {self.kill_file.path} still exists: remove it first")
-            if p.state is _S.TRIGGERED and p.triggered_at is not None:
-                remaining = self.settings.cooldown_s - (self.clock() - p.triggered_at)
-                if remaining > 0:
-                    raise RecoveryRefused(f"cooldown: {remaining:.0f} s left before recovery is allowed")
-            signers = self.verifier.verify(
-                epoch=request.epoch,
-                nonce=request.nonce,
-                timestamp=request.timestamp,
-                authorisations=request.authorisations,
-                current_epoch=p.epoch,
-                used_nonces=p.used_nonces,
-                now=self.clock(),
-            )
-        except RecoveryRefused as exc:
-            logger.warning("kill switch: recovery refused: {}", exc)
-            self._event("SECURITY_VIOLATION", {**details, "what": "recovery refused", "reason": str(exc)})
-            return self._outcome(False, str(exc))
-        factors = self.settings.restart_factors
-        final = len(factors) == 1
-        ok = self._transition(
-            replace(
-                p,
-                state=_S.ARMED if final else _S.RECOVERY_PENDING,
-                factor=factors[0],
-                used_nonces=(*p.used_nonces, request.nonce)[-_MAX_NONCES:],
-            ),
-            must_persist=True,
-        )
-        if not ok:
-            return self._outcome(False, f"recovery not recorded durably: {self.persist_error}")
-        logger.warning("kill switch: recovery accepted (authorised by {}), factor {}", ", ".join(signers), factors[0])
-        self._event("RECOVERY", {**details, "what": "recovery accepted", "authorised_by": list(signers), "factor": factors[0]})
-        self.acks.clear()
-        self._broadcast_resume()
-        if not final:
-            self._schedule_step(1)
-        return self._outcome(True, f"recovering at {factors[0]:g} of position limits")
-
-    def _factor_index(self) -> int:
-        factors = self.settings.restart_factors
-        return max((i for i, f in enumerate(factors) if f <= self.persisted.factor), default=0)
-
-    def _schedule_step(self, index: int) -> None:
-        if index < len(self.settings.restart_factors):
-            self.step_timer = self.runtime.send_after(
-                self.settings.restart_step_s, self.actor_ref, _RestartStep(epoch=self.persisted.epoch, index=index)
-            )
-
-    def _on_restart_step(self, step: _RestartStep) -> None:
-        if self.persisted.state is not _S.RECOVERY_PENDING or step.epoch != self.persisted.epoch:
-            return
-        factors = self.settings.restart_factors
-        factor = factors[step.index]
-        last = step.index == len(factors) - 1
-        self._transition(replace(self.persisted, state=_S.ARMED if last else _S.RECOVERY_PENDING, factor=factor), must_persist=False)
-        logger.info("kill switch: gradual restart at {} of position limits", factor)
-        self._broadcast_resume()
-        self._persist()
-        self._event("RECOVERY", {"what": "restart step", "factor": factor, "armed": last})
-        if not last:
-            self._schedule_step(step.index + 1)
+        self._event("HALT", self._marked({"what": "maintenance", "source": source, "reason": self.persisted.reason}))
+        return self._outcome(True, "maintenance: trading halted")
 
     # -- state ---------------------------------------------------------------------------------
 
-    def _transition(self, new: PersistedState, *, must_persist: bool) -> bool:
-        """Validate and publish a new state.
-
-        With ``must_persist`` (a recovery: trading resumes) the state is made durable first and
-        nothing changes if that fails (returns False). Otherwise (a halt, a restart step) it is
-        published at once and the caller persists it with :meth:`_persist` after the broadcast:
-        the disk must not delay a halt, and a crash before the fsync ends as it would before.
-        """
+    def _tighten(self, new: PersistedState) -> None:
+        """A halt (or back to one): published at once; the caller broadcasts, then persists
+        (:meth:`_persist`) and records it: the disk must not delay a halt."""
         check_transition(self.persisted.state, new.state)
+        self._set(new)
+
+    def _set(self, new: PersistedState) -> None:
         old = self.persisted
-        if must_persist and not self._persist(new):
-            return False
         self.persisted = new
         logger.info("kill switch: {} -> {} (epoch {})", old.state.value, new.state.value, new.epoch)
         self._publish()
-        return True
 
-    def _persist(self, state: PersistedState | None = None) -> bool:
-        state = self.persisted if state is None else state
-        try:
-            self.state_file.save(state)
-        except OSError as exc:
-            self.persist_error = f"{type(exc).__name__}: {exc}"
-            logger.critical("kill switch: cannot persist state {}: {}", state.state.value, self.persist_error)
-            return False
-        self.persist_error = None
-        return True
+    def _stamp_trigger(self) -> None:
+        """The halt's time, read only once the board shows it: a signer that saw epoch E
+        unhalted at time t saw it before ``triggered_at`` of epoch E + 1."""
+        self.persisted = replace(self.persisted, triggered_at=self.clock())
 
     def _publish(self) -> None:
         p = self.persisted
@@ -461,10 +416,14 @@ class KillSwitch(ReducingMode, Actor):
             accepted=accepted, reason=reason, state=self.persisted.state.value, factor=self.persisted.factor
         )
 
+    def _clean(self, text: str, limit: int) -> str:
+        """A free-text field as the kill switch keeps it: secrets masked, then cut."""
+        return self.redact(text)[:limit]
+
     def _event(self, kind: str, details: dict[str, Any]) -> None:
         if self.on_event is not None:
             try:
-                self.on_event(kind, details)
+                self.on_event(kind, redact_deep(self.redact, details))
             except Exception:  # noqa: BLE001 - the halt must not depend on its record
                 logger.exception("kill switch: could not record {}", kind)
 
@@ -482,6 +441,8 @@ class KillSwitch(ReducingMode, Actor):
             factor=p.factor,
             registered=len(self.participants),
             **self.acks.status(names, p.halted),
-            persist_error=self.persist_error,
+            persist_error=self.not_durable or self.persist_error,
+            durable=self.not_durable is None,
             **(flatten.status() if flatten is not None else {}),
         )
+

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from supervisors import Message
 
-__all__ = ["HaltBoard", "HaltStatus"]
+__all__ = ["STARTING", "HaltBoard", "HaltStatus"]
+
+#: The board's state before a kill switch of this process has published anything.
+STARTING = "STARTING"
 
 
 class HaltStatus(Message):
@@ -32,7 +35,7 @@ class HaltBoard:
     __slots__ = ("_status",)
 
     def __init__(self) -> None:
-        self._status = HaltStatus(state="STARTING", epoch=0, halted=True, factor=0.0)
+        self._status = HaltStatus(state=STARTING, epoch=0, halted=True, factor=0.0)
 
     @property
     def status(self) -> HaltStatus:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xorj_actors.kill_switch._persistence import read_regular
+
 __all__ = ["KillFile"]
 
 
@@ -27,7 +29,8 @@ class KillFile:
         reason = None
         if exists and not self.seen:
             try:
-                note = self.path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+                # Never blocks (a FIFO is not waited on): the halt must not wait for its note.
+                note = read_regular(self.path, 4096).decode("utf-8", errors="replace").strip().splitlines()
             except OSError:
                 note = []
             reason = f"kill file {self.path}" + (f": {note[0][:200]}" if note else "")

@@ -47,9 +47,12 @@ class KillSwitchStatus(Message):
     complete: bool
     halt_latency_s: float | None  # trigger to every live actor acked
     replaced: tuple[str, ...]  # actors replaced for not acking (this epoch)
+    #: Why the state cannot be written; while a halt is not durable it says so, and is retried.
     persist_error: str | None
     #: The flatten under way, or the last one: its id, the vaults yet to report, and
     #: (vault, sold, failed, detail) of those that did (or were given up on).
     flatten_id: str | None = None
     flatten_pending: tuple[str, ...] = ()
     flatten_results: tuple[tuple[str, int, int, str], ...] = ()
+    #: False while the current halt is held in memory only (the state file refused it).
+    durable: bool = True

@@ -10,6 +10,7 @@ TRIGGERED). See docs/HALT_PROTOCOL.md ("Reducing mode and flatten").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -55,13 +56,15 @@ class ReducingMode:
     #: The flatten under way (state REDUCING), and the last one, for status.
     flattening: Flattening | None
     last_flatten: Flattening | None
+    redact: Callable[[str], str]
     runtime: Any
     actor_ref: Any
 
     def _flatten(self, request: Flatten) -> FlattenOutcome:
         """Enter REDUCING and tell the chosen vaults to sell; refused with a reason otherwise."""
         p = self.persisted
-        operator, reason = request.operator.strip()[:OPERATOR_LIMIT], request.reason.strip()[:REASON_LIMIT]
+        operator = self.redact(request.operator.strip())[:OPERATOR_LIMIT]
+        reason = self.redact(request.reason.strip())[:REASON_LIMIT]
         asked = tuple(dict.fromkeys(v.strip() for v in request.vaults))
         details: dict[str, Any] = {"operator": operator, "reason": reason, "vaults": list(asked) or "all", "epoch": p.epoch}
         vaults = {name: ref for ref, name, role in self.participants.values() if role == VAULT_ROLE}
@@ -78,15 +81,15 @@ class ReducingMode:
         )
         self.flattening = f  # before the transition: the board names the vaults being flattened
         # Trades become possible: durable first, as a recovery is (a restart reads it TRIGGERED).
-        if not self._transition(replace(p, state=_S.REDUCING), must_persist=True):
+        started = {**details, "what": "flatten started", "flatten_id": flatten_id, "vaults": list(chosen), "from": p.state.value}
+        failure = self._loosen(replace(p, state=_S.REDUCING), "HALT", started)
+        if failure is not None:
             self.flattening = None
-            refusal = f"REDUCING not recorded durably: {self.persist_error}"
+            refusal = f"REDUCING not recorded durably: {failure}"
             self._event("SYSTEM_EVENT", {**details, "what": "flatten refused", "refusal": refusal})
             return FlattenOutcome(accepted=False, reason=refusal, state=self.persisted.state.value)
         self.last_flatten = f
         logger.warning("kill switch: REDUCING: flatten {} of {} by {}: {}", flatten_id, ", ".join(chosen), operator, reason)
-        self._event("HALT", {**details, "what": "flatten started", "flatten_id": flatten_id, "vaults": list(chosen),
-                             "from": p.state.value})
         message = FlattenVault(epoch=p.epoch, flatten_id=flatten_id)
         for name in chosen:
             try:
@@ -130,15 +133,14 @@ class ReducingMode:
         if f.timer is not None:
             f.timer.cancel()
         f.give_up(f"unfinished: {why}")
-        if transition and self.persisted.state is _S.REDUCING:
+        transition = transition and self.persisted.state is _S.REDUCING
+        if transition:
             # Tighter again: published at once, written after (as a halt is).
-            self._transition(replace(self.persisted, state=_S(f.back_to)), must_persist=False)
+            self._tighten(replace(self.persisted, state=_S(f.back_to)))
             self._persist()
         logger.warning("kill switch: flatten {} ended ({}): back to {}", f.flatten_id, why, self.persisted.state.value)
-        self._event(
-            "HALT",
-            {
-                "what": "flatten ended", "flatten_id": f.flatten_id, "why": why, "state": self.persisted.state.value,
-                "operator": f.operator, "seconds": round(time.monotonic() - f.started, 3), **f.summary(),
-            },
-        )
+        ended = {
+            "what": "flatten ended", "flatten_id": f.flatten_id, "why": why, "state": self.persisted.state.value,
+            "operator": f.operator, "seconds": round(time.monotonic() - f.started, 3), **f.summary(),
+        }
+        self._event("HALT", self._marked(ended) if transition else ended)

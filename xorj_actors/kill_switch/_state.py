@@ -1,22 +1,27 @@
-"""Kill-switch state: the validated state machine and its atomic, fail-closed persistence."""
+"""Kill-switch state: the validated state machine and the value that survives a restart.
+
+Persistence (the authenticated file, the halt marker) is in ``_persistence``; the start-up
+decision that reads both against the audit log is in ``_start_decision``.
+"""
 
 from __future__ import annotations
 
 import enum
-import json
-import os
-import tempfile
+import math
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from loguru import logger
+from xorj_actors.limits import REASON_LIMIT
+from xorj_actors.messages import HaltMode
 
-__all__ = ["InvalidTransition", "KillSwitchState", "PersistedState", "StateFile", "check_transition"]
+__all__ = ["HALTED", "MAX_NONCES", "InvalidTransition", "KillSwitchState", "PersistedState", "check_transition"]
+
+#: Digests of used recovery nonces kept, newest last (a request older than 300 s is stale anyway).
+MAX_NONCES = 1000
 
 
-class KillSwitchState(str, enum.Enum):
+class KillSwitchState(enum.StrEnum):
     ARMED = "ARMED"  #: trading allowed
     TRIGGERED = "TRIGGERED"  #: halted; only an authorised recovery leaves it
     RECOVERY_PENDING = "RECOVERY_PENDING"  #: recovery accepted; gradual restart under way
@@ -59,114 +64,73 @@ class PersistedState:
     source: str | None = None
     triggered_at: float | None = None
     factor: float = 1.0
-    #: Nonces of accepted recovery requests (replay protection), newest last, bounded.
-    used_nonces: tuple[str, ...] = ()
+    #: SHA-256 (hex) of the nonces of accepted recovery requests (replay protection), newest
+    #: last, bounded. Digests, not nonces: whatever an operator pasted there is never stored.
+    nonce_digests: tuple[str, ...] = ()
     updated_at: float = field(default_factory=time.time)
 
     @property
     def halted(self) -> bool:
         return self.state in HALTED
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
-        data["used_nonces"] = list(self.used_nonces)
-        return json.dumps(data, sort_keys=True)
+        data["nonce_digests"] = list(self.nonce_digests)
+        return data
 
     @classmethod
-    def from_json(cls, text: str) -> PersistedState:
-        data: dict[str, Any] = json.loads(text)
+    def from_dict(cls, data: Any) -> PersistedState:
+        """Validate every field; raises ValueError naming the first one that is wrong."""
         if not isinstance(data, dict):
-            raise ValueError("state file is not a JSON object")
+            raise ValueError("not a JSON object")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}")
-        state = KillSwitchState(data.get("state"))
+            raise ValueError(f"unknown fields {sorted(unknown)[:5]}")
+        try:
+            state = KillSwitchState(data.get("state"))
+        except ValueError:
+            raise ValueError(f"state: unknown state {str(data.get('state'))[:40]!r}") from None
         epoch = data.get("epoch")
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError("epoch must be a non-negative integer")
-        factor = data.get("factor", 1.0)
-        if not isinstance(factor, int | float) or not 0 < factor <= 1:
-            raise ValueError("factor must be in (0, 1]")
-        nonces = data.get("used_nonces", [])
-        if not isinstance(nonces, list) or not all(isinstance(n, str) for n in nonces):
-            raise ValueError("used_nonces must be a list of strings")
+            raise ValueError("epoch: must be a non-negative integer")
+        mode = _text(data, "mode", 16)
+        if mode is not None and mode not in {m.value for m in HaltMode}:
+            raise ValueError(f"mode: unknown mode {mode!r}")
+        factor = _number(data, "factor", 1.0)
+        if factor is None or not 0 < factor <= 1:
+            raise ValueError("factor: must be in (0, 1]")
+        digests = data.get("nonce_digests", [])
+        if not isinstance(digests, list) or not all(_is_digest(d) for d in digests):
+            raise ValueError("nonce_digests: must be a list of SHA-256 hex digests")
         return cls(
             state=state,
             epoch=epoch,
-            mode=data.get("mode"),
-            reason=data.get("reason"),
-            source=data.get("source"),
-            triggered_at=data.get("triggered_at"),
-            factor=float(factor),
-            used_nonces=tuple(nonces),
-            updated_at=float(data.get("updated_at", time.time())),
+            mode=mode,
+            reason=_text(data, "reason", REASON_LIMIT * 2),
+            source=_text(data, "source", REASON_LIMIT),
+            triggered_at=_number(data, "triggered_at", None),
+            factor=factor,
+            nonce_digests=tuple(digests),
+            updated_at=_number(data, "updated_at", 0.0) or 0.0,
         )
 
 
-class StateFile:
-    """The kill switch's state on disk: temp file, fsync, rename, fsync of the directory."""
+def _text(data: dict[str, Any], name: str, limit: int) -> str | None:
+    value = data.get(name)
+    if value is not None and (not isinstance(value, str) or len(value) > limit):
+        raise ValueError(f"{name}: must be a string of at most {limit} characters, or null")
+    return value
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        #: The last :meth:`load` found REDUCING and turned it into TRIGGERED.
-        self.interrupted_flatten = False
 
-    def load(self) -> PersistedState:
-        """Load the state; anything unreadable means halted (fail closed).
+def _number(data: dict[str, Any], name: str, default: float | None) -> float | None:
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number")
+    return float(value)
 
-        A state of REDUCING (a flatten was under way) comes back TRIGGERED, same epoch: the
-        vaults' flatten work is gone with the process, and nothing may be more permissive after
-        a restart than before it.
-        """
-        self.interrupted_flatten = False
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            logger.warning("kill switch: no state file at {}: first start, ARMED", self.path)
-            return PersistedState()
-        except OSError as exc:
-            return self._fail_closed(f"state file unreadable: {exc.strerror}")
-        try:
-            state = PersistedState.from_json(text)
-        except (ValueError, TypeError) as exc:
-            return self._fail_closed(f"state file corrupt: {exc}")
-        if state.state is KillSwitchState.REDUCING:
-            logger.critical("kill switch: state file says REDUCING (a flatten was interrupted): starting TRIGGERED")
-            self.interrupted_flatten = True
-            reason = f"restarted during a flatten (REDUCING); before it: {state.reason or '-'}"
-            return replace(state, state=KillSwitchState.TRIGGERED, reason=reason[:500], source="state_file")
-        return state
 
-    def _fail_closed(self, reason: str) -> PersistedState:
-        logger.critical("kill switch: {} ({}): starting TRIGGERED", reason, self.path)
-        return PersistedState(
-            state=KillSwitchState.TRIGGERED,
-            epoch=1,
-            mode="emergency",
-            reason=reason,
-            source="state_file",
-            triggered_at=time.time(),
-        )
-
-    def save(self, state: PersistedState) -> None:
-        """Replace the file atomically; raises OSError if it cannot be made durable."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".kill_switch.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(replace(state, updated_at=time.time()).to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+def _is_digest(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)

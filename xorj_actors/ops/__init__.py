@@ -3,7 +3,8 @@
 from xorj_actors.ops._args import RequestError
 from xorj_actors.ops._commands import COMMANDS, Commands
 from xorj_actors.ops._debug_socket import DebugSocket, DebugSocketServer
-from xorj_actors.ops._http import HttpApi, HttpApiServer, sign_request, signed_headers
+from xorj_actors.ops._http import HttpApi, HttpApiServer
+from xorj_actors.ops._http_auth import sign_request, signed_headers
 from xorj_actors.ops._signals import HANDLED_SIGNALS, SignalWatcher, block_signals
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
 

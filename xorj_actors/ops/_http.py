@@ -2,11 +2,15 @@
 
 ``GET /health/live``, ``/health/ready``, ``/health/detailed`` follow Kubernetes probe semantics
 (200 or 503); ``GET /metrics`` is the Prometheus exposition. ``POST /kill-switch/activate`` and
-``POST /kill-switch/recover`` need an HMAC-SHA256 signature (see :func:`sign_request`) with a
-fresh timestamp and a nonce never seen before; every call to them is audited, refused or not.
-Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}`` and changes nothing.
-docs/openapi.yaml is the contract. The server runs on a thread and event loop of its own, so a
-busy actor pool cannot make the probes time out.
+``POST /kill-switch/recover`` need an HMAC-SHA256 signature (``_http_auth.py``) with a fresh
+timestamp and a nonce never seen before. Every call to them is audited: an authenticated one as
+one entry of its own (``HALT`` or ``RECOVERY``, a 500 included), an unauthenticated one only
+counted, one entry per source and window (``_http_refusals.py``), so a flood cannot fill the
+trail nor pass for a halt. Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}``
+and changes nothing; bodies are parsed by :mod:`xorj_actors.strict_json`. docs/openapi.yaml is
+the contract. The server runs on a thread and event loop of its own, so a busy actor pool cannot
+make the probes time out, behind a connection guard (``_http_guard.py``: head deadline,
+connection limits) so a flood of slow connections cannot exhaust descriptors or lock operators out.
 """
 
 from __future__ import annotations
@@ -14,18 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
-import hmac
-import json
-import re
-import secrets
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import aiohttp
 from aiohttp import web
 from loguru import logger
 
@@ -33,147 +30,33 @@ from supervisors import LoopThread
 from xorj_actors.audit import audit_event, record
 from xorj_actors.breakers import BREAKERS
 from xorj_actors.check import ALL_CHECKS, READINESS_CHECKS, Check, CheckContext, CheckResult, run_checks, secret_env_names
-from xorj_actors.limits import MIN_KEY_BYTES, OPERATOR_LIMIT
+from xorj_actors.limits import OPERATOR_LIMIT
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.metrics import CONTENT_TYPE, Metrics
 from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
 from xorj_actors.ops._commands import Commands
+from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, load_key
+from xorj_actors.ops._http_guard import ConnectionGuard
+from xorj_actors.ops._http_refusals import RefusalTally
 from xorj_actors.ops.settings import HttpSettings
 from xorj_actors.redaction import Redactor
+from xorj_actors.strict_json import JSONRefused, loads
 
 if TYPE_CHECKING:  # the readiness checks read the whole config; config imports ops.settings
     from xorj_actors.config import Config
 
-__all__ = [
-    "ApiError",
-    "AuditSink",
-    "HttpApi",
-    "HttpApiServer",
-    "RequestAuthenticator",
-    "sign_request",
-    "signed_headers",
-]
-
-TIMESTAMP_HEADER = "X-Xorj-Timestamp"
-NONCE_HEADER = "X-Xorj-Nonce"
-SIGNATURE_HEADER = "X-Xorj-Signature"
-_NONCE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
-_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+__all__ = ["AuditSink", "HttpApi", "HttpApiServer"]
 
 #: ``audit(event_type, details)``: where every kill-switch API call is recorded.
 AuditSink = Callable[[str, dict[str, Any]], None]
 _SEVERITY = {"SECURITY_VIOLATION": "WARNING", "HALT": "CRITICAL", "RECOVERY": "WARNING"}
 
 
-class ApiError(Exception):
-    """A refused request: HTTP status, machine-readable code, human message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-# -- authentication -----------------------------------------------------------------------------
-
-
-def sign_request(key: bytes, timestamp: int, nonce: str, path: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 over ``"<timestamp>\\n<nonce>\\n<path>\\n" + body``.
-
-    The path is signed so that a request signed for one endpoint is useless on another.
-    """
-    return hmac.new(key, f"{timestamp}\n{nonce}\n{path}\n".encode() + body, hashlib.sha256).hexdigest()
-
-
-def signed_headers(
-    key: bytes, path: str, body: bytes, *, timestamp: int | None = None, nonce: str | None = None
-) -> dict[str, str]:
-    """The three authentication headers (and the JSON content type) for a request."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    nonce = secrets.token_hex(16) if nonce is None else nonce
-    return {
-        "Content-Type": "application/json",
-        TIMESTAMP_HEADER: str(ts),
-        NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: sign_request(key, ts, nonce, path, body),
-    }
-
-
-class RequestAuthenticator:
-    """Checks signature, timestamp window and nonce freshness; remembers nonces it accepted.
-
-    A nonce is remembered for twice the allowed clock skew (after that its timestamp is stale
-    anyway). When ``cache_size`` live nonces are remembered, new requests are refused (429)
-    rather than forgetting a nonce that could still be replayed.
-    """
-
-    def __init__(
-        self,
-        key: bytes | None,
-        key_env: str,
-        max_skew_s: float,
-        cache_size: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._key = key
-        self._key_env = key_env
-        self._max_skew_s = max_skew_s
-        self._cache_size = cache_size
-        self._clock = clock
-        self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> expiry, oldest first
-        self._lock = threading.Lock()
-
-    def verify(self, headers: Mapping[str, str], path: str, body: bytes) -> None:
-        """Raise :class:`ApiError` unless the request is authentic, fresh and not replayed."""
-        if self._key is None:
-            raise ApiError(
-                503, "auth_unconfigured", f"kill-switch API disabled: {self._key_env} is not set (>= 32 bytes)"
-            )
-        ts_text = headers.get(TIMESTAMP_HEADER, "")
-        nonce = headers.get(NONCE_HEADER, "")
-        signature = headers.get(SIGNATURE_HEADER, "")
-        if not ts_text or not nonce or not signature:
-            required = f"{TIMESTAMP_HEADER}, {NONCE_HEADER} and {SIGNATURE_HEADER} are required"
-            raise ApiError(401, "unauthenticated", required)
-        if not _UNIX_SECONDS.match(ts_text):
-            raise ApiError(401, "bad_timestamp", f"{TIMESTAMP_HEADER} must be Unix seconds")
-        if not _NONCE.match(nonce):
-            raise ApiError(401, "bad_nonce", f"{NONCE_HEADER} must be 8-128 characters of [A-Za-z0-9._:-]")
-        if not _HEX_SHA256.match(signature):
-            raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 64 hex digits")
-        timestamp = int(ts_text)
-        now = self._clock()
-        if abs(now - timestamp) > self._max_skew_s:
-            stale = f"timestamp is more than {self._max_skew_s:g} s from the server's clock"
-            raise ApiError(401, "stale_timestamp", stale)
-        expected = sign_request(self._key, timestamp, nonce, path, body)
-        if not hmac.compare_digest(expected, signature.lower()):
-            raise ApiError(401, "bad_signature", "signature does not match the request")
-        with self._lock:
-            while self._nonces and next(iter(self._nonces.values())) < now:
-                self._nonces.popitem(last=False)
-            if nonce in self._nonces:
-                raise ApiError(401, "replayed", "nonce already used: replayed request")
-            if len(self._nonces) >= self._cache_size:
-                raise ApiError(429, "busy", "too many signed requests in the replay window; retry later")
-            self._nonces[nonce] = now + 2 * self._max_skew_s
-
-
-def _load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:
-    value = environ.get(settings.hmac_key_env, "").encode()
-    if len(value) < MIN_KEY_BYTES:
-        if value:
-            logger.error(
-                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, MIN_KEY_BYTES
-            )
-        return None
-    return value
+def _error_response(status: int, code: str, message: str, *, close: bool = False) -> web.Response:
+    response = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    if close:  # the rest of the body is not worth reading: drop the connection after the answer
+        response.force_close()
+    return response
 
 
 # -- the application ----------------------------------------------------------------------------
@@ -200,9 +83,14 @@ class _Api:
         self.auth = authenticator
         #: Secrets pasted into a reason or an operator field stay out of the audit trail too.
         self.redact = redactor
+        self.refusals = RefusalTally(settings.refusal_window_s)
+        self._draining: set[asyncio.Task[None]] = set()
+        #: Connections the guard refuses, evicts or times out are counted like unauthenticated requests.
+        self.guard = ConnectionGuard(settings, self._refused)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=self.settings.max_body_bytes)
+        app.on_cleanup.append(self._last_refusals)
         app.router.add_get("/health/live", self.live)
         app.router.add_get("/health/ready", self.ready)
         app.router.add_get("/health/detailed", self.detailed)
@@ -216,14 +104,15 @@ class _Api:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            response = await handler(request)
+            with self.guard.serving(request.transport):
+                response = await handler(request)
         except web.HTTPException as exc:  # 404, 405 from the router: JSON like every other error
-            response = _error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            code = exc.reason.lower().replace(" ", "_")
+            response = _error_response(exc.status, code, exc.reason)
             if "Allow" in exc.headers:  # RFC 9110: a 405 lists the methods that are allowed
                 response.headers["Allow"] = exc.headers["Allow"]
-            if request.path.startswith("/kill-switch/"):  # every call there is audited, even these
-                details = _call_details(request) | {"outcome": "refused", "status": exc.status, "reason": exc.reason}
-                await self._audit("SECURITY_VIOLATION", details)
+            if request.path.startswith("/kill-switch/"):  # counted: it never reached authentication
+                self._refused(request.remote, f"{exc.status} {code}", request.path)
         except Exception:  # noqa: BLE001 - a bug answers 500, the engine goes on
             logger.exception("http: {} {} failed", request.method, request.path)
             response = _error_response(500, "internal", "internal error (logged)")
@@ -278,39 +167,83 @@ class _Api:
     async def _signed(
         self, request: web.Request, event_type: str, action: Callable[[dict[str, Any], dict[str, Any]], tuple[int, Any]]
     ) -> web.Response:
-        """Read, authenticate, parse, act; audit the outcome whatever it is."""
-        details = _call_details(request)
+        """Read and authenticate, then parse and act; audit the outcome whatever it is.
+
+        Until :meth:`RequestAuthenticator.verify` returns, nothing is known of the sender: a
+        refusal is only counted (:meth:`_refused`), and never typed as the endpoint's event.
+        From then on every outcome, a 500 included, is one entry of ``event_type``.
+        """
         try:
             body = await self._read_body(request)
-            try:
-                self.auth.verify(request.headers, request.path, body)
-            except ApiError:
-                event_type = "SECURITY_VIOLATION"
-                raise
+            self.auth.verify(request.headers, request.path, body)
+        except ApiError as exc:
+            self._refused(request.remote, f"{exc.status} {exc.code}", request.path)
+            return _error_response(exc.status, exc.code, exc.message, close=exc.status in (408, 413))
+        except (ConnectionError, aiohttp.ClientConnectionError):
+            self._refused(request.remote, "client disconnected", request.path)
+            return _error_response(400, "disconnected", "the client went away", close=True)  # nobody reads it
+        except Exception:  # noqa: BLE001 - a bug: answered and counted, never one entry per request
+            logger.exception("http: {} {} failed before authentication", request.method, request.path)
+            self._refused(request.remote, "500 internal", request.path)
+            return _error_response(500, "internal", "internal error (logged)", close=True)
+        details = _call_details(request)
+        try:
+            if request.content_type != "application/json":
+                raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
             payload = _json_object(body)
             status, result = await self._blocking(action, payload, details)
         except ApiError as exc:
             details.update(outcome="refused", status=exc.status, reason=exc.message)
             await self._audit(event_type, details)
             return _error_response(exc.status, exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and is audited like any answer
+            logger.exception("http: {} {} failed", request.method, request.path)
+            details.update(outcome="error", status=500, reason=f"internal error: {type(exc).__name__}")
+            await self._audit(event_type, details)
+            return _error_response(500, "internal", "internal error (logged)")
         details.update(outcome="accepted" if status < 300 else "refused", status=status)
         await self._audit(event_type, details)
         return web.json_response(result, status=status)
 
     async def _read_body(self, request: web.Request) -> bytes:
-        if request.content_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, "too_large", f"body larger than {limit} bytes")
         chunks = []
         size = 0
-        while chunk := await request.content.read(65_536):
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "too_large", f"body larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                while chunk := await request.content.read(65_536):
+                    size += len(chunk)
+                    if size > limit:
+                        raise ApiError(413, "too_large", f"body larger than {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", f"body not received within {self.settings.body_timeout_s:g} s") from None
         return b"".join(chunks)
+
+    def _refused(self, source: str | None, kind: str, path: str | None = None) -> None:
+        """Count an unauthenticated refusal; the window's entries are written when it closes."""
+        if self.refusals.add(source, kind, path):
+            asyncio.get_running_loop().call_later(self.refusals.window_s, self._drain_soon)
+
+    def _drain_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.drain_refusals())
+        self._draining.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._draining.discard)
+
+    async def _last_refusals(self, _app: web.Application) -> None:
+        await asyncio.gather(*self._draining)  # a window that closed just now, then the open one
+        await self.drain_refusals()
+
+    async def drain_refusals(self) -> None:
+        """Write one entry per source counted in the window (also at shutdown)."""
+        for details in self.refusals.drain():
+            logger.warning(
+                "http: {} unauthenticated refusals from {} in {:g} s: {}",
+                details["count"], details["remote"], self.refusals.window_s, details["refusals"],
+            )
+            await self._audit("SECURITY_VIOLATION", details)
 
     async def _audit(self, event_type: str, details: dict[str, Any]) -> None:
         try:
@@ -354,10 +287,10 @@ def _api_errors() -> Iterator[None]:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"body is not valid JSON: {exc}") from None
+    try:  # strict: deep nesting, huge integers, NaN and duplicate keys are refused by name
+        payload = loads(body)
+    except JSONRefused as exc:
+        raise ApiError(400, "bad_json", f"body refused: {exc}") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "body must be a JSON object")
     return payload
@@ -382,11 +315,17 @@ def _breakers(commands: Commands) -> list[dict[str, Any]]:
 class HttpApiServer:
     """Serves an aiohttp application from a thread and event loop of its own."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, guard: ConnectionGuard | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.guard = guard
+        # A request still in progress at stop (a slow body) gets 2 s, not 60; the unread rest of a
+        # refused body is drained for at most 2 s (not 10) before the connection closes.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=2.0, lingering_time=2.0
+        )
+        self._server: asyncio.Server | None = None
         self._loop_thread = LoopThread("http-api")
 
     @property
@@ -399,12 +338,26 @@ class HttpApiServer:
 
     async def _serve(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        factory = self._runner.server
+        assert factory is not None
+        # Bound here rather than by a TCPSite: the guard wraps aiohttp's protocol factory.
+        protocol = factory if self.guard is None else self.guard.protocol_factory(factory)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol, self.host, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cleanup(self) -> None:
+        if self._server is not None:
+            self._server.close()  # stop accepting; the runner closes the open connections
+        await self._runner.cleanup()
+        # What is left (a handler still draining a client's unread body) ends with the loop.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._loop_thread.stop(self._runner.cleanup, timeout)
+        self._loop_thread.stop(self._cleanup, timeout)
 
 
 class HttpApi(Participant):
@@ -442,13 +395,13 @@ class HttpApi(Participant):
             )
 
         authenticator = RequestAuthenticator(
-            _load_key(settings, environ), settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
+            load_key(settings, environ), settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
         )
         if redactor is None:  # the engine injects its one redactor; this is for in-process use
             redactor = Redactor.from_environ(environ, secret_env_names(config))
         commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
         api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor)
-        self.server = HttpApiServer(api.app(), settings.host, settings.port)
+        self.server = HttpApiServer(api.app(), settings.host, settings.port, api.guard)
 
     def audit(self, event_type: str, details: dict[str, Any]) -> None:
         """Record one call in the audit trail (the Audit actor keeps it even while its store is down)."""

@@ -71,6 +71,19 @@ class HttpSettings:
     nonce_cache_size: int = 10_000
     #: Time a readiness probe of an external component (RPC, WebSocket...) may take.
     probe_timeout_s: float = 2.0
+    #: A connection must send a whole request head (line and headers) within this long of
+    #: opening, or of its previous answer; else it is closed. Trickled bytes do not extend it.
+    header_timeout_s: float = 10.0
+    #: A kill-switch request must deliver its whole body within this long of its head: else 408.
+    body_timeout_s: float = 10.0
+    #: Open connections in all. When full, a new one evicts the connection idle the longest (no
+    #: request in progress: slow headers, idle keep-alive); only if none is, it is refused (503).
+    max_connections: int = 256
+    #: Open connections from one client address, with the same eviction when full.
+    max_connections_per_ip: int = 32
+    #: Unauthenticated refusals (and refused, evicted or timed-out connections) are counted per
+    #: source and written as one audit entry per source and window of this length.
+    refusal_window_s: float = 60.0
 
     def validate(self) -> None:
         if not self.host:
@@ -89,3 +102,12 @@ class HttpSettings:
             raise ValueError("nonce_cache_size: must be between 16 and 1000000")
         if not 0 < self.probe_timeout_s <= 30:
             raise ValueError("probe_timeout_s: must be in (0, 30]")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not 0 < getattr(self, name) <= 300:
+                raise ValueError(f"{name}: must be in (0, 300]")
+        if not 1 <= self.max_connections <= 100_000:
+            raise ValueError("max_connections: must be between 1 and 100000")
+        if not 1 <= self.max_connections_per_ip <= self.max_connections:
+            raise ValueError("max_connections_per_ip: must be between 1 and max_connections")
+        if not 0 < self.refusal_window_s <= 3600:
+            raise ValueError("refusal_window_s: must be in (0, 3600]")

@@ -3,7 +3,8 @@
 Each key holder signs ``recovery_payload(epoch, nonce, timestamp)`` with HMAC-SHA256 under their
 own key (``xorj-actors ctl sign-recovery``); the operator submits at least K of them. The payload
 names the halt epoch, so an authorisation for one halt cannot recover another; the nonce is
-remembered, so a request cannot be replayed; the timestamp must be recent.
+remembered (as its SHA-256 digest, :func:`nonce_digest`: whatever was pasted there is never
+stored), so a request cannot be replayed; the timestamp must be recent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from xorj_actors.limits import MIN_KEY_BYTES
 
@@ -19,6 +20,7 @@ __all__ = [
     "RecoveryRefused",
     "RecoveryVerifier",
     "load_recovery_keys",
+    "nonce_digest",
     "recovery_payload",
     "sign_recovery",
 ]
@@ -30,6 +32,11 @@ MAX_SKEW_S = 300
 
 class RecoveryRefused(ValueError):
     """A recovery request that does not authorise recovery; the reason says why."""
+
+
+def nonce_digest(nonce: str) -> str:
+    """What is remembered of a used nonce (state file, audit log): its SHA-256, hex."""
+    return hashlib.sha256(nonce.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def recovery_payload(epoch: int, nonce: str, timestamp: int) -> bytes:
@@ -74,7 +81,7 @@ class RecoveryVerifier:
         timestamp: int,
         authorisations: Sequence[tuple[str, str]],
         current_epoch: int,
-        used_nonces: Sequence[str],
+        used_nonce_digests: Collection[str],
         now: float,
     ) -> tuple[str, ...]:
         """Return the ids of the keys that authorised, or raise RecoveryRefused."""
@@ -87,7 +94,7 @@ class RecoveryVerifier:
             raise RecoveryRefused(f"authorisations are for epoch {epoch}, the current halt is epoch {current_epoch}")
         if not nonce or len(nonce) > 128:
             raise RecoveryRefused("nonce must be 1 to 128 characters")
-        if nonce in used_nonces:
+        if nonce_digest(nonce) in used_nonce_digests:
             raise RecoveryRefused("nonce already used: replayed request")
         if abs(now - timestamp) > MAX_SKEW_S:
             raise RecoveryRefused(f"timestamp is more than {MAX_SKEW_S} s from now: stale or future request")

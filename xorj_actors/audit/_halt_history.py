@@ -1,0 +1,104 @@
+"""The kill switch's history in the audit log, read back for its start-up check.
+
+At every start the kill switch compares its state file with the last transition it recorded
+here (``xorj_actors.kill_switch._start_decision``). :func:`read_halt_history` reads the kill switch's
+entries, each one's hash and HMAC checked (an entry that does not verify means the history
+cannot be trusted, which the kill switch reads as halted), and sums them up as a
+:class:`~xorj_actors.kill_switch.HaltHistory`. :func:`append_durable` is how the engine records
+the entries that must be durable before the kill switch goes on (a resume).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from pykka import ActorDeadError
+
+from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
+from xorj_actors.audit._chain import EventType, load_hmac_key
+from xorj_actors.audit._reader import _verified
+from xorj_actors.audit._store import COLUMNS, Store, open_store, qualified_table
+from xorj_actors.audit.settings import AuditSettings
+from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
+
+__all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history"]
+
+#: The ``actor`` of the kill switch's entries.
+KILL_SWITCH_ACTOR = "kill_switch"
+#: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
+KILL_SWITCH_STARTING = "kill switch starting"
+_TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.SECURITY_VIOLATION, EventType.ERROR_EVENT)
+
+
+def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
+    """The state file's key, derived from the audit HMAC key (raises ValueError without one)."""
+    return derive_state_key(load_hmac_key(settings.hmac_key_env, environment))
+
+
+def read_halt_history(store: Store, key: bytes) -> HaltHistory:
+    """The kill switch's history in ``store``; raises UnverifiedEntry if an entry was edited."""
+    p, table = store.db.param, qualified_table(store)
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    types = [t.value for t in _TYPES]
+    sql = (
+        f'SELECT {cols} FROM {table} WHERE "actor" = {p} AND "event_type" IN ({", ".join([p] * len(types))})'
+        ' ORDER BY "sequence"'
+    )
+    last: Transition | None = None
+    max_epoch = 0
+    digests: set[str] = set()
+    has_history = False
+    for row in store.db.execute_sql(sql, [KILL_SWITCH_ACTOR, *types]).fetchall():
+        entry = _verified(row, key)
+        details = json.loads(entry.details)
+        # History: any entry but the start-up marker (a start that recorded no transition left
+        # nothing that could have traded: the first ARMED is recorded before it is published).
+        has_history = has_history or details.get("what") != KILL_SWITCH_STARTING
+        epoch = details.get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            max_epoch = max(max_epoch, epoch)
+        moved = details.get("transition")
+        if isinstance(moved, dict):
+            last = Transition(KillSwitchState(moved["state"]), int(moved["epoch"]), float(moved["factor"]))
+            max_epoch = max(max_epoch, last.epoch)
+        if entry.event_type == EventType.RECOVERY.value and details.get("what") == "recovery accepted":
+            digest = details.get("nonce_sha256")
+            if isinstance(digest, str):
+                digests.add(digest)
+    return HaltHistory(
+        has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests)
+    )
+
+
+def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, flush: Callable[[], None]) -> HaltHistory:
+    """Flush the Audit actor (``flush``: a durable entry, so every entry told before it is
+    committed), then read the history from the store. Never raises: a failure is the
+    history's ``problem``, which the kill switch reads as halted."""
+    try:
+        flush()
+        key = load_hmac_key(settings.hmac_key_env, environment)
+        store = open_store(settings, data_dir)
+        try:
+            return read_halt_history(store, key)
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the history cannot be trusted
+        return HaltHistory(problem=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def append_durable(runtime: Any, event: AuditEvent, timeout: float) -> None:
+    """Append ``event`` through the Audit actor and wait until it is committed.
+
+    Raises:
+        ActorDeadError: no Audit actor; AuditUnavailable: the log cannot be written;
+        TimeoutError: not committed within ``timeout`` (it may still be, later).
+    """
+    ref = runtime.whereis(AUDIT_NAME)
+    if ref is None:
+        raise ActorDeadError("audit actor not running")
+    future: Future[Any] = ref.ask(AppendDurable(event=event), timeout=timeout)
+    future.result(timeout=timeout)

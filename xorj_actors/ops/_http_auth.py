@@ -1,0 +1,144 @@
+"""Authentication of the kill-switch API: HMAC-SHA256 over timestamp, nonce, path and body.
+
+``sign_request`` is the signature, ``signed_headers`` what a client sends, and
+:class:`RequestAuthenticator` what the server checks: signature, timestamp window, nonce never
+seen before. A request is authenticated only once :meth:`RequestAuthenticator.verify` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from loguru import logger
+
+from xorj_actors.limits import MIN_KEY_BYTES
+from xorj_actors.ops.settings import HttpSettings
+
+__all__ = [
+    "NONCE_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "ApiError",
+    "RequestAuthenticator",
+    "load_key",
+    "sign_request",
+    "signed_headers",
+]
+
+TIMESTAMP_HEADER = "X-Xorj-Timestamp"
+NONCE_HEADER = "X-Xorj-Nonce"
+SIGNATURE_HEADER = "X-Xorj-Signature"
+_NONCE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_UNIX_SECONDS = re.compile(r"^[0-9]{1,12}$")
+_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ApiError(Exception):
+    """A refused request: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def sign_request(key: bytes, timestamp: int, nonce: str, path: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 over ``"<timestamp>\\n<nonce>\\n<path>\\n" + body``.
+
+    The path is signed so that a request signed for one endpoint is useless on another.
+    """
+    return hmac.new(key, f"{timestamp}\n{nonce}\n{path}\n".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    key: bytes, path: str, body: bytes, *, timestamp: int | None = None, nonce: str | None = None
+) -> dict[str, str]:
+    """The three authentication headers (and the JSON content type) for a request."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    nonce = secrets.token_hex(16) if nonce is None else nonce
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(ts),
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: sign_request(key, ts, nonce, path, body),
+    }
+
+
+class RequestAuthenticator:
+    """Checks signature, timestamp window and nonce freshness; remembers nonces it accepted.
+
+    A nonce is remembered for twice the allowed clock skew (after that its timestamp is stale
+    anyway). When ``cache_size`` live nonces are remembered, new requests are refused (429)
+    rather than forgetting a nonce that could still be replayed.
+    """
+
+    def __init__(
+        self,
+        key: bytes | None,
+        key_env: str,
+        max_skew_s: float,
+        cache_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = key
+        self._key_env = key_env
+        self._max_skew_s = max_skew_s
+        self._cache_size = cache_size
+        self._clock = clock
+        self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> expiry, oldest first
+        self._lock = threading.Lock()
+
+    def verify(self, headers: Mapping[str, str], path: str, body: bytes) -> None:
+        """Raise :class:`ApiError` unless the request is authentic, fresh and not replayed."""
+        if self._key is None:
+            raise ApiError(
+                503, "auth_unconfigured", f"kill-switch API disabled: {self._key_env} is not set (>= 32 bytes)"
+            )
+        ts_text = headers.get(TIMESTAMP_HEADER, "")
+        nonce = headers.get(NONCE_HEADER, "")
+        signature = headers.get(SIGNATURE_HEADER, "")
+        if not ts_text or not nonce or not signature:
+            required = f"{TIMESTAMP_HEADER}, {NONCE_HEADER} and {SIGNATURE_HEADER} are required"
+            raise ApiError(401, "unauthenticated", required)
+        if not _UNIX_SECONDS.match(ts_text):
+            raise ApiError(401, "bad_timestamp", f"{TIMESTAMP_HEADER} must be Unix seconds")
+        if not _NONCE.match(nonce):
+            raise ApiError(401, "bad_nonce", f"{NONCE_HEADER} must be 8-128 characters of [A-Za-z0-9._:-]")
+        if not _HEX_SHA256.match(signature):
+            raise ApiError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 64 hex digits")
+        timestamp = int(ts_text)
+        now = self._clock()
+        if abs(now - timestamp) > self._max_skew_s:
+            stale = f"timestamp is more than {self._max_skew_s:g} s from the server's clock"
+            raise ApiError(401, "stale_timestamp", stale)
+        expected = sign_request(self._key, timestamp, nonce, path, body)
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise ApiError(401, "bad_signature", "signature does not match the request")
+        with self._lock:
+            while self._nonces and next(iter(self._nonces.values())) < now:
+                self._nonces.popitem(last=False)
+            if nonce in self._nonces:
+                raise ApiError(401, "replayed", "nonce already used: replayed request")
+            if len(self._nonces) >= self._cache_size:
+                raise ApiError(429, "busy", "too many signed requests in the replay window; retry later")
+            self._nonces[nonce] = now + 2 * self._max_skew_s
+
+
+def load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:
+    """The API key from the environment; None (the kill-switch API disabled) if unset or too short."""
+    value = environ.get(settings.hmac_key_env, "").encode()
+    if len(value) < MIN_KEY_BYTES:
+        if value:
+            logger.error(
+                "http: {} is shorter than {} bytes: kill-switch API disabled", settings.hmac_key_env, MIN_KEY_BYTES
+            )
+        return None
+    return value
