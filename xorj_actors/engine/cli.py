@@ -28,7 +28,15 @@ def main(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from xorj_actors.cli import EXIT_CONFIG, load_config_or_exit
-    from xorj_actors.engine import UMASK, DataDirError, Engine, EngineError, configure_logging, secure_data_dir
+    from xorj_actors.engine import (
+        UMASK,
+        DataDirError,
+        Engine,
+        EngineError,
+        configure_logging,
+        secret_envs,
+        secure_data_dir,
+    )
 
     # Whatever the caller's umask (a manual run: 022), nothing this process creates is
     # readable by others; the data directory is made private before logging writes into it.
@@ -40,8 +48,6 @@ def main(args: argparse.Namespace) -> int:
     except DataDirError as exc:
         print(f"xorj-actors run: cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG  # a restart cannot fix it: systemd's RestartPreventExitStatus
-    from xorj_actors.engine import secret_envs
-
     redactor = configure_logging(
         json_lines=True if args.log_json else None,
         level=args.log_level,
