@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
 import pytest
 
 from supervisors import Actor, Terminated
+
+#: An engine process that trades nothing: no localnet, no execution, a strategy nobody serves.
+QUIET_ENGINE_TOML = """
+[vaults]
+count = 2
+[kill_switch]
+cooldown_s = 0
+ack_deadline_s = 1.0
+restart_step_s = 0.05
+[localnet]
+enabled = false
+[execution]
+enabled = false
+[strategy]
+url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
+"""
+
+
+def cli(*args: str) -> list[str]:
+    """The ``xorj-actors`` command line, run by this interpreter."""
+    return [sys.executable, "-m", "xorj_actors.cli", *args]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:

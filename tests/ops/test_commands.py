@@ -17,6 +17,7 @@ from xorj_actors.kill_switch import EnterMaintenance, Recover
 from xorj_actors.messages import HaltMode
 from xorj_actors.ops import COMMANDS, Commands, RequestError
 from xorj_actors.ops._args import PARSERS, HaltArgs, VaultAddArgs, VaultRemoveArgs, parse_halt
+from xorj_actors.redaction import MASK, Redactor
 from xorj_actors.vaults import MAX_VAULT_INDEX, VaultAdmin, VaultAdminError, VaultsAdded
 
 
@@ -182,3 +183,18 @@ def test_removing_a_vault_that_is_not_there_is_not_found() -> None:
             "vault-0002", operator="ops", reason="r", force=True, executor_configured=lambda: False
         )
     assert (info.value.code, info.value.message) == ("not_found", "no vault 'vault-0002'")
+
+
+def test_free_text_arguments_are_masked_before_any_actor_sees_them_and_a_nonce_is_not() -> None:
+    # Issue 11 item 12: the engine's one redactor masks every free-text argument of every
+    # command; a recovery's nonce is verified as given (the kill switch records it masked).
+    secret = "s3cret-value-of-a-key"
+    cmds = Commands(UntouchableRuntime(), dict, Path("/nowhere"), redactor=Redactor([secret]))  # type: ignore[arg-type]
+    pasted = f"because {secret}"
+    assert cmds.masked(HaltArgs(mode=HaltMode.GRACEFUL, reason=pasted)).reason == f"because {MASK}"
+    assert cmds.masked(EnterMaintenance(reason=pasted, source="debug_socket")).reason == f"because {MASK}"
+    removal = cmds.masked(VaultRemoveArgs(vault="vault-0001", force=False, operator=pasted, reason=pasted))
+    assert (removal.vault, removal.operator, removal.reason) == ("vault-0001", f"because {MASK}", f"because {MASK}")
+    recover = cmds.masked(Recover(epoch=1, nonce=secret, timestamp=0, authorisations=(), operator=pasted))
+    assert (recover.operator, recover.nonce) == (f"because {MASK}", secret)
+    assert cmds.masked(None) is None and cmds.masked("vault-0001") == "vault-0001"

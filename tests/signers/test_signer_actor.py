@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 
 from solders.message import MessageV0, to_bytes_versioned
 
 from supervisors import Ref
+from xorj_actors.config import parse_config
 from xorj_actors.engine import Engine
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, Recover
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, HaltStatus, Recover
 from xorj_actors.messages import HaltMode, Trigger
-from xorj_actors.signers import GetSignerHealth, SignerHealth, SignRequest, SignResult
+from xorj_actors.signers import GetSignerHealth, Signer, SignerHealth, SignRequest, SignResult
 from tests.plugins.engine import RECOVERY_KEYS, authorise, ks_status, wait_until
 from tests.signers.conftest import KeyCase, assert_valid_solana_signature, transfer_message
 
@@ -120,3 +122,36 @@ def test_many_threads_signing_at_once_through_the_pkcs11_signer_all_succeed(
         assert_valid_solana_signature(message, r.signature)
     assert health(signer).signed == threads * per_thread
 
+
+
+class _TimedBoard(HaltBoard):
+    """A real halt board that notes the wall clock of every read (a probe: it changes nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[int] = []
+
+    @property
+    def status(self) -> HaltStatus:
+        self.reads.append(time.time_ns())
+        return super().status
+
+
+def test_a_signature_carries_the_signers_time_taken_before_the_board_and_the_epoch_it_checked(
+    runtime, key_dev_key: KeyCase
+) -> None:
+    # Issue 11 item 6: the audit log can prove a signature predates a halt only if the signer's
+    # time is taken before it reads the board (the halt is recorded after the board shows it).
+    board = _TimedBoard()
+    board.publish(HaltStatus(state="ARMED", epoch=3, halted=False, factor=1.0))
+    key = parse_config(key_dev_key.toml()).signers.keys[0]
+    signer = Signer.start(board, key)
+    message = transfer_message(key_dev_key.public_key)
+    result = sign(signer, message_bytes(message))
+    assert_valid_solana_signature(message, result.signature)
+    assert (result.halt_epoch, result.halt_state) == (3, "ARMED")
+    assert 0 < result.signed_at_ns <= board.reads[-1], "the signer read the board before its clock"
+
+    board.publish(HaltStatus(state="TRIGGERED", epoch=4, halted=True, factor=0.0))
+    refused = sign(signer, message_bytes(message))
+    assert refused.signature is None and refused.refused.startswith("halted")

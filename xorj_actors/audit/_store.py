@@ -34,6 +34,31 @@ class AuditStoreError(RuntimeError):
     """The audit store cannot be opened or read."""
 
 
+#: The SQLite files' mode, whoever created them: the audit trail is the engine user's alone.
+SQLITE_FILE_MODE = 0o600
+
+
+def _private_sqlite(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use 0644 less the umask), and
+    set 0600 on it and on its ``-wal`` / ``-shm`` files if they exist (SQLite gives new ones
+    the database's mode).
+
+    An existing database is never opened here, only chmod-ed: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, the SQLite connections' included (another
+    process could then checkpoint and delete the WAL under a live writer).
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    except FileExistsError:
+        pass
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if p.stat().st_mode & 0o777 != SQLITE_FILE_MODE:
+                os.chmod(p, SQLITE_FILE_MODE)
+        except FileNotFoundError:
+            continue
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """An opened database with its model class bound to it."""
@@ -88,6 +113,11 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True) 
         if not create and not path.exists():
             raise AuditStoreError(f"no audit database at {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            try:
+                _private_sqlite(path)
+            except OSError as exc:
+                raise AuditStoreError(f"cannot make the audit database {path} private: {exc.strerror}") from None
         db: peewee.Database = peewee.SqliteDatabase(
             str(path),
             timeout=settings.sqlite_busy_timeout_s,

@@ -18,12 +18,13 @@ from xorj_actors.check import secret_env_names
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
+from xorj_actors.engine._data_dir import DataDirError, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
 
-__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError"]
+__all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
 EXIT_OK = 0
 #: The root supervisor passed its restart intensity: let systemd / Kubernetes restart us.
@@ -32,6 +33,12 @@ EXIT_ESCALATED = 3
 
 class EngineError(RuntimeError):
     """The engine cannot start (data directory taken, tree did not come up...)."""
+
+
+def secret_envs(config: Config) -> tuple[str, ...]:
+    """The environment variables whose values the redactor masks, besides the ones whose names
+    look secret: every secret the config names, and the recovery keys."""
+    return tuple(dict.fromkeys((*secret_env_names(config), *config.kill_switch.recovery_key_envs)))
 
 
 def _kill_switch_entry(kind: str, details: dict[str, Any]) -> Any:
@@ -47,6 +54,8 @@ class Engine:
         data_dir: every file the engine writes lives below it.
         environ: environment (secrets, KILL_SWITCH_ACTIVE); default ``os.environ``.
         handle_signals: run the signal watcher (the ``run`` command); off for in-process use.
+        redactor: the process's one redactor (``configure_logging`` returns it), applied to
+            every free-text field the engine writes; default: one for ``environ`` and ``config``.
     """
 
     def __init__(
@@ -56,10 +65,12 @@ class Engine:
         *,
         environ: Mapping[str, str] | None = None,
         handle_signals: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).resolve()
         self.environ = dict(os.environ if environ is None else environ)
+        self.redactor = Redactor.from_environ(self.environ, secret_envs(config)) if redactor is None else redactor
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
@@ -85,7 +96,11 @@ class Engine:
     # -- start ---------------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            for change in secure_data_dir(self.data_dir):
+                logger.warning("data directory: mode of {} (only the engine's user may read it)", change)
+        except DataDirError as exc:
+            raise EngineError(str(exc)) from None
         self._lock_data_dir()
         try:
             self._start_tree(timeout)
@@ -144,6 +159,7 @@ class Engine:
             breaker_board=self.breaker_board,
             strategy_board=self.strategy_board,
             metrics=self.metrics,
+            redactor=self.redactor,
             views={"progress": self.progress},
             environ=self.environ,
             endpoints=self.endpoints,
@@ -152,7 +168,6 @@ class Engine:
             on_event_durable=self._record_kill_switch_event_durable,
             halt_history=self._kill_switch_history,
             state_key=self._kill_switch_state_key(),
-            redactor=Redactor.from_environ(self.environ, secret_env_names(cfg)),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
         )
         self.root = Supervisor.start(

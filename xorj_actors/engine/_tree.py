@@ -73,7 +73,8 @@ class TreeContext:
     on_event_durable: Callable[[str, dict[str, Any]], None] | None = None
     halt_history: Callable[[], HaltHistory] | None = None
     state_key: bytes | None = None
-    #: The engine's one redaction of secrets in free text; None: one of ``environ``.
+    #: The engine's one redaction of secrets in free text (every free-text field an actor
+    #: writes passes it); None: each actor's default (the kill switch's: one of ``environ``).
     redactor: Redactor | None = None
 
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
@@ -230,7 +231,11 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     out = []
     if r.drawdown_enabled:
         out.append(
-            _worker(ctx, "risk_drawdown", lambda: DrawdownMonitor.start(board, r, state_file=state, kill_file=kill_file))
+            _worker(
+                ctx,
+                "risk_drawdown",
+                lambda: DrawdownMonitor.start(board, r, state_file=state, kill_file=kill_file, redactor=ctx.redactor),
+            )
         )
     if r.heartbeat_enabled:
         out.append(_worker(ctx, "risk_heartbeat", lambda: HeartbeatWatchdog.start(board, r, kill_file=kill_file)))
@@ -372,6 +377,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                     "vault_spec": functools.partial(vault_spec, ctx),
                     **ctx.views,
                 },
+                redactor=ctx.redactor,
             ),
         )
     ]
@@ -381,7 +387,8 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                 ctx,
                 "http_api",
                 lambda: HttpApi.start(
-                    board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint
+                    board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint,
+                    redactor=ctx.redactor,
                 ),
             )
         )

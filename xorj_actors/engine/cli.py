@@ -21,24 +21,42 @@ def main(args: argparse.Namespace) -> int:
 
     block_signals()
 
+    import os
+    import sys
     from pathlib import Path
 
     from loguru import logger
 
-    from xorj_actors.cli import load_config_or_exit
-    from xorj_actors.engine import Engine, EngineError, configure_logging
+    from xorj_actors.cli import EXIT_CONFIG, load_config_or_exit
+    from xorj_actors.engine import (
+        UMASK,
+        DataDirError,
+        Engine,
+        EngineError,
+        configure_logging,
+        secret_envs,
+        secure_data_dir,
+    )
 
+    # Whatever the caller's umask (a manual run: 022), nothing this process creates is
+    # readable by others; the data directory is made private before logging writes into it.
+    os.umask(UMASK)
     config = load_config_or_exit(args)
-    from xorj_actors.check import secret_env_names
-
     data_dir = Path(args.data_dir)
-    configure_logging(
+    try:
+        changed = secure_data_dir(data_dir)
+    except DataDirError as exc:
+        print(f"xorj-actors run: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG  # a restart cannot fix it: systemd's RestartPreventExitStatus
+    redactor = configure_logging(
         json_lines=True if args.log_json else None,
         level=args.log_level,
         log_dir=data_dir / "logs",
-        secret_envs=(*secret_env_names(config), *config.kill_switch.recovery_key_envs),
+        secret_envs=secret_envs(config),
     )
-    engine = Engine(config, data_dir, handle_signals=True)
+    for change in changed:
+        logger.warning("data directory: mode of {} (only the engine's user may read it)", change)
+    engine = Engine(config, data_dir, handle_signals=True, redactor=redactor)
     try:
         engine.start()
     except EngineError as exc:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from pykka import ActorDeadError
 from solders.signature import Signature
@@ -19,7 +20,7 @@ from solders.transaction import VersionedTransaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from supervisors import MailboxFull
-from xorj_actors.audit import EventType
+from xorj_actors.audit import EventType, utc_timestamp
 from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
@@ -34,9 +35,16 @@ from xorj_actors.execution._transaction import (
     swap_plan,
     unsigned_transaction,
 )
-from xorj_actors.signers import SignRequest, signer_name
+from xorj_actors.signers import SignRequest, SignResult, signer_name
 
 __all__ = ["AttemptBuilder", "SignedAttempt"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def signer_time(ns: int) -> str:
+    """The signer's clock as the audit log writes times (``utc_timestamp``), truncated, never rounded up."""
+    return utc_timestamp(_EPOCH + timedelta(microseconds=ns // 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +113,9 @@ class AttemptBuilder:
         rec.phase = TradePhase.SIGNING
         io.check_gate(req)  # the last moment before funds can move
         crash_point("before_sign")
-        signature = await self.sign(req, payload)
+        signed = await self.sign(req, payload)
         crash_point("after_sign")
+        signature = Signature.from_bytes(signed.signature or b"")
         tx = signed_transaction(message, {fee_payer: signature, co_signer: co_signature})
         attempt = Attempt(
             number=n, signature=str(tx.signatures[0]), transaction_b64=base64.b64encode(bytes(tx)).decode(),
@@ -116,6 +125,9 @@ class AttemptBuilder:
             EventType.TRADE_EXECUTION, req.trade_id,
             {
                 "phase": "signed", "attempt": n, "signature": attempt.signature,
+                # What the signer saw: its own clock, read before the halt board it checked.
+                "signed_at": signer_time(signed.signed_at_ns), "halt_epoch": signed.halt_epoch,
+                "halt_state": signed.halt_state,
                 "transaction": attempt.transaction_b64, "last_valid_block_height": last_valid,
                 "quote_id": quote_id, "in_amount": in_amount, "out_amount": out_amount,
                 "min_out": int(quote["otherAmountThreshold"]), "price_impact_bps": round(impact_bps, 2),
@@ -126,8 +138,9 @@ class AttemptBuilder:
         rec.attempts.append(attempt)
         return SignedAttempt(attempt, tx)
 
-    async def sign(self, req: TradeRequest, payload: bytes) -> Signature:
-        """The vault authority's signature, from the Signer actor (it refuses once halted)."""
+    async def sign(self, req: TradeRequest, payload: bytes) -> SignResult:
+        """The vault authority's signature, from the Signer actor (it refuses once halted), with
+        the signer's time and the halt epoch it checked."""
         io, signer = self.io, self.io.options.signer
         ref = io.runtime.whereis(signer_name(signer))
         if ref is None:
@@ -147,4 +160,4 @@ class AttemptBuilder:
             cls = ErrorClass.HALTED if refused.startswith("halted") else ErrorClass.SIGNER
             raise TradeError(cls, f"signer refused: {refused}")
         io.breaker(ErrorClass.SIGNER, True, "signed")
-        return Signature.from_bytes(result.signature)
+        return result

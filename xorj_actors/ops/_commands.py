@@ -37,9 +37,10 @@ from xorj_actors.ops._args import (
     VaultAddArgs,
     VaultRemoveArgs,
 )
+from xorj_actors.redaction import Redactor
 from xorj_actors.vaults import VaultAdmin, VaultAdminError
 
-__all__ = ["ASK_TIMEOUT_S", "COMMANDS", "Commands", "to_jsonable"]
+__all__ = ["ASK_TIMEOUT_S", "COMMANDS", "FREE_TEXT_FIELDS", "Commands", "to_jsonable"]
 
 #: How long a command may wait for an actor's answer.
 ASK_TIMEOUT_S = 2.0
@@ -50,6 +51,12 @@ COMMANDS: tuple[str, ...] = (
     "vaults", "round", "vault-add", "vault-remove",
     "flatten",
 )
+
+
+#: The operators' free-text arguments: masked before any actor, log or audit entry sees them.
+#: A recovery's nonce is not among them: it is verified as given (the kill switch records it
+#: masked, as a digest).
+FREE_TEXT_FIELDS: tuple[str, ...] = ("reason", "operator")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -83,6 +90,9 @@ class Commands:
         data_dir: the engine's data directory (``status``).
         views: read-only views of engine state that need no message (boards), by command name,
             and the hook ``"vault_spec"``: ``Callable[[int], ChildSpec]``, the spec of vault ``index``.
+        redactor: the engine's one redactor: it masks the free-text arguments
+            (:data:`FREE_TEXT_FIELDS`) before they go anywhere, and every answer. Default: one
+            that masks only labelled hex MACs (no secret values known).
     """
 
     #: How long the vaults together get to answer ``vaults`` (plus :attr:`VAULT_ASK_PER_VAULT_S`
@@ -96,11 +106,14 @@ class Commands:
         endpoints: Callable[[], Mapping[str, str]],
         data_dir: Path,
         views: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        redactor: Redactor | None = None,
     ) -> None:
         self.runtime = runtime
         self.endpoints = endpoints
         self.data_dir = data_dir
         self.views = dict(views or {})
+        self.redact = Redactor(()) if redactor is None else redactor
         self.started = time.time()
 
     def table(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
@@ -111,10 +124,19 @@ class Commands:
         parse, run = PARSERS[name], getattr(self, name.replace("-", "_"))
 
         def command(args: Mapping[str, Any]) -> Any:
-            return run(parse(args))
+            # A secret pasted into a reason reaches neither the actors nor the answer.
+            return self.redact.deep(run(self.masked(parse(args))))
 
         command.__doc__ = run.__doc__
         return command
+
+    def masked(self, parsed: Any) -> Any:
+        """``parsed`` with its free-text arguments (:data:`FREE_TEXT_FIELDS`) masked."""
+        if not dataclasses.is_dataclass(parsed) or isinstance(parsed, type):
+            return parsed
+        names = {f.name for f in dataclasses.fields(parsed)}
+        changes = {n: self.redact(getattr(parsed, n)) for n in FREE_TEXT_FIELDS if n in names}
+        return dataclasses.replace(parsed, **changes) if changes else parsed
 
     # -- engine state -------------------------------------------------------------------------
 
@@ -288,6 +310,7 @@ class Commands:
         """Make the strategy feed poll the quant engine now: args reason."""
         from xorj_actors.strategy import STRATEGY_FEED_NAME, RefreshStrategy
 
+        reason = self.redact(reason)  # a bare string: not one of the FREE_TEXT_FIELDS
         try:
             self._named(STRATEGY_FEED_NAME, "the strategy feed").tell(RefreshStrategy(reason=f"operator: {reason}"))
         except ActorDeadError:

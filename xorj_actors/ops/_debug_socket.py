@@ -35,6 +35,7 @@ from xorj_actors.ops._args import RequestError
 from xorj_actors.ops._commands import Commands
 from xorj_actors.ops._slots import Slot, Slots
 from xorj_actors.ops.settings import DebugSocketSettings
+from xorj_actors.redaction import Redactor
 from xorj_actors.strict_json import JSONRefused, loads
 
 __all__ = ["DebugSocket", "DebugSocketServer"]
@@ -290,9 +291,11 @@ class DebugSocket(Participant):
         endpoints: Callable[[], Mapping[str, str]],
         data_dir: Path,
         views: Mapping[str, Callable[..., Any]] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(board)
-        self.server = DebugSocketServer(path, settings, Commands(self.runtime, endpoints, data_dir, views))
+        commands = Commands(self.runtime, endpoints, data_dir, views, redactor=redactor)
+        self.server = DebugSocketServer(path, settings, commands)
 
     def on_start(self) -> None:
         self.server.start()

@@ -381,6 +381,7 @@ class HttpApi(Participant):
         metrics: Metrics,
         *,
         on_listen: Callable[[str, str], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(board)
         settings = config.http
@@ -396,8 +397,9 @@ class HttpApi(Participant):
         authenticator = RequestAuthenticator(
             load_key(settings, environ), settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
         )
-        redactor = Redactor.from_environ(environ, secret_env_names(config))
-        commands = Commands(self.runtime, endpoints, data_dir)
+        if redactor is None:  # the engine injects its one redactor; this is for in-process use
+            redactor = Redactor.from_environ(environ, secret_env_names(config))
+        commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
         api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor)
         self.server = HttpApiServer(api.app(), settings.host, settings.port, api.guard)
 

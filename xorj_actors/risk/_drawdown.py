@@ -28,6 +28,7 @@ from supervisors import ControlMessage, MailboxFull
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
+from xorj_actors.redaction import Redactor
 from xorj_actors.risk._messages import (
     GetRiskStatus,
     ResetRiskBaseline,
@@ -94,6 +95,8 @@ class DrawdownMonitor(RiskMonitor):
         state_file: where the monitor keeps its state across restarts (None: nowhere). An
             unreadable file halts trading (fail closed) and is kept aside for inspection.
         kill_file: written when the kill switch cannot be reached (see :class:`RiskMonitor`).
+        redactor: the engine's one redactor, for the operator and reason of a reset (the
+            engine injects it; default: one that knows no secret value).
     """
 
     monitor: ClassVar[str] = "drawdown"
@@ -109,9 +112,11 @@ class DrawdownMonitor(RiskMonitor):
         clock: Callable[[], float] = time.time,
         state_file: Path | None = None,
         kill_file: Path | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         super().__init__(board, retry_s=settings.trigger_retry_s, kill_file=kill_file)
         self.settings = settings
+        self.redact = Redactor(()) if redactor is None else redactor
         self.clock = clock
         self.state_file = state_file
         self._dirty = False
@@ -216,7 +221,8 @@ class DrawdownMonitor(RiskMonitor):
         self._drawdown.latched = self._daily.latched = False
         self._save()
         after = self.status()
-        logger.warning("risk drawdown: baseline reset by {}: {}", m.operator, m.reason)
+        operator, reason = self.redact(m.operator[:100]), self.redact(m.reason[:500])
+        logger.warning("risk drawdown: baseline reset by {}: {}", operator, reason)
         record(
             self.runtime,
             audit_event(
@@ -224,8 +230,8 @@ class DrawdownMonitor(RiskMonitor):
                 self.name,
                 {
                     "what": "risk baseline reset",
-                    "operator": m.operator[:100],
-                    "reason": m.reason[:500],
+                    "operator": operator,
+                    "reason": reason,
                     "before": {"total_usd": before.total_usd, "peak_usd": before.peak_usd,
                                "drawdown": before.drawdown, "daily_loss": before.daily_loss},
                     "after": {"peak_usd": after.peak_usd, "day_start_usd": after.day_start_usd},

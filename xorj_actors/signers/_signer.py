@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,9 +37,20 @@ class SignRequest(Message):
 
 
 class SignResult(Message):
+    """A signature, or the reason there is none, and what the signer saw when it decided.
+
+    ``signed_at_ns`` is the signer's own wall clock (``time.time_ns``), read *before* the halt
+    board; ``halt_epoch`` and ``halt_state`` are the board's as the signer checked them. The kill
+    switch records a halt's ``triggered_at`` only after the board shows it, so a signature made
+    at epoch E carries a time earlier than the halt that opened epoch E + 1 (docs/SIGNERS.md).
+    """
+
     trade_id: str
     signature: bytes | None
     refused: str | None  # the reason, when no signature was made
+    signed_at_ns: int = 0
+    halt_epoch: int = -1
+    halt_state: str = ""
 
 
 class GetSignerHealth(Message):
@@ -160,6 +172,9 @@ class Signer(Participant):
         return SignResult(trade_id=request.trade_id, signature=None, refused=reason)
 
     def _sign(self, request: SignRequest) -> SignResult:
+        # The time first, then the board: whatever the board shows was published before this
+        # instant was over, so a halt that opened a later epoch is recorded after it.
+        signed_at_ns = time.time_ns()
         status = self.board.status
         if self.halted or status.halted:
             # While halted, only REDUCING lets anything through, and only exposure-reducing
@@ -186,4 +201,11 @@ class Signer(Participant):
             return SignResult(trade_id=request.trade_id, signature=None, refused=f"{self.key_name}: {exc}")
         self.last_error = None
         self._count("ok")
-        return SignResult(trade_id=request.trade_id, signature=signature, refused=None)
+        return SignResult(
+            trade_id=request.trade_id,
+            signature=signature,
+            refused=None,
+            signed_at_ns=signed_at_ns,
+            halt_epoch=status.epoch,
+            halt_state=status.state,
+        )
