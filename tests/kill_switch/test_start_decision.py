@@ -123,7 +123,10 @@ def test_a_file_saying_reducing_comes_back_triggered_in_the_same_epoch() -> None
 def test_a_set_halt_marker_halts_even_when_file_and_log_agree() -> None:
     # Both stale the same way: the halt reached neither the file nor the log, only the marker.
     d = decide(authentic(PersistedState(state=_S.ARMED, epoch=2)), history(_S.ARMED, 2), pending_halt="epoch 3 TRIGGERED: x")
-    assert d.state.state is _S.TRIGGERED and d.state.epoch == 3 and "not yet durable" in d.halt
+    # A new halt past the marked one: epoch 3 was decided (and maybe authorised against) already.
+    assert d.state.state is _S.TRIGGERED and d.state.epoch == 4 and "not yet durable" in d.halt
+    torn = decide(authentic(PersistedState(state=_S.ARMED, epoch=2)), history(_S.ARMED, 2), pending_halt="epo\ufffd")
+    assert torn.state.state is _S.TRIGGERED and torn.state.epoch == 3
 
 
 def test_without_an_engine_the_authentic_file_alone_decides() -> None:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -142,6 +143,15 @@ class StateFile:
         _fsync_dir(self.path.parent)
 
 
+_MARKED_EPOCH = re.compile(r"epoch (\d{1,18}) ")
+
+
+def marked_epoch(held: str) -> int:
+    """The epoch a set marker names (0 if its record is torn: it still halts)."""
+    m = _MARKED_EPOCH.match(held)
+    return int(m[1]) if m else 0
+
+
 class HaltMarker:
     """A fixed-size record, blank when clear, naming a halt that is not durable yet.
 
@@ -181,7 +191,10 @@ class HaltMarker:
         return held or None
 
     def set(self, text: str) -> None:
-        """Mark a halt as not durable; raises OSError (or if the marker was never opened)."""
+        """Mark a halt as not durable; raises OSError (or if the marker was never opened).
+
+        ``text`` starts ``epoch N ``: a restart continues the epochs past it (:func:`marked_epoch`).
+        """
         self._write(text.encode("utf-8", errors="replace")[: self.SIZE - 1] + b"\n")
 
     def clear(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from xorj_actors.kill_switch._persistence import FileReading
+from xorj_actors.kill_switch._persistence import FileReading, marked_epoch
 from xorj_actors.kill_switch._state import HALTED, MAX_NONCES, KillSwitchState, PersistedState
 from xorj_actors.messages import HaltMode
 
@@ -99,7 +99,11 @@ def decide(
     """
     file_state = reading.state if reading.problem is None else None
     digests = list(file_state.nonce_digests if file_state is not None else ())  # newest last
-    epoch = max(file_state.epoch if file_state is not None else 0, published_halt or 0)
+    epoch = max(
+        file_state.epoch if file_state is not None else 0,
+        published_halt or 0,
+        marked_epoch(pending_halt) if pending_halt is not None else 0,
+    )
     if history is not None:
         digests += sorted(history.nonce_digests - set(digests))
         epoch = max(epoch, history.max_epoch, history.last.epoch if history.last is not None else 0)
