@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from supervisors import Fault, inject_fault
 from xorj_actors.engine import EXIT_ESCALATED
 from xorj_actors.kill_switch import KILL_SWITCH_NAME
+from tests.helpers import cli
 from tests.plugins.engine import RECOVERY_KEYS, wait_until
 
 CONFIG = """
@@ -30,10 +30,6 @@ enabled = false
 [strategy]
 url = "http://127.0.0.1:9"  # nothing listens: the feed stays empty, vaults hold
 """
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "xorj_actors.cli", *args]
 
 
 @pytest.fixture

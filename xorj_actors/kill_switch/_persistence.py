@@ -23,7 +23,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from loguru import logger
 
 from xorj_actors import strict_json
+from xorj_actors.durable_file import atomic_write, fsync_dir
 from xorj_actors.kill_switch._state import PersistedState
 
 __all__ = ["FileReading", "HaltMarker", "STANDALONE_STATE_KEY", "StateFile", "derive_state_key", "read_regular"]
@@ -58,14 +58,6 @@ def read_regular(path: Path, limit: int) -> bytes:
         return os.read(fd, limit)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _canonical(data: dict[str, object]) -> bytes:
@@ -126,21 +118,7 @@ class StateFile:
         """Replace the file atomically; raises OSError if it cannot be made durable."""
         data = replace(state, updated_at=time.time()).to_dict()
         data["mac"] = self._mac(data)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".kill_switch.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_canonical(data))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(self.path.parent)
+        atomic_write(self.path, _canonical(data))
 
 
 _MARKED_EPOCH = re.compile(r"epoch (\d{1,18}) ")
@@ -183,7 +161,7 @@ class HaltMarker:
             if not held and os.fstat(fd).st_size < self.SIZE:  # allocate the record's blocks now
                 os.pwrite(fd, b" " * self.SIZE, 0)
                 os.fsync(fd)
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError:
             os.close(fd)
             raise

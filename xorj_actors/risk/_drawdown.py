@@ -46,7 +46,7 @@ from xorj_actors.risk._drawdown_state import (
     encode_state,
 )
 from xorj_actors.risk._monitor import RiskMonitor
-from xorj_actors.risk._persist import atomic_write
+from xorj_actors.durable_file import atomic_write
 from xorj_actors.risk.settings import RiskSettings
 
 __all__ = ["DRAWDOWN_NAME", "DrawdownMonitor", "report_valuation"]

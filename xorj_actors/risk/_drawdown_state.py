@@ -1,6 +1,6 @@
 """The DrawdownMonitor's pure parts: one figure's trigger episode, and its state file's format.
 
-No actor, no clock, no I/O: the monitor reads and writes the file (``_persist.atomic_write``),
+No actor, no clock, no I/O: the monitor reads and writes the file (``xorj_actors.durable_file.atomic_write``),
 this module says what is in it and refuses anything it would not have written.
 """
 
