@@ -389,6 +389,21 @@ def secret_env_names(config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def check_data_dir(ctx: CheckContext) -> CheckResult:
+    """The data directory is private: no one but the engine's user can write it, or read what is in it."""
+    from xorj_actors.data_dir import data_dir_problem, readable_by_others
+
+    problem = data_dir_problem(ctx.data_dir)
+    if problem is not None:
+        return _fail("data_dir", problem)
+    if not ctx.data_dir.exists():
+        return _ok("data_dir", f"{ctx.data_dir} does not exist yet: the engine creates it 0700")
+    exposed = readable_by_others(ctx.data_dir)
+    if exposed:
+        return _ok("data_dir", f"{len(exposed)} entries readable by others (e.g. {exposed[0]}): the engine makes them private at start")
+    return _ok("data_dir", f"{ctx.data_dir} is private (0700, files 0600)")
+
+
 def check_secrets(ctx: CheckContext) -> CheckResult:
     """Every required secret is in the environment, HMAC keys long enough (values are never shown)."""
     cfg = ctx.config
@@ -423,6 +438,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_quant,
     check_dev_settings,
     check_secrets,
+    check_data_dir,
 )
 #: ``/health/detailed``: everything, each component once.
 ALL_CHECKS: tuple[Check, ...] = tuple(dict.fromkeys((*READINESS_CHECKS, *PRODUCTION_CHECKS)))

@@ -60,7 +60,8 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     code, lines = run_check(tmp_path, capsys, None)
     assert code == 0
     assert set(lines) == {
-        "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "dev_settings", "secrets"
+        "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "dev_settings", "secrets",
+        "data_dir",
     }
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.
@@ -104,6 +105,21 @@ def test_production_config_with_development_settings_fails(tmp_path, capsys, mon
     assert lines["secrets"].startswith("ok")
     out = "\n".join(lines.values())
     assert all(value not in out for value in SECRETS.values())
+
+
+def test_a_data_directory_others_can_write_fails_the_check_by_name(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, {})
+    data = tmp_path / "var"
+    data.mkdir()
+    data.chmod(0o777)
+    code, lines = run_check(tmp_path, capsys, None)
+    assert code == 1 and lines["data_dir"].startswith("FAIL") and "0777" in lines["data_dir"]
+    data.chmod(0o755)
+    (data / "audit.db").write_bytes(b"")
+    (data / "audit.db").chmod(0o644)
+    code, lines = run_check(tmp_path, capsys, None)
+    assert lines["data_dir"].startswith("ok") and "readable by others" in lines["data_dir"]
+    assert (data / "audit.db").stat().st_mode & 0o777 == 0o644  # a check changes nothing
 
 
 def test_missing_or_short_secrets(tmp_path, capsys, monkeypatch) -> None:

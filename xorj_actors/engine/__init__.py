@@ -1,6 +1,6 @@
 """The engine process: the supervision tree, its runtime and its data directory."""
 
-from xorj_actors.engine._data_dir import UMASK, DataDirError, data_dir_problem, secure_data_dir
+from xorj_actors.data_dir import UMASK, DataDirError, data_dir_problem, secure_data_dir
 from xorj_actors.engine._engine import EXIT_ESCALATED, EXIT_OK, Engine, EngineError, secret_envs
 from xorj_actors.engine._logging import MASK, Redactor, configure_logging, trade_logger
 

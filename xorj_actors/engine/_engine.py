@@ -18,7 +18,7 @@ from xorj_actors.check import secret_env_names
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
-from xorj_actors.engine._data_dir import DataDirError, secure_data_dir
+from xorj_actors.data_dir import DataDirError, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.strategy import StrategyBoard

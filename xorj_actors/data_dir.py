@@ -7,6 +7,9 @@ every directory below and 0600 on every file, whoever created them; the ``run`` 
 sets the umask 0o077, so what it creates later is born 0600 (docs/SECURITY.md).
 
 Checks read mode bits, never ``access()``: run as root, ``access()`` allows everything.
+
+Below every layer (the engine and ``xorj-actors check`` use it): it imports nothing from
+``xorj_actors``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["DIR_MODE", "FILE_MODE", "UMASK", "DataDirError", "data_dir_problem", "secure_data_dir"]
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "UMASK",
+    "DataDirError",
+    "data_dir_problem",
+    "readable_by_others",
+    "secure_data_dir",
+]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -56,6 +67,16 @@ def data_dir_problem(path: Path) -> str | None:
                 "group or others can write it; refusing to start (chmod 0700 it and check what is in it)"
             )
     return None
+
+
+def readable_by_others(path: Path) -> list[str]:
+    """Entries under ``path`` (itself included) that group or others may read or enter, as
+    ``"<path> <mode>"``; symbolic links are not counted (their mode means nothing)."""
+    return [
+        f"{p} {stat.S_IMODE(st.st_mode):04o}"
+        for p, st in _tree(Path(path))
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077
+    ]
 
 
 def secure_data_dir(path: Path) -> list[str]:
