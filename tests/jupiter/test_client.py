@@ -8,7 +8,6 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,8 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
+from tests.jupiter.recorded import DOCS_TAKER as TAKER
+from tests.jupiter.recorded import SOL, USDC, load
 from xorj_actors.jupiter import (
     ExecuteOutcome,
     JupiterClient,
@@ -31,16 +32,8 @@ from xorj_actors.jupiter import (
     RefusalReason,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "jupiter"
-SOL = Pubkey.from_string("So11111111111111111111111111111111111111112")
-USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
-TAKER = Pubkey.from_string("GpLjUnj5q8V6jkaaT7q26rQ4hzn7KYoebLRWfk16hTwh")
 KEY = "test-key-123"
 ENV = {"JUPITER_API_KEY": KEY}
-
-
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
 
 
 @dataclass

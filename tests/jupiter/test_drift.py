@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from solders.pubkey import Pubkey
-
+from tests.jupiter.recorded import DOCS_TAKER as TAKER
+from tests.jupiter.recorded import JUP, SOL, USDC, load
 from xorj_actors.jupiter import MalformedAnswer, SwapMode, parse_execution, parse_order, parse_prices, parse_quote, parse_swap_instructions
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "jupiter"
-SOL = Pubkey.from_string("So11111111111111111111111111111111111111112")
-TAKER = Pubkey.from_string("GpLjUnj5q8V6jkaaT7q26rQ4hzn7KYoebLRWfk16hTwh")
-
-
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
 
 
 QUOTE = load("quote-openapi.json")
@@ -195,8 +185,7 @@ def test_execution_fields_are_strict() -> None:
 
 def test_prices_refuse_a_bad_price_and_omit_the_missing() -> None:
     answer = load("price-v3-openapi.json")
-    usdc = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
-    other = Pubkey.from_string("JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN")
+    usdc, other = USDC, JUP
     assert set(parse_prices(answer, [SOL, usdc, other])) == {SOL, usdc}
     assert set(parse_prices(changed(answer, lambda a: a.update({str(SOL): None})), [SOL, usdc])) == {usdc}
     drift = changed(answer, lambda a: [a[str(SOL)].pop(k) for k in ("blockId", "decimals", "liquidity", "createdAt")])

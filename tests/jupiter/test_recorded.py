@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import pytest
 from solders.pubkey import Pubkey
 
+from tests.jupiter.recorded import DATA, DOCS_TAKER, JUP, SOL, USDC, load
 from xorj_actors.jupiter import (
     AGGREGATOR_V6,
     ExecuteOutcome,
@@ -27,20 +25,10 @@ from xorj_actors.jupiter import (
     refusal_from_answer,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "jupiter"
-SOL = Pubkey.from_string("So11111111111111111111111111111111111111112")
-USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
-JUP = Pubkey.from_string("JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN")
 TOKEN = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 ATA = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 SYSTEM = Pubkey.from_string("11111111111111111111111111111111")
-#: The taker in the docs' Ultra order transactions (their ``taker`` field is redacted).
-DOCS_TAKER = Pubkey.from_string("GpLjUnj5q8V6jkaaT7q26rQ4hzn7KYoebLRWfk16hTwh")
 SHARED_ACCOUNTS_ROUTE = bytes.fromhex("c1209b3341d69c81")
-
-
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
 
 
 def test_every_recorded_file_is_named_in_the_readme() -> None:

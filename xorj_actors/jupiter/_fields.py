@@ -133,12 +133,18 @@ def bps(obj: Mapping[str, Any], key: str, prefix: str = "", *, maximum: int = BP
     return value
 
 
-def decimal_string(obj: Mapping[str, Any], key: str, prefix: str = "") -> Decimal:
-    """A finite decimal given as a string (``priceImpactPct``), strictly."""
+def _string(obj: Mapping[str, Any], key: str, prefix: str, expected: str) -> tuple[str, str]:
+    """``(field name, value)`` of a field that must be a string."""
     name = _name(prefix, key)
     value = obj.get(key)
     if not isinstance(value, str):
-        raise MalformedAnswer(name, "missing" if key not in obj else f"expected a decimal string, got {value!r:.40}")
+        raise MalformedAnswer(name, "missing" if key not in obj else f"expected {expected}, got {value!r:.40}")
+    return name, value
+
+
+def decimal_string(obj: Mapping[str, Any], key: str, prefix: str = "") -> Decimal:
+    """A finite decimal given as a string (``priceImpactPct``), strictly."""
+    name, value = _string(obj, key, prefix, "a decimal string")
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -150,10 +156,7 @@ def decimal_string(obj: Mapping[str, Any], key: str, prefix: str = "") -> Decima
 
 def base64_bytes(obj: Mapping[str, Any], key: str, prefix: str = "") -> bytes:
     """Bytes from standard base64 (instruction data, transactions), strictly."""
-    name = _name(prefix, key)
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise MalformedAnswer(name, "missing" if key not in obj else f"expected base64, got {value!r:.40}")
+    name, value = _string(obj, key, prefix, "base64")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

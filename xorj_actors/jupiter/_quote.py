@@ -15,14 +15,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from solders.pubkey import Pubkey
 
 from xorj_actors.jupiter import _fields as f
 from xorj_actors.jupiter._errors import MalformedAnswer
 
-__all__ = ["PlatformFee", "Quote", "RoutePlanStep", "SwapInfo", "SwapMode", "parse_quote", "parse_route_plan"]
+__all__ = ["PlatformFee", "Quote", "RoutePlanStep", "SwapInfo", "SwapMode", "Terms", "parse_quote", "parse_terms"]
 
 
 class SwapMode(enum.StrEnum):
@@ -127,49 +127,67 @@ def parse_route_plan(obj: Mapping[str, Any], input_mint: Pubkey, output_mint: Pu
     return tuple(steps)
 
 
-def check_amounts(input_mint: Pubkey, output_mint: Pubkey, mode: SwapMode, in_amount: int, out_amount: int, threshold: int) -> None:
+class Terms(TypedDict):
+    """The strict fields a Swap API quote and an Ultra order share, as constructor arguments."""
+
+    input_mint: Pubkey
+    output_mint: Pubkey
+    in_amount: int
+    out_amount: int
+    other_amount_threshold: int
+    swap_mode: SwapMode
+    slippage_bps: int
+    price_impact_pct: Decimal
+    platform_fee: PlatformFee | None
+    route_plan: tuple[RoutePlanStep, ...]
+
+
+def _check_amounts(terms: Terms) -> None:
     """What any quote must satisfy: two mints, positive amounts, a threshold on the right side."""
-    if input_mint == output_mint:
+    in_amount, out_amount, threshold = terms["in_amount"], terms["out_amount"], terms["other_amount_threshold"]
+    if terms["input_mint"] == terms["output_mint"]:
         raise MalformedAnswer("outputMint", "equals inputMint")
     if in_amount == 0:
         raise MalformedAnswer("inAmount", "is zero")
     if out_amount == 0:
         raise MalformedAnswer("outAmount", "is zero")
-    if mode is SwapMode.EXACT_IN and threshold > out_amount:
+    if terms["swap_mode"] is SwapMode.EXACT_IN and threshold > out_amount:
         raise MalformedAnswer("otherAmountThreshold", f"minimum output {threshold} exceeds outAmount {out_amount}")
-    if mode is SwapMode.EXACT_OUT and threshold < in_amount:
+    if terms["swap_mode"] is SwapMode.EXACT_OUT and threshold < in_amount:
         raise MalformedAnswer("otherAmountThreshold", f"maximum input {threshold} is below inAmount {in_amount}")
 
 
-def swap_mode(obj: Mapping[str, Any]) -> SwapMode:
-    """``swapMode``, strictly one of the two."""
-    value = obj.get("swapMode")
+def parse_terms(obj: Mapping[str, Any]) -> Terms:
+    """The money fields of a quote or an order, strictly, and checked for consistency."""
+    mode = obj.get("swapMode")
     try:
-        return SwapMode(value)
+        swap_mode = SwapMode(mode)
     except ValueError:
-        raise MalformedAnswer("swapMode", f"expected ExactIn or ExactOut, got {value!r:.40}") from None
+        raise MalformedAnswer("swapMode", f"expected ExactIn or ExactOut, got {mode!r:.40}") from None
+    input_mint, output_mint = f.pubkey(obj, "inputMint"), f.pubkey(obj, "outputMint")
+    terms = Terms(
+        input_mint=input_mint,
+        output_mint=output_mint,
+        in_amount=f.amount(obj, "inAmount"),
+        out_amount=f.amount(obj, "outAmount"),
+        other_amount_threshold=f.amount(obj, "otherAmountThreshold"),
+        swap_mode=swap_mode,
+        slippage_bps=f.bps(obj, "slippageBps"),
+        price_impact_pct=f.decimal_string(obj, "priceImpactPct"),
+        platform_fee=parse_platform_fee(obj.get("platformFee"), "platformFee"),
+        route_plan=(),
+    )
+    _check_amounts(terms)  # before the route: a route between equal mints says nothing more
+    terms["route_plan"] = parse_route_plan(obj, input_mint, output_mint)
+    return terms
 
 
 def parse_quote(answer: Any) -> Quote:
     """A quote from a parsed ``/swap/v1/quote`` body; :class:`MalformedAnswer` names a bad field."""
     obj = f.mapping(answer, "quote")
-    input_mint, output_mint = f.pubkey(obj, "inputMint"), f.pubkey(obj, "outputMint")
-    mode = swap_mode(obj)
-    in_amount, out_amount = f.amount(obj, "inAmount"), f.amount(obj, "outAmount")
-    threshold = f.amount(obj, "otherAmountThreshold")
-    check_amounts(input_mint, output_mint, mode, in_amount, out_amount, threshold)
     version = obj.get("instructionVersion")
     return Quote(
-        input_mint=input_mint,
-        output_mint=output_mint,
-        in_amount=in_amount,
-        out_amount=out_amount,
-        other_amount_threshold=threshold,
-        swap_mode=mode,
-        slippage_bps=f.bps(obj, "slippageBps"),
-        price_impact_pct=f.decimal_string(obj, "priceImpactPct"),
-        platform_fee=parse_platform_fee(obj.get("platformFee"), "platformFee"),
-        route_plan=parse_route_plan(obj, input_mint, output_mint),
+        **parse_terms(obj),
         context_slot=f.opt_int(obj, "contextSlot"),
         time_taken=f.opt_float(obj, "timeTaken"),
         instruction_version=version if isinstance(version, str) else None,

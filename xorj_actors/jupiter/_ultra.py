@@ -23,7 +23,7 @@ from solders.transaction import VersionedTransaction
 
 from xorj_actors.jupiter import _fields as f
 from xorj_actors.jupiter._errors import ORDER_CODES, JupiterApi, MalformedAnswer, Refusal, RefusalReason, trim
-from xorj_actors.jupiter._quote import PlatformFee, RoutePlanStep, SwapMode, check_amounts, parse_platform_fee, parse_route_plan, swap_mode
+from xorj_actors.jupiter._quote import PlatformFee, RoutePlanStep, SwapMode, parse_terms
 
 __all__ = [
     "ExecuteOutcome",
@@ -108,29 +108,16 @@ def parse_order(answer: Any, *, taker: Pubkey | None = None) -> UltraOrder:
     request_id = obj.get("requestId")
     if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 200:
         raise MalformedAnswer("requestId", f"expected a non-empty string, got {request_id!r:.40}")
-    input_mint, output_mint = f.pubkey(obj, "inputMint"), f.pubkey(obj, "outputMint")
-    mode = swap_mode(obj)
-    in_amount, out_amount = f.amount(obj, "inAmount"), f.amount(obj, "outAmount")
-    threshold = f.amount(obj, "otherAmountThreshold")
-    check_amounts(input_mint, output_mint, mode, in_amount, out_amount, threshold)
+    terms = parse_terms(obj)
     transaction = _transaction(obj, taker)
     error = _order_error(obj)
     if transaction is None and error is None and taker is not None:
         error = Refusal(JupiterApi.ORDER, RefusalReason.SERVER_ERROR, "", "no transaction and no errorCode")
     gasless = obj.get("gasless")
     return UltraOrder(
+        **terms,
         request_id=request_id,
-        input_mint=input_mint,
-        output_mint=output_mint,
-        in_amount=in_amount,
-        out_amount=out_amount,
-        other_amount_threshold=threshold,
-        swap_mode=mode,
-        slippage_bps=f.bps(obj, "slippageBps"),
-        price_impact_pct=f.decimal_string(obj, "priceImpactPct"),
-        route_plan=parse_route_plan(obj, input_mint, output_mint),
         fee_bps=f.bps(obj, "feeBps"),
-        platform_fee=parse_platform_fee(obj.get("platformFee"), "platformFee"),
         transaction=transaction,
         error=error if transaction is None else None,
         router=f.opt_str(obj, "router"),
