@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from xorj_actors.jupiter._instructions import SimulationError, SwapInstructions, parse_instruction, parse_swap_instructions
     from xorj_actors.jupiter._policy import TradeApi, fallback_api, first_api
     from xorj_actors.jupiter._price import MAX_IDS, UsdPrice, parse_prices
-    from xorj_actors.jupiter._quote import PlatformFee, Quote, RoutePlanStep, SwapInfo, SwapMode, parse_quote
+    from xorj_actors.jupiter._quote import PlatformFee, Quote, RoutePlanStep, SwapInfo, SwapMode, Terms, parse_quote
     from xorj_actors.jupiter._ultra import (
         ExecuteOutcome,
         ExecuteStatus,
@@ -57,6 +57,7 @@ _HOMES = {
     "RoutePlanStep": "_quote",
     "SwapInfo": "_quote",
     "SwapMode": "_quote",
+    "Terms": "_quote",
     "parse_quote": "_quote",
     "ExecuteOutcome": "_ultra",
     "ExecuteStatus": "_ultra",
@@ -97,6 +98,7 @@ __all__ = [
     "SwapInfo",
     "SwapInstructions",
     "SwapMode",
+    "Terms",
     "TradeApi",
     "UltraExecution",
     "UltraOrder",

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any
 
 from solders.pubkey import Pubkey
 
@@ -62,8 +62,8 @@ class RoutePlanStep:
 
 
 @dataclass(frozen=True, slots=True)
-class Quote:
-    """A Swap API quote. ``answer`` is the body as received: ``/swap-instructions`` gets it back."""
+class Terms:
+    """What a Swap API quote and an Ultra order both promise: one check serves both APIs."""
 
     input_mint: Pubkey
     output_mint: Pubkey
@@ -77,6 +77,12 @@ class Quote:
     price_impact_pct: Decimal
     platform_fee: PlatformFee | None
     route_plan: tuple[RoutePlanStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote(Terms):
+    """A Swap API quote. ``answer`` is the body as received: ``/swap-instructions`` gets it back."""
+
     context_slot: int | None
     time_taken: float | None
     #: ``V1``/``V2`` (which aggregator instructions the swap will use), when the API says.
@@ -127,22 +133,7 @@ def parse_route_plan(obj: Mapping[str, Any], input_mint: Pubkey, output_mint: Pu
     return tuple(steps)
 
 
-class Terms(TypedDict):
-    """The strict fields a Swap API quote and an Ultra order share, as constructor arguments."""
-
-    input_mint: Pubkey
-    output_mint: Pubkey
-    in_amount: int
-    out_amount: int
-    other_amount_threshold: int
-    swap_mode: SwapMode
-    slippage_bps: int
-    price_impact_pct: Decimal
-    platform_fee: PlatformFee | None
-    route_plan: tuple[RoutePlanStep, ...]
-
-
-def _check_amounts(terms: Terms) -> None:
+def _check_amounts(terms: dict[str, Any]) -> None:
     """What any quote must satisfy: two mints, positive amounts, a threshold on the right side."""
     in_amount, out_amount, threshold = terms["in_amount"], terms["out_amount"], terms["other_amount_threshold"]
     if terms["input_mint"] == terms["output_mint"]:
@@ -157,15 +148,16 @@ def _check_amounts(terms: Terms) -> None:
         raise MalformedAnswer("otherAmountThreshold", f"maximum input {threshold} is below inAmount {in_amount}")
 
 
-def parse_terms(obj: Mapping[str, Any]) -> Terms:
-    """The money fields of a quote or an order, strictly, and checked for consistency."""
+def parse_terms(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`Terms` fields of a quote or an order (constructor arguments), strictly, and
+    checked for consistency."""
     mode = obj.get("swapMode")
     try:
         swap_mode = SwapMode(mode)
     except ValueError:
         raise MalformedAnswer("swapMode", f"expected ExactIn or ExactOut, got {mode!r:.40}") from None
     input_mint, output_mint = f.pubkey(obj, "inputMint"), f.pubkey(obj, "outputMint")
-    terms = Terms(
+    terms: dict[str, Any] = dict(
         input_mint=input_mint,
         output_mint=output_mint,
         in_amount=f.amount(obj, "inAmount"),

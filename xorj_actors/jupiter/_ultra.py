@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -23,7 +22,7 @@ from solders.transaction import VersionedTransaction
 
 from xorj_actors.jupiter import _fields as f
 from xorj_actors.jupiter._errors import ORDER_CODES, JupiterApi, MalformedAnswer, Refusal, RefusalReason, trim
-from xorj_actors.jupiter._quote import PlatformFee, RoutePlanStep, SwapMode, parse_terms
+from xorj_actors.jupiter._quote import Terms, parse_terms
 
 __all__ = [
     "ExecuteOutcome",
@@ -38,22 +37,12 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class UltraOrder:
+class UltraOrder(Terms):
     """An Ultra order. ``transaction`` is ``None`` when the API built none (``error`` says why)."""
 
     request_id: str
-    input_mint: Pubkey
-    output_mint: Pubkey
-    in_amount: int
-    out_amount: int
-    other_amount_threshold: int
-    swap_mode: SwapMode
-    slippage_bps: int
-    price_impact_pct: Decimal
-    route_plan: tuple[RoutePlanStep, ...]
     #: Ultra's fee (its default or the integrator's) in basis points.
     fee_bps: int
-    platform_fee: PlatformFee | None
     transaction: VersionedTransaction | None
     error: Refusal | None
     #: ``metis``, ``jupiterz`` (RFQ), ``dflow``, ``okx``..., as the API names it.
