@@ -212,3 +212,11 @@ async def test_pre_and_post_state_come_from_one_slot(localnet: Localnet, route: 
     before, after = effects.pre[usdc], effects.post[usdc]
     assert before is not None and after is not None and before.token and after.token
     assert before.token.amount - after.token.amount == Route.AMOUNT_IN
+
+
+async def test_on_a_running_clock_pre_and_post_state_still_meet_at_one_slot(fast_localnet: Localnet) -> None:
+    route = Route(fast_localnet)
+    for _ in range(5):  # slots move every 20 ms: the reader asks again until both answers agree
+        tx = route.transaction(await _blockhash(fast_localnet), route.legs())
+        effects = await _effects(fast_localnet, tx)
+        assert check_effects(effects.pre, effects.post, route.terms(tx)) is None

@@ -211,3 +211,14 @@ def test_exact_out_token_ledger_unknown_and_truncated_layouts(answer: dict) -> N
     many_steps = bytearray(bytes(swap.data))
     many_steps[8:12] = (50).to_bytes(4, "little")
     assert decode_route(Instruction(swap.program_id, bytes(many_steps), swap.accounts)).reason is RefusalReason.AGGREGATOR_MALFORMED  # type: ignore[union-attr]
+
+
+def test_the_configured_list_is_the_default_list() -> None:
+    from xorj_actors.config import ConfigError, parse_config
+
+    config = parse_config(f'[execution.routes]\ntip_accounts = ["{TIP}"]\nmax_sol_spend_lamports = 5000000\n')
+    routes = config.execution.routes
+    assert ProgramAllowlist.from_settings(routes) == ProgramAllowlist.default(tip_accounts=[TIP])
+    assert routes.max_sol_spend_lamports == 5_000_000
+    with pytest.raises(ConfigError, match="execution.routes.tip_accounts"):
+        parse_config('[execution.routes]\ntip_accounts = ["not a key!"]\n')

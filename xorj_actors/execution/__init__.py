@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         TradeStatus,
     )
     from xorj_actors.execution._options import ExecutorOptions, QuoteCheck
-    from xorj_actors.execution.settings import ExecutionSettings, RetrySettings
+    from xorj_actors.execution.settings import ExecutionSettings, RetrySettings, RouteCheckSettings
     from xorj_actors.execution._allowlist import (
         ProgramAllowlist,
         ResolvedMessage,
@@ -88,6 +88,7 @@ _HOMES = {
     "RouteRefusal": "_refusal",
     "ExecutionSettings": "settings",
     "RetrySettings": "settings",
+    "RouteCheckSettings": "settings",
 }
 
 __all__ = sorted(_HOMES)

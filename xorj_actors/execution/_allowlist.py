@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 
 from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.execution.settings import RouteCheckSettings
 
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
@@ -85,6 +86,13 @@ class ProgramAllowlist:
             *MEMO_PROGRAM_IDS,
         }
         return cls(frozenset(base | aggregators), aggregators, frozenset(tip_accounts))
+
+    @classmethod
+    def from_settings(cls, settings: RouteCheckSettings) -> ProgramAllowlist:
+        """The list ``[execution.routes]`` configures."""
+        aggregators = frozenset(Pubkey.from_string(k) for k in settings.aggregator_programs)
+        programs = frozenset(Pubkey.from_string(k) for k in settings.programs) | aggregators
+        return cls(programs, aggregators, frozenset(Pubkey.from_string(k) for k in settings.tip_accounts))
 
 
 @dataclass(frozen=True, slots=True)

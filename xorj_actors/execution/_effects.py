@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from solders.account import Account
 from solders.pubkey import Pubkey
-from solders.token.state import TokenAccount
+from solders.token.state import TokenAccount, TokenAccountState
 
 from xorj_actors.execution._allowlist import (
     NATIVE_MINT,
@@ -37,7 +37,7 @@ class TokenState:
     amount: int
     delegate: Pubkey | None
     delegated_amount: int
-    state: str
+    state: TokenAccountState
     close_authority: Pubkey | None
     is_native: bool
 
@@ -73,7 +73,7 @@ def decode_account(account: Account | None) -> AccountState | None:
             amount=raw.amount,
             delegate=raw.delegate,
             delegated_amount=raw.delegated_amount,
-            state=str(raw.state),
+            state=raw.state,
             close_authority=raw.close_authority,
             is_native=raw.is_native is not None,
         )
