@@ -222,3 +222,14 @@ def test_the_configured_list_is_the_default_list() -> None:
     assert routes.max_sol_spend_lamports == 5_000_000
     with pytest.raises(ConfigError, match="execution.routes.tip_accounts"):
         parse_config('[execution.routes]\ntip_accounts = ["not a key!"]\n')
+
+
+def test_a_program_that_is_the_payer_or_past_the_static_keys_is_no_message(shared_tx: VersionedTransaction, shared: ResolvedMessage) -> None:
+    from solders.instruction import CompiledInstruction
+
+    m = shared_tx.message
+    tables = {l.account_key: [_placeholder(l.account_key, i) for i in range(256)] for l in m.address_table_lookups}
+    for program_index in (0, 16, 30):  # the payer, the first loaded key, a loaded key
+        bad = MessageV0(m.header, m.account_keys, m.recent_blockhash, [CompiledInstruction(program_index, b"", b"")], m.address_table_lookups)
+        refusal = resolve_message(bad, tables)
+        assert isinstance(refusal, RouteRefusal) and refusal.reason is RefusalReason.MALFORMED_MESSAGE

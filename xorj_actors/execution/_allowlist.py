@@ -172,8 +172,9 @@ def resolve_message(message: MessageV0, tables: Mapping[Pubkey, Sequence[Pubkey]
     instructions = []
     for n, compiled in enumerate(message.instructions):
         indexes = bytes(compiled.accounts)
-        if compiled.program_id_index >= n_static or any(i >= len(keys) for i in indexes):
-            # Program ids are never loaded from a table; an index past the keys is no message.
+        if not 0 < compiled.program_id_index < n_static or any(i >= len(keys) for i in indexes):
+            # As Agave's sanitizer: program ids are static keys and never the payer; an index
+            # past the keys is no message.
             return RouteRefusal(RefusalReason.MALFORMED_MESSAGE, "account index out of range", n)
         metas = [AccountMeta(keys[i], i < signed, writable(i)) for i in indexes]
         instructions.append(Instruction(keys[compiled.program_id_index], bytes(compiled.data), metas))
