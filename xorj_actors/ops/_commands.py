@@ -177,7 +177,7 @@ class Commands:
     def status(self, _: None) -> Any:
         """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served."""
         return {
-            "kill_switch": to_jsonable(self._ask_kill_switch(GetStatus())),
+            "kill_switch": to_jsonable(self._ask(self._kill_switch(), GetStatus(), "the kill switch")),
             "endpoints": dict(self.endpoints()),
             "actors": len(self.runtime),
             "pid": os.getpid(),
@@ -207,14 +207,6 @@ class Commands:
             raise RequestError("unavailable", "the kill switch is not running (restarting?)")
         return ref
 
-    def _ask_kill_switch(self, message: Any) -> Any:
-        try:
-            return self._kill_switch().ask(message, timeout=ASK_TIMEOUT_S)
-        except Timeout:
-            raise RequestError("timeout", f"the kill switch did not answer within {ASK_TIMEOUT_S} s") from None
-        except ActorDeadError:
-            raise RequestError("unavailable", "the kill switch stopped while answering") from None
-
     def halt(self, a: HaltArgs) -> Any:
         """Trigger the kill switch: args mode (graceful|emergency), reason."""
         self.trigger(a, source="debug_socket")
@@ -232,11 +224,11 @@ class Commands:
 
     def maintenance(self, message: EnterMaintenance) -> Any:
         """Halt for maintenance (leave it with recover): args reason."""
-        return to_jsonable(self._ask_kill_switch(message))
+        return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
     def recover(self, message: Recover) -> Any:
         """Recover with K-of-M authorisations: args epoch, nonce, timestamp, authorisations, operator."""
-        return to_jsonable(self._ask_kill_switch(message))
+        return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
     def flatten(self, a: FlattenArgs) -> Any:
         """While halted, sell vaults' volatile holdings into the stablecoin (REDUCING, audited): args vaults, operator, reason."""
