@@ -194,3 +194,27 @@ def test_admin_actions_create_and_place_tables(localnet: Localnet) -> None:
     for key in (created, placed):
         assert [str(a) for a in localnet.call(localnet.tables.read, key).addresses] == to
     assert "addresses" in admin("place-lookup-table", {"address": str(placed), "addresses": ["nope"]})["error"]
+
+
+async def test_a_closed_table_is_not_found_and_refused_by_the_node(localnet: Localnet, payer: Keypair) -> None:
+    to = _keys(2)
+    table_key = localnet.call(localnet.tables.create, to)
+    localnet.advance(1)
+    async with AsyncClient(localnet.urls["rpc"]) as rpc:
+        cache = LookupTableCache(rpc_account_fetcher(rpc, "processed"))
+        tables = await cache.tables([table_key])
+        localnet.call(localnet.tables.deactivate, table_key)
+        localnet.advance(1)
+        with pytest.raises(Exception, match="custom program error|Instruction"):
+            localnet.call(localnet.tables.close, table_key)  # still in its cool-down
+        localnet.advance(513)  # the deactivation slot leaves SlotHashes
+        compiled = compile_v0(payer.pubkey(), _transfers(payer.pubkey(), to), tables, await _blockhash(rpc))
+        assert isinstance(compiled, CompiledMessage)  # built from the stale cache entry
+        with pytest.raises(RPCException) as caught:
+            await rpc.send_raw_transaction(bytes(VersionedTransaction(compiled.message, [payer])))
+        assert "address table account that doesn't exist" in str(caught.value)
+        assert cache.after_failure(caught.value, [table_key]) is LookupTableProblem.NOT_FOUND
+        localnet.call(localnet.tables.close, table_key)
+        with pytest.raises(LookupTableError) as gone:
+            await cache.tables([table_key])
+        assert gone.value.problem is LookupTableProblem.NOT_FOUND
