@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -44,7 +45,7 @@ class TableAdmin:
         if (self.chain.svm.get_balance(authority.pubkey()) or 0) < _AUTHORITY_LAMPORTS // 2:
             self.chain.airdrop(authority.pubkey(), _AUTHORITY_LAMPORTS)
 
-    def _send(self, authority: Keypair, instructions: list) -> None:
+    def _send(self, authority: Keypair, instructions: list[Instruction]) -> None:
         _, blockhash, _ = self.chain.latest_blockhash("processed")
         self.chain.land(table_transaction(authority, instructions, blockhash))
 
