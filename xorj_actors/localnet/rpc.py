@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, PreflightFailure, SignatureFailure
+from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, LookupFailure, PreflightFailure, SignatureFailure
 from xorj_actors.localnet.encoding import (
     account_json,
     b58decode,
@@ -317,6 +317,8 @@ class JsonRpc:
             _, result = self.chain.simulate(tx, sig_verify=sig_verify, replace_blockhash=replace)
         except SignatureFailure as exc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
         if replace:
             _, blockhash, last_valid = self.chain.latest_blockhash("processed")
             result["replacementBlockhash"] = {"blockhash": str(blockhash), "lastValidBlockHeight": last_valid}
@@ -334,6 +336,8 @@ class JsonRpc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
         except PreflightFailure as exc:
             raise RpcError(PREFLIGHT_FAILURE, str(exc), exc.result) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
 
     def m_getSignatureStatuses(self, params: list[Any]) -> dict[str, Any]:
         raw = param_at(params, 0)
@@ -398,7 +402,10 @@ class JsonRpc:
             "preTokenBalances": [],
             "postTokenBalances": [],
             "rewards": [],
-            "loadedAddresses": {"writable": [], "readonly": []},
+            "loadedAddresses": {
+                "writable": [str(k) for k in landed.loaded.writable],
+                "readonly": [str(k) for k in landed.loaded.readonly],
+            },
             "computeUnitsConsumed": landed.units,
         }
         return {
