@@ -10,7 +10,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount, TokenAccountState
 
-from xorj_actors.execution import AccountState, EffectTerms, RefusalReason, RouteParties, TokenState, check_effects, decode_account
+from xorj_actors.execution import AccountState, EffectTerms, RouteRefusalReason, RouteParties, TokenState, check_effects, decode_account
 from xorj_actors.execution._allowlist import NATIVE_MINT, SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 AUTHORITY, PAYER, STRANGER = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
@@ -62,12 +62,12 @@ def test_selling_sol_passes_net_of_fee_and_the_new_account_rent() -> None:
 @pytest.mark.parametrize(
     ("authority_after", "usdc_after", "reason"),
     [
-        (10 * SOL - SOL - FEE - RENT - 1, 100_000_000, RefusalReason.SOL_OVERSPEND),
-        (10 * SOL - SOL + 1, 100_000_000, RefusalReason.INPUT_NOT_EXACT),
-        (10 * SOL - SOL - FEE - RENT, 98_999_999, RefusalReason.OUTPUT_SHORT),
+        (10 * SOL - SOL - FEE - RENT - 1, 100_000_000, RouteRefusalReason.SOL_OVERSPEND),
+        (10 * SOL - SOL + 1, 100_000_000, RouteRefusalReason.INPUT_NOT_EXACT),
+        (10 * SOL - SOL - FEE - RENT, 98_999_999, RouteRefusalReason.OUTPUT_SHORT),
     ],
 )
-def test_selling_sol_refusals(authority_after: int, usdc_after: int, reason: RefusalReason) -> None:
+def test_selling_sol_refusals(authority_after: int, usdc_after: int, reason: RouteRefusalReason) -> None:
     pre, post = sell_sol(authority_after, usdc_after)
     refusal = check_effects(pre, post, terms(NATIVE_MINT, USDC, SOL, 99_000_000))
     assert refusal is not None and refusal.reason is reason
@@ -76,7 +76,7 @@ def test_selling_sol_refusals(authority_after: int, usdc_after: int, reason: Ref
 def test_the_cap_bounds_the_spend_even_within_fee_and_rent() -> None:
     pre, post = sell_sol(10 * SOL - SOL - FEE - RENT)
     refusal = check_effects(pre, post, terms(NATIVE_MINT, USDC, SOL, 99_000_000, max_sol_spend=FEE))
-    assert refusal is not None and refusal.reason is RefusalReason.SOL_OVERSPEND
+    assert refusal is not None and refusal.reason is RouteRefusalReason.SOL_OVERSPEND
 
 
 # -- buying SOL into an existing wSOL account ----------------------------------------------------
@@ -87,7 +87,7 @@ def test_buying_sol_counts_native_and_wsol_together() -> None:
     assert check_effects(pre, good, terms(USDC, NATIVE_MINT, 100, 7_000)) is None
     short = {**good, WSOL: token(NATIVE_MINT, 6_000, lamports=RENT + 6_000)}
     refusal = check_effects(pre, short, terms(USDC, NATIVE_MINT, 100, 7_000))
-    assert refusal is not None and refusal.reason is RefusalReason.OUTPUT_SHORT
+    assert refusal is not None and refusal.reason is RouteRefusalReason.OUTPUT_SHORT
     # Unwrapped into the authority's own account: the wSOL account closes, nothing is lost.
     unwrapped = {AUTHORITY: sol(SOL - FEE + RENT + 7_000), USDC_ATA: token(USDC, 400), WSOL: None}
     assert check_effects(pre, unwrapped, terms(USDC, NATIVE_MINT, 100, 7_000)) is None
@@ -104,7 +104,7 @@ def test_a_separate_fee_payer_spends_only_the_fee() -> None:
     t = terms(USDC, STRANGER, 100, 9, parties=parties, holdings=holdings)
     assert check_effects(pre, post, t) is None
     refusal = check_effects(pre, {**post, PAYER: sol(SOL - FEE - 1)}, t)
-    assert refusal is not None and refusal.reason is RefusalReason.SOL_OVERSPEND
+    assert refusal is not None and refusal.reason is RouteRefusalReason.SOL_OVERSPEND
 
 
 # -- controlled accounts that must not change -----------------------------------------------------
@@ -112,15 +112,15 @@ def test_a_separate_fee_payer_spends_only_the_fee() -> None:
 @pytest.mark.parametrize(
     ("after", "reason"),
     [
-        (token(STRANGER, 3, close_authority=STRANGER), RefusalReason.CLOSE_AUTHORITY_CHANGED),
-        (token(STRANGER, 3, state=TokenAccountState.Frozen), RefusalReason.STATE_CHANGED),
-        (token(STRANGER, 3, owner=STRANGER), RefusalReason.OWNER_CHANGED),
-        (token(STRANGER, 2), RefusalReason.OTHER_ACCOUNT_CHANGED),
-        (AccountState(RENT, STRANGER, None), RefusalReason.OWNER_CHANGED),
-        (None, RefusalReason.ACCOUNT_CLOSED),
+        (token(STRANGER, 3, close_authority=STRANGER), RouteRefusalReason.CLOSE_AUTHORITY_CHANGED),
+        (token(STRANGER, 3, state=TokenAccountState.Frozen), RouteRefusalReason.STATE_CHANGED),
+        (token(STRANGER, 3, owner=STRANGER), RouteRefusalReason.OWNER_CHANGED),
+        (token(STRANGER, 2), RouteRefusalReason.OTHER_ACCOUNT_CHANGED),
+        (AccountState(RENT, STRANGER, None), RouteRefusalReason.OWNER_CHANGED),
+        (None, RouteRefusalReason.ACCOUNT_CLOSED),
     ],
 )
-def test_other_controlled_accounts_stay_as_they_were(after: AccountState | None, reason: RefusalReason) -> None:
+def test_other_controlled_accounts_stay_as_they_were(after: AccountState | None, reason: RouteRefusalReason) -> None:
     elsewhere = Pubkey.new_unique()
     pre = {AUTHORITY: sol(SOL), USDC_ATA: token(USDC, 500), WSOL: None, elsewhere: token(STRANGER, 3)}
     post = {AUTHORITY: sol(SOL - FEE), USDC_ATA: token(USDC, 400), WSOL: token(NATIVE_MINT, 50, lamports=RENT + 50), elsewhere: after}
@@ -134,7 +134,7 @@ def test_an_account_created_for_someone_else_under_our_control_is_refused() -> N
     post = {AUTHORITY: sol(SOL - FEE), USDC_ATA: token(USDC, 400), WSOL: token(NATIVE_MINT, 50, lamports=RENT + 50),
             made: token(USDC, 0, owner=STRANGER, delegate=AUTHORITY, delegated_amount=1)}
     refusal = check_effects(pre, post, terms(USDC, NATIVE_MINT, 100, 50))
-    assert refusal is not None and refusal.reason is RefusalReason.FOREIGN_ACCOUNT_CREATED
+    assert refusal is not None and refusal.reason is RouteRefusalReason.FOREIGN_ACCOUNT_CREATED
 
 
 # -- decoding --------------------------------------------------------------------------------------

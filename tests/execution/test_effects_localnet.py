@@ -31,7 +31,7 @@ from xorj_actors.execution._allowlist import (
 )
 from xorj_actors.execution._effects import EffectTerms, check_effects
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
-from xorj_actors.execution._refusal import RefusalReason
+from xorj_actors.execution._refusal import RouteRefusalReason
 from xorj_actors.localnet import Localnet
 
 STRANGER = Pubkey.from_string("Stranger11111111111111111111111111111111111")
@@ -92,7 +92,7 @@ class Route:
         return VersionedTransaction.populate(message, [Signature.default()] * message.header.num_required_signatures)
 
     def terms(self, tx: VersionedTransaction, *, cap: int = 1_000_000) -> EffectTerms:
-        resolved = resolve_message(tx.message, {})
+        resolved = resolve_message(tx.message)
         assert not isinstance(resolved, Exception) and hasattr(resolved, "instructions")
         return EffectTerms(
             parties=RouteParties(self.authority),
@@ -113,7 +113,7 @@ def route(localnet: Localnet) -> Route:
 
 
 async def _effects(ln: Localnet, tx: VersionedTransaction) -> SimulatedEffects:
-    resolved = resolve_message(tx.message, {})
+    resolved = resolve_message(tx.message)
     assert not isinstance(resolved, type(None))
     async with aiohttp.ClientSession() as session:
         reader = EffectReader(ln.urls["rpc"], session, commitment="confirmed")
@@ -140,11 +140,11 @@ async def test_a_plain_transfer_swap_passes(localnet: Localnet, route: Route) ->
     effects = await _effects(localnet, tx)
     assert effects.slot == localnet.slot()
     assert check_effects(effects.pre, effects.post, route.terms(tx)) is None
-    resolved = resolve_message(tx.message, {})
+    resolved = resolve_message(tx.message)
     assert check_allowlist(resolved, ProgramAllowlist.default(), RouteParties(route.authority)) is None  # type: ignore[arg-type]
 
 
-async def _refused(ln: Localnet, route: Route, instructions: list[Instruction], **terms: int) -> RefusalReason:
+async def _refused(ln: Localnet, route: Route, instructions: list[Instruction], **terms: int) -> RouteRefusalReason:
     before = await _balances(ln, route)
     tx = route.transaction(await _blockhash(ln), instructions)
     effects = await _effects(ln, tx)
@@ -158,17 +158,17 @@ async def _refused(ln: Localnet, route: Route, instructions: list[Instruction], 
 async def test_a_transfer_out_of_another_vault_is_refused(localnet: Localnet, route: Route) -> None:
     mm_usdc = localnet.genesis.market_maker_accounts["USDC"]
     theft = transfer_checked(route.other.token_accounts["USDC"], route.usdc.mint, mm_usdc, route.authority, 5, route.usdc.decimals)
-    assert await _refused(localnet, route, [*route.legs(), theft]) is RefusalReason.OTHER_ACCOUNT_CHANGED
+    assert await _refused(localnet, route, [*route.legs(), theft]) is RouteRefusalReason.OTHER_ACCOUNT_CHANGED
 
 
 async def test_an_approval_left_behind_is_refused(localnet: Localnet, route: Route) -> None:
     left = approve(route.vault.token_accounts["USDC"], STRANGER, route.authority, 1)
-    assert await _refused(localnet, route, [*route.legs(), left]) is RefusalReason.DELEGATE_CHANGED
+    assert await _refused(localnet, route, [*route.legs(), left]) is RouteRefusalReason.DELEGATE_CHANGED
 
 
 async def test_set_authority_is_refused(localnet: Localnet, route: Route) -> None:
     handover = set_owner(route.vault.token_accounts["JUP"], route.authority, STRANGER)
-    assert await _refused(localnet, route, [*route.legs(), handover]) is RefusalReason.OWNER_CHANGED
+    assert await _refused(localnet, route, [*route.legs(), handover]) is RouteRefusalReason.OWNER_CHANGED
 
 
 async def test_close_account_to_a_stranger_is_refused(localnet: Localnet, route: Route) -> None:
@@ -183,24 +183,24 @@ async def test_close_account_to_a_stranger_is_refused(localnet: Localnet, route:
     localnet.call(lambda: localnet.server.chain.landed.clear())
     empty = get_associated_token_address(key.pubkey(), bonk)
     closing = close_account(empty, STRANGER, route.authority)
-    assert await _refused(localnet, route, [*route.legs(), closing]) is RefusalReason.ACCOUNT_CLOSED
+    assert await _refused(localnet, route, [*route.legs(), closing]) is RouteRefusalReason.ACCOUNT_CLOSED
 
 
 async def test_sol_overspend_is_refused(localnet: Localnet, route: Route) -> None:
     drain = transfer(TransferParams(from_pubkey=route.authority, to_pubkey=STRANGER, lamports=2_000_000))
-    assert await _refused(localnet, route, [*route.legs(), drain]) is RefusalReason.SOL_OVERSPEND
+    assert await _refused(localnet, route, [*route.legs(), drain]) is RouteRefusalReason.SOL_OVERSPEND
     tx = route.transaction(await _blockhash(localnet), [*route.legs(), drain])
-    allowlist = check_allowlist(resolve_message(tx.message, {}), ProgramAllowlist.default(), RouteParties(route.authority))  # type: ignore[arg-type]
-    assert allowlist is not None and allowlist.reason is RefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED
+    allowlist = check_allowlist(resolve_message(tx.message), ProgramAllowlist.default(), RouteParties(route.authority))  # type: ignore[arg-type]
+    assert allowlist is not None and allowlist.reason is RouteRefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED
 
 
 async def test_sol_spend_over_the_cap_is_refused_even_within_the_fee(localnet: Localnet, route: Route) -> None:
-    assert await _refused(localnet, route, route.legs(), cap=1_000) is RefusalReason.SOL_OVERSPEND
+    assert await _refused(localnet, route, route.legs(), cap=1_000) is RouteRefusalReason.SOL_OVERSPEND
 
 
 async def test_output_paid_elsewhere_is_refused(localnet: Localnet, route: Route) -> None:
     elsewhere = localnet.genesis.market_maker_accounts["JUP"]
-    assert await _refused(localnet, route, route.legs(pay_to=elsewhere)) is RefusalReason.OUTPUT_SHORT
+    assert await _refused(localnet, route, route.legs(pay_to=elsewhere)) is RouteRefusalReason.OUTPUT_SHORT
 
 
 async def test_pre_and_post_state_come_from_one_slot(localnet: Localnet, route: Route) -> None:

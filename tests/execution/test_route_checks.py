@@ -16,6 +16,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
+from xorj_actors.chain import LoadedAddresses, LookupTable, resolve_lookups
 from xorj_actors.execution._allowlist import (
     JUPITER_V6_PROGRAM_ID,
     NATIVE_MINT,
@@ -29,7 +30,7 @@ from xorj_actors.execution._allowlist import (
     tip_lamports,
 )
 from xorj_actors.execution._jupiter import DecodedRoute, RouteKind, RouteTerms, check_aggregator, check_route, decode_route
-from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 from xorj_actors.execution._transaction import parse_instruction
 
 DATA = Path(__file__).parents[1] / "data" / "jupiter"
@@ -41,6 +42,17 @@ def _placeholder(table: Pubkey, index: int) -> Pubkey:
     return Pubkey(hashlib.sha256(bytes(table) + bytes([index])).digest())
 
 
+def _tables(message: MessageV0) -> dict[Pubkey, LookupTable]:
+    """The recorded transaction's tables: placeholders, but for the entry it proves (README)."""
+    tables = {}
+    for lookup in message.address_table_lookups:
+        addresses = [_placeholder(lookup.account_key, i) for i in range(256)]
+        if str(lookup.account_key) == "HJ5StCvsDU4JsvK39VcsHjaoTRTtQU749MQ9qUsJaG1m":
+            addresses[110] = NATIVE_MINT
+        tables[lookup.account_key] = LookupTable(lookup.account_key, tuple(addresses))
+    return tables
+
+
 # -- the recorded shared_accounts_route transaction -------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -50,12 +62,7 @@ def shared_tx() -> VersionedTransaction:
 
 @pytest.fixture(scope="module")
 def shared(shared_tx: VersionedTransaction) -> ResolvedMessage:
-    tables = {}
-    for lookup in shared_tx.message.address_table_lookups:
-        tables[lookup.account_key] = [_placeholder(lookup.account_key, i) for i in range(256)]
-    # The one entry the transaction proves (tests/data/jupiter/README.md).
-    tables[Pubkey.from_string("HJ5StCvsDU4JsvK39VcsHjaoTRTtQU749MQ9qUsJaG1m")][110] = NATIVE_MINT
-    resolved = resolve_message(shared_tx.message, tables)
+    resolved = resolve_message(shared_tx.message, resolve_lookups(shared_tx.message, _tables(shared_tx.message)))
     assert isinstance(resolved, ResolvedMessage)
     return resolved
 
@@ -92,24 +99,25 @@ def test_the_allowlist_refuses_what_it_does_not_list(shared: ResolvedMessage) ->
     parties = RouteParties(shared.account_keys[0])
     no_jupiter = ProgramAllowlist.default(aggregators=())
     refusal = check_allowlist(shared, no_jupiter, parties)
-    assert refusal == RouteRefusal(RefusalReason.PROGRAM_NOT_ALLOWED, f"program {JUPITER_V6_PROGRAM_ID} is not on the list", 5)
+    assert refusal == RouteRefusal(RouteRefusalReason.PROGRAM_NOT_ALLOWED, f"program {JUPITER_V6_PROGRAM_ID} is not on the list", 5)
     # Another vault's authority: the wSOL account created and funded is not its own.
     other = check_allowlist(shared, ProgramAllowlist.default(), RouteParties(Pubkey.new_unique()))
-    assert other is not None and other.reason is RefusalReason.ATA_FOR_ANOTHER_OWNER and other.instruction == 2
+    assert other is not None and other.reason is RouteRefusalReason.ATA_FOR_ANOTHER_OWNER and other.instruction == 2
 
 
 def test_a_tip_account_reached_through_a_lookup_table_is_refused(shared: ResolvedMessage) -> None:
     loaded_key = shared.account_keys[20]
     allowlist = ProgramAllowlist.default(tip_accounts=[loaded_key])
     refusal = check_allowlist(shared, allowlist, RouteParties(shared.account_keys[0]))
-    assert refusal is not None and refusal.reason is RefusalReason.TIP_THROUGH_LOOKUP_TABLE
+    assert refusal is not None and refusal.reason is RouteRefusalReason.TIP_THROUGH_LOOKUP_TABLE
 
 
-def test_an_unread_lookup_table_or_index_is_refused(shared_tx: VersionedTransaction) -> None:
-    assert resolve_message(shared_tx.message, {}).reason is RefusalReason.LOOKUP_TABLE_UNRESOLVED  # type: ignore[union-attr]
-    short = {l.account_key: [Pubkey.new_unique()] * 100 for l in shared_tx.message.address_table_lookups}
+def test_loaded_addresses_that_are_not_the_message_s_are_refused(shared_tx: VersionedTransaction) -> None:
+    assert resolve_message(shared_tx.message).reason is RouteRefusalReason.LOOKUP_TABLE_UNRESOLVED  # type: ignore[union-attr]
+    loaded = resolve_lookups(shared_tx.message, _tables(shared_tx.message))
+    short = LoadedAddresses(loaded.writable[:-1], loaded.readonly)
     refusal = resolve_message(shared_tx.message, short)
-    assert isinstance(refusal, RouteRefusal) and "index" in refusal.detail
+    assert isinstance(refusal, RouteRefusal) and refusal.reason is RouteRefusalReason.LOOKUP_TABLE_UNRESOLVED
 
 
 def _terms(route: DecodedRoute, **changes: object) -> RouteTerms:
@@ -132,17 +140,17 @@ def _terms(route: DecodedRoute, **changes: object) -> RouteTerms:
     ("changes", "reason"),
     [
         ({}, None),
-        ({"in_amount": 10**9 - 1}, RefusalReason.AGGREGATOR_AMOUNT_MISMATCH),
-        ({"quoted_out_amount": 102_012_567}, RefusalReason.AGGREGATOR_AMOUNT_MISMATCH),
-        ({"slippage_bps": 30}, RefusalReason.AGGREGATOR_SLIPPAGE),
-        ({"max_slippage_bps": 49}, RefusalReason.AGGREGATOR_SLIPPAGE),
-        ({"platform_fee_bps": 20}, RefusalReason.AGGREGATOR_PLATFORM_FEE),
-        ({"destination": Pubkey.new_unique()}, RefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
-        ({"authority": Pubkey.new_unique()}, RefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
-        ({"input_mint": USDC}, RefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
+        ({"in_amount": 10**9 - 1}, RouteRefusalReason.AGGREGATOR_AMOUNT_MISMATCH),
+        ({"quoted_out_amount": 102_012_567}, RouteRefusalReason.AGGREGATOR_AMOUNT_MISMATCH),
+        ({"slippage_bps": 30}, RouteRefusalReason.AGGREGATOR_SLIPPAGE),
+        ({"max_slippage_bps": 49}, RouteRefusalReason.AGGREGATOR_SLIPPAGE),
+        ({"platform_fee_bps": 20}, RouteRefusalReason.AGGREGATOR_PLATFORM_FEE),
+        ({"destination": Pubkey.new_unique()}, RouteRefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
+        ({"authority": Pubkey.new_unique()}, RouteRefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
+        ({"input_mint": USDC}, RouteRefusalReason.AGGREGATOR_ACCOUNT_MISMATCH),
     ],
 )
-def test_the_decoded_route_must_be_the_quoted_trade(shared: ResolvedMessage, changes: dict, reason: RefusalReason | None) -> None:
+def test_the_decoded_route_must_be_the_quoted_trade(shared: ResolvedMessage, changes: dict, reason: RouteRefusalReason | None) -> None:
     route = decode_route(shared.instructions[5])
     assert isinstance(route, DecodedRoute)
     refusal = check_route(route, _terms(route, **changes))
@@ -181,14 +189,14 @@ def test_the_recorded_answer_passes_the_allowlist(answer: dict) -> None:
     user = Pubkey.from_string("7R52mJ9sgGiwEGXBBm7ehQ5qz5uexpaJQtAkSUiwwQtH")
     fields = ("computeBudgetInstructions", "setupInstructions", "swapInstruction", "cleanupInstruction")
     ixs = [parse_instruction(o) for f in fields for o in (answer[f] if isinstance(answer[f], list) else [answer[f]])]
-    resolved = resolve_message(MessageV0.try_compile(user, ixs, [], Hash.default()), {})
+    resolved = resolve_message(MessageV0.try_compile(user, ixs, [], Hash.default()))
     assert isinstance(resolved, ResolvedMessage)
     assert check_allowlist(resolved, ProgramAllowlist.default(), RouteParties(user)) is None
     # The same wrap to a stranger's account instead of the vault's own wSOL account is refused.
     ixs[3] = Instruction(SYSTEM_PROGRAM_ID, ixs[3].data, [ixs[3].accounts[0], AccountMeta(Pubkey.new_unique(), False, True)])
-    bad = resolve_message(MessageV0.try_compile(user, ixs, [], Hash.default()), {})
+    bad = resolve_message(MessageV0.try_compile(user, ixs, [], Hash.default()))
     refusal = check_allowlist(bad, ProgramAllowlist.default(), RouteParties(user))  # type: ignore[arg-type]
-    assert refusal is not None and refusal.reason is RefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED and refusal.instruction == 3
+    assert refusal is not None and refusal.reason is RouteRefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED and refusal.instruction == 3
 
 
 def _with_discriminator(ix: Instruction, name: str) -> Instruction:
@@ -199,18 +207,18 @@ def _with_discriminator(ix: Instruction, name: str) -> Instruction:
 def test_exact_out_token_ledger_unknown_and_truncated_layouts(answer: dict) -> None:
     swap = parse_instruction(answer["swapInstruction"])
     for name, reason in (
-        ("exact_out_route", RefusalReason.AGGREGATOR_EXACT_OUT),
-        ("shared_accounts_exact_out_route", RefusalReason.AGGREGATOR_EXACT_OUT),
-        ("route_with_token_ledger", RefusalReason.AGGREGATOR_TOKEN_LEDGER),
+        ("exact_out_route", RouteRefusalReason.AGGREGATOR_EXACT_OUT),
+        ("shared_accounts_exact_out_route", RouteRefusalReason.AGGREGATOR_EXACT_OUT),
+        ("route_with_token_ledger", RouteRefusalReason.AGGREGATOR_TOKEN_LEDGER),
     ):
         refusal = decode_route(_with_discriminator(swap, name))
         assert isinstance(refusal, RouteRefusal) and refusal.reason is reason
     assert decode_route(_with_discriminator(swap, "route_v2")) is None  # unknown: the effect check decides
     truncated = Instruction(swap.program_id, bytes(swap.data)[:20], swap.accounts)
-    assert decode_route(truncated).reason is RefusalReason.AGGREGATOR_MALFORMED  # type: ignore[union-attr]
+    assert decode_route(truncated).reason is RouteRefusalReason.AGGREGATOR_MALFORMED  # type: ignore[union-attr]
     many_steps = bytearray(bytes(swap.data))
     many_steps[8:12] = (50).to_bytes(4, "little")
-    assert decode_route(Instruction(swap.program_id, bytes(many_steps), swap.accounts)).reason is RefusalReason.AGGREGATOR_MALFORMED  # type: ignore[union-attr]
+    assert decode_route(Instruction(swap.program_id, bytes(many_steps), swap.accounts)).reason is RouteRefusalReason.AGGREGATOR_MALFORMED  # type: ignore[union-attr]
 
 
 def test_the_configured_list_is_the_default_list() -> None:
@@ -228,8 +236,27 @@ def test_a_program_that_is_the_payer_or_past_the_static_keys_is_no_message(share
     from solders.instruction import CompiledInstruction
 
     m = shared_tx.message
-    tables = {l.account_key: [_placeholder(l.account_key, i) for i in range(256)] for l in m.address_table_lookups}
+    loaded = resolve_lookups(m, _tables(m))
     for program_index in (0, 16, 30):  # the payer, the first loaded key, a loaded key
         bad = MessageV0(m.header, m.account_keys, m.recent_blockhash, [CompiledInstruction(program_index, b"", b"")], m.address_table_lookups)
-        refusal = resolve_message(bad, tables)
-        assert isinstance(refusal, RouteRefusal) and refusal.reason is RefusalReason.MALFORMED_MESSAGE
+        refusal = resolve_message(bad, loaded)
+        assert isinstance(refusal, RouteRefusal) and refusal.reason is RouteRefusalReason.MALFORMED_MESSAGE
+
+
+async def test_the_recorded_route_s_tables_are_read_from_the_localnet_and_pass(shared_tx: VersionedTransaction, localnet) -> None:
+    """The tables at the recorded addresses (contents as README says), read over JSON-RPC."""
+    from solana.rpc.async_api import AsyncClient
+
+    from xorj_actors.chain import LookupTableCache, rpc_account_fetcher
+    from xorj_actors.localnet.lookup_tables import place_table
+
+    message = shared_tx.message
+    for table in _tables(message).values():
+        localnet.call(place_table, localnet.server.chain.svm, table)
+    async with AsyncClient(localnet.urls["rpc"]) as rpc:
+        loaded = await LookupTableCache(rpc_account_fetcher(rpc, "processed")).resolve(message)
+    resolved = resolve_message(message, loaded)
+    assert isinstance(resolved, ResolvedMessage)
+    assert check_allowlist(resolved, ProgramAllowlist.default(), RouteParties(message.account_keys[0])) is None
+    route = decode_route(resolved.instructions[5])
+    assert isinstance(route, DecodedRoute) and route.source_mint == NATIVE_MINT and route.in_amount == 10**9

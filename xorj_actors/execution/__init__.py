@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from xorj_actors.execution._effects import AccountState, EffectTerms, TokenState, check_effects, decode_account
     from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
     from xorj_actors.execution._jupiter import DecodedRoute, RouteKind, RouteTerms, check_aggregator, check_route, decode_route
-    from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+    from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 
 _HOMES = {
     "ErrorClass": "_errors",
@@ -84,7 +84,7 @@ _HOMES = {
     "check_aggregator": "_jupiter",
     "check_route": "_jupiter",
     "decode_route": "_jupiter",
-    "RefusalReason": "_refusal",
+    "RouteRefusalReason": "_refusal",
     "RouteRefusal": "_refusal",
     "ExecutionSettings": "settings",
     "RetrySettings": "settings",

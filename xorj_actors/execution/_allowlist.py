@@ -1,8 +1,8 @@
 """The program allowlist: which programs a route may call, and what System and ATA may do.
 
 Pure. A v0 message is first resolved through its address lookup tables
-(:func:`resolve_message`: the tables' contents are an input, read elsewhere), so every rule sees
-the accounts the runtime will see. Token and aggregator instructions are not read here: what
+(:func:`resolve_message`: what they load is an input, read by :mod:`xorj_actors.chain`'s
+lookup-table cache), so every rule sees the accounts the runtime will see. Token and aggregator instructions are not read here: what
 they do is checked by their simulated effects (:mod:`._effects`) and, for the aggregator's known
 layouts, by decoding (:mod:`._jupiter`).
 """
@@ -10,7 +10,7 @@ layouts, by decoding (:mod:`._jupiter`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from solders.instruction import AccountMeta, Instruction
@@ -18,7 +18,8 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 
-from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.chain import LoadedAddresses
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 from xorj_actors.execution.settings import RouteCheckSettings
 
 __all__ = [
@@ -136,29 +137,25 @@ class ResolvedMessage:
         return tuple(seen)
 
 
-def resolve_message(message: MessageV0, tables: Mapping[Pubkey, Sequence[Pubkey]]) -> ResolvedMessage | RouteRefusal:
-    """Apply ``tables`` (lookup table address -> its addresses) to ``message``.
+def resolve_message(message: MessageV0, loaded: LoadedAddresses | None = None) -> ResolvedMessage | RouteRefusal:
+    """``message`` with its lookup tables applied: ``loaded`` is what they load
+    (:meth:`xorj_actors.chain.LookupTableCache.resolve`, or :func:`xorj_actors.chain.resolve_lookups`).
 
-    Loaded keys follow the static ones, all writable ones of every table first, then all
-    read-only ones, as the runtime orders them.
+    The counts must be the message's own: a table read short or long is no resolution.
     """
-    static = list(message.account_keys)
     header = message.header
-    writable_loaded: list[Pubkey] = []
-    readonly_loaded: list[Pubkey] = []
-    for lookup in message.address_table_lookups:
-        table = tables.get(lookup.account_key)
-        if table is None:
-            return RouteRefusal(RefusalReason.LOOKUP_TABLE_UNRESOLVED, f"lookup table {lookup.account_key} was not read")
-        for indexes, out in ((lookup.writable_indexes, writable_loaded), (lookup.readonly_indexes, readonly_loaded)):
-            for i in bytes(indexes):
-                if i >= len(table):
-                    return RouteRefusal(
-                        RefusalReason.LOOKUP_TABLE_UNRESOLVED,
-                        f"lookup table {lookup.account_key} has {len(table)} addresses, index {i} asked",
-                    )
-                out.append(table[i])
-    keys = static + writable_loaded + readonly_loaded
+    static = list(message.account_keys)
+    loaded = loaded or LoadedAddresses((), ())
+    lookups = message.address_table_lookups
+    wanted = (sum(len(bytes(x.writable_indexes)) for x in lookups), sum(len(bytes(x.readonly_indexes)) for x in lookups))
+    if wanted != (len(loaded.writable), len(loaded.readonly)):
+        return RouteRefusal(
+            RouteRefusalReason.LOOKUP_TABLE_UNRESOLVED,
+            f"the message loads {wanted[0]} writable and {wanted[1]} read-only accounts; "
+            f"{len(loaded.writable)} and {len(loaded.readonly)} given",
+        )
+    writable_loaded = loaded.writable
+    keys = loaded.account_keys(message)
     signed = header.num_required_signatures
     n_static = len(static)
 
@@ -175,7 +172,7 @@ def resolve_message(message: MessageV0, tables: Mapping[Pubkey, Sequence[Pubkey]
         if not 0 < compiled.program_id_index < n_static or any(i >= len(keys) for i in indexes):
             # As Agave's sanitizer: program ids are static keys and never the payer; an index
             # past the keys is no message.
-            return RouteRefusal(RefusalReason.MALFORMED_MESSAGE, "account index out of range", n)
+            return RouteRefusal(RouteRefusalReason.MALFORMED_MESSAGE, "account index out of range", n)
         metas = [AccountMeta(keys[i], i < signed, writable(i)) for i in indexes]
         instructions.append(Instruction(keys[compiled.program_id_index], bytes(compiled.data), metas))
     return ResolvedMessage(tuple(keys), n_static, signed, tuple(instructions))
@@ -187,11 +184,11 @@ def check_allowlist(
     """``None`` if every instruction calls an allowed program, and System and ATA only as allowed."""
     loaded = set(resolved.account_keys[resolved.num_static :])
     for tip in allowlist.tip_accounts & loaded:
-        return RouteRefusal(RefusalReason.TIP_THROUGH_LOOKUP_TABLE, f"tip account {tip} is loaded from a lookup table")
+        return RouteRefusal(RouteRefusalReason.TIP_THROUGH_LOOKUP_TABLE, f"tip account {tip} is loaded from a lookup table")
     for n, ix in enumerate(resolved.instructions):
         program = ix.program_id
         if program not in allowlist.programs:
-            return RouteRefusal(RefusalReason.PROGRAM_NOT_ALLOWED, f"program {program} is not on the list", n)
+            return RouteRefusal(RouteRefusalReason.PROGRAM_NOT_ALLOWED, f"program {program} is not on the list", n)
         if program == SYSTEM_PROGRAM_ID:
             refusal = _system(ix, allowlist, parties)
         elif program == ASSOCIATED_TOKEN_PROGRAM_ID:
@@ -207,13 +204,13 @@ def _system(ix: Instruction, allowlist: ProgramAllowlist, parties: RouteParties)
     data = bytes(ix.data)
     tag = int.from_bytes(data[:4], "little") if len(data) >= 4 else -1
     if tag != _SYSTEM_TRANSFER or len(data) != 12 or len(ix.accounts) < 2:
-        return RouteRefusal(RefusalReason.SYSTEM_INSTRUCTION_NOT_ALLOWED, f"System instruction {tag} is not a transfer")
+        return RouteRefusal(RouteRefusalReason.SYSTEM_INSTRUCTION_NOT_ALLOWED, f"System instruction {tag} is not a transfer")
     source, dest = ix.accounts[0].pubkey, ix.accounts[1].pubkey
     if source not in parties.payers:
-        return RouteRefusal(RefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED, f"a transfer from {source}, not the vault's payer")
+        return RouteRefusal(RouteRefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED, f"a transfer from {source}, not the vault's payer")
     if dest != parties.wsol_account and dest not in allowlist.tip_accounts:
         return RouteRefusal(
-            RefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED, f"a transfer to {dest}: neither the vault's wSOL account nor a tip account"
+            RouteRefusalReason.SYSTEM_TRANSFER_NOT_ALLOWED, f"a transfer to {dest}: neither the vault's wSOL account nor a tip account"
         )
     return None
 
@@ -221,9 +218,9 @@ def _system(ix: Instruction, allowlist: ProgramAllowlist, parties: RouteParties)
 def _associated(ix: Instruction, parties: RouteParties) -> RouteRefusal | None:
     data = bytes(ix.data)
     if data not in _ATA_CREATE_TAGS:
-        return RouteRefusal(RefusalReason.ATA_INSTRUCTION_NOT_ALLOWED, f"ATA instruction {data.hex()} is not a create")
+        return RouteRefusal(RouteRefusalReason.ATA_INSTRUCTION_NOT_ALLOWED, f"ATA instruction {data.hex()} is not a create")
     if len(ix.accounts) < 6:
-        return RouteRefusal(RefusalReason.ATA_INSTRUCTION_NOT_ALLOWED, "ATA create with too few accounts")
+        return RouteRefusal(RouteRefusalReason.ATA_INSTRUCTION_NOT_ALLOWED, "ATA create with too few accounts")
     payer, address, wallet, mint, _, token_program = (m.pubkey for m in ix.accounts[:6])
     if (
         payer not in parties.payers
@@ -232,7 +229,7 @@ def _associated(ix: Instruction, parties: RouteParties) -> RouteRefusal | None:
         or address != get_associated_token_address(wallet, mint, token_program)
     ):
         return RouteRefusal(
-            RefusalReason.ATA_FOR_ANOTHER_OWNER, f"ATA create of {address} for {wallet} paid by {payer}"
+            RouteRefusalReason.ATA_FOR_ANOTHER_OWNER, f"ATA create of {address} for {wallet} paid by {payer}"
         )
     return None
 

@@ -20,7 +20,7 @@ from xorj_actors.execution._allowlist import (
     TOKEN_PROGRAM_ID,
     RouteParties,
 )
-from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 
 __all__ = ["AccountState", "EffectTerms", "TokenState", "check_effects", "decode_account"]
 
@@ -115,7 +115,7 @@ def check_effects(pre: States, post: States, terms: EffectTerms) -> RouteRefusal
             if after is None:
                 continue
             if not _ours(key, after, terms):
-                return RouteRefusal(RefusalReason.FOREIGN_ACCOUNT_CREATED, f"{key} is created and is not this vault's")
+                return RouteRefusal(RouteRefusalReason.FOREIGN_ACCOUNT_CREATED, f"{key} is created and is not this vault's")
             rent += after.lamports - (after.token.amount if after.token is not None and after.token.is_native else 0)
             continue
         refusal = _unchanged(key, before, after, terms)
@@ -126,28 +126,28 @@ def check_effects(pre: States, post: States, terms: EffectTerms) -> RouteRefusal
     payer_spend = sum(_lamports(pre, k) - _lamports(post, k) for k in controllers - {parties.authority})
     if terms.input_mint == NATIVE_MINT:
         if sol_in < terms.amount_in:
-            return RouteRefusal(RefusalReason.INPUT_NOT_EXACT, f"SOL holding down by {sol_in}, the trade sells {terms.amount_in}")
+            return RouteRefusal(RouteRefusalReason.INPUT_NOT_EXACT, f"SOL holding down by {sol_in}, the trade sells {terms.amount_in}")
         spend = sol_in - terms.amount_in + payer_spend
     else:
         sold = _holding(pre, terms.input_mint, terms) - _holding(post, terms.input_mint, terms)
         if sold != terms.amount_in:
-            return RouteRefusal(RefusalReason.INPUT_NOT_EXACT, f"input holding down by {sold}, the trade sells {terms.amount_in}")
+            return RouteRefusal(RouteRefusalReason.INPUT_NOT_EXACT, f"input holding down by {sold}, the trade sells {terms.amount_in}")
         spend = None if terms.output_mint == NATIVE_MINT else sol_in + payer_spend
     if terms.output_mint == NATIVE_MINT:
         # SOL bought and SOL spent on fees share one holding: it must gain the threshold net of
         # at most the overhead, which itself stays under the cap.
         bought = -sol_in
         if bought + overhead < terms.min_out:
-            return RouteRefusal(RefusalReason.OUTPUT_SHORT, f"SOL holding up by {bought}, the quote promises {terms.min_out}")
+            return RouteRefusal(RouteRefusalReason.OUTPUT_SHORT, f"SOL holding up by {bought}, the quote promises {terms.min_out}")
         spend = max(overhead, payer_spend)
     else:
         bought = _holding(post, terms.output_mint, terms) - _holding(pre, terms.output_mint, terms)
         if bought < terms.min_out:
-            return RouteRefusal(RefusalReason.OUTPUT_SHORT, f"output holding up by {bought}, the quote promises {terms.min_out}")
+            return RouteRefusal(RouteRefusalReason.OUTPUT_SHORT, f"output holding up by {bought}, the quote promises {terms.min_out}")
     assert spend is not None
     if spend > overhead or spend > terms.max_sol_spend:
         return RouteRefusal(
-            RefusalReason.SOL_OVERSPEND,
+            RouteRefusalReason.SOL_OVERSPEND,
             f"the payers spend {spend} lamports; fee {terms.fee_lamports} + tip {terms.tip_lamports} + rent {rent}, cap {terms.max_sol_spend}",
         )
     return None
@@ -181,25 +181,25 @@ def _unchanged(key: Pubkey, before: AccountState, after: AccountState | None, te
         # Only a wSOL account of this vault may close (its lamports come back to the authority).
         if b is not None and b.is_native and key in terms.holdings and b.owner == terms.parties.authority:
             return None
-        return RouteRefusal(RefusalReason.ACCOUNT_CLOSED, f"{key} is closed")
+        return RouteRefusal(RouteRefusalReason.ACCOUNT_CLOSED, f"{key} is closed")
     a = after.token
     if after.program != before.program or (a is None) != (b is None):
-        return RouteRefusal(RefusalReason.OWNER_CHANGED, f"{key} now belongs to program {after.program}")
+        return RouteRefusal(RouteRefusalReason.OWNER_CHANGED, f"{key} now belongs to program {after.program}")
     if a is None or b is None:
         return None  # a payer's own SOL account: the SOL rules judge it
     if a.owner != b.owner or a.mint != b.mint:
-        return RouteRefusal(RefusalReason.OWNER_CHANGED, f"{key}: owner {b.owner} -> {a.owner}")
+        return RouteRefusal(RouteRefusalReason.OWNER_CHANGED, f"{key}: owner {b.owner} -> {a.owner}")
     if (a.delegate, a.delegated_amount) != (b.delegate, b.delegated_amount):
         return RouteRefusal(
-            RefusalReason.DELEGATE_CHANGED, f"{key}: delegate {b.delegate} ({b.delegated_amount}) -> {a.delegate} ({a.delegated_amount})"
+            RouteRefusalReason.DELEGATE_CHANGED, f"{key}: delegate {b.delegate} ({b.delegated_amount}) -> {a.delegate} ({a.delegated_amount})"
         )
     if a.close_authority != b.close_authority:
-        return RouteRefusal(RefusalReason.CLOSE_AUTHORITY_CHANGED, f"{key}: close authority {b.close_authority} -> {a.close_authority}")
+        return RouteRefusal(RouteRefusalReason.CLOSE_AUTHORITY_CHANGED, f"{key}: close authority {b.close_authority} -> {a.close_authority}")
     if a.state != b.state:
-        return RouteRefusal(RefusalReason.STATE_CHANGED, f"{key}: {b.state} -> {a.state}")
+        return RouteRefusal(RouteRefusalReason.STATE_CHANGED, f"{key}: {b.state} -> {a.state}")
     traded = key in terms.holdings and b.mint in (terms.input_mint, terms.output_mint, NATIVE_MINT)
     if not traded and (a.amount != b.amount or after.lamports != before.lamports):
-        return RouteRefusal(RefusalReason.OTHER_ACCOUNT_CHANGED, f"{key} ({b.mint}): {b.amount} -> {a.amount}")
+        return RouteRefusal(RouteRefusalReason.OTHER_ACCOUNT_CHANGED, f"{key} ({b.mint}): {b.amount} -> {a.amount}")
     return None
 
 

@@ -27,7 +27,7 @@ from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._effects import AccountState, decode_account
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
-from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 
 __all__ = ["EffectReader", "SimulatedEffects"]
 
@@ -83,7 +83,7 @@ class EffectReader:
                 return SimulatedEffects(sim_slot, pre, post, units, logs)
             pre_slot, pre = await self._pre(addresses, sim_slot)
         return RouteRefusal(
-            RefusalReason.STATE_UNREADABLE,
+            RouteRefusalReason.STATE_UNREADABLE,
             f"pre-state (slot {pre_slot}) and simulation (slot {sim_slot}) never met at one slot",
         )
 

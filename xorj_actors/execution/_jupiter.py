@@ -37,7 +37,7 @@ from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
 from xorj_actors.execution._allowlist import ResolvedMessage
-from xorj_actors.execution._refusal import RefusalReason, RouteRefusal
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 
 __all__ = ["DecodedRoute", "RouteKind", "RouteTerms", "check_aggregator", "check_route", "decode_route"]
 
@@ -58,11 +58,11 @@ def _discriminator(name: str) -> bytes:
 
 
 _KINDS: Mapping[bytes, RouteKind] = {_discriminator(kind.value): kind for kind in RouteKind}
-_REFUSED: Mapping[RouteKind, RefusalReason] = {
-    RouteKind.EXACT_OUT_ROUTE: RefusalReason.AGGREGATOR_EXACT_OUT,
-    RouteKind.SHARED_ACCOUNTS_EXACT_OUT_ROUTE: RefusalReason.AGGREGATOR_EXACT_OUT,
-    RouteKind.ROUTE_WITH_TOKEN_LEDGER: RefusalReason.AGGREGATOR_TOKEN_LEDGER,
-    RouteKind.SHARED_ACCOUNTS_ROUTE_WITH_TOKEN_LEDGER: RefusalReason.AGGREGATOR_TOKEN_LEDGER,
+_REFUSED: Mapping[RouteKind, RouteRefusalReason] = {
+    RouteKind.EXACT_OUT_ROUTE: RouteRefusalReason.AGGREGATOR_EXACT_OUT,
+    RouteKind.SHARED_ACCOUNTS_EXACT_OUT_ROUTE: RouteRefusalReason.AGGREGATOR_EXACT_OUT,
+    RouteKind.ROUTE_WITH_TOKEN_LEDGER: RouteRefusalReason.AGGREGATOR_TOKEN_LEDGER,
+    RouteKind.SHARED_ACCOUNTS_ROUTE_WITH_TOKEN_LEDGER: RouteRefusalReason.AGGREGATOR_TOKEN_LEDGER,
 }
 #: in_amount u64, quoted_out_amount u64, slippage_bps u16, platform_fee_bps u8.
 _TAIL = struct.Struct("<QQHB")
@@ -102,10 +102,10 @@ def decode_route(ix: Instruction) -> DecodedRoute | RouteRefusal | None:
         return RouteRefusal(_REFUSED[kind], f"{kind.value} is not an ExactIn route with its amount")
     head, least, i_auth, i_src, i_dst, i_src_mint, i_dst_mint = _LAYOUT[kind]
     if len(data) < head + 4 + _TAIL.size or len(ix.accounts) < least:
-        return RouteRefusal(RefusalReason.AGGREGATOR_MALFORMED, f"{kind.value}: {len(data)} bytes, {len(ix.accounts)} accounts")
+        return RouteRefusal(RouteRefusalReason.AGGREGATOR_MALFORMED, f"{kind.value}: {len(data)} bytes, {len(ix.accounts)} accounts")
     steps = int.from_bytes(data[head : head + 4], "little")
     if steps == 0 or len(data) < head + 4 + steps * _MIN_STEP_BYTES + _TAIL.size:
-        return RouteRefusal(RefusalReason.AGGREGATOR_MALFORMED, f"{kind.value}: {steps} steps in {len(data)} bytes")
+        return RouteRefusal(RouteRefusalReason.AGGREGATOR_MALFORMED, f"{kind.value}: {steps} steps in {len(data)} bytes")
     in_amount, quoted_out, slippage_bps, fee_bps = _TAIL.unpack(data[-_TAIL.size :])
     keys = [m.pubkey for m in ix.accounts]
     destination = keys[i_dst]
@@ -191,25 +191,25 @@ def check_route(route: DecodedRoute, terms: RouteTerms) -> RouteRefusal | None:
     """``None`` if the decoded instruction is the quoted trade, for this vault, within our limits."""
     if (route.in_amount, route.quoted_out_amount) != (terms.in_amount, terms.quoted_out_amount):
         return RouteRefusal(
-            RefusalReason.AGGREGATOR_AMOUNT_MISMATCH,
+            RouteRefusalReason.AGGREGATOR_AMOUNT_MISMATCH,
             f"{route.kind.value} swaps {route.in_amount} for {route.quoted_out_amount}; "
             f"the quote {terms.in_amount} for {terms.quoted_out_amount}",
         )
     if route.slippage_bps != terms.slippage_bps or route.slippage_bps > terms.max_slippage_bps:
         return RouteRefusal(
-            RefusalReason.AGGREGATOR_SLIPPAGE,
+            RouteRefusalReason.AGGREGATOR_SLIPPAGE,
             f"slippage {route.slippage_bps} bps; quoted {terms.slippage_bps}, limit {terms.max_slippage_bps}",
         )
     if route.platform_fee_bps != terms.platform_fee_bps or route.platform_fee_bps > terms.max_platform_fee_bps:
         return RouteRefusal(
-            RefusalReason.AGGREGATOR_PLATFORM_FEE,
+            RouteRefusalReason.AGGREGATOR_PLATFORM_FEE,
             f"platform fee {route.platform_fee_bps} bps; quoted {terms.platform_fee_bps}, limit {terms.max_platform_fee_bps}",
         )
     expected = (terms.authority, terms.source, terms.destination, terms.output_mint)
     seen = (route.authority, route.source, route.destination, route.destination_mint)
     if seen != expected or route.source_mint not in (None, terms.input_mint):
         return RouteRefusal(
-            RefusalReason.AGGREGATOR_ACCOUNT_MISMATCH,
+            RouteRefusalReason.AGGREGATOR_ACCOUNT_MISMATCH,
             f"{route.kind.value} acts for {route.authority} from {route.source} to {route.destination} "
             f"({route.source_mint} -> {route.destination_mint})",
         )

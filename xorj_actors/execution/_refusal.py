@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from xorj_actors.execution._errors import ErrorClass, TradeError
 
-__all__ = ["RefusalReason", "RouteRefusal"]
+__all__ = ["RouteRefusalReason", "RouteRefusal"]
 
 
-class RefusalReason(enum.StrEnum):
+class RouteRefusalReason(enum.StrEnum):
     """Named reasons a route is refused (the values go to the audit log)."""
 
     # -- the message itself
@@ -55,7 +55,7 @@ class RefusalReason(enum.StrEnum):
 class RouteRefusal:
     """A refused route: the reason, the instruction (or account) concerned, and what was seen."""
 
-    reason: RefusalReason
+    reason: RouteRefusalReason
     detail: str
     #: Index of the instruction in the message, when one instruction is to blame.
     instruction: int | None = None

@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, PreflightFailure, SignatureFailure
+from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, LookupFailure, PreflightFailure, SignatureFailure
 from xorj_actors.localnet.encoding import (
     account_json,
     b58decode,
@@ -336,6 +336,8 @@ class JsonRpc:
             _, result = self.chain.simulate(tx, sig_verify=sig_verify, replace_blockhash=replace, post_accounts=post)
         except SignatureFailure as exc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
         if addresses is not None and post is not None:
             result["accounts"] = [account_json(post[a], encoding, self.chain.decimals_of) for a in addresses]
         if replace:
@@ -376,6 +378,8 @@ class JsonRpc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
         except PreflightFailure as exc:
             raise RpcError(PREFLIGHT_FAILURE, str(exc), exc.result) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
 
     def m_getSignatureStatuses(self, params: list[Any]) -> dict[str, Any]:
         raw = param_at(params, 0)
@@ -440,7 +444,10 @@ class JsonRpc:
             "preTokenBalances": [],
             "postTokenBalances": [],
             "rewards": [],
-            "loadedAddresses": {"writable": [], "readonly": []},
+            "loadedAddresses": {
+                "writable": [str(k) for k in landed.loaded.writable],
+                "readonly": [str(k) for k in landed.loaded.readonly],
+            },
             "computeUnitsConsumed": landed.units,
         }
         return {
