@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from solders.account import Account
 from solders.address_lookup_table_account import SlotHashes
 from solders.hash import Hash
 from solders.keypair import Keypair
@@ -234,24 +235,42 @@ class Chain:
         return load_addresses(self.svm, tx, self._slot, self._sysvar_slot_hashes)
 
     def simulate(
-        self, tx: VersionedTransaction, *, sig_verify: bool = True, replace_blockhash: bool = False
+        self,
+        tx: VersionedTransaction,
+        *,
+        sig_verify: bool = True,
+        replace_blockhash: bool = False,
+        post_accounts: dict[Pubkey, Account | None] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Simulate ``tx`` on the processed state: ``(error, Agave's RpcSimulateTransactionResult)``.
 
         Raises :class:`SignatureFailure` first when ``sig_verify`` and a signature is bad, as Agave does.
+        ``post_accounts``, when given, is filled for its keys as Agave's ``accounts`` config does:
+        the simulated state of the transaction's accounts, the current state of any other, and
+        every one ``None`` when the simulation failed.
         """
         self.loaded_addresses(tx)
         if sig_verify and not all(tx.verify_with_results()):
             raise SignatureFailure("Transaction signature verification failure")
         if tx.signatures[0] in self.landed:
-            return _simulated(TransactionErrorFieldless.AlreadyProcessed)
+            return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
-            return _simulated(TransactionErrorFieldless.BlockhashNotFound)
+            return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
         with self._sigverify_off():  # verified above when asked
             result = self.svm.simulate_transaction(tx)
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
+        if post_accounts is not None:
+            after = {} if err is not None else dict(result.post_accounts())
+            for key in post_accounts:
+                post_accounts[key] = None if err is not None else after.get(key, self.svm.get_account(key))
         return _simulated(err, meta.logs(), meta.compute_units_consumed())
+
+    @staticmethod
+    def _failed(err: Any, post_accounts: dict[Pubkey, Account | None] | None) -> tuple[Any, dict[str, Any]]:
+        for key in post_accounts or ():
+            post_accounts[key] = None  # type: ignore[index]
+        return _simulated(err)
 
     def submit(self, tx: VersionedTransaction, *, preflight: bool) -> Signature:
         """Accept ``tx`` as ``sendTransaction`` does.
