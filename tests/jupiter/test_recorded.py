@@ -79,6 +79,13 @@ def test_three_tables_wsol_setup_and_cleanup_and_a_multi_hop_shared_accounts_rou
     assert route.route_instructions() == (*route.setup_instructions, swap, cleanup)
 
 
+def test_the_recorded_single_hop_route_parses() -> None:
+    route = parse_swap_instructions(load("swap_instructions_route.json"))
+    assert route.swap_instruction.data[:8] == bytes.fromhex("e517cb977ae3ad2a")  # route
+    assert len(route.address_lookup_table_addresses) == 1 and len(route.setup_instructions) == 3
+    assert route.cleanup_instruction is not None and route.cleanup_instruction.data == b"\x09"
+
+
 def test_a_jito_tip_arrives_in_other_instructions() -> None:
     route = parse_swap_instructions(load("swap-instructions-jito-tip.json"))
     (tip,) = route.other_instructions

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from xorj_actors.localnet.runner import Localnet
     from xorj_actors.localnet.server import Faults, LocalnetServer
     from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
+    from xorj_actors.localnet.table_admin import TableAdmin
 
 _HOMES = {
     "ChainView": "chain",
@@ -48,6 +49,7 @@ _HOMES = {
     "LocalnetServer": "server",
     "LocalnetSettings": "settings",
     "MarketSettings": "settings",
+    "TableAdmin": "table_admin",
 }
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "LocalnetServer",
     "LocalnetSettings",
     "MarketSettings",
+    "TableAdmin",
     "TokenSpec",
     "VaultSpec",
     "apply_genesis",
