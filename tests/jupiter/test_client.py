@@ -245,6 +245,26 @@ async def test_a_huge_or_non_json_answer_is_refused(jupiter: Jupiter) -> None:
             await jup.quote(SOL, USDC, 100_000_000, 100)
 
 
+async def test_an_answer_that_arrives_in_pieces_is_read_whole(jupiter: Jupiter) -> None:
+    body = json.dumps(load("swap-instructions-3-tables-wsol-shared.json")).encode()
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for i in range(0, len(body), 1000):
+            await resp.write(body[i : i + 1000])
+            await asyncio.sleep(0)  # one piece at a time
+        await resp.write_eof()
+        return resp
+
+    jupiter.reply("/swap/v1/quote", load("quote-openapi.json"))
+    async with client(jupiter) as jup:
+        quote = await jup.quote(SOL, USDC, 100_000_000, 100)
+        jupiter.handle = trickle  # type: ignore[assignment]
+        route = await jup.swap_instructions(quote, TAKER)
+    assert len(route.swap_instruction.accounts) == 69
+
+
 def test_the_key_comes_from_the_named_variable_only() -> None:
     settings = JupiterSettings(base_url="https://api.jup.ag", api_key_env="MY_JUP_KEY")
     with pytest.raises(MissingApiKey, match="MY_JUP_KEY"):

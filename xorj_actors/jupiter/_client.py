@@ -126,9 +126,7 @@ class JupiterClient:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
         limit = self.settings.max_answer_bytes
         async with self._session.request(method, self.base_url + api.value, params=params, json=body, **extra) as resp:
-            raw = await resp.content.read(limit + 1)
-            if len(raw) > limit:
-                raise MalformedAnswer(api.value, f"answer larger than {limit} bytes")
+            raw = await _read_bounded(resp, limit)
             try:
                 answer: Any = strict_json.loads(raw)
             except ValueError:
@@ -262,6 +260,18 @@ class JupiterClient:
         for batch, answer in zip(batches, answers, strict=True):
             prices.update(parse_prices(answer, batch))
         return prices
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, refused past ``limit`` bytes (``read(n)`` returns what has arrived, not n)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise MalformedAnswer(str(resp.url.path), f"answer larger than {limit} bytes")
+    return b"".join(chunks)
 
 
 def _check_request(amount: int, slippage_bps: int) -> None:
