@@ -234,7 +234,8 @@ class JupiterClient:
 
     async def execute(self, signed: VersionedTransaction, request_id: str) -> UltraExecution:
         """``POST /ultra/v1/execute``. Safe to repeat with the same signed transaction and
-        ``requestId``; an answer with a ``code`` (HTTP 200, 400 or 500) is an execution."""
+        ``requestId`` for two minutes (it polls the status, never executes twice; after that it
+        answers -1). An answer with a ``code`` (HTTP 200, 400 or 500) is an execution."""
         api = JupiterApi.EXECUTE
         body = {"signedTransaction": base64.b64encode(bytes(signed)).decode(), "requestId": request_id}
         status, answer, headers = await self._call(api, "POST", body=body, timeout_s=self.settings.execute_timeout_s)
