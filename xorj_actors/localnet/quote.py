@@ -35,6 +35,7 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 
 from xorj_actors.localnet.chain import Commitment
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
+from xorj_actors.localnet.jupiter_app import register_jupiter_apis
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
 from xorj_actors.localnet.quote_book import QuoteBook, QuoteRefused, OpenQuote
@@ -448,4 +449,5 @@ def create_quote_app(genesis: Genesis, chain: QuoteChain, settings: QuoteSetting
     app.router.add_post("/rfq/sign", _handler(lambda s, _, b: s.rfq_sign(b), True))
     app.router.add_post("/admin/volatility-spike", _handler(_admin_spike, True))
     app.router.add_post("/admin/advance", _handler(_admin_advance, True))
+    register_jupiter_apis(app, genesis, chain, app[QUOTE_SERVICE].prices, settings)
     return app
