@@ -63,9 +63,14 @@ class AttemptBuilder:
 
     async def build(self, rec: TradeRecord, n: int) -> SignedAttempt:
         """Attempt ``n`` of ``rec``: signed, durable, appended to its attempts. Raises TradeError."""
-        io, req, s, fee_payer = self.io, rec.request, self.io.settings, self.io.options.fee_payer
+        io, req, s = self.io, rec.request, self.io.settings
         rec.phase, rec.attempt_no = TradePhase.QUOTING, n
         io.check_gate(req)
+        try:
+            # The vault's own authority: its wallet, fee payer and the only key that signs for it.
+            fee_payer = io.options.vault_authority(req.vault_id)
+        except KeyError as exc:
+            raise TradeError(ErrorClass.SIGNER, f"{req.vault_id}: {exc.args[0] if exc.args else exc}") from None
         quote = await io.quotes.quote(req.input_mint, req.output_mint, req.amount_in, req.slippage_bps)
         in_amount, out_amount, impact_bps = check_quote_basics(
             quote, input_mint=req.input_mint, output_mint=req.output_mint, amount_in=req.amount_in,
@@ -79,7 +84,7 @@ class AttemptBuilder:
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
         quote_id = str(quote.get("quoteId", ""))
         plan = swap_plan(
-            await io.quotes.swap_instructions(fee_payer, quote, req.vault_id), quote_id, fee_payer=fee_payer
+            await io.quotes.swap_instructions(fee_payer, quote), quote_id, fee_payer=fee_payer
         )
         vault_account = io.options.vault_account
         if vault_account is not None:
@@ -148,7 +153,10 @@ class AttemptBuilder:
         try:
             result = await asyncio.wait_for(
                 ref.ask(
-                    SignRequest(trade_id=req.trade_id, payload=payload, reduces_exposure=req.reduces_exposure),
+                    SignRequest(
+                        trade_id=req.trade_id, vault_id=req.vault_id, payload=payload,
+                        reduces_exposure=req.reduces_exposure,
+                    ),
                     block=False,
                 ),
                 io.settings.internal_timeout_s,
