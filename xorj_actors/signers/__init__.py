@@ -30,11 +30,13 @@ from xorj_actors.signers.settings import (
 if TYPE_CHECKING:
     from xorj_actors.signers._signer import (
         RESULTS,
+        FindVaultKey,
         GetSignerHealth,
         SignerHealth,
         SignRequest,
         SignResult,
         Signer,
+        VaultKeyFound,
         signer_name,
     )
 
@@ -44,6 +46,7 @@ __all__ = [
     "RESULTS",
     "Backend",
     "DevKeySettings",
+    "FindVaultKey",
     "GetSignerHealth",
     "KeySettings",
     "KmsSettings",
@@ -54,6 +57,7 @@ __all__ = [
     "SignerError",
     "SignerHealth",
     "SignerSettings",
+    "VaultKeyFound",
     "VaultKeys",
     "dev_vault_keypair",
     "open_backend",
@@ -66,7 +70,17 @@ __all__ = [
 # xorj_actors.config imports our settings: the actor half loads on first use, so that loading a
 # config (every command does) does not import it (see xorj_actors/_lazy.py).
 _ACTOR_NAMES = frozenset(
-    {"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer", "signer_name"}
+    {
+        "RESULTS",
+        "FindVaultKey",
+        "GetSignerHealth",
+        "SignerHealth",
+        "SignRequest",
+        "SignResult",
+        "Signer",
+        "VaultKeyFound",
+        "signer_name",
+    }
 )
 
 

@@ -18,7 +18,17 @@ from xorj_actors.signers._backend import Backend, SignerError, open_backend
 from xorj_actors.signers._vault_keys import VaultKeys
 from xorj_actors.signers.settings import KeySettings
 
-__all__ = ["RESULTS", "GetSignerHealth", "SignRequest", "SignResult", "Signer", "SignerHealth", "signer_name"]
+__all__ = [
+    "RESULTS",
+    "FindVaultKey",
+    "GetSignerHealth",
+    "SignRequest",
+    "SignResult",
+    "Signer",
+    "SignerHealth",
+    "VaultKeyFound",
+    "signer_name",
+]
 
 #: The ``result`` label of ``xorj_hsm_operations_total``: signed, backend failed, refused.
 RESULTS: tuple[str, ...] = ("ok", "error", "refused")
@@ -55,6 +65,20 @@ class SignResult(Message):
     signed_at_ns: int = 0
     halt_epoch: int = -1
     halt_state: str = ""
+
+
+class FindVaultKey(Message):
+    """Find vault ``vault_id``'s key in the store and publish it (a vault the start did not load)."""
+
+    vault_id: str
+
+
+class VaultKeyFound(Message):
+    """The answer to :class:`FindVaultKey`: the vault's authority (base58), or why there is none."""
+
+    vault_id: str
+    public_key: str | None
+    reason: str | None = None
 
 
 class GetSignerHealth(Message):
@@ -171,6 +195,8 @@ class Signer(Participant):
             return self._sign(message)
         if isinstance(message, GetSignerHealth):
             return self.health()
+        if isinstance(message, FindVaultKey):
+            return self._find(message.vault_id)
         return super().on_receive(message)
 
     def health(self) -> SignerHealth:
@@ -187,6 +213,18 @@ class Signer(Participant):
             errors=self.counts["error"],
             refused=self.counts["refused"],
         )
+
+    def _find(self, vault: str) -> VaultKeyFound:
+        if self._backend is None:
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: no key backend open")
+        try:
+            key = self._backend.public_key(vault)
+            self.keys.publish({vault: key})  # on this actor's thread: it is the board's one writer
+        except (SignerError, ValueError) as exc:
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a backend failure is an answer, never a crash
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: {type(exc).__name__}: {exc}")
+        return VaultKeyFound(vault_id=vault, public_key=str(key))
 
     def _count(self, result: str) -> None:
         self.counts[result] += 1
