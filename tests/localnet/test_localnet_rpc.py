@@ -367,3 +367,30 @@ async def test_unreachable_localnet_is_a_client_error() -> None:
     async with AsyncClient(url) as c:
         with pytest.raises(SolanaRpcException):
             await c.get_slot()
+
+
+async def test_simulate_returns_the_asked_post_state_and_honours_min_context_slot(localnet: Localnet, client, make_swap) -> None:
+    g = localnet.genesis
+    tx = make_swap(await blockhash(client))
+    usdc, stranger = g.vault(0).token_accounts["USDC"], Pubkey.new_unique()
+    rpc = localnet.urls["rpc"]
+    body = base64.b64encode(bytes(tx)).decode()
+    accounts = {"addresses": [str(usdc), str(stranger)], "encoding": "base64"}
+    slot = localnet.slot()
+    reply = await raw(rpc, call("simulateTransaction", [body, {"encoding": "base64", "sigVerify": False, "accounts": accounts, "minContextSlot": slot}]))
+    value = reply["result"]["value"]
+    assert value["err"] is None and value["accounts"][1] is None
+    after = TokenAccount.from_bytes(base64.b64decode(value["accounts"][0]["data"][0]))
+    assert after.amount == await token_amount(client, usdc) - 1_000_000  # simulated, not applied
+    too_late = await raw(rpc, call("simulateTransaction", [body, {"encoding": "base64", "minContextSlot": slot + 5}]))
+    assert too_late["error"] == {"code": -32016, "message": "Minimum context slot has not been reached", "data": {"contextSlot": slot}}
+    too_late = await raw(rpc, call("getMultipleAccounts", [[str(usdc)], {"encoding": "base64", "minContextSlot": slot + 1}]))
+    assert too_late["error"]["code"] == -32016
+    base58 = await raw(rpc, call("simulateTransaction", [body, {"encoding": "base64", "accounts": {**accounts, "encoding": "base58"}}]))
+    assert base58["error"] == {"code": -32602, "message": "base58 encoding not supported"}
+    many = {"addresses": [str(Pubkey.new_unique()) for _ in range(len(tx.message.account_keys) + 1)]}
+    too_many = await raw(rpc, call("simulateTransaction", [body, {"encoding": "base64", "accounts": many}]))
+    assert too_many["error"]["message"] == f"Too many accounts provided; max {len(tx.message.account_keys)}"
+    failing = make_swap(await blockhash(client), amount_in=10**15)
+    failed = await raw(rpc, call("simulateTransaction", [base64.b64encode(bytes(failing)).decode(), {"encoding": "base64", "accounts": accounts}]))
+    assert failed["result"]["value"]["err"] is not None and failed["result"]["value"]["accounts"] == [None, None]

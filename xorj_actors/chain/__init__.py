@@ -1,5 +1,6 @@
 """The chain: the Confirmation actor (WebSocket slot and signature subscriptions, see
-docs/CONFIRMATION.md) and the RPC gateway (the vaults' batched reads of balances and prices).
+docs/CONFIRMATION.md), the RPC gateway (the vaults' batched reads of balances and prices), and
+address lookup tables with the v0 messages compiled from them (docs/EXECUTION.md).
 
 Names load on first use (:mod:`xorj_actors._lazy`): ``xorj_actors.config`` imports
 ``chain.settings``, and loading a config must not pull in the actors and the WebSocket client.
@@ -28,6 +29,29 @@ if TYPE_CHECKING:
         WatchSignature,
         WatchState,
     )
+    from xorj_actors.chain._lookup_cache import AccountFetcher, LookupTableCache, RawAccount, rpc_account_fetcher
+    from xorj_actors.chain._lookup_tables import (
+        ACTIVE_TABLE,
+        LOOKUP_TABLE_ERROR_MESSAGES,
+        LOOKUP_TABLE_PROGRAM_ID,
+        LoadedAddresses,
+        LookupTable,
+        LookupTableError,
+        LookupTableProblem,
+        decode_lookup_table,
+        encode_lookup_table,
+        lookup_table_fault,
+        resolve_lookups,
+    )
+    from xorj_actors.chain._v0 import (
+        PACKET_DATA_SIZE,
+        CompiledMessage,
+        CompileRefusal,
+        RefusalReason,
+        compile_v0,
+        transaction_size,
+    )
+    from xorj_actors.chain.lookup_settings import LookupTableSettings
     from xorj_actors.chain.prices import parse_prices
     from xorj_actors.chain.settings import DEFAULT_TIERS, ConfirmationSettings, Tier, tier_for
 
@@ -51,6 +75,28 @@ _HOMES = {
     "WatchSignature": "_messages",
     "WatchState": "_messages",
     "parse_prices": "prices",
+    "AccountFetcher": "_lookup_cache",
+    "LookupTableCache": "_lookup_cache",
+    "RawAccount": "_lookup_cache",
+    "rpc_account_fetcher": "_lookup_cache",
+    "ACTIVE_TABLE": "_lookup_tables",
+    "LOOKUP_TABLE_ERROR_MESSAGES": "_lookup_tables",
+    "LOOKUP_TABLE_PROGRAM_ID": "_lookup_tables",
+    "LoadedAddresses": "_lookup_tables",
+    "LookupTable": "_lookup_tables",
+    "LookupTableError": "_lookup_tables",
+    "LookupTableProblem": "_lookup_tables",
+    "decode_lookup_table": "_lookup_tables",
+    "encode_lookup_table": "_lookup_tables",
+    "lookup_table_fault": "_lookup_tables",
+    "resolve_lookups": "_lookup_tables",
+    "PACKET_DATA_SIZE": "_v0",
+    "CompiledMessage": "_v0",
+    "CompileRefusal": "_v0",
+    "RefusalReason": "_v0",
+    "compile_v0": "_v0",
+    "transaction_size": "_v0",
+    "LookupTableSettings": "lookup_settings",
     "DEFAULT_TIERS": "settings",
     "ConfirmationSettings": "settings",
     "Tier": "settings",
@@ -58,10 +104,17 @@ _HOMES = {
 }
 
 __all__ = [
+    "ACTIVE_TABLE",
     "CONFIRMATION_NAME",
     "DEFAULT_TIERS",
     "GATEWAY_NAME",
+    "LOOKUP_TABLE_ERROR_MESSAGES",
+    "LOOKUP_TABLE_PROGRAM_ID",
+    "PACKET_DATA_SIZE",
+    "AccountFetcher",
     "Commitment",
+    "CompileRefusal",
+    "CompiledMessage",
     "Confirmation",
     "ConfirmationHealth",
     "ConfirmationSettings",
@@ -69,7 +122,15 @@ __all__ = [
     "GetConfirmationHealth",
     "GetVaultSnapshot",
     "GetWatches",
+    "LoadedAddresses",
+    "LookupTable",
+    "LookupTableCache",
+    "LookupTableError",
+    "LookupTableProblem",
+    "LookupTableSettings",
     "OutcomeStatus",
+    "RawAccount",
+    "RefusalReason",
     "RpcGateway",
     "SignatureOutcome",
     "Tier",
@@ -79,8 +140,15 @@ __all__ = [
     "WatchSignature",
     "WatchState",
     "Watches",
+    "compile_v0",
+    "decode_lookup_table",
+    "encode_lookup_table",
+    "lookup_table_fault",
     "parse_prices",
+    "resolve_lookups",
+    "rpc_account_fetcher",
     "tier_for",
+    "transaction_size",
 ]
 
 

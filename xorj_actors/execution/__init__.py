@@ -29,7 +29,20 @@ if TYPE_CHECKING:
         TradeStatus,
     )
     from xorj_actors.execution._options import ExecutorOptions, QuoteCheck
-    from xorj_actors.execution.settings import ExecutionSettings, RetrySettings
+    from xorj_actors.execution.settings import ExecutionSettings, RetrySettings, RouteCheckSettings
+    from xorj_actors.execution._allowlist import (
+        ProgramAllowlist,
+        ResolvedMessage,
+        RouteParties,
+        check_allowlist,
+        fee_bound,
+        resolve_message,
+        tip_lamports,
+    )
+    from xorj_actors.execution._effects import AccountState, EffectTerms, TokenState, check_effects, decode_account
+    from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
+    from xorj_actors.execution._jupiter import DecodedRoute, RouteKind, RouteTerms, check_aggregator, check_route, decode_route
+    from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 
 _HOMES = {
     "ErrorClass": "_errors",
@@ -51,8 +64,31 @@ _HOMES = {
     "TradePhase": "_messages",
     "TradeRequest": "_messages",
     "TradeStatus": "_messages",
+    "ProgramAllowlist": "_allowlist",
+    "ResolvedMessage": "_allowlist",
+    "RouteParties": "_allowlist",
+    "check_allowlist": "_allowlist",
+    "fee_bound": "_allowlist",
+    "resolve_message": "_allowlist",
+    "tip_lamports": "_allowlist",
+    "AccountState": "_effects",
+    "EffectTerms": "_effects",
+    "TokenState": "_effects",
+    "check_effects": "_effects",
+    "decode_account": "_effects",
+    "EffectReader": "_effects_io",
+    "SimulatedEffects": "_effects_io",
+    "DecodedRoute": "_jupiter",
+    "RouteKind": "_jupiter",
+    "RouteTerms": "_jupiter",
+    "check_aggregator": "_jupiter",
+    "check_route": "_jupiter",
+    "decode_route": "_jupiter",
+    "RouteRefusalReason": "_refusal",
+    "RouteRefusal": "_refusal",
     "ExecutionSettings": "settings",
     "RetrySettings": "settings",
+    "RouteCheckSettings": "settings",
 }
 
 __all__ = sorted(_HOMES)

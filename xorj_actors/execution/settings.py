@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["ExecutionSettings", "RetrySettings"]
+__all__ = ["ExecutionSettings", "RetrySettings", "RouteCheckSettings"]
+
+_BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
+#: ComputeBudget, System, SPL Token, Token-2022, Associated Token Account, Memo v2 and v1.
+DEFAULT_PROGRAMS: tuple[str, ...] = (
+    "ComputeBudget111111111111111111111111111111",
+    "11111111111111111111111111111111",
+    "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+    "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb",
+    "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
+    "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr",
+    "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo",
+)
+#: Jupiter's v6 aggregator program.
+DEFAULT_AGGREGATORS: tuple[str, ...] = ("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +45,40 @@ class RetrySettings:
             raise ValueError("program_step_s: must be >= 0")
         if self.max_retry_after_s <= 0:
             raise ValueError("max_retry_after_s: must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCheckSettings:
+    """``[execution.routes]``: the allowlist and the effect check (docs/EXECUTION.md, "The allowlist")."""
+
+    #: Programs a route may call besides the aggregators (System and ATA are further restricted).
+    programs: tuple[str, ...] = DEFAULT_PROGRAMS
+    aggregator_programs: tuple[str, ...] = DEFAULT_AGGREGATORS
+    #: Accounts a route may tip with a System transfer (never through a lookup table).
+    tip_accounts: tuple[str, ...] = ()
+    #: The most SOL a trade may spend on fee, tip and rent together.
+    max_sol_spend_lamports: int = 10_000_000
+    #: The highest platform fee an aggregator instruction may carry.
+    max_platform_fee_bps: int = 0
+    #: Commitment of the pre-state read and the simulation; attempts to get both at one slot.
+    effect_commitment: str = "confirmed"
+    effect_read_attempts: int = 4
+
+    def validate(self) -> None:
+        for name in ("programs", "aggregator_programs", "tip_accounts"):
+            for key in getattr(self, name):
+                if not _BASE58_KEY.fullmatch(key):
+                    raise ValueError(f"{name}: {key!r} is not a base58 address")
+        if not self.aggregator_programs:
+            raise ValueError("aggregator_programs: at least one")
+        if not 0 < self.max_sol_spend_lamports <= 10**10:
+            raise ValueError("max_sol_spend_lamports: must be between 1 and 10000000000")
+        if not 0 <= self.max_platform_fee_bps <= 255:
+            raise ValueError("max_platform_fee_bps: must be between 0 and 255 (a u8 on chain)")
+        if self.effect_commitment not in ("processed", "confirmed", "finalized"):
+            raise ValueError("effect_commitment: processed, confirmed or finalized")
+        if not 1 <= self.effect_read_attempts <= 20:
+            raise ValueError("effect_read_attempts: must be between 1 and 20")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +116,7 @@ class ExecutionSettings:
     #: Trades with a final outcome kept in memory for idempotent replies (older ones: the audit log).
     outcome_cache: int = 100_000
     retry: RetrySettings = field(default_factory=RetrySettings)
+    routes: RouteCheckSettings = field(default_factory=RouteCheckSettings)
 
     def validate(self) -> None:
         for name in ("rpc_url", "quote_url"):

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from xorj_actors.localnet.runner import Localnet
     from xorj_actors.localnet.server import Faults, LocalnetServer
     from xorj_actors.localnet.settings import LocalnetSettings, MarketSettings
+    from xorj_actors.localnet.table_admin import TableAdmin
 
 _HOMES = {
     "ChainView": "chain",
@@ -46,6 +47,7 @@ _HOMES = {
     "LocalnetServer": "server",
     "LocalnetSettings": "settings",
     "MarketSettings": "settings",
+    "TableAdmin": "table_admin",
 }
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "LocalnetServer",
     "LocalnetSettings",
     "MarketSettings",
+    "TableAdmin",
     "TokenSpec",
     "VaultSpec",
     "apply_genesis",

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from solders.account import Account
+from solders.address_lookup_table_account import SlotHashes
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -32,10 +34,12 @@ from solders.transaction_status import (
     TransactionErrorInsufficientFundsForRent,
 )
 
+from xorj_actors.chain import LoadedAddresses
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, apply_genesis, fund
+from xorj_actors.localnet.lookup_tables import LookupFailure, load_addresses
 from xorj_actors.localnet.settings import LocalnetSettings
 
-__all__ = ["Chain", "ChainView", "Commitment", "Landed", "PreflightFailure", "SignatureFailure"]
+__all__ = ["Chain", "ChainView", "Commitment", "Landed", "LookupFailure", "PreflightFailure", "SignatureFailure"]
 
 Commitment = Literal["processed", "confirmed", "finalized"]
 COMMITMENTS: tuple[Commitment, ...] = ("processed", "confirmed", "finalized")
@@ -52,6 +56,9 @@ _FIELDLESS_MESSAGES = {
     "AccountNotFound": "Attempt to debit an account but found no record of a prior credit.",
 }
 _FAUCET_LAMPORTS = 10**18  # a billion SOL
+#: Entries of the SlotHashes sysvar (Agave's ``MAX_ENTRIES``): a lookup table's creation slot
+#: must be among them, and a deactivated table lives until its deactivation slot leaves them.
+_SLOT_HASHES = 512
 
 
 class ChainView(Protocol):
@@ -112,6 +119,8 @@ class Landed:
     units: int
     pre_balances: list[int]
     post_balances: list[int]
+    #: Accounts loaded through address lookup tables (v0 messages).
+    loaded: LoadedAddresses = LoadedAddresses((), ())
 
 
 class ChainListener(Protocol):
@@ -131,6 +140,7 @@ class Chain:
         self.settings = settings
         self.genesis = genesis
         self.svm = LiteSVM().with_blockhash_check(False)
+        self.svm.warp_to_slot(0)  # LiteSVM starts at a mainnet-like slot; the localnet counts from 0
         apply_genesis(self.svm, genesis)
         self._faucet = Keypair.from_seed(hashlib.sha256(f"{settings.seed}:faucet".encode()).digest())
         fund(self.svm, self._faucet.pubkey(), _FAUCET_LAMPORTS)
@@ -138,6 +148,9 @@ class Chain:
         self._genesis_time = int(time.time())
         self._blockhashes: dict[Hash, int] = {self.svm.latest_blockhash(): 0}
         self._slot_hashes: dict[int, Hash] = {0: self.svm.latest_blockhash()}
+        #: The SlotHashes sysvar's entries, newest first: every slot before the current one.
+        self._recent_slots: deque[tuple[int, Hash]] = deque(maxlen=_SLOT_HASHES)
+        self._sysvar_slot_hashes: SlotHashes | None = None
         self.landed: dict[Signature, Landed] = {}
         self._landing_order: deque[Landed] = deque()
         #: Accepted but not yet landed (the "land late" fault): due slot -> transactions.
@@ -174,6 +187,7 @@ class Chain:
     def advance(self, slots: int = 1) -> int:
         """Produce ``slots`` new slots, each with a new blockhash; returns the new slot."""
         for _ in range(slots):
+            self._recent_slots.appendleft((self._slot, self._slot_hashes[self._slot]))
             self._slot += 1
             self.svm.warp_to_slot(self._slot)
             self.svm.expire_blockhash()
@@ -182,6 +196,8 @@ class Chain:
             self._slot_hashes[self._slot] = blockhash
             old = self._slot - self.settings.blockhash_valid_blocks - self.settings.finalized_lag - 1
             self._blockhashes.pop(self._slot_hashes.pop(old, Hash.default()), None)
+            self.svm.set_slot_hashes(list(self._recent_slots))
+            self._sysvar_slot_hashes = None
             for tx in self._late.pop(self._slot, ()):
                 self._execute(tx)
             forget_before = self._slot - self.settings.history_slots
@@ -209,24 +225,52 @@ class Chain:
 
     # -- transactions ---------------------------------------------------------------------
 
+    def loaded_addresses(self, tx: VersionedTransaction) -> LoadedAddresses:
+        """The accounts ``tx`` loads through lookup tables now; :class:`LookupFailure` if they do
+        not resolve (Agave refuses such a transaction before preflight, ``skipPreflight`` or not)."""
+        if not isinstance(tx.message, MessageV0) or not tx.message.address_table_lookups:
+            return LoadedAddresses((), ())
+        if self._sysvar_slot_hashes is None:
+            self._sysvar_slot_hashes = SlotHashes(list(self._recent_slots))
+        return load_addresses(self.svm, tx, self._slot, self._sysvar_slot_hashes)
+
     def simulate(
-        self, tx: VersionedTransaction, *, sig_verify: bool = True, replace_blockhash: bool = False
+        self,
+        tx: VersionedTransaction,
+        *,
+        sig_verify: bool = True,
+        replace_blockhash: bool = False,
+        post_accounts: dict[Pubkey, Account | None] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Simulate ``tx`` on the processed state: ``(error, Agave's RpcSimulateTransactionResult)``.
 
         Raises :class:`SignatureFailure` first when ``sig_verify`` and a signature is bad, as Agave does.
+        ``post_accounts``, when given, is filled for its keys as Agave's ``accounts`` config does:
+        the simulated state of the transaction's accounts, the current state of any other, and
+        every one ``None`` when the simulation failed.
         """
+        self.loaded_addresses(tx)
         if sig_verify and not all(tx.verify_with_results()):
             raise SignatureFailure("Transaction signature verification failure")
         if tx.signatures[0] in self.landed:
-            return _simulated(TransactionErrorFieldless.AlreadyProcessed)
+            return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
-            return _simulated(TransactionErrorFieldless.BlockhashNotFound)
+            return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
         with self._sigverify_off():  # verified above when asked
             result = self.svm.simulate_transaction(tx)
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
+        if post_accounts is not None:
+            after = {} if err is not None else dict(result.post_accounts())
+            for key in post_accounts:
+                post_accounts[key] = None if err is not None else after.get(key, self.svm.get_account(key))
         return _simulated(err, meta.logs(), meta.compute_units_consumed())
+
+    @staticmethod
+    def _failed(err: Any, post_accounts: dict[Pubkey, Account | None] | None) -> tuple[Any, dict[str, Any]]:
+        for key in post_accounts or ():
+            post_accounts[key] = None  # type: ignore[index]
+        return _simulated(err)
 
     def submit(self, tx: VersionedTransaction, *, preflight: bool) -> Signature:
         """Accept ``tx`` as ``sendTransaction`` does.
@@ -236,6 +280,7 @@ class Chain:
         drop (stale blockhash, bad signature, fee payer short) is dropped silently.
         """
         signature = tx.signatures[0]
+        self.loaded_addresses(tx)
         if preflight:
             err, result = self.simulate(tx)
             if err is not None:
@@ -252,11 +297,24 @@ class Chain:
             self._execute(tx, verified=preflight)
         return signature
 
+    def land(self, tx: VersionedTransaction) -> Landed:
+        """Execute ``tx`` now, past every fault (for the localnet's own set-up transactions);
+        :class:`PreflightFailure` if it would fail, and then nothing changed."""
+        err, result = self.simulate(tx)
+        if err is not None:
+            raise PreflightFailure(error_message(err), result)
+        self._execute(tx, verified=True)
+        return self.landed[tx.signatures[0]]
+
     def _execute(self, tx: VersionedTransaction, *, verified: bool = False) -> None:
         signature = tx.signatures[0]
         if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):
             return
-        keys = tx.message.account_keys
+        try:
+            loaded = self.loaded_addresses(tx)
+        except LookupFailure:
+            return  # its tables changed while it waited: a leader drops it
+        keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
         pre = [self.svm.get_balance(k) or 0 for k in keys]
         with self._sigverify_off() if verified else contextlib.nullcontext():
             result = self.svm.send_transaction(tx)
@@ -277,6 +335,7 @@ class Chain:
             units=meta.compute_units_consumed(),
             pre_balances=pre,
             post_balances=[self.svm.get_balance(k) or 0 for k in keys],
+            loaded=loaded,
         )
         self.landed[signature] = landed
         self._landing_order.append(landed)

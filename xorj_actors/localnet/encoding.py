@@ -135,7 +135,7 @@ def is_writable(message: Any, index: int) -> bool:
 
 
 def transaction_json(tx: VersionedTransaction) -> dict[str, Any]:
-    """``UiTransaction`` with ``json`` encoding (no address lookup tables on the localnet)."""
+    """``UiTransaction`` with ``json`` encoding."""
     msg = tx.message
     header = msg.header
     body: dict[str, Any] = {
@@ -157,7 +157,14 @@ def transaction_json(tx: VersionedTransaction) -> dict[str, Any]:
         ],
     }
     if not isinstance(msg, Message):
-        body["addressTableLookups"] = []
+        body["addressTableLookups"] = [
+            {
+                "accountKey": str(lookup.account_key),
+                "writableIndexes": list(bytes(lookup.writable_indexes)),
+                "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
+            }
+            for lookup in msg.address_table_lookups
+        ]
     return {"signatures": [str(s) for s in tx.signatures], "message": body}
 
 

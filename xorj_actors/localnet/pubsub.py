@@ -246,10 +246,10 @@ class PubSub:
         if not self._account_subs:
             return
         message = landed.tx.message
-        for i, key in enumerate(message.account_keys):
-            if is_writable(message, i):
-                for sub in self._account_subs.get(key, {}).values():
-                    self._account_changes.add((landed.slot, sub.sub_id))
+        written = [key for i, key in enumerate(message.account_keys) if is_writable(message, i)]
+        for key in (*written, *landed.loaded.writable):  # loaded through lookup tables too
+            for sub in self._account_subs.get(key, {}).values():
+                self._account_changes.add((landed.slot, sub.sub_id))
         self._flush_accounts()
 
     def _check_signature(self, signature: Signature) -> None:

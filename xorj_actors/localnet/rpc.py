@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, PreflightFailure, SignatureFailure
+from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, LookupFailure, PreflightFailure, SignatureFailure
 from xorj_actors.localnet.encoding import (
     account_json,
     b58decode,
@@ -54,6 +54,7 @@ INVALID_PARAMS = -32602
 PREFLIGHT_FAILURE = -32002
 SIGNATURE_FAILURE = -32003
 UNSUPPORTED_TX_VERSION = -32015
+MIN_CONTEXT_SLOT_NOT_REACHED = -32016
 #: Agave answers getSignatureStatuses from its status cache for about this many slots.
 STATUS_CACHE_SLOTS = 300
 MAX_SIGNATURES = 256
@@ -183,6 +184,17 @@ class JsonRpc:
     def _context(self, value: Any) -> dict[str, Any]:
         return {"context": {"apiVersion": VERSION["solana-core"], "slot": self.chain.slot()}, "value": value}
 
+    def _min_context_slot(self, config: dict[str, Any]) -> None:
+        """Agave's ``minContextSlot``: refuse (-32016) while the node is behind it."""
+        wanted = config.get("minContextSlot")
+        if wanted is None:
+            return
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+            raise invalid_params("minContextSlot must be a non-negative integer")
+        slot = self.chain.slot()
+        if slot < wanted:
+            raise RpcError(MIN_CONTEXT_SLOT_NOT_REACHED, "Minimum context slot has not been reached", {"contextSlot": slot})
+
     def _account(self, key: Pubkey, config: dict[str, Any]) -> dict[str, Any] | None:
         encoding = config.get("encoding", "base64")
         if encoding not in ("base64", "base58", "jsonParsed"):
@@ -249,13 +261,16 @@ class JsonRpc:
 
     def m_getBalance(self, params: list[Any]) -> dict[str, Any]:
         key = parse_pubkey(param_at(params, 0))
-        commitment_of(config_at(params, 1))
+        config = config_at(params, 1)
+        commitment_of(config)
+        self._min_context_slot(config)
         return self._context(self.chain.svm.get_balance(key) or 0)
 
     def m_getAccountInfo(self, params: list[Any]) -> dict[str, Any]:
         key = parse_pubkey(param_at(params, 0))
         config = config_at(params, 1)
         commitment_of(config)
+        self._min_context_slot(config)
         return self._context(self._account(key, config))
 
     def m_getMultipleAccounts(self, params: list[Any]) -> dict[str, Any]:
@@ -264,6 +279,7 @@ class JsonRpc:
             raise invalid_params(f"Too many inputs provided; max {MAX_ACCOUNTS}")
         config = config_at(params, 1)
         commitment_of(config)
+        self._min_context_slot(config)
         return self._context([self._account(k, config) for k in keys])
 
     def m_getTokenAccountBalance(self, params: list[Any]) -> dict[str, Any]:
@@ -313,14 +329,42 @@ class JsonRpc:
         replace = bool(config.get("replaceRecentBlockhash", False))
         if sig_verify and replace:
             raise invalid_params("sigVerify may not be used with replaceRecentBlockhash")
+        self._min_context_slot(config)
+        addresses, encoding = self._simulation_accounts(tx, config.get("accounts"))
+        post = None if addresses is None else dict.fromkeys(addresses)
         try:
-            _, result = self.chain.simulate(tx, sig_verify=sig_verify, replace_blockhash=replace)
+            _, result = self.chain.simulate(tx, sig_verify=sig_verify, replace_blockhash=replace, post_accounts=post)
         except SignatureFailure as exc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        if addresses is not None and post is not None:
+            result["accounts"] = [account_json(post[a], encoding, self.chain.decimals_of) for a in addresses]
         if replace:
             _, blockhash, last_valid = self.chain.latest_blockhash("processed")
             result["replacementBlockhash"] = {"blockhash": str(blockhash), "lastValidBlockHeight": last_valid}
         return self._context(result)
+
+    @staticmethod
+    def _simulation_accounts(tx: VersionedTransaction, accounts: Any) -> tuple[list[Pubkey] | None, str]:
+        """Agave's ``accounts`` config of simulateTransaction: which post-states, in which encoding."""
+        if accounts is None:
+            return None, "base64"
+        if not isinstance(accounts, dict) or not isinstance(accounts.get("addresses"), list):
+            raise invalid_params("accounts must be an object with an array of addresses")
+        encoding = accounts.get("encoding") or "base64"
+        if encoding in ("base58", "binary"):
+            raise RpcError(INVALID_PARAMS, "base58 encoding not supported")  # Agave's words, unprefixed
+        if encoding not in ("base64", "jsonParsed"):
+            raise invalid_params(f"unsupported encoding {encoding!r} (base64+zstd is not served)")
+        addresses = [parse_pubkey(a) for a in accounts["addresses"]]
+        limit = len(tx.message.account_keys) + sum(
+            len(lookup.writable_indexes) + len(lookup.readonly_indexes)
+            for lookup in getattr(tx.message, "address_table_lookups", ())
+        )
+        if len(addresses) > limit:
+            raise RpcError(INVALID_PARAMS, f"Too many accounts provided; max {limit}")
+        return addresses, encoding
 
     def m_sendTransaction(self, params: list[Any]) -> str:
         config = config_at(params, 1)
@@ -334,6 +378,8 @@ class JsonRpc:
             raise RpcError(SIGNATURE_FAILURE, str(exc)) from None
         except PreflightFailure as exc:
             raise RpcError(PREFLIGHT_FAILURE, str(exc), exc.result) from None
+        except LookupFailure as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
 
     def m_getSignatureStatuses(self, params: list[Any]) -> dict[str, Any]:
         raw = param_at(params, 0)
@@ -398,7 +444,10 @@ class JsonRpc:
             "preTokenBalances": [],
             "postTokenBalances": [],
             "rewards": [],
-            "loadedAddresses": {"writable": [], "readonly": []},
+            "loadedAddresses": {
+                "writable": [str(k) for k in landed.loaded.writable],
+                "readonly": [str(k) for k in landed.loaded.readonly],
+            },
             "computeUnitsConsumed": landed.units,
         }
         return {

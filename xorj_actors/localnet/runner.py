@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from xorj_actors.localnet.genesis import Genesis
 from xorj_actors.localnet.server import Faults, LocalnetServer
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.localnet.table_admin import TableAdmin
 from xorj_actors.tokens import TokenRegistry
 
 __all__ = ["Localnet"]
@@ -139,3 +140,12 @@ class Localnet:
 
     def delay_transactions(self, count: int = 1, slots: int = 10) -> None:
         self.call(self.server.delay_transactions, count, slots)
+
+    @property
+    def tables(self) -> TableAdmin:
+        """The lookup tables (:class:`~xorj_actors.localnet.table_admin.TableAdmin`); call its
+        methods through :meth:`call`, on the localnet's thread."""
+        tables = self.server.tables
+        if tables is None:
+            raise RuntimeError("localnet not started")
+        return tables

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from solders.pubkey import Pubkey
 
 from xorj_actors.localnet.chain import Chain
 from xorj_actors.localnet.fastpath import FastRpcProtocol
@@ -25,6 +26,7 @@ from xorj_actors.localnet.genesis import Genesis, build_genesis
 from xorj_actors.localnet.pubsub import PubSub
 from xorj_actors.localnet.rpc import INVALID_REQUEST, PARSE_ERROR, JsonRpc, error_reply
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.localnet.table_admin import TableAdmin
 from xorj_actors.tokens import TokenRegistry
 
 __all__ = ["Faults", "LocalnetServer"]
@@ -72,6 +74,7 @@ class LocalnetServer:
         self.faults = Faults()
         self.urls: dict[str, str | None] = {"rpc": None, "ws": None, "quote": None, "quant": None}
         self.chain: Chain | None = None
+        self.tables: TableAdmin | None = None
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._fast_connections: set[asyncio.Transport] = set()
@@ -83,6 +86,7 @@ class LocalnetServer:
     async def start(self) -> None:
         """Build the chain and listen on every port; returns once all servers accept."""
         chain = self.chain = Chain(self.settings, self.genesis)
+        self.tables = TableAdmin(chain, self.settings.seed)
         self.rpc = JsonRpc(chain)
         self.pubsub = PubSub(chain)
         app = web.Application(client_max_size=_MAX_BODY)
@@ -203,6 +207,16 @@ class LocalnetServer:
         assert self.chain is not None
         self.chain.late_next, self.chain.late_slots = _count("count", count), _count("slots", slots, 1)
 
+    def create_lookup_table(self, addresses: list[str]) -> str:
+        """Create a table through the program holding ``addresses`` (base58); returns its address."""
+        assert self.tables is not None
+        return str(self.tables.create(_pubkeys(addresses)))
+
+    def place_lookup_table(self, address: str, addresses: list[str]) -> str:
+        """Place a table account at ``address`` holding ``addresses`` (a recorded table)."""
+        assert self.tables is not None
+        return str(self.tables.place(_pubkeys([address])[0], _pubkeys(addresses)).key)
+
     def drop_websockets(self) -> int:
         """Cut every WebSocket connection; returns how many were cut."""
         return self.pubsub.drop_all()
@@ -260,6 +274,8 @@ class LocalnetServer:
             "drop-websockets": self.drop_websockets,
             "drop-transactions": self.drop_transactions,
             "delay-transactions": self.delay_transactions,
+            "create-lookup-table": self.create_lookup_table,
+            "place-lookup-table": self.place_lookup_table,
         }
         action = actions.get(request.match_info["action"])
         if action is None:
@@ -274,6 +290,15 @@ class LocalnetServer:
         if isinstance(result, Faults):
             result = dataclasses.asdict(result)
         return web.json_response({"result": result, "slot": self.chain.slot() if self.chain else 0})
+
+
+def _pubkeys(values: Any) -> list[Pubkey]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("addresses: expected a list of base58 public keys")
+    try:
+        return [Pubkey.from_string(v) for v in values]
+    except ValueError:
+        raise ValueError("addresses: expected a list of base58 public keys") from None
 
 
 def _count(name: str, value: Any, minimum: int = 0) -> int:

@@ -24,6 +24,7 @@ from pykka import ActorDeadError, Timeout
 
 from supervisors import ChildInfo, MailboxFull, Runtime, WhichChildren
 from xorj_actors.asks import ask_all, expect
+from xorj_actors.breakers import BREAKERS
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, EnterMaintenance, Flatten, FlattenOutcome, GetStatus, Recover
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import breaker_states
@@ -80,6 +81,9 @@ def _refusals() -> Iterator[None]:
     except VaultAdminError as exc:
         raise RequestError(exc.code, exc.message) from None
 
+
+#: The breakers' child ids in the tree (their actors' names in ``Runtime.actors``).
+_BREAKER_NAMES = frozenset(BREAKERS)
 
 class Commands:
     """The commands; blocking, so transports run them on an executor, never on their loop.
@@ -171,13 +175,14 @@ class Commands:
         ]
 
     def breaker_states(self) -> dict[str, str]:
-        """Each running breaker's state, by breaker name."""
-        return breaker_states(self.runtime.actors())
+        """Each running breaker's state, by breaker name (a snapshot of the breakers alone: a
+        health probe must not snapshot 10,000 vaults to read seven actors)."""
+        return breaker_states(self.runtime.actors(named=_BREAKER_NAMES.__contains__))
 
     def status(self, _: None) -> Any:
         """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served."""
         return {
-            "kill_switch": to_jsonable(self._ask_kill_switch(GetStatus())),
+            "kill_switch": to_jsonable(self._ask(self._kill_switch(), GetStatus(), "the kill switch")),
             "endpoints": dict(self.endpoints()),
             "actors": len(self.runtime),
             "pid": os.getpid(),
@@ -207,14 +212,6 @@ class Commands:
             raise RequestError("unavailable", "the kill switch is not running (restarting?)")
         return ref
 
-    def _ask_kill_switch(self, message: Any) -> Any:
-        try:
-            return self._kill_switch().ask(message, timeout=ASK_TIMEOUT_S)
-        except Timeout:
-            raise RequestError("timeout", f"the kill switch did not answer within {ASK_TIMEOUT_S} s") from None
-        except ActorDeadError:
-            raise RequestError("unavailable", "the kill switch stopped while answering") from None
-
     def halt(self, a: HaltArgs) -> Any:
         """Trigger the kill switch: args mode (graceful|emergency), reason."""
         self.trigger(a, source="debug_socket")
@@ -232,11 +229,11 @@ class Commands:
 
     def maintenance(self, message: EnterMaintenance) -> Any:
         """Halt for maintenance (leave it with recover): args reason."""
-        return to_jsonable(self._ask_kill_switch(message))
+        return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
     def recover(self, message: Recover) -> Any:
         """Recover with K-of-M authorisations: args epoch, nonce, timestamp, authorisations, operator."""
-        return to_jsonable(self._ask_kill_switch(message))
+        return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
     def flatten(self, a: FlattenArgs) -> Any:
         """While halted, sell vaults' volatile holdings into the stablecoin (REDUCING, audited): args vaults, operator, reason."""

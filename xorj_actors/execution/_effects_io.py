@@ -1,0 +1,152 @@
+"""The effect check's I/O: simulate the exact message and read the pre-state of the same slot.
+
+``simulateTransaction`` with ``sigVerify: false``, ``replaceRecentBlockhash: false`` and the
+``accounts`` config gives the post-state; ``getMultipleAccounts`` with ``minContextSlot`` gives
+the pre-state. Both are asked at one commitment, and the answer is kept only when both report
+the same context slot (each retry asks the other for at least the newer slot). Requests and
+replies are solders' JSON-RPC types, sent over aiohttp, as the executor's other calls are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from solders.account_decoder import UiAccountEncoding
+from solders.commitment_config import CommitmentLevel
+from solders.pubkey import Pubkey
+from solders.rpc.config import RpcAccountInfoConfig, RpcSimulateTransactionAccountsConfig, RpcSimulateTransactionConfig
+from solders.rpc.errors import MinContextSlotNotReachedMessage
+from solders.rpc.requests import GetMultipleAccounts, SimulateVersionedTransaction
+from solders.rpc.responses import GetMultipleAccountsResp, SimulateTransactionResp
+from solders.transaction import VersionedTransaction
+
+from xorj_actors.execution._effects import AccountState, decode_account
+from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
+from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
+
+__all__ = ["EffectReader", "SimulatedEffects"]
+
+#: Agave's limit on one getMultipleAccounts.
+_MAX_ACCOUNTS = 100
+_COMMITMENTS = {"processed": CommitmentLevel.Processed, "confirmed": CommitmentLevel.Confirmed, "finalized": CommitmentLevel.Finalized}
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedEffects:
+    """Pre- and post-state of the asked accounts at one slot, and what the simulation consumed."""
+
+    slot: int
+    pre: Mapping[Pubkey, AccountState | None]
+    post: Mapping[Pubkey, AccountState | None]
+    units: int
+    logs: tuple[str, ...]
+
+
+class EffectReader:
+    """Reads a route's effects from a JSON-RPC node; signs nothing, sends nothing."""
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        *,
+        commitment: str = "confirmed",
+        timeout_s: float = 10.0,
+        max_attempts: int = 4,
+    ) -> None:
+        if commitment not in _COMMITMENTS:
+            raise ValueError(f"commitment: one of {', '.join(_COMMITMENTS)}")
+        self.url = url
+        self.session = session
+        self.commitment = _COMMITMENTS[commitment]
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self._ids = itertools.count(1)
+
+    async def read(self, tx: VersionedTransaction, addresses: Sequence[Pubkey]) -> SimulatedEffects | RouteRefusal:
+        """Simulate ``tx`` as it is and read ``addresses`` before and after, at one slot.
+
+        A failed simulation raises its classified :class:`TradeError` (as the executor's
+        simulation does); pre- and post-state that never meet at one slot are a refusal.
+        """
+        addresses = list(dict.fromkeys(addresses))
+        pre_slot, pre = await self._pre(addresses, None)
+        sim_slot = -1
+        for _ in range(self.max_attempts):
+            sim_slot, post, units, logs = await self._simulate(tx, addresses, pre_slot)
+            if sim_slot == pre_slot:
+                return SimulatedEffects(sim_slot, pre, post, units, logs)
+            pre_slot, pre = await self._pre(addresses, sim_slot)
+        return RouteRefusal(
+            RouteRefusalReason.STATE_UNREADABLE,
+            f"pre-state (slot {pre_slot}) and simulation (slot {sim_slot}) never met at one slot",
+        )
+
+    async def _pre(self, addresses: list[Pubkey], min_slot: int | None) -> tuple[int, dict[Pubkey, AccountState | None]]:
+        config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)
+        slots: set[int] = set()
+        states: dict[Pubkey, AccountState | None] = {}
+        for start in range(0, len(addresses), _MAX_ACCOUNTS):
+            chunk = addresses[start : start + _MAX_ACCOUNTS]
+            body = GetMultipleAccounts(chunk, config, id=next(self._ids)).to_json()
+            resp = await self._post(body, GetMultipleAccountsResp)
+            if len(resp.value) != len(chunk):
+                raise TradeError(ErrorClass.UNKNOWN, f"getMultipleAccounts answered {len(resp.value)} of {len(chunk)}")
+            slots.add(resp.context.slot)
+            states.update(zip(chunk, (decode_account(a) for a in resp.value)))
+            if min_slot is None:
+                # Every further chunk from the slot of the first: one pre-state.
+                min_slot = resp.context.slot
+                config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)
+        if len(slots) > 1:
+            return -1, states  # chunks from different slots: the caller asks again
+        return (slots.pop() if slots else -1), states
+
+    async def _simulate(
+        self, tx: VersionedTransaction, addresses: list[Pubkey], min_slot: int
+    ) -> tuple[int, dict[Pubkey, AccountState | None], int, tuple[str, ...]]:
+        config = RpcSimulateTransactionConfig(
+            sig_verify=False,
+            replace_recent_blockhash=False,
+            commitment=self.commitment,
+            accounts=RpcSimulateTransactionAccountsConfig(addresses, UiAccountEncoding.Base64),
+            min_context_slot=max(min_slot, 0),
+        )
+        resp = await self._post(SimulateVersionedTransaction(tx, config, id=next(self._ids)).to_json(), SimulateTransactionResp)
+        value = resp.value
+        logs = tuple(value.logs or ())
+        if value.err is not None:
+            err = error_json(value.err)
+            raise TradeError(classify_chain_error(err), f"simulation failed: {err}; logs: {' | '.join(logs[-3:])}")
+        accounts = value.accounts
+        if accounts is None or len(accounts) != len(addresses):
+            raise TradeError(ErrorClass.UNKNOWN, "simulateTransaction answered without the asked accounts")
+        post = {k: decode_account(a) for k, a in zip(addresses, accounts)}
+        return resp.context.slot, post, value.units_consumed or 0, logs
+
+    async def _post(self, body: str, parse: Any) -> Any:
+        for _ in range(self.max_attempts):
+            try:
+                async with self.session.post(
+                    self.url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                ) as http:
+                    http.raise_for_status()
+                    text = await http.text()
+            except Exception as exc:  # noqa: BLE001 - classified for the caller
+                raise classify_exception(exc) from exc
+            resp = parse.from_json(text)
+            if isinstance(resp, MinContextSlotNotReachedMessage):
+                await asyncio.sleep(0.05)  # the node is a slot behind the other answer: ask again
+                continue
+            if not isinstance(resp, parse):
+                raise TradeError(ErrorClass.UNKNOWN, f"JSON-RPC error: {resp}")
+            return resp
+        raise TradeError(ErrorClass.TIMEOUT, "the node never reached the slot of the other answer")
