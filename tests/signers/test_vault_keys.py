@@ -73,3 +73,31 @@ def test_the_board_never_changes_a_published_key() -> None:
     with pytest.raises(ValueError, match="published"):
         board.publish({"vault-0000": Keypair().pubkey()})
     assert board.require("vault-0000") == first and tuple(board.known()) == ("vault-0000",)
+
+
+def test_a_starting_vault_waits_for_its_key_once_and_not_forever() -> None:
+    import threading
+
+    board = VaultKeys("store")
+    key = Keypair().pubkey()
+    threading.Timer(0.05, lambda: board.publish({"vault-0000": key})).start()
+    assert board.require("vault-0000", wait_s=30.0) == key  # published while it waited
+    with pytest.raises(KeyError):
+        board.require("vault-0001", wait_s=0.1)
+    # The store did not answer: the next vault does not wait its hour (it would hang this thread).
+    errors: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: errors.append(_raised(lambda: board.require("vault-0002", wait_s=3600))))
+    waiter.start()
+    waiter.join(30)
+    assert not waiter.is_alive() and isinstance(errors[0], KeyError)
+    board.publish({"vault-0001": Keypair().pubkey()})  # the store is back: waits are allowed again
+    threading.Timer(0.05, lambda: board.publish({"vault-0002": key})).start()
+    assert board.require("vault-0002", wait_s=30.0) == key
+
+
+def _raised(fn) -> BaseException | None:
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+        return exc
+    return None

@@ -94,6 +94,9 @@ class VaultKeys:
         self._derive = derive
         self._keys: Mapping[str, Pubkey] = MappingProxyType({})
         self._published = threading.Condition()
+        # Set when a wait ran out; cleared by the next publish. Until then nobody waits again:
+        # a store that failed to open must not hold every starting vault for wait_s each.
+        self._waits_ran_out = False
 
     def get(self, vault: str) -> Pubkey | None:
         """The vault's authority, or None if the store has not shown one."""
@@ -110,9 +113,10 @@ class VaultKeys:
         a Signer that is still opening its store).
         """
         key = self.get(vault)
-        if key is None and wait_s > 0:
+        if key is None and wait_s > 0 and not self._waits_ran_out:
             with self._published:
-                self._published.wait_for(lambda: vault in self._keys, timeout=wait_s)
+                if not self._published.wait_for(lambda: vault in self._keys, timeout=wait_s):
+                    self._waits_ran_out = True
             key = self._keys.get(vault)
         if key is None:
             raise KeyError(f"key store {self.store!r} has no key for {vault} (create it with `keys init`)")
@@ -127,6 +131,7 @@ class VaultKeys:
                     raise ValueError(f"{vault}: key store {self.store!r} shows {key}, published {current[vault]}")
                 current[vault] = key
             self._keys = MappingProxyType(current)
+            self._waits_ran_out = False
             self._published.notify_all()
 
     def known(self) -> Iterable[str]:
