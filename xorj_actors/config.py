@@ -18,6 +18,7 @@ from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
@@ -86,6 +87,8 @@ class Config:
     audit: AuditSettings = field(default_factory=AuditSettings)
     signers: SignerSettings = field(default_factory=SignerSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    #: Jupiter's APIs (not used yet: the executor still speaks the localnet's old shape).
+    jupiter: JupiterSettings = field(default_factory=JupiterSettings)
     confirmation: ConfirmationSettings = field(default_factory=ConfirmationSettings)
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
