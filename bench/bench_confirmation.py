@@ -85,14 +85,14 @@ class Swaps:
 
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
-        self.authority = dev_vault_authority()
+        self.keys = [dev_vault_authority(i) for i in range(VAULTS)]  # each vault signs with its own key
         self.next = 0
 
     def make(self, blockhash: Hash, count: int) -> list[VersionedTransaction]:
         first, self.next = self.next, self.next + count
         return [
             swap_transaction(
-                self.genesis, self.genesis.vaults[i % VAULTS], self.authority, blockhash,
+                self.genesis, self.genesis.vaults[i % VAULTS], self.keys[i % VAULTS], blockhash,
                 sell="USDC", buy="JUP", amount_in=1 + i // VAULTS, amount_out=1,
             )
             for i in range(first, first + count)

@@ -8,8 +8,8 @@ Each case (SoftHSM2 over PKCS#11, then the development key) runs in a fresh chil
 file with ``--case``) that starts:
 
 - the localnet as its own process (the ``xorj-actors localnet`` code; it takes one of the two
-  cores): ``--vaults`` vaults owned by the case's key (``[localnet] vault_authority`` is the HSM
-  key's public key), ``confirmed_lag = 0`` (the smallest the localnet allows), ``--slot-ms``
+  cores): ``--vaults`` vaults, each owned by its own key of the case's store (``[localnet]
+  vault_authorities`` are the HSM keys' public keys; the dev-key case uses the localnet's own), ``confirmed_lag = 0`` (the smallest the localnet allows), ``--slot-ms``
   slots (10 ms, the smallest it allows, by default) and a blockhash window of mainnet's 60 s;
 - the real engine in the child's own process (``Engine``: the real tree, audit on SQLite with
   fsync, kill switch, breakers, signer, RPC gateway, confirmation, executor; no vault actors),
@@ -82,7 +82,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 # -- the chain: a localnet process, and the raw baseline ------------------------------------------
 
 
-def localnet_toml(vaults: int, slot_ms: int, authority: str) -> str:
+def localnet_toml(vaults: int, slot_ms: int, authorities: list[str]) -> str:
     """The ``[localnet]`` section shared by the localnet process and the engine (same genesis).
 
     The blockhash window keeps mainnet's wall time (150 blocks of 400 ms, 60 s): 150 blocks of
@@ -91,7 +91,7 @@ def localnet_toml(vaults: int, slot_ms: int, authority: str) -> str:
     valid = max(150, 60_000 // slot_ms)
     return (
         f"[localnet]\nvaults = {vaults}\nslot_ms = {slot_ms}\nconfirmed_lag = 0\nfinalized_lag = 32\n"
-        f'blockhash_valid_blocks = {valid}\nvault_authority = "{authority}"\n'
+        f"blockhash_valid_blocks = {valid}\nvault_authorities = {json.dumps(authorities)}\n"
     )
 
 
@@ -122,11 +122,11 @@ def rpc(url: str, method: str, params: list[Any]) -> Any:
 def raw_rate(urls: dict[str, str], vaults: int, seconds: float, tmp: Path) -> dict[str, float]:
     """Pre-signed dev-key swaps sent with skipPreflight by a child process for ``seconds``."""
     genesis = build_genesis(LocalnetSettings(vaults=vaults))
-    authority = dev_vault_authority()
+    keys = [dev_vault_authority(i) for i in range(vaults)]  # each vault's own key
     blockhash = Hash.from_string(rpc(urls["rpc"], "getLatestBlockhash", [{"commitment": "processed"}])["value"]["blockhash"])
     count = int(6_000 * seconds)  # more than a 2-core run sends in that time (bench_localnet: ~3,500/s)
     txs = [
-        swap_transaction(genesis, genesis.vaults[i % vaults], authority, blockhash, sell="USDC", buy="JUP",
+        swap_transaction(genesis, genesis.vaults[i % vaults], keys[i % vaults], blockhash, sell="USDC", buy="JUP",
                          amount_in=1 + i // vaults, amount_out=1)
         for i in range(count)
     ]
@@ -186,13 +186,13 @@ def sender_main(path: str, url: str, seconds: float) -> int:
 # -- keys -----------------------------------------------------------------------------------------
 
 
-def make_token(root: Path) -> tuple[str, str, dict[str, str]]:
-    """A private SoftHSM2 token with one Ed25519 key: (public key, signer TOML, environment).
+def make_token(root: Path, vaults: int) -> tuple[list[str], str, dict[str, str]]:
+    """A private SoftHSM2 token with one Ed25519 key per vault: (public keys, signer TOML, environment).
 
     SoftHSM reads ``SOFTHSM2_CONF`` when the module is first loaded in a process, so it is set
     here, before the engine's signer loads it (tests/plugins/softhsm.py does the same).
     """
-    from xorj_actors.signers import Pkcs11Settings, _pkcs11
+    from xorj_actors.signers import Pkcs11Settings, _pkcs11, vault_id
 
     (root / "tokens").mkdir(mode=0o700)
     conf = root / "softhsm2.conf"
@@ -203,20 +203,19 @@ def make_token(root: Path) -> tuple[str, str, dict[str, str]]:
         ["softhsm2-util", "--init-token", "--free", "--label", "bench", "--so-pin", uuid.uuid4().hex[:12], "--pin", pin],
         check=True, capture_output=True, timeout=30,
     )
-    settings = Pkcs11Settings(module=MODULE, token_label="bench", key_label="bench", pin_env=PIN_ENV)
+    settings = Pkcs11Settings(module=MODULE, token_label="bench", pin_env=PIN_ENV)
     environ = {PIN_ENV: pin}
-    pubkey = str(_pkcs11.init_key(settings, environ))
+    rows = _pkcs11.init_keys(settings, environ, [vault_id(i) for i in range(vaults)])
     toml = (
-        f'[[signers.keys]]\nname = "bench"\nbackend = "pkcs11"\npublic_key = "{pubkey}"\n'
-        f'pkcs11.module = "{MODULE}"\npkcs11.token_label = "bench"\npkcs11.key_label = "bench"\n'
-        f'pkcs11.pin_env = "{PIN_ENV}"\n'
+        f'[[signers.keys]]\nname = "bench"\nbackend = "pkcs11"\n'
+        f'pkcs11.module = "{MODULE}"\npkcs11.token_label = "bench"\npkcs11.pin_env = "{PIN_ENV}"\n'
     )
-    return pubkey, toml, environ
+    return [str(pk) for _, pk, _ in rows], toml, environ
 
 
-def dev_key() -> tuple[str, str, dict[str, str]]:
-    pubkey = str(dev_vault_authority().pubkey())
-    return pubkey, f'[[signers.keys]]\nname = "bench"\nbackend = "dev_key"\npublic_key = "{pubkey}"\n', {}
+def dev_key() -> tuple[list[str], str, dict[str, str]]:
+    # The localnet's own development keys: no vault_authorities needed.
+    return [], '[[signers.keys]]\nname = "bench"\nbackend = "dev_key"\n', {}
 
 
 # -- the driver: a closed loop of trades ----------------------------------------------------------
@@ -487,10 +486,10 @@ def case_main(args: argparse.Namespace) -> int:
             if shutil.which("softhsm2-util") is None or not Path(MODULE).exists():
                 print(json.dumps({"case": args.case, "fatal": "SoftHSM2 is not installed"}))
                 return 2
-            pubkey, signer_toml, environ = make_token(tmp)
+            authorities, signer_toml, environ = make_token(tmp, args.vaults)
         else:
-            pubkey, signer_toml, environ = dev_key()
-        section = localnet_toml(args.vaults, args.slot_ms, pubkey)
+            authorities, signer_toml, environ = dev_key()
+        section = localnet_toml(args.vaults, args.slot_ms, authorities)
         localnet, urls = start_localnet(tmp, section)
         engine = None
         try:

@@ -69,7 +69,7 @@ class Swaps:
 
     def __init__(self, genesis: Genesis) -> None:
         self.genesis = genesis
-        self.authority = dev_vault_authority()
+        self.keys = [dev_vault_authority(i) for i in range(VAULTS)]  # each vault signs with its own key
         self.next = 0
 
     def make(self, blockhash: Hash, count: int) -> list[VersionedTransaction]:
@@ -78,7 +78,7 @@ class Swaps:
             swap_transaction(
                 self.genesis,
                 self.genesis.vaults[i % VAULTS],
-                self.authority,
+                self.keys[i % VAULTS],
                 blockhash,
                 sell="USDC",
                 buy="JUP",

@@ -36,8 +36,7 @@ from solders.system_program import TransferParams, transfer  # noqa: E402
 
 from supervisors import Runtime  # noqa: E402
 from xorj_actors.kill_switch import HaltBoard, HaltStatus  # noqa: E402
-from xorj_actors.localnet import write_dev_key  # noqa: E402
-from xorj_actors.signers import DevKeySettings, KeySettings, Pkcs11Settings, SignRequest, Signer  # noqa: E402
+from xorj_actors.signers import KeySettings, Pkcs11Settings, SignRequest, Signer, VaultKeys  # noqa: E402
 from xorj_actors.signers import _pkcs11, open_backend  # noqa: E402
 
 TARGET_PER_S = 500
@@ -56,10 +55,15 @@ def make_token(root: Path) -> tuple[KeySettings, dict[str, str]]:
         ["softhsm2-util", "--init-token", "--free", "--label", "bench", "--so-pin", pin, "--pin", pin],
         check=True, capture_output=True,
     )
-    settings = Pkcs11Settings(module=MODULE, token_label="bench", key_label="bench", pin_env=PIN_ENV)
+    settings = Pkcs11Settings(module=MODULE, token_label="bench", pin_env=PIN_ENV)
     environ = {PIN_ENV: pin}
-    pubkey = _pkcs11.init_key(settings, environ)
-    return KeySettings(name="bench", backend="pkcs11", public_key=str(pubkey), pkcs11=settings), environ
+    ((_, pubkey, _),) = _pkcs11.init_keys(settings, environ, [VAULT])
+    assert pubkey is not None
+    return KeySettings(name="bench", backend="pkcs11", pkcs11=settings), environ
+
+
+#: The vault whose key every figure signs with (one key of the store).
+VAULT = "vault-0000"
 
 
 def payload(payer: Pubkey) -> bytes:
@@ -79,7 +83,7 @@ def bare(key: KeySettings, environ: dict[str, str], message: bytes, seconds: flo
     def run(deadline: float) -> int:
         n = 0
         while time.perf_counter() < deadline:
-            backend.sign(message)
+            backend.sign(VAULT, message)
             n += 1
         return n
 
@@ -93,12 +97,12 @@ def through_actor(key: KeySettings, environ: dict[str, str], message: bytes, sec
     board = HaltBoard()
     board.publish(HaltStatus(state="ARMED", epoch=0, halted=False, factor=1.0))
     with Runtime(workers=2, name="bench"):
-        signer = Signer.start(board, key, environ=environ)
+        signer = Signer.start(board, key, VaultKeys(key.name), [VAULT], environ=environ)
 
         def one_client(deadline: float) -> int:
             n = 0
             while time.perf_counter() < deadline:
-                assert signer.ask(SignRequest(trade_id="t", payload=message), timeout=10).signature is not None
+                assert signer.ask(SignRequest(trade_id="t", vault_id=VAULT, payload=message), timeout=10).signature is not None
                 n += 1
             return n
 
@@ -108,7 +112,7 @@ def through_actor(key: KeySettings, environ: dict[str, str], message: bytes, sec
         def client(deadline: float) -> None:
             n = 0
             while time.perf_counter() < deadline:
-                futures = [signer.ask(SignRequest(trade_id="t", payload=message), block=False) for _ in range(16)]
+                futures = [signer.ask(SignRequest(trade_id="t", vault_id=VAULT, payload=message), block=False) for _ in range(16)]
                 n += sum(f.get(timeout=30).signature is not None for f in futures)
             counts.append(n)
 
@@ -135,15 +139,14 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-signers-") as tmp:
         hsm_key, hsm_env = make_token(Path(tmp))
-        dev_file = write_dev_key(Path(tmp))  # the localnet's DEVELOPMENT key, as make run signs with
-        dev_key = KeySettings(name="dev", backend="dev_key", dev_key=DevKeySettings(str(dev_file)))
+        dev_key = KeySettings(name="dev", backend="dev_key")  # the localnet's DEVELOPMENT keys, as make run signs with
         cases = [("pkcs11 (SoftHSM2)", hsm_key, hsm_env), ("dev_key", dev_key, {})]
         print(f"signatures/s, {seconds:g} s per figure; target: > {TARGET_PER_S}/s with SoftHSM (issue 5)")
         head = ("backend", "bare backend", "actor, 1 client", "ratio", "actor, 8x16", "ratio")
         print("{:<18} {:>13} {:>16} {:>6} {:>12} {:>6}".format(*head))
         for label, key, environ in cases:
             backend = open_backend(key, environment="development", environ=environ, data_dir=Path("."))
-            message = payload(backend.public_key())
+            message = payload(backend.public_key(VAULT))
             backend.close()
             base = bare(key, environ, message, seconds)
             seq, conc = through_actor(key, environ, message, seconds)

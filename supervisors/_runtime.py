@@ -265,11 +265,13 @@ class Runtime:
         with self._lock:
             self._closed = True
             dedicated = list(self._dedicated)
-        for scheduler in dedicated:
-            scheduler.shutdown(timeout=max(0.0, deadline - time.monotonic()))
-        self.scheduler.shutdown(timeout=max(0.1, deadline - time.monotonic()))
-        self.timer.shutdown()
-        with Runtime._current_lock:
-            if Runtime._current is self:
-                Runtime._current = None
+        try:
+            for scheduler in dedicated:
+                scheduler.shutdown(timeout=max(0.0, deadline - time.monotonic()))
+            self.scheduler.shutdown(timeout=max(0.1, deadline - time.monotonic()))
+            self.timer.shutdown()
+        finally:  # a closed runtime never stays current, whatever its threads did
+            with Runtime._current_lock:
+                if Runtime._current is self:
+                    Runtime._current = None
         return hung

@@ -94,10 +94,15 @@ class Scheduler:
             self._spawn()
 
     def _spawn(self) -> None:
-        t = threading.Thread(target=self._work, name=f"{self.name}-{next(self._counter)}", daemon=True)
+        # Started under the lock: ``shutdown`` must never see (and join) a thread not yet
+        # started, and no worker may be added once it has begun. ``start`` returns once the
+        # thread runs; the thread takes the lock only later, in ``_work``.
         with self._lock:
+            if self._closing:
+                return
+            t = threading.Thread(target=self._work, name=f"{self.name}-{next(self._counter)}", daemon=True)
             self._threads.add(t)
-        t.start()
+            t.start()
 
     def check_stall(self) -> bool:
         """Add a worker if every worker is stuck in a slice; True if one was added."""

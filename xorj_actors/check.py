@@ -300,7 +300,8 @@ check_quant = _endpoint_check(
 
 
 def check_signer(ctx: CheckContext) -> CheckResult:
-    """Every configured key answers: in the engine its Signer actor, outside it the backend itself."""
+    """Every configured key store answers: in the engine its Signer actor, outside it the store
+    itself, which must hold the key of every configured vault."""
     name = "signer"
     keys = ctx.config.signers.keys
     if not keys:
@@ -326,27 +327,29 @@ def _signer_health(ctx: CheckContext, key: Any) -> str:
         actor = m.actor
         if m.name == actor_name and actor is not None and hasattr(actor, "health"):
             health = actor.health()
-            if not health.public_key:
+            if not health.ready:
                 raise RuntimeError("backend not open yet")
             if not health.ok:
                 raise RuntimeError(f"last signature failed: {health.error}")
-            return health.public_key
+            return f"{health.vault_keys} vault keys"
     raise RuntimeError(f"{actor_name} is not running (restarting?)")
 
 
 def _open_signer(ctx: CheckContext, key: Any) -> str:
-    from xorj_actors.signers import LOCALNET_DEV_KEY_FILE, check_public_key, open_backend
+    from xorj_actors.signers import SignerError, open_backend, vault_id
 
-    localnet_key = ctx.data_dir / LOCALNET_DEV_KEY_FILE
-    development = ctx.config.engine.environment == "development"
-    if key.backend == "dev_key" and not key.dev_key.path and development and not localnet_key.exists():
-        # Not written yet: the localnet (or a development engine) writes it when it starts.
-        return f"the localnet's DEVELOPMENT key, {localnet_key} once the localnet starts"
+    vaults = [vault_id(i) for i in range(ctx.config.vaults.count)]
     backend = open_backend(key, environment=ctx.config.engine.environment, environ=ctx.environ, data_dir=ctx.data_dir)
     try:
-        pubkey = backend.public_key()
-        check_public_key(key, pubkey)
-        return str(pubkey)
+        missing = []
+        for vault in vaults:
+            try:
+                backend.public_key(vault)
+            except SignerError:
+                missing.append(vault)
+        if missing:
+            raise SignerError(f"no key for {len(missing)} of {len(vaults)} vaults (first: {missing[0]}); run `keys init`")
+        return f"{len(vaults)} vault keys"
     finally:
         backend.close()
 
@@ -362,7 +365,7 @@ def check_dev_settings(ctx: CheckContext) -> CheckResult:
         dev.append("localnet.enabled = true (in-process localnet)")
     if cfg.audit.backend == "sqlite":
         dev.append('audit.backend = "sqlite"')
-    dev += [f'signers key {k.name}: backend = "dev_key" (key file)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
     derived = [t.symbol for t in cfg.tokens if not t.mint]
     if derived:
         dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")

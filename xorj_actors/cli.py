@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ctl": ("xorj_actors.ops.ctl", "talk to a running engine over its debug socket"),
     "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
     "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
-    "keys": ("xorj_actors.signers.cli", "create, show and rotate the signing keys in the HSM or KMS (audited)"),
+    "keys": ("xorj_actors.signers.cli", "create and show each vault's signing key in the HSM or KMS (audited)"),
     "check": ("xorj_actors.check", "check that every component is reachable and the config is fit for production"),
 }
 

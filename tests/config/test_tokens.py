@@ -10,8 +10,16 @@ from solders.pubkey import Pubkey
 
 from xorj_actors.config import Config, ConfigError, load_config, parse_config
 from xorj_actors.localnet import build_genesis, dev_vault_authority
-from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY
-from xorj_actors.tokens import TOKEN_PROGRAM_ID, TokenRegistry, TokenSettings, derived_mint, vault_token_account
+from xorj_actors.signers import KeySettings, vault_key_board
+from xorj_actors.tokens import (
+    ASSOCIATED_TOKEN_PROGRAM_ID,
+    TOKEN_2022_PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+    TokenRegistry,
+    TokenSettings,
+    derived_mint,
+    vault_token_account,
+)
 
 #: The mints `make run` has always traded (derived from the default seed, "xorj-localnet").
 LOCAL_MINTS = {
@@ -79,11 +87,18 @@ def test_settings_built_in_code_are_checked_when_the_registry_is_built() -> None
         TokenRegistry.from_settings((TokenSettings("USDC"),))
 
 
-def test_vault_accounts_are_pure_address_math() -> None:
-    authority = Keypair().pubkey()
-    expected = Pubkey.create_with_seed(authority, "vault-0007:USDC", TOKEN_PROGRAM_ID)
-    assert vault_token_account(authority, "vault-0007", "USDC") == expected
+@pytest.mark.parametrize("program", [TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID], ids=["spl-token", "token-2022"])
+def test_vault_accounts_are_the_authoritys_associated_token_accounts(program: Pubkey) -> None:
+    authority, mint = Keypair().pubkey(), Keypair().pubkey()
+    # The ATA program's derivation: seeds (owner, token program, mint).
+    expected, _ = Pubkey.find_program_address([bytes(authority), bytes(program), bytes(mint)], ASSOCIATED_TOKEN_PROGRAM_ID)
+    assert vault_token_account(authority, mint, program) == expected
+    assert vault_token_account(Keypair().pubkey(), mint, program) != expected  # another vault, another account
 
 
-def test_the_development_public_key_is_the_localnets() -> None:
-    assert str(dev_vault_authority().pubkey()) == LOCALNET_DEV_PUBLIC_KEY
+def test_the_engines_development_keys_are_the_localnets_vault_authorities() -> None:
+    board = vault_key_board(KeySettings(), Path("."))
+    genesis = build_genesis(Config().localnet)
+    for vault in genesis.vaults:
+        assert board.require(vault.vault_id) == vault.authority == dev_vault_authority(vault.index).pubkey()
+    assert len({v.authority for v in genesis.vaults}) == len(genesis.vaults)  # each vault its own

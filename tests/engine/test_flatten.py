@@ -193,9 +193,9 @@ def test_flatten_sells_the_chosen_vaults_into_the_stablecoin_and_halts_again(cha
 
     # Ordinary work is refused while REDUCING: by the signer...
     signer = named(engine, "signer:vault-authority")
-    refused = signer.ask(SignRequest(trade_id="ordinary", payload=b"msg"), timeout=5)
+    refused = signer.ask(SignRequest(vault_id="vault-0000", trade_id="ordinary", payload=b"msg"), timeout=5)
     assert refused.signature is None and refused.refused.startswith("halted: REDUCING"), refused
-    assert signer.ask(SignRequest(trade_id="reducing", payload=b"msg", reduces_exposure=True), timeout=5).signature
+    assert signer.ask(SignRequest(vault_id="vault-0000", trade_id="reducing", payload=b"msg", reduces_exposure=True), timeout=5).signature
     # ...and by the executor's gate, before anything is quoted or signed.
     outcome = h.execute(h.request("vault-0003:ordinary:0", vault=3, sell="USDC", buy="JUP"))
     assert outcome.status == "rejected" and outcome.error_class == "halted", outcome
@@ -320,12 +320,12 @@ def test_a_trigger_during_reducing_wins(engine: Engine) -> None:
     add_held_vault(engine)
     reply = flatten(engine, ["vault-0100"])
     signer = named(engine, "signer:vault-authority")
-    assert signer.ask(SignRequest(trade_id="r", payload=b"m", reduces_exposure=True), timeout=5).signature
+    assert signer.ask(SignRequest(vault_id="vault-0000", trade_id="r", payload=b"m", reduces_exposure=True), timeout=5).signature
     engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.EMERGENCY, reason="worse", source="test"))
     wait_until(lambda: ks_status(engine).epoch == epoch + 1, what="the trigger taken")
     status = engine.board.status
     assert status.state == "TRIGGERED" and not status.reducing
-    refused = signer.ask(SignRequest(trade_id="r2", payload=b"m", reduces_exposure=True), timeout=5)
+    refused = signer.ask(SignRequest(vault_id="vault-0000", trade_id="r2", payload=b"m", reduces_exposure=True), timeout=5)
     assert refused.signature is None and refused.refused == "halted: the kill switch is not armed"
     assert results(engine)["vault-0100"][2].startswith("unfinished: interrupted by a trigger")
     report(engine, "vault-0100", reply["flatten_id"])  # late: changes nothing

@@ -61,9 +61,9 @@ def test_a_signature_queued_before_the_halt_is_refused(engine: Engine) -> None:
     ks = engine.runtime.whereis(KILL_SWITCH_NAME)
     # Queue the halt and the signature together: whichever the signer sees first, it refuses.
     ks.tell(Trigger(mode=HaltMode.GRACEFUL, reason="race", source="test"))
-    reply = signer.ask(SignRequest(trade_id="t-1", payload=b"msg"), timeout=2)
+    reply = signer.ask(SignRequest(vault_id="vault-0000", trade_id="t-1", payload=b"msg"), timeout=2)
     wait_until(lambda: ks_status(engine).state == "TRIGGERED")
-    reply = signer.ask(SignRequest(trade_id="t-2", payload=b"msg"), timeout=2)
+    reply = signer.ask(SignRequest(vault_id="vault-0000", trade_id="t-2", payload=b"msg"), timeout=2)
     assert reply.signature is None and reply.refused.startswith("halted")
 
 

@@ -153,8 +153,9 @@ def merged_config(base: str, extra: str) -> Config:
 def exec_engine_factory(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     engines: list[Engine] = []
 
-    def make(extra: str = "", data_dir: Path | None = None) -> Harness:
-        engine = Engine(merged_config(BASE, extra), data_dir or tmp_path / "var", environ=dict(RECOVERY_KEYS))
+    def make(extra: str = "", data_dir: Path | None = None, environ: dict[str, str] | None = None) -> Harness:
+        env = {**RECOVERY_KEYS, **(environ or {})}
+        engine = Engine(merged_config(BASE, extra), data_dir or tmp_path / "var", environ=env)
         engine.start()
         engines.append(engine)
         h = Harness(engine)

@@ -29,6 +29,7 @@ from xorj_actors.execution._allowlist import (
     fee_bound,
     resolve_message,
 )
+from xorj_actors.execution import TradeError
 from xorj_actors.execution._effects import EffectTerms, check_effects
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
 from xorj_actors.execution._refusal import RouteRefusalReason
@@ -75,7 +76,7 @@ class Route:
         self.ln = ln
         self.vault = g.vault(0)
         self.other = g.vault(1)
-        self.authority = g.vault_authority
+        self.authority = self.vault.authority  # vault 0's own key
         self.mm = g.market_maker.pubkey()
         self.usdc, self.jup = g.token("USDC"), g.token("JUP")
 
@@ -155,10 +156,30 @@ async def _refused(ln: Localnet, route: Route, instructions: list[Instruction], 
     return refusal.reason
 
 
-async def test_a_transfer_out_of_another_vault_is_refused(localnet: Localnet, route: Route) -> None:
+async def test_another_vaults_tokens_cannot_be_moved_by_this_vaults_key(localnet: Localnet, route: Route) -> None:
+    # Each vault its own key: vault 0's authority is not the owner of vault 1's accounts, so
+    # the token program itself refuses the theft (the simulation fails; nothing is signed).
     mm_usdc = localnet.genesis.market_maker_accounts["USDC"]
     theft = transfer_checked(route.other.token_accounts["USDC"], route.usdc.mint, mm_usdc, route.authority, 5, route.usdc.decimals)
-    assert await _refused(localnet, route, [*route.legs(), theft]) is RouteRefusalReason.OTHER_ACCOUNT_CHANGED
+    tx = route.transaction(await _blockhash(localnet), [*route.legs(), theft])
+    with pytest.raises(TradeError, match="owner does not match"):
+        await _effects(localnet, tx)
+
+
+async def test_a_transfer_out_of_another_vault_is_refused(localnet: Localnet, route: Route) -> None:
+    # The one way left: vault 1 once made vault 0's authority its delegate (really, on chain).
+    from xorj_actors.localnet import dev_vault_authority
+
+    other_key = dev_vault_authority(1)
+    grant = approve(route.other.token_accounts["USDC"], route.authority, other_key.pubkey(), 5)
+    setup = MessageV0.try_compile(other_key.pubkey(), [grant], [], await _blockhash(localnet))
+    localnet.call(localnet.server.chain.submit, VersionedTransaction(setup, [other_key]), preflight=True)
+    localnet.advance(2)
+    localnet.call(lambda: localnet.server.chain.landed.clear())
+    mm_usdc = localnet.genesis.market_maker_accounts["USDC"]
+    theft = transfer_checked(route.other.token_accounts["USDC"], route.usdc.mint, mm_usdc, route.authority, 3, route.usdc.decimals)
+    # Spent as a delegate, the other vault's account changes its delegated amount first.
+    assert await _refused(localnet, route, [*route.legs(), theft]) is RouteRefusalReason.DELEGATE_CHANGED
 
 
 async def test_an_approval_left_behind_is_refused(localnet: Localnet, route: Route) -> None:
@@ -172,10 +193,11 @@ async def test_set_authority_is_refused(localnet: Localnet, route: Route) -> Non
 
 
 async def test_close_account_to_a_stranger_is_refused(localnet: Localnet, route: Route) -> None:
-    # An empty account of the authority's, created (really, on chain) before the route.
+    # An empty account of the authority's, created (really, on chain) before the route (genesis
+    # made it already: the create is idempotent).
     from xorj_actors.localnet import dev_vault_authority
 
-    key = dev_vault_authority()
+    key = dev_vault_authority(0)
     bonk = localnet.genesis.token("BONK").mint
     setup = MessageV0.try_compile(key.pubkey(), [create_ata(key.pubkey(), key.pubkey(), bonk)], [], await _blockhash(localnet))
     localnet.call(localnet.server.chain.submit, VersionedTransaction(setup, [key]), preflight=True)

@@ -15,7 +15,7 @@ from xorj_actors.localnet.settings import LocalnetSettings
 
 G = build_genesis(LocalnetSettings(vaults=2))
 USDC, JUP = G.token("USDC"), G.token("JUP")
-AUTH = dev_vault_authority().pubkey()
+AUTH = dev_vault_authority(0).pubkey()  # vault-0000's own key
 MM = G.market_maker.pubkey()
 V0, V1 = G.vaults[0].token_accounts, G.vaults[1].token_accounts
 
@@ -41,7 +41,7 @@ def test_the_quoted_legs_pass() -> None:
 @pytest.mark.parametrize(
     ("bad", "why"),
     [
-        (legs(source=V1["USDC"]), "from"),  # another vault's money: same authority
+        (legs(source=V1["USDC"]), "from"),  # another vault's account
         (legs(amount=1_001), "would send 1001"),
         (legs(dest=V1["JUP"]), "pay 0"),  # proceeds to another account
         (legs(out=999), "pay 999"),

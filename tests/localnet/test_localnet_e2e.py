@@ -11,13 +11,12 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Processed
 from solana.rpc.models import TxOpts
 from solana.rpc.websocket_api import SolanaWsClient
-from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.rpc.responses import SignatureNotification
 from solders.token.state import TokenAccount
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.localnet import Localnet
+from xorj_actors.localnet import Localnet, dev_vault_authority
 
 
 async def token_amount(client: AsyncClient, account) -> int:
@@ -25,10 +24,11 @@ async def token_amount(client: AsyncClient, account) -> int:
     return TokenAccount.from_bytes(bytes(info.data)).amount
 
 
-async def test_quote_to_finalized_notification(localnet: Localnet, vault_authority: Keypair) -> None:
+async def test_quote_to_finalized_notification(localnet: Localnet) -> None:
     assert localnet.urls["quote"], "the quote service is mounted by the runner"
     g = localnet.genesis
     vault = g.vault(2)
+    vault_authority = dev_vault_authority(vault.vault_id)  # its own key: the wallet names the vault
     usdc, jup = g.token("USDC"), g.token("JUP")
     localnet.advance(8)  # a finalized blockhash exists beyond genesis
     async with aiohttp.ClientSession(localnet.urls["quote"]) as http:
@@ -37,7 +37,7 @@ async def test_quote_to_finalized_notification(localnet: Localnet, vault_authori
             assert resp.status == 200
             quote = await resp.json()
         assert quote["contextSlot"] == localnet.slot()
-        body = {"userPublicKey": str(vault_authority.pubkey()), "quoteResponse": quote, "vaultId": vault.vault_id}
+        body = {"userPublicKey": str(vault_authority.pubkey()), "quoteResponse": quote}
         async with http.post("/swap", json=body) as resp:
             assert resp.status == 200
             swap = await resp.json()

@@ -8,6 +8,7 @@ import pytest
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
+from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount
 
 from xorj_actors.config import ConfigError, parse_config
@@ -29,9 +30,10 @@ def test_genesis_is_deterministic_and_documented() -> None:
     assert a.stable.symbol == "USDC" and a.stable.decimals == 6
     assert {t.symbol for t in a.tokens} == {"USDC", "JUP", "BONK", "SOL"}
     vault = a.vault("vault-0003")
-    assert vault.index == 3 and vault.authority == dev_vault_authority().pubkey()
-    expected = Pubkey.create_with_seed(vault.authority, "vault-0003:JUP", TOKEN_PROGRAM_ID)
-    assert vault.token_accounts["JUP"] == expected == vault_token_account(vault.authority, "vault-0003", "JUP")
+    assert vault.index == 3 and vault.authority == dev_vault_authority(3).pubkey()
+    assert a.vault_of(vault.authority) is vault
+    expected = get_associated_token_address(vault.authority, a.token("JUP").mint, TOKEN_PROGRAM_ID)
+    assert vault.token_accounts["JUP"] == expected == vault_token_account(vault.authority, a.token("JUP").mint)
     assert a.token(str(a.token("BONK").mint)).symbol == "BONK"
     with pytest.raises(KeyError):
         a.token("DOGE")
@@ -41,12 +43,16 @@ def test_genesis_is_deterministic_and_documented() -> None:
     assert other_seed.token("JUP").mint != a.token("JUP").mint
 
 
-def test_custom_authority_owns_every_vault_account() -> None:
-    authority = Keypair().pubkey()
-    g = build_genesis(LocalnetSettings(vault_authority=str(authority), vaults=3))
-    assert all(v.authority == authority for v in g.vaults)
+def test_each_vault_has_its_own_authority_and_accounts() -> None:
+    authorities = [Keypair().pubkey() for _ in range(3)]
+    g = build_genesis(LocalnetSettings(vault_authorities=tuple(map(str, authorities)), vaults=3))
+    assert [v.authority for v in g.vaults] == authorities
+    for v in g.vaults:
+        assert all(a == get_associated_token_address(v.authority, g.token(s).mint) for s, a in v.token_accounts.items())
     accounts = [a for v in g.vaults for a in v.token_accounts.values()]
     assert len(set(accounts)) == 3 * len(g.tokens)
+    dev = build_genesis(LocalnetSettings(vaults=3))
+    assert len({v.authority for v in dev.vaults}) == 3  # the development keys: each vault its own too
 
 
 def test_apply_genesis_balances_on_litesvm() -> None:
@@ -59,12 +65,17 @@ def test_apply_genesis_balances_on_litesvm() -> None:
         assert (acc.mint, acc.owner, acc.amount) == (usdc.mint, vault.authority, 10_000 * 10**6)
     mint = Mint.from_bytes(bytes(svm.get_account(usdc.mint).data))
     assert mint.supply == usdc.market_maker_amount + 2 * usdc.vault_amount and mint.mint_authority is None
-    assert svm.get_balance(g.vault_authority) == 1_000 * 10**9
-    # The genesis really trades: a swap signed by the authority and the market maker lands.
+    assert [svm.get_balance(v.authority) for v in g.vaults] == [10 * 10**9] * 2  # each pays its own fees
+    # The genesis really trades: a swap signed by the vault's authority and the market maker lands.
     tx = swap_transaction(
-        g, g.vault(1), dev_vault_authority(), svm.latest_blockhash(), sell="USDC", buy="SOL", amount_in=5, amount_out=9
+        g, g.vault(1), dev_vault_authority(1), svm.latest_blockhash(), sell="USDC", buy="SOL", amount_in=5, amount_out=9
     )
     assert type(svm.send_transaction(tx)).__name__ == "TransactionMetadata"
+    # Another vault's key cannot move vault 1's tokens (the token program checks the owner).
+    stolen = swap_transaction(
+        g, g.vault(1), dev_vault_authority(0), svm.latest_blockhash(), sell="USDC", buy="SOL", amount_in=5, amount_out=9
+    )
+    assert type(svm.send_transaction(stolen)).__name__ == "FailedTransactionMetadata"
     sol = TokenAccount.from_bytes(bytes(svm.get_account(g.vault(1).token_accounts["SOL"]).data))
     assert sol.amount == 9
 
@@ -75,7 +86,8 @@ def test_apply_genesis_balances_on_litesvm() -> None:
         ("[localnet]\nslot_ms = 1", "localnet.slot_ms"),
         ("[localnet]\nhost = '0.0.0.0'", "localnet.host: must be a loopback"),
         ("[localnet]\nconfirmed_lag = 40\nfinalized_lag = 32", "localnet.finalized_lag"),
-        ("[localnet]\nvault_authority = 'not-a-key'", "localnet.vault_authority"),
+        ("[localnet]\nvault_authorities = ['not-a-key']", r"localnet.vault_authorities\[0\]: not a base58"),
+        ("[localnet]\nvaults = 2\nvault_authorities = ['11111111111111111111111111111111']", "2 vaults"),
         ("[localnet]\nvaults = -1", "localnet.vaults"),
         ("[localnet]\nslotms = 400", "did you mean 'slot_ms'"),
         ("[[tokens]]\nsymbol = 'USDC'\nstable = false", "tokens: exactly one token"),

@@ -46,8 +46,8 @@ from xorj_actors.localnet.settings import LocalnetSettings
 
 GENESIS = build_genesis(LocalnetSettings())
 USDC, JUP, BONK = (str(GENESIS.token(s).mint) for s in ("USDC", "JUP", "BONK"))
-AUTHORITY = dev_vault_authority()
 VAULT = GENESIS.vaults[0]
+AUTHORITY = dev_vault_authority(VAULT.vault_id)  # vault-0000's own key
 MANUAL = QuoteSettings(manual_clock=True)
 
 
@@ -115,7 +115,7 @@ def _instruction(data: dict[str, Any]) -> Instruction:
 
 
 async def _instructions(q: Quoter, quote: dict[str, Any]) -> list[Instruction]:
-    body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote, "vaultId": VAULT.vault_id}
+    body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote}
     status, ixs = await q.post("/swap-instructions", body)
     assert status == 200, ixs
     return [
@@ -304,15 +304,16 @@ async def test_swap_instructions_cosigned_really_swap(quoter: Quoter) -> None:
 
 async def test_swap_returns_a_transaction_the_market_maker_already_signed(quoter: Quoter) -> None:
     q = await quoter.quote(USDC, BONK, 40_000_000)
-    body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": q, "vaultId": "vault-0003"}
+    owner = dev_vault_authority("vault-0003")  # the wallet names the vault
+    body = {"userPublicKey": str(owner.pubkey()), "quoteResponse": q}
     status, swap = await quoter.post("/swap", body)
     assert status == 200, swap
     tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
     signers = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
-    assert signers == [AUTHORITY.pubkey(), GENESIS.market_maker.pubkey()]
+    assert signers == [owner.pubkey(), GENESIS.market_maker.pubkey()]
     assert tx.signatures[0] == Signature.default()
     assert swap["lastValidBlockHeight"] > quoter.svm.get_clock().slot
-    user = AUTHORITY.sign_message(to_bytes_versioned(tx.message))
+    user = owner.sign_message(to_bytes_versioned(tx.message))
     filled = VersionedTransaction.populate(tx.message, [user, tx.signatures[1]])
     vault = GENESIS.vault("vault-0003")
     result = quoter.svm.send_transaction(filled)
@@ -421,7 +422,7 @@ async def test_cosign_refuses_a_stale_quote() -> None:
         now[0] += MANUAL.quote_ttl_s
         status, body = await _cosign(q, quote["quoteId"], message)
         assert status == 400 and body["errorCode"] == "QUOTE_EXPIRED"
-        body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote, "vaultId": VAULT.vault_id}
+        body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote}
         status, answer = await q.post("/swap-instructions", body)
         assert status == 400 and answer["errorCode"] == "QUOTE_EXPIRED"
 
@@ -439,16 +440,14 @@ async def test_cosign_refuses_malformed_requests(quoter: Quoter, body: dict[str,
     assert status == 400 and answer["errorCode"] == code
 
 
-async def test_swap_instructions_refuse_a_doctored_quote_or_an_ambiguous_vault(quoter: Quoter) -> None:
+async def test_swap_instructions_refuse_a_doctored_quote_or_a_wallet_of_no_vault(quoter: Quoter) -> None:
     q = await quoter.quote()
     user = str(AUTHORITY.pubkey())
     doubled = {**q, "outAmount": str(int(q["outAmount"]) * 2)}
     cases = [
-        ({"userPublicKey": user, "quoteResponse": doubled, "vaultId": VAULT.vault_id}, "outAmount"),
-        ({"userPublicKey": user, "quoteResponse": q}, "vaultId"),
-        ({"userPublicKey": user, "quoteResponse": q, "vaultId": "vault-9999"}, "vaultId"),
-        ({"userPublicKey": str(Keypair().pubkey()), "quoteResponse": q}, "owns no vault"),
-        ({"userPublicKey": user, "quoteResponse": {**q, "quoteId": "forged"}, "vaultId": "vault-0000"}, "forged"),
+        ({"userPublicKey": user, "quoteResponse": doubled}, "outAmount"),
+        ({"userPublicKey": str(Keypair().pubkey()), "quoteResponse": q}, "is no vault's authority"),
+        ({"userPublicKey": user, "quoteResponse": {**q, "quoteId": "forged"}}, "forged"),
         ({"quoteResponse": q}, "userPublicKey"),
     ]
     for body, reason in cases:
@@ -458,12 +457,15 @@ async def test_swap_instructions_refuse_a_doctored_quote_or_an_ambiguous_vault(q
         assert resp.status == 400 and (await resp.json())["errorCode"] == "INVALID_REQUEST"
 
 
-async def test_one_vault_authority_needs_no_vault_id() -> None:
-    async with _running(MANUAL, build_genesis(LocalnetSettings(vaults=1))) as q:
-        quote = await q.quote()
-        body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote}
-        status, answer = await q.post("/swap-instructions", body)
-        assert status == 200 and answer["vaultId"] == "vault-0000"
+async def test_the_wallet_alone_names_the_vault(quoter: Quoter) -> None:
+    quote = await quoter.quote()
+    vault = GENESIS.vault("vault-0002")
+    body = {"userPublicKey": str(vault.authority), "quoteResponse": quote}
+    status, answer = await quoter.post("/swap-instructions", body)
+    assert status == 200 and "vaultId" not in answer
+    legs = [answer["swapInstruction"], answer["cleanupInstruction"]]
+    assert {m["pubkey"] for m in legs[0]["accounts"]} >= {str(vault.authority), str(vault.token_accounts["USDC"])}
+    assert str(vault.token_accounts["JUP"]) in {m["pubkey"] for m in legs[1]["accounts"]}
 
 
 @pytest.mark.parametrize(

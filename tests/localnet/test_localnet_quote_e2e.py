@@ -16,8 +16,6 @@ from solders.transaction_status import InstructionErrorCustom, TransactionErrorI
 
 from xorj_actors.localnet import Localnet, dev_vault_authority
 
-AUTHORITY = dev_vault_authority()
-
 
 async def _balance(rpc: AsyncClient, account: Pubkey) -> int:
     return int((await rpc.get_token_account_balance(account, Confirmed)).value.amount)
@@ -31,12 +29,13 @@ async def _signed_swap(net: Localnet, vault_id: str, sell: str, buy: str, amount
         async with http.get(net.urls["quote"] + "/quote", params={**params, "amount": str(amount)}) as resp:
             quote = await resp.json()
             assert resp.status == 200, quote
-        body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote, "vaultId": vault_id}
+        owner = dev_vault_authority(vault_id)  # the vault's own key: the wallet names the vault
+        body = {"userPublicKey": str(owner.pubkey()), "quoteResponse": quote}
         async with http.post(net.urls["quote"] + "/swap", json=body) as resp:
             swap = await resp.json()
             assert resp.status == 200, swap
     tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
-    user = AUTHORITY.sign_message(to_bytes_versioned(tx.message))
+    user = owner.sign_message(to_bytes_versioned(tx.message))
     return quote, bytes(VersionedTransaction.populate(tx.message, [user, tx.signatures[1]]))
 
 

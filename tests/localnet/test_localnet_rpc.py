@@ -110,7 +110,7 @@ async def test_preflight_failure_is_32002_with_agave_error_shape(localnet: Local
 
 async def test_failed_transaction_lands_without_preflight(localnet: Localnet, client, make_swap) -> None:
     g = localnet.genesis
-    payer = g.vault_authority
+    payer = g.vault(0).authority
     before = (await client.get_balance(payer, Processed)).value
     tx = make_swap(await blockhash(client), amount_out=g.token("JUP").market_maker_amount + 1)
     await client.send_raw_transaction(bytes(tx), SKIP)
@@ -140,7 +140,7 @@ async def test_bad_signature_is_32003_and_dropped_without_preflight(localnet: Lo
 
 async def test_preflight_checks_signatures_first_and_names_an_unfunded_payer(localnet: Localnet, client) -> None:
     poor = Keypair()
-    ix = transfer(TransferParams(from_pubkey=poor.pubkey(), to_pubkey=localnet.genesis.vault_authority, lamports=1))
+    ix = transfer(TransferParams(from_pubkey=poor.pubkey(), to_pubkey=localnet.genesis.vault(0).authority, lamports=1))
     old = await blockhash(client)
     unfunded = VersionedTransaction(MessageV0.try_compile(poor.pubkey(), [ix], [], old), [poor])
     error = (await raw(localnet.urls["rpc"], call("sendTransaction", [b58encode(bytes(unfunded))])))["error"]
@@ -260,14 +260,14 @@ async def test_commitment_levels_lag(localnet: Localnet, client) -> None:
 
 async def test_token_accounts_by_owner_base64_and_json_parsed(localnet: Localnet, client) -> None:
     g = localnet.genesis
-    owner = g.vault_authority
+    owner = g.vault(0).authority  # one vault's own authority: its accounts, nobody else's
     usdc = g.token("USDC")
     raw_accounts = (await client.get_token_accounts_by_owner(owner, TokenAccountOpts(mint=usdc.mint))).value
-    assert {a.pubkey for a in raw_accounts} == {v.token_accounts["USDC"] for v in g.vaults}
+    assert {a.pubkey for a in raw_accounts} == {g.vault(0).token_accounts["USDC"]}
     assert all(TokenAccount.from_bytes(bytes(a.account.data)).amount == usdc.vault_amount for a in raw_accounts)
     opts = TokenAccountOpts(program_id=TOKEN_PROGRAM_ID)
     parsed = (await client.get_token_accounts_by_owner_json_parsed(owner, opts)).value
-    assert len(parsed) == len(g.vaults) * len(g.tokens)
+    assert len(parsed) == len(g.tokens)
     infos = [p.account.data.parsed["info"] for p in parsed]
     usdc_infos = [i for i in infos if i["mint"] == str(usdc.mint)]
     assert usdc_infos[0]["tokenAmount"]["uiAmountString"] == "10000"
@@ -288,7 +288,7 @@ async def test_accounts_fees_and_airdrop(localnet: Localnet, client) -> None:
     assert rent == 2_039_280
     message = MessageV0.try_compile(
         fresh.pubkey(),
-        [transfer(TransferParams(from_pubkey=fresh.pubkey(), to_pubkey=g.vault_authority, lamports=1))],
+        [transfer(TransferParams(from_pubkey=fresh.pubkey(), to_pubkey=g.vault(0).authority, lamports=1))],
         [],
         await blockhash(client),
     )
@@ -349,7 +349,7 @@ async def test_version_health_and_versioned_get_transaction(localnet: Localnet, 
 async def test_legacy_transaction_round_trip(localnet: Localnet, client) -> None:
     payer = Keypair()
     await client.request_airdrop(payer.pubkey(), 10**9)
-    ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=localnet.genesis.vault_authority, lamports=7))
+    ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=localnet.genesis.vault(0).authority, lamports=7))
     legacy = Transaction([payer], Message([ix], payer.pubkey()), await blockhash(client))
     sig = (await client.send_raw_transaction(bytes(legacy), CONFIRMED)).value
     localnet.advance()

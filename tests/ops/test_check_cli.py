@@ -258,3 +258,17 @@ def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
         assert checks["rpc"]["detail"].startswith(engine.endpoints()["localnet_rpc"])
     finally:
         assert engine.stop(timeout=10) == []
+
+
+def test_check_names_vaults_without_a_key_in_the_hsm(tmp_path, capsys, monkeypatch, softhsm_token, hsm_key_label) -> None:
+    from xorj_actors.signers import Pkcs11Settings, _pkcs11
+
+    _set_env(monkeypatch, softhsm_token.environ)
+    settings = Pkcs11Settings(softhsm_token.module, softhsm_token.label, hsm_key_label, softhsm_token.pin_env)
+    _pkcs11.init_keys(settings, softhsm_token.environ, ["vault-0000", "vault-0001"])
+    store = f'[[signers.keys]]\nname = "hsm"\nbackend = "pkcs11"\n{softhsm_token.settings_toml(hsm_key_label)}'
+    code, lines = run_check(tmp_path, capsys, "[vaults]\ncount = 2\n" + store)
+    assert lines["signer"].startswith("ok") and "2 vault keys" in lines["signer"]
+    code, lines = run_check(tmp_path, capsys, "[vaults]\ncount = 3\n" + store)
+    assert code == 1 and lines["signer"].startswith("FAIL")
+    assert "no key for 1 of 3 vaults (first: vault-0002)" in lines["signer"] and "keys init" in lines["signer"]

@@ -4,7 +4,8 @@
   prices and quant rounds only on their admin commands), with short commitment lags
   (confirmed 1, finalized 4) so tests reach finality in a few calls.
 - ``fast_localnet``: the same with a running 20 ms slot clock, for subscription tests.
-- ``vault_authority``: the DEVELOPMENT vault authority keypair that signs vault legs.
+- ``vault_authority``: vault-0000's DEVELOPMENT authority keypair (each vault has its own:
+  ``dev_vault_authority(vault)``).
 - ``make_swap``: ``make_swap(blockhash, vault=0, sell="USDC", buy="JUP", amount_in=.., amount_out=..)``
   builds a signed two-leg swap against the fixture's genesis.
 """
@@ -60,11 +61,11 @@ def fast_localnet() -> Iterator[Localnet]:
 
 @pytest.fixture
 def vault_authority() -> Keypair:
-    return dev_vault_authority()
+    return dev_vault_authority(0)
 
 
 @pytest.fixture
-def make_swap(request: pytest.FixtureRequest, vault_authority: Keypair) -> Callable[..., VersionedTransaction]:
+def make_swap(request: pytest.FixtureRequest) -> Callable[..., VersionedTransaction]:
     """Builds swaps against whichever localnet fixture the test uses."""
 
     def make(
@@ -81,7 +82,7 @@ def make_swap(request: pytest.FixtureRequest, vault_authority: Keypair) -> Calla
         return swap_transaction(
             ln.genesis,
             ln.genesis.vault(vault),
-            vault_authority,
+            dev_vault_authority(vault),  # the vault's own key
             blockhash,
             sell=sell,
             buy=buy,

@@ -38,11 +38,11 @@ class SoftHsmToken:
         """The PIN in the environment variable the settings name."""
         return {self.pin_env: self.pin}
 
-    def settings_toml(self, key_label: str) -> str:
-        """The ``[signers.keys.pkcs11]`` lines of a key labelled ``key_label`` in this token."""
+    def settings_toml(self, label_prefix: str) -> str:
+        """The ``[signers.keys.pkcs11]`` lines of vault keys labelled ``<label_prefix><vault id>`` in this token."""
         return (
             f'pkcs11.module = "{self.module}"\npkcs11.token_label = "{self.label}"\n'
-            f'pkcs11.key_label = "{key_label}"\npkcs11.pin_env = "{self.pin_env}"\n'
+            f'pkcs11.label_prefix = "{label_prefix}"\npkcs11.pin_env = "{self.pin_env}"\n'
         )
 
 
@@ -77,5 +77,5 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmT
 
 @pytest.fixture
 def hsm_key_label() -> str:
-    """A key label no other test uses."""
-    return f"key-{uuid.uuid4().hex[:10]}"
+    """A key label prefix no other test uses."""
+    return f"k{uuid.uuid4().hex[:10]}-"

@@ -7,26 +7,31 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+import pytest
 from solders.message import MessageV0, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from supervisors import Ref
 from xorj_actors.config import parse_config
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, HaltStatus, Recover
 from xorj_actors.messages import HaltMode, Trigger
-from xorj_actors.signers import GetSignerHealth, Signer, SignerHealth, SignRequest, SignResult
+from xorj_actors.signers import GetSignerHealth, Signer, SignerHealth, SignRequest, SignResult, VaultKeys
+from xorj_actors.tokens import vault_token_account
 from tests.plugins.engine import RECOVERY_KEYS, authorise, ks_status, wait_until
-from tests.signers.conftest import KeyCase, assert_valid_solana_signature, transfer_message
+from tests.signers.conftest import VAULTS, KeyCase, assert_valid_solana_signature, transfer_message
 
 
-def start(engine_factory: Callable[..., Engine], key: KeyCase) -> tuple[Engine, Ref]:
-    engine = engine_factory(vaults=1, environ={**RECOVERY_KEYS, **key.environ}, extra=key.toml())
+def start(engine_factory: Callable[..., Engine], key: KeyCase, vaults: int = 1) -> tuple[Engine, Ref]:
+    engine = engine_factory(vaults=vaults, environ={**RECOVERY_KEYS, **key.environ}, extra=key.toml())
     (signer,) = [a.ref for a in engine.runtime.actors(named=lambda name: name == "signer:vault-authority")]
     return engine, signer
 
 
-def sign(signer: Ref, payload: bytes, trade_id: str = "t-1") -> SignResult:
-    return signer.ask(SignRequest(trade_id=trade_id, payload=payload), timeout=10)
+def sign(signer: Ref, payload: bytes, trade_id: str = "t-1", vault: str = VAULTS[0]) -> SignResult:
+    return signer.ask(SignRequest(trade_id=trade_id, vault_id=vault, payload=payload), timeout=10)
 
 
 def message_bytes(message: MessageV0) -> bytes:
@@ -44,10 +49,35 @@ def test_every_backend_signs_a_valid_solana_transaction(engine_factory, signing_
     assert result.trade_id == "trade-42" and result.refused is None
     assert_valid_solana_signature(message, result.signature)
     h = health(signer)
-    expected = ("vault-authority", signing_key.backend, str(signing_key.public_key))
-    assert (h.key_name, h.backend, h.public_key) == expected
+    assert (h.key_name, h.backend, h.vault_keys, h.ready) == ("vault-authority", signing_key.backend, 1, True)
     assert h.ok and h.error is None and not h.halted
     assert (h.signed, h.errors, h.refused) == (1, 0, 0)
+
+
+def test_each_vault_is_signed_for_by_its_own_key_only(engine_factory, signing_key: KeyCase) -> None:
+    engine, signer = start(engine_factory, signing_key, vaults=2)
+    for vault in VAULTS:
+        message = transfer_message(signing_key.keys[vault])
+        assert_valid_solana_signature(message, sign(signer, message_bytes(message), vault=vault).signature)
+    # vault-0001's key does not sign a message that vault-0000's authority must sign.
+    other = sign(signer, message_bytes(transfer_message(signing_key.keys[VAULTS[0]])), vault=VAULTS[1]).signature
+    tx = VersionedTransaction.populate(transfer_message(signing_key.keys[VAULTS[0]]), [Signature.from_bytes(other)])
+    assert tx.verify_with_results() == [False]
+    # The engine's vaults hold their own authority's associated token accounts.
+    for vault in VAULTS:
+        (actor,) = [m.actor for m in engine.runtime.mailboxes() if m.name == vault]
+        assert {account for _, account in actor.accounts} == {
+            str(vault_token_account(signing_key.keys[vault], Pubkey.from_string(mint))) for mint, _ in actor.accounts
+        }
+
+
+@pytest.mark.parametrize("signing_key", ["pkcs11", "kms"], indirect=True)  # dev keys exist for any vault
+def test_a_vault_without_a_key_is_refused_and_the_rest_still_sign(engine_factory, signing_key: KeyCase) -> None:
+    _, signer = start(engine_factory, signing_key)
+    result = sign(signer, message_bytes(transfer_message(signing_key.public_key)), vault="vault-0099")
+    assert result.signature is None and "vault-0099" in result.refused
+    message = transfer_message(signing_key.public_key)
+    assert_valid_solana_signature(message, sign(signer, message_bytes(message)).signature)
 
 
 def test_a_halt_refuses_every_request_until_recovery(engine_factory, signing_key: KeyCase) -> None:
@@ -69,6 +99,14 @@ def test_a_halt_refuses_every_request_until_recovery(engine_factory, signing_key
     wait_until(lambda: not health(signer).halted, what="signer resumed")
     message = transfer_message(signing_key.public_key)
     assert_valid_solana_signature(message, sign(signer, message_bytes(message)).signature)
+
+
+def test_a_vault_beyond_the_configured_ones_is_found_on_first_use(engine_factory, signing_key: KeyCase) -> None:
+    _, signer = start(engine_factory, signing_key, vaults=1)  # only vault-0000 is required at start
+    assert health(signer).vault_keys == 1
+    message = transfer_message(signing_key.keys[VAULTS[1]])
+    assert_valid_solana_signature(message, sign(signer, message_bytes(message), vault=VAULTS[1]).signature)
+    assert health(signer).vault_keys == 2
 
 
 def test_bad_requests_are_refused_and_counted(engine_factory, key_dev_key: KeyCase) -> None:
@@ -104,7 +142,7 @@ def test_many_threads_signing_at_once_through_the_pkcs11_signer_all_succeed(
 
     def client(n: int) -> None:
         go.wait()
-        requests = [SignRequest(trade_id=f"{n}-{i}", payload=payload) for i in range(per_thread)]
+        requests = [SignRequest(trade_id=f"{n}-{i}", vault_id=VAULTS[0], payload=payload) for i in range(per_thread)]
         futures = [signer.ask(r, block=False) for r in requests]
         got = [f.get(timeout=30) for f in futures]
         with lock:
@@ -145,7 +183,7 @@ def test_a_signature_carries_the_signers_time_taken_before_the_board_and_the_epo
     board = _TimedBoard()
     board.publish(HaltStatus(state="ARMED", epoch=3, halted=False, factor=1.0))
     key = parse_config(key_dev_key.toml()).signers.keys[0]
-    signer = Signer.start(board, key)
+    signer = Signer.start(board, key, VaultKeys(key.name))
     message = transfer_message(key_dev_key.public_key)
     result = sign(signer, message_bytes(message))
     assert_valid_solana_signature(message, result.signature)

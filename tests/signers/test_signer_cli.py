@@ -1,4 +1,5 @@
-"""`xorj-actors keys init|show|rotate` as operators run it: a process of its own, audited."""
+"""`xorj-actors keys init|show|rotate` as operators run it: a process of its own, audited, for
+many vaults at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from solders.pubkey import Pubkey
 
 from xorj_actors.cli import main as cli_main
+from xorj_actors.localnet import dev_vault_authority
 from xorj_actors.signers import KmsSettings, Pkcs11Settings
 from xorj_actors.signers import _kms, _pkcs11
 from tests.plugins.softhsm import SoftHsmToken
@@ -31,9 +33,8 @@ def keys(
 
 
 def printed(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if ": " in line and not line.startswith("set ")]
-    return dict(line.split(": ", 1) for line in lines)
+    """vault id -> public key, as `keys` prints them."""
+    return dict(line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith("vault-"))
 
 
 def audited(config: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -43,51 +44,57 @@ def audited(config: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     return [json.loads(line)["details"] for line in capsys.readouterr().out.splitlines()]
 
 
-def ceremony(config: Path, data_dir: Path, env: dict[str, str], capsys) -> tuple[Pubkey, Pubkey, str]:
-    """init, init again (refused), show, rotate, show; checks the output and the audit trail."""
-    first = Pubkey.from_string(printed(keys("init", config, data_dir, env))["public_key"])
-    again = keys("init", config, data_dir, env)
-    assert again.returncode == 1 and "already exists" in again.stderr
-    assert printed(keys("show", config, data_dir, env))["public_key"] == str(first)
-    rotated = printed(keys("rotate", config, data_dir, env))
-    new = Pubkey.from_string(rotated["public_key"])
-    assert rotated["old_public_key"] == str(first) and new != first
-    assert printed(keys("show", config, data_dir, env))["public_key"] == str(new)
+def ceremony(config: Path, data_dir: Path, env: dict[str, str], capsys) -> dict[str, Pubkey]:
+    """init 0-2, init 2-3 (2 refused, 3 done), show all, rotate (refused); checks output and audit trail."""
+    first = keys("init", config, data_dir, env, "--vaults", "0-2")
+    assert first.returncode == 0, first.stderr
+    made = {v: Pubkey.from_string(pk) for v, pk in printed(first).items()}
+    assert list(made) == ["vault-0000", "vault-0001", "vault-0002"] and len(set(made.values())) == 3
+    again = keys("init", config, data_dir, env, "--vaults", "vault-0002,3")
+    assert again.returncode == 1 and "vault-0002" in again.stderr and "already exists" in again.stderr
+    (new,) = printed(again).items()
+    assert new[0] == "vault-0003"
+    made["vault-0003"] = Pubkey.from_string(new[1])
+    shown = keys("show", config, data_dir, env)  # every configured vault (vaults.count = 4)
+    assert shown.returncode == 0, shown.stderr
+    assert {v: Pubkey.from_string(pk) for v, pk in printed(shown).items()} == made
+    rotated = keys("rotate", config, data_dir, env, "--vaults", "0")
+    assert rotated.returncode == 1 and "rotation is not built" in rotated.stderr and not printed(rotated)
+    missing = keys("show", config, data_dir, env, "--vaults", "4")
+    assert missing.returncode == 1 and "vault-0004" in missing.stderr
     trail = audited(config, data_dir, capsys)
     assert [(d["what"], d["outcome"]) for d in trail] == [
-        ("init", "done"), ("init", "refused"), ("show", "done"), ("rotate", "done"), ("show", "done"),
+        ("init", "done"), ("init", "partly done"), ("show", "done"), ("rotate", "refused"), ("show", "refused"),
     ]
-    assert trail[0]["public_key"] == str(first) and "already exists" in trail[1]["reason"]
-    assert trail[3]["old_public_key"] == str(first) and trail[3]["public_key"] == str(new)
-    return first, new, rotated["old_key_kept_as"]
+    assert trail[0]["vaults"] == [{"vault": v, "public_key": str(made[v])} for v in ("vault-0000", "vault-0001", "vault-0002")]
+    assert "already exists" in trail[1]["vaults"][0]["refused"]
+    assert "rotation is not built" in trail[3]["reason"]
+    return made
 
 
 def test_pkcs11_key_ceremony(tmp_path, softhsm_token: SoftHsmToken, hsm_key_label: str, capsys) -> None:
     config = tmp_path / "engine.toml"
     config.write_text(
+        '[vaults]\ncount = 4\n'
         f'[[signers.keys]]\nname = "vault-authority"\nbackend = "pkcs11"\n{softhsm_token.settings_toml(hsm_key_label)}'
     )
-    first, new, kept_as = ceremony(config, tmp_path / "var", softhsm_token.environ, capsys)
-    assert kept_as.startswith(f"{hsm_key_label}.retired-")
+    made = ceremony(config, tmp_path / "var", softhsm_token.environ, capsys)
     token = dict(module=softhsm_token.module, token_label=softhsm_token.label, pin_env=softhsm_token.pin_env)
-    # Both keys are still in the token: the new one active, the old one under its retired label.
-    assert _pkcs11.show_key(Pkcs11Settings(**token, key_label=hsm_key_label), softhsm_token.environ) == new
-    assert _pkcs11.show_key(Pkcs11Settings(**token, key_label=kept_as), softhsm_token.environ) == first
+    settings = Pkcs11Settings(**token, label_prefix=hsm_key_label)
+    assert {v: pk for v, pk, _ in _pkcs11.show_keys(settings, softhsm_token.environ, list(made))} == made
 
 
 def test_kms_key_ceremony(tmp_path, kms_settings: KmsSettings, capsys) -> None:
     config = tmp_path / "engine.toml"
     config.write_text(
-        '[[signers.keys]]\nname = "vault-authority"\nbackend = "kms"\n'
-        f'kms.key_id = "{kms_settings.key_id}"\nkms.endpoint_url = "{kms_settings.endpoint_url}"\n'
+        '[vaults]\ncount = 4\n[[signers.keys]]\nname = "vault-authority"\nbackend = "kms"\n'
+        f'kms.alias_prefix = "{kms_settings.alias_prefix}"\nkms.endpoint_url = "{kms_settings.endpoint_url}"\n'
     )
-    first, new, kept_as = ceremony(config, tmp_path / "var", {}, capsys)
-    assert kept_as.startswith(f"{kms_settings.key_id}-retired-")
-    assert _kms.show_key(KmsSettings(key_id=kept_as, endpoint_url=kms_settings.endpoint_url)) == first
-    assert _kms.show_key(kms_settings) == new
+    made = ceremony(config, tmp_path / "var", {}, capsys)
+    assert {v: pk for v, pk, _ in _kms.show_keys(kms_settings, list(made))} == made
 
 
-def test_keys_refuses_the_dev_key_and_bad_input(tmp_path, capsys) -> None:
+def test_keys_shows_dev_keys_and_refuses_bad_input(tmp_path, capsys) -> None:
     data_dir = tmp_path / "var"
     config = tmp_path / "engine.toml"
     config.write_text('[[signers.keys]]\nname = "a"\n[[signers.keys]]\nname = "b"\n')
@@ -95,6 +102,10 @@ def test_keys_refuses_the_dev_key_and_bad_input(tmp_path, capsys) -> None:
     assert result.returncode == 2 and "choose one with --key" in result.stderr
     result = keys("show", config, data_dir, {}, "--key", "c")
     assert result.returncode == 2 and "no key 'c'" in result.stderr
+    result = keys("show", config, data_dir, {}, "--key", "a", "--vaults", "3-1")
+    assert result.returncode == 2 and "runs backwards" in result.stderr
     result = keys("init", config, data_dir, {}, "--key", "a")
-    assert result.returncode == 1 and "manages pkcs11 and kms keys, not dev_key" in result.stderr
-    assert [(d["what"], d["outcome"]) for d in audited(config, data_dir, capsys)] == [("init", "refused")]
+    assert result.returncode == 1 and "derived from a seed, there is nothing to create" in result.stderr
+    shown = keys("show", config, data_dir, {}, "--key", "a", "--vaults", "0,5")
+    assert printed(shown) == {v: str(dev_vault_authority(v).pubkey()) for v in ("vault-0000", "vault-0005")}
+    assert [(d["what"], d["outcome"]) for d in audited(config, data_dir, capsys)] == [("init", "refused"), ("show", "done")]

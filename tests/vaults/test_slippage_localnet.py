@@ -18,8 +18,8 @@ from xorj_actors.vaults._reconcile import PlannedTrade, plan_trades
 from xorj_actors.vaults._slippage import check_quote, executed_deviation_bps, realised_slippage
 from xorj_actors.vaults.settings import VaultSettings
 
-AUTHORITY = dev_vault_authority()
 VAULT = "vault-0001"
+AUTHORITY = dev_vault_authority(VAULT)  # the vault's own key
 
 
 class Market:
@@ -103,7 +103,7 @@ async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Loca
             assert math.isclose(verdict.deviation_bps, verdict.impact_bps, abs_tol=1e-6)
             assert verdict.expected_out > int(quote["outAmount"])
 
-            body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote, "vaultId": VAULT}
+            body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote}
             async with http.post(localnet.urls["quote"] + "/swap", json=body) as resp:
                 swap = await resp.json()
                 assert resp.status == 200, swap

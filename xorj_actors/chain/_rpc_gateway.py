@@ -5,15 +5,15 @@ A vault's round needs its token balances and the USD prices of its mints. Thousa
 asking the node one account at a time would be thousands of requests; the gateway collects the
 requests that arrive within ``batch_window_s`` into ``getMultipleAccounts`` calls of at most 100
 accounts, and serves prices from one cached ``/price`` answer. Every answer is checked: an
-account that is not an SPL token account of the expected mint and owner makes the vault's
-snapshot an error, never a guess.
+account that is not an SPL token account of the expected mint and owner (the vault's own
+authority) makes the vault's snapshot an error, never a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -76,7 +76,7 @@ class RpcGateway(Participant):
         *,
         rpc_url: str,
         quote_url: str,
-        owner: Pubkey,
+        owner: Callable[[str], Pubkey | None],
         watch_mints: tuple[str, ...] = (),
         volatility: VolatilitySettings | None = None,
     ) -> None:
@@ -198,6 +198,9 @@ class RpcGateway(Participant):
         for r in chunk:
             balances: list[tuple[str, int]] = []
             error = None
+            owner = self.owner(r.vault_id)  # the vault's own authority
+            if owner is None:
+                error = f"{r.vault_id}: its key store shows no authority for it"
             for mint, account in r.accounts:
                 info = values[i]
                 i += 1
@@ -209,8 +212,8 @@ class RpcGateway(Participant):
                 except Exception:  # noqa: BLE001 - not a token account: the answer makes no sense
                     error = error or f"{account} is not an SPL token account"
                     continue
-                if str(token.mint) != mint or token.owner != self.owner:
-                    error = error or f"{account} holds {token.mint} for {token.owner}, expected {mint} for {self.owner}"
+                if str(token.mint) != mint or token.owner != owner:
+                    error = error or f"{account} holds {token.mint} for {token.owner}, expected {mint} for {owner}"
                     continue
                 balances.append((mint, int(token.amount)))
             wanted = [(m, prices[m]) for m in r.mints if m in prices]

@@ -129,25 +129,10 @@ class Engine:
                 self._endpoints[f"localnet_{name}"] = url
         logger.info("localnet in-process: {}", self.localnet.urls)
 
-    def _write_dev_key(self) -> None:
-        """Development: the localnet's key file, for ``dev_key`` signers without a ``path``.
-
-        Written whether or not the localnet runs in this process: an engine trading on a
-        separate localnet signs with the same public DEVELOPMENT key.
-        """
-        cfg = self.config
-        if cfg.engine.environment != "development":
-            return
-        if any(k.backend == "dev_key" and not k.dev_key.path for k in cfg.signers.keys):
-            from xorj_actors.localnet import write_dev_key
-
-            write_dev_key(self.data_dir)
-
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
         if cfg.localnet.enabled:
             self._start_localnet()
-        self._write_dev_key()
         self.runtime = Runtime(
             workers=cfg.engine.scheduler_workers, mailbox_capacity=cfg.engine.mailbox_capacity, name="xorj"
         )

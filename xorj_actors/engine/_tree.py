@@ -40,12 +40,24 @@ from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.redaction import Redactor
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
-from xorj_actors.signers import LOCALNET_DEV_PUBLIC_KEY, KeySettings, Signer, open_backend
+from xorj_actors.signers import (
+    LOCALNET_DEV_SEED,
+    KeySettings,
+    Signer,
+    SignerError,
+    VaultKeys,
+    dev_vault_keypair,
+    vault_id,
+    vault_key_board,
+)
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
 from xorj_actors.vaults import Vault, check_quote
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
+
+#: How long a starting vault waits for its key store's Signer to show its key.
+_KEY_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,9 @@ class TreeContext:
     #: The engine's one redaction of secrets in free text (every free-text field an actor
     #: writes passes it); None: each actor's default (the kill switch's: one of ``environ``).
     redactor: Redactor | None = None
+    #: Each key store's board of vault keys, by store name (made on first use, kept across
+    #: restarts of its Signer: a vault's key never changes under a reader).
+    vault_keys: dict[str, VaultKeys] = field(default_factory=dict)
 
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
         """The kill switch's ``on_event``: metrics first, then the audit trail's ``on_event``."""
@@ -109,10 +124,15 @@ def _worker(ctx: TreeContext, name: str, start: Callable[[], Any]) -> ChildSpec:
 
 def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
     hsm = ctx.metrics.hsm_operations
+    cfg = ctx.config
+    # The signing store must hold every configured vault's key before it signs anything.
+    vaults = tuple(vault_id(i) for i in range(cfg.vaults.count)) if key == _signing_key(cfg) else ()
     return Signer.start(
         ctx.board,
         key,
-        environment=ctx.config.engine.environment,
+        _key_board(ctx, key),
+        vaults,
+        environment=cfg.engine.environment,
         environ=ctx.environ,
         data_dir=ctx.data_dir,
         on_operation=lambda backend, result: hsm.labels(backend, result).inc(),
@@ -120,19 +140,35 @@ def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
 
 
 def _signing_key(cfg: Config) -> KeySettings:
-    """The key that signs swaps: ``[execution] signer``, else the first ``[[signers.keys]]``."""
+    """The store whose vault keys sign swaps: ``[execution] signer``, else the first ``[[signers.keys]]``."""
     return cfg.signers.key(cfg.execution.signer) if cfg.execution.signer else cfg.signers.keys[0]
 
 
-@functools.lru_cache(maxsize=16)
-def _fee_payer(key: KeySettings, data_dir: Path) -> Pubkey:
-    """The vault authority the executor builds transactions for (the signer checks it is its key)."""
-    if key.public_key:
-        return Pubkey.from_string(key.public_key)
-    if key.backend == "dev_key":
-        # Reading a dev key's public half is harmless anywhere; its Signer refuses production.
-        return open_backend(key, environment="development", environ={}, data_dir=data_dir).public_key()
-    raise ConfigError(f"signers.keys: key {key.name!r} ({key.backend}) needs public_key for the executor")
+def _key_board(ctx: TreeContext, key: KeySettings) -> VaultKeys:
+    board = ctx.vault_keys.get(key.name)
+    if board is None:
+        try:
+            board = ctx.vault_keys.setdefault(key.name, vault_key_board(key, ctx.data_dir))
+        except SignerError as exc:
+            raise ConfigError(f"signers.keys {key.name!r}: {exc}") from None
+    return board
+
+
+def _authorities(ctx: TreeContext) -> VaultKeys:
+    """Vault id -> its own authority: the signing store's board; with no store (nothing
+    trades), the localnet's vaults as its genesis has them."""
+    cfg = ctx.config
+    if cfg.signers.keys:
+        return _key_board(ctx, _signing_key(cfg))
+    board = ctx.vault_keys.get("")
+    if board is None:
+        listed = {vault_id(i): Pubkey.from_string(k) for i, k in enumerate(cfg.localnet.vault_authorities)}
+
+        def derive(vault: str) -> Pubkey:
+            return listed.get(vault) or dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
+
+        board = ctx.vault_keys.setdefault("", VaultKeys("localnet", derive=derive))
+    return board
 
 
 def _node_urls(ctx: TreeContext) -> tuple[str, str, str]:
@@ -158,7 +194,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
         return []
     rpc, ws, quote = _node_urls(ctx)
     key = _signing_key(cfg)
-    fee_payer = _fee_payer(key, ctx.data_dir)
+    authorities = _authorities(ctx)
     metrics = ctx.metrics
     return [
         _worker(ctx, CONFIRMATION_NAME, lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
@@ -174,12 +210,12 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     audit=cfg.audit,
                     data_dir=ctx.data_dir,
                     environment=cfg.engine.environment,
-                    fee_payer=fee_payer,
+                    vault_authority=authorities.require,
                     signer=key.name,
                     gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
                     quote_check=quote_check(cfg),
                     stable_mint=_stable_mint(cfg),
-                    vault_account=_vault_accounts(cfg, fee_payer),
+                    vault_account=_vault_accounts(authorities),
                     report=report,
                     on_outcome=metrics.on_trade_outcome,
                 ),
@@ -201,7 +237,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
     if not cfg.execution.enabled:
         return []
     rpc, _, quote = _node_urls(ctx)
-    fee_payer = _fee_payer(_signing_key(cfg), ctx.data_dir)
+    authorities = _authorities(ctx)
     return [
         _worker(
             ctx,
@@ -211,7 +247,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
                 cfg.gateway,
                 rpc_url=rpc,
                 quote_url=quote,
-                owner=fee_payer,
+                owner=authorities.get,
                 watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
                 volatility=cfg.breakers.volatility,
             ),
@@ -244,12 +280,11 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     return out
 
 
-def _vault_accounts(cfg: Config, authority: Pubkey) -> Callable[[str, str], Pubkey]:
-    """(vault id, mint) -> the vault's token account (``tokens.vault_token_account``)."""
-    registry = cfg.token_registry()
+def _vault_accounts(authorities: VaultKeys) -> Callable[[str, str], Pubkey]:
+    """(vault id, mint) -> the vault's token account: its own authority's ATA."""
 
-    def account(vault_id: str, mint: str) -> Pubkey:
-        return vault_token_account(authority, vault_id, registry.by_mint(mint).symbol)
+    def account(vault: str, mint: str) -> Pubkey:
+        return vault_token_account(authorities.require(vault), Pubkey.from_string(mint))
 
     return account
 
@@ -272,41 +307,41 @@ def _start_strategy_feed(ctx: TreeContext) -> Any:
 
 
 def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
-    """Vault ``index``: its id, token accounts (derived from the vault authority), profile."""
+    """Vault ``index``: its id, token accounts (its own authority's ATAs), profile.
+
+    The accounts are read when the vault starts, after the signers: a vault whose key store
+    shows no key for it fails its start (fail closed).
+    """
     cfg = ctx.config
-    vault_id = f"vault-{index:04d}"
-    authority = _vault_authority(ctx)
+    vid = vault_id(index)
+    authorities = _authorities(ctx)
     registry = cfg.token_registry()
-    accounts = {str(t.mint): str(vault_token_account(authority, vault_id, t.symbol)) for t in registry}
+
+    def accounts() -> dict[str, str]:
+        # The signers start first, but a store opens on its Signer's own thread: wait for it.
+        authority = authorities.require(vid, wait_s=_KEY_WAIT_S)
+        return {str(t.mint): str(vault_token_account(authority, t.mint)) for t in registry}
+
     names = cfg.vaults.profiles or tuple(p.name for p in cfg.strategy.profiles)
     profile = cfg.strategy.profile(names[index % len(names)])
     stable = str(registry.stable.mint)
     metrics = ctx.metrics
     return _worker(
         ctx,
-        vault_id,
+        vid,
         lambda: Vault.start(
             ctx.board,
-            vault_id,
+            vid,
             profile=profile,
             settings=cfg.vaults,
             strategy=ctx.strategy_board,
-            accounts=accounts,
+            accounts=accounts(),
             decimals=tradable_mints(cfg),
             stable_mint=stable,
             on_round=metrics.on_vault_round,
             on_slippage=metrics.on_realised_slippage,
         ),
     )
-
-
-def _vault_authority(ctx: TreeContext) -> Pubkey:
-    cfg = ctx.config
-    if cfg.signers.keys:
-        key = _signing_key(cfg)
-        return _fee_payer(key, ctx.data_dir)
-    # No signing key (nothing trades): the localnet's vault authority, as its genesis has it.
-    return Pubkey.from_string(cfg.localnet.vault_authority or LOCALNET_DEV_PUBLIC_KEY)
 
 
 def quote_check(cfg: Config) -> QuoteCheck:

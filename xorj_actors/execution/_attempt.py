@@ -13,8 +13,10 @@ import base64
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from pykka import ActorDeadError
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from spl.token.constants import TOKEN_PROGRAM_ID
@@ -35,7 +37,7 @@ from xorj_actors.execution._transaction import (
     swap_plan,
     unsigned_transaction,
 )
-from xorj_actors.signers import SignRequest, SignResult, signer_name
+from xorj_actors.signers import FindVaultKey, SignRequest, SignResult, signer_name
 
 __all__ = ["AttemptBuilder", "SignedAttempt"]
 
@@ -63,9 +65,11 @@ class AttemptBuilder:
 
     async def build(self, rec: TradeRecord, n: int) -> SignedAttempt:
         """Attempt ``n`` of ``rec``: signed, durable, appended to its attempts. Raises TradeError."""
-        io, req, s, fee_payer = self.io, rec.request, self.io.settings, self.io.options.fee_payer
+        io, req, s = self.io, rec.request, self.io.settings
         rec.phase, rec.attempt_no = TradePhase.QUOTING, n
         io.check_gate(req)
+        # The vault's own authority: its wallet, fee payer and the only key that signs for it.
+        fee_payer = await self.authority(req.vault_id)
         quote = await io.quotes.quote(req.input_mint, req.output_mint, req.amount_in, req.slippage_bps)
         in_amount, out_amount, impact_bps = check_quote_basics(
             quote, input_mint=req.input_mint, output_mint=req.output_mint, amount_in=req.amount_in,
@@ -79,7 +83,7 @@ class AttemptBuilder:
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
         quote_id = str(quote.get("quoteId", ""))
         plan = swap_plan(
-            await io.quotes.swap_instructions(fee_payer, quote, req.vault_id), quote_id, fee_payer=fee_payer
+            await io.quotes.swap_instructions(fee_payer, quote), quote_id, fee_payer=fee_payer
         )
         vault_account = io.options.vault_account
         if vault_account is not None:
@@ -138,23 +142,37 @@ class AttemptBuilder:
         rec.attempts.append(attempt)
         return SignedAttempt(attempt, tx)
 
-    async def sign(self, req: TradeRequest, payload: bytes) -> SignResult:
-        """The vault authority's signature, from the Signer actor (it refuses once halted), with
-        the signer's time and the halt epoch it checked."""
+    async def authority(self, vault: str) -> Pubkey:
+        """Vault ``vault``'s authority: from its store's board, else found by asking the Signer
+        (a vault its start did not load). Raises TradeError (SIGNER) when the store has none."""
+        try:
+            return self.io.options.vault_authority(vault)
+        except KeyError:
+            pass
+        found = await self._ask_signer(FindVaultKey(vault_id=vault))
+        if found.public_key is None:
+            raise TradeError(ErrorClass.SIGNER, f"{vault}: no authority key: {found.reason}")
+        return Pubkey.from_string(found.public_key)
+
+    async def _ask_signer(self, message: Any) -> Any:
         io, signer = self.io, self.io.options.signer
         ref = io.runtime.whereis(signer_name(signer))
         if ref is None:
             raise TradeError(ErrorClass.SIGNER, f"signer {signer!r} is not running")
         try:
-            result = await asyncio.wait_for(
-                ref.ask(
-                    SignRequest(trade_id=req.trade_id, payload=payload, reduces_exposure=req.reduces_exposure),
-                    block=False,
-                ),
-                io.settings.internal_timeout_s,
-            )
+            return await asyncio.wait_for(ref.ask(message, block=False), io.settings.internal_timeout_s)
         except (ActorDeadError, MailboxFull, TimeoutError) as exc:
             raise TradeError(ErrorClass.SIGNER, f"signer {signer!r} did not answer: {exc!r}") from exc
+
+    async def sign(self, req: TradeRequest, payload: bytes) -> SignResult:
+        """The vault authority's signature, from the Signer actor (it refuses once halted), with
+        the signer's time and the halt epoch it checked."""
+        io = self.io
+        result = await self._ask_signer(
+            SignRequest(
+                trade_id=req.trade_id, vault_id=req.vault_id, payload=payload, reduces_exposure=req.reduces_exposure
+            )
+        )
         if result.signature is None:
             refused = str(result.refused)
             cls = ErrorClass.HALTED if refused.startswith("halted") else ErrorClass.SIGNER

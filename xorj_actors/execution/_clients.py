@@ -174,8 +174,9 @@ class QuoteClient:
             raise TradeError(ErrorClass.UNKNOWN, "/quote: answer is not a quote")
         return answer
 
-    async def swap_instructions(self, user: Pubkey, quote: Mapping[str, Any], vault_id: str) -> Any:
-        body = {"userPublicKey": str(user), "quoteResponse": dict(quote), "vaultId": vault_id}
+    async def swap_instructions(self, user: Pubkey, quote: Mapping[str, Any]) -> Any:
+        """``POST /swap-instructions`` for wallet ``user``: a vault's own authority names the vault."""
+        body = {"userPublicKey": str(user), "quoteResponse": dict(quote)}
         return await self._request("POST", "/swap-instructions", json=body)
 
     async def rfq_sign(self, quote_id: str, message: bytes, required: Sequence[Pubkey]) -> tuple[Pubkey, Signature]:

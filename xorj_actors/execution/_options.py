@@ -13,7 +13,7 @@ from xorj_actors.audit import AuditSettings
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._messages import TradeOutcome, TradeRequest
 
-__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "QuoteCheck", "VaultAccount"]
+__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "QuoteCheck", "VaultAccount", "VaultAuthority"]
 
 #: Extra slippage check: (request, quote, reference USD prices by mint) -> refusal reason or None.
 QuoteCheck = Callable[[TradeRequest, Mapping[str, Any], Mapping[str, float]], str | None]
@@ -25,6 +25,9 @@ BreakerReport = Callable[[Any, BreakerName, bool, str], None]
 OutcomeHook = Callable[[TradeOutcome, float], None]
 #: (vault id, mint) -> the vault's token account.
 VaultAccount = Callable[[str, str], Pubkey]
+#: Vault id -> its own authority (the wallet, the fee payer, the key that signs); ``KeyError``
+#: when its key store shows no key for it.
+VaultAuthority = Callable[[str], Pubkey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +44,9 @@ class ExecutorOptions:
     data_dir: Path
     #: Which HMAC-key rules apply (``engine.environment``).
     environment: str
-    #: The vault authority: the fee payer and the signer's public key.
-    fee_payer: Pubkey
-    #: The ``[[signers.keys]]`` name that signs.
+    #: Each vault's own authority: its wallet for the quote service, its fee payer, its key.
+    vault_authority: VaultAuthority
+    #: The ``[[signers.keys]]`` store that holds the vault keys.
     signer: str
     #: The breaker gate; None: no breakers.
     gate: Gate | None = None

@@ -161,8 +161,8 @@ def check_vault_legs(
 ) -> None:
     """The legs move exactly what the quote says, between this vault and its counterparty.
 
-    Every vault shares one authority, so a leg the authority signs could spend any vault's
-    tokens: each one must be a TransferChecked of exactly ``amount_in`` of the input mint out of
+    ``authority`` is this vault's own key, so a leg it signs can spend only this vault's tokens
+    (and its SOL); still, each one must be a TransferChecked of exactly ``amount_in`` of the input mint out of
     this vault's own account, and some leg must pay at least ``min_out`` of the output mint into
     this vault's account. Legs through an aggregator program (a real Jupiter route) cannot be
     read this way and are refused: such routes need a verifier for that program.

@@ -15,7 +15,6 @@ from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from xorj_actors.localnet.chain import ChainView
-    from xorj_actors.localnet.dev_key import write_dev_key
     from xorj_actors.localnet.genesis import (
         TOKEN_PROGRAM_ID,
         Genesis,
@@ -43,7 +42,6 @@ _HOMES = {
     "dev_vault_authority": "genesis",
     "swap_transaction": "genesis",
     "vault_token_account": "genesis",
-    "write_dev_key": "dev_key",
     "Localnet": "runner",
     "Faults": "server",
     "LocalnetServer": "server",
@@ -69,7 +67,6 @@ __all__ = [
     "dev_vault_authority",
     "swap_transaction",
     "vault_token_account",
-    "write_dev_key",
 ]
 
 

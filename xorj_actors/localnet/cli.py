@@ -21,10 +21,7 @@ def main(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from pathlib import Path
-
     from xorj_actors.cli import load_config_or_exit
-    from xorj_actors.localnet.dev_key import write_dev_key
     from xorj_actors.localnet.runner import Localnet
 
     config = load_config_or_exit(args)
@@ -38,7 +35,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"xorj-actors localnet: cannot listen: {exc}", file=sys.stderr)
         return 1
     try:
-        write_dev_key(Path(args.data_dir))  # the key of a dev_key signer without a path
         urls = localnet.urls
         if args.json:
             print(json.dumps(urls), flush=True)

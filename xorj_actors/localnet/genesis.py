@@ -10,9 +10,11 @@ Address scheme:
   f"{seed}:mint:{symbol}"))``, unless the token names its own ``mint``);
 - market maker: ``Keypair.from_seed(sha256(f"{seed}:market-maker"))``, its token accounts are
   its associated token accounts;
-- vault ``i`` has id ``f"vault-{i:04d}"`` and, for each token, the token account
-  ``tokens.vault_token_account(authority, vault_id, symbol)``, owned (SPL owner) by the vault
-  authority.
+- vault ``i`` has id ``f"vault-{i:04d}"`` and its own authority: ``[localnet]
+  vault_authorities[i]``, else its DEVELOPMENT key ``signers.dev_vault_keypair(
+  signers.LOCALNET_DEV_SEED, vault_id)``; for each token, its token account is the authority's
+  associated token account (``tokens.vault_token_account(authority, mint)``), and the authority
+  holds ``authority_sol`` for its own fees and rent.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.signers import LOCALNET_DEV_SEED, dev_vault_keypair, vault_id as vault_id_of
 from xorj_actors.tokens import TOKEN_PROGRAM_ID, Token, TokenRegistry, vault_token_account
 
 __all__ = [
@@ -52,9 +55,6 @@ __all__ = [
 
 LAMPORTS_PER_SOL = 1_000_000_000
 _TRANSFER_CHECKED = 12
-#: Seed of the development vault authority. Its secret key is in this source file: it is for
-#: development and tests only and must never own anything on a real cluster.
-_DEV_AUTHORITY_SEED = b"xorj-localnet DEVELOPMENT vault authority, never fund on a real cluster"
 
 
 def _seeded_keypair(text: str | bytes) -> Keypair:
@@ -62,9 +62,10 @@ def _seeded_keypair(text: str | bytes) -> Keypair:
     return Keypair.from_seed(hashlib.sha256(data).digest())
 
 
-def dev_vault_authority() -> Keypair:
-    """The fixed DEVELOPMENT vault authority used when ``localnet.vault_authority`` is empty."""
-    return _seeded_keypair(_DEV_AUTHORITY_SEED)
+def dev_vault_authority(vault: str | int) -> Keypair:
+    """The DEVELOPMENT authority of vault ``vault`` (id or index), used when ``localnet.vault_authorities``
+    is empty: the key a ``dev_key`` store without a seed file signs with. Its seed is public."""
+    return dev_vault_keypair(LOCALNET_DEV_SEED, vault if isinstance(vault, str) else vault_id_of(vault))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class TokenSpec:
 
 @dataclass(frozen=True, slots=True)
 class VaultSpec:
-    """One vault: its authority and its token account per symbol."""
+    """One vault: its own authority and its token account (the authority's ATA) per symbol."""
 
     index: int
     vault_id: str
@@ -102,7 +103,7 @@ class Genesis:
     market_maker: Keypair
     market_maker_accounts: Mapping[str, Pubkey]
     vaults: tuple[VaultSpec, ...]
-    #: Lamports of the vault authority (the fee payer of every swap) and of the market maker.
+    #: Lamports of each vault's authority (the fee payer of its swaps) and of the market maker.
     authority_lamports: int = 0
     market_maker_lamports: int = 0
     _index: Mapping[str, TokenSpec] = field(default_factory=dict, repr=False, compare=False)
@@ -123,10 +124,12 @@ class Genesis:
         """The stablecoin."""
         return next(t for t in self.tokens if t.stable)
 
-    @property
-    def vault_authority(self) -> Pubkey:
-        """The authority of every vault (the localnet knows only its public key)."""
-        return self.vaults[0].authority if self.vaults else dev_vault_authority().pubkey()
+    def vault_of(self, authority: Pubkey) -> VaultSpec:
+        """The vault whose authority is ``authority``; ``KeyError`` if none."""
+        for v in self.vaults:
+            if v.authority == authority:
+                return v
+        raise KeyError(str(authority))
 
     def vault(self, vault_id_or_index: str | int) -> VaultSpec:
         """A vault by id (``"vault-0007"``) or index; ``KeyError`` if unknown."""
@@ -168,15 +171,15 @@ def build_genesis(settings: LocalnetSettings, tokens: TokenRegistry | None = Non
     specs = tuple(_token_spec(settings, t) for t in registry)
     market_maker = _seeded_keypair(f"{settings.seed}:market-maker")
     mm_accounts = {t.symbol: get_associated_token_address(market_maker.pubkey(), t.mint) for t in specs}
-    authority = (
-        Pubkey.from_string(settings.vault_authority)
-        if settings.vault_authority
-        else dev_vault_authority().pubkey()
-    )
     vaults = []
     for i in range(settings.vaults):
-        vault_id = f"vault-{i:04d}"
-        accounts = {t.symbol: vault_token_account(authority, vault_id, t.symbol) for t in specs}
+        vault_id = vault_id_of(i)
+        authority = (
+            Pubkey.from_string(settings.vault_authorities[i])
+            if settings.vault_authorities
+            else dev_vault_authority(vault_id).pubkey()
+        )
+        accounts = {t.symbol: vault_token_account(authority, t.mint) for t in specs}
         vaults.append(VaultSpec(i, vault_id, authority, MappingProxyType(accounts)))
     return Genesis(
         tokens=specs,
@@ -194,7 +197,8 @@ def _place(svm: LiteSVM, address: Pubkey, data: bytes, owner: Pubkey = TOKEN_PRO
 
 
 def apply_genesis(svm: LiteSVM, genesis: Genesis) -> None:
-    """Write ``genesis`` into ``svm``: mints, market maker inventory, vault accounts, SOL for fees."""
+    """Write ``genesis`` into ``svm``: mints, market maker inventory, each vault's associated token
+    accounts (owned by its own authority), and SOL for each authority's fees and rent."""
     mm = genesis.market_maker.pubkey()
     for t in genesis.tokens:
         supply = t.market_maker_amount + t.vault_amount * len(genesis.vaults)
@@ -204,7 +208,8 @@ def apply_genesis(svm: LiteSVM, genesis: Genesis) -> None:
         for v in genesis.vaults:
             _place(svm, v.token_accounts[t.symbol], _token_account(t.mint, v.authority, t.vault_amount))
     fund(svm, mm, genesis.market_maker_lamports)
-    fund(svm, genesis.vault_authority, genesis.authority_lamports)
+    for v in genesis.vaults:
+        fund(svm, v.authority, genesis.authority_lamports)
 
 
 def fund(svm: LiteSVM, pubkey: Pubkey, lamports: int) -> None:
@@ -230,7 +235,8 @@ def swap_transaction(
     """A signed two-leg swap for tests and benchmarks: the vault pays ``amount_in`` of ``sell``
     to the market maker, the market maker pays ``amount_out`` of ``buy`` to the vault, atomically.
 
-    The vault authority pays the fee; both sign. The quote service builds the real ones.
+    The vault's authority (``authority``, its keypair) pays the fee; both sign. The quote service
+    builds the real ones.
     """
     mm = genesis.market_maker
     authority_key, mm_key = authority.pubkey(), mm.pubkey()

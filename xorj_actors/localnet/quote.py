@@ -158,9 +158,8 @@ class QuoteService:
         self._mm_key = genesis.market_maker.pubkey()  # Keypair.pubkey() derives it anew each call
         self._mm_accounts = frozenset(genesis.market_maker_accounts.values())
         self._vaults = {v.vault_id: v for v in genesis.vaults}
-        self._owned: dict[Pubkey, list[VaultSpec]] = {}
-        for v in genesis.vaults:
-            self._owned.setdefault(v.authority, []).append(v)
+        # Each vault has its own authority: the wallet (userPublicKey) names the vault.
+        self._by_authority = {v.authority: v for v in genesis.vaults}
         self._vault_of_account = {a: v.vault_id for v in genesis.vaults for a in v.token_accounts.values()}
 
     # -- pricing ---------------------------------------------------------------------------
@@ -259,19 +258,10 @@ class QuoteService:
         for key in _BINDING_FIELDS:
             if given.get(key) != quote.response[key]:
                 raise QuoteRefused("INVALID_REQUEST", f"quoteResponse.{key}: does not match quote {quote.id}")
-        return quote, self._vault(user, body.get("vaultId"))
-
-    def _vault(self, user: Pubkey, vault_id: Any) -> VaultSpec:
-        if vault_id is not None:
-            vault = self._vaults.get(vault_id) if isinstance(vault_id, str) else None
-            if vault is None or vault.authority != user:
-                raise QuoteRefused("INVALID_REQUEST", f"vaultId: {vault_id!r} is not a vault of {user}")
-            return vault
-        owned = self._owned.get(user, [])
-        if len(owned) != 1:
-            reason = "owns no vault" if not owned else f"owns {len(owned)} vaults: name one with vaultId"
-            raise QuoteRefused("INVALID_REQUEST", f"userPublicKey: {user} {reason}")
-        return owned[0]
+        vault = self._by_authority.get(user)
+        if vault is None:
+            raise QuoteRefused("INVALID_REQUEST", f"userPublicKey: {user} is no vault's authority")
+        return quote, vault
 
     def legs(self, quote: OpenQuote, vault: VaultSpec) -> tuple[Instruction, Instruction]:
         """The vault's leg (vault pays the market maker) and the market maker's leg (it pays the vault)."""
@@ -317,7 +307,6 @@ class QuoteService:
             "prioritizationFeeLamports": self._prioritization_fee(),
             "computeUnitLimit": self.settings.compute_unit_limit,
             "quoteId": quote.id,
-            "vaultId": vault.vault_id,
             "expiresAtMs": int(quote.expires_at * 1000),
         }
 
@@ -339,7 +328,6 @@ class QuoteService:
             "lastValidBlockHeight": last_valid,
             "prioritizationFeeLamports": self._prioritization_fee(),
             "quoteId": quote.id,
-            "vaultId": vault.vault_id,
         }
 
     def _sign(self, quote: OpenQuote, raw: bytes) -> Signature:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from xorj_actors.localnet.market_settings import QuantSettings, QuoteSettings
-from xorj_actors.tokens import MAX_SEED_BYTES, Token
+from xorj_actors.tokens import Token
 
 __all__ = ["DEFAULT_MARKETS", "LocalnetSettings", "MarketSettings"]
 
@@ -96,11 +96,12 @@ class LocalnetSettings:
     #: bounds memory. Must exceed the blockhash window, which is what refuses a replay.
     history_slots: int = 100_000
     vaults: int = 8
-    #: Base58 public key of the vault authority (the engine's signer). Empty: the fixed
-    #: DEVELOPMENT key of `genesis.dev_vault_authority()`, whose secret is public: never fund it.
-    vault_authority: str = ""
-    #: SOL given to the vault authority (it pays every swap's fee) and to the market maker.
-    authority_sol: float = 1_000.0
+    #: Base58 public keys of the vaults' authorities, vault 0 first (keys made with
+    #: ``xorj-actors keys init --vaults``). Empty: each vault's DEVELOPMENT key, derived from
+    #: the public development seed (``signers.dev_vault_keypair``): never fund those anywhere.
+    vault_authorities: tuple[str, ...] = ()
+    #: SOL given to each vault's authority (it pays its own swaps' fees and rent).
+    authority_sol: float = 10.0
     market_maker_sol: float = 100.0
     #: Price, volatility, depth and balances per token; a token of ``[[tokens]]`` without an
     #: entry gets :class:`MarketSettings` defaults.
@@ -125,8 +126,12 @@ class LocalnetSettings:
             raise ValueError("history_slots: must exceed blockhash_valid_blocks + finalized_lag, at most 1e7")
         if not 0 <= self.vaults <= 100_000:
             raise ValueError("vaults: must be between 0 and 100000")
-        if self.vault_authority:
-            _check_pubkey("vault_authority", self.vault_authority)
+        for i, key in enumerate(self.vault_authorities):
+            _check_pubkey(f"vault_authorities[{i}]", key)
+        if self.vault_authorities and len(self.vault_authorities) != self.vaults:
+            raise ValueError(f"vault_authorities: {len(self.vault_authorities)} keys for {self.vaults} vaults")
+        if len(set(self.vault_authorities)) != len(self.vault_authorities):
+            raise ValueError("vault_authorities: each vault needs its own key")
         for key in ("authority_sol", "market_maker_sol"):
             value = getattr(self, key)
             if not math.isfinite(value) or not 0 <= value <= 1e9:
@@ -165,6 +170,3 @@ class LocalnetSettings:
                     raise ValueError(f"{where}.{key}: does not fit a u64 at {t.decimals} decimals")
             if (market.market_maker_tokens() + market.vault_balance * self.vaults) * scale > _U64_MAX:
                 raise ValueError(f"{where}: the supply of {t.symbol} does not fit a u64")
-        longest = max((len(t.symbol) for t in tokens), default=0)
-        if len(f"vault-{max(self.vaults - 1, 0):04d}:") + longest > MAX_SEED_BYTES:
-            raise ValueError("vaults: a token symbol is too long for the vault account seed")

@@ -1,7 +1,8 @@
-"""Signer actors: one per key; the only path to funds.
+"""Signer actors: one per key store, holding one key per vault; the only path to funds.
 
-Backends: PKCS#11 (an Ed25519 key generated inside an HSM, SoftHSM2 in development), AWS KMS
-(``ECC_NIST_EDWARDS25519``) and, in development only, a key file. See docs/SIGNERS.md.
+Stores: PKCS#11 (Ed25519 keys generated inside an HSM, SoftHSM2 in development, labelled by
+vault id), AWS KMS (``ECC_NIST_EDWARDS25519`` keys addressed by alias) and, in development only,
+keys derived from a seed. See docs/SIGNERS.md.
 """
 
 from __future__ import annotations
@@ -9,11 +10,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
+from xorj_actors.signers._backend import Backend, SignerError, open_backend, vault_key_board
+from xorj_actors.signers._vault_keys import (
+    LOCALNET_DEV_SEED,
+    VaultKeys,
+    dev_vault_keypair,
+    parse_vault_ids,
+    vault_id,
+)
 from xorj_actors.signers.settings import (
     BACKENDS,
-    LOCALNET_DEV_KEY_FILE,
-    LOCALNET_DEV_PUBLIC_KEY,
     DevKeySettings,
     KeySettings,
     KmsSettings,
@@ -24,21 +30,23 @@ from xorj_actors.signers.settings import (
 if TYPE_CHECKING:
     from xorj_actors.signers._signer import (
         RESULTS,
+        FindVaultKey,
         GetSignerHealth,
         SignerHealth,
         SignRequest,
         SignResult,
         Signer,
+        VaultKeyFound,
         signer_name,
     )
 
 __all__ = [
     "BACKENDS",
-    "LOCALNET_DEV_KEY_FILE",
-    "LOCALNET_DEV_PUBLIC_KEY",
+    "LOCALNET_DEV_SEED",
     "RESULTS",
     "Backend",
     "DevKeySettings",
+    "FindVaultKey",
     "GetSignerHealth",
     "KeySettings",
     "KmsSettings",
@@ -49,15 +57,30 @@ __all__ = [
     "SignerError",
     "SignerHealth",
     "SignerSettings",
-    "check_public_key",
+    "VaultKeyFound",
+    "VaultKeys",
+    "dev_vault_keypair",
     "open_backend",
+    "parse_vault_ids",
     "signer_name",
+    "vault_id",
+    "vault_key_board",
 ]
 
 # xorj_actors.config imports our settings: the actor half loads on first use, so that loading a
 # config (every command does) does not import it (see xorj_actors/_lazy.py).
 _ACTOR_NAMES = frozenset(
-    {"RESULTS", "GetSignerHealth", "SignerHealth", "SignRequest", "SignResult", "Signer", "signer_name"}
+    {
+        "RESULTS",
+        "FindVaultKey",
+        "GetSignerHealth",
+        "SignerHealth",
+        "SignRequest",
+        "SignResult",
+        "Signer",
+        "VaultKeyFound",
+        "signer_name",
+    }
 )
 
 

@@ -1,4 +1,4 @@
-"""The interface every signing backend offers, and opening the configured one."""
+"""The interface every key store offers, and opening the configured one."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Protocol
 
 from solders.pubkey import Pubkey
 
+from xorj_actors.signers._vault_keys import VaultKeys, dev_vault_keypair
 from xorj_actors.signers.settings import KeySettings
 
-__all__ = ["Backend", "SignerError", "check_public_key", "open_backend"]
+__all__ = ["Backend", "SignerError", "open_backend", "vault_key_board"]
 
 
 class SignerError(RuntimeError):
@@ -18,25 +19,26 @@ class SignerError(RuntimeError):
 
 
 class Backend(Protocol):
-    """One Ed25519 key. Only the public key is ever in the engine's memory (dev key aside)."""
+    """One key store holding one Ed25519 key per vault. Only public keys are ever in the
+    engine's memory (dev keys aside)."""
 
     name: str  # "pkcs11", "kms" or "dev_key"
 
-    def public_key(self) -> Pubkey:
-        """The key's public half."""
+    def public_key(self, vault: str) -> Pubkey:
+        """Vault ``vault``'s authority; :class:`SignerError` if the store has no key for it."""
 
-    def sign(self, message: bytes) -> bytes:
-        """A 64-byte pure Ed25519 signature of ``message``; :class:`SignerError` on failure."""
+    def sign(self, vault: str, message: bytes) -> bytes:
+        """A 64-byte pure Ed25519 signature of ``message`` by vault ``vault``'s key."""
 
     def close(self) -> None:
         """Release the session or client (idempotent)."""
 
 
 def open_backend(key: KeySettings, *, environment: str, environ: Mapping[str, str], data_dir: Path) -> Backend:
-    """Open ``key``'s backend on the calling thread (the thread that will use it).
+    """Open ``key``'s store on the calling thread (the thread that will use it).
 
     Raises:
-        SignerError: the backend cannot be opened, or refuses this environment.
+        SignerError: the store cannot be opened, or refuses this environment.
     """
     if key.backend == "pkcs11":
         from xorj_actors.signers._pkcs11 import Pkcs11Backend
@@ -51,21 +53,17 @@ def open_backend(key: KeySettings, *, environment: str, environ: Mapping[str, st
     return DevKeyBackend.open(key.dev_key, environment=environment, data_dir=data_dir)
 
 
-def check_public_key(key: KeySettings, actual: Pubkey) -> None:
-    """Fail closed unless the backend's key is the configured vault authority.
+def vault_key_board(key: KeySettings, data_dir: Path) -> VaultKeys:
+    """The board of ``key``'s vault keys. Derived development keys are all known at once (their
+    public halves are harmless anywhere; the dev store's Signer refuses production); a PKCS#11
+    or KMS store's keys appear as its Signer finds them.
 
     Raises:
-        SignerError: ``public_key`` is unset for an HSM/KMS key, or names another key.
+        SignerError: a dev store's seed file cannot be read.
     """
-    if not key.public_key:
-        if key.backend == "dev_key":
-            return
-        raise SignerError(
-            f"{key.name}: public_key is not set; run `xorj-actors keys show --key {key.name}` and set "
-            f"[[signers.keys]] public_key to the vault authority it shows"
-        )
-    if str(actual) != key.public_key:
-        raise SignerError(
-            f"{key.name}: the {key.backend} key is {actual}, not the configured vault authority {key.public_key}; "
-            "refusing to sign with it"
-        )
+    if key.backend != "dev_key":
+        return VaultKeys(key.name)
+    from xorj_actors.signers._dev_key import dev_seed
+
+    seed = dev_seed(key.dev_key, data_dir)
+    return VaultKeys(key.name, derive=lambda vault: dev_vault_keypair(seed, vault).pubkey())

@@ -1,4 +1,4 @@
-"""Development key backend: the secret key is in this process. Refused in production."""
+"""Development key store: each vault's key derived from a seed, in this process. Refused in production."""
 
 from __future__ import annotations
 
@@ -9,43 +9,58 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from xorj_actors.signers._backend import SignerError
-from xorj_actors.signers.settings import LOCALNET_DEV_KEY_FILE, DevKeySettings
+from xorj_actors.signers._vault_keys import LOCALNET_DEV_SEED, dev_vault_keypair
+from xorj_actors.signers.settings import DevKeySettings
 
-__all__ = ["DevKeyBackend"]
+__all__ = ["DevKeyBackend", "dev_seed"]
+
+
+def dev_seed(settings: DevKeySettings, data_dir: Path) -> str:
+    """The seed of ``settings``: the seed file's text, or the public :data:`LOCALNET_DEV_SEED`."""
+    if not settings.seed_file:
+        return LOCALNET_DEV_SEED
+    path = data_dir / settings.seed_file
+    try:
+        seed = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SignerError(f"dev_key: cannot read the seed file {path}: {exc.strerror}") from None
+    if not seed:
+        raise SignerError(f"dev_key: the seed file {path} is empty")
+    return seed
 
 
 class DevKeyBackend:
-    """A keypair read from a Solana CLI keypair file (by default the one the localnet writes)."""
+    """Vault keys derived from a seed (by default the localnet's public DEVELOPMENT seed)."""
 
     name = "dev_key"
 
-    def __init__(self, keypair: Keypair) -> None:
-        self._keypair = keypair
+    def __init__(self, seed: str) -> None:
+        self._seed = seed
+        self._keys: dict[str, Keypair] = {}
 
     @classmethod
     def open(cls, settings: DevKeySettings, *, environment: str, data_dir: Path) -> DevKeyBackend:
         if environment == "production":
             raise SignerError(
-                "dev_key: a key file is for development only and is refused in production; "
-                'configure backend = "pkcs11" or "kms" for this key'
+                "dev_key: derived keys are for development only and are refused in production; "
+                'configure backend = "pkcs11" or "kms" for this key store'
             )
-        path = data_dir / (settings.path or LOCALNET_DEV_KEY_FILE)
-        try:
-            keypair = Keypair.from_json(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            hint = "" if settings.path else " (the localnet writes it when it starts)"
-            raise SignerError(f"dev_key: cannot read {path}: {exc.strerror}{hint}") from None
-        except ValueError as exc:
-            raise SignerError(f"dev_key: {path} is not a Solana keypair file (JSON array of 64 bytes): {exc}") from None
-        if not settings.path:
-            logger.warning("dev_key: signing with the localnet's DEVELOPMENT key, whose secret is public")
-        return cls(keypair)
+        seed = dev_seed(settings, data_dir)
+        if not settings.seed_file:
+            logger.warning("dev_key: signing with the localnet's DEVELOPMENT vault keys, whose seed is public")
+        return cls(seed)
 
-    def public_key(self) -> Pubkey:
-        return self._keypair.pubkey()
+    def _key(self, vault: str) -> Keypair:
+        key = self._keys.get(vault)
+        if key is None:
+            key = self._keys[vault] = dev_vault_keypair(self._seed, vault)
+        return key
 
-    def sign(self, message: bytes) -> bytes:
-        return bytes(self._keypair.sign_message(message))
+    def public_key(self, vault: str) -> Pubkey:
+        return self._key(vault).pubkey()
+
+    def sign(self, vault: str, message: bytes) -> bytes:
+        return bytes(self._key(vault).sign_message(message))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,4 +1,5 @@
-"""AWS KMS backend: an ``ECC_NIST_EDWARDS25519`` key; signing happens inside KMS.
+"""AWS KMS backend: one ``ECC_NIST_EDWARDS25519`` key per vault, addressed by its alias
+``alias/<alias_prefix><vault id>``; signing happens inside KMS.
 
 ``ED25519_SHA_512`` with ``MessageType=RAW`` is pure Ed25519 (a valid Solana signature); the
 ``_PH_`` variant is not. Credentials come from the standard AWS environment variables.
@@ -6,7 +7,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -14,7 +15,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.signers._backend import SignerError
 from xorj_actors.signers.settings import KmsSettings
 
-__all__ = ["KmsBackend", "init_key", "rotate_key", "show_key"]
+__all__ = ["KmsBackend", "init_keys", "key_alias", "show_keys"]
 
 _KEY_SPEC = "ECC_NIST_EDWARDS25519"
 _ALGORITHM = "ED25519_SHA_512"
@@ -59,40 +60,53 @@ def _public_key(client: Any, key_id: str) -> Pubkey:
     return Pubkey.from_bytes(der[-32:])
 
 
+def key_alias(settings: KmsSettings, vault: str) -> str:
+    """The alias of vault ``vault``'s key."""
+    return f"alias/{settings.alias_prefix}{vault}"
+
+
+def _resolve(client: Any, settings: KmsSettings, vault: str) -> tuple[str, Pubkey]:
+    """The ARN and public key of ``vault``'s key (refused unless it is an enabled Ed25519 key)."""
+    alias = key_alias(settings, vault)
+    meta = _call(f"DescribeKey {alias}", client.describe_key, KeyId=alias)["KeyMetadata"]
+    if meta.get("KeyState") != "Enabled":
+        raise SignerError(f"kms: key {alias} is {meta.get('KeyState')}, not Enabled")
+    return meta["Arn"], _public_key(client, meta["Arn"])
+
+
 class KmsBackend:
-    """A KMS client and one key id; no key material is ever fetched but the public key."""
+    """A KMS client and the vault keys resolved so far; no key material is fetched but public keys."""
 
     name = "kms"
 
-    def __init__(self, client: Any, key_id: str, public_key: Pubkey) -> None:
+    def __init__(self, client: Any, settings: KmsSettings) -> None:
         self._client = client
-        self._key_id = key_id
-        self._public_key = public_key
+        self._settings = settings
+        self._keys: dict[str, tuple[str, Pubkey]] = {}
 
     @classmethod
     def open(cls, settings: KmsSettings) -> KmsBackend:
-        client = _client(settings)
-        try:
-            # Sign with the key's own ARN: an alias retargeted by a rotation must not switch the
-            # key under a running signer whose public key was checked at start.
-            meta = _call(f"DescribeKey {settings.key_id}", client.describe_key, KeyId=settings.key_id)["KeyMetadata"]
-            if meta.get("KeyState") != "Enabled":
-                raise SignerError(f"kms: key {settings.key_id} is {meta.get('KeyState')}, not Enabled")
-            return cls(client, meta["Arn"], _public_key(client, meta["Arn"]))
-        except BaseException:
-            client.close()
-            raise
+        return cls(_client(settings), settings)
 
-    def public_key(self) -> Pubkey:
-        return self._public_key
+    def _key(self, vault: str) -> tuple[str, Pubkey]:
+        # Resolved once, then signed with by ARN: an alias retargeted under a running signer must
+        # not switch the key whose public key the vault's accounts belong to.
+        found = self._keys.get(vault)
+        if found is None:
+            found = self._keys[vault] = _resolve(self._client, self._settings, vault)
+        return found
 
-    def sign(self, message: bytes) -> bytes:
+    def public_key(self, vault: str) -> Pubkey:
+        return self._key(vault)[1]
+
+    def sign(self, vault: str, message: bytes) -> bytes:
         if len(message) > MAX_MESSAGE_BYTES:
             raise SignerError(f"kms: message of {len(message)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+        arn = self._key(vault)[0]
         reply = _call(
             "Sign",
             self._client.sign,
-            KeyId=self._key_id,
+            KeyId=arn,
             Message=message,
             MessageType="RAW",
             SigningAlgorithm=_ALGORITHM,
@@ -109,55 +123,48 @@ class KmsBackend:
 # -- the key ceremony (``xorj-actors keys``) ----------------------------------------------------
 
 
-def _alias(settings: KmsSettings) -> str:
-    if not settings.key_id.startswith("alias/"):
-        raise SignerError(f"kms: key_id must be an alias (alias/...) to create or rotate keys, not {settings.key_id!r}")
-    return settings.key_id
-
-
-def _create(client: Any, description: str) -> str:
+def _init_one(client: Any, settings: KmsSettings, vault: str) -> tuple[str, Pubkey | None, str]:
+    alias = key_alias(settings, vault)
+    if _call(f"DescribeKey {alias}", client.describe_key, missing_ok=True, KeyId=alias) is not None:
+        return vault, None, f"{alias} already exists"
     reply = _call(
-        "CreateKey", client.create_key, KeySpec=_KEY_SPEC, KeyUsage="SIGN_VERIFY", Description=description
+        "CreateKey",
+        client.create_key,
+        KeySpec=_KEY_SPEC,
+        KeyUsage="SIGN_VERIFY",
+        Description=f"xorj vault authority of {vault} ({alias})",
     )
-    return reply["KeyMetadata"]["KeyId"]
+    key_id = reply["KeyMetadata"]["KeyId"]
+    _call(f"CreateAlias {alias}", client.create_alias, AliasName=alias, TargetKeyId=key_id)
+    return vault, _public_key(client, key_id), ""
 
 
-def init_key(settings: KmsSettings) -> Pubkey:
-    """Create the key and point ``key_id`` (an alias) at it; refuses if the alias exists."""
-    alias = _alias(settings)
+def init_keys(settings: KmsSettings, vaults: Sequence[str]) -> list[tuple[str, Pubkey | None, str]]:
+    """Create each vault's key and its alias; a vault whose alias exists keeps its key
+    (vault, None, reason). Never retargets an alias."""
     client = _client(settings)
+    out: list[tuple[str, Pubkey | None, str]] = []
     try:
-        if _call(f"DescribeKey {alias}", client.describe_key, missing_ok=True, KeyId=alias) is not None:
-            raise SignerError(f"kms: {alias} already exists; use `keys rotate`")
-        key_id = _create(client, f"xorj vault authority ({alias})")
-        _call(f"CreateAlias {alias}", client.create_alias, AliasName=alias, TargetKeyId=key_id)
-        return _public_key(client, key_id)
+        for vault in vaults:
+            try:
+                out.append(_init_one(client, settings, vault))
+            except SignerError as exc:  # recorded per vault: the others are done or refused alone
+                out.append((vault, None, str(exc)))
     finally:
         client.close()
+    return out
 
 
-def show_key(settings: KmsSettings) -> Pubkey:
+def show_keys(settings: KmsSettings, vaults: Sequence[str]) -> list[tuple[str, Pubkey | None, str]]:
+    """Each vault's public key, or (vault, None, why there is none)."""
     client = _client(settings)
+    out: list[tuple[str, Pubkey | None, str]] = []
     try:
-        return _public_key(client, settings.key_id)
+        for vault in vaults:
+            try:
+                out.append((vault, _resolve(client, settings, vault)[1], ""))
+            except SignerError as exc:
+                out.append((vault, None, str(exc)))
     finally:
         client.close()
-
-
-def rotate_key(settings: KmsSettings) -> tuple[Pubkey, Pubkey, str]:
-    """Create a new key, retarget the alias to it; the old key stays enabled under a new alias.
-
-    Returns (old public key, new public key, the old key's alias ``<alias>-retired-<UTC time>``).
-    """
-    alias = _alias(settings)
-    client = _client(settings)
-    try:
-        old_id = _call(f"DescribeKey {alias}", client.describe_key, KeyId=alias)["KeyMetadata"]["KeyId"]
-        old = _public_key(client, old_id)
-        retired = f"{alias}-retired-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        _call(f"CreateAlias {retired}", client.create_alias, AliasName=retired, TargetKeyId=old_id)
-        new_id = _create(client, f"xorj vault authority ({alias}), replaces {old_id}")
-        _call(f"UpdateAlias {alias}", client.update_alias, AliasName=alias, TargetKeyId=new_id)
-        return old, _public_key(client, new_id), retired
-    finally:
-        client.close()
+    return out

@@ -1,4 +1,6 @@
-"""PKCS#11 backend: an Ed25519 key generated inside the token, never extractable.
+"""PKCS#11 backend: one Ed25519 key pair per vault, generated inside the token, never extractable.
+
+Vault ``v``'s pair is labelled ``<label_prefix>v`` (both halves carry the label).
 
 python-pkcs11 with SoftHSM2 is not thread-safe: every call into a token must come from one
 thread (the Signer actor's dedicated thread, or the ``keys`` command's main thread).
@@ -7,8 +9,7 @@ thread (the Signer actor's dedicated thread, or the ``keys`` command's main thre
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,11 +21,10 @@ from solders.pubkey import Pubkey
 from xorj_actors.signers._backend import SignerError
 from xorj_actors.signers.settings import Pkcs11Settings
 
-__all__ = ["Pkcs11Backend", "init_key", "rotate_key", "show_key"]
+__all__ = ["Pkcs11Backend", "init_keys", "key_label", "show_keys"]
 
 #: DER OID of Ed25519 (RFC 8410), the EC_PARAMS of an EC_EDWARDS key.
 _ED25519_PARAMS = bytes.fromhex("06032b6570")
-_RETIRED = ".retired-"
 
 # A pkcs11.lib calls C_Finalize when it is garbage-collected, which closes every session of the
 # process on that module: keep exactly one per module for the life of the process.
@@ -106,44 +106,59 @@ def _generate(session: Any, label: str) -> Pubkey:
     return _pubkey(public)
 
 
+def key_label(settings: Pkcs11Settings, vault: str) -> str:
+    """The label of vault ``vault``'s key pair in the token."""
+    return f"{settings.label_prefix}{vault}"
+
+
+def _vault_key(session: Any, settings: Pkcs11Settings, vault: str) -> tuple[Any, Pubkey]:
+    """The private key handle and public key of ``vault``; refuses a key that could leave the token."""
+    label = key_label(settings, vault)
+    private, public = _key_pair(session, label)
+    if not private[Attribute.SENSITIVE] or private[Attribute.EXTRACTABLE]:
+        raise SignerError(f"pkcs11: key {label!r} is extractable or not sensitive: it could leave the HSM")
+    return private, _pubkey(public)
+
+
 class Pkcs11Backend:
-    """A logged-in session on one token and the handle of one private key in it."""
+    """A logged-in session on one token and the handles of the vault keys found in it so far."""
 
     name = "pkcs11"
 
-    def __init__(self, session: Any, private: Any, public_key: Pubkey) -> None:
+    def __init__(self, session: Any, settings: Pkcs11Settings) -> None:
         self._session = session
-        self._private = private
-        self._public_key = public_key
+        self._settings = settings
+        self._keys: dict[str, tuple[Any, Pubkey]] = {}
 
     @classmethod
     def open(cls, settings: Pkcs11Settings, environ: Mapping[str, str]) -> Pkcs11Backend:
-        """Log in and find the key pair labelled ``settings.key_label`` (one login per process)."""
-        session = _open_session(settings, environ)
-        try:
-            private, public = _key_pair(session, settings.key_label)
-            if not private[Attribute.SENSITIVE] or private[Attribute.EXTRACTABLE]:
-                raise SignerError(
-                    f"pkcs11: key {settings.key_label!r} is extractable or not sensitive: it could leave the HSM"
-                )
-            return cls(session, private, _pubkey(public))
-        except BaseException as exc:
-            session.close()
-            if isinstance(exc, PKCS11Error):
-                raise SignerError(f"pkcs11: key {settings.key_label!r}: {type(exc).__name__} {exc}") from None
-            raise
+        """Log in to the token (one login per process); keys are found per vault on first use."""
+        return cls(_open_session(settings, environ), settings)
 
-    def public_key(self) -> Pubkey:
-        return self._public_key
+    def _key(self, vault: str) -> tuple[Any, Pubkey]:
+        found = self._keys.get(vault)
+        if found is None:
+            if self._session is None:
+                raise SignerError("pkcs11: the session is closed")
+            try:
+                found = self._keys[vault] = _vault_key(self._session, self._settings, vault)
+            except PKCS11Error as exc:
+                raise SignerError(f"pkcs11: key of {vault}: {type(exc).__name__} {exc}") from None
+        return found
 
-    def sign(self, message: bytes) -> bytes:
+    def public_key(self, vault: str) -> Pubkey:
+        return self._key(vault)[1]
+
+    def sign(self, vault: str, message: bytes) -> bytes:
+        private = self._key(vault)[0]
         try:
-            return bytes(self._private.sign(message, mechanism=Mechanism.EDDSA))
+            return bytes(private.sign(message, mechanism=Mechanism.EDDSA))
         except PKCS11Error as exc:
             raise SignerError(f"pkcs11: sign failed: {type(exc).__name__} {exc}") from None
 
     def close(self) -> None:
         session, self._session = self._session, None
+        self._keys.clear()
         if session is not None:
             session.close()
 
@@ -151,41 +166,37 @@ class Pkcs11Backend:
 # -- the key ceremony (``xorj-actors keys``) ----------------------------------------------------
 
 
-def init_key(settings: Pkcs11Settings, environ: Mapping[str, str]) -> Pubkey:
-    """Generate the key pair inside the token; refuses if the label is taken."""
-    with _session(settings, environ) as session:
-        if _find(session, ObjectClass.PRIVATE_KEY, settings.key_label) or _find(
-            session, ObjectClass.PUBLIC_KEY, settings.key_label
-        ):
-            raise SignerError(f"pkcs11: a key labelled {settings.key_label!r} already exists; use `keys rotate`")
-        return _generate(session, settings.key_label)
+def init_keys(
+    settings: Pkcs11Settings, environ: Mapping[str, str], vaults: Sequence[str]
+) -> list[tuple[str, Pubkey | None, str]]:
+    """Generate each vault's key pair inside the token, one session for all of them.
 
-
-def show_key(settings: Pkcs11Settings, environ: Mapping[str, str]) -> Pubkey:
-    """The active key's public key."""
-    with _session(settings, environ) as session:
-        return _pubkey(_key_pair(session, settings.key_label)[1])
-
-
-def rotate_key(settings: Pkcs11Settings, environ: Mapping[str, str]) -> tuple[Pubkey, Pubkey, str]:
-    """Make a new active key; the old pair is relabelled ``<label>.retired-<UTC time>`` and kept.
-
-    Returns (old public key, new public key, the old pair's new label).
+    A vault whose label is taken keeps its key: (vault, None, reason). Otherwise (vault, public
+    key, ""). Never replaces a key.
     """
-    label = settings.key_label
+    out: list[tuple[str, Pubkey | None, str]] = []
     with _session(settings, environ) as session:
-        old_private, old_public = _key_pair(session, label)
-        old = _pubkey(old_public)
-        retired = f"{label}{_RETIRED}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        if _find(session, ObjectClass.PUBLIC_KEY, retired) is not None:
-            raise SignerError(f"pkcs11: {retired!r} exists already; rotate again in a second")
-        # New pair first under a staging label: a failure leaves the active key untouched.
-        staging = f"{label}.staging"
-        if _find(session, ObjectClass.PUBLIC_KEY, staging) or _find(session, ObjectClass.PRIVATE_KEY, staging):
-            raise SignerError(f"pkcs11: {staging!r} is left from an interrupted rotation; inspect and remove it")
-        new = _generate(session, staging)
-        for obj in (old_private, old_public):
-            obj[Attribute.LABEL] = retired
-        for obj in _key_pair(session, staging):
-            obj[Attribute.LABEL] = label
-        return old, new, retired
+        for vault in vaults:
+            label = key_label(settings, vault)
+            try:
+                if _find(session, ObjectClass.PRIVATE_KEY, label) or _find(session, ObjectClass.PUBLIC_KEY, label):
+                    out.append((vault, None, f"a key labelled {label!r} already exists"))
+                    continue
+                out.append((vault, _generate(session, label), ""))
+            except PKCS11Error as exc:  # recorded per vault: the others are done or refused alone
+                out.append((vault, None, f"pkcs11: {type(exc).__name__} {exc}"))
+    return out
+
+
+def show_keys(
+    settings: Pkcs11Settings, environ: Mapping[str, str], vaults: Sequence[str]
+) -> list[tuple[str, Pubkey | None, str]]:
+    """Each vault's public key, or (vault, None, why there is none)."""
+    out: list[tuple[str, Pubkey | None, str]] = []
+    with _session(settings, environ) as session:
+        for vault in vaults:
+            try:
+                out.append((vault, _vault_key(session, settings, vault)[1], ""))
+            except (SignerError, PKCS11Error) as exc:
+                out.append((vault, None, str(exc)))
+    return out

@@ -1,9 +1,10 @@
-"""The Signer actor: one key, its backend on the actor's own thread, and the halt discipline."""
+"""The Signer actor: one key store (a key per vault), its backend on the actor's own thread,
+and the halt discipline."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,24 +14,37 @@ from solders.signature import Signature
 from supervisors import Message
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt
-from xorj_actors.signers._backend import Backend, SignerError, check_public_key, open_backend
+from xorj_actors.signers._backend import Backend, SignerError, open_backend
+from xorj_actors.signers._vault_keys import VaultKeys
 from xorj_actors.signers.settings import KeySettings
 
-__all__ = ["RESULTS", "GetSignerHealth", "SignRequest", "SignResult", "Signer", "SignerHealth", "signer_name"]
+__all__ = [
+    "RESULTS",
+    "FindVaultKey",
+    "GetSignerHealth",
+    "SignRequest",
+    "SignResult",
+    "Signer",
+    "SignerHealth",
+    "VaultKeyFound",
+    "signer_name",
+]
 
 #: The ``result`` label of ``xorj_hsm_operations_total``: signed, backend failed, refused.
 RESULTS: tuple[str, ...] = ("ok", "error", "refused")
 
 
 def signer_name(key_name: str) -> str:
-    """The runtime name of the Signer actor of key ``key_name``."""
+    """The runtime name of the Signer actor of key store ``key_name``."""
     return f"signer:{key_name}"
 
 
 class SignRequest(Message):
-    """Sign ``payload`` (a serialized transaction message) for trade ``trade_id``."""
+    """Sign ``payload`` (a serialized transaction message) for trade ``trade_id`` with the key of
+    vault ``vault_id`` (its authority: no other vault's key ever signs for it)."""
 
     trade_id: str
+    vault_id: str
     payload: bytes
     #: The trade only lowers exposure (a flatten's sell): signable in the kill switch's REDUCING mode.
     reduces_exposure: bool = False
@@ -53,6 +67,20 @@ class SignResult(Message):
     halt_state: str = ""
 
 
+class FindVaultKey(Message):
+    """Find vault ``vault_id``'s key in the store and publish it (a vault the start did not load)."""
+
+    vault_id: str
+
+
+class VaultKeyFound(Message):
+    """The answer to :class:`FindVaultKey`: the vault's authority (base58), or why there is none."""
+
+    vault_id: str
+    public_key: str | None
+    reason: str | None = None
+
+
 class GetSignerHealth(Message):
     """Ask a signer for its :class:`SignerHealth` (for ``/health/ready``)."""
 
@@ -60,7 +88,10 @@ class GetSignerHealth(Message):
 class SignerHealth(Message):
     key_name: str
     backend: str
-    public_key: str
+    #: How many vault keys this store has shown (published on its :class:`VaultKeys`).
+    vault_keys: int
+    #: The store is open (its start found every configured vault's key).
+    ready: bool
     #: False when the last signing attempt failed in the backend.
     ok: bool
     error: str | None
@@ -71,17 +102,21 @@ class SignerHealth(Message):
 
 
 class Signer(Participant):
-    """One key. Refuses the moment the kill switch decides to halt.
+    """One key store, one key per vault. Refuses the moment the kill switch decides to halt.
 
     It opens its backend in ``on_start`` on its dedicated thread (PKCS#11 sessions are
-    thread-affine) and fails its start, fail closed, when the backend cannot be opened, refuses
-    this environment, or holds another key than the configured vault authority. It checks the
-    halt board as well as its own halted flag before every signature, so a signature queued
-    behind the Halt message is refused too, and verifies every signature before returning it.
+    thread-affine), finds the key of every vault in ``vaults`` and publishes their public keys on
+    ``keys``; it fails its start, fail closed, when the backend cannot be opened, refuses this
+    environment, or lacks a vault's key. A request names its vault, and only that vault's key
+    signs it. It checks the halt board as well as its own halted flag before every signature, so
+    a signature queued behind the Halt message is refused too, and verifies every signature
+    against the vault's published key before returning it.
 
     Args:
         board: the halt board.
-        key: this key's settings.
+        key: this key store's settings.
+        keys: the board this store's vault keys are published on.
+        vaults: the vaults whose keys must be there at start (others are found on first use).
         environment: ``engine.environment`` (the dev key is refused in production).
         environ: where secrets (the PKCS#11 PIN) are read; default: empty.
         data_dir: base of the dev key's relative path.
@@ -96,6 +131,8 @@ class Signer(Participant):
         self,
         board: HaltBoard,
         key: KeySettings,
+        keys: VaultKeys,
+        vaults: Sequence[str] = (),
         *,
         environment: str = "development",
         environ: Mapping[str, str] | None = None,
@@ -105,12 +142,13 @@ class Signer(Participant):
         super().__init__(board)
         self.key = key
         self.key_name = key.name
+        self.keys = keys
+        self._vaults = tuple(vaults)
         self._environment = environment
         self._environ = dict(environ or {})
         self._data_dir = data_dir
         self._on_operation = on_operation
         self._backend: Backend | None = None
-        self._public_key = ""
         self.counts = dict.fromkeys(RESULTS, 0)
         self.last_error: str | None = None
 
@@ -119,13 +157,24 @@ class Signer(Participant):
             self.key, environment=self._environment, environ=self._environ, data_dir=self._data_dir
         )
         try:
-            pubkey = backend.public_key()
-            check_public_key(self.key, pubkey)
+            found = {}
+            for vault in self._vaults:
+                try:
+                    found[vault] = backend.public_key(vault)
+                except SignerError as exc:  # the first one fails the start: no guessing past it
+                    raise SignerError(
+                        f"{self.key_name}: {vault}: {exc} (create missing vault keys with "
+                        f"`xorj-actors keys init --key {self.key_name} --vaults ...`)"
+                    ) from None
+            try:
+                self.keys.publish(found)
+            except ValueError as exc:  # a vault's key is not the one its accounts belong to
+                raise SignerError(f"{self.key_name}: {exc}; refusing to sign with it") from None
         except BaseException:
             backend.close()
             raise
-        self._backend, self._public_key = backend, str(pubkey)
-        logger.info("{}: {} key {} ready", self.name, backend.name, pubkey)
+        self._backend = backend
+        logger.info("{}: {} store ready with {} vault keys", self.name, backend.name, len(found))
         # Findable only once it can sign: the executor asks whoever holds this name.
         self.runtime.register_name(signer_name(self.key_name), self.actor_ref)
         super().on_start()  # only a signer that can sign registers for the halt protocol
@@ -146,6 +195,8 @@ class Signer(Participant):
             return self._sign(message)
         if isinstance(message, GetSignerHealth):
             return self.health()
+        if isinstance(message, FindVaultKey):
+            return self._find(message.vault_id)
         return super().on_receive(message)
 
     def health(self) -> SignerHealth:
@@ -153,7 +204,8 @@ class Signer(Participant):
         return SignerHealth(
             key_name=self.key_name,
             backend=self.key.backend,
-            public_key=self._public_key,
+            vault_keys=len(tuple(self.keys.known())),
+            ready=self._backend is not None,
             ok=self.last_error is None,
             error=self.last_error,
             halted=self.halted or self.board.status.halted,
@@ -161,6 +213,18 @@ class Signer(Participant):
             errors=self.counts["error"],
             refused=self.counts["refused"],
         )
+
+    def _find(self, vault: str) -> VaultKeyFound:
+        if self._backend is None:
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: no key backend open")
+        try:
+            key = self._backend.public_key(vault)
+            self.keys.publish({vault: key})  # on this actor's thread: it is the board's one writer
+        except (SignerError, ValueError) as exc:
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a backend failure is an answer, never a crash
+            return VaultKeyFound(vault_id=vault, public_key=None, reason=f"{self.key_name}: {type(exc).__name__}: {exc}")
+        return VaultKeyFound(vault_id=vault, public_key=str(key))
 
     def _count(self, result: str) -> None:
         self.counts[result] += 1
@@ -188,10 +252,17 @@ class Signer(Participant):
             return self._refuse(request, f"{self.key_name}: no key backend open")
         if not request.payload:
             return self._refuse(request, f"{self.key_name}: empty payload")
+        vault = request.vault_id
         try:
-            signature = self._backend.sign(request.payload)
+            expected = self.keys.get(vault)
+            actual = self._backend.public_key(vault)
+            if expected is None:
+                self.keys.publish({vault: actual})  # on this actor's thread: it is the board's one writer
+            elif actual != expected:
+                raise SignerError(f"{vault}: the store's key is {actual}, not the published {expected}")
+            signature = self._backend.sign(vault, request.payload)
             # A wrong-key or corrupted signature must never reach the chain as ours.
-            if not Signature.from_bytes(signature).verify(self._backend.public_key(), request.payload):
+            if not Signature.from_bytes(signature).verify(actual, request.payload):
                 raise SignerError(f"{self._backend.name}: returned a signature that does not verify")
         except Exception as exc:  # noqa: BLE001 - any failure is a counted error, never a signature
             if not isinstance(exc, SignerError):

@@ -1,24 +1,30 @@
-"""`xorj-actors keys`: the key ceremony for PKCS#11 and KMS keys (init, show, rotate).
+"""`xorj-actors keys`: the key ceremony of a key store's vault keys (init, show; rotate refuses).
 
-Every step, done or refused, is recorded in the audit log as a ``KEY_OPERATION`` entry; if the
-audit log cannot be opened nothing is done.
+Every command, done or refused, is recorded in the audit log as one ``KEY_OPERATION`` entry
+naming each vault and its outcome; if the audit log cannot be opened nothing is done.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["ROTATION_REFUSED", "add_arguments", "main"]
 
 _ACTIONS = {
-    "init": "create the key inside the HSM or KMS (refuses if it exists) and print its public key",
-    "show": "print the key's public key (base58)",
-    "rotate": "create a new key and make it active; the old one is kept, renamed, for verification",
+    "init": "create each vault's key inside the HSM or KMS (a vault that has one keeps it) and print the public keys",
+    "show": "print each vault's public key (base58): its authority, whose associated token accounts hold its tokens",
+    "rotate": "not built: refuses (a vault's key is moved by moving its tokens; see docs/SIGNERS.md)",
 }
 _ACTOR = "keys-cli"
+#: Why ``keys rotate`` refuses (docs/SIGNERS.md, "Key rotation").
+ROTATION_REFUSED = (
+    "rotation is not built: a vault's tokens sit in the associated token accounts of its key, so a new key "
+    "means an audited move of every token to the new key's accounts, which this version cannot do yet; "
+    "the vault keeps its key (see docs/SIGNERS.md, 'Key rotation')"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,29 +34,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, help_text in _ACTIONS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         add_common_arguments(sp)
-        sp.add_argument("--key", metavar="NAME", help="the [[signers.keys]] entry (default: the only one)")
+        sp.add_argument("--key", metavar="NAME", help="the [[signers.keys]] store (default: the only one)")
+        sp.add_argument(
+            "--vaults",
+            metavar="SPEC",
+            help="vaults by index, id or inclusive range: 0-99,120,vault-0200 (default: every configured vault)",
+        )
 
 
-def _operate(action: str, key: Any, environ: Mapping[str, str]) -> dict[str, str]:
-    """Do ``action`` on ``key``; returns what to print and audit. Raises SignerError."""
-    from xorj_actors.signers import SignerError
+Row = tuple[str, Any, str]
 
+
+def _operate(action: str, key: Any, vaults: Sequence[str], environ: Mapping[str, str], data_dir: Any) -> list[Row]:
+    """Do ``action`` for ``vaults`` in ``key``'s store: (vault, public key or None, reason). Raises SignerError."""
+    from xorj_actors.signers import SignerError, vault_key_board
+
+    if action == "rotate":
+        raise SignerError(ROTATION_REFUSED)
+    if key.backend == "dev_key":
+        if action == "init":
+            raise SignerError(f"{key.name}: dev_key keys are derived from a seed, there is nothing to create")
+        board = vault_key_board(key, data_dir)
+        return [(v, board.require(v), "") for v in vaults]
     if key.backend == "pkcs11":
-        from xorj_actors.signers import _pkcs11 as backend
+        from xorj_actors.signers import _pkcs11
 
-        args: tuple[Any, ...] = (key.pkcs11, environ)
-    elif key.backend == "kms":
-        from xorj_actors.signers import _kms as backend
+        return (_pkcs11.init_keys if action == "init" else _pkcs11.show_keys)(key.pkcs11, environ, vaults)
+    from xorj_actors.signers import _kms
 
-        args = (key.kms,)
-    else:
-        raise SignerError(f"{key.name}: keys {action} manages pkcs11 and kms keys, not {key.backend}")
-    if action == "init":
-        return {"public_key": str(backend.init_key(*args))}
-    if action == "show":
-        return {"public_key": str(backend.show_key(*args))}
-    old, new, retired = backend.rotate_key(*args)
-    return {"public_key": str(new), "old_public_key": str(old), "old_key_kept_as": retired}
+    return (_kms.init_keys if action == "init" else _kms.show_keys)(key.kms, vaults)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable
     from xorj_actors.config import ConfigError, load_config
-    from xorj_actors.signers import SignerError
+    from xorj_actors.signers import SignerError, parse_vault_ids, vault_id
 
     action = args.keys_command
     try:
@@ -70,16 +82,29 @@ def main(args: argparse.Namespace) -> int:
         elif len(keys) == 1:
             key = keys[0]
         else:
-            raise ConfigError(f"several keys configured ({', '.join(k.name for k in keys)}): choose one with --key")
+            raise ConfigError(f"several key stores configured ({', '.join(k.name for k in keys)}): choose one with --key")
+        if args.vaults is not None:
+            vaults = parse_vault_ids(args.vaults)
+        else:
+            vaults = tuple(vault_id(i) for i in range(config.vaults.count))
         audit = AuditLog.open(config.audit, Path(args.data_dir), config.engine.environment)
     except (ConfigError, KeyError, ValueError, AuditStoreError) as exc:
         print(f"keys {action}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     details: dict[str, Any] = {"what": action, "key": key.name, "backend": key.backend}
-    code = 0
+    code, rows = 0, []
     try:
-        details.update(_operate(action, key, os.environ))
-        details["outcome"] = "done"
+        rows = _operate(action, key, vaults, os.environ, Path(args.data_dir))
+        details["vaults"] = [
+            {"vault": v, "public_key": str(pk)} if pk is not None else {"vault": v, "refused": why} for v, pk, why in rows
+        ]
+        refused = sum(pk is None for _, pk, _ in rows)
+        details["outcome"] = "done" if not refused else "refused" if refused == len(rows) else "partly done"
+        if refused:
+            code = 1
+            for v, pk, why in rows:
+                if pk is None:
+                    print(f"keys {action}: {v}: {why}", file=sys.stderr)
     except SignerError as exc:
         details.update(outcome="refused", reason=str(exc))
         print(f"keys {action}: {exc}", file=sys.stderr)
@@ -90,11 +115,7 @@ def main(args: argparse.Namespace) -> int:
     except (AuditUnavailable, AuditTimeout) as exc:
         print(f"keys {action}: NOT AUDITED: {exc}; details: {details}", file=sys.stderr)
         code = code or 3
-    if details["outcome"] == "done":
-        for field in ("public_key", "old_public_key", "old_key_kept_as"):
-            if field in details:
-                print(f"{field}: {details[field]}")
-        if action != "show":
-            print(f"set [[signers.keys]] public_key = \"{details['public_key']}\" for key {key.name!r} "
-                  "once the vault authority is moved to it")
+    for v, pk, _ in rows:
+        if pk is not None:
+            print(f"{v}: {pk}")
     return code

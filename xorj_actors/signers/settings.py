@@ -1,4 +1,4 @@
-"""``[signers]``: one signing key per entry of ``[[signers.keys]]``, each with its backend."""
+"""``[signers]``: one key store per entry of ``[[signers.keys]]``, each holding one key per vault."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from solders.pubkey import Pubkey
-
 __all__ = [
     "BACKENDS",
-    "LOCALNET_DEV_KEY_FILE",
-    "LOCALNET_DEV_PUBLIC_KEY",
     "DevKeySettings",
     "KeySettings",
     "KmsSettings",
@@ -21,25 +17,25 @@ __all__ = [
 
 #: Backend names, as used in settings and as the ``backend`` label of ``xorj_hsm_operations_total``.
 BACKENDS: tuple[str, ...] = ("pkcs11", "kms", "dev_key")
-#: Where the localnet writes its DEVELOPMENT vault authority (mode 0600), relative to the data
-#: directory: the key of a ``dev_key`` without a ``path``. See docs/SIGNERS.md.
-LOCALNET_DEV_KEY_FILE = "localnet-dev-key.json"
-#: The public half of that key (tests/localnet checks it against the localnet's).
-LOCALNET_DEV_PUBLIC_KEY = "6ViB3bKMw6AMqt5F9N5cg6hGwKErSVcY4kQTLiQRJ9ER"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{0,32}$")
 
 
 @dataclass(frozen=True, slots=True)
 class Pkcs11Settings:
-    """``[signers.keys.pkcs11]``: an Ed25519 key generated inside a PKCS#11 token."""
+    """``[signers.keys.pkcs11]``: a PKCS#11 token holding one Ed25519 key pair per vault.
+
+    Each pair is generated inside the token, sensitive and never extractable, and labelled
+    ``<label_prefix><vault id>`` (``vault-0007`` by default).
+    """
 
     #: The PKCS#11 module (SoftHSM2 in development; the HSM vendor's library in production).
     module: str = "/usr/lib/softhsm/libsofthsm2.so"
     token_label: str = "xorj"
-    #: Label of the active key pair; rotation renames the old pair ``<label>.retired-<time>``.
-    key_label: str = "vault-authority"
+    #: Put before the vault id in each key pair's label (empty: the label is the vault id).
+    label_prefix: str = ""
     #: Environment variable holding the user PIN.
     pin_env: str = "XORJ_HSM_PIN"
 
@@ -48,21 +44,22 @@ class Pkcs11Settings:
             raise ValueError("module: must not be empty")
         if not self.token_label or len(self.token_label.encode()) > 32:
             raise ValueError("token_label: must be 1 to 32 bytes")
-        if not self.key_label or ".retired-" in self.key_label:
-            raise ValueError("key_label: must be non-empty and must not contain '.retired-'")
+        if not _PREFIX.match(self.label_prefix):
+            raise ValueError("label_prefix: at most 32 of letters, digits, '_', '.', '-'")
         if not _ENV_NAME.match(self.pin_env):
             raise ValueError("pin_env: must be an environment variable name")
 
 
 @dataclass(frozen=True, slots=True)
 class KmsSettings:
-    """``[signers.keys.kms]``: an AWS KMS ``ECC_NIST_EDWARDS25519`` key.
+    """``[signers.keys.kms]``: one AWS KMS ``ECC_NIST_EDWARDS25519`` key per vault.
 
+    Vault ``vault-0007``'s key is the one its alias ``alias/<alias_prefix>vault-0007`` names.
     Credentials come from the standard AWS environment variables (or the instance role).
     """
 
-    #: ``alias/...`` (needed by ``keys init`` and ``keys rotate``), a key id or a key ARN.
-    key_id: str = "alias/xorj-vault-authority"
+    #: Put between ``alias/`` and the vault id (KMS reserves ``alias/aws/``).
+    alias_prefix: str = "xorj-"
     #: Empty: the AWS default endpoint; set it for ministack (``http://127.0.0.1:4566``).
     endpoint_url: str = ""
     region: str = "us-east-1"
@@ -72,8 +69,8 @@ class KmsSettings:
     max_attempts: int = 3
 
     def validate(self) -> None:
-        if not self.key_id:
-            raise ValueError("key_id: must not be empty")
+        if not _PREFIX.match(self.alias_prefix) or self.alias_prefix.lower().startswith("aws"):
+            raise ValueError("alias_prefix: at most 32 of letters, digits, '_', '.', '-', not starting with 'aws'")
         if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
             raise ValueError("endpoint_url: must be an http:// or https:// URL")
         if not self.region:
@@ -86,24 +83,23 @@ class KmsSettings:
 
 @dataclass(frozen=True, slots=True)
 class DevKeySettings:
-    """``[signers.keys.dev_key]``: a key in a file. Development only: refused in production."""
+    """``[signers.keys.dev_key]``: keys derived from a seed. Development only: refused in production.
 
-    #: A Solana CLI keypair file (JSON array of 64 bytes), relative to the data directory.
-    #: Empty: :data:`LOCALNET_DEV_KEY_FILE`, the localnet's DEVELOPMENT vault authority, whose
-    #: secret is public.
-    path: str = ""
+    Vault ``v``'s key is ``signers.dev_vault_keypair(seed, v)``.
+    """
+
+    #: A file holding the seed (its text, stripped), relative to the data directory. Empty: the
+    #: localnet's public DEVELOPMENT seed (``signers.LOCALNET_DEV_SEED``), the localnet's vaults.
+    seed_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class KeySettings:
-    """``[[signers.keys]]``: one key and the backend that holds it."""
+    """``[[signers.keys]]``: one key store (a token, a KMS account, a dev seed), one key per vault."""
 
-    #: The key's name; its actor is ``signer:<name>``.
+    #: The store's name; its actor is ``signer:<name>``.
     name: str = "vault-authority"
     backend: Literal["pkcs11", "kms", "dev_key"] = "dev_key"
-    #: Base58 public key of the vault authority this key must be. Required for ``pkcs11`` and
-    #: ``kms`` (the signer refuses to start without it, or when the key differs).
-    public_key: str = ""
     pkcs11: Pkcs11Settings = field(default_factory=Pkcs11Settings)
     kms: KmsSettings = field(default_factory=KmsSettings)
     dev_key: DevKeySettings = field(default_factory=DevKeySettings)
@@ -111,16 +107,11 @@ class KeySettings:
     def validate(self) -> None:
         if not _KEY_NAME.match(self.name):
             raise ValueError("name: 1 to 64 of letters, digits, '_', '.', '-', starting with a letter or digit")
-        if self.public_key:
-            try:
-                Pubkey.from_string(self.public_key)
-            except ValueError:
-                raise ValueError(f"public_key: not a base58 public key: {self.public_key!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class SignerSettings:
-    """``[signers]``: the signing keys; one Signer actor each."""
+    """``[signers]``: the key stores; one Signer actor each."""
 
     keys: tuple[KeySettings, ...] = (KeySettings(),)
 

@@ -1,22 +1,23 @@
 """Where a vault keeps each token: pure address math, the same on any cluster.
 
-One authority holds many vaults, so associated token accounts (one per owner and mint) cannot
-be used: vault ``vault_id``'s account for ``symbol`` is
-``Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)``, SPL-owned by
-the vault authority.
+Each vault has its own authority key (docs/SIGNERS.md), so its token accounts are that key's
+associated token accounts, the ones the real aggregator APIs use for a wallet
+(``userPublicKey``, ``taker``): ``get_associated_token_address(authority, mint, token_program)``,
+the address the associated-token-account program derives from (owner, token program, mint).
 """
 
 from __future__ import annotations
 
 from solders.pubkey import Pubkey
+from solders.token.associated import get_associated_token_address
 
-__all__ = ["MAX_SEED_BYTES", "TOKEN_PROGRAM_ID", "vault_token_account"]
+__all__ = ["ASSOCIATED_TOKEN_PROGRAM_ID", "TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID", "vault_token_account"]
 
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-#: ``Pubkey.create_with_seed`` takes at most 32 bytes of seed ("vault-0007:USDC").
-MAX_SEED_BYTES = 32
+TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
+ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 
 
-def vault_token_account(authority: Pubkey, vault_id: str, symbol: str) -> Pubkey:
-    """The token account of vault ``vault_id`` for token ``symbol`` (see the module docstring)."""
-    return Pubkey.create_with_seed(authority, f"{vault_id}:{symbol}", TOKEN_PROGRAM_ID)
+def vault_token_account(authority: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+    """The account of the vault whose authority is ``authority`` for ``mint``: its ATA."""
+    return get_associated_token_address(authority, mint, token_program)
