@@ -267,3 +267,49 @@ async def test_execute_refuses_a_transaction_that_is_not_the_order_s(localnet: L
     unsigned = base64.b64encode(bytes(VersionedTransaction.from_bytes(base64.b64decode(one["transaction"])))).decode()
     status, answer = await _post(localnet, "/ultra/v1/execute", {"signedTransaction": unsigned, "requestId": one["requestId"]})
     assert status == 400 and parse_execution(answer).code == -1003
+
+
+async def test_a_genesis_vault_trades_through_both_apis_with_its_own_key(localnet: Localnet) -> None:
+    from xorj_actors.localnet import dev_vault_authority
+
+    vault = localnet.genesis.vault(2)
+    key = dev_vault_authority(2)
+    assert key.pubkey() == vault.authority
+    usdc, jup = _mint(localnet, "USDC"), _mint(localnet, "JUP")
+    mints = [Pubkey.from_string(usdc), Pubkey.from_string(jup)]
+    before = balances(localnet, key.pubkey(), mints)
+    quote, answer = await _route(localnet, key.pubkey(), "USDC", "JUP", 7_000_000)
+    message = compile_route(localnet, key.pubkey(), answer)
+    assert (await check_route(localnet, key.pubkey(), message, quote, mints=mints)).refusal is None
+    localnet.call(localnet.server.chain.submit, sign(key, message), preflight=True)
+    localnet.advance(1)
+    status, order = await _get(localnet, "/ultra/v1/order", {"inputMint": usdc, "outputMint": jup, "amount": "3000000", "taker": str(key.pubkey())})
+    assert status == 200
+    tx = VersionedTransaction.from_bytes(base64.b64decode(order["transaction"]))
+    assert (await check_route(localnet, key.pubkey(), tx.message, order, mints=mints)).refusal is None
+    signed = base64.b64encode(bytes(sign(key, tx.message))).decode()
+    status, execution = await _post(localnet, "/ultra/v1/execute", {"signedTransaction": signed, "requestId": order["requestId"]})
+    assert status == 200 and execution["code"] == 0
+    after = balances(localnet, key.pubkey(), mints)
+    assert before[usdc] - after[usdc] == 10_000_000
+    assert after[jup] - before[jup] == int(quote["outAmount"]) + int(order["outAmount"])
+    # The vault's accounts are its key's associated accounts: the routes paid into them.
+    assert vault.token_accounts["JUP"] == get_associated_token_address(key.pubkey(), Pubkey.from_string(jup))
+
+
+async def test_execute_answers_ultra_s_codes_for_bad_requests_and_a_failing_order(localnet: Localnet) -> None:
+    wallet = funded_wallet(localnet, b"ultra-codes", {"USDC": 1_000_000})
+    usdc, jup = _mint(localnet, "USDC"), _mint(localnet, "JUP")
+    _, order = await _get(localnet, "/ultra/v1/order", {"inputMint": usdc, "outputMint": jup, "amount": "5000000", "taker": str(wallet.pubkey())})
+    for body, code in (({"signedTransaction": "AA=="}, -4), ({"requestId": order["requestId"]}, -5), ({"requestId": order["requestId"], "signedTransaction": "bm90IGEgdHg="}, -2)):
+        status, answer = await _post(localnet, "/ultra/v1/execute", body)
+        assert (status, parse_execution(answer).code) == (400, code), answer
+    # The taker holds 1 USDC and sells 5: the order cannot land, and nothing moves.
+    mints = [Pubkey.from_string(usdc), Pubkey.from_string(jup)]
+    before = balances(localnet, wallet.pubkey(), mints)
+    tx = VersionedTransaction.from_bytes(base64.b64decode(order["transaction"]))
+    signed = base64.b64encode(bytes(sign(wallet, tx.message))).decode()
+    status, answer = await _post(localnet, "/ultra/v1/execute", {"signedTransaction": signed, "requestId": order["requestId"]})
+    execution = parse_execution(answer)
+    assert status == 200 and answer["status"] == "Failed" and execution.code == -2000, answer
+    assert balances(localnet, wallet.pubkey(), mints) == before

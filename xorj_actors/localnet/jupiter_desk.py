@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
@@ -123,13 +124,14 @@ def system_transfer_ix(source: Pubkey, dest: Pubkey, lamports: int) -> Instructi
     return transfer(TransferParams(from_pubkey=source, to_pubkey=dest, lamports=lamports))
 
 
+@dataclass(frozen=True, slots=True)
 class Leg:
-    """One hop's token movement: who pays whom, how much of which mint (decimals for TransferChecked)."""
+    """What the market maker pays the wallet on one hop: ``amount`` of ``mint`` (``decimals`` for
+    ``TransferChecked``)."""
 
-    __slots__ = ("mint", "decimals", "amount")
-
-    def __init__(self, mint: Pubkey, decimals: int, amount: int) -> None:
-        self.mint, self.decimals, self.amount = mint, decimals, amount
+    mint: Pubkey
+    decimals: int
+    amount: int
 
 
 class Desk:
@@ -192,6 +194,7 @@ class Desk:
         return key
 
     def exists(self, key: Pubkey) -> bool:
+        """Whether ``key`` is an account on chain now (one with lamports)."""
         account = self.chain.svm.get_account(key)
         return account is not None and account.lamports > 0
 
@@ -210,6 +213,7 @@ class Desk:
         self.chain.land(VersionedTransaction(message, [self.mm]))
 
     def decimals(self, mint: Pubkey) -> int:
+        """The decimals of ``mint`` (9 for the native mint)."""
         return _NATIVE_DECIMALS if mint == NATIVE_MINT else self.genesis.token(mint).decimals
 
     # -- lookup tables -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -35,13 +35,13 @@ from xorj_actors.localnet.jupiter_desk import (
     transfer_ix,
 )
 from xorj_actors.localnet.market_settings import QuoteSettings
-from xorj_actors.localnet.pricing import NoRoute, PriceWalk, Route, route
+from xorj_actors.localnet.pricing import Hop, NoRoute, PriceWalk, Route, route
 from xorj_actors.localnet.quote_book import QuoteRefused
 
-__all__ = ["PricedQuote", "SwapApi", "instruction_json", "parse_pubkey"]
+__all__ = ["LABEL", "PricedQuote", "SwapApi", "instruction_json", "parse_pubkey", "parse_uint", "route_plan"]
 
 _U64_MAX = 2**64 - 1
-_LABEL = "XORJ Localnet RFQ"
+LABEL = "XORJ Localnet RFQ"
 _MAX_QUOTES = 100_000
 #: Fields of a ``quoteResponse`` that decide money: they must be the quote's, byte for byte.
 _BINDING = ("inputMint", "inAmount", "outputMint", "outAmount", "otherAmountThreshold", "swapMode", "slippageBps")
@@ -56,7 +56,30 @@ def instruction_json(ix: Instruction) -> dict[str, Any]:
     }
 
 
+def route_plan(hops: Sequence[Hop], amm_key: Pubkey, label: str = LABEL) -> list[dict[str, Any]]:
+    """``routePlan``: one step per hop, all of it through the market maker (``percent`` 100)."""
+    return [
+        {
+            "swapInfo": {
+                "ammKey": str(amm_key),
+                "label": label,
+                "inputMint": str(hop.input.mint),
+                "outputMint": str(hop.output.mint),
+                "inAmount": str(hop.in_amount),
+                "outAmount": str(hop.out_amount),
+                "feeAmount": "0",
+                "feeMint": str(hop.input.mint),
+            },
+            "percent": 100,
+            "bps": 10_000,
+        }
+        for hop in hops
+    ]
+
+
 def parse_pubkey(value: Any, name: str) -> Pubkey:
+    """``value`` as a public key; ``QuoteRefused(INVALID_REQUEST)`` naming ``name`` otherwise."""
+    """``value`` as a public key; ``QuoteRefused(INVALID_REQUEST)`` naming ``name`` otherwise."""
     if not isinstance(value, str):
         raise QuoteRefused("INVALID_REQUEST", f"{name}: expected a base58 public key")
     try:
@@ -65,7 +88,8 @@ def parse_pubkey(value: Any, name: str) -> Pubkey:
         raise QuoteRefused("INVALID_REQUEST", f"{name}: not a base58 public key: {value!r:.60}") from None
 
 
-def _uint(value: Any, name: str, low: int, high: int) -> int:
+def parse_uint(value: Any, name: str, low: int, high: int) -> int:
+    """``value`` (a decimal string) as an integer in ``low..high``; ``QuoteRefused`` otherwise."""
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise QuoteRefused("INVALID_REQUEST", f"{name}: expected an integer, got {value!r:.40}")
     number = int(value)
@@ -118,8 +142,8 @@ class SwapApi:
         a, b = self.desk.token(input_mint), self.desk.token(output_mint)
         if a.mint == b.mint:
             raise QuoteRefused("CIRCULAR_ARBITRAGE_IS_DISABLED", "Circular arbitrage is disabled")
-        amount = _uint(query.get("amount"), "amount", 1, _U64_MAX)
-        slippage_bps = _uint(query.get("slippageBps", str(self.settings.default_slippage_bps)), "slippageBps", 0, 10_000)
+        amount = parse_uint(query.get("amount"), "amount", 1, _U64_MAX)
+        slippage_bps = parse_uint(query.get("slippageBps", str(self.settings.default_slippage_bps)), "slippageBps", 0, 10_000)
         if query.get("swapMode", "ExactIn") != "ExactIn":
             raise QuoteRefused("NOT_SUPPORTED", "swapMode: the localnet quotes ExactIn only")
         stable = next(t for t in self.desk.genesis.tokens if t.stable)
@@ -141,7 +165,7 @@ class SwapApi:
         started = time.perf_counter()
         q = self.price_route(query)
         self.desk.prepare_tables()  # made now, warm by the time the route is asked for (next slot)
-        mm = str(self.desk.mm_key)
+        mm = self.desk.mm_key
         response = {
             "inputMint": str(q.input_mint),
             "inAmount": str(q.route.in_amount),
@@ -152,23 +176,7 @@ class SwapApi:
             "slippageBps": q.slippage_bps,
             "platformFee": None,
             "priceImpactPct": format(q.route.price_impact.normalize(), "f"),
-            "routePlan": [
-                {
-                    "swapInfo": {
-                        "ammKey": mm,
-                        "label": _LABEL,
-                        "inputMint": str(hop.input.mint),
-                        "outputMint": str(hop.output.mint),
-                        "inAmount": str(hop.in_amount),
-                        "outAmount": str(hop.out_amount),
-                        "feeAmount": "0",
-                        "feeMint": str(hop.input.mint),
-                    },
-                    "percent": 100,
-                    "bps": 10_000,
-                }
-                for hop in q.route.hops
-            ],
+            "routePlan": route_plan(q.route.hops, mm),
             "contextSlot": self.desk.chain.slot(),
             "timeTaken": round(time.perf_counter() - started, 6),
         }

@@ -172,8 +172,13 @@ class UltraApi:
 
     def execute(self, body: Any) -> tuple[int, dict[str, Any]]:
         """Answer ``POST /ultra/v1/execute {signedTransaction, requestId}``: (HTTP status, body)."""
-        if not isinstance(body, dict) or not isinstance(body.get("signedTransaction"), str) or not isinstance(body.get("requestId"), str):
-            return 400, {"code": -2, "error": "Invalid signed transaction or requestId"}
+        # Codes and meanings: Jupiter's Ultra docs, "Execute Response Codes" (-4 missing request
+        # id, -5 missing signed transaction, -2 invalid signed transaction, -3 invalid message
+        # bytes, -1 missing cached order, -1003 not fully signed, -2000/-2003 RFQ not landed/expired).
+        if not isinstance(body, dict) or not isinstance(body.get("requestId"), str) or not body["requestId"]:
+            return 400, {"code": -4, "error": "Missing request ID"}
+        if not isinstance(body.get("signedTransaction"), str) or not body["signedTransaction"]:
+            return 400, {"code": -5, "error": "Missing signed transaction"}
         order = self._orders.get(body["requestId"])
         if order is None:
             return 400, {"code": -1, "error": "Order not found, it might have expired"}
@@ -182,7 +187,7 @@ class UltraApi:
         except (binascii.Error, ValueError):
             return 400, {"code": -2, "error": "Invalid signed transaction"}
         if to_bytes_versioned(tx.message) != order.message:
-            return 400, {"code": -3, "error": "The signed transaction is not the order's transaction"}
+            return 400, {"code": -3, "error": "Invalid message bytes: not the order's transaction"}
         if order.answer is not None:
             return 200, order.answer  # the same bytes again: the same outcome, nothing sent twice
         if order.expires_at < time.monotonic():
@@ -190,7 +195,7 @@ class UltraApi:
         signers = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
         i_taker = signers.index(order.taker)
         if not tx.signatures[i_taker].verify(order.taker, order.message):
-            return 400, {"code": -1003, "error": "Invalid taker signature"}
+            return 400, {"code": -1003, "error": "Transaction not fully signed: the taker's signature is missing or invalid"}
         slots = list(tx.signatures)
         slots[signers.index(self.desk.mm_key)] = self.desk.mm.sign_message(order.message)
         signed = VersionedTransaction.populate(tx.message, slots)
@@ -198,7 +203,7 @@ class UltraApi:
         try:
             landed = chain.land(signed)
         except PreflightFailure as exc:
-            answer = {"status": "Failed", "signature": str(slots[0]), "slot": "0", "code": -1000, "error": str(exc)[:300]}
+            answer = {"status": "Failed", "signature": str(slots[0]), "slot": "0", "code": -2000, "error": f"RFQ failed to land: {exc}"[:300]}
             return 200, answer
         answer = {
             "status": "Success",

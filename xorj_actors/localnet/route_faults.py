@@ -2,7 +2,7 @@
 
 ``POST {quote}/admin/route-fault {"mode": "<mode>", "count": n}`` (``"mode": null`` clears it)
 makes the next ``n`` routes bad in one way each. The table below names, per mode, the check of
-:mod:`xorj_actors.execution` that refuses it and its reason (tests/localnet/test_localnet_jupiter_faults.py
+:mod:`xorj_actors.execution` that refuses it and its reason (tests/localnet/test_localnet_jupiter.py
 proves each, and that nothing moved). See docs/LOCALNET.md, "Adversarial routes".
 """
 
@@ -160,12 +160,11 @@ class RouteFaults:
 
     @staticmethod
     def _foreign(desk: Any, wallet: Pubkey, q: Any) -> tuple[Pubkey, Pubkey]:
-        """A token account the wallet controls that is not the trade's: another vault's (while vaults
-        share an authority), else its holding of a third token."""
+        """A token account the wallet controls that is not the trade's, with a balance: its holding
+        of a third token (with a key per vault, no other vault's account is the wallet's to move)."""
         svm = desk.chain.svm
         mine = {get_associated_token_address(wallet, m) for m in q.path}
-        candidates = [a for v in desk.genesis.vaults if v.authority == wallet for a in v.token_accounts.values()]
-        candidates += [get_associated_token_address(wallet, t.mint) for t in desk.genesis.tokens]
+        candidates = [get_associated_token_address(wallet, t.mint) for t in desk.genesis.tokens]
         for key in candidates:
             account = svm.get_account(key)
             if key in mine or account is None or len(account.data) != 165:
