@@ -44,6 +44,9 @@ class QuoteSettings:
     compute_unit_price_micro_lamports: int = 1_000
     #: Open quotes kept for replay protection; the oldest are forgotten (refused) beyond it.
     max_open_quotes: int = 100_000
+    #: Environment variable holding the ``x-api-key`` the Jupiter-shaped paths demand (unset or
+    #: empty: any key, or none, is accepted).
+    api_key_env: str = "XORJ_LOCALNET_JUPITER_API_KEY"
 
     def validate(self) -> None:
         _check_port(self.port)
@@ -60,6 +63,8 @@ class QuoteSettings:
             raise ValueError("compute_unit_price_micro_lamports: must be between 0 and 1e12")
         if self.max_open_quotes < 1:
             raise ValueError("max_open_quotes: must be >= 1")
+        if not self.api_key_env:
+            raise ValueError("api_key_env: must name an environment variable")
 
 
 @dataclass(frozen=True, slots=True)

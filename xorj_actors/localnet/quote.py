@@ -35,6 +35,8 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 
 from xorj_actors.localnet.chain import Commitment
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
+from xorj_actors.localnet.jupiter_app import register_jupiter_apis
+from xorj_actors.localnet.jupiter_swap import instruction_json, parse_pubkey, parse_uint, route_plan
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
 from xorj_actors.localnet.quote_book import QuoteBook, QuoteRefused, OpenQuote
@@ -52,7 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _U64_MAX = 2**64 - 1
-_LABEL = "XORJ Localnet RFQ"
 _TRANSFER_CHECKED = bytes((12,))  # the SPL Token instruction index
 _COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 _MEMO_V1_PROGRAM_ID = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
@@ -86,17 +87,6 @@ def _error(code: str, message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message, "errorCode": code}, status=status)
 
 
-def _instruction_json(ix: Instruction) -> dict[str, Any]:
-    return {
-        "programId": str(ix.program_id),
-        "accounts": [
-            {"pubkey": str(m.pubkey), "isSigner": m.is_signer, "isWritable": m.is_writable}
-            for m in ix.accounts
-        ],
-        "data": base64.b64encode(bytes(ix.data)).decode(),
-    }
-
-
 def transfer_checked_ix(
     token: TokenSpec, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int
 ) -> Instruction:
@@ -117,24 +107,6 @@ def transfer_checked_ix(
 def _shape(ix: Instruction) -> tuple[Pubkey, bytes, tuple[Pubkey, ...]]:
     # Signer and writable flags follow from the message header; what must match is who and how much.
     return ix.program_id, bytes(ix.data), tuple(m.pubkey for m in ix.accounts)
-
-
-def _pubkey(value: Any, name: str) -> Pubkey:
-    if not isinstance(value, str):
-        raise QuoteRefused("INVALID_REQUEST", f"{name}: expected a base58 public key")
-    try:
-        return Pubkey.from_string(value)
-    except ValueError:
-        raise QuoteRefused("INVALID_REQUEST", f"{name}: not a base58 public key: {value!r}") from None
-
-
-def _uint(value: str | None, name: str, low: int, high: int) -> int:
-    if value is None or not value.isascii() or not value.isdigit():
-        raise QuoteRefused("INVALID_REQUEST", f"{name}: expected an integer, got {value!r}")
-    number = int(value)
-    if not low <= number <= high:
-        raise QuoteRefused("INVALID_REQUEST", f"{name}: must be between {low} and {high}, got {number}")
-    return number
 
 
 class QuoteService:
@@ -164,7 +136,7 @@ class QuoteService:
     # -- pricing ---------------------------------------------------------------------------
 
     def _token(self, query: Mapping[str, str], name: str) -> TokenSpec:
-        mint = _pubkey(query.get(name), name)
+        mint = parse_pubkey(query.get(name), name)
         try:
             return self.genesis.token(mint)
         except KeyError:
@@ -177,9 +149,9 @@ class QuoteService:
         output_token = self._token(query, "outputMint")
         if input_token.mint == output_token.mint:
             raise QuoteRefused("CIRCULAR_ARBITRAGE_IS_DISABLED", "Circular arbitrage is disabled")
-        amount = _uint(query.get("amount"), "amount", 1, _U64_MAX)
+        amount = parse_uint(query.get("amount"), "amount", 1, _U64_MAX)
         slippage = query.get("slippageBps", str(self.settings.default_slippage_bps))
-        slippage_bps = _uint(slippage, "slippageBps", 0, 10_000)
+        slippage_bps = parse_uint(slippage, "slippageBps", 0, 10_000)
         mode = query.get("swapMode", "ExactIn")
         if mode not in ("ExactIn", "ExactOut"):
             raise QuoteRefused("INVALID_REQUEST", f"swapMode: must be ExactIn or ExactOut, got {mode!r}")
@@ -194,7 +166,6 @@ class QuoteService:
         else:
             threshold = -(-priced.in_amount * (10_000 + slippage_bps) // 10_000)
         quote = self.book.open(input_token, output_token, priced.in_amount, priced.out_amount)
-        mm = str(self._mm_key)
         quote.response = {
             "inputMint": str(input_token.mint),
             "inAmount": str(priced.in_amount),
@@ -205,22 +176,7 @@ class QuoteService:
             "slippageBps": slippage_bps,
             "platformFee": None,
             "priceImpactPct": format(priced.price_impact.normalize(), "f"),
-            "routePlan": [
-                {
-                    "swapInfo": {
-                        "ammKey": mm,
-                        "label": _LABEL,
-                        "inputMint": str(hop.input.mint),
-                        "outputMint": str(hop.output.mint),
-                        "inAmount": str(hop.in_amount),
-                        "outAmount": str(hop.out_amount),
-                        "feeAmount": "0",
-                        "feeMint": str(hop.input.mint),
-                    },
-                    "percent": 100,
-                }
-                for hop in priced.hops
-            ],
+            "routePlan": route_plan(priced.hops, self._mm_key),
             "contextSlot": self.chain.slot(),
             "quoteId": quote.id,
             "expiresAtMs": int(quote.expires_at * 1000),
@@ -249,7 +205,7 @@ class QuoteService:
     def _bound_quote(self, body: Any) -> tuple[OpenQuote, VaultSpec]:
         if not isinstance(body, dict):
             raise QuoteRefused("INVALID_REQUEST", "body: expected a JSON object")
-        user = _pubkey(body.get("userPublicKey"), "userPublicKey")
+        user = parse_pubkey(body.get("userPublicKey"), "userPublicKey")
         given = body.get("quoteResponse")
         if not isinstance(given, dict):
             raise QuoteRefused("INVALID_REQUEST", "quoteResponse: expected the object /quote returned")
@@ -297,10 +253,10 @@ class QuoteService:
         pay, settle = self.legs(quote, vault)
         return {
             "tokenLedgerInstruction": None,
-            "computeBudgetInstructions": [_instruction_json(ix) for ix in self._compute_budget()],
+            "computeBudgetInstructions": [instruction_json(ix) for ix in self._compute_budget()],
             "setupInstructions": [],
-            "swapInstruction": _instruction_json(pay),
-            "cleanupInstruction": _instruction_json(settle),
+            "swapInstruction": instruction_json(pay),
+            "cleanupInstruction": instruction_json(settle),
             "otherInstructions": [],
             "addressLookupTableAddresses": [],
             "prioritizationFeeLamports": self._prioritization_fee(),
@@ -436,4 +392,5 @@ def create_quote_app(genesis: Genesis, chain: QuoteChain, settings: QuoteSetting
     app.router.add_post("/rfq/sign", _handler(lambda s, _, b: s.rfq_sign(b), True))
     app.router.add_post("/admin/volatility-spike", _handler(_admin_spike, True))
     app.router.add_post("/admin/advance", _handler(_admin_advance, True))
+    register_jupiter_apis(app, genesis, chain, app[QUOTE_SERVICE].prices, settings)
     return app
