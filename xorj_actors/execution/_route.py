@@ -8,9 +8,10 @@ raised as the trade's :class:`TradeError`; nothing after it (the gate again, the
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from solders.message import MessageV0
@@ -47,7 +48,7 @@ __all__ = ["NATIVE_MINT", "RouteChecks", "RouteStage", "RouteVault"]
 NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
 
 
-class RouteStage:
+class RouteStage(enum.StrEnum):
     """Where a route was refused (audit detail)."""
 
     LOOKUP = "lookup_tables"
@@ -170,9 +171,9 @@ class RouteChecks:
         return effects
 
     @staticmethod
-    def _refuse(refusal: RouteRefusal, stage: str, audit: Any) -> None:
+    def _refuse(refusal: RouteRefusal, stage: RouteStage, audit: Any) -> NoReturn:
         details: Mapping[str, Any] = {
-            "phase": "route_refused", "stage": stage, "reason": refusal.reason.value,
+            "phase": "route_refused", "stage": stage.value, "reason": refusal.reason.value,
             "instruction": refusal.instruction, "detail": refusal.detail[:2000],
         }
         audit(details, Severity.WARNING)
