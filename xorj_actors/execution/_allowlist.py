@@ -21,6 +21,16 @@ from solders.token.associated import get_associated_token_address
 from xorj_actors.chain import LoadedAddresses
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 from xorj_actors.execution.settings import RouteCheckSettings
+from xorj_actors.programs import (
+    ASSOCIATED_TOKEN_PROGRAM_ID,
+    COMPUTE_BUDGET_PROGRAM_ID,
+    JUPITER_V6_PROGRAM_ID,
+    MEMO_PROGRAM_IDS,
+    NATIVE_MINT,
+    SYSTEM_PROGRAM_ID,
+    TOKEN_2022_PROGRAM_ID,
+    TOKEN_PROGRAM_ID,
+)
 
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
@@ -40,18 +50,6 @@ __all__ = [
     "tip_lamports",
 ]
 
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-#: SPL Memo v2 and v1.
-MEMO_PROGRAM_IDS = (
-    Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr"),
-    Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo"),
-)
-JUPITER_V6_PROGRAM_ID = Pubkey.from_string("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4")
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
 
 _TOKEN_PROGRAMS = frozenset({TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID})
 #: System program instruction tags (a u32, little-endian): only Transfer is ever allowed.

@@ -41,6 +41,7 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from xorj_actors.localnet.chain import Chain
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec
 from xorj_actors.localnet.table_admin import TableAdmin
+from xorj_actors.programs import ASSOCIATED_TOKEN_PROGRAM_ID, NATIVE_MINT
 
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
@@ -57,8 +58,6 @@ __all__ = [
     "transfer_ix",
 ]
 
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 _MULTISIG_LEN = 355
 _NATIVE_DECIMALS = 9
 #: Lamports in the market maker's wSOL account (its inventory of SOL to sell).

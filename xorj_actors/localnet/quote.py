@@ -31,7 +31,6 @@ from solders.message import MessageV0, from_bytes_versioned, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from spl.memo.constants import MEMO_PROGRAM_ID
 
 from xorj_actors.localnet.chain import Commitment
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, TokenSpec, VaultSpec
@@ -40,6 +39,7 @@ from xorj_actors.localnet.jupiter_swap import instruction_json, parse_pubkey, pa
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import NoRoute, PriceWalk, route
 from xorj_actors.localnet.quote_book import QuoteBook, QuoteRefused, OpenQuote
+from xorj_actors.programs import COMPUTE_BUDGET_PROGRAM_ID, MEMO_PROGRAM_IDS
 
 __all__ = [
     "QUOTE_SERVICE",
@@ -55,10 +55,8 @@ log = logging.getLogger(__name__)
 
 _U64_MAX = 2**64 - 1
 _TRANSFER_CHECKED = bytes((12,))  # the SPL Token instruction index
-_COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
-_MEMO_V1_PROGRAM_ID = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
 #: Programs a co-signed message may call besides the two legs (they move no tokens).
-_HARMLESS_PROGRAMS = frozenset({_COMPUTE_BUDGET_PROGRAM_ID, MEMO_PROGRAM_ID, _MEMO_V1_PROGRAM_ID})
+_HARMLESS_PROGRAMS = frozenset({COMPUTE_BUDGET_PROGRAM_ID, *MEMO_PROGRAM_IDS})
 #: Fields of a client's ``quoteResponse`` that must equal the quote the service gave.
 _BINDING_FIELDS = (
     "inputMint",
