@@ -41,12 +41,9 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._jupiter import RouteTerms, check_aggregator
 from xorj_actors.execution._refusal import RouteRefusal, RouteRefusalReason
 from xorj_actors.execution._transaction import unsigned_transaction
+from xorj_actors.programs import NATIVE_MINT
 
-__all__ = ["NATIVE_MINT", "RouteChecks", "RouteStage", "RouteVault"]
-
-#: wSOL: a SOL leg's token account is the authority's associated account of this mint.
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
-
+__all__ = ["RouteChecks", "RouteStage", "RouteVault"]
 
 class RouteStage(enum.StrEnum):
     """Where a route was refused (audit detail)."""
