@@ -311,10 +311,11 @@ class Stages:
         self._wrap(io, "durable", lambda event_type, _tid, details: {
             "TRADE_INTENT": "audit: intent durable", "TRADE_CONFIRMATION": "audit: outcome durable",
         }.get(event_type.value, f"audit: {details.get('phase', '?')} durable"))
-        self._wrap(q, "quote", lambda *a, **k: "quote (GET /quote)")
-        self._wrap(q, "prices", lambda *a, **k: "reference price (GET /price)")
-        self._wrap(q, "swap_instructions", lambda *a, **k: "POST /swap-instructions")
-        self._wrap(q, "rfq_sign", lambda *a, **k: "POST /rfq/sign (co-sign)")
+        self._wrap(q, "quote", lambda *a, **k: "quote (GET /swap/v1/quote)")
+        self._wrap(q, "prices", lambda *a, **k: "reference price (GET /price/v3)")
+        self._wrap(q, "swap_instructions", lambda *a, **k: "POST /swap/v1/swap-instructions")
+        self._wrap(io.routes, "tables", lambda *a, **k: "lookup tables (cached)")
+        self._wrap(io.routes, "check", lambda *a, **k: "route checks (allowlist, decoding, simulated effects)")
         self._wrap(c, "blockhash", lambda *a, **k: "blockhash (cached)")
         self._wrap(c, "priority_fee", lambda *a, **k: "priority fee (cached)")
         self._wrap(c, "simulate", lambda *a, **k: "simulateTransaction")

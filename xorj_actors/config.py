@@ -87,7 +87,7 @@ class Config:
     audit: AuditSettings = field(default_factory=AuditSettings)
     signers: SignerSettings = field(default_factory=SignerSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
-    #: Jupiter's APIs (not used yet: the executor still speaks the localnet's old shape).
+    #: Jupiter's APIs: the executor's quotes, routes and reference prices.
     jupiter: JupiterSettings = field(default_factory=JupiterSettings)
     confirmation: ConfirmationSettings = field(default_factory=ConfirmationSettings)
     breakers: BreakerSettings = field(default_factory=BreakerSettings)

@@ -33,6 +33,7 @@ from xorj_actors.execution import CRASH_AT_ENV
 from xorj_actors.ops.ctl import CtlError, request
 
 __all__ = [
+    "existing_token_balances",
     "EngineProcess",
     "Ledger",
     "LocalnetProcess",
@@ -276,5 +277,23 @@ def token_balances(rpc_url: str, accounts: Mapping[T, Pubkey]) -> dict[T, int]:
                 key: int((await client.get_token_account_balance(account)).value.amount)
                 for key, account in accounts.items()
             }
+
+    return asyncio.run(read())
+
+
+def existing_token_balances(rpc_url: str, accounts: Mapping[T, Pubkey]) -> dict[T, int]:
+    """key -> the SPL token balance of ``accounts[key]``, for the accounts that exist."""
+
+    async def read() -> dict[T, int]:
+        keys = list(accounts)
+        found: dict[T, int] = {}
+        async with AsyncClient(rpc_url, timeout=10) as client:
+            for start in range(0, len(keys), 100):
+                chunk = keys[start : start + 100]
+                resp = await client.get_multiple_accounts([accounts[k] for k in chunk])
+                for key, account in zip(chunk, resp.value):
+                    if account is not None and account.lamports > 0:
+                        found[key] = int.from_bytes(bytes(account.data)[64:72], "little")
+        return found
 
     return asyncio.run(read())

@@ -21,6 +21,7 @@ only see a complete tree. ``tests/engine`` checks this order against the running
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, bre
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
+from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
@@ -172,13 +174,25 @@ def _authorities(ctx: TreeContext) -> VaultKeys:
 
 
 def _node_urls(ctx: TreeContext) -> tuple[str, str, str]:
-    """``(rpc, ws, quote)``: ``[execution]``'s URLs, else the in-process localnet's."""
-    ex, endpoints = ctx.config.execution, ctx.endpoints()
+    """``(rpc, ws, jupiter)``: ``[execution]``'s URLs and ``[jupiter] base_url``, else the in-process localnet's."""
+    cfg, endpoints = ctx.config, ctx.endpoints()
+    ex = cfg.execution
     return (
         ex.rpc_url or endpoints.get("localnet_rpc", ""),
         ex.ws_url or endpoints.get("localnet_ws", ""),
-        ex.quote_url or endpoints.get("localnet_quote", ""),
+        cfg.jupiter.base_url or ex.quote_url or endpoints.get("localnet_quote", ""),
     )
+
+
+def _jupiter_settings(ctx: TreeContext) -> JupiterSettings:
+    """``[jupiter]``; with no ``base_url`` (a localnet's quote service: the in-process one or
+    ``[execution] quote_url``), the localnet's key variable, sent only when set."""
+    cfg = ctx.config
+    jup = cfg.jupiter
+    if jup.base_url:
+        return jup
+    local_key = cfg.localnet.quote.api_key_env
+    return dataclasses.replace(jup, api_key_env=local_key if ctx.environ.get(local_key) else "")
 
 
 def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
@@ -207,6 +221,8 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                 ExecutorOptions(
                     rpc_url=rpc,
                     quote_url=quote,
+                    jupiter=_jupiter_settings(ctx),
+                    environ=ctx.environ,
                     audit=cfg.audit,
                     data_dir=ctx.data_dir,
                     environment=cfg.engine.environment,

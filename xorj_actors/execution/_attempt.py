@@ -13,13 +13,15 @@ import base64
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
 from typing import Any
 
 from pykka import ActorDeadError
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from spl.token.constants import TOKEN_PROGRAM_ID
+from solders.token.associated import get_associated_token_address
 
 from supervisors import MailboxFull
 from xorj_actors.audit import EventType, utc_timestamp
@@ -28,19 +30,24 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase, TradeRequest
+from xorj_actors.execution._allowlist import RouteParties
+from xorj_actors.execution._clients import jupiter_call, usd_prices
+from xorj_actors.execution._jupiter import RouteTerms
+from xorj_actors.execution._route import RouteVault
 from xorj_actors.execution._transaction import (
-    build_message,
     check_quote_basics,
-    check_vault_legs,
+    framed,
     message_bytes,
     signed_transaction,
-    swap_plan,
     unsigned_transaction,
 )
+from xorj_actors.jupiter import TradeApi
 from xorj_actors.signers import FindVaultKey, SignRequest, SignResult, signer_name
 
 __all__ = ["AttemptBuilder", "SignedAttempt"]
 
+#: The most compute units a transaction may ask for.
+_MAX_COMPUTE_UNITS = 1_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -70,57 +77,59 @@ class AttemptBuilder:
         io.check_gate(req)
         # The vault's own authority: its wallet, fee payer and the only key that signs for it.
         fee_payer = await self.authority(req.vault_id)
-        quote = await io.quotes.quote(req.input_mint, req.output_mint, req.amount_in, req.slippage_bps)
+        in_mint, out_mint = Pubkey.from_string(req.input_mint), Pubkey.from_string(req.output_mint)
+        quote = await jupiter_call(io.quotes.quote(in_mint, out_mint, req.amount_in, req.slippage_bps))
+        raw = quote.answer_json()
         in_amount, out_amount, impact_bps = check_quote_basics(
-            quote, input_mint=req.input_mint, output_mint=req.output_mint, amount_in=req.amount_in,
+            raw, input_mint=req.input_mint, output_mint=req.output_mint, amount_in=req.amount_in,
             slippage_bps=req.slippage_bps,
         )
+        min_out = quote.other_amount_threshold
         if io.options.quote_check is not None:
-            prices = await io.quotes.prices([req.input_mint, req.output_mint])
-            reason = io.options.quote_check(req, quote, prices)
+            prices = usd_prices(await jupiter_call(io.quotes.prices([in_mint, out_mint])))
+            reason = io.options.quote_check(req, raw, prices)
             if reason is not None:
                 raise TradeError(ErrorClass.SLIPPAGE, reason)
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
-        quote_id = str(quote.get("quoteId", ""))
-        plan = swap_plan(
-            await io.quotes.swap_instructions(fee_payer, quote), quote_id, fee_payer=fee_payer
-        )
-        vault_account = io.options.vault_account
-        if vault_account is not None:
-            check_vault_legs(
-                plan.legs,
-                authority=fee_payer,
-                token_program=TOKEN_PROGRAM_ID,
-                source=vault_account(req.vault_id, req.input_mint),
-                destination=vault_account(req.vault_id, req.output_mint),
-                input_mint=req.input_mint,
-                output_mint=req.output_mint,
-                amount_in=req.amount_in,
-                min_out=int(quote["otherAmountThreshold"]),
-            )
-        blockhash, last_valid = await io.chain.blockhash()
+        # The route for the vault's own wallet: its associated accounts, its signature alone.
+        route = await jupiter_call(io.quotes.swap_instructions(quote, fee_payer))
         fee = await io.chain.priority_fee([fee_payer])
+        tables = await io.routes.tables(route.address_lookup_table_addresses)
+        blockhash, last_valid = await io.chain.blockhash()  # last: it ages from here to the send
         memo = f"xorj:{req.trade_id}"
-        probe = build_message(
-            fee_payer=fee_payer, legs=plan.legs, blockhash=blockhash,
-            compute_units=s.simulation_compute_units, micro_lamports=fee, memo=memo,
-        )
-        sim = await io.chain.simulate(unsigned_transaction(probe))
-        units = max(s.min_compute_units, math.ceil(sim.units * s.compute_unit_margin))
-        message = build_message(
-            fee_payer=fee_payer, legs=plan.legs, blockhash=blockhash, compute_units=units,
-            micro_lamports=fee, memo=memo,
+        legs = route.route_instructions()
+
+        def compile_with(units: int) -> MessageV0:
+            instructions = framed(legs, compute_units=units, micro_lamports=fee, memo=memo)
+            return io.routes.compile(fee_payer, instructions, tables, blockhash)
+
+        # The budget: Jupiter's own simulated limit when it gives one (dynamicComputeUnitLimit),
+        # else from our probe's. The effect check below simulates the exact message, budget included.
+        if route.compute_unit_limit:
+            probe_units = None
+            units = min(_MAX_COMPUTE_UNITS, max(s.min_compute_units, route.compute_unit_limit))
+        else:
+            probe = await io.chain.simulate(unsigned_transaction(compile_with(s.simulation_compute_units)))
+            probe_units = probe.units
+            units = max(s.min_compute_units, math.ceil(probe.units * s.compute_unit_margin))
+        message = compile_with(units)
+        # Allowlist, aggregator decoding, simulated effects of exactly this message: before the gate and the signature.
+        vault = self.route_vault(req, fee_payer, in_mint, out_mint)
+        terms = self.route_terms(raw, vault, req.slippage_bps)
+        effects = await io.routes.check(
+            message, vault, terms=terms, min_out=min_out, amount_in=req.amount_in,
+            audit=lambda details, severity: io.audit(
+                EventType.TRADE_EXECUTION, req.trade_id, {**details, "attempt": n, "api": TradeApi.SWAP.value}, severity
+            ),
         )
         payload = message_bytes(message)
-        required = list(message.account_keys[: message.header.num_required_signatures])
-        co_signer, co_signature = await io.quotes.rfq_sign(quote_id, payload, required)
         rec.phase = TradePhase.SIGNING
         io.check_gate(req)  # the last moment before funds can move
         crash_point("before_sign")
         signed = await self.sign(req, payload)
         crash_point("after_sign")
         signature = Signature.from_bytes(signed.signature or b"")
-        tx = signed_transaction(message, {fee_payer: signature, co_signer: co_signature})
+        tx = signed_transaction(message, {fee_payer: signature})
         attempt = Attempt(
             number=n, signature=str(tx.signatures[0]), transaction_b64=base64.b64encode(bytes(tx)).decode(),
             last_valid_block_height=last_valid, in_amount=in_amount, out_amount=out_amount,
@@ -133,14 +142,34 @@ class AttemptBuilder:
                 "signed_at": signer_time(signed.signed_at_ns), "halt_epoch": signed.halt_epoch,
                 "halt_state": signed.halt_state,
                 "transaction": attempt.transaction_b64, "last_valid_block_height": last_valid,
-                "quote_id": quote_id, "in_amount": in_amount, "out_amount": out_amount,
-                "min_out": int(quote["otherAmountThreshold"]), "price_impact_bps": round(impact_bps, 2),
-                "compute_units": units, "simulated_units": sim.units, "micro_lamports": fee,
-                "simulation_logs": list(sim.logs[-10:]),
+                "lookup_tables": [str(k) for k in route.address_lookup_table_addresses], "in_amount": in_amount, "out_amount": out_amount,
+                "min_out": min_out, "api": TradeApi.SWAP.value, "price_impact_bps": round(impact_bps, 2),
+                "compute_units": units, "simulated_units": effects.units, "probe_units": probe_units,
+                "micro_lamports": fee, "simulation_logs": list(effects.logs[-10:]),
             },
         )
         rec.attempts.append(attempt)
         return SignedAttempt(attempt, tx)
+
+    def route_vault(self, req: TradeRequest, authority: Pubkey, in_mint: Pubkey, out_mint: Pubkey) -> RouteVault:
+        """The vault's parties and its two token accounts (its authority's associated accounts)."""
+        account = self.io.options.vault_account
+        if account is not None:
+            source, destination = account(req.vault_id, req.input_mint), account(req.vault_id, req.output_mint)
+        else:
+            source = get_associated_token_address(authority, in_mint)
+            destination = get_associated_token_address(authority, out_mint)
+        return RouteVault(RouteParties(authority), in_mint, out_mint, source, destination)
+
+    def route_terms(self, quote: Mapping[str, Any], vault: RouteVault, slippage_bps: int) -> RouteTerms:
+        """What a decoded aggregator instruction must say: the quote's amounts, our limits."""
+        try:
+            return RouteTerms.from_quote(
+                quote, authority=vault.parties.authority, source=vault.source, destination=vault.destination,
+                max_slippage_bps=slippage_bps, max_platform_fee_bps=self.io.settings.routes.max_platform_fee_bps,
+            )
+        except ValueError as exc:
+            raise TradeError(ErrorClass.UNKNOWN, f"quote makes no sense: {exc}") from None
 
     async def authority(self, vault: str) -> Pubkey:
         """Vault ``vault``'s authority: from its store's board, else found by asking the Signer

@@ -1,4 +1,4 @@
-"""The executor's view of the network: JSON-RPC through solana-py, the quote service through aiohttp.
+"""The executor's view of the network: JSON-RPC through solana-py, Jupiter through its client.
 
 Every call either returns an answer that was checked to make sense, or raises a classified
 :class:`TradeError`. Both run on the executor's event loop.
@@ -7,27 +7,25 @@ Every call either returns an answer that was checked to make sense, or raises a 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, TypeVar
 
-import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.chain import parse_prices
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution._transaction import priority_fee
 from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.jupiter import JupiterRefused, MalformedAnswer, RefusalReason, UsdPrice
 
-__all__ = ["ChainClient", "QuoteClient", "Simulation"]
+__all__ = ["ChainClient", "Simulation", "jupiter_call", "usd_prices"]
+
+T = TypeVar("T")
 
 
 def _nonsense(what: str) -> TradeError:
@@ -112,90 +110,37 @@ class ChainClient:
             raise _nonsense(f"sendTransaction answered {resp.value}, the transaction is {tx.signatures[0]}")
 
 
-class QuoteClient:
-    """Jupiter's swap API shape (docs/LOCALNET.md): quote, swap-instructions, RFQ co-signature, prices."""
+#: What an API's refusal means for the trade.
+_REFUSALS: Mapping[RefusalReason, ErrorClass] = {
+    RefusalReason.NO_ROUTE: ErrorClass.NO_ROUTE,
+    RefusalReason.NOT_TRADABLE: ErrorClass.NO_ROUTE,
+    RefusalReason.BELOW_GASLESS_MINIMUM: ErrorClass.NO_ROUTE,
+    RefusalReason.BAD_REQUEST: ErrorClass.UNKNOWN,
+    RefusalReason.UNAUTHORIZED: ErrorClass.UNKNOWN,
+    RefusalReason.RATE_LIMITED: ErrorClass.RATE_LIMITED,
+    RefusalReason.INSUFFICIENT_FUNDS: ErrorClass.INSUFFICIENT_FUNDS,
+    RefusalReason.INSUFFICIENT_SOL_FOR_GAS: ErrorClass.INSUFFICIENT_FUNDS,
+    RefusalReason.SIMULATION_FAILED: ErrorClass.PROGRAM,
+    RefusalReason.SERVER_ERROR: ErrorClass.NETWORK,
+}
 
-    #: The service's error codes and what they mean for the trade.
-    _CODES: Mapping[str, ErrorClass] = {
-        "COULD_NOT_FIND_ANY_ROUTE": ErrorClass.NO_ROUTE,
-        "TOKEN_NOT_TRADABLE": ErrorClass.NO_ROUTE,
-        "CIRCULAR_ARBITRAGE_IS_DISABLED": ErrorClass.NO_ROUTE,
-        "QUOTE_EXPIRED": ErrorClass.QUOTE_EXPIRED,
-        "QUOTE_NOT_FOUND": ErrorClass.QUOTE_EXPIRED,  # the service restarted: quote again
-    }
 
-    def __init__(self, url: str, settings: ExecutionSettings) -> None:
-        self.url = url.rstrip("/")
-        self.settings = settings
-        self.session: aiohttp.ClientSession | None = None
+async def jupiter_call(coro: Awaitable[T]) -> T:
+    """Await a :class:`JupiterClient` call; any failure is raised as a classified TradeError."""
+    try:
+        return await coro
+    except JupiterRefused as exc:
+        refusal = exc.refusal
+        cls = _REFUSALS.get(refusal.reason, ErrorClass.UNKNOWN)
+        raise TradeError(cls, f"jupiter: {refusal}", retry_after_s=refusal.retry_after_s) from exc
+    except MalformedAnswer as exc:
+        raise TradeError(ErrorClass.UNKNOWN, f"jupiter answer makes no sense: {exc}") from exc
+    except TradeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified for the caller
+        raise classify_exception(exc) from exc
 
-    async def open(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
-        self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=64))
 
-    async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        assert self.session is not None
-        try:
-            async with self.session.request(method, self.url + path, **kwargs) as resp:
-                body = await resp.read()
-                if resp.status == 200:
-                    try:
-                        return json.loads(body)
-                    except ValueError:
-                        raise TradeError(ErrorClass.UNKNOWN, f"{path}: answer is not JSON") from None
-                if resp.status == 400:
-                    try:
-                        err = json.loads(body)
-                        code, message = str(err.get("errorCode")), str(err.get("error"))[:300]
-                    except (ValueError, AttributeError):
-                        code, message = "?", body[:300].decode("utf-8", "replace")
-                    raise TradeError(self._CODES.get(code, ErrorClass.UNKNOWN), f"{path}: {code}: {message}")
-                raise aiohttp.ClientResponseError(
-                    resp.request_info, (), status=resp.status, message=body[:200].decode("utf-8", "replace"),
-                    headers=resp.headers,
-                )
-        except Exception as exc:  # noqa: BLE001 - classified for the caller
-            raise classify_exception(exc) from exc
-
-    async def quote(self, input_mint: str, output_mint: str, amount: int, slippage_bps: int) -> dict[str, Any]:
-        params = {
-            "inputMint": input_mint,
-            "outputMint": output_mint,
-            "amount": str(amount),
-            "slippageBps": str(slippage_bps),
-            "swapMode": "ExactIn",
-        }
-        answer = await self._request("GET", "/quote", params=params)
-        if not isinstance(answer, dict) or not isinstance(answer.get("quoteId", ""), str):
-            raise TradeError(ErrorClass.UNKNOWN, "/quote: answer is not a quote")
-        return answer
-
-    async def swap_instructions(self, user: Pubkey, quote: Mapping[str, Any]) -> Any:
-        """``POST /swap-instructions`` for wallet ``user``: a vault's own authority names the vault."""
-        body = {"userPublicKey": str(user), "quoteResponse": dict(quote)}
-        return await self._request("POST", "/swap-instructions", json=body)
-
-    async def rfq_sign(self, quote_id: str, message: bytes, required: Sequence[Pubkey]) -> tuple[Pubkey, Signature]:
-        """The market maker's signature over ``message``, checked before we rely on it."""
-        body = {"quoteId": quote_id, "message": base64.b64encode(message).decode()}
-        answer = await self._request("POST", "/rfq/sign", json=body)
-        try:
-            signer = Pubkey.from_string(answer["publicKey"])
-            signature = Signature.from_string(answer["signature"])
-        except (KeyError, TypeError, ValueError):
-            raise TradeError(ErrorClass.UNKNOWN, "/rfq/sign: malformed answer") from None
-        if signer not in required or not signature.verify(signer, message):
-            raise TradeError(ErrorClass.UNKNOWN, "/rfq/sign: the signature is not a required signer's over our message")
-        return signer, signature
-
-    async def prices(self, mints: Sequence[str]) -> dict[str, float]:
-        """USD mid prices (the reference for slippage checks); unknown mints are left out."""
-        answer = await self._request("GET", "/price", params={"ids": ",".join(mints)})
-        try:
-            return parse_prices(answer, mints)
-        except ValueError as exc:
-            raise TradeError(ErrorClass.UNKNOWN, str(exc)) from None
+def usd_prices(prices: Mapping[Pubkey, UsdPrice]) -> dict[str, float]:
+    """Price v3's answer as the reference-price check reads it (USD by mint)."""
+    return {str(mint): price.usd_price for mint, price in prices.items()}

@@ -21,8 +21,8 @@ from solders.commitment_config import CommitmentLevel
 from solders.pubkey import Pubkey
 from solders.rpc.config import RpcAccountInfoConfig, RpcSimulateTransactionAccountsConfig, RpcSimulateTransactionConfig
 from solders.rpc.errors import MinContextSlotNotReachedMessage
-from solders.rpc.requests import GetMultipleAccounts, SimulateVersionedTransaction
-from solders.rpc.responses import GetMultipleAccountsResp, SimulateTransactionResp
+from solders.rpc.requests import GetMultipleAccounts, SimulateVersionedTransaction, batch_to_json
+from solders.rpc.responses import GetMultipleAccountsResp, SimulateTransactionResp, batch_from_json
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._effects import AccountState, decode_account
@@ -33,6 +33,8 @@ __all__ = ["EffectReader", "SimulatedEffects"]
 
 #: Agave's limit on one getMultipleAccounts.
 _MAX_ACCOUNTS = 100
+#: The longest a rate-limited read waits before asking again (longer: the trade's own retry).
+_MAX_WAIT_S = 2.0
 _COMMITMENTS = {"processed": CommitmentLevel.Processed, "confirmed": CommitmentLevel.Confirmed, "finalized": CommitmentLevel.Finalized}
 
 
@@ -75,6 +77,17 @@ class EffectReader:
         simulation does); pre- and post-state that never meet at one slot are a refusal.
         """
         addresses = list(dict.fromkeys(addresses))
+        if len(addresses) <= _MAX_ACCOUNTS:
+            # One batch: the node answers both at (almost always) one slot, in one round trip.
+            pre_slot = sim_slot = -1
+            for _ in range(self.max_attempts):
+                pre_slot, pre, sim_slot, post, units, logs = await self._together(tx, addresses)
+                if sim_slot == pre_slot:
+                    return SimulatedEffects(sim_slot, pre, post, units, logs)
+            return RouteRefusal(
+                RouteRefusalReason.STATE_UNREADABLE,
+                f"pre-state (slot {pre_slot}) and simulation (slot {sim_slot}) never met at one slot",
+            )
         pre_slot, pre = await self._pre(addresses, None)
         sim_slot = -1
         for _ in range(self.max_attempts):
@@ -107,17 +120,43 @@ class EffectReader:
             return -1, states  # chunks from different slots: the caller asks again
         return (slots.pop() if slots else -1), states
 
-    async def _simulate(
-        self, tx: VersionedTransaction, addresses: list[Pubkey], min_slot: int
-    ) -> tuple[int, dict[Pubkey, AccountState | None], int, tuple[str, ...]]:
-        config = RpcSimulateTransactionConfig(
+    async def _together(
+        self, tx: VersionedTransaction, addresses: list[Pubkey]
+    ) -> tuple[int, dict[Pubkey, AccountState | None], int, dict[Pubkey, AccountState | None], int, tuple[str, ...]]:
+        """``getMultipleAccounts`` and ``simulateTransaction`` in one JSON-RPC batch."""
+        read = GetMultipleAccounts(
+            addresses, RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment), id=next(self._ids)
+        )
+        simulate = SimulateVersionedTransaction(tx, self._sim_config(addresses, None), id=next(self._ids))
+        pre_resp, sim_resp = await self._post(
+            batch_to_json([read, simulate]), (GetMultipleAccountsResp, SimulateTransactionResp)
+        )
+        if len(pre_resp.value) != len(addresses):
+            raise TradeError(ErrorClass.UNKNOWN, f"getMultipleAccounts answered {len(pre_resp.value)} of {len(addresses)}")
+        pre = dict(zip(addresses, (decode_account(a) for a in pre_resp.value)))
+        sim_slot, post, units, logs = self._simulated(sim_resp, addresses)
+        return pre_resp.context.slot, pre, sim_slot, post, units, logs
+
+    def _sim_config(self, addresses: list[Pubkey], min_slot: int | None) -> RpcSimulateTransactionConfig:
+        return RpcSimulateTransactionConfig(
             sig_verify=False,
             replace_recent_blockhash=False,
             commitment=self.commitment,
             accounts=RpcSimulateTransactionAccountsConfig(addresses, UiAccountEncoding.Base64),
-            min_context_slot=max(min_slot, 0),
+            min_context_slot=min_slot,
         )
+
+    async def _simulate(
+        self, tx: VersionedTransaction, addresses: list[Pubkey], min_slot: int
+    ) -> tuple[int, dict[Pubkey, AccountState | None], int, tuple[str, ...]]:
+        config = self._sim_config(addresses, max(min_slot, 0))
         resp = await self._post(SimulateVersionedTransaction(tx, config, id=next(self._ids)).to_json(), SimulateTransactionResp)
+        return self._simulated(resp, addresses)
+
+    @staticmethod
+    def _simulated(
+        resp: SimulateTransactionResp, addresses: list[Pubkey]
+    ) -> tuple[int, dict[Pubkey, AccountState | None], int, tuple[str, ...]]:
         value = resp.value
         logs = tuple(value.logs or ())
         if value.err is not None:
@@ -130,7 +169,7 @@ class EffectReader:
         return resp.context.slot, post, value.units_consumed or 0, logs
 
     async def _post(self, body: str, parse: Any) -> Any:
-        for _ in range(self.max_attempts):
+        for n in range(1, self.max_attempts + 1):
             try:
                 async with self.session.post(
                     self.url,
@@ -141,12 +180,31 @@ class EffectReader:
                     http.raise_for_status()
                     text = await http.text()
             except Exception as exc:  # noqa: BLE001 - classified for the caller
-                raise classify_exception(exc) from exc
+                error = classify_exception(exc)
+                if error.error_class is ErrorClass.RATE_LIMITED and n < self.max_attempts:
+                    # A read, asked again: a new attempt of the trade would need a new quote.
+                    wait = error.retry_after_s if error.retry_after_s is not None else 0.1 * n
+                    await asyncio.sleep(min(_MAX_WAIT_S, wait))
+                    continue
+                raise error from exc
+            if isinstance(parse, tuple):  # a batch: one answer per request, in order
+                answers = batch_from_json(text, list(parse))
+                if any(isinstance(a, MinContextSlotNotReachedMessage) for a in answers):
+                    await asyncio.sleep(0.05)
+                    continue
+                for answer, kind in zip(answers, parse, strict=True):
+                    if not isinstance(answer, kind):
+                        raise _rpc_error(answer)
+                return answers
             resp = parse.from_json(text)
             if isinstance(resp, MinContextSlotNotReachedMessage):
                 await asyncio.sleep(0.05)  # the node is a slot behind the other answer: ask again
                 continue
             if not isinstance(resp, parse):
-                raise TradeError(ErrorClass.UNKNOWN, f"JSON-RPC error: {resp}")
+                raise _rpc_error(resp)
             return resp
         raise TradeError(ErrorClass.TIMEOUT, "the node never reached the slot of the other answer")
+
+
+def _rpc_error(answer: Any) -> TradeError:
+    return TradeError(ErrorClass.UNKNOWN, f"JSON-RPC error: {answer}")

@@ -30,12 +30,14 @@ from xorj_actors.audit import (
 )
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._admission import gate_refusal
-from xorj_actors.execution._clients import ChainClient, QuoteClient
+from xorj_actors.execution._clients import ChainClient
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._ledger import TradeRecord, load_open_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
+from xorj_actors.execution._route import RouteChecks
 from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.jupiter import JupiterClient
 from xorj_actors.kill_switch import HaltBoard
 
 __all__ = ["ExecutorIO"]
@@ -66,7 +68,10 @@ class ExecutorIO:
         self.loop_thread = LoopThread("executor-io")
         self.loop = self.loop_thread.loop
         self.chain = ChainClient(options.rpc_url, settings)
-        self.quotes = QuoteClient(options.quote_url, settings)
+        #: Jupiter's APIs at ``quote_url`` (the localnet's quote service, or Jupiter's own).
+        self.quotes = JupiterClient(options.jupiter, base_url=options.quote_url, environ=options.environ)
+        #: The route's lookup tables and the checks before signing.
+        self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
         self.store: Any = None
         self.key = b""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.audit import AuditSettings
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._messages import TradeOutcome, TradeRequest
+from xorj_actors.jupiter.settings import JupiterSettings
 
 __all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "QuoteCheck", "VaultAccount", "VaultAuthority"]
 
@@ -36,7 +37,8 @@ class ExecutorOptions:
 
     #: JSON-RPC endpoint.
     rpc_url: str
-    #: Quote-service endpoint (``/quote``, ``/swap-instructions``, ``/price``, ``/rfq/sign``).
+    #: Jupiter's base URL (``/swap/v1/...``, ``/ultra/v1/...``, ``/price/v3``): the localnet's
+    #: quote service or ``[jupiter] base_url``.
     quote_url: str
     #: ``[audit]``, to read the ledger back (the Audit actor writes it).
     audit: AuditSettings
@@ -56,6 +58,10 @@ class ExecutorOptions:
     report: BreakerReport | None = None
     #: Called with every outcome that is not a replay (metrics).
     on_outcome: OutcomeHook | None = None
+    #: ``[jupiter]``: the API key's variable, the request options.
+    jupiter: JupiterSettings = field(default_factory=lambda: JupiterSettings(api_key_env=""))
+    #: Where the API key is read; None: ``os.environ``.
+    environ: Mapping[str, str] | None = None
     #: Seeds the retry jitter (tests); None: random.
     seed: int | None = None
     #: The stablecoin's mint: an exposure-reducing trade sells into it and nothing else.

@@ -118,6 +118,7 @@ class Pipeline:
 
     async def _setup(self) -> None:
         await self.io.quotes.open()
+        await self.io.routes.open()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
@@ -126,6 +127,7 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.io.quotes.close()
+        await self.io.routes.close()
         await self.io.chain.close()
 
     async def _load_ledger(self) -> None:

@@ -1,4 +1,5 @@
-"""From a quote to a versioned transaction: compute budget, the aggregator's legs, a memo."""
+"""From a quote to a versioned transaction: compute budget, the route's legs, a memo (compiled with
+the route's lookup tables by :mod:`._route`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import base64
 import binascii
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
@@ -21,21 +20,14 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from xorj_actors.execution._errors import ErrorClass, TradeError
 
 __all__ = [
-    "SwapPlan",
-    "build_message",
     "check_quote_basics",
-    "check_vault_legs",
+    "framed",
     "message_bytes",
     "parse_instruction",
     "priority_fee",
     "signed_transaction",
-    "swap_plan",
     "unsigned_transaction",
 ]
-
-#: Fields of ``/swap-instructions`` holding instructions the transaction carries, in order.
-_LEG_FIELDS = ("setupInstructions", "swapInstruction", "cleanupInstruction", "otherInstructions")
-
 
 def _bad(why: str) -> TradeError:
     # An answer that makes no sense is not retried: something upstream is wrong.
@@ -56,14 +48,6 @@ def parse_instruction(obj: Any) -> Instruction:
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise _bad(f"malformed instruction: {exc!r}") from None
     return Instruction(program, data, metas)
-
-
-@dataclass(frozen=True, slots=True)
-class SwapPlan:
-    """The aggregator's part of a swap transaction, checked."""
-
-    quote_id: str
-    legs: tuple[Instruction, ...]
 
 
 def _amount(quote: Mapping[str, Any], key: str) -> int:
@@ -116,81 +100,6 @@ def check_quote_basics(
     return in_amount, out_amount, impact_bps
 
 
-def swap_plan(answer: Any, quote_id: str, *, fee_payer: Pubkey, forbid_signers: Sequence[Pubkey] = ()) -> SwapPlan:
-    """Check ``/swap-instructions``' answer and keep the legs (their compute budget is ours to set)."""
-    if not isinstance(answer, Mapping):
-        raise _bad("swap-instructions answer is not an object")
-    if answer.get("addressLookupTableAddresses"):
-        raise _bad("address lookup tables are not supported")
-    legs: list[Instruction] = []
-    for name in _LEG_FIELDS:
-        value = answer.get(name)
-        if value is None:
-            if name == "swapInstruction":
-                raise _bad("no swapInstruction")
-            continue
-        for obj in value if isinstance(value, list) else [value]:
-            legs.append(parse_instruction(obj))
-    # The vault authority must sign only as itself; a leg that asks the payer to sign as a
-    # writable account of another program is fine, one that names unknown signers is not ours.
-    for ix in legs:
-        for meta in ix.accounts:
-            if meta.is_signer and meta.pubkey in forbid_signers:
-                raise _bad(f"an instruction wants {meta.pubkey} to sign")
-    if not any(meta.pubkey == fee_payer and meta.is_signer for ix in legs for meta in ix.accounts):
-        raise _bad("no leg is signed by the vault authority")
-    return SwapPlan(quote_id=quote_id, legs=tuple(legs))
-
-
-#: SPL Token's TransferChecked: one tag byte, the amount (u64, little-endian), the decimals.
-_TRANSFER_CHECKED_TAG = 12
-_TRANSFER_CHECKED_LEN = 10
-
-
-def check_vault_legs(
-    legs: Sequence[Instruction],
-    *,
-    authority: Pubkey,
-    token_program: Pubkey,
-    source: Pubkey,
-    destination: Pubkey,
-    input_mint: str,
-    output_mint: str,
-    amount_in: int,
-    min_out: int,
-) -> None:
-    """The legs move exactly what the quote says, between this vault and its counterparty.
-
-    ``authority`` is this vault's own key, so a leg it signs can spend only this vault's tokens
-    (and its SOL); still, each one must be a TransferChecked of exactly ``amount_in`` of the input mint out of
-    this vault's own account, and some leg must pay at least ``min_out`` of the output mint into
-    this vault's account. Legs through an aggregator program (a real Jupiter route) cannot be
-    read this way and are refused: such routes need a verifier for that program.
-    """
-    paid_in = 0
-    for ix in legs:
-        authority_signs = any(m.pubkey == authority and m.is_signer for m in ix.accounts)
-        transfer = (
-            ix.program_id == token_program
-            and len(ix.data) == _TRANSFER_CHECKED_LEN
-            and ix.data[0] == _TRANSFER_CHECKED_TAG
-            and len(ix.accounts) >= 4
-        )
-        if authority_signs:
-            if not transfer:
-                raise _bad(f"an instruction of {ix.program_id} needs the vault authority's signature and is not a transfer")
-            amount = int.from_bytes(bytes(ix.data[1:9]), "little")
-            if (ix.accounts[0].pubkey, str(ix.accounts[1].pubkey), amount) != (source, input_mint, amount_in):
-                raise _bad(
-                    f"the vault authority would send {amount} of {ix.accounts[1].pubkey} from {ix.accounts[0].pubkey};"
-                    f" the trade sends {amount_in} of {input_mint} from {source}"
-                )
-        elif transfer and ix.accounts[2].pubkey == destination and str(ix.accounts[1].pubkey) == output_mint:
-            paid_in += int.from_bytes(bytes(ix.data[1:9]), "little")
-    if paid_in < min_out:
-        raise _bad(f"the legs pay {paid_in} of {output_mint} into the vault, the quote promises at least {min_out}")
-
-
 def priority_fee(fees: Sequence[int], percentile: float, cap: int) -> int:
     """Micro-lamports per compute unit: ``percentile`` of recent fees, at most ``cap``."""
     if not fees:
@@ -200,23 +109,14 @@ def priority_fee(fees: Sequence[int], percentile: float, cap: int) -> int:
     return min(cap, ordered[max(0, index)])
 
 
-def build_message(
-    *,
-    fee_payer: Pubkey,
-    legs: Sequence[Instruction],
-    blockhash: Hash,
-    compute_units: int,
-    micro_lamports: int,
-    memo: str,
-) -> MessageV0:
-    """Compute budget, the legs, and a memo with the trade id, as one v0 message."""
-    instructions = [
+def framed(legs: Sequence[Instruction], *, compute_units: int, micro_lamports: int, memo: str) -> list[Instruction]:
+    """Our compute budget, the route's legs (setup, swap, cleanup, other), a memo with the trade id."""
+    return [
         set_compute_unit_limit(compute_units),
         set_compute_unit_price(micro_lamports),
         *legs,
         Instruction(MEMO_PROGRAM_ID, memo.encode("utf-8"), []),
     ]
-    return MessageV0.try_compile(fee_payer, instructions, [], blockhash)
 
 
 def message_bytes(message: MessageV0) -> bytes:

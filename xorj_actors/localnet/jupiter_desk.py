@@ -49,6 +49,7 @@ __all__ = [
     "Desk",
     "Leg",
     "approve_ix",
+    "escrow_address",
     "close_account_ix",
     "create_ata_ix",
     "set_owner_ix",
@@ -66,6 +67,12 @@ _MM_WSOL_LAMPORTS = 1_000_000 * 10**9
 def _derived(*parts: bytes) -> Pubkey:
     # Accounts the desk places itself: any 32 bytes will do, nobody signs for them.
     return Pubkey(hashlib.sha256(b"xorj-localnet-desk:" + b":".join(parts)).digest())
+
+
+def escrow_address(wallet: Pubkey, mint: Pubkey) -> Pubkey:
+    """Where the desk places ``wallet``'s escrow of ``mint`` (the market maker's inventory until a
+    route spends it: a quote that is never sent leaves it there)."""
+    return _derived(b"escrow", bytes(wallet), bytes(mint))
 
 
 def transfer_ix(
@@ -185,7 +192,7 @@ class Desk:
 
     def escrow(self, wallet: Pubkey, mint: Pubkey) -> Pubkey:
         """The wallet's escrow of ``mint`` (owner: its multisig), placed empty on first use."""
-        key = _derived(b"escrow", bytes(wallet), bytes(mint))
+        key = escrow_address(wallet, mint)
         if self.chain.svm.get_account(key) is None:
             owner = self.multisig(wallet)
             native = self.chain.svm.minimum_balance_for_rent_exemption(165) if mint == NATIVE_MINT else None

@@ -1,0 +1,178 @@
+"""The route checks of one attempt, before it is signed: allowlist, aggregator decoding, effects.
+
+The lookup tables a route names are read through a :class:`LookupTableCache` over the
+executor's own RPC client; the effects are read by an :class:`EffectReader` (its own aiohttp
+session on the same node). A refusal is recorded in the audit log with its named reason and
+raised as the trade's :class:`TradeError`; nothing after it (the gate again, the signature) runs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import aiohttp
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.token.associated import get_associated_token_address
+
+from xorj_actors.audit import Severity
+from xorj_actors.chain import (
+    CompileRefusal,
+    LookupTable,
+    LookupTableCache,
+    LookupTableError,
+    compile_v0,
+    rpc_account_fetcher,
+)
+from xorj_actors.execution._allowlist import (
+    ProgramAllowlist,
+    RouteParties,
+    check_allowlist,
+    fee_bound,
+    resolve_message,
+    tip_lamports,
+)
+from xorj_actors.execution._effects import EffectTerms, check_effects
+from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
+from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._jupiter import RouteTerms, check_aggregator
+from xorj_actors.execution._refusal import RouteRefusal, RouteRefusalReason
+from xorj_actors.execution._transaction import unsigned_transaction
+from xorj_actors.programs import NATIVE_MINT
+
+__all__ = ["RouteChecks", "RouteStage", "RouteVault"]
+
+class RouteStage(enum.StrEnum):
+    """Where a route was refused (audit detail)."""
+
+    LOOKUP = "lookup_tables"
+    ALLOWLIST = "allowlist"
+    DECODE = "aggregator"
+    EFFECTS = "effects"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteVault:
+    """Who trades, and which of its accounts the trade may touch."""
+
+    parties: RouteParties
+    input_mint: Pubkey
+    output_mint: Pubkey
+    source: Pubkey
+    destination: Pubkey
+
+    @property
+    def holdings(self) -> frozenset[Pubkey]:
+        """The vault's own token accounts for this trade (its wSOL account included)."""
+        wsol = get_associated_token_address(self.parties.authority, NATIVE_MINT)
+        return frozenset({self.source, self.destination, wsol})
+
+
+class RouteChecks:
+    """Lookup tables and the three checks, on the executor's loop."""
+
+    def __init__(self, rpc_url: str, rpc_client: Any, settings: Any) -> None:
+        """``settings``: ``[execution]`` (its ``routes`` section and request timeout)."""
+        self.settings = settings
+        self.routes = settings.routes
+        self.allowlist = ProgramAllowlist.from_settings(self.routes)
+        self.cache = LookupTableCache(rpc_account_fetcher(rpc_client, self.routes.effect_commitment))
+        self.rpc_url = rpc_url
+        self._session: aiohttp.ClientSession | None = None
+        self.reader: EffectReader | None = None
+
+    async def open(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self.reader = EffectReader(
+            self.rpc_url, self._session, commitment=self.routes.effect_commitment,
+            timeout_s=self.settings.request_timeout_s, max_attempts=self.routes.effect_read_attempts,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def static_only(self) -> frozenset[Pubkey]:
+        """Accounts never loaded through a table (the tip accounts)."""
+        return self.allowlist.tip_accounts
+
+    async def tables(self, keys: Sequence[Pubkey]) -> tuple[LookupTable, ...]:
+        """The route's tables; a table that cannot be read refuses the attempt (retried: it may
+        be a passing RPC failure, and the cache reads it again)."""
+        try:
+            return await self.cache.tables(list(keys))
+        except LookupTableError as exc:
+            raise TradeError(ErrorClass.NETWORK, f"lookup table: {exc}") from exc
+
+    def compile(self, payer: Pubkey, instructions: Sequence[Any], tables: Sequence[LookupTable], blockhash: Any) -> MessageV0:
+        """The v0 message with the route's tables; a refusal (too large...) is never retried."""
+        compiled = compile_v0(payer, instructions, tables, blockhash, static_only=self.static_only)
+        if isinstance(compiled, CompileRefusal):
+            raise TradeError(ErrorClass.UNKNOWN, f"transaction refused: {compiled}")
+        return compiled.message
+
+    async def check(
+        self,
+        message: MessageV0,
+        vault: RouteVault,
+        *,
+        terms: RouteTerms,
+        min_out: int,
+        amount_in: int,
+        audit: Any,
+    ) -> SimulatedEffects:
+        """Allowlist, then aggregator decoding, then the simulated effects of ``message`` exactly.
+
+        ``audit(details, severity)`` records a refusal; the refusal is then raised.
+        """
+        stage = RouteStage.LOOKUP
+        try:
+            loaded = await self.cache.resolve(message)
+        except LookupTableError as exc:
+            self._refuse(RouteRefusal(RouteRefusalReason.LOOKUP_TABLE_UNRESOLVED, str(exc)), stage, audit)
+        resolved = resolve_message(message, loaded)
+        if isinstance(resolved, RouteRefusal):
+            self._refuse(resolved, stage, audit)
+        stage = RouteStage.ALLOWLIST
+        refusal = check_allowlist(resolved, self.allowlist, vault.parties)
+        if refusal is None:
+            stage = RouteStage.DECODE
+            refusal, _ = check_aggregator(resolved, self.allowlist.aggregators, terms)
+        if refusal is not None:
+            self._refuse(refusal, stage, audit)
+        stage = RouteStage.EFFECTS
+        assert self.reader is not None, "RouteChecks.open() first"
+        effects = await self.reader.read(unsigned_transaction(message), resolved.writable_keys)
+        if isinstance(effects, RouteRefusal):
+            self._refuse(effects, stage, audit)
+        effect_terms = EffectTerms(
+            parties=vault.parties,
+            input_mint=vault.input_mint,
+            output_mint=vault.output_mint,
+            amount_in=amount_in,
+            min_out=min_out,
+            holdings=vault.holdings,
+            fee_lamports=fee_bound(resolved),
+            tip_lamports=tip_lamports(resolved, self.allowlist),
+            max_sol_spend=self.routes.max_sol_spend_lamports,
+        )
+        refusal = check_effects(effects.pre, effects.post, effect_terms)
+        if refusal is not None:
+            self._refuse(refusal, stage, audit)
+        return effects
+
+    @staticmethod
+    def _refuse(refusal: RouteRefusal, stage: RouteStage, audit: Any) -> NoReturn:
+        details: Mapping[str, Any] = {
+            "phase": "route_refused", "stage": stage.value, "reason": refusal.reason.value,
+            "instruction": refusal.instruction, "detail": refusal.detail[:2000],
+        }
+        audit(details, Severity.WARNING)
+        raise refusal.to_error()
+
