@@ -52,7 +52,6 @@ if TYPE_CHECKING:
         transaction_size,
     )
     from xorj_actors.chain.lookup_settings import LookupTableSettings
-    from xorj_actors.chain.prices import parse_prices
     from xorj_actors.chain.settings import DEFAULT_TIERS, ConfirmationSettings, Tier, tier_for
 
 _HOMES = {
@@ -74,7 +73,6 @@ _HOMES = {
     "WatchRefused": "_messages",
     "WatchSignature": "_messages",
     "WatchState": "_messages",
-    "parse_prices": "prices",
     "AccountFetcher": "_lookup_cache",
     "LookupTableCache": "_lookup_cache",
     "RawAccount": "_lookup_cache",
@@ -144,7 +142,6 @@ __all__ = [
     "decode_lookup_table",
     "encode_lookup_table",
     "lookup_table_fault",
-    "parse_prices",
     "resolve_lookups",
     "rpc_account_fetcher",
     "tier_for",

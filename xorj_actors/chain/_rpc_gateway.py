@@ -4,7 +4,7 @@ price watch that feeds the market-volatility breaker.
 A vault's round needs its token balances and the USD prices of its mints. Thousands of vaults
 asking the node one account at a time would be thousands of requests; the gateway collects the
 requests that arrive within ``batch_window_s`` into ``getMultipleAccounts`` calls of at most 100
-accounts, and serves prices from one cached ``/price`` answer. Every answer is checked: an
+accounts, and serves prices from one cached answer of Jupiter's Price API (``/price/v3``). Every answer is checked: an
 account that is not an SPL token account of the expected mint and owner (the vault's own
 authority) makes the vault's snapshot an error, never a guess.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import aiohttp
@@ -29,7 +29,7 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.breakers import VolatilityDetector, report
 from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
-from xorj_actors.chain.prices import parse_prices
+from xorj_actors.jupiter import MAX_IDS, parse_prices
 from supervisors import LoopThread
 
 __all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
@@ -77,6 +77,7 @@ class RpcGateway(Participant):
         rpc_url: str,
         quote_url: str,
         owner: Callable[[str], Pubkey | None],
+        price_headers: Mapping[str, str] | None = None,
         watch_mints: tuple[str, ...] = (),
         volatility: VolatilitySettings | None = None,
     ) -> None:
@@ -85,6 +86,8 @@ class RpcGateway(Participant):
         self.detector = VolatilityDetector(volatility)
         self.settings = settings
         self.rpc_url, self.quote_url, self.owner = rpc_url, quote_url.rstrip("/"), owner
+        #: Jupiter's headers (``x-api-key``), for ``/price/v3``.
+        self.price_headers = dict(price_headers or {})
         self.loop_thread = LoopThread("rpc-gateway")
         self.loop = self.loop_thread.loop
         self.pending: list[GetVaultSnapshot] = []
@@ -238,10 +241,14 @@ class RpcGateway(Participant):
             at, cached = self.prices
             if time.monotonic() - at < self.settings.price_max_age_s and all(m in cached for m in mints):
                 return cached
-            async with self.http.get(f"{self.quote_url}/price", params={"ids": ",".join(mints)}) as resp:
-                resp.raise_for_status()
-                answer = await resp.json()
-            prices = parse_prices(answer, mints)
+            prices: dict[str, float] = {}
+            for i in range(0, len(mints), MAX_IDS):  # Price API v3 takes at most MAX_IDS ids
+                batch = [Pubkey.from_string(m) for m in mints[i : i + MAX_IDS]]
+                params = {"ids": ",".join(map(str, batch))}
+                async with self.http.get(f"{self.quote_url}/price/v3", params=params, headers=self.price_headers) as resp:
+                    resp.raise_for_status()
+                    answer = await resp.json()
+                prices.update((str(m), p.usd_price) for m, p in parse_prices(answer, batch).items())
             self.prices = (time.monotonic(), prices)
             return prices
 

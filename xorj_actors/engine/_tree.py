@@ -36,6 +36,7 @@ from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, bre
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
+from xorj_actors.jupiter import api_headers
 from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.metrics import Metrics
@@ -264,6 +265,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
                 rpc_url=rpc,
                 quote_url=quote,
                 owner=authorities.get,
+                price_headers=api_headers(_jupiter_settings(ctx), ctx.environ),
                 watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
                 volatility=cfg.breakers.volatility,
             ),

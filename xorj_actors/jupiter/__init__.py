@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from xorj_actors.jupiter._client import JupiterClient, MissingApiKey
+    from xorj_actors.jupiter._client import JupiterClient, MissingApiKey, api_headers
     from xorj_actors.jupiter._errors import JupiterApi, JupiterRefused, MalformedAnswer, Refusal, RefusalReason, refusal_from_answer
     from xorj_actors.jupiter._instructions import SimulationError, SwapInstructions, parse_instruction, parse_swap_instructions
     from xorj_actors.jupiter._policy import TradeApi, fallback_api, first_api
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "JupiterClient": "_client",
     "MissingApiKey": "_client",
+    "api_headers": "_client",
     "JupiterApi": "_errors",
     "JupiterRefused": "_errors",
     "MalformedAnswer": "_errors",
@@ -87,6 +88,7 @@ __all__ = [
     "MAX_IDS",
     "MalformedAnswer",
     "MissingApiKey",
+    "api_headers",
     "PlatformFee",
     "PriorityLevel",
     "Quote",

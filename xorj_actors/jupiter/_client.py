@@ -32,7 +32,7 @@ from xorj_actors.jupiter._quote import Quote, SwapMode, parse_quote
 from xorj_actors.jupiter._ultra import UltraExecution, UltraOrder, parse_execution, parse_order
 from xorj_actors.jupiter.settings import JupiterSettings, PriorityLevel
 
-__all__ = ["JupiterClient", "MissingApiKey"]
+__all__ = ["JupiterClient", "MissingApiKey", "api_headers"]
 
 
 class MissingApiKey(ValueError):
@@ -54,6 +54,22 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None  # an HTTP date: rare, and the executor's backoff covers it
     return seconds if seconds is not None and 0 <= seconds <= 3600 else None
+
+
+def api_headers(settings: JupiterSettings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers of every request to Jupiter: JSON, and ``x-api-key`` from the variable that
+    ``settings.api_key_env`` names (none when it names none).
+
+    Raises:
+        MissingApiKey: the variable is named but empty or unset.
+    """
+    headers = {"Accept": "application/json"}
+    if settings.api_key_env:
+        key = (os.environ if environ is None else environ).get(settings.api_key_env, "")
+        if not key:
+            raise MissingApiKey(settings.api_key_env)
+        headers["x-api-key"] = key
+    return headers
 
 
 class JupiterClient:
@@ -79,12 +95,7 @@ class JupiterClient:
         self.base_url = (base_url or settings.base_url).rstrip("/")
         if not self.base_url:
             raise ValueError("[jupiter] base_url: no URL configured")
-        self._headers = {"Accept": "application/json"}
-        if settings.api_key_env:
-            key = (os.environ if environ is None else environ).get(settings.api_key_env, "")
-            if not key:
-                raise MissingApiKey(settings.api_key_env)
-            self._headers["x-api-key"] = key
+        self._headers = api_headers(settings, environ)
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
