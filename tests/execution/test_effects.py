@@ -11,7 +11,7 @@ from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount, TokenAccountState
 
 from xorj_actors.execution import AccountState, EffectTerms, RouteRefusalReason, RouteParties, TokenState, check_effects, decode_account
-from xorj_actors.execution._allowlist import NATIVE_MINT, SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from xorj_actors.programs import NATIVE_MINT, SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 AUTHORITY, PAYER, STRANGER = Pubkey.new_unique(), Pubkey.new_unique(), Pubkey.new_unique()
 USDC = Pubkey.new_unique()

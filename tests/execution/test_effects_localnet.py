@@ -20,9 +20,6 @@ from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._allowlist import (
-    ASSOCIATED_TOKEN_PROGRAM_ID,
-    SYSTEM_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
     ProgramAllowlist,
     RouteParties,
     check_allowlist,
@@ -34,6 +31,7 @@ from xorj_actors.execution._effects import EffectTerms, check_effects
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
 from xorj_actors.execution._refusal import RouteRefusalReason
 from xorj_actors.localnet import Localnet
+from xorj_actors.programs import ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 STRANGER = Pubkey.from_string("Stranger11111111111111111111111111111111111")
 

@@ -18,9 +18,6 @@ from solders.transaction import VersionedTransaction
 
 from xorj_actors.chain import LoadedAddresses, LookupTable, resolve_lookups
 from xorj_actors.execution._allowlist import (
-    JUPITER_V6_PROGRAM_ID,
-    NATIVE_MINT,
-    SYSTEM_PROGRAM_ID,
     ProgramAllowlist,
     ResolvedMessage,
     RouteParties,
@@ -32,6 +29,7 @@ from xorj_actors.execution._allowlist import (
 from xorj_actors.execution._jupiter import DecodedRoute, RouteKind, RouteTerms, check_aggregator, check_route, decode_route
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 from xorj_actors.execution._transaction import parse_instruction
+from xorj_actors.programs import JUPITER_V6_PROGRAM_ID, NATIVE_MINT, SYSTEM_PROGRAM_ID
 
 DATA = Path(__file__).parents[1] / "data" / "jupiter"
 USDC = Pubkey.from_string("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")

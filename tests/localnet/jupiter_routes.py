@@ -32,7 +32,8 @@ from xorj_actors.execution import (
     resolve_message,
 )
 from xorj_actors.localnet import Localnet
-from xorj_actors.localnet.jupiter_desk import NATIVE_MINT, create_ata_ix, transfer_ix
+from xorj_actors.localnet.jupiter_desk import create_ata_ix, transfer_ix
+from xorj_actors.programs import NATIVE_MINT
 
 MAX_SOL_SPEND = 50_000_000
 

@@ -33,14 +33,6 @@ from xorj_actors.programs import (
 )
 
 __all__ = [
-    "ASSOCIATED_TOKEN_PROGRAM_ID",
-    "COMPUTE_BUDGET_PROGRAM_ID",
-    "JUPITER_V6_PROGRAM_ID",
-    "MEMO_PROGRAM_IDS",
-    "NATIVE_MINT",
-    "SYSTEM_PROGRAM_ID",
-    "TOKEN_2022_PROGRAM_ID",
-    "TOKEN_PROGRAM_ID",
     "ProgramAllowlist",
     "ResolvedMessage",
     "RouteParties",

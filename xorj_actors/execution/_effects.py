@@ -14,13 +14,9 @@ from solders.account import Account
 from solders.pubkey import Pubkey
 from solders.token.state import TokenAccount, TokenAccountState
 
-from xorj_actors.execution._allowlist import (
-    NATIVE_MINT,
-    TOKEN_2022_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
-    RouteParties,
-)
+from xorj_actors.execution._allowlist import RouteParties
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
+from xorj_actors.programs import NATIVE_MINT, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 __all__ = ["AccountState", "EffectTerms", "TokenState", "check_effects", "decode_account"]
 

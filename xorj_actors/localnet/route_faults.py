@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount
 
-from xorj_actors.chain import LookupTable
+from xorj_actors.chain import LOOKUP_TABLE_PROGRAM_ID, LookupTable
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID
 from xorj_actors.localnet.jupiter_desk import (
     NATIVE_MINT,
@@ -31,13 +31,12 @@ from xorj_actors.localnet.jupiter_desk import (
     transfer_ix,
 )
 from xorj_actors.localnet.quote_book import QuoteRefused
+from xorj_actors.programs import JUPITER_V6_PROGRAM_ID
 
 __all__ = ["EXPECTED_REASON", "RouteFault", "RouteFaults", "STRANGER"]
 
 #: Whoever a bad route sends things to.
 STRANGER = Pubkey.from_string("Stranger11111111111111111111111111111111111")
-AGGREGATOR = Pubkey.from_string("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4")
-_LOOKUP_TABLE_PROGRAM = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
 _OVERSPEND_LAMPORTS = 2_000_000
 
 
@@ -79,11 +78,11 @@ def _aggregator_route(wallet: Pubkey, source: Pubkey, dest: Pubkey, out_mint: Pu
         AccountMeta(wallet, True, False),
         AccountMeta(source, False, True),
         AccountMeta(dest, False, True),
-        AccountMeta(AGGREGATOR, False, False),  # destination_token_account: absent
+        AccountMeta(JUPITER_V6_PROGRAM_ID, False, False),  # destination_token_account: absent
         AccountMeta(out_mint, False, False),
-        AccountMeta(AGGREGATOR, False, False),  # platform_fee_account: absent
+        AccountMeta(JUPITER_V6_PROGRAM_ID, False, False),  # platform_fee_account: absent
     ]
-    return Instruction(AGGREGATOR, data, metas)
+    return Instruction(JUPITER_V6_PROGRAM_ID, data, metas)
 
 
 class RouteFaults:
@@ -152,7 +151,7 @@ class RouteFaults:
             escrow = desk.escrow(wallet, leg.mint)
             setup[-1] = transfer_ix(escrow, leg.mint, desk.mm_account(leg.mint), desk.multisig(wallet), leg.amount, leg.decimals, [wallet])
         elif mode is RouteFault.PROGRAM_NOT_ALLOWED:
-            setup.append(Instruction(_LOOKUP_TABLE_PROGRAM, bytes([1, 0, 0, 0]), [AccountMeta(wallet, True, True)]))
+            setup.append(Instruction(LOOKUP_TABLE_PROGRAM_ID, bytes([1, 0, 0, 0]), [AccountMeta(wallet, True, True)]))
         elif mode is RouteFault.AGGREGATOR_AMOUNTS:
             # What the quote says, but selling one more unit than quoted: refused at decoding.
             swap = _aggregator_route(wallet, ata_in, ata_out, q.output_mint, q.route.in_amount + 1, q.route.out_amount, q.slippage_bps)
