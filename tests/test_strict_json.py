@@ -19,9 +19,9 @@ def test_plain_requests_parse_as_json_would() -> None:
     ("text", "problem"),
     [
         ('{"cmd":"help","cmd":"halt"}', "duplicate key 'cmd'"),
-        ('{"id":NaN}', "NaN is not a JSON number"),
-        ('{"id":-Infinity}', "-Infinity is not a JSON number"),
-        ('{"id":1e999}', "out of range"),
+        ('{"id":NaN}', "NaN is not a JSON value"),
+        ('{"id":-Infinity}', "-Infinity is not a JSON value"),
+        ('{"id":1e999}', "1e999 is not a finite number"),
         ("[" * 30_000, f"nested deeper than {MAX_DEPTH} levels"),
         ('{"id":' + "9" * 5_000 + "}", "integer of 5000 digits"),
         ("{", "not valid JSON"),

@@ -12,12 +12,14 @@ Below every layer: it imports nothing from ``xorj_actors``.
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
 import math
 import re
 from typing import Any
 
-__all__ = ["JSONRefused", "MAX_DEPTH", "MAX_INT_DIGITS", "loads"]
+__all__ = ["JSONProblem", "JSONRefused", "MAX_DEPTH", "MAX_INT_DIGITS", "loads"]
 
 #: Deepest nesting of arrays and objects accepted. Requests are a few levels deep.
 MAX_DEPTH = 32
@@ -28,24 +30,48 @@ MAX_INT_DIGITS = 40
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
+class JSONProblem(enum.StrEnum):
+    """What kind of input was refused (a caller may word each kind its own way)."""
+
+    NOT_UTF8 = "not_utf8"
+    #: Not JSON at all.
+    MALFORMED = "malformed"
+    #: JSON that Python accepts but a strict peer must not send: NaN, Infinity, an
+    #: out-of-range number, a duplicate key.
+    NOT_STRICT = "not_strict"
+    TOO_DEEP = "too_deep"
+    TOO_LARGE = "too_large"
+
+
 class JSONRefused(ValueError):
-    """Input that is not strict JSON, or exceeds a limit; nothing was parsed."""
+    """Input that is not strict JSON, or exceeds a limit; nothing was parsed.
+
+    Attributes:
+        problem: the kind of refusal.
+        detail: what was seen, without a prefix (``str(exc)`` is the whole message).
+    """
+
+    def __init__(self, problem: JSONProblem, detail: str) -> None:
+        message = f"not valid JSON: {detail}" if problem is JSONProblem.MALFORMED else detail
+        super().__init__(message)
+        self.problem, self.detail = problem, detail
 
 
 def _refuse_constant(name: str) -> Any:
-    raise JSONRefused(f"{name} is not a JSON number")
+    raise JSONRefused(JSONProblem.NOT_STRICT, f"{name} is not a JSON value")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise JSONRefused(f"integer of {len(text.lstrip('-'))} digits: the limit is {MAX_INT_DIGITS}")
+def _bounded_int(limit: int, text: str) -> int:
+    if len(text.lstrip("-")) > limit:
+        detail = f"integer of {len(text.lstrip('-'))} digits: the limit is {limit}"
+        raise JSONRefused(JSONProblem.TOO_LARGE, detail)
     return int(text)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):
-        raise JSONRefused(f"number {text[:32]} is out of range")
+    if not math.isfinite(value):  # 1e400 parses to inf without passing through parse_constant
+        raise JSONRefused(JSONProblem.NOT_STRICT, f"{text[:60]} is not a finite number")
     return value
 
 
@@ -53,7 +79,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise JSONRefused(f"duplicate key {key[:64]!r}")
+            # Two parsers could read two different values; refuse the ambiguity.
+            raise JSONRefused(JSONProblem.NOT_STRICT, f"duplicate key {key[:60]!r}")
         obj[key] = value
     return obj
 
@@ -65,37 +92,38 @@ def _check_depth(text: str, max_depth: int) -> None:
         if token in "[{":
             depth += 1
             if depth > max_depth:
-                raise JSONRefused(f"nested deeper than {max_depth} levels")
+                raise JSONRefused(JSONProblem.TOO_DEEP, f"nested deeper than {max_depth} levels")
         elif token in "]}":
             depth -= 1
 
 
-def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH, max_int_digits: int = MAX_INT_DIGITS) -> Any:
     """Parse strict JSON.
 
     Args:
         data: the document; bytes must be UTF-8.
         max_depth: deepest nesting accepted.
+        max_int_digits: longest integer accepted, in digits.
 
     Raises:
         JSONRefused: not UTF-8, not JSON, a non-finite or out-of-range number, a duplicate key, nesting deeper
-            than ``max_depth`` or an integer longer than :data:`MAX_INT_DIGITS` digits.
+            than ``max_depth`` or an integer longer than ``max_int_digits`` digits.
     """
     if isinstance(data, bytes | bytearray):
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JSONRefused(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+            raise JSONRefused(JSONProblem.NOT_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     _check_depth(data, max_depth)
     try:
         return json.loads(
             data,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
-            parse_int=_bounded_int,
+            parse_int=functools.partial(_bounded_int, max_int_digits),
             object_pairs_hook=_unique_keys,
         )
     except JSONRefused:
         raise
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise JSONRefused(f"not valid JSON: {exc}") from None
+        raise JSONRefused(JSONProblem.MALFORMED, str(exc)) from None

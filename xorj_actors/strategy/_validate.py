@@ -6,9 +6,9 @@ Pure functions: one bad field refuses the whole response, with a reason naming t
 
 from __future__ import annotations
 
-import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 from solders.pubkey import Pubkey
 
 from xorj_actors.strategy._model import RankedTrader, StrategySnapshot, TargetAllocation
+from xorj_actors.strict_json import JSONProblem, JSONRefused
+from xorj_actors.strict_json import loads as strict_json_loads
 
 __all__ = ["SUPPORTED_MAJOR_VERSIONS", "InvalidStrategyData", "parse_ranked_traders", "strict_json"]
 
@@ -44,42 +46,26 @@ def _show(value: Any) -> str:
 
 # -- strict JSON -------------------------------------------------------------------------------
 
-
-def _no_constant(name: str) -> NoReturn:
-    raise InvalidStrategyData(f"not strict JSON: {name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400 parses to inf without passing through parse_constant
-        raise InvalidStrategyData(f"not strict JSON: {text[:_SHOW]} is not a finite number")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Two parsers could read two different values; refuse the ambiguity.
-            raise InvalidStrategyData(f"not strict JSON: duplicate key {key[:_SHOW]!r}")
-        obj[key] = value
-    return obj
+#: The operators' words for each kind of refusal (xorj_actors.strict_json parses).
+_JSON_WORDS = {
+    JSONProblem.NOT_STRICT: "not strict JSON",
+    JSONProblem.MALFORMED: "malformed JSON",
+    JSONProblem.TOO_DEEP: "malformed JSON",
+    JSONProblem.TOO_LARGE: "malformed JSON",
+}
 
 
 def strict_json(body: bytes) -> Any:
-    """Parse UTF-8 JSON refusing NaN, Infinity, out-of-range numbers and duplicate keys."""
+    """Parse UTF-8 JSON refusing NaN, Infinity, out-of-range numbers, duplicate keys and deep
+    nesting (:func:`xorj_actors.strict_json.loads`). Integers are bounded only by Python's own
+    digit limit: a field check names a number out of its range, with the field's path."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidStrategyData(f"not UTF-8: {exc}") from None
-    try:
-        return json.loads(
-            text, parse_constant=_no_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
-        )
-    except InvalidStrategyData:
-        raise
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an int past the digit limit, nesting
-        raise InvalidStrategyData(f"malformed JSON: {exc}") from None
+        # 0 is Python's "no limit"
+        return strict_json_loads(body, max_int_digits=sys.get_int_max_str_digits() or sys.maxsize)
+    except JSONRefused as exc:
+        if exc.problem is JSONProblem.NOT_UTF8:
+            raise InvalidStrategyData(str(exc)) from None
+        raise InvalidStrategyData(f"{_JSON_WORDS[exc.problem]}: {exc.detail}") from None
 
 
 # -- field checks ------------------------------------------------------------------------------
