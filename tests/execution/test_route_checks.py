@@ -28,7 +28,7 @@ from xorj_actors.execution._allowlist import (
 )
 from xorj_actors.execution._jupiter import DecodedRoute, RouteKind, RouteTerms, check_aggregator, check_route, decode_route
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
-from xorj_actors.execution._transaction import parse_instruction
+from xorj_actors.jupiter import parse_instruction
 from xorj_actors.programs import JUPITER_V6_PROGRAM_ID, NATIVE_MINT, SYSTEM_PROGRAM_ID
 
 DATA = Path(__file__).parents[1] / "data" / "jupiter"
@@ -167,7 +167,7 @@ def answer() -> dict:
 
 
 def test_the_recorded_route_instruction_decodes_against_its_own_quote(answer: dict) -> None:
-    swap = parse_instruction(answer["swapInstruction"])
+    swap = parse_instruction(answer["swapInstruction"], "swapInstruction")
     route = decode_route(swap)
     assert isinstance(route, DecodedRoute) and route.kind is RouteKind.ROUTE and route.steps == 1
     assert (route.in_amount, route.quoted_out_amount, route.slippage_bps, route.platform_fee_bps) == (1_980_000, 247_566, 50, 0)
@@ -186,7 +186,7 @@ def test_the_recorded_route_instruction_decodes_against_its_own_quote(answer: di
 def test_the_recorded_answer_passes_the_allowlist(answer: dict) -> None:
     user = Pubkey.from_string("7R52mJ9sgGiwEGXBBm7ehQ5qz5uexpaJQtAkSUiwwQtH")
     fields = ("computeBudgetInstructions", "setupInstructions", "swapInstruction", "cleanupInstruction")
-    ixs = [parse_instruction(o) for f in fields for o in (answer[f] if isinstance(answer[f], list) else [answer[f]])]
+    ixs = [parse_instruction(o, f) for f in fields for o in (answer[f] if isinstance(answer[f], list) else [answer[f]])]
     resolved = resolve_message(MessageV0.try_compile(user, ixs, [], Hash.default()))
     assert isinstance(resolved, ResolvedMessage)
     assert check_allowlist(resolved, ProgramAllowlist.default(), RouteParties(user)) is None
@@ -203,7 +203,7 @@ def _with_discriminator(ix: Instruction, name: str) -> Instruction:
 
 
 def test_exact_out_token_ledger_unknown_and_truncated_layouts(answer: dict) -> None:
-    swap = parse_instruction(answer["swapInstruction"])
+    swap = parse_instruction(answer["swapInstruction"], "swapInstruction")
     for name, reason in (
         ("exact_out_route", RouteRefusalReason.AGGREGATOR_EXACT_OUT),
         ("shared_accounts_exact_out_route", RouteRefusalReason.AGGREGATOR_EXACT_OUT),

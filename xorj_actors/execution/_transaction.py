@@ -3,14 +3,12 @@ the route's lookup tables by :mod:`._route`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
-from solders.instruction import AccountMeta, Instruction
+from solders.instruction import Instruction
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -23,7 +21,6 @@ __all__ = [
     "check_quote_basics",
     "framed",
     "message_bytes",
-    "parse_instruction",
     "priority_fee",
     "signed_transaction",
     "unsigned_transaction",
@@ -32,22 +29,6 @@ __all__ = [
 def _bad(why: str) -> TradeError:
     # An answer that makes no sense is not retried: something upstream is wrong.
     return TradeError(ErrorClass.UNKNOWN, f"quote service answer makes no sense: {why}")
-
-
-def parse_instruction(obj: Any) -> Instruction:
-    """One instruction in Jupiter's JSON shape; a malformed one raises :class:`TradeError`."""
-    if not isinstance(obj, Mapping):
-        raise _bad(f"instruction is {type(obj).__name__}, not an object")
-    try:
-        program = Pubkey.from_string(obj["programId"])
-        data = base64.b64decode(obj["data"], validate=True)
-        metas = [
-            AccountMeta(Pubkey.from_string(a["pubkey"]), bool(a["isSigner"]), bool(a["isWritable"]))
-            for a in obj["accounts"]
-        ]
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise _bad(f"malformed instruction: {exc!r}") from None
-    return Instruction(program, data, metas)
 
 
 def _amount(quote: Mapping[str, Any], key: str) -> int:
