@@ -24,6 +24,7 @@ from xorj_actors.chain import (
     LookupTable,
     LookupTableCache,
     LookupTableError,
+    LookupTableProblem,
     compile_v0,
     rpc_account_fetcher,
 )
@@ -37,7 +38,7 @@ from xorj_actors.execution._allowlist import (
 )
 from xorj_actors.execution._effects import EffectTerms, check_effects
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
-from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
 from xorj_actors.execution._jupiter import RouteTerms, check_aggregator
 from xorj_actors.execution._refusal import RouteRefusal, RouteRefusalReason
 from xorj_actors.execution._transaction import unsigned_transaction
@@ -108,6 +109,10 @@ class RouteChecks:
         try:
             return await self.cache.tables(list(keys))
         except LookupTableError as exc:
+            if exc.problem is LookupTableProblem.UNREADABLE and exc.__cause__ is not None:
+                # The read itself failed: classified as every other RPC call is (a 429 is
+                # rate_limited, with its Retry-After), not as a network failure.
+                raise classify_exception(exc.__cause__) from exc
             raise TradeError(ErrorClass.NETWORK, f"lookup table: {exc}") from exc
 
     def compile(self, payer: Pubkey, instructions: Sequence[Any], tables: Sequence[LookupTable], blockhash: Any) -> MessageV0:
