@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -42,7 +42,6 @@ __all__ = ["LABEL", "PricedQuote", "SwapApi", "instruction_json", "parse_pubkey"
 
 _U64_MAX = 2**64 - 1
 LABEL = "XORJ Localnet RFQ"
-_MAX_QUOTES = 100_000
 #: Fields of a ``quoteResponse`` that decide money: they must be the quote's, byte for byte.
 _BINDING = ("inputMint", "inAmount", "outputMint", "outAmount", "otherAmountThreshold", "swapMode", "slippageBps")
 
@@ -118,12 +117,18 @@ class PricedQuote:
 
 
 class SwapApi:
-    """Quotes and routes; state is the open quotes (bounded, by expiry)."""
+    """Quotes and routes; state is the open quotes (at most ``max_open_quotes``, by expiry).
 
-    def __init__(self, desk: Desk, prices: PriceWalk, settings: QuoteSettings) -> None:
+    ``clock`` (seconds, monotonic) decides expiry, here and in Ultra; a test may replace it.
+    """
+
+    def __init__(
+        self, desk: Desk, prices: PriceWalk, settings: QuoteSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.desk = desk
         self.prices = prices
         self.settings = settings
+        self.clock = clock
         self._quotes: OrderedDict[tuple[Any, ...], PricedQuote] = OrderedDict()
 
     # -- quote -------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ class SwapApi:
         hops = tuple(replace(h, input=replace(h.input, mint=path[i]), output=replace(h.output, mint=path[i + 1])) for i, h in enumerate(priced.hops))
         priced = replace(priced, hops=hops)
         threshold = priced.out_amount * (10_000 - slippage_bps) // 10_000
-        return PricedQuote(input_mint, output_mint, priced, path, threshold, slippage_bps, {}, time.monotonic() + self.settings.quote_ttl_s)
+        return PricedQuote(input_mint, output_mint, priced, path, threshold, slippage_bps, {}, self.clock() + self.settings.quote_ttl_s)
 
     def quote(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Answer ``GET /swap/v1/quote`` (recorded shape: tests/data/jupiter/quote-openapi.json)."""
@@ -188,8 +193,8 @@ class SwapApi:
         return tuple(response.get(k) for k in _BINDING)
 
     def _remember(self, q: PricedQuote) -> None:
-        now = time.monotonic()
-        while self._quotes and (len(self._quotes) >= _MAX_QUOTES or next(iter(self._quotes.values())).expires_at < now):
+        now = self.clock()
+        while self._quotes and (len(self._quotes) >= self.settings.max_open_quotes or next(iter(self._quotes.values())).expires_at < now):
             self._quotes.popitem(last=False)
         self._quotes[self._key(q.response)] = q
 
@@ -200,7 +205,7 @@ class SwapApi:
         q = self._quotes.get(self._key(given))
         if q is None:
             raise QuoteRefused("INVALID_REQUEST", "quoteResponse: not a quote this service gave (amounts, mints or slippage differ)")
-        if q.expires_at < time.monotonic():
+        if q.expires_at < self.clock():
             raise QuoteRefused("INVALID_REQUEST", "quoteResponse: the quote has expired, quote again")
         return q
 

@@ -34,7 +34,6 @@ from xorj_actors.localnet.quote_book import QuoteRefused
 
 __all__ = ["UltraApi", "UltraOrderState"]
 
-_MAX_ORDERS = 100_000
 #: Ultra lets a client repeat ``/execute`` for two minutes (docs: "Execute Order").
 _REPEAT_S = 120.0
 
@@ -134,7 +133,7 @@ class UltraApi:
             self._remember(
                 UltraOrderState(
                     request_id, taker, raw, q.route.in_amount, q.route.out_amount, q.input_mint, q.output_mint,
-                    time.monotonic() + self.swap.settings.quote_ttl_s,
+                    self.swap.clock() + self.swap.settings.quote_ttl_s,
                 )
             )
         answer["totalTime"] = round((time.perf_counter() - started) * 1000)
@@ -161,8 +160,8 @@ class UltraApi:
         return compiled.message  # type: ignore[union-attr]
 
     def _remember(self, order: UltraOrderState) -> None:
-        now = time.monotonic()
-        while self._orders and (len(self._orders) >= _MAX_ORDERS or self._stale(next(iter(self._orders.values())), now)):
+        now = self.swap.clock()
+        while self._orders and (len(self._orders) >= self.swap.settings.max_open_quotes or self._stale(next(iter(self._orders.values())), now)):
             self._orders.popitem(last=False)
         self._orders[order.request_id] = order
 
@@ -190,7 +189,7 @@ class UltraApi:
             return 400, {"code": -3, "error": "Invalid message bytes: not the order's transaction"}
         if order.answer is not None:
             return 200, order.answer  # the same bytes again: the same outcome, nothing sent twice
-        if order.expires_at < time.monotonic():
+        if order.expires_at < self.swap.clock():
             return 400, {"code": -2003, "error": "RFQ quote expired"}
         signers = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
         i_taker = signers.index(order.taker)
@@ -223,5 +222,5 @@ class UltraApi:
                 }
             ],
         }
-        order.answer, order.answered_at = answer, time.monotonic()
+        order.answer, order.answered_at = answer, self.swap.clock()
         return 200, answer

@@ -42,7 +42,7 @@ class QuoteSettings:
     #: Compute budget returned with every swap (two token transfers use ~210 units).
     compute_unit_limit: int = 20_000
     compute_unit_price_micro_lamports: int = 1_000
-    #: Open quotes kept for replay protection; the oldest are forgotten (refused) beyond it.
+    #: Quotes (and, apart, Ultra orders) kept in memory; beyond it the oldest are forgotten (refused).
     max_open_quotes: int = 100_000
     #: Environment variable holding the ``x-api-key`` the Jupiter-shaped paths demand (unset or
     #: empty: any key, or none, is accepted).
