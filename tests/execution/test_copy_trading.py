@@ -38,9 +38,9 @@ def _shares(h: Harness, vault: int, prices: dict[str, float]) -> dict[str, float
 
 def _prices(h: Harness) -> dict[str, float]:
     mints = ",".join(str(t.mint) for t in h.genesis.tokens)
-    with urllib.request.urlopen(f"{h.localnet.urls['quote']}/price?ids={mints}", timeout=5) as resp:
-        data = json.load(resp)["data"]
-    return {m: float(v["price"]) for m, v in data.items()}
+    with urllib.request.urlopen(f"{h.localnet.urls['quote']}/price/v3?ids={mints}", timeout=5) as resp:
+        data = json.load(resp)
+    return {m: v["usdPrice"] for m, v in data.items()}
 
 
 def _capped(target: dict[str, float], stable: str, cap: float) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""Helpers for the tests of the localnet's Jupiter APIs: a funded wallet, the route checks of
-xorj_actors.execution run on a route, and balances read from the chain."""
+"""Helpers for the tests of the localnet's Jupiter APIs: requests to the quote service, a funded
+wallet, the route checks of xorj_actors.execution run on a route, a client's route signed over
+JSON-RPC, and balances read from the chain."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from solana.rpc.async_api import AsyncClient
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
@@ -16,7 +18,7 @@ from solders.signature import Signature
 from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.chain import compile_v0, resolve_lookups
+from xorj_actors.chain import LookupTableCache, compile_v0, resolve_lookups, rpc_account_fetcher
 from xorj_actors.execution import (
     EffectReader,
     EffectTerms,
@@ -36,6 +38,40 @@ from xorj_actors.localnet.jupiter_desk import create_ata_ix, transfer_ix
 from xorj_actors.programs import NATIVE_MINT
 
 MAX_SOL_SPEND = 50_000_000
+
+
+async def api_get(ln: Localnet, path: str, params: dict[str, str], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """``GET {quote}{path}``: (status, JSON body)."""
+    async with aiohttp.ClientSession() as http, http.get(ln.urls["quote"] + path, params=params, headers=headers or {}) as r:
+        return r.status, await r.json()
+
+
+async def api_post(ln: Localnet, path: str, body: Any) -> tuple[int, Any]:
+    """``POST {quote}{path}`` with a JSON body: (status, JSON body)."""
+    async with aiohttp.ClientSession() as http, http.post(ln.urls["quote"] + path, json=body) as r:
+        return r.status, await r.json()
+
+
+async def get_quote(ln: Localnet, sell: Pubkey | str, buy: Pubkey | str, amount: int, **more: str) -> dict[str, Any]:
+    """``GET /swap/v1/quote`` for ``amount`` base units of ``sell``; asserts it is answered."""
+    params = {"inputMint": str(sell), "outputMint": str(buy), "amount": str(amount), **more}
+    status, body = await api_get(ln, "/swap/v1/quote", params)
+    assert status == 200, body
+    return body
+
+
+async def signed_route(ln: Localnet, rpc: AsyncClient, wallet: Keypair, quote: dict[str, Any]) -> tuple[dict[str, Any], VersionedTransaction]:
+    """A client's route for ``quote``, as a wallet does it on mainnet: ``POST
+    /swap/v1/swap-instructions``, the lookup tables read over JSON-RPC, a v0 message compiled with
+    them on the confirmed blockhash, signed by ``wallet``. Returns (the answer, the transaction)."""
+    status, answer = await api_post(ln, "/swap/v1/swap-instructions", {"userPublicKey": str(wallet.pubkey()), "quoteResponse": quote})
+    assert status == 200, answer
+    keys = [Pubkey.from_string(k) for k in answer["addressLookupTableAddresses"]]
+    tables = await LookupTableCache(rpc_account_fetcher(rpc, "processed")).tables(keys)
+    blockhash = (await rpc.get_latest_blockhash("confirmed")).value.blockhash
+    compiled = compile_v0(wallet.pubkey(), route_instructions(answer), tables, blockhash)
+    assert hasattr(compiled, "message"), compiled
+    return answer, sign(wallet, compiled.message)  # type: ignore[union-attr]
 
 
 def funded_wallet(ln: Localnet, seed: bytes, tokens: dict[str, int], sol: int = 10 * 10**9) -> Keypair:

@@ -1,8 +1,8 @@
-"""Plans and quote checks against the real localnet: its chain balances, /price, /quote and swaps."""
+"""Plans and quote checks against the real localnet: its chain balances, Price v3 (/price/v3),
+Swap API quotes (/swap/v1/quote) and routes (/swap/v1/swap-instructions)."""
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any
 
@@ -10,9 +10,8 @@ import aiohttp
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
-from solders.message import to_bytes_versioned
-from solders.transaction import VersionedTransaction
 
+from tests.localnet.jupiter_routes import signed_route
 from xorj_actors.localnet import Localnet, dev_vault_authority
 from xorj_actors.vaults._reconcile import PlannedTrade, plan_trades
 from xorj_actors.vaults._slippage import check_quote, executed_deviation_bps, realised_slippage
@@ -33,10 +32,10 @@ class Market:
 
     async def prices(self, http: aiohttp.ClientSession) -> dict[str, float]:
         ids = ",".join(self.decimals)
-        async with http.get(self.net.urls["quote"] + "/price", params={"ids": ids}) as resp:
+        async with http.get(self.net.urls["quote"] + "/price/v3", params={"ids": ids}) as resp:
             body = await resp.json()
             assert resp.status == 200, body
-        return {mint: float(entry["price"]) for mint, entry in body["data"].items()}
+        return {mint: entry["usdPrice"] for mint, entry in body.items()}
 
     async def quote(self, http: aiohttp.ClientSession, trade: PlannedTrade, slippage_bps: int) -> dict[str, Any]:
         params = {
@@ -45,7 +44,7 @@ class Market:
             "amount": str(trade.amount_in),
             "slippageBps": str(slippage_bps),
         }
-        async with http.get(self.net.urls["quote"] + "/quote", params=params) as resp:
+        async with http.get(self.net.urls["quote"] + "/swap/v1/quote", params=params) as resp:
             body = await resp.json()
             assert resp.status == 200, body
         return body
@@ -81,7 +80,6 @@ def by_hand(input_mint: str, output_mint: str, amount_in: int) -> PlannedTrade:
 
 
 async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Localnet) -> None:
-    localnet.advance(10)  # past genesis: /swap uses the finalized blockhash
     market = Market(localnet)
     jup, sol, usdc = market.mint["JUP"], market.mint["SOL"], market.stable
     limit = 100
@@ -97,20 +95,13 @@ async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Loca
             quote = await market.quote(http, trade, limit)
             verdict = check_quote(quote, trade, prices, market.decimals, limit)
             assert verdict.ok, verdict
-            # The quote service prices at the same mid as /price: its price impact is the
+            # The quote service prices at the same mid as /price/v3: its price impact is the
             # whole of its deviation from the reference.
             assert verdict.impact_bps is not None and 0 < verdict.impact_bps < limit
             assert math.isclose(verdict.deviation_bps, verdict.impact_bps, abs_tol=1e-6)
             assert verdict.expected_out > int(quote["outAmount"])
 
-            body = {"userPublicKey": str(AUTHORITY.pubkey()), "quoteResponse": quote}
-            async with http.post(localnet.urls["quote"] + "/swap", json=body) as resp:
-                swap = await resp.json()
-                assert resp.status == 200, swap
-            tx = VersionedTransaction.from_bytes(base64.b64decode(swap["swapTransaction"]))
-            signed = VersionedTransaction.populate(
-                tx.message, [AUTHORITY.sign_message(to_bytes_versioned(tx.message)), tx.signatures[1]]
-            )
+            _, signed = await signed_route(localnet, rpc, AUTHORITY, quote)
             before = await market.holdings(rpc, VAULT)
             await rpc.send_raw_transaction(bytes(signed), TxOpts(preflight_commitment=Confirmed))
             localnet.advance(localnet.settings.confirmed_lag + 1)
