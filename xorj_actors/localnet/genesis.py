@@ -235,8 +235,8 @@ def swap_transaction(
     """A signed two-leg swap for tests and benchmarks: the vault pays ``amount_in`` of ``sell``
     to the market maker, the market maker pays ``amount_out`` of ``buy`` to the vault, atomically.
 
-    The vault's authority (``authority``, its keypair) pays the fee; both sign. The quote service
-    builds the real ones.
+    The vault's authority (``authority``, its keypair) pays the fee; both sign. The quote service's
+    routes are Jupiter's (:mod:`.jupiter_swap`, :mod:`.jupiter_ultra`).
     """
     mm = genesis.market_maker
     authority_key, mm_key = authority.pubkey(), mm.pubkey()

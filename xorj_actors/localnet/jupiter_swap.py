@@ -36,14 +36,30 @@ from xorj_actors.localnet.jupiter_desk import (
 )
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import Hop, NoRoute, PriceWalk, Route, route
-from xorj_actors.localnet.quote_book import QuoteRefused
 
-__all__ = ["LABEL", "PricedQuote", "SwapApi", "instruction_json", "parse_pubkey", "parse_uint", "route_plan"]
+__all__ = [
+    "LABEL",
+    "PricedQuote",
+    "QuoteRefused",
+    "SwapApi",
+    "instruction_json",
+    "parse_pubkey",
+    "parse_uint",
+    "route_plan",
+]
 
 _U64_MAX = 2**64 - 1
 LABEL = "XORJ Localnet RFQ"
 #: Fields of a ``quoteResponse`` that decide money: they must be the quote's, byte for byte.
 _BINDING = ("inputMint", "inAmount", "outputMint", "outAmount", "otherAmountThreshold", "swapMode", "slippageBps")
+
+
+class QuoteRefused(Exception):
+    """A request the quote service refuses; ``code`` is the ``errorCode`` the client sees."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def instruction_json(ix: Instruction) -> dict[str, Any]:
@@ -77,7 +93,6 @@ def route_plan(hops: Sequence[Hop], amm_key: Pubkey, label: str = LABEL) -> list
 
 
 def parse_pubkey(value: Any, name: str) -> Pubkey:
-    """``value`` as a public key; ``QuoteRefused(INVALID_REQUEST)`` naming ``name`` otherwise."""
     """``value`` as a public key; ``QuoteRefused(INVALID_REQUEST)`` naming ``name`` otherwise."""
     if not isinstance(value, str):
         raise QuoteRefused("INVALID_REQUEST", f"{name}: expected a base58 public key")

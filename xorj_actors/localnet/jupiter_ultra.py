@@ -29,8 +29,7 @@ from solders.transaction import VersionedTransaction
 from xorj_actors.chain import compile_v0
 from xorj_actors.localnet.chain import PreflightFailure
 from xorj_actors.localnet.jupiter_desk import NATIVE_MINT, close_account_ix, create_ata_ix, sync_native_ix, system_transfer_ix, transfer_ix
-from xorj_actors.localnet.jupiter_swap import SwapApi, parse_pubkey
-from xorj_actors.localnet.quote_book import QuoteRefused
+from xorj_actors.localnet.jupiter_swap import QuoteRefused, SwapApi, parse_pubkey
 
 __all__ = ["UltraApi", "UltraOrderState"]
 

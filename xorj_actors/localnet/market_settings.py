@@ -24,7 +24,7 @@ def _check_clock(step_s: float, key: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class QuoteSettings:
-    """``[localnet.quote]``: the Jupiter-shaped quote service and its RFQ market maker."""
+    """``[localnet.quote]``: the quote service (Jupiter's APIs) and its market maker."""
 
     port: int = 0  # 0: a free port
     #: Seed of the price walks: same seed and same steps, same prices.
@@ -33,13 +33,13 @@ class QuoteSettings:
     step_s: float = 1.0
     #: Manual clock: prices step only on command (`PriceWalk.advance`, `POST /admin/advance`).
     manual_clock: bool = False
-    #: A quote is honoured (co-signed by the market maker) only this long after it was given.
+    #: A Swap API quote or an Ultra order is honoured only this long after it was given.
     quote_ttl_s: float = 30.0
     #: `slippageBps` when the request has none (Jupiter's default).
     default_slippage_bps: int = 50
     #: Volatility factor of a switched-on volatility spike.
     spike_multiplier: float = 20.0
-    #: Compute budget returned with every swap (two token transfers use ~210 units).
+    #: Swap API routes and Ultra orders ask for 4 x this many compute units.
     compute_unit_limit: int = 20_000
     compute_unit_price_micro_lamports: int = 1_000
     #: Quotes (and, apart, Ultra orders) kept in memory; beyond it the oldest are forgotten (refused).

@@ -30,7 +30,7 @@ from xorj_actors.localnet.jupiter_desk import (
     system_transfer_ix,
     transfer_ix,
 )
-from xorj_actors.localnet.quote_book import QuoteRefused
+from xorj_actors.localnet.jupiter_swap import QuoteRefused
 from xorj_actors.programs import JUPITER_V6_PROGRAM_ID
 
 __all__ = ["EXPECTED_REASON", "RouteFault", "RouteFaults", "STRANGER"]
