@@ -339,7 +339,7 @@ def _check_balances(s: Setup, final: Ledger) -> None:
         expected[("market_maker", buy)] -= attempt["out_amount"]
     actual = token_balances(s.rpc, accounts)
     # The Swap API's route on the localnet takes its output from the wallet's escrow, which the
-    # market maker funds at /swap-instructions: a route never sent leaves it there, still his.
+    # market maker funds at /swap/v1/swap-instructions: a route never sent leaves it there, still his.
     escrows = {("market_maker", t.symbol, v.vault_id): escrow_address(v.authority, t.mint) for v in genesis.vaults for t in genesis.tokens}
     for (who, symbol, _), amount in existing_token_balances(s.rpc, escrows).items():
         actual[(who, symbol)] += amount

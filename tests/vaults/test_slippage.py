@@ -31,7 +31,7 @@ FAIR_OUT = 2_000_000
 
 
 def quote(out: int = FAIR_OUT, impact: str = "0", threshold: int | None = None, **changes: Any) -> dict[str, Any]:
-    """A /quote answer in Jupiter's shape (see test_slippage_localnet.py for the service's own)."""
+    """A /swap/v1/quote answer in Jupiter's shape (see test_slippage_localnet.py for the service's own)."""
     answer: dict[str, Any] = {
         "inputMint": USDC,
         "inAmount": str(BUY.amount_in),

@@ -142,7 +142,7 @@ def _check_id(name: str, value: str) -> None:
 def exact(value: float) -> Fraction:
     """The decimal a float was written as (``0.6`` is 3/5, not the binary double nearest it).
 
-    Weights and prices arrive as decimal text (JSON, ``/price``); planning on the binary
+    Weights and prices arrive as decimal text (JSON, ``/price/v3``); planning on the binary
     expansion would turn a 60 % target of 10,000 USDC into 5,999.999999.
     """
     return Fraction(repr(float(value)))
@@ -167,7 +167,7 @@ def plan_trades(
 
     Args:
         holdings: base units per mint, read from the chain (zero balances may be included).
-        prices: reference USD price per mint (the ``/price`` source).
+        prices: reference USD price per mint (the ``/price/v3`` source).
         decimals: decimals per mint.
         stable_mint: the stablecoin every trade goes through.
         target: weights per mint (a share of the vault's value), summing to 1.

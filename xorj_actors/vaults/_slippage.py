@@ -1,8 +1,9 @@
 """Slippage control (SR-2): check a quote before a trade, measure the execution after it.
 
-Pure: the caller fetches the quote (``GET /quote``) and the reference prices (``GET /price``, a
-second source) and passes them in. A quote that fails a check is refused, never resized: the
-caller audits the :class:`QuoteCheck` and skips the trade (see docs/RECONCILIATION.md).
+Pure: the caller fetches the quote (``GET /swap/v1/quote``) and the reference prices
+(``GET /price/v3``, a second source) and passes them in. A quote that fails a check is refused,
+never resized: the caller audits the :class:`QuoteCheck` and skips the trade (see
+docs/RECONCILIATION.md).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def check_quote(
     decimals: Mapping[str, int],
     limit_bps: float,
 ) -> QuoteCheck:
-    """Check a ``/quote`` answer against the trade, the reference prices and the limit.
+    """Check a ``/swap/v1/quote`` answer against the trade, the reference prices and the limit.
 
     Refused (``ok`` false) when: the quote is malformed; its mints, mode (ExactIn) or
     ``inAmount`` differ from the trade, or its route does not lead from input to output; it
@@ -149,9 +150,9 @@ def check_quote(
     lets the swap settle more than ``limit_bps`` below it. Exactly at the limit passes.
 
     Args:
-        quote: the JSON object ``GET /quote`` returned.
+        quote: the JSON object ``GET /swap/v1/quote`` returned.
         trade: the trade the quote is for (planned, or the executor's request).
-        prices: reference USD prices (``GET /price``), at least for both mints.
+        prices: reference USD prices (``GET /price/v3``), at least for both mints.
         decimals: decimals per mint.
         limit_bps: the risk profile's slippage limit, in basis points (0..10000).
 
