@@ -11,6 +11,7 @@ from solders.pubkey import Pubkey
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
     "COMPUTE_BUDGET_PROGRAM_ID",
+    "JUPITER_ORDER_ENGINE_PROGRAM_ID",
     "JUPITER_V6_PROGRAM_ID",
     "MEMO_PROGRAM_IDS",
     "NATIVE_MINT",
@@ -31,5 +32,7 @@ MEMO_PROGRAM_IDS = (
 )
 #: Jupiter's aggregator (v6): every real Swap API route is one instruction to it.
 JUPITER_V6_PROGRAM_ID = Pubkey.from_string("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4")
+#: Jupiter's order engine: Ultra's RFQ (JupiterZ) routes are one instruction to it.
+JUPITER_ORDER_ENGINE_PROGRAM_ID = Pubkey.from_string("61DFfeTKM7trxYcPQCM78bJ794ddZprZpAwAnLiwTpYH")
 #: Wrapped SOL's mint (an SPL Token mint whose accounts hold lamports).
 NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")

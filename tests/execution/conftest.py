@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ vaults = 4
 quote_ttl_s = 30
 [execution]
 rebroadcast_interval_s = 0.2
+[jupiter]
+# The Swap API: these tests read its framing (our compute budget, memo); tests/execution/test_ultra.py trades through Ultra.
+api = "swap"
 [execution.retry]
 network_initial_s = 0.05
 network_max_s = 0.5
@@ -135,6 +139,15 @@ class Harness:
                 return int((await client.get_token_account_balance(account)).value.amount)
 
         return asyncio.run(read())
+
+
+def serve_route_fault(h: Harness, mode: Any) -> None:
+    """Make the localnet's quote service serve the next route or order bad in ``mode``'s way."""
+    url = f"{h.localnet.urls['quote']}/admin/route-fault"
+    body = json.dumps({"mode": mode.value, "count": 1}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -8,32 +8,22 @@ for, the vault's balances unchanged on the chain.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 
 import pytest
 
-from tests.execution.conftest import Harness
-from xorj_actors.localnet.route_faults import EXPECTED_REASON, RouteFault
+from tests.execution.conftest import Harness, serve_route_fault
+from xorj_actors.localnet.route_faults import EXPECTED_REASON, SWAP_FAULTS, RouteFault
 
 #: The route checks' stage names as the executor records them (the localnet's names for them).
 _STAGE = {"allowlist": "allowlist", "decode": "aggregator", "effects": "effects"}
 
 
-def _serve_fault(h: Harness, mode: RouteFault) -> None:
-    url = f"{h.localnet.urls['quote']}/admin/route-fault"
-    body = json.dumps({"mode": mode.value, "count": 1}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200
-
-
 #: TABLE_MISMATCH spoils an Ultra order's transaction; a Swap API message is compiled here from
 #: the instructions' own accounts, so a table cannot put another account in their place.
-SWAP_FAULTS = [m for m in RouteFault if m is not RouteFault.TABLE_MISMATCH]
 
 
-@pytest.mark.parametrize("mode", SWAP_FAULTS)
+
+@pytest.mark.parametrize("mode", list(SWAP_FAULTS))
 def test_an_adversarial_route_is_refused_before_it_is_signed(harness: Harness, mode: RouteFault) -> None:
     h = harness
     stage, reason = EXPECTED_REASON[mode]
@@ -41,7 +31,7 @@ def test_an_adversarial_route_is_refused_before_it_is_signed(harness: Harness, m
     assert h.execute(h.request(f"vault-0000:bonk-{mode.value}:0", buy="BONK", amount=1_000_000)).status == "confirmed"
     tid = f"vault-0000:bad-{mode.value}:0"
     before = {s: h.balance(0, s) for s in ("USDC", "JUP")}
-    _serve_fault(h, mode)
+    serve_route_fault(h, mode)
     outcome = h.execute(h.request(tid, amount=1_000_000))
     assert outcome.status == "rejected" and outcome.error_class == "unknown", outcome
     assert f"route refused: {reason}" in (outcome.error or ""), outcome

@@ -33,6 +33,7 @@ from xorj_actors.execution import (
     fee_bound,
     resolve_message,
 )
+from xorj_actors.jupiter import parse_quote
 from xorj_actors.localnet import Localnet
 from xorj_actors.localnet.jupiter_desk import create_ata_ix, transfer_ix
 from xorj_actors.programs import NATIVE_MINT
@@ -146,8 +147,8 @@ async def check_route(ln: Localnet, wallet: Pubkey, message: MessageV0, quote: d
     if refusal is not None:
         return Checked(tx, refusal, "allowlist")
     in_mint, out_mint = Pubkey.from_string(quote["inputMint"]), Pubkey.from_string(quote["outputMint"])
-    terms = RouteTerms.from_quote(
-        quote,
+    terms = RouteTerms.from_terms(
+        parse_quote(quote),
         authority=wallet,
         source=get_associated_token_address(wallet, in_mint),
         destination=get_associated_token_address(wallet, out_mint),

@@ -35,7 +35,7 @@ from xorj_actors.audit import Audit
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
-from xorj_actors.execution import Executor, ExecutorOptions, QuoteCheck, TradeRequest
+from xorj_actors.execution import Executor, ExecutorOptions, TradeRequest
 from xorj_actors.jupiter import api_headers
 from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
@@ -55,7 +55,7 @@ from xorj_actors.signers import (
 )
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
-from xorj_actors.vaults import Vault, check_quote
+from xorj_actors.vaults import Vault
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -230,7 +230,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     vault_authority=authorities.require,
                     signer=key.name,
                     gate=TradeGate(ctx.breaker_board, cfg.breakers).admit,
-                    quote_check=quote_check(cfg),
+                    decimals=tradable_mints(cfg),
                     stable_mint=_stable_mint(cfg),
                     vault_account=_vault_accounts(authorities),
                     report=report,
@@ -360,17 +360,6 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
             on_slippage=metrics.on_realised_slippage,
         ),
     )
-
-
-def quote_check(cfg: Config) -> QuoteCheck:
-    """The executor's reference-price check (SR-2): the vaults' rule on every quote."""
-    decimals = tradable_mints(cfg)
-
-    def check(req: TradeRequest, quote: Mapping[str, Any], prices: Mapping[str, float]) -> str | None:
-        result = check_quote(quote, req, prices, decimals, req.slippage_bps)
-        return None if result.ok else f"{result.reason}: {result.detail}"
-
-    return check
 
 
 def root_children(ctx: TreeContext) -> list[ChildSpec]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         TradeRequest,
         TradeStatus,
     )
-    from xorj_actors.execution._options import ExecutorOptions, QuoteCheck
+    from xorj_actors.execution._options import ExecutorOptions
     from xorj_actors.execution.settings import ExecutionSettings, RetrySettings, RouteCheckSettings
     from xorj_actors.execution._allowlist import (
         ProgramAllowlist,
@@ -52,7 +52,6 @@ _HOMES = {
     "CRASH_POINTS": "_crash",
     "Executor": "_executor",
     "ExecutorOptions": "_options",
-    "QuoteCheck": "_options",
     "LedgerError": "_ledger",
     "load_open_trades": "_ledger",
     "lookup_trade": "_ledger",

@@ -24,6 +24,7 @@ from xorj_actors.execution.settings import RouteCheckSettings
 from xorj_actors.programs import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
     COMPUTE_BUDGET_PROGRAM_ID,
+    JUPITER_ORDER_ENGINE_PROGRAM_ID,
     JUPITER_V6_PROGRAM_ID,
     MEMO_PROGRAM_IDS,
     NATIVE_MINT,
@@ -64,7 +65,9 @@ class ProgramAllowlist:
 
     @classmethod
     def default(
-        cls, aggregators: Iterable[Pubkey] = (JUPITER_V6_PROGRAM_ID,), tip_accounts: Iterable[Pubkey] = ()
+        cls,
+        aggregators: Iterable[Pubkey] = (JUPITER_V6_PROGRAM_ID, JUPITER_ORDER_ENGINE_PROGRAM_ID),
+        tip_accounts: Iterable[Pubkey] = ()
     ) -> ProgramAllowlist:
         """ComputeBudget, System, SPL Token, Token-2022, ATA, Memo and ``aggregators``."""
         aggregators = frozenset(aggregators)

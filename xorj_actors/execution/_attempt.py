@@ -1,19 +1,19 @@
-"""One attempt of a trade, from a quote to signed bytes that are durable in the audit log.
+"""One attempt of a trade, from a route to signed bytes that are durable in the audit log.
 
-Quote (checked against the slippage limit), swap instructions (the legs checked against the
-vault), blockhash, priority fee and memo, simulate (the compute budget from what it consumed),
-the market maker's co-signature, the gate again, the Signer's signature, then the signed attempt
-durable before anything is sent.
+The API the policy chooses builds the route (:mod:`._build_ultra`: Ultra's order;
+:mod:`._build_swap`: the Swap API's quote and instructions, framed and compiled by us); both pass
+the one money check and the same route checks (allowlist, aggregator decoding, simulated effects).
+Then the gate again, the Signer's signature, and the signed attempt durable before anything is
+sent. "Ultra, then the Swap API" falls back only when Ultra's order found no route.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import math
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from collections.abc import Mapping
 from typing import Any
 
 from pykka import ActorDeadError
@@ -25,29 +25,25 @@ from solders.token.associated import get_associated_token_address
 
 from supervisors import MailboxFull
 from xorj_actors.audit import EventType, utc_timestamp
+from xorj_actors.execution._build_swap import build_swap
+from xorj_actors.execution._build_ultra import build_ultra
 from xorj_actors.execution._crash import crash_point
+from xorj_actors.execution._effects_io import SimulatedEffects
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase, TradeRequest
 from xorj_actors.execution._allowlist import RouteParties
-from xorj_actors.execution._clients import jupiter_call, usd_prices
+from xorj_actors.execution._clients import jupiter_call, refused, usd_prices
 from xorj_actors.execution._jupiter import RouteTerms
-from xorj_actors.execution._route import RouteVault
-from xorj_actors.execution._transaction import (
-    check_quote_basics,
-    framed,
-    message_bytes,
-    signed_transaction,
-    unsigned_transaction,
-)
-from xorj_actors.jupiter import TradeApi
+from xorj_actors.execution._money import MoneyCheck, MoneyLimits, check_money
+from xorj_actors.execution._route import BuiltRoute, RouteVault
+from xorj_actors.execution._transaction import message_bytes, signed_transaction
+from xorj_actors.jupiter import JupiterRefused, Terms, TradeApi, fallback_api, first_api
 from xorj_actors.signers import FindVaultKey, SignRequest, SignResult, signer_name
 
-__all__ = ["AttemptBuilder", "SignedAttempt"]
+__all__ = ["AttemptBuilder", "MessageClaims", "SignedAttempt"]
 
-#: The most compute units a transaction may ask for.
-_MAX_COMPUTE_UNITS = 1_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -58,10 +54,44 @@ def signer_time(ns: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SignedAttempt:
-    """An attempt durable as signed, and its transaction, ready to send."""
+    """An attempt durable as signed, and its transaction, ready to send (Ultra: to ``/execute``,
+    with only our signature in it when the market maker still has to add its own)."""
 
     attempt: Attempt
     tx: VersionedTransaction
+
+
+class MessageClaims:
+    """Which trade each built message belongs to, until that trade is final.
+
+    Two trades must never sign the same message: one landing would settle both. The Swap API's
+    messages carry our memo with the trade id; Ultra's are Jupiter's own, so a vault's identical
+    trades ordered at one blockhash get identical transactions (and Ed25519 signatures are
+    deterministic, so identical ids too).
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[bytes, str] = {}
+
+    def claim(self, rec: TradeRecord, message: MessageV0) -> str | None:
+        """Claim ``message`` for ``rec``; the trade already holding it, if another."""
+        digest = hashlib.sha256(message_bytes(message)).digest()
+        holder = self._holders.setdefault(digest, rec.trade_id)
+        if holder != rec.trade_id:
+            return holder
+        if digest not in rec.claims:
+            rec.claims.append(digest)
+        return None
+
+    def release(self, rec: TradeRecord) -> None:
+        """``rec`` is final: its messages are free (none of them can land any more)."""
+        for digest in rec.claims:
+            if self._holders.get(digest) == rec.trade_id:
+                del self._holders[digest]
+        rec.claims.clear()
+
+    def __len__(self) -> int:
+        return len(self._holders)
 
 
 class AttemptBuilder:
@@ -69,90 +99,108 @@ class AttemptBuilder:
 
     def __init__(self, io: ExecutorIO) -> None:
         self.io = io
+        self.claims = MessageClaims()
+        routes = io.settings.routes
+        self.limits = MoneyLimits(
+            max_platform_fee_bps=routes.max_platform_fee_bps, max_ultra_fee_bps=routes.max_ultra_fee_bps,
+            decimals=io.options.decimals,
+        )
 
     async def build(self, rec: TradeRecord, n: int) -> SignedAttempt:
         """Attempt ``n`` of ``rec``: signed, durable, appended to its attempts. Raises TradeError."""
-        io, req, s = self.io, rec.request, self.io.settings
+        io, req = self.io, rec.request
         rec.phase, rec.attempt_no = TradePhase.QUOTING, n
         io.check_gate(req)
         # The vault's own authority: its wallet, fee payer and the only key that signs for it.
-        fee_payer = await self.authority(req.vault_id)
-        in_mint, out_mint = Pubkey.from_string(req.input_mint), Pubkey.from_string(req.output_mint)
-        quote = await jupiter_call(io.quotes.quote(in_mint, out_mint, req.amount_in, req.slippage_bps))
-        raw = quote.answer_json()
-        in_amount, out_amount, impact_bps = check_quote_basics(
-            raw, input_mint=req.input_mint, output_mint=req.output_mint, amount_in=req.amount_in,
-            slippage_bps=req.slippage_bps,
-        )
-        min_out = quote.other_amount_threshold
-        if io.options.quote_check is not None:
-            prices = usd_prices(await jupiter_call(io.quotes.prices([in_mint, out_mint])))
-            reason = io.options.quote_check(req, raw, prices)
-            if reason is not None:
-                raise TradeError(ErrorClass.SLIPPAGE, reason)
+        authority = await self.authority(req.vault_id)
+        vault = self.route_vault(req, authority)
+        policy = io.options.jupiter.api
+        api = first_api(policy)
+        try:
+            built = await (build_ultra if api is TradeApi.ULTRA else build_swap)(self, rec, authority, vault)
+        except JupiterRefused as exc:
+            fallback = fallback_api(policy, exc.refusal)
+            if fallback is None:
+                raise refused(exc) from exc
+            io.audit(
+                EventType.TRADE_EXECUTION, req.trade_id,
+                {"phase": "api_fallback", "attempt": n, "from": api.value, "to": fallback.value, "refusal": str(exc.refusal)[:500]},
+            )
+            built = await build_swap(self, rec, authority, vault)
+        return await self.sign_and_record(rec, n, vault, built)
+
+    async def check_money(self, terms: Terms, api: TradeApi, req: TradeRequest) -> MoneyCheck:
+        """The one money check (reference prices read when the engine gave decimals)."""
+        io = self.io
+        prices = None
+        if self.limits.decimals:
+            mints = [terms.input_mint, terms.output_mint]
+            prices = usd_prices(await jupiter_call(io.quotes.prices(mints)))
+        money = check_money(terms, api, req, self.limits, prices)
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
-        # The route for the vault's own wallet: its associated accounts, its signature alone.
-        route = await jupiter_call(io.quotes.swap_instructions(quote, fee_payer))
-        fee = await io.chain.priority_fee([fee_payer])
-        tables = await io.routes.tables(route.address_lookup_table_addresses)
-        blockhash, last_valid = await io.chain.blockhash()  # last: it ages from here to the send
-        memo = f"xorj:{req.trade_id}"
-        legs = route.route_instructions()
+        return money
 
-        def compile_with(units: int) -> MessageV0:
-            instructions = framed(legs, compute_units=units, micro_lamports=fee, memo=memo)
-            return io.routes.compile(fee_payer, instructions, tables, blockhash)
-
-        # The budget: Jupiter's own simulated limit when it gives one (dynamicComputeUnitLimit),
-        # else from our probe's. The effect check below simulates the exact message, budget included.
-        if route.compute_unit_limit:
-            probe_units = None
-            units = min(_MAX_COMPUTE_UNITS, max(s.min_compute_units, route.compute_unit_limit))
-        else:
-            probe = await io.chain.simulate(unsigned_transaction(compile_with(s.simulation_compute_units)))
-            probe_units = probe.units
-            units = max(s.min_compute_units, math.ceil(probe.units * s.compute_unit_margin))
-        message = compile_with(units)
-        # Allowlist, aggregator decoding, simulated effects of exactly this message: before the gate and the signature.
-        vault = self.route_vault(req, fee_payer, in_mint, out_mint)
-        terms = self.route_terms(raw, vault, req.slippage_bps)
-        effects = await io.routes.check(
-            message, vault, terms=terms, min_out=min_out, amount_in=req.amount_in,
+    async def check_route(
+        self, rec: TradeRecord, api: TradeApi, message: MessageV0, vault: RouteVault, terms: Terms, min_out: int
+    ) -> SimulatedEffects:
+        """Allowlist, aggregator decoding, simulated effects of exactly ``message``: before the
+        gate and the signature. A refusal is audited with the API and the attempt."""
+        io, req = self.io, rec.request
+        return await io.routes.check(
+            message, vault, terms=self.route_terms(terms, api, vault, req.slippage_bps), min_out=min_out,
+            amount_in=req.amount_in,
             audit=lambda details, severity: io.audit(
-                EventType.TRADE_EXECUTION, req.trade_id, {**details, "attempt": n, "api": TradeApi.SWAP.value}, severity
+                EventType.TRADE_EXECUTION, req.trade_id, {**details, "attempt": rec.attempt_no, "api": api.value}, severity
             ),
         )
+
+    async def sign_and_record(self, rec: TradeRecord, n: int, vault: RouteVault, built: BuiltRoute) -> SignedAttempt:
+        """The gate again, our signature, and the signed attempt durable (before any send)."""
+        io, req = self.io, rec.request
+        message, authority = built.message, vault.parties.authority
         payload = message_bytes(message)
         rec.phase = TradePhase.SIGNING
         io.check_gate(req)  # the last moment before funds can move
         crash_point("before_sign")
         signed = await self.sign(req, payload)
         crash_point("after_sign")
-        signature = Signature.from_bytes(signed.signature or b"")
-        tx = signed_transaction(message, {fee_payer: signature})
+        ours = Signature.from_bytes(signed.signature or b"")
+        if built.api is TradeApi.SWAP:
+            tx = signed_transaction(message, {authority: ours})
+        else:
+            tx = partially_signed(message, authority, ours)
+        # The transaction's id is its first signature: ours when we pay the fee; an RFQ maker's
+        # (Ultra, gasless) is known only once /execute answers.
+        tx_id = str(ours) if message.account_keys[0] == authority else ""
+        money = built.money
         attempt = Attempt(
-            number=n, signature=str(tx.signatures[0]), transaction_b64=base64.b64encode(bytes(tx)).decode(),
-            last_valid_block_height=last_valid, in_amount=in_amount, out_amount=out_amount,
+            number=n, signature=tx_id, transaction_b64=base64.b64encode(bytes(tx)).decode(),
+            last_valid_block_height=built.last_valid_block_height, in_amount=money.in_amount, out_amount=money.out_amount,
+            api=built.api, request_id=built.request_id, our_signature=None if tx_id else str(ours),
+            pre_state=_pre_state(built, vault),
         )
         await io.durable(
             EventType.TRADE_EXECUTION, req.trade_id,
             {
-                "phase": "signed", "attempt": n, "signature": attempt.signature,
+                "phase": "signed", "attempt": n, "signature": attempt.signature, "api": built.api.value,
+                "our_signature": attempt.our_signature, "request_id": attempt.request_id,
                 # What the signer saw: its own clock, read before the halt board it checked.
                 "signed_at": signer_time(signed.signed_at_ns), "halt_epoch": signed.halt_epoch,
                 "halt_state": signed.halt_state,
-                "transaction": attempt.transaction_b64, "last_valid_block_height": last_valid,
-                "lookup_tables": [str(k) for k in route.address_lookup_table_addresses], "in_amount": in_amount, "out_amount": out_amount,
-                "min_out": min_out, "api": TradeApi.SWAP.value, "price_impact_bps": round(impact_bps, 2),
-                "compute_units": units, "simulated_units": effects.units, "probe_units": probe_units,
-                "micro_lamports": fee, "simulation_logs": list(effects.logs[-10:]),
+                "transaction": attempt.transaction_b64, "last_valid_block_height": attempt.last_valid_block_height,
+                "in_amount": money.in_amount, "out_amount": money.out_amount, "min_out": money.min_out,
+                "price_impact_bps": round(money.impact_bps, 2),
+                "deviation_bps": None if money.deviation_bps is None else round(money.deviation_bps, 2),
+                "simulated_units": built.effects.units, "simulation_logs": list(built.effects.logs[-10:]),
+                "pre_state": attempt.pre_state, **built.details,
             },
         )
         rec.attempts.append(attempt)
         return SignedAttempt(attempt, tx)
 
-    def route_vault(self, req: TradeRequest, authority: Pubkey, in_mint: Pubkey, out_mint: Pubkey) -> RouteVault:
+    def route_vault(self, req: TradeRequest, authority: Pubkey) -> RouteVault:
         """The vault's parties and its two token accounts (its authority's associated accounts)."""
+        in_mint, out_mint = Pubkey.from_string(req.input_mint), Pubkey.from_string(req.output_mint)
         account = self.io.options.vault_account
         if account is not None:
             source, destination = account(req.vault_id, req.input_mint), account(req.vault_id, req.output_mint)
@@ -161,15 +209,14 @@ class AttemptBuilder:
             destination = get_associated_token_address(authority, out_mint)
         return RouteVault(RouteParties(authority), in_mint, out_mint, source, destination)
 
-    def route_terms(self, quote: Mapping[str, Any], vault: RouteVault, slippage_bps: int) -> RouteTerms:
+    def route_terms(self, terms: Terms, api: TradeApi, vault: RouteVault, slippage_bps: int) -> RouteTerms:
         """What a decoded aggregator instruction must say: the quote's amounts, our limits."""
-        try:
-            return RouteTerms.from_quote(
-                quote, authority=vault.parties.authority, source=vault.source, destination=vault.destination,
-                max_slippage_bps=slippage_bps, max_platform_fee_bps=self.io.settings.routes.max_platform_fee_bps,
-            )
-        except ValueError as exc:
-            raise TradeError(ErrorClass.UNKNOWN, f"quote makes no sense: {exc}") from None
+        limits = self.limits
+        return RouteTerms.from_terms(
+            terms, authority=vault.parties.authority, source=vault.source, destination=vault.destination,
+            max_slippage_bps=slippage_bps,
+            max_platform_fee_bps=limits.max_ultra_fee_bps if api is TradeApi.ULTRA else limits.max_platform_fee_bps,
+        )
 
     async def authority(self, vault: str) -> Pubkey:
         """Vault ``vault``'s authority: from its store's board, else found by asking the Signer
@@ -208,3 +255,30 @@ class AttemptBuilder:
             raise TradeError(cls, f"signer refused: {refused}")
         io.breaker(ErrorClass.SIGNER, True, "signed")
         return result
+
+
+def partially_signed(message: MessageV0, signer: Pubkey, signature: Signature) -> VersionedTransaction:
+    """``message`` with ``signature`` in ``signer``'s slot and the other slots empty (Ultra: Jupiter
+    adds the market maker's at ``/execute``)."""
+    required = list(message.account_keys[: message.header.num_required_signatures])
+    if signer not in required:
+        raise TradeError(ErrorClass.UNKNOWN, f"the order does not need {signer}'s signature")
+    slots = [signature if key == signer else Signature.default() for key in required]
+    return VersionedTransaction.populate(message, slots)
+
+
+def _pre_state(built: BuiltRoute, vault: RouteVault) -> dict[str, list[int | None]] | None:
+    """The vault's accounts before the trade (``[lamports, token amount]``), kept only for an
+    Ultra order whose id ``/execute`` must reveal (the maker pays the fee): what settles it if it
+    never does."""
+    authority = vault.parties.authority
+    if built.api is not TradeApi.ULTRA or built.message.account_keys[0] == authority:
+        return None
+    state: dict[str, list[int | None]] = {}
+    for key in sorted({authority, *vault.holdings}, key=str):
+        account = built.effects.pre.get(key)
+        if account is None:
+            state[str(key)] = [0, None]
+        else:
+            state[str(key)] = [account.lamports, account.token.amount if account.token is not None else None]
+    return state

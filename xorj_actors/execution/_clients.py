@@ -23,7 +23,7 @@ from xorj_actors.execution._transaction import priority_fee
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jupiter import JupiterRefused, MalformedAnswer, RefusalReason, UsdPrice
 
-__all__ = ["ChainClient", "Simulation", "jupiter_call", "usd_prices"]
+__all__ = ["ChainClient", "Simulation", "jupiter_call", "refused", "usd_prices"]
 
 T = TypeVar("T")
 
@@ -125,14 +125,19 @@ _REFUSALS: Mapping[RefusalReason, ErrorClass] = {
 }
 
 
+def refused(exc: JupiterRefused) -> TradeError:
+    """An API's refusal as the trade's classified error."""
+    refusal = exc.refusal
+    cls = _REFUSALS.get(refusal.reason, ErrorClass.UNKNOWN)
+    return TradeError(cls, f"jupiter: {refusal}", retry_after_s=refusal.retry_after_s)
+
+
 async def jupiter_call(coro: Awaitable[T]) -> T:
     """Await a :class:`JupiterClient` call; any failure is raised as a classified TradeError."""
     try:
         return await coro
     except JupiterRefused as exc:
-        refusal = exc.refusal
-        cls = _REFUSALS.get(refusal.reason, ErrorClass.UNKNOWN)
-        raise TradeError(cls, f"jupiter: {refusal}", retry_after_s=refusal.retry_after_s) from exc
+        raise refused(exc) from exc
     except MalformedAnswer as exc:
         raise TradeError(ErrorClass.UNKNOWN, f"jupiter answer makes no sense: {exc}") from exc
     except TradeError:

@@ -19,10 +19,27 @@ import aiohttp
 from solders.account_decoder import UiAccountEncoding
 from solders.commitment_config import CommitmentLevel
 from solders.pubkey import Pubkey
-from solders.rpc.config import RpcAccountInfoConfig, RpcSimulateTransactionAccountsConfig, RpcSimulateTransactionConfig
+from solders.rpc.config import (
+    RpcAccountInfoConfig,
+    RpcContextConfig,
+    RpcSimulateTransactionAccountsConfig,
+    RpcSimulateTransactionConfig,
+)
 from solders.rpc.errors import MinContextSlotNotReachedMessage
-from solders.rpc.requests import GetMultipleAccounts, SimulateVersionedTransaction, batch_to_json
-from solders.rpc.responses import GetMultipleAccountsResp, SimulateTransactionResp, batch_from_json
+from solders.rpc.requests import (
+    GetBlockHeight,
+    GetLatestBlockhash,
+    GetMultipleAccounts,
+    SimulateVersionedTransaction,
+    batch_to_json,
+)
+from solders.rpc.responses import (
+    GetBlockHeightResp,
+    GetLatestBlockhashResp,
+    GetMultipleAccountsResp,
+    SimulateTransactionResp,
+    batch_from_json,
+)
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._effects import AccountState, decode_account
@@ -99,6 +116,30 @@ class EffectReader:
             RouteRefusalReason.STATE_UNREADABLE,
             f"pre-state (slot {pre_slot}) and simulation (slot {sim_slot}) never met at one slot",
         )
+
+    async def last_valid_block_height(self, min_slot: int) -> int:
+        """``lastValidBlockHeight`` of the newest blockhash at a slot at least ``min_slot``.
+
+        A blockhash the node knew at ``min_slot`` (a simulation there accepted it) is no newer,
+        so a transaction built on it can never land past this height.
+        """
+        config = RpcContextConfig(self.commitment, min_slot)
+        resp = await self._post(GetLatestBlockhash(config, id=next(self._ids)).to_json(), GetLatestBlockhashResp)
+        return int(resp.value.last_valid_block_height)
+
+    async def block_height(self) -> int:
+        """``getBlockHeight`` at the reader's commitment."""
+        config = RpcContextConfig(self.commitment)
+        resp = await self._post(GetBlockHeight(config, id=next(self._ids)).to_json(), GetBlockHeightResp)
+        return int(resp.value)
+
+    async def states(self, addresses: Sequence[Pubkey]) -> dict[Pubkey, AccountState | None]:
+        """The accounts now, at one slot."""
+        for _ in range(self.max_attempts):
+            slot, states = await self._pre(list(dict.fromkeys(addresses)), None)
+            if slot >= 0:
+                return states
+        raise TradeError(ErrorClass.TIMEOUT, "the accounts were never read at one slot")
 
     async def _pre(self, addresses: list[Pubkey], min_slot: int | None) -> tuple[int, dict[Pubkey, AccountState | None]]:
         config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)

@@ -31,13 +31,13 @@ import hashlib
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
 from xorj_actors.execution._allowlist import ResolvedMessage
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
+from xorj_actors.jupiter import Terms
 
 __all__ = ["DecodedRoute", "RouteKind", "RouteTerms", "check_aggregator", "check_route", "decode_route"]
 
@@ -143,9 +143,9 @@ class RouteTerms:
     max_platform_fee_bps: int = 0
 
     @classmethod
-    def from_quote(
+    def from_terms(
         cls,
-        quote: Mapping[str, Any],
+        terms: Terms,
         *,
         authority: Pubkey,
         source: Pubkey,
@@ -153,38 +153,20 @@ class RouteTerms:
         max_slippage_bps: int,
         max_platform_fee_bps: int = 0,
     ) -> RouteTerms:
-        """From a Swap API quote (``inAmount``, ``outAmount``, ``slippageBps``, ``platformFee.feeBps``).
-
-        Raises ``ValueError`` naming the field that is missing or not a number.
-        """
-        fee = quote.get("platformFee")
-        fee_bps = 0 if fee is None else _int(fee, "feeBps", "platformFee.feeBps")
+        """From what a Swap API quote or an Ultra order promised (parsed strictly already)."""
         return cls(
             authority=authority,
             source=source,
             destination=destination,
-            input_mint=Pubkey.from_string(str(quote.get("inputMint"))),
-            output_mint=Pubkey.from_string(str(quote.get("outputMint"))),
-            in_amount=_int(quote, "inAmount"),
-            quoted_out_amount=_int(quote, "outAmount"),
-            slippage_bps=_int(quote, "slippageBps"),
-            platform_fee_bps=fee_bps,
+            input_mint=terms.input_mint,
+            output_mint=terms.output_mint,
+            in_amount=terms.in_amount,
+            quoted_out_amount=terms.out_amount,
+            slippage_bps=terms.slippage_bps,
+            platform_fee_bps=terms.platform_fee.fee_bps if terms.platform_fee is not None else 0,
             max_slippage_bps=max_slippage_bps,
             max_platform_fee_bps=max_platform_fee_bps,
         )
-
-
-def _int(obj: Any, key: str, name: str | None = None) -> int:
-    try:
-        value = obj[key]
-        if isinstance(value, bool):
-            raise TypeError
-        number = int(value)
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{name or key}: missing or not an integer") from None
-    if number < 0:
-        raise ValueError(f"{name or key}: negative")
-    return number
 
 
 def check_route(route: DecodedRoute, terms: RouteTerms) -> RouteRefusal | None:

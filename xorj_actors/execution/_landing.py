@@ -10,6 +10,7 @@ trade stays unsettled and is watched on.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from loguru import logger
@@ -26,6 +27,8 @@ from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
 from xorj_actors.execution._outcomes import outcome
+from xorj_actors.execution._ultra_send import UltraSender
+from xorj_actors.jupiter import TradeApi
 
 __all__ = ["Landing"]
 
@@ -39,6 +42,7 @@ class Landing:
     def __init__(self, io: ExecutorIO, on_timed_out: TimedOut) -> None:
         self.io = io
         self.on_timed_out = on_timed_out
+        self.ultra = UltraSender(io)
         #: signature -> the future the Confirmation actor's answer resolves.
         self.watches: dict[str, asyncio.Future[SignatureOutcome]] = {}
         #: signature -> what it is the attempt of (to ask for the watch again).
@@ -49,23 +53,41 @@ class Landing:
     async def land(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction, *, first_send: bool) -> TradeOutcome:
         """Send, watch and rebroadcast one signed attempt until the chain settles it.
 
+        The Swap API's bytes go out by ``sendTransaction``; Ultra's by ``/execute``
+        (:class:`UltraSender`), whose answer may first have to reveal the transaction's id.
+
         Raises TradeError when the attempt can no longer land (refused by preflight, failed on
         chain with a retryable error, or expired): a new attempt is then safe.
         """
         io, req = self.io, rec.request
+        ultra = attempt.api is TradeApi.ULTRA
         rec.phase = TradePhase.SENT
         self.awaiting_confirmation += 1
+        answered = False  # Ultra: /execute gave an answer (no need to ask it again)
         try:
+            if ultra and not attempt.id_known:
+                if not await self.ultra.reveal(rec, attempt, tx):
+                    await self.ultra.settle_unrevealed(rec, attempt, lambda: self._stuck(rec))
+                answered, first_send = True, False
             while True:
                 waiter = self.watch(req, attempt)
                 rebroadcast: asyncio.Task[None] | None = None
                 try:
-                    if first_send:
-                        # Rebroadcasting only after the preflight answered: a copy sent meanwhile
-                        # could land after a preflight refusal that makes us sign anew.
-                        first_send = False
-                        await self.send_first(rec, attempt, tx)
-                    rebroadcast = io.spawn(f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(tx, waiter))
+                    if ultra:
+                        if first_send:
+                            first_send = False
+                            answered = await self.ultra.execute(rec, attempt, tx) is not None
+                        if not answered:  # resumed, or no answer yet: /execute again (safe to repeat)
+                            rebroadcast = io.spawn(
+                                f"execute:{attempt.signature[:8]}", self.ultra.repeat(rec, attempt, tx, time.monotonic())
+                            )
+                    else:
+                        if first_send:
+                            # Rebroadcasting only after the preflight answered: a copy sent meanwhile
+                            # could land after a preflight refusal that makes us sign anew.
+                            first_send = False
+                            await self.send_first(rec, attempt, tx)
+                        rebroadcast = io.spawn(f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(tx, waiter))
                     result = await waiter
                 finally:
                     if rebroadcast is not None:
@@ -76,14 +98,19 @@ class Landing:
                     # Not final: it may still land. The vault hears it; we keep watching.
                     io.breaker(ErrorClass.TIMEOUT, False, "confirmation timed out")
                     io.report(BreakerName.CONFIRMATION_TIMEOUTS, False, f"trade {req.trade_id} not confirmed in its tier's time")
-                    if not rec.timed_out:
-                        rec.timed_out = True
-                        self.on_timed_out(rec, outcome(req, TradeStatus.TIMED_OUT, result, result.error, ErrorClass.TIMEOUT, rec))
+                    self._stuck(rec, result)
                     continue
                 crash_point("confirming")
                 return self.settled(rec, result)
         finally:
             self.awaiting_confirmation -= 1
+
+    def _stuck(self, rec: TradeRecord, result: SignatureOutcome | None = None) -> None:
+        """Not final yet: the vault hears ``timed_out`` once; the trade stays unsettled."""
+        if not rec.timed_out:
+            rec.timed_out = True
+            error = result.error if result is not None else "not settled: its landing is unknown"
+            self.on_timed_out(rec, outcome(rec.request, TradeStatus.TIMED_OUT, result, error, ErrorClass.TIMEOUT, rec))
 
     async def send_first(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction) -> None:
         io = self.io

@@ -19,6 +19,7 @@ from pykka import ActorRef
 
 from xorj_actors.audit import AuditEntry, Store, UnverifiedEntry, verified_entries
 from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
+from xorj_actors.jupiter import TradeApi
 
 __all__ = [
     "Attempt",
@@ -48,6 +49,22 @@ class Attempt:
     last_valid_block_height: int
     in_amount: int = 0
     out_amount: int = 0
+    #: The API that built it (``swap`` or ``ultra``): Ultra's bytes are sent by ``/execute``.
+    api: TradeApi = TradeApi.SWAP
+    #: Ultra's ``requestId`` (``/execute`` takes it back with the signed transaction).
+    request_id: str | None = None
+    #: Ultra with the market maker paying the fee: the transaction's id is the maker's
+    #: signature, known once ``/execute`` answers (then ``signature`` holds it). Ours, to match.
+    our_signature: str | None = None
+    #: The vault's accounts as the effect check read them before signing (address ->
+    #: ``[lamports, token amount or None]``): an Ultra order whose id never became known is
+    #: settled as not landed only if they are unchanged once its blockhash has expired.
+    pre_state: dict[str, list[int | None]] | None = None
+
+    @property
+    def id_known(self) -> bool:
+        """Whether the transaction's id (its first signature) is known, so it can be watched."""
+        return bool(self.signature)
 
 
 @dataclass(slots=True)
@@ -69,6 +86,8 @@ class TradeRecord:
     started: float = 0.0
     #: The vault was told ``timed_out``; the trade is still watched until it is final.
     timed_out: bool = False
+    #: Digests of the messages it built (:class:`MessageClaims`): no other trade may sign one.
+    claims: list[bytes] = field(default_factory=list)
 
     @property
     def trade_id(self) -> str:
@@ -102,6 +121,7 @@ def outcome_details(outcome: TradeOutcome) -> dict[str, Any]:
         "in_amount": outcome.in_amount,
         "out_amount": outcome.out_amount,
         "attempts": outcome.attempts,
+        "api": outcome.api.value if outcome.api is not None else None,
     }
 
 
@@ -139,6 +159,7 @@ def _outcome(intent: TradeRequest, d: dict[str, Any]) -> TradeOutcome:
             in_amount=int(d.get("in_amount", 0)),
             out_amount=int(d.get("out_amount", 0)),
             attempts=int(d.get("attempts", 0)),
+            api=TradeApi(d["api"]) if d.get("api") is not None else None,
             replayed=True,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -165,13 +186,18 @@ def _request(d: dict[str, Any]) -> TradeRequest:
 
 def _attempt(d: dict[str, Any]) -> Attempt:
     try:
+        pre_state = d.get("pre_state")
         return Attempt(
             number=int(d["attempt"]),
-            signature=str(d["signature"]),
+            signature=str(d["signature"] or ""),
             transaction_b64=str(d["transaction"]),
             last_valid_block_height=int(d["last_valid_block_height"]),
             in_amount=int(d.get("in_amount", 0)),
             out_amount=int(d.get("out_amount", 0)),
+            api=TradeApi(d.get("api", TradeApi.SWAP.value)),
+            request_id=str(d["request_id"]) if d.get("request_id") is not None else None,
+            our_signature=str(d["our_signature"]) if d.get("our_signature") is not None else None,
+            pre_state=dict(pre_state) if isinstance(pre_state, dict) else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LedgerError(f"unreadable signed attempt: {exc!r}") from None
@@ -193,6 +219,8 @@ def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dic
         elif entry.event_type == EXECUTION:
             if d.get("phase") == "signed" and trade_id in open_:
                 open_[trade_id].attempts.append(_attempt(d))
+            elif d.get("phase") == "sent" and d.get("signature") and trade_id in open_:
+                _learn_signature(open_[trade_id], d)
         elif entry.event_type == CONFIRMATION:
             open_.pop(trade_id, None)
             intent = intents.get(trade_id)
@@ -200,6 +228,13 @@ def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dic
                 raise LedgerError(f"audit entry {entry.sequence}: outcome of trade {trade_id} without its intent")
             final[trade_id] = _outcome(intent, d)
     return open_, final
+
+
+def _learn_signature(rec: TradeRecord, d: dict[str, Any]) -> None:
+    """An Ultra attempt's id, learnt from ``/execute`` after it was durable as signed."""
+    for attempt in rec.attempts:
+        if attempt.number == d.get("attempt") and not attempt.signature:
+            attempt.signature = str(d["signature"])
 
 
 def load_open_trades(store: Store, key: bytes) -> list[TradeRecord]:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pykka import ActorRef
 
 from supervisors import Message
+from xorj_actors.jupiter import TradeApi
 
 __all__ = [
     "EXECUTOR_NAME",
@@ -112,6 +113,8 @@ class TradeOutcome(Message):
     #: The quoted output (the chain's balance change is what actually arrived).
     out_amount: int = 0
     attempts: int = 0
+    #: The API the last attempt went through (None: nothing was built).
+    api: TradeApi | None = None
     #: True when this answers a repeated request from the recorded outcome.
     replayed: bool = False
 

@@ -11,13 +11,11 @@ from solders.pubkey import Pubkey
 
 from xorj_actors.audit import AuditSettings
 from xorj_actors.breakers import BreakerName
-from xorj_actors.execution._messages import TradeOutcome, TradeRequest
+from xorj_actors.execution._messages import TradeOutcome
 from xorj_actors.jupiter.settings import JupiterSettings
 
-__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "QuoteCheck", "VaultAccount", "VaultAuthority"]
+__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "VaultAccount", "VaultAuthority"]
 
-#: Extra slippage check: (request, quote, reference USD prices by mint) -> refusal reason or None.
-QuoteCheck = Callable[[TradeRequest, Mapping[str, Any], Mapping[str, float]], str | None]
 #: Breaker gate: (reduces_exposure) -> refusal reason or None. Called on the executor's loop only.
 Gate = Callable[[bool], str | None]
 #: Breaker events: (runtime, breaker, ok, detail), i.e. :func:`xorj_actors.breakers.report`.
@@ -52,8 +50,9 @@ class ExecutorOptions:
     signer: str
     #: The breaker gate; None: no breakers.
     gate: Gate | None = None
-    #: Extra slippage check against reference prices; None: the quote's own limits only.
-    quote_check: QuoteCheck | None = None
+    #: Decimals by mint: quotes are checked against Jupiter's reference prices (``/price/v3``);
+    #: None: against their own limits only.
+    decimals: Mapping[str, int] | None = None
     #: Breaker events; None: none reported.
     report: BreakerReport | None = None
     #: Called with every outcome that is not a replay (metrics).

@@ -39,6 +39,7 @@ def outcome(
         in_amount=last.in_amount if last else 0,
         out_amount=last.out_amount if last else 0,
         attempts=len(rec.attempts),
+        api=last.api if last else None,
     )
 
 

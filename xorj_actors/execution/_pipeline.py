@@ -154,6 +154,8 @@ class Pipeline:
     def _adopt(self, rec: TradeRecord, *, unsettled: bool) -> None:
         rec.started = time.monotonic()
         self.book.adopt(rec, unsettled=unsettled)
+        for attempt in rec.attempts:  # read back: its messages stay its own until it is final
+            self.attempts.claims.claim(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
 
     def _run_task(self, rec: TradeRecord, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, coro)
@@ -325,6 +327,7 @@ class Pipeline:
                 # The chain has the truth; a restart settles it again from the signed attempts.
                 logger.critical("trade {}: outcome {} not recorded: {}", req.trade_id, result.status, err)
         if final:
+            self.attempts.claims.release(rec)
             self.book.settle(req)
             self.tasks.pop(req.trade_id, None)
             if result.error_class != ErrorClass.REUSED_ID.value:

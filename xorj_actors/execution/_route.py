@@ -36,15 +36,17 @@ from xorj_actors.execution._allowlist import (
     resolve_message,
     tip_lamports,
 )
-from xorj_actors.execution._effects import EffectTerms, check_effects
+from xorj_actors.execution._effects import AccountState, EffectTerms, check_effects
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
 from xorj_actors.execution._jupiter import RouteTerms, check_aggregator
+from xorj_actors.execution._money import MoneyCheck
 from xorj_actors.execution._refusal import RouteRefusal, RouteRefusalReason
 from xorj_actors.execution._transaction import unsigned_transaction
+from xorj_actors.jupiter import TradeApi
 from xorj_actors.programs import NATIVE_MINT
 
-__all__ = ["RouteChecks", "RouteStage", "RouteVault"]
+__all__ = ["BuiltRoute", "RouteChecks", "RouteStage", "RouteVault"]
 
 class RouteStage(enum.StrEnum):
     """Where a route was refused (audit detail)."""
@@ -97,6 +99,21 @@ class RouteChecks:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _reading(self) -> EffectReader:
+        assert self.reader is not None, "RouteChecks.open() first"
+        return self.reader
+
+    async def last_valid_block_height(self, min_slot: int) -> int:
+        """The last valid height of any blockhash the node knew at ``min_slot``."""
+        return await self._reading().last_valid_block_height(min_slot)
+
+    async def block_height(self) -> int:
+        return await self._reading().block_height()
+
+    async def states(self, addresses: Sequence[Pubkey]) -> dict[Pubkey, AccountState | None]:
+        """The accounts now (at the effect check's commitment), at one slot."""
+        return await self._reading().states(addresses)
 
     @property
     def static_only(self) -> frozenset[Pubkey]:
@@ -152,8 +169,7 @@ class RouteChecks:
         if refusal is not None:
             self._refuse(refusal, stage, audit)
         stage = RouteStage.EFFECTS
-        assert self.reader is not None, "RouteChecks.open() first"
-        effects = await self.reader.read(unsigned_transaction(message), resolved.writable_keys)
+        effects = await self._reading().read(unsigned_transaction(message), resolved.writable_keys)
         if isinstance(effects, RouteRefusal):
             self._refuse(effects, stage, audit)
         effect_terms = EffectTerms(
@@ -181,3 +197,19 @@ class RouteChecks:
         audit(details, Severity.WARNING)
         raise refusal.to_error()
 
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltRoute:
+    """A route an API built and the checks passed: the exact message to sign, and its record."""
+
+    api: TradeApi
+    message: MessageV0
+    money: MoneyCheck
+    effects: SimulatedEffects
+    #: The block height after which the message can never land.
+    last_valid_block_height: int
+    #: Ultra's ``requestId``; None for the Swap API.
+    request_id: str | None
+    #: API-specific figures for the signed record (tables, compute budget, router...).
+    details: Mapping[str, Any]

@@ -19,7 +19,12 @@ DEFAULT_PROGRAMS: tuple[str, ...] = (
     "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo",
 )
 #: Jupiter's v6 aggregator program.
-DEFAULT_AGGREGATORS: tuple[str, ...] = ("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4",)
+#: Jupiter's aggregator (v6, the Swap API's and Ultra's Metis routes) and its order engine (Ultra's
+#: RFQ routes: tests/data/jupiter/ultra-order-jupiterz-rfq.json).
+DEFAULT_AGGREGATORS: tuple[str, ...] = (
+    "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4",
+    "61DFfeTKM7trxYcPQCM78bJ794ddZprZpAwAnLiwTpYH",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,8 @@ class RouteCheckSettings:
     max_sol_spend_lamports: int = 10_000_000
     #: The highest platform fee an aggregator instruction may carry.
     max_platform_fee_bps: int = 0
+    #: The highest fee an Ultra order may carry (its ``feeBps``: Ultra's own fee on the output).
+    max_ultra_fee_bps: int = 10
     #: Commitment of the pre-state read and the simulation; attempts to get both at one slot.
     effect_commitment: str = "confirmed"
     effect_read_attempts: int = 4
@@ -75,6 +82,8 @@ class RouteCheckSettings:
             raise ValueError("max_sol_spend_lamports: must be between 1 and 10000000000")
         if not 0 <= self.max_platform_fee_bps <= 255:
             raise ValueError("max_platform_fee_bps: must be between 0 and 255 (a u8 on chain)")
+        if not 0 <= self.max_ultra_fee_bps <= 10_000:
+            raise ValueError("max_ultra_fee_bps: must be between 0 and 10000")
         if self.effect_commitment not in ("processed", "confirmed", "finalized"):
             raise ValueError("effect_commitment: processed, confirmed or finalized")
         if not 1 <= self.effect_read_attempts <= 20:

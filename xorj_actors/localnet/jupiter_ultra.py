@@ -63,10 +63,12 @@ class UltraApi:
         #: Set by the route faults: compile the next order against a table that differs on chain.
         self.faults: Any = None
 
-    def order(self, query: Any) -> dict[str, Any]:
+    def order(self, query: Any) -> dict[str, Any] | tuple[int, dict[str, Any]]:
         """Answer ``GET /ultra/v1/order?inputMint&outputMint&amount&taker``."""
         started = time.perf_counter()
         q = self.swap.price_route({k: v for k, v in query.items() if k != "swapMode"})
+        if self.faults is not None and self.faults.ultra_no_route():
+            return 400, {"error": "Failed to get quotes"}  # Ultra's own answer (ultra-order-failed-400.json)
         taker = parse_pubkey(query.get("taker"), "taker") if query.get("taker") is not None else None
         desk = self.desk
         desk.prepare_tables()

@@ -33,7 +33,7 @@ from xorj_actors.localnet.jupiter_desk import (
 from xorj_actors.localnet.jupiter_swap import QuoteRefused
 from xorj_actors.programs import JUPITER_V6_PROGRAM_ID
 
-__all__ = ["EXPECTED_REASON", "RouteFault", "RouteFaults", "STRANGER"]
+__all__ = ["EXPECTED_REASON", "RouteFault", "RouteFaults", "STRANGER", "SWAP_FAULTS", "ULTRA_FAULTS"]
 
 #: Whoever a bad route sends things to.
 STRANGER = Pubkey.from_string("Stranger11111111111111111111111111111111111")
@@ -52,6 +52,15 @@ class RouteFault(enum.StrEnum):
     PROGRAM_NOT_ALLOWED = "program_not_allowed"
     TABLE_MISMATCH = "table_mismatch"
     AGGREGATOR_AMOUNTS = "aggregator_amounts"
+    #: Not a bad route: Ultra's ``/order`` finds none ("Failed to get quotes"), the Swap API does.
+    ULTRA_NO_ROUTE = "ultra_no_route"
+
+
+#: The modes that spoil a Swap API route, and those that act on Ultra's orders.
+SWAP_FAULTS: tuple[RouteFault, ...] = tuple(
+    m for m in RouteFault if m not in (RouteFault.TABLE_MISMATCH, RouteFault.ULTRA_NO_ROUTE)
+)
+ULTRA_FAULTS: tuple[RouteFault, ...] = (RouteFault.TABLE_MISMATCH, RouteFault.ULTRA_NO_ROUTE)
 
 
 #: The reason (``RouteRefusalReason`` value) each mode is refused with, and by which check.
@@ -117,7 +126,7 @@ class RouteFaults:
 
     def apply(self, api: Any, wallet: Pubkey, q: Any, built: dict[str, Any]) -> dict[str, Any]:
         """Spoil a Swap API route (``built``: setup, swap, cleanup, tables) if a mode is on."""
-        mode = self._take(*(m for m in RouteFault if m is not RouteFault.TABLE_MISMATCH))
+        mode = self._take(*SWAP_FAULTS)
         if mode is None:
             return built
         desk = api.desk
@@ -191,6 +200,10 @@ class RouteFaults:
         return absent  # created by the route, its rent paid to the stranger: refused as SOL spent
 
     # -- Ultra -------------------------------------------------------------------------------
+
+    def ultra_no_route(self) -> bool:
+        """ULTRA_NO_ROUTE: this order finds no route."""
+        return self._take(RouteFault.ULTRA_NO_ROUTE) is not None
 
     def ultra_tables(self, ultra: Any, taker: Pubkey, out_mint: Pubkey, tables: list[LookupTable]) -> list[LookupTable]:
         """TABLE_MISMATCH: compile the order against a table that, on chain, holds the market

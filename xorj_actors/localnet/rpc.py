@@ -225,7 +225,9 @@ class JsonRpc:
         return self.chain.block_time(slot)
 
     def m_getLatestBlockhash(self, params: list[Any]) -> dict[str, Any]:
-        _, blockhash, last_valid = self.chain.latest_blockhash(commitment_of(config_at(params, 0)))
+        config = config_at(params, 0)
+        self._min_context_slot(config)
+        _, blockhash, last_valid = self.chain.latest_blockhash(commitment_of(config))
         return self._context({"blockhash": str(blockhash), "lastValidBlockHeight": last_valid})
 
     def m_isBlockhashValid(self, params: list[Any]) -> dict[str, Any]:

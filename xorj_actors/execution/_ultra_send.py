@@ -1,0 +1,153 @@
+"""Sending an Ultra attempt: ``POST /ultra/v1/execute`` is the send.
+
+Jupiter lands the signed transaction itself (adding an RFQ maker's signature first). Repeating
+``/execute`` with the same signed transaction and ``requestId`` is safe for two minutes: it
+answers the same outcome and never executes twice. Jupiter's answer is only its word: the
+outcome is the chain's, through the Confirmation actor's watch of the transaction's id.
+
+When the market maker pays the fee, the id is the maker's signature, which only ``/execute``
+reveals. If it never does (Jupiter unreachable for the whole window, or it says it did not
+send), the attempt is settled by the chain: once the confirmed block height is past the
+attempt's last valid height nothing can land any more, and if the vault's accounts are then
+exactly as the effect check read them before signing, it never landed (a new attempt is safe).
+Anything else leaves the trade open and unsettled (fail closed) until an operator settles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from loguru import logger
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+
+from xorj_actors.audit import EventType, Severity
+from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._io import ExecutorIO
+from xorj_actors.execution._ledger import Attempt, TradeRecord
+from xorj_actors.execution._transaction import message_bytes
+from xorj_actors.jupiter import ExecuteOutcome, UltraExecution
+
+__all__ = ["UltraSender"]
+
+#: Ultra lets a client repeat ``/execute`` for two minutes (docs: "Execute Order").
+REPEAT_WINDOW_S = 120.0
+#: Outcomes after which Jupiter will not send it (its word; the chain still decides).
+_NOT_SENT = frozenset(
+    {ExecuteOutcome.ORDER_EXPIRED, ExecuteOutcome.REJECTED, ExecuteOutcome.INVALID_REQUEST, ExecuteOutcome.NOT_LANDED}
+)
+#: How often a stuck attempt looks again (it stays unsettled meanwhile).
+_STUCK_POLL_S = 30.0
+
+
+class UltraSender:
+    """``/execute`` for Ultra attempts, on the executor's loop."""
+
+    def __init__(self, io: ExecutorIO) -> None:
+        self.io = io
+
+    async def execute(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction) -> UltraExecution | None:
+        """One ``/execute``; None when it gave no answer (the watch or a repeat finds out)."""
+        io = self.io
+        if attempt.request_id is None:
+            raise TradeError(ErrorClass.UNKNOWN, f"ultra attempt {attempt.number} has no requestId")
+        try:
+            execution = await io.quotes.execute(tx, attempt.request_id)
+        except Exception as exc:  # noqa: BLE001 - maybe sent, maybe not: never re-signed for it
+            logger.warning("trade {}: /execute of attempt {} gave no answer: {!r}", rec.trade_id, attempt.number, exc)
+            return None
+        if execution.outcome is ExecuteOutcome.INVALID_REQUEST:
+            # Our request was wrong: a bug to fix. The bytes may still be out there: watched on.
+            logger.critical("trade {}: /execute refused the request: {} {}", rec.trade_id, execution.code, execution.error)
+        io.audit(
+            EventType.TRADE_EXECUTION, rec.trade_id,
+            {
+                "phase": "sent", "attempt": attempt.number, "api": "ultra", "code": execution.code,
+                "execute_outcome": execution.outcome.value,
+                "signature": str(execution.signature) if execution.signature is not None else attempt.signature or None,
+                "slot": execution.slot, "error": execution.error,
+            },
+            severity=Severity.INFO if execution.outcome is ExecuteOutcome.LANDED else Severity.WARNING,
+        )
+        return execution
+
+    async def repeat(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction, first: float) -> None:
+        """Repeat ``/execute`` until one answers, within the repeat window (the rebroadcast)."""
+        interval = self.io.settings.rebroadcast_interval_s
+        while time.monotonic() - first < REPEAT_WINDOW_S:
+            await asyncio.sleep(interval)
+            if await self.execute(rec, attempt, tx) is not None:
+                return
+
+    async def reveal(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction) -> bool:
+        """Learn the transaction's id from ``/execute`` (the maker pays the fee); True once known.
+
+        False: Jupiter never gave it within the window, or said it will not send.
+        """
+        first = time.monotonic()
+        interval = self.io.settings.rebroadcast_interval_s
+        while True:
+            execution = await self.execute(rec, attempt, tx)
+            if execution is not None and execution.signature is not None:
+                payer = tx.message.account_keys[0]
+                if execution.signature.verify(payer, message_bytes(tx.message)):
+                    attempt.signature = str(execution.signature)
+                    return True
+                # Not the fee payer's signature over our message: watching it would settle
+                # this trade by another transaction.
+                logger.critical(
+                    "trade {}: /execute answered signature {}, not {}'s over our message; ignored",
+                    rec.trade_id, execution.signature, payer,
+                )
+            if execution is not None and execution.outcome in _NOT_SENT:
+                return False
+            if time.monotonic() - first >= REPEAT_WINDOW_S:
+                return False
+            await asyncio.sleep(interval)
+
+    async def settle_unrevealed(self, rec: TradeRecord, attempt: Attempt, on_stuck: Callable[[], None]) -> None:
+        """Settle an attempt whose id is unknown, by the chain; returns never (stays open) unless
+        it raises ``EXPIRED_BLOCKHASH`` (it can never land and did not).
+
+        ``on_stuck()`` is called once when the vault's accounts changed (the vault hears
+        ``timed_out``; the trade stays unsettled).
+        """
+        io = self.io
+        interval = max(io.settings.rebroadcast_interval_s, 0.2)
+        warned = False
+        while True:
+            height = await io.routes.block_height()  # height first: after it, nothing new lands
+            if height > attempt.last_valid_block_height:
+                if attempt.pre_state is not None:
+                    keys = [Pubkey.from_string(k) for k in attempt.pre_state]
+                    states = await io.routes.states(keys)
+                    now = {
+                        str(k): [s.lamports if s else 0, s.token.amount if s is not None and s.token is not None else None]
+                        for k, s in states.items()
+                    }
+                    if now == attempt.pre_state:
+                        raise TradeError(
+                            ErrorClass.EXPIRED_BLOCKHASH,
+                            f"expired: /execute never gave the transaction's id; block height {height} is past "
+                            f"{attempt.last_valid_block_height} and the vault's accounts are as before signing: "
+                            "it never landed; safe to re-sign",
+                        )
+                if not warned:
+                    warned = True
+                    logger.critical(
+                        "trade {}: ultra attempt {} expired without an id and the vault's accounts changed: it may "
+                        "have landed; the trade stays open until an operator settles it",
+                        rec.trade_id, attempt.number,
+                    )
+                    io.audit(
+                        EventType.TRADE_EXECUTION, rec.trade_id,
+                        {"phase": "landing_unknown", "attempt": attempt.number, "api": "ultra",
+                         "our_signature": attempt.our_signature, "request_id": attempt.request_id},
+                        severity=Severity.CRITICAL,
+                    )
+                    on_stuck()
+                await asyncio.sleep(_STUCK_POLL_S)
+                continue
+            await asyncio.sleep(interval)
