@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import enum
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xorj_actors import probes
 from xorj_actors.limits import MIN_KEY_BYTES
+from xorj_actors.redaction import Redactor
 
 if TYPE_CHECKING:  # only a type here; config imports ops, whose HTTP API runs these checks
     from xorj_actors.config import Config
@@ -197,7 +197,7 @@ def check_audit_anchor(ctx: CheckContext) -> CheckResult:
     where = f"s3://{anchor.bucket}/{anchor.prefix}"
     try:
         client = s3_client(anchor, timeout_s=ctx.timeout_s)
-        locked = _object_lock_enabled(client, anchor.bucket)
+        locked = probes.object_lock_enabled(client, anchor.bucket)
         anchors = list_anchors(client, anchor) if locked else []
     except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "cannot anchor"
         return _fail(name, f"{where}: {type(exc).__name__}: {exc}")
@@ -205,18 +205,6 @@ def check_audit_anchor(ctx: CheckContext) -> CheckResult:
         return _fail(name, f"{where}: Object Lock is not enabled on the bucket: anchors could be deleted")
     last = f"the last reaches entry {anchors[-1].sequence}" if anchors else "none written yet"
     return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}")
-
-
-def _object_lock_enabled(client: Any, bucket: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        reply = client.get_object_lock_configuration(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ObjectLockConfigurationNotFoundError":
-            return False
-        raise
-    return reply.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
 
 
 def _audit_actor_health(ctx: CheckContext) -> CheckResult:
@@ -236,40 +224,9 @@ def _audit_actor_health(ctx: CheckContext) -> CheckResult:
     return _ok(name, f"audit log writing ({health.pending} pending)")
 
 
-def _jsonrpc_health(url: str, timeout: float) -> str:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getHealth"}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - configured URL
-        body = json.loads(reply.read(65_536))
-    if body.get("result") != "ok":
-        raise ValueError(f"getHealth answered {body.get('error') or body.get('result')!r}")
-    return "healthy"
-
-
-def _websocket_open(url: str, timeout: float) -> str:
-    from websockets.sync.client import connect
-
-    with connect(url, open_timeout=timeout, close_timeout=timeout):
-        return "handshake ok"
-
-
-def _http_get(url: str, timeout: float) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - configured URL
-            return f"HTTP {reply.status}"
-    except urllib.error.HTTPError as exc:  # it answered: reachable, unless it is failing
-        if exc.code >= 500:
-            raise
-        return f"HTTP {exc.code}"
-
-
 def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unconfigured: str) -> Check:
     def check(ctx: CheckContext) -> CheckResult:
-        # What the engine serves or registered, else the config's, else the in-process localnet's.
-        url = ctx.endpoints.get(key) or _configured(ctx.config, key) or ctx.endpoints.get(f"localnet_{key}")
+        url = _endpoint_url(ctx, key)
         if not url:
             return _absent(name, unconfigured)
         try:
@@ -282,21 +239,54 @@ def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unc
     return check
 
 
-def _configured(config: Config, key: str) -> str:
-    """The URL the config names for endpoint ``key`` (empty: the localnet's, when it runs)."""
-    return {
-        "rpc": config.execution.rpc_url,
-        "ws": config.execution.ws_url,
-        "quant": config.strategy.url,
+def _endpoint_url(ctx: CheckContext, key: str) -> str:
+    """What the engine serves or registered, else the config's, else the in-process localnet's."""
+    configured = {
+        "rpc": ctx.config.execution.rpc_url,
+        "ws": ctx.config.execution.ws_url,
+        "quant": ctx.config.strategy.url,
+        "quote": ctx.config.jupiter_url(),
     }.get(key, "")
+    return ctx.endpoints.get(key) or configured or ctx.endpoints.get(f"localnet_{key}", "")
 
 
 _NO_CHAIN = "no chain endpoint configured ([execution] rpc_url / ws_url, or [localnet] enabled)"
-check_rpc = _endpoint_check("rpc", "rpc", _jsonrpc_health, _NO_CHAIN)
-check_websocket = _endpoint_check("websocket", "ws", _websocket_open, _NO_CHAIN)
+check_rpc = _endpoint_check("rpc", "rpc", probes.jsonrpc_health, _NO_CHAIN)
+check_websocket = _endpoint_check("websocket", "ws", probes.websocket_open, _NO_CHAIN)
 check_quant = _endpoint_check(
-    "quant_engine", "quant", _http_get, "no quantitative engine endpoint configured ([strategy] url)"
+    "quant_engine", "quant", probes.http_get, "no quantitative engine endpoint configured ([strategy] url)"
 )
+#: Jupiter's public host; the keyless one (lite-api.jup.ag) was retired in 2026.
+_JUPITER_HOST = "api.jup.ag"
+
+
+def check_jupiter(ctx: CheckContext) -> CheckResult:
+    """Jupiter's APIs: the key the engine sends is set, and ``/price/v3`` prices every traded
+    token with it (one request; the key is never shown)."""
+    name, cfg = "jupiter", ctx.config
+    url = _endpoint_url(ctx, "quote")
+    if not url:
+        return _absent(name, "no Jupiter endpoint configured ([jupiter] base_url, or [localnet] enabled)")
+    jup = cfg.jupiter_api(ctx.environ)
+    where = f"{url} (api {jup.api}, key {'$' + jup.api_key_env if jup.api_key_env else 'none'})"
+    if ctx.production and not jup.api_key_env and urllib.parse.urlsplit(url).hostname == _JUPITER_HOST:
+        return _fail(name, f"{where}: [jupiter] api_key_env is empty: {_JUPITER_HOST} answers no request without a key")
+    from xorj_actors.jupiter import MAX_IDS, MissingApiKey, api_headers
+
+    try:
+        headers = api_headers(jup, ctx.environ)
+    except MissingApiKey as exc:
+        return _fail(name, f"{where}: {exc}")
+    tokens = {str(t.mint): t.symbol for t in cfg.token_registry()}
+    asked = dict(list(tokens.items())[:MAX_IDS])  # one request: Price v3 takes at most MAX_IDS mints
+    try:
+        seen = probes.jupiter_prices(url, headers, asked, ctx.timeout_s, jup.max_answer_bytes)
+    except Exception as exc:  # noqa: BLE001 - any failure of the probe: the engine cannot price
+        masked = Redactor([headers.get("x-api-key", "")])  # should an answer echo the key
+        return _fail(name, f"{where}: {masked(f'{type(exc).__name__}: {exc}')}")
+    if len(tokens) > len(asked):
+        seen += f" asked (the first {len(asked)} of {len(tokens)})"
+    return _ok(name, f"{where}: {seen}")
 
 
 def check_signer(ctx: CheckContext) -> CheckResult:
@@ -384,9 +374,19 @@ def _pin_envs(config: Config) -> tuple[str, ...]:
     return tuple(k.pkcs11.pin_env for k in config.signers.keys if k.backend == "pkcs11")
 
 
+def _required_api_keys(ctx: CheckContext) -> tuple[str, ...]:
+    """API keys the engine cannot start without: Jupiter's when it calls a ``[jupiter] base_url``
+    (a localnet's quote service needs none), the quantitative engine's in production."""
+    jup = ctx.config.jupiter
+    names = (jup.api_key_env,) if jup.base_url and jup.api_key_env else ()
+    return (*names, ctx.config.strategy.api_key_env) if ctx.production else names
+
+
 def secret_env_names(config: Config) -> tuple[str, ...]:
     """Every environment variable the config names as holding a secret."""
-    names = [*_hmac_key_envs(config), *_pin_envs(config)]
+    names = [*_hmac_key_envs(config), *_pin_envs(config), config.strategy.api_key_env]
+    if config.jupiter.api_key_env:
+        names.append(config.jupiter.api_key_env)
     if config.audit.backend == "postgres":
         names.append(config.audit.postgres.password_env)
     return tuple(dict.fromkeys(names))
@@ -411,7 +411,7 @@ def check_secrets(ctx: CheckContext) -> CheckResult:
     """Every required secret is in the environment, HMAC keys long enough (values are never shown)."""
     cfg = ctx.config
     keys = _hmac_key_envs(cfg)
-    required = tuple(dict.fromkeys((*keys, *_pin_envs(cfg))))
+    required = tuple(dict.fromkeys((*keys, *_pin_envs(cfg), *_required_api_keys(ctx))))
     missing = [env for env in required if not ctx.environ.get(env)]
     short = [env for env in keys if 0 < len(ctx.environ.get(env, "").encode()) < MIN_KEY_BYTES]
     if short:
@@ -439,6 +439,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_audit_anchor,
     check_signer,
     check_quant,
+    check_jupiter,
     check_dev_settings,
     check_secrets,
     check_data_dir,

@@ -7,7 +7,9 @@ environment variables that hold them.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -101,6 +103,20 @@ class Config:
         """The ``[[tokens]]`` registry; mints left empty derive from ``[localnet] seed``."""
         return TokenRegistry.from_settings(self.tokens, self.localnet.seed)
 
+    def jupiter_url(self) -> str:
+        """Jupiter's base URL: ``[jupiter] base_url``, else ``[execution] quote_url`` (a localnet's
+        quote service); empty: the in-process localnet's."""
+        return self.jupiter.base_url or self.execution.quote_url
+
+    def jupiter_api(self, environ: Mapping[str, str]) -> JupiterSettings:
+        """``[jupiter]`` as the engine uses it. With no ``base_url`` (a localnet's quote service) the
+        key is the localnet's (``[localnet.quote] api_key_env``), sent only when that variable is set."""
+        jup = self.jupiter
+        if jup.base_url:
+            return jup
+        local_key = self.localnet.quote.api_key_env
+        return dataclasses.replace(jup, api_key_env=local_key if environ.get(local_key) else "")
+
     def validate(self) -> None:
         registry = self.token_registry()  # raises "tokens...: problem"
         try:
@@ -109,10 +125,12 @@ class Config:
             raise ValueError(f"localnet.{exc}") from None
         ex = self.execution
         if ex.enabled and not self.localnet.enabled:
-            missing = [n for n in ("rpc_url", "ws_url", "quote_url") if not getattr(ex, n)]
+            missing = [f"execution.{n}" for n in ("rpc_url", "ws_url") if not getattr(ex, n)]
+            if not self.jupiter_url():
+                missing.append("jupiter.base_url")
             if missing:
                 raise ValueError(
-                    f"execution.{missing[0]}: required when [localnet] is not enabled"
+                    f"{missing[0]}: required when [localnet] is not enabled"
                     " (or set [execution] enabled = false)"
                 )
         if ex.enabled and ex.signer:

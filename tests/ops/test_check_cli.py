@@ -22,7 +22,7 @@ from xorj_actors.cli import main
 from xorj_actors.config import ConfigError, parse_config
 from xorj_actors.engine import Engine
 
-SECRETS = {**ENGINE_ENV, "XORJ_AUDIT_HMAC_KEY": "audit-key-" + "7" * 30}
+SECRETS = {**ENGINE_ENV, "XORJ_AUDIT_HMAC_KEY": "audit-key-" + "7" * 30, "XORJ_QUANT_API_KEY": "quant-key-" + "q" * 20}
 PG = """
 [audit]
 backend = "postgres"
@@ -60,8 +60,8 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     code, lines = run_check(tmp_path, capsys, None)
     assert code == 0
     assert set(lines) == {
-        "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "dev_settings", "secrets",
-        "data_dir",
+        "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
+        "secrets", "data_dir",
     }
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.
@@ -100,7 +100,7 @@ def test_production_config_with_development_settings_fails(tmp_path, capsys, mon
     assert "localnet.enabled" in lines["dev_settings"] and 'backend = "sqlite"' in lines["dev_settings"]
     assert 'backend = "dev_key"' in lines["dev_settings"]
     assert lines["signer"].startswith("FAIL") and "refused in production" in lines["signer"]
-    for name in ("rpc", "websocket", "quant_engine", "audit_anchor"):
+    for name in ("rpc", "websocket", "quant_engine", "jupiter", "audit_anchor"):
         assert lines[name].startswith("FAIL"), lines[name]  # not configured is a failure in production
     assert lines["secrets"].startswith("ok")
     out = "\n".join(lines.values())
@@ -220,6 +220,7 @@ def test_endpoint_probes_against_a_real_localnet(localnet, tmp_path) -> None:
     assert results["rpc"].status is Status.OK and "healthy" in results["rpc"].detail
     assert results["websocket"].status is Status.OK
     assert results["quant_engine"].status is Status.OK
+    assert results["jupiter"].status is Status.OK and "/price/v3 priced all 4 tokens" in results["jupiter"].detail
     dead = f"127.0.0.1:{free_port()}"
     dead_urls = {"rpc": f"http://{dead}", "ws": f"ws://{dead}"}
     ctx = CheckContext(parse_config(""), tmp_path, {}, endpoints=dead_urls, timeout_s=1)

@@ -21,7 +21,6 @@ only see a complete tree. ``tests/engine`` checks this order against the running
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, Rpc
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, TradeRequest
 from xorj_actors.jupiter import api_headers
-from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
@@ -181,19 +179,8 @@ def _node_urls(ctx: TreeContext) -> tuple[str, str, str]:
     return (
         ex.rpc_url or endpoints.get("localnet_rpc", ""),
         ex.ws_url or endpoints.get("localnet_ws", ""),
-        cfg.jupiter.base_url or ex.quote_url or endpoints.get("localnet_quote", ""),
+        cfg.jupiter_url() or endpoints.get("localnet_quote", ""),
     )
-
-
-def _jupiter_settings(ctx: TreeContext) -> JupiterSettings:
-    """``[jupiter]``; with no ``base_url`` (a localnet's quote service: the in-process one or
-    ``[execution] quote_url``), the localnet's key variable, sent only when set."""
-    cfg = ctx.config
-    jup = cfg.jupiter
-    if jup.base_url:
-        return jup
-    local_key = cfg.localnet.quote.api_key_env
-    return dataclasses.replace(jup, api_key_env=local_key if ctx.environ.get(local_key) else "")
 
 
 def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
@@ -222,7 +209,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                 ExecutorOptions(
                     rpc_url=rpc,
                     quote_url=quote,
-                    jupiter=_jupiter_settings(ctx),
+                    jupiter=ctx.config.jupiter_api(ctx.environ),
                     environ=ctx.environ,
                     audit=cfg.audit,
                     data_dir=ctx.data_dir,
@@ -265,7 +252,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
                 rpc_url=rpc,
                 quote_url=quote,
                 owner=authorities.get,
-                price_headers=api_headers(_jupiter_settings(ctx), ctx.environ),
+                price_headers=api_headers(ctx.config.jupiter_api(ctx.environ), ctx.environ),
                 watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
                 volatility=cfg.breakers.volatility,
             ),
