@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/local.toml
 PYTEST_ARGS ?=
+# The Jupiter API `make run` trades through: empty keeps the config's [jupiter] api (ultra_then_swap).
+JUPITER_API ?=
 
 .PHONY: run test test-slow bench system-deps clean
 
@@ -21,7 +23,7 @@ system-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq softhsm2 >/dev/null; fi; }
 
 run: $(STAMP) system-deps
-	$(BIN)/xorj-actors run --config $(CONFIG)
+	$(BIN)/xorj-actors run --config $(CONFIG) $(if $(JUPITER_API),--jupiter-api $(JUPITER_API))
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -150,6 +150,8 @@ class Metrics:
 
     Attributes fed by events (thread-safe, callable from any actor):
         trades: ``xorj_trades_total{status}`` (execution issue).
+        trades_by_api: ``xorj_trades_by_api_total{api,status}`` (ultra or swap; trades refused
+            before any route was built are not counted here).
         trade_duration: ``xorj_trade_duration_seconds`` (execution issue).
         kill_switch_activations: ``xorj_kill_switch_activations_total{mode,source}``.
         halt_ack: ``xorj_halt_ack_seconds``, trigger to every live actor acked.
@@ -164,6 +166,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.trades = Counter("xorj_trades", "Trades by final status", ["status"], registry=r)
+        self.trades_by_api = Counter(
+            "xorj_trades_by_api", "Trades that built a route, by the Jupiter API and final status", ["api", "status"],
+            registry=r,
+        )
         self.trade_duration = Histogram(
             "xorj_trade_duration_seconds", "Trade intent to final status", buckets=_TRADE_BUCKETS, registry=r
         )
@@ -236,6 +242,9 @@ class Metrics:
     def on_trade_outcome(self, outcome: Any, seconds: float) -> None:
         """The executor's ``on_outcome`` hook (a ``TradeOutcome`` and its time since the request)."""
         self.trades.labels(outcome.status).inc()
+        api = getattr(outcome, "api", None)
+        if api is not None:
+            self.trades_by_api.labels(str(api), outcome.status).inc()
         if outcome.status != "timed_out":
             self.trade_duration.observe(seconds)
 

@@ -6,6 +6,8 @@ import json
 import urllib.request
 from collections.abc import Callable
 
+import pytest
+
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
 from xorj_actors.breakers import CircuitState
@@ -50,8 +52,9 @@ def _capped(target: dict[str, float], stable: str, cap: float) -> dict[str, floa
     return out
 
 
-def test_vault_holdings_converge_to_their_traders_targets(exec_engine_factory: Callable[..., Harness]) -> None:
-    h = exec_engine_factory(FIXED_MARKET)
+@pytest.mark.parametrize("api", ["swap", "ultra"])
+def test_vault_holdings_converge_to_their_traders_targets(exec_engine_factory: Callable[..., Harness], api: str) -> None:
+    h = exec_engine_factory(FIXED_MARKET + f'[jupiter]\napi = "{api}"\n')
     engine = h.engine
     wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
 
@@ -78,6 +81,8 @@ def test_vault_holdings_converge_to_their_traders_targets(exec_engine_factory: C
     trades = {s: int(engine.metrics.registry.get_sample_value("xorj_trades_total", {"status": s}) or 0)
               for s in ("confirmed", "failed", "rejected", "expired")}
     assert trades["confirmed"] >= VAULTS and trades["failed"] == trades["expired"] == 0, trades
+    by_api = engine.metrics.registry.get_sample_value("xorj_trades_by_api_total", {"api": api, "status": "confirmed"})
+    assert by_api == trades["confirmed"], (by_api, trades)  # every trade went through the configured API
 
 
 VOLATILE_MARKET = f"""

@@ -13,6 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines (default: human lines on a terminal)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--jupiter-api",
+        choices=("ultra", "swap", "ultra_then_swap"),
+        help="trade through this Jupiter API, over the config's [jupiter] api (make run JUPITER_API=swap)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,6 +47,12 @@ def main(args: argparse.Namespace) -> int:
     # readable by others; the data directory is made private before logging writes into it.
     os.umask(UMASK)
     config = load_config_or_exit(args)
+    if args.jupiter_api:
+        from dataclasses import replace
+
+        from xorj_actors.jupiter import ApiPolicy
+
+        config = replace(config, jupiter=replace(config.jupiter, api=ApiPolicy(args.jupiter_api)))
     data_dir = Path(args.data_dir)
     try:
         changed = secure_data_dir(data_dir)
