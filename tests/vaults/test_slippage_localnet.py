@@ -1,5 +1,5 @@
-"""Plans and quote checks against the real localnet: its chain balances, Price v3 (/price/v3),
-Swap API quotes (/swap/v1/quote) and routes (/swap/v1/swap-instructions)."""
+"""Plans and the money check against the real localnet: its chain balances, Price v3
+(/price/v3), Swap API quotes (/swap/v1/quote) and routes (/swap/v1/swap-instructions)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
 
+import pytest
+
 from tests.localnet.jupiter_routes import signed_route
+from xorj_actors.execution import TradeRequest
+from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._money import MoneyCheck, MoneyLimits, check_money
+from xorj_actors.jupiter import TradeApi, parse_quote
 from xorj_actors.localnet import Localnet, dev_vault_authority
 from xorj_actors.vaults._reconcile import PlannedTrade, plan_trades
-from xorj_actors.vaults._slippage import check_quote, executed_deviation_bps, realised_slippage
+from xorj_actors.vaults._slippage import executed_deviation_bps, realised_slippage
 from xorj_actors.vaults.settings import VaultSettings
 
 VAULT = "vault-0001"
@@ -79,6 +85,26 @@ def by_hand(input_mint: str, output_mint: str, amount_in: int) -> PlannedTrade:
     )
 
 
+def money(
+    quote: dict[str, Any], trade: PlannedTrade, prices: dict[str, float], decimals: dict[str, int], limit: int
+) -> MoneyCheck:
+    """The executor's money check of a Swap API ``quote`` for ``trade`` at ``limit`` bps."""
+    req = TradeRequest(
+        trade_id=trade.trade_id, vault_id=trade.vault_id, round_key=trade.round_key, index=trade.index,
+        input_mint=trade.input_mint, output_mint=trade.output_mint, amount_in=trade.amount_in,
+        slippage_bps=limit, value_usd=trade.value_usd,
+    )
+    return check_money(parse_quote(quote), TradeApi.SWAP, req, MoneyLimits(decimals=decimals), prices)
+
+
+def refused(
+    quote: dict[str, Any], trade: PlannedTrade, prices: dict[str, float], decimals: dict[str, int], limit: int
+) -> TradeError:
+    with pytest.raises(TradeError) as caught:
+        money(quote, trade, prices, decimals, limit)
+    return caught.value
+
+
 async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Localnet) -> None:
     market = Market(localnet)
     jup, sol, usdc = market.mint["JUP"], market.mint["SOL"], market.stable
@@ -93,13 +119,12 @@ async def test_a_plan_runs_through_the_localnet_within_its_limits(localnet: Loca
 
         for trade in plan.trades:
             quote = await market.quote(http, trade, limit)
-            verdict = check_quote(quote, trade, prices, market.decimals, limit)
-            assert verdict.ok, verdict
+            verdict = money(quote, trade, prices, market.decimals, limit)
             # The quote service prices at the same mid as /price/v3: its price impact is the
             # whole of its deviation from the reference.
-            assert verdict.impact_bps is not None and 0 < verdict.impact_bps < limit
+            assert 0 < verdict.impact_bps < limit
+            assert verdict.deviation_bps is not None
             assert math.isclose(verdict.deviation_bps, verdict.impact_bps, abs_tol=1e-6)
-            assert verdict.expected_out > int(quote["outAmount"])
 
             _, signed = await signed_route(localnet, rpc, AUTHORITY, quote)
             before = await market.holdings(rpc, VAULT)
@@ -128,18 +153,17 @@ async def test_real_quotes_at_the_edges_of_the_limit(localnet: Localnet) -> None
         prices = await market.prices(http)
         quote = await market.quote(http, trade, 300)
     assert int(quote["otherAmountThreshold"]) == int(quote["outAmount"]) * 9_700 // 10_000
-    loose = check_quote(quote, trade, prices, market.decimals, 300)
-    assert loose.ok, loose
-    impact = loose.impact_bps
-    assert impact is not None and 90 < impact < 110
+    impact = money(quote, trade, prices, market.decimals, 300).impact_bps
+    assert 90 < impact < 110
     # Just under the quote's price impact: refused for it.
-    assert check_quote(quote, trade, prices, market.decimals, math.floor(impact)).reason == "price_impact"
+    assert "price impact" in str(refused(quote, trade, prices, market.decimals, math.floor(impact)))
     # Impact and price fit a 200 bps limit, but the quote was asked with 300 bps of slippage:
     # its otherAmountThreshold would let the swap settle 3 % below outAmount.
-    assert check_quote(quote, trade, prices, market.decimals, 200).reason == "threshold_inconsistent"
+    loose = refused(quote, trade, prices, market.decimals, 200)
+    assert loose.error_class is ErrorClass.SLIPPAGE and "slippage 300 bps" in str(loose)
     # A quote for a different amount than the trade is refused whatever the limit.
     other = by_hand(market.stable, bonk, trade.amount_in + 1)
-    assert check_quote(quote, other, prices, market.decimals, 10_000).reason == "amount_mismatch"
+    assert refused(quote, other, prices, market.decimals, 10_000).error_class is ErrorClass.UNKNOWN
 
 
 async def test_a_market_move_after_the_quote_is_caught_by_the_second_source(localnet: Localnet) -> None:
@@ -152,7 +176,7 @@ async def test_a_market_move_after_the_quote_is_caught_by_the_second_source(loca
         sell = by_hand(jup, usdc, math.floor(1_000 / prices[jup] * 10**6))
         quotes = {buy: await market.quote(http, buy, limit), sell: await market.quote(http, sell, limit)}
         for trade, quote in quotes.items():
-            assert check_quote(quote, trade, prices, market.decimals, limit).ok
+            assert money(quote, trade, prices, market.decimals, limit).deviation_bps is not None
         await market.spike(http)
         moved = prices
         for _ in range(50):  # bounded: the seeded walk moves ~3 % per 100 spiked steps
@@ -164,10 +188,12 @@ async def test_a_market_move_after_the_quote_is_caught_by_the_second_source(loca
     # Whichever way JUP went, one of the two quotes is now > 3 % worse than the reference.
     worse = sell if moved[jup] > prices[jup] else buy
     for trade, quote in quotes.items():
-        verdict = check_quote(quote, trade, moved, market.decimals, limit)
         if trade is worse:
-            assert (verdict.ok, verdict.reason) == (False, "price_deviation"), verdict
-            assert verdict.deviation_bps is not None and verdict.deviation_bps > 250
+            error = refused(quote, trade, moved, market.decimals, limit)
+            assert error.error_class is ErrorClass.SLIPPAGE and "worse than the reference prices" in str(error)
+            # Passed at the widest limit, the route reports how far it is off.
+            deviation = money(quote, trade, moved, market.decimals, 10_000).deviation_bps
+            assert deviation is not None and deviation > 250
         else:
-            assert verdict.ok, verdict
+            verdict = money(quote, trade, moved, market.decimals, limit)
             assert verdict.deviation_bps is not None and verdict.deviation_bps < -250

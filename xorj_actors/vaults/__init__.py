@@ -1,4 +1,4 @@
-"""Vaults: one actor per user vault, the reconciliation that plans its trades, slippage control.
+"""Vaults: one actor per user vault, the reconciliation that plans its trades, slippage measured after a trade.
 
 See docs/RECONCILIATION.md. Names load on first use (:mod:`xorj_actors._lazy`):
 ``xorj_actors.config`` imports ``vaults.settings``, and loading a config must not import the
@@ -16,14 +16,7 @@ if TYPE_CHECKING:
     from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
     from xorj_actors.vaults._flatten import FLATTEN_PASSES
     from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
-    from xorj_actors.vaults._slippage import (
-        QUOTE_REFUSALS,
-        QuoteCheck,
-        SwapLeg,
-        check_quote,
-        executed_deviation_bps,
-        realised_slippage,
-    )
+    from xorj_actors.vaults._slippage import SwapLeg, executed_deviation_bps, realised_slippage
     from xorj_actors.vaults._vault import Vault
     from xorj_actors.vaults.settings import VaultSettings
 
@@ -35,10 +28,7 @@ _HOMES = {
     "Skipped": "_reconcile",
     "TradePlan": "_reconcile",
     "plan_trades": "_reconcile",
-    "QUOTE_REFUSALS": "_slippage",
-    "QuoteCheck": "_slippage",
     "SwapLeg": "_slippage",
-    "check_quote": "_slippage",
     "executed_deviation_bps": "_slippage",
     "realised_slippage": "_slippage",
     "FLATTEN_PASSES": "_flatten",
