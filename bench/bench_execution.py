@@ -725,13 +725,13 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a ~35 s run")
+    parser.add_argument("--quick", action="store_true", help="a ~35 s run per API")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of the executor's loop thread")
     parser.add_argument("--vaults", type=int, default=64, help="localnet vaults the trades go round (default 64)")
     parser.add_argument("--slot-ms", type=int, default=10, help="localnet slot length (default 10, the minimum)")
     parser.add_argument("--levels", help="trades in flight, one closed-loop phase each, starting with 1 "
                                            "(default 1,8,32,128; --quick 1,16,64)")
-    parser.add_argument("--only", choices=("pkcs11", "dev_key"), help="run one case")
+    parser.add_argument("--only", choices=("pkcs11", "dev_key"), help="run one signer")
     parser.add_argument("--api", choices=("swap", "ultra", "both"), default="both",
                         help="the [jupiter] api the executor trades through; both: one block each (default)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case in this process
