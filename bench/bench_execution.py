@@ -1,11 +1,14 @@
 """Execution figures: trades/s and intent -> confirmed latency through the real engine.
 
-    .venv/bin/python bench/bench_execution.py            # ~2 minutes
-    .venv/bin/python bench/bench_execution.py --quick    # ~35 s
-    .venv/bin/python bench/bench_execution.py --profile  # adds a cProfile of the executor's loop
+    .venv/bin/python bench/bench_execution.py              # ~4 minutes (both APIs)
+    .venv/bin/python bench/bench_execution.py --quick      # ~70 s (both APIs)
+    .venv/bin/python bench/bench_execution.py --api ultra  # one API: half the time
+    .venv/bin/python bench/bench_execution.py --profile    # adds a cProfile of the executor's loop
 
-Each case (SoftHSM2 over PKCS#11, then the development key) runs in a fresh child process (this
-file with ``--case``) that starts:
+Each API the executor trades through (``[jupiter] api``: ``swap`` is ``/swap/v1/quote`` then
+``/swap/v1/swap-instructions`` and our ``sendTransaction``; ``ultra`` is ``/ultra/v1/order`` then
+``/ultra/v1/execute``) is run with each signer (SoftHSM2 over PKCS#11, then the development key):
+each such case runs in a fresh child process (this file with ``--case`` and ``--api``) that starts:
 
 - the localnet as its own process (the ``xorj-actors localnet`` code; it takes one of the two
   cores): ``--vaults`` vaults, each owned by its own key of the case's store (``[localnet]
@@ -13,7 +16,7 @@ file with ``--case``) that starts:
   slots (10 ms, the smallest it allows, by default) and a blockhash window of mainnet's 60 s;
 - the real engine in the child's own process (``Engine``: the real tree, audit on SQLite with
   fsync, kill switch, breakers, signer, RPC gateway, confirmation, executor; no vault actors),
-  pointed at that localnet through the ``[execution]`` URLs.
+  pointed at that localnet through the ``[execution]`` URLs, with the case's ``[jupiter] api``.
 
 A driver actor tells the Executor ``TradeRequest``s (USDC -> JUP, 1 USDC, each a new trade id,
 the vaults in turn, tier: 1 confirmation) and takes the ``TradeOutcome``s, keeping a fixed number
@@ -21,8 +24,8 @@ of trades in flight (a closed loop), one phase per number in ``--levels``. Laten
 moment a request is told to the moment the driver handles its confirmed outcome. 1 in flight is
 the pipeline's own latency; trades/s counts confirmed outcomes after a ramp.
 
-Baseline, same run, same localnet code (the dev-key case's localnet process, before its engine
-starts): pre-signed swaps sent with ``sendTransaction`` and skipPreflight by a child process over
+Baseline, same run, same localnet code (the first dev-key case's localnet process, before its
+engine starts; one baseline for every API): pre-signed swaps sent with ``sendTransaction`` and skipPreflight by a child process over
 32 keep-alive HTTP clients, as bench_localnet does; a sample is checked to have landed.
 
 Where the time goes: the awaits of the pipeline's stages are timed by wrapping the running
@@ -77,6 +80,11 @@ CLIENTS = 32
 AMOUNT = 1_000_000  # 1 USDC: small, and far inside each vault's 10,000
 _HTTP_HEAD = b"POST / HTTP/1.1\r\nHost: localnet\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 _TICK = os.sysconf("SC_CLK_TCK")
+#: What each ``[jupiter] api`` calls per trade, for the report's block headers.
+API_CALLS = {
+    "swap": "GET /swap/v1/quote, POST /swap/v1/swap-instructions, then our sendTransaction",
+    "ultra": "GET /ultra/v1/order, then POST /ultra/v1/execute (Jupiter sends)",
+}
 
 
 # -- the chain: a localnet process, and the raw baseline ------------------------------------------
@@ -314,8 +322,22 @@ class Stages:
         self._wrap(q, "quote", lambda *a, **k: "quote (GET /swap/v1/quote)")
         self._wrap(q, "prices", lambda *a, **k: "reference price (GET /price/v3)")
         self._wrap(q, "swap_instructions", lambda *a, **k: "POST /swap/v1/swap-instructions")
+        self._wrap(q, "order", lambda *a, **k: "GET /ultra/v1/order")
+        execute = q.execute
+
+        async def execute_noted(tx: Any, request_id: str) -> Any:
+            # /execute is Ultra's send: the confirmation stage runs from its answer. The id is
+            # the answer's signature (an RFQ maker may pay the fee), else ours.
+            answer = await execute(tx, request_id)
+            signature = answer.signature if answer.signature is not None else tx.signatures[0]
+            self.sent_at[str(signature)] = time.perf_counter()
+            return answer
+
+        q.execute = execute_noted
+        self._wrap(q, "execute", lambda *a, **k: "POST /ultra/v1/execute")
         self._wrap(io.routes, "tables", lambda *a, **k: "lookup tables (cached)")
         self._wrap(io.routes, "check", lambda *a, **k: "route checks (allowlist, decoding, simulated effects)")
+        self._wrap(io.routes, "last_valid_block_height", lambda *a, **k: "last valid height (getLatestBlockhash)")
         self._wrap(c, "blockhash", lambda *a, **k: "blockhash (cached)")
         self._wrap(c, "priority_fee", lambda *a, **k: "priority fee (cached)")
         self._wrap(c, "simulate", lambda *a, **k: "simulateTransaction")
@@ -395,11 +417,13 @@ def process_cpu(pid: int) -> float:
 # -- one case -------------------------------------------------------------------------------------
 
 
-def engine_toml(localnet: str, urls: dict[str, str], signer: str) -> str:
+def engine_toml(localnet: str, urls: dict[str, str], signer: str, api: str) -> str:
+    """The engine's config: the localnet's genesis, its URLs, ``[jupiter] api`` and the signer."""
     return (
         '[engine]\nenvironment = "development"\n[vaults]\ncount = 0\n[http]\nenabled = false\n'
         + localnet + "enabled = false\n"
         + f'[execution]\nrpc_url = "{urls["rpc"]}"\nws_url = "{urls["ws"]}"\nquote_url = "{urls["quote"]}"\n'
+        + f'[jupiter]\napi = "{api}"\n'
         + f'[strategy]\nurl = "{urls["quant"]}"\n'
         + signer
     )
@@ -480,7 +504,7 @@ def case_main(args: argparse.Namespace) -> int:
     """One backend, in this (fresh) process; prints its figures as one JSON line."""
     seconds, ramp = (3.0, 1.0) if args.quick else (8.0, 2.0)
     levels = levels_of(args)
-    result: dict[str, Any] = {"case": args.case, "load_avg_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {"case": args.case, "api": args.api, "load_avg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-exec-") as tmpdir:
         tmp = Path(tmpdir)
         if args.case == "pkcs11":
@@ -494,10 +518,10 @@ def case_main(args: argparse.Namespace) -> int:
         localnet, urls = start_localnet(tmp, section)
         engine = None
         try:
-            if args.case == "dev_key":  # same localnet code; its authority is the dev key
+            if args.raw:  # the dev-key case: same localnet code, its authority is the dev key
                 result["raw"] = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
             environ |= {f"XORJ_RECOVERY_KEY_{i}": f"k{i}-{uuid.uuid4().hex}" for i in (1, 2, 3)}
-            config = parse_config(engine_toml(section, urls, signer_toml))
+            config = parse_config(engine_toml(section, urls, signer_toml, args.api))
             engine = Engine(config, tmp / "var", environ=environ)
             engine.start()
             deadline = time.monotonic() + 30
@@ -587,16 +611,29 @@ def levels_of(args: argparse.Namespace) -> list[int]:
     return levels
 
 
-def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--case", case, "--vaults", str(args.vaults), "--slot-ms", str(args.slot_ms),
-           "--levels", ",".join(map(str, levels_of(args)))]
-    cmd += ["--quick"] * args.quick + ["--profile"] * args.profile
+def run_case(case: str, api: str, raw: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """One signer with one API in a fresh child process; ``raw``: it measures the baseline too."""
+    cmd = [sys.executable, __file__, "--case", case, "--api", api, "--vaults", str(args.vaults),
+           "--slot-ms", str(args.slot_ms), "--levels", ",".join(map(str, levels_of(args)))]
+    cmd += ["--quick"] * args.quick + ["--profile"] * args.profile + ["--raw"] * raw
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stderr[-4000:])
-        return {"case": case, "fatal": f"child exited {done.returncode}"}
+        return {"case": case, "api": api, "fatal": f"child exited {done.returncode}"}
     return json.loads(lines[-1])
+
+
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every API with every signer; the first dev-key case measures the one raw baseline."""
+    apis = ["swap", "ultra"] if args.api == "both" else [args.api]
+    cases = [args.only] if args.only else ["pkcs11", "dev_key"]
+    results: list[dict[str, Any]] = []
+    for api in apis:
+        for case in cases:
+            raw = case == "dev_key" and not any("raw" in r for r in results)
+            results.append(run_case(case, api, raw, args))
+    return results
 
 
 def _threads(cpu: dict[str, float]) -> str:
@@ -614,21 +651,25 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
               "sampled not landed)")
     head = ("signer", "in flight", "trades/s", "vs raw", "p50 ms", "p99 ms", "max ms", "engine ms/trade",
             "cores", "localnet ms/trade", "cores")
-    print("  {:<8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>16} {:>6} {:>18} {:>6}".format(*head))
-    for r in results:
-        if "fatal" in r:
-            print(f"  {r['case']:<8} ERROR: {r['fatal']}")
-            errors += 1
-            continue
-        for lv in r["levels"]:
-            ratio = f"{lv['rate'] / raw['rate']:.3f}" if raw else "-"
-            print(f"  {r['case']:<8} {lv['in_flight']:>9} {lv['rate']:>9,.0f} {ratio:>7} {lv['p50_ms']:>8.1f} "
-                  f"{lv['p99_ms']:>8.1f} {lv['max_ms']:>8.1f} {lv['engine_cpu_ms_per_trade']:>16.2f} "
-                  f"{lv['engine_busy']:>6.2f} {lv['localnet_cpu_ms_per_trade']:>18.2f} {lv['localnet_busy']:>6.2f}")
+    apis = list(dict.fromkeys(r["api"] for r in results))
+    for api in apis:
+        print(f"\n[jupiter] api = \"{api}\": {API_CALLS[api]}")
+        print("  {:<8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>16} {:>6} {:>18} {:>6}".format(*head))
+        for r in (r for r in results if r["api"] == api):
+            if "fatal" in r:
+                print(f"  {r['case']:<8} ERROR: {r['fatal']}")
+                errors += 1
+                continue
+            for lv in r["levels"]:
+                ratio = f"{lv['rate'] / raw['rate']:.3f}" if raw else "-"
+                print(f"  {r['case']:<8} {lv['in_flight']:>9} {lv['rate']:>9,.0f} {ratio:>7} {lv['p50_ms']:>8.1f} "
+                      f"{lv['p99_ms']:>8.1f} {lv['max_ms']:>8.1f} {lv['engine_cpu_ms_per_trade']:>16.2f} "
+                      f"{lv['engine_busy']:>6.2f} {lv['localnet_cpu_ms_per_trade']:>18.2f} {lv['localnet_busy']:>6.2f}")
     for r in results:
         if "fatal" in r:
             continue
         one, top = r["levels"][0], r["levels"][-1]
+        r = r | {"case": f"{r['case']} {r['api']}"}  # the label of every line below
         print(f"\n[{r['case']}] load average {r['load_avg_start']:.1f} at the start, {r['load_avg_end']:.1f} at the end; "
               f"idle, before any trade: engine {r['idle_cores'][0]:.2f} cores, localnet {r['idle_cores'][1]:.2f} cores")
         print(f"[{r['case']}] stages, ms per call; at {one['in_flight']} in flight: wall p50, p99, mean, CPU of the "
@@ -667,15 +708,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
             print(f"[{r['case']}] ERROR: actors did not stop: {r['hung']}")
     if raw and raw["errors"] + raw["not_landed"]:
         errors += raw["errors"] + raw["not_landed"]
-    hsm = next((r for r in results if r["case"] == "pkcs11" and "fatal" not in r), None)
     print()
-    if hsm is not None:
+    for hsm in (r for r in results if r["case"] == "pkcs11" and "fatal" not in r):
         best = max(hsm["levels"], key=lambda lv: lv["rate"])
         one = hsm["levels"][0]
         within = [lv for lv in hsm["levels"] if lv["p99_ms"] <= TARGET_P99_MS]
-        print(f"target >= {TARGET_PER_S} trades/s with SoftHSM: best {best['rate']:,.0f}/s at {best['in_flight']} in "
+        print(f"[{hsm['api']}] target >= {TARGET_PER_S} trades/s with SoftHSM: best {best['rate']:,.0f}/s at {best['in_flight']} in "
               "flight: " + ("met" if best["rate"] >= TARGET_PER_S else "MISSED"))
-        print(f"target p99 intent -> confirmed <= {TARGET_P99_MS:g} ms with SoftHSM: {one['p99_ms']:.1f} ms at "
+        print(f"[{hsm['api']}] target p99 intent -> confirmed <= {TARGET_P99_MS:g} ms with SoftHSM: {one['p99_ms']:.1f} ms at "
               f"{one['in_flight']} in flight: " + ("met" if one["p99_ms"] <= TARGET_P99_MS else "MISSED")
               + (f"; highest rate within it {max(lv['rate'] for lv in within):,.0f}/s" if within else ""))
     if errors:
@@ -685,14 +725,17 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a ~35 s run")
+    parser.add_argument("--quick", action="store_true", help="a ~35 s run per API")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of the executor's loop thread")
     parser.add_argument("--vaults", type=int, default=64, help="localnet vaults the trades go round (default 64)")
     parser.add_argument("--slot-ms", type=int, default=10, help="localnet slot length (default 10, the minimum)")
     parser.add_argument("--levels", help="trades in flight, one closed-loop phase each, starting with 1 "
                                            "(default 1,8,32,128; --quick 1,16,64)")
-    parser.add_argument("--only", choices=("pkcs11", "dev_key"), help="run one case")
+    parser.add_argument("--only", choices=("pkcs11", "dev_key"), help="run one signer")
+    parser.add_argument("--api", choices=("swap", "ultra", "both"), default="both",
+                        help="the [jupiter] api the executor trades through; both: one block each (default)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case in this process
+    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)  # child mode: measure the baseline
     parser.add_argument("--send", help=argparse.SUPPRESS)  # child mode: send the swaps in this file
     parser.add_argument("--rpc", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -700,10 +743,10 @@ def main() -> int:
     if args.send:
         return sender_main(args.send, args.rpc, args.seconds)
     if args.case:
+        if args.api == "both":
+            raise SystemExit("--case: one --api, swap or ultra")
         return case_main(args)
-    cases = [args.only] if args.only else ["pkcs11", "dev_key"]
-    results = [run_case(case, args) for case in cases]
-    return report(results, args)
+    return report(run_all(args), args)
 
 
 if __name__ == "__main__":
