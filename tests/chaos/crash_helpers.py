@@ -188,19 +188,37 @@ class Trade:
     intent: dict[str, Any] | None = None
     #: The executor's ``TRADE_EXECUTION`` entries of phase ``signed``, in log order.
     signed: list[dict[str, Any]] = field(default_factory=list)
+    #: Its ``TRADE_EXECUTION`` entries of phase ``sent``, in log order (Ultra: ``/execute``'s answers).
+    sent: list[dict[str, Any]] = field(default_factory=list)
     #: Every ``TRADE_CONFIRMATION``, in log order (one, if all is well).
     outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def transactions(self) -> list[str]:
+        """The signed bytes of each attempt: what identifies an attempt whatever its API."""
+        return [s["transaction"] for s in self.signed]
+
+    def attempt_id(self, attempt: dict[str, Any]) -> str | None:
+        """The transaction id of a signed attempt: its own ``signature``, or (Ultra, the market
+        maker paying the fee) the one ``/execute`` answered in its ``sent`` entries; None while
+        unknown. Two different ids for one attempt fail the test."""
+        if attempt["signature"]:
+            return str(attempt["signature"])
+        answered = {s["signature"] for s in self.sent if s["attempt"] == attempt["attempt"] and s.get("signature")}
+        assert len(answered) <= 1, f"{self.trade_id}: attempt {attempt['attempt']} has ids {answered}"
+        return answered.pop() if answered else None
+
+    @property
     def signatures(self) -> list[str]:
-        return [s["signature"] for s in self.signed]
+        """The known transaction ids of its attempts (an Ultra attempt's once ``/execute`` gave it)."""
+        return [sig for s in self.signed if (sig := self.attempt_id(s)) is not None]
 
     @property
     def outcome(self) -> dict[str, Any] | None:
         return self.outcomes[-1] if self.outcomes else None
 
     def attempt(self, signature: str) -> dict[str, Any]:
-        return next(s for s in self.signed if s["signature"] == signature)
+        return next(s for s in self.signed if self.attempt_id(s) == signature)
 
 
 @dataclass
@@ -242,6 +260,8 @@ def read_ledger(config: Config, data_dir: Path) -> Ledger:
                 trade.outcomes.append(details)
             elif details.get("phase") == "signed":
                 trade.signed.append(details)
+            elif details.get("phase") == "sent":
+                trade.sent.append(details)
     finally:
         store.close()
     return Ledger(trades, reconciling)

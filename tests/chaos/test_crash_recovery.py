@@ -4,15 +4,17 @@ does none twice.
 The localnet runs as its own process and outlives the engine. The engine runs as operators run
 it (``xorj-actors run``) with two vaults trading; ``XORJ_FAULT_CRASH_AT=<point>`` makes it SIGKILL
 itself at that point of the first trade to reach it (the vaults' first rounds put six trades in
-flight). It is restarted on the same data directory without the variable; once every trade the
+flight). Every point runs through each API (``[jupiter] api``: ``swap``, ``ultra``). It is
+restarted on the same data directory without the variable; once every trade the
 crash left open is settled, a graceful halt (``ctl halt --graceful``) stops new trades, and when
 every intent has its outcome the engine is stopped with SIGTERM. Then, read from the audit log
 entry by entry and from the chain over JSON-RPC, never through the executor's own code:
 
 - every TRADE_INTENT has exactly one TRADE_CONFIRMATION (and no trade id has two);
 - each trade landed at most once: at most one of its signed attempts is known to the chain
-  (``getSignatureStatuses`` with history search), and a confirmed trade's is exactly the
-  recorded signature, landed without error; no other outcome has a successful landing;
+  (``getSignatureStatuses`` with history search), no two trades share a landed signature, and a
+  confirmed trade's is exactly the recorded signature, landed without error; no other outcome
+  has a successful landing;
 - every vault's and the market maker's token balances are genesis plus the confirmed trades'
   legs (the localnet's RFQ swap moves exactly the quoted amounts): nothing landed that the log
   does not account for;
@@ -20,13 +22,15 @@ entry by entry and from the chain over JSON-RPC, never through the executor's ow
 
 What each point leaves behind is checked before the restart, so each case really stops in its
 window: before_sign/after_sign leave nothing durable as signed; before_send a durable signed
-attempt that is not on chain; after_send one that is; confirming one confirmed on chain with no
+attempt, nothing sent, balances at genesis (Ultra: the crash between signing and ``/execute``,
+the id still unknown); after_send one that is on chain (the first ``/execute`` answered); confirming one confirmed on chain with no
 outcome recorded. After the restart a trade with a durable signed attempt ends ``confirmed`` with
-that very signature (its bytes rebroadcast, never signed again); one without ends ``expired``
+that very signature (its bytes sent again, never signed again; Ultra's id is the one ``/execute``
+answered in the ``sent`` entries); one without ends ``expired``
 ("never sent").
 
 The blockhash window is 3,000 blocks of 20 ms (60 s) in the five cases, so that what is tested is
-the rebroadcast of the bytes signed before the crash however slow the restart. The last case uses
+the rebroadcast of the bytes signed before the crash however slow the restart. The last case (each API) uses
 the real 150-block window and restarts only once the signed attempt's blockhash has expired: the
 trade must be signed again exactly once and land once.
 """
@@ -92,6 +96,8 @@ count = 2
 round_interval_s = 0.5
 [strategy]
 url = "{quant}"
+[jupiter]
+api = "{api}"
 [execution]
 rpc_url = "{rpc}"
 ws_url = "{ws}"
@@ -113,6 +119,8 @@ max_consecutive = 1000
 """
 
 SIGNED_BEFORE_CRASH = ("before_send", "after_send", "confirming")
+#: Every crash point through each API the executor trades by.
+CASES = [(point, api) for api in ("swap", "ultra") for point in CRASH_POINTS]
 LONG_WINDOW = 3000
 REAL_WINDOW = 150
 
@@ -124,6 +132,7 @@ class Setup:
     config: Config
     data: Path
     tmp: Path
+    api: str
 
     @property
     def rpc(self) -> str:
@@ -132,30 +141,33 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Callable[..., Setup]]:
-    """``setup(blockhash_valid_blocks, extra)``: a localnet process and an engine config for it."""
+    """``setup(api, blockhash_valid_blocks, extra)``: a localnet process and an engine config for it
+    that trades through ``api`` (``[jupiter] api``: ``swap`` or ``ultra``, no fallback)."""
     started: list[LocalnetProcess] = []
 
-    def make(blockhash_valid_blocks: int = LONG_WINDOW, extra: str = "") -> Setup:
+    def make(api: str, blockhash_valid_blocks: int = LONG_WINDOW, extra: str = "") -> Setup:
         window = {"blockhash_valid_blocks": blockhash_valid_blocks}
         ln_config = tmp_path / "localnet.toml"
         ln_config.write_text(LOCALNET_FILE.format(**window))
         ln = LocalnetProcess(ln_config, tmp_path / "localnet.log")
         started.append(ln)
         config_path = tmp_path / "engine.toml"
-        config_path.write_text(ENGINE_FILE.format(**ln.urls, **window) + extra)
-        return Setup(ln, config_path, load_config(config_path), tmp_path / "var", tmp_path)
+        config_path.write_text(ENGINE_FILE.format(**ln.urls, **window, api=api) + extra)
+        return Setup(ln, config_path, load_config(config_path), tmp_path / "var", tmp_path, api)
 
     yield make
     for ln in started:
         ln.stop()
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_a_sigkill_at_any_point_loses_no_trade_and_does_none_twice(point: str, setup: Callable[..., Setup]) -> None:
-    s = setup()
+@pytest.mark.parametrize(("point", "api"), CASES)
+def test_a_sigkill_at_any_point_loses_no_trade_and_does_none_twice(
+    point: str, api: str, setup: Callable[..., Setup]
+) -> None:
+    s = setup(api)
     at_crash = _crash(s, point)
     left_open = {t.trade_id: t for t in at_crash.open()}
-    _check_the_crash_window(point, at_crash, signature_statuses(s.rpc, at_crash.signatures()))
+    _check_the_crash_window(s, point, at_crash)
 
     final = _recover(s, left_open)
 
@@ -165,10 +177,11 @@ def test_a_sigkill_at_any_point_loses_no_trade_and_does_none_twice(point: str, s
     _check_invariants(s, final)
 
 
+@pytest.mark.parametrize("api", ["swap", "ultra"])
 def test_a_signed_trade_whose_blockhash_expired_while_down_is_signed_again_and_lands_once(
-    setup: Callable[..., Setup],
+    api: str, setup: Callable[..., Setup],
 ) -> None:
-    s = setup(REAL_WINDOW, TOLERANT_TRADE_FAILURE_BREAKER)
+    s = setup(api, REAL_WINDOW, TOLERANT_TRADE_FAILURE_BREAKER)
     at_crash = _crash(s, "before_send")
     signed = {t.trade_id: t for t in at_crash.open() if t.signed}
     assert signed, "no durable signed attempt at the crash"
@@ -237,10 +250,17 @@ def _block_height(rpc: str) -> int:
 # -- the checks --------------------------------------------------------------------------------
 
 
-def _check_the_crash_window(point: str, ledger: Ledger, statuses: dict[str, Any]) -> None:
+def _check_the_crash_window(s: Setup, point: str, ledger: Ledger) -> None:
     """What the log and the chain hold right after the SIGKILL, before anyone recovers it."""
+    _check_the_api(s, ledger)
     signed = [t.trade_id for t in ledger.trades.values() if t.signed]
+    sent = [t.trade_id for t in ledger.trades.values() if t.sent]
+    statuses = signature_statuses(s.rpc, ledger.signatures())
     on_chain = [sig for sig, status in statuses.items() if status is not None]
+    actual, genesis = _balances(s, [])
+    if point in ("before_sign", "after_sign", "before_send"):
+        # No trade was sent yet: the chain holds genesis, to the base unit.
+        assert actual == genesis, f"balances moved before any trade passed {point}"
     if point in ("before_sign", "after_sign"):
         # Every trade passes both points before its signed attempt can be durable.
         assert not signed, f"signed attempts durable before any trade passed {point}: {signed}"
@@ -248,8 +268,16 @@ def _check_the_crash_window(point: str, ledger: Ledger, statuses: dict[str, Any]
     assert any(t.signed for t in ledger.open()), "no open trade with a durable signed attempt"
     if point == "before_send":
         assert not on_chain, f"sent before any trade passed before_send: {on_chain}"
+        assert not sent, f"sent entries before any trade passed before_send: {sent}"
+        if s.api == "ultra":
+            # Between signing and /execute: the maker's signature (the id) is still to come.
+            for a in (a for t in ledger.open() for a in t.signed):
+                assert a["signature"] == "" and a["our_signature"] and a["request_id"] and a["transaction"], a
     elif point == "after_send":
-        assert on_chain, "the first send returned but nothing is on chain"
+        # Ultra's "sent" entry is not durable: without it, the moved balances say it landed.
+        assert on_chain or (s.api == "ultra" and not ledger.signatures() and actual != genesis), (
+            "the first send returned but nothing is on chain"
+        )
     else:  # confirming: the chain gave an outcome, and the log has not recorded it
         deep = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.Finalized)
         assert any(statuses[sig].err is None and statuses[sig].confirmation_status in deep for sig in on_chain), statuses
@@ -257,12 +285,20 @@ def _check_the_crash_window(point: str, ledger: Ledger, statuses: dict[str, Any]
         assert not recorded, f"confirmed outcomes recorded before any trade passed confirming: {recorded}"
 
 
+def _check_the_api(s: Setup, ledger: Ledger) -> None:
+    """Every attempt was built by the API the config chose (``swap`` or ``ultra``, no fallback)."""
+    apis = {a["api"] for t in ledger.trades.values() for a in t.signed}
+    apis |= {o["api"] for t in ledger.trades.values() for o in t.outcomes if o.get("api") is not None}
+    assert apis <= {s.api}, f"configured {s.api}, traded through {apis}"
+
+
 def _check_left_open_settled(left_open: dict[str, Trade], final: Ledger, *, signed_again: bool) -> None:
     """Each trade the crash left open ends as its durable state says it must.
 
-    With a durable signed attempt: ``confirmed``; by those very bytes (rebroadcast, nothing signed
-    again) unless ``signed_again`` (its blockhash expired while the engine was down), then by a
-    new attempt signed after the restart. Without one: ``expired``, never sent, never signed.
+    With a durable signed attempt: ``confirmed``; by those very bytes (sent again, by
+    ``sendTransaction`` or Ultra's ``/execute``; nothing signed again) unless ``signed_again``
+    (its blockhash expired while the engine was down), then by a new attempt signed after the
+    restart. Without one: ``expired``, never sent, never signed.
     """
     for trade_id, before in left_open.items():
         after = final.trades[trade_id]
@@ -270,18 +306,20 @@ def _check_left_open_settled(left_open: dict[str, Trade], final: Ledger, *, sign
         assert outcome is not None, f"{trade_id}: lost"
         if before.signed:
             assert outcome["status"] == "confirmed", (trade_id, outcome)
-            assert after.signatures[: len(before.signed)] == before.signatures
+            assert after.transactions[: len(before.signed)] == before.transactions
             if signed_again:
                 assert len(after.signed) > len(before.signed), f"{trade_id}: not signed again"
             else:
-                assert after.signatures == before.signatures, f"{trade_id}: signed again after the crash"
-            assert outcome["signature"] == after.signatures[-1] and outcome["attempts"] == len(after.signed), outcome
+                assert after.transactions == before.transactions, f"{trade_id}: signed again after the crash"
+            landed = after.attempt_id(after.signed[-1])
+            assert landed and outcome["signature"] == landed and outcome["attempts"] == len(after.signed), outcome
         else:
             assert outcome["status"] == "expired" and "never sent" in (outcome["error"] or ""), (trade_id, outcome)
             assert not after.signed, f"{trade_id}: signed after the crash"
 
 
 def _check_invariants(s: Setup, final: Ledger) -> None:
+    _check_the_api(s, final)
     _check_every_intent_has_one_outcome(final)
     _check_landed_at_most_once(final, signature_statuses(s.rpc, final.signatures()))
     _check_balances(s, final)
@@ -301,6 +339,11 @@ def _check_every_intent_has_one_outcome(final: Ledger) -> None:
 
 
 def _check_landed_at_most_once(final: Ledger, statuses: dict[str, Any]) -> None:
+    """At most one attempt of each trade is on chain, no two trades share a landed id, and a
+    confirmed trade's recorded id landed without error (Ultra's ids: from ``/execute``'s answers)."""
+    landed = Counter(sig for t in final.trades.values() for sig in set(t.signatures) if statuses[sig] is not None)
+    shared = [sig for sig, n in landed.items() if n > 1]
+    assert not shared, f"signatures landed for more than one trade: {shared}"
     for t in final.intents():
         found = [sig for sig in t.signatures if statuses[sig] is not None]
         assert len(found) <= 1, f"{t.trade_id}: {len(found)} of its attempts landed: {found}"
@@ -316,6 +359,14 @@ def _check_landed_at_most_once(final: Ledger, statuses: dict[str, Any]) -> None:
 
 def _check_balances(s: Setup, final: Ledger) -> None:
     """Genesis plus the confirmed legs, for every vault and the market maker, to the base unit."""
+    actual, expected = _balances(s, final.intents())
+    wrong = {k: (actual[k], expected[k]) for k in actual if actual[k] != expected[k]}
+    assert not wrong, f"balances (on chain, expected from the log) differ: {wrong}"
+
+
+def _balances(s: Setup, trades: list[Trade]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """(on chain, genesis plus the legs of ``trades``' confirmed outcomes): every vault's and the
+    market maker's token balances."""
     genesis = build_genesis(s.config.localnet)
     expected: Counter[tuple[str, str]] = Counter()
     accounts = {}
@@ -326,7 +377,7 @@ def _check_balances(s: Setup, final: Ledger) -> None:
     for t in genesis.tokens:
         expected[("market_maker", t.symbol)] = t.market_maker_amount
         accounts[("market_maker", t.symbol)] = genesis.market_maker_accounts[t.symbol]
-    for trade in final.intents():
+    for trade in trades:
         outcome, intent = trade.outcome, trade.intent
         if outcome is None or intent is None or outcome["status"] != "confirmed":
             continue
@@ -343,5 +394,4 @@ def _check_balances(s: Setup, final: Ledger) -> None:
     escrows = {("market_maker", t.symbol, v.vault_id): escrow_address(v.authority, t.mint) for v in genesis.vaults for t in genesis.tokens}
     for (who, symbol, _), amount in existing_token_balances(s.rpc, escrows).items():
         actual[(who, symbol)] += amount
-    wrong = {k: (actual[k], expected[k]) for k in accounts if actual[k] != expected[k]}
-    assert not wrong, f"balances (on chain, expected from the log) differ: {wrong}"
+    return actual, {k: expected[k] for k in accounts}

@@ -24,6 +24,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.audit import EventType, Severity
+from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
@@ -71,6 +72,7 @@ class UltraSender:
             },
             severity=Severity.INFO if execution.outcome is ExecuteOutcome.LANDED else Severity.WARNING,
         )
+        crash_point("after_send")  # as after the Swap API's first send: /execute has answered
         return execution
 
     async def repeat(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction, first: float) -> None:
