@@ -62,16 +62,35 @@ class UltraSender:
         if execution.outcome is ExecuteOutcome.INVALID_REQUEST:
             # Our request was wrong: a bug to fix. The bytes may still be out there: watched on.
             logger.critical("trade {}: /execute refused the request: {} {}", rec.trade_id, execution.code, execution.error)
-        io.audit(
-            EventType.TRADE_EXECUTION, rec.trade_id,
-            {
-                "phase": "sent", "attempt": attempt.number, "api": "ultra", "code": execution.code,
-                "execute_outcome": execution.outcome.value,
-                "signature": str(execution.signature) if execution.signature is not None else attempt.signature or None,
-                "slot": execution.slot, "error": execution.error,
-            },
-            severity=Severity.INFO if execution.outcome is ExecuteOutcome.LANDED else Severity.WARNING,
-        )
+        claimed = execution.signature
+        # An id is only the fee payer's valid signature over our message: anything else could
+        # settle this trade by another transaction.
+        valid = claimed is not None and claimed.verify(tx.message.account_keys[0], message_bytes(tx.message))
+        if claimed is not None and not valid:
+            logger.critical(
+                "trade {}: /execute answered signature {}, not {}'s over our message; ignored",
+                rec.trade_id, claimed, tx.message.account_keys[0],
+            )
+        learnt = valid and not attempt.id_known
+        if learnt:
+            attempt.signature = str(claimed)
+        details = {
+            "phase": "sent", "attempt": attempt.number, "api": "ultra", "code": execution.code,
+            "execute_outcome": execution.outcome.value, "signature": attempt.signature or None,
+            "unverified_signature": str(claimed) if claimed is not None and not valid else None,
+            "slot": execution.slot, "error": execution.error,
+        }
+        severity = Severity.INFO if execution.outcome is ExecuteOutcome.LANDED else Severity.WARNING
+        if learnt:
+            # The maker's id is the only way to find this landing after /execute forgets the order
+            # (two minutes): durable before it is relied on. If the log cannot take it, the id is
+            # still watched now; a restart then settles the attempt by the chain.
+            try:
+                await io.durable(EventType.TRADE_EXECUTION, rec.trade_id, details)
+            except TradeError as err:
+                logger.critical("trade {}: the id of attempt {} is not durable: {}", rec.trade_id, attempt.number, err)
+        else:
+            io.audit(EventType.TRADE_EXECUTION, rec.trade_id, details, severity=severity)
         crash_point("after_send")  # as after the Swap API's first send: /execute has answered
         return execution
 
@@ -92,17 +111,8 @@ class UltraSender:
         interval = self.io.settings.rebroadcast_interval_s
         while True:
             execution = await self.execute(rec, attempt, tx)
-            if execution is not None and execution.signature is not None:
-                payer = tx.message.account_keys[0]
-                if execution.signature.verify(payer, message_bytes(tx.message)):
-                    attempt.signature = str(execution.signature)
-                    return True
-                # Not the fee payer's signature over our message: watching it would settle
-                # this trade by another transaction.
-                logger.critical(
-                    "trade {}: /execute answered signature {}, not {}'s over our message; ignored",
-                    rec.trade_id, execution.signature, payer,
-                )
+            if attempt.id_known:
+                return True
             if execution is not None and execution.outcome in _NOT_SENT:
                 return False
             if time.monotonic() - first >= REPEAT_WINDOW_S:
