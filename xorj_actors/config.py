@@ -124,6 +124,13 @@ class Config:
         except ValueError as exc:
             raise ValueError(f"localnet.{exc}") from None
         ex = self.execution
+        if self.jupiter.api != "swap" and ex.routes.effect_commitment != "confirmed":
+            # Ultra's last valid height and its settling by state are read at confirmed: a
+            # processed simulation may have seen a minority fork, a finalized one rejects a fresh
+            # order's blockhash.
+            raise ValueError(
+                f"execution.routes.effect_commitment: must be confirmed when [jupiter] api is {self.jupiter.api}"
+            )
         if ex.enabled and not self.localnet.enabled:
             missing = [f"execution.{n}" for n in ("rpc_url", "ws_url") if not getattr(ex, n)]
             if not self.jupiter_url():

@@ -141,10 +141,11 @@ class Harness:
         return asyncio.run(read())
 
 
-def serve_route_fault(h: Harness, mode: Any) -> None:
-    """Make the localnet's quote service serve the next route or order bad in ``mode``'s way."""
+def serve_route_fault(h: Harness, mode: Any, count: int = 1) -> None:
+    """Make the localnet's quote service serve the next ``count`` routes or orders bad in
+    ``mode``'s way (``None`` clears it)."""
     url = f"{h.localnet.urls['quote']}/admin/route-fault"
-    body = json.dumps({"mode": mode.value, "count": 1}).encode()
+    body = json.dumps({"mode": None if mode is None else mode.value, "count": count}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 200

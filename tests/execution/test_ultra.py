@@ -113,3 +113,49 @@ def test_ultra_alone_does_not_fall_back(exec_engine_factory: Callable[..., Harne
     outcome = h.execute(h.request("vault-0003:only:0", vault=3, amount=1_000_000))
     assert outcome.status == "rejected" and outcome.error_class == "no_route", outcome
     assert not [d for _, d in h.entries("vault-0003:only:0") if d.get("phase") in ("signed", "api_fallback")]
+
+
+#: /execute is repeated for half a second; the localnet's blockhash lives 150 slots of 20 ms.
+QUICK_WINDOW = """
+[jupiter]
+api = "ultra"
+execute_repeat_window_s = 0.5
+"""
+
+
+def test_an_order_execute_never_answered_is_settled_by_the_chain_then_signed_again(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """/execute never answers and lands nothing: once the blockhash expired and the vault's
+    accounts are as before, the attempt never landed and a new one is safe."""
+    h = exec_engine_factory(QUICK_WINDOW)
+    usdc = h.balance(1, "USDC")
+    serve_route_fault(h, RouteFault.EXECUTE_SILENT)  # the first order: every /execute of it
+    tid = "vault-0001:silent:0"
+    outcome = h.execute(h.request(tid, vault=1, amount=2_000_000), timeout=40)
+    assert outcome.status == "confirmed" and outcome.attempts == 2, outcome
+    signed = [d for _, d in h.entries(tid) if d.get("phase") == "signed"]
+    assert [d["attempt"] for d in signed] == [1, 2] and signed[0]["our_signature"] != signed[1]["our_signature"]
+    failed = [d for _, d in h.entries(tid) if d.get("phase") == "attempt_failed"]
+    assert [d["error_class"] for d in failed] == ["expired_blockhash"] and "never landed" in failed[0]["error"]
+    assert h.balance(1, "USDC") == usdc - 2_000_000  # once
+
+
+def test_an_order_that_landed_without_an_answer_stays_open_and_is_never_signed_again(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """/execute lands the transaction but never says so: the vault's accounts changed, so the
+    trade may have landed; it stays open (fail closed), never signed again."""
+    h = exec_engine_factory(QUICK_WINDOW)
+    usdc = h.balance(2, "USDC")
+    serve_route_fault(h, RouteFault.EXECUTE_LANDS_SILENT)
+    tid = "vault-0002:landed:0"
+    h.executor.tell(h.request(tid, vault=2, amount=2_000_000))
+    outcome = h.wait(tid, timeout=40)
+    assert outcome.status == "timed_out", outcome
+    entries = h.entries(tid)
+    assert len([d for _, d in entries if d.get("phase") == "signed"]) == 1
+    [unknown] = [d for _, d in entries if d.get("phase") == "landing_unknown"]
+    assert "accounts changed" in unknown["why"]
+    assert not [k for k, _ in entries if k == "TRADE_CONFIRMATION"]
+    assert h.balance(2, "USDC") == usdc - 2_000_000  # it did land, once

@@ -23,6 +23,8 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.token.associated import get_associated_token_address
 
+from loguru import logger
+
 from supervisors import MailboxFull
 from xorj_actors.audit import EventType, utc_timestamp
 from xorj_actors.execution._build_swap import build_swap
@@ -77,11 +79,19 @@ class MessageClaims:
         """Claim ``message`` for ``rec``; the trade already holding it, if another."""
         digest = hashlib.sha256(message_bytes(message)).digest()
         holder = self._holders.setdefault(digest, rec.trade_id)
-        if holder != rec.trade_id:
-            return holder
-        if digest not in rec.claims:
-            rec.claims.append(digest)
+        if holder != rec.trade_id or digest in rec.claims:
+            return holder  # another trade's, or this trade's earlier attempt's (it failed or expired)
+        rec.claims.append(digest)
         return None
+
+    def adopt(self, rec: TradeRecord, message: MessageV0) -> None:
+        """Claim a message ``rec`` already signed (read back from the log)."""
+        digest = hashlib.sha256(message_bytes(message)).digest()
+        holder = self._holders.setdefault(digest, rec.trade_id)
+        if holder != rec.trade_id:
+            logger.critical("trades {} and {} both signed one message: one landing would settle both", holder, rec.trade_id)
+        elif digest not in rec.claims:
+            rec.claims.append(digest)
 
     def release(self, rec: TradeRecord) -> None:
         """``rec`` is final: its messages are free (none of them can land any more)."""
@@ -276,9 +286,8 @@ def _pre_state(built: BuiltRoute, vault: RouteVault) -> dict[str, list[int | Non
         return None
     state: dict[str, list[int | None]] = {}
     for key in sorted({authority, *vault.holdings}, key=str):
-        account = built.effects.pre.get(key)
-        if account is None:
-            state[str(key)] = [0, None]
-        else:
-            state[str(key)] = [account.lamports, account.token.amount if account.token is not None else None]
+        if key not in built.effects.pre:
+            raise TradeError(ErrorClass.UNKNOWN, f"the effect check did not read the vault's account {key}")
+        account = built.effects.pre[key]
+        state[str(key)] = [account.lamports if account else 0, account.token.amount if account and account.token else None]
     return state

@@ -52,8 +52,8 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
         units = max(s.min_compute_units, math.ceil(probe.units * s.compute_unit_margin))
     message = compile_with(units)
     holder = builder.claims.claim(rec, message)
-    if holder is not None:  # our memo names the trade: only a bug gets here
-        raise TradeError(ErrorClass.UNKNOWN, f"built the very message of trade {holder}")
+    if holder is not None:  # our memo names the trade, the blockhash its attempt: a new blockhash differs
+        raise TradeError(ErrorClass.EXPIRED_BLOCKHASH, f"built the very message of trade {holder} again")
     effects = await builder.check_route(rec, TradeApi.SWAP, message, vault, quote, money.min_out)
     return BuiltRoute(
         api=TradeApi.SWAP, message=message, money=money, effects=effects, last_valid_block_height=last_valid,

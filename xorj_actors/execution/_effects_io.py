@@ -27,14 +27,14 @@ from solders.rpc.config import (
 )
 from solders.rpc.errors import MinContextSlotNotReachedMessage
 from solders.rpc.requests import (
-    GetBlockHeight,
+    GetEpochInfo,
     GetLatestBlockhash,
     GetMultipleAccounts,
     SimulateVersionedTransaction,
     batch_to_json,
 )
 from solders.rpc.responses import (
-    GetBlockHeightResp,
+    GetEpochInfoResp,
     GetLatestBlockhashResp,
     GetMultipleAccountsResp,
     SimulateTransactionResp,
@@ -118,28 +118,40 @@ class EffectReader:
         )
 
     async def last_valid_block_height(self, min_slot: int) -> int:
-        """``lastValidBlockHeight`` of the newest blockhash at a slot at least ``min_slot``.
+        """``lastValidBlockHeight`` of the newest ``confirmed`` blockhash at a slot at least
+        ``min_slot``.
 
-        A blockhash the node knew at ``min_slot`` (a simulation there accepted it) is no newer,
-        so a transaction built on it can never land past this height.
+        A blockhash the node accepted at ``min_slot`` (a simulation there took it) is no newer, so
+        a transaction built on it can never land past this height. Always at ``confirmed``: at
+        ``processed`` a minority fork could answer.
         """
-        config = RpcContextConfig(self.commitment, min_slot)
+        config = RpcContextConfig(CommitmentLevel.Confirmed, min_slot)
         resp = await self._post(GetLatestBlockhash(config, id=next(self._ids)).to_json(), GetLatestBlockhashResp)
         return int(resp.value.last_valid_block_height)
 
-    async def block_height(self) -> int:
-        """``getBlockHeight`` at the reader's commitment."""
-        config = RpcContextConfig(self.commitment)
-        resp = await self._post(GetBlockHeight(config, id=next(self._ids)).to_json(), GetBlockHeightResp)
-        return int(resp.value)
+    async def height_and_states(
+        self, addresses: Sequence[Pubkey]
+    ) -> tuple[int, dict[Pubkey, AccountState | None]]:
+        """The block height at ``confirmed`` and ``addresses`` read at that slot or later.
 
-    async def states(self, addresses: Sequence[Pubkey]) -> dict[Pubkey, AccountState | None]:
-        """The accounts now, at one slot."""
-        for _ in range(self.max_attempts):
-            slot, states = await self._pre(list(dict.fromkeys(addresses)), None)
-            if slot >= 0:
-                return states
-        raise TradeError(ErrorClass.TIMEOUT, "the accounts were never read at one slot")
+        One ``getEpochInfo`` gives the height and its slot together; the accounts are read with
+        that slot as ``minContextSlot``, so a node behind the one that answered the height
+        cannot answer (behind a load balancer the two calls may reach different nodes).
+        """
+        resp = await self._post(
+            GetEpochInfo(RpcContextConfig(CommitmentLevel.Confirmed), id=next(self._ids)).to_json(), GetEpochInfoResp
+        )
+        info = resp.value
+        config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, CommitmentLevel.Confirmed, info.absolute_slot)
+        wanted = list(dict.fromkeys(addresses))
+        states: dict[Pubkey, AccountState | None] = {}
+        for start in range(0, len(wanted), _MAX_ACCOUNTS):
+            chunk = wanted[start : start + _MAX_ACCOUNTS]
+            read = await self._post(GetMultipleAccounts(chunk, config, id=next(self._ids)).to_json(), GetMultipleAccountsResp)
+            if len(read.value) != len(chunk):
+                raise TradeError(ErrorClass.UNKNOWN, f"getMultipleAccounts answered {len(read.value)} of {len(chunk)}")
+            states.update(zip(chunk, (decode_account(a) for a in read.value)))
+        return int(info.block_height), states
 
     async def _pre(self, addresses: list[Pubkey], min_slot: int | None) -> tuple[int, dict[Pubkey, AccountState | None]]:
         config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)

@@ -67,7 +67,7 @@ class Landing:
         try:
             if ultra and not attempt.id_known:
                 if not await self.ultra.reveal(rec, attempt, tx):
-                    await self.ultra.settle_unrevealed(rec, attempt, lambda: self._stuck(rec))
+                    await self.ultra.settle_by_state(rec, attempt, lambda: self._stuck(rec))
                 answered, first_send = True, False
             while True:
                 waiter = self.watch(req, attempt)
@@ -101,6 +101,10 @@ class Landing:
                     self._stuck(rec, result)
                     continue
                 crash_point("confirming")
+                if result.status is OutcomeStatus.EXPIRED and attempt.pre_state is not None:
+                    # The maker pays: its signature is not ours, and another valid one over our
+                    # message could have landed. Re-sign only if the vault's accounts say not.
+                    await self.ultra.settle_by_state(rec, attempt, lambda: self._stuck(rec))
                 return self.settled(rec, result)
         finally:
             self.awaiting_confirmation -= 1

@@ -155,7 +155,7 @@ class Pipeline:
         rec.started = time.monotonic()
         self.book.adopt(rec, unsettled=unsettled)
         for attempt in rec.attempts:  # read back: its messages stay its own until it is final
-            self.attempts.claims.claim(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
+            self.attempts.claims.adopt(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
 
     def _run_task(self, rec: TradeRecord, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, coro)
@@ -215,6 +215,8 @@ class Pipeline:
                 return
             if isinstance(known, TradeRecord):  # open in the log, not loaded: settle it as loaded
                 rec.attempts = known.attempts
+                for attempt in rec.attempts:
+                    self.attempts.claims.adopt(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
                 await self._resume(rec)
                 return
             io.check_gate(req)

@@ -108,12 +108,9 @@ class RouteChecks:
         """The last valid height of any blockhash the node knew at ``min_slot``."""
         return await self._reading().last_valid_block_height(min_slot)
 
-    async def block_height(self) -> int:
-        return await self._reading().block_height()
-
-    async def states(self, addresses: Sequence[Pubkey]) -> dict[Pubkey, AccountState | None]:
-        """The accounts now (at the effect check's commitment), at one slot."""
-        return await self._reading().states(addresses)
+    async def height_and_states(self, addresses: Sequence[Pubkey]) -> tuple[int, dict[Pubkey, AccountState | None]]:
+        """The block height at ``confirmed`` and the accounts at that slot or later."""
+        return await self._reading().height_and_states(addresses)
 
     @property
     def static_only(self) -> frozenset[Pubkey]:
@@ -169,7 +166,10 @@ class RouteChecks:
         if refusal is not None:
             self._refuse(refusal, stage, audit)
         stage = RouteStage.EFFECTS
-        effects = await self._reading().read(unsigned_transaction(message), resolved.writable_keys)
+        # The vault's own accounts too, read or not by the message: its pre-state settles an
+        # Ultra attempt whose id never becomes known.
+        watched = [*resolved.writable_keys, vault.parties.authority, *sorted(vault.holdings, key=str)]
+        effects = await self._reading().read(unsigned_transaction(message), watched)
         if isinstance(effects, RouteRefusal):
             self._refuse(effects, stage, audit)
         effect_terms = EffectTerms(

@@ -11,13 +11,16 @@ send), the attempt is settled by the chain: once the confirmed block height is p
 attempt's last valid height nothing can land any more, and if the vault's accounts are then
 exactly as the effect check read them before signing, it never landed (a new attempt is safe).
 Anything else leaves the trade open and unsettled (fail closed) until an operator settles it.
+The same check stands before a maker-paid attempt whose watched id expired is signed again: the
+maker may have signed our message twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import NoReturn
 
 from loguru import logger
 from solders.pubkey import Pubkey
@@ -27,20 +30,22 @@ from xorj_actors.audit import EventType, Severity
 from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
+from xorj_actors.execution._effects import AccountState
 from xorj_actors.execution._ledger import Attempt, TradeRecord
+from xorj_actors.execution._messages import TradePhase
 from xorj_actors.execution._transaction import message_bytes
 from xorj_actors.jupiter import ExecuteOutcome, UltraExecution
 
 __all__ = ["UltraSender"]
 
-#: Ultra lets a client repeat ``/execute`` for two minutes (docs: "Execute Order").
-REPEAT_WINDOW_S = 120.0
 #: Outcomes after which Jupiter will not send it (its word; the chain still decides).
 _NOT_SENT = frozenset(
     {ExecuteOutcome.ORDER_EXPIRED, ExecuteOutcome.REJECTED, ExecuteOutcome.INVALID_REQUEST, ExecuteOutcome.NOT_LANDED}
 )
 #: How often a stuck attempt looks again (it stays unsettled meanwhile).
 _STUCK_POLL_S = 30.0
+#: A blockhash lives about 60 to 90 s: an attempt not expired after this is reported stuck.
+_STUCK_AFTER_S = 300.0
 
 
 class UltraSender:
@@ -71,6 +76,13 @@ class UltraSender:
                 "trade {}: /execute answered signature {}, not {}'s over our message; ignored",
                 rec.trade_id, claimed, tx.message.account_keys[0],
             )
+        if valid and attempt.id_known and str(claimed) != attempt.signature:
+            # A second valid signature over one message (a maker signing non-deterministically):
+            # either may land. Watching one, the expiry of the other is settled by the chain.
+            logger.critical(
+                "trade {}: /execute answered a second valid id {} for attempt {} (watching {})",
+                rec.trade_id, claimed, attempt.number, attempt.signature,
+            )
         learnt = valid and not attempt.id_known
         if learnt:
             attempt.signature = str(claimed)
@@ -97,7 +109,7 @@ class UltraSender:
     async def repeat(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction, first: float) -> None:
         """Repeat ``/execute`` until one answers, within the repeat window (the rebroadcast)."""
         interval = self.io.settings.rebroadcast_interval_s
-        while time.monotonic() - first < REPEAT_WINDOW_S:
+        while time.monotonic() - first < self.io.options.jupiter.execute_repeat_window_s:
             await asyncio.sleep(interval)
             if await self.execute(rec, attempt, tx) is not None:
                 return
@@ -115,51 +127,70 @@ class UltraSender:
                 return True
             if execution is not None and execution.outcome in _NOT_SENT:
                 return False
-            if time.monotonic() - first >= REPEAT_WINDOW_S:
+            if time.monotonic() - first >= self.io.options.jupiter.execute_repeat_window_s:
                 return False
             await asyncio.sleep(interval)
 
-    async def settle_unrevealed(self, rec: TradeRecord, attempt: Attempt, on_stuck: Callable[[], None]) -> None:
-        """Settle an attempt whose id is unknown, by the chain; returns never (stays open) unless
-        it raises ``EXPIRED_BLOCKHASH`` (it can never land and did not).
+    async def settle_by_state(self, rec: TradeRecord, attempt: Attempt, on_stuck: Callable[[], None]) -> NoReturn:
+        """Settle an attempt the maker pays for by the chain: raises ``EXPIRED_BLOCKHASH`` (it can
+        never land and did not) or never returns (the trade stays open and unsettled).
 
-        ``on_stuck()`` is called once when the vault's accounts changed (the vault hears
-        ``timed_out``; the trade stays unsettled).
+        It can never land once the block height at ``confirmed`` is past its last valid height;
+        it did not land if the vault's accounts, read at that slot or later, are exactly as the
+        effect check read them before signing. Read failures are asked again: only that verdict
+        may leave (anything else would re-sign, or close, a trade that may still land).
+        ``on_stuck()`` is called once (the vault hears ``timed_out``) when the accounts changed
+        or the height does not pass in time.
         """
         io = self.io
         interval = max(io.settings.rebroadcast_interval_s, 0.2)
-        warned = False
+        deadline = time.monotonic() + _STUCK_AFTER_S
+        stuck = False
+
+        def give_up(why: str) -> None:
+            nonlocal stuck
+            if stuck:
+                return
+            stuck = True
+            logger.critical(
+                "trade {}: ultra attempt {} {}: it may have landed; the trade stays open until an operator settles it",
+                rec.trade_id, attempt.number, why,
+            )
+            io.audit(
+                EventType.TRADE_EXECUTION, rec.trade_id,
+                {"phase": "landing_unknown", "attempt": attempt.number, "api": "ultra", "why": why,
+                 "our_signature": attempt.our_signature, "request_id": attempt.request_id, "signature": attempt.signature or None},
+                severity=Severity.CRITICAL,
+            )
+            on_stuck()
+
         while True:
-            height = await io.routes.block_height()  # height first: after it, nothing new lands
-            if height > attempt.last_valid_block_height:
-                if attempt.pre_state is not None:
-                    keys = [Pubkey.from_string(k) for k in attempt.pre_state]
-                    states = await io.routes.states(keys)
-                    now = {
-                        str(k): [s.lamports if s else 0, s.token.amount if s is not None and s.token is not None else None]
-                        for k, s in states.items()
-                    }
-                    if now == attempt.pre_state:
+            if attempt.pre_state is None:
+                give_up("has no recorded pre-state")
+            else:
+                keys = [Pubkey.from_string(k) for k in attempt.pre_state]
+                try:
+                    height, states = await io.routes.height_and_states(keys)
+                except Exception as exc:  # noqa: BLE001 - a read failure decides nothing: ask again
+                    logger.warning("trade {}: cannot read the chain to settle attempt {}: {!r}", rec.trade_id, attempt.number, exc)
+                    height, states = -1, {}
+                if height > attempt.last_valid_block_height:
+                    if _state(states) == attempt.pre_state:
+                        rec.phase = TradePhase.EXPIRED
                         raise TradeError(
                             ErrorClass.EXPIRED_BLOCKHASH,
-                            f"expired: /execute never gave the transaction's id; block height {height} is past "
-                            f"{attempt.last_valid_block_height} and the vault's accounts are as before signing: "
-                            "it never landed; safe to re-sign",
+                            f"expired: block height {height} is past {attempt.last_valid_block_height} and the vault's "
+                            "accounts are as before signing: it never landed; safe to re-sign",
                         )
-                if not warned:
-                    warned = True
-                    logger.critical(
-                        "trade {}: ultra attempt {} expired without an id and the vault's accounts changed: it may "
-                        "have landed; the trade stays open until an operator settles it",
-                        rec.trade_id, attempt.number,
-                    )
-                    io.audit(
-                        EventType.TRADE_EXECUTION, rec.trade_id,
-                        {"phase": "landing_unknown", "attempt": attempt.number, "api": "ultra",
-                         "our_signature": attempt.our_signature, "request_id": attempt.request_id},
-                        severity=Severity.CRITICAL,
-                    )
-                    on_stuck()
-                await asyncio.sleep(_STUCK_POLL_S)
-                continue
-            await asyncio.sleep(interval)
+                    give_up("expired and the vault's accounts changed")
+                elif time.monotonic() > deadline:
+                    give_up(f"has not expired after {_STUCK_AFTER_S:.0f} s (block height {height})")
+            await asyncio.sleep(_STUCK_POLL_S if stuck else interval)
+
+
+def _state(states: Mapping[Pubkey, AccountState | None]) -> dict[str, list[int | None]]:
+    """The accounts as a pre-state records them: ``[lamports, token amount or None]``."""
+    return {
+        str(key): [s.lamports if s is not None else 0, s.token.amount if s is not None and s.token is not None else None]
+        for key, s in states.items()
+    }

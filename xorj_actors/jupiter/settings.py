@@ -53,6 +53,10 @@ class JupiterSettings:
     #: ``/execute`` waits for the transaction to land: longer. On timeout the signature is
     #: still watched, and the same signed transaction may be executed again.
     execute_timeout_s: float = 60.0
+    #: How long ``/execute`` may be repeated with the same transaction and ``requestId`` (Jupiter:
+    #: two minutes; after that it answers -1). Past it, an attempt whose id never became known is
+    #: settled by the chain.
+    execute_repeat_window_s: float = 120.0
     #: Answers larger than this are refused (a route answer is tens of kilobytes).
     max_answer_bytes: int = 2_000_000
     # --- Swap API options (sent as the official clients name them) ---
@@ -81,7 +85,7 @@ class JupiterSettings:
             raise ValueError("base_url: no trailing slash (the paths start with one)")
         if self.api_key_env and not _ENV_NAME.fullmatch(self.api_key_env):
             raise ValueError("api_key_env: must be an environment variable name (the key itself never goes here)")
-        for name in ("request_timeout_s", "connect_timeout_s", "execute_timeout_s"):
+        for name in ("request_timeout_s", "connect_timeout_s", "execute_timeout_s", "execute_repeat_window_s"):
             if not 0 < getattr(self, name) <= 300:
                 raise ValueError(f"{name}: must be in (0, 300] seconds")
         if self.connect_timeout_s > self.request_timeout_s:

@@ -171,7 +171,21 @@ class UltraApi:
         return order.expires_at + _REPEAT_S < now
 
     def execute(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """Answer ``POST /ultra/v1/execute {signedTransaction, requestId}``: (HTTP status, body)."""
+        """Answer ``POST /ultra/v1/execute {signedTransaction, requestId}``: (HTTP status, body).
+
+        Route faults: ``execute_silent`` answers a gateway's 500 (no code) and lands nothing;
+        ``execute_lands_silent`` lands the transaction and then answers that 500.
+        """
+        request_id = body.get("requestId") if isinstance(body, dict) else None
+        silent = self.faults.execute_fault(request_id) if self.faults is not None and isinstance(request_id, str) else None
+        if silent == "execute_silent":
+            return 500, {"error": "Internal Server Error"}
+        status, answer = self._execute(body)
+        if silent == "execute_lands_silent":
+            return 500, {"error": "Internal Server Error"}
+        return status, answer
+
+    def _execute(self, body: Any) -> tuple[int, dict[str, Any]]:
         # Codes and meanings: Jupiter's Ultra docs, "Execute Response Codes" (-4 missing request
         # id, -5 missing signed transaction, -2 invalid signed transaction, -3 invalid message
         # bytes, -1 missing cached order, -1003 not fully signed, -2000/-2003 RFQ not landed/expired).

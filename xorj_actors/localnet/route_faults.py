@@ -54,13 +54,20 @@ class RouteFault(enum.StrEnum):
     AGGREGATOR_AMOUNTS = "aggregator_amounts"
     #: Not a bad route: Ultra's ``/order`` finds none ("Failed to get quotes"), the Swap API does.
     ULTRA_NO_ROUTE = "ultra_no_route"
+    #: ``/execute`` answers a gateway's 500 without a code, and lands nothing.
+    EXECUTE_SILENT = "execute_silent"
+    #: ``/execute`` lands the transaction, then answers a gateway's 500 without a code.
+    EXECUTE_LANDS_SILENT = "execute_lands_silent"
 
 
 #: The modes that spoil a Swap API route, and those that act on Ultra's orders.
-SWAP_FAULTS: tuple[RouteFault, ...] = tuple(
-    m for m in RouteFault if m not in (RouteFault.TABLE_MISMATCH, RouteFault.ULTRA_NO_ROUTE)
+ULTRA_FAULTS: tuple[RouteFault, ...] = (
+    RouteFault.TABLE_MISMATCH,
+    RouteFault.ULTRA_NO_ROUTE,
+    RouteFault.EXECUTE_SILENT,
+    RouteFault.EXECUTE_LANDS_SILENT,
 )
-ULTRA_FAULTS: tuple[RouteFault, ...] = (RouteFault.TABLE_MISMATCH, RouteFault.ULTRA_NO_ROUTE)
+SWAP_FAULTS: tuple[RouteFault, ...] = tuple(m for m in RouteFault if m not in ULTRA_FAULTS)
 
 
 #: The reason (``RouteRefusalReason`` value) each mode is refused with, and by which check.
@@ -100,6 +107,8 @@ class RouteFaults:
     def __init__(self) -> None:
         self.mode: RouteFault | None = None
         self.remaining = 0
+        #: Orders an /execute fault spoilt, and how (every repeat answers alike).
+        self._silenced: dict[str, RouteFault] = {}
 
     def set(self, mode: Any, count: Any = 1) -> dict[str, Any]:
         """Serve the next ``count`` routes bad in ``mode``'s way; ``None`` clears. Bad input changes nothing."""
@@ -200,6 +209,20 @@ class RouteFaults:
         return absent  # created by the route, its rent paid to the stranger: refused as SOL spent
 
     # -- Ultra -------------------------------------------------------------------------------
+
+    def execute_fault(self, request_id: str) -> str | None:
+        """EXECUTE_SILENT or EXECUTE_LANDS_SILENT for this ``/execute`` call: ``count`` counts
+        orders, and an order once spoilt stays spoilt for every repeat."""
+        sticky = self._silenced.get(request_id)
+        if sticky is not None:
+            return sticky.value
+        mode = self._take(RouteFault.EXECUTE_SILENT, RouteFault.EXECUTE_LANDS_SILENT)
+        if mode is None:
+            return None
+        if len(self._silenced) >= 10_000:
+            self._silenced.clear()
+        self._silenced[request_id] = mode
+        return mode.value
 
     def ultra_no_route(self) -> bool:
         """ULTRA_NO_ROUTE: this order finds no route."""

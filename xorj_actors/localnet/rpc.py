@@ -95,6 +95,10 @@ def param_at(params: list[Any], i: int, required: bool = True) -> Any:
     return None
 
 
+#: Mainnet's epoch length (the localnet never reaches the end of its first).
+_SLOTS_PER_EPOCH = 432_000
+
+
 def config_at(params: list[Any], i: int) -> dict[str, Any]:
     config = param_at(params, i, required=False)
     if config is None:
@@ -208,6 +212,17 @@ class JsonRpc:
 
     def m_getVersion(self, params: list[Any]) -> dict[str, Any]:
         return dict(VERSION)
+
+    def m_getEpochInfo(self, params: list[Any]) -> dict[str, Any]:
+        """Agave's shape; one block per slot, so the block height is the slot."""
+        config = config_at(params, 0)
+        self._min_context_slot(config)
+        slot = self.chain.commitment_slot(commitment_of(config))
+        return {
+            "absoluteSlot": slot, "blockHeight": slot, "epoch": slot // _SLOTS_PER_EPOCH,
+            "slotIndex": slot % _SLOTS_PER_EPOCH, "slotsInEpoch": _SLOTS_PER_EPOCH,
+            "transactionCount": len(self.chain.landed),
+        }
 
     def m_getSlot(self, params: list[Any]) -> int:
         return self.chain.commitment_slot(commitment_of(config_at(params, 0)))
