@@ -150,6 +150,7 @@ class Metrics:
 
     Attributes fed by events (thread-safe, callable from any actor):
         trades: ``xorj_trades_total{status}`` (execution issue).
+        send_route_skips: ``xorj_send_route_skips_total{route}`` (extra send routes).
         trades_by_api: ``xorj_trades_by_api_total{api,status}`` (ultra or swap; trades refused
             before any route was built are not counted here).
         trade_duration: ``xorj_trade_duration_seconds`` (execution issue).
@@ -166,6 +167,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.trades = Counter("xorj_trades", "Trades by final status", ["status"], registry=r)
+        self.send_route_skips = Counter(
+            "xorj_send_route_skips", "Sends of signed bytes skipped on an extra route (failed or over budget)", ["route"],
+            registry=r,
+        )
         self.trades_by_api = Counter(
             "xorj_trades_by_api", "Trades that built a route, by the Jupiter API and final status", ["api", "status"],
             registry=r,
@@ -238,6 +243,10 @@ class Metrics:
 
     def on_realised_slippage(self, bps: float) -> None:
         self.realised_slippage.observe(bps)
+
+    def on_route_skip(self, route: str) -> None:
+        """The executor's ``on_route_skip`` hook: a send route skipped (its host-only name)."""
+        self.send_route_skips.labels(route).inc()
 
     def on_trade_outcome(self, outcome: Any, seconds: float) -> None:
         """The executor's ``on_outcome`` hook (a ``TradeOutcome`` and its time since the request)."""

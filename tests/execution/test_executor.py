@@ -176,3 +176,15 @@ def test_a_vault_never_has_two_rounds_in_flight(harness: Harness) -> None:
     assert "another round" in (other_round.error or "")
     assert same_round.status == "confirmed", same_round
     assert h.wait("vault-0001:r5:0", timeout=30).status == "confirmed"
+
+
+def test_the_signed_bytes_go_to_every_send_route_and_a_failing_route_is_a_counted_skip(
+    exec_engine_factory,
+) -> None:
+    # Port 9 (discard) on loopback refuses: a route that fails every send.
+    h = exec_engine_factory('[execution]\nsend_urls = ["http://127.0.0.1:9/"]\n')
+    outcome = h.execute(h.request("vault-0000:routes:0", amount=1_000_000))
+    assert outcome.status == "confirmed", outcome
+    skips = dict(h.executor.ask(_status()).route_skips)
+    assert skips.get("extra-1:127.0.0.1", 0) >= 1, skips
+    assert (h.engine.metrics.registry.get_sample_value("xorj_send_route_skips_total", {"route": "extra-1:127.0.0.1"}) or 0) >= 1

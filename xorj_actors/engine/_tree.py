@@ -222,6 +222,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     vault_account=_vault_accounts(authorities),
                     report=report,
                     on_outcome=metrics.on_trade_outcome,
+                    on_route_skip=metrics.on_route_skip,
                 ),
             ),
         ),

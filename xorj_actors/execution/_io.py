@@ -36,6 +36,7 @@ from xorj_actors.execution._ledger import TradeRecord, load_open_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
 from xorj_actors.execution._route import RouteChecks
+from xorj_actors.execution._send_routes import SendRoutes
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jupiter import JupiterClient
 from xorj_actors.kill_switch import HaltBoard
@@ -70,6 +71,8 @@ class ExecutorIO:
         self.chain = ChainClient(options.rpc_url, settings)
         #: Jupiter's APIs at ``quote_url`` (the localnet's quote service, or Jupiter's own).
         self.quotes = JupiterClient(options.jupiter, base_url=options.quote_url, environ=options.environ)
+        #: The extra send endpoints beside the RPC.
+        self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip)
         #: The route's lookup tables and the checks before signing.
         self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")

@@ -132,6 +132,7 @@ class Landing:
             raise
         io.audit(EventType.TRADE_EXECUTION, rec.trade_id, {"phase": "sent", "attempt": attempt.number, "signature": attempt.signature})
         crash_point("after_send")
+        await io.send_routes.send(tx)  # the preflight passed: every other route may have them now
 
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
@@ -210,3 +211,4 @@ class Landing:
                 await self.io.chain.send(tx, preflight=False)
             except TradeError as err:
                 logger.debug("rebroadcast of {} failed: {}", tx.signatures[0], err)
+            await self.io.send_routes.send(tx)

@@ -137,3 +137,5 @@ class ExecutorStatus(Message):
     reconciled: bool
     #: Trades in flight by phase (phases with none left out).
     phases: tuple[tuple[TradePhase, int], ...] = ()
+    #: Sends skipped by extra send route (``[execution] send_urls``) since the executor started.
+    route_skips: tuple[tuple[str, int], ...] = ()

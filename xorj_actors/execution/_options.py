@@ -57,6 +57,8 @@ class ExecutorOptions:
     report: BreakerReport | None = None
     #: Called with every outcome that is not a replay (metrics).
     on_outcome: OutcomeHook | None = None
+    #: Called with a send route's name each time a send to it was skipped (metrics).
+    on_route_skip: Callable[[str], None] | None = None
     #: ``[jupiter]``: the API key's variable, the request options.
     jupiter: JupiterSettings = field(default_factory=lambda: JupiterSettings(api_key_env=""))
     #: Where the API key is read; None: ``os.environ``.

@@ -112,6 +112,7 @@ class Pipeline:
             outcomes=tuple(sorted((status.value, n) for status, n in self.counts.items())),
             reconciled=self.reconciled,
             phases=tuple(sorted(Counter(rec.phase for rec in book.records.values()).items())),
+            route_skips=tuple(sorted(self.io.send_routes.skips.items())),
         )
 
     # -- set-up ------------------------------------------------------------------------------
@@ -119,6 +120,7 @@ class Pipeline:
     async def _setup(self) -> None:
         await self.io.quotes.open()
         await self.io.routes.open()
+        await self.io.send_routes.open()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
@@ -128,6 +130,7 @@ class Pipeline:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.io.quotes.close()
         await self.io.routes.close()
+        await self.io.send_routes.close()
         await self.io.chain.close()
 
     async def _load_ledger(self) -> None:

@@ -116,6 +116,9 @@ class ExecutionSettings:
     priority_fee_max_age_s: float = 10.0
     #: Signed bytes are sent again at this interval until confirmed or expired.
     rebroadcast_interval_s: float = 2.0
+    #: More JSON-RPC endpoints that get the same signed bytes (after the RPC's preflight answered,
+    #: and at every rebroadcast); a failure there is a counted skip, never the trade's.
+    send_urls: tuple[str, ...] = ()
     #: Every HTTP request (quote service, JSON-RPC) gives up after this long.
     request_timeout_s: float = 10.0
     #: An ask to the signer or the audit log gives up after this long (fail closed: no trade).
@@ -132,6 +135,11 @@ class ExecutionSettings:
             url = getattr(self, name)
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{name}: must be an http(s) URL or empty")
+        for url in self.send_urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValueError("send_urls: each must be an http(s) URL")
+        if len(set(self.send_urls)) != len(self.send_urls):
+            raise ValueError("send_urls: each endpoint once")
         if self.ws_url and not self.ws_url.startswith(("ws://", "wss://")):
             raise ValueError("ws_url: must be a ws(s) URL or empty")
         if not 1.0 <= self.compute_unit_margin <= 5.0:
