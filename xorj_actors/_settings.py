@@ -9,18 +9,66 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import math
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["ConfigError", "build_section"]
+__all__ = ["ConfigError", "ValueTier", "build_section", "tier_of_value", "validate_value_tiers"]
 
 T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the key and the problem."""
+
+
+class ValueTier(Protocol):
+    """A ``[[...tiers]]`` entry chosen by a trade's USD value (confirmation, fees)."""
+
+    @property
+    def min_value_usd(self) -> float: ...
+
+    def validate(self) -> None: ...
+
+
+TierT = TypeVar("TierT", bound=ValueTier)
+
+
+def validate_value_tiers(tiers: Sequence[ValueTier]) -> None:
+    """Check ``tiers`` (as the key ``tiers``): each valid, the first at $0, sorted, no duplicates."""
+    if not tiers:
+        raise ValueError("tiers: at least one tier is required")
+    for i, tier in enumerate(tiers):
+        try:
+            tier.validate()
+        except ValueError as exc:
+            raise ValueError(f"tiers[{i}].{exc}") from None
+    if tiers[0].min_value_usd != 0:
+        raise ValueError("tiers: the first tier must start at min_value_usd = 0 (every value needs a tier)")
+    for low, high in zip(tiers, tiers[1:]):
+        if high.min_value_usd == low.min_value_usd:
+            raise ValueError(f"tiers: duplicate min_value_usd {high.min_value_usd:g}")
+        if high.min_value_usd < low.min_value_usd:
+            raise ValueError("tiers: must be sorted by min_value_usd, lowest first")
+
+
+def tier_of_value(value_usd: float, tiers: Sequence[TierT]) -> TierT:
+    """The tier of a trade worth ``value_usd`` (``tiers`` sorted, the first at $0).
+
+    A value that is not a finite number >= 0 gets the last (strictest) tier: a bad value must
+    never make a trade look safer or cheaper than it is.
+    """
+    if not (value_usd >= 0 and math.isfinite(value_usd)):
+        return tiers[-1]
+    chosen = tiers[0]
+    for tier in tiers:
+        if value_usd < tier.min_value_usd:
+            break
+        chosen = tier
+    return chosen
 
 
 def _type_name(tp: Any) -> str:

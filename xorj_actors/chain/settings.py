@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from xorj_actors._settings import tier_of_value, validate_value_tiers
+
 __all__ = ["DEFAULT_TIERS", "ConfirmationSettings", "Tier", "tier_for"]
 
 #: A confirmation count past this is a typo, not a policy (mainnet finalizes after ~32 slots).
@@ -59,15 +61,7 @@ def tier_for(value_usd: float, tiers: tuple[Tier, ...] = DEFAULT_TIERS) -> Tier:
     A value that is not a finite number >= 0 gets the strictest tier: a bad value must never
     make a transaction look safer than it is.
     """
-    if not (value_usd >= 0 and math.isfinite(value_usd)):
-        return tiers[-1]
-    chosen = tiers[0]
-    for tier in tiers:
-        if value_usd >= tier.min_value_usd:
-            chosen = tier
-        else:
-            break
-    return chosen
+    return tier_of_value(value_usd, tiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +92,8 @@ class ConfirmationSettings:
     connect_timeout_s: float = 5.0
 
     def validate(self) -> None:
-        if not self.tiers:
-            raise ValueError("tiers: at least one tier is required")
-        for i, tier in enumerate(self.tiers):
-            try:
-                tier.validate()
-            except ValueError as exc:
-                raise ValueError(f"tiers[{i}].{exc}") from None
-        if self.tiers[0].min_value_usd != 0:
-            raise ValueError("tiers: the first tier must start at min_value_usd = 0 (every value needs a tier)")
+        validate_value_tiers(self.tiers)
         for low, high in zip(self.tiers, self.tiers[1:]):
-            if high.min_value_usd == low.min_value_usd:
-                raise ValueError(f"tiers: duplicate min_value_usd {high.min_value_usd:g}")
-            if high.min_value_usd < low.min_value_usd:
-                raise ValueError("tiers: must be sorted by min_value_usd, lowest first")
             # A larger trade needing less than a smaller one is a configuration mistake.
             if high.confirmations < low.confirmations or (low.finalized and not high.finalized):
                 raise ValueError("tiers: requirements must not decrease as min_value_usd grows")

@@ -26,6 +26,7 @@ from xorj_actors.localnet.encoding import (
     pubkey_list,
     transaction_json,
 )
+from xorj_actors.localnet.fee_market import FeeMarket
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID
 
 __all__ = [
@@ -156,6 +157,9 @@ class JsonRpc:
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
+        #: Landed transactions' compute-unit prices, for the two fee methods.
+        self.fees = FeeMarket(chain.slot())
+        chain.listeners.append(self.fees)
         self.methods: dict[str, Callable[[list[Any]], Any]] = {
             name[len("m_") :]: getattr(self, name) for name in dir(self) if name.startswith("m_")
         }
@@ -266,13 +270,17 @@ class JsonRpc:
         return self._context(LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures)
 
     def m_getRecentPrioritizationFees(self, params: list[Any]) -> list[dict[str, int]]:
-        if params:
-            keys = _parsed(pubkey_list, params[0])
-            if len(keys) > 128:
-                raise invalid_params("Too many inputs provided; max 128")
-        # The localnet has no fee market: every recent slot cleared at zero priority fee.
-        slot = self.chain.slot()
-        return [{"slot": s, "prioritizationFee": 0} for s in range(max(slot - 149, 0), slot + 1)]
+        keys = _parsed(pubkey_list, params[0]) if params else []
+        if len(keys) > 128:
+            raise invalid_params("Too many inputs provided; max 128")
+        return self.fees.recent_prioritization_fees(keys)
+
+    def m_getPriorityFeeEstimate(self, params: list[Any]) -> dict[str, Any]:
+        """Helius' method (not Agave's): see :mod:`xorj_actors.localnet.fee_market`."""
+        try:
+            return self.fees.priority_fee_estimate(param_at(params, 0))
+        except ValueError as exc:
+            raise invalid_params(str(exc)) from None
 
     # -- accounts ---------------------------------------------------------------------------
 
