@@ -131,3 +131,22 @@ def test_a_vault_whose_snapshot_is_lost_ends_the_round(exec_engine_factory) -> N
     gateway.stop()  # the request dies in the batch window; the supervisor starts a new gateway
     wait_until(lambda: vault.ask(GetVaultStatus(), timeout=5).phase == "idle", 10, "the round ended")
     assert "snapshot" in vault.ask(GetVaultStatus(), timeout=5).last_skip
+
+
+def test_after_a_certain_expiry_the_next_attempt_bids_more_within_the_cap(exec_engine_factory) -> None:
+    """The localnet's fee market is quiet (every price zero): the first attempt bids the base,
+    the retry after its certain expiry escalates from the floor, capped; the audit shows each."""
+    h = exec_engine_factory(
+        "[execution.fees]\nescalation = 2.0\nescalation_floor_micro_lamports = 1000\ncap_micro_lamports = 1500\n"
+    )
+    tid = "vault-0003:fee:0"
+    h.localnet.drop_transactions(1_000)  # the first attempt's sends never land
+    h.executor.tell(h.request(tid, vault=3, amount=1_000_000))
+    wait_until(lambda: any(d.get("phase") == "signed" for _, d in h.entries(tid)), 10, "first attempt signed")
+    wait_until(lambda: any(d.get("phase") == "attempt_failed" for _, d in h.entries(tid)), 30, "first attempt expired")
+    h.localnet.drop_transactions(0)
+    outcome = h.wait(tid, timeout=30)
+    assert outcome.status == "confirmed" and outcome.attempts == 2, outcome
+    signed = [d for _, d in h.entries(tid) if d.get("phase") == "signed"]
+    assert [(d["fee_escalation"], d["micro_lamports"]) for d in signed] == [(1, 0), (2, 1500)], signed
+    assert all(d["compute_units"] >= d["simulated_units"] for d in signed)

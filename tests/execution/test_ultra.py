@@ -17,6 +17,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from tests.execution.conftest import Harness, serve_route_fault
+from tests.helpers import wait_until
 from xorj_actors.localnet.route_faults import EXPECTED_REASON, RouteFault
 
 ULTRA = """
@@ -153,6 +154,7 @@ def test_an_order_that_landed_without_an_answer_stays_open_and_is_never_signed_a
     h.executor.tell(h.request(tid, vault=2, amount=2_000_000))
     outcome = h.wait(tid, timeout=40)
     assert outcome.status == "timed_out", outcome
+    wait_until(lambda: any(d.get("phase") == "landing_unknown" for _, d in h.entries(tid)), 10, "landing_unknown recorded")
     entries = h.entries(tid)
     assert len([d for _, d in entries if d.get("phase") == "signed"]) == 1
     [unknown] = [d for _, d in entries if d.get("phase") == "landing_unknown"]

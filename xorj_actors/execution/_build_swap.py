@@ -11,6 +11,7 @@ from solders.pubkey import Pubkey
 
 from xorj_actors.execution._clients import jupiter_call
 from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._fees import writable_accounts
 from xorj_actors.execution._route import BuiltRoute, RouteVault
 from xorj_actors.execution._transaction import framed, unsigned_transaction
 from xorj_actors.jupiter import TradeApi
@@ -32,10 +33,12 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
     money = await builder.check_money(quote, TradeApi.SWAP, req)
     # The route for the vault's own wallet: its associated accounts, its signature alone.
     route = await jupiter_call(io.quotes.swap_instructions(quote, authority))
-    fee = await io.chain.priority_fee([authority])
+    legs = route.route_instructions()
+    fee, fee_details = await io.fees.price(
+        req.value_usd, writable_accounts(legs, exclude=(authority, *vault.holdings)), 1 + rec.expiries
+    )
     tables = await io.routes.tables(route.address_lookup_table_addresses)
     blockhash, last_valid = await io.chain.blockhash()  # last: it ages from here to the send
-    legs = route.route_instructions()
 
     def compile_with(units: int) -> MessageV0:
         instructions = framed(legs, compute_units=units, micro_lamports=fee, memo=f"xorj:{req.trade_id}")
@@ -60,6 +63,6 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
         request_id=None,
         details={
             "lookup_tables": [str(k) for k in route.address_lookup_table_addresses],
-            "compute_units": units, "probe_units": probe_units, "micro_lamports": fee,
+            "compute_units": units, "probe_units": probe_units, "micro_lamports": fee, **fee_details,
         },
     )

@@ -19,7 +19,6 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
-from xorj_actors.execution._transaction import priority_fee
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jupiter import JupiterRefused, MalformedAnswer, RefusalReason, UsdPrice
 
@@ -47,7 +46,6 @@ class ChainClient:
         self.rpc = AsyncClient(url, commitment=Confirmed, timeout=settings.request_timeout_s)
         self._blockhash: tuple[float, Hash, int] | None = None
         self._blockhash_lock = asyncio.Lock()
-        self._fee: tuple[float, int] | None = None
 
     async def close(self) -> None:
         await self.rpc.close()
@@ -77,17 +75,6 @@ class ChainClient:
     def forget_blockhash(self) -> None:
         """The node refused our blockhash: the next trade fetches a new one."""
         self._blockhash = None
-
-    async def priority_fee(self, accounts: Sequence[Pubkey]) -> int:
-        """Micro-lamports per compute unit from recent fees, capped (``[execution]``)."""
-        cached = self._fee
-        if cached is not None and time.monotonic() - cached[0] < self.settings.priority_fee_max_age_s:
-            return cached[1]
-        resp = await self._call(self.rpc.get_recent_prioritization_fees(list(accounts)))
-        fees = [f.prioritization_fee for f in resp.value]
-        fee = priority_fee(fees, self.settings.priority_fee_percentile, self.settings.max_compute_unit_price_micro_lamports)
-        self._fee = (time.monotonic(), fee)
-        return fee
 
     async def simulate(self, tx: VersionedTransaction) -> Simulation:
         """Simulate without signature checks; an error is raised classified, with the logs."""

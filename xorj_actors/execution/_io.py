@@ -35,6 +35,7 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._ledger import TradeRecord, load_open_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
+from xorj_actors.execution._fees import PriorityFees
 from xorj_actors.execution._route import RouteChecks
 from xorj_actors.execution._send_routes import SendRoutes
 from xorj_actors.execution.settings import ExecutionSettings
@@ -71,6 +72,8 @@ class ExecutorIO:
         self.chain = ChainClient(options.rpc_url, settings)
         #: Jupiter's APIs at ``quote_url`` (the localnet's quote service, or Jupiter's own).
         self.quotes = JupiterClient(options.jupiter, base_url=options.quote_url, environ=options.environ)
+        #: Priority fees of the accounts a route writes.
+        self.fees = PriorityFees(settings.fees, options.rpc_url)
         #: The extra send endpoints beside the RPC.
         self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip)
         #: The route's lookup tables and the checks before signing.

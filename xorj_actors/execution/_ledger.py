@@ -86,6 +86,8 @@ class TradeRecord:
     started: float = 0.0
     #: The vault was told ``timed_out``; the trade is still watched until it is final.
     timed_out: bool = False
+    #: Its signed attempts that expired for certain (each raises the next one's priority fee).
+    expiries: int = 0
     #: Digests of the messages it built (:class:`MessageClaims`): no other trade may sign one.
     claims: list[bytes] = field(default_factory=list)
 

@@ -121,6 +121,7 @@ class Pipeline:
         await self.io.quotes.open()
         await self.io.routes.open()
         await self.io.send_routes.open()
+        await self.io.fees.open()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
@@ -131,6 +132,7 @@ class Pipeline:
         await self.io.quotes.close()
         await self.io.routes.close()
         await self.io.send_routes.close()
+        await self.io.fees.close()
         await self.io.chain.close()
 
     async def _load_ledger(self) -> None:
@@ -289,6 +291,8 @@ class Pipeline:
         cls = err.error_class
         if cls is ErrorClass.EXPIRED_BLOCKHASH:
             io.chain.forget_blockhash()  # or the retry is built on the same dead hash
+            if rec.attempts and rec.attempts[-1].number == n:
+                rec.expiries += 1  # a signed attempt expired for certain: the next one bids more
         io.breaker(cls, False, str(err))
         io.audit(
             EventType.TRADE_EXECUTION, req.trade_id,

@@ -19,19 +19,9 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 __all__ = [
     "framed",
     "message_bytes",
-    "priority_fee",
     "signed_transaction",
     "unsigned_transaction",
 ]
-
-def priority_fee(fees: Sequence[int], percentile: float, cap: int) -> int:
-    """Micro-lamports per compute unit: ``percentile`` of recent fees, at most ``cap``."""
-    if not fees:
-        return 0
-    ordered = sorted(max(0, int(f)) for f in fees)
-    index = min(len(ordered) - 1, int(math.ceil(percentile * len(ordered))) - 1) if percentile > 0 else 0
-    return min(cap, ordered[max(0, index)])
-
 
 def framed(legs: Sequence[Instruction], *, compute_units: int, micro_lamports: int, memo: str) -> list[Instruction]:
     """Our compute budget, the route's legs (setup, swap, cleanup, other), a memo with the trade id."""

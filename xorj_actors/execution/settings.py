@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from xorj_actors.fees.settings import FeeSettings
+
 __all__ = ["ExecutionSettings", "RetrySettings", "RouteCheckSettings"]
 
 _BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
@@ -108,12 +110,8 @@ class ExecutionSettings:
     min_compute_units: int = 1_000
     #: Limit used for the simulation itself (the real limit comes from what it consumed).
     simulation_compute_units: int = 400_000
-    #: Priority fee: this percentile of getRecentPrioritizationFees, never above the cap.
-    priority_fee_percentile: float = 0.75
-    max_compute_unit_price_micro_lamports: int = 100_000
-    #: How long a fetched blockhash and fee estimate are reused.
+    #: How long a fetched blockhash is reused.
     blockhash_max_age_s: float = 1.0
-    priority_fee_max_age_s: float = 10.0
     #: Signed bytes are sent again at this interval until confirmed or expired.
     rebroadcast_interval_s: float = 2.0
     #: More JSON-RPC endpoints that get the same signed bytes (after the RPC's preflight answered,
@@ -129,6 +127,8 @@ class ExecutionSettings:
     outcome_cache: int = 100_000
     retry: RetrySettings = field(default_factory=RetrySettings)
     routes: RouteCheckSettings = field(default_factory=RouteCheckSettings)
+    #: ``[execution.fees]``: priority fees scoped to the written accounts (docs/FEES.md).
+    fees: FeeSettings = field(default_factory=FeeSettings)
 
     def validate(self) -> None:
         for name in ("rpc_url", "quote_url"):
@@ -148,13 +148,8 @@ class ExecutionSettings:
             raise ValueError("min_compute_units: must be between 1 and 1400000")
         if not self.min_compute_units <= self.simulation_compute_units <= 1_400_000:
             raise ValueError("simulation_compute_units: must be between min_compute_units and 1400000")
-        if not 0 <= self.priority_fee_percentile <= 1:
-            raise ValueError("priority_fee_percentile: must be between 0 and 1")
-        if self.max_compute_unit_price_micro_lamports < 0:
-            raise ValueError("max_compute_unit_price_micro_lamports: must be >= 0")
-        for name in ("blockhash_max_age_s", "priority_fee_max_age_s"):
-            if not 0 <= getattr(self, name) <= 60:
-                raise ValueError(f"{name}: must be between 0 and 60 seconds")
+        if not 0 <= self.blockhash_max_age_s <= 60:
+            raise ValueError("blockhash_max_age_s: must be between 0 and 60 seconds")
         if not 0.1 <= self.rebroadcast_interval_s <= 60:
             raise ValueError("rebroadcast_interval_s: must be between 0.1 and 60 seconds")
         for name in ("request_timeout_s", "internal_timeout_s"):
