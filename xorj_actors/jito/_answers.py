@@ -20,6 +20,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from xorj_actors.jito.settings import TipPercentile
+from xorj_actors.remote_answers import MalformedAnswer, trim
 
 __all__ = [
     "BlockEngineRefused",
@@ -37,22 +38,11 @@ __all__ = [
     "refusal_from_answer",
 ]
 
-#: Longest message kept from a remote answer (it is logged and audited).
-MESSAGE_LIMIT = 300
 #: Bundle ids a status request may name, and transactions a bundle may hold (Jito's limits).
 MAX_IDS = 5
 _U64_MAX = 2**64 - 1
 _LAMPORTS_PER_SOL = 10**9
 Confirmation = Literal["processed", "confirmed", "finalized"]
-
-
-class MalformedAnswer(ValueError):
-    """An answer that fails a strict check; ``field`` names the field (``value[1].slot``)."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 class RefusalReason(enum.StrEnum):
@@ -93,11 +83,6 @@ class BlockEngineRefused(Exception):
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(str(refusal))
         self.refusal = refusal
-
-
-def trim(text: str) -> str:
-    """A remote message made safe to keep: one line, bounded."""
-    return " ".join(text.split())[:MESSAGE_LIMIT]
 
 
 def refusal_from_answer(method: str, status: int, answer: Any, *, retry_after_s: float | None = None) -> Refusal:
@@ -152,10 +137,23 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-def _context_slot(result: Any) -> tuple[int, Any]:
+def _statuses(result: Any, asked: Sequence[str]) -> tuple[int, list[tuple[str, str, Mapping[str, Any]]]]:
+    """A status answer's ``(context slot, [(field, bundle id, item)])``: null items skipped,
+    every id one we asked, none twice."""
     body = _object(result, "result")
     context = _object(body.get("context"), "result.context")
-    return _u64(context.get("slot"), "result.context.slot"), body.get("value")
+    value = body.get("value")
+    items: list[tuple[str, str, Mapping[str, Any]]] = []
+    for i, item in enumerate(_list(value, "result.value") if value is not None else ()):
+        if item is None:
+            continue
+        field = f"result.value[{i}]"
+        item = _object(item, field)
+        bundle_id = _text(item.get("bundle_id"), f"{field}.bundle_id")
+        if bundle_id not in asked or any(bundle_id == seen for _, seen, _ in items):
+            raise MalformedAnswer(f"{field}.bundle_id", f"{bundle_id} was not asked, or is answered twice")
+        items.append((field, bundle_id, item))
+    return _u64(context.get("slot"), "result.context.slot"), items
 
 
 # --- answers ------------------------------------------------------------------------------
@@ -203,16 +201,9 @@ def _confirmation(item: Mapping[str, Any], field: str) -> Confirmation:
 def parse_bundle_statuses(result: Any, asked: Sequence[str]) -> tuple[int, dict[str, BundleStatus]]:
     """``getBundleStatuses``' ``result``: ``(context slot, {bundle id: status})`` for the bundles
     found (a bundle not found or not landed is ``null`` or absent). Every id must be one asked."""
-    slot, value = _context_slot(result)
+    slot, items = _statuses(result, asked)
     found: dict[str, BundleStatus] = {}
-    for i, item in enumerate(_list(value, "result.value") if value is not None else ()):
-        if item is None:
-            continue
-        field = f"result.value[{i}]"
-        item = _object(item, field)
-        bundle_id = _text(item.get("bundle_id"), f"{field}.bundle_id")
-        if bundle_id not in asked or bundle_id in found:
-            raise MalformedAnswer(f"{field}.bundle_id", f"{bundle_id} was not asked, or is answered twice")
+    for field, bundle_id, item in items:
         try:
             sigs = tuple(Signature.from_string(s) for s in _list(item.get("transactions"), f"{field}.transactions"))
         except (ValueError, TypeError):
@@ -248,16 +239,9 @@ class InflightBundle:
 
 def parse_inflight_statuses(result: Any, asked: Sequence[str]) -> tuple[int, dict[str, InflightBundle]]:
     """``getInflightBundleStatuses``' ``result``: ``(context slot, {bundle id: status})``."""
-    slot, value = _context_slot(result)
+    slot, items = _statuses(result, asked)
     found: dict[str, InflightBundle] = {}
-    for i, item in enumerate(_list(value, "result.value") if value is not None else ()):
-        if item is None:
-            continue
-        field = f"result.value[{i}]"
-        item = _object(item, field)
-        bundle_id = _text(item.get("bundle_id"), f"{field}.bundle_id")
-        if bundle_id not in asked or bundle_id in found:
-            raise MalformedAnswer(f"{field}.bundle_id", f"{bundle_id} was not asked, or is answered twice")
+    for field, bundle_id, item in items:
         try:
             status = InflightStatus(item.get("status"))
         except ValueError:

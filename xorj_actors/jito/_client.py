@@ -35,9 +35,9 @@ from xorj_actors.jito._answers import (
     parse_tip_accounts,
     parse_tip_floor,
     refusal_from_answer,
-    trim,
 )
 from xorj_actors.jito.settings import JitoSettings
+from xorj_actors.remote_answers import read_bounded, retry_after, trim
 
 __all__ = ["BUNDLES_PATH", "BlockEngineClient", "SentTransaction", "TIP_FLOOR_PATH", "TRANSACTIONS_PATH"]
 
@@ -53,14 +53,6 @@ class SentTransaction:
 
     signature: Signature
     bundle_id: str | None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        seconds = float(headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 3600 else None
 
 
 def _encoded(tx: VersionedTransaction) -> str:
@@ -119,15 +111,7 @@ class BlockEngineClient:
         assert self._session is not None
         limit = self.settings.max_answer_bytes
         async with self._session.request(method, url, **kwargs) as resp:
-            chunks: list[bytes] = []
-            size = 0
-            # ``read(n)`` returns what has arrived, not n bytes: read until the end or the limit.
-            while chunk := await resp.content.read(limit + 1 - size):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    raise MalformedAnswer(label, f"answer larger than {limit} bytes")
-            raw = b"".join(chunks)
+            raw = await read_bounded(resp, limit)
             try:
                 return resp.status, strict_json.loads(raw), resp.headers
             except ValueError:
@@ -144,7 +128,7 @@ class BlockEngineClient:
         body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         status, answer, headers = await self._request("POST", self.base_url + path, method, json=body, params=query)
         if status != 200 or not isinstance(answer, Mapping) or "error" in answer:
-            raise BlockEngineRefused(refusal_from_answer(method, status, answer, retry_after_s=_retry_after(headers)))
+            raise BlockEngineRefused(refusal_from_answer(method, status, answer, retry_after_s=retry_after(headers)))
         if answer.get("jsonrpc") != "2.0" or answer.get("id") != request_id or "result" not in answer:
             raise MalformedAnswer(method, "not a JSON-RPC 2.0 answer to our request")
         return answer["result"], headers
@@ -195,5 +179,5 @@ class BlockEngineClient:
         """``GET`` the tip floor (landed-tip percentiles)."""
         status, answer, headers = await self._request("GET", self.tip_floor_url, "tip_floor")
         if status != 200:
-            raise BlockEngineRefused(refusal_from_answer("tip_floor", status, answer, retry_after_s=_retry_after(headers)))
+            raise BlockEngineRefused(refusal_from_answer("tip_floor", status, answer, retry_after_s=retry_after(headers)))
         return parse_tip_floor(answer)
