@@ -25,9 +25,11 @@ from xorj_actors.jito import (
     JitoSettings,
     RefusalReason,
     TipPercentile,
+    bundle_id,
     tip_transfer,
     with_dont_front,
 )
+from xorj_actors.config import ConfigError, parse_config
 from xorj_actors.localnet import Localnet, dev_vault_authority
 
 MARK = Pubkey.from_string("jitodontfront111111111111111111111111111111")
@@ -112,6 +114,8 @@ async def test_a_bundle_that_would_front_run_us_is_refused_and_nothing_lands(loc
     assert await landed(localnet, front.signatures[0], ours.signatures[0]) == [None, None]
     assert await balances(localnet, ours.message.account_keys[0], attacker.pubkey()) == before
     assert await balances(localnet, fresh.pubkey()) == [0]
+    refused = bundle_id([front, ours])
+    assert (await jito.inflight_statuses([refused]))[1][refused].status is InflightStatus.INVALID
 
 
 async def test_a_failing_second_transaction_lands_nothing_and_leaves_no_trace(localnet: Localnet, jito: BlockEngineClient) -> None:
@@ -195,3 +199,11 @@ async def test_send_transaction_bundle_only_or_plain(localnet: Localnet, jito: B
     untipped = signed(key, [pay(key, Keypair().pubkey(), 2 * SOL)], recent)
     sent = await jito.send_transaction(untipped)
     assert sent.bundle_id is not None and await landed(localnet, untipped.signatures[0]) == [None]
+
+
+@pytest.mark.parametrize(
+    "bad", ["landed_tips_lamports = [1, 2]", "landed_tips_lamports = [6, 5, 4, 3, 2, 1]", "lookback_s = 0", "port = 70000"]
+)
+def test_block_engine_settings_are_checked(bad: str) -> None:
+    with pytest.raises(ConfigError, match="localnet.block_engine"):
+        parse_config(f"[localnet.block_engine]\n{bad}\n")
