@@ -20,6 +20,7 @@ from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.execution.settings import ExecutionSettings
+from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
@@ -91,6 +92,8 @@ class Config:
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     #: Jupiter's APIs: the executor's quotes, routes and reference prices.
     jupiter: JupiterSettings = field(default_factory=JupiterSettings)
+    #: Jito's block engine: tips, bundles, sandwich protection (off by default).
+    jito: JitoSettings = field(default_factory=JitoSettings)
     confirmation: ConfirmationSettings = field(default_factory=ConfirmationSettings)
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)

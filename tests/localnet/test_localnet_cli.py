@@ -30,7 +30,7 @@ def test_json_urls_then_sigterm(tmp_path: Path) -> None:
     proc = start("--config", str(config), "--json")
     try:
         urls = json.loads(proc.stdout.readline())
-        assert set(urls) == {"rpc", "ws", "quote", "quant"}
+        assert set(urls) == {"rpc", "ws", "quote", "quant", "block_engine"}
         assert urls["rpc"] == f"http://127.0.0.1:{port}" and urls["ws"] == f"ws://127.0.0.1:{port}"
         request = urllib.request.Request(
             urls["rpc"],

@@ -31,6 +31,7 @@ from xorj_actors.jupiter._price import MAX_IDS, UsdPrice, parse_prices
 from xorj_actors.jupiter._quote import Quote, SwapMode, parse_quote
 from xorj_actors.jupiter._ultra import UltraExecution, UltraOrder, parse_execution, parse_order
 from xorj_actors.jupiter.settings import JupiterSettings, PriorityLevel
+from xorj_actors.remote_answers import read_bounded, retry_after
 
 __all__ = ["JupiterClient", "MissingApiKey", "api_headers"]
 
@@ -45,15 +46,6 @@ class MissingApiKey(ValueError):
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: rare, and the executor's backoff covers it
-    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
 def api_headers(settings: JupiterSettings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -137,7 +129,7 @@ class JupiterClient:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
         limit = self.settings.max_answer_bytes
         async with self._session.request(method, self.base_url + api.value, params=params, json=body, **extra) as resp:
-            raw = await _read_bounded(resp, limit)
+            raw = await read_bounded(resp, limit)
             try:
                 answer: Any = strict_json.loads(raw)
             except ValueError:
@@ -147,7 +139,7 @@ class JupiterClient:
             return resp.status, answer, resp.headers
 
     def _refuse(self, api: JupiterApi, status: int, answer: Any, headers: Mapping[str, str]) -> JupiterRefused:
-        return JupiterRefused(refusal_from_answer(api, status, answer, retry_after_s=_retry_after(headers)))
+        return JupiterRefused(refusal_from_answer(api, status, answer, retry_after_s=retry_after(headers)))
 
     async def _get_ok(self, api: JupiterApi, params: Mapping[str, str]) -> Any:
         status, answer, headers = await self._call(api, "GET", params=params)
@@ -272,18 +264,6 @@ class JupiterClient:
         for batch, answer in zip(batches, answers, strict=True):
             prices.update(parse_prices(answer, batch))
         return prices
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, refused past ``limit`` bytes (``read(n)`` returns what has arrived, not n)."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await resp.content.read(limit + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise MalformedAnswer(str(resp.url.path), f"answer larger than {limit} bytes")
-    return b"".join(chunks)
 
 
 def _check_request(amount: int, slippage_bps: int) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xorj_actors.remote_answers import MalformedAnswer, trim
+
 __all__ = [
     "JupiterApi",
     "JupiterRefused",
@@ -28,19 +30,6 @@ __all__ = [
     "RefusalReason",
     "refusal_from_answer",
 ]
-
-#: Longest message kept from a remote answer (it is logged and audited).
-MESSAGE_LIMIT = 300
-
-
-class MalformedAnswer(ValueError):
-    """An answer that fails a strict check; ``field`` names the field (``routePlan[1].inAmount``)."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
 
 class JupiterApi(enum.StrEnum):
     """The endpoints the engine speaks (their paths, below the base URL)."""
@@ -127,11 +116,6 @@ ORDER_CODES: Mapping[int, RefusalReason] = {
 
 #: Ultra ``/order``'s 400 message when it has no route (its only documented 400).
 ULTRA_NO_ROUTE_MESSAGE = "Failed to get quotes"
-
-
-def trim(text: str) -> str:
-    """A remote message made safe to keep: one line, bounded."""
-    return " ".join(text.split())[:MESSAGE_LIMIT]
 
 
 def _by_status(status: int) -> RefusalReason:

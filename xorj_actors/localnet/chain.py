@@ -306,6 +306,46 @@ class Chain:
         self._execute(tx, verified=True)
         return self.landed[tx.signatures[0]]
 
+    def simulate_bundle(
+        self, txs: list[VersionedTransaction], watch: tuple[Pubkey, ...] = ()
+    ) -> tuple[tuple[int, Any] | None, dict[Pubkey, int]]:
+        """Simulate ``txs`` in order, each on the state the ones before it leave, and change
+        nothing: ``(None, balances of watch after the last)``, or ``((index, error), {})`` for
+        the first that fails (a transaction error, :class:`SignatureFailure`, :class:`LookupFailure`).
+        """
+        saved: dict[Pubkey, Account | None] = {}
+        try:
+            for i, tx in enumerate(txs):
+                try:
+                    loaded = self.loaded_addresses(tx)
+                    post: dict[Pubkey, Account | None] = dict.fromkeys(
+                        [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
+                    )
+                    err, _ = self.simulate(tx, post_accounts=post)
+                except (SignatureFailure, LookupFailure) as exc:
+                    return (i, exc), {}
+                if err is not None:
+                    return (i, err), {}
+                # Carry this transaction's effects to the next one's simulation; undone below.
+                for key, account in post.items():
+                    current = self.svm.get_account(key)
+                    if account is not None and account != current:
+                        saved.setdefault(key, current)
+                        self.svm.set_account(key, account)
+            return None, {key: self.svm.get_balance(key) or 0 for key in watch}
+        finally:
+            for key, account in saved.items():
+                # LiteSVM reads a zero-lamport account as absent: that restores "no account".
+                self.svm.set_account(key, account if account is not None else Account(0, b"", Pubkey.default()))
+
+    def execute_bundle(self, txs: list[VersionedTransaction]) -> None:
+        """Land ``txs`` in order in the current slot, past every fault; call right after a
+        successful :meth:`simulate_bundle` of the same transactions (so each one succeeds)."""
+        for tx in txs:
+            for listener in self.listeners:
+                listener.on_received(tx.signatures[0])
+            self._execute(tx, verified=True)
+
     def _execute(self, tx: VersionedTransaction, *, verified: bool = False) -> None:
         signature = tx.signatures[0]
         if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):

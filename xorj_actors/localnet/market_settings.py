@@ -1,4 +1,4 @@
-"""Settings of the localnet's quote service and quantitative engine."""
+"""Settings of the localnet's quote service, quantitative engine and block engine."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 # The strategy feed owns the development key; the local quant engine accepts the same one.
 from xorj_actors.strategy.settings import DEV_QUANT_API_KEY
 
-__all__ = ["DEV_QUANT_API_KEY", "QuantSettings", "QuoteSettings"]
+__all__ = ["BlockEngineSettings", "DEV_QUANT_API_KEY", "QuantSettings", "QuoteSettings"]
 
 
 def _check_port(port: int) -> None:
@@ -93,3 +93,29 @@ class QuantSettings:
             raise ValueError("traders: must be between 1 and 10000")
         if not math.isfinite(self.hang_s) or not 0 < self.hang_s <= 3_600:
             raise ValueError("hang_s: must be > 0 and <= 3600")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEngineSettings:
+    """``[localnet.block_engine]``: the Jito-shaped block engine and its tip floor."""
+
+    port: int = 0  # 0: a free port
+    #: What the tip floor serves, in lamports: the 25th, 50th, 75th, 95th and 99th percentiles of
+    #: landed tips and the EMA of the 50th (default: Jito's documented example answer).
+    landed_tips_lamports: tuple[int, ...] = (6_001, 10_000, 36_197, 1_447_906, 10_007_999, 9_836)
+    #: ``getInflightBundleStatuses`` looks back this far (Jito: five minutes); older is Invalid.
+    lookback_s: float = 300.0
+    #: Bundles remembered for the statuses; beyond it the oldest are forgotten (Invalid).
+    max_bundles: int = 100_000
+
+    def validate(self) -> None:
+        _check_port(self.port)
+        tips = self.landed_tips_lamports
+        if len(tips) != 6 or not all(isinstance(t, int) and 0 <= t <= 10**12 for t in tips):
+            raise ValueError("landed_tips_lamports: six integers between 0 and 1e12 (p25, p50, p75, p95, p99, ema p50)")
+        if list(tips[:5]) != sorted(tips[:5]):
+            raise ValueError("landed_tips_lamports: the five percentiles must not decrease")
+        if not math.isfinite(self.lookback_s) or not 1 <= self.lookback_s <= 86_400:
+            raise ValueError("lookback_s: must be between 1 and 86400 seconds")
+        if not 1 <= self.max_bundles <= 10_000_000:
+            raise ValueError("max_bundles: must be between 1 and 10000000")

@@ -38,6 +38,7 @@ __all__ = [
     "RpcError",
     "commitment_of",
     "config_at",
+    "decode_transaction",
     "error_reply",
     "param_at",
     "parse_pubkey",
@@ -145,7 +146,12 @@ def _encoded_bytes(value: Any, encoding: str) -> bytes:
 
 
 def _transaction(params: list[Any], config: dict[str, Any]) -> VersionedTransaction:
-    raw = _encoded_bytes(param_at(params, 0), config.get("encoding", "base58"))
+    return decode_transaction(param_at(params, 0), config.get("encoding", "base58"))
+
+
+def decode_transaction(value: Any, encoding: Any) -> VersionedTransaction:
+    """An encoded transaction parameter (``base58`` or ``base64``); :class:`RpcError` if it is not one."""
+    raw = _encoded_bytes(value, encoding)
     try:
         return VersionedTransaction.from_bytes(raw)
     except (ValueError, TypeError) as exc:

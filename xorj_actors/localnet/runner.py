@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class Localnet:
-    """Chain, quote service and quantitative engine on loopback, served from one thread.
+    """Chain, quote service, quantitative engine and block engine on loopback, served from one thread.
 
     ``start()`` returns once every server listens. Controls (``advance``, ``set_faults``,
     ...) may be called from any thread; they run on the localnet's thread and wait for it.
@@ -50,7 +50,7 @@ class Localnet:
 
     @property
     def urls(self) -> dict[str, str | None]:
-        """``{"rpc", "ws", "quote", "quant"}``; a service not built yet is ``None``."""
+        """``{"rpc", "ws", "quote", "quant", "block_engine"}``; a service not built yet is ``None``."""
         return dict(self.server.urls)
 
     def slot(self) -> int:

@@ -66,13 +66,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class LocalnetServer:
-    """Chain, JSON-RPC + PubSub on one port, and the quote and quant services on theirs."""
+    """Chain, JSON-RPC + PubSub on one port, and the quote, quant and block-engine services on theirs."""
 
     def __init__(self, settings: LocalnetSettings | None = None, tokens: TokenRegistry | None = None) -> None:
         self.settings = settings or LocalnetSettings()
         self.genesis: Genesis = build_genesis(self.settings, tokens)
         self.faults = Faults()
-        self.urls: dict[str, str | None] = {"rpc": None, "ws": None, "quote": None, "quant": None}
+        self.urls: dict[str, str | None] = {"rpc": None, "ws": None, "quote": None, "quant": None, "block_engine": None}
         self.chain: Chain | None = None
         self.tables: TableAdmin | None = None
         self._runners: list[web.AppRunner] = []
@@ -97,7 +97,12 @@ class LocalnetServer:
             port = await self._serve(app, self.settings.rpc_port, fast_rpc=True)
             self.urls["rpc"] = f"http://{host}:{port}"
             self.urls["ws"] = f"ws://{host}:{port}"
-            for name, sub_port in (("quote", self.settings.quote.port), ("quant", self.settings.quant.port)):
+            ports = (
+                ("quote", self.settings.quote.port),
+                ("quant", self.settings.quant.port),
+                ("block_engine", self.settings.block_engine.port),
+            )
+            for name, sub_port in ports:
                 sub_app = self._market_app(name)
                 if sub_app is not None:
                     self.urls[name] = f"http://{host}:{await self._serve(sub_app, sub_port)}"
@@ -108,7 +113,7 @@ class LocalnetServer:
             self._clock = asyncio.create_task(self._run_clock(), name="localnet-clock")
 
     def _market_app(self, name: str) -> web.Application | None:
-        """The other half of the localnet (quote / quant service), if that module exists yet."""
+        """A service next to the chain (quote, quant, block engine), if its module exists yet."""
         module_name = f"xorj_actors.localnet.{name}"
         try:
             module = importlib.import_module(module_name)
@@ -118,6 +123,8 @@ class LocalnetServer:
             return None
         if name == "quote":
             return module.create_quote_app(self.genesis, self.chain, self.settings.quote)
+        if name == "block_engine":
+            return module.create_block_engine_app(self.chain, self.settings.block_engine, self.settings.seed)
         return module.create_quant_app(self.genesis, self.settings.quant)
 
     async def _serve(self, app: web.Application, port: int, *, fast_rpc: bool = False) -> int:

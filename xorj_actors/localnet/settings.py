@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xorj_actors.localnet.market_settings import QuantSettings, QuoteSettings
+from xorj_actors.localnet.market_settings import BlockEngineSettings, QuantSettings, QuoteSettings
 from xorj_actors.tokens import Token
 
 __all__ = ["DEFAULT_MARKETS", "LocalnetSettings", "MarketSettings"]
@@ -108,6 +108,7 @@ class LocalnetSettings:
     markets: tuple[MarketSettings, ...] = DEFAULT_MARKETS
     quote: QuoteSettings = field(default_factory=QuoteSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
+    block_engine: BlockEngineSettings = field(default_factory=BlockEngineSettings)
 
     def validate(self) -> None:
         if not _is_loopback(self.host):
