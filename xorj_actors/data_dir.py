@@ -14,6 +14,7 @@ Below every layer (the engine and ``xorj-actors check`` use it): it imports noth
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from pathlib import Path
@@ -21,9 +22,12 @@ from pathlib import Path
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "LOCK_FILE",
     "UMASK",
     "DataDirError",
+    "DataDirInUse",
     "data_dir_problem",
+    "lock_data_dir",
     "readable_by_others",
     "secure_data_dir",
 ]
@@ -33,10 +37,17 @@ FILE_MODE = 0o600
 #: The ``run`` command's umask: nothing it creates is group- or world-accessible.
 UMASK = 0o077
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+#: The engine's lock in the data directory: held (``flock``) by the running engine, and by
+#: whatever must not run beside it (``keys rotate``).
+LOCK_FILE = "engine.lock"
 
 
 class DataDirError(RuntimeError):
     """The data directory cannot be made private (others can write it, or a mode cannot be set)."""
+
+
+class DataDirInUse(DataDirError):
+    """Another process (an engine, or a command that excludes it) holds the data directory's lock."""
 
 
 def _tree(path: Path) -> list[tuple[Path, os.stat_result]]:
@@ -113,3 +124,22 @@ def secure_data_dir(path: Path) -> list[str]:
             raise DataDirError(f"cannot set mode {want:04o} on {p} (mode {have:04o}): {exc.strerror}") from None
         changed.append(f"{p} {have:04o} -> {want:04o}")
     return changed
+
+
+def lock_data_dir(path: Path) -> int:
+    """Take the data directory's lock (:data:`LOCK_FILE`, created 0600) and write our pid in it.
+
+    The lock lasts until the returned descriptor is closed (or the process ends, however it ends).
+
+    Raises:
+        DataDirInUse: another process holds it.
+    """
+    fd = os.open(Path(path) / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(f"data directory {path} is in use by another engine process") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd

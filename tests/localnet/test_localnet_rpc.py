@@ -23,6 +23,7 @@ from solders.transaction import Transaction, VersionedTransaction
 from tests.plugins.localnet import start_localnet
 from xorj_actors.localnet import TOKEN_PROGRAM_ID, Localnet
 from xorj_actors.localnet.encoding import b58encode
+from xorj_actors.programs import TOKEN_2022_PROGRAM_ID
 
 CONFIRMED = TxOpts(preflight_commitment=Confirmed)
 SKIP = TxOpts(skip_preflight=True)
@@ -274,6 +275,12 @@ async def test_token_accounts_by_owner_base64_and_json_parsed(localnet: Localnet
     assert usdc_infos[0]["owner"] == str(owner)
     balance = (await client.get_token_account_balance(g.vault(2).token_accounts["USDC"])).value
     assert balance.amount == str(usdc.vault_amount) and balance.decimals == 6
+    # Token-2022 is asked separately (key rotation asks both programs); the genesis has none of its accounts.
+    url = localnet.urls["rpc"]
+    token_2022 = await raw(url, call("getTokenAccountsByOwner", [str(owner), {"programId": str(TOKEN_2022_PROGRAM_ID)}]))
+    assert token_2022["result"]["value"] == []
+    other = await raw(url, call("getTokenAccountsByOwner", [str(owner), {"programId": str(Pubkey.new_unique())}]))
+    assert other["error"]["code"] == -32602 and "unrecognized Token program id" in other["error"]["message"]
 
 
 async def test_accounts_fees_and_airdrop(localnet: Localnet, client) -> None:

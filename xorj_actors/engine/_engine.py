@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
@@ -18,7 +17,7 @@ from xorj_actors.check import secret_env_names
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
-from xorj_actors.data_dir import DataDirError, secure_data_dir
+from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.strategy import StrategyBoard
@@ -109,15 +108,10 @@ class Engine:
             raise
 
     def _lock_data_dir(self) -> None:
-        fd = os.open(self.data_dir / "engine.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise EngineError(f"data directory {self.data_dir} is in use by another engine process") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+            self._lock_fd = lock_data_dir(self.data_dir)
+        except DataDirInUse as exc:
+            raise EngineError(str(exc)) from None
 
     def _start_localnet(self) -> None:
         """The offline cluster, quote service and quant engine, in-process (development only)."""

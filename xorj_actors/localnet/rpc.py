@@ -28,6 +28,7 @@ from xorj_actors.localnet.encoding import (
 )
 from xorj_actors.localnet.fee_market import FeeMarket
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID
+from xorj_actors.programs import TOKEN_2022_PROGRAM_ID
 
 __all__ = [
     "INVALID_PARAMS",
@@ -330,12 +331,19 @@ class JsonRpc:
         config = config_at(params, 2)
         commitment_of(config)
         mint = parse_pubkey(selector["mint"]) if "mint" in selector else None
-        if mint is None and parse_pubkey(selector["programId"]) != TOKEN_PROGRAM_ID:
+        if mint is None:
+            program = parse_pubkey(selector["programId"])
+        else:  # Agave looks in the program that owns the mint
+            mint_account = self.chain.svm.get_account(mint)
+            program = mint_account.owner if mint_account is not None else TOKEN_PROGRAM_ID
+        if program not in (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID):
             raise invalid_params("unrecognized Token program id")
         found = []
-        for key, account in self.chain.svm.get_program_accounts(TOKEN_PROGRAM_ID):
+        for key, account in self.chain.svm.get_program_accounts(program):
             data = bytes(account.data)
-            if len(data) != 165 or data[32:64] != bytes(owner):
+            # A Token-2022 account is the same 165 bytes, then its account type (2) and extensions.
+            is_account = len(data) == 165 or (program == TOKEN_2022_PROGRAM_ID and len(data) > 165 and data[165] == 2)
+            if not is_account or data[32:64] != bytes(owner):
                 continue
             if mint is not None and data[:32] != bytes(mint):
                 continue

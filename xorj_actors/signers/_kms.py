@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.signers._backend import SignerError
 from xorj_actors.signers.settings import KmsSettings
 
-__all__ = ["KmsBackend", "init_keys", "key_alias", "show_keys"]
+__all__ = ["KmsBackend", "KmsRotation", "init_keys", "key_alias", "pending_alias", "show_keys"]
 
 _KEY_SPEC = "ECC_NIST_EDWARDS25519"
 _ALGORITHM = "ED25519_SHA_512"
@@ -127,16 +128,15 @@ def _init_one(client: Any, settings: KmsSettings, vault: str) -> tuple[str, Pubk
     alias = key_alias(settings, vault)
     if _call(f"DescribeKey {alias}", client.describe_key, missing_ok=True, KeyId=alias) is not None:
         return vault, None, f"{alias} already exists"
-    reply = _call(
-        "CreateKey",
-        client.create_key,
-        KeySpec=_KEY_SPEC,
-        KeyUsage="SIGN_VERIFY",
-        Description=f"xorj vault authority of {vault} ({alias})",
-    )
+    return vault, _create(client, alias, f"xorj vault authority of {vault} ({alias})"), ""
+
+
+def _create(client: Any, alias: str, description: str) -> Pubkey:
+    """A new Ed25519 signing key behind ``alias`` (which must not exist); its public key."""
+    reply = _call("CreateKey", client.create_key, KeySpec=_KEY_SPEC, KeyUsage="SIGN_VERIFY", Description=description)
     key_id = reply["KeyMetadata"]["KeyId"]
     _call(f"CreateAlias {alias}", client.create_alias, AliasName=alias, TargetKeyId=key_id)
-    return vault, _public_key(client, key_id), ""
+    return _public_key(client, key_id)
 
 
 def init_keys(settings: KmsSettings, vaults: Sequence[str]) -> list[tuple[str, Pubkey | None, str]]:
@@ -168,3 +168,99 @@ def show_keys(settings: KmsSettings, vaults: Sequence[str]) -> list[tuple[str, P
     finally:
         client.close()
     return out
+
+
+# -- rotation (``xorj-actors keys rotate``, docs/SIGNERS.md "Key rotation") -----------------------
+
+
+def pending_alias(settings: KmsSettings, vault: str) -> str:
+    """The alias of vault ``vault``'s next key while a rotation is under way (KMS aliases allow no dots)."""
+    return f"{key_alias(settings, vault)}-next"
+
+
+def _target(client: Any, alias: str) -> dict[str, Any] | None:
+    reply = _call(f"DescribeKey {alias}", client.describe_key, missing_ok=True, KeyId=alias)
+    return None if reply is None else reply["KeyMetadata"]
+
+
+def _retired_aliases(client: Any, settings: KmsSettings, vault: str) -> list[tuple[int, str, str]]:
+    """(unix time, alias, key id) of every ``<vault alias>-retired-<unix time>``, oldest first."""
+    prefix = f"{key_alias(settings, vault)}-retired-"
+    out, kwargs = [], {}
+    while True:
+        page = _call("ListAliases", client.list_aliases, **kwargs)
+        for alias in page.get("Aliases", []):
+            name = alias.get("AliasName", "")
+            if name.startswith(prefix) and name[len(prefix) :].isdigit() and alias.get("TargetKeyId"):
+                out.append((int(name[len(prefix) :]), name, alias["TargetKeyId"]))
+        if not page.get("Truncated") or not page.get("NextMarker"):
+            return sorted(out)
+        kwargs = {"Marker": page["NextMarker"]}
+
+
+class KmsRotation:
+    """A rotation's KMS client: the vault's key (signing through :class:`KmsBackend`, as the
+    Signer does), its pending key behind ``<vault alias>-next``, and the alias moves."""
+
+    name = "kms"
+
+    def __init__(self, settings: KmsSettings) -> None:
+        self._settings = settings
+        self._client = _client(settings)
+        self._backend = KmsBackend(self._client, settings)
+
+    def state(self, vault: str) -> tuple[Pubkey | None, Pubkey | None, bool]:
+        """(the key the vault's alias names, the pending key, whether the swap has begun: the
+        vault's alias already names the pending key)."""
+        current = _target(self._client, key_alias(self._settings, vault))
+        pending = _target(self._client, pending_alias(self._settings, vault))
+        pending_key = None if pending is None else _public_key(self._client, pending["Arn"])
+        if pending is not None and current is not None and current["KeyId"] == pending["KeyId"]:
+            return None, pending_key, True
+        return (None if current is None else self._backend.public_key(vault)), pending_key, False
+
+    def make_pending(self, vault: str) -> Pubkey:
+        """Create the pending key and its alias (as ``keys init`` does)."""
+        alias = pending_alias(self._settings, vault)
+        return _create(self._client, alias, f"xorj vault authority of {vault} (pending rotation: {alias})")
+
+    def sign(self, vault: str, message: bytes) -> bytes:
+        """Sign with the key the vault's alias names (the old key, before the swap)."""
+        return self._backend.sign(vault, message)
+
+    def swap(self, vault: str) -> tuple[str, Pubkey | None, Pubkey]:
+        """Alias the old key ``<vault alias>-retired-<unix time>``, retarget the vault's alias to
+        the pending key, disable the old key (never deleted), drop the pending alias; each step
+        is skipped when done, so a re-run after a crash finishes it.
+
+        Returns:
+            (the retired alias, the old key if KMS still shows it, the vault's key now).
+        """
+        alias, pending = key_alias(self._settings, vault), pending_alias(self._settings, vault)
+        current, nxt = _target(self._client, alias), _target(self._client, pending)
+        if nxt is None or current is None:
+            raise SignerError(f"kms: {vault} has no pending key {pending} or no key {alias}: nothing to swap")
+        old_key: Pubkey | None = None
+        if current["KeyId"] != nxt["KeyId"]:
+            old_id = current["KeyId"]
+            old_key = _public_key(self._client, current["Arn"])
+            mine = [name for _, name, key in _retired_aliases(self._client, self._settings, vault) if key == old_id]
+            retired = mine[-1] if mine else f"{alias}-retired-{int(time.time())}"
+            if not mine:
+                _call(f"CreateAlias {retired}", self._client.create_alias, AliasName=retired, TargetKeyId=old_id)
+            _call(f"UpdateAlias {alias}", self._client.update_alias, AliasName=alias, TargetKeyId=nxt["KeyId"])
+        else:
+            found = _retired_aliases(self._client, self._settings, vault)
+            if not found:
+                raise SignerError(f"kms: {alias} names the pending key but no {alias}-retired-* alias names the old one")
+            _, retired, old_id = found[-1]
+            try:
+                old_key = _public_key(self._client, old_id)
+            except SignerError:  # AWS refuses GetPublicKey of a disabled key: a crash after DisableKey
+                old_key = None
+        _call(f"DisableKey {old_id}", self._client.disable_key, KeyId=old_id)
+        _call(f"DeleteAlias {pending}", self._client.delete_alias, AliasName=pending)
+        return retired, old_key, _public_key(self._client, nxt["Arn"])
+
+    def close(self) -> None:
+        self._client.close()

@@ -9,6 +9,7 @@ thread (the Signer actor's dedicated thread, or the ``keys`` command's main thre
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.signers._backend import SignerError
 from xorj_actors.signers.settings import Pkcs11Settings
 
-__all__ = ["Pkcs11Backend", "init_keys", "key_label", "show_keys"]
+__all__ = ["Pkcs11Backend", "Pkcs11Rotation", "init_keys", "key_label", "pending_label", "show_keys"]
 
 #: DER OID of Ed25519 (RFC 8410), the EC_PARAMS of an EC_EDWARDS key.
 _ED25519_PARAMS = bytes.fromhex("06032b6570")
@@ -156,6 +157,10 @@ class Pkcs11Backend:
         except PKCS11Error as exc:
             raise SignerError(f"pkcs11: sign failed: {type(exc).__name__} {exc}") from None
 
+    def close_key(self, vault: str) -> None:
+        """Forget the handle of ``vault``'s key (its label now names another key: a rotation)."""
+        self._keys.pop(vault, None)
+
     def close(self) -> None:
         session, self._session = self._session, None
         self._keys.clear()
@@ -200,3 +205,102 @@ def show_keys(
             except (SignerError, PKCS11Error) as exc:
                 out.append((vault, None, str(exc)))
     return out
+
+
+# -- rotation (``xorj-actors keys rotate``, docs/SIGNERS.md "Key rotation") -----------------------
+
+
+def pending_label(settings: Pkcs11Settings, vault: str) -> str:
+    """The label of vault ``vault``'s next key while a rotation is under way."""
+    return f"{key_label(settings, vault)}.next"
+
+
+def _retired(session: Any, label: str) -> tuple[str, Any] | None:
+    """The newest public half labelled ``<label>.retired.<unix time>`` and its label, if any."""
+    prefix = f"{label}.retired."
+    newest: tuple[int, str, Any] | None = None
+    for obj in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: KeyType.EC_EDWARDS}):
+        name = obj[Attribute.LABEL]
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            ts = int(name[len(prefix) :])
+            if newest is None or ts > newest[0]:
+                newest = (ts, name, obj)
+    return None if newest is None else (newest[1], newest[2])
+
+
+class Pkcs11Rotation:
+    """One logged-in session for a rotation: the vault's key (signing through
+    :class:`Pkcs11Backend`, as the Signer does), its pending key, and the relabelling."""
+
+    name = "pkcs11"
+
+    def __init__(self, settings: Pkcs11Settings, environ: Mapping[str, str]) -> None:
+        self._settings = settings
+        self._session = _open_session(settings, environ)
+        self._backend = Pkcs11Backend(self._session, settings)
+
+    def _halves(self, label: str) -> tuple[Any | None, Any | None]:
+        return _find(self._session, ObjectClass.PRIVATE_KEY, label), _find(self._session, ObjectClass.PUBLIC_KEY, label)
+
+    def state(self, vault: str) -> tuple[Pubkey | None, Pubkey | None, bool]:
+        """(the key under the vault's label, the pending key, whether the swap has begun).
+
+        The swap starts only once the move is done, and retires both old halves before promoting
+        either pending half: a vault label with a missing half beside a pending key is a swap
+        under way, never a key to sign with.
+        """
+        label, pending = key_label(self._settings, vault), pending_label(self._settings, vault)
+        try:
+            cur_priv, cur_pub = self._halves(label)
+            next_priv, next_pub = self._halves(pending)
+            if (next_priv or next_pub) and not (cur_priv and cur_pub):
+                return None, _pubkey(next_pub if next_pub is not None else cur_pub), True
+            current = self._backend.public_key(vault) if cur_priv and cur_pub else None
+            if (next_priv is None) != (next_pub is None):
+                raise SignerError(f"pkcs11: only one half of the pending key {pending!r} is in the token; remove it")
+            return current, _pubkey(next_pub) if next_pub is not None else None, False
+        except PKCS11Error as exc:
+            raise SignerError(f"pkcs11: key of {vault}: {type(exc).__name__} {exc}") from None
+
+    def make_pending(self, vault: str) -> Pubkey:
+        """Generate the pending key inside the token (sensitive, never extractable, as ``keys init``)."""
+        try:
+            return _generate(self._session, pending_label(self._settings, vault))
+        except PKCS11Error as exc:
+            raise SignerError(f"pkcs11: cannot generate the pending key of {vault}: {type(exc).__name__} {exc}") from None
+
+    def sign(self, vault: str, message: bytes) -> bytes:
+        """Sign with the key under the vault's label (the old key, before the swap)."""
+        return self._backend.sign(vault, message)
+
+    def swap(self, vault: str) -> tuple[str, Pubkey | None, Pubkey]:
+        """Give the old pair the label ``<label>.retired.<unix time>`` and the pending pair the
+        vault's label; each step is skipped when done, so a re-run after a crash finishes it.
+
+        Returns:
+            (the retired label, the old key, the vault's key now).
+        """
+        label, pending = key_label(self._settings, vault), pending_label(self._settings, vault)
+        try:
+            cur_priv, cur_pub = self._halves(label)
+            next_priv, next_pub = self._halves(pending)
+            if cur_pub is not None and next_pub is not None:  # the old public half, still under the label
+                cur_pub[Attribute.LABEL] = f"{label}.retired.{int(time.time())}"
+                cur_pub = None
+            found = _retired(self._session, label)
+            retired = found[0] if found else f"{label}.retired.{int(time.time())}"
+            if cur_priv is not None and next_priv is not None:
+                cur_priv[Attribute.LABEL] = retired
+                cur_priv = None
+            if cur_pub is None and next_pub is not None:
+                next_pub[Attribute.LABEL] = label
+            if cur_priv is None and next_priv is not None:
+                next_priv[Attribute.LABEL] = label
+            self._backend.close_key(vault)
+            now = _vault_key(self._session, self._settings, vault)[1]
+            return retired, _pubkey(found[1]) if found else None, now
+        except PKCS11Error as exc:
+            raise SignerError(f"pkcs11: swapping the keys of {vault}: {type(exc).__name__} {exc}") from None
+
+    def close(self) -> None:
+        self._backend.close()

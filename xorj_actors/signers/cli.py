@@ -1,7 +1,8 @@
-"""`xorj-actors keys`: the key ceremony of a key store's vault keys (init, show; rotate refuses).
+"""`xorj-actors keys`: the key ceremony of a key store's vault keys (init, show, rotate).
 
-Every command, done or refused, is recorded in the audit log as one ``KEY_OPERATION`` entry
-naming each vault and its outcome; if the audit log cannot be opened nothing is done.
+Every command, done or refused, is recorded in the audit log as ``KEY_OPERATION`` entries: one
+per ``init``/``show`` naming each vault and its outcome, one per step of a ``rotate``; if the audit
+log cannot be opened nothing is done.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ROTATION_REFUSED", "add_arguments", "main"]
+__all__ = ["add_arguments", "main"]
 
 _ACTIONS = {
     "init": "create each vault's key inside the HSM or KMS (a vault that has one keeps it) and print the public keys",
     "show": "print each vault's public key (base58): its authority, whose associated token accounts hold its tokens",
-    "rotate": "not built: refuses (a vault's key is moved by moving its tokens; see docs/SIGNERS.md)",
+    "rotate": (
+        "give each vault a new key: move its tokens and SOL on chain to the new key, then rename the keys "
+        "(offline: the engine must be stopped; see docs/SIGNERS.md)"
+    ),
 }
 _ACTOR = "keys-cli"
-#: Why ``keys rotate`` refuses (docs/SIGNERS.md, "Key rotation").
-ROTATION_REFUSED = (
-    "rotation is not built: a vault's tokens sit in the associated token accounts of its key, so a new key "
-    "means an audited move of every token to the new key's accounts, which this version cannot do yet; "
-    "the vault keeps its key (see docs/SIGNERS.md, 'Key rotation')"
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--vaults",
             metavar="SPEC",
-            help="vaults by index, id or inclusive range: 0-99,120,vault-0200 (default: every configured vault)",
+            help="vaults by index, id or inclusive range: 0-99,120,vault-0200 (default: every configured vault; "
+            "rotate needs it)",
         )
+        if name == "rotate":
+            sp.add_argument("--rpc", metavar="URL", help="Solana JSON-RPC URL (default: [execution] rpc_url)")
 
 
 Row = tuple[str, Any, str]
@@ -49,8 +50,6 @@ def _operate(action: str, key: Any, vaults: Sequence[str], environ: Mapping[str,
     """Do ``action`` for ``vaults`` in ``key``'s store: (vault, public key or None, reason). Raises SignerError."""
     from xorj_actors.signers import SignerError, vault_key_board
 
-    if action == "rotate":
-        raise SignerError(ROTATION_REFUSED)
     if key.backend == "dev_key":
         if action == "init":
             raise SignerError(f"{key.name}: dev_key keys are derived from a seed, there is nothing to create")
@@ -87,10 +86,15 @@ def main(args: argparse.Namespace) -> int:
             vaults = parse_vault_ids(args.vaults)
         else:
             vaults = tuple(vault_id(i) for i in range(config.vaults.count))
+        rpc_url = ""
+        if action == "rotate":
+            rpc_url = _rotate_input(args, vaults, config)
         audit = AuditLog.open(config.audit, Path(args.data_dir), config.engine.environment)
     except (ConfigError, KeyError, ValueError, AuditStoreError) as exc:
         print(f"keys {action}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
+    if action == "rotate":
+        return _rotate(key, vaults, rpc_url, audit, Path(args.data_dir))
     details: dict[str, Any] = {"what": action, "key": key.name, "backend": key.backend}
     code, rows = 0, []
     try:
@@ -115,6 +119,59 @@ def main(args: argparse.Namespace) -> int:
     except (AuditUnavailable, AuditTimeout) as exc:
         print(f"keys {action}: NOT AUDITED: {exc}; details: {details}", file=sys.stderr)
         code = code or 3
+    for v, pk, _ in rows:
+        if pk is not None:
+            print(f"{v}: {pk}")
+    return code
+
+
+def _rotate_input(args: argparse.Namespace, vaults: Sequence[str], config: Any) -> str:
+    """The RPC URL of a rotation; ValueError for a rotation that must not start (nothing changed)."""
+    if args.vaults is None:
+        raise ValueError("name the vaults to rotate with --vaults (rotation never defaults to every vault)")
+    unknown = [v for v in vaults if int(v.removeprefix("vault-")) >= config.vaults.count]
+    if unknown:
+        raise ValueError(f"unknown vault {', '.join(unknown)}: [vaults] count is {config.vaults.count}")
+    url = args.rpc or config.execution.rpc_url
+    if not url:
+        raise ValueError("no RPC: pass --rpc URL or set [execution] rpc_url")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--rpc: not an http:// or https:// URL: {url!r}")
+    return url
+
+
+def _rotate(key: Any, vaults: Sequence[str], rpc_url: str, audit: Any, data_dir: Any) -> int:
+    """Run ``keys rotate`` (every step audited as it happens); the exit code."""
+    import os
+
+    from xorj_actors.audit import AuditTimeout, AuditUnavailable
+    from xorj_actors.signers import SignerError
+    from xorj_actors.signers._rotation import JsonRpc
+    from xorj_actors.signers._rotation_run import rotate_vaults
+
+    base = {"what": "rotate", "key": key.name, "backend": key.backend}
+
+    def record(details: dict[str, Any], severity: str) -> None:
+        audit.append("KEY_OPERATION", actor=_ACTOR, details={**base, **details}, severity=severity)
+
+    code, rows = 0, []
+    try:
+        try:
+            rows = rotate_vaults(
+                key, vaults, rpc=JsonRpc(rpc_url), data_dir=data_dir, environ=os.environ, audit=record
+            )
+        except SignerError as exc:
+            print(f"keys rotate: {exc}", file=sys.stderr)
+            record({"outcome": "refused", "vaults": list(vaults), "reason": str(exc)}, "WARNING")
+            code = 1
+        for v, pk, why in rows:
+            if pk is None:
+                print(f"keys rotate: {v}: {why}", file=sys.stderr)
+                code = 1
+        audit.close()
+    except (AuditUnavailable, AuditTimeout) as exc:
+        print(f"keys rotate: NOT AUDITED, stopped: {exc}", file=sys.stderr)
+        return 3
     for v, pk, _ in rows:
         if pk is not None:
             print(f"{v}: {pk}")
