@@ -38,6 +38,9 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
         req.value_usd, writable_accounts(legs, exclude=(authority, *vault.holdings)), 1 + rec.expiries
     )
     tables = await io.routes.tables(route.address_lookup_table_addresses)
+    tips, tip_details = await io.jito.tip(authority)
+    io.routes.allow_tips(io.jito.tip_accounts)
+    legs = [*legs, *tips]
     blockhash, last_valid = await io.chain.blockhash()  # last: it ages from here to the send
 
     def compile_with(units: int) -> MessageV0:
@@ -63,6 +66,6 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
         request_id=None,
         details={
             "lookup_tables": [str(k) for k in route.address_lookup_table_addresses],
-            "compute_units": units, "probe_units": probe_units, "micro_lamports": fee, **fee_details,
+            "compute_units": units, "probe_units": probe_units, "micro_lamports": fee, **fee_details, **tip_details,
         },
     )

@@ -36,6 +36,7 @@ from xorj_actors.execution._ledger import TradeRecord, load_open_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
 from xorj_actors.execution._fees import PriorityFees
+from xorj_actors.execution._jito import JitoLanding
 from xorj_actors.execution._route import RouteChecks
 from xorj_actors.execution._send_routes import SendRoutes
 from xorj_actors.execution.settings import ExecutionSettings
@@ -76,6 +77,8 @@ class ExecutorIO:
         self.fees = PriorityFees(settings.fees, options.rpc_url)
         #: The extra send endpoints beside the RPC.
         self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip)
+        #: Jito: the tip of each Swap API attempt, the block engine as a send route.
+        self.jito = JitoLanding(options.jito, options.block_engine_url, on_skip=self.send_routes.skipped)
         #: The route's lookup tables and the checks before signing.
         self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")

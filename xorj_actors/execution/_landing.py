@@ -132,7 +132,8 @@ class Landing:
             raise
         io.audit(EventType.TRADE_EXECUTION, rec.trade_id, {"phase": "sent", "attempt": attempt.number, "signature": attempt.signature})
         crash_point("after_send")
-        await io.send_routes.send(tx)  # the preflight passed: every other route may have them now
+        # The preflight passed: every other route may have the bytes now.
+        await asyncio.gather(io.send_routes.send(tx), io.jito.send(tx))
 
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
@@ -211,4 +212,4 @@ class Landing:
                 await self.io.chain.send(tx, preflight=False)
             except TradeError as err:
                 logger.debug("rebroadcast of {} failed: {}", tx.signatures[0], err)
-            await self.io.send_routes.send(tx)
+            await asyncio.gather(self.io.send_routes.send(tx), self.io.jito.send(tx))

@@ -12,6 +12,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.audit import AuditSettings
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._messages import TradeOutcome
+from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
 
 __all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "VaultAccount", "VaultAuthority"]
@@ -57,6 +58,10 @@ class ExecutorOptions:
     report: BreakerReport | None = None
     #: Called with every outcome that is not a replay (metrics).
     on_outcome: OutcomeHook | None = None
+    #: ``[jito]``: tips, sandwich protection, the block engine as a send route (off by default).
+    jito: JitoSettings = field(default_factory=JitoSettings)
+    #: The block engine's base URL (``[jito] block_engine_url`` or the localnet's).
+    block_engine_url: str = ""
     #: Called with a send route's name each time a send to it was skipped (metrics).
     on_route_skip: Callable[[str], None] | None = None
     #: ``[jupiter]``: the API key's variable, the request options.

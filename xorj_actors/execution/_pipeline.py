@@ -122,6 +122,7 @@ class Pipeline:
         await self.io.routes.open()
         await self.io.send_routes.open()
         await self.io.fees.open()
+        await self.io.jito.open()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
@@ -133,6 +134,7 @@ class Pipeline:
         await self.io.routes.close()
         await self.io.send_routes.close()
         await self.io.fees.close()
+        await self.io.jito.close()
         await self.io.chain.close()
 
     async def _load_ledger(self) -> None:

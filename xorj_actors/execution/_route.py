@@ -8,6 +8,7 @@ raised as the trade's :class:`TradeError`; nothing after it (the gate again, the
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,12 @@ class RouteChecks:
     async def height_and_states(self, addresses: Sequence[Pubkey]) -> tuple[int, dict[Pubkey, AccountState | None]]:
         """The block height at ``confirmed`` and the accounts at that slot or later."""
         return await self._reading().height_and_states(addresses)
+
+    def allow_tips(self, accounts: Sequence[Pubkey]) -> None:
+        """Add the block engine's tip accounts to those a route may pay (and never load from a table)."""
+        extra = frozenset(accounts) - self.allowlist.tip_accounts
+        if extra:
+            self.allowlist = dataclasses.replace(self.allowlist, tip_accounts=self.allowlist.tip_accounts | extra)
 
     @property
     def static_only(self) -> frozenset[Pubkey]:

@@ -47,6 +47,12 @@ class SendRoutes:
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
 
+    def skipped(self, name: str) -> None:
+        """Count a skipped send on route ``name`` (the block engine reports its own here too)."""
+        self.skips[name] += 1
+        if self.on_skip is not None:
+            self.on_skip(name)
+
     async def open(self) -> None:
         if self.routes and self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
@@ -73,7 +79,5 @@ class SendRoutes:
             if not isinstance(answer, SendTransactionResp) or answer.value != tx.signatures[0]:
                 raise ValueError(f"answered {answer}")
         except Exception as exc:  # noqa: BLE001 - one route's failure is a skip, never the trade's
-            self.skips[name] += 1
-            if self.on_skip is not None:
-                self.on_skip(name)
+            self.skipped(name)
             logger.debug("send route {} skipped for {}: {!r}", name, tx.signatures[0], exc)
