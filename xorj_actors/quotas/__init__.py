@@ -18,6 +18,7 @@ from xorj_actors.quotas._bucket import (
 )
 from xorj_actors.quotas._queue import FairQueue, QuotaDropped, QuotaError, QuotaExpired, QuotaRefused, Waiting
 from xorj_actors.quotas._quotas import Answer, Permit, Quotas
+from xorj_actors.quotas._render import render_quotas
 from xorj_actors.quotas._source import LocalTokenSource, SourceStatus, TokenSource
 from xorj_actors.quotas.settings import Endpoint, EndpointBudget, QuotaSettings
 
@@ -44,6 +45,7 @@ __all__ = [
     "new_state",
     "on_success",
     "on_throttled",
+    "render_quotas",
     "retry_after_seconds",
     "take",
 ]
