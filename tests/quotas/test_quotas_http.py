@@ -176,3 +176,13 @@ async def test_calls_not_served_are_counted_by_reason_and_the_halt_drops_only_un
         labels = {"endpoint": "block_engine", "reason": reason}
         assert registry.get_sample_value("xorj_quota_not_served_total", labels) == 1
     assert registry.get_sample_value("xorj_quota_wait_seconds_count", {"endpoint": "block_engine"}) == 1
+
+
+def test_after_a_429_only_answers_below_500_speed_the_bucket_up_again() -> None:
+    quotas = Quotas(QuotaSettings())
+    quotas.report("rpc_send", 429, permit=None, retry_after="0")
+    assert quotas.snapshot()["rpc_send"]["rate_factor"] == 0.5
+    assert quotas.report("rpc_send", 503, permit=None) is Answer.OK
+    assert quotas.snapshot()["rpc_send"]["rate_factor"] == 0.5
+    quotas.report("rpc_send", 200, permit=None)
+    assert quotas.snapshot()["rpc_send"]["rate_factor"] == 0.55

@@ -25,12 +25,13 @@ from xorj_actors.quotas.settings import Endpoint, QuotaSettings
 __all__ = ["Answer", "Permit", "Quotas"]
 
 HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
 
 
 class Answer(enum.StrEnum):
     """What a provider's answer means for the budget and the breakers."""
 
-    #: Not throttled: the bucket may speed up again.
+    #: Not throttled (a 5xx too: that is the breakers' business); below 500 the bucket speeds up.
     OK = "ok"
     #: A 429 to a call inside our budget: the provider's limit is lower than we thought.
     THROTTLED = "throttled"
@@ -125,7 +126,8 @@ class Quotas:
         source = self._sources[self._bucket[e]]
         now = self._clock()
         if status != HTTP_TOO_MANY_REQUESTS:
-            source.succeeded(now)
+            if status < HTTP_SERVER_ERROR:  # a failing server shows no spare capacity: no increase
+                source.succeeded(now)
             return Answer.OK
         source.throttled(now, retry_after_seconds(retry_after, self._wall_clock()))
         ours = permit is None or not permit.within_budget
