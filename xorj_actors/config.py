@@ -25,6 +25,7 @@ from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
+from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
 from xorj_actors.strategy.settings import StrategySettings
@@ -100,6 +101,8 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    #: Every external endpoint's budget (docs/QUOTAS.md).
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
     tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
 
     def token_registry(self) -> TokenRegistry:

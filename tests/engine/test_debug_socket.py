@@ -116,3 +116,11 @@ def test_a_second_engine_on_the_same_data_dir_is_refused(engine: Engine, engine_
     with pytest.raises(EngineError, match="in use"):
         engine_factory(data_dir=engine.data_dir)
     assert request(engine.socket_path, "status")["kill_switch"]["state"] == "ARMED"
+
+
+def test_quotas_lists_every_endpoint_budget(engine: Engine) -> None:
+    quotas = request(engine.socket_path, "quotas")
+    assert set(quotas) >= {"rpc_send", "jupiter_quote", "jupiter_price", "block_engine"}
+    assert quotas["jupiter_price"]["bucket"] == "jupiter_quote"
+    assert quotas["block_engine"]["requests"] == engine.config.quotas.block_engine.requests
+    assert all(row["self_inflicted"] == 0 for row in quotas.values())

@@ -20,6 +20,7 @@ from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
+from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
 
@@ -81,6 +82,8 @@ class Engine:
         #: The latest accepted ranked traders, read by every vault (written by the StrategyFeed).
         self.strategy_board = StrategyBoard(config.strategy.stale_after_s)
         self.metrics = Metrics()
+        #: Every external endpoint's budget (docs/QUOTAS.md): outlives the actors that take turns.
+        self.quotas = Quotas(config.quotas, registry=self.metrics.registry)
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
@@ -139,7 +142,8 @@ class Engine:
             strategy_board=self.strategy_board,
             metrics=self.metrics,
             redactor=self.redactor,
-            views={"progress": self.progress},
+            views={"progress": self.progress, "quotas": self.quotas.snapshot},
+            quotas=self.quotas,
             environ=self.environ,
             endpoints=self.endpoints,
             register_endpoint=self._endpoints.__setitem__,

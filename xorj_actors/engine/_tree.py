@@ -39,6 +39,7 @@ from xorj_actors.jupiter import api_headers
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
+from xorj_actors.quotas import Quotas
 from xorj_actors.redaction import Redactor
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
 from xorj_actors.signers import (
@@ -92,6 +93,8 @@ class TreeContext:
     #: Each key store's board of vault keys, by store name (made on first use, kept across
     #: restarts of its Signer: a vault's key never changes under a reader).
     vault_keys: dict[str, VaultKeys] = field(default_factory=dict)
+    #: Every external endpoint's budget, for the actors that call out (None: no budgets).
+    quotas: Quotas | None = None
 
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
         """The kill switch's ``on_event``: metrics first, then the audit trail's ``on_event``."""

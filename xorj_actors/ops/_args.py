@@ -246,6 +246,7 @@ PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "status": _no_args,
     "progress": _no_args,
     "breakers": _no_args,
+    "quotas": _no_args,
     "halt": parse_halt,
     "maintenance": _maintenance,
     "recover": parse_recover,

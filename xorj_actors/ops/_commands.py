@@ -47,7 +47,7 @@ __all__ = ["ASK_TIMEOUT_S", "COMMANDS", "FREE_TEXT_FIELDS", "Commands", "to_json
 ASK_TIMEOUT_S = 2.0
 
 COMMANDS: tuple[str, ...] = (
-    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "halt", "maintenance", "recover",
+    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "quotas", "halt", "maintenance", "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
     "vaults", "round", "vault-add", "vault-remove",
     "flatten",
@@ -199,6 +199,10 @@ class Commands:
     def breakers(self, _: None) -> Any:
         """Every circuit breaker: state, failures in window, consecutive, probes, reason."""
         return self._view("breakers")
+
+    def quotas(self, _: None) -> Any:
+        """Every external endpoint's budget: used in its window, rate, pause, waiting, 429s."""
+        return self._view("quotas")
 
     def progress(self, _: None) -> Any:
         """Rounds, trades by status, open breakers, kill switch state, strategy freshness."""

@@ -60,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("stacks", help="every thread's stack")
     sub.add_parser("status", help="kill switch state, acks, endpoints")
     sub.add_parser("breakers", help="the circuit breakers")
+    sub.add_parser("quotas", help="every external endpoint's budget: used, rate, waiting, 429s")
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
@@ -351,6 +352,10 @@ def render(cmd: str, result: Any) -> str:
         from xorj_actors.breakers import render_breakers
 
         return render_breakers(result)
+    if cmd == "quotas":
+        from xorj_actors.quotas import render_quotas
+
+        return render_quotas(result)
     if cmd == "stacks":
         return "\n\n".join(
             f"--- {t['thread']}" + (f" (running {t['actor']})" if t["actor"] else "") + "\n" + "".join(t["stack"])

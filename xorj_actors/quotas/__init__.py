@@ -1,0 +1,51 @@
+"""Budgets for every external endpoint, and fair waiting when one binds (docs/QUOTAS.md).
+
+Pure rules apart from asyncio: :mod:`~xorj_actors.quotas._bucket` is the token bucket (state and
+clock in, decision out), :class:`FairQueue` the waiting, :class:`Quotas` the object the engine
+owns, :class:`TokenSource` the seam for a budget shared across processes.
+"""
+
+from xorj_actors.quotas._bucket import (
+    MAX_RETRY_AFTER_S,
+    BucketState,
+    full_rate,
+    give_back,
+    new_state,
+    on_success,
+    on_throttled,
+    retry_after_seconds,
+    take,
+)
+from xorj_actors.quotas._queue import FairQueue, QuotaDropped, QuotaError, QuotaExpired, QuotaRefused, Waiting
+from xorj_actors.quotas._quotas import Answer, Permit, Quotas
+from xorj_actors.quotas._render import render_quotas
+from xorj_actors.quotas._source import LocalTokenSource, SourceStatus, TokenSource
+from xorj_actors.quotas.settings import Endpoint, EndpointBudget, QuotaSettings
+
+__all__ = [
+    "MAX_RETRY_AFTER_S",
+    "Answer",
+    "BucketState",
+    "Endpoint",
+    "EndpointBudget",
+    "FairQueue",
+    "LocalTokenSource",
+    "Permit",
+    "QuotaDropped",
+    "QuotaError",
+    "QuotaExpired",
+    "QuotaRefused",
+    "QuotaSettings",
+    "Quotas",
+    "SourceStatus",
+    "TokenSource",
+    "Waiting",
+    "full_rate",
+    "give_back",
+    "new_state",
+    "on_success",
+    "on_throttled",
+    "render_quotas",
+    "retry_after_seconds",
+    "take",
+]
