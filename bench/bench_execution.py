@@ -339,7 +339,7 @@ class Stages:
         self._wrap(io.routes, "check", lambda *a, **k: "route checks (allowlist, decoding, simulated effects)")
         self._wrap(io.routes, "last_valid_block_height", lambda *a, **k: "last valid height (getLatestBlockhash)")
         self._wrap(c, "blockhash", lambda *a, **k: "blockhash (cached)")
-        self._wrap(c, "priority_fee", lambda *a, **k: "priority fee (cached)")
+        self._wrap(io.fees, "price", lambda *a, **k: "priority fee (written accounts, cached)")
         self._wrap(c, "simulate", lambda *a, **k: "simulateTransaction")
         send = c.send
 
