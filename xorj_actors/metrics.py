@@ -151,6 +151,7 @@ class Metrics:
     Attributes fed by events (thread-safe, callable from any actor):
         trades: ``xorj_trades_total{status}`` (execution issue).
         send_route_skips: ``xorj_send_route_skips_total{route}`` (extra send routes).
+        ws_reconnects: ``xorj_ws_reconnects_total`` (the confirmation WebSocket).
         trades_by_api: ``xorj_trades_by_api_total{api,status}`` (ultra or swap; trades refused
             before any route was built are not counted here).
         trade_duration: ``xorj_trade_duration_seconds`` (execution issue).
@@ -167,6 +168,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.trades = Counter("xorj_trades", "Trades by final status", ["status"], registry=r)
+        self.ws_reconnects = Counter(
+            "xorj_ws_reconnects", "The Confirmation actor's WebSocket connections opened after the first", registry=r
+        )
         self.send_route_skips = Counter(
             "xorj_send_route_skips", "Sends of signed bytes skipped on an extra route (failed or over budget)", ["route"],
             registry=r,

@@ -150,3 +150,12 @@ def test_after_a_certain_expiry_the_next_attempt_bids_more_within_the_cap(exec_e
     signed = [d for _, d in h.entries(tid) if d.get("phase") == "signed"]
     assert [(d["fee_escalation"], d["micro_lamports"]) for d in signed] == [(1, 0), (2, 1500)], signed
     assert all(d["compute_units"] >= d["simulated_units"] for d in signed)
+
+
+def test_a_cut_confirmation_websocket_is_counted_as_a_reconnect(harness: Harness) -> None:
+    h = harness
+    reconnects = h.engine.metrics.registry.get_sample_value
+    assert reconnects("xorj_ws_reconnects_total") == 0
+    assert h.localnet.drop_websockets() >= 1
+    wait_until(lambda: (reconnects("xorj_ws_reconnects_total") or 0) >= 1, 20, "the confirmation WebSocket reconnected")
+    assert h.execute(h.request("vault-0000:ws:0", amount=1_000_000), timeout=30).status == "confirmed"

@@ -69,6 +69,7 @@ class Confirmation(Participant):
         rpc_url: str | None = None,
         on_outcome: Callable[[str, float], None] | None = None,
         trace: Callable[[str, float], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(board)
         settings = settings or ConfirmationSettings()
@@ -82,7 +83,7 @@ class Confirmation(Participant):
             raise ValueError(f"rpc_url: must be an http:// or https:// URL, got {rpc_url!r}")
         self.settings = settings
         self._node = (ws_url, rpc_url) if ws_url is not None and rpc_url is not None else None
-        self._on_outcome, self._trace = on_outcome, trace
+        self._on_outcome, self._trace, self._on_reconnect = on_outcome, trace, on_reconnect
         #: Made in on_start (it needs the actor's name); None without a node (no URLs): every
         #: watch is refused, so nothing trades unconfirmed.
         self.session: Session | None = None
@@ -98,7 +99,7 @@ class Confirmation(Participant):
         ws_url, rpc_url = self._node
         self.session = Session(
             self.settings, ws_url, rpc_url, runtime=self.runtime, name=self.name,
-            on_outcome=self._on_outcome, trace=self._trace,
+            on_outcome=self._on_outcome, trace=self._trace, on_reconnect=self._on_reconnect,
         )
         self._loop_thread = LoopThread(f"{self.name}-loop")
         self._loop_thread.start(self.session.start(), _LOOP_TIMEOUT_S)

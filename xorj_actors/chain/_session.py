@@ -50,8 +50,11 @@ class Session:
         name: str,
         on_outcome: Callable[[str, float], None] | None = None,
         trace: Callable[[str, float], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: Called on each new connection after the first (metrics: ``xorj_ws_reconnects_total``).
+        self._on_reconnect = on_reconnect
         self.name = name
         self._runtime = runtime
         self._on_outcome = on_outcome
@@ -404,6 +407,8 @@ class Session:
         if reconnected:
             details = {"event": "reconnected", "slot": slot, "in_flight": len(self._watches)}
             self._outbox.audit(EventType.SYSTEM_EVENT, details)
+            if self._on_reconnect is not None:
+                self._on_reconnect()
 
     def on_fault(self, detail: str) -> None:
         self.vitals.last_error = detail

@@ -202,7 +202,13 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
     authorities = _authorities(ctx)
     metrics = ctx.metrics
     return [
-        _worker(ctx, CONFIRMATION_NAME, lambda: Confirmation.start(board, cfg.confirmation, ws_url=ws, rpc_url=rpc)),
+        _worker(
+            ctx,
+            CONFIRMATION_NAME,
+            lambda: Confirmation.start(
+                board, cfg.confirmation, ws_url=ws, rpc_url=rpc, on_reconnect=ctx.metrics.ws_reconnects.inc
+            ),
+        ),
         _worker(
             ctx,
             "executor",
