@@ -185,12 +185,23 @@ async def test_a_full_queue_refuses_the_next_caller_and_changes_nothing() -> Non
     await asyncio.gather(*waiting)
 
 
-async def test_the_queue_refuses_a_second_event_loop() -> None:
-    queue = FairQueue("rpc_read", Tap(tokens=5), max_waiting=2)
-    await queue.acquire("rpc_read", "v1")
+async def test_the_queue_refuses_a_second_event_loop_while_the_first_has_waiters() -> None:
+    """A restarted executor runs a new loop: the queue moves over once nobody waits on the old."""
+    queue = FairQueue("rpc_read", Tap(tokens=1), max_waiting=2)
+    await queue.acquire("rpc_read", "v1")  # the one token
+    waiting = asyncio.ensure_future(queue.acquire("rpc_read", "v2"))
+    await asyncio.sleep(0)
 
     def elsewhere() -> None:
         with pytest.raises(RuntimeError, match="one event loop"):
-            asyncio.run(queue.acquire("rpc_read", "v1"))
+            asyncio.run(queue.acquire("rpc_read", "v3"))
 
     await asyncio.to_thread(elsewhere)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+
+    def moved() -> None:  # nobody waits on this loop any more: the other loop takes the queue over
+        with pytest.raises(asyncio.TimeoutError):
+            asyncio.run(asyncio.wait_for(queue.acquire("rpc_read", "v4"), 0.05))
+
+    await asyncio.to_thread(moved)

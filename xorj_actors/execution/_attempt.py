@@ -42,6 +42,7 @@ from xorj_actors.execution._money import MoneyCheck, MoneyLimits, check_money
 from xorj_actors.execution._route import BuiltRoute, RouteVault
 from xorj_actors.execution._transaction import message_bytes, signed_transaction
 from xorj_actors.jupiter import JupiterRefused, Terms, TradeApi, fallback_api, first_api
+from xorj_actors.quotas import Endpoint
 from xorj_actors.signers import FindVaultKey, SignRequest, SignResult, signer_name
 
 __all__ = ["AttemptBuilder", "MessageClaims", "SignedAttempt"]
@@ -145,7 +146,7 @@ class AttemptBuilder:
         prices = None
         if self.limits.decimals:
             mints = [terms.input_mint, terms.output_mint]
-            prices = usd_prices(await jupiter_call(io.quotes.prices(mints)))
+            prices = usd_prices(await jupiter_call(io.budgeted(Endpoint.JUPITER_PRICE, req.vault_id, lambda: io.quotes.prices(mints))))
         money = check_money(terms, api, req, self.limits, prices)
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
         return money

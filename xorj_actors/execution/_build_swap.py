@@ -15,6 +15,7 @@ from xorj_actors.execution._fees import writable_accounts
 from xorj_actors.execution._route import BuiltRoute, RouteVault
 from xorj_actors.execution._transaction import framed, unsigned_transaction
 from xorj_actors.jupiter import TradeApi
+from xorj_actors.quotas import Endpoint
 
 if TYPE_CHECKING:
     from xorj_actors.execution._attempt import AttemptBuilder
@@ -29,10 +30,15 @@ _MAX_COMPUTE_UNITS = 1_400_000
 async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubkey, vault: RouteVault) -> BuiltRoute:
     """Quote, money check, ``/swap-instructions`` for the vault's wallet, our framing, checks."""
     io, req, s = builder.io, rec.request, builder.io.settings
-    quote = await jupiter_call(io.quotes.quote(vault.input_mint, vault.output_mint, req.amount_in, req.slippage_bps))
+    quote = await jupiter_call(io.budgeted(
+        Endpoint.JUPITER_QUOTE, req.vault_id,
+        lambda: io.quotes.quote(vault.input_mint, vault.output_mint, req.amount_in, req.slippage_bps),
+    ))
     money = await builder.check_money(quote, TradeApi.SWAP, req)
     # The route for the vault's own wallet: its associated accounts, its signature alone.
-    route = await jupiter_call(io.quotes.swap_instructions(quote, authority))
+    route = await jupiter_call(io.budgeted(
+        Endpoint.JUPITER_SWAP_INSTRUCTIONS, req.vault_id, lambda: io.quotes.swap_instructions(quote, authority)
+    ))
     legs = route.route_instructions()
     fee, fee_details = await io.fees.price(
         req.value_usd, writable_accounts(legs, exclude=(authority, *vault.holdings)), 1 + rec.expiries

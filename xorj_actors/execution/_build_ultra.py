@@ -19,6 +19,7 @@ from solders.pubkey import Pubkey
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._route import BuiltRoute, RouteVault
 from xorj_actors.jupiter import TradeApi
+from xorj_actors.quotas import Endpoint
 
 if TYPE_CHECKING:
     from xorj_actors.execution._attempt import AttemptBuilder
@@ -40,7 +41,10 @@ async def build_ultra(builder: AttemptBuilder, rec: TradeRecord, authority: Pubk
     """
     io, req = builder.io, rec.request
     for _ in range(_SAME_MESSAGE_TRIES):
-        order = await io.quotes.order(vault.input_mint, vault.output_mint, req.amount_in, authority)
+        order = await io.budgeted(
+            Endpoint.JUPITER_ORDER, req.vault_id,
+            lambda: io.quotes.order(vault.input_mint, vault.output_mint, req.amount_in, authority),
+        )
         assert order.transaction is not None  # the client refuses an order without one
         message = order.transaction.message
         if not isinstance(message, MessageV0):

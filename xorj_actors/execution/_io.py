@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from loguru import logger
 from pykka import ActorDeadError, ActorRef
@@ -40,15 +40,19 @@ from xorj_actors.execution._jito import JitoLanding
 from xorj_actors.execution._route import RouteChecks
 from xorj_actors.execution._send_routes import SendRoutes
 from xorj_actors.execution.settings import ExecutionSettings
-from xorj_actors.jupiter import JupiterClient
+from xorj_actors.jito import BlockEngineRefused
+from xorj_actors.jupiter import JupiterClient, JupiterRefused
+from xorj_actors.quotas import Endpoint, QuotaDropped, QuotaExpired, QuotaRefused
 from xorj_actors.kill_switch import HaltBoard
 
 __all__ = ["ExecutorIO"]
 
+T = TypeVar("T")
+
 # Which breaker hears about which failure class.
 _BREAKER_OF: Mapping[ErrorClass, BreakerName] = {
     ErrorClass.NETWORK: BreakerName.NETWORK_CONNECTIVITY,
-    ErrorClass.RATE_LIMITED: BreakerName.NETWORK_CONNECTIVITY,
+    # A 429 is a budget, not a network failure: the quotas slow down, the breaker hears nothing.
     ErrorClass.TIMEOUT: BreakerName.NETWORK_CONNECTIVITY,
     ErrorClass.SIGNER: BreakerName.HSM_FAILURE_RATE,
     ErrorClass.SLIPPAGE: BreakerName.SLIPPAGE_REJECTIONS,
@@ -141,6 +145,48 @@ class ExecutorIO:
         name = _BREAKER_OF.get(cls)
         if name is not None:
             self.report(name, ok, detail)
+
+    # -- budgets ------------------------------------------------------------------------------
+
+    async def budgeted(
+        self,
+        endpoint: Endpoint,
+        owner: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        signed: bool = False,
+        deadline: float | None = None,
+    ) -> T:
+        """``call()`` within ``endpoint``'s budget: it waits its fair turn (round robin across
+        vaults) when the budget binds, and its answer tells the bucket (a 429 slows it down and
+        is counted as the provider's or ours, never as a network failure).
+
+        Raises:
+            TradeError: ``quote_expired`` (its ``deadline``, loop time, passed while it waited: the
+                new attempt re-quotes), ``halted`` (an emergency halt dropped unsigned work),
+                ``rate_limited`` (the queue is full: backpressure), or whatever ``call`` raised.
+        """
+        quotas = self.options.quotas
+        if quotas is None:
+            return await call()
+        try:
+            permit = await quotas.acquire(endpoint, owner=owner, deadline=deadline, kind="signed" if signed else "unsigned")
+        except QuotaExpired as exc:
+            raise TradeError(ErrorClass.QUOTE_EXPIRED, f"{endpoint.value}: {exc}") from exc
+        except QuotaDropped as exc:
+            raise TradeError(ErrorClass.HALTED, f"{endpoint.value}: {exc}") from exc
+        except QuotaRefused as exc:
+            raise TradeError(ErrorClass.RATE_LIMITED, f"{endpoint.value}: {exc}") from exc
+        try:
+            result = await call()
+        except (JupiterRefused, BlockEngineRefused) as exc:
+            refusal = exc.refusal
+            status = refusal.http_status or (429 if refusal.reason.value == "rate_limited" else 400)
+            retry = str(refusal.retry_after_s) if refusal.retry_after_s is not None else None
+            quotas.report(endpoint, status, permit=permit, retry_after=retry)
+            raise
+        quotas.report(endpoint, 200, permit=permit)
+        return result
 
     # -- the gate -----------------------------------------------------------------------------
 

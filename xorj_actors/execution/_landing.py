@@ -28,7 +28,9 @@ from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
 from xorj_actors.execution._outcomes import outcome
 from xorj_actors.execution._ultra_send import UltraSender
+from xorj_actors.execution._jito import BLOCK_ENGINE_ROUTE
 from xorj_actors.jupiter import TradeApi
+from xorj_actors.quotas import Endpoint
 
 __all__ = ["Landing"]
 
@@ -87,7 +89,9 @@ class Landing:
                             # could land after a preflight refusal that makes us sign anew.
                             first_send = False
                             await self.send_first(rec, attempt, tx)
-                        rebroadcast = io.spawn(f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(tx, waiter))
+                        rebroadcast = io.spawn(
+                            f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(req.vault_id, tx, waiter)
+                        )
                     result = await waiter
                 finally:
                     if rebroadcast is not None:
@@ -133,7 +137,7 @@ class Landing:
         io.audit(EventType.TRADE_EXECUTION, rec.trade_id, {"phase": "sent", "attempt": attempt.number, "signature": attempt.signature})
         crash_point("after_send")
         # The preflight passed: every other route may have the bytes now.
-        await asyncio.gather(io.send_routes.send(tx), io.jito.send(tx))
+        await asyncio.gather(io.send_routes.send(tx), self.to_block_engine(rec.request.vault_id, tx))
 
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
@@ -202,7 +206,17 @@ class Landing:
             except (ActorDeadError, MailboxFull):
                 pass  # its watch ends with the tier timeout anyway
 
-    async def rebroadcast(self, tx: VersionedTransaction, waiter: asyncio.Future[SignatureOutcome]) -> None:
+    async def to_block_engine(self, owner: str, tx: VersionedTransaction) -> None:
+        """The bytes to the block engine if its budget has a token now; else a counted skip."""
+        io = self.io
+        if not io.jito.enabled:
+            return
+        try:
+            await io.budgeted(Endpoint.BLOCK_ENGINE, owner, lambda: io.jito.send(tx), signed=True, deadline=io.loop.time())
+        except TradeError:
+            io.send_routes.skipped(BLOCK_ENGINE_ROUTE)
+
+    async def rebroadcast(self, owner: str, tx: VersionedTransaction, waiter: asyncio.Future[SignatureOutcome]) -> None:
         interval = self.io.settings.rebroadcast_interval_s
         while not waiter.done():
             await asyncio.sleep(interval)
@@ -212,4 +226,4 @@ class Landing:
                 await self.io.chain.send(tx, preflight=False)
             except TradeError as err:
                 logger.debug("rebroadcast of {} failed: {}", tx.signatures[0], err)
-            await asyncio.gather(self.io.send_routes.send(tx), self.io.jito.send(tx))
+            await asyncio.gather(self.io.send_routes.send(tx), self.to_block_engine(owner, tx))

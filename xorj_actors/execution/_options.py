@@ -14,6 +14,7 @@ from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._messages import TradeOutcome
 from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
+from xorj_actors.quotas import Quotas
 
 __all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "VaultAccount", "VaultAuthority"]
 
@@ -62,6 +63,9 @@ class ExecutorOptions:
     jito: JitoSettings = field(default_factory=JitoSettings)
     #: The block engine's base URL (``[jito] block_engine_url`` or the localnet's).
     block_engine_url: str = ""
+    #: The engine's budgets for Jupiter and the block engine (docs/QUOTAS.md); None: none bind
+    #: (the in-process localnet has no provider budgets unless ``[quotas] on_localnet``).
+    quotas: Quotas | None = None
     #: Called with a send route's name each time a send to it was skipped (metrics).
     on_route_skip: Callable[[str], None] | None = None
     #: ``[jupiter]``: the API key's variable, the request options.

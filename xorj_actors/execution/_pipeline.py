@@ -191,6 +191,8 @@ class Pipeline:
     def on_halt(self, mode: HaltMode) -> None:
         if mode is not HaltMode.EMERGENCY:
             return  # unsigned work is refused at the gate before it is signed
+        if self.io.options.quotas is not None:  # the kill switch overtakes the queue
+            self.io.options.quotas.drop(lambda waiting: waiting.kind == "unsigned", "halted")
         for trade_id, rec in list(self.book.records.items()):
             if rec.phase.unsigned:
                 task = self.tasks.get(trade_id)

@@ -35,6 +35,7 @@ from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase
 from xorj_actors.execution._transaction import message_bytes
 from xorj_actors.jupiter import ExecuteOutcome, UltraExecution
+from xorj_actors.quotas import Endpoint
 
 __all__ = ["UltraSender"]
 
@@ -60,7 +61,10 @@ class UltraSender:
         if attempt.request_id is None:
             raise TradeError(ErrorClass.UNKNOWN, f"ultra attempt {attempt.number} has no requestId")
         try:
-            execution = await io.quotes.execute(tx, attempt.request_id)
+            request_id = attempt.request_id
+            execution = await io.budgeted(
+                Endpoint.JUPITER_EXECUTE, rec.request.vault_id, lambda: io.quotes.execute(tx, request_id), signed=True
+            )
         except Exception as exc:  # noqa: BLE001 - maybe sent, maybe not: never re-signed for it
             logger.warning("trade {}: /execute of attempt {} gave no answer: {!r}", rec.trade_id, attempt.number, exc)
             return None

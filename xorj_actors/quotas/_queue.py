@@ -140,7 +140,10 @@ class FairQueue:
         if self._loop is None:
             self._loop = loop
         elif self._loop is not loop:
-            raise RuntimeError(f"the {self.name} quota queue runs on one event loop; called from another")
+            if self._count:
+                raise RuntimeError(f"the {self.name} quota queue runs on one event loop; called from another")
+            # Nobody waits on the old loop (a restarted executor runs a new one): move over.
+            self._loop = loop
         return loop
 
     def _granted(self, endpoint: str, waited: float) -> None:

@@ -108,6 +108,9 @@ class QuotaSettings:
     jupiter_execute: EndpointBudget = field(default_factory=lambda: _jupiter(share="jupiter_quote"))
     jupiter_price: EndpointBudget = field(default_factory=lambda: _jupiter(share="jupiter_quote"))
     block_engine: EndpointBudget = field(default_factory=lambda: EndpointBudget(requests=1, window_s=1.0))
+    #: Apply the budgets to the in-process localnet's endpoints too (it has no provider budgets
+    #: of its own: by default only real providers' endpoints are budgeted).
+    on_localnet: bool = False
 
     def budget(self, endpoint: Endpoint | str) -> EndpointBudget:
         """The budget of ``endpoint``; a name that is no :class:`Endpoint` raises ValueError."""
