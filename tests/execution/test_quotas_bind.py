@@ -38,3 +38,21 @@ def test_a_binding_jupiter_budget_queues_trades_and_loses_none(exec_engine_facto
     assert not sample("xorj_rpc_429_total", {"endpoint": "jupiter_quote"})
     snapshot = h.engine.quotas.snapshot()["jupiter_quote"]
     assert snapshot["used_in_window"] <= 10, snapshot
+
+
+def test_a_quote_that_waits_too_long_for_its_turn_is_asked_again_and_never_signed(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """One Jupiter call a second, and a quote may wait half a second for its next call: every
+    quote goes stale while it waits, so each attempt re-quotes, and none is ever signed."""
+    h = exec_engine_factory(
+        '[jupiter]\napi = "swap"\n[quotas]\non_localnet = true\n'
+        "[quotas.jupiter_quote]\nrequests = 2\nwindow_s = 2.0\nburst = 1\n"
+        "[execution]\nquote_max_wait_s = 0.5\n[execution.retry]\nmax_attempts = 3\n"
+    )
+    tid = "vault-0001:stale:0"
+    outcome = h.execute(h.request(tid, vault=1, amount=1_000_000), timeout=30)
+    assert outcome.status == "rejected" and outcome.error_class == "quote_expired", outcome
+    failed = [d["error_class"] for _, d in h.entries(tid) if d.get("phase") == "attempt_failed"]
+    assert failed == ["quote_expired"] * 3, failed  # each attempt asked for a new quote
+    assert not [d for _, d in h.entries(tid) if d.get("phase") == "signed"]

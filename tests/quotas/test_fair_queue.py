@@ -205,3 +205,25 @@ async def test_the_queue_refuses_a_second_event_loop_while_the_first_has_waiters
             asyncio.run(asyncio.wait_for(queue.acquire("rpc_read", "v4"), 0.05))
 
     await asyncio.to_thread(moved)
+
+
+async def test_work_under_way_goes_before_new_work() -> None:
+    """A caller with a deadline holds work under way (a trade holding a quote): it is served
+    before every caller without one, however long those have waited."""
+    loop = asyncio.get_running_loop()
+    tap = Tap(tokens=0)
+    queue = FairQueue("jupiter_quote", tap, max_waiting=100)
+    served: list[str] = []
+
+    async def call(owner: str, deadline: float | None) -> None:
+        await queue.acquire("jupiter_quote", owner, deadline)
+        served.append(owner)
+
+    new = [asyncio.ensure_future(call(f"new-{i}", None)) for i in range(3)]
+    await asyncio.sleep(0)
+    started = asyncio.ensure_future(call("under-way", loop.time() + 60))
+    await asyncio.sleep(0)
+    tap.tokens = 4
+    queue._kick(0.0)  # the tap opened: dispatch now
+    await asyncio.gather(*new, started)
+    assert served[0] == "under-way" and sorted(served[1:]) == ["new-0", "new-1", "new-2"]

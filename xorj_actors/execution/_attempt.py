@@ -140,13 +140,20 @@ class AttemptBuilder:
             built = await build_swap(self, rec, authority, vault)
         return await self.sign_and_record(rec, n, vault, built)
 
-    async def check_money(self, terms: Terms, api: TradeApi, req: TradeRequest) -> MoneyCheck:
-        """The one money check (reference prices read when the engine gave decimals)."""
+    def quote_deadline(self) -> float:
+        """Loop time after which a quote just received is too old to wait for a budget's turn."""
+        return self.io.loop.time() + self.io.settings.quote_max_wait_s
+
+    async def check_money(self, terms: Terms, api: TradeApi, req: TradeRequest, deadline: float | None = None) -> MoneyCheck:
+        """The one money check (reference prices read when the engine gave decimals; their turn
+        in the budget waits at most until ``deadline``, the quote's own age limit)."""
         io = self.io
         prices = None
         if self.limits.decimals:
             mints = [terms.input_mint, terms.output_mint]
-            prices = usd_prices(await jupiter_call(io.budgeted(Endpoint.JUPITER_PRICE, req.vault_id, lambda: io.quotes.prices(mints))))
+            prices = usd_prices(await jupiter_call(io.budgeted(
+                Endpoint.JUPITER_PRICE, req.vault_id, lambda: io.quotes.prices(mints), deadline=deadline
+            )))
         money = check_money(terms, api, req, self.limits, prices)
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
         return money

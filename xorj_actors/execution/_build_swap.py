@@ -34,10 +34,12 @@ async def build_swap(builder: AttemptBuilder, rec: TradeRecord, authority: Pubke
         Endpoint.JUPITER_QUOTE, req.vault_id,
         lambda: io.quotes.quote(vault.input_mint, vault.output_mint, req.amount_in, req.slippage_bps),
     ))
-    money = await builder.check_money(quote, TradeApi.SWAP, req)
+    deadline = builder.quote_deadline()  # a quote waiting longer than this for a turn is asked again
+    money = await builder.check_money(quote, TradeApi.SWAP, req, deadline)
     # The route for the vault's own wallet: its associated accounts, its signature alone.
     route = await jupiter_call(io.budgeted(
-        Endpoint.JUPITER_SWAP_INSTRUCTIONS, req.vault_id, lambda: io.quotes.swap_instructions(quote, authority)
+        Endpoint.JUPITER_SWAP_INSTRUCTIONS, req.vault_id, lambda: io.quotes.swap_instructions(quote, authority),
+        deadline=deadline,
     ))
     legs = route.route_instructions()
     fee, fee_details = await io.fees.price(

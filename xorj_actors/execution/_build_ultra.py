@@ -56,7 +56,7 @@ async def build_ultra(builder: AttemptBuilder, rec: TradeRecord, authority: Pubk
         await asyncio.sleep(_SAME_MESSAGE_WAIT_S)
     else:
         raise TradeError(ErrorClass.PROGRAM, f"ultra keeps answering the transaction of trade {holder}")
-    money = await builder.check_money(order, TradeApi.ULTRA, req)
+    money = await builder.check_money(order, TradeApi.ULTRA, req, builder.quote_deadline())
     effects = await builder.check_route(rec, TradeApi.ULTRA, message, vault, order, money.min_out)
     last_valid = await io.routes.last_valid_block_height(effects.slot)
     return BuiltRoute(

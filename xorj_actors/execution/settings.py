@@ -112,6 +112,10 @@ class ExecutionSettings:
     simulation_compute_units: int = 400_000
     #: How long a fetched blockhash is reused.
     blockhash_max_age_s: float = 1.0
+    #: A quote or order whose next call waits its budget's turn longer than this is asked again
+    #: (its prices and route would be stale): the attempt ends as ``quote_expired`` and a new one
+    #: re-quotes.
+    quote_max_wait_s: float = 10.0
     #: Signed bytes are sent again at this interval until confirmed or expired.
     rebroadcast_interval_s: float = 2.0
     #: More JSON-RPC endpoints that get the same signed bytes (after the RPC's preflight answered,
@@ -148,6 +152,8 @@ class ExecutionSettings:
             raise ValueError("min_compute_units: must be between 1 and 1400000")
         if not self.min_compute_units <= self.simulation_compute_units <= 1_400_000:
             raise ValueError("simulation_compute_units: must be between min_compute_units and 1400000")
+        if not 0 < self.quote_max_wait_s <= 300:
+            raise ValueError("quote_max_wait_s: must be in (0, 300] seconds")
         if not 0 <= self.blockhash_max_age_s <= 60:
             raise ValueError("blockhash_max_age_s: must be between 0 and 60 seconds")
         if not 0.1 <= self.rebroadcast_interval_s <= 60:

@@ -79,6 +79,10 @@ class FairQueue:
         self._on_grant = on_grant
         #: owner -> its waiters, oldest first; the first owner is served next.
         self._owners: OrderedDict[str, deque[Waiting]] = OrderedDict()
+        #: The same for waiters with a deadline: work already under way (a trade holding a
+        #: quote), served before any new work, so a binding budget finishes what it started
+        #: instead of spending its turns on quotes that go stale while they wait.
+        self._urgent: OrderedDict[str, deque[Waiting]] = OrderedDict()
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,7 +92,7 @@ class FairQueue:
 
     def owners(self) -> int:
         """Owners with work waiting."""
-        return len(self._owners)
+        return len(set(self._owners) | set(self._urgent))
 
     async def acquire(self, endpoint: str, owner: str, deadline: float | None = None, kind: str = "") -> float:
         """Wait for a token of this bucket; return the seconds waited (clock: the loop's).
@@ -108,7 +112,7 @@ class FairQueue:
         if deadline is not None and deadline <= now:
             raise QuotaExpired(endpoint, "the deadline had passed when the bucket was empty")
         w = Waiting(endpoint, owner, kind, now, deadline, loop.create_future())
-        self._owners.setdefault(owner, deque()).append(w)
+        (self._urgent if deadline is not None else self._owners).setdefault(owner, deque()).append(w)
         self._count += 1
         if deadline is not None:
             w.timer = loop.call_at(deadline, self._expire, w)
@@ -126,7 +130,7 @@ class FairQueue:
 
     def drop(self, predicate: Callable[[Waiting], bool], reason: str) -> int:
         """Drop every waiter ``predicate`` picks at once; each raises :class:`QuotaDropped`."""
-        picked = [w for ws in self._owners.values() for w in ws if predicate(w)]
+        picked = [w for lane in (self._urgent, self._owners) for ws in lane.values() for w in ws if predicate(w)]
         for w in picked:
             self._remove(w)
             if not w.future.done():
@@ -150,13 +154,17 @@ class FairQueue:
         if self._on_grant is not None:
             self._on_grant(endpoint, waited)
 
+    def _lane(self, w: Waiting) -> OrderedDict[str, deque[Waiting]]:
+        return self._urgent if w.deadline is not None else self._owners
+
     def _remove(self, w: Waiting) -> None:
-        ws = self._owners.get(w.owner)
+        lane = self._lane(w)
+        ws = lane.get(w.owner)
         if ws is None or w not in ws:
             return
         ws.remove(w)
         if not ws:
-            del self._owners[w.owner]
+            del lane[w.owner]
         self._count -= 1
         if w.timer is not None:
             w.timer.cancel()
@@ -183,8 +191,9 @@ class FairQueue:
         self._timer = None
         loop = self._loop
         assert loop is not None
-        while self._owners:
-            owner, ws = next(iter(self._owners.items()))
+        while self._urgent or self._owners:
+            lane = self._urgent if self._urgent else self._owners
+            owner, ws = next(iter(lane.items()))
             w = ws[0]
             if w.future.done():  # cancelled, its task not yet resumed to leave: no token for it
                 self._remove(w)
@@ -197,9 +206,9 @@ class FairQueue:
             ws.popleft()
             self._count -= 1
             if ws:
-                self._owners.move_to_end(owner)  # round robin: the next owner goes next
+                lane.move_to_end(owner)  # round robin: the next owner goes next
             else:
-                del self._owners[owner]
+                del lane[owner]
             if w.timer is not None:
                 w.timer.cancel()
             waited = now - w.since
