@@ -524,14 +524,7 @@ def case_main(args: argparse.Namespace) -> int:
             config = parse_config(engine_toml(section, urls, signer_toml, args.api))
             engine = Engine(config, tmp / "var", environ=environ)
             engine.start()
-            deadline = time.monotonic() + 30
-            while True:
-                ref = engine.runtime.whereis(EXECUTOR_NAME)
-                if ref is not None and ref.ask(GetExecutorStatus(), timeout=5).reconciled:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the executor did not reconcile within 30 s")
-                time.sleep(0.05)
+            ref = wait_reconciled(engine, 30)
             pipeline = ref.actor_inbox.actor.pipeline
             stages = Stages()
             stages.install(pipeline)
@@ -559,15 +552,32 @@ def case_main(args: argparse.Namespace) -> int:
                 result["profile_errors"] = phase_figures(ctx["driver"], "profile", 0, 0, 0)["errors"]
             driver_ref.stop(timeout=10)
         finally:
-            if engine is not None:
-                hung = engine.stop(timeout=30)
-                if hung:
-                    result["hung"] = [str(h) for h in hung]
-            localnet.terminate()
-            localnet.wait(10)
+            stop_case(engine, localnet, result)
     result["load_avg_end"] = os.getloadavg()[0]
     print(json.dumps(result))
     return 0
+
+
+def wait_reconciled(engine: Engine, seconds: float) -> Any:
+    """The Executor's ref once it has reconciled (it refuses trades before)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ref = engine.runtime.whereis(EXECUTOR_NAME)
+        if ref is not None and ref.ask(GetExecutorStatus(), timeout=5).reconciled:
+            return ref
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the executor did not reconcile within {seconds:g} s")
+        time.sleep(0.05)
+
+
+def stop_case(engine: Engine | None, localnet: subprocess.Popen[str], result: dict[str, Any]) -> None:
+    """Stop the engine (actors that did not stop go in ``result["hung"]``), then the localnet."""
+    if engine is not None:
+        hung = engine.stop(timeout=30)
+        if hung:
+            result["hung"] = [str(h) for h in hung]
+    localnet.terminate()
+    localnet.wait(10)
 
 
 def profile_by_package(profiler: cProfile.Profile, trades: int) -> dict[str, Any]:
