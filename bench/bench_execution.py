@@ -521,7 +521,10 @@ def case_main(args: argparse.Namespace) -> int:
             if args.raw:  # the dev-key case: same localnet code, its authority is the dev key
                 result["raw"] = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
             environ |= {f"XORJ_RECOVERY_KEY_{i}": f"k{i}-{uuid.uuid4().hex}" for i in (1, 2, 3)}
-            config = parse_config(engine_toml(section, urls, signer_toml, args.api))
+            # The engine's throughput is measured here, not a provider's budget (bench_burst.py
+            # measures those): the localnet process's Jupiter paths are not budgeted.
+            unbound = "[quotas.jupiter_quote]\nrequests = 1000000\nwindow_s = 1.0\n"
+            config = parse_config(engine_toml(section, urls, signer_toml, args.api) + unbound)
             engine = Engine(config, tmp / "var", environ=environ)
             engine.start()
             ref = wait_reconciled(engine, 30)

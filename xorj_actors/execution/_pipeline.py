@@ -55,6 +55,9 @@ _NOT_A_FAILURE = frozenset(
         ErrorClass.NO_ROUTE,
         ErrorClass.NEVER_SENT,
         ErrorClass.REUSED_ID,
+        # A budget, not the trade: a provider's 429s, or a quote gone stale while its turn came.
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.QUOTE_EXPIRED,
     }
 )
 
