@@ -56,3 +56,44 @@ def test_a_quote_that_waits_too_long_for_its_turn_is_asked_again_and_never_signe
     failed = [d["error_class"] for _, d in h.entries(tid) if d.get("phase") == "attempt_failed"]
     assert failed == ["quote_expired"] * 3, failed  # each attempt asked for a new quote
     assert not [d for _, d in h.entries(tid) if d.get("phase") == "signed"]
+
+
+def _provider_limited(engine_rate: int) -> str:
+    """The localnet's Jupiter paths answer 429 past 12 calls a second; the engine budgets itself
+    at ``engine_rate`` (no burst beyond one call)."""
+    return (
+        '[jupiter]\napi = "swap"\n[localnet.quote]\nrate_limit_requests = 12\nrate_limit_window_s = 1.0\n'
+        f"[quotas]\non_localnet = true\n[quotas.jupiter_quote]\nrequests = {engine_rate}\nwindow_s = 1.0\nburst = 1\n"
+        "[execution.retry]\nmax_attempts = 20\n"
+    )
+
+
+def test_under_its_budget_the_engine_never_meets_a_429(exec_engine_factory: Callable[..., Harness]) -> None:
+    h = exec_engine_factory(_provider_limited(10))
+    ids = [f"vault-000{v}:under:{i}" for v in range(4) for i in range(2)]
+    for tid in ids:
+        h.executor.tell(h.request(tid, vault=int(tid[8]), amount=1_000_000))
+    assert [h.wait(tid, timeout=60).status for tid in ids] == ["confirmed"] * len(ids)
+    assert not h.engine.metrics.registry.get_sample_value("xorj_rpc_429_total", {"endpoint": "jupiter_quote"})
+
+
+def test_a_providers_429s_slow_the_bucket_and_never_trip_the_network_breaker(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """The engine's budget (40 a second) is above the provider's (12): the provider's 429s are
+    counted as its own, slow the bucket down, and the trades still land; the network breaker,
+    which hears only real failures, stays closed."""
+    h = exec_engine_factory(_provider_limited(40))
+    ids = [f"vault-000{v}:over:{i}" for v in range(4) for i in range(3)]
+    for tid in ids:
+        h.executor.tell(h.request(tid, vault=int(tid[8]), amount=1_000_000))
+    outcomes = [h.wait(tid, timeout=90) for tid in ids]
+    assert [o.status for o in outcomes] == ["confirmed"] * len(ids), outcomes
+    sample = h.engine.metrics.registry.get_sample_value
+    throttled = sum(
+        sample("xorj_rpc_429_total", {"endpoint": e}) or 0
+        for e in ("jupiter_quote", "jupiter_swap_instructions", "jupiter_price")
+    )
+    assert throttled > 0, "the provider's limit is below the engine's: some calls met a 429"
+    state = sample("xorj_circuit_breaker_state", {"breaker": "network_connectivity"})
+    assert state == 0, state  # closed

@@ -47,9 +47,18 @@ class QuoteSettings:
     #: Environment variable holding the ``x-api-key`` the Jupiter-shaped paths demand (unset or
     #: empty: any key, or none, is accepted).
     api_key_env: str = "XORJ_LOCALNET_JUPITER_API_KEY"
+    #: A provider's budget over all the Jupiter-shaped paths: more than ``rate_limit_requests``
+    #: in any ``rate_limit_window_s`` (sliding) answers 429, as Jupiter does past a plan's limit.
+    #: 0: no limit.
+    rate_limit_requests: int = 0
+    rate_limit_window_s: float = 1.0
 
     def validate(self) -> None:
         _check_port(self.port)
+        if not 0 <= self.rate_limit_requests <= 1_000_000:
+            raise ValueError("rate_limit_requests: must be between 0 (no limit) and 1000000")
+        if not math.isfinite(self.rate_limit_window_s) or not 0 < self.rate_limit_window_s <= 3_600:
+            raise ValueError("rate_limit_window_s: must be > 0 and <= 3600")
         _check_clock(self.step_s, "step_s")
         if not math.isfinite(self.quote_ttl_s) or not 0 < self.quote_ttl_s <= 3_600:
             raise ValueError("quote_ttl_s: must be > 0 and <= 3600")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -126,11 +128,42 @@ async def _api_key(request: web.Request, handler: Callable[[web.Request], Awaita
     return await handler(request)
 
 
+class RateLimit:
+    """A sliding-window request budget (the localnet's provider limit); counts its 429s."""
+
+    def __init__(self, requests: int, window_s: float) -> None:
+        self.requests, self.window_s = requests, window_s
+        self._times: deque[float] = deque()
+        self.refused = 0
+
+    def admit(self, now: float) -> bool:
+        while self._times and self._times[0] <= now - self.window_s:
+            self._times.popleft()
+        if len(self._times) >= self.requests:
+            self.refused += 1
+            return False
+        self._times.append(now)
+        return True
+
+
+RATE_LIMIT = web.AppKey("rate_limit", RateLimit)
+
+
+@web.middleware
+async def _rate_limit(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    limit = request.app.get(RATE_LIMIT)
+    if limit is not None and request.path.startswith(_GUARDED) and not limit.admit(time.monotonic()):
+        return web.json_response({"error": "Too many requests"}, status=429)
+    return await handler(request)
+
+
 def create_quote_app(genesis: Genesis, chain: Chain, settings: QuoteSettings) -> web.Application:
     """The quote service as an aiohttp application (mount it on a loopback port, on the chain's
     thread: LiteSVM is not thread-safe)."""
-    app = web.Application(middlewares=[_api_key])
+    app = web.Application(middlewares=[_api_key, _rate_limit])
     app[QUOTE_SERVICE] = QuoteService(genesis, chain, settings)
+    if settings.rate_limit_requests:
+        app[RATE_LIMIT] = RateLimit(settings.rate_limit_requests, settings.rate_limit_window_s)
     app.router.add_get("/swap/v1/quote", _route(lambda s, r, _: s.swap.quote(r.query), False))
     app.router.add_post("/swap/v1/swap-instructions", _route(lambda s, _, b: s.swap.swap_instructions(b, s.faults), True))
     app.router.add_get("/ultra/v1/order", _route(lambda s, r, _: s.ultra.order(r.query), False))
