@@ -144,9 +144,13 @@ class Harness:
 def serve_route_fault(h: Harness, mode: Any, count: int = 1) -> None:
     """Make the localnet's quote service serve the next ``count`` routes or orders bad in
     ``mode``'s way (``None`` clears it)."""
-    url = f"{h.localnet.urls['quote']}/admin/route-fault"
-    body = json.dumps({"mode": None if mode is None else mode.value, "count": count}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    post_admin(f"{h.localnet.urls['quote']}/admin/route-fault", {"mode": None if mode is None else mode.value, "count": count})
+
+
+def post_admin(url: str, body: dict[str, Any]) -> None:
+    """POST a localnet admin command (JSON); it must be accepted."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.status == 200
 

@@ -4,14 +4,12 @@ to the block engine beside the RPC, and a trade lands once whichever route carri
 from __future__ import annotations
 
 import base64
-import json
-import urllib.request
 from collections.abc import Callable
 
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from tests.execution.conftest import Harness, _status
+from tests.execution.conftest import Harness, _status, post_admin
 
 JITO = """
 [jito]
@@ -23,11 +21,7 @@ tip_cap_lamports = 50000
 
 
 def _bundle_fault(h: Harness, mode: str, count: int) -> None:
-    url = f"{h.localnet.urls['block_engine']}/admin/bundle-fault"
-    body = json.dumps({"mode": mode, "count": count}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200
+    post_admin(f"{h.localnet.urls['block_engine']}/admin/bundle-fault", {"mode": mode, "count": count})
 
 
 def _signed_tx(h: Harness, tid: str) -> tuple[dict, VersionedTransaction]:

@@ -30,6 +30,7 @@ from xorj_actors.audit import EventType, utc_timestamp
 from xorj_actors.execution._build_swap import build_swap
 from xorj_actors.execution._build_ultra import build_ultra
 from xorj_actors.execution._crash import crash_point
+from xorj_actors.execution._effects import balances
 from xorj_actors.execution._effects_io import SimulatedEffects
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
@@ -64,6 +65,10 @@ class SignedAttempt:
     tx: VersionedTransaction
 
 
+def _digest(message: MessageV0) -> bytes:
+    return hashlib.sha256(message_bytes(message)).digest()
+
+
 class MessageClaims:
     """Which trade each built message belongs to, until that trade is final.
 
@@ -78,7 +83,7 @@ class MessageClaims:
 
     def claim(self, rec: TradeRecord, message: MessageV0) -> str | None:
         """Claim ``message`` for ``rec``; the trade already holding it, if another."""
-        digest = hashlib.sha256(message_bytes(message)).digest()
+        digest = _digest(message)
         holder = self._holders.setdefault(digest, rec.trade_id)
         if holder != rec.trade_id or digest in rec.claims:
             return holder  # another trade's, or this trade's earlier attempt's (it failed or expired)
@@ -87,7 +92,7 @@ class MessageClaims:
 
     def adopt(self, rec: TradeRecord, message: MessageV0) -> None:
         """Claim a message ``rec`` already signed (read back from the log)."""
-        digest = hashlib.sha256(message_bytes(message)).digest()
+        digest = _digest(message)
         holder = self._holders.setdefault(digest, rec.trade_id)
         if holder != rec.trade_id:
             logger.critical("trades {} and {} both signed one message: one landing would settle both", holder, rec.trade_id)
@@ -292,10 +297,8 @@ def _pre_state(built: BuiltRoute, vault: RouteVault) -> dict[str, list[int | Non
     authority = vault.parties.authority
     if built.api is not TradeApi.ULTRA or built.message.account_keys[0] == authority:
         return None
-    state: dict[str, list[int | None]] = {}
-    for key in sorted({authority, *vault.holdings}, key=str):
-        if key not in built.effects.pre:
-            raise TradeError(ErrorClass.UNKNOWN, f"the effect check did not read the vault's account {key}")
-        account = built.effects.pre[key]
-        state[str(key)] = [account.lamports if account else 0, account.token.amount if account and account.token else None]
-    return state
+    keys = sorted({authority, *vault.holdings}, key=str)
+    missing = [key for key in keys if key not in built.effects.pre]
+    if missing:
+        raise TradeError(ErrorClass.UNKNOWN, f"the effect check did not read the vault's account {missing[0]}")
+    return balances({key: built.effects.pre[key] for key in keys})

@@ -18,7 +18,7 @@ from xorj_actors.execution._allowlist import RouteParties
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
 from xorj_actors.programs import NATIVE_MINT, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
-__all__ = ["AccountState", "EffectTerms", "TokenState", "check_effects", "decode_account"]
+__all__ = ["AccountState", "EffectTerms", "TokenState", "balances", "check_effects", "decode_account"]
 
 _TOKEN_ACCOUNT_LEN = 165
 _TOKEN_2022_ACCOUNT_TYPE = 2  # the byte after the base layout in an extended Token-2022 account
@@ -74,6 +74,15 @@ def decode_account(account: Account | None) -> AccountState | None:
             is_native=raw.is_native is not None,
         )
     return AccountState(account.lamports, account.owner, token)
+
+
+def balances(states: Mapping[Pubkey, AccountState | None]) -> dict[str, list[int | None]]:
+    """Accounts as a settle-by-state record keeps them: ``[lamports, token amount or None]``
+    (an absent account: ``[0, None]``), keyed by address."""
+    return {
+        str(key): [s.lamports if s is not None else 0, s.token.amount if s is not None and s.token is not None else None]
+        for key, s in states.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,19 +142,14 @@ class EffectReader:
             GetEpochInfo(RpcContextConfig(CommitmentLevel.Confirmed), id=next(self._ids)).to_json(), GetEpochInfoResp
         )
         info = resp.value
-        config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, CommitmentLevel.Confirmed, info.absolute_slot)
-        wanted = list(dict.fromkeys(addresses))
-        states: dict[Pubkey, AccountState | None] = {}
-        for start in range(0, len(wanted), _MAX_ACCOUNTS):
-            chunk = wanted[start : start + _MAX_ACCOUNTS]
-            read = await self._post(GetMultipleAccounts(chunk, config, id=next(self._ids)).to_json(), GetMultipleAccountsResp)
-            if len(read.value) != len(chunk):
-                raise TradeError(ErrorClass.UNKNOWN, f"getMultipleAccounts answered {len(read.value)} of {len(chunk)}")
-            states.update(zip(chunk, (decode_account(a) for a in read.value)))
+        _, states = await self._pre(list(dict.fromkeys(addresses)), info.absolute_slot, CommitmentLevel.Confirmed)
         return int(info.block_height), states
 
-    async def _pre(self, addresses: list[Pubkey], min_slot: int | None) -> tuple[int, dict[Pubkey, AccountState | None]]:
-        config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)
+    async def _pre(
+        self, addresses: list[Pubkey], min_slot: int | None, commitment: CommitmentLevel | None = None
+    ) -> tuple[int, dict[Pubkey, AccountState | None]]:
+        commitment = commitment or self.commitment
+        config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, commitment, min_slot)
         slots: set[int] = set()
         states: dict[Pubkey, AccountState | None] = {}
         for start in range(0, len(addresses), _MAX_ACCOUNTS):
@@ -168,7 +163,7 @@ class EffectReader:
             if min_slot is None:
                 # Every further chunk from the slot of the first: one pre-state.
                 min_slot = resp.context.slot
-                config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, self.commitment, min_slot)
+                config = RpcAccountInfoConfig(UiAccountEncoding.Base64, None, commitment, min_slot)
         if len(slots) > 1:
             return -1, states  # chunks from different slots: the caller asks again
         return (slots.pop() if slots else -1), states

@@ -10,12 +10,14 @@ HMAC: a forged or edited row is refused, loudly, not acted on.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pykka import ActorRef
+from solders.transaction import VersionedTransaction
 
 from xorj_actors.audit import AuditEntry, Store, UnverifiedEntry, verified_entries
 from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
@@ -60,6 +62,10 @@ class Attempt:
     #: ``[lamports, token amount or None]``): an Ultra order whose id never became known is
     #: settled as not landed only if they are unchanged once its blockhash has expired.
     pre_state: dict[str, list[int | None]] | None = None
+
+    def transaction(self) -> VersionedTransaction:
+        """The signed bytes as recorded (Ultra: with the maker's slot still empty)."""
+        return VersionedTransaction.from_bytes(base64.b64decode(self.transaction_b64))
 
     @property
     def id_known(self) -> bool:

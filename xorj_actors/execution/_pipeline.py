@@ -8,7 +8,6 @@ watches (landing's), the tasks and the counters (here). Only ``start``, ``stop``
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -16,7 +15,6 @@ from typing import Any
 
 from loguru import logger
 from pykka import ActorRef
-from solders.transaction import VersionedTransaction
 
 from xorj_actors.audit import EventType, Severity
 from xorj_actors.breakers import BreakerName
@@ -165,7 +163,7 @@ class Pipeline:
         rec.started = time.monotonic()
         self.book.adopt(rec, unsettled=unsettled)
         for attempt in rec.attempts:  # read back: its messages stay its own until it is final
-            self.attempts.claims.adopt(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
+            self.attempts.claims.adopt(rec, attempt.transaction().message)
 
     def _run_task(self, rec: TradeRecord, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, coro)
@@ -228,7 +226,7 @@ class Pipeline:
             if isinstance(known, TradeRecord):  # open in the log, not loaded: settle it as loaded
                 rec.attempts = known.attempts
                 for attempt in rec.attempts:
-                    self.attempts.claims.adopt(rec, VersionedTransaction.from_bytes(base64.b64decode(attempt.transaction_b64)).message)
+                    self.attempts.claims.adopt(rec, attempt.transaction().message)
                 await self._resume(rec)
                 return
             io.check_gate(req)
@@ -258,7 +256,7 @@ class Pipeline:
             else:
                 last = rec.attempts[-1]
                 rec.attempt_no = rec.tries = last.number
-                tx = VersionedTransaction.from_bytes(base64.b64decode(last.transaction_b64))
+                tx = last.transaction()
                 try:
                     result = await self.landing.land(rec, last, tx, first_send=False)
                 except TradeError as err:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import NoReturn
 
 from loguru import logger
@@ -30,7 +30,7 @@ from xorj_actors.audit import EventType, Severity
 from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
-from xorj_actors.execution._effects import AccountState
+from xorj_actors.execution._effects import balances
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase
 from xorj_actors.execution._transaction import message_bytes
@@ -179,7 +179,7 @@ class UltraSender:
                     logger.warning("trade {}: cannot read the chain to settle attempt {}: {!r}", rec.trade_id, attempt.number, exc)
                     height, states = -1, {}
                 if height > attempt.last_valid_block_height:
-                    if _state(states) == attempt.pre_state:
+                    if balances(states) == attempt.pre_state:
                         rec.phase = TradePhase.EXPIRED
                         raise TradeError(
                             ErrorClass.EXPIRED_BLOCKHASH,
@@ -191,10 +191,3 @@ class UltraSender:
                     give_up(f"has not expired after {_STUCK_AFTER_S:.0f} s (block height {height})")
             await asyncio.sleep(_STUCK_POLL_S if stuck else interval)
 
-
-def _state(states: Mapping[Pubkey, AccountState | None]) -> dict[str, list[int | None]]:
-    """The accounts as a pre-state records them: ``[lamports, token amount or None]``."""
-    return {
-        str(key): [s.lamports if s is not None else 0, s.token.amount if s is not None and s.token is not None else None]
-        for key, s in states.items()
-    }
