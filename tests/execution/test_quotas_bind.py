@@ -97,3 +97,57 @@ def test_a_providers_429s_slow_the_bucket_and_never_trip_the_network_breaker(
     assert throttled > 0, "the provider's limit is below the engine's: some calls met a 429"
     state = sample("xorj_circuit_breaker_state", {"breaker": "network_connectivity"})
     assert state == 0, state  # closed
+
+
+def _rpc_provider_limited(send: int, simulate: int, read: int) -> str:
+    """The localnet's JSON-RPC answers 429 (the public RPC's body) past 60 calls a second, a
+    batch counting its entries; the engine budgets each class of its calls as given (and
+    Jupiter's far above what these trades need)."""
+    return (
+        '[jupiter]\napi = "swap"\n[localnet]\nrpc_rate_limit_requests = 60\nrpc_rate_limit_window_s = 1.0\n'
+        "[quotas]\non_localnet = true\n[quotas.jupiter_quote]\nrequests = 1000\nwindow_s = 1.0\n"
+        f"[quotas.rpc_send]\nrequests = {send}\nwindow_s = 1.0\nburst = 1\n"
+        f"[quotas.rpc_simulate]\nrequests = {simulate}\nwindow_s = 1.0\nburst = 1\n"
+        f"[quotas.rpc_read]\nrequests = {read}\nwindow_s = 1.0\nburst = 1\n"
+        "[execution.retry]\nmax_attempts = 20\n"
+    )
+
+
+_RPC_CLASSES = ("rpc_send", "rpc_simulate", "rpc_read")
+
+
+def _all_confirmed(h: Harness, tag: str, per_vault: int) -> list[str]:
+    """``per_vault`` trades in each of the 4 vaults at once; every one confirms."""
+    ids = [f"vault-000{v}:{tag}:{i}" for v in range(4) for i in range(per_vault)]
+    for tid in ids:
+        h.executor.tell(h.request(tid, vault=int(tid[8]), amount=1_000_000))
+    assert [h.wait(tid, timeout=120).status for tid in ids] == ["confirmed"] * len(ids)
+    return ids
+
+
+def test_every_rpc_call_of_every_actor_takes_its_turn_and_never_meets_a_429(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """The executor, the Confirmation actor and the gateway share the RPC budgets (10 + 10 +
+    30 a second, under the provider's 60): all their calls wait their turns, none meets a 429."""
+    h = exec_engine_factory(_rpc_provider_limited(10, 10, 30))
+    ids = _all_confirmed(h, "rpc", per_vault=2)
+    sample = h.engine.metrics.registry.get_sample_value
+    granted = {e: sample("xorj_quota_wait_seconds_count", {"endpoint": e}) or 0 for e in _RPC_CLASSES}
+    assert granted["rpc_send"] >= len(ids) and granted["rpc_simulate"] >= len(ids), granted
+    assert granted["rpc_read"] >= len(ids), granted  # at least each pre-state read beside its simulation
+    assert not any(sample("xorj_rpc_429_total", {"endpoint": e}) for e in _RPC_CLASSES)
+    assert h.localnet.server.rpc_limit is not None and h.localnet.server.rpc_limit.refused == 0
+
+
+def test_an_rpc_providers_429s_slow_the_buckets_and_never_trip_the_network_breaker(
+    exec_engine_factory: Callable[..., Harness],
+) -> None:
+    """The engine's RPC budgets (40 + 40 + 80) are above the provider's 60: its 429s are counted
+    as the provider's, slow the buckets, and the trades still land with the breaker closed."""
+    h = exec_engine_factory(_rpc_provider_limited(40, 40, 80))
+    _all_confirmed(h, "rpc429", per_vault=4)
+    sample = h.engine.metrics.registry.get_sample_value
+    assert h.localnet.server.rpc_limit is not None and h.localnet.server.rpc_limit.refused > 0
+    assert sum(sample("xorj_rpc_429_total", {"endpoint": e}) or 0 for e in _RPC_CLASSES) > 0
+    assert sample("xorj_circuit_breaker_state", {"breaker": "network_connectivity"}) == 0  # closed

@@ -25,6 +25,7 @@ from xorj_actors.chain._frames import Ignored, Malformed, Reply, SignatureNote, 
 from xorj_actors.chain._rpc import compact_json
 from xorj_actors.chain._state import Vitals, Watch
 from xorj_actors.chain.settings import ConfirmationSettings
+from xorj_actors.quotas import Endpoint, QuotaError, Quotas, turn
 
 __all__ = ["Link", "LinkEvents"]
 
@@ -67,8 +68,13 @@ class LinkEvents(Protocol):
 class Link:
     """One WebSocket to the node, replaced whenever it faults."""
 
-    def __init__(self, settings: ConfirmationSettings, ws_url: str, vitals: Vitals, events: LinkEvents, name: str) -> None:
+    def __init__(
+        self, settings: ConfirmationSettings, ws_url: str, vitals: Vitals, events: LinkEvents, name: str,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.settings = settings
+        #: Subscriptions take their turns in the ``ws_subscriptions`` budget (None: unbudgeted).
+        self.quotas = quotas
         self.ws_url = ws_url
         self.name = name
         self._vitals = vitals
@@ -83,7 +89,7 @@ class Link:
         self._ids = itertools.count(1)
         # request id -> (kind, watch, commitment); kind: "slot", "sub" or "unsub"
         self._requests: dict[int, tuple[str, Watch | None, Commitment | None]] = {}
-        self._out: deque[str] = deque()
+        self._out: deque[tuple[str, str]] = deque()  # (method, frame)
         self._out_wake = asyncio.Event()
         self._unanswered = 0
         self._waiting_since = 0.0
@@ -114,7 +120,7 @@ class Link:
     ) -> int:
         request_id = next(self._ids)
         self._requests[request_id] = (kind, watch, commitment)
-        self._out.append(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
+        self._out.append((method, json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})))
         self._out_wake.set()
         return request_id
 
@@ -124,7 +130,16 @@ class Link:
             while not out or self._unanswered >= _WINDOW:
                 self._out_wake.clear()
                 await self._out_wake.wait()
-            frame = out.popleft()
+            method, frame = out.popleft()
+            if method.endswith("Subscribe"):
+                try:  # one writer: the frames keep their order while the budget binds
+                    async with turn(self.quotas, Endpoint.WS_SUBSCRIPTIONS, owner=self.name):
+                        pass
+                except QuotaError as exc:
+                    logger.warning("{}: {} waits for the ws_subscriptions budget: {}", self.name, method, exc)
+                    out.appendleft((method, frame))
+                    await asyncio.sleep(1.0)
+                    continue
             if self._unanswered == 0:
                 self._waiting_since = time.monotonic()
             self._unanswered += 1

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 
+from xorj_actors.chain._budget import solana_call
 from xorj_actors.chain._lookup_tables import (
     LoadedAddresses,
     LookupTable,
@@ -31,6 +32,7 @@ from xorj_actors.chain._lookup_tables import (
     table_keys,
 )
 from xorj_actors.chain.lookup_settings import LookupTableSettings
+from xorj_actors.quotas import Endpoint, Quotas
 
 __all__ = ["AccountFetcher", "LookupTableCache", "RawAccount", "rpc_account_fetcher"]
 
@@ -52,12 +54,17 @@ class AccountFetcher(Protocol):
     def __call__(self, keys: Sequence[Pubkey]) -> Awaitable[tuple[int, Sequence[RawAccount | None]]]: ...
 
 
-def rpc_account_fetcher(client: Any, commitment: str = "confirmed") -> AccountFetcher:
-    """An :class:`AccountFetcher` over solana-py's ``AsyncClient`` (base64 encoding)."""
+def rpc_account_fetcher(client: Any, commitment: str = "confirmed", quotas: Quotas | None = None) -> AccountFetcher:
+    """An :class:`AccountFetcher` over solana-py's ``AsyncClient`` (base64 encoding), each call
+    within the ``rpc_read`` budget of ``quotas`` (None: unbudgeted)."""
     from solana.rpc.commitment import Commitment
 
     async def fetch(keys: Sequence[Pubkey]) -> tuple[int, Sequence[RawAccount | None]]:
-        resp = await client.get_multiple_accounts(list(keys), commitment=Commitment(commitment), encoding="base64")
+        resp = await solana_call(
+            quotas,
+            Endpoint.RPC_READ,
+            lambda: client.get_multiple_accounts(list(keys), commitment=Commitment(commitment), encoding="base64"),
+        )
         accounts = [None if a is None else RawAccount(a.owner, bytes(a.data)) for a in resp.value]
         return resp.context.slot, accounts
 

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from xorj_actors.chain._book import Commitment
+from xorj_actors.quotas import QuotaError, Quotas, rpc_endpoint, turn
 
 __all__ = ["MAX_SIGNATURES_PER_CALL", "RpcCallError", "RpcHttp", "SignatureStatus"]
 
@@ -42,10 +43,12 @@ def compact_json(value: Any) -> str:
 
 
 class RpcHttp:
-    """JSON-RPC over HTTP POST on one aiohttp session (created and closed on the caller's loop)."""
+    """JSON-RPC over HTTP POST on one aiohttp session (created and closed on the caller's loop);
+    each call takes its turn in its method's budget as ``owner``'s (``quotas`` None: unbudgeted)."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, quotas: Quotas | None = None, owner: str = "confirmation") -> None:
         self.url = url
+        self.quotas, self.owner = quotas, owner
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
@@ -66,13 +69,17 @@ class RpcHttp:
             raise RpcCallError("HTTP session closed")
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
-            async with session.post(self.url, json=body) as resp:
-                if resp.status != 200:
+            async with turn(self.quotas, rpc_endpoint(method), owner=self.owner) as t:
+                async with session.post(self.url, json=body) as resp:
                     retry = resp.headers.get("Retry-After")
-                    raise RpcCallError(f"{method}: HTTP {resp.status}" + (f" (Retry-After {retry})" if retry else ""))
-                reply = await resp.json(content_type=None)
+                    t.answered(resp.status, retry)
+                    if resp.status != 200:
+                        raise RpcCallError(f"{method}: HTTP {resp.status}" + (f" (Retry-After {retry})" if retry else ""))
+                    reply = await resp.json(content_type=None)
         except RpcCallError:
             raise
+        except QuotaError as exc:
+            raise RpcCallError(f"{method}: no turn in its budget: {exc}") from None
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RpcCallError(f"{method}: {type(exc).__name__}: {exc}") from None
         if not isinstance(reply, dict):

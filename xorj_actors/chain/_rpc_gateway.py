@@ -28,13 +28,17 @@ from supervisors import MailboxFull, Message
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.breakers import VolatilityDetector, report
 from xorj_actors.breakers.settings import VolatilitySettings
+from xorj_actors.chain._budget import solana_call
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.jupiter import MAX_IDS, parse_prices
+from xorj_actors.quotas import Endpoint, Quotas, turn
 from supervisors import LoopThread
 
 __all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
 
 GATEWAY_NAME = "rpc_gateway"
+#: The gateway's calls wait their budgets' turns as this owner (one among the vaults).
+GATEWAY_OWNER = "gateway"
 _MAX_ACCOUNTS = 100  # getMultipleAccounts' limit
 
 
@@ -80,8 +84,11 @@ class RpcGateway(Participant):
         price_headers: Mapping[str, str] | None = None,
         watch_mints: tuple[str, ...] = (),
         volatility: VolatilitySettings | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         super().__init__(board)
+        #: The budgets its reads (``rpc_read``) and prices (``jupiter_price``) take turns in.
+        self.quotas = quotas
         self.watch_mints = watch_mints
         self.detector = VolatilityDetector(volatility)
         self.settings = settings
@@ -186,8 +193,12 @@ class RpcGateway(Participant):
         keys = [Pubkey.from_string(account) for r in chunk for _, account in r.accounts]
         assert self.rpc is not None
         try:
-            resp = await asyncio.wait_for(
-                self.rpc.get_multiple_accounts(keys, commitment=Confirmed), self.settings.request_timeout_s
+            rpc, timeout = self.rpc, self.settings.request_timeout_s
+            resp = await solana_call(
+                self.quotas,
+                Endpoint.RPC_READ,
+                lambda: asyncio.wait_for(rpc.get_multiple_accounts(keys, commitment=Confirmed), timeout),
+                owner=GATEWAY_OWNER,
             )
             values = resp.value
             if len(values) != len(keys):
@@ -245,9 +256,12 @@ class RpcGateway(Participant):
             for i in range(0, len(mints), MAX_IDS):  # Price API v3 takes at most MAX_IDS ids
                 batch = [Pubkey.from_string(m) for m in mints[i : i + MAX_IDS]]
                 params = {"ids": ",".join(map(str, batch))}
-                async with self.http.get(f"{self.quote_url}/price/v3", params=params, headers=self.price_headers) as resp:
-                    resp.raise_for_status()
-                    answer = await resp.json()
+                async with turn(self.quotas, Endpoint.JUPITER_PRICE, owner=GATEWAY_OWNER) as t:
+                    url = f"{self.quote_url}/price/v3"
+                    async with self.http.get(url, params=params, headers=self.price_headers) as resp:
+                        t.answered(resp.status, resp.headers.get("Retry-After"))
+                        resp.raise_for_status()
+                        answer = await resp.json()
                 prices.update((str(m), p.usd_price) for m, p in parse_prices(answer, batch).items())
             self.prices = (time.monotonic(), prices)
             return prices

@@ -33,6 +33,7 @@ from xorj_actors.chain._poller import Poller
 from xorj_actors.chain._rpc import RpcHttp, SignatureStatus
 from xorj_actors.chain._state import Vitals, Waiter, Watch
 from xorj_actors.chain.settings import ConfirmationSettings
+from xorj_actors.quotas import Quotas
 
 __all__ = ["Session"]
 
@@ -51,6 +52,7 @@ class Session:
         on_outcome: Callable[[str, float], None] | None = None,
         trace: Callable[[str, float], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.settings = settings
         #: Called on each new connection after the first (metrics: ``xorj_ws_reconnects_total``).
@@ -59,11 +61,11 @@ class Session:
         self._runtime = runtime
         self._on_outcome = on_outcome
         self._trace = trace
-        self._rpc = RpcHttp(rpc_url, settings.http_timeout_s)
+        self._rpc = RpcHttp(rpc_url, settings.http_timeout_s, quotas, owner=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.vitals = Vitals()
-        self._link = Link(settings, ws_url, self.vitals, self, name)
+        self._link = Link(settings, ws_url, self.vitals, self, name, quotas)
         self._poller = Poller(settings, self._rpc, self.vitals, self, name)
         self._outbox = Outbox(runtime, name)
         self._watches: dict[str, Watch] = {}

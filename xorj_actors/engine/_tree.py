@@ -96,6 +96,13 @@ class TreeContext:
     #: Every external endpoint's budget, for the actors that call out (None: no budgets).
     quotas: Quotas | None = None
 
+    @property
+    def budgets(self) -> Quotas | None:
+        """The budgets the calling actors enforce: none against the in-process localnet (it
+        imposes no provider's limits) unless ``[quotas] on_localnet``."""
+        cfg = self.config
+        return self.quotas if (not cfg.localnet.enabled or cfg.quotas.on_localnet) else None
+
     def kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
         """The kill switch's ``on_event``: metrics first, then the audit trail's ``on_event``."""
         self.metrics.on_kill_switch_event(kind, details)
@@ -206,7 +213,8 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
             ctx,
             CONFIRMATION_NAME,
             lambda: Confirmation.start(
-                board, cfg.confirmation, ws_url=ws, rpc_url=rpc, on_reconnect=ctx.metrics.ws_reconnects.inc
+                board, cfg.confirmation, ws_url=ws, rpc_url=rpc, on_reconnect=ctx.metrics.ws_reconnects.inc,
+                quotas=ctx.budgets,
             ),
         ),
         _worker(
@@ -233,7 +241,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     on_outcome=metrics.on_trade_outcome,
                     on_route_skip=metrics.on_route_skip,
                     jito=cfg.jito,
-                    quotas=ctx.quotas if (not cfg.localnet.enabled or cfg.quotas.on_localnet) else None,
+                    quotas=ctx.budgets,
                     block_engine_url=cfg.jito.block_engine_url or ctx.endpoints().get("localnet_block_engine", ""),
                 ),
             ),
@@ -268,6 +276,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
                 price_headers=api_headers(ctx.config.jupiter_api(ctx.environ), ctx.environ),
                 watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
                 volatility=cfg.breakers.volatility,
+                quotas=ctx.budgets,
             ),
         )
     ]
@@ -294,7 +303,7 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
     if r.heartbeat_enabled:
         out.append(_worker(ctx, "risk_heartbeat", lambda: HeartbeatWatchdog.start(board, r, kill_file=kill_file)))
     if r.clock_skew_enabled:
-        out.append(_worker(ctx, "risk_clock_skew", lambda: ClockSkewMonitor.start(board, r, rpc, kill_file=kill_file)))
+        out.append(_worker(ctx, "risk_clock_skew", lambda: ClockSkewMonitor.start(board, r, rpc, kill_file=kill_file, quotas=ctx.budgets)))
     return out
 
 

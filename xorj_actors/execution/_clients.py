@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from solana.rpc.async_api import AsyncClient
@@ -21,8 +21,9 @@ from solders.transaction import VersionedTransaction
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jupiter import JupiterRefused, MalformedAnswer, RefusalReason, UsdPrice
+from xorj_actors.quotas import Endpoint, QuotaError, Quotas, Turn, turn
 
-__all__ = ["ChainClient", "Simulation", "jupiter_call", "refused", "usd_prices"]
+__all__ = ["ChainClient", "Simulation", "jupiter_call", "refused", "rpc_429", "usd_prices"]
 
 T = TypeVar("T")
 
@@ -38,11 +39,20 @@ class Simulation:
         self.units, self.logs = units, tuple(logs)
 
 
-class ChainClient:
-    """solana-py's AsyncClient, with a short-lived blockhash and fee cache."""
+def rpc_429(t: Turn, err: TradeError) -> TradeError:
+    """Tell the budget's turn of a 429 (a RATE_LIMITED ``err``); return ``err``."""
+    if err.error_class is ErrorClass.RATE_LIMITED:
+        t.answered(429, err.retry_after_s)
+    return err
 
-    def __init__(self, url: str, settings: ExecutionSettings) -> None:
+
+class ChainClient:
+    """solana-py's AsyncClient, with a short-lived blockhash cache; every call takes its turn
+    in its JSON-RPC class's budget (``quotas`` None: unbudgeted)."""
+
+    def __init__(self, url: str, settings: ExecutionSettings, quotas: Quotas | None = None) -> None:
         self.settings = settings
+        self.quotas = quotas
         self.rpc = AsyncClient(url, commitment=Confirmed, timeout=settings.request_timeout_s)
         self._blockhash: tuple[float, Hash, int] | None = None
         self._blockhash_lock = asyncio.Lock()
@@ -50,10 +60,14 @@ class ChainClient:
     async def close(self) -> None:
         await self.rpc.close()
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, endpoint: Endpoint, call: Callable[[], Awaitable[Any]], kind: str | None = None) -> Any:
         try:
-            return await asyncio.wait_for(coro, self.settings.request_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - classified for the caller
+            async with turn(self.quotas, endpoint, kind=kind) as t:
+                try:
+                    return await asyncio.wait_for(call(), self.settings.request_timeout_s)
+                except Exception as exc:  # noqa: BLE001 - classified for the caller
+                    raise rpc_429(t, classify_exception(exc)) from exc
+        except QuotaError as exc:
             raise classify_exception(exc) from exc
 
     async def blockhash(self) -> tuple[Hash, int]:
@@ -65,7 +79,7 @@ class ChainClient:
             cached = self._blockhash
             if cached is not None and time.monotonic() - cached[0] < self.settings.blockhash_max_age_s:
                 return cached[1], cached[2]
-            resp = await self._call(self.rpc.get_latest_blockhash(Confirmed))
+            resp = await self._call(Endpoint.RPC_READ, lambda: self.rpc.get_latest_blockhash(Confirmed))
             value = resp.value
             if value.last_valid_block_height <= 0 or value.blockhash == Hash.default():
                 raise _nonsense(f"getLatestBlockhash {value}")
@@ -78,7 +92,9 @@ class ChainClient:
 
     async def simulate(self, tx: VersionedTransaction) -> Simulation:
         """Simulate without signature checks; an error is raised classified, with the logs."""
-        resp = await self._call(self.rpc.simulate_transaction(tx, sig_verify=False, commitment=Confirmed))
+        resp = await self._call(
+            Endpoint.RPC_SIMULATE, lambda: self.rpc.simulate_transaction(tx, sig_verify=False, commitment=Confirmed)
+        )
         value = resp.value
         logs = value.logs or []
         if value.err is not None:
@@ -92,7 +108,7 @@ class ChainClient:
     async def send(self, tx: VersionedTransaction, *, preflight: bool) -> None:
         """Send the signed bytes; the node must answer with the transaction's own signature."""
         opts = TxOpts(skip_preflight=not preflight, preflight_commitment=Confirmed, max_retries=0)
-        resp = await self._call(self.rpc.send_raw_transaction(bytes(tx), opts))
+        resp = await self._call(Endpoint.RPC_SEND, lambda: self.rpc.send_raw_transaction(bytes(tx), opts), "signed")
         if resp.value != tx.signatures[0]:
             raise _nonsense(f"sendTransaction answered {resp.value}, the transaction is {tx.signatures[0]}")
 

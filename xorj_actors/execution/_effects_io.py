@@ -10,6 +10,7 @@ replies are solders' JSON-RPC types, sent over aiohttp, as the executor's other 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from solders.transaction import VersionedTransaction
 from xorj_actors.execution._effects import AccountState, decode_account
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution._refusal import RouteRefusalReason, RouteRefusal
+from xorj_actors.quotas import Endpoint, Quotas, turn
 
 __all__ = ["EffectReader", "SimulatedEffects"]
 
@@ -77,6 +79,7 @@ class EffectReader:
         commitment: str = "confirmed",
         timeout_s: float = 10.0,
         max_attempts: int = 4,
+        quotas: Quotas | None = None,
     ) -> None:
         if commitment not in _COMMITMENTS:
             raise ValueError(f"commitment: one of {', '.join(_COMMITMENTS)}")
@@ -85,6 +88,7 @@ class EffectReader:
         self.commitment = _COMMITMENTS[commitment]
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
+        self.quotas = quotas
         self._ids = itertools.count(1)
 
     async def read(self, tx: VersionedTransaction, addresses: Sequence[Pubkey]) -> SimulatedEffects | RouteRefusal:
@@ -217,16 +221,11 @@ class EffectReader:
         return resp.context.slot, post, value.units_consumed or 0, logs
 
     async def _post(self, body: str, parse: Any) -> Any:
+        # A batch is as many requests to the provider as it has entries: a turn for each.
+        endpoints = [_ENDPOINT_OF.get(p, Endpoint.RPC_READ) for p in (parse if isinstance(parse, tuple) else (parse,))]
         for n in range(1, self.max_attempts + 1):
             try:
-                async with self.session.post(
-                    self.url,
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                ) as http:
-                    http.raise_for_status()
-                    text = await http.text()
+                text = await self._post_once(body, endpoints)
             except Exception as exc:  # noqa: BLE001 - classified for the caller
                 error = classify_exception(exc)
                 if error.error_class is ErrorClass.RATE_LIMITED and n < self.max_attempts:
@@ -252,6 +251,27 @@ class EffectReader:
                 raise _rpc_error(resp)
             return resp
         raise TradeError(ErrorClass.TIMEOUT, "the node never reached the slot of the other answer")
+
+
+    async def _post_once(self, body: str, endpoints: list[Endpoint]) -> str:
+        async with contextlib.AsyncExitStack() as stack:
+            turns = [await stack.enter_async_context(turn(self.quotas, e)) for e in endpoints]
+            async with self.session.post(
+                self.url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as http:
+                if http.status == 429:
+                    for t in turns:
+                        t.answered(429, http.headers.get("Retry-After"))
+                http.raise_for_status()
+                return await http.text()
+        raise AssertionError("unreachable: the block returns or raises")
+
+
+#: The budget class of each answer type read through :meth:`EffectReader._post`.
+_ENDPOINT_OF: dict[Any, Endpoint] = {SimulateTransactionResp: Endpoint.RPC_SIMULATE}
 
 
 def _rpc_error(answer: Any) -> TradeError:

@@ -14,6 +14,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.core import RPCException
 
 from xorj_actors.execution.settings import RetrySettings
+from xorj_actors.quotas import QuotaDropped, QuotaError, QuotaExpired, QuotaRefused
 
 __all__ = ["ErrorClass", "TradeError", "backoff_s", "classify_chain_error", "classify_exception", "error_json"]
 
@@ -149,6 +150,8 @@ def classify_exception(exc: BaseException) -> TradeError:
     """A :class:`TradeError` for an exception raised by an HTTP or JSON-RPC call."""
     if isinstance(exc, TradeError):
         return exc
+    if isinstance(exc, QuotaError):
+        return _quota(exc)
     if isinstance(exc, TimeoutError):
         return TradeError(ErrorClass.TIMEOUT, f"no answer in time: {exc!r}")
     if isinstance(exc, SolanaRpcException):
@@ -167,6 +170,16 @@ def classify_exception(exc: BaseException) -> TradeError:
     if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return TradeError(ErrorClass.NETWORK, f"unreachable: {exc!r}")
     return TradeError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+
+def _quota(exc: QuotaError) -> TradeError:
+    # A call that did not get its budget's turn was never made: no failure of the network.
+    if isinstance(exc, QuotaExpired):  # only quotes wait with a deadline: the new attempt re-quotes
+        return TradeError(ErrorClass.QUOTE_EXPIRED, str(exc))
+    if isinstance(exc, QuotaDropped):
+        return TradeError(ErrorClass.HALTED, str(exc))
+    assert isinstance(exc, QuotaRefused), exc
+    return TradeError(ErrorClass.RATE_LIMITED, str(exc))
 
 
 def _http_status(status: int, retry_after: str | None, text: str) -> TradeError:

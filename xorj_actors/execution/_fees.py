@@ -10,8 +10,9 @@ import aiohttp
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from xorj_actors.execution._errors import ErrorClass, TradeError
-from xorj_actors.fees import MAX_FEE_ACCOUNTS, FeeClient, FeePolicy, FeeSettings, FeeUnavailable
+from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
+from xorj_actors.fees import MAX_FEE_ACCOUNTS, FeeClient, FeePolicy, FeeSettings, FeeThrottled, FeeUnavailable
+from xorj_actors.quotas import QuotaError, Quotas
 
 __all__ = ["PriorityFees", "writable_accounts"]
 
@@ -31,8 +32,9 @@ def writable_accounts(instructions: Iterable[Instruction], exclude: Iterable[Pub
 class PriorityFees:
     """Prices attempts from the fee provider, on the executor's loop."""
 
-    def __init__(self, settings: FeeSettings, rpc_url: str) -> None:
+    def __init__(self, settings: FeeSettings, rpc_url: str, quotas: Quotas | None = None) -> None:
         self.settings = settings
+        self.quotas = quotas
         self.policy = FeePolicy(settings)
         self.rpc_url = rpc_url
         self._session: aiohttp.ClientSession | None = None
@@ -40,7 +42,7 @@ class PriorityFees:
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s))
-        self.client = FeeClient(self.settings, self.rpc_url, self._session)
+        self.client = FeeClient(self.settings, self.rpc_url, self._session, quotas=self.quotas)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -58,8 +60,12 @@ class PriorityFees:
         try:
             sample = await self.client.sample(accounts)
             price = self.policy.price_for(tier, attempt_no, sample)
+        except FeeThrottled as exc:
+            raise TradeError(ErrorClass.RATE_LIMITED, f"priority fee provider throttled: {exc}") from exc
         except (FeeUnavailable, ValueError) as exc:
             raise TradeError(ErrorClass.NETWORK, f"priority fee unavailable: {exc}") from exc
+        except QuotaError as exc:  # no turn in the rpc_read budget: a budget, not the network
+            raise classify_exception(exc) from exc
         return price, {
             "fee_tier_usd": tier.min_value_usd, "fee_escalation": attempt_no, "fee_accounts": len(accounts),
             "fee_provider": self.settings.provider.value,

@@ -31,7 +31,7 @@ from xorj_actors.audit import (
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._admission import gate_refusal
 from xorj_actors.execution._clients import ChainClient
-from xorj_actors.execution._errors import ErrorClass, TradeError
+from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
 from xorj_actors.execution._ledger import TradeRecord, load_open_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
@@ -42,7 +42,7 @@ from xorj_actors.execution._send_routes import SendRoutes
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jito import BlockEngineRefused
 from xorj_actors.jupiter import JupiterClient, JupiterRefused
-from xorj_actors.quotas import Endpoint, QuotaDropped, QuotaExpired, QuotaRefused
+from xorj_actors.quotas import Endpoint, QuotaError, turn
 from xorj_actors.kill_switch import HaltBoard
 
 __all__ = ["ExecutorIO"]
@@ -74,17 +74,17 @@ class ExecutorIO:
         self.rng = random.Random(options.seed)
         self.loop_thread = LoopThread("executor-io")
         self.loop = self.loop_thread.loop
-        self.chain = ChainClient(options.rpc_url, settings)
+        self.chain = ChainClient(options.rpc_url, settings, options.quotas)
         #: Jupiter's APIs at ``quote_url`` (the localnet's quote service, or Jupiter's own).
         self.quotes = JupiterClient(options.jupiter, base_url=options.quote_url, environ=options.environ)
         #: Priority fees of the accounts a route writes.
-        self.fees = PriorityFees(settings.fees, options.rpc_url)
+        self.fees = PriorityFees(settings.fees, options.rpc_url, options.quotas)
         #: The extra send endpoints beside the RPC.
-        self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip)
+        self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip, options.quotas)
         #: Jito: the tip of each Swap API attempt, the block engine as a send route.
         self.jito = JitoLanding(options.jito, options.block_engine_url, on_skip=self.send_routes.skipped)
         #: The route's lookup tables and the checks before signing.
-        self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings)
+        self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings, options.quotas)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
         self.store: Any = None
         self.key = b""
@@ -166,27 +166,17 @@ class ExecutorIO:
                 new attempt re-quotes), ``halted`` (an emergency halt dropped unsigned work),
                 ``rate_limited`` (the queue is full: backpressure), or whatever ``call`` raised.
         """
-        quotas = self.options.quotas
-        if quotas is None:
-            return await call()
+        kind = "signed" if signed else "unsigned"
         try:
-            permit = await quotas.acquire(endpoint, owner=owner, deadline=deadline, kind="signed" if signed else "unsigned")
-        except QuotaExpired as exc:
-            raise TradeError(ErrorClass.QUOTE_EXPIRED, f"{endpoint.value}: {exc}") from exc
-        except QuotaDropped as exc:
-            raise TradeError(ErrorClass.HALTED, f"{endpoint.value}: {exc}") from exc
-        except QuotaRefused as exc:
-            raise TradeError(ErrorClass.RATE_LIMITED, f"{endpoint.value}: {exc}") from exc
-        try:
-            result = await call()
-        except (JupiterRefused, BlockEngineRefused) as exc:
-            refusal = exc.refusal
-            status = refusal.http_status or (429 if refusal.reason.value == "rate_limited" else 400)
-            retry = str(refusal.retry_after_s) if refusal.retry_after_s is not None else None
-            quotas.report(endpoint, status, permit=permit, retry_after=retry)
-            raise
-        quotas.report(endpoint, 200, permit=permit)
-        return result
+            async with turn(self.options.quotas, endpoint, owner=owner, kind=kind, deadline=deadline) as t:
+                try:
+                    return await call()
+                except (JupiterRefused, BlockEngineRefused) as exc:
+                    refusal = exc.refusal
+                    t.answered(refusal.http_status or (429 if refusal.reason.value == "rate_limited" else 400), refusal.retry_after_s)
+                    raise
+        except QuotaError as exc:
+            raise classify_exception(exc) from exc
 
     # -- the gate -----------------------------------------------------------------------------
 

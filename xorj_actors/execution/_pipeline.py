@@ -38,6 +38,7 @@ from xorj_actors.execution._outcomes import DROPPED_BY_HALT, outcome, rejected, 
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
+from xorj_actors.quotas import budget_scope
 
 __all__ = ["Pipeline"]
 
@@ -166,7 +167,7 @@ class Pipeline:
             self.attempts.claims.adopt(rec, attempt.transaction().message)
 
     def _run_task(self, rec: TradeRecord, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, coro)
+        self.tasks[rec.trade_id] = task = self.io.spawn(rec.trade_id, _as_vaults(rec.request.vault_id, coro))
         return task
 
     # -- requests ----------------------------------------------------------------------------
@@ -367,3 +368,10 @@ class Pipeline:
     def _tell_all(self, rec: TradeRecord, result: TradeOutcome) -> None:
         for ref in rec.waiters:
             self.io.tell(ref, result)
+
+
+async def _as_vaults(vault_id: str, coro: Coroutine[Any, Any, None]) -> None:
+    """Run a trade's task with every budgeted call in it waiting its turn as ``vault_id``'s
+    unsigned work (the sends say they are signed): fair across vaults, dropped by a halt."""
+    with budget_scope(vault_id, "unsigned"):
+        await coro

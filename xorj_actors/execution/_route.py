@@ -46,6 +46,7 @@ from xorj_actors.execution._refusal import RouteRefusal, RouteRefusalReason
 from xorj_actors.execution._transaction import unsigned_transaction
 from xorj_actors.jupiter import TradeApi
 from xorj_actors.programs import NATIVE_MINT
+from xorj_actors.quotas import Quotas
 
 __all__ = ["BuiltRoute", "RouteChecks", "RouteStage", "RouteVault"]
 
@@ -78,12 +79,13 @@ class RouteVault:
 class RouteChecks:
     """Lookup tables and the three checks, on the executor's loop."""
 
-    def __init__(self, rpc_url: str, rpc_client: Any, settings: Any) -> None:
+    def __init__(self, rpc_url: str, rpc_client: Any, settings: Any, quotas: Quotas | None = None) -> None:
         """``settings``: ``[execution]`` (its ``routes`` section and request timeout)."""
         self.settings = settings
+        self.quotas = quotas
         self.routes = settings.routes
         self.allowlist = ProgramAllowlist.from_settings(self.routes)
-        self.cache = LookupTableCache(rpc_account_fetcher(rpc_client, self.routes.effect_commitment))
+        self.cache = LookupTableCache(rpc_account_fetcher(rpc_client, self.routes.effect_commitment, quotas))
         self.rpc_url = rpc_url
         self._session: aiohttp.ClientSession | None = None
         self.reader: EffectReader | None = None
@@ -94,6 +96,7 @@ class RouteChecks:
         self.reader = EffectReader(
             self.rpc_url, self._session, commitment=self.routes.effect_commitment,
             timeout_s=self.settings.request_timeout_s, max_attempts=self.routes.effect_read_attempts,
+            quotas=self.quotas,
         )
 
     async def close(self) -> None:

@@ -23,6 +23,8 @@ from solders.rpc.requests import SendVersionedTransaction
 from solders.rpc.responses import SendTransactionResp
 from solders.transaction import VersionedTransaction
 
+from xorj_actors.quotas import Endpoint, Quotas, turn
+
 __all__ = ["SendRoutes", "route_name"]
 
 #: Called with a route's name each time a send to it was skipped (metrics).
@@ -38,10 +40,14 @@ def route_name(url: str, n: int) -> str:
 class SendRoutes:
     """The extra JSON-RPC send endpoints (``[execution] send_urls``), on the executor's loop."""
 
-    def __init__(self, urls: Sequence[str], timeout_s: float, on_skip: RouteSkipped | None = None) -> None:
+    def __init__(
+        self, urls: Sequence[str], timeout_s: float, on_skip: RouteSkipped | None = None, quotas: Quotas | None = None
+    ) -> None:
         self.routes = [(route_name(url, n), url) for n, url in enumerate(urls, start=1)]
         self.timeout_s = timeout_s
         self.on_skip = on_skip
+        #: The ``send_routes`` budget: a send finding no token now is a skip, never a wait.
+        self.quotas = quotas
         #: Skipped sends by route name.
         self.skips: Counter[str] = Counter()
         self._session: aiohttp.ClientSession | None = None
@@ -73,9 +79,12 @@ class SendRoutes:
         config = RpcSendTransactionConfig(skip_preflight=True, max_retries=0)
         body = SendVersionedTransaction(tx, config, id=next(self._ids)).to_json()
         try:
-            async with self._session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
-                resp.raise_for_status()
-                answer = SendTransactionResp.from_json(await resp.text())
+            deadline = asyncio.get_running_loop().time()
+            async with turn(self.quotas, Endpoint.SEND_ROUTES, kind="signed", deadline=deadline) as t:
+                async with self._session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                    t.answered(resp.status, resp.headers.get("Retry-After"))
+                    resp.raise_for_status()
+                    answer = SendTransactionResp.from_json(await resp.text())
             if not isinstance(answer, SendTransactionResp) or answer.value != tx.signatures[0]:
                 raise ValueError(f"answered {answer}")
         except Exception as exc:  # noqa: BLE001 - one route's failure is a skip, never the trade's

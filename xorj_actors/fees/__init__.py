@@ -9,7 +9,7 @@ docs/FEES.md.
 
 from __future__ import annotations
 
-from xorj_actors.fees._client import FeeClient, FeeUnavailable, parse_estimate, parse_levels, parse_recent_fees
+from xorj_actors.fees._client import FeeClient, FeeThrottled, FeeUnavailable, parse_estimate, parse_levels, parse_recent_fees
 from xorj_actors.fees._policy import FeePolicy, FeeSample, percentile
 from xorj_actors.fees.settings import (
     DEFAULT_FEE_TIERS,
@@ -29,6 +29,7 @@ __all__ = [
     "FeeSample",
     "FeeSettings",
     "FeeTier",
+    "FeeThrottled",
     "FeeUnavailable",
     "PriorityLevel",
     "parse_estimate",

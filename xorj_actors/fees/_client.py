@@ -27,12 +27,17 @@ from solders.pubkey import Pubkey
 
 from xorj_actors.fees._policy import FeeSample
 from xorj_actors.fees.settings import MAX_FEE_ACCOUNTS, FeeProvider, FeeSettings, PriorityLevel
+from xorj_actors.quotas import Endpoint, Quotas, turn
 
 __all__ = ["FeeClient", "FeeUnavailable", "parse_estimate", "parse_levels", "parse_recent_fees"]
 
 
 class FeeUnavailable(Exception):
     """The provider did not answer a usable fee (HTTP error, JSON-RPC error, bad shape)."""
+
+
+class FeeThrottled(FeeUnavailable):
+    """The provider answered 429: its budget, not a failure of the network."""
 
 
 def _fee(value: Any, what: str) -> int:
@@ -93,6 +98,7 @@ class FeeClient:
         session: aiohttp.ClientSession,
         *,
         clock: Callable[[], float] = time.monotonic,
+        quotas: Quotas | None = None,
     ) -> None:
         settings.validate()
         self.settings = settings
@@ -100,6 +106,8 @@ class FeeClient:
         self.url = (settings.estimate_url or rpc_url) if estimating else rpc_url
         self.session = session
         self.clock = clock
+        #: Each request takes its turn in the ``rpc_read`` budget (None: unbudgeted).
+        self.quotas = quotas
         #: Requests actually sent (what the cache saves is visible here).
         self.requests = 0
         self._ids = itertools.count(1)
@@ -154,14 +162,18 @@ class FeeClient:
         return parse_estimate(await self._call("getPriorityFeeEstimate", params))
 
     async def _call(self, method: str, params: list[Any]) -> Any:
-        self.requests += 1
         payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
-            async with self.session.post(self.url, json=payload, timeout=timeout) as resp:
-                if resp.status != 200:
-                    raise FeeUnavailable(f"{method}: HTTP {resp.status}")
-                body = await resp.json(content_type=None)
+            async with turn(self.quotas, Endpoint.RPC_READ) as t:
+                self.requests += 1
+                async with self.session.post(self.url, json=payload, timeout=timeout) as resp:
+                    t.answered(resp.status, resp.headers.get("Retry-After"))
+                    if resp.status == 429:
+                        raise FeeThrottled(f"{method}: HTTP 429 (Retry-After {resp.headers.get('Retry-After')})")
+                    if resp.status != 200:
+                        raise FeeUnavailable(f"{method}: HTTP {resp.status}")
+                    body = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise FeeUnavailable(f"{method}: {type(exc).__name__}: {exc}") from None
         if not isinstance(body, dict):

@@ -14,7 +14,6 @@ import hmac
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from xorj_actors.localnet.jupiter_swap import QuoteRefused, SwapApi
 from xorj_actors.localnet.jupiter_ultra import UltraApi
 from xorj_actors.localnet.market_settings import QuoteSettings
 from xorj_actors.localnet.pricing import PriceWalk
+from xorj_actors.localnet.rate_limit import RateLimit
 from xorj_actors.localnet.route_faults import RouteFaults
 from xorj_actors.localnet.table_admin import TableAdmin
 
@@ -126,24 +126,6 @@ async def _api_key(request: web.Request, handler: Callable[[web.Request], Awaita
             # Jupiter answers 401 for a missing or wrong key (dev.jup.ag/portal/responses); its body is not recorded.
             return web.json_response({"error": "Unauthorized: missing or invalid x-api-key"}, status=401)
     return await handler(request)
-
-
-class RateLimit:
-    """A sliding-window request budget (the localnet's provider limit); counts its 429s."""
-
-    def __init__(self, requests: int, window_s: float) -> None:
-        self.requests, self.window_s = requests, window_s
-        self._times: deque[float] = deque()
-        self.refused = 0
-
-    def admit(self, now: float) -> bool:
-        while self._times and self._times[0] <= now - self.window_s:
-            self._times.popleft()
-        if len(self._times) >= self.requests:
-            self.refused += 1
-            return False
-        self._times.append(now)
-        return True
 
 
 RATE_LIMIT = web.AppKey("rate_limit", RateLimit)

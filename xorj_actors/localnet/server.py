@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from solders.pubkey import Pubkey
 
 from xorj_actors.localnet.chain import Chain
 from xorj_actors.localnet.fastpath import FastRpcProtocol
+from xorj_actors.localnet.rate_limit import RateLimit
 from xorj_actors.localnet.genesis import Genesis, build_genesis
 from xorj_actors.localnet.pubsub import PubSub
 from xorj_actors.localnet.rpc import INVALID_REQUEST, PARSE_ERROR, JsonRpc, error_reply
@@ -80,6 +82,9 @@ class LocalnetServer:
         self._fast_connections: set[asyncio.Transport] = set()
         self._clock: asyncio.Task[None] | None = None
         self._limit_credit = 0.0
+        s = self.settings
+        #: The provider's budget on JSON-RPC calls (``rpc_rate_limit_requests``), if any.
+        self.rpc_limit = RateLimit(s.rpc_rate_limit_requests, s.rpc_rate_limit_window_s) if s.rpc_rate_limit_requests else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class LocalnetServer:
 
     def _plain_http(self) -> bool:
         faults = self.faults
-        return not (faults.refuse_http or faults.http_delay_s or faults.rate_limit)
+        return not (faults.refuse_http or faults.http_delay_s or faults.rate_limit or self.rpc_limit)
 
     async def stop(self) -> None:
         """Close every connection and port."""
@@ -259,6 +264,8 @@ class LocalnetServer:
                     text="Too Many Requests",
                 )
         body = await request.read()
+        if self.rpc_limit is not None and not self.rpc_limit.admit(time.monotonic(), _calls_in(body)):
+            return web.json_response(_TOO_MANY_RPC_CALLS, status=429)
         return web.Response(body=self.handle_body(body), content_type="application/json")
 
     def handle_body(self, body: bytes) -> bytes:
@@ -312,3 +319,20 @@ def _count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 1_000_000:
         raise ValueError(f"{name}: must be an integer between {minimum} and 1000000")
     return value
+
+
+#: The public mainnet RPC's answer past its limit (recorded in solana-program-library#2784).
+_TOO_MANY_RPC_CALLS = {
+    "jsonrpc": "2.0",
+    "error": {"code": 429, "message": "Too many requests for a specific RPC call, contact your app developer or support@rpcpool.com."},
+    "id": 1,
+}
+
+
+def _calls_in(body: bytes) -> int:
+    """The JSON-RPC calls in ``body``: a batch's entries, else one."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return 1
+    return max(1, len(parsed)) if isinstance(parsed, list) else 1

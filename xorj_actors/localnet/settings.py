@@ -109,6 +109,11 @@ class LocalnetSettings:
     quote: QuoteSettings = field(default_factory=QuoteSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
     block_engine: BlockEngineSettings = field(default_factory=BlockEngineSettings)
+    #: A provider's budget on the JSON-RPC HTTP endpoint: past ``rpc_rate_limit_requests`` calls
+    #: (a batch counts its entries) in a sliding ``rpc_rate_limit_window_s`` it answers 429 with
+    #: the public RPC's body. 0: no limit.
+    rpc_rate_limit_requests: int = 0
+    rpc_rate_limit_window_s: float = 1.0
 
     def validate(self) -> None:
         if not _is_loopback(self.host):
@@ -125,6 +130,10 @@ class LocalnetSettings:
             raise ValueError("blockhash_valid_blocks: must be between 1 and 10000")
         if not self.blockhash_valid_blocks + self.finalized_lag < self.history_slots <= 10_000_000:
             raise ValueError("history_slots: must exceed blockhash_valid_blocks + finalized_lag, at most 1e7")
+        if not 0 <= self.rpc_rate_limit_requests <= 1_000_000:
+            raise ValueError("rpc_rate_limit_requests: must be between 0 (no limit) and 1000000")
+        if not 0 < self.rpc_rate_limit_window_s <= 3600:
+            raise ValueError("rpc_rate_limit_window_s: must be in (0, 3600]")
         if not 0 <= self.vaults <= 100_000:
             raise ValueError("vaults: must be between 0 and 100000")
         for i, key in enumerate(self.vault_authorities):

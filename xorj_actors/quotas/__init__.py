@@ -2,7 +2,8 @@
 
 Pure rules apart from asyncio: :mod:`~xorj_actors.quotas._bucket` is the token bucket (state and
 clock in, decision out), :class:`FairQueue` the waiting, :class:`Quotas` the object the engine
-owns, :class:`TokenSource` the seam for a budget shared across processes.
+owns, :class:`TokenSource` the seam for a budget shared across processes, :func:`turn` one
+budgeted call (RPC clients class theirs with :func:`rpc_endpoint`).
 """
 
 from xorj_actors.quotas._bucket import (
@@ -20,6 +21,7 @@ from xorj_actors.quotas._queue import FairQueue, QuotaDropped, QuotaError, Quota
 from xorj_actors.quotas._quotas import Answer, Permit, Quotas
 from xorj_actors.quotas._render import render_quotas
 from xorj_actors.quotas._source import LocalTokenSource, SourceStatus, TokenSource
+from xorj_actors.quotas._turn import Scope, Turn, budget_scope, current_scope, rpc_endpoint, turn
 from xorj_actors.quotas.settings import Endpoint, EndpointBudget, QuotaSettings
 
 __all__ = [
@@ -37,9 +39,13 @@ __all__ = [
     "QuotaRefused",
     "QuotaSettings",
     "Quotas",
+    "Scope",
     "SourceStatus",
     "TokenSource",
+    "Turn",
     "Waiting",
+    "budget_scope",
+    "current_scope",
     "full_rate",
     "give_back",
     "new_state",
@@ -47,5 +53,7 @@ __all__ = [
     "on_throttled",
     "render_quotas",
     "retry_after_seconds",
+    "rpc_endpoint",
     "take",
+    "turn",
 ]

@@ -7,7 +7,9 @@ for the caller's breaker: a 429 is throttling, never a network failure.
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -51,7 +53,9 @@ class Permit:
 
 
 class Quotas:
-    """The budgets of :class:`Endpoint`, one :class:`FairQueue` per bucket, on one event loop.
+    """The budgets of :class:`Endpoint`: one token source per bucket, shared by every thread,
+    and one :class:`FairQueue` per bucket and event loop (the executor, the Confirmation actor
+    and the gateway each run their own loop; a queue's futures belong to one).
 
     Args:
         settings: ``[quotas]``.
@@ -84,9 +88,8 @@ class Quotas:
         if registry is not None:
             reasons = (QuotaRefused.reason, QuotaExpired.reason, QuotaDropped.reason)
             self._metrics = QuotaMetrics(registry, self.snapshot, (e.value for e in Endpoint), reasons)
-        self._queues = {
-            b: FairQueue(b.value, src, settings.budget(b).max_waiting, self._on_grant) for b, src in self._sources.items()
-        }
+        self._queues: dict[tuple[Endpoint, asyncio.AbstractEventLoop], FairQueue] = {}
+        self._queues_lock = threading.Lock()
         # Counted on the loop, read by snapshot() from any thread: every key exists from the start.
         self._counts: dict[Endpoint, Counter[str]] = {e: Counter(dict.fromkeys(_COUNTS, 0)) for e in Endpoint}
 
@@ -102,7 +105,7 @@ class Quotas:
         e = Endpoint(endpoint)
         bucket = self._bucket[e]
         try:
-            waited = await self._queues[bucket].acquire(e.value, owner, deadline, kind)
+            waited = await self._queue(bucket).acquire(e.value, owner, deadline, kind)
         except QuotaError as exc:
             self._counts[e][exc.reason] += 1
             if self._metrics is not None:
@@ -141,21 +144,55 @@ class Quotas:
 
     def drop(self, predicate: Callable[[Waiting], bool], reason: str) -> int:
         """Drop the waiting work ``predicate`` picks, in every queue, at once (the kill switch:
-        ``drop(lambda w: w.kind == "unsigned", "halted")``); returns how many."""
-        return sum(q.drop(predicate, reason) for q in self._queues.values())
+        ``drop(lambda w: w.kind == "unsigned", "halted")``). Queues on the caller's loop are
+        dropped now and counted; those on other loops as soon as their loop runs."""
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        dropped = 0
+        for (_, loop), queue in self._queue_items():
+            if loop is here:
+                dropped += queue.drop(predicate, reason)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(queue.drop, predicate, reason)
+        return dropped
 
     def waiting(self, endpoint: Endpoint | str) -> int:
-        """Callers waiting for ``endpoint``'s bucket."""
-        return len(self._queues[self._bucket[Endpoint(endpoint)]])
+        """Callers waiting for ``endpoint``'s bucket, on every loop."""
+        bucket = self._bucket[Endpoint(endpoint)]
+        return sum(len(q) for (b, _), q in self._queue_items() if b is bucket)
+
+    def _queue(self, bucket: Endpoint) -> FairQueue:
+        """``bucket``'s queue on the running loop (made on first use; closed loops' pruned)."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get((bucket, loop))
+        if queue is None:
+            with self._queues_lock:
+                for key in [k for k in self._queues if k[1].is_closed()]:
+                    del self._queues[key]
+                queue = self._queues.get((bucket, loop))
+                if queue is None:
+                    budget = self._sources[bucket].budget
+                    queue = FairQueue(bucket.value, self._sources[bucket], budget.max_waiting, self._on_grant)
+                    self._queues[(bucket, loop)] = queue
+        return queue
+
+    def _queue_items(self) -> list[tuple[tuple[Endpoint, asyncio.AbstractEventLoop], FairQueue]]:
+        with self._queues_lock:
+            return list(self._queues.items())
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Every endpoint's budget and figures now, JSON-able (``ctl quotas``); any thread."""
         now = self._clock()
         out: dict[str, dict[str, Any]] = {}
         statuses = {b: s.status(now) for b, s in self._sources.items()}
+        queues: dict[Endpoint, list[FairQueue]] = {b: [] for b in self._sources}
+        for (b, _), q in self._queue_items():
+            queues[b].append(q)
         for e in Endpoint:
             bucket = self._bucket[e]
-            budget, st, queue = self._sources[bucket].budget, statuses[bucket], self._queues[bucket]
+            budget, st = self._sources[bucket].budget, statuses[bucket]
             counts = dict(self._counts[e])
             out[e.value] = {
                 "bucket": bucket.value,
@@ -167,8 +204,8 @@ class Quotas:
                 "tokens": st.tokens,
                 "rate_factor": st.rate_factor,
                 "paused_for_s": st.paused_for_s,
-                "waiting": len(queue),
-                "waiting_owners": queue.owners(),
+                "waiting": sum(len(q) for q in queues[bucket]),
+                "waiting_owners": sum(q.owners() for q in queues[bucket]),
                 **{k: counts.get(k, 0) for k in _COUNTS},
             }
         return out

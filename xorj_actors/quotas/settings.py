@@ -26,6 +26,9 @@ class Endpoint(enum.StrEnum):
     JUPITER_EXECUTE = "jupiter_execute"
     JUPITER_PRICE = "jupiter_price"
     BLOCK_ENGINE = "block_engine"
+    #: The extra send endpoints (``[execution] send_urls``), one bucket for all of them: a
+    #: fan-out to n routes takes n turns.
+    SEND_ROUTES = "send_routes"
 
 
 #: Largest budget in one window: the used-in-window count keeps one timestamp per request.
@@ -108,6 +111,7 @@ class QuotaSettings:
     jupiter_execute: EndpointBudget = field(default_factory=lambda: _jupiter(share="jupiter_quote"))
     jupiter_price: EndpointBudget = field(default_factory=lambda: _jupiter(share="jupiter_quote"))
     block_engine: EndpointBudget = field(default_factory=lambda: EndpointBudget(requests=1, window_s=1.0))
+    send_routes: EndpointBudget = field(default_factory=lambda: _rpc(50))
     #: Apply the budgets to the in-process localnet's endpoints too (it has no provider budgets
     #: of its own: by default only real providers' endpoints are budgeted).
     on_localnet: bool = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import math
@@ -31,6 +32,7 @@ from xorj_actors.audit import EventType
 from xorj_actors.breakers import BreakerName, report
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
+from xorj_actors.quotas import Endpoint, QuotaError, Quotas, Turn, turn
 from xorj_actors.risk._messages import CheckClock, ClockSkewStatus, GetClockSkewStatus
 from xorj_actors.risk._monitor import RiskMonitor
 from xorj_actors.risk.settings import RiskSettings
@@ -56,6 +58,8 @@ class _Probed(ControlMessage):  # the outcome of one check, told back from the l
     block_time: int | None
     now: float | None
     error: str | None
+    #: The check found no turn in the rpc_read budget, or the node answered 429: no network failure.
+    throttled: bool = False
 
 
 class _ProbeDeadline(ControlMessage):
@@ -64,6 +68,10 @@ class _ProbeDeadline(ControlMessage):
 
 class _RpcFailure(Exception):
     pass
+
+
+class _RpcThrottled(_RpcFailure):
+    """The node answered 429."""
 
 
 def report_network_failure(runtime: Any, detail: str) -> None:
@@ -98,12 +106,16 @@ class ClockSkewMonitor(RiskMonitor):
         now: Callable[[], float] = time.time,
         report_failure: Callable[[Any, str], None] = report_network_failure,
         kill_file: Path | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         super().__init__(board, retry_s=settings.trigger_retry_s, kill_file=kill_file)
         self.settings = settings
         self.rpc_url = rpc_url
         self.now = now
         self.report_failure = report_failure
+        #: Both calls of a check take their ``rpc_read`` turns before the first is made, so a
+        #: wait in the budget never ages the slot whose time is compared.
+        self.quotas = quotas
         self._loop: LoopThread | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
@@ -167,7 +179,7 @@ class ClockSkewMonitor(RiskMonitor):
             if message.seq == self._inflight:
                 if self._future is not None:
                     self._future.cancel()
-                wait = 2 * self.settings.clock_rpc_timeout_s + _DEADLINE_MARGIN_S
+                wait = 3 * self.settings.clock_rpc_timeout_s + _DEADLINE_MARGIN_S  # the turns, then two calls
                 self._on_probed(_Probed(seq=message.seq, slot=None, block_time=None, now=None,
                                         error=f"no answer from the RPC loop within {wait:g} s"))
             return None
@@ -210,11 +222,14 @@ class ClockSkewMonitor(RiskMonitor):
         wait = 2 * self.settings.clock_rpc_timeout_s + _DEADLINE_MARGIN_S
         self._deadline = self.runtime.send_after(wait, self.actor_ref, _ProbeDeadline(seq=seq))
 
-    async def _call(self, url: str, method: str, params: list[Any]) -> Any:
+    async def _call(self, url: str, method: str, params: list[Any], t: Turn) -> Any:
         assert self._session is not None
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         try:
             async with self._session.post(url, json=body) as response:
+                t.answered(response.status, response.headers.get("Retry-After"))
+                if response.status == 429:
+                    raise _RpcThrottled(f"{method}: HTTP 429")
                 if response.status != 200:
                     raise _RpcFailure(f"{method}: HTTP {response.status}")
                 chunks, size = [], 0
@@ -246,18 +261,29 @@ class ClockSkewMonitor(RiskMonitor):
         slot = block_time = None
         now = None
         error = None
+        throttled = False
         try:
-            slot = await self._call(url, "getSlot", [{"commitment": self.settings.clock_commitment}])
-            if type(slot) is not int or slot < 0:
-                raise _RpcFailure(f"getSlot: not a slot: {slot!r}")
-            block_time = await self._call(url, "getBlockTime", [slot])
+            async with contextlib.AsyncExitStack() as stack:
+                deadline = asyncio.get_running_loop().time() + self.settings.clock_rpc_timeout_s
+                first, second = [
+                    await stack.enter_async_context(
+                        turn(self.quotas, Endpoint.RPC_READ, owner=CLOCK_SKEW_NAME, deadline=deadline)
+                    )
+                    for _ in range(2)
+                ]
+                slot = await self._call(url, "getSlot", [{"commitment": self.settings.clock_commitment}], first)
+                if type(slot) is not int or slot < 0:
+                    raise _RpcFailure(f"getSlot: not a slot: {slot!r}")
+                block_time = await self._call(url, "getBlockTime", [slot], second)
             now = self.now()
             if block_time is None:
                 raise _RpcFailure(f"getBlockTime: no block time for slot {slot}")
             if type(block_time) is not int or block_time < 0:
                 raise _RpcFailure(f"getBlockTime: not a Unix time: {block_time!r}")
+        except QuotaError as exc:
+            error, throttled = f"no turn in the rpc_read budget: {exc}", True
         except _RpcFailure as exc:
-            error = str(exc)
+            error, throttled = str(exc), isinstance(exc, _RpcThrottled)
         except Exception as exc:  # noqa: BLE001 - reported, never lost
             logger.opt(exception=exc).error("risk clock: unexpected failure in check {}", seq)
             error = f"{type(exc).__name__}: {exc}"
@@ -267,6 +293,7 @@ class ClockSkewMonitor(RiskMonitor):
             block_time=block_time if error is None else None,
             now=now if error is None else None,
             error=error,
+            throttled=throttled,
         )
         try:
             self.actor_ref.tell(done)
@@ -286,7 +313,8 @@ class ClockSkewMonitor(RiskMonitor):
             self.errors += 1
             self.last_error = done.error or "no outcome"
             logger.warning("risk clock: RPC check failed (not skew): {}", self.last_error)
-            self.report_failure(self.runtime, f"clock skew check: {self.last_error}")
+            if not done.throttled:  # a budget, not the network
+                self.report_failure(self.runtime, f"clock skew check: {self.last_error}")
             return
         self.checks += 1
         now, block_time, slot = done.now, done.block_time, done.slot
