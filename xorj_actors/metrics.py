@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from supervisors import ActorInfo, Runtime
 from xorj_actors.breakers import BREAKERS, BreakerStatus, CircuitState
 from xorj_actors.execution import TradeStatus
+from xorj_actors.jito import InflightStatus
 from xorj_actors.kill_switch import HaltBoard, KillSwitchState
 from xorj_actors.signers import BACKENDS, RESULTS
 
@@ -28,6 +29,7 @@ __all__ = [
     "CONTENT_TYPE",
     "HSM_BACKENDS",
     "HSM_RESULTS",
+    "JITO_BUNDLE_STATUSES",
     "KILL_SWITCH_STATES",
     "TRADE_STATUSES",
     "Metrics",
@@ -42,6 +44,10 @@ TRADE_STATUSES: tuple[str, ...] = tuple(
     for s in (TradeStatus.CONFIRMED, TradeStatus.FAILED, TradeStatus.REJECTED, TradeStatus.EXPIRED, TradeStatus.TIMED_OUT)
 )
 HSM_BACKENDS: tuple[str, ...] = BACKENDS
+#: ``xorj_jito_bundles_total{status}``: Jito's statuses, lower-cased (``pending``: accepted).
+JITO_BUNDLE_STATUSES: tuple[str, ...] = tuple(
+    s.value.lower() for s in (InflightStatus.PENDING, InflightStatus.LANDED, InflightStatus.FAILED, InflightStatus.INVALID)
+)
 HSM_RESULTS: tuple[str, ...] = RESULTS
 #: ``xorj_circuit_breaker_state`` values.
 BREAKER_STATES: Mapping[str, int] = {
@@ -151,6 +157,7 @@ class Metrics:
     Attributes fed by events (thread-safe, callable from any actor):
         trades: ``xorj_trades_total{status}`` (execution issue).
         send_route_skips: ``xorj_send_route_skips_total{route}`` (extra send routes).
+        jito_bundles: ``xorj_jito_bundles_total{status}`` (our bundles by the status recorded).
         ws_reconnects: ``xorj_ws_reconnects_total`` (the confirmation WebSocket).
         trades_by_api: ``xorj_trades_by_api_total{api,status}`` (ultra or swap; trades refused
             before any route was built are not counted here).
@@ -174,6 +181,9 @@ class Metrics:
         self.send_route_skips = Counter(
             "xorj_send_route_skips", "Sends of signed bytes skipped on an extra route (failed or over budget)", ["route"],
             registry=r,
+        )
+        self.jito_bundles = Counter(
+            "xorj_jito_bundles", "Our Jito bundles by the status recorded (pending: accepted)", ["status"], registry=r
         )
         self.trades_by_api = Counter(
             "xorj_trades_by_api", "Trades that built a route, by the Jupiter API and final status", ["api", "status"],
@@ -212,6 +222,8 @@ class Metrics:
             self.breaker_trips.labels(breaker)
         for result in ("done", "skipped"):
             self.vault_rounds.labels(result)
+        for status in JITO_BUNDLE_STATUSES:
+            self.jito_bundles.labels(status)
         for backend in HSM_BACKENDS:
             for result in HSM_RESULTS:
                 self.hsm_operations.labels(backend, result)
@@ -251,6 +263,10 @@ class Metrics:
     def on_route_skip(self, route: str) -> None:
         """The executor's ``on_route_skip`` hook: a send route skipped (its host-only name)."""
         self.send_route_skips.labels(route).inc()
+
+    def on_bundle_status(self, status: str) -> None:
+        """The executor's ``on_bundle_status`` hook: a Jito bundle of ours recorded in ``status``."""
+        self.jito_bundles.labels(status).inc()
 
     def on_trade_outcome(self, outcome: Any, seconds: float) -> None:
         """The executor's ``on_outcome`` hook (a ``TradeOutcome`` and its time since the request)."""

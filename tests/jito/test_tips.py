@@ -120,6 +120,9 @@ def test_jito_is_off_by_default_and_its_settings_are_checked() -> None:
         'dont_front_account = "11111111111111111111111111111111"',
         'block_engine_url = "https://x/"',
         'tip_percentile = "90"',
+        "status_poll_interval_s = 0.0",
+        "status_poll_interval_s = nan",
+        "max_tracked_bundles = 0",
     ):
         with pytest.raises(ConfigError):
             parse_config(f"[jito]\n{bad}\n")

@@ -164,6 +164,9 @@ async def test_dropped_bundles_never_land_and_bad_faults_change_nothing(localnet
     async with AsyncClient(localnet.urls["rpc"]) as rpc:
         await rpc.send_raw_transaction(bytes(ours))
     assert (await landed(localnet, ours.signatures[0]))[0] is not None
+    # It can never land now (its first transaction is processed): Failed, as Jito says, not landed.
+    assert (await jito.inflight_statuses([dropped]))[1][dropped].status is InflightStatus.FAILED
+    assert (await jito.bundle_statuses([dropped]))[1] == {}
     key = dev_vault_authority(3)
     nxt = signed(key, [tip_transfer(key.pubkey(), (await jito.tip_accounts())[2], 5_000)], await blockhash(localnet))
     await jito.send_bundle([nxt])

@@ -36,6 +36,8 @@ class EventType(str, enum.Enum):
     HALT = "HALT"
     RECOVERY = "RECOVERY"
     CONFIG_CHANGE = "CONFIG_CHANGE"
+    #: The block engine's word on a bundle we sent (a route's report, never a trade's outcome).
+    JITO_BUNDLE = "JITO_BUNDLE"
 
 
 class Severity(str, enum.Enum):

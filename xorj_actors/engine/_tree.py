@@ -240,6 +240,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     report=report,
                     on_outcome=metrics.on_trade_outcome,
                     on_route_skip=metrics.on_route_skip,
+                    on_bundle_status=metrics.on_bundle_status,
                     jito=cfg.jito,
                     quotas=ctx.budgets,
                     block_engine_url=cfg.jito.block_engine_url or ctx.endpoints().get("localnet_block_engine", ""),

@@ -82,7 +82,7 @@ class ExecutorIO:
         #: The extra send endpoints beside the RPC.
         self.send_routes = SendRoutes(settings.send_urls, settings.request_timeout_s, options.on_route_skip, options.quotas)
         #: Jito: the tip of each Swap API attempt, the block engine as a send route.
-        self.jito = JitoLanding(options.jito, options.block_engine_url, on_skip=self.send_routes.skipped)
+        self.jito = JitoLanding(options.jito, options.block_engine_url)
         #: The route's lookup tables and the checks before signing.
         self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings, options.quotas)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")

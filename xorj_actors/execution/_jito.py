@@ -7,7 +7,8 @@ and cap, and always a static key of the message (never through a lookup table). 
 program ignores extra accounts): the block engine then refuses any bundle in which our
 transaction is not first. The signed bytes go to the block engine (``sendTransaction``,
 ``bundleOnly`` as configured) beside the RPC, after its preflight answered; a failure there is a
-counted skip. Ultra's transactions are Jupiter's own: it lands them, no tip of ours.
+counted skip. The bundle id it answers is tracked (``_bundles``), for the record only. Ultra's
+transactions are Jupiter's own: it lands them, no tip of ours.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.execution._errors import ErrorClass, TradeError
-from xorj_actors.execution._send_routes import RouteSkipped
 from xorj_actors.jito import BlockEngineClient, JitoSettings, TipFloor, tip_lamports, tip_transfer, with_dont_front
 
 __all__ = ["BLOCK_ENGINE_ROUTE", "JitoLanding"]
@@ -37,11 +37,10 @@ _TIP_FLOOR_MAX_AGE_S = 30.0
 class JitoLanding:
     """The block engine's tip accounts, tip floor and sends, on the executor's loop."""
 
-    def __init__(self, settings: JitoSettings, block_engine_url: str, on_skip: RouteSkipped | None = None) -> None:
+    def __init__(self, settings: JitoSettings, block_engine_url: str) -> None:
         self.settings = settings
         self.enabled = settings.enabled and bool(block_engine_url or settings.block_engine_url)
         self.client = BlockEngineClient(settings, block_engine_url=block_engine_url) if self.enabled else None
-        self.on_skip = on_skip
         self.tip_accounts: tuple[Pubkey, ...] = ()
         self._floor: tuple[float, TipFloor] | None = None
         self._rng = random.Random()
@@ -88,13 +87,8 @@ class JitoLanding:
             ix = with_dont_front(ix, self.mark)
         return [ix], {"tip_lamports": lamports, "tip_account": str(account), "sandwich_protection": self.settings.protection}
 
-    async def send(self, tx: VersionedTransaction) -> None:
-        """The signed bytes to the block engine; never raises (a failure is a counted skip)."""
-        if self.client is None:
-            return
-        try:
-            await self.client.send_transaction(tx)
-        except Exception as exc:  # noqa: BLE001 - one route's failure is a skip, never the trade's
-            if self.on_skip is not None:
-                self.on_skip(BLOCK_ENGINE_ROUTE)
-            logger.debug("block engine skipped for {}: {!r}", tx.signatures[0], exc)
+    async def send(self, tx: VersionedTransaction) -> str | None:
+        """The signed bytes to the block engine: the bundle id it answered (``None``: sent as a
+        plain transaction). Raises what the client raises: the caller's budget must hear a 429."""
+        assert self.client is not None, "Jito is off"
+        return (await self.client.send_transaction(tx)).bundle_id

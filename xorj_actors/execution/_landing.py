@@ -21,6 +21,7 @@ from supervisors import MailboxFull
 from xorj_actors.audit import EventType
 from xorj_actors.breakers import BreakerName
 from xorj_actors.chain import CONFIRMATION_NAME, OutcomeStatus, SignatureOutcome, Unwatch, WatchRefused, WatchSignature
+from xorj_actors.execution._bundles import BundleTracker
 from xorj_actors.execution._crash import crash_point
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error
 from xorj_actors.execution._io import ExecutorIO
@@ -45,6 +46,8 @@ class Landing:
         self.io = io
         self.on_timed_out = on_timed_out
         self.ultra = UltraSender(io)
+        #: The block engine's bundles of our attempts, tracked for the record only.
+        self.bundles = BundleTracker(io, io.options.on_bundle_status)
         #: signature -> the future the Confirmation actor's answer resolves.
         self.watches: dict[str, asyncio.Future[SignatureOutcome]] = {}
         #: signature -> what it is the attempt of (to ask for the watch again).
@@ -90,7 +93,7 @@ class Landing:
                             first_send = False
                             await self.send_first(rec, attempt, tx)
                         rebroadcast = io.spawn(
-                            f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(req.vault_id, tx, waiter)
+                            f"rebroadcast:{attempt.signature[:8]}", self.rebroadcast(rec, attempt, tx, waiter)
                         )
                     result = await waiter
                 finally:
@@ -137,7 +140,7 @@ class Landing:
         io.audit(EventType.TRADE_EXECUTION, rec.trade_id, {"phase": "sent", "attempt": attempt.number, "signature": attempt.signature})
         crash_point("after_send")
         # The preflight passed: every other route may have the bytes now.
-        await asyncio.gather(io.send_routes.send(tx), self.to_block_engine(rec.request.vault_id, tx))
+        await asyncio.gather(io.send_routes.send(tx), self.to_block_engine(rec, attempt, tx))
 
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
@@ -206,17 +209,29 @@ class Landing:
             except (ActorDeadError, MailboxFull):
                 pass  # its watch ends with the tier timeout anyway
 
-    async def to_block_engine(self, owner: str, tx: VersionedTransaction) -> None:
-        """The bytes to the block engine if its budget has a token now; else a counted skip."""
+    async def to_block_engine(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction) -> None:
+        """The bytes to the block engine if its budget has a token now; else a counted skip.
+
+        The bundle id it answers is tracked for the record (:class:`BundleTracker`); whatever
+        the block engine later says of it, the trade's outcome stays the signature watch's.
+        """
         io = self.io
         if not io.jito.enabled:
             return
         try:
-            await io.budgeted(Endpoint.BLOCK_ENGINE, owner, lambda: io.jito.send(tx), signed=True, deadline=io.loop.time())
-        except TradeError:
+            bundle = await io.budgeted(
+                Endpoint.BLOCK_ENGINE, rec.request.vault_id, lambda: io.jito.send(tx), signed=True, deadline=io.loop.time()
+            )
+        except Exception as exc:  # noqa: BLE001 - one route's failure is a skip, never the trade's
             io.send_routes.skipped(BLOCK_ENGINE_ROUTE)
+            logger.debug("block engine skipped for {}: {!r}", tx.signatures[0], exc)
+            return
+        if bundle is not None:
+            self.bundles.accepted(bundle, rec.trade_id, attempt.number, str(tx.signatures[0]))
 
-    async def rebroadcast(self, owner: str, tx: VersionedTransaction, waiter: asyncio.Future[SignatureOutcome]) -> None:
+    async def rebroadcast(
+        self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction, waiter: asyncio.Future[SignatureOutcome]
+    ) -> None:
         interval = self.io.settings.rebroadcast_interval_s
         while not waiter.done():
             await asyncio.sleep(interval)
@@ -226,4 +241,4 @@ class Landing:
                 await self.io.chain.send(tx, preflight=False)
             except TradeError as err:
                 logger.debug("rebroadcast of {} failed: {}", tx.signatures[0], err)
-            await asyncio.gather(self.io.send_routes.send(tx), self.to_block_engine(owner, tx))
+            await asyncio.gather(self.io.send_routes.send(tx), self.to_block_engine(rec, attempt, tx))

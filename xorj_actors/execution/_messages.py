@@ -139,3 +139,5 @@ class ExecutorStatus(Message):
     phases: tuple[tuple[TradePhase, int], ...] = ()
     #: Sends skipped by extra send route (``[execution] send_urls``) since the executor started.
     route_skips: tuple[tuple[str, int], ...] = ()
+    #: Jito bundles of ours the block engine has given no final status yet (tracked for the record).
+    open_bundles: int = 0

@@ -68,6 +68,9 @@ class ExecutorOptions:
     quotas: Quotas | None = None
     #: Called with a send route's name each time a send to it was skipped (metrics).
     on_route_skip: Callable[[str], None] | None = None
+    #: Called with each status a Jito bundle of ours is recorded in (``pending``, ``landed``,
+    #: ``failed``, ``invalid``), for metrics.
+    on_bundle_status: Callable[[str], None] | None = None
     #: ``[jupiter]``: the API key's variable, the request options.
     jupiter: JupiterSettings = field(default_factory=lambda: JupiterSettings(api_key_env=""))
     #: Where the API key is read; None: ``os.environ``.

@@ -115,6 +115,7 @@ class Pipeline:
             reconciled=self.reconciled,
             phases=tuple(sorted(Counter(rec.phase for rec in book.records.values()).items())),
             route_skips=tuple(sorted(self.io.send_routes.skips.items())),
+            open_bundles=self.landing.bundles.open,
         )
 
     # -- set-up ------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class Pipeline:
         await self.io.send_routes.open()
         await self.io.fees.open()
         await self.io.jito.open()
+        self.landing.bundles.start()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())
 
     async def _cleanup(self) -> None:
@@ -132,6 +134,7 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.landing.bundles.stop()
         await self.io.quotes.close()
         await self.io.routes.close()
         await self.io.send_routes.close()

@@ -58,6 +58,11 @@ class JitoSettings:
     connect_timeout_s: float = 2.0
     #: Answers larger than this are refused (the block engine's answers are a few hundred bytes).
     max_answer_bytes: int = 100_000
+    #: The executor asks for its open bundles' statuses this often (docs/JITO.md, "Tracking"):
+    #: each tick at most one ``getInflightBundleStatuses`` and one ``getBundleStatuses``.
+    status_poll_interval_s: float = 2.0
+    #: Bundles tracked at once; beyond it the oldest is no longer followed (its record stays).
+    max_tracked_bundles: int = 10_000
 
     def validate(self) -> None:
         for name in ("block_engine_url", "tip_floor_url"):
@@ -85,3 +90,7 @@ class JitoSettings:
             raise ValueError("connect_timeout_s: must not exceed request_timeout_s")
         if not 1_000 <= self.max_answer_bytes <= 10_000_000:
             raise ValueError("max_answer_bytes: must be between 1000 and 10000000")
+        if not 0.05 <= self.status_poll_interval_s <= 300:
+            raise ValueError("status_poll_interval_s: must be between 0.05 and 300 seconds")
+        if not 1 <= self.max_tracked_bundles <= 1_000_000:
+            raise ValueError("max_tracked_bundles: must be between 1 and 1000000")

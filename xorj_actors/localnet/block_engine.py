@@ -6,7 +6,8 @@ a one-transaction bundle, its id in ``x-bundle-id``) and ``GET /api/v1/bundles/t
 Jito's shapes (docs.jito.wtf "Low Latency Transaction Send"). A bundle lands in order and
 atomically or not at all: every transaction is simulated on the state the ones before it leave,
 then all execute in one slot. A bundle breaking the ``jitodontfront`` rule is refused; one that
-fails, or tips the tip accounts less than 1,000 lamports, is Failed and changes nothing.
+fails, or tips the tip accounts less than 1,000 lamports, is Failed and changes nothing; so is a
+held one whose transaction landed by another route.
 ``POST /admin/bundle-fault`` drops or delays bundles on command. See docs/JITO.md.
 """
 
@@ -148,6 +149,13 @@ class BlockEngine:
         bundle = self.bundles.get(ident) if isinstance(ident, str) else None
         if bundle is None or time.monotonic() - bundle.received > self.settings.lookback_s:
             return None
+        if bundle.status == "Pending":
+            # A transaction of a held (dropped or delayed) bundle landed by another route: the
+            # bundle can never land now (its simulation would fail, AlreadyProcessed), as Jito
+            # marks such a bundle Failed.
+            outside = next((tx.signatures[0] for tx in bundle.txs if tx.signatures[0] in self.chain.landed), None)
+            if outside is not None:
+                bundle.status, bundle.reason = "Failed", f"transaction {outside} landed outside the bundle"
         return bundle
 
     # -- JSON-RPC methods -------------------------------------------------------------------

@@ -214,7 +214,8 @@ def render_executor(st: dict[str, Any]) -> str:
     return "\n".join([
         f"reconciled    {_yes(st['reconciled'])}" + ("" if st["reconciled"] else "  (reading open trades back: no trade starts yet)"),
         f"accepted      {st['accepted']}",
-        f"in flight     {st['in_flight']}  awaiting confirmation {st['awaiting_confirmation']}",
+        f"in flight     {st['in_flight']}  awaiting confirmation {st['awaiting_confirmation']}"
+        + (f"  open Jito bundles {st['open_bundles']}" if st.get("open_bundles") else ""),
         f"unsettled     {len(unsettled)} vault(s)" + (f": {', '.join(unsettled[:20])}" if unsettled else "")
         + (" ..." if len(unsettled) > 20 else ""),
         f"outcomes      {outcomes}",
