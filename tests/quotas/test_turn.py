@@ -174,3 +174,22 @@ def test_a_halt_on_one_loop_drops_unsigned_work_waiting_on_another() -> None:
     assert asyncio.run(halt()) == 0  # not on this loop: dropped on its own loop, soon
     thread.join(timeout=10)
     assert len(outcome) == 1 and isinstance(outcome[0], QuotaDropped), outcome
+
+
+def test_grants_and_the_budget_rate_are_exported_per_bucket_for_alerts_over_any_span() -> None:
+    """``increase(xorj_quota_granted_total[15m]) / (900 * xorj_quota_budget_per_second)`` is the
+    share of a 15-minute budget used: grants of endpoints sharing a bucket count in its owner's."""
+    registry = CollectorRegistry()
+    q = Quotas(QuotaSettings(), registry=registry)
+
+    async def run() -> None:
+        for endpoint in (Endpoint.JUPITER_QUOTE, Endpoint.JUPITER_ORDER, Endpoint.JUPITER_PRICE):
+            async with turn(q, endpoint):
+                pass
+
+    asyncio.run(run())
+    sample = registry.get_sample_value
+    assert sample("xorj_quota_granted_total", {"endpoint": "jupiter_quote"}) == 3
+    assert sample("xorj_quota_granted_total", {"endpoint": "jupiter_order"}) is None  # shares jupiter_quote's
+    assert sample("xorj_quota_budget_per_second", {"endpoint": "jupiter_quote"}) == 1.0  # 60 a minute
+    assert sample("xorj_quota_budget_per_second", {"endpoint": "rpc_read"}) == 100.0

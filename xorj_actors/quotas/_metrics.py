@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["QuotaMetrics"]
@@ -33,13 +33,26 @@ class _ScrapeCollector(Collector):
             "xorj_quota_used_ratio", "Share of the endpoint's budget used in its last window", labels=["endpoint"]
         )
         waiting = GaugeMetricFamily("xorj_quota_waiting", "Callers waiting for the endpoint's bucket", labels=["endpoint"])
-        for endpoint, row in self._snapshot().items():
+        # For an alert over any span (the 80 % mark of a 15-minute budget):
+        # increase(xorj_quota_granted_total[15m]) / (900 * xorj_quota_budget_per_second) > 0.8
+        rate = GaugeMetricFamily(
+            "xorj_quota_budget_per_second", "The bucket's budget: requests per window over the window", labels=["endpoint"]
+        )
+        granted = CounterMetricFamily(
+            "xorj_quota_granted", "Turns granted by the bucket (every endpoint drawing from it)", labels=["endpoint"]
+        )
+        rows = self._snapshot()
+        for endpoint, row in rows.items():
             if row["bucket"] != endpoint:  # it draws from another endpoint's bucket: counted there
                 continue
             used.add_metric([endpoint], row["used_ratio"])
             waiting.add_metric([endpoint], row["waiting"])
+            rate.add_metric([endpoint], row["requests"] / row["window_s"])
+            granted.add_metric([endpoint], sum(r["granted"] for r in rows.values() if r["bucket"] == endpoint))
         yield used
         yield waiting
+        yield rate
+        yield granted
 
 
 class QuotaMetrics:
