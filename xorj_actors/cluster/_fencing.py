@@ -32,6 +32,8 @@ class LeaseGrant:
     revision: int
     #: Local monotonic time at which the request that created or renewed the lease was sent.
     sent_at: float
+    #: The process (node incarnation) the lease was granted to; only it may renew or release it.
+    incarnation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

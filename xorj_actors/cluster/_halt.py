@@ -52,12 +52,8 @@ class HaltBoard:
 
     async def current(self) -> tuple[HaltRecord, int]:
         """The halt record and its revision (epoch 0, clear, revision 0 before any halt)."""
-        try:
-            entry = await self._store.run(self._halt.get(EPOCH_KEY))
-        except nats.js.errors.KeyNotFoundError:
-            return NO_HALT, 0
-        assert entry.revision is not None
-        return decode(HaltRecord, entry.value), entry.revision
+        entry = await self._store.get("halt", EPOCH_KEY)
+        return (NO_HALT, 0) if entry is None else (decode(HaltRecord, entry.value), entry.revision)
 
     async def _write(self, record: HaltRecord, revision: int) -> int | None:
         """Write ``record`` if the key is still at ``revision``; None if another write came first."""

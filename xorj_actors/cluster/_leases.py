@@ -76,14 +76,23 @@ class Leases:
     def _value(self) -> bytes:
         return encode(LeaseHolder(self._me.node_id, self._me.incarnation, time.time()))
 
+    def _granted(self, grant: LeaseGrant) -> str:
+        """The grant's key; ValueError if the grant was not issued to this process.
+
+        Compare-and-swap checks the revision only: a grant carried over from another run (a
+        revision read from an audit record, say) would renew a lease this process never took.
+        """
+        if grant.incarnation != self._me.incarnation:
+            raise ValueError(
+                f"{grant.vault_id}: grant issued to incarnation {grant.incarnation!r}, this process is {self._me.incarnation!r}"
+            )
+        return _key(grant.vault_id)
+
     async def owner(self, vault_id: str) -> LeaseInfo | None:
         """The vault's lease as the bucket holds it now; None if nobody holds it."""
-        key = _key(vault_id)
-        try:
-            entry = await self._store.run(self._kv.get(key))
-        except nats.js.errors.KeyNotFoundError:  # absent, expired, or released
+        entry = await self._store.get("leases", _key(vault_id))
+        if entry is None:  # absent, expired, or released
             return None
-        assert entry.revision is not None
         return LeaseInfo(vault_id, decode(LeaseHolder, entry.value), entry.revision)
 
     async def acquire(self, vault_id: str) -> LeaseGrant:
@@ -100,7 +109,7 @@ class Leases:
             if not _wrong_revision(exc):
                 raise
             return await self._adopt(vault_id, "held")
-        return LeaseGrant(vault_id, revision, sent)
+        return LeaseGrant(vault_id, revision, sent, self._me.incarnation)
 
     async def renew(self, grant: LeaseGrant) -> LeaseGrant:
         """Extend a held lease; returns the new grant (new revision, new deadline).
@@ -109,7 +118,7 @@ class Leases:
         (expired, released, or taken): the vault must be passivated. ClusterUnavailable leaves
         ``grant`` as it was: it stays usable until its own deadline.
         """
-        key = _key(grant.vault_id)
+        key = self._granted(grant)
         sent = self._clock()
         try:
             revision = await self._store.run(self._kv.update(key, self._value(), last=grant.revision))
@@ -117,7 +126,7 @@ class Leases:
             if not _wrong_revision(exc):
                 raise
             return await self._adopt(grant.vault_id, "lost")
-        return LeaseGrant(grant.vault_id, revision, sent)
+        return LeaseGrant(grant.vault_id, revision, sent, self._me.incarnation)
 
     async def _adopt(self, vault_id: str, lost: str) -> LeaseGrant:
         """After a refused write: adopt the lease if this process holds it at another revision
@@ -136,7 +145,7 @@ class Leases:
             if not _wrong_revision(exc):
                 raise
             raise LeaseConflict(vault_id, f"{lost}: changed while adopting revision {info.revision}", None) from None
-        return LeaseGrant(vault_id, revision, sent)
+        return LeaseGrant(vault_id, revision, sent, self._me.incarnation)
 
     async def release(self, grant: LeaseGrant) -> None:
         """Give the lease up (the vault's actor is already passivated: nothing signs after this).
@@ -145,7 +154,7 @@ class Leases:
         alone; then LeaseConflict says so.
         """
         try:
-            await self._store.run(self._kv.delete(_key(grant.vault_id), last=grant.revision))
+            await self._store.run(self._kv.delete(self._granted(grant), last=grant.revision))
         except nats.js.errors.APIError as exc:
             if not _wrong_revision(exc):
                 raise

@@ -42,12 +42,8 @@ class Membership:
         return encode(MemberRecord(me.node_id, me.incarnation, me.started_at, self._wall(), owned_vaults, kill_switch))
 
     async def _read(self, node_id: str) -> tuple[MemberRecord, int] | None:
-        try:
-            entry = await self._store.run(self._kv.get(node_id))
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        assert entry.revision is not None
-        return decode(MemberRecord, entry.value), entry.revision
+        entry = await self._store.get("members", node_id)
+        return None if entry is None else (decode(MemberRecord, entry.value), entry.revision)
 
     async def heartbeat(self, owned_vaults: int, kill_switch: KillSwitchState) -> None:
         """Write this node's record (the first call registers it).

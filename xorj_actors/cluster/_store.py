@@ -51,14 +51,15 @@ class ClusterStore:
     bucket whose TTL is not ``lease_ttl_s`` is refused: the fence's arithmetic assumes it).
     """
 
-    def __init__(self, settings: ClusterSettings, client: Client, buckets: dict[str, KeyValue],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: ClusterSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        """Not connected yet: use :meth:`open`."""
         self.settings = settings
-        self._client = client
-        self._buckets = buckets
+        self._client = Client()
+        self._buckets: dict[str, KeyValue] = {}
         self._clock = clock
+        self._closing = False
         #: Monotonic time of the last operation NATS answered (None: none yet).
-        self.last_contact: float | None = clock()
+        self.last_contact: float | None = None
 
     @classmethod
     async def open(cls, settings: ClusterSettings, clock: Callable[[], float] = time.monotonic) -> ClusterStore:
@@ -67,33 +68,43 @@ class ClusterStore:
         Raises ClusterUnavailable if NATS does not answer within a few request timeouts, and
         ClusterError if a bucket exists with another configuration.
         """
-        client = Client()
-        name = settings.node_id or "xorj-cli"
+        store = cls(settings, clock)
+        try:
+            await store._connect()
+            store._buckets = await _open_buckets(store._client, settings)
+        except BaseException:
+            await store.close()
+            raise
+        store.last_contact = clock()
+        return store
+
+    async def _connect(self) -> None:
+        settings = self.settings
         try:
             await asyncio.wait_for(
-                client.connect(
+                self._client.connect(
                     servers=[u.strip() for u in settings.nats_url.split(",") if u.strip()],
-                    name=f"xorj-actors:{name}",
+                    name=f"xorj-actors:{settings.node_id or 'cli'}",
                     connect_timeout=settings.op_timeout_s,  # type: ignore[arg-type]
                     # Once connected, reconnect for ever: the engine, not the client, decides
                     # when NATS is lost (nats_lost_halt_s), and recovers once it is back.
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=min(1.0, settings.heartbeat_s),
                     error_cb=_log_error,
-                    disconnected_cb=_log_event(f"cluster: disconnected from NATS ({name})"),
-                    reconnected_cb=_log_event(f"cluster: reconnected to NATS ({name})"),
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
                 ),
                 timeout=3 * settings.op_timeout_s + 1,
             )
         except UNAVAILABLE as exc:
-            await client.close()
             raise ClusterUnavailable(f"NATS at {settings.nats_url}: not reachable ({type(exc).__name__})") from exc
-        try:
-            buckets = await _open_buckets(client, settings)
-        except BaseException:
-            await client.close()
-            raise
-        return cls(settings, client, buckets, clock)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closing:
+            logger.warning("cluster: disconnected from NATS at {}", self.settings.nats_url)
+
+    async def _on_reconnected(self) -> None:
+        logger.warning("cluster: reconnected to NATS at {}", self.settings.nats_url)
 
     def bucket(self, role: str) -> KeyValue:
         """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``)."""
@@ -115,6 +126,15 @@ class ClusterStore:
         self.last_contact = self._clock()
         return result
 
+    async def get(self, role: str, key: str) -> KeyValue.Entry | None:
+        """The key's current entry in a bucket; None if absent, expired or deleted."""
+        try:
+            entry = await self.run(self.bucket(role).get(key))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        assert entry.revision is not None
+        return entry
+
     async def entries(self, role: str, pattern: str = ">") -> list[KeyValue.Entry]:
         """Every live entry of a bucket whose key matches ``pattern`` (deleted ones left out)."""
         kv = self.bucket(role)
@@ -135,6 +155,7 @@ class ClusterStore:
 
     async def close(self) -> None:
         """Close the connection (operations afterwards raise ClusterUnavailable)."""
+        self._closing = True
         if not self._client.is_closed:
             await self._client.close()
 
@@ -172,9 +193,3 @@ async def _log_error(exc: Exception) -> None:
     # Every failed reconnect attempt lands here: the disconnect itself is the warning.
     logger.debug("cluster: NATS client: {}: {}", type(exc).__name__, exc)
 
-
-def _log_event(message: str) -> Callable[[], Awaitable[None]]:
-    async def callback() -> None:
-        logger.warning(message)
-
-    return callback
