@@ -91,11 +91,15 @@ async def test_a_node_starting_during_a_halt_sees_it_even_after_nats_restarts(
 
 async def test_a_watcher_hears_a_halt_opened_elsewhere(open_store: OpenStore) -> None:
     watching, opening = HaltBoard(await open_store("a"), "a"), HaltBoard(await open_store("b"), "b")
+    await opening.open("first")
+    await opening.clear(1, "recovered")
     seen = watching.watch()
+    now = await asyncio.wait_for(anext(seen), timeout=10)  # the record as it is
+    assert (now.epoch, now.halted) == (1, False)
     await opening.open("risk trigger")
-    record = await asyncio.wait_for(anext(seen), timeout=10)
+    change = await asyncio.wait_for(anext(seen), timeout=10)  # then each change
     await seen.aclose()
-    assert (record.epoch, record.node_id, record.halted) == (1, "b", True)
+    assert (change.epoch, change.node_id, change.halted, change.reason) == (2, "b", True, "risk trigger")
 
 
 async def test_each_node_publishes_its_ack_per_epoch(open_store: OpenStore) -> None:
