@@ -16,11 +16,15 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Debian packages the engine and its tests talk to for real (SoftHSM2 for PKCS#11 signing).
+# Debian packages the engine and its tests talk to for real (SoftHSM2 for PKCS#11 signing; NATS
+# with JetStream for the cluster, in /usr/sbin, which may not be on PATH).
 system-deps:
 	@command -v softhsm2-util >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq softhsm2 >/dev/null; fi; }
+	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq nats-server >/dev/null; fi; }
 
 run: $(STAMP) system-deps
 	$(BIN)/xorj-actors run --config $(CONFIG) $(if $(JUPITER_API),--jupiter-api $(JUPITER_API))

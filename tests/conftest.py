@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.plugins.audit",
     "tests.plugins.ministack",
     "tests.plugins.softhsm",
+    "tests.plugins.nats_server",
 ]
 
 REQUIRE_SERVICES = os.environ.get("XORJ_REQUIRE_SERVICES") == "1"

@@ -19,6 +19,7 @@ from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.chain.settings import ConfirmationSettings
+from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
@@ -103,6 +104,9 @@ class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     #: Every external endpoint's budget (docs/QUOTAS.md).
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    #: Several engine processes sharing the vaults through NATS (docs/CLUSTER.md); None (no
+    #: ``[cluster]`` section): this process runs alone.
+    cluster: ClusterSettings | None = None
     tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
 
     def token_registry(self) -> TokenRegistry:

@@ -1,0 +1,78 @@
+"""Several engine processes sharing the vaults through NATS JetStream (docs/CLUSTER.md).
+
+Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence), :func:`liveness`,
+:func:`nats_lost`, :func:`halt_report`. NATS plumbing (nats-py, asyncio): :class:`ClusterStore`
+(the connection and the buckets), :class:`Leases`, :class:`Membership`, :class:`HaltBoard`.
+This package knows nothing of the engine: the engine drives it.
+"""
+
+from xorj_actors.cluster._errors import (
+    ClusterDataError,
+    ClusterError,
+    ClusterUnavailable,
+    FenceRefusal,
+    Fenced,
+    HaltMoved,
+    LeaseConflict,
+)
+from xorj_actors.cluster._fencing import LeaseClock, LeaseGrant, nats_lost
+from xorj_actors.cluster._halt import HaltBoard, HaltChange
+from xorj_actors.cluster._halt_report import ClusterHaltReport, NodeHalt, NodeHaltStatus, halt_report
+from xorj_actors.cluster._leases import VAULT_KEY, Leases, NodeIdentity
+from xorj_actors.cluster._members import DuplicateNode, Membership
+from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
+from xorj_actors.cluster._placement import assign, place, weight
+from xorj_actors.cluster._records import (
+    NO_HALT,
+    HaltAck,
+    HaltRecord,
+    HaltState,
+    LeaseHolder,
+    LeaseInfo,
+    MemberRecord,
+    decode,
+    encode,
+)
+from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster.settings import ClusterSettings
+
+__all__ = [
+    "NO_HALT",
+    "VAULT_KEY",
+    "ClusterDataError",
+    "ClusterError",
+    "ClusterHaltReport",
+    "ClusterSettings",
+    "ClusterStore",
+    "ClusterUnavailable",
+    "DuplicateNode",
+    "FenceRefusal",
+    "Fenced",
+    "HaltAck",
+    "HaltBoard",
+    "HaltChange",
+    "HaltMoved",
+    "HaltRecord",
+    "HaltState",
+    "LeaseClock",
+    "LeaseConflict",
+    "LeaseGrant",
+    "LeaseHolder",
+    "LeaseInfo",
+    "Leases",
+    "Liveness",
+    "MemberRecord",
+    "Membership",
+    "NodeHalt",
+    "NodeHaltStatus",
+    "NodeIdentity",
+    "assign",
+    "decode",
+    "encode",
+    "halt_report",
+    "live_nodes",
+    "liveness",
+    "nats_lost",
+    "place",
+    "weight",
+]

@@ -1,0 +1,86 @@
+"""Membership in the ``members`` bucket: key = node id, value = the node's heartbeat record.
+
+Each node rewrites its record every ``heartbeat_s`` by compare-and-swap, so a second process
+started with the same node id is noticed (its writes and ours refuse each other) instead of two
+processes silently sharing one identity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import nats.js.errors
+
+from xorj_actors.cluster._errors import ClusterError
+from xorj_actors.cluster._leases import NodeIdentity
+from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
+from xorj_actors.cluster._records import MemberRecord, decode, encode
+from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.kill_switch import KillSwitchState
+
+__all__ = ["DuplicateNode", "Membership"]
+
+
+class DuplicateNode(ClusterError):
+    """Another live process writes under this node id: two nodes must never share one."""
+
+
+class Membership:
+    """This node's record in the members bucket, and everyone's."""
+
+    def __init__(self, store: ClusterStore, identity: NodeIdentity, wall: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._kv = store.bucket("members")
+        self._me = identity
+        self._wall = wall
+        self._revision = 0
+        self._dead_after_s = store.settings.dead_after_s
+
+    def _record(self, owned_vaults: int, kill_switch: KillSwitchState) -> bytes:
+        me = self._me
+        return encode(MemberRecord(me.node_id, me.incarnation, me.started_at, self._wall(), owned_vaults, kill_switch))
+
+    async def _read(self, node_id: str) -> tuple[MemberRecord, int] | None:
+        entry = await self._store.get("members", node_id)
+        return None if entry is None else (decode(MemberRecord, entry.value), entry.revision)
+
+    async def heartbeat(self, owned_vaults: int, kill_switch: KillSwitchState) -> None:
+        """Write this node's record (the first call registers it).
+
+        Raises DuplicateNode if a live process of another incarnation holds the node id, and
+        ClusterUnavailable if NATS did not answer.
+        """
+        value = self._record(owned_vaults, kill_switch)
+        if self._revision:
+            try:
+                self._revision = await self._store.run(self._kv.update(self._me.node_id, value, last=self._revision))
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                pass  # expired (member_ttl_s), taken over, or our last write's answer was lost
+        current = await self._read(self._me.node_id)
+        if current is not None:
+            record, revision = current
+            ours = record.incarnation == self._me.incarnation
+            if not ours and liveness(record, self._wall(), self._dead_after_s) is Liveness.ALIVE:
+                raise DuplicateNode(
+                    f"node id {self._me.node_id!r} is live in another process (incarnation {record.incarnation}, "
+                    f"started {record.started_at:.0f}): stop one of them"
+                )
+            write = self._kv.update(self._me.node_id, value, last=revision)
+        else:
+            write = self._kv.create(self._me.node_id, value)
+        try:
+            self._revision = await self._store.run(write)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            self._revision = 0
+            raise DuplicateNode(f"node id {self._me.node_id!r}: another process wrote its record meanwhile") from None
+
+    async def members(self) -> tuple[MemberRecord, ...]:
+        """Every node's record still in the bucket (live or not), by node id."""
+        entries = await self._store.entries("members")
+        return tuple(sorted((decode(MemberRecord, e.value) for e in entries), key=lambda r: r.node_id))
+
+    async def live(self) -> tuple[str, ...]:
+        """The live nodes' ids, sorted (what placement spreads the vaults over)."""
+        return live_nodes(await self.members(), self._wall(), self._dead_after_s)
