@@ -80,8 +80,13 @@ API_CALLS = {
 
 
 def quotas_toml(requests: int) -> str:
-    """The Jupiter bucket at ``requests`` per 1 s window, default burst (``requests // 20``)."""
-    return f"[quotas.jupiter_quote]\nrequests = {requests}\nwindow_s = 1.0\n"
+    """The Jupiter bucket at ``requests`` per 1 s window, default burst (``requests // 20``); the
+    RPC's and the WebSocket's budgets unbound, so the one bucket measured is the one that binds."""
+    unbound = "".join(
+        f"[quotas.{e}]\nrequests = {UNBOUND}\nwindow_s = 1.0\n"
+        for e in ("rpc_send", "rpc_read", "rpc_simulate", "ws_subscriptions")
+    )
+    return f"[quotas.jupiter_quote]\nrequests = {requests}\nwindow_s = 1.0\n" + unbound
 
 
 def jupiter_granted(snapshot: dict[str, dict[str, Any]]) -> int:
