@@ -80,6 +80,8 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             engine): a fixed key that authenticates nothing.
         redact: masks secrets in every free-text field the kill switch writes or reports; default
             a :class:`Redactor` of ``environ``.
+        start_trigger: read at every start: a halt to start in when the switch is not halted
+            already (a node starting during a cluster halt, docs/CLUSTER.md). None: none.
     """
 
     dedicated_thread: ClassVar[bool] = True
@@ -97,8 +99,10 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         history: Callable[[], HaltHistory] | None = None,
         state_key: bytes | None = None,
         redact: Callable[[str], str] | None = None,
+        start_trigger: Callable[[], Trigger | None] | None = None,
     ) -> None:
         super().__init__()
+        self.start_trigger = start_trigger
         self.settings = settings
         self.board = board
         self.clock = clock
@@ -158,8 +162,11 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         halt, warning = env_halt_request(active)
         if warning is not None:
             logger.warning("kill switch: {}", warning)
+        outside = self.start_trigger() if self.start_trigger is not None else None
         if halt:
             self._trigger(HaltMode.EMERGENCY, warning or f"KILL_SWITCH_ACTIVE={active} at start", "environment")
+        elif outside is not None and not self.persisted.halted:
+            self._trigger(outside.mode, outside.reason, outside.source)
         elif self.persisted.halted:
             logger.warning(
                 "kill switch: starting {} (epoch {}): {}",
