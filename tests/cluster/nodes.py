@@ -7,11 +7,8 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.helpers import cli, wait_until
 from tests.plugins.engine import RECOVERY_KEYS
@@ -156,20 +153,3 @@ class Cluster:
         for node in self.nodes.values():
             node.kill()
 
-
-@pytest.fixture
-def localnet_process(tmp_path: Path) -> Iterator[Localnet]:
-    net = Localnet(tmp_path)
-    try:
-        yield net
-    finally:
-        net.stop()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, nats_server: Any, localnet_process: Localnet) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, nats_server.url, localnet_process)
-    try:
-        yield c
-    finally:
-        c.stop()

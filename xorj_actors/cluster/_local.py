@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
 from supervisors import MailboxFull, Runtime
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, KillSwitchState, KillSwitchStatus
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_NAME,
+    FollowRecovery,
+    GetStatus,
+    HaltBoard,
+    KillSwitchState,
+    KillSwitchStatus,
+    RecoveryOutcome,
+)
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["LocalKillSwitch", "NodeHaltSource", "opens_cluster_halt"]
+
+_A = TypeVar("_A")
 
 
 class NodeHaltSource(enum.StrEnum):
@@ -77,14 +87,29 @@ class LocalKillSwitch:
 
     def status(self, timeout: float = 2.0) -> KillSwitchStatus | None:
         """The kill switch's status, or None if it does not answer (blocking: not on a loop)."""
+        return self._ask(GetStatus(), KillSwitchStatus, timeout)
+
+    def follow_recovery(self, message: FollowRecovery, timeout: float = 10.0) -> RecoveryOutcome | None:
+        """Ask the kill switch to resume as the cluster did; None if it did not answer (blocking).
+
+        The resume is durable in the audit log before it happens, hence the longer timeout.
+        """
+        return self._ask(message, RecoveryOutcome, timeout)
+
+    def _ask(self, message: Any, kind: type[_A], timeout: float) -> _A | None:
         ref = self._ref()
         if ref is None:
             return None
         try:
-            answer = ref.ask(GetStatus(), timeout=timeout)
+            answer = ref.ask(message, timeout=timeout)
         except (ActorDeadError, MailboxFull, Timeout):
             return None
-        return answer if isinstance(answer, KillSwitchStatus) else None
+        return answer if isinstance(answer, kind) else None
+
+    @property
+    def epoch(self) -> int:
+        """The local halt epoch as published."""
+        return self.board.status.epoch
 
     @property
     def halted(self) -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 from loguru import logger
 
 from supervisors import LoopThread
-from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable
+from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable, HaltMoved
 from xorj_actors.cluster._fencing import nats_lost
 from xorj_actors.cluster._halt import HaltBoard
 from xorj_actors.cluster._leases import NodeIdentity
@@ -43,6 +43,7 @@ from xorj_actors.cluster._records import NO_HALT, HaltRecord
 from xorj_actors.cluster._store import ClusterStore
 from xorj_actors.cluster._views import ClusterViews
 from xorj_actors.cluster.settings import ClusterSettings
+from xorj_actors.kill_switch import FollowRecovery
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
@@ -97,6 +98,12 @@ class ClusterNode:
         #: The highest cluster epoch this node has halted for (followed, opened or started in).
         self._followed = 0
         self._pending_open: _Open | None = None
+        #: (cluster epoch, local epoch) of the cluster halt this node is in, once its kill switch
+        #: has shown it: the recovery that ends that very local halt clears the cluster's, and
+        #: the cluster's clear ends that very local halt (and no later one).
+        self._halted_at: tuple[int, int] | None = None
+        #: The cluster epoch whose recovery this node is following (asked once).
+        self._recovering = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -244,6 +251,7 @@ class ClusterNode:
         assert self._board is not None and self._membership is not None and self.store is not None
         try:
             await self._open_pending()
+            await self._clear_if_recovered_here()
             record, _ = await self._board.current()
             if self._follow(record) and self._watch is not None:
                 logger.warning("cluster: the halt watch missed epoch {}: restarting it", record.epoch)
@@ -282,6 +290,41 @@ class ClusterNode:
         logger.critical("cluster: halting this node ({}): {}", source.value, reason)
         self.kill_switch.trigger(HaltMode.EMERGENCY, reason, source)
 
+    # -- recovery -------------------------------------------------------------------------------
+
+    def _recovered_here(self) -> bool:
+        """This node's kill switch left the halt it entered for the open cluster epoch (or a later
+        one): only an authorised recovery (K-of-M, cooldown) does that while the epoch is open."""
+        at, ks = self._halted_at, self.kill_switch
+        return (
+            self.record.halted and at is not None and at[0] == self.record.epoch
+            and not ks.halted and ks.state is not None and ks.epoch >= at[1]
+        )
+
+    async def _clear_if_recovered_here(self) -> None:
+        if not self._recovered_here() or self._board is None:
+            return
+        epoch, local = self.record.epoch, self.kill_switch.epoch
+        reason = f"authorised recovery on node {self.node_id} (its local halt epoch {local})"
+        try:
+            change = await self._board.clear(epoch, reason)
+        except HaltMoved as exc:
+            logger.error("cluster: the recovery here does not clear the cluster halt: {}", exc)
+            return
+        self.record = change.record
+        logger.warning("cluster: halt epoch {} cleared: {}", epoch, reason)
+
+    async def _follow_recovery(self, record: HaltRecord, local_epoch: int) -> None:
+        message = FollowRecovery(epoch=local_epoch, cluster_epoch=record.epoch, cleared_by=record.node_id, reason=record.reason)
+        outcome = await asyncio.to_thread(self.kill_switch.follow_recovery, message)
+        if outcome is None:
+            logger.error("cluster: the kill switch did not answer the cluster's recovery of epoch {}; trying again", record.epoch)
+            self._recovering = 0  # the next read of the clear record asks again
+            return
+        log = logger.warning if outcome.accepted else logger.error
+        log("cluster: recovery of halt epoch {} (by node {}) {}: {}", record.epoch, record.node_id,
+            "followed" if outcome.accepted else "NOT followed", outcome.reason)
+
     # -- following the cluster ------------------------------------------------------------------
 
     def _follow(self, record: HaltRecord) -> bool:
@@ -289,6 +332,12 @@ class ClusterNode:
         if record.epoch < self.record.epoch:
             return False  # an older value, overtaken
         self.record = record
+        at = self._halted_at
+        if not record.halted and at is not None and at[0] == record.epoch and self._recovering != record.epoch:
+            if self.kill_switch.halted:  # the kill switch refuses (and audits) a halt newer than at[1]
+                self._recovering = record.epoch
+                self._spawn(self._follow_recovery(record, at[1]))
+            return False
         if not record.halted or record.epoch <= self._followed:
             return False
         want = self._pending_open
@@ -335,6 +384,8 @@ class ClusterNode:
         while self.record.epoch == epoch and self.record.halted:
             status = await asyncio.to_thread(self.kill_switch.status)
             ready = status is not None and status.epoch >= local_epoch and self.kill_switch.halted
+            if ready and status is not None and (self._halted_at is None or self._halted_at[0] != epoch):
+                self._halted_at = (epoch, status.epoch)
             if ready and status is not None and (status.complete or (not sent_incomplete and time.monotonic() >= deadline)):
                 try:
                     ack = await self._board.publish_ack(epoch, len(status.acked), status.missing)

@@ -26,6 +26,7 @@ from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
 from xorj_actors.kill_switch._kill_file import KillFile
 from xorj_actors.kill_switch._messages import (
     EnterMaintenance,
+    FollowRecovery,
     GetStatus,
     KillSwitchStatus,
     Recover,
@@ -209,6 +210,8 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             return self.status()
         if kind is Recover:
             return self._recover(message)
+        if kind is FollowRecovery:
+            return self._follow_recovery(message)
         if kind is _RestartStep:
             return self._on_restart_step(message)
         if kind is _RetryPersist:
