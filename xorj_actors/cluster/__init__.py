@@ -3,6 +3,8 @@
 Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence), :func:`liveness`,
 :func:`nats_lost`, :func:`halt_report`. NATS plumbing (nats-py, asyncio): :class:`ClusterStore`
 (the connection and the buckets), :class:`Leases`, :class:`Membership`, :class:`HaltBoard`.
+The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS lost; it reaches the
+engine only through the kill switch (:class:`LocalKillSwitch`) and callables the engine gives it.
 This package knows nothing of the engine: the engine drives it.
 """
 
@@ -19,8 +21,10 @@ from xorj_actors.cluster._fencing import LeaseClock, LeaseGrant, nats_lost
 from xorj_actors.cluster._halt import HaltBoard, HaltChange
 from xorj_actors.cluster._halt_report import ClusterHaltReport, NodeHalt, NodeHaltStatus, halt_report
 from xorj_actors.cluster._leases import VAULT_KEY, Leases, NodeIdentity
+from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cluster_halt
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
+from xorj_actors.cluster._node import ClusterNode
 from xorj_actors.cluster._placement import assign, place, weight
 from xorj_actors.cluster._records import (
     NO_HALT,
@@ -34,6 +38,7 @@ from xorj_actors.cluster._records import (
     encode,
 )
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._views import ClusterViews, render_cluster, render_cluster_halt
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = [
@@ -42,6 +47,8 @@ __all__ = [
     "ClusterDataError",
     "ClusterError",
     "ClusterHaltReport",
+    "ClusterNode",
+    "ClusterViews",
     "ClusterSettings",
     "ClusterStore",
     "ClusterUnavailable",
@@ -60,10 +67,12 @@ __all__ = [
     "LeaseHolder",
     "LeaseInfo",
     "Leases",
+    "LocalKillSwitch",
     "Liveness",
     "MemberRecord",
     "Membership",
     "NodeHalt",
+    "NodeHaltSource",
     "NodeHaltStatus",
     "NodeIdentity",
     "assign",
@@ -73,6 +82,9 @@ __all__ = [
     "live_nodes",
     "liveness",
     "nats_lost",
+    "opens_cluster_halt",
     "place",
+    "render_cluster",
+    "render_cluster_halt",
     "weight",
 ]

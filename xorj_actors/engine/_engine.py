@@ -18,6 +18,8 @@ from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
+from xorj_actors.cluster import ClusterError
+from xorj_actors.engine._cluster import open_cluster_node
 from xorj_actors.engine._tree import TreeContext, root_children
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.quotas import Quotas
@@ -87,6 +89,8 @@ class Engine:
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
+        #: The node runtime with ``[cluster]`` (docs/CLUSTER.md); None: this process runs alone.
+        self.cluster: Any = None
 
     @property
     def socket_path(self) -> Path:
@@ -128,6 +132,11 @@ class Engine:
 
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
+        try:  # before any actor: a node started during a cluster halt starts halted
+            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime)
+        except (ClusterError, ValueError) as exc:
+            raise EngineError(f"cluster: {exc}") from None
+        cluster = self.cluster
         if cfg.localnet.enabled:
             self._start_localnet()
         self.runtime = Runtime(
@@ -142,7 +151,7 @@ class Engine:
             strategy_board=self.strategy_board,
             metrics=self.metrics,
             redactor=self.redactor,
-            views={"progress": self.progress, "quotas": self.quotas.snapshot},
+            views={"progress": self.progress, "quotas": self.quotas.snapshot, **(cluster.debug_views() if cluster else {})},
             quotas=self.quotas,
             environ=self.environ,
             endpoints=self.endpoints,
@@ -152,6 +161,7 @@ class Engine:
             halt_history=self._kill_switch_history,
             state_key=self._kill_switch_state_key(),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
+            start_trigger=cluster.start_trigger if cluster else None,
         )
         self.root = Supervisor.start(
             root_children(ctx),
@@ -167,6 +177,8 @@ class Engine:
             if time.monotonic() > deadline:
                 raise EngineError(f"the supervision tree did not come up within {timeout} s")
             time.sleep(0.01)
+        if cluster is not None:
+            cluster.start()
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -189,6 +201,8 @@ class Engine:
         return ks.ask(GetStatus(), timeout=5).registered >= participants
 
     def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
+        if self.cluster is not None:  # first: a local trigger opens a cluster halt (never blocks)
+            self.cluster.on_kill_switch_event(kind, details)
         runtime = self.runtime
         if runtime is not None:
             record(runtime, _kill_switch_entry(kind, details))
@@ -274,6 +288,9 @@ class Engine:
         """Stop the tree in order, then the runtime. Returns the actors that had to be abandoned."""
         timeout = timeout if timeout is not None else self.config.supervision.shutdown_timeout_s * 4
         hung: list[str] = []
+        if self.cluster is not None:  # no more beats or cluster halts into a stopping tree
+            self.cluster.stop()
+            self.cluster = None
         if self.root is not None and not self.root.actor_inbox.closed:
             try:
                 self.root.stop(timeout=timeout)
