@@ -26,6 +26,7 @@ from xorj_actors.audit import (
     list_chain_anchors,
     list_chains,
     open_store,
+    recover_from_anchors,
     s3_client,
     verify_chains,
 )
@@ -236,6 +237,12 @@ def test_each_chain_has_its_own_anchors_and_verify_checks_each(
     results = verify_all(settings, data_dir, audit_key, anchors=heads)
     assert results[A].ok and results[DEFAULT_CHAIN].ok
     assert not results[B].ok and "truncated tail: the log ends at entry 2" in results[B].reason
+    store = open_store(on_chain(settings, B), data_dir, create=False)
+    try:  # B's own anchors restore B, from B's genesis
+        assert recover_from_anchors(store, audit_key, client, anchor_settings) == 2
+    finally:
+        store.close()
+    assert verify_all(settings, data_dir, audit_key, anchors=heads)[B].verdict.value == "OK"
     # A chain whose table was dropped is still known to the anchors.
     chain_sql(A, "DROP TABLE {t}")
     results = verify_all(settings, data_dir, audit_key, anchors=heads)
