@@ -155,6 +155,11 @@ class Config:
                 self.signers.key(ex.signer)
             except KeyError as exc:
                 raise ValueError(f"execution.signer: {exc.args[0]}") from None
+        if self.cluster is not None and self.cluster.node_id:
+            try:
+                self.audit.for_node(self.cluster.node_id)  # the node's audit chain is named after it
+            except ValueError as exc:
+                raise ValueError(f"audit.{exc}") from None
         if not self.strategy.url and not self.localnet.enabled:
             raise ValueError("strategy.url: required when [localnet] is not enabled")
         names = {p.name for p in self.strategy.profiles}

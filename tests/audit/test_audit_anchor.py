@@ -171,7 +171,7 @@ def test_object_lock_refuses_deleting_or_shortening_an_anchor(anchored, anchor_s
             Retention={"Mode": "COMPLIANCE", "RetainUntilDate": head["ObjectLockRetainUntilDate"].replace(year=2000)},
         )
     body = client.get_object(Bucket=anchor_settings.bucket, Key=key, VersionId=head["VersionId"])["Body"].read()
-    assert body.startswith(b'{"from_sequence": 1')
+    assert body.startswith(b'{"chain": "default", "from_sequence": 1')
 
 
 def test_anchorer_refuses_to_archive_a_broken_chain(audit_settings, anchor_settings, data_dir, audit_key, raw_sql):

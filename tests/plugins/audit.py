@@ -78,24 +78,39 @@ def audit_settings(request: pytest.FixtureRequest, audit_key: bytes) -> AuditSet
     return AuditSettings(**fast)
 
 
-@pytest.fixture
-def raw_sql(audit_settings: AuditSettings, data_dir: Path) -> Iterator[Callable[..., list[tuple]]]:
-    """Run SQL on the audit store behind peewee's back (tampering); ``{t}`` is the table."""
-    if audit_settings.backend == "sqlite":
-        conn: Any = sqlite3.connect(data_dir / audit_settings.sqlite_path, isolation_level=None)
-        table, param = '"audit_entries"', "?"
+def _sql_on(settings: AuditSettings, data_dir: Path) -> tuple[Any, Callable[..., list[tuple]]]:
+    """A raw connection to the audit store and ``run(table, sql, *params)`` on it, ``{t}`` the
+    quoted ``table`` (in the test's schema on PostgreSQL), ``?`` the parameters."""
+    if settings.backend == "sqlite":
+        conn: Any = sqlite3.connect(data_dir / settings.sqlite_path, isolation_level=None)
+        schema, param = "", "?"
     else:
         conn = pg_connect()
-        table, param = f'"{audit_settings.postgres.schema}"."audit_entries"', "%s"
+        schema, param = f'"{settings.postgres.schema}".', "%s"
 
-    def run(sql: str, *params: Any) -> list[tuple]:
+    def run(table: str, sql: str, *params: Any) -> list[tuple]:
         cur = conn.cursor()
-        cur.execute(sql.replace("{t}", table).replace("?", param), params)
+        cur.execute(sql.replace("{t}", f'{schema}"{table}"').replace("?", param), params)
         rows = cur.fetchall() if cur.description else []
         cur.close()
         return rows
 
-    yield run
+    return conn, run
+
+
+@pytest.fixture
+def raw_sql(audit_settings: AuditSettings, data_dir: Path) -> Iterator[Callable[..., list[tuple]]]:
+    """Run SQL on the audit store behind peewee's back (tampering); ``{t}`` is the table."""
+    conn, run = _sql_on(audit_settings, data_dir)
+    yield lambda sql, *params: run("audit_entries", sql, *params)
+    conn.close()
+
+
+@pytest.fixture
+def chain_sql(audit_settings: AuditSettings, data_dir: Path) -> Iterator[Callable[..., list[tuple]]]:
+    """:func:`raw_sql` on one chain's table: ``run(chain, sql, *params)``."""
+    conn, run = _sql_on(audit_settings, data_dir)
+    yield lambda chain, sql, *params: run("audit_entries" if chain == "default" else f"audit_entries_{chain}", sql, *params)
     conn.close()
 
 

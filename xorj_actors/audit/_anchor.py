@@ -1,9 +1,11 @@
 """Anchoring: chain heads and the segments behind them, archived to S3 under Object Lock.
 
-One object per anchor, named ``<prefix><sequence:020d>-<hash>-<hmac>.jsonl`` so that listing the
-bucket yields every head without reading a body. The body is JSON lines: a header, then every
-entry since the previous anchor. Each object is written in COMPLIANCE mode: nobody, not even the
-account root, can delete or overwrite it before its retention date.
+One object per anchor, named ``<prefix><sequence:020d>-<hash>-<hmac>.jsonl`` (the default chain,
+as ever) or ``<prefix><chain>/<sequence:020d>-<hash>-<hmac>.jsonl`` (any other chain) so that
+listing the bucket yields every head of every chain without reading a body. The body is JSON
+lines: a header (naming its chain), then every entry since the previous anchor. Each object is
+written in COMPLIANCE mode: nobody, not even the account root, can delete or overwrite it before
+its retention date.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from typing import Any
 
 from loguru import logger
 
-from xorj_actors.audit._chain import GENESIS_HASH, AuditEntry, canonical_json
+from xorj_actors.audit._chain import AuditEntry, canonical_json
 from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
 from xorj_actors.audit._verify import AnchorHead, verify_rows
-from xorj_actors.audit.settings import AnchorSettings
+from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
 
 #: Entries per anchor object; a longer backlog is archived in several objects.
 MAX_SEGMENT = 50_000
 #: Rows per INSERT when restoring (SQLite allows 32766 parameters, 11 per entry).
 _RESTORE_CHUNK = 2000
-_KEY = re.compile(r"(\d{20})-([0-9a-f]{64})-([0-9a-f]{64})\.jsonl$")
+#: An anchor's key after the prefix: ``[<chain>/]<sequence>-<hash>-<hmac>.jsonl``.
+_KEY = re.compile(r"(?:([a-z0-9][a-z0-9-]{0,31})/)?(\d{20})-([0-9a-f]{64})-([0-9a-f]{64})\.jsonl")
 
 
 class AnchorError(RuntimeError):
@@ -63,22 +66,49 @@ def ensure_bucket(client: Any, settings: AnchorSettings) -> None:
     client.create_bucket(**kwargs)
 
 
-def list_anchors(client: Any, settings: AnchorSettings) -> list[AnchorHead]:
-    """Every anchored head under the prefix, by sequence.
+def anchor_prefix(settings: AnchorSettings, chain: str = DEFAULT_CHAIN) -> str:
+    """Where ``chain``'s anchors are: the prefix itself for the default chain (today's anchors),
+    else ``<prefix><chain>/``."""
+    return settings.prefix if chain == DEFAULT_CHAIN else f"{settings.prefix}{chain}/"
+
+
+def list_chain_anchors(client: Any, settings: AnchorSettings) -> dict[str, list[AnchorHead]]:
+    """Every anchored head under the prefix, by chain (a chain with no anchor is absent), each
+    chain's by sequence.
 
     Raises:
         AnchorError: S3 cannot be listed (unreachable, no credentials, no bucket).
     """
-    heads = []
+    heads: dict[str, list[AnchorHead]] = {}
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=settings.prefix)
     try:
         for page in pages:
             for obj in page.get("Contents", ()):
-                m = _KEY.search(obj["Key"])
-                if m and obj["Key"][: m.start()] == settings.prefix:
-                    heads.append(AnchorHead(int(m[1]), m[2], m[3], obj["Key"]))
+                m = _KEY.fullmatch(obj["Key"][len(settings.prefix):])
+                if m is not None and m[1] != DEFAULT_CHAIN:  # "default/" is no chain's place
+                    heads.setdefault(m[1] or DEFAULT_CHAIN, []).append(AnchorHead(int(m[2]), m[3], m[4], obj["Key"]))
     except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "no anchors"
         raise AnchorError(f"cannot list anchors in s3://{settings.bucket}/{settings.prefix}: {exc}") from exc
+    return {chain: sorted(found, key=lambda a: a.sequence) for chain, found in heads.items()}
+
+
+def list_anchors(client: Any, settings: AnchorSettings, chain: str = DEFAULT_CHAIN) -> list[AnchorHead]:
+    """Every anchored head of ``chain``, by sequence.
+
+    Raises:
+        AnchorError: S3 cannot be listed (unreachable, no credentials, no bucket).
+    """
+    prefix = anchor_prefix(settings, chain)
+    heads = []
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket, Prefix=prefix)
+    try:
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                m = _KEY.fullmatch(obj["Key"][len(prefix):])
+                if m is not None and m[1] is None:  # not another chain's, under this one's prefix
+                    heads.append(AnchorHead(int(m[2]), m[3], m[4], obj["Key"]))
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "no anchors"
+        raise AnchorError(f"cannot list anchors in s3://{settings.bucket}/{prefix}: {exc}") from exc
     return sorted(heads, key=lambda a: a.sequence)
 
 
@@ -104,10 +134,12 @@ def recover_from_anchors(store: Store, key: bytes, client: Any, settings: Anchor
     Raises:
         AnchorError: the local log or a segment does not verify; nothing more is written.
     """
-    anchors = list_anchors(client, settings)
+    anchors = list_anchors(client, settings, store.chain)
     head = read_head(store)
-    seq, last_hash = (head.sequence, head.hash) if head else (0, GENESIS_HASH)
-    local = verify_rows(iter_rows(store), key, anchors=[a for a in anchors if a.sequence <= seq])
+    seq, last_hash = (head.sequence, head.hash) if head else (0, store.genesis)
+    local = verify_rows(
+        iter_rows(store), key, anchors=[a for a in anchors if a.sequence <= seq], start_hash=store.genesis
+    )
     if not local.ok:
         raise AnchorError(f"the local log does not verify (entry {local.broken_sequence}: {local.reason})")
     restored = 0
@@ -148,8 +180,8 @@ class Anchorer:
         """
         with self._lock:
             if self._last is None:
-                existing = list_anchors(self._client, self._settings)
-                self._last = existing[-1] if existing else AnchorHead(0, GENESIS_HASH, "", "genesis")
+                existing = list_anchors(self._client, self._settings, self._store.chain)
+                self._last = existing[-1] if existing else AnchorHead(0, self._store.genesis, "", "genesis")
             written = None
             while head := self._anchor_segment(self._last):
                 self._last = written = head
@@ -165,6 +197,7 @@ class Anchorer:
         tail = AuditEntry(*rows[-1])
         header = {
             "version": 1,
+            "chain": self._store.chain,
             "from_sequence": rows[0][1],
             "to_sequence": tail.sequence,
             "previous_anchor_hash": last.hash,
@@ -172,7 +205,7 @@ class Anchorer:
         }
         lines = [json.dumps(header, sort_keys=True)]
         lines.extend(json.dumps(AuditEntry(*r).to_dict(), sort_keys=True, ensure_ascii=False) for r in rows)
-        key = f"{self._settings.prefix}{tail.sequence:020d}-{tail.hash}-{tail.hmac}.jsonl"
+        key = f"{anchor_prefix(self._settings, self._store.chain)}{tail.sequence:020d}-{tail.hash}-{tail.hmac}.jsonl"
         retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days)
         try:
             self._client.put_object(

@@ -17,6 +17,7 @@ from typing import Any
 
 from loguru import logger
 
+from xorj_actors.audit.settings import DEFAULT_CHAIN
 from xorj_actors.limits import MIN_KEY_BYTES
 
 GENESIS_HASH = "0" * 64
@@ -155,6 +156,16 @@ def chain_hash(prev_hash: str, canonical: bytes) -> str:
 def chain_hmac(key: bytes, current_hash: str) -> str:
     """HMAC-SHA256 with the audit key over the 32 raw bytes of the current hash, as hex."""
     return hmac.digest(key, bytes.fromhex(current_hash), hashlib.sha256).hex()
+
+
+def genesis_hash(chain: str) -> str:
+    """The ``prev_hash`` of a chain's first entry: 64 zeros for the default chain (as ever), else
+    SHA-256 of ``xorj-audit-chain\0<name>``. So every entry is bound to its chain's name: rows
+    moved into another chain's table do not verify there, even with the HMAC key unknown.
+    """
+    if chain == DEFAULT_CHAIN:
+        return GENESIS_HASH
+    return hashlib.sha256(b"xorj-audit-chain\0" + chain.encode("utf-8")).hexdigest()
 
 
 def hmac_template(key: bytes) -> Any:

@@ -112,6 +112,9 @@ def diagnose_chain(key: bytes, expected_seq: int, expected_prev: str, row: tuple
                 f"{original - seq} row(s) deleted and later rows renumbered")
     if original is not None:
         return f"inserted row: entry {seq} holds the original entry {original}; rows were inserted before it"
+    if self_ok and seq == 1 and row[8] != expected_prev:
+        return ("wrong chain: entry 1 does not start this chain (its prev_hash is not this chain's genesis):"
+                " rows of another chain, or of another store")
     if self_ok and row[8] == expected_prev:
         return f"forged HMAC: entry {seq}'s hash recomputes but its HMAC does not verify with the audit key"
     if self_ok:

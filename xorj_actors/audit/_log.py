@@ -13,7 +13,6 @@ from typing import Any
 from loguru import logger
 
 from xorj_actors.audit._chain import (
-    GENESIS_HASH,
     AuditEntry,
     CanonicalJSONError,
     EventType,
@@ -179,7 +178,7 @@ class AuditLog:
         self._abandon = False
         self._unavailable_reason: str | None = None
         self._head_seq = 0
-        self._head_hash = GENESIS_HASH
+        self._head_hash = store.genesis
         self._committed: list[_Request] = []
         started: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(started,), name="audit-writer", daemon=True)
@@ -443,7 +442,7 @@ class AuditLog:
         """After a failure the last commit may have landed anyway: ask the store's head."""
         self._store.db.connect(reuse_if_open=True)
         head = read_head(self._store)
-        head_seq, head_hash = (head.sequence, head.hash) if head else (0, GENESIS_HASH)
+        head_seq, head_hash = (head.sequence, head.hash) if head else (0, self._store.genesis)
         first, last = entries[0], entries[-1]
         if (head_seq, head_hash) == (last.sequence, last.hash):
             return True

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import peewee
 
-from xorj_actors.audit._chain import AuditEntry
-from xorj_actors.audit.settings import AuditSettings
+from xorj_actors.audit._chain import AuditEntry, genesis_hash
+from xorj_actors.audit.settings import DEFAULT_CHAIN, AuditSettings, chain_name_problem
 
+#: The default chain's table (the one table of a store written by one process, as ever).
 TABLE = "audit_entries"
+#: Every chain's table: ``audit_entries`` (default) or ``audit_entries_<chain>``.
+_CHAIN_TABLE = re.compile(r"audit_entries(?:_([a-z0-9][a-z0-9-]{0,31}))?")
 #: Column order of raw row tuples, the order of :class:`AuditEntry`'s fields.
 COLUMNS = (
     "id",
@@ -65,11 +70,24 @@ class Store:
 
     db: peewee.Database
     model: type[peewee.Model]
-    #: Human description without secrets, for messages.
-    where: str
+    #: The database, without secrets, for messages.
+    database: str
     #: What it was opened from, so another process can open it again (parallel verify).
     settings: AuditSettings
     data_dir: Path
+    #: The chain this store object reads and writes (``settings.chain_name``), and its table.
+    chain: str = DEFAULT_CHAIN
+    table: str = TABLE
+
+    @property
+    def where(self) -> str:
+        """The database and the chain (unless it is the default one), for messages."""
+        return self.database + _chain_suffix(self.chain)
+
+    @property
+    def genesis(self) -> str:
+        """The ``prev_hash`` of this chain's first entry."""
+        return genesis_hash(self.chain)
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -77,7 +95,15 @@ class Store:
             self.db.close()
 
 
-def make_model(db: peewee.Database, schema: str | None) -> type[peewee.Model]:
+def chain_table(chain: str) -> str:
+    """The table of ``chain`` (raises ValueError for a name that is not a chain's)."""
+    problem = chain_name_problem(chain)
+    if problem is not None:
+        raise ValueError(f"chain: {problem}")
+    return TABLE if chain == DEFAULT_CHAIN else f"{TABLE}_{chain}"
+
+
+def make_model(db: peewee.Database, schema: str | None, table: str = TABLE) -> type[peewee.Model]:
     """A fresh model class bound to ``db`` (one per store, so stores never share state)."""
 
     class Entry(peewee.Model):
@@ -97,17 +123,28 @@ def make_model(db: peewee.Database, schema: str | None) -> type[peewee.Model]:
 
         class Meta:
             database = db
-            table_name = TABLE
+            table_name = table
+            # The default table's indexes are named after the class (``entry_id``), as they
+            # always were; another chain's after its table, or they would be the same indexes.
+            legacy_table_names = table == TABLE
 
     Entry._meta.schema = schema
     return Entry
 
 
-def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True) -> Store:
-    """Open the configured store; with ``create`` make the table (and schema) if missing.
+def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, need_chain: bool = True) -> Store:
+    """Open the configured store at chain ``settings.chain_name``; with ``create`` make its table
+    (and schema) if missing. Without ``create`` a missing table is an :class:`AuditStoreError`,
+    unless ``need_chain`` is False and the store holds other chains (``audit verify``, ``audit
+    chains``).
 
     SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned has been fsynced.
     """
+    chain = settings.chain_name
+    try:
+        table = chain_table(chain)
+    except ValueError as exc:
+        raise AuditStoreError(f"audit {exc}") from None
     if settings.backend == "sqlite":
         path = Path(data_dir) / settings.sqlite_path
         if not create and not path.exists():
@@ -140,7 +177,7 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True) 
         )
         schema = pg.schema
         where = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database} schema {pg.schema}"
-    store = Store(db, make_model(db, schema), where, settings, Path(data_dir))
+    store = Store(db, make_model(db, schema, table), where, settings, Path(data_dir), chain, table)
     try:
         db.connect(reuse_if_open=True)
         if create:
@@ -148,12 +185,41 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True) 
                 db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             db.create_tables([store.model], safe=True)
             _create_kill_switch_index(store)
-        elif not db.table_exists(TABLE, schema=schema):
-            raise AuditStoreError(f"no audit table in {where}")
+        elif not db.table_exists(table, schema=schema):
+            if need_chain or not list_chains(store):
+                store.close()
+                raise AuditStoreError(f"no audit table in {store.where}")
     except peewee.DatabaseError as exc:
         store.close()
-        raise AuditStoreError(f"cannot open audit store {where}: {exc}") from exc
+        raise AuditStoreError(f"cannot open audit store {store.where}: {exc}") from exc
     return store
+
+
+def _chain_suffix(chain: str) -> str:
+    return "" if chain == DEFAULT_CHAIN else f" chain {chain}"
+
+
+def list_chains(store: Store) -> list[str]:
+    """Every chain with a table in ``store``'s database: ``default`` first, then by name."""
+    schema = store.model._meta.schema
+    names = []
+    for table in store.db.get_tables(schema=schema):
+        m = _CHAIN_TABLE.fullmatch(table)
+        if m is not None and (m[1] is None or chain_name_problem(m[1]) is None):
+            names.append(m[1] or DEFAULT_CHAIN)
+    return sorted(names, key=lambda n: (n != DEFAULT_CHAIN, n))
+
+
+def chain_store(store: Store, chain: str) -> Store:
+    """``store``'s database at another chain (same connection; nothing is created).
+
+    Raises:
+        ValueError: ``chain`` is not a valid chain name.
+    """
+    table = chain_table(chain)
+    settings = dataclasses.replace(store.settings, chain=chain)
+    model = make_model(store.db, store.model._meta.schema, table)
+    return Store(store.db, model, store.database, settings, store.data_dir, chain, table)
 
 
 #: The ``actor`` of the kill switch's entries, which it reads back at every start.
@@ -166,7 +232,7 @@ def _create_kill_switch_index(store: Store) -> None:
     Partial, so the trades' entries cost the group commit nothing but the predicate's test.
     """
     store.db.execute_sql(
-        f'CREATE INDEX IF NOT EXISTS "{TABLE}_kill_switch" ON {qualified_table(store)} ("sequence")'
+        f'CREATE INDEX IF NOT EXISTS "{store.table}_kill_switch" ON {qualified_table(store)} ("sequence")'
         f" WHERE \"actor\" = '{KILL_SWITCH_ACTOR}'"
     )
 
@@ -174,7 +240,7 @@ def _create_kill_switch_index(store: Store) -> None:
 def qualified_table(store: Store) -> str:
     """The quoted table name for raw SQL."""
     schema = store.model._meta.schema
-    return f'"{schema}"."{TABLE}"' if schema else f'"{TABLE}"'
+    return f'"{schema}"."{store.table}"' if schema else f'"{store.table}"'
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,7 +8,7 @@ import enum
 import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -16,7 +16,15 @@ from pathlib import Path
 
 from loguru import logger
 
-from xorj_actors.audit._chain import GENESIS_HASH, AuditEntry, chain_hmac, chain_step, entry_bytes, hmac_template
+from xorj_actors.audit._chain import (
+    GENESIS_HASH,
+    AuditEntry,
+    chain_hmac,
+    chain_step,
+    entry_bytes,
+    genesis_hash,
+    hmac_template,
+)
 from xorj_actors.audit._diagnose import (
     RowLookup,
     RowsLookup,
@@ -25,7 +33,7 @@ from xorj_actors.audit._diagnose import (
     diagnose_rewrite,
     first_difference,
 )
-from xorj_actors.audit._store import Store, iter_rows, open_store, read_head
+from xorj_actors.audit._store import Store, chain_store, iter_rows, list_chains, open_store, read_head
 from xorj_actors.audit.settings import AuditSettings
 
 #: Rows read past the first broken entry to tell a swap or an insertion from an edit (when the
@@ -212,7 +220,7 @@ def _against_segment(
         result,
         entries=entry.sequence - 1,
         head_sequence=entry.sequence - 1,
-        head_hash=before or next((a.hash for a in ordered if a.sequence == after), GENESIS_HASH),
+        head_hash=before or next((a.hash for a in ordered if a.sequence == after), store.genesis),
         anchors_checked=checked,
         broken_sequence=entry.sequence,
         reason=reason,
@@ -258,7 +266,7 @@ def _verify_parallel(store: Store, key: bytes, anchors: Sequence[AnchorHead], la
     except (BrokenProcessPool, OSError) as exc:
         logger.warning("parallel audit verify unavailable ({}); verifying in one process", exc)
         return False
-    prev = GENESIS_HASH
+    prev = store.genesis
     for (result, first_prev), hi in zip(parts, bounds[1:]):
         if not result.ok or first_prev != prev or result.head_sequence != hi:
             return False
@@ -296,7 +304,48 @@ def verify_store(
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
         return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
                             anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
-    result = verify_rows(iter_rows(store), key, anchors=anchors, lookup=lambda _following: StoreLookup(store))
+    result = verify_rows(iter_rows(store), key, anchors=anchors, start_hash=store.genesis,
+                         lookup=lambda _following: StoreLookup(store))
     if result.disputed_anchor is not None and anchors and segments is not None:
         return _against_segment(store, result, anchors, segments)
     return result
+
+
+def verify_chains(
+    store: Store,
+    key: bytes,
+    anchors: Mapping[str, Sequence[AnchorHead]] | None = None,
+    *,
+    chains: Sequence[str] | None = None,
+    workers: int | None = None,
+    segments: SegmentReader | None = None,
+) -> dict[str, VerifyResult]:
+    """Verify every chain of ``store``'s database (or only ``chains``), each on its own, against
+    its own anchors; the results by chain, ``default`` first.
+
+    ``anchors`` maps a chain to its anchored heads (``None``: not consulted; a chain absent from
+    it has none). A chain that has anchors but no table lost its whole log: it is reported broken.
+    """
+    names = list(chains) if chains is not None else list_chains(store)
+    if chains is None and anchors is not None:
+        names += sorted(c for c in anchors if c not in names)
+    present = set(list_chains(store))
+    results = {}
+    for name in names:
+        heads = None if anchors is None else list(anchors.get(name, ()))
+        if name in present:
+            results[name] = verify_store(chain_store(store, name), key, heads, workers=workers, segments=segments)
+        else:
+            results[name] = _missing_chain(name, heads)
+    return results
+
+
+def _missing_chain(chain: str, anchors: Sequence[AnchorHead] | None) -> VerifyResult:
+    """A chain with no table: empty, unless anchors remember entries of it."""
+    result = verify_rows((), b"", anchors=None, start_hash=genesis_hash(chain))
+    if not anchors:
+        return replace(result, anchors_consulted=anchors is not None)
+    newest = anchors[-1]
+    return replace(result, ok=False, broken_sequence=1, disputed_anchor=newest,
+                   reason=f"missing chain: chain {chain} has no table, but entry {newest.sequence} was anchored "
+                          f"({newest.source or newest.hash})")

@@ -1,8 +1,9 @@
-"""`xorj-actors audit`: verify, read, export and anchor the hash-chained audit log."""
+"""`xorj-actors audit`: verify, read, export and anchor the hash-chained audit log (every chain)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 from datetime import datetime
@@ -10,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xorj_actors.audit._store import Store
-    from xorj_actors.audit._verify import AnchorHead, SegmentReader
-    from xorj_actors.audit.settings import AnchorSettings
+    from xorj_actors.audit._verify import AnchorHead, SegmentReader, VerifyResult
+    from xorj_actors.audit.settings import AnchorSettings, AuditSettings
+    from xorj_actors.config import Config
 
-_COMMANDS = ("verify", "tail", "show", "export", "anchor", "recover")
+_COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover")
+#: The actions that read every chain of the store unless ``--chain`` names one.
+_ALL_CHAINS = ("verify", "chains")
 
 #: ``audit verify`` exit codes (docs/AUDIT.md, "CLI"). 2 is also every other action's "cannot".
 EXIT_OK = 0  # chain and HMACs intact, every entry covered by a matching anchor
@@ -38,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     helps = {
         "verify": (
-            "re-compute the chain and HMACs, compare with the anchors; exit 0 intact and every entry anchored, "
-            "3 intact but (partly) unanchored, 1 broken, 2 cannot verify"
+            "re-compute every chain and its HMACs, compare with the anchors; exit 0 intact and every entry "
+            "anchored, 3 intact but (partly) unanchored, 1 broken (any chain), 2 cannot verify"
         ),
+        "chains": "the store's chains (one per node), with their heads",
         "tail": "the newest entries (filtered), one line each",
         "show": "matching entries in full",
         "export": "matching entries as JSON lines",
@@ -50,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in _COMMANDS:
         sp = sub.add_parser(name, help=helps[name], description=helps[name])
         add_common_arguments(sp)
+        sp.add_argument(
+            "--chain", metavar="NAME",
+            help=("only this chain" if name in _ALL_CHAINS else
+                  "the chain to read (default: [audit] chain, else [cluster] node_id, else 'default')"),
+        )
         if name == "verify":
             sp.add_argument("--no-anchors", action="store_true", help="do not compare with the anchored heads")
         if name in ("tail", "show", "export"):
@@ -86,12 +96,14 @@ def _line(e: Any) -> str:
     return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
-def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool) -> int:
-    """``audit verify``: print the verdict (OK, UNANCHORED, BROKEN) and return its exit code."""
-    from xorj_actors.audit._anchor import list_anchors, read_segment, s3_client
-    from xorj_actors.audit._verify import Verdict, verify_store
+def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool, chain: str | None) -> int:
+    """``audit verify``: print each chain's verdict (OK, UNANCHORED, BROKEN) and return the exit
+    code of the worst. A store whose only chain is the default one prints one line, as ever."""
+    from xorj_actors.audit._anchor import anchor_prefix, list_chain_anchors, read_segment, s3_client
+    from xorj_actors.audit._verify import Verdict, verify_chains
+    from xorj_actors.audit.settings import DEFAULT_CHAIN
 
-    anchors: list[AnchorHead] | None = None  # None: not consulted
+    anchors: dict[str, list[AnchorHead]] | None = None  # None: not consulted
     segments: SegmentReader | None = None
     if no_anchors:
         why = "--no-anchors: the anchors were not consulted"
@@ -99,13 +111,50 @@ def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool) 
         why = "anchoring is disabled: [audit.anchor] enabled = false"
     else:
         client = s3_client(anchor)
-        anchors = list_anchors(client, anchor)
+        anchors = list_chain_anchors(client, anchor)
         segments = functools.partial(read_segment, client, anchor)
-        why = f"no anchor in s3://{anchor.bucket}/{anchor.prefix} yet"
-    result = verify_store(store, key, anchors, segments=segments)
-    verdict = result.verdict
-    print(result.describe(why), file=sys.stderr if verdict is Verdict.BROKEN else sys.stdout)
-    return {Verdict.OK: EXIT_OK, Verdict.UNANCHORED: EXIT_UNANCHORED, Verdict.BROKEN: EXIT_BROKEN}[verdict]
+        why = "no anchor in s3://{bucket}/{prefix} yet"
+    results = verify_chains(store, key, anchors, chains=None if chain is None else [chain], segments=segments)
+    named = list(results) != [DEFAULT_CHAIN]
+    for name, result in results.items():
+        line = result.describe(why.format(bucket=anchor.bucket, prefix=anchor_prefix(anchor, name)))
+        stream = sys.stderr if result.verdict is Verdict.BROKEN else sys.stdout
+        print(f"chain {name}: {line}" if named else line, file=stream)
+    return _worst(list(results.values()))
+
+
+def _worst(results: list[VerifyResult]) -> int:
+    from xorj_actors.audit._verify import Verdict
+
+    verdicts = {r.verdict for r in results}
+    for verdict, code in ((Verdict.BROKEN, EXIT_BROKEN), (Verdict.UNANCHORED, EXIT_UNANCHORED)):
+        if verdict in verdicts:
+            return code
+    return EXIT_OK
+
+
+def _chains(store: Store) -> None:
+    """``audit chains``: one line per chain: its name, table, head; this process's is marked."""
+    from xorj_actors.audit._store import chain_store, list_chains, read_head
+
+    for name in list_chains(store):
+        other = chain_store(store, name)
+        head = read_head(other)
+        state = f"{head.sequence} entries, head at {head.timestamp}" if head else "empty"
+        mine = "  (this process's chain)" if name == store.chain else ""
+        print(f"{name:<32} {other.table:<46} {state}{mine}")
+
+
+def _settings(config: Config, chain: str | None) -> AuditSettings:
+    """``[audit]`` at the chain to read: ``--chain``, else the process's own (ValueError if bad)."""
+    from xorj_actors.audit.settings import chain_name_problem
+
+    if chain is not None:
+        problem = chain_name_problem(chain)
+        if problem is not None:
+            raise ValueError(f"--chain: {problem}")
+        return dataclasses.replace(config.audit, chain=chain)
+    return config.audit.for_node(config.cluster.node_id if config.cluster is not None else None)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -117,19 +166,22 @@ def main(args: argparse.Namespace) -> int:
     from xorj_actors.audit._store import AuditStoreError, open_store, select_entries
     from xorj_actors.config import ConfigError, load_config
 
+    cmd = args.audit_command
     try:
         config = load_config(args.config)
-        settings = config.audit
-        store = open_store(settings, Path(args.data_dir), create=False)
-    except (ConfigError, AuditStoreError) as exc:
+        settings = _settings(config, args.chain)
+        store = open_store(settings, Path(args.data_dir), create=False, need_chain=cmd not in _ALL_CHAINS)
+    except (ConfigError, AuditStoreError, ValueError) as exc:
         print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
         return EXIT_CANNOT
     try:
-        cmd = args.audit_command
         if cmd in ("verify", "anchor", "recover"):
             key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
         if cmd == "verify":
-            return _verify(store, key, settings.anchor, args.no_anchors)
+            return _verify(store, key, settings.anchor, args.no_anchors, args.chain)
+        if cmd == "chains":
+            _chains(store)
+            return 0
         if cmd in ("anchor", "recover"):
             if not settings.anchor.enabled:
                 print(f"audit {cmd}: anchoring is not enabled in [audit.anchor]", file=sys.stderr)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
-__all__ = ["AnchorSettings", "AuditSettings", "PostgresSettings"]
+__all__ = ["DEFAULT_CHAIN", "AnchorSettings", "AuditSettings", "PostgresSettings", "chain_name_problem"]
+
+#: The chain of a process that runs alone: today's table, today's genesis, today's anchors.
+DEFAULT_CHAIN: Final = "default"
+#: A chain's name becomes part of a table name (``audit_entries_<chain>``) and of an S3 key:
+#: lower case (SQLite's names ignore case), no ``_`` (a chain's indexes are named
+#: ``<table>_id``, ``<table>_correlation_id``, ...: a chain ``a_id`` would collide with chain
+#: ``a``'s), at most 32 characters (PostgreSQL cuts names past 63 bytes).
+_CHAIN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+#: Names whose table would be one of the default table's own indexes (PostgreSQL's primary key).
+_RESERVED_CHAINS: Final = frozenset({"pkey"})
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def chain_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name an audit chain, or None if it can."""
+    if not isinstance(name, str) or not _CHAIN.fullmatch(name):
+        return (f"{name!r} is not a chain name: 1 to 32 lower-case letters, digits or '-', starting with a"
+                " letter or digit")
+    if name in _RESERVED_CHAINS:
+        return f"{name!r} is reserved (it would name one of the audit table's indexes)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +121,36 @@ class AuditSettings:
     #: Default time an ``append`` caller waits for its commit.
     append_timeout_s: float = 5.0
     anchor: AnchorSettings = field(default_factory=AnchorSettings)
+    #: The hash chain this process writes (docs/AUDIT.md, "Chains"). Empty: the node id when
+    #: ``[cluster]`` is set (:meth:`for_node`), else ``default`` (the one chain of a process that
+    #: runs alone, today's table).
+    chain: str = ""
+
+    @property
+    def chain_name(self) -> str:
+        """The chain this process writes and reads as its own."""
+        return self.chain or DEFAULT_CHAIN
+
+    def for_node(self, node_id: str | None) -> AuditSettings:
+        """These settings with the chain resolved for node ``node_id`` (None: not clustered).
+
+        ``[audit] chain`` wins when set; else the node id names the chain; else ``default``.
+
+        Raises:
+            ValueError: the resulting name is not a valid chain name (``chain: ...``).
+        """
+        if self.chain or not node_id:
+            return dataclasses.replace(self, chain=self.chain_name)
+        problem = chain_name_problem(node_id)
+        if problem is not None:
+            raise ValueError(f"chain: the node id {problem}; set [audit] chain to a valid name for this node")
+        return dataclasses.replace(self, chain=node_id)
 
     def validate(self) -> None:
+        if self.chain:
+            problem = chain_name_problem(self.chain)
+            if problem is not None:
+                raise ValueError(f"chain: {problem}")
         if not self.sqlite_path or self.sqlite_path.startswith("/") or ".." in self.sqlite_path.split("/"):
             raise ValueError("sqlite_path: must be a relative path inside the data directory")
         if not 0 < self.sqlite_busy_timeout_s <= 60:

@@ -6,20 +6,33 @@ each signed attempt (TRADE_EXECUTION, phase ``signed``: signature, signed bytes 
 TRADE_CONFIRMATION. An intent without a TRADE_CONFIRMATION is open: the executor settles it from
 the chain before the vault trades again. Every entry read back is checked against its hash and
 HMAC: a forged or edited row is refused, loudly, not acted on.
+
+In a cluster every node writes its own chain (docs/AUDIT.md, "Chains"), and a trade may span
+chains: its intent in the chain of the node that opened it, the attempts of a node that took its
+vault over in that node's, its outcome in whichever chain settled it. A trade with an outcome in
+any chain is final; otherwise its entries from every chain make one record.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pykka import ActorRef
 from solders.transaction import VersionedTransaction
 
-from xorj_actors.audit import AuditEntry, Store, UnverifiedEntry, verified_entries
+from xorj_actors.audit import (
+    AuditEntry,
+    OpenedIn,
+    Store,
+    UnverifiedEntry,
+    entries_by_chain,
+    open_entries_by_chain,
+)
 from xorj_actors.execution._messages import TradeOutcome, TradePhase, TradeRequest, TradeStatus
 from xorj_actors.jupiter import TradeApi
 
@@ -27,6 +40,7 @@ __all__ = [
     "Attempt",
     "LedgerError",
     "TradeRecord",
+    "load_adoptable_trades",
     "load_open_trades",
     "lookup_trade",
     "outcome_details",
@@ -96,6 +110,8 @@ class TradeRecord:
     expiries: int = 0
     #: Digests of the messages it built (:class:`MessageClaims`): no other trade may sign one.
     claims: list[bytes] = field(default_factory=list)
+    #: Read back from the log: the audit chain holding its intent (the node that opened it).
+    intent_chain: str = ""
 
     @property
     def trade_id(self) -> str:
@@ -133,9 +149,25 @@ def outcome_details(outcome: TradeOutcome) -> dict[str, Any]:
     }
 
 
-def _entries(store: Store, key: bytes, **filters: Any) -> list[AuditEntry]:
+_RANK = {INTENT: 0, EXECUTION: 1, CONFIRMATION: 2}
+
+
+def _merged(by_chain: Mapping[str, list[AuditEntry]]) -> list[tuple[str, AuditEntry]]:
+    """Entries of several chains in the order :func:`_records` needs: every intent, then every
+    attempt's entries by attempt number (each attempt was made by one node, in its own chain, in
+    order), then the outcomes. One chain: its own order, for each trade."""
+
+    def order(item: tuple[str, AuditEntry]) -> tuple[int, int]:
+        entry = item[1]
+        attempt = _details(entry).get("attempt") if entry.event_type == EXECUTION else 0
+        return _RANK.get(entry.event_type, 1), attempt if type(attempt) is int else 0
+
+    return sorted(((c, e) for c, entries in by_chain.items() for e in entries), key=order)
+
+
+def _read(read: Callable[..., Mapping[str, list[AuditEntry]]], **filters: Any) -> list[tuple[str, AuditEntry]]:
     try:
-        return verified_entries(store, key, **filters)
+        return _merged(read(**filters))
     except UnverifiedEntry as exc:
         raise LedgerError(str(exc)) from None
 
@@ -211,11 +243,11 @@ def _attempt(d: dict[str, Any]) -> Attempt:
         raise LedgerError(f"unreadable signed attempt: {exc!r}") from None
 
 
-def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dict[str, TradeOutcome]]:
+def _records(entries: Iterable[tuple[str, AuditEntry]]) -> tuple[dict[str, TradeRecord], dict[str, TradeOutcome]]:
     open_: dict[str, TradeRecord] = {}
     final: dict[str, TradeOutcome] = {}
     intents: dict[str, TradeRequest] = {}
-    for entry in entries:
+    for chain, entry in entries:
         trade_id = entry.correlation_id
         if trade_id is None:
             continue
@@ -223,7 +255,7 @@ def _records(entries: Iterable[AuditEntry]) -> tuple[dict[str, TradeRecord], dic
         if entry.event_type == INTENT:
             if trade_id not in open_ and trade_id not in final:
                 intents[trade_id] = _request(d)
-                open_[trade_id] = TradeRecord(request=intents[trade_id])
+                open_[trade_id] = TradeRecord(request=intents[trade_id], intent_chain=chain)
         elif entry.event_type == EXECUTION:
             if d.get("phase") == "signed" and trade_id in open_:
                 open_[trade_id].attempts.append(_attempt(d))
@@ -245,22 +277,45 @@ def _learn_signature(rec: TradeRecord, d: dict[str, Any]) -> None:
             attempt.signature = str(d["signature"])
 
 
-def load_open_trades(store: Store, key: bytes) -> list[TradeRecord]:
-    """Every trade with an intent and no final outcome, with its signed attempts, in log order."""
-    entries = _entries(
-        store, key, event_types=(INTENT, EXECUTION), opened_by=INTENT, unless_closed_by=CONFIRMATION
+def _open_trades(store: Store, key: bytes, opened_in: OpenedIn) -> list[TradeRecord]:
+    entries = _read(
+        functools.partial(open_entries_by_chain, store, key),
+        event_types=(INTENT, EXECUTION), opened_by=INTENT, unless_closed_by=CONFIRMATION, opened_in=opened_in,
     )
     open_, _ = _records(entries)
     return list(open_.values())
 
 
+def load_open_trades(store: Store, key: bytes) -> list[TradeRecord]:
+    """Every trade with an intent in ``store``'s own chain and a final outcome in no chain, with
+    its signed attempts (from every chain), in log order."""
+    return _open_trades(store, key, OpenedIn.OWN_CHAIN)
+
+
+def load_adoptable_trades(store: Store, key: bytes, vault_ids: Collection[str]) -> list[TradeRecord]:
+    """Fail-over: the trades of ``vault_ids`` that another chain opened (another node, or this
+    store's pre-cluster ``default`` chain) and no chain closed, with their signed attempts from
+    every chain, for the executor to settle exactly as it settles its own after a crash.
+
+    Call it once for every batch of vaults whose leases were just taken, after the lease and
+    before the vaults trade: it reads every chain's open intents (one scan of each chain).
+    """
+    wanted = set(vault_ids)
+    if not wanted:
+        return []
+    return [r for r in _open_trades(store, key, OpenedIn.OTHER_CHAINS) if r.request.vault_id in wanted]
+
+
 def lookup_trade(
     store: Store, key: bytes, trade_id: str
 ) -> tuple[TradeRequest | None, TradeOutcome | TradeRecord | None]:
-    """What the log holds for ``trade_id``: its intent (None if it has none) and its final
-    outcome, or its open record, or None."""
-    entries = _entries(store, key, correlation_id=trade_id, event_types=(INTENT, EXECUTION, CONFIRMATION))
-    intent = next((_request(_details(e)) for e in entries if e.event_type == INTENT), None)
+    """What the log holds for ``trade_id`` in every chain: its intent (None if it has none) and
+    its final outcome, or its open record, or None."""
+    entries = _read(
+        functools.partial(entries_by_chain, store, key),
+        correlation_id=trade_id, event_types=(INTENT, EXECUTION, CONFIRMATION),
+    )
+    intent = next((_request(_details(e)) for _, e in entries if e.event_type == INTENT), None)
     open_, final = _records(entries)
     return intent, final.get(trade_id) or open_.get(trade_id)
 
