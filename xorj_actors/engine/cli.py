@@ -95,12 +95,18 @@ def main(args: argparse.Namespace) -> int:
 
 
 def with_node_id(config: Any, node_id: str | None) -> Any:
-    """``config`` with ``[cluster] node_id`` resolved from ``--node-id``; ValueError says what is wrong."""
+    """``config`` with ``[cluster] node_id`` resolved from ``--node-id``, and the node's audit
+    chain named after it (unless ``[audit] chain`` names one); ValueError says what is wrong."""
     from dataclasses import replace
 
     if config.cluster is None:
         raise ValueError("--node-id: needs a [cluster] section")
     try:
-        return replace(config, cluster=config.cluster.with_node_id(node_id))
+        cluster = config.cluster.with_node_id(node_id)
     except ValueError as exc:
         raise ValueError(f"cluster.{exc}") from None
+    try:  # each node writes its own hash chain in the shared store (docs/AUDIT.md, "Chains")
+        audit = config.audit.for_node(cluster.node_id)
+    except ValueError as exc:
+        raise ValueError(f"audit.{exc}") from None
+    return replace(config, cluster=cluster, audit=audit)
