@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +65,13 @@ class Watcher(Actor):
 def notes_of(watcher) -> tuple[Terminated, ...]:
     """The Terminated notes a :class:`Watcher` has collected, asked of it."""
     return watcher.ask("notes", timeout=5)
+
+
+def audit_rows_in(data_dir: Path) -> list[tuple[str, str, dict]]:
+    """(event type, actor, details) of every entry of the SQLite audit log in ``data_dir``."""
+    db = sqlite3.connect(data_dir / "audit.db")
+    try:
+        rows = db.execute("SELECT event_type, actor, details FROM audit_entries ORDER BY sequence").fetchall()
+    finally:
+        db.close()
+    return [(t, a, json.loads(d)) for t, a, d in rows]

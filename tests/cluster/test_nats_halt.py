@@ -9,6 +9,7 @@ import pytest
 from xorj_actors.cluster import HaltBoard, HaltMoved, HaltRecord, HaltState
 
 from tests.cluster.conftest import OpenStore
+from tests.plugins.engine import cluster_proof
 from tests.plugins.nats_server import NatsServer
 
 pytestmark = pytest.mark.nats
@@ -29,7 +30,8 @@ async def test_triggers_on_several_nodes_at_once_step_the_epoch_once(open_store:
         assert {c.record for c in changes} == {opener.record}  # every caller sees the one record
         record, _ = await boards[0].current()
         assert record.halted and record.epoch == expected_epoch
-        cleared = await asyncio.gather(*(board.clear(expected_epoch, "recovered") for board in boards))
+        proof = cluster_proof(expected_epoch)
+        cleared = await asyncio.gather(*(board.clear(expected_epoch, "recovered", proof) for board in boards))
         assert sum(c.changed for c in cleared) == 1
         assert not (await boards[1].current())[0].halted
 
@@ -70,11 +72,26 @@ async def test_an_open_halt_is_not_stepped_again(open_store: OpenStore) -> None:
 async def test_a_recovery_for_an_older_epoch_does_not_clear_a_newer_halt(open_store: OpenStore) -> None:
     board = HaltBoard(await open_store("a"), "a")
     await board.open("first")
-    await board.clear(1, "recovered")
+    await board.clear(1, "recovered", cluster_proof(1))
     await board.open("second")
     with pytest.raises(HaltMoved, match="epoch 1 is not the current one"):
-        await board.clear(1, "late recovery")
+        await board.clear(1, "late recovery", cluster_proof(1, nonce="late"))
     assert (await board.current())[0].halted
+
+
+async def test_the_clear_carries_the_proof_and_a_clear_without_it_is_written_over(open_store: OpenStore) -> None:
+    board = HaltBoard(await open_store("a"), "a")
+    await board.open("first")
+    proof = cluster_proof(1)
+    done = await board.clear(1, "recovered", proof)
+    seen, _ = await HaltBoard(await open_store("b"), "b").current()
+    assert done.changed and seen.proof == proof and seen.proof_problem == ""
+    assert not (await board.clear(1, "recovered", proof)).changed
+    # Someone else wrote a clear of their own over it (no proof): the recovering node rewrites its own.
+    _, revision = await board.current()
+    await board._write(HaltRecord(1, HaltState.CLEAR, "forged", "x", 0.0), revision)
+    again = await board.clear(1, "recovered", proof)
+    assert again.changed and (await board.current())[0].proof == proof
 
 
 async def test_a_node_starting_during_a_halt_sees_it_even_after_nats_restarts(
@@ -92,7 +109,7 @@ async def test_a_node_starting_during_a_halt_sees_it_even_after_nats_restarts(
 async def test_a_watcher_hears_a_halt_opened_elsewhere(open_store: OpenStore) -> None:
     watching, opening = HaltBoard(await open_store("a"), "a"), HaltBoard(await open_store("b"), "b")
     await opening.open("first")
-    await opening.clear(1, "recovered")
+    await opening.clear(1, "recovered", cluster_proof(1))
     seen = watching.watch()
     now = await asyncio.wait_for(anext(seen), timeout=10)  # the record as it is
     assert (now.epoch, now.halted) == (1, False)

@@ -1,29 +1,33 @@
 """Engine processes as cluster nodes (issue 14): real nats-server, real `xorj-actors run`
-processes, one shared localnet process. The cluster-wide halt, a node started during it, NATS lost.
+processes, one shared localnet process. The cluster-wide halt, a node started during it, NATS lost,
+and clears of the halt written straight into NATS that resume nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
+import nats
 import pytest
 
 from tests.cluster.nodes import CLUSTER_TOML, Cluster, Node
 from tests.conftest import free_port
-from tests.helpers import QUIET_ENGINE_TOML, cli, wait_until
-from tests.plugins.engine import authorise
+from tests.helpers import QUIET_ENGINE_TOML, audit_rows_in, cli, wait_until
+from tests.plugins.engine import RECOVERY_KEYS, authorise_cluster
 
 
-def _recover(node: Node, nonce: str) -> dict:
-    """An operator's K-of-M recovery of ``node``'s local halt, over its debug socket."""
-    epoch = node.ks()["epoch"]
-    auth = authorise(epoch, nonce=nonce)
+def _recover(node: Node, nonce: str, cluster_epoch: int) -> dict:
+    """An operator's K-of-M recovery of cluster halt ``cluster_epoch`` on ``node``, over its debug socket."""
+    ts = int(time.time())
     return node.ask("recover", {
-        "epoch": epoch, "nonce": nonce, "timestamp": auth["timestamp"], "operator": "test",
-        "authorisations": [{"key_id": k, "hmac": h} for k, h in auth["authorisations"]],
+        "epoch": node.ks()["epoch"], "cluster_epoch": cluster_epoch, "nonce": nonce, "timestamp": ts, "operator": "test",
+        "authorisations": [{"key_id": k, "hmac": h} for k, h in authorise_cluster(cluster_epoch, nonce=nonce, ts=ts)],
     })
 
 
@@ -84,12 +88,98 @@ def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Clust
     assert {n["node_id"] for n in d.ask("status")["cluster"]["nodes"]} == {"a", "b", "c", "d"}
 
     # One authorised recovery, on a, resumes all four, through the same gradual restart.
-    outcome = _recover(a, "cluster-1")
+    outcome = _recover(a, "cluster-1", 1)
     assert outcome["accepted"] is True, outcome
     wait_until(lambda: _armed(a, b, c, d), 30, "every node armed again at full size")
     record = c.ask("status")["cluster"]["halt"]
     assert (record["epoch"], record["state"], record["node_id"]) == (1, "clear", "a")
     assert "authorised recovery on node a" in record["reason"]
+    assert record["proof"]["key_ids"] == ["XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_2"]
+    # Each follower verified that proof itself, and recorded its nonce as used.
+    for node in (b, c, d):
+        (entry,) = [e for t, _, e in audit_rows_in(node.data_dir) if t == "RECOVERY" and e.get("what") == "cluster recovery followed"]
+        assert entry["cluster_epoch"] == 1 and entry["authorised_by"] == record["proof"]["key_ids"], entry
+
+
+async def _write_halt(url: str, change: Callable[[dict], dict]) -> dict:
+    """Rewrite the cluster's halt record straight in NATS, as anyone who can write the bucket can."""
+    nc = await nats.connect(url)
+    try:
+        kv = await nc.jetstream().key_value("t_halt")
+        record = change(json.loads((await kv.get("epoch")).value))
+        await kv.put("epoch", json.dumps(record).encode())
+        return record
+    finally:
+        await nc.close()
+
+
+def _refusals(node: Node) -> list[dict]:
+    return [e for t, _, e in audit_rows_in(node.data_dir) if t == "SECURITY_VIOLATION" and e.get("what") == "cluster recovery refused"]
+
+
+def _stay_halted(nodes: tuple[Node, ...], refusals: int, what: str) -> None:
+    """Every node refused the forged clear (audited) and is halted still, as ctl shows."""
+    wait_until(lambda: all(len(_refusals(n)) == refusals for n in nodes), 20, f"every node's refusal of {what}")
+    time.sleep(1.0)  # five beats: nothing resumes
+    cluster_view = nodes[0].ask("cluster")
+    assert cluster_view["halt"]["state"] == "clear"  # what NATS says
+    assert {n["kill_switch"] for n in cluster_view["nodes"]} == {"TRIGGERED"}  # what the nodes are
+    for node in nodes:
+        assert node.ks()["state"] == "TRIGGERED", node.ks()
+        shown = node.ctl("status")
+        assert shown.returncode == 0 and "TRIGGERED" in shown.stdout, shown.stdout
+        assert what in _refusals(node)[-1]["reason"], _refusals(node)[-1]
+
+
+def _sign(cluster_epoch: int, nonce: str, ts: int, key: str) -> str:
+    """One key holder's `ctl sign-recovery --cluster-epoch`, as its own process."""
+    out = subprocess.run(
+        cli("ctl", "sign-recovery", "--key-env", key, "--cluster-epoch", str(cluster_epoch), "--nonce", nonce,
+            "--timestamp", str(ts), "--json"),
+        capture_output=True, text=True, timeout=60, env={**os.environ, **RECOVERY_KEYS},
+    )
+    assert out.returncode == 0, out.stderr
+    return f"{key}:{json.loads(out.stdout)['hmac']}"
+
+
+def test_a_clear_written_straight_into_nats_resumes_no_node(cluster: Cluster, nats_server) -> None:
+    a, b, c = cluster.start("a", "b", "c")
+    nodes = (a, b, c)
+    b.signal(signal.SIGUSR2)
+    wait_until(lambda: all(_halt_complete(n, 1) for n in nodes), 30, "the cluster halt complete on every node")
+
+    # A clear with no proof at all.
+    asyncio.run(_write_halt(nats_server.url, lambda r: {**r, "state": "clear", "reason": "forged", "node_id": "x"}))
+    _stay_halted(nodes, 1, "the clear carries no proof")
+    # A clear with a proof whose HMACs are not the key holders'.
+    forged = {"cluster_epoch": 1, "nonce_sha256": "0" * 64, "timestamp": int(time.time()), "operator": "mallory",
+              "local_epoch": 1, "authorisations": [["XORJ_RECOVERY_KEY_1", "1" * 64], ["XORJ_RECOVERY_KEY_2", "2" * 64]]}
+    asyncio.run(_write_halt(nats_server.url, lambda r: {**r, "proof": forged}))
+    _stay_halted(nodes, 2, "0 valid authorisations, 2 needed")
+
+    # The operator's recovery on a, through ctl, signed for the cluster epoch: a writes its proof
+    # over the forged clear, and every node resumes.
+    ts = int(time.time())
+    auths = [_sign(1, "legit-1", ts, k) for k in ("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_3")]
+    out = a.ctl("recover", "--epoch", str(a.ks()["epoch"]), "--cluster-epoch", "1", "--nonce", "legit-1",
+                "--timestamp", str(ts), *(x for auth in auths for x in ("--auth", auth)))
+    assert out.returncode == 0, out.stdout + out.stderr
+    wait_until(lambda: _armed(*nodes), 30, "every node armed again")
+    legit = a.ask("cluster")["halt"]
+    assert legit["node_id"] == "a" and legit["proof"]["key_ids"] == ["XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_3"]
+    legit_proof = asyncio.run(_write_halt(nats_server.url, lambda r: r))["proof"]  # as NATS holds it
+
+    # A new halt, then the last legitimate clear replayed for it: as it was, and with its epoch edited.
+    c.signal(signal.SIGUSR2)
+    wait_until(lambda: all(_halt_complete(n, 2) for n in nodes), 30, "the second cluster halt complete")
+    asyncio.run(_write_halt(nats_server.url, lambda r: {**r, "state": "clear", "proof": legit_proof}))
+    _stay_halted(nodes, 3, "authorisations are for cluster halt epoch 1, this node is in cluster halt epoch 2")
+    asyncio.run(_write_halt(nats_server.url, lambda r: {**r, "proof": {**legit_proof, "cluster_epoch": 2}}))
+    _stay_halted(nodes, 4, "nonce already used: replayed request")
+
+    # The cluster's own recovery still works.
+    assert _recover(b, "legit-2", 2)["accepted"] is True
+    wait_until(lambda: _armed(*nodes), 30, "every node armed again")
 
 
 def test_a_halt_from_ctl_on_one_node_is_followed_gracefully(cluster: Cluster) -> None:
@@ -126,7 +216,7 @@ def test_nats_lost_halts_every_node_and_only_an_authorised_recovery_resumes_them
     time.sleep(1.0)  # five beats with NATS answering
     assert {n.ks()["state"] for n in (a, b, c)} == {"TRIGGERED"}
 
-    outcome = _recover(b, "nats-back")
+    outcome = _recover(b, "nats-back", 1)
     assert outcome["accepted"] is True, outcome
     wait_until(lambda: _armed(a, b, c), 30, "every node armed again")
 

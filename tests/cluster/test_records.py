@@ -22,12 +22,17 @@ from xorj_actors.cluster import (
 )
 from xorj_actors.kill_switch import KillSwitchState
 
+from tests.plugins.engine import cluster_proof
+
 MEMBER = MemberRecord("a", "inc1", 1000.0, 1010.0, 3, KillSwitchState.ARMED)
 HALT = HaltRecord(4, HaltState.HALTED, "signal", "a", 2000.0)
 ACK = HaltAck(4, "b", 120, ("vault-0003",), 2001.0)
 
 
-@pytest.mark.parametrize("record", [LeaseHolder("a", "inc1", 5.0), MEMBER, HALT, ACK, NO_HALT])
+CLEARED = HaltRecord(4, HaltState.CLEAR, "authorised recovery on node a", "a", 2100.0, proof=cluster_proof(4))
+
+
+@pytest.mark.parametrize("record", [LeaseHolder("a", "inc1", 5.0), MEMBER, HALT, ACK, NO_HALT, CLEARED])
 def test_every_record_survives_its_json(record: object) -> None:
     assert decode(type(record), encode(record)) == record  # type: ignore[arg-type]
 
@@ -81,3 +86,29 @@ def test_the_halt_report_names_each_node_state() -> None:
     assert late.nodes[3].status is NodeHaltStatus.NOT_ANSWERING and not late.complete
     done = halt_report(HALT, {"a": acks["a"]}, ("a",), now=2001.0, deadline_s=10.0)
     assert done.complete
+
+
+def test_a_halt_record_written_before_proofs_still_reads() -> None:
+    data = encode(HALT).replace(b',"proof":null', b"")
+    assert b"proof" not in data and decode(HaltRecord, data) == HALT
+
+
+@pytest.mark.parametrize(("proof", "problem"), [
+    (b'"yes"', "expected an object with the keys"),
+    (b'{"cluster_epoch":4}', "expected an object with the keys"),
+    (b'{"authorisations":[["k","aa"]],"cluster_epoch":-4,"local_epoch":1,"nonce_sha256":"n","operator":"o","timestamp":1}',
+     "integers >= 0"),
+    (b'{"authorisations":[["k","aa"]],"cluster_epoch":true,"local_epoch":1,"nonce_sha256":"n","operator":"o","timestamp":1}',
+     "integers >= 0"),
+    (b'{"authorisations":"k:aa","cluster_epoch":4,"local_epoch":1,"nonce_sha256":"n","operator":"o","timestamp":1}',
+     "at most 16"),
+    (b'{"authorisations":[["k","' + b"a" * 65 + b'"]],"cluster_epoch":4,"local_epoch":1,"nonce_sha256":"n","operator":"o","timestamp":1}',
+     "at most 16"),
+    (b'{"authorisations":[],"cluster_epoch":4,"local_epoch":1,"nonce_sha256":"","operator":"o","timestamp":1}',
+     "nonce_sha256 or operator"),
+])
+def test_a_proof_that_does_not_parse_leaves_the_record_readable_and_says_why(proof: bytes, problem: str) -> None:
+    # The record still reads (a follower refuses the proof, audited) rather than halting the node.
+    data = encode(HaltRecord(4, HaltState.CLEAR, "forged", "x", 1.0)).replace(b'"proof":null', b'"proof":' + proof)
+    record = decode(HaltRecord, data)
+    assert record.proof is None and problem in record.proof_problem

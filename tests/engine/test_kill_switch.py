@@ -17,6 +17,7 @@ from xorj_actors.messages import Halt, HaltMode, Resume, Trigger
 from xorj_actors.ops.ctl import render_status, request
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
+from tests.helpers import audit_rows_in
 from tests.plugins.engine import authorise, ks_status, wait_until
 
 
@@ -281,12 +282,7 @@ def test_in_flight_work_is_reported_with_the_ack(engine: Engine) -> None:
 
 
 def audit_rows(engine: Engine) -> list[tuple[str, str, dict]]:
-    db = sqlite3.connect(engine.data_dir / "audit.db")
-    try:
-        rows = db.execute("SELECT event_type, actor, details FROM audit_entries ORDER BY sequence").fetchall()
-    finally:
-        db.close()
-    return [(t, a, json.loads(d)) for t, a, d in rows]
+    return audit_rows_in(engine.data_dir)
 
 
 def test_an_edited_state_file_does_not_lift_a_halt(engine_factory, tmp_path) -> None:

@@ -11,7 +11,15 @@ import pytest
 from tests.helpers import wait_until  # noqa: F401 - re-exported for the engine tests
 from xorj_actors.config import parse_config
 from xorj_actors.engine import Engine
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, KillSwitchStatus, sign_recovery
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_NAME,
+    ClusterProof,
+    GetStatus,
+    KillSwitchStatus,
+    nonce_digest,
+    sign_cluster_recovery,
+    sign_recovery,
+)
 
 RECOVERY_KEYS = {
     "XORJ_RECOVERY_KEY_1": "k1-" + "a" * 40,
@@ -54,6 +62,22 @@ def authorise(epoch: int, keys=("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_2"), n
         "timestamp": ts,
         "authorisations": tuple((k, sign_recovery(RECOVERY_KEYS[k].encode(), epoch, nonce, ts)) for k in keys),
     }
+
+
+def authorise_cluster(
+    cluster_epoch: int, keys=("XORJ_RECOVERY_KEY_1", "XORJ_RECOVERY_KEY_2"), nonce: str = "c-1", ts: int | None = None
+) -> tuple[tuple[str, str], ...]:
+    """K key holders' authorisations of a cluster recovery (``ctl sign-recovery --cluster-epoch``)."""
+    ts = int(time.time()) if ts is None else ts
+    return tuple((k, sign_cluster_recovery(RECOVERY_KEYS[k].encode(), cluster_epoch, nonce, ts)) for k in keys)
+
+
+def cluster_proof(cluster_epoch: int, nonce: str = "c-1", ts: int | None = None, **kw) -> ClusterProof:
+    """A cluster recovery's proof as the recovering node publishes it (``authorisations`` overridable)."""
+    ts = int(time.time()) if ts is None else ts
+    auths = kw.pop("authorisations", None) or authorise_cluster(cluster_epoch, nonce=nonce, ts=ts)
+    return ClusterProof(cluster_epoch=cluster_epoch, nonce_sha256=nonce_digest(nonce), timestamp=ts,
+                        authorisations=auths, operator=kw.pop("operator", "op"), local_epoch=kw.pop("local_epoch", 1))
 
 
 @pytest.fixture

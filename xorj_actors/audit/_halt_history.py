@@ -30,6 +30,8 @@ __all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
 KILL_SWITCH_STARTING = "kill switch starting"
 _TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.SECURITY_VIOLATION, EventType.ERROR_EVENT)
+#: The RECOVERY entries whose nonce is used: a recovery accepted here, a cluster's followed here.
+_USED_NONCE = frozenset({"recovery accepted", "cluster recovery followed"})
 
 
 def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
@@ -64,7 +66,7 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
         if isinstance(moved, dict):
             last = Transition(KillSwitchState(moved["state"]), int(moved["epoch"]), float(moved["factor"]))
             max_epoch = max(max_epoch, last.epoch)
-        if entry.event_type == EventType.RECOVERY.value and details.get("what") == "recovery accepted":
+        if entry.event_type == EventType.RECOVERY.value and details.get("what") in _USED_NONCE:
             digest = details.get("nonce_sha256")
             if isinstance(digest, str):
                 digests.add(digest)

@@ -22,6 +22,7 @@ import nats.js.errors
 from xorj_actors.cluster._errors import ClusterError, HaltMoved
 from xorj_actors.cluster._records import NO_HALT, HaltAck, HaltRecord, HaltState, decode, encode
 from xorj_actors.cluster._store import UNAVAILABLE, ClusterStore
+from xorj_actors.kill_switch import ClusterProof
 from xorj_actors.messages import HaltMode
 
 __all__ = ["HaltBoard", "HaltChange"]
@@ -78,19 +79,21 @@ class HaltBoard:
                 return HaltChange(opened, new_revision, changed=True)
         raise ClusterError(f"halt: the epoch changed {_ROUNDS} times while opening; try again")
 
-    async def clear(self, epoch: int, reason: str) -> HaltChange:
-        """Clear the halt of ``epoch`` (after the cluster's authorised recovery).
+    async def clear(self, epoch: int, reason: str, proof: ClusterProof) -> HaltChange:
+        """Clear the halt of ``epoch`` with the authorised recovery's ``proof`` (which every node
+        verifies before it follows).
 
-        Raises HaltMoved if ``epoch`` is not the current one: a newer halt is not cleared by a
-        recovery that was authorised for an older one.
+        A record already clear at ``epoch`` with another proof (or none: written by someone who
+        had none) is written over with this one. Raises HaltMoved if ``epoch`` is not the current
+        one: a newer halt is not cleared by a recovery that was authorised for an older one.
         """
         for _ in range(_ROUNDS):
             record, revision = await self.current()
             if record.epoch != epoch:
                 raise HaltMoved(f"halt: epoch {epoch} is not the current one ({record.epoch})")
-            if not record.halted:
+            if not record.halted and record.proof == proof:
                 return HaltChange(record, revision, changed=False)
-            cleared = HaltRecord(epoch, HaltState.CLEAR, reason, self._node_id, self._wall(), record.mode)
+            cleared = HaltRecord(epoch, HaltState.CLEAR, reason, self._node_id, self._wall(), record.mode, proof)
             new_revision = await self._write(cleared, revision)
             if new_revision is not None:
                 return HaltChange(cleared, new_revision, changed=True)

@@ -43,7 +43,7 @@ from xorj_actors.cluster._records import NO_HALT, HaltRecord
 from xorj_actors.cluster._store import ClusterStore
 from xorj_actors.cluster._views import ClusterViews
 from xorj_actors.cluster.settings import ClusterSettings
-from xorj_actors.kill_switch import FollowRecovery
+from xorj_actors.kill_switch import ClusterProof, FollowRecovery
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
@@ -102,8 +102,16 @@ class ClusterNode:
         #: has shown it: the recovery that ends that very local halt clears the cluster's, and
         #: the cluster's clear ends that very local halt (and no later one).
         self._halted_at: tuple[int, int] | None = None
-        #: The cluster epoch whose recovery this node is following (asked once).
-        self._recovering = 0
+        #: The (cluster epoch, proof) of the clear this node's kill switch was asked to follow
+        #: (asked once each: a forged clear refused does not hide a genuine one written after it).
+        self._recovering: tuple[int, ClusterProof | None] | None = None
+        #: The proof of the cluster recovery accepted by this node's kill switch (``recovered``).
+        self._proof: ClusterProof | None = None
+        #: The clear records (epoch, proof) this node wrote its own proof over: each only once, so
+        #: two nodes that both recovered the same epoch do not overwrite each other for ever.
+        self._overwritten: set[tuple[int, ClusterProof | None]] = set()
+        #: The cluster epoch this node last said it cannot clear (said once).
+        self._no_proof_said = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -292,36 +300,91 @@ class ClusterNode:
 
     # -- recovery -------------------------------------------------------------------------------
 
-    def _recovered_here(self) -> bool:
-        """This node's kill switch left the halt it entered for the open cluster epoch (or a later
-        one): only an authorised recovery (K-of-M, cooldown) does that while the epoch is open."""
-        at, ks = self._halted_at, self.kill_switch
-        return (
-            self.record.halted and at is not None and at[0] == self.record.epoch
-            and not ks.halted and ks.state is not None and ks.epoch >= at[1]
-        )
+    def open_epoch(self) -> int | None:
+        """The cluster halt epoch this node is in (the kill switch's ClusterHalt): the open one as
+        last read, or the one it halted for whose clear it has not followed (a clear without a
+        proof that verifies here is not the end of it). A recovery given here meanwhile is the
+        cluster's, authorised for that epoch, and clears it with its proof."""
+        record, at = self.record, self._halted_at
+        if record.halted:
+            return record.epoch
+        if at is not None and at[0] == record.epoch and self.kill_switch.halted:
+            return record.epoch
+        return None
+
+    def recovered(self, proof: ClusterProof) -> None:
+        """The kill switch accepted an authorised recovery of cluster epoch ``proof.cluster_epoch``
+        (its thread): the next beat clears the cluster halt with this proof."""
+        self._proof = proof
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
+            self._thread.loop.call_soon_threadsafe(self._wake_beat)
+
+    def _wake_beat(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _recovered_here(self) -> ClusterProof | None:
+        """The proof to clear the current cluster epoch with: this node's kill switch accepted an
+        authorised recovery of that very epoch (nothing else makes a proof) and is not halted
+        again since. None once the record carries it. A clear with another proof (or none:
+        written by whoever could write the bucket) is written over, once."""
+        proof, record, ks = self._proof, self.record, self.kill_switch
+        if proof is None or proof.cluster_epoch != record.epoch or ks.halted or ks.state is None:
+            return None
+        if record.halted:
+            return proof
+        if record.proof == proof or (record.epoch, record.proof) in self._overwritten:
+            return None
+        return proof
 
     async def _clear_if_recovered_here(self) -> None:
-        if not self._recovered_here() or self._board is None:
+        if self._board is None:
             return
-        epoch, local = self.record.epoch, self.kill_switch.epoch
-        reason = f"authorised recovery on node {self.node_id} (its local halt epoch {local})"
+        proof = self._recovered_here()
+        if proof is None:
+            self._say_if_unclearable()
+            return
+        before = self.record
+        epoch = before.epoch
+        reason = f"authorised recovery on node {self.node_id} (its local halt epoch {proof.local_epoch})"
         try:
-            change = await self._board.clear(epoch, reason)
+            change = await self._board.clear(epoch, reason, proof)
         except HaltMoved as exc:
             logger.error("cluster: the recovery here does not clear the cluster halt: {}", exc)
             return
+        if not before.halted:
+            logger.warning("cluster: the clear of epoch {} did not carry this node's proof: written over", epoch)
+            self._overwritten = {o for o in self._overwritten if o[0] == epoch} | {(epoch, before.proof)}
         self.record = change.record
         logger.warning("cluster: halt epoch {} cleared: {}", epoch, reason)
 
+    def _say_if_unclearable(self) -> None:
+        """A node that left the open cluster halt without a proof for it (a recovery of its own
+        halt given before it saw the cluster's) cannot clear it: say so, once per epoch."""
+        record, at, ks = self.record, self._halted_at, self.kill_switch
+        if not record.halted or at is None or at[0] != record.epoch or self._no_proof_said == record.epoch:
+            return
+        if not ks.halted and ks.state is not None and ks.epoch >= at[1]:
+            self._no_proof_said = record.epoch
+            logger.error(
+                "cluster: this node left cluster halt epoch {} without a recovery authorised for that epoch: "
+                "the cluster stays halted (recover with --cluster-epoch {} on any halted node)", record.epoch, record.epoch,
+            )
+
     async def _follow_recovery(self, record: HaltRecord, local_epoch: int) -> None:
-        message = FollowRecovery(epoch=local_epoch, cluster_epoch=record.epoch, cleared_by=record.node_id, reason=record.reason)
+        message = FollowRecovery(
+            epoch=local_epoch, cluster_epoch=record.epoch, cleared_by=record.node_id, reason=record.reason,
+            proof=record.proof, proof_problem=record.proof_problem,
+        )
         outcome = await asyncio.to_thread(self.kill_switch.follow_recovery, message)
         if outcome is None:
             logger.error("cluster: the kill switch did not answer the cluster's recovery of epoch {}; trying again", record.epoch)
-            self._recovering = 0  # the next read of the clear record asks again
+            self._recovering = None  # the next read of the clear record asks again
             return
-        log = logger.warning if outcome.accepted else logger.error
+        if outcome.retry_after_s is not None:  # put off (cooldown): asked again at a later beat
+            self._recovering = None
+            return
+        log = logger.warning if outcome.accepted else logger.critical
         log("cluster: recovery of halt epoch {} (by node {}) {}: {}", record.epoch, record.node_id,
             "followed" if outcome.accepted else "NOT followed", outcome.reason)
 
@@ -333,9 +396,10 @@ class ClusterNode:
             return False  # an older value, overtaken
         self.record = record
         at = self._halted_at
-        if not record.halted and at is not None and at[0] == record.epoch and self._recovering != record.epoch:
-            if self.kill_switch.halted:  # the kill switch refuses (and audits) a halt newer than at[1]
-                self._recovering = record.epoch
+        asked = (record.epoch, record.proof)
+        if not record.halted and at is not None and at[0] == record.epoch and self._recovering != asked:
+            if self.kill_switch.halted:  # the kill switch verifies the proof, refuses a halt newer than at[1]
+                self._recovering = asked
                 self._spawn(self._follow_recovery(record, at[1]))
             return False
         if not record.halted or record.epoch <= self._followed:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from xorj_actors.cluster._errors import ClusterDataError
-from xorj_actors.kill_switch import KillSwitchState
+from xorj_actors.kill_switch import ClusterProof, KillSwitchState
 from xorj_actors.messages import HaltMode
 from xorj_actors.strict_json import JSONRefused, loads
 
@@ -26,6 +26,7 @@ __all__ = [
     "MemberRecord",
     "NO_HALT",
     "decode",
+    "decode_proof",
     "encode",
 ]
 
@@ -88,6 +89,11 @@ class HaltRecord:
     at: float = 0.0
     #: How every node halts for it (the opening node's local halt mode).
     mode: HaltMode = HaltMode.EMERGENCY
+    #: On a clear: the cluster recovery's proof, which every node verifies before it resumes.
+    proof: ClusterProof | None = None
+    #: Read only: why the record's ``proof`` did not parse (the record still does: a follower
+    #: refuses it as a security violation, it does not halt for unreadable data).
+    proof_problem: str = ""
 
     @property
     def halted(self) -> bool:
@@ -120,9 +126,17 @@ _FIELDS: dict[type, dict[str, type | tuple[type, ...]]] = {
     LeaseHolder: {"node_id": str, "incarnation": str, "acquired_at": float},
     MemberRecord: {"node_id": str, "incarnation": str, "started_at": float, "heartbeat_at": float,
                    "owned_vaults": int, "kill_switch": KillSwitchState},
-    HaltRecord: {"epoch": int, "state": HaltState, "reason": str, "node_id": str, "at": float, "mode": HaltMode},
+    HaltRecord: {"epoch": int, "state": HaltState, "reason": str, "node_id": str, "at": float, "mode": HaltMode,
+                 "proof": ClusterProof},
     HaltAck: {"epoch": int, "node_id": str, "acked": int, "missing": tuple, "at": float},
 }
+
+
+#: Keys a record may leave out (records written before them): read as None.
+_OPTIONAL = frozenset({"proof"})
+#: Bounds of a proof as read: more is not a proof, whatever it says.
+_MAX_AUTHORISATIONS, _MAX_KEY_ID, _MAX_OPERATOR = 16, 128, 100
+_PROOF_KEYS = frozenset({"cluster_epoch", "nonce_sha256", "timestamp", "authorisations", "operator", "local_epoch"})
 
 
 def encode(record: Record) -> bytes:
@@ -130,12 +144,57 @@ def encode(record: Record) -> bytes:
     out: dict[str, Any] = {"v": VERSION}
     for name in _FIELDS[type(record)]:
         value = getattr(record, name)
-        if isinstance(value, tuple):
+        if isinstance(value, ClusterProof):
+            value = _proof_json(value)
+        elif isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, enum.Enum):
             value = value.value
         out[name] = value
     return json.dumps(out, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _proof_json(proof: ClusterProof) -> dict[str, Any]:
+    return {
+        "cluster_epoch": proof.cluster_epoch,
+        "nonce_sha256": proof.nonce_sha256,
+        "timestamp": proof.timestamp,
+        "authorisations": [list(a) for a in proof.authorisations],
+        "operator": proof.operator,
+        "local_epoch": proof.local_epoch,
+    }
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _short(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
+
+
+def decode_proof(value: Any) -> ClusterProof:
+    """A proof as written by :func:`encode`; ClusterDataError says what is wrong. Only its shape
+    is checked here: whether it authorises anything is the kill switch's to verify."""
+    if not isinstance(value, dict) or set(value) != _PROOF_KEYS:
+        raise ClusterDataError(f"proof: expected an object with the keys {sorted(_PROOF_KEYS)}")
+    if not (_int(value["cluster_epoch"]) and _int(value["timestamp"]) and _int(value["local_epoch"])):
+        raise ClusterDataError("proof: cluster_epoch, timestamp and local_epoch must be integers >= 0")
+    if not (_short(value["nonce_sha256"], 64) and isinstance(value["operator"], str) and len(value["operator"]) <= _MAX_OPERATOR):
+        raise ClusterDataError("proof: nonce_sha256 or operator is not a short string")
+    auths = value["authorisations"]
+    if not isinstance(auths, list) or len(auths) > _MAX_AUTHORISATIONS or not all(
+        isinstance(a, list) and len(a) == 2 and _short(a[0], _MAX_KEY_ID) and _short(a[1], 64) for a in auths
+    ):
+        raise ClusterDataError(f"proof: authorisations must be at most {_MAX_AUTHORISATIONS} [key id, hex HMAC] pairs")
+    return ClusterProof(
+        cluster_epoch=value["cluster_epoch"],
+        nonce_sha256=value["nonce_sha256"],
+        timestamp=value["timestamp"],
+        authorisations=tuple((a[0], a[1]) for a in auths),
+        operator=value["operator"],
+        local_epoch=value["local_epoch"],
+    )
 
 
 def _field(kind: type, name: str, expected: type | tuple[type, ...], value: Any) -> Any:
@@ -174,7 +233,23 @@ def decode(kind: type[R], data: bytes | None) -> R:
         raise ClusterDataError(f"{kind.__name__}: format version {table.get('v')!r}, this build reads {VERSION}")
     fields = _FIELDS[kind]
     unknown = set(table) - set(fields) - {"v"}
-    missing = set(fields) - set(table)
+    missing = set(fields) - set(table) - _OPTIONAL
     if unknown or missing:
         raise ClusterDataError(f"{kind.__name__}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    return kind(**{name: _field(kind, name, expected, table[name]) for name, expected in fields.items()})
+    values: dict[str, Any] = {}
+    for name, expected in fields.items():
+        if expected is ClusterProof:
+            values.update(_proof_field(table.get(name)))
+        else:
+            values[name] = _field(kind, name, expected, table[name])
+    return kind(**values)
+
+
+def _proof_field(value: Any) -> dict[str, Any]:
+    """``proof`` (None when absent or null), or ``proof_problem`` when it does not parse."""
+    if value is None:
+        return {"proof": None}
+    try:
+        return {"proof": decode_proof(value)}
+    except ClusterDataError as exc:
+        return {"proof": None, "proof_problem": str(exc)}

@@ -23,8 +23,15 @@ __all__ = ["ClusterViews", "render_cluster", "render_cluster_halt"]
 
 
 def _record(record: HaltRecord) -> dict[str, Any]:
+    proof = record.proof
     return {"epoch": record.epoch, "state": record.state.value, "mode": record.mode.value,
-            "reason": record.reason, "node_id": record.node_id, "at": record.at}
+            "reason": record.reason, "node_id": record.node_id, "at": record.at,
+            # As written in NATS, not verified here: each node's kill switch verifies it.
+            "proof": None if proof is None else {
+                "cluster_epoch": proof.cluster_epoch, "key_ids": [k for k, _ in proof.authorisations],
+                "operator": proof.operator, "local_epoch": proof.local_epoch, "timestamp": proof.timestamp,
+            },
+            "proof_problem": record.proof_problem or None}
 
 
 def _ack(ack: HaltAck | None) -> dict[str, Any] | None:

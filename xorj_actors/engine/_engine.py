@@ -162,6 +162,7 @@ class Engine:
             state_key=self._kill_switch_state_key(),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
             start_trigger=cluster.start_trigger if cluster else None,
+            cluster_halt=cluster,
         )
         self.root = Supervisor.start(
             root_children(ctx),

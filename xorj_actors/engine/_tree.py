@@ -36,7 +36,7 @@ from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, Rpc
 from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, TradeRequest
 from xorj_actors.jupiter import api_headers
-from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
+from xorj_actors.kill_switch import ClusterHalt, HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
@@ -98,6 +98,8 @@ class TreeContext:
     quotas: Quotas | None = None
     #: With ``[cluster]``: the halt the kill switch starts in while the cluster is halted.
     start_trigger: Callable[[], Trigger | None] | None = None
+    #: With ``[cluster]``: the node runtime, to which a recovery of the cluster's halt is handed.
+    cluster_halt: ClusterHalt | None = None
 
     @property
     def budgets(self) -> Quotas | None:
@@ -391,6 +393,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             state_key=ctx.state_key,
             redact=ctx.redactor or Redactor.from_environ(ctx.environ),
             start_trigger=ctx.start_trigger,
+            cluster=ctx.cluster_halt,
         ),
     )
     audit = _worker(

@@ -1,6 +1,8 @@
 """The kill switch: halt epochs every actor must acknowledge, fail-closed state, K-of-M recovery."""
 
 from xorj_actors.kill_switch._actor import (
+    ClusterHalt,
+    ClusterProof,
     EnterMaintenance,
     FollowRecovery,
     GetStatus,
@@ -22,9 +24,11 @@ from xorj_actors.kill_switch._persistence import FileReading, HaltMarker, StateF
 from xorj_actors.kill_switch._recovery_keys import (
     RecoveryRefused,
     RecoveryVerifier,
+    cluster_recovery_payload,
     load_recovery_keys,
     nonce_digest,
     recovery_payload,
+    sign_cluster_recovery,
     sign_recovery,
 )
 from xorj_actors.kill_switch._start_decision import HaltHistory, StartDecision, Transition, decide, env_halt_request
@@ -34,6 +38,8 @@ from xorj_actors.kill_switch.settings import KillSwitchSettings
 __all__ = [
     "KILL_SWITCH_NAME",
     "VAULT_ROLE",
+    "ClusterHalt",
+    "ClusterProof",
     "EnterMaintenance",
     "FileReading",
     "Flatten",
@@ -60,11 +66,13 @@ __all__ = [
     "StartDecision",
     "StateFile",
     "Transition",
+    "cluster_recovery_payload",
     "decide",
     "derive_state_key",
     "env_halt_request",
     "load_recovery_keys",
     "nonce_digest",
     "recovery_payload",
+    "sign_cluster_recovery",
     "sign_recovery",
 ]

@@ -25,6 +25,7 @@ from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
 from xorj_actors.kill_switch._kill_file import KillFile
 from xorj_actors.kill_switch._messages import (
+    ClusterProof,
     EnterMaintenance,
     FollowRecovery,
     GetStatus,
@@ -35,7 +36,7 @@ from xorj_actors.kill_switch._messages import (
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._durable import DurableState, _RetryPersist, redact_deep
 from xorj_actors.kill_switch._persistence import STANDALONE_STATE_KEY, HaltMarker, StateFile
-from xorj_actors.kill_switch._recovering import RecoveringMode, _RestartStep
+from xorj_actors.kill_switch._recovering import ClusterHalt, RecoveringMode, _RestartStep
 from xorj_actors.kill_switch._recovery_keys import RecoveryVerifier, load_recovery_keys
 from xorj_actors.kill_switch._reducing import ReducingMode, _FlattenDeadline
 from xorj_actors.kill_switch._starting import StartingUp, first_start_failed
@@ -46,7 +47,7 @@ from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
 from xorj_actors.redaction import Redactor
 
-__all__ = ["KillSwitch"]
+__all__ = ["ClusterHalt", "ClusterProof", "KillSwitch"]
 
 _S = KillSwitchState
 
@@ -101,9 +102,11 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         state_key: bytes | None = None,
         redact: Callable[[str], str] | None = None,
         start_trigger: Callable[[], Trigger | None] | None = None,
+        cluster: ClusterHalt | None = None,
     ) -> None:
         super().__init__()
         self.start_trigger = start_trigger
+        self.cluster = cluster
         self.settings = settings
         self.board = board
         self.clock = clock

@@ -4,32 +4,67 @@ from __future__ import annotations
 
 from supervisors import Message
 
-__all__ = ["EnterMaintenance", "FollowRecovery", "GetStatus", "KillSwitchStatus", "Recover", "RecoveryOutcome"]
+__all__ = [
+    "ClusterProof",
+    "EnterMaintenance",
+    "FollowRecovery",
+    "GetStatus",
+    "KillSwitchStatus",
+    "Recover",
+    "RecoveryOutcome",
+]
 
 
 class Recover(Message):
-    """An operator's recovery request with K-of-M HMAC authorisations ((key id, hex), ...)."""
+    """An operator's recovery request with K-of-M HMAC authorisations ((key id, hex), ...).
+
+    ``epoch`` is this engine's halt epoch. On a cluster node while the cluster is halted, the
+    authorisations are for ``cluster_epoch`` instead (``cluster_recovery_payload``), and the
+    recovery becomes the cluster's (docs/CLUSTER.md, "Recovery").
+    """
 
     epoch: int
     nonce: str
     timestamp: int
     authorisations: tuple[tuple[str, str], ...]
     operator: str
+    cluster_epoch: int | None = None
+
+
+class ClusterProof(Message):
+    """What a node that accepted a cluster recovery publishes with the clear of the cluster halt,
+    for every other node to verify with its own recovery keys (``RecoveryVerifier.verify_cluster``).
+
+    The HMACs are over ``cluster_recovery_payload(cluster_epoch, nonce_sha256, timestamp)``;
+    ``operator`` and ``local_epoch`` (the recovering node's own halt epoch) are as that node
+    recorded them, not signed.
+    """
+
+    cluster_epoch: int
+    nonce_sha256: str
+    timestamp: int
+    authorisations: tuple[tuple[str, str], ...]
+    operator: str
+    local_epoch: int
 
 
 class FollowRecovery(Message):
-    """A cluster node follows the cluster's recovery (docs/CLUSTER.md): another node's authorised
-    recovery cleared the cluster halt this node halted for, at local halt ``epoch``.
+    """A cluster node follows the cluster's recovery (docs/CLUSTER.md): the cluster halt
+    ``cluster_epoch`` this node halted for, at local halt ``epoch``, was cleared with ``proof``.
 
     Sent only by the node runtime, in-process (no operator command sends it). Refused unless
     the kill switch is still in that very halt (``epoch``, TRIGGERED or MAINTENANCE): a halt
-    triggered here since needs its own authorised recovery.
+    triggered here since needs its own authorised recovery. Refused as a security violation
+    unless ``proof`` verifies here, with this node's keys and used nonces: the halt bucket is
+    not trusted to resume anything. ``proof_problem``: why the record's proof did not parse.
     """
 
     epoch: int
     cluster_epoch: int
     cleared_by: str
     reason: str
+    proof: ClusterProof | None = None
+    proof_problem: str = ""
 
 
 class RecoveryOutcome(Message):
@@ -37,6 +72,8 @@ class RecoveryOutcome(Message):
     reason: str
     state: str
     factor: float
+    #: Set on a follow put off for this node's cooldown: ask again after this many seconds.
+    retry_after_s: float | None = None
 
 
 class EnterMaintenance(Message):

@@ -163,7 +163,8 @@ def _maintenance(args: Mapping[str, Any]) -> EnterMaintenance:
 
 
 def parse_recover(args: Mapping[str, Any]) -> Recover:
-    """The kill switch's :class:`Recover`: epoch, nonce, timestamp, authorisations, operator."""
+    """The kill switch's :class:`Recover`: epoch, nonce, timestamp, authorisations, operator, and
+    on a cluster node while the cluster is halted, cluster_epoch (what the authorisations sign)."""
     a = checked(
         args,
         {
@@ -172,6 +173,7 @@ def parse_recover(args: Mapping[str, Any]) -> Recover:
             "timestamp": (int, True),
             "authorisations": (list, True),
             "operator": (str, False),
+            "cluster_epoch": (int, False),
         },
     )
     auths = []
@@ -186,6 +188,7 @@ def parse_recover(args: Mapping[str, Any]) -> Recover:
         timestamp=a["timestamp"],
         authorisations=tuple(auths),
         operator=a.get("operator", "debug_socket"),
+        cluster_epoch=a.get("cluster_epoch"),
     )
 
 

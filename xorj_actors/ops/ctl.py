@@ -69,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("maintenance", help="halt for maintenance (leave with recover)")
     p.add_argument("--reason", default="maintenance (ctl)")
     p = sub.add_parser("recover", help="recover with K-of-M authorisations")
-    p.add_argument("--epoch", type=int, required=True)
+    p.add_argument("--epoch", type=int, required=True, help="this node's halt epoch (ctl status)")
+    p.add_argument("--cluster-epoch", type=int, default=None,
+                   help="a cluster node while the cluster is halted: the cluster halt epoch the authorisations sign")
     p.add_argument("--nonce", required=True)
     p.add_argument("--timestamp", type=int, required=True)
     p.add_argument("--auth", action="append", default=[], metavar="KEY_ID:HMAC", help="one per key holder")
@@ -102,7 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
     p = sub.add_parser("sign-recovery", help="compute one key holder's authorisation (local, no engine)")
     p.add_argument("--key-env", required=True, help="environment variable holding this holder's key")
-    p.add_argument("--epoch", type=int, required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--epoch", type=int, help="the engine's halt epoch")
+    which.add_argument("--cluster-epoch", type=int, help="a cluster's halt epoch (docs/CLUSTER.md, Recovery)")
     p.add_argument("--nonce", required=True)
     p.add_argument("--timestamp", type=int, default=None, help="default: now")
 
@@ -384,15 +388,20 @@ def render(cmd: str, result: Any) -> str:
 
 
 def _sign_recovery(args: argparse.Namespace) -> dict[str, Any]:
-    from xorj_actors.kill_switch import sign_recovery
+    from xorj_actors.kill_switch import sign_cluster_recovery, sign_recovery
     from xorj_actors.limits import MIN_KEY_BYTES
 
     key = os.environ.get(args.key_env, "")
     if len(key.encode()) < MIN_KEY_BYTES:
         raise CtlError(f"{args.key_env} is unset or shorter than {MIN_KEY_BYTES} bytes")
     timestamp = args.timestamp if args.timestamp is not None else int(time.time())
-    mac = sign_recovery(key.encode(), args.epoch, args.nonce, timestamp)
-    return {"key_id": args.key_env, "hmac": mac, "epoch": args.epoch, "nonce": args.nonce, "timestamp": timestamp}
+    if args.cluster_epoch is not None:
+        mac = sign_cluster_recovery(key.encode(), args.cluster_epoch, args.nonce, timestamp)
+        which = {"cluster_epoch": args.cluster_epoch}
+    else:
+        mac = sign_recovery(key.encode(), args.epoch, args.nonce, timestamp)
+        which = {"epoch": args.epoch}
+    return {"key_id": args.key_env, "hmac": mac, **which, "nonce": args.nonce, "timestamp": timestamp}
 
 
 def _parse_auth(items: list[str]) -> list[dict[str, str]]:
@@ -426,6 +435,7 @@ def main(args: argparse.Namespace) -> int:
                     "timestamp": args.timestamp,
                     "authorisations": _parse_auth(args.auth),
                     "operator": args.operator,
+                    **_given(cluster_epoch=args.cluster_epoch),
                 }
             elif cmd in _TRADING_PARAMS:
                 params = _TRADING_PARAMS[cmd](args)
