@@ -68,10 +68,14 @@ def notes_of(watcher) -> tuple[Terminated, ...]:
 
 
 def audit_rows_in(data_dir: Path) -> list[tuple[str, str, dict]]:
-    """(event type, actor, details) of every entry of the SQLite audit log in ``data_dir``."""
+    """(event type, actor, details) of every entry of the SQLite audit log in ``data_dir``, chain
+    by chain (the default chain's table, then each node's: docs/AUDIT.md, "Chains")."""
     db = sqlite3.connect(data_dir / "audit.db")
     try:
-        rows = db.execute("SELECT event_type, actor, details FROM audit_entries ORDER BY sequence").fetchall()
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND (name = 'audit_entries' OR name LIKE 'audit\\_entries\\_%' ESCAPE '\\') ORDER BY name"
+        )]
+        rows = [r for t in tables for r in db.execute(f"SELECT event_type, actor, details FROM {t} ORDER BY sequence")]
     finally:
         db.close()
     return [(t, a, json.loads(d)) for t, a, d in rows]
