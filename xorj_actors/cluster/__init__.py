@@ -1,8 +1,11 @@
 """Several engine processes sharing the vaults through NATS JetStream (docs/CLUSTER.md).
 
-Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence), :func:`liveness`,
-:func:`nats_lost`, :func:`halt_report`. NATS plumbing (nats-py, asyncio): :class:`ClusterStore`
-(the connection and the buckets), :class:`Leases`, :class:`Membership`, :class:`HaltBoard`.
+Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence's arithmetic),
+:func:`renewals` and :func:`placement` (what the lease loop does next), :func:`liveness`,
+:func:`nats_lost`, :func:`halt_report`. The fence the signing path reads: :class:`Fence`
+(thread-safe). NATS plumbing (nats-py, asyncio): :class:`ClusterStore` (the connection and the
+buckets), :class:`Leases`, :class:`Ownership` (the lease loop), :class:`Membership`,
+:class:`HaltBoard`.
 This package knows nothing of the engine: the engine drives it.
 """
 
@@ -15,12 +18,15 @@ from xorj_actors.cluster._errors import (
     HaltMoved,
     LeaseConflict,
 )
+from xorj_actors.cluster._fence import Fence, LeaseToken
 from xorj_actors.cluster._fencing import LeaseClock, LeaseGrant, nats_lost
 from xorj_actors.cluster._halt import HaltBoard, HaltChange
 from xorj_actors.cluster._halt_report import ClusterHaltReport, NodeHalt, NodeHaltStatus, halt_report
 from xorj_actors.cluster._leases import VAULT_KEY, Leases, NodeIdentity
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
+from xorj_actors.cluster._ownership import Activate, Ownership, Passivate, RenewalRound
+from xorj_actors.cluster._ownership_rules import LeaseLoss, Placement, Renewals, placed_here, placement, renewals
 from xorj_actors.cluster._placement import assign, place, weight
 from xorj_actors.cluster._records import (
     NO_HALT,
@@ -39,6 +45,7 @@ from xorj_actors.cluster.settings import ClusterSettings
 __all__ = [
     "NO_HALT",
     "VAULT_KEY",
+    "Activate",
     "ClusterDataError",
     "ClusterError",
     "ClusterHaltReport",
@@ -46,6 +53,7 @@ __all__ = [
     "ClusterStore",
     "ClusterUnavailable",
     "DuplicateNode",
+    "Fence",
     "FenceRefusal",
     "Fenced",
     "HaltAck",
@@ -59,6 +67,8 @@ __all__ = [
     "LeaseGrant",
     "LeaseHolder",
     "LeaseInfo",
+    "LeaseLoss",
+    "LeaseToken",
     "Leases",
     "Liveness",
     "MemberRecord",
@@ -66,6 +76,11 @@ __all__ = [
     "NodeHalt",
     "NodeHaltStatus",
     "NodeIdentity",
+    "Ownership",
+    "Passivate",
+    "Placement",
+    "RenewalRound",
+    "Renewals",
     "assign",
     "decode",
     "encode",
@@ -74,5 +89,8 @@ __all__ = [
     "liveness",
     "nats_lost",
     "place",
+    "placed_here",
+    "placement",
+    "renewals",
     "weight",
 ]
