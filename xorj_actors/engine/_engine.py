@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -18,11 +19,16 @@ from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
-from xorj_actors.engine._tree import TreeContext, root_children
+from xorj_actors.engine._leased import LeasedVaults
+from xorj_actors.engine._tree import TreeContext, root_children, vault_spec
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
+from xorj_actors.signers import vault_id
+
+if TYPE_CHECKING:
+    from xorj_actors.cluster import Fence
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
@@ -87,6 +93,14 @@ class Engine:
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
+        #: ``[cluster]``: the leases this node holds, which the executor signs under; the lease
+        #: loop fills it (docs/CLUSTER.md). None: this engine runs alone.
+        self.fence: Fence | None = None
+        if config.cluster is not None:
+            from xorj_actors.cluster import Fence, LeaseClock  # nats-py: loaded only for a cluster
+
+            self.fence = Fence(LeaseClock.from_settings(config.cluster))
+        self._ctx: TreeContext | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -152,7 +166,9 @@ class Engine:
             halt_history=self._kill_switch_history,
             state_key=self._kill_switch_state_key(),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
+            fence=self.fence,
         )
+        self._ctx = ctx
         self.root = Supervisor.start(
             root_children(ctx),
             strategy=Strategy.ONE_FOR_ONE,
@@ -218,6 +234,18 @@ class Engine:
         except ValueError as exc:
             logger.critical("kill switch: no state key: {}", exc)
             return None
+
+    # -- cluster -------------------------------------------------------------------------------
+
+    def vault_ids(self) -> tuple[str, ...]:
+        """Every configured vault's id (the vaults the cluster's placement spreads)."""
+        return tuple(vault_id(i) for i in range(self.config.vaults.count))
+
+    def leased_vaults(self) -> LeasedVaults:
+        """The lease loop's ``activate``/``passivate`` hooks (cluster mode; after :meth:`start`)."""
+        if self.fence is None or self.runtime is None or self._ctx is None:
+            raise RuntimeError("leased vaults need [cluster] and a started engine")
+        return LeasedVaults(self.runtime, functools.partial(vault_spec, self._ctx), self.config.supervision.shutdown_timeout_s * 2)
 
     # -- run -----------------------------------------------------------------------------------
 

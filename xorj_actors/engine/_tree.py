@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solders.pubkey import Pubkey
 
@@ -55,6 +55,9 @@ from xorj_actors.signers import (
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
 from xorj_actors.vaults import Vault
+
+if TYPE_CHECKING:
+    from xorj_actors.cluster import Fence
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -95,6 +98,10 @@ class TreeContext:
     vault_keys: dict[str, VaultKeys] = field(default_factory=dict)
     #: Every external endpoint's budget, for the actors that call out (None: no budgets).
     quotas: Quotas | None = None
+    #: ``[cluster]``: the leases this node holds (docs/CLUSTER.md). The executor signs only under
+    #: them, and no vault starts with the tree: the lease loop activates each one it holds.
+    #: None: this engine runs alone, every configured vault is its own.
+    fence: Fence | None = None
 
     @property
     def budgets(self) -> Quotas | None:
@@ -244,6 +251,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     jito=cfg.jito,
                     quotas=ctx.budgets,
                     block_engine_url=cfg.jito.block_engine_url or ctx.endpoints().get("localnet_block_engine", ""),
+                    fence=ctx.fence.fence if ctx.fence is not None else None,
                 ),
             ),
         ),
@@ -413,7 +421,8 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
     ]
     signers = [_worker(ctx, f"signer:{key.name}", lambda key=key: _start_signer(ctx, key)) for key in cfg.signers.keys]
     chain = _chain_children(ctx)
-    vaults = [vault_spec(ctx, i) for i in range(cfg.vaults.count)]
+    # Cluster: a vault starts only once this node holds its lease (engine/_leased.py).
+    vaults = [] if ctx.fence is not None else [vault_spec(ctx, i) for i in range(cfg.vaults.count)]
     ops = [
         _worker(
             ctx,
