@@ -101,6 +101,7 @@ class Ownership:
         self._held: dict[str, LeaseGrant] = {}
         self._active: set[str] = set()
         self._busy: set[str] = set()  # being acquired, renewed or released: one step at a time
+        self._activating: set[str] = set()
         self._owned: tuple[str, ...] = ()
         self._window: asyncio.Semaphore | None = None  # made on the loop
         self._hooks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster-hooks")
@@ -209,7 +210,7 @@ class Ownership:
         await asyncio.gather(
             *(self._release(v) for v in plan.release), *(self._acquire(v) for v in plan.acquire)
         )
-        for vault in sorted(set(self._held) - self._active - self._busy):
+        for vault in sorted(set(self._held) - self._active - self._busy - self._activating):
             await self._start(vault)  # held, but its activation failed before: try again
 
     async def _lookup(self, vaults: list[str]) -> dict[str, LeaseInfo | None]:
@@ -238,19 +239,22 @@ class Ownership:
         await self._start(vault)
 
     async def _start(self, vault: str) -> None:
+        """Activate a held vault. Not a lease step (the key is not touched): its renewals go on
+        while the engine starts the actor, however long that takes."""
         grant = self._held.get(vault)
-        if grant is None:
+        if grant is None or vault in self._activating:
             return
-        self._busy.add(vault)
+        self._activating.add(vault)
         try:
             await asyncio.get_running_loop().run_in_executor(self._hooks, self._activate, vault, grant)
         except Exception as exc:  # noqa: BLE001 - the engine could not start it: hand the lease back
             logger.error("cluster: {} not activated ({!r}): releasing its lease", vault, exc)
-            self._busy.discard(vault)
-            await self._release(vault, LeaseLoss.NOT_ACTIVATED)
+            self._activating.discard(vault)
+            if vault not in self._busy:
+                await self._release(vault, LeaseLoss.NOT_ACTIVATED)
             return
         finally:
-            self._busy.discard(vault)
+            self._activating.discard(vault)
         if vault in self._held:
             self._active.add(vault)
             logger.info("cluster: {} activated at lease revision {}", vault, grant.revision)
