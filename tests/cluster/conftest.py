@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from xorj_actors.cluster import ClusterSettings, ClusterStore
 
+from tests.cluster.nodes import Cluster, Localnet
 from tests.plugins.nats_server import NatsServer
 
 #: Short enough that a test can wait a TTL out, long enough for a loaded 2-core machine.
@@ -47,3 +50,21 @@ async def open_store(nats_server: NatsServer) -> AsyncIterator[OpenStore]:
     yield open_one
     for store in stores:
         await store.close()
+
+
+@pytest.fixture
+def localnet_process(tmp_path: Path) -> Iterator[Localnet]:
+    net = Localnet(tmp_path)
+    try:
+        yield net
+    finally:
+        net.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, nats_server: Any, localnet_process: Localnet) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, nats_server.url, localnet_process)
+    try:
+        yield c
+    finally:
+        c.stop()

@@ -174,8 +174,9 @@ def test_signatures_carry_the_lease_revision_and_a_paused_node_signs_nothing(mak
     refused = h.execute(h.request(f"{vault}:r2:0"))
     assert (refused.status, refused.error_class) == ("rejected", "fenced"), refused
     assert signatures(h) == before
-    kinds = [kind for kind, _ in h.entries(f"{vault}:r2:0")]
-    assert "TRADE_INTENT" not in kinds and not executions(h, f"{vault}:r2:0", "signed")
+    assert h.entries(f"{vault}:r2:0") == []  # not this node's vault: nothing recorded
+    again = h.execute(h.request(f"{vault}:r2:0"), count=2)  # asked again (an overdue outcome)
+    assert (again.status, again.error_class) == ("rejected", "fenced") and signatures(h) == before
     # And once the TTL has run out another node takes the vault.
     other = Leases(cluster.store, NodeIdentity.new("b"))  # type: ignore[arg-type]
     deadline = time.monotonic() + 5
@@ -252,17 +253,15 @@ def test_cluster_mode_starts_a_vault_only_under_its_lease_and_stops_it_when_give
     def vaults() -> list[str]:
         return [c.id for c in engine.runtime.which_children("vaults") if c.alive]  # type: ignore[union-attr]
 
-    assert vaults() == []  # nothing starts with the tree: no lease yet
-    hooks = engine.leased_vaults()
-
-    async def alone() -> tuple[str, ...]:
-        return ("a",)
-
-    own = Ownership(cluster.leases, fence, cluster.me, engine.vault_ids(), alone, hooks.activate, hooks.passivate)
-    own.start(cluster.thread.loop)
+    # No vault starts with the tree: each one is started by the lease loop once its lease is held
+    # (audited below with its lease revision).
+    own = engine.ownership  # the engine's own lease loop, on its cluster node's loop
+    assert own is not None
     wait_until(lambda: vaults() == ["vault-0000", "vault-0001"], 15, "both vaults activated")
     assert own.owned() == ("vault-0000", "vault-0001") == fence.usable()
+    assert engine.cluster is not None and engine.cluster._owned() == 2  # the member record's count
     own.stop(15, release=True)  # the node stops: passivated, then released
+    engine.ownership = None
     assert vaults() == [] and fence.held() == () and own.owned() == ()
     assert cluster.run(cluster.leases.all()) == {}
     expected = sorted(
@@ -277,6 +276,7 @@ def test_cluster_mode_starts_a_vault_only_under_its_lease_and_stops_it_when_give
         )
 
     wait_until(lambda: changes() == expected, 5, f"audited activations and passivations: {changes()}")
+
 
 def _log(h: Harness) -> list[tuple[str, dict[str, Any]]]:
     store = open_store(h.engine.config.audit, h.engine.data_dir, create=False)

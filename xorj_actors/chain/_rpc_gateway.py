@@ -31,7 +31,7 @@ from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain._budget import solana_call
 from xorj_actors.chain.gateway_settings import GatewaySettings
 from xorj_actors.jupiter import MAX_IDS, parse_prices
-from xorj_actors.quotas import Endpoint, Quotas, turn
+from xorj_actors.quotas import Endpoint, QuotaError, Quotas, turn
 from supervisors import LoopThread
 
 __all__ = ["GATEWAY_NAME", "GatewaySettings", "GetVaultSnapshot", "RpcGateway", "VaultSnapshot"]
@@ -89,6 +89,8 @@ class RpcGateway(Participant):
         super().__init__(board)
         #: The budgets its reads (``rpc_read``) and prices (``jupiter_price``) take turns in.
         self.quotas = quotas
+        #: Volatility samples skipped for want of a spare turn of the price budget.
+        self.price_samples_skipped = 0
         self.watch_mints = watch_mints
         self.detector = VolatilityDetector(volatility)
         self.settings = settings
@@ -147,7 +149,12 @@ class RpcGateway(Participant):
         while True:
             await asyncio.sleep(self.settings.price_poll_s)
             try:
-                prices = await self._prices(self.watch_mints)
+                prices = await self._prices(self.watch_mints, spare_only=True)
+            except QuotaError:
+                # The watch samples only with a spare turn of the price budget: trades first
+                # (Jupiter's free tier is 60 calls a minute, a sample every second would be all of it).
+                self.price_samples_skipped += 1
+                continue
             except Exception as exc:  # noqa: BLE001 - the price source's health is not volatility
                 logger.warning("price watch: {!r}", exc)
                 continue
@@ -243,7 +250,9 @@ class RpcGateway(Participant):
                 ),
             )
 
-    async def _prices(self, mints: Sequence[str]) -> dict[str, float]:
+    async def _prices(self, mints: Sequence[str], *, spare_only: bool = False) -> dict[str, float]:
+        """Every mint's USD price (cached ``price_max_age_s``); ``spare_only``: only if the
+        price budget has a turn free now, else :class:`QuotaError` (never waits)."""
         at, cached = self.prices
         if time.monotonic() - at < self.settings.price_max_age_s and all(m in cached for m in mints):
             return cached
@@ -256,7 +265,8 @@ class RpcGateway(Participant):
             for i in range(0, len(mints), MAX_IDS):  # Price API v3 takes at most MAX_IDS ids
                 batch = [Pubkey.from_string(m) for m in mints[i : i + MAX_IDS]]
                 params = {"ids": ",".join(map(str, batch))}
-                async with turn(self.quotas, Endpoint.JUPITER_PRICE, owner=GATEWAY_OWNER) as t:
+                deadline = asyncio.get_running_loop().time() if spare_only else None
+                async with turn(self.quotas, Endpoint.JUPITER_PRICE, owner=GATEWAY_OWNER, deadline=deadline) as t:
                     url = f"{self.quote_url}/price/v3"
                     async with self.http.get(url, params=params, headers=self.price_headers) as resp:
                         t.answered(resp.status, resp.headers.get("Retry-After"))

@@ -5,7 +5,9 @@ Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence's
 :func:`nats_lost`, :func:`halt_report`. The fence the signing path reads: :class:`Fence`
 (thread-safe). NATS plumbing (nats-py, asyncio): :class:`ClusterStore` (the connection and the
 buckets), :class:`Leases`, :class:`Ownership` (the lease loop), :class:`Membership`,
-:class:`HaltBoard`.
+:class:`HaltBoard`. The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS
+lost; it reaches the engine only through the kill switch (:class:`LocalKillSwitch`) and callables
+the engine gives it.
 This package knows nothing of the engine: the engine drives it.
 """
 
@@ -23,8 +25,10 @@ from xorj_actors.cluster._fencing import LeaseClock, LeaseGrant, nats_lost
 from xorj_actors.cluster._halt import HaltBoard, HaltChange
 from xorj_actors.cluster._halt_report import ClusterHaltReport, NodeHalt, NodeHaltStatus, halt_report
 from xorj_actors.cluster._leases import VAULT_KEY, Leases, NodeIdentity
+from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cluster_halt
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
+from xorj_actors.cluster._node import ClusterNode
 from xorj_actors.cluster._ownership import Activate, Ownership, Passivate, RenewalRound
 from xorj_actors.cluster._ownership_rules import LeaseLoss, Placement, Renewals, placed_here, placement, renewals
 from xorj_actors.cluster._placement import assign, place, weight
@@ -40,6 +44,7 @@ from xorj_actors.cluster._records import (
     encode,
 )
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._views import ClusterViews, render_cluster, render_cluster_halt
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = [
@@ -49,6 +54,8 @@ __all__ = [
     "ClusterDataError",
     "ClusterError",
     "ClusterHaltReport",
+    "ClusterNode",
+    "ClusterViews",
     "ClusterSettings",
     "ClusterStore",
     "ClusterUnavailable",
@@ -70,10 +77,12 @@ __all__ = [
     "LeaseLoss",
     "LeaseToken",
     "Leases",
+    "LocalKillSwitch",
     "Liveness",
     "MemberRecord",
     "Membership",
     "NodeHalt",
+    "NodeHaltSource",
     "NodeHaltStatus",
     "NodeIdentity",
     "Ownership",
@@ -88,9 +97,12 @@ __all__ = [
     "live_nodes",
     "liveness",
     "nats_lost",
+    "opens_cluster_halt",
     "place",
     "placed_here",
     "placement",
     "renewals",
+    "render_cluster",
+    "render_cluster_halt",
     "weight",
 ]

@@ -22,6 +22,7 @@ import nats.js.errors
 from xorj_actors.cluster._errors import ClusterError, HaltMoved
 from xorj_actors.cluster._records import NO_HALT, HaltAck, HaltRecord, HaltState, decode, encode
 from xorj_actors.cluster._store import UNAVAILABLE, ClusterStore
+from xorj_actors.messages import HaltMode
 
 __all__ = ["HaltBoard", "HaltChange"]
 
@@ -64,13 +65,14 @@ class HaltBoard:
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
-    async def open(self, reason: str) -> HaltChange:
-        """Open a cluster halt (a new epoch), or return the one already open."""
+    async def open(self, reason: str, mode: HaltMode = HaltMode.EMERGENCY) -> HaltChange:
+        """Open a cluster halt (a new epoch) that every node follows in ``mode``, or return the one
+        already open (in its own mode)."""
         for _ in range(_ROUNDS):
             record, revision = await self.current()
             if record.halted:
                 return HaltChange(record, revision, changed=False)
-            opened = HaltRecord(record.epoch + 1, HaltState.HALTED, reason, self._node_id, self._wall())
+            opened = HaltRecord(record.epoch + 1, HaltState.HALTED, reason, self._node_id, self._wall(), mode)
             new_revision = await self._write(opened, revision)
             if new_revision is not None:
                 return HaltChange(opened, new_revision, changed=True)
@@ -88,7 +90,7 @@ class HaltBoard:
                 raise HaltMoved(f"halt: epoch {epoch} is not the current one ({record.epoch})")
             if not record.halted:
                 return HaltChange(record, revision, changed=False)
-            cleared = HaltRecord(epoch, HaltState.CLEAR, reason, self._node_id, self._wall())
+            cleared = HaltRecord(epoch, HaltState.CLEAR, reason, self._node_id, self._wall(), record.mode)
             new_revision = await self._write(cleared, revision)
             if new_revision is not None:
                 return HaltChange(cleared, new_revision, changed=True)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from xorj_actors.cluster._errors import ClusterDataError
 from xorj_actors.kill_switch import KillSwitchState
+from xorj_actors.messages import HaltMode
 from xorj_actors.strict_json import JSONRefused, loads
 
 __all__ = [
@@ -85,6 +86,8 @@ class HaltRecord:
     #: The node that opened (or cleared) it.
     node_id: str = ""
     at: float = 0.0
+    #: How every node halts for it (the opening node's local halt mode).
+    mode: HaltMode = HaltMode.EMERGENCY
 
     @property
     def halted(self) -> bool:
@@ -117,7 +120,7 @@ _FIELDS: dict[type, dict[str, type | tuple[type, ...]]] = {
     LeaseHolder: {"node_id": str, "incarnation": str, "acquired_at": float},
     MemberRecord: {"node_id": str, "incarnation": str, "started_at": float, "heartbeat_at": float,
                    "owned_vaults": int, "kill_switch": KillSwitchState},
-    HaltRecord: {"epoch": int, "state": HaltState, "reason": str, "node_id": str, "at": float},
+    HaltRecord: {"epoch": int, "state": HaltState, "reason": str, "node_id": str, "at": float, "mode": HaltMode},
     HaltAck: {"epoch": int, "node_id": str, "acked": int, "missing": tuple, "at": float},
 }
 
@@ -127,7 +130,11 @@ def encode(record: Record) -> bytes:
     out: dict[str, Any] = {"v": VERSION}
     for name in _FIELDS[type(record)]:
         value = getattr(record, name)
-        out[name] = list(value) if isinstance(value, tuple) else value
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        out[name] = value
     return json.dumps(out, separators=(",", ":"), sort_keys=True).encode()
 
 

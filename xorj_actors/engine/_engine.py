@@ -19,6 +19,8 @@ from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
+from xorj_actors.cluster import ClusterError
+from xorj_actors.engine._cluster import open_cluster_node, start_ownership
 from xorj_actors.engine._leased import LeasedVaults
 from xorj_actors.engine._tree import TreeContext, root_children, vault_spec
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
@@ -28,7 +30,7 @@ from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, Halt
 from xorj_actors.signers import vault_id
 
 if TYPE_CHECKING:
-    from xorj_actors.cluster import Fence
+    from xorj_actors.cluster import Fence, Ownership
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
@@ -93,13 +95,17 @@ class Engine:
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
+        #: The node runtime with ``[cluster]`` (docs/CLUSTER.md); None: this process runs alone.
+        self.cluster: Any = None
         #: ``[cluster]``: the leases this node holds, which the executor signs under; the lease
         #: loop fills it (docs/CLUSTER.md). None: this engine runs alone.
         self.fence: Fence | None = None
         if config.cluster is not None:
-            from xorj_actors.cluster import Fence, LeaseClock  # nats-py: loaded only for a cluster
+            from xorj_actors.cluster import Fence, LeaseClock
 
             self.fence = Fence(LeaseClock.from_settings(config.cluster))
+        #: The lease loop with ``[cluster]``, once the tree is up (None before, and alone).
+        self.ownership: Ownership | None = None
         self._ctx: TreeContext | None = None
 
     @property
@@ -142,6 +148,11 @@ class Engine:
 
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
+        try:  # before any actor: a node started during a cluster halt starts halted
+            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime, self._owned_vaults)
+        except (ClusterError, ValueError) as exc:
+            raise EngineError(f"cluster: {exc}") from None
+        cluster = self.cluster
         if cfg.localnet.enabled:
             self._start_localnet()
         self.runtime = Runtime(
@@ -156,7 +167,7 @@ class Engine:
             strategy_board=self.strategy_board,
             metrics=self.metrics,
             redactor=self.redactor,
-            views={"progress": self.progress, "quotas": self.quotas.snapshot},
+            views={"progress": self.progress, "quotas": self.quotas.snapshot, **(cluster.debug_views() if cluster else {})},
             quotas=self.quotas,
             environ=self.environ,
             endpoints=self.endpoints,
@@ -166,6 +177,7 @@ class Engine:
             halt_history=self._kill_switch_history,
             state_key=self._kill_switch_state_key(),
             on_shutdown=self.request_shutdown if self.handle_signals else None,
+            start_trigger=cluster.start_trigger if cluster else None,
             fence=self.fence,
         )
         self._ctx = ctx
@@ -183,6 +195,10 @@ class Engine:
             if time.monotonic() > deadline:
                 raise EngineError(f"the supervision tree did not come up within {timeout} s")
             time.sleep(0.01)
+        if cluster is not None:
+            cluster.start()
+            assert self.fence is not None
+            self.ownership = start_ownership(cluster, self.fence, self.vault_ids(), self.leased_vaults())
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -205,6 +221,8 @@ class Engine:
         return ks.ask(GetStatus(), timeout=5).registered >= participants
 
     def _record_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
+        if self.cluster is not None:  # first: a local trigger opens a cluster halt (never blocks)
+            self.cluster.on_kill_switch_event(kind, details)
         runtime = self.runtime
         if runtime is not None:
             record(runtime, _kill_switch_entry(kind, details))
@@ -240,6 +258,11 @@ class Engine:
     def vault_ids(self) -> tuple[str, ...]:
         """Every configured vault's id (the vaults the cluster's placement spreads)."""
         return tuple(vault_id(i) for i in range(self.config.vaults.count))
+
+    def _owned_vaults(self) -> int:
+        """How many vault leases this node holds (its member record)."""
+        ownership = self.ownership
+        return len(ownership.owned()) if ownership is not None else 0
 
     def leased_vaults(self) -> LeasedVaults:
         """The lease loop's ``activate``/``passivate`` hooks (cluster mode; after :meth:`start`)."""
@@ -302,6 +325,15 @@ class Engine:
         """Stop the tree in order, then the runtime. Returns the actors that had to be abandoned."""
         timeout = timeout if timeout is not None else self.config.supervision.shutdown_timeout_s * 4
         hung: list[str] = []
+        if self.ownership is not None:  # first: every vault passivated, its lease released
+            try:
+                self.ownership.stop(timeout)
+            except Exception as exc:  # noqa: BLE001 - the leases then expire after their TTL
+                logger.error("cluster: leases not released: {!r}", exc)
+            self.ownership = None
+        if self.cluster is not None:  # no more beats or cluster halts into a stopping tree
+            self.cluster.stop()
+            self.cluster = None
         if self.root is not None and not self.root.actor_inbox.closed:
             try:
                 self.root.stop(timeout=timeout)

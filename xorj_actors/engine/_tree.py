@@ -37,6 +37,7 @@ from xorj_actors.config import Config, ConfigError
 from xorj_actors.execution import Executor, ExecutorOptions, TradeRequest
 from xorj_actors.jupiter import api_headers
 from xorj_actors.kill_switch import HaltBoard, HaltHistory, KillSwitch
+from xorj_actors.messages import Trigger
 from xorj_actors.metrics import Metrics
 from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
 from xorj_actors.quotas import Quotas
@@ -98,6 +99,8 @@ class TreeContext:
     vault_keys: dict[str, VaultKeys] = field(default_factory=dict)
     #: Every external endpoint's budget, for the actors that call out (None: no budgets).
     quotas: Quotas | None = None
+    #: With ``[cluster]``: the halt the kill switch starts in while the cluster is halted.
+    start_trigger: Callable[[], Trigger | None] | None = None
     #: ``[cluster]``: the leases this node holds (docs/CLUSTER.md). The executor signs only under
     #: them, and no vault starts with the tree: the lease loop activates each one it holds.
     #: None: this engine runs alone, every configured vault is its own.
@@ -395,6 +398,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             history=ctx.halt_history,
             state_key=ctx.state_key,
             redact=ctx.redactor or Redactor.from_environ(ctx.environ),
+            start_trigger=ctx.start_trigger,
         ),
     )
     audit = _worker(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["add_arguments", "main", "with_node_id"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines (default: human lines on a terminal)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--node-id",
+        metavar="ID",
+        help="this node's id in the cluster, over [cluster] node_id (needs a [cluster] section; docs/CLUSTER.md)",
+    )
     parser.add_argument(
         "--jupiter-api",
         choices=("ultra", "swap", "ultra_then_swap"),
@@ -53,6 +59,12 @@ def main(args: argparse.Namespace) -> int:
         from xorj_actors.jupiter import ApiPolicy
 
         config = replace(config, jupiter=replace(config.jupiter, api=ApiPolicy(args.jupiter_api)))
+    if args.node_id is not None or config.cluster is not None:
+        try:
+            config = with_node_id(config, args.node_id)
+        except ValueError as exc:  # before the data directory: a refused config changes nothing
+            print(f"xorj-actors run: config error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     data_dir = Path(args.data_dir)
     try:
         changed = secure_data_dir(data_dir)
@@ -79,3 +91,16 @@ def main(args: argparse.Namespace) -> int:
         logger.error("abandoned at shutdown: {}", hung)
     logger.info("exit {}", code)
     return code
+
+
+
+def with_node_id(config: Any, node_id: str | None) -> Any:
+    """``config`` with ``[cluster] node_id`` resolved from ``--node-id``; ValueError says what is wrong."""
+    from dataclasses import replace
+
+    if config.cluster is None:
+        raise ValueError("--node-id: needs a [cluster] section")
+    try:
+        return replace(config, cluster=config.cluster.with_node_id(node_id))
+    except ValueError as exc:
+        raise ValueError(f"cluster.{exc}") from None

@@ -237,7 +237,11 @@ class Pipeline:
                 return
             io.check_gate(req)
             # Cluster: the intent is recorded only under the vault's lease, with its revision.
-            revision = io.check_fence(req)
+            try:
+                revision = io.check_fence(req)
+            except TradeError as err:  # another node's vault: nothing recorded (no intent to close)
+                await self._finish(rec, rejected(req, err.error_class, str(err)), record=False)
+                return
             details = request_details(req) if revision is None else {**request_details(req), "lease_revision": revision}
             await io.durable(EventType.TRADE_INTENT, req.trade_id, details)
             result = await self._attempt_until_final(rec)

@@ -2,6 +2,7 @@
 
 from xorj_actors.kill_switch._actor import (
     EnterMaintenance,
+    FollowRecovery,
     GetStatus,
     KillSwitch,
     KillSwitchStatus,
@@ -39,6 +40,7 @@ __all__ = [
     "FlattenDone",
     "FlattenOutcome",
     "FlattenVault",
+    "FollowRecovery",
     "GetStatus",
     "HaltBoard",
     "HaltHistory",

@@ -26,6 +26,7 @@ from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
 from xorj_actors.kill_switch._kill_file import KillFile
 from xorj_actors.kill_switch._messages import (
     EnterMaintenance,
+    FollowRecovery,
     GetStatus,
     KillSwitchStatus,
     Recover,
@@ -80,6 +81,8 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             engine): a fixed key that authenticates nothing.
         redact: masks secrets in every free-text field the kill switch writes or reports; default
             a :class:`Redactor` of ``environ``.
+        start_trigger: read at every start: a halt to start in when the switch is not halted
+            already (a node starting during a cluster halt, docs/CLUSTER.md). None: none.
     """
 
     dedicated_thread: ClassVar[bool] = True
@@ -97,8 +100,10 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         history: Callable[[], HaltHistory] | None = None,
         state_key: bytes | None = None,
         redact: Callable[[str], str] | None = None,
+        start_trigger: Callable[[], Trigger | None] | None = None,
     ) -> None:
         super().__init__()
+        self.start_trigger = start_trigger
         self.settings = settings
         self.board = board
         self.clock = clock
@@ -158,8 +163,11 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         halt, warning = env_halt_request(active)
         if warning is not None:
             logger.warning("kill switch: {}", warning)
+        outside = self.start_trigger() if self.start_trigger is not None else None
         if halt:
             self._trigger(HaltMode.EMERGENCY, warning or f"KILL_SWITCH_ACTIVE={active} at start", "environment")
+        elif outside is not None and not self.persisted.halted:
+            self._trigger(outside.mode, outside.reason, outside.source)
         elif self.persisted.halted:
             logger.warning(
                 "kill switch: starting {} (epoch {}): {}",
@@ -202,6 +210,8 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             return self.status()
         if kind is Recover:
             return self._recover(message)
+        if kind is FollowRecovery:
+            return self._follow_recovery(message)
         if kind is _RestartStep:
             return self._on_restart_step(message)
         if kind is _RetryPersist:

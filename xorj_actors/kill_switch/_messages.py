@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from supervisors import Message
 
-__all__ = ["EnterMaintenance", "GetStatus", "KillSwitchStatus", "Recover", "RecoveryOutcome"]
+__all__ = ["EnterMaintenance", "FollowRecovery", "GetStatus", "KillSwitchStatus", "Recover", "RecoveryOutcome"]
 
 
 class Recover(Message):
@@ -15,6 +15,21 @@ class Recover(Message):
     timestamp: int
     authorisations: tuple[tuple[str, str], ...]
     operator: str
+
+
+class FollowRecovery(Message):
+    """A cluster node follows the cluster's recovery (docs/CLUSTER.md): another node's authorised
+    recovery cleared the cluster halt this node halted for, at local halt ``epoch``.
+
+    Sent only by the node runtime, in-process (no operator command sends it). Refused unless
+    the kill switch is still in that very halt (``epoch``, TRIGGERED or MAINTENANCE): a halt
+    triggered here since needs its own authorised recovery.
+    """
+
+    epoch: int
+    cluster_epoch: int
+    cleared_by: str
+    reason: str
 
 
 class RecoveryOutcome(Message):

@@ -17,11 +17,11 @@ from loguru import logger
 from supervisors import ControlMessage
 from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._kill_file import KillFile
-from xorj_actors.kill_switch._messages import Recover, RecoveryOutcome
+from xorj_actors.kill_switch._messages import FollowRecovery, Recover, RecoveryOutcome
 from xorj_actors.kill_switch._recovery_keys import RecoveryRefused, RecoveryVerifier, nonce_digest
 from xorj_actors.kill_switch._state import MAX_NONCES, KillSwitchState, PersistedState
 from xorj_actors.kill_switch.settings import KillSwitchSettings
-from xorj_actors.limits import OPERATOR_LIMIT
+from xorj_actors.limits import OPERATOR_LIMIT, REASON_LIMIT
 
 __all__ = ["RecoveringMode"]
 
@@ -92,6 +92,38 @@ class RecoveringMode:
         if failure is not None:
             return self._outcome(False, f"recovery not recorded durably: {failure}")
         logger.warning("kill switch: recovery accepted (authorised by {}), factor {}", ", ".join(signers), factors[0])
+        self.acks.clear()
+        self._broadcast_resume()
+        if not final:
+            self._schedule_step(1)
+        return self._outcome(True, f"recovering at {factors[0]:g} of position limits")
+
+    def _follow_recovery(self, request: FollowRecovery) -> RecoveryOutcome:
+        """Resume as the cluster did: another node's authorised recovery cleared the cluster halt
+        this switch halted for. No authorisations here (they were checked where they were given);
+        the same restart factors and steps, and the kill file still wins."""
+        p = self.persisted
+        details: dict[str, Any] = {
+            "cluster_epoch": request.cluster_epoch,
+            "cleared_by": self.redact(request.cleared_by[:OPERATOR_LIMIT]),
+            "cluster_reason": self.redact(request.reason[:REASON_LIMIT]),
+        }
+        refusal = None
+        if p.state not in (_S.TRIGGERED, _S.MAINTENANCE) or p.epoch != request.epoch:
+            refusal = f"not in the cluster's halt any more ({p.state.value}, epoch {p.epoch}, followed {request.epoch})"
+        elif self.kill_file.exists():
+            refusal = f"the kill file {self.kill_file.path} still exists: remove it first"
+        if refusal is not None:
+            logger.warning("kill switch: cluster recovery not followed: {}", refusal)
+            self._event("ERROR_EVENT", {**details, "what": "cluster recovery not followed", "reason": refusal})
+            return self._outcome(False, refusal)
+        factors = self.settings.restart_factors
+        final = len(factors) == 1
+        new = replace(p, state=_S.ARMED if final else _S.RECOVERY_PENDING, factor=factors[0])
+        failure = self._loosen(new, "RECOVERY", {**details, "what": "cluster recovery followed", "factor": factors[0]})
+        if failure is not None:
+            return self._outcome(False, f"recovery not recorded durably: {failure}")
+        logger.warning("kill switch: following the cluster's recovery (cleared by {}), factor {}", request.cleared_by, factors[0])
         self.acks.clear()
         self._broadcast_resume()
         if not final:

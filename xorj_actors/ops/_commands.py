@@ -47,7 +47,8 @@ __all__ = ["ASK_TIMEOUT_S", "COMMANDS", "FREE_TEXT_FIELDS", "Commands", "to_json
 ASK_TIMEOUT_S = 2.0
 
 COMMANDS: tuple[str, ...] = (
-    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "quotas", "halt", "maintenance", "recover",
+    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "quotas", "cluster", "halt", "maintenance",
+    "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
     "vaults", "round", "vault-add", "vault-remove",
     "flatten",
@@ -180,8 +181,9 @@ class Commands:
         return breaker_states(self.runtime.actors(named=_BREAKER_NAMES.__contains__))
 
     def status(self, _: None) -> Any:
-        """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served."""
-        return {
+        """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served;
+        in a cluster, the cluster-wide halt (each node complete, incomplete or not answering)."""
+        out = {
             "kill_switch": to_jsonable(self._ask(self._kill_switch(), GetStatus(), "the kill switch")),
             "endpoints": dict(self.endpoints()),
             "actors": len(self.runtime),
@@ -189,6 +191,9 @@ class Commands:
             "data_dir": str(self.data_dir),
             "uptime_s": round(time.time() - self.started, 3),
         }
+        if "cluster_halt" in self.views:
+            out["cluster"] = self._view("cluster_halt")
+        return out
 
     def _view(self, name: str) -> Any:
         view = self.views.get(name)
@@ -203,6 +208,10 @@ class Commands:
     def quotas(self, _: None) -> Any:
         """Every external endpoint's budget: used in its window, rate, pause, waiting, 429s."""
         return self._view("quotas")
+
+    def cluster(self, _: None) -> Any:
+        """Every cluster node: alive, last heartbeat, vaults owned, kill switch, halt ack; the halt epoch."""
+        return self._view("cluster")
 
     def progress(self, _: None) -> Any:
         """Rounds, trades by status, open breakers, kill switch state, strategy freshness."""

@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("breakers", help="the circuit breakers")
     sub.add_parser("quotas", help="every external endpoint's budget: used, rate, waiting, 429s")
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
+    sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")
@@ -197,6 +198,10 @@ def render_status(status: dict[str, Any]) -> str:
     lines.append(f"actors        {status['actors']}  pid {status['pid']}  up {status['uptime_s']:.0f} s")
     for name, url in sorted(status["endpoints"].items()):
         lines.append(f"endpoint      {name:<14} {url}")
+    if "cluster" in status:
+        from xorj_actors.cluster import render_cluster_halt
+
+        lines += render_cluster_halt(status["cluster"])
     return "\n".join(lines)
 
 
@@ -357,6 +362,10 @@ def render(cmd: str, result: Any) -> str:
         from xorj_actors.quotas import render_quotas
 
         return render_quotas(result)
+    if cmd == "cluster":
+        from xorj_actors.cluster import render_cluster
+
+        return render_cluster(result)
     if cmd == "stacks":
         return "\n\n".join(
             f"--- {t['thread']}" + (f" (running {t['actor']})" if t["actor"] else "") + "\n" + "".join(t["stack"])

@@ -1,0 +1,163 @@
+"""Engine processes as cluster nodes (issue 14): real nats-server, real `xorj-actors run`
+processes, one shared localnet process. The cluster-wide halt, a node started during it, NATS lost.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.cluster.nodes import CLUSTER_TOML, Cluster, Node
+from tests.conftest import free_port
+from tests.helpers import QUIET_ENGINE_TOML, cli, wait_until
+from tests.plugins.engine import authorise
+from xorj_actors.cluster import assign
+
+
+def _recover(node: Node, nonce: str) -> dict:
+    """An operator's K-of-M recovery of ``node``'s local halt, over its debug socket."""
+    epoch = node.ks()["epoch"]
+    auth = authorise(epoch, nonce=nonce)
+    return node.ask("recover", {
+        "epoch": epoch, "nonce": nonce, "timestamp": auth["timestamp"], "operator": "test",
+        "authorisations": [{"key_id": k, "hmac": h} for k, h in auth["authorisations"]],
+    })
+
+
+def _armed(*nodes: Node) -> bool:
+    return all((ks := n.ks())["state"] == "ARMED" and ks["factor"] == 1.0 for n in nodes)
+
+
+def _halt_complete(node, epoch: int) -> bool:
+    status = node.status()
+    if status is None or status["kill_switch"]["state"] != "TRIGGERED" or not status["kill_switch"]["complete"]:
+        return False
+    c = status["cluster"]
+    return c["halt"]["epoch"] == epoch and c["halt"]["state"] == "halted" and bool(c["complete"])
+
+
+def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Cluster) -> None:
+    a, b, c = cluster.start("a", "b", "c")
+    view = a.ask("cluster")
+    wait_until(lambda: len([n for n in a.ask("cluster")["nodes"] if n["alive"] == "alive"]) == 3, 20, "three live nodes")
+    assert view["halt"]["epoch"] == 0
+    assert {n.ks()["state"] for n in (a, b, c)} == {"ARMED"}
+
+    # The three vaults spread by lease (each node's vault actors no longer come and go).
+    shares = {n: len(v) for n, v in assign([f"vault-{i:04d}" for i in range(3)], "abc").items()}
+    wait_until(
+        lambda: {n["node_id"]: n["owned_vaults"] for n in a.ask("cluster")["nodes"]} == shares, 15,
+        f"the vaults' leases spread as placed: {shares}",
+    )
+
+    b.signal(signal.SIGUSR2)
+    wait_until(lambda: all(_halt_complete(n, 1) for n in (a, b, c)), 30, "the cluster halt complete on every node")
+
+    # b halted for its signal; a and c for the cluster's epoch, in its mode (emergency).
+    assert b.ks()["source"] == "SIGUSR2"
+    for node in (a, c):
+        ks = node.ks()
+        assert (ks["source"], ks["mode"]) == ("cluster", "emergency"), ks
+        assert "epoch 1 (opened by node b)" in ks["reason"]
+    # Every node's ack names all of its actors, none missing; the next heartbeats say TRIGGERED.
+    wait_until(lambda: {n["kill_switch"] for n in a.ask("cluster")["nodes"]} == {"TRIGGERED"}, 10, "heartbeats")
+    nodes = {n["node_id"]: n for n in a.ask("cluster")["nodes"]}
+    for node in (a, b, c):
+        ack = nodes[node.node_id]["halt_ack"]
+        ks = node.ks()
+        assert ack is not None and ack["epoch"] == 1 and ack["missing"] == [], ack
+        assert ack["acked"] == len(ks["acked"]) == ks["registered"] > 10
+    # A halt releases no lease: each node still holds its share.
+    assert {n: nodes[n]["owned_vaults"] for n in "abc"} == shares
+    # `ctl status` on another node shows the cluster halt complete, node by node.
+    status = c.ask("status")["cluster"]
+    assert status["complete"] is True and status["not_answering"] == []
+    assert {(n["node_id"], n["status"]) for n in status["nodes"]} == {("a", "complete"), ("b", "complete"), ("c", "complete")}
+    shown = c.ctl("status")
+    assert shown.returncode == 0, shown.stderr
+    assert "cluster halt  epoch 1 HALTED (emergency, by node b" in shown.stdout
+    assert "COMPLETE: 3 of 3 node(s) complete" in shown.stdout
+    table = a.ctl("cluster")
+    assert table.returncode == 0 and "complete (" in table.stdout and table.stdout.count("TRIGGERED") == 3, table.stdout
+    assert json.loads(a.ctl("cluster", "--json").stdout)["halt"]["epoch"] == 1
+
+    # A node started during the halt starts halted, and acks the open epoch.
+    (d,) = cluster.start("d")
+    ks = d.ks()
+    assert ks["state"] == "TRIGGERED" and ks["source"] == "cluster", ks
+    wait_until(lambda: _halt_complete(d, 1), 20, "d's ack")
+    assert {n["node_id"] for n in d.ask("status")["cluster"]["nodes"]} == {"a", "b", "c", "d"}
+
+    # One authorised recovery, on a, resumes all four, through the same gradual restart.
+    outcome = _recover(a, "cluster-1")
+    assert outcome["accepted"] is True, outcome
+    wait_until(lambda: _armed(a, b, c, d), 30, "every node armed again at full size")
+    record = c.ask("status")["cluster"]["halt"]
+    assert (record["epoch"], record["state"], record["node_id"]) == (1, "clear", "a")
+    assert "authorised recovery on node a" in record["reason"]
+
+
+def test_a_halt_from_ctl_on_one_node_is_followed_gracefully(cluster: Cluster) -> None:
+    a, b = cluster.start("a", "b")
+    out = a.ctl("halt", "--graceful", "--reason", "drill")
+    assert out.returncode == 0, out.stderr
+    wait_until(lambda: all(_halt_complete(n, 1) for n in (a, b)), 30, "the cluster halt complete")
+    ks = b.ks()
+    assert (ks["source"], ks["mode"]) == ("cluster", "graceful")
+    assert "debug_socket on node a: drill" in ks["reason"]
+    # A second trigger during the open halt opens no new epoch.
+    assert b.ctl("halt", "--reason", "again").returncode == 0
+    wait_until(lambda: b.ks()["source"] == "debug_socket", 10, "b's own trigger")
+    time.sleep(1.0)  # several beats: nothing may step the cluster epoch
+    assert a.ask("status")["cluster"]["halt"]["epoch"] == 1
+
+
+def test_nats_lost_halts_every_node_and_only_an_authorised_recovery_resumes_them(cluster: Cluster, nats_server) -> None:
+    a, b, c = cluster.start("a", "b", "c")
+    wait_until(lambda: len(a.ask("cluster")["nodes"]) == 3, 20, "three nodes registered")
+    nats_server.stop()
+    # nats_lost_halt_s = 2: each node halts itself (emergency: it signs nothing more).
+    wait_until(lambda: all(n.ks()["state"] == "TRIGGERED" for n in (a, b, c)), 2.0 + 8.0, "every node halted")
+    for node in (a, b, c):
+        ks = node.ks()
+        assert (ks["source"], ks["mode"]) == ("nats_lost", "emergency"), ks
+        shown = node.ask("status")["cluster"]
+        assert shown["stale"] is True and shown["error"], shown
+
+    # NATS back: the nodes' halts open one cluster epoch; nobody resumes on their own.
+    nats_server.start()
+    wait_until(lambda: all(_halt_complete(n, 1) for n in (a, b, c)), 30, "the nodes' halt as one cluster epoch")
+    assert "nats_lost on node" in a.ask("status")["cluster"]["halt"]["reason"]
+    time.sleep(1.0)  # five beats with NATS answering
+    assert {n.ks()["state"] for n in (a, b, c)} == {"TRIGGERED"}
+
+    outcome = _recover(b, "nats-back")
+    assert outcome["accepted"] is True, outcome
+    wait_until(lambda: _armed(a, b, c), 30, "every node armed again")
+
+
+def test_a_node_that_cannot_read_the_cluster_halt_does_not_start(tmp_path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(QUIET_ENGINE_TOML + CLUSTER_TOML.format(nats=f"nats://127.0.0.1:{free_port()}", lost=2.0))
+    run = subprocess.run(cli("run", "--config", str(config), "--node-id", "a", "--data-dir", str(tmp_path / "a")),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "does not start (fail closed)" in run.stderr, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("extra", "flag", "expected"), [
+    ("", ["--node-id", "a"], "--node-id: needs a [cluster] section"),
+    ('[cluster]\nnats_url = "nats://127.0.0.1:9"\n', [], "cluster.node_id: required"),
+    ('[cluster]\nnats_url = "nats://127.0.0.1:9"\n', ["--node-id", "a.b"], "cluster.node_id: must be 1 to 64"),
+])
+def test_a_node_id_is_required_and_checked_before_anything_changes(tmp_path, extra: str, flag: list[str], expected: str) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(QUIET_ENGINE_TOML + extra)
+    run = subprocess.run(cli("run", "--config", str(config), *flag, "--data-dir", str(tmp_path / "v")),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and expected in run.stderr, run.stderr
+    assert not (tmp_path / "v").exists()

@@ -1,0 +1,412 @@
+"""The node runtime: one engine process's membership, its part in the cluster halt, and NATS lost.
+
+Owned by the engine (docs/CLUSTER.md, "A node's life"), with a lifecycle of its own:
+
+- :meth:`ClusterNode.open`, before the supervision tree: connect, refuse a node id another live
+  process holds, read the halt record. A node that cannot read it does not start (fail closed);
+  one that finds a halt open starts halted (:meth:`ClusterNode.start_trigger`, read by the kill
+  switch at every start, before any vault can trade).
+- :meth:`ClusterNode.start`, once the tree is up: every ``heartbeat_s`` a beat reads the halt
+  record (the guarantee), rewrites this node's member record and checks NATS contact; a watch on
+  the record is the fast path.
+- :meth:`ClusterNode.stop`, before the tree stops.
+
+A new halt epoch makes the node tell its kill switch a :class:`Trigger` (source ``cluster``) in
+the record's mode, then publish its ack once the local halt is complete, or with the missing
+actors once the kill switch's ack deadline has passed (again when it completes later). A local
+trigger from anything else (signal, ``ctl halt``, the HTTP API, a breaker, a risk trigger, the
+kill file, NATS lost) reaches :meth:`ClusterNode.on_kill_switch_event` and opens a cluster epoch,
+retried every beat until NATS takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from supervisors import LoopThread
+from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable, HaltMoved
+from xorj_actors.cluster._fencing import nats_lost
+from xorj_actors.cluster._halt import HaltBoard
+from xorj_actors.cluster._leases import NodeIdentity
+from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cluster_halt
+from xorj_actors.cluster._members import DuplicateNode, Membership
+from xorj_actors.cluster._membership import Liveness, liveness
+from xorj_actors.cluster._records import NO_HALT, HaltRecord
+from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._views import ClusterViews
+from xorj_actors.cluster.settings import ClusterSettings
+from xorj_actors.kill_switch import FollowRecovery
+from xorj_actors.messages import HaltMode, Trigger
+
+__all__ = ["ClusterNode"]
+
+#: How often a pending ack re-reads the local kill switch's status.
+_ACK_POLL_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """A local trigger waiting to open a cluster halt epoch."""
+
+    mode: HaltMode
+    reason: str
+    #: The local kill switch's epoch of that trigger: the ack waits for this halt or a later one.
+    local_epoch: int
+
+
+class ClusterNode:
+    """This process as a node of the cluster (see the module docstring).
+
+    Args:
+        settings: ``[cluster]``, with the node id resolved (``with_node_id``).
+        kill_switch: the local kill switch.
+        owned_vaults: how many vaults this node owns now (blocking; run off the loop). Until vault
+            leases are wired it is the number of local vault actors.
+        local_ack_deadline_s: the kill switch's ``ack_deadline_s``: an incomplete local halt is
+            published with its missing actors once it has passed.
+    """
+
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        kill_switch: LocalKillSwitch,
+        *,
+        owned_vaults: Callable[[], int],
+        local_ack_deadline_s: float,
+    ) -> None:
+        if not settings.node_id:
+            raise ValueError("node_id: required (ClusterSettings.with_node_id)")
+        self.settings = settings
+        self.identity = NodeIdentity.new(settings.node_id)
+        self.kill_switch = kill_switch
+        self._owned_vaults = owned_vaults
+        self._local_ack_deadline_s = local_ack_deadline_s
+        self._thread = LoopThread(f"cluster-node-{settings.node_id}")
+        self.store: ClusterStore | None = None
+        self._board: HaltBoard | None = None
+        self._membership: Membership | None = None
+        #: The halt record as last read or watched (the kill switch's start reads it).
+        self.record: HaltRecord = NO_HALT
+        #: The highest cluster epoch this node has halted for (followed, opened or started in).
+        self._followed = 0
+        self._pending_open: _Open | None = None
+        #: (cluster epoch, local epoch) of the cluster halt this node is in, once its kill switch
+        #: has shown it: the recovery that ends that very local halt clears the cluster's, and
+        #: the cluster's clear ends that very local halt (and no later one).
+        self._halted_at: tuple[int, int] | None = None
+        #: The cluster epoch whose recovery this node is following (asked once).
+        self._recovering = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._unavailable_since: float | None = None
+        self.views: ClusterViews | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The node's event loop, where its store lives (the lease loop runs there too)."""
+        return self._thread.loop
+
+    async def live(self) -> tuple[str, ...]:
+        """The live nodes' ids (on :attr:`loop`): what placement spreads the vaults over."""
+        return await self._membership.live()
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def open(self, timeout: float = 30.0) -> HaltRecord:
+        """Connect, refuse a node id held by another live process, read the halt record.
+
+        Raises ClusterUnavailable (NATS does not answer: do not start), DuplicateNode, or
+        ClusterError (a bucket with other timings, a record that does not parse).
+        """
+        self._thread.start(self._open(), timeout)
+        if self.record.halted:
+            logger.critical(
+                "cluster: halt epoch {} is open (opened by node {}: {}): this node starts halted",
+                self.record.epoch, self.record.node_id, self.record.reason,
+            )
+        return self.record
+
+    async def _open(self) -> None:
+        self._wake = asyncio.Event()
+        self.store = await ClusterStore.open(self.settings)
+        self._board = HaltBoard(self.store, self.node_id)
+        self._membership = Membership(self.store, self.identity)
+        self.views = ClusterViews(self.store, self._board, self._membership, self.identity, lambda: self.record)
+        for member in await self._membership.members():
+            alive = liveness(member, time.time(), self.settings.dead_after_s) is Liveness.ALIVE
+            if member.node_id == self.node_id and alive:
+                raise DuplicateNode(
+                    f"node id {self.node_id!r} is live in another process (incarnation {member.incarnation}): "
+                    "stop that one, or wait dead_after_s after it died"
+                )
+        self.record, _ = await self._board.current()
+        # Whatever this node missed before it started is settled by starting halted or not.
+        self._followed = self.record.epoch
+
+    def start_trigger(self) -> Trigger | None:
+        """The halt the kill switch starts in (at every start of it) while the cluster is halted."""
+        record = self.record
+        if not record.halted:
+            return None
+        return Trigger(mode=record.mode, reason=_follow_reason(record), source=NodeHaltSource.CLUSTER.value)
+
+    def start(self) -> None:
+        """Begin the beats and the watch (call once the tree is up)."""
+        asyncio.run_coroutine_threadsafe(self._start(), self._thread.loop).result(5.0)
+
+    async def _start(self) -> None:
+        if self.record.halted:
+            self._spawn(self._ack(self.record.epoch, 0))
+        self._spawn(self._beats())
+        self._restart_watch()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop beating and watching, close the connection (the member record ages out)."""
+        self._thread.stop(self._close, timeout)
+
+    async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.store is not None:
+            await self.store.close()
+
+    def debug_views(self) -> dict[str, Callable[[], Any]]:
+        """The debug socket's views: ``cluster`` (``ctl cluster``) and ``cluster_halt`` (in ``ctl status``)."""
+        return {"cluster": lambda: self._view("cluster"), "cluster_halt": lambda: self._view("halt")}
+
+    def _view(self, name: str) -> Any:
+        views = self.views
+        if views is None:
+            raise RuntimeError("the cluster node is not open")
+        future = asyncio.run_coroutine_threadsafe(getattr(views, name)(), self._thread.loop)
+        try:
+            return future.result(3 * self.settings.op_timeout_s + 1)
+        except (ClusterError, concurrent.futures.TimeoutError) as exc:
+            future.cancel()
+            return views.unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- local triggers -------------------------------------------------------------------------
+
+    def on_kill_switch_event(self, kind: str, details: dict[str, Any]) -> None:
+        """The kill switch's events (any thread): a local trigger opens a cluster halt epoch.
+
+        Every trigger, whatever sent it, passes the kill switch's one trigger path, which records
+        ``HALT`` / ``triggered`` with its source; a halt that came from the cluster does not open
+        another epoch.
+        """
+        if kind != "HALT" or details.get("what") != "triggered" or not opens_cluster_halt(details.get("source")):
+            return
+        try:
+            mode = HaltMode(details.get("mode"))
+        except ValueError:
+            mode = HaltMode.EMERGENCY
+        reason = f"{details.get('source')} on node {self.node_id}: {details.get('reason') or ''}"
+        want = _Open(mode, reason, int(details.get("epoch") or 0))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
+            self._thread.loop.call_soon_threadsafe(self._want_open, want)
+
+    def _want_open(self, want: _Open) -> None:
+        self._pending_open = want
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _open_pending(self) -> None:
+        want = self._pending_open
+        if want is None or self._board is None:
+            return
+        change = await self._board.open(want.reason, want.mode)
+        if self._pending_open is want:
+            self._pending_open = None
+        record = change.record
+        logger.critical(
+            "cluster: halt epoch {} {} ({})", record.epoch, "opened" if change.changed else "already open", record.reason
+        )
+        self.record = record
+        if record.epoch > self._followed:  # our own trigger halted this node already
+            self._followed = record.epoch
+            self._spawn(self._ack(record.epoch, want.local_epoch))
+
+    # -- the beat -------------------------------------------------------------------------------
+
+    async def _beats(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._beat()
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.heartbeat_s)
+
+    async def _beat(self) -> None:
+        assert self._board is not None and self._membership is not None and self.store is not None
+        try:
+            await self._open_pending()
+            await self._clear_if_recovered_here()
+            record, _ = await self._board.current()
+            if self._follow(record) and self._watch is not None:
+                logger.warning("cluster: the halt watch missed epoch {}: restarting it", record.epoch)
+                self._restart_watch()
+            state = self.kill_switch.state
+            if state is not None:
+                await self._membership.heartbeat(await asyncio.to_thread(self._owned), state)
+            if self._unavailable_since is not None:
+                logger.warning("cluster: NATS answers again")
+                self._unavailable_since = None
+        except DuplicateNode as exc:
+            self._halt_self(NodeHaltSource.DUPLICATE_NODE, str(exc))
+        except ClusterDataError as exc:
+            self._halt_self(NodeHaltSource.CLUSTER_DATA, f"the cluster's records do not parse: {exc}")
+        except ClusterUnavailable as exc:
+            if self._unavailable_since is None:
+                self._unavailable_since = time.monotonic()
+                logger.error("cluster: NATS does not answer: {}", exc)
+        except ClusterError as exc:
+            logger.error("cluster: beat: {}", exc)
+        lost_s = self.settings.nats_lost_halt_s
+        if nats_lost(self.store.last_contact, time.monotonic(), lost_s):
+            self._halt_self(NodeHaltSource.NATS_LOST, f"NATS has not answered for {lost_s:g} s")
+
+    def _owned(self) -> int:
+        try:
+            return self._owned_vaults()
+        except Exception as exc:  # noqa: BLE001 - a count is information, not a reason to stop beating
+            logger.warning("cluster: cannot count the owned vaults: {!r}", exc)
+            return 0
+
+    def _halt_self(self, source: NodeHaltSource, reason: str) -> None:
+        """Halt this node (emergency: nothing more is signed) unless it is halted already."""
+        if self.kill_switch.halted:
+            return
+        logger.critical("cluster: halting this node ({}): {}", source.value, reason)
+        self.kill_switch.trigger(HaltMode.EMERGENCY, reason, source)
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    def _recovered_here(self) -> bool:
+        """This node's kill switch left the halt it entered for the open cluster epoch (or a later
+        one): only an authorised recovery (K-of-M, cooldown) does that while the epoch is open."""
+        at, ks = self._halted_at, self.kill_switch
+        return (
+            self.record.halted and at is not None and at[0] == self.record.epoch
+            and not ks.halted and ks.state is not None and ks.epoch >= at[1]
+        )
+
+    async def _clear_if_recovered_here(self) -> None:
+        if not self._recovered_here() or self._board is None:
+            return
+        epoch, local = self.record.epoch, self.kill_switch.epoch
+        reason = f"authorised recovery on node {self.node_id} (its local halt epoch {local})"
+        try:
+            change = await self._board.clear(epoch, reason)
+        except HaltMoved as exc:
+            logger.error("cluster: the recovery here does not clear the cluster halt: {}", exc)
+            return
+        self.record = change.record
+        logger.warning("cluster: halt epoch {} cleared: {}", epoch, reason)
+
+    async def _follow_recovery(self, record: HaltRecord, local_epoch: int) -> None:
+        message = FollowRecovery(epoch=local_epoch, cluster_epoch=record.epoch, cleared_by=record.node_id, reason=record.reason)
+        outcome = await asyncio.to_thread(self.kill_switch.follow_recovery, message)
+        if outcome is None:
+            logger.error("cluster: the kill switch did not answer the cluster's recovery of epoch {}; trying again", record.epoch)
+            self._recovering = 0  # the next read of the clear record asks again
+            return
+        log = logger.warning if outcome.accepted else logger.error
+        log("cluster: recovery of halt epoch {} (by node {}) {}: {}", record.epoch, record.node_id,
+            "followed" if outcome.accepted else "NOT followed", outcome.reason)
+
+    # -- following the cluster ------------------------------------------------------------------
+
+    def _follow(self, record: HaltRecord) -> bool:
+        """Take in a halt record (read or watched); True if it halted this node now."""
+        if record.epoch < self.record.epoch:
+            return False  # an older value, overtaken
+        self.record = record
+        at = self._halted_at
+        if not record.halted and at is not None and at[0] == record.epoch and self._recovering != record.epoch:
+            if self.kill_switch.halted:  # the kill switch refuses (and audits) a halt newer than at[1]
+                self._recovering = record.epoch
+                self._spawn(self._follow_recovery(record, at[1]))
+            return False
+        if not record.halted or record.epoch <= self._followed:
+            return False
+        want = self._pending_open
+        if want is not None:
+            # This node's own trigger is waiting to open an epoch, and found one open: it is
+            # halted already, so it adopts this epoch instead of halting once more.
+            self._pending_open = None
+            self._followed = record.epoch
+            self._spawn(self._ack(record.epoch, want.local_epoch))
+            return False
+        local_epoch = self.kill_switch.board.status.epoch + 1
+        if not self.kill_switch.trigger(record.mode, _follow_reason(record), NodeHaltSource.CLUSTER):
+            return False  # the next beat tries again
+        logger.critical("cluster: halting for cluster halt epoch {} ({})", record.epoch, record.reason)
+        self._followed = record.epoch
+        self._spawn(self._ack(record.epoch, local_epoch))
+        return True
+
+    def _restart_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch = self._spawn(self._watching())
+
+    async def _watching(self) -> None:
+        """The fast path: silent while NATS is down, possibly stale after a restart (the beat
+        reads the record anyway), so any failure just starts it again a beat later."""
+        assert self._board is not None
+        while True:
+            try:
+                async for record in self._board.watch():
+                    self._follow(record)
+            except ClusterError as exc:
+                logger.debug("cluster: halt watch: {}", exc)
+            except Exception as exc:  # noqa: BLE001 - nats-py's watcher raises its own on a lost server
+                logger.debug("cluster: halt watch: {!r}", exc)
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def _ack(self, epoch: int, local_epoch: int) -> None:
+        """Publish this node's ack of ``epoch`` once its local halt (``local_epoch`` or later)
+        is complete, or with the missing actors once the local ack deadline has passed."""
+        assert self._board is not None
+        deadline = time.monotonic() + self._local_ack_deadline_s
+        sent_incomplete = False
+        while self.record.epoch == epoch and self.record.halted:
+            status = await asyncio.to_thread(self.kill_switch.status)
+            ready = status is not None and status.epoch >= local_epoch and self.kill_switch.halted
+            if ready and status is not None and (self._halted_at is None or self._halted_at[0] != epoch):
+                self._halted_at = (epoch, status.epoch)
+            if ready and status is not None and (status.complete or (not sent_incomplete and time.monotonic() >= deadline)):
+                try:
+                    ack = await self._board.publish_ack(epoch, len(status.acked), status.missing)
+                except ClusterError as exc:
+                    logger.warning("cluster: ack of halt epoch {} not published yet: {}", epoch, exc)
+                else:
+                    logger.info("cluster: halt epoch {} acked: {} actors, missing {}", epoch, ack.acked, list(ack.missing))
+                    if status.complete:
+                        return
+                    sent_incomplete = True
+            await asyncio.sleep(_ACK_POLL_S)
+
+
+def _follow_reason(record: HaltRecord) -> str:
+    return f"cluster halt epoch {record.epoch} (opened by node {record.node_id}): {record.reason}"

@@ -1,0 +1,72 @@
+"""The engine's side of ``[cluster]``: the node runtime, opened before the tree (docs/CLUSTER.md).
+
+Kept apart from ``_engine`` so the cluster's wiring is a few lines there: this module builds the
+:class:`~xorj_actors.cluster.ClusterNode` from the config and the engine's runtime and boards, and
+the lease loop (:class:`~xorj_actors.cluster.Ownership`) on the node's loop once the tree is up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from loguru import logger
+
+from supervisors import Runtime
+from xorj_actors.cluster import ClusterError, ClusterNode, ClusterUnavailable, Fence, Leases, LocalKillSwitch, Ownership
+from xorj_actors.config import Config
+from xorj_actors.engine._leased import LeasedVaults
+from xorj_actors.kill_switch import HaltBoard
+
+__all__ = ["open_cluster_node", "start_ownership"]
+
+
+def open_cluster_node(
+    config: Config, board: HaltBoard, runtime: Callable[[], Runtime | None], owned_vaults: Callable[[], int]
+) -> ClusterNode | None:
+    """The node runtime for ``[cluster]`` (None without the section), open: connected, its node
+    id checked, the halt record read. ``owned_vaults``: how many vault leases this node holds
+    (its member record).
+
+    Raises ClusterError (ClusterUnavailable: NATS does not answer) or ValueError (no node id):
+    the engine then does not start. A node that cannot read the cluster's halt cannot know
+    whether it must start halted, so it does not start at all (fail closed).
+    """
+    if config.cluster is None:
+        return None
+    settings = config.cluster.with_node_id(None)  # `run --node-id` has resolved it already
+    if config.execution.enabled:
+        if config.engine.environment == "production":
+            raise ClusterError(
+                "[cluster] with [execution] enabled in production needs fail-over settlement (a new owner settles "
+                "the previous owner's open intents before the vault trades), which is not wired yet"
+            )
+        logger.warning(
+            "cluster: fail-over settlement is not wired yet: a vault taken over from another node trades without "
+            "settling that node's open intents first"
+        )
+    node = ClusterNode(
+        settings,
+        LocalKillSwitch(runtime, board),
+        owned_vaults=owned_vaults,
+        local_ack_deadline_s=config.kill_switch.ack_deadline_s,
+    )
+    try:
+        node.open(timeout=10 * settings.op_timeout_s + 5)
+    except ClusterUnavailable as exc:
+        node.stop()
+        raise ClusterUnavailable(f"{exc}: a node that cannot read the cluster halt does not start (fail closed)") from None
+    except BaseException:
+        node.stop()
+        raise
+    logger.info("cluster: node {} (incarnation {}) on {}", settings.node_id, node.identity.incarnation, settings.nats_url)
+    return node
+
+
+def start_ownership(node: ClusterNode, fence: Fence, vaults: Iterable[str], hooks: LeasedVaults) -> Ownership:
+    """The lease loop on the node's loop (after ``node.start()``): it activates a vault once its
+    lease is held and passivates it once the fence refuses it (docs/CLUSTER.md)."""
+    ownership = Ownership(
+        Leases(node.store, node.identity), fence, node.identity, vaults, node.live, hooks.activate, hooks.passivate
+    )
+    ownership.start(node.loop)
+    return ownership
