@@ -15,6 +15,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.signature import Signature
 
 from supervisors import LoopThread
+from tests.cluster.nodes import CLUSTER_TOML
 from tests.execution.conftest import BASE, Harness, merged_config
 from tests.helpers import wait_until
 from tests.plugins.engine import RECOVERY_KEYS
@@ -35,19 +36,8 @@ from xorj_actors.engine import Engine
 
 pytestmark = pytest.mark.nats
 
-CLUSTER = """
-[cluster]
-nats_url = "{url}"
-node_id = "a"
-lease_ttl_s = 1.5
-renew_every_s = 0.5
-fence_margin_s = 0.3
-op_timeout_s = 0.5
-heartbeat_s = 0.2
-dead_after_s = 1.0
-member_ttl_s = 60.0
-nats_lost_halt_s = 2.0
-"""
+#: The cluster tests' short timings, as node "a".
+CLUSTER = CLUSTER_TOML.replace("{lost}", "2.0") + 'node_id = "a"\n'
 
 
 class RecordingFence(Fence):
@@ -107,7 +97,7 @@ def make(tmp_path: Path, nats_server: NatsServer) -> Iterator[Callable[..., tupl
     made: list[tuple[Engine, Cluster]] = []
 
     def build(fence: type[Fence] = RecordingFence, extra: str = "") -> tuple[Harness, Cluster]:
-        config = merged_config(BASE, CLUSTER.format(url=nats_server.url) + extra)
+        config = merged_config(BASE, CLUSTER.format(nats=nats_server.url) + extra)
         engine = Engine(config, tmp_path / "var", environ=dict(RECOVERY_KEYS))
         assert engine.fence is not None
         engine.fence = fence(engine.fence.clock)
