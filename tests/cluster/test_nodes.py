@@ -20,6 +20,7 @@ from tests.cluster.nodes import CLUSTER_TOML, Cluster, Node
 from tests.conftest import free_port
 from tests.helpers import QUIET_ENGINE_TOML, audit_rows_in, cli, wait_until
 from tests.plugins.engine import RECOVERY_KEYS, authorise_cluster
+from xorj_actors.cluster import assign
 
 
 def _recover(node: Node, nonce: str, cluster_epoch: int) -> dict:
@@ -50,6 +51,13 @@ def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Clust
     assert view["halt"]["epoch"] == 0
     assert {n.ks()["state"] for n in (a, b, c)} == {"ARMED"}
 
+    # The three vaults spread by lease (each node's vault actors no longer come and go).
+    shares = {n: len(v) for n, v in assign([f"vault-{i:04d}" for i in range(3)], "abc").items()}
+    wait_until(
+        lambda: {n["node_id"]: n["owned_vaults"] for n in a.ask("cluster")["nodes"]} == shares, 15,
+        f"the vaults' leases spread as placed: {shares}",
+    )
+
     b.signal(signal.SIGUSR2)
     wait_until(lambda: all(_halt_complete(n, 1) for n in (a, b, c)), 30, "the cluster halt complete on every node")
 
@@ -67,7 +75,8 @@ def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Clust
         ks = node.ks()
         assert ack is not None and ack["epoch"] == 1 and ack["missing"] == [], ack
         assert ack["acked"] == len(ks["acked"]) == ks["registered"] > 10
-        assert nodes[node.node_id]["owned_vaults"] == 3
+    # A halt releases no lease: each node still holds its share.
+    assert {n: nodes[n]["owned_vaults"] for n in "abc"} == shares
     # `ctl status` on another node shows the cluster halt complete, node by node.
     status = c.ask("status")["cluster"]
     assert status["complete"] is True and status["not_answering"] == []

@@ -1,10 +1,13 @@
 """Several engine processes sharing the vaults through NATS JetStream (docs/CLUSTER.md).
 
-Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence), :func:`liveness`,
-:func:`nats_lost`, :func:`halt_report`. NATS plumbing (nats-py, asyncio): :class:`ClusterStore`
-(the connection and the buckets), :class:`Leases`, :class:`Membership`, :class:`HaltBoard`.
-The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS lost; it reaches the
-engine only through the kill switch (:class:`LocalKillSwitch`) and callables the engine gives it.
+Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence's arithmetic),
+:func:`renewals` and :func:`placement` (what the lease loop does next), :func:`liveness`,
+:func:`nats_lost`, :func:`halt_report`. The fence the signing path reads: :class:`Fence`
+(thread-safe). NATS plumbing (nats-py, asyncio): :class:`ClusterStore` (the connection and the
+buckets), :class:`Leases`, :class:`Ownership` (the lease loop), :class:`Membership`,
+:class:`HaltBoard`. The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS
+lost; it reaches the engine only through the kill switch (:class:`LocalKillSwitch`) and callables
+the engine gives it.
 This package knows nothing of the engine: the engine drives it.
 """
 
@@ -17,6 +20,7 @@ from xorj_actors.cluster._errors import (
     HaltMoved,
     LeaseConflict,
 )
+from xorj_actors.cluster._fence import Fence, LeaseToken
 from xorj_actors.cluster._fencing import LeaseClock, LeaseGrant, nats_lost
 from xorj_actors.cluster._halt import HaltBoard, HaltChange
 from xorj_actors.cluster._halt_report import ClusterHaltReport, NodeHalt, NodeHaltStatus, halt_report
@@ -25,6 +29,8 @@ from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cl
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
 from xorj_actors.cluster._node import ClusterNode
+from xorj_actors.cluster._ownership import Activate, Ownership, Passivate, RenewalRound
+from xorj_actors.cluster._ownership_rules import LeaseLoss, Placement, Renewals, placed_here, placement, renewals
 from xorj_actors.cluster._placement import assign, place, weight
 from xorj_actors.cluster._records import (
     NO_HALT,
@@ -44,6 +50,7 @@ from xorj_actors.cluster.settings import ClusterSettings
 __all__ = [
     "NO_HALT",
     "VAULT_KEY",
+    "Activate",
     "ClusterDataError",
     "ClusterError",
     "ClusterHaltReport",
@@ -53,6 +60,7 @@ __all__ = [
     "ClusterStore",
     "ClusterUnavailable",
     "DuplicateNode",
+    "Fence",
     "FenceRefusal",
     "Fenced",
     "HaltAck",
@@ -66,6 +74,8 @@ __all__ = [
     "LeaseGrant",
     "LeaseHolder",
     "LeaseInfo",
+    "LeaseLoss",
+    "LeaseToken",
     "Leases",
     "LocalKillSwitch",
     "Liveness",
@@ -75,6 +85,11 @@ __all__ = [
     "NodeHaltSource",
     "NodeHaltStatus",
     "NodeIdentity",
+    "Ownership",
+    "Passivate",
+    "Placement",
+    "RenewalRound",
+    "Renewals",
     "assign",
     "decode",
     "encode",
@@ -84,6 +99,9 @@ __all__ = [
     "nats_lost",
     "opens_cluster_halt",
     "place",
+    "placed_here",
+    "placement",
+    "renewals",
     "render_cluster",
     "render_cluster_halt",
     "weight",

@@ -119,6 +119,15 @@ class ClusterNode:
         self.views: ClusterViews | None = None
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The node's event loop, where its store lives (the lease loop runs there too)."""
+        return self._thread.loop
+
+    async def live(self) -> tuple[str, ...]:
+        """The live nodes' ids (on :attr:`loop`): what placement spreads the vaults over."""
+        return await self._membership.live()
+
+    @property
     def node_id(self) -> str:
         return self.identity.node_id
 

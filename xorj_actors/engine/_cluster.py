@@ -1,45 +1,31 @@
 """The engine's side of ``[cluster]``: the node runtime, opened before the tree (docs/CLUSTER.md).
 
 Kept apart from ``_engine`` so the cluster's wiring is a few lines there: this module builds the
-:class:`~xorj_actors.cluster.ClusterNode` from the config and the engine's runtime and boards.
+:class:`~xorj_actors.cluster.ClusterNode` from the config and the engine's runtime and boards, and
+the lease loop (:class:`~xorj_actors.cluster.Ownership`) on the node's loop once the tree is up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from loguru import logger
 
 from supervisors import Runtime
-from xorj_actors.cluster import ClusterError, ClusterNode, ClusterUnavailable, LocalKillSwitch
+from xorj_actors.cluster import ClusterError, ClusterNode, ClusterUnavailable, Fence, Leases, LocalKillSwitch, Ownership
 from xorj_actors.config import Config
+from xorj_actors.engine._leased import LeasedVaults
 from xorj_actors.kill_switch import HaltBoard
 
-__all__ = ["open_cluster_node"]
-
-#: How long a count of the local vault actors may take (a beat does not wait longer).
-_COUNT_TIMEOUT_S = 1.0
+__all__ = ["open_cluster_node", "start_ownership"]
 
 
-def _local_vaults(runtime: Callable[[], Runtime | None]) -> Callable[[], int]:
-    """The vaults this node owns: for now every local vault actor (vault leases are not wired
-    yet; they will give the number of leases held)."""
-
-    def count() -> int:
-        rt = runtime()
-        if rt is None:
-            return 0
-        try:
-            return sum(c.alive for c in rt.which_children("vaults", timeout=_COUNT_TIMEOUT_S))
-        except LookupError:
-            return 0  # the vaults supervisor is restarting
-
-    return count
-
-
-def open_cluster_node(config: Config, board: HaltBoard, runtime: Callable[[], Runtime | None]) -> ClusterNode | None:
+def open_cluster_node(
+    config: Config, board: HaltBoard, runtime: Callable[[], Runtime | None], owned_vaults: Callable[[], int]
+) -> ClusterNode | None:
     """The node runtime for ``[cluster]`` (None without the section), open: connected, its node
-    id checked, the halt record read.
+    id checked, the halt record read. ``owned_vaults``: how many vault leases this node holds
+    (its member record).
 
     Raises ClusterError (ClusterUnavailable: NATS does not answer) or ValueError (no node id):
     the engine then does not start. A node that cannot read the cluster's halt cannot know
@@ -51,14 +37,17 @@ def open_cluster_node(config: Config, board: HaltBoard, runtime: Callable[[], Ru
     if config.execution.enabled:
         if config.engine.environment == "production":
             raise ClusterError(
-                "[cluster] with [execution] enabled in production needs vault leases, which are not wired yet: "
-                "every node would trade every vault"
+                "[cluster] with [execution] enabled in production needs fail-over settlement (a new owner settles "
+                "the previous owner's open intents before the vault trades), which is not wired yet"
             )
-        logger.warning("cluster: vault leases are not wired yet: node {} runs every configured vault", settings.node_id)
+        logger.warning(
+            "cluster: fail-over settlement is not wired yet: a vault taken over from another node trades without "
+            "settling that node's open intents first"
+        )
     node = ClusterNode(
         settings,
         LocalKillSwitch(runtime, board),
-        owned_vaults=_local_vaults(runtime),
+        owned_vaults=owned_vaults,
         local_ack_deadline_s=config.kill_switch.ack_deadline_s,
     )
     try:
@@ -71,3 +60,13 @@ def open_cluster_node(config: Config, board: HaltBoard, runtime: Callable[[], Ru
         raise
     logger.info("cluster: node {} (incarnation {}) on {}", settings.node_id, node.identity.incarnation, settings.nats_url)
     return node
+
+
+def start_ownership(node: ClusterNode, fence: Fence, vaults: Iterable[str], hooks: LeasedVaults) -> Ownership:
+    """The lease loop on the node's loop (after ``node.start()``): it activates a vault once its
+    lease is held and passivates it once the fence refuses it (docs/CLUSTER.md)."""
+    ownership = Ownership(
+        Leases(node.store, node.identity), fence, node.identity, vaults, node.live, hooks.activate, hooks.passivate
+    )
+    ownership.start(node.loop)
+    return ownership

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -19,12 +20,17 @@ from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.cluster import ClusterError
-from xorj_actors.engine._cluster import open_cluster_node
-from xorj_actors.engine._tree import TreeContext, root_children
+from xorj_actors.engine._cluster import open_cluster_node, start_ownership
+from xorj_actors.engine._leased import LeasedVaults
+from xorj_actors.engine._tree import TreeContext, root_children, vault_spec
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
+from xorj_actors.signers import vault_id
+
+if TYPE_CHECKING:
+    from xorj_actors.cluster import Fence, Ownership
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "Engine", "EngineError", "secret_envs"]
 
@@ -91,6 +97,16 @@ class Engine:
         self.localnet: Any = None
         #: The node runtime with ``[cluster]`` (docs/CLUSTER.md); None: this process runs alone.
         self.cluster: Any = None
+        #: ``[cluster]``: the leases this node holds, which the executor signs under; the lease
+        #: loop fills it (docs/CLUSTER.md). None: this engine runs alone.
+        self.fence: Fence | None = None
+        if config.cluster is not None:
+            from xorj_actors.cluster import Fence, LeaseClock
+
+            self.fence = Fence(LeaseClock.from_settings(config.cluster))
+        #: The lease loop with ``[cluster]``, once the tree is up (None before, and alone).
+        self.ownership: Ownership | None = None
+        self._ctx: TreeContext | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -133,7 +149,7 @@ class Engine:
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
         try:  # before any actor: a node started during a cluster halt starts halted
-            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime)
+            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime, self._owned_vaults)
         except (ClusterError, ValueError) as exc:
             raise EngineError(f"cluster: {exc}") from None
         cluster = self.cluster
@@ -163,7 +179,9 @@ class Engine:
             on_shutdown=self.request_shutdown if self.handle_signals else None,
             start_trigger=cluster.start_trigger if cluster else None,
             cluster_halt=cluster,
+            fence=self.fence,
         )
+        self._ctx = ctx
         self.root = Supervisor.start(
             root_children(ctx),
             strategy=Strategy.ONE_FOR_ONE,
@@ -180,6 +198,8 @@ class Engine:
             time.sleep(0.01)
         if cluster is not None:
             cluster.start()
+            assert self.fence is not None
+            self.ownership = start_ownership(cluster, self.fence, self.vault_ids(), self.leased_vaults())
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -233,6 +253,23 @@ class Engine:
         except ValueError as exc:
             logger.critical("kill switch: no state key: {}", exc)
             return None
+
+    # -- cluster -------------------------------------------------------------------------------
+
+    def vault_ids(self) -> tuple[str, ...]:
+        """Every configured vault's id (the vaults the cluster's placement spreads)."""
+        return tuple(vault_id(i) for i in range(self.config.vaults.count))
+
+    def _owned_vaults(self) -> int:
+        """How many vault leases this node holds (its member record)."""
+        ownership = self.ownership
+        return len(ownership.owned()) if ownership is not None else 0
+
+    def leased_vaults(self) -> LeasedVaults:
+        """The lease loop's ``activate``/``passivate`` hooks (cluster mode; after :meth:`start`)."""
+        if self.fence is None or self.runtime is None or self._ctx is None:
+            raise RuntimeError("leased vaults need [cluster] and a started engine")
+        return LeasedVaults(self.runtime, functools.partial(vault_spec, self._ctx), self.config.supervision.shutdown_timeout_s * 2)
 
     # -- run -----------------------------------------------------------------------------------
 
@@ -289,6 +326,12 @@ class Engine:
         """Stop the tree in order, then the runtime. Returns the actors that had to be abandoned."""
         timeout = timeout if timeout is not None else self.config.supervision.shutdown_timeout_s * 4
         hung: list[str] = []
+        if self.ownership is not None:  # first: every vault passivated, its lease released
+            try:
+                self.ownership.stop(timeout)
+            except Exception as exc:  # noqa: BLE001 - the leases then expire after their TTL
+                logger.error("cluster: leases not released: {!r}", exc)
+            self.ownership = None
         if self.cluster is not None:  # no more beats or cluster halts into a stopping tree
             self.cluster.stop()
             self.cluster = None

@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solders.pubkey import Pubkey
 
@@ -56,6 +56,9 @@ from xorj_actors.signers import (
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
 from xorj_actors.vaults import Vault
+
+if TYPE_CHECKING:
+    from xorj_actors.cluster import Fence
 
 __all__ = ["TreeContext", "root_children", "vault_spec"]
 
@@ -100,6 +103,10 @@ class TreeContext:
     start_trigger: Callable[[], Trigger | None] | None = None
     #: With ``[cluster]``: the node runtime, to which a recovery of the cluster's halt is handed.
     cluster_halt: ClusterHalt | None = None
+    #: ``[cluster]``: the leases this node holds (docs/CLUSTER.md). The executor signs only under
+    #: them, and no vault starts with the tree: the lease loop activates each one it holds.
+    #: None: this engine runs alone, every configured vault is its own.
+    fence: Fence | None = None
 
     @property
     def budgets(self) -> Quotas | None:
@@ -249,6 +256,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     jito=cfg.jito,
                     quotas=ctx.budgets,
                     block_engine_url=cfg.jito.block_engine_url or ctx.endpoints().get("localnet_block_engine", ""),
+                    fence=ctx.fence.fence if ctx.fence is not None else None,
                 ),
             ),
         ),
@@ -420,7 +428,8 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
     ]
     signers = [_worker(ctx, f"signer:{key.name}", lambda key=key: _start_signer(ctx, key)) for key in cfg.signers.keys]
     chain = _chain_children(ctx)
-    vaults = [vault_spec(ctx, i) for i in range(cfg.vaults.count)]
+    # Cluster: a vault starts only once this node holds its lease (engine/_leased.py).
+    vaults = [] if ctx.fence is not None else [vault_spec(ctx, i) for i in range(cfg.vaults.count)]
     ops = [
         _worker(
             ctx,

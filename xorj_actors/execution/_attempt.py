@@ -184,6 +184,7 @@ class AttemptBuilder:
         payload = message_bytes(message)
         rec.phase = TradePhase.SIGNING
         io.check_gate(req)  # the last moment before funds can move
+        revision = io.check_fence(req)  # cluster: still this node's vault (intent, fence, sign, fence, send)
         crash_point("before_sign")
         signed = await self.sign(req, payload)
         crash_point("after_sign")
@@ -200,7 +201,7 @@ class AttemptBuilder:
             number=n, signature=tx_id, transaction_b64=base64.b64encode(bytes(tx)).decode(),
             last_valid_block_height=built.last_valid_block_height, in_amount=money.in_amount, out_amount=money.out_amount,
             api=built.api, request_id=built.request_id, our_signature=None if tx_id else str(ours),
-            pre_state=_pre_state(built, vault),
+            pre_state=_pre_state(built, vault), lease_revision=revision,
         )
         await io.durable(
             EventType.TRADE_EXECUTION, req.trade_id,
@@ -210,6 +211,8 @@ class AttemptBuilder:
                 # What the signer saw: its own clock, read before the halt board it checked.
                 "signed_at": signer_time(signed.signed_at_ns), "halt_epoch": signed.halt_epoch,
                 "halt_state": signed.halt_state,
+                # The fencing token this signature was made under (None: no cluster).
+                "lease_revision": revision,
                 "transaction": attempt.transaction_b64, "last_valid_block_height": attempt.last_valid_block_height,
                 "in_amount": money.in_amount, "out_amount": money.out_amount, "min_out": money.min_out,
                 "price_impact_bps": round(money.impact_bps, 2),
@@ -220,6 +223,27 @@ class AttemptBuilder:
         )
         rec.attempts.append(attempt)
         return SignedAttempt(attempt, tx)
+
+    async def fence_before_send(self, rec: TradeRecord, attempt: Attempt) -> None:
+        """The fence again, just before the first send (docs/CLUSTER.md, "The fence").
+
+        Refused: a durable ``fenced`` entry says these signed bytes were never sent, then the
+        attempt fails (FENCED, never retried). Nothing ever sends a fenced attempt's bytes: the
+        restart or the new owner that reads the entry settles the trade as never sent. Should
+        the entry not become durable, the attempt reads back as possibly sent and is settled
+        by its signature, as after any crash between signing and sending.
+        """
+        io, req = self.io, rec.request
+        try:
+            io.check_fence(req)
+        except TradeError as refused:
+            await io.durable(
+                EventType.TRADE_EXECUTION, req.trade_id,
+                {"phase": "fenced", "attempt": attempt.number, "signature": attempt.signature or attempt.our_signature,
+                 "lease_revision": attempt.lease_revision, "sent": False, "reason": str(refused)},
+            )
+            attempt.fenced = True
+            raise
 
     def route_vault(self, req: TradeRequest, authority: Pubkey) -> RouteVault:
         """The vault's parties and its two token accounts (its authority's associated accounts)."""

@@ -48,6 +48,9 @@ class ErrorClass(str, enum.Enum):
     UNSETTLED = "unsettled"
     #: Read back after a crash with no signed attempt: it was never sent and never can land.
     NEVER_SENT = "never_sent"
+    #: This node does not hold the vault's lease (cluster, docs/CLUSTER.md): nothing is signed
+    #: or sent for it here. Never retried here; not a failure of the trade for the breakers.
+    FENCED = "fenced"
     #: The id was already used for another trade: refused, the recorded one stands.
     REUSED_ID = "reused_id"
     #: Anything not understood: not retried, reported as a system error.

@@ -188,6 +188,18 @@ class ExecutorIO:
         if refusal is not None:
             raise refusal
 
+    def check_fence(self, req: TradeRequest) -> int | None:
+        """The vault's lease revision (the fencing token to record); None when this engine runs
+        alone. Raises TradeError (FENCED) when this node may not sign for the vault now."""
+        fence = self.options.fence
+        if fence is None:
+            return None
+        answer = fence(req.vault_id)
+        revision = getattr(answer, "revision", None)  # a LeaseToken; a FenceRefusal has none
+        if not isinstance(revision, int):
+            raise TradeError(ErrorClass.FENCED, f"{req.vault_id}: fenced ({answer}): this node does not hold its lease")
+        return revision
+
     # -- answers ------------------------------------------------------------------------------
 
     @staticmethod

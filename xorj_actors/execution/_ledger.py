@@ -76,6 +76,10 @@ class Attempt:
     #: ``[lamports, token amount or None]``): an Ultra order whose id never became known is
     #: settled as not landed only if they are unchanged once its blockhash has expired.
     pre_state: dict[str, list[int | None]] | None = None
+    #: The vault's lease revision it was signed under (cluster; None: no cluster).
+    lease_revision: int | None = None
+    #: Fenced before its first send (a ``fenced`` entry): never sent, so it can never land.
+    fenced: bool = False
 
     def transaction(self) -> VersionedTransaction:
         """The signed bytes as recorded (Ultra: with the maker's slot still empty)."""
@@ -238,6 +242,7 @@ def _attempt(d: dict[str, Any]) -> Attempt:
             request_id=str(d["request_id"]) if d.get("request_id") is not None else None,
             our_signature=str(d["our_signature"]) if d.get("our_signature") is not None else None,
             pre_state=dict(pre_state) if isinstance(pre_state, dict) else None,
+            lease_revision=int(d["lease_revision"]) if d.get("lease_revision") is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LedgerError(f"unreadable signed attempt: {exc!r}") from None
@@ -261,6 +266,8 @@ def _records(entries: Iterable[tuple[str, AuditEntry]]) -> tuple[dict[str, Trade
                 open_[trade_id].attempts.append(_attempt(d))
             elif d.get("phase") == "sent" and d.get("signature") and trade_id in open_:
                 _learn_signature(open_[trade_id], d)
+            elif d.get("phase") == "fenced" and trade_id in open_:
+                _fenced(open_[trade_id], d)
         elif entry.event_type == CONFIRMATION:
             open_.pop(trade_id, None)
             intent = intents.get(trade_id)
@@ -275,6 +282,14 @@ def _learn_signature(rec: TradeRecord, d: dict[str, Any]) -> None:
     for attempt in rec.attempts:
         if attempt.number == d.get("attempt") and not attempt.signature:
             attempt.signature = str(d["signature"])
+
+
+def _fenced(rec: TradeRecord, d: dict[str, Any]) -> None:
+    """A signed attempt fenced before its first send: written only on the path that then never
+    sends it (docs/CLUSTER.md), so it is known never sent."""
+    for attempt in rec.attempts:
+        if attempt.number == d.get("attempt"):
+            attempt.fenced = True
 
 
 def _open_trades(store: Store, key: bytes, opened_in: OpenedIn) -> list[TradeRecord]:

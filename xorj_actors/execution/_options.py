@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solders.pubkey import Pubkey
 
@@ -16,7 +16,10 @@ from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.quotas import Quotas
 
-__all__ = ["BreakerReport", "ExecutorOptions", "Gate", "OutcomeHook", "VaultAccount", "VaultAuthority"]
+if TYPE_CHECKING:  # the cluster package loads nats-py: a process running alone never needs it
+    from xorj_actors.cluster import FenceRefusal, LeaseToken
+
+__all__ = ["BreakerReport", "ExecutorOptions", "FenceCheck", "Gate", "OutcomeHook", "VaultAccount", "VaultAuthority"]
 
 #: Breaker gate: (reduces_exposure) -> refusal reason or None. Called on the executor's loop only.
 Gate = Callable[[bool], str | None]
@@ -26,6 +29,9 @@ BreakerReport = Callable[[Any, BreakerName, bool, str], None]
 OutcomeHook = Callable[[TradeOutcome, float], None]
 #: (vault id, mint) -> the vault's token account.
 VaultAccount = Callable[[str, str], Pubkey]
+#: Vault id -> the lease this node holds on it (:meth:`xorj_actors.cluster.Fence.fence`), or why
+#: it may not sign for it. Synchronous and thread-safe: called on the executor's loop.
+FenceCheck = Callable[[str], "LeaseToken | FenceRefusal"]
 #: Vault id -> its own authority (the wallet, the fee payer, the key that signs); ``KeyError``
 #: when its key store shows no key for it.
 VaultAuthority = Callable[[str], Pubkey]
@@ -81,3 +87,6 @@ class ExecutorOptions:
     stable_mint: str | None = None
     #: Every leg is checked against the vault's token accounts; None: not checked.
     vault_account: VaultAccount | None = None
+    #: The cluster's fence (docs/CLUSTER.md): asked before the intent, before the signature and
+    #: again before the first send; None: this engine runs alone and holds every vault.
+    fence: FenceCheck | None = None

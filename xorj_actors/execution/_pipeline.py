@@ -54,6 +54,8 @@ _NOT_A_FAILURE = frozenset(
         ErrorClass.NO_ROUTE,
         ErrorClass.NEVER_SENT,
         ErrorClass.REUSED_ID,
+        # Another node holds the vault's lease (cluster): the trade is that node's business now.
+        ErrorClass.FENCED,
         # A budget, not the trade: a provider's 429s, or a quote gone stale while its turn came.
         ErrorClass.RATE_LIMITED,
         ErrorClass.QUOTE_EXPIRED,
@@ -234,7 +236,14 @@ class Pipeline:
                 await self._resume(rec)
                 return
             io.check_gate(req)
-            await io.durable(EventType.TRADE_INTENT, req.trade_id, request_details(req))
+            # Cluster: the intent is recorded only under the vault's lease, with its revision.
+            try:
+                revision = io.check_fence(req)
+            except TradeError as err:  # another node's vault: nothing recorded (no intent to close)
+                await self._finish(rec, rejected(req, err.error_class, str(err)), record=False)
+                return
+            details = request_details(req) if revision is None else {**request_details(req), "lease_revision": revision}
+            await io.durable(EventType.TRADE_INTENT, req.trade_id, details)
             result = await self._attempt_until_final(rec)
         except asyncio.CancelledError:
             if not (rec.dropped and rec.phase.unsigned):
@@ -256,6 +265,13 @@ class Pipeline:
                 result = outcome(
                     req, TradeStatus.EXPIRED, None, "never sent: the engine stopped before sending",
                     ErrorClass.NEVER_SENT, rec,
+                )
+            elif rec.attempts[-1].fenced:
+                # Signed, then fenced before its first send (a durable ``fenced`` entry): never
+                # sent, and nothing sends a fenced attempt's bytes, so it can never land.
+                result = outcome(
+                    req, TradeStatus.REJECTED, None, "fenced before its first send: never sent",
+                    ErrorClass.FENCED, rec,
                 )
             else:
                 last = rec.attempts[-1]
@@ -287,6 +303,7 @@ class Pipeline:
                 rec.tries += 1  # every attempt counts, signed or not: the limit must bind
                 signed = await self.attempts.build(rec, rec.tries)
                 crash_point("before_send")
+                await self.attempts.fence_before_send(rec, signed.attempt)
                 return await self.landing.land(rec, signed.attempt, signed.tx, first_send=True)
             except TradeError as err:
                 result = await self._after_failure(rec, err)

@@ -132,6 +132,48 @@ class VaultAdmin:
         )
         return VaultsAdded(tuple(added), failed, tuple(not_tried))
 
+    # -- cluster: activation and passivation by lease ---------------------------------------
+
+    def activate(self, spec: ChildSpec, detail: dict[str, Any]) -> bool:
+        """Start one vault whose lease this node now holds; audited. False: it was running already.
+
+        Raises VaultAdminError when it did not start (the caller hands its lease back).
+        """
+        try:
+            self.supervisor.ask(StartChild(spec), timeout=self.timeout_s)
+        except ValueError as exc:
+            if "in use" not in str(exc):
+                raise VaultAdminError("bad_request", f"{spec.id}: {exc}") from None
+            return False  # an earlier activation whose answer came too late
+        except Timeout:
+            raise VaultAdminError("timeout", f"{spec.id}: the vaults supervisor did not answer within {self.timeout_s} s") from None
+        except (ActorDeadError, MailboxFull) as exc:
+            raise VaultAdminError("unavailable", f"the vaults supervisor is unavailable: {exc!r}") from None
+        except Exception as exc:  # noqa: BLE001 - the vault failed to start
+            raise VaultAdminError("unavailable", f"{spec.id}: {type(exc).__name__}: {exc}") from None
+        self._audit("vault activated", {"vault": spec.id, **detail}, Severity.INFO)
+        return True
+
+    def passivate(self, vault_id: str, reason: str) -> bool:
+        """Stop a vault whose lease this node no longer holds (or gives up); audited. False: it
+        was not running.
+
+        Never refused for pending trades, unlike :meth:`remove`: the fence already keeps anything
+        new from being signed for it, and the trades the executor carries stay the executor's (it
+        confirms what was signed and sent). The vault only stops planning rounds.
+        """
+        try:
+            self.supervisor.ask(TerminateChild(vault_id), timeout=self.timeout_s)
+        except KeyError:
+            return False
+        except Timeout:
+            raise VaultAdminError("timeout", f"{vault_id}: the vaults supervisor did not answer within {self.timeout_s} s") from None
+        except (ActorDeadError, MailboxFull) as exc:
+            raise VaultAdminError("unavailable", f"the vaults supervisor is unavailable: {exc!r}") from None
+        notes = self._forget(vault_id)
+        self._audit("vault passivated", {"vault": vault_id, "reason": reason, "notes": notes}, Severity.INFO)
+        return True
+
     # -- remove -------------------------------------------------------------------------------
 
     def child(self, vault_id: str) -> ChildInfo:
