@@ -99,9 +99,12 @@ class LocalnetProcess:
 
 
 class EngineProcess:
-    """``xorj-actors run`` on ``data_dir``; with ``crash_at`` the executor SIGKILLs the process there."""
+    """``xorj-actors run`` on ``data_dir``; with ``crash_at`` the executor SIGKILLs the process there;
+    with ``node_id`` it runs as that cluster node (``--node-id``)."""
 
-    def __init__(self, config: Path, data_dir: Path, log: Path, *, crash_at: str | None = None) -> None:
+    def __init__(
+        self, config: Path, data_dir: Path, log: Path, *, crash_at: str | None = None, node_id: str | None = None
+    ) -> None:
         self.config, self.data_dir, self.log = config, data_dir, log
         self.socket = data_dir / load_config(config).debug_socket.path
         env = {k: v for k, v in os.environ.items() if k != CRASH_AT_ENV} | RECOVERY_KEYS
@@ -109,7 +112,7 @@ class EngineProcess:
             env[CRASH_AT_ENV] = crash_at
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                cli("run", "--config", str(config), "--data-dir", str(data_dir)),
+                cli("run", "--config", str(config), "--data-dir", str(data_dir), *(("--node-id", node_id) if node_id else ())),
                 stdout=subprocess.DEVNULL, stderr=err, env=env,
             )
 

@@ -34,15 +34,17 @@ def open_cluster_node(
     if config.cluster is None:
         return None
     settings = config.cluster.with_node_id(None)  # `run --node-id` has resolved it already
-    if config.execution.enabled:
+    if config.execution.enabled and config.audit.backend != "postgres":
+        # Fail-over reads the previous owner's open trades from the store every node shares: a
+        # store of this node's own (SQLite in its data directory) would show a new owner none.
         if config.engine.environment == "production":
             raise ClusterError(
-                "[cluster] with [execution] enabled in production needs fail-over settlement (a new owner settles "
-                "the previous owner's open intents before the vault trades), which is not wired yet"
+                "[cluster] with [execution] enabled in production needs [audit] backend = \"postgres\": a vault's new "
+                "owner settles the previous owner's open trades from the audit store all nodes share"
             )
         logger.warning(
-            "cluster: fail-over settlement is not wired yet: a vault taken over from another node trades without "
-            "settling that node's open intents first"
+            "cluster: [audit] backend is {}: fail-over settles another node's open trades only if every node "
+            "uses this very store (one SQLite file, one machine)", config.audit.backend,
         )
     node = ClusterNode(
         settings,

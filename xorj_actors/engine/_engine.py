@@ -269,7 +269,13 @@ class Engine:
         """The lease loop's ``activate``/``passivate`` hooks (cluster mode; after :meth:`start`)."""
         if self.fence is None or self.runtime is None or self._ctx is None:
             raise RuntimeError("leased vaults need [cluster] and a started engine")
-        return LeasedVaults(self.runtime, functools.partial(vault_spec, self._ctx), self.config.supervision.shutdown_timeout_s * 2)
+        return LeasedVaults(
+            self.runtime,
+            functools.partial(vault_spec, self._ctx),
+            self.config.supervision.shutdown_timeout_s * 2,
+            # The executor's read of the store is bounded at 60 s (as at its start).
+            adopt_timeout_s=65.0 if self.config.execution.enabled else None,
+        )
 
     # -- run -----------------------------------------------------------------------------------
 

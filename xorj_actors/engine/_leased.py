@@ -5,6 +5,11 @@ vault's lease is held and in the fence, and :meth:`LeasedVaults.passivate` once 
 refuses it. Both run on the lease loop's hook thread (never an actor's): they ask the vaults
 supervisor and wait for its answer. Without ``[cluster]`` the tree starts every configured vault
 as it always has, and nothing here is used.
+
+Fail-over: before a vault's actor starts, the executor adopts the vault's open trades from every
+chain of the shared audit store (:class:`~xorj_actors.execution.AdoptOpenTrades`); until each is
+settled the executor refuses the vault's new trades (``unsettled``), so the vault trades again
+only after them (docs/CLUSTER.md, "Fail-over").
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from supervisors import ChildSpec, Runtime
+from xorj_actors.execution import EXECUTOR_NAME, AdoptOpenTrades
 from xorj_actors.vaults import VAULT_ID, VaultAdmin
 
 __all__ = ["LeasedVaults"]
@@ -25,12 +31,21 @@ class LeasedVaults:
         runtime: the engine's runtime (finds the vaults supervisor, records the audit).
         make_spec: vault index -> its child spec (the tree's ``vault_spec``).
         timeout_s: how long the vaults supervisor may take to answer.
+        adopt_timeout_s: how long the executor may take to read a vault's open trades and take
+            them over; None: no executor (``[execution]`` disabled), nothing to adopt.
     """
 
-    def __init__(self, runtime: Runtime, make_spec: Callable[[int], ChildSpec], timeout_s: float) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        make_spec: Callable[[int], ChildSpec],
+        timeout_s: float,
+        adopt_timeout_s: float | None = None,
+    ) -> None:
         self.runtime = runtime
         self.make_spec = make_spec
         self.timeout_s = timeout_s
+        self.adopt_timeout_s = adopt_timeout_s
         self._supervisor: Any = None
 
     def _admin(self) -> VaultAdmin:
@@ -42,11 +57,31 @@ class LeasedVaults:
         return VaultAdmin(self.runtime, sup, (), actor="cluster", timeout_s=self.timeout_s)
 
     def activate(self, vault_id: str, grant: Any) -> None:
-        """Start the vault's actor (its lease is held at ``grant.revision``); raises if it did not start."""
+        """Adopt the vault's open trades, then start its actor (its lease is held at
+        ``grant.revision``); raises if either did not happen (the lease is then handed back)."""
         match = VAULT_ID.fullmatch(vault_id)
         if match is None:
             raise ValueError(f"{vault_id!r} is not a vault id of this engine")
-        self._admin().activate(self.make_spec(int(match.group(1))), {"lease_revision": grant.revision})
+        adopted = self.adopt((vault_id,))
+        details: dict[str, Any] = {"lease_revision": grant.revision}
+        if adopted:
+            details["adopted_trades"] = list(adopted)
+        self._admin().activate(self.make_spec(int(match.group(1))), details)
+
+    def adopt(self, vault_ids: tuple[str, ...]) -> tuple[str, ...]:
+        """The executor's adoption of ``vault_ids``' open trades, once they are in its book (so
+        its ``unsettled`` rule already refuses the vaults' new trades); the trade ids adopted.
+
+        Raises if the executor is not running or could not read them: a vault whose previous
+        owner's trades are unknown must not start.
+        """
+        if self.adopt_timeout_s is None:
+            return ()
+        executor = self.runtime.whereis(EXECUTOR_NAME)
+        if executor is None:
+            raise RuntimeError("the executor is not running (restarting?): open trades not adopted")
+        answer = executor.ask(AdoptOpenTrades(vault_ids=vault_ids), timeout=self.timeout_s)
+        return tuple(answer.result(self.adopt_timeout_s))
 
     def passivate(self, vault_id: str, why: Any) -> None:
         """Stop the vault's actor; its trades in flight stay the executor's."""

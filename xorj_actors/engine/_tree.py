@@ -257,6 +257,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     quotas=ctx.budgets,
                     block_engine_url=cfg.jito.block_engine_url or ctx.endpoints().get("localnet_block_engine", ""),
                     fence=ctx.fence.fence if ctx.fence is not None else None,
+                    held_vaults=ctx.fence.usable if ctx.fence is not None else None,
                 ),
             ),
         ),

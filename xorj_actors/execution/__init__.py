@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error
     from xorj_actors.execution._crash import CRASH_AT_ENV, CRASH_POINTS
     from xorj_actors.execution._executor import Executor
-    from xorj_actors.execution._ledger import LedgerError, load_open_trades, lookup_trade
+    from xorj_actors.execution._ledger import LedgerError, load_open_trades, load_vault_trades, lookup_trade
     from xorj_actors.execution._messages import (
         EXECUTOR_NAME,
+        AdoptOpenTrades,
         FINAL_STATUSES,
         ExecutorStatus,
         GetExecutorStatus,
@@ -54,7 +55,9 @@ _HOMES = {
     "ExecutorOptions": "_options",
     "LedgerError": "_ledger",
     "load_open_trades": "_ledger",
+    "load_vault_trades": "_ledger",
     "lookup_trade": "_ledger",
+    "AdoptOpenTrades": "_messages",
     "EXECUTOR_NAME": "_messages",
     "FINAL_STATUSES": "_messages",
     "ExecutorStatus": "_messages",

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from xorj_actors.chain import SignatureOutcome, WatchRefused
-from xorj_actors.execution._messages import EXECUTOR_NAME, GetExecutorStatus, TradeRequest
+from xorj_actors.execution._messages import EXECUTOR_NAME, AdoptOpenTrades, GetExecutorStatus, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
 from xorj_actors.execution._pipeline import Pipeline
 from xorj_actors.execution.settings import ExecutionSettings
@@ -76,6 +76,8 @@ class Executor(Participant):
             return None
         if isinstance(message, GetExecutorStatus):
             return pipeline.status()
+        if isinstance(message, AdoptOpenTrades):
+            return pipeline.adopt_vaults(message.vault_ids)  # a future: the read may take a while
         return super().on_receive(message)
 
     def on_halt(self, halt: Halt) -> int:

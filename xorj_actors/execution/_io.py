@@ -32,7 +32,7 @@ from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._admission import gate_refusal
 from xorj_actors.execution._clients import ChainClient
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
-from xorj_actors.execution._ledger import TradeRecord, load_open_trades
+from xorj_actors.execution._ledger import TradeRecord, load_open_trades, load_vault_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
 from xorj_actors.execution._fees import PriorityFees
@@ -100,12 +100,25 @@ class ExecutorIO:
 
     # -- the ledger ---------------------------------------------------------------------------
 
-    def open_ledger(self) -> list[TradeRecord]:
-        """The open trades (on the ledger thread)."""
+    def _ledger_store(self) -> Any:
         if self.store is None:
             self.key = load_hmac_key(self.options.audit.hmac_key_env, self.options.environment)
             self.store = open_store(self.options.audit, self.options.data_dir)
-        return load_open_trades(self.store, self.key)
+        return self.store
+
+    def open_ledger(self) -> list[TradeRecord]:
+        """The open trades this executor settles at its start (on the ledger thread): alone, every
+        one its own chain opened; in a cluster, those of the vaults this node holds now, opened
+        in any chain (a vault another node holds is that node's to settle)."""
+        store = self._ledger_store()
+        held = self.options.held_vaults
+        if held is None:
+            return load_open_trades(store, self.key)
+        return load_vault_trades(store, self.key, tuple(held()))
+
+    def vault_ledger(self, vault_ids: tuple[str, ...]) -> list[TradeRecord]:
+        """The open trades of ``vault_ids`` opened in any chain (on the ledger thread): fail-over."""
+        return load_vault_trades(self._ledger_store(), self.key, vault_ids)
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on the ledger thread, bounded by ``internal_timeout_s``."""

@@ -42,6 +42,7 @@ __all__ = [
     "TradeRecord",
     "load_adoptable_trades",
     "load_open_trades",
+    "load_vault_trades",
     "lookup_trade",
     "outcome_details",
     "request_details",
@@ -319,6 +320,20 @@ def load_adoptable_trades(store: Store, key: bytes, vault_ids: Collection[str]) 
     if not wanted:
         return []
     return [r for r in _open_trades(store, key, OpenedIn.OTHER_CHAINS) if r.request.vault_id in wanted]
+
+
+def load_vault_trades(store: Store, key: bytes, vault_ids: Collection[str]) -> list[TradeRecord]:
+    """A cluster node's share of the open trades: those of ``vault_ids`` (the vaults whose leases
+    it holds) that any chain opened, its own first, then the others' (:func:`load_adoptable_trades`).
+
+    What a node settles: the trades of the vaults it holds, whoever opened them; never those of
+    a vault another node holds (that node settles them, writing the outcome in its own chain).
+    """
+    wanted = set(vault_ids)
+    if not wanted:
+        return []
+    own = [r for r in _open_trades(store, key, OpenedIn.OWN_CHAIN) if r.request.vault_id in wanted]
+    return own + load_adoptable_trades(store, key, wanted)
 
 
 def lookup_trade(

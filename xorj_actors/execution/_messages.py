@@ -10,6 +10,7 @@ from supervisors import Message
 from xorj_actors.jupiter import TradeApi
 
 __all__ = [
+    "AdoptOpenTrades",
     "EXECUTOR_NAME",
     "FINAL_STATUSES",
     "ExecutorStatus",
@@ -121,6 +122,20 @@ class TradeOutcome(Message):
 
 class GetExecutorStatus(Message):
     pass
+
+
+class AdoptOpenTrades(Message):
+    """Cluster fail-over: this node has just taken the leases of ``vault_ids``. The executor reads
+    their open trades from every chain of the audit store (another node's, or its own from an
+    earlier run) on its ledger thread and settles each as it settles its own after a crash; the
+    vaults' new trades are refused (``unsettled``) until then.
+
+    Asked: the answer is a ``concurrent.futures.Future`` resolved, once every trade is in the
+    executor's book, with the adopted trade ids (a tuple), or with the error that kept them
+    from being read (then nothing of those vaults may trade: the lease is handed back).
+    """
+
+    vault_ids: tuple[str, ...]
 
 
 class ExecutorStatus(Message):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,3 +90,8 @@ class ExecutorOptions:
     #: The cluster's fence (docs/CLUSTER.md): asked before the intent, before the signature and
     #: again before the first send; None: this engine runs alone and holds every vault.
     fence: FenceCheck | None = None
+    #: The vaults whose leases this node holds and may sign for (:meth:`xorj_actors.cluster.
+    #: Fence.usable`): a cluster node settles the open trades of those vaults only, from every
+    #: chain, and leaves the others' to their holders. None: this engine runs alone and settles
+    #: every open trade of its own chain.
+    held_vaults: Callable[[], Collection[str]] | None = None

@@ -8,6 +8,7 @@ watches (landing's), the tasks and the counters (here). Only ``start``, ``stop``
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -153,17 +154,42 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - fail closed: no trade until it reads
                 logger.error("executor: cannot read open trades from the audit log ({!r}); retrying", exc)
                 await asyncio.sleep(_LOAD_RETRY_S)
-        for rec in open_trades:
+        self._settle_read_back(open_trades)
+        self.reconciled = True
+        self.io.audit(EventType.SYSTEM_EVENT, None, {"event": "executor_reconciling", "open_trades": len(open_trades)})
+
+    def _settle_read_back(self, records: list[TradeRecord]) -> list[TradeRecord]:
+        """Adopt and settle each open trade read back from the log (not already carried): its
+        vault is unsettled, so refused new trades, until it is final. The ones adopted."""
+        adopted = []
+        for rec in records:
             if rec.trade_id in self.book.records:
-                continue
+                continue  # carried already (read back twice, or this run's own)
             logger.warning(
-                "executor: settling open trade {} of {} ({} signed attempts) from the chain",
-                rec.trade_id, rec.request.vault_id, len(rec.attempts),
+                "executor: settling open trade {} of {} (opened in chain {}, {} signed attempts) from the chain",
+                rec.trade_id, rec.request.vault_id, rec.intent_chain, len(rec.attempts),
             )
             self._adopt(rec, unsettled=True)
             self._run_task(rec, self._resume(rec))
-        self.reconciled = True
-        self.io.audit(EventType.SYSTEM_EVENT, None, {"event": "executor_reconciling", "open_trades": len(open_trades)})
+            adopted.append(rec)
+        return adopted
+
+    def adopt_vaults(self, vault_ids: tuple[str, ...]) -> concurrent.futures.Future[tuple[str, ...]]:
+        """Fail-over (any thread): read the open trades of ``vault_ids`` from every chain and
+        settle them here; the future resolves once they are all in the book (see AdoptOpenTrades)."""
+        return asyncio.run_coroutine_threadsafe(self._adopt_vaults(vault_ids), self.loop)
+
+    async def _adopt_vaults(self, vault_ids: tuple[str, ...]) -> tuple[str, ...]:
+        records = await asyncio.wait_for(self.loop.run_in_executor(self.io.db_pool, self.io.vault_ledger, vault_ids), 60.0)
+        adopted = self._settle_read_back(records)
+        if adopted:
+            self.io.audit(
+                EventType.SYSTEM_EVENT, None,
+                {"event": "executor_adopting", "vaults": list(vault_ids),
+                 "trades": [{"trade_id": r.trade_id, "vault_id": r.request.vault_id, "opened_in": r.intent_chain,
+                             "signed_attempts": len(r.attempts)} for r in adopted]},
+            )
+        return tuple(r.trade_id for r in adopted)
 
     def _adopt(self, rec: TradeRecord, *, unsettled: bool) -> None:
         rec.started = time.monotonic()
