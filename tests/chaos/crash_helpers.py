@@ -320,3 +320,33 @@ def existing_token_balances(rpc_url: str, accounts: Mapping[T, Pubkey]) -> dict[
         return found
 
     return asyncio.run(read())
+
+
+#: An engine against a localnet process (``{quant}``, ``{rpc}``, ``{ws}``, ``{quote}`` its URLs,
+#: ``{api}`` the ``[jupiter] api``): fast restarts, quick retries, two vaults. Append the
+#: ``[localnet]`` section the localnet was started with, then ``enabled = false``.
+ENGINE_AGAINST_LOCALNET = """
+[supervision]
+shutdown_timeout_s = 2.0
+[kill_switch]
+cooldown_s = 0
+ack_deadline_s = 1.0
+[http]
+enabled = false
+[vaults]
+count = 2
+round_interval_s = 0.5
+[strategy]
+url = "{quant}"
+[jupiter]
+api = "{api}"
+[execution]
+rpc_url = "{rpc}"
+ws_url = "{ws}"
+quote_url = "{quote}"
+rebroadcast_interval_s = 0.2
+[execution.retry]
+network_initial_s = 0.05
+network_max_s = 0.5
+program_step_s = 0.05
+"""

@@ -51,6 +51,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.transaction_status import TransactionConfirmationStatus
 
 from tests.chaos.crash_helpers import (
+    ENGINE_AGAINST_LOCALNET,
     existing_token_balances,
     EngineProcess,
     Ledger,
@@ -83,32 +84,7 @@ LOCALNET_FILE = LOCALNET + """
 count = 2
 """
 
-ENGINE_FILE = """
-[supervision]
-shutdown_timeout_s = 2.0
-[kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-[http]
-enabled = false
-[vaults]
-count = 2
-round_interval_s = 0.5
-[strategy]
-url = "{quant}"
-[jupiter]
-api = "{api}"
-[execution]
-rpc_url = "{rpc}"
-ws_url = "{ws}"
-quote_url = "{quote}"
-rebroadcast_interval_s = 0.2
-[execution.retry]
-network_initial_s = 0.05
-network_max_s = 0.5
-program_step_s = 0.05
-""" + LOCALNET + """enabled = false
-"""
+ENGINE_FILE = ENGINE_AGAINST_LOCALNET + LOCALNET + "enabled = false\n"
 
 #: Trades that never got sent count as failures for this breaker (see the report); the expiry
 #: case needs it closed so that the expired attempt is retried instead of refused.

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.crash_helpers import EngineProcess, LocalnetProcess, cli, poll, signature_statuses
+from tests.chaos.crash_helpers import ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, cli, poll, signature_statuses
 from tests.cluster.nodes import CLUSTER_TOML
 from tests.plugins.nats_server import NatsServer
 
@@ -48,33 +48,8 @@ blockhash_valid_blocks = 3000
 vaults = 2
 """
 
-NODE = """
-[supervision]
-shutdown_timeout_s = 2.0
-[kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-[http]
-enabled = false
-[vaults]
-count = 2
-round_interval_s = 0.5
-[strategy]
-url = "{quant}"
-[jupiter]
-api = "swap"
-[audit]
-sqlite_path = "shared/audit.db"
-[execution]
-rpc_url = "{rpc}"
-ws_url = "{ws}"
-quote_url = "{quote}"
-rebroadcast_interval_s = 0.2
-[execution.retry]
-network_initial_s = 0.05
-network_max_s = 0.5
-program_step_s = 0.05
-"""
+#: Both nodes write one SQLite store (their data directories' ``shared/`` is one directory).
+NODE = ENGINE_AGAINST_LOCALNET + '[audit]\nsqlite_path = "shared/audit.db"\n'
 
 
 @dataclass
@@ -149,7 +124,7 @@ def test_a_new_owner_settles_the_dead_owners_open_trades_before_the_vault_trades
     db.parent.mkdir()
     config = tmp_path / "node.toml"
     config.write_text(
-        NODE.format(**localnet.urls) + LOCALNET + "enabled = false\n"
+        NODE.format(**localnet.urls, api="swap") + LOCALNET + "enabled = false\n"
         + CLUSTER_TOML.format(nats=nats_server.url, lost="5.0")
     )
     nodes: list[EngineProcess] = []
