@@ -33,11 +33,14 @@ from xorj_actors.execution import CRASH_AT_ENV
 from xorj_actors.ops.ctl import CtlError, request
 
 __all__ = [
+    "assert_no_trade_landed_twice",
     "existing_token_balances",
     "EngineProcess",
     "Ledger",
     "LocalnetProcess",
+    "Row",
     "Trade",
+    "Trades",
     "cli",
     "poll",
     "read_ledger",
@@ -270,6 +273,49 @@ def read_ledger(config: Config, data_dir: Path) -> Ledger:
     return Ledger(trades, reconciling)
 
 
+# -- every chain of a shared store, row by row --------------------------------------------
+
+
+@dataclass
+class Row:
+    """One audit entry of one chain of a shared store."""
+
+    chain: str
+    sequence: int
+    event_type: str
+    correlation_id: str | None
+    details: dict[str, Any]
+
+
+@dataclass
+class Trades:
+    """The executor's trade entries of every chain of the shared store, by trade id."""
+
+    rows: list[Row]
+    by_trade: dict[str, list[Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if row.correlation_id is not None and row.event_type.startswith("TRADE_"):
+                self.by_trade.setdefault(row.correlation_id, []).append(row)
+
+    def of(self, trade_id: str, event_type: str) -> list[Row]:
+        return [r for r in self.by_trade.get(trade_id, []) if r.event_type == event_type]
+
+    def intents(self) -> list[Row]:
+        return [r for r in self.rows if r.event_type == "TRADE_INTENT"]
+
+    def open(self) -> list[str]:
+        return [r.correlation_id for r in self.intents() if not self.of(r.correlation_id, "TRADE_CONFIRMATION")]  # type: ignore[arg-type]
+
+    def signed(self, trade_id: str) -> list[dict[str, Any]]:
+        return [r.details for r in self.of(trade_id, "TRADE_EXECUTION") if r.details.get("phase") == "signed"]
+
+    def reconciling(self, chain: str) -> list[dict[str, Any]]:
+        return [r.details for r in self.rows if r.chain == chain and r.details.get("event") == "executor_reconciling"]
+
+
+
 # -- the chain, over JSON-RPC ------------------------------------------------------------------
 
 
@@ -289,6 +335,18 @@ def signature_statuses(rpc_url: str, signatures: Iterable[str]) -> dict[str, Any
         return out
 
     return asyncio.run(read()) if sigs else {}
+
+
+def assert_no_trade_landed_twice(trades: Trades, rpc_url: str) -> None:
+    """At most one signed attempt of each trade is known to the chain, and a ``confirmed`` outcome
+    names that one (the chain read over JSON-RPC)."""
+    statuses = signature_statuses(rpc_url, [s["signature"] for t in trades.by_trade for s in trades.signed(t) if s["signature"]])
+    for trade_id in trades.by_trade:
+        landed = [s["signature"] for s in trades.signed(trade_id) if statuses.get(s["signature"]) is not None]
+        assert len(landed) <= 1, (trade_id, landed)
+        outcome = trades.of(trade_id, "TRADE_CONFIRMATION")
+        if landed and outcome and outcome[0].details["status"] == "confirmed":
+            assert outcome[0].details["signature"] == landed[0]
 
 
 def token_balances(rpc_url: str, accounts: Mapping[T, Pubkey]) -> dict[T, int]:

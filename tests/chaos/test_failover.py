@@ -26,13 +26,15 @@ import json
 import signal
 import sqlite3
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chaos.crash_helpers import ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, cli, poll, signature_statuses
+from tests.chaos.crash_helpers import (
+    ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, Row, Trades, assert_no_trade_landed_twice, cli, poll,
+    signature_statuses,
+)
 from tests.cluster.nodes import CLUSTER_TOML
 from tests.plugins.nats_server import NatsServer
 
@@ -50,43 +52,6 @@ vaults = 2
 
 #: Both nodes write one SQLite store (their data directories' ``shared/`` is one directory).
 NODE = ENGINE_AGAINST_LOCALNET + '[audit]\nsqlite_path = "shared/audit.db"\n'
-
-
-@dataclass
-class Row:
-    chain: str
-    sequence: int
-    event_type: str
-    correlation_id: str | None
-    details: dict[str, Any]
-
-
-@dataclass
-class Trades:
-    """The executor's trade entries of every chain of the shared store, by trade id."""
-
-    rows: list[Row]
-    by_trade: dict[str, list[Row]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for row in self.rows:
-            if row.correlation_id is not None and row.event_type.startswith("TRADE_"):
-                self.by_trade.setdefault(row.correlation_id, []).append(row)
-
-    def of(self, trade_id: str, event_type: str) -> list[Row]:
-        return [r for r in self.by_trade.get(trade_id, []) if r.event_type == event_type]
-
-    def intents(self) -> list[Row]:
-        return [r for r in self.rows if r.event_type == "TRADE_INTENT"]
-
-    def open(self) -> list[str]:
-        return [r.correlation_id for r in self.intents() if not self.of(r.correlation_id, "TRADE_CONFIRMATION")]  # type: ignore[arg-type]
-
-    def signed(self, trade_id: str) -> list[dict[str, Any]]:
-        return [r.details for r in self.of(trade_id, "TRADE_EXECUTION") if r.details.get("phase") == "signed"]
-
-    def reconciling(self, chain: str) -> list[dict[str, Any]]:
-        return [r.details for r in self.rows if r.chain == chain and r.details.get("event") == "executor_reconciling"]
 
 
 def read_trades(db: Path) -> Trades:
@@ -203,14 +168,7 @@ def test_a_new_owner_settles_the_dead_owners_open_trades_before_the_vault_trades
             assert len(outcomes) == 1, (r.correlation_id, [(o.chain, o.details["status"]) for o in outcomes])
         for trade_id in left_open:
             assert [o.chain for o in final.of(trade_id, "TRADE_CONFIRMATION")] == ["b"]
-        sigs = [s["signature"] for t in final.by_trade for s in final.signed(t) if s["signature"]]
-        statuses = signature_statuses(localnet_rpc, sigs)
-        for trade_id in final.by_trade:
-            landed = [s["signature"] for s in final.signed(trade_id) if statuses.get(s["signature"]) is not None]
-            assert len(landed) <= 1, (trade_id, landed)
-            outcome = final.of(trade_id, "TRADE_CONFIRMATION")
-            if landed and outcome and outcome[0].details["status"] == "confirmed":
-                assert outcome[0].details["signature"] == landed[0]
+        assert_no_trade_landed_twice(final, localnet_rpc)
         verify = subprocess.run(
             cli("audit", "verify", "--config", str(config), "--data-dir", str(tmp_path / "b")),
             capture_output=True, text=True, timeout=60,
