@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         WatchSignature,
         WatchState,
     )
+    from xorj_actors.chain._budget import solana_call
     from xorj_actors.chain._lookup_cache import AccountFetcher, LookupTableCache, RawAccount, rpc_account_fetcher
     from xorj_actors.chain._lookup_tables import (
         ACTIVE_TABLE,
@@ -77,6 +78,7 @@ _HOMES = {
     "LookupTableCache": "_lookup_cache",
     "RawAccount": "_lookup_cache",
     "rpc_account_fetcher": "_lookup_cache",
+    "solana_call": "_budget",
     "ACTIVE_TABLE": "_lookup_tables",
     "LOOKUP_TABLE_ERROR_MESSAGES": "_lookup_tables",
     "LOOKUP_TABLE_PROGRAM_ID": "_lookup_tables",
@@ -144,6 +146,7 @@ __all__ = [
     "lookup_table_fault",
     "resolve_lookups",
     "rpc_account_fetcher",
+    "solana_call",
     "tier_for",
     "transaction_size",
 ]

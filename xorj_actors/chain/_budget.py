@@ -16,10 +16,18 @@ T = TypeVar("T")
 _TOO_MANY_REQUESTS = 429
 
 
-async def solana_call(quotas: Quotas | None, endpoint: Endpoint, call: Callable[[], Awaitable[T]], *, owner: str = "") -> T:
-    """``call()`` (a solana-py ``AsyncClient`` method) in ``endpoint``'s turn; a 429 slows the
-    bucket. Raises what ``call`` raises, or a quota error if it never got its turn."""
-    async with turn(quotas, endpoint, owner=owner or None) as t:
+async def solana_call(
+    quotas: Quotas | None,
+    endpoint: Endpoint,
+    call: Callable[[], Awaitable[T]],
+    *,
+    owner: str = "",
+    kind: str | None = None,
+) -> T:
+    """``call()`` (a solana-py ``AsyncClient`` method) in ``endpoint``'s turn (``owner``, ``kind``:
+    see :func:`~xorj_actors.quotas.turn`); a 429 slows the bucket. Raises what ``call`` raises,
+    or a quota error if it never got its turn."""
+    async with turn(quotas, endpoint, owner=owner or None, kind=kind) as t:
         try:
             return await call()
         except SolanaRpcException as exc:

@@ -21,9 +21,10 @@ from solders.transaction import VersionedTransaction
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_chain_error, classify_exception, error_json
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.jupiter import JupiterRefused, MalformedAnswer, RefusalReason, UsdPrice
-from xorj_actors.quotas import Endpoint, QuotaError, Quotas, Turn, turn
+from xorj_actors.chain import solana_call
+from xorj_actors.quotas import Endpoint, Quotas
 
-__all__ = ["ChainClient", "Simulation", "jupiter_call", "refused", "rpc_429", "usd_prices"]
+__all__ = ["ChainClient", "Simulation", "jupiter_call", "refused", "usd_prices"]
 
 T = TypeVar("T")
 
@@ -37,13 +38,6 @@ class Simulation:
 
     def __init__(self, units: int, logs: Sequence[str]) -> None:
         self.units, self.logs = units, tuple(logs)
-
-
-def rpc_429(t: Turn, err: TradeError) -> TradeError:
-    """Tell the budget's turn of a 429 (a RATE_LIMITED ``err``); return ``err``."""
-    if err.error_class is ErrorClass.RATE_LIMITED:
-        t.answered(429, err.retry_after_s)
-    return err
 
 
 class ChainClient:
@@ -61,13 +55,10 @@ class ChainClient:
         await self.rpc.close()
 
     async def _call(self, endpoint: Endpoint, call: Callable[[], Awaitable[Any]], kind: str | None = None) -> Any:
+        timeout = self.settings.request_timeout_s
         try:
-            async with turn(self.quotas, endpoint, kind=kind) as t:
-                try:
-                    return await asyncio.wait_for(call(), self.settings.request_timeout_s)
-                except Exception as exc:  # noqa: BLE001 - classified for the caller
-                    raise rpc_429(t, classify_exception(exc)) from exc
-        except QuotaError as exc:
+            return await solana_call(self.quotas, endpoint, lambda: asyncio.wait_for(call(), timeout), kind=kind)
+        except Exception as exc:  # noqa: BLE001 - classified for the caller (a quota error too)
             raise classify_exception(exc) from exc
 
     async def blockhash(self) -> tuple[Hash, int]:
