@@ -69,6 +69,23 @@ class LostBeforeSend(RecordingFence):
         return answer
 
 
+class RetakenBeforeSign(RecordingFence):
+    """Fault injection (a lease lost and taken back between two lines, which we cannot time for
+    real): right before the signature the lease is revoked and granted again, a new holding."""
+
+    def __init__(self, clock: LeaseClock) -> None:
+        super().__init__(clock)
+        self.calls = 0
+
+    def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
+        self.calls += 1
+        if self.calls == 2:  # 1: before the intent, 2: before the signature
+            grant = self.revoke(vault_id)
+            assert grant is not None
+            self.grant(grant)
+        return super().fence(vault_id)
+
+
 class Cluster:
     """The cluster side of one node, on a loop thread of its own (as the node runtime runs it)."""
 
@@ -228,6 +245,24 @@ def test_a_transaction_fenced_between_signature_and_send_is_never_sent(make: Cal
     [outcome] = outcomes(h, tid)
     assert (outcome["status"], outcome["error_class"]) == ("rejected", "fenced")
     assert signatures(h) == before + 1 and h.balance(0, "USDC") == usdc
+
+
+def test_a_trade_begun_before_its_vault_was_lost_and_taken_back_signs_nothing(
+    make: Callable[..., tuple[Harness, Cluster]],
+) -> None:
+    # In between, another node may have held the vault and settled the trade as never sent.
+    h, cluster = make(RetakenBeforeSign)
+    fence = h.engine.fence
+    vault = h.genesis.vaults[0].vault_id
+    fence.grant(cluster.run(cluster.leases.acquire(vault)))
+    before = signatures(h)
+    tid = f"{vault}:r1:0"
+    told = h.execute(h.request(tid))
+    assert (told.status, told.error_class) == ("timed_out", "fenced"), told  # handed over
+    assert signatures(h) == before and executions(h, tid, "signed") == []
+    assert outcomes(h, tid) == []
+    # A new trade of the vault, begun under this holding, goes through.
+    assert h.execute(h.request(f"{vault}:r2:0")).status == "confirmed"
 
 
 def test_a_vault_handed_over_while_its_trade_lands_gets_one_outcome_from_the_lease_holder(

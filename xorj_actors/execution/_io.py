@@ -229,22 +229,33 @@ class ExecutorIO:
         if refusal is not None:
             raise refusal
 
-    def leased(self, vault_id: str) -> bool:
-        """Whether this node may still write for ``vault_id`` (always, when it runs alone): only
-        the vault's lease holder records a trade's outcome."""
-        fence = self.options.fence
-        return fence is None or isinstance(getattr(fence(vault_id), "revision", None), int)
+    def leased(self, rec: TradeRecord) -> bool:
+        """Whether this node may still write for ``rec`` (always, when it runs alone): only the
+        vault's lease holder, in the holding the trade began under, records its outcome."""
+        try:
+            self.check_fence(rec)
+        except TradeError:
+            return False
+        return True
 
-    def check_fence(self, req: TradeRequest) -> int | None:
+    def check_fence(self, rec: TradeRecord) -> int | None:
         """The vault's lease revision (the fencing token to record); None when this engine runs
-        alone. Raises TradeError (FENCED) when this node may not sign for the vault now."""
+        alone. Raises TradeError (FENCED) when this node may not sign for the vault now, or
+        holds it again after losing it since the trade began (a later holding is not the
+        trade's: the node that held the vault in between may have settled it)."""
         fence = self.options.fence
         if fence is None:
             return None
-        answer = fence(req.vault_id)
+        vault = rec.request.vault_id
+        answer = fence(vault)
         revision = getattr(answer, "revision", None)  # a LeaseToken; a FenceRefusal has none
         if not isinstance(revision, int):
-            raise TradeError(ErrorClass.FENCED, f"{req.vault_id}: fenced ({answer}): this node does not hold its lease")
+            raise TradeError(ErrorClass.FENCED, f"{vault}: fenced ({answer}): this node does not hold its lease")
+        tenure = int(getattr(answer, "tenure", 0))
+        if rec.tenure == 0:
+            rec.tenure = tenure
+        elif tenure != rec.tenure:
+            raise TradeError(ErrorClass.FENCED, f"{vault}: fenced: its lease was lost and taken again since this trade began")
         return revision
 
     # -- answers ------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ class Pipeline:
             io.check_gate(req)
             # Cluster: the intent is recorded only under the vault's lease, with its revision.
             try:
-                revision = io.check_fence(req)
+                revision = io.check_fence(rec)
             except TradeError as err:  # another node's vault: nothing recorded (no intent to close)
                 await self._finish(rec, rejected(req, err.error_class, str(err)), record=False)
                 return
@@ -416,7 +416,7 @@ class Pipeline:
         req = rec.request
         rec.phase = TradePhase.FINISHING  # an emergency halt no longer cancels it: the outcome is decided
         final = result.status in FINAL_STATUSES
-        if record and final and not self.io.leased(req.vault_id):
+        if record and final and not self.io.leased(rec):
             self._let_go(rec)  # cluster: the lease went while it ran; only its holder records
             return
         if record and final and rec.intent_chain:
