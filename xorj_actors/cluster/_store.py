@@ -8,7 +8,6 @@ engine's "NATS lost" rule reads from :attr:`ClusterStore.last_contact`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -21,6 +20,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from xorj_actors.cluster._errors import ClusterError, ClusterUnavailable
+from xorj_actors.cluster._listing import list_entries
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = ["ClusterStore", "UNAVAILABLE"]
@@ -136,22 +136,10 @@ class ClusterStore:
         return entry
 
     async def entries(self, role: str, pattern: str = ">") -> list[KeyValue.Entry]:
-        """Every live entry of a bucket whose key matches ``pattern`` (deleted ones left out)."""
-        kv = self.bucket(role)
-        timeout = self.settings.op_timeout_s
-
-        async def read() -> list[KeyValue.Entry]:
-            watcher = await kv.watch(pattern, ignore_deletes=True)
-            try:
-                found = []
-                while (entry := await watcher.updates(timeout=timeout)) is not None:
-                    found.append(entry)
-                return found
-            finally:
-                with contextlib.suppress(*UNAVAILABLE):
-                    await watcher.stop()
-
-        return await self.run(read())
+        """Every live entry of a bucket whose key matches ``pattern`` (deleted ones left out), by
+        key: read completely, where nats-py's own listings may stop short (see ``_listing``)."""
+        js = self._client.jetstream(timeout=self.settings.op_timeout_s)
+        return await self.run(list_entries(js, self.settings.buckets[role], pattern, self.settings.op_timeout_s))
 
     async def close(self) -> None:
         """Close the connection (operations afterwards raise ClusterUnavailable)."""
