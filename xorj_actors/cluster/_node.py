@@ -12,8 +12,9 @@ Owned by the engine (docs/CLUSTER.md, "A node's life"), with a lifecycle of its 
 - :meth:`ClusterNode.stop`, before the tree stops.
 
 A new halt epoch makes the node tell its kill switch a :class:`Trigger` (source ``cluster``) in
-the record's mode, then publish its ack once the local halt is complete, or with the missing
-actors once the kill switch's ack deadline has passed (again when it completes later). A local
+the record's mode, then publish its ack once the local halt is complete (woken by the kill
+switch's ``halt complete`` event, not a poll), or with the missing actors once the kill switch's
+ack deadline has passed (again when it completes later). A local
 trigger from anything else (signal, ``ctl halt``, the HTTP API, a breaker, a risk trigger, the
 kill file, NATS lost) reaches :meth:`ClusterNode.on_kill_switch_event` and opens a cluster epoch,
 retried every beat until NATS takes it.
@@ -32,6 +33,7 @@ from typing import Any
 from loguru import logger
 
 from supervisors import LoopThread
+from xorj_actors.cluster._acking import ClusterAcks
 from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable, HaltMoved
 from xorj_actors.cluster._fencing import nats_lost
 from xorj_actors.cluster._halt import HaltBoard
@@ -47,9 +49,6 @@ from xorj_actors.kill_switch import ClusterProof, FollowRecovery
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
-
-#: How often a pending ack re-reads the local kill switch's status.
-_ACK_POLL_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +114,7 @@ class ClusterNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._acks: ClusterAcks | None = None
         self._unavailable_since: float | None = None
         self.views: ClusterViews | None = None
 
@@ -151,6 +151,7 @@ class ClusterNode:
         self._wake = asyncio.Event()
         self.store = await ClusterStore.open(self.settings)
         self._board = HaltBoard(self.store, self.node_id)
+        self._acks = ClusterAcks(self._board, self.kill_switch, self._local_ack_deadline_s, self.settings.heartbeat_s)
         self._membership = Membership(self.store, self.identity)
         self.views = ClusterViews(self.store, self._board, self._membership, self.identity, lambda: self.record)
         for member in await self._membership.members():
@@ -222,6 +223,8 @@ class ClusterNode:
         ``HALT`` / ``triggered`` with its source; a halt that came from the cluster does not open
         another epoch.
         """
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
+            self._thread.loop.call_soon_threadsafe(self._kill_switch_changed)
         if kind != "HALT" or details.get("what") != "triggered" or not opens_cluster_halt(details.get("source")):
             return
         try:
@@ -232,6 +235,11 @@ class ClusterNode:
         want = _Open(mode, reason, int(details.get("epoch") or 0))
         with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
             self._thread.loop.call_soon_threadsafe(self._want_open, want)
+
+    def _kill_switch_changed(self) -> None:
+        """Wake every pending ack (on the loop): the local halt may be complete now."""
+        if self._acks is not None:
+            self._acks.changed()
 
     def _want_open(self, want: _Open) -> None:
         self._pending_open = want
@@ -403,6 +411,8 @@ class ClusterNode:
         """Take in a halt record (read or watched); True if it halted this node now."""
         if record.epoch < self.record.epoch:
             return False  # an older value, overtaken
+        if record != self.record:
+            self._kill_switch_changed()  # a pending ack of an epoch now cleared or overtaken ends
         self.record = record
         at = self._halted_at
         asked = (record.epoch, record.proof)
@@ -449,27 +459,15 @@ class ClusterNode:
             await asyncio.sleep(self.settings.heartbeat_s)
 
     async def _ack(self, epoch: int, local_epoch: int) -> None:
-        """Publish this node's ack of ``epoch`` once its local halt (``local_epoch`` or later)
-        is complete, or with the missing actors once the local ack deadline has passed."""
-        assert self._board is not None
-        deadline = time.monotonic() + self._local_ack_deadline_s
-        sent_incomplete = False
-        while self.record.epoch == epoch and self.record.halted:
-            status = await asyncio.to_thread(self.kill_switch.status)
-            ready = status is not None and status.epoch >= local_epoch and self.kill_switch.halted
-            if ready and status is not None and (self._halted_at is None or self._halted_at[0] != epoch):
-                self._halted_at = (epoch, status.epoch)
-            if ready and status is not None and (status.complete or (not sent_incomplete and time.monotonic() >= deadline)):
-                try:
-                    ack = await self._board.publish_ack(epoch, len(status.acked), status.missing)
-                except ClusterError as exc:
-                    logger.warning("cluster: ack of halt epoch {} not published yet: {}", epoch, exc)
-                else:
-                    logger.info("cluster: halt epoch {} acked: {} actors, missing {}", epoch, ack.acked, list(ack.missing))
-                    if status.complete:
-                        return
-                    sent_incomplete = True
-            await asyncio.sleep(_ACK_POLL_S)
+        """Publish this node's ack of ``epoch`` once its local halt (``local_epoch`` or later) is
+        complete, or with the missing actors once the local ack deadline has passed (ClusterAcks)."""
+        assert self._acks is not None
+
+        def halted(local: int) -> None:
+            if self._halted_at is None or self._halted_at[0] != epoch:
+                self._halted_at = (epoch, local)
+
+        await self._acks.ack(epoch, local_epoch, lambda: self.record.epoch == epoch and self.record.halted, halted)
 
 
 def _follow_reason(record: HaltRecord) -> str:
