@@ -3,36 +3,22 @@ an in-process engine node on the test's nats-server, with one actor that acks la
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from supervisors import ChildSpec, StartChild
 from xorj_actors.cluster import _acking
 from xorj_actors.engine import Engine
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, Participant
+from xorj_actors.kill_switch import KILL_SWITCH_NAME
 from xorj_actors.messages import HaltMode, Trigger
 
 from tests.cluster.nodes import CLUSTER_TOML
-from tests.plugins.engine import ks_status, wait_until
+from tests.plugins.engine import Silent, ks_status, wait_until
 from tests.plugins.nats_server import NatsServer
 
 pytestmark = pytest.mark.nats
-
-
-class Late(Participant):
-    """Stuck in a handler until released: its halt ack comes only from its replacement."""
-
-    gate: ClassVar[threading.Event] = threading.Event()
-    entered: ClassVar[threading.Event] = threading.Event()
-
-    def on_receive(self, message: object) -> object:
-        if message == "hang":
-            self.entered.set()
-            self.gate.wait(10)
-        return None
 
 
 def _node_halt(engine: Engine) -> dict[str, Any]:
@@ -45,14 +31,14 @@ def test_the_ack_of_a_halt_completed_late_is_published_from_the_completion(
     # No poll: only the kill switch's events (and the ack deadline's timer) wake the ack.
     monkeypatch.setattr(_acking, "SAFETY_POLL_S", 3600.0)
     engine = engine_factory(vaults=2, extra=CLUSTER_TOML.format(nats=nats_server.url, lost=30.0) + 'node_id = "a"\n')
-    Late.gate.clear()
-    Late.entered.clear()
+    Silent.gate.clear()
+    Silent.entered.clear()
     try:
         vaults = engine.runtime.supervisor("vaults")
-        late = vaults.ask(StartChild(ChildSpec("late", lambda: Late.start(engine.board), shutdown_timeout=0.3)), timeout=2)
+        late = vaults.ask(StartChild(ChildSpec("late", lambda: Silent.start(engine.board), shutdown_timeout=0.3)), timeout=2)
         wait_until(lambda: ks_status(engine).registered >= 1 and "late" not in ks_status(engine).missing, what="late registered")
         late.tell("hang")
-        wait_until(Late.entered.is_set, what="late stuck in its handler")
+        wait_until(Silent.entered.is_set, what="late stuck in its handler")
         engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.EMERGENCY, reason="x", source="test"))
         # The first read finds the halt incomplete (late is stuck); the kill switch replaces it at
         # its ack deadline, the replacement acks, and the completion publishes the ack.
@@ -61,4 +47,4 @@ def test_the_ack_of_a_halt_completed_late_is_published_from_the_completion(
         (node,) = _node_halt(engine)["nodes"]
         assert node["node_id"] == "a" and node["missing"] == [] and node["acked"] == len(ks_status(engine).acked)
     finally:
-        Late.gate.set()
+        Silent.gate.set()
