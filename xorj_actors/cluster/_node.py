@@ -26,9 +26,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -43,12 +43,15 @@ from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, liveness
 from xorj_actors.cluster._records import NO_HALT, HaltRecord
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._vault_set import VaultSetBoard, VaultSetFollower
 from xorj_actors.cluster._views import ClusterViews
 from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.kill_switch import ClusterProof, FollowRecovery
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class ClusterNode:
             leases are wired it is the number of local vault actors.
         local_ack_deadline_s: the kill switch's ``ack_deadline_s``: an incomplete local halt is
             published with its missing actors once it has passed.
+        configured_vaults: this node's ``[vaults]``: the cluster's vault set if none exists yet.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class ClusterNode:
         *,
         owned_vaults: Callable[[], int],
         local_ack_deadline_s: float,
+        configured_vaults: Iterable[str] = (),
     ) -> None:
         if not settings.node_id:
             raise ValueError("node_id: required (ClusterSettings.with_node_id)")
@@ -88,6 +93,7 @@ class ClusterNode:
         self.kill_switch = kill_switch
         self._owned_vaults = owned_vaults
         self._local_ack_deadline_s = local_ack_deadline_s
+        self._configured_vaults = tuple(configured_vaults)
         self._thread = LoopThread(f"cluster-node-{settings.node_id}")
         self.store: ClusterStore | None = None
         self._board: HaltBoard | None = None
@@ -117,6 +123,8 @@ class ClusterNode:
         self._acks: ClusterAcks | None = None
         self._unavailable_since: float | None = None
         self.views: ClusterViews | None = None
+        #: The cluster's vault set as last read (open: before the tree; then every beat).
+        self.vault_set: VaultSetFollower | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -153,7 +161,9 @@ class ClusterNode:
         self._board = HaltBoard(self.store, self.node_id)
         self._acks = ClusterAcks(self._board, self.kill_switch, self._local_ack_deadline_s, self.settings.heartbeat_s)
         self._membership = Membership(self.store, self.identity)
-        self.views = ClusterViews(self.store, self._board, self._membership, self.identity, lambda: self.record)
+        self.views = ClusterViews(
+            self.store, self._board, self._membership, self.identity, lambda: self.record, lambda: self.vault_set
+        )
         for member in await self._membership.members():
             alive = liveness(member, time.time(), self.settings.dead_after_s) is Liveness.ALIVE
             if member.node_id == self.node_id and alive:
@@ -164,6 +174,8 @@ class ClusterNode:
         self.record, _ = await self._board.current()
         # Whatever this node missed before it started is settled by starting halted or not.
         self._followed = self.record.epoch
+        self.vault_set = VaultSetFollower(VaultSetBoard(self.store, self.node_id))
+        await self.vault_set.open(self._configured_vaults, f"node {self.node_id}'s [vaults]")
 
     def start_trigger(self) -> Trigger | None:
         """The halt the kill switch starts in (at every start of it) while the cluster is halted."""
@@ -197,15 +209,23 @@ class ClusterNode:
         """The debug socket's views: ``cluster`` (``ctl cluster``) and ``cluster_halt`` (in ``ctl status``)."""
         return {"cluster": lambda: self._view("cluster"), "cluster_halt": lambda: self._view("halt")}
 
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coroutine`` on the node's loop (from another thread) and wait for its result;
+        cancelled after ``timeout`` (then TimeoutError)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._thread.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
     def _view(self, name: str) -> Any:
         views = self.views
         if views is None:
             raise RuntimeError("the cluster node is not open")
-        future = asyncio.run_coroutine_threadsafe(getattr(views, name)(), self._thread.loop)
         try:
-            return future.result(3 * self.settings.op_timeout_s + 1)
+            return self.call(getattr(views, name)(), 3 * self.settings.op_timeout_s + 1)
         except (ClusterError, concurrent.futures.TimeoutError) as exc:
-            future.cancel()
             return views.unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
@@ -284,6 +304,8 @@ class ClusterNode:
             state = self.kill_switch.state
             if state is not None:
                 await self._membership.heartbeat(await asyncio.to_thread(self._owned), state)
+            if self.vault_set is not None:
+                await self.vault_set.read()
             if self._unavailable_since is not None:
                 logger.warning("cluster: NATS answers again")
                 self._unavailable_since = None

@@ -33,6 +33,9 @@ class LeaseLoss(enum.StrEnum):
     STOPPING = "stopping"
     #: The engine could not start the vault's actor: the lease is handed back.
     NOT_ACTIVATED = "not_activated"
+    #: The vault left the cluster's vault set (``ctl vault-remove``): given up, then released, and
+    #: no node takes it (no next owner settles its trades: this node's executor finishes them).
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)

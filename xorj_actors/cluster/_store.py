@@ -1,4 +1,4 @@
-"""The NATS connection and the cluster's four KV buckets, with NATS failures made one error.
+"""The NATS connection and the cluster's KV buckets, with NATS failures made one error.
 
 Every operation goes through :meth:`ClusterStore.run`: a server that does not answer becomes
 :class:`ClusterUnavailable`, and every answer (a refusal included) counts as contact, which the
@@ -45,7 +45,7 @@ _STREAM_CONFIG_DIFFERS = 10058
 
 
 class ClusterStore:
-    """One NATS connection and the ``members``, ``leases``, ``halt`` and ``acks`` buckets.
+    """One NATS connection and the ``members``, ``leases``, ``halt``, ``acks`` and ``config`` buckets.
 
     Open with :meth:`open`; the buckets are created if absent and checked if present (a leases
     bucket whose TTL is not ``lease_ttl_s`` is refused: the fence's arithmetic assumes it).
@@ -107,7 +107,7 @@ class ClusterStore:
         logger.warning("cluster: reconnected to NATS at {}", self.settings.nats_url)
 
     def bucket(self, role: str) -> KeyValue:
-        """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``)."""
+        """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``, ``config``)."""
         return self._buckets[role]
 
     @property
@@ -151,12 +151,14 @@ class ClusterStore:
 async def _open_buckets(client: Client, settings: ClusterSettings) -> dict[str, KeyValue]:
     js = client.jetstream(timeout=settings.op_timeout_s)
     names = settings.buckets
-    # The halt epoch and the acks never age out: a halt lasts until it is recovered.
+    # The halt epoch and the acks never age out: a halt lasts until it is recovered; nor does the
+    # cluster's configuration (the vault set).
     ttls: dict[str, float | None] = {
         "members": settings.member_ttl_s,
         "leases": settings.lease_ttl_s,
         "halt": None,
         "acks": None,
+        "config": None,
     }
     buckets = {}
     for role, ttl in ttls.items():
