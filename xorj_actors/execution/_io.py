@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -90,6 +90,8 @@ class ExecutorIO:
         self.key = b""
         #: The executor's own ref: the Confirmation actor answers it.
         self.self_ref: ActorRef[Any] | None = None
+        #: trade id -> its durable appends begun and not yet answered (a hand-over waits for them).
+        self.writes: dict[str, set[asyncio.Task[None]]] = {}
 
     # -- the loop's tasks ---------------------------------------------------------------------
 
@@ -129,7 +131,33 @@ class ExecutorIO:
     # -- audit and breakers ------------------------------------------------------------------
 
     async def durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
-        """Append and wait until committed; any doubt refuses (fail closed)."""
+        """Append and wait until committed; any doubt refuses (fail closed).
+
+        The append runs as a task of its own, shielded: cancelling the trade does not cancel an
+        entry already on its way to the log, and :meth:`writes_done` can wait for it.
+        """
+        write = self.loop.create_task(self._append_durable(event_type, trade_id, details))
+        self.writes.setdefault(trade_id, set()).add(write)
+        write.add_done_callback(lambda done: self._written(trade_id, done))
+        await asyncio.shield(write)
+
+    def _written(self, trade_id: str, write: asyncio.Task[None]) -> None:
+        pending = self.writes.get(trade_id)
+        if pending is not None:
+            pending.discard(write)
+            if not pending:
+                del self.writes[trade_id]
+        if not write.cancelled():
+            write.exception()  # retrieved: the trade's own await raised it, or it was cancelled
+
+    async def writes_done(self, trade_ids: Iterable[str]) -> None:
+        """Wait until every durable append begun for ``trade_ids`` is answered (at most two
+        ``internal_timeout_s``: each append gives up after that)."""
+        pending = [w for t in trade_ids for w in self.writes.get(t, ())]
+        if pending:
+            await asyncio.wait(pending, timeout=2 * self.settings.internal_timeout_s)
+
+    async def _append_durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
         ref = self.runtime.whereis(AUDIT_NAME)
         event = audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id)
         timeout = self.settings.internal_timeout_s
@@ -200,6 +228,12 @@ class ExecutorIO:
         )
         if refusal is not None:
             raise refusal
+
+    def leased(self, vault_id: str) -> bool:
+        """Whether this node may still write for ``vault_id`` (always, when it runs alone): only
+        the vault's lease holder records a trade's outcome."""
+        fence = self.options.fence
+        return fence is None or isinstance(getattr(fence(vault_id), "revision", None), int)
 
     def check_fence(self, req: TradeRequest) -> int | None:
         """The vault's lease revision (the fencing token to record); None when this engine runs
