@@ -18,13 +18,14 @@ from xorj_actors.cluster import (
     Leases,
     NodeIdentity,
     Ownership,
+    RemovedVaults,
     VaultSetBoard,
     VaultSetFollower,
     place,
 )
 from xorj_actors.vaults import VaultAdminError
 
-from tests.cluster.conftest import OpenStore
+from tests.cluster.conftest import TTL_S, OpenStore
 
 pytestmark = pytest.mark.nats
 
@@ -86,13 +87,18 @@ async def test_a_set_that_does_not_parse_is_reported_and_the_last_one_kept(open_
 
 
 class Node:
-    """One node's lease loop following the vault set, with its hooks recorded."""
+    """One node's lease loop following the vault set through RemovedVaults, as the engine wires
+    it, with its hooks recorded; ``busy`` holds the vaults its "executor" still carries trades of."""
 
     def __init__(self, own: Ownership, follower: VaultSetFollower) -> None:
         self.own, self.follower = own, follower
         self.lock = threading.Lock()
         self.active: set[str] = set()
         self.passivated: list[tuple[str, LeaseLoss]] = []
+        self.stopped: list[str] = []
+        self.busy: set[str] = set()
+        self.drains = RemovedVaults(own, follower.vaults, self.stop_actor, lambda v: v in self.busy,
+                                    asyncio.get_running_loop().create_task)
 
     def activate(self, vault: str, grant: LeaseGrant) -> None:
         with self.lock:
@@ -102,6 +108,11 @@ class Node:
         with self.lock:
             self.active.discard(vault)
             self.passivated.append((vault, why))
+
+    def stop_actor(self, vault: str) -> None:  # the drain's: the actor stops, the lease stays
+        with self.lock:
+            self.active.discard(vault)
+            self.stopped.append(vault)
 
     async def beats(self) -> None:
         while True:  # the node's beat reads the set
@@ -122,7 +133,7 @@ async def _node(open_store: OpenStore, node_id: str, live: tuple[str, ...]) -> N
     own = Ownership(Leases(store, me), Fence(LeaseClock.from_settings(store.settings)), me, follower.vaults, live_nodes,
                     lambda v, g: node.activate(v, g), lambda v, why: node.passivate(v, why))
     Node.__init__(node, own, follower)
-    follower.follow(own.set_vaults)
+    follower.follow(node.drains.on_set)
     return node
 
 
@@ -150,6 +161,7 @@ async def test_an_added_vault_is_active_on_exactly_one_node_and_a_removed_one_re
         holder = place(removed, ["a", "b"])
         await nodes["b"].follower.board.edit(lambda vaults: ([v for v in vaults if v != removed], f"removed {removed}"))
         await _until(lambda: (removed, LeaseLoss.REMOVED) in nodes[holder].passivated, 10, f"{removed} passivated")
+        assert nodes[holder].stopped == [removed]  # drained first (nothing carried: at once)
         await _until(lambda: removed not in nodes[holder].own.owned(), 10, f"{removed} released")
         assert await nodes["a"].own.leases.owner(removed) is None
         await asyncio.sleep(1.0)  # placement steps later: nobody took it again
@@ -160,6 +172,37 @@ async def test_an_added_vault_is_active_on_exactly_one_node_and_a_removed_one_re
         # taken it again meanwhile: that is the lease loop's business, not the vault set's).
         rest = sorted({*FIRST, added} - {removed})
         await _until(lambda: sorted(v for n in nodes.values() for v in n.active) == rest, 10, "the others active")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_removed_vault_keeps_its_lease_until_its_trades_are_final_then_goes(open_store: OpenStore) -> None:
+    a = await _node(open_store, "a", ("a",))
+    tasks = [asyncio.create_task(t) for t in (a.own.run(), a.beats())]
+    try:
+        await _until(lambda: a.active == set(FIRST), 10, "a runs every vault")
+        removed = "vault-0002"
+        a.busy.add(removed)  # its executor still carries a trade of it
+        await a.follower.board.edit(lambda vaults: ([v for v in vaults if v != removed], f"removed {removed}"))
+        await _until(lambda: a.stopped == [removed], 10, f"{removed}'s actor stopped")
+        await asyncio.sleep(3 * TTL_S)  # past the TTL: the lease is renewed while the trade is carried
+        assert removed in a.own.owned() and a.own.fence.usable() == FIRST  # the fence lets the outcome be written
+        assert a.passivated == [] and removed not in a.active
+        a.busy.discard(removed)  # the trade is final
+        await _until(lambda: a.passivated == [(removed, LeaseLoss.REMOVED)], 10, f"{removed} passivated")
+        await _until(lambda: removed not in a.own.owned(), 10, f"{removed} released")
+        assert await a.own.leases.owner(removed) is None and a.drains.draining == frozenset()
+
+        # Removed while busy, then added back: let go once and taken again, its actor running.
+        again = "vault-0001"
+        a.busy.add(again)
+        await a.follower.board.edit(lambda vaults: ([v for v in vaults if v != again], f"removed {again}"))
+        await _until(lambda: again in a.stopped, 10, f"{again}'s actor stopped")
+        await a.follower.board.edit(lambda vaults: ((*vaults, again), f"added {again} back"))
+        await _until(lambda: (again, LeaseLoss.REMOVED) in a.passivated, 10, f"{again} let go")
+        await _until(lambda: again in a.active and again in a.own.owned(), 10, f"{again} taken and running again")
     finally:
         for task in tasks:
             task.cancel()

@@ -75,4 +75,6 @@ def test_vaults_added_and_removed_through_any_nodes_ctl_change_the_clusters_vaul
     changes = [d for t, _, d in audit_rows_in(nodes[other].data_dir) if t == "CONFIG_CHANGE" and d.get("what") == "vault removed"]
     assert [(d["vault"], d["operator"], d["held_by"]) for d in changes] == [(added, "bob", owner)]
     passivated = [d for t, _, d in audit_rows_in(nodes[owner].data_dir) if d.get("what") == "vault passivated"]
-    assert [d["reason"] for d in passivated if d["vault"] == added] == ["lease removed"]
+    assert [d["reason"] for d in passivated if d["vault"] == added] == [
+        "removed from the cluster's vault set: its trades drain before its lease goes"
+    ]

@@ -44,12 +44,14 @@ from xorj_actors.cluster._records import (
     decode,
     encode,
 )
+from xorj_actors.cluster._removed import DRAIN_WITHIN_S, RemovedVaults
 from xorj_actors.cluster._store import ClusterStore
 from xorj_actors.cluster._vault_set import VaultSetBoard, VaultSetChange, VaultSetFollower
 from xorj_actors.cluster._views import ClusterViews, render_cluster, render_cluster_halt
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = [
+    "DRAIN_WITHIN_S",
     "NO_HALT",
     "VAULT_KEY",
     "Activate",
@@ -90,6 +92,7 @@ __all__ = [
     "Ownership",
     "Passivate",
     "Placement",
+    "RemovedVaults",
     "RenewalRound",
     "Renewals",
     "VaultSet",

@@ -190,8 +190,8 @@ class ClusterNode:
 
     async def _start(self) -> None:
         if self.record.halted:
-            self._spawn(self._ack(self.record.epoch, 0))
-        self._spawn(self._beats())
+            self.spawn(self._ack(self.record.epoch, 0))
+        self.spawn(self._beats())
         self._restart_watch()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -228,7 +228,8 @@ class ClusterNode:
         except (ClusterError, concurrent.futures.TimeoutError) as exc:
             return views.unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task on the node's loop (call it there); cancelled at stop."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -280,7 +281,7 @@ class ClusterNode:
         self.record = record
         if record.epoch > self._followed:  # our own trigger halted this node already
             self._followed = record.epoch
-            self._spawn(self._ack(record.epoch, want.local_epoch))
+            self.spawn(self._ack(record.epoch, want.local_epoch))
 
     # -- the beat -------------------------------------------------------------------------------
 
@@ -441,7 +442,7 @@ class ClusterNode:
         if not record.halted and at is not None and at[0] == record.epoch and self._recovering != asked:
             if self.kill_switch.halted:  # the kill switch verifies the proof, refuses a halt newer than at[1]
                 self._recovering = asked
-                self._spawn(self._follow_recovery(record, at[1]))
+                self.spawn(self._follow_recovery(record, at[1]))
             return False
         if not record.halted or record.epoch <= self._followed:
             return False
@@ -451,20 +452,20 @@ class ClusterNode:
             # halted already, so it adopts this epoch instead of halting once more.
             self._pending_open = None
             self._followed = record.epoch
-            self._spawn(self._ack(record.epoch, want.local_epoch))
+            self.spawn(self._ack(record.epoch, want.local_epoch))
             return False
         local_epoch = self.kill_switch.board.status.epoch + 1
         if not self.kill_switch.trigger(record.mode, _follow_reason(record), NodeHaltSource.CLUSTER):
             return False  # the next beat tries again
         logger.critical("cluster: halting for cluster halt epoch {} ({})", record.epoch, record.reason)
         self._followed = record.epoch
-        self._spawn(self._ack(record.epoch, local_epoch))
+        self.spawn(self._ack(record.epoch, local_epoch))
         return True
 
     def _restart_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-        self._watch = self._spawn(self._watching())
+        self._watch = self.spawn(self._watching())
 
     async def _watching(self) -> None:
         """The fast path: silent while NATS is down, possibly stale after a restart (the beat

@@ -34,7 +34,8 @@ class LeaseLoss(enum.StrEnum):
     #: The engine could not start the vault's actor: the lease is handed back.
     NOT_ACTIVATED = "not_activated"
     #: The vault left the cluster's vault set (``ctl vault-remove``): given up, then released, and
-    #: no node takes it (no next owner settles its trades: this node's executor finishes them).
+    #: no node takes it. No next owner would settle its trades, so it was drained first
+    #: (:class:`RemovedVaults`): nothing is left to hand over.
     REMOVED = "removed"
 
 

@@ -5,17 +5,17 @@ cluster that would make a vault with no lease (the fence refuses all its trades)
 only here; so they edit the cluster's vault set instead (a key in NATS, written by
 compare-and-swap: two edits at once both land), which every node reads at its next beat.
 Placement then leases an added vault to exactly one node, which activates it (adopting its open
-trades first), and the holder of a removed one passivates it and releases its lease
-(docs/CLUSTER.md, "The vault set").
+trades first), and the holder of a removed one drains it (its actor stopped, its lease kept until
+its executor carries no trade of it: ``cluster.RemovedVaults``), then passivates it and releases
+its lease (docs/CLUSTER.md, "The vault set").
 
 The promise of the single-node ``vault-remove`` is kept: it is refused while the vault has
 trades that are not final, unless forced, and what cannot be checked counts as a trade
 (fail closed). A cluster checks the shared audit store (a trade opened by any node, with no
 outcome in any chain) and, if the vault runs on this node, its pending trades and the executor's
-unsettled ones. A trade the vault starts on its node between the check and its passivation is
-carried to its outcome by that node's executor (the fence refuses anything unsigned once the
-lease is given up; a sent one is watched until it settles), and is reported afterwards as
-``unsettled_after`` while it is open.
+unsettled ones. A trade the vault starts on its node between the check and the stop of its actor
+is carried to its outcome there, under the lease, by the drain; one still open when the answer
+is given is reported as ``unsettled_after``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from loguru import logger
 
 from supervisors import Runtime
 from xorj_actors.audit import EventType, Severity, audit_event, record
-from xorj_actors.cluster import ClusterError, ClusterNode, Leases, VaultSetChange
+from xorj_actors.cluster import DRAIN_WITHIN_S, ClusterError, ClusterNode, Leases, VaultSetChange
 from xorj_actors.config import Config
 from xorj_actors.ops import VaultAddArgs, VaultRemoveArgs
 from xorj_actors.signers import vault_id
@@ -127,8 +127,9 @@ class ClusterVaults:
         released = not any(held.values())
         unsettled = self._open_trades(a.vault)
         notes = [] if released else [
-            f"{a.vault} is still leased by node {held[a.vault]}: it passivates the vault and releases the lease once it "
-            f"reads the change (or the lease expires {self.node.settings.lease_ttl_s:g} s after its last renewal)"
+            f"{a.vault} is still leased by node {held[a.vault]}: it stops the vault at its next beat and releases the "
+            f"lease once its executor carries no trade of it (at most {DRAIN_WITHIN_S:g} s; a node that is gone: "
+            f"{self.node.settings.lease_ttl_s:g} s after its last renewal)"
         ]
         if unsettled or not released:
             self._audit("vault removal: to watch", {"vault": a.vault, "held_by": held[a.vault],
