@@ -111,9 +111,7 @@ async def until(predicate: Callable[[], bool], within_s: float, what: str, watch
 
 
 async def holders(leases: Leases) -> dict[str, str | None]:
-    """Each vault's holder, read key by key (a listing through a KV watch may come back short
-    under load: nats-py marks the end when the consumer reports nothing pending, which can
-    happen before the client has read what the server already pushed)."""
+    """Each vault's holder, read key by key (the lease loop's own listing is not what is tested)."""
     found = await asyncio.gather(*(leases.owner(v) for v in VAULTS))
     return {v: (i.holder.node_id if i is not None else None) for v, i in zip(VAULTS, found)}
 

@@ -14,6 +14,7 @@ from xorj_actors.cluster import (
     Liveness,
     MemberRecord,
     NodeHaltStatus,
+    VaultSet,
     decode,
     encode,
     halt_report,
@@ -32,7 +33,10 @@ ACK = HaltAck(4, "b", 120, ("vault-0003",), 2001.0)
 CLEARED = HaltRecord(4, HaltState.CLEAR, "authorised recovery on node a", "a", 2100.0, proof=cluster_proof(4))
 
 
-@pytest.mark.parametrize("record", [LeaseHolder("a", "inc1", 5.0), MEMBER, HALT, ACK, NO_HALT, CLEARED])
+VAULTS = VaultSet(("vault-0000", "vault-0001"), "a", 3000.0, "added vault-0001 by alice")
+
+
+@pytest.mark.parametrize("record", [LeaseHolder("a", "inc1", 5.0), MEMBER, HALT, ACK, NO_HALT, CLEARED, VAULTS])
 def test_every_record_survives_its_json(record: object) -> None:
     assert decode(type(record), encode(record)) == record  # type: ignore[arg-type]
 

@@ -25,7 +25,9 @@ def test_a_section_gives_the_settings() -> None:
     settings = _cluster('nats_url = "nats://10.0.0.5:4222"\nnode_id = "a"\nlease_ttl_s = 6\nfence_margin_s = 2')
     assert settings is not None
     assert (settings.node_id, settings.lease_ttl_s, settings.lease_usable_s) == ("a", 6.0, 4.0)
-    assert settings.buckets == {"members": "xorj_members", "leases": "xorj_leases", "halt": "xorj_halt", "acks": "xorj_acks"}
+    assert settings.buckets == {
+        "members": "xorj_members", "leases": "xorj_leases", "halt": "xorj_halt", "acks": "xorj_acks", "config": "xorj_config"
+    }
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from typing import ClassVar
 
 import pytest
 
@@ -18,7 +16,7 @@ from xorj_actors.ops.ctl import render_status, request
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
 from tests.helpers import audit_rows_in
-from tests.plugins.engine import authorise, ks_status, wait_until
+from tests.plugins.engine import Silent, authorise, ks_status, wait_until
 
 
 def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "test") -> int:
@@ -66,21 +64,6 @@ def test_a_signature_queued_before_the_halt_is_refused(engine: Engine) -> None:
     wait_until(lambda: ks_status(engine).state == "TRIGGERED")
     reply = signer.ask(SignRequest(vault_id="vault-0000", trade_id="t-2", payload=b"msg"), timeout=2)
     assert reply.signature is None and reply.refused.startswith("halted")
-
-
-class Silent(Participant):
-    """Stuck in a handler: cannot ack until released. Asked ``"halted?"``, says whether it is."""
-
-    gate: ClassVar[threading.Event] = threading.Event()
-    entered: ClassVar[threading.Event] = threading.Event()
-
-    def on_receive(self, message: object) -> object:
-        if message == "hang":
-            self.entered.set()
-            self.gate.wait(10)
-        if message == "halted?":
-            return self.halted
-        return None
 
 
 def test_a_silent_actor_is_reported_replaced_and_its_replacement_acks(engine: Engine) -> None:

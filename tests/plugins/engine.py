@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -16,10 +18,27 @@ from xorj_actors.kill_switch import (
     ClusterProof,
     GetStatus,
     KillSwitchStatus,
+    Participant,
     nonce_digest,
     sign_cluster_recovery,
     sign_recovery,
 )
+
+
+class Silent(Participant):
+    """Stuck in a handler: cannot ack until released. Asked ``"halted?"``, says whether it is."""
+
+    gate: ClassVar[threading.Event] = threading.Event()
+    entered: ClassVar[threading.Event] = threading.Event()
+
+    def on_receive(self, message: object) -> object:
+        if message == "hang":
+            self.entered.set()
+            self.gate.wait(10)
+        if message == "halted?":
+            return self.halted
+        return None
+
 
 RECOVERY_KEYS = {
     "XORJ_RECOVERY_KEY_1": "k1-" + "a" * 40,

@@ -5,7 +5,7 @@ Pure rules: :func:`place` (rendezvous hashing), :class:`LeaseClock` (the fence's
 :func:`nats_lost`, :func:`halt_report`. The fence the signing path reads: :class:`Fence`
 (thread-safe). NATS plumbing (nats-py, asyncio): :class:`ClusterStore` (the connection and the
 buckets), :class:`Leases`, :class:`Ownership` (the lease loop), :class:`Membership`,
-:class:`HaltBoard`. The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS
+:class:`HaltBoard`, :class:`VaultSetBoard` (the cluster's vault set). The node runtime, :class:`ClusterNode`: membership, the cluster halt, NATS
 lost; it reaches the engine only through the kill switch (:class:`LocalKillSwitch`) and callables
 the engine gives it.
 This package knows nothing of the engine: the engine drives it.
@@ -40,14 +40,18 @@ from xorj_actors.cluster._records import (
     LeaseHolder,
     LeaseInfo,
     MemberRecord,
+    VaultSet,
     decode,
     encode,
 )
+from xorj_actors.cluster._removed import DRAIN_WITHIN_S, RemovedVaults
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._vault_set import VaultSetBoard, VaultSetChange, VaultSetFollower
 from xorj_actors.cluster._views import ClusterViews, render_cluster, render_cluster_halt
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = [
+    "DRAIN_WITHIN_S",
     "NO_HALT",
     "VAULT_KEY",
     "Activate",
@@ -88,8 +92,13 @@ __all__ = [
     "Ownership",
     "Passivate",
     "Placement",
+    "RemovedVaults",
     "RenewalRound",
     "Renewals",
+    "VaultSet",
+    "VaultSetBoard",
+    "VaultSetChange",
+    "VaultSetFollower",
     "assign",
     "decode",
     "encode",

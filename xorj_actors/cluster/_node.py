@@ -12,8 +12,9 @@ Owned by the engine (docs/CLUSTER.md, "A node's life"), with a lifecycle of its 
 - :meth:`ClusterNode.stop`, before the tree stops.
 
 A new halt epoch makes the node tell its kill switch a :class:`Trigger` (source ``cluster``) in
-the record's mode, then publish its ack once the local halt is complete, or with the missing
-actors once the kill switch's ack deadline has passed (again when it completes later). A local
+the record's mode, then publish its ack once the local halt is complete (woken by the kill
+switch's ``halt complete`` event, not a poll), or with the missing actors once the kill switch's
+ack deadline has passed (again when it completes later). A local
 trigger from anything else (signal, ``ctl halt``, the HTTP API, a breaker, a risk trigger, the
 kill file, NATS lost) reaches :meth:`ClusterNode.on_kill_switch_event` and opens a cluster epoch,
 retried every beat until NATS takes it.
@@ -25,13 +26,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
 from supervisors import LoopThread
+from xorj_actors.cluster._acking import ClusterAcks
 from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable, HaltMoved
 from xorj_actors.cluster._fencing import nats_lost
 from xorj_actors.cluster._halt import HaltBoard
@@ -41,6 +43,7 @@ from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, liveness
 from xorj_actors.cluster._records import NO_HALT, HaltRecord
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._vault_set import VaultSetBoard, VaultSetFollower
 from xorj_actors.cluster._views import ClusterViews
 from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.kill_switch import ClusterProof, FollowRecovery
@@ -48,8 +51,7 @@ from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
 
-#: How often a pending ack re-reads the local kill switch's status.
-_ACK_POLL_S = 0.1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class ClusterNode:
             leases are wired it is the number of local vault actors.
         local_ack_deadline_s: the kill switch's ``ack_deadline_s``: an incomplete local halt is
             published with its missing actors once it has passed.
+        configured_vaults: this node's ``[vaults]``: the cluster's vault set if none exists yet.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class ClusterNode:
         *,
         owned_vaults: Callable[[], int],
         local_ack_deadline_s: float,
+        configured_vaults: Iterable[str] = (),
     ) -> None:
         if not settings.node_id:
             raise ValueError("node_id: required (ClusterSettings.with_node_id)")
@@ -89,6 +93,7 @@ class ClusterNode:
         self.kill_switch = kill_switch
         self._owned_vaults = owned_vaults
         self._local_ack_deadline_s = local_ack_deadline_s
+        self._configured_vaults = tuple(configured_vaults)
         self._thread = LoopThread(f"cluster-node-{settings.node_id}")
         self.store: ClusterStore | None = None
         self._board: HaltBoard | None = None
@@ -115,8 +120,11 @@ class ClusterNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._acks: ClusterAcks | None = None
         self._unavailable_since: float | None = None
         self.views: ClusterViews | None = None
+        #: The cluster's vault set as last read (open: before the tree; then every beat).
+        self.vault_set: VaultSetFollower | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -151,8 +159,11 @@ class ClusterNode:
         self._wake = asyncio.Event()
         self.store = await ClusterStore.open(self.settings)
         self._board = HaltBoard(self.store, self.node_id)
+        self._acks = ClusterAcks(self._board, self.kill_switch, self._local_ack_deadline_s, self.settings.heartbeat_s)
         self._membership = Membership(self.store, self.identity)
-        self.views = ClusterViews(self.store, self._board, self._membership, self.identity, lambda: self.record)
+        self.views = ClusterViews(
+            self.store, self._board, self._membership, self.identity, lambda: self.record, lambda: self.vault_set
+        )
         for member in await self._membership.members():
             alive = liveness(member, time.time(), self.settings.dead_after_s) is Liveness.ALIVE
             if member.node_id == self.node_id and alive:
@@ -163,6 +174,8 @@ class ClusterNode:
         self.record, _ = await self._board.current()
         # Whatever this node missed before it started is settled by starting halted or not.
         self._followed = self.record.epoch
+        self.vault_set = VaultSetFollower(VaultSetBoard(self.store, self.node_id))
+        await self.vault_set.open(self._configured_vaults, f"node {self.node_id}'s [vaults]")
 
     def start_trigger(self) -> Trigger | None:
         """The halt the kill switch starts in (at every start of it) while the cluster is halted."""
@@ -177,8 +190,8 @@ class ClusterNode:
 
     async def _start(self) -> None:
         if self.record.halted:
-            self._spawn(self._ack(self.record.epoch, 0))
-        self._spawn(self._beats())
+            self.spawn(self._ack(self.record.epoch, 0))
+        self.spawn(self._beats())
         self._restart_watch()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -196,18 +209,27 @@ class ClusterNode:
         """The debug socket's views: ``cluster`` (``ctl cluster``) and ``cluster_halt`` (in ``ctl status``)."""
         return {"cluster": lambda: self._view("cluster"), "cluster_halt": lambda: self._view("halt")}
 
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coroutine`` on the node's loop (from another thread) and wait for its result;
+        cancelled after ``timeout`` (then TimeoutError)."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._thread.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
     def _view(self, name: str) -> Any:
         views = self.views
         if views is None:
             raise RuntimeError("the cluster node is not open")
-        future = asyncio.run_coroutine_threadsafe(getattr(views, name)(), self._thread.loop)
         try:
-            return future.result(3 * self.settings.op_timeout_s + 1)
+            return self.call(getattr(views, name)(), 3 * self.settings.op_timeout_s + 1)
         except (ClusterError, concurrent.futures.TimeoutError) as exc:
-            future.cancel()
             return views.unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task on the node's loop (call it there); cancelled at stop."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -222,6 +244,8 @@ class ClusterNode:
         ``HALT`` / ``triggered`` with its source; a halt that came from the cluster does not open
         another epoch.
         """
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
+            self._thread.loop.call_soon_threadsafe(self._kill_switch_changed)
         if kind != "HALT" or details.get("what") != "triggered" or not opens_cluster_halt(details.get("source")):
             return
         try:
@@ -232,6 +256,11 @@ class ClusterNode:
         want = _Open(mode, reason, int(details.get("epoch") or 0))
         with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
             self._thread.loop.call_soon_threadsafe(self._want_open, want)
+
+    def _kill_switch_changed(self) -> None:
+        """Wake every pending ack (on the loop): the local halt may be complete now."""
+        if self._acks is not None:
+            self._acks.changed()
 
     def _want_open(self, want: _Open) -> None:
         self._pending_open = want
@@ -252,7 +281,7 @@ class ClusterNode:
         self.record = record
         if record.epoch > self._followed:  # our own trigger halted this node already
             self._followed = record.epoch
-            self._spawn(self._ack(record.epoch, want.local_epoch))
+            self.spawn(self._ack(record.epoch, want.local_epoch))
 
     # -- the beat -------------------------------------------------------------------------------
 
@@ -276,6 +305,8 @@ class ClusterNode:
             state = self.kill_switch.state
             if state is not None:
                 await self._membership.heartbeat(await asyncio.to_thread(self._owned), state)
+            if self.vault_set is not None:
+                await self.vault_set.read()
             if self._unavailable_since is not None:
                 logger.warning("cluster: NATS answers again")
                 self._unavailable_since = None
@@ -403,13 +434,15 @@ class ClusterNode:
         """Take in a halt record (read or watched); True if it halted this node now."""
         if record.epoch < self.record.epoch:
             return False  # an older value, overtaken
+        if record != self.record:
+            self._kill_switch_changed()  # a pending ack of an epoch now cleared or overtaken ends
         self.record = record
         at = self._halted_at
         asked = (record.epoch, record.proof)
         if not record.halted and at is not None and at[0] == record.epoch and self._recovering != asked:
             if self.kill_switch.halted:  # the kill switch verifies the proof, refuses a halt newer than at[1]
                 self._recovering = asked
-                self._spawn(self._follow_recovery(record, at[1]))
+                self.spawn(self._follow_recovery(record, at[1]))
             return False
         if not record.halted or record.epoch <= self._followed:
             return False
@@ -419,20 +452,20 @@ class ClusterNode:
             # halted already, so it adopts this epoch instead of halting once more.
             self._pending_open = None
             self._followed = record.epoch
-            self._spawn(self._ack(record.epoch, want.local_epoch))
+            self.spawn(self._ack(record.epoch, want.local_epoch))
             return False
         local_epoch = self.kill_switch.board.status.epoch + 1
         if not self.kill_switch.trigger(record.mode, _follow_reason(record), NodeHaltSource.CLUSTER):
             return False  # the next beat tries again
         logger.critical("cluster: halting for cluster halt epoch {} ({})", record.epoch, record.reason)
         self._followed = record.epoch
-        self._spawn(self._ack(record.epoch, local_epoch))
+        self.spawn(self._ack(record.epoch, local_epoch))
         return True
 
     def _restart_watch(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
-        self._watch = self._spawn(self._watching())
+        self._watch = self.spawn(self._watching())
 
     async def _watching(self) -> None:
         """The fast path: silent while NATS is down, possibly stale after a restart (the beat
@@ -449,27 +482,15 @@ class ClusterNode:
             await asyncio.sleep(self.settings.heartbeat_s)
 
     async def _ack(self, epoch: int, local_epoch: int) -> None:
-        """Publish this node's ack of ``epoch`` once its local halt (``local_epoch`` or later)
-        is complete, or with the missing actors once the local ack deadline has passed."""
-        assert self._board is not None
-        deadline = time.monotonic() + self._local_ack_deadline_s
-        sent_incomplete = False
-        while self.record.epoch == epoch and self.record.halted:
-            status = await asyncio.to_thread(self.kill_switch.status)
-            ready = status is not None and status.epoch >= local_epoch and self.kill_switch.halted
-            if ready and status is not None and (self._halted_at is None or self._halted_at[0] != epoch):
-                self._halted_at = (epoch, status.epoch)
-            if ready and status is not None and (status.complete or (not sent_incomplete and time.monotonic() >= deadline)):
-                try:
-                    ack = await self._board.publish_ack(epoch, len(status.acked), status.missing)
-                except ClusterError as exc:
-                    logger.warning("cluster: ack of halt epoch {} not published yet: {}", epoch, exc)
-                else:
-                    logger.info("cluster: halt epoch {} acked: {} actors, missing {}", epoch, ack.acked, list(ack.missing))
-                    if status.complete:
-                        return
-                    sent_incomplete = True
-            await asyncio.sleep(_ACK_POLL_S)
+        """Publish this node's ack of ``epoch`` once its local halt (``local_epoch`` or later) is
+        complete, or with the missing actors once the local ack deadline has passed (ClusterAcks)."""
+        assert self._acks is not None
+
+        def halted(local: int) -> None:
+            if self._halted_at is None or self._halted_at[0] != epoch:
+                self._halted_at = (epoch, local)
+
+        await self._acks.ack(epoch, local_epoch, lambda: self.record.epoch == epoch and self.record.halted, halted)
 
 
 def _follow_reason(record: HaltRecord) -> str:

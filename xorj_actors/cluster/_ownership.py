@@ -119,6 +119,11 @@ class Ownership:
     def placed_here(self, live: Iterable[str]) -> tuple[str, ...]:
         return placed_here(self._vaults, live, self.me)
 
+    def set_vaults(self, vaults: Iterable[str]) -> None:
+        """The cluster's vault set changed (on the loop): placement takes an added vault where it
+        belongs, and a removed one held here is given up (``removed``) at its next step."""
+        self._vaults = tuple(sorted(set(vaults)))
+
     # -- from another thread ---------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -207,8 +212,10 @@ class Ownership:
             logger.warning("cluster: leases unreadable ({}); placement waits", exc)
             return
         plan = placement(self._vaults, live, self.me, self._held, leases, self._busy)
+        configured = set(self._vaults)
         await asyncio.gather(
-            *(self._release(v) for v in plan.release), *(self._acquire(v) for v in plan.acquire)
+            *(self._release(v, LeaseLoss.PLACED_ELSEWHERE if v in configured else LeaseLoss.REMOVED) for v in plan.release),
+            *(self._acquire(v) for v in plan.acquire),
         )
         for vault in sorted(set(self._held) - self._active - self._busy - self._activating):
             await self._start(vault)  # held, but its activation failed before: try again

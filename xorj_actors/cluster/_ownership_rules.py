@@ -33,6 +33,10 @@ class LeaseLoss(enum.StrEnum):
     STOPPING = "stopping"
     #: The engine could not start the vault's actor: the lease is handed back.
     NOT_ACTIVATED = "not_activated"
+    #: The vault left the cluster's vault set (``ctl vault-remove``): given up, then released, and
+    #: no node takes it. No next owner would settle its trades, so it was drained first
+    #: (:class:`RemovedVaults`): nothing is left to hand over.
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ __all__ = [
     "LeaseInfo",
     "MemberRecord",
     "NO_HALT",
+    "VaultSet",
     "decode",
     "decode_proof",
     "encode",
@@ -119,8 +120,23 @@ class HaltAck:
         return not self.missing
 
 
-Record = LeaseHolder | MemberRecord | HaltRecord | HaltAck
-R = TypeVar("R", LeaseHolder, MemberRecord, HaltRecord, HaltAck)
+@dataclass(frozen=True, slots=True)
+class VaultSet:
+    """The cluster's configured vaults, which placement spreads over the live nodes; changed by
+    ``ctl vault-add`` / ``vault-remove`` on any node (compare-and-swap on the revision)."""
+
+    #: Every configured vault id, sorted, each once.
+    vaults: tuple[str, ...]
+    #: The node that wrote this version, and when (wall).
+    node_id: str
+    at: float
+    #: What the last change did, for the operator (``seeded from [vaults] count = 10``,
+    #: ``added vault-0010 by alice``).
+    change: str
+
+
+Record = LeaseHolder | MemberRecord | HaltRecord | HaltAck | VaultSet
+R = TypeVar("R", LeaseHolder, MemberRecord, HaltRecord, HaltAck, VaultSet)
 
 _FIELDS: dict[type, dict[str, type | tuple[type, ...]]] = {
     LeaseHolder: {"node_id": str, "incarnation": str, "acquired_at": float},
@@ -129,6 +145,7 @@ _FIELDS: dict[type, dict[str, type | tuple[type, ...]]] = {
     HaltRecord: {"epoch": int, "state": HaltState, "reason": str, "node_id": str, "at": float, "mode": HaltMode,
                  "proof": ClusterProof},
     HaltAck: {"epoch": int, "node_id": str, "acked": int, "missing": tuple, "at": float},
+    VaultSet: {"vaults": tuple, "node_id": str, "at": float, "change": str},
 }
 
 

@@ -1,4 +1,4 @@
-"""The NATS connection and the cluster's four KV buckets, with NATS failures made one error.
+"""The NATS connection and the cluster's KV buckets, with NATS failures made one error.
 
 Every operation goes through :meth:`ClusterStore.run`: a server that does not answer becomes
 :class:`ClusterUnavailable`, and every answer (a refusal included) counts as contact, which the
@@ -8,7 +8,6 @@ engine's "NATS lost" rule reads from :attr:`ClusterStore.last_contact`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -21,6 +20,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from xorj_actors.cluster._errors import ClusterError, ClusterUnavailable
+from xorj_actors.cluster._listing import list_entries
 from xorj_actors.cluster.settings import ClusterSettings
 
 __all__ = ["ClusterStore", "UNAVAILABLE"]
@@ -45,7 +45,7 @@ _STREAM_CONFIG_DIFFERS = 10058
 
 
 class ClusterStore:
-    """One NATS connection and the ``members``, ``leases``, ``halt`` and ``acks`` buckets.
+    """One NATS connection and the ``members``, ``leases``, ``halt``, ``acks`` and ``config`` buckets.
 
     Open with :meth:`open`; the buckets are created if absent and checked if present (a leases
     bucket whose TTL is not ``lease_ttl_s`` is refused: the fence's arithmetic assumes it).
@@ -107,7 +107,7 @@ class ClusterStore:
         logger.warning("cluster: reconnected to NATS at {}", self.settings.nats_url)
 
     def bucket(self, role: str) -> KeyValue:
-        """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``)."""
+        """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``, ``config``)."""
         return self._buckets[role]
 
     @property
@@ -136,22 +136,10 @@ class ClusterStore:
         return entry
 
     async def entries(self, role: str, pattern: str = ">") -> list[KeyValue.Entry]:
-        """Every live entry of a bucket whose key matches ``pattern`` (deleted ones left out)."""
-        kv = self.bucket(role)
-        timeout = self.settings.op_timeout_s
-
-        async def read() -> list[KeyValue.Entry]:
-            watcher = await kv.watch(pattern, ignore_deletes=True)
-            try:
-                found = []
-                while (entry := await watcher.updates(timeout=timeout)) is not None:
-                    found.append(entry)
-                return found
-            finally:
-                with contextlib.suppress(*UNAVAILABLE):
-                    await watcher.stop()
-
-        return await self.run(read())
+        """Every live entry of a bucket whose key matches ``pattern`` (deleted ones left out), by
+        key: read completely, where nats-py's own listings may stop short (see ``_listing``)."""
+        js = self._client.jetstream(timeout=self.settings.op_timeout_s)
+        return await self.run(list_entries(js, self.settings.buckets[role], pattern, self.settings.op_timeout_s))
 
     async def close(self) -> None:
         """Close the connection (operations afterwards raise ClusterUnavailable)."""
@@ -163,12 +151,14 @@ class ClusterStore:
 async def _open_buckets(client: Client, settings: ClusterSettings) -> dict[str, KeyValue]:
     js = client.jetstream(timeout=settings.op_timeout_s)
     names = settings.buckets
-    # The halt epoch and the acks never age out: a halt lasts until it is recovered.
+    # The halt epoch and the acks never age out: a halt lasts until it is recovered; nor does the
+    # cluster's configuration (the vault set).
     ttls: dict[str, float | None] = {
         "members": settings.member_ttl_s,
         "leases": settings.lease_ttl_s,
         "halt": None,
         "acks": None,
+        "config": None,
     }
     buckets = {}
     for role, ttl in ttls.items():

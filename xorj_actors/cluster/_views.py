@@ -15,9 +15,10 @@ from xorj_actors.cluster._halt import HaltBoard
 from xorj_actors.cluster._halt_report import halt_report
 from xorj_actors.cluster._leases import NodeIdentity
 from xorj_actors.cluster._members import Membership
-from xorj_actors.cluster._membership import liveness
+from xorj_actors.cluster._membership import Liveness, liveness
 from xorj_actors.cluster._records import HaltAck, HaltRecord, MemberRecord
 from xorj_actors.cluster._store import ClusterStore
+from xorj_actors.cluster._vault_set import VaultSetFollower
 
 __all__ = ["ClusterViews", "render_cluster", "render_cluster_halt"]
 
@@ -48,12 +49,14 @@ class ClusterViews:
         membership: Membership,
         identity: NodeIdentity,
         last_record: Callable[[], HaltRecord],
+        vault_set: Callable[[], VaultSetFollower | None] = lambda: None,
     ) -> None:
         self._store = store
         self._board = board
         self._membership = membership
         self._me = identity
         self._last_record = last_record
+        self._vault_set = vault_set
 
     def _nats(self) -> dict[str, Any]:
         contact = self._store.last_contact
@@ -95,7 +98,19 @@ class ClusterViews:
             }
             for m in members
         ]
-        return {"node_id": self._me.node_id, "nats": self._nats(), "halt": _record(record), "nodes": nodes}
+        return {"node_id": self._me.node_id, "nats": self._nats(), "halt": _record(record), "nodes": nodes,
+                "vaults": await self._vaults(sum(m.owned_vaults for m in members if liveness(m, now, dead_after) is Liveness.ALIVE))}
+
+    async def _vaults(self, leased: int) -> dict[str, Any] | None:
+        """The cluster's vault set (``ctl cluster``): how many, its revision and last change."""
+        follower = self._vault_set()
+        if follower is None:
+            return None
+        record, revision = await follower.board.current()
+        if record is None:
+            return None
+        return {"count": len(record.vaults), "revision": revision, "change": record.change, "node_id": record.node_id,
+                "at": record.at, "leased_by_live_nodes": leased}
 
     async def halt(self) -> dict[str, Any]:
         """``ctl status``'s cluster section: the halt epoch and, per node, complete, incomplete
@@ -145,6 +160,10 @@ def render_cluster(r: dict[str, Any]) -> str:
     header = ["NODE", "ALIVE", "HEARTBEAT", "VAULTS", "KILL SWITCH", "HALT ACK"]
     widths = [max(len(str(x[i])) for x in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    vaults = r.get("vaults")
+    if vaults:
+        lines.append(f"vaults        {vaults['count']} in the vault set (revision {vaults['revision']}: {vaults['change']}, "
+                     f"by node {vaults['node_id']}, {_ago(vaults['at'])}); {vaults['leased_by_live_nodes']} leased by live nodes")
     return "\n".join([*lines, f"halt          {_halt_line(r['halt'])}", "(* this node)"])
 
 

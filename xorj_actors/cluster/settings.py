@@ -34,8 +34,8 @@ class ClusterSettings:
     nats_url: str = "nats://127.0.0.1:4222"
     #: This node's id, unique in the cluster. Empty: ``xorj-actors run --node-id`` must give it.
     node_id: str = ""
-    #: Buckets are ``<prefix>_members``, ``_leases``, ``_halt`` and ``_acks``: two clusters (or
-    #: two test runs) may share one NATS server under different prefixes.
+    #: Buckets are ``<prefix>_members``, ``_leases``, ``_halt``, ``_acks`` and ``_config``: two
+    #: clusters (or two test runs) may share one NATS server under different prefixes.
     bucket_prefix: str = "xorj"
     #: JetStream replicas of every bucket (1 for a single NATS server, 3 for a NATS cluster).
     replicas: int = 1
@@ -65,8 +65,8 @@ class ClusterSettings:
 
     @property
     def buckets(self) -> dict[str, str]:
-        """The bucket names by role: ``members``, ``leases``, ``halt``, ``acks``."""
-        return {role: f"{self.bucket_prefix}_{role}" for role in ("members", "leases", "halt", "acks")}
+        """The bucket names by role: ``members``, ``leases``, ``halt``, ``acks``, ``config``."""
+        return {role: f"{self.bucket_prefix}_{role}" for role in ("members", "leases", "halt", "acks", "config")}
 
     @property
     def lease_usable_s(self) -> float:

@@ -7,25 +7,43 @@ the lease loop (:class:`~xorj_actors.cluster.Ownership`) on the node's loop once
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 from loguru import logger
 
 from supervisors import Runtime
-from xorj_actors.cluster import ClusterError, ClusterNode, ClusterUnavailable, Fence, Leases, LocalKillSwitch, Ownership
+from xorj_actors.cluster import (
+    ClusterError,
+    ClusterNode,
+    ClusterUnavailable,
+    Fence,
+    Leases,
+    LocalKillSwitch,
+    Ownership,
+    RemovedVaults,
+    VaultSetFollower,
+)
 from xorj_actors.config import Config
 from xorj_actors.engine._leased import LeasedVaults
+from xorj_actors.execution import EXECUTOR_NAME, ExecutorStatus, GetExecutorStatus
 from xorj_actors.kill_switch import HaltBoard
+from xorj_actors.vaults import VaultAdmin
 
 __all__ = ["open_cluster_node", "start_ownership"]
 
 
 def open_cluster_node(
-    config: Config, board: HaltBoard, runtime: Callable[[], Runtime | None], owned_vaults: Callable[[], int]
+    config: Config,
+    board: HaltBoard,
+    runtime: Callable[[], Runtime | None],
+    owned_vaults: Callable[[], int],
+    configured_vaults: Iterable[str] = (),
 ) -> ClusterNode | None:
     """The node runtime for ``[cluster]`` (None without the section), open: connected, its node
-    id checked, the halt record read. ``owned_vaults``: how many vault leases this node holds
-    (its member record).
+    id checked, the halt record and the cluster's vault set read (seeded from
+    ``configured_vaults``, this node's ``[vaults]``, if the cluster has none yet).
+    ``owned_vaults``: how many vault leases this node holds (its member record).
 
     Raises ClusterError (ClusterUnavailable: NATS does not answer) or ValueError (no node id):
     the engine then does not start. A node that cannot read the cluster's halt cannot know
@@ -51,6 +69,7 @@ def open_cluster_node(
         LocalKillSwitch(runtime, board),
         owned_vaults=owned_vaults,
         local_ack_deadline_s=config.kill_switch.ack_deadline_s,
+        configured_vaults=configured_vaults,
     )
     try:
         node.open(timeout=10 * settings.op_timeout_s + 5)
@@ -64,11 +83,49 @@ def open_cluster_node(
     return node
 
 
-def start_ownership(node: ClusterNode, fence: Fence, vaults: Iterable[str], hooks: LeasedVaults) -> Ownership:
+def start_ownership(node: ClusterNode, fence: Fence, hooks: LeasedVaults) -> Ownership:
     """The lease loop on the node's loop (after ``node.start()``): it activates a vault once its
-    lease is held and passivates it once the fence refuses it (docs/CLUSTER.md)."""
+    lease is held and passivates it once the fence refuses it, over the cluster's vault set, which
+    it follows; a vault removed from the set is drained here first (``RemovedVaults``)."""
+    follower = node.vault_set
+    assert follower is not None and node.store is not None, "the node is open"
     ownership = Ownership(
-        Leases(node.store, node.identity), fence, node.identity, vaults, node.live, hooks.activate, hooks.passivate
+        Leases(node.store, node.identity), fence, node.identity, follower.vaults, node.live, hooks.activate,
+        hooks.passivate,
     )
+    drains = RemovedVaults(
+        ownership, follower.vaults, functools.partial(_stop_actor, hooks), functools.partial(_carries, hooks), node.spawn
+    )
+    node.call(_follow(follower, drains), 5.0)
     ownership.start(node.loop)
     return ownership
+
+
+async def _follow(follower: VaultSetFollower, drains: RemovedVaults) -> None:
+    follower.follow(drains.on_set)  # on the loop: no version read in between is missed
+
+
+def _stop_actor(hooks: LeasedVaults, vault: str) -> None:
+    """Stop a removed vault's actor, its lease still held (audited ``vault passivated``)."""
+    supervisor = hooks.runtime.supervisor("vaults")
+    if supervisor is None:
+        raise RuntimeError("the vaults supervisor is not running (restarting?)")
+    VaultAdmin(hooks.runtime, supervisor, (), actor="cluster", timeout_s=hooks.timeout_s).passivate(
+        vault, "removed from the cluster's vault set: its trades drain before its lease goes"
+    )
+
+
+def _carries(hooks: LeasedVaults, vault: str) -> bool:
+    """Whether the executor still carries a trade of ``vault``; True when it cannot tell."""
+    if hooks.adopt_timeout_s is None:
+        return False  # no [execution]: no trade
+    executor = hooks.runtime.whereis(EXECUTOR_NAME)
+    if executor is None:
+        return True
+    try:
+        status = executor.ask(GetExecutorStatus(), timeout=2.0)
+    except Exception:  # noqa: BLE001 - cannot tell: still carried
+        return True
+    if not isinstance(status, ExecutorStatus):
+        return True
+    return vault in status.in_flight_vaults or vault in status.unsettled_vaults

@@ -21,8 +21,9 @@ from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.cluster import ClusterError
 from xorj_actors.engine._cluster import open_cluster_node, start_ownership
+from xorj_actors.engine._cluster_vaults import ClusterVaults
 from xorj_actors.engine._leased import LeasedVaults
-from xorj_actors.engine._tree import TreeContext, root_children, vault_spec
+from xorj_actors.engine._tree import TreeContext, root_children, vault_authorities, vault_spec
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
@@ -149,7 +150,7 @@ class Engine:
     def _start_tree(self, timeout: float) -> None:
         cfg = self.config
         try:  # before any actor: a node started during a cluster halt starts halted
-            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime, self._owned_vaults)
+            self.cluster = open_cluster_node(cfg, self.board, lambda: self.runtime, self._owned_vaults, self.vault_ids())
         except (ClusterError, ValueError) as exc:
             raise EngineError(f"cluster: {exc}") from None
         cluster = self.cluster
@@ -167,7 +168,7 @@ class Engine:
             strategy_board=self.strategy_board,
             metrics=self.metrics,
             redactor=self.redactor,
-            views={"progress": self.progress, "quotas": self.quotas.snapshot, **(cluster.debug_views() if cluster else {})},
+            views={"progress": self.progress, "quotas": self.quotas.snapshot, **self._cluster_views()},
             quotas=self.quotas,
             environ=self.environ,
             endpoints=self.endpoints,
@@ -199,7 +200,7 @@ class Engine:
         if cluster is not None:
             cluster.start()
             assert self.fence is not None
-            self.ownership = start_ownership(cluster, self.fence, self.vault_ids(), self.leased_vaults())
+            self.ownership = start_ownership(cluster, self.fence, self.leased_vaults())
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -257,8 +258,21 @@ class Engine:
     # -- cluster -------------------------------------------------------------------------------
 
     def vault_ids(self) -> tuple[str, ...]:
-        """Every configured vault's id (the vaults the cluster's placement spreads)."""
+        """Every vault ``[vaults] count`` configures (in a cluster: the vault set if it has none yet)."""
         return tuple(vault_id(i) for i in range(self.config.vaults.count))
+
+    def _cluster_views(self) -> dict[str, Any]:
+        """The debug socket's cluster views and, in a cluster, ``vault-add`` / ``vault-remove``
+        on the cluster's vault set (docs/CLUSTER.md, "The vault set")."""
+        cluster = self.cluster
+        if cluster is None:
+            return {}
+        vaults = ClusterVaults(cluster, lambda: self.runtime, self.config, self.data_dir, self._key_known)
+        return {**cluster.debug_views(), "cluster_vault_add": vaults.add, "cluster_vault_remove": vaults.remove}
+
+    def _key_known(self, vault: str) -> bool:
+        """Whether this node's key store shows a key for ``vault`` (vault authorities board)."""
+        return self._ctx is not None and vault_authorities(self._ctx).get(vault) is not None
 
     def _owned_vaults(self) -> int:
         """How many vault leases this node holds (its member record)."""

@@ -60,7 +60,7 @@ from xorj_actors.vaults import Vault
 if TYPE_CHECKING:
     from xorj_actors.cluster import Fence
 
-__all__ = ["TreeContext", "root_children", "vault_spec"]
+__all__ = ["TreeContext", "root_children", "vault_authorities", "vault_spec"]
 
 #: How long a starting vault waits for its key store's Signer to show its key.
 _KEY_WAIT_S = 10.0
@@ -177,7 +177,7 @@ def _key_board(ctx: TreeContext, key: KeySettings) -> VaultKeys:
     return board
 
 
-def _authorities(ctx: TreeContext) -> VaultKeys:
+def vault_authorities(ctx: TreeContext) -> VaultKeys:
     """Vault id -> its own authority: the signing store's board; with no store (nothing
     trades), the localnet's vaults as its genesis has them."""
     cfg = ctx.config
@@ -218,7 +218,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
         return []
     rpc, ws, quote = _node_urls(ctx)
     key = _signing_key(cfg)
-    authorities = _authorities(ctx)
+    authorities = vault_authorities(ctx)
     metrics = ctx.metrics
     return [
         _worker(
@@ -277,7 +277,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
     if not cfg.execution.enabled:
         return []
     rpc, _, quote = _node_urls(ctx)
-    authorities = _authorities(ctx)
+    authorities = vault_authorities(ctx)
     return [
         _worker(
             ctx,
@@ -356,7 +356,7 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
     """
     cfg = ctx.config
     vid = vault_id(index)
-    authorities = _authorities(ctx)
+    authorities = vault_authorities(ctx)
     registry = cfg.token_registry()
 
     def accounts() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The operators' surface: the debug socket, the ctl client, the signal watcher, the HTTP API."""
 
-from xorj_actors.ops._args import RequestError
+from xorj_actors.ops._args import RequestError, VaultAddArgs, VaultRemoveArgs
 from xorj_actors.ops._commands import COMMANDS, Commands
 from xorj_actors.ops._debug_socket import DebugSocket, DebugSocketServer
 from xorj_actors.ops._http import HttpApi, HttpApiServer
@@ -20,6 +20,8 @@ __all__ = [
     "HttpSettings",
     "RequestError",
     "SignalWatcher",
+    "VaultAddArgs",
+    "VaultRemoveArgs",
     "block_signals",
     "sign_request",
     "signed_headers",

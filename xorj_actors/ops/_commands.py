@@ -410,7 +410,13 @@ class Commands:
         return to_jsonable(result)
 
     def vault_add(self, a: VaultAddArgs) -> Any:
-        """Start vaults at run time (audited): args count, index (default: after the highest), operator."""
+        """Start vaults at run time (audited): args count, index (default: after the highest), operator.
+
+        In a cluster: add them to the cluster's vault set; placement starts each on one node."""
+        cluster = self.views.get("cluster_vault_add")
+        if cluster is not None:
+            with _refusals():
+                return cluster(a)
         hook = self.views.get("vault_spec")
         if hook is None:
             raise RequestError("unavailable", "this engine cannot add vaults (no vault_spec hook)")
@@ -420,7 +426,13 @@ class Commands:
         return to_jsonable(done)
 
     def vault_remove(self, a: VaultRemoveArgs) -> Any:
-        """Stop and remove a vault (audited); refused while trades are pending: args vault, force, operator, reason."""
+        """Stop and remove a vault (audited); refused while trades are pending: args vault, force, operator, reason.
+
+        In a cluster: remove it from the cluster's vault set; its owner passivates it and releases it."""
+        cluster = self.views.get("cluster_vault_remove")
+        if cluster is not None:
+            with _refusals():
+                return cluster(a, self._local_problems)
         with _refusals():
             r = self._vaults().remove(
                 a.vault, operator=a.operator, reason=a.reason, force=a.force, executor_configured=self._executor_configured
@@ -432,6 +444,12 @@ class Commands:
         logger.warning("debug socket: {} removed by {} ({}){}", r.vault, a.operator, a.reason, " FORCED" if r.forced else "")
         return {"removed": True, "vault": r.vault, "forced": r.forced, "problems": problems,
                 "stopped": r.stopped, "unsettled_after": list(r.unsettled_after), "notes": list(r.notes)}
+
+    def _local_problems(self, vault_id: str) -> list[str]:
+        """Why removing a vault that runs here could strand a trade (none if it does not run here)."""
+        admin = self._vaults()
+        child = next((c for c in admin.children if c.id == vault_id), None)
+        return [] if child is None else admin.pending(child, self._executor_configured)
 
     def _executor_configured(self) -> bool:
         try:

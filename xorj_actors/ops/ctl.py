@@ -89,11 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--vault", metavar="NAME", help="only this vault (vault-0007)")
     p = sub.add_parser("round", help="run a vault's rebalancing round now")
     p.add_argument("--vault", metavar="NAME", required=True)
-    p = sub.add_parser("vault-add", help="start vaults at run time (audited)")
+    p = sub.add_parser("vault-add", help="start vaults at run time (audited; in a cluster: add them to its vault set)")
     p.add_argument("--count", type=int, required=True, help="how many (1..1000)")
     p.add_argument("--index", type=int, default=None, help="index of the first (default: after the highest)")
     p.add_argument("--operator", default=os.environ.get("USER", "operator"))
-    p = sub.add_parser("vault-remove", help="stop and remove a vault (audited; refused with trades pending)")
+    p = sub.add_parser("vault-remove", help="stop and remove a vault (audited; refused with trades pending; cluster-wide)")
     p.add_argument("--vault", metavar="NAME", required=True)
     p.add_argument("--force", action="store_true", help="remove it even with trades pending or unknown")
     p.add_argument("--operator", default=os.environ.get("USER", "operator"))
@@ -310,7 +310,10 @@ def render_vault_remove(r: dict[str, Any]) -> str:
     if not r["removed"]:
         return f"{r['vault']} NOT removed: {r['reason']}\n(nothing changed; --force removes it anyway)"
     lines = [f"{r['vault']} removed" + (" (FORCED past: " + "; ".join(r["problems"]) + ")" if r["forced"] else "")]
-    if not r["stopped"]:
+    if r.get("cluster"):
+        lines.append(f"from the cluster's vault set (revision {r['revision']}, {r['vaults']} vaults); leased by "
+                     f"{('node ' + r['owner']) if r['owner'] else 'no node'}: " + ("released" if r["stopped"] else "NOT released yet"))
+    elif not r["stopped"]:
         lines.append("it has not finished stopping yet: see ctl tree")
     if r["unsettled_after"]:
         lines.append("WATCH: " + "; ".join(r["unsettled_after"]) + " (the executor settles them; see ctl executor)")
@@ -323,6 +326,9 @@ def render_vault_add(r: dict[str, Any]) -> str:
     lines += [f"FAILED {vid}: {why}" for vid, why in r["failed"].items()]
     if r["not_tried"]:
         lines.append(f"not tried: {', '.join(r['not_tried'])}")
+    if r.get("cluster"):
+        lines.append(f"to the cluster's vault set (revision {r['revision']}, {r['vaults']} vaults); leased by: "
+                     + ", ".join(f"{v} {('node ' + n) if n else 'no node yet'}" for v, n in r["placed"].items()))
     return "\n".join(lines)
 
 

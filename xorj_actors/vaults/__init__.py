@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from xorj_actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from xorj_actors.vaults._admin import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID, VaultAdmin, VaultAdminError, VaultRemoval, VaultsAdded
+    from xorj_actors.vaults._admin import (
+        MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID, VaultAdmin, VaultAdminError, VaultRemoval, VaultsAdded, new_vault_indices,
+    )
     from xorj_actors.vaults._reconcile import PLAN_REFUSALS, PlannedTrade, SkipReason, Skipped, TradePlan, plan_trades
     from xorj_actors.vaults._flatten import FLATTEN_PASSES
     from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
     from xorj_actors.vaults.settings import VaultSettings
 
 _HOMES = {
-    **dict.fromkeys(("MAX_VAULT_INDEX", "MAX_VAULTS_PER_ADD", "VAULT_ID", "VaultAdmin", "VaultAdminError", "VaultRemoval", "VaultsAdded"), "_admin"),  # noqa: E501
+    **dict.fromkeys(("MAX_VAULT_INDEX", "MAX_VAULTS_PER_ADD", "VAULT_ID", "VaultAdmin", "VaultAdminError", "VaultRemoval", "VaultsAdded",
+                      "new_vault_indices"), "_admin"),  # noqa: E501
     "PLAN_REFUSALS": "_reconcile",
     "PlannedTrade": "_reconcile",
     "SkipReason": "_reconcile",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ __all__ = [
     "VaultAdminError",
     "VaultRemoval",
     "VaultsAdded",
+    "new_vault_indices",
 ]
 
 #: Vault ids as the engine makes them (``vault-0007``); the index stays below 10**6.
@@ -47,6 +48,21 @@ class VaultAdminError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def new_vault_indices(existing: Iterable[str], count: int, index: int | None = None) -> range:
+    """The indices of ``count`` vaults to add from ``index`` (default: after the highest of the
+    ``existing`` vault ids); VaultAdminError (bad_request) if one exists already or the indices
+    run past :data:`MAX_VAULT_INDEX`: then nothing is added."""
+    have = {int(m.group(1)) for v in existing if (m := VAULT_ID.fullmatch(v))}
+    first = max(have, default=-1) + 1 if index is None else index
+    if first + count - 1 > MAX_VAULT_INDEX:
+        raise VaultAdminError("bad_request", f"vault indices stop at {MAX_VAULT_INDEX}")
+    taken = sorted(have & set(range(first, first + count)))
+    if taken:
+        names = ", ".join(f"vault-{i:04d}" for i in taken[:10])
+        raise VaultAdminError("bad_request", f"{len(taken)} of these vaults exist already: {names}; nothing added")
+    return range(first, first + count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +111,10 @@ class VaultAdmin:
 
     def add(self, count: int, make_spec: Callable[[int], ChildSpec], operator: str, index: int | None = None) -> VaultsAdded:
         """Start ``count`` vaults from ``index`` (default: after the highest); audited."""
-        existing = {int(m.group(1)) for c in self.children if (m := VAULT_ID.fullmatch(c.id))}
-        first = max(existing, default=-1) + 1 if index is None else index
-        if first + count - 1 > MAX_VAULT_INDEX:
-            raise VaultAdminError("bad_request", f"vault indices stop at {MAX_VAULT_INDEX}")
-        taken = sorted(existing & set(range(first, first + count)))
-        if taken:
-            names = ", ".join(f"vault-{i:04d}" for i in taken[:10])
-            raise VaultAdminError("bad_request", f"{len(taken)} of these vaults exist already: {names}; nothing added")
+        indices = new_vault_indices((c.id for c in self.children), count, index)
         # Every spec first: a hook that fails must not leave half of the vaults started.
-        specs: list[ChildSpec] = [make_spec(i) for i in range(first, first + count)]
-        for i, spec in zip(range(first, first + count), specs):
+        specs: list[ChildSpec] = [make_spec(i) for i in indices]
+        for i, spec in zip(indices, specs):
             if spec.id != f"vault-{i:04d}":
                 raise RuntimeError(f"vault_spec({i}) made a child named {spec.id!r}")
         added: list[str] = []
