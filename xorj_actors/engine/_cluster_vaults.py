@@ -20,6 +20,7 @@ is given is reported as ``unsettled_after``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,6 +44,8 @@ _PLACED_WITHIN_S = 5.0
 #: How long a removal waits for the owner to release the lease (it expires anyway after the TTL).
 _RELEASED_WITHIN_S = 8.0
 _POLL_S = 0.1
+#: More vaults than this are looked up by listing the leases bucket once, not one get each.
+_LIST_ABOVE = 64
 
 
 class ClusterVaults:
@@ -183,11 +186,12 @@ class ClusterVaults:
         leases = Leases(self.node.store, self.node.identity)
 
         async def read() -> dict[str, str | None]:
-            found = {}
-            for vault in vaults:
-                info = await leases.owner(vault)
-                found[vault] = info.holder.node_id if info is not None else None
-            return found
+            if len(vaults) > _LIST_ABOVE:
+                every = await leases.all()
+                infos = [every.get(v) for v in vaults]
+            else:
+                infos = list(await asyncio.gather(*(leases.owner(v) for v in vaults)))
+            return {v: (i.holder.node_id if i is not None else None) for v, i in zip(vaults, infos)}
 
         try:
             return self.node.call(read(), self._timeout)
