@@ -26,9 +26,7 @@ from tests.chaos.cluster_rig import LEASE_TTL_S, Rig, Store, assert_invariants
 from tests.chaos.crash_helpers import poll
 from tests.plugins.nats_server import NatsServer
 
-#: Slow: under a minute, but it intermittently trips over the graceful-handover gap documented in
-#: docs/CLUSTER.md ("Known gap"), a start-up race it does not aim at.
-pytestmark = [pytest.mark.nats, pytest.mark.slow]
+pytestmark = pytest.mark.nats
 
 NODES = ("a", "b", "c")
 

@@ -108,6 +108,10 @@ def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Clust
     for node in (b, c, d):
         (entry,) = [e for t, _, e in audit_rows_in(node.data_dir) if t == "RECOVERY" and e.get("what") == "cluster recovery followed"]
         assert entry["cluster_epoch"] == 1 and entry["authorised_by"] == record["proof"]["key_ids"], entry
+    # Every node went through the same gradual restart, factor by factor (kill switch defaults).
+    for node in (a, b, c, d):
+        factors = [e["factor"] for t, _, e in audit_rows_in(node.data_dir) if t == "RECOVERY" and "factor" in e]
+        assert factors == [0.5, 0.75, 1.0], (node.node_id, factors)
 
 
 async def _write_halt(url: str, change: Callable[[dict], dict]) -> dict:

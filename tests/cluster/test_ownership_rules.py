@@ -74,14 +74,27 @@ def test_the_fence_holds_only_a_held_lease_before_its_deadline() -> None:
     fence = Fence(CLOCK, now=lambda: now[0])
     assert fence.fence("vault-0001") is FenceRefusal.NOT_HELD
     fence.grant(LeaseGrant("vault-0001", 5, sent_at=100.0))
-    assert fence.fence("vault-0001") == LeaseToken("vault-0001", 5, 107.0)
+    assert fence.fence("vault-0001") == LeaseToken("vault-0001", 5, 107.0, tenure=1)
     now[0] = 107.0
     assert fence.fence("vault-0001") is FenceRefusal.EXPIRED
     assert fence.held() == ("vault-0001",) and fence.usable() == ()
     fence.grant(LeaseGrant("vault-0001", 6, sent_at=106.0))  # renewed: new revision, new deadline
-    assert fence.fence("vault-0001") == LeaseToken("vault-0001", 6, 113.0)
+    assert fence.fence("vault-0001") == LeaseToken("vault-0001", 6, 113.0, tenure=1)  # the same holding
     assert fence.revoke("vault-0001") is not None
     assert fence.fence("vault-0001") is FenceRefusal.NOT_HELD
+
+
+def test_a_lease_taken_again_after_a_loss_is_a_new_holding_a_renewal_is_not() -> None:
+    fence = Fence(CLOCK, now=lambda: 100.0)
+    fence.grant(LeaseGrant("vault-0001", 5, sent_at=100.0))
+    fence.grant(LeaseGrant("vault-0002", 9, sent_at=100.0))
+    first = fence.fence("vault-0001")
+    fence.grant(LeaseGrant("vault-0001", 6, sent_at=100.0))
+    assert fence.fence("vault-0001").tenure == first.tenure  # type: ignore[union-attr]
+    fence.revoke("vault-0001")
+    fence.grant(LeaseGrant("vault-0001", 8, sent_at=100.0))  # lost, then acquired again
+    again = fence.fence("vault-0001")
+    assert isinstance(again, LeaseToken) and again.tenure not in (first.tenure, fence.fence("vault-0002").tenure)  # type: ignore[union-attr]
 
 
 def test_the_fence_is_read_safely_while_another_thread_grants_and_revokes() -> None:

@@ -122,11 +122,13 @@ class Harness:
         wait_until(lambda: len(self.outcomes.of(trade_id)) >= count, timeout, f"{count} outcome(s) of {trade_id}")
         return self.outcomes.of(trade_id)[count - 1]
 
-    def entries(self, trade_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """(event type, details) of every audit entry of ``trade_id``, in log order."""
+    def entries(self, trade_id: str | None, *event_types: str) -> list[tuple[str, dict[str, Any]]]:
+        """(event type, details) of every audit entry of ``trade_id`` (None: any) of
+        ``event_types`` (none: any), in log order."""
         store = open_store(self.engine.config.audit, self.engine.data_dir, create=False)
         try:
-            return [(e.event_type, json.loads(e.details)) for e in select_entries(store, correlation_id=trade_id)]
+            found = select_entries(store, correlation_id=trade_id, event_types=event_types)
+            return [(e.event_type, json.loads(e.details)) for e in found]
         finally:
             store.close()
 

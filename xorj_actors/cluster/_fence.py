@@ -8,6 +8,7 @@ again before it sends: a lock and a dict lookup, never a NATS round trip.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -22,11 +23,14 @@ __all__ = ["Fence", "LeaseToken"]
 @dataclass(frozen=True, slots=True)
 class LeaseToken:
     """The fence's yes: the vault's lease is held at ``revision`` (the fencing token a signed
-    attempt records) and may be signed with until monotonic ``usable_until``."""
+    attempt records) and may be signed with until monotonic ``usable_until``. ``tenure`` numbers
+    this process's holdings of the vault: it changes only when the lease is acquired anew (after
+    a loss), never on a renewal, so a trade begun under one holding can tell a later one apart."""
 
     vault_id: str
     revision: int
     usable_until: float
+    tenure: int = 0
 
 
 class Fence:
@@ -42,22 +46,27 @@ class Fence:
         self._now = now
         self._lock = threading.Lock()
         self._grants: dict[str, LeaseGrant] = {}
+        self._tenures: dict[str, int] = {}
+        self._tenure = itertools.count(1)
 
     def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
         """Whether this process may sign for ``vault_id`` now: the lease is held and its local
         deadline (counted from the renewal's send) has not passed."""
         with self._lock:
             grant = self._grants.get(vault_id)
+            tenure = self._tenures.get(vault_id, 0)
         if grant is None:
             return FenceRefusal.NOT_HELD
         until = self.clock.usable_until(grant)
         if self._now() >= until:
             return FenceRefusal.EXPIRED
-        return LeaseToken(vault_id, grant.revision, until)
+        return LeaseToken(vault_id, grant.revision, until, tenure)
 
     def grant(self, grant: LeaseGrant) -> None:
         """A lease acquired or renewed: its new revision and deadline replace the old ones."""
         with self._lock:
+            if grant.vault_id not in self._grants:  # acquired (again), not renewed: a new holding
+                self._tenures[grant.vault_id] = next(self._tenure)
             self._grants[grant.vault_id] = grant
 
     def revoke(self, vault_id: str) -> LeaseGrant | None:

@@ -268,14 +268,18 @@ class Ownership:
         logger.warning("cluster: {} passivated: lease {}{}", vault, why.value, f" ({detail})" if detail else "")
         self._hooks.submit(self._passivate_logged, vault, why)
 
-    def _passivate_logged(self, vault: str, why: LeaseLoss) -> None:
+    def _passivate_logged(self, vault: str, why: LeaseLoss) -> bool:
+        """Whether the engine let the vault go (its actor stopped, its trades handed over)."""
         try:
             self._passivate(vault, why)
         except Exception:  # noqa: BLE001 - the fence already refuses it: nothing signs for it
             logger.exception("cluster: passivating {} failed", vault)
+            return False
+        return True
 
     async def _release(self, vault: str, why: LeaseLoss = LeaseLoss.PLACED_ELSEWHERE) -> None:
-        """Revoke, passivate (awaited), then delete the lease at its revision."""
+        """Revoke, passivate (awaited: the engine lets the vault's trades go), then delete the
+        lease at its revision; if passivation failed, the lease is left to expire instead."""
         grant = self.fence.revoke(vault)
         grant = self._held.pop(vault, grant)
         self._active.discard(vault)
@@ -284,7 +288,10 @@ class Ownership:
             return
         self._busy.add(vault)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._hooks, self._passivate_logged, vault, why)
+            let_go = await asyncio.get_running_loop().run_in_executor(self._hooks, self._passivate_logged, vault, why)
+            if not let_go:  # its trades may still be written for here: the TTL outlasts them
+                logger.warning("cluster: {} not released (passivation failed): it expires after the TTL", vault)
+                return
             await self.leases.release(grant)
             logger.info("cluster: {} released ({})", vault, why.value)
         except (LeaseConflict, ClusterError) as exc:

@@ -9,7 +9,9 @@ as it always has, and nothing here is used.
 Fail-over: before a vault's actor starts, the executor adopts the vault's open trades from every
 chain of the shared audit store (:class:`~xorj_actors.execution.AdoptOpenTrades`); until each is
 settled the executor refuses the vault's new trades (``unsettled``), so the vault trades again
-only after them (docs/CLUSTER.md, "Fail-over").
+only after them (docs/CLUSTER.md, "Fail-over"). Hand-over: once a vault's actor is stopped, the
+executor lets its trades go without recording an outcome (:class:`~xorj_actors.execution.HandOverVaults`):
+only the lease holder records one, so every trade ends with exactly one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from supervisors import ChildSpec, Runtime
-from xorj_actors.execution import EXECUTOR_NAME, AdoptOpenTrades
+from xorj_actors.execution import EXECUTOR_NAME, AdoptOpenTrades, HandOverVaults
 from xorj_actors.vaults import VAULT_ID, VaultAdmin
 
 __all__ = ["LeasedVaults"]
@@ -84,5 +86,22 @@ class LeasedVaults:
         return tuple(answer.result(self.adopt_timeout_s))
 
     def passivate(self, vault_id: str, why: Any) -> None:
-        """Stop the vault's actor; its trades in flight stay the executor's."""
-        self._admin().passivate(vault_id, f"lease {why}")
+        """Stop the vault's actor, then hand its trades over: the executor stops carrying them
+        and records no outcome (the new lease holder settles each one). Raises if either did not
+        happen; the lease is then left to expire rather than given back (docs/CLUSTER.md,
+        "Hand-over")."""
+        try:
+            self._admin().passivate(vault_id, f"lease {why}")
+        finally:  # even if the actor would not stop: the fence already refuses its new trades
+            self.hand_over((vault_id,))
+
+    def hand_over(self, vault_ids: tuple[str, ...]) -> tuple[str, ...]:
+        """The executor's hand-over of ``vault_ids``' trades, once no write of theirs is pending;
+        the trade ids let go. No executor: nothing carried (its restart reads only held vaults)."""
+        if self.adopt_timeout_s is None:
+            return ()
+        executor = self.runtime.whereis(EXECUTOR_NAME)
+        if executor is None:
+            return ()
+        answer = executor.ask(HandOverVaults(vault_ids=vault_ids), timeout=self.timeout_s)
+        return tuple(answer.result(self.adopt_timeout_s))

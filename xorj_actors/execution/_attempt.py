@@ -184,7 +184,7 @@ class AttemptBuilder:
         payload = message_bytes(message)
         rec.phase = TradePhase.SIGNING
         io.check_gate(req)  # the last moment before funds can move
-        revision = io.check_fence(req)  # cluster: still this node's vault (intent, fence, sign, fence, send)
+        revision = io.check_fence(rec)  # cluster: still this node's vault (intent, fence, sign, fence, send)
         crash_point("before_sign")
         signed = await self.sign(req, payload)
         crash_point("after_sign")
@@ -235,7 +235,7 @@ class AttemptBuilder:
         """
         io, req = self.io, rec.request
         try:
-            io.check_fence(req)
+            io.check_fence(rec)
         except TradeError as refused:
             await io.durable(
                 EventType.TRADE_EXECUTION, req.trade_id,

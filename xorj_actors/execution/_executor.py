@@ -21,7 +21,9 @@ The order of every trade (docs/EXECUTION.md), and the module that does each step
 7. the signed bytes, signature and ``lastValidBlockHeight`` durable (``_attempt``), then send
    (preflight at confirmed), watch through the Confirmation actor, rebroadcast the same bytes
    until final (``_landing``);
-8. outcome durable, vault told (``_pipeline``). A retry is a new attempt only once the previous
+8. outcome durable, vault told (``_pipeline``); in a cluster only while the vault's lease is
+   held: a trade of a vault whose lease went is handed over, its outcome left to the lease
+   holder (``HandOverVaults``). A retry is a new attempt only once the previous
    one can no longer land (failed on chain, refused by preflight, or expired for certain).
 """
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from xorj_actors.chain import SignatureOutcome, WatchRefused
-from xorj_actors.execution._messages import EXECUTOR_NAME, AdoptOpenTrades, GetExecutorStatus, TradeRequest
+from xorj_actors.execution._messages import EXECUTOR_NAME, AdoptOpenTrades, GetExecutorStatus, HandOverVaults, TradeRequest
 from xorj_actors.execution._options import ExecutorOptions
 from xorj_actors.execution._pipeline import Pipeline
 from xorj_actors.execution.settings import ExecutionSettings
@@ -78,6 +80,8 @@ class Executor(Participant):
             return pipeline.status()
         if isinstance(message, AdoptOpenTrades):
             return pipeline.adopt_vaults(message.vault_ids)  # a future: the read may take a while
+        if isinstance(message, HandOverVaults):
+            return pipeline.hand_over_vaults(message.vault_ids)  # a future: it waits for their writes
         return super().on_receive(message)
 
     def on_halt(self, halt: Halt) -> int:

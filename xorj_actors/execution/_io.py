@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -90,6 +90,8 @@ class ExecutorIO:
         self.key = b""
         #: The executor's own ref: the Confirmation actor answers it.
         self.self_ref: ActorRef[Any] | None = None
+        #: trade id -> its durable appends begun and not yet answered (a hand-over waits for them).
+        self.writes: dict[str, set[asyncio.Task[None]]] = {}
 
     # -- the loop's tasks ---------------------------------------------------------------------
 
@@ -129,7 +131,33 @@ class ExecutorIO:
     # -- audit and breakers ------------------------------------------------------------------
 
     async def durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
-        """Append and wait until committed; any doubt refuses (fail closed)."""
+        """Append and wait until committed; any doubt refuses (fail closed).
+
+        The append runs as a task of its own, shielded: cancelling the trade does not cancel an
+        entry already on its way to the log, and :meth:`writes_done` can wait for it.
+        """
+        write = self.loop.create_task(self._append_durable(event_type, trade_id, details))
+        self.writes.setdefault(trade_id, set()).add(write)
+        write.add_done_callback(lambda done: self._written(trade_id, done))
+        await asyncio.shield(write)
+
+    def _written(self, trade_id: str, write: asyncio.Task[None]) -> None:
+        pending = self.writes.get(trade_id)
+        if pending is not None:
+            pending.discard(write)
+            if not pending:
+                del self.writes[trade_id]
+        if not write.cancelled():
+            write.exception()  # retrieved: the trade's own await raised it, or it was cancelled
+
+    async def writes_done(self, trade_ids: Iterable[str]) -> None:
+        """Wait until every durable append begun for ``trade_ids`` is answered (at most two
+        ``internal_timeout_s``: each append gives up after that)."""
+        pending = [w for t in trade_ids for w in self.writes.get(t, ())]
+        if pending:
+            await asyncio.wait(pending, timeout=2 * self.settings.internal_timeout_s)
+
+    async def _append_durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
         ref = self.runtime.whereis(AUDIT_NAME)
         event = audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id)
         timeout = self.settings.internal_timeout_s
@@ -201,16 +229,33 @@ class ExecutorIO:
         if refusal is not None:
             raise refusal
 
-    def check_fence(self, req: TradeRequest) -> int | None:
+    def leased(self, rec: TradeRecord) -> bool:
+        """Whether this node may still write for ``rec`` (always, when it runs alone): only the
+        vault's lease holder, in the holding the trade began under, records its outcome."""
+        try:
+            self.check_fence(rec)
+        except TradeError:
+            return False
+        return True
+
+    def check_fence(self, rec: TradeRecord) -> int | None:
         """The vault's lease revision (the fencing token to record); None when this engine runs
-        alone. Raises TradeError (FENCED) when this node may not sign for the vault now."""
+        alone. Raises TradeError (FENCED) when this node may not sign for the vault now, or
+        holds it again after losing it since the trade began (a later holding is not the
+        trade's: the node that held the vault in between may have settled it)."""
         fence = self.options.fence
         if fence is None:
             return None
-        answer = fence(req.vault_id)
+        vault = rec.request.vault_id
+        answer = fence(vault)
         revision = getattr(answer, "revision", None)  # a LeaseToken; a FenceRefusal has none
         if not isinstance(revision, int):
-            raise TradeError(ErrorClass.FENCED, f"{req.vault_id}: fenced ({answer}): this node does not hold its lease")
+            raise TradeError(ErrorClass.FENCED, f"{vault}: fenced ({answer}): this node does not hold its lease")
+        tenure = int(getattr(answer, "tenure", 0))
+        if rec.tenure == 0:
+            rec.tenure = tenure
+        elif tenure != rec.tenure:
+            raise TradeError(ErrorClass.FENCED, f"{vault}: fenced: its lease was lost and taken again since this trade began")
         return revision
 
     # -- answers ------------------------------------------------------------------------------

@@ -117,6 +117,9 @@ class TradeRecord:
     claims: list[bytes] = field(default_factory=list)
     #: Read back from the log: the audit chain holding its intent (the node that opened it).
     intent_chain: str = ""
+    #: Cluster: the holding of the vault's lease (:attr:`LeaseToken.tenure`) it first passed the
+    #: fence under; every later check and its outcome need that same holding (0: not yet).
+    tenure: int = 0
 
     @property
     def trade_id(self) -> str:

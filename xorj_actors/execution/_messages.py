@@ -138,6 +138,20 @@ class AdoptOpenTrades(Message):
     vault_ids: tuple[str, ...]
 
 
+class HandOverVaults(Message):
+    """Cluster: this node no longer holds the leases of ``vault_ids`` (the fence already refuses
+    them). The executor stops carrying their trades and records no outcome for any of them: each
+    is the new lease holder's to settle from the audit store and the chain (docs/CLUSTER.md,
+    "Hand-over"). Their tasks are cancelled (an unsigned trade is never signed, a sent one is no
+    longer rebroadcast) and every durable write of theirs already begun is waited for, so the
+    lease is given up only after the last entry this node writes for them.
+
+    Asked: the answer is a ``concurrent.futures.Future`` resolved with the trade ids let go.
+    """
+
+    vault_ids: tuple[str, ...]
+
+
 class ExecutorStatus(Message):
     """What the executor is carrying, read on its loop."""
 

@@ -9,10 +9,12 @@ from xorj_actors.execution._errors import ErrorClass
 from xorj_actors.execution._ledger import TradeRecord
 from xorj_actors.execution._messages import TradeOutcome, TradeRequest, TradeStatus
 
-__all__ = ["DROPPED_BY_HALT", "outcome", "rejected", "replayed", "reused"]
+__all__ = ["DROPPED_BY_HALT", "HANDED_OVER", "handed_over", "outcome", "rejected", "replayed", "reused"]
 
 #: Why a trade an emergency halt cancelled before it signed anything was rejected.
 DROPPED_BY_HALT = "dropped by an emergency halt before signing"
+#: Why a trade of a vault whose lease went to another node ends here without an outcome.
+HANDED_OVER = "handed over: this node lost the vault's lease; the new owner settles the trade and records its outcome"
 
 
 def outcome(
@@ -48,6 +50,14 @@ def rejected(req: TradeRequest, cls: ErrorClass, reason: str) -> TradeOutcome:
     return TradeOutcome(
         trade_id=req.trade_id, vault_id=req.vault_id, input_mint=req.input_mint, output_mint=req.output_mint,
         status=TradeStatus.REJECTED, error=reason, error_class=cls.value,
+    )
+
+
+def handed_over(req: TradeRequest) -> TradeOutcome:
+    """Not final, and not recorded here: the vault's new lease holder settles it (cluster)."""
+    return TradeOutcome(
+        trade_id=req.trade_id, vault_id=req.vault_id, input_mint=req.input_mint, output_mint=req.output_mint,
+        status=TradeStatus.TIMED_OUT, error=HANDED_OVER, error_class=ErrorClass.FENCED.value,
     )
 
 

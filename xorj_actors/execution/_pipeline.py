@@ -35,7 +35,7 @@ from xorj_actors.execution._messages import (
     TradeStatus,
 )
 from xorj_actors.execution._options import ExecutorOptions
-from xorj_actors.execution._outcomes import DROPPED_BY_HALT, outcome, rejected, reused
+from xorj_actors.execution._outcomes import DROPPED_BY_HALT, handed_over, outcome, rejected, replayed, reused
 from xorj_actors.execution.settings import ExecutionSettings
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
@@ -137,6 +137,7 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.io.writes_done(list(self.io.writes))  # an entry on its way is answered, not lost
         await self.landing.bundles.stop()
         await self.io.quotes.close()
         await self.io.routes.close()
@@ -190,6 +191,40 @@ class Pipeline:
                              "signed_attempts": len(r.attempts)} for r in adopted]},
             )
         return tuple(r.trade_id for r in adopted)
+
+    def hand_over_vaults(self, vault_ids: tuple[str, ...]) -> concurrent.futures.Future[tuple[str, ...]]:
+        """Cluster (any thread): stop carrying the trades of ``vault_ids``, recording no outcome
+        (see HandOverVaults); the future resolves with their ids once no write of theirs is pending."""
+        return asyncio.run_coroutine_threadsafe(self._hand_over(frozenset(vault_ids)), self.loop)
+
+    async def _hand_over(self, vaults: frozenset[str]) -> tuple[str, ...]:
+        records = [rec for rec in self.book.records.values() if rec.request.vault_id in vaults]
+        tasks = [task for rec in records if (task := self.tasks.get(rec.trade_id)) is not None and not task.done()]
+        for task in tasks:
+            task.cancel()  # at an await: a durable append under way goes on (it is shielded)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.internal_timeout_s)
+        await self.io.writes_done([rec.trade_id for rec in records])
+        for rec in records:
+            self._let_go(rec)
+        if records:
+            self.io.audit(
+                EventType.SYSTEM_EVENT, None,
+                {"event": "executor_handing_over", "vaults": sorted(vaults),
+                 "trades": [{"trade_id": r.trade_id, "vault_id": r.request.vault_id, "signed_attempts": len(r.attempts)}
+                            for r in records]},
+            )
+        return tuple(rec.trade_id for rec in records)
+
+    def _let_go(self, rec: TradeRecord) -> None:
+        """Stop carrying ``rec`` with no outcome recorded: the vault's lease holder settles it."""
+        if self.book.records.get(rec.trade_id) is not rec:
+            return  # final already, or let go
+        logger.warning("trade {} of {}: handed over (lease lost); its new owner settles it", rec.trade_id, rec.request.vault_id)
+        self.attempts.claims.release(rec)
+        self.book.settle(rec.request)
+        self.tasks.pop(rec.trade_id, None)
+        self._tell_all(rec, handed_over(rec.request))
 
     def _adopt(self, rec: TradeRecord, *, unsettled: bool) -> None:
         rec.started = time.monotonic()
@@ -256,7 +291,7 @@ class Pipeline:
                 await self._finish(rec, known, record=False)
                 return
             if isinstance(known, TradeRecord):  # open in the log, not loaded: settle it as loaded
-                rec.attempts = known.attempts
+                rec.attempts, rec.intent_chain = known.attempts, known.intent_chain
                 for attempt in rec.attempts:
                     self.attempts.claims.adopt(rec, attempt.transaction().message)
                 await self._resume(rec)
@@ -264,7 +299,7 @@ class Pipeline:
             io.check_gate(req)
             # Cluster: the intent is recorded only under the vault's lease, with its revision.
             try:
-                revision = io.check_fence(req)
+                revision = io.check_fence(rec)
             except TradeError as err:  # another node's vault: nothing recorded (no intent to close)
                 await self._finish(rec, rejected(req, err.error_class, str(err)), record=False)
                 return
@@ -381,6 +416,13 @@ class Pipeline:
         req = rec.request
         rec.phase = TradePhase.FINISHING  # an emergency halt no longer cancels it: the outcome is decided
         final = result.status in FINAL_STATUSES
+        if record and final and not self.io.leased(rec):
+            self._let_go(rec)  # cluster: the lease went while it ran; only its holder records
+            return
+        if record and final and rec.intent_chain:
+            known = await self._recorded_elsewhere(rec)
+            if known is not None:
+                result, record = replayed(known), False
         if record and final:
             try:
                 await self.io.durable(EventType.TRADE_CONFIRMATION, req.trade_id, outcome_details(result))
@@ -402,6 +444,16 @@ class Pipeline:
                 )
         self._observe(result, time.monotonic() - rec.started)
         self._tell_all(rec, result)
+
+    async def _recorded_elsewhere(self, rec: TradeRecord) -> TradeOutcome | None:
+        """A read-back trade's outcome if a chain recorded one since it was read (a previous owner
+        that wrote it just before its lease went); one outcome per trade in the whole store."""
+        try:
+            _, known = await self.io.db(lookup_trade, self.io.store, self.io.key, rec.trade_id)
+        except Exception as exc:  # noqa: BLE001 - recorded as usual: the append is the authority
+            logger.error("trade {}: cannot check for an outcome recorded elsewhere: {!r}", rec.trade_id, exc)
+            return None
+        return known if isinstance(known, TradeOutcome) else None
 
     def _observe(self, result: TradeOutcome, seconds: float) -> None:
         on_outcome = self.io.options.on_outcome
