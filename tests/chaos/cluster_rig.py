@@ -350,7 +350,7 @@ def assert_invariants(
 ) -> None:
     """No trade landed twice (the chain), the audit chains intact, then no intent with two
     outcomes in the whole store and every intent of ``settled`` (default: all) with exactly one
-    (last: the known double-outcome gap fails it alone)."""
+    (last: so that a double outcome shows once every other check has passed)."""
     assert_no_trade_landed_twice(trades, rig.rpc)
     assert_audit_intact(rig.config, rig.tmp / chains[0], chains)
     problems = outcome_problems(trades, settled)
