@@ -94,7 +94,9 @@ def test_sigusr2_on_one_node_halts_all_three_and_every_actor_acks(cluster: Clust
     ks = d.ks()
     assert ks["state"] == "TRIGGERED" and ks["source"] == "cluster", ks
     wait_until(lambda: _halt_complete(d, 1), 20, "d's ack")
-    assert {n["node_id"] for n in d.ask("status")["cluster"]["nodes"]} == {"a", "b", "c", "d"}
+    # d's view lists every node once its own beat has put its record beside theirs.
+    wait_until(lambda: {n["node_id"] for n in d.ask("status")["cluster"]["nodes"]} == {"a", "b", "c", "d"}, 10,
+               "d's status shows the four nodes")
 
     # One authorised recovery, on a, resumes all four, through the same gradual restart.
     outcome = _recover(a, "cluster-1", 1)

@@ -114,6 +114,28 @@ def test_sigusr2_halts_sigterm_exits_0_and_a_restart_comes_back_halted(spawn, co
     assert again.wait() == 0
 
 
+def test_signals_still_reach_the_engine_after_it_was_stopped_and_continued(spawn, config_file, tmp_path) -> None:
+    # A SIGSTOP longer than the signal thread's wait, then SIGCONT (an operator's `kill -STOP`, a
+    # paused container, a debugger attaching): the wait is interrupted past its deadline, where
+    # CPython's sigtimedwait returns a siginfo it never filled in. The engine must neither die
+    # of it (no signal handled afterwards) nor act on a signal nobody sent.
+    engine = spawn(config_file, tmp_path / "var")
+    for _ in range(3):
+        engine.signal(signal.SIGSTOP)
+        time.sleep(0.6)
+        engine.signal(signal.SIGCONT)
+        time.sleep(0.3)
+    assert engine.status()["kill_switch"]["state"] == "ARMED"
+    engine.signal(signal.SIGUSR2)
+    wait_until(lambda: (s := engine.status()) and s["kill_switch"]["complete"], 20, "halt complete")
+    assert engine.status()["kill_switch"]["source"] == "SIGUSR2"
+    engine.signal(signal.SIGTERM)
+    assert engine.wait() == 0
+    log = [json.loads(line) for line in engine.log.read_text().splitlines() if line.startswith("{")]
+    assert [e["message"] for e in log if e["message"].startswith("received ")] == ["received SIGUSR2", "received SIGTERM"]
+    assert "Exception in thread" not in engine.log.read_text()
+
+
 def test_sigusr1_halts_gracefully_and_ctl_recovers(spawn, config_file, tmp_path) -> None:
     engine = spawn(config_file, tmp_path / "var")
     engine.signal(signal.SIGUSR1)

@@ -4,6 +4,12 @@ A Python signal handler runs in the main thread between two bytecodes; if it too
 interrupted code held (``queue.Queue.put`` does), the process would deadlock. So the signals are
 blocked before any thread starts (threads inherit the mask) and one thread takes them with
 ``sigtimedwait``; no code is ever interrupted.
+
+That thread polls (``sigtimedwait`` with a zero timeout, then a short sleep) rather than block in
+``sigtimedwait`` with a timeout: CPython's, interrupted (EINTR: the process was stopped and
+continued, a debugger attached) once its deadline has passed, returns a siginfo it never filled
+in: a signal number nobody sent (0, 1, or one an earlier call left there). With a zero timeout
+the kernel never sleeps, so no wait is ever interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from xorj_actors.messages import HaltMode, Trigger
 __all__ = ["HANDLED_SIGNALS", "SignalWatcher", "block_signals"]
 
 HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT})
+#: How long the signal thread sleeps between two looks at the pending signals: the most a
+#: signal waits before it is handled.
+POLL_S = 0.02
 
 
 def _never_called(signum: int, frame: object) -> None:  # pragma: no cover - signals stay blocked
@@ -68,12 +77,15 @@ class SignalWatcher(Participant):
         block_signals()  # in case this thread was not created with the mask
         while not self._stopping.is_set():
             try:
-                sig = signal.sigtimedwait(HANDLED_SIGNALS, 0.25)
+                sig = signal.sigtimedwait(HANDLED_SIGNALS, 0)  # never a timeout: see the module
             except InterruptedError:
                 continue
             if sig is None:
-                continue
-            self._dispatch(signal.Signals(sig.si_signo))
+                self._stopping.wait(POLL_S)
+            elif sig.si_signo in HANDLED_SIGNALS:
+                self._dispatch(signal.Signals(sig.si_signo))
+            else:  # cannot happen with a zero timeout; never a reason for this thread to die
+                logger.error("signal thread: sigtimedwait returned signal {}, not a handled one: ignored", sig.si_signo)
 
     def _dispatch(self, sig: signal.Signals) -> None:
         logger.warning("received {}", sig.name)
