@@ -170,7 +170,9 @@ def _round(rig: Rig, rng: random.Random, rnd: int, seed: int) -> None:
         return store if all(store.trades.of(t, "TRADE_CONFIRMATION") for t in cutoff) else None
 
     store = poll(settled, SETTLE_S, f"{where}: every intent recorded so far settled")
-    assert len(cutoff) > len(start.trades.intents()), f"{where}: no trade flowed during the round"
+    # Trades flow again (under load the round itself may have been too short to record one).
+    before = len(start.trades.intents())
+    poll(lambda: len(rig.store().trades.intents()) > before, 60, f"{where}: a trade recorded since the round began")
     assert_invariants(rig, store.trades, NODES, where, settled=cutoff)
 
 
