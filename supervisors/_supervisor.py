@@ -41,6 +41,7 @@ __all__ = [
     "Restart",
     "RestartChild",
     "StartChild",
+    "StartChildren",
     "Strategy",
     "Supervisor",
     "SupervisorEscalation",
@@ -96,6 +97,18 @@ class StartChild(Message):
     """
 
     spec: ChildSpec
+
+
+class StartChildren(Message):
+    """Add and start several children in one message (many vaults activated at once: one round
+    trip instead of one per child).
+
+    ``ask`` it: the answer has one entry per spec, in order: None if it started, else why not
+    (its id is in use, or it failed to start). A child that fails is not a reason to stop the
+    others.
+    """
+
+    specs: tuple[ChildSpec, ...]
 
 
 class TerminateChild(Message):
@@ -235,19 +248,9 @@ class Supervisor(Actor):
                 for c in (self._children[cid],)
             )
         if isinstance(message, StartChild):
-            spec = message.spec
-            if spec.id in self._children:
-                raise ValueError(f"child id {spec.id!r} is already in use")
-            self._children[spec.id] = _Child(spec)
-            self._order.append(spec.id)
-            if self._op is not None:
-                self._op.to_start.append(spec.id)
-                return None
-            try:
-                return self._start_child(spec.id)
-            except SupervisorEscalation:
-                self._remove(spec.id)
-                raise
+            return self._add_child(message.spec)
+        if isinstance(message, StartChildren):
+            return tuple(self._add_child_or_why(spec) for spec in message.specs)
         if isinstance(message, TerminateChild):
             child = self._children.get(message.child_id)
             if child is None:
@@ -282,6 +285,28 @@ class Supervisor(Actor):
                 child.ref.stop(block=False)
 
     # -- starting ------------------------------------------------------------------------------
+
+    def _add_child(self, spec: ChildSpec) -> Ref | None:
+        """Add ``spec`` and start it (or queue it behind the operation under way)."""
+        if spec.id in self._children:
+            raise ValueError(f"child id {spec.id!r} is already in use")
+        self._children[spec.id] = _Child(spec)
+        self._order.append(spec.id)
+        if self._op is not None:
+            self._op.to_start.append(spec.id)
+            return None
+        try:
+            return self._start_child(spec.id)
+        except SupervisorEscalation:
+            self._remove(spec.id)
+            raise
+
+    def _add_child_or_why(self, spec: ChildSpec) -> str | None:
+        try:
+            self._add_child(spec)
+        except (ValueError, SupervisorEscalation) as exc:
+            return str(exc)
+        return None
 
     def _start_child(self, child_id: str) -> Ref | None:
         child = self._children[child_id]

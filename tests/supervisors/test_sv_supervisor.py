@@ -13,6 +13,7 @@ from supervisors import (
     RestartChild,
     Runtime,
     StartChild,
+    StartChildren,
     Strategy,
     Supervisor,
     TerminateChild,
@@ -191,6 +192,20 @@ def test_a_child_that_will_not_stop_is_abandoned_and_reported(runtime: Runtime) 
     stuck.set()  # let the worker go; the abandoned actor does nothing more
     watcher.stop(timeout=2)
     wait_until(lambda: len(runtime) == 0, what="everything gone")
+
+
+def test_many_children_start_in_one_message_and_one_failure_stops_none_of_the_others(runtime: Runtime) -> None:
+    sup = Supervisor.start([], strategy=Strategy.ONE_FOR_ONE)
+    sup.ask(StartChild(spec("v1")), timeout=2)
+
+    def cannot_start() -> ChildSpec:
+        raise RuntimeError("no key for it")
+
+    answers = sup.ask(StartChildren((spec("v2"), spec("v1"), ChildSpec("v3", cannot_start), spec("v4"))), timeout=2)
+    assert answers[0] is None and answers[3] is None
+    assert "already in use" in answers[1] and "failed to start" in answers[2] and "no key for it" in answers[2]
+    assert sorted(children(sup)) == ["v1", "v2", "v4"] and all(c.alive for c in children(sup).values())
+    assert children(sup)["v4"].urn is not None and runtime.lookup(children(sup)["v4"].urn).ask("who", timeout=2) == "v4"
 
 
 def test_dynamic_children_and_restart_on_request(runtime: Runtime) -> None:
