@@ -95,11 +95,11 @@ def _halt(rig: Rig, plan: Plan) -> None:
 
 
 def _seen_dead(rig: Rig, plan: Plan) -> bool:
-    """The victim's record is dead to another node (a new process of the same id is refused while
-    its previous incarnation's heartbeat is fresh)."""
+    """The victim's record is dead to another node, or gone (a graceful stop deletes it): a new
+    process of the same id is refused while its previous incarnation's heartbeat is fresh."""
     view = ask(rig.nodes[plan.halt_node], "cluster")
-    return view is not None and not view.get("error") and any(
-        n["node_id"] == plan.victim and n["alive"] == "dead" for n in view["nodes"]
+    return view is not None and not view.get("error") and all(
+        n["alive"] == "dead" for n in view["nodes"] if n["node_id"] == plan.victim
     )
 
 

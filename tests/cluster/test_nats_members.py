@@ -116,3 +116,28 @@ async def test_nats_stopping_fails_every_operation_as_unavailable_then_recovers(
             assert time.monotonic() < deadline, "the client did not reconnect"
     assert not record.halted  # the open above failed at its first read: it never wrote
     assert store.last_contact is not None and store.last_contact > contact
+
+
+async def test_a_node_that_leaves_is_no_longer_live_at_once_and_its_id_may_start_again(open_store: OpenStore) -> None:
+    a = Membership(await open_store("a"), NodeIdentity.new("a"))
+    b = Membership(await open_store("b"), NodeIdentity.new("b"))
+    await a.heartbeat(1, KillSwitchState.ARMED)
+    await b.heartbeat(0, KillSwitchState.ARMED)
+    assert await b.live() == ("a", "b")
+    assert await a.leave() is True
+    assert await b.live() == ("b",) and [r.node_id for r in await b.members()] == ["b"]
+    assert await a.leave() is False  # nothing of its own left
+    again = Membership(await open_store("a"), NodeIdentity.new("a"))
+    await again.heartbeat(0, KillSwitchState.ARMED)  # not refused as a duplicate
+    assert await b.live() == ("a", "b")
+
+
+async def test_a_leave_never_deletes_a_record_another_process_took_over(open_store: OpenStore) -> None:
+    later = time.time() + 60
+    old = Membership(await open_store("a"), NodeIdentity.new("a"))
+    await old.heartbeat(1, KillSwitchState.ARMED)
+    taker = NodeIdentity.new("a")
+    new = Membership(await open_store("a"), taker, wall=lambda: later)  # old looks dead to it
+    await new.heartbeat(0, KillSwitchState.ARMED)
+    assert await old.leave() is False
+    assert [r.incarnation for r in await new.members()] == [taker.incarnation]

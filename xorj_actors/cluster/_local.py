@@ -9,6 +9,7 @@ replacement of silent actors) runs unchanged. The sources below mark the halts t
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,9 +26,10 @@ from xorj_actors.kill_switch import (
     KillSwitchStatus,
     RecoveryOutcome,
 )
+from xorj_actors.cluster._records import HaltRecord
 from xorj_actors.messages import HaltMode, Trigger
 
-__all__ = ["LocalKillSwitch", "NodeHaltSource", "opens_cluster_halt"]
+__all__ = ["LocalKillSwitch", "LocalTrigger", "NodeHaltSource", "follow_reason", "opens_cluster_halt"]
 
 _A = TypeVar("_A")
 
@@ -55,6 +57,21 @@ _NOT_OPENING = frozenset({NodeHaltSource.CLUSTER, NodeHaltSource.DUPLICATE_NODE,
 def opens_cluster_halt(source: object) -> bool:
     """Whether a local halt triggered by ``source`` opens a cluster halt epoch."""
     return isinstance(source, str) and source not in _NOT_OPENING
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrigger:
+    """A local trigger waiting to open a cluster halt epoch."""
+
+    mode: HaltMode
+    reason: str
+    #: The local kill switch's epoch of that trigger: the ack waits for this halt or a later one.
+    local_epoch: int
+
+
+def follow_reason(record: HaltRecord) -> str:
+    """The reason a node's kill switch is told when it follows the cluster's halt ``record``."""
+    return f"cluster halt epoch {record.epoch} (opened by node {record.node_id}): {record.reason}"
 
 
 class LocalKillSwitch:

@@ -7,13 +7,15 @@ processes silently sharing one identity.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 import nats.js.errors
+from loguru import logger
 
 from xorj_actors.cluster._errors import ClusterError
-from xorj_actors.cluster._leases import NodeIdentity
+from xorj_actors.cluster._leases import NodeIdentity, wrong_revision
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
 from xorj_actors.cluster._records import MemberRecord, decode, encode
 from xorj_actors.cluster._store import ClusterStore
@@ -75,6 +77,25 @@ class Membership:
         except nats.js.errors.KeyWrongLastSequenceError:
             self._revision = 0
             raise DuplicateNode(f"node id {self._me.node_id!r}: another process wrote its record meanwhile") from None
+
+    async def leave(self) -> bool:
+        """Delete this node's record (a graceful stop, its leases already released): the others
+        stop placing vaults here at their next step, not ``dead_after_s`` later, and a new process
+        of this node id may register at once. Only at the revision this process wrote last, so a
+        record another process took over is left alone. True if deleted; never raises (the
+        record then ages out)."""
+        if not self._revision:
+            return False
+        try:
+            await asyncio.wait_for(self._store.run(self._kv.delete(self._me.node_id, last=self._revision)),
+                                   2 * self._store.settings.op_timeout_s)
+        except (ClusterError, nats.js.errors.APIError, TimeoutError) as exc:
+            if not (isinstance(exc, nats.js.errors.APIError) and wrong_revision(exc)):
+                logger.warning("cluster: member record not deleted ({!r}): it ages out after dead_after_s", exc)
+            return False
+        self._revision = 0
+        logger.info("cluster: node {} left (member record deleted)", self._me.node_id)
+        return True
 
     async def members(self) -> tuple[MemberRecord, ...]:
         """Every node's record still in the bucket (live or not), by node id."""

@@ -27,7 +27,6 @@ import concurrent.futures
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -38,7 +37,7 @@ from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterU
 from xorj_actors.cluster._fencing import nats_lost
 from xorj_actors.cluster._halt import HaltBoard
 from xorj_actors.cluster._leases import NodeIdentity
-from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cluster_halt
+from xorj_actors.cluster._local import LocalKillSwitch, LocalTrigger, NodeHaltSource, follow_reason, opens_cluster_halt
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, liveness
 from xorj_actors.cluster._records import NO_HALT, HaltRecord
@@ -52,16 +51,6 @@ from xorj_actors.messages import HaltMode, Trigger
 __all__ = ["ClusterNode"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Open:
-    """A local trigger waiting to open a cluster halt epoch."""
-
-    mode: HaltMode
-    reason: str
-    #: The local kill switch's epoch of that trigger: the ack waits for this halt or a later one.
-    local_epoch: int
 
 
 class ClusterNode:
@@ -102,7 +91,7 @@ class ClusterNode:
         self.record: HaltRecord = NO_HALT
         #: The highest cluster epoch this node has halted for (followed, opened or started in).
         self._followed = 0
-        self._pending_open: _Open | None = None
+        self._pending_open: LocalTrigger | None = None
         #: (cluster epoch, local epoch) of the cluster halt this node is in, once its kill switch
         #: has shown it: the recovery that ends that very local halt clears the cluster's, and
         #: the cluster's clear ends that very local halt (and no later one).
@@ -182,7 +171,7 @@ class ClusterNode:
         record = self.record
         if not record.halted:
             return None
-        return Trigger(mode=record.mode, reason=_follow_reason(record), source=NodeHaltSource.CLUSTER.value)
+        return Trigger(mode=record.mode, reason=follow_reason(record), source=NodeHaltSource.CLUSTER.value)
 
     def start(self) -> None:
         """Begin the beats and the watch (call once the tree is up)."""
@@ -195,13 +184,16 @@ class ClusterNode:
         self._restart_watch()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop beating and watching, close the connection (the member record ages out)."""
+        """Stop beating and watching, delete the member record (:meth:`Membership.leave`; the
+        engine released its leases before), close the connection."""
         self._thread.stop(self._close, timeout)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._membership is not None:
+            await self._membership.leave()
         if self.store is not None:
             await self.store.close()
 
@@ -232,8 +224,13 @@ class ClusterNode:
         """Run ``coroutine`` as a task on the node's loop (call it there); cancelled at stop."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)  # a failure is logged: an open the beat tries again, or a bug
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.warning("cluster: {} failed: {!r}", task.get_coro().__qualname__, exc)
 
     # -- local triggers -------------------------------------------------------------------------
 
@@ -253,7 +250,7 @@ class ClusterNode:
         except ValueError:
             mode = HaltMode.EMERGENCY
         reason = f"{details.get('source')} on node {self.node_id}: {details.get('reason') or ''}"
-        want = _Open(mode, reason, int(details.get("epoch") or 0))
+        want = LocalTrigger(mode, reason, int(details.get("epoch") or 0))
         with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
             self._thread.loop.call_soon_threadsafe(self._want_open, want)
 
@@ -262,8 +259,12 @@ class ClusterNode:
         if self._acks is not None:
             self._acks.changed()
 
-    def _want_open(self, want: _Open) -> None:
+    def _want_open(self, want: LocalTrigger) -> None:
+        """Open the cluster halt now, not at the beat's next turn (which may be waiting on NATS);
+        the beat tries again if this fails. Two opens at once are one: the write is a CAS."""
         self._pending_open = want
+        if self._board is not None:
+            self.spawn(self._open_pending())
         if self._wake is not None:
             self._wake.set()
 
@@ -455,7 +456,7 @@ class ClusterNode:
             self.spawn(self._ack(record.epoch, want.local_epoch))
             return False
         local_epoch = self.kill_switch.board.status.epoch + 1
-        if not self.kill_switch.trigger(record.mode, _follow_reason(record), NodeHaltSource.CLUSTER):
+        if not self.kill_switch.trigger(record.mode, follow_reason(record), NodeHaltSource.CLUSTER):
             return False  # the next beat tries again
         logger.critical("cluster: halting for cluster halt epoch {} ({})", record.epoch, record.reason)
         self._followed = record.epoch
@@ -491,7 +492,3 @@ class ClusterNode:
                 self._halted_at = (epoch, local)
 
         await self._acks.ack(epoch, local_epoch, lambda: self.record.epoch == epoch and self.record.halted, halted)
-
-
-def _follow_reason(record: HaltRecord) -> str:
-    return f"cluster halt epoch {record.epoch} (opened by node {record.node_id}): {record.reason}"

@@ -304,10 +304,12 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         )
         self._stamp_trigger()
         logger.critical("kill switch TRIGGERED (epoch {}, {}, from {}): {}", self.persisted.epoch, mode.value, source, reason)
-        self._broadcast_halt()
-        self._persist()  # a halt happens even if the disk refuses; the write is retried
+        # Told before the broadcast: a cluster node opens the cluster's halt from this event, and
+        # the other nodes should not wait for this node's actors and disk (docs/CLUSTER.md).
         details = {"what": "triggered", "mode": mode.value, "source": source, "reason": reason}
         self._event("HALT", self._marked(details))
+        self._broadcast_halt()
+        self._persist()  # a halt happens even if the disk refuses; the write is retried
         if self.flattening is not None:  # the halt wins: already TRIGGERED, the board no longer reducing
             self._end_flatten(f"interrupted by a trigger from {source}", transition=False)
 
