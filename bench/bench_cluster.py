@@ -308,6 +308,7 @@ def bench_cluster(tmp: Path, per_node: int, runs: int, warmup: int) -> dict[str,
         victim = max(nodes, key=lambda n: shares[n.node_id])
         survivors = [n for n in nodes if n is not victim]
         start = time.monotonic()
+        print(f"# SIGKILL node {victim.node_id} at wall {time.time():.3f}", file=sys.stderr, flush=True)
         victim.proc.kill()
         victim.proc.wait(10)
         wait_for(lambda: sum(n.vaults() for n in survivors) == total, 10 * TTL_S, "the survivors holding every vault", every=0.02)
@@ -328,6 +329,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="300 vaults per node, 5 halts")
     p.add_argument("--vaults-per-node", type=int, default=None, help="N (default 3,000; --quick 300)")
     p.add_argument("--runs", type=int, default=None, help="timed halts per setup (default 20; --quick 5)")
+    p.add_argument("--keep", action="store_true", help="keep the nodes' logs (their directory is printed)")
     p.add_argument("--poll-ms", type=float, default=POLL_S * 1000, help="status polling interval (default 50)")
     a = p.parse_args()
     global POLL
@@ -350,7 +352,10 @@ def main() -> int:
     except BaseException:
         print(f"# failed: the nodes' logs are in {tmp}", file=sys.stderr)
         raise
-    shutil.rmtree(tmp, ignore_errors=True)
+    if a.keep:
+        print(f"# the nodes' logs are in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
     single_local, single_all = [t for t, _ in single["halts"]], [t for _, t in single["halts"]]
     cluster_local, cluster_all = [t for t, _ in cluster["halts"]], [t for _, t in cluster["halts"]]

@@ -71,7 +71,7 @@ async def measure(url: str, n: int, prefix: str) -> None:
         return ("a",)
 
     vaults = [f"vault-{i:05d}" for i in range(n)]
-    own = Ownership(leases, fence, me, vaults, alone, lambda v, g: None, lambda v, why: None, now=now)
+    own = Ownership(leases, fence, me, vaults, alone, lambda grants: {}, lambda v, why: None, now=now)
     start = time.perf_counter()
     while len(own.owned()) < n:
         await own.place_step()

@@ -16,7 +16,9 @@ import threading
 import time
 from typing import Any
 
-from xorj_actors.cluster import ClusterSettings, ClusterStore, Fence, LeaseClock, LeaseGrant, Leases, NodeIdentity, Ownership
+from xorj_actors.cluster import (
+    ClusterSettings, ClusterStore, Fence, LeaseClock, LeaseGrant, Leases, NodeIdentity, Ownership, one_by_one,
+)
 
 
 _OUT = threading.Lock()
@@ -45,7 +47,7 @@ async def main(settings: ClusterSettings, vaults: list[str]) -> None:
 
     own = Ownership(
         Leases(store, me), fence, me, vaults, alone,
-        activate=lambda v, g: say(activated=v, revision=g.revision),
+        activate=one_by_one(lambda v, g: say(activated=v, revision=g.revision)),
         passivate=lambda v, why: say(passivated=v, why=why.value),
     )
     task = asyncio.create_task(own.run())

@@ -131,3 +131,19 @@ async def test_a_vault_id_that_is_no_key_is_refused_before_nats(open_store: Open
     for bad in ("vault.1", "vault-*", "", "a b"):
         with pytest.raises(ValueError, match="vault id"):
             await a.acquire(bad)
+
+
+async def test_a_lease_renewed_unheard_is_released_at_its_own_revision_and_anothers_never(open_store: OpenStore) -> None:
+    a, b = await _leases(open_store, "a"), await _leases(open_store, "b")
+    first = await a.acquire("vault-0001")
+    await a.renew(first)  # landed, its answer never heard: the caller still has `first`
+    with pytest.raises(LeaseConflict):
+        await a.release(first)
+    assert await a.release_held("vault-0001") is True
+    assert await a.owner("vault-0001") is None
+    assert await a.release_held("vault-0001") is False  # nothing left
+    await b.acquire("vault-0001")
+    with pytest.raises(LeaseConflict, match="held by node b"):
+        await a.release_held("vault-0001")
+    owner = await a.owner("vault-0001")
+    assert owner is not None and owner.holder.node_id == "b"

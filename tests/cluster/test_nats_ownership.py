@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 
 from xorj_actors.cluster import (
     Fence,
+    FenceRefusal,
     LeaseClock,
     LeaseGrant,
     LeaseLoss,
@@ -26,6 +27,7 @@ from xorj_actors.cluster import (
     NodeIdentity,
     Ownership,
     assign,
+    one_by_one,
 )
 
 from tests.cluster.conftest import TTL_S, OpenStore, short_settings
@@ -89,7 +91,7 @@ async def make_node(open_store: OpenStore) -> AsyncIterator[MakeNode]:
         me = NodeIdentity.new(node_id)
         fence = RecordingFence(LeaseClock.from_settings(store.settings))
         node = Node.__new__(Node)
-        own = Ownership(Leases(store, me), fence, me, VAULTS, live, lambda v, g: node.on_activate(v, g),
+        own = Ownership(Leases(store, me), fence, me, VAULTS, live, one_by_one(lambda v, g: node.on_activate(v, g)),
                         lambda v, why: node.on_passivate(v, why))
         node.__init__(own, fence)  # type: ignore[misc]
         nodes.append(node)
@@ -241,3 +243,86 @@ async def test_a_sigstopped_node_signs_nothing_once_it_resumes_and_gives_its_vau
         proc.send_signal(signal.SIGCONT)
         proc.terminate()
         proc.wait(10)
+
+
+async def test_a_step_activates_its_vaults_in_batches_hands_a_refused_one_back_and_restarts_a_lost_tree(
+    open_store: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("xorj_actors.cluster._ownership.ACTIVATE_BATCH", 10)
+    store = await open_store("a")
+    me = NodeIdentity.new("a")
+    fence = Fence(LeaseClock.from_settings(store.settings))
+    calls: list[list[str]] = []
+    passivated: list[tuple[str, LeaseLoss]] = []
+    tree_alive = [True]
+
+    def activate(grants: Sequence[LeaseGrant]) -> dict[str, str]:
+        calls.append([g.vault_id for g in grants])
+        tree_alive[0] = True  # as LeasedVaults: activating looks the new vaults supervisor up
+        return {"vault-0003": "refused by the test"} if len(calls) == 1 else {}
+
+    own = Ownership(Leases(store, me), fence, me, VAULTS, _live({"a"}), activate,
+                    lambda v, why: passivated.append((v, why)), running=lambda: tree_alive[0])
+    await own.place_step()
+    # One call per batch of ACTIVATE_BATCH, not one per vault.
+    assert calls == [list(VAULTS[:10]), list(VAULTS[10:20]), list(VAULTS[20:])]
+    # The refused vault is passivated and its lease handed back; the others are kept.
+    assert passivated == [("vault-0003", LeaseLoss.NOT_ACTIVATED)]
+    assert own.owned() == tuple(v for v in VAULTS if v != "vault-0003")
+    assert isinstance(fence.fence("vault-0003"), FenceRefusal)
+    assert (await holders(own.leases))["vault-0003"] is None
+
+    await own.place_step()  # taken again, activated alone
+    assert calls[3:] == [["vault-0003"]] and own.owned() == VAULTS
+    revisions = {v: await own.leases.owner(v) for v in VAULTS}
+
+    # The engine's vaults supervisor restarted: every held vault is activated again, under the
+    # leases it holds (none passivated, none taken anew).
+    tree_alive[0] = False
+    await own.place_step()
+    assert [v for call in calls[4:] for v in call] == list(VAULTS)
+    assert len(passivated) == 1 and own.owned() == VAULTS
+    assert {v: await own.leases.owner(v) for v in VAULTS} == revisions
+    await own.place_step()  # running again: nothing more to start
+    assert len(calls) == 7
+
+
+async def test_a_dead_nodes_many_leases_are_taken_as_they_expire_without_listing_every_lease_each_time(
+    open_store: OpenStore,
+) -> None:
+    vaults = tuple(f"vault-{i:04d}" for i in range(200))
+    mine = assign(vaults, "ab")["a"]  # placed on a while a and b are live: more than 64
+    assert len(mine) > 64
+    dead = Leases(await open_store("x"), NodeIdentity.new("x"))  # x is no live node
+    b = Leases(await open_store("b"), NodeIdentity.new("b"))
+    by_b = {v: await b.acquire(v) for v in mine[:5]}  # a live holder: it releases on its own
+    for vault in mine[5:]:
+        await dead.acquire(vault)
+    dead_taken = time.monotonic()
+    store = await open_store("a")
+    me = NodeIdentity.new("a")
+    fence = Fence(LeaseClock.from_settings(store.settings))
+    own = Ownership(Leases(store, me), fence, me, vaults, _live({"a", "b"}), lambda grants: {}, lambda v, why: None)
+    listings = 0
+    list_every = own.leases.all
+
+    async def counted() -> dict[str, Any]:
+        nonlocal listings
+        listings += 1
+        return await list_every()
+
+    own.leases.all = counted  # type: ignore[method-assign]
+    await own.place_step()
+    assert own.owned() == () and listings == 1  # every one held: nothing taken
+
+    for vault, grant in by_b.items():
+        await b.release(grant)
+    await own.place_step()  # b's are taken at once: their keys (delete markers) are read
+    assert own.owned() == tuple(sorted(by_b))
+
+    while len(own.owned()) < len(mine):
+        assert time.monotonic() - dead_taken < TTL_S + 2, f"x's leases not taken: {len(own.owned())} of {len(mine)}"
+        await own.place_step()
+        await asyncio.sleep(0.05)
+    # x's leases were known held by a dead node: only their keys' presence was read since.
+    assert listings == 1 and own.owned() == tuple(sorted(mine))

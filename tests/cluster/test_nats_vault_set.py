@@ -22,6 +22,7 @@ from xorj_actors.cluster import (
     VaultSetBoard,
     VaultSetFollower,
     place,
+    one_by_one,
 )
 from xorj_actors.vaults import VaultAdminError
 
@@ -131,7 +132,7 @@ async def _node(open_store: OpenStore, node_id: str, live: tuple[str, ...]) -> N
 
     node = Node.__new__(Node)
     own = Ownership(Leases(store, me), Fence(LeaseClock.from_settings(store.settings)), me, follower.vaults, live_nodes,
-                    lambda v, g: node.activate(v, g), lambda v, why: node.passivate(v, why))
+                    one_by_one(lambda v, g: node.activate(v, g)), lambda v, why: node.passivate(v, why))
     Node.__init__(node, own, follower)
     follower.follow(node.drains.on_set)
     return node

@@ -177,7 +177,7 @@ def test_signatures_carry_the_lease_revision_and_a_paused_node_signs_nothing(mak
     async def alone() -> tuple[str, ...]:
         return ("a",)
 
-    own = Ownership(cluster.leases, fence, cluster.me, [vault], alone, lambda v, g: None, lambda v, why: None)
+    own = Ownership(cluster.leases, fence, cluster.me, [vault], alone, lambda grants: {}, lambda v, why: None)
     own.start(cluster.thread.loop)
     wait_until(lambda: fence.usable() == (vault,), 10, "the lease held")
 

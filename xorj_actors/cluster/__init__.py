@@ -29,7 +29,7 @@ from xorj_actors.cluster._local import LocalKillSwitch, NodeHaltSource, opens_cl
 from xorj_actors.cluster._members import DuplicateNode, Membership
 from xorj_actors.cluster._membership import Liveness, live_nodes, liveness
 from xorj_actors.cluster._node import ClusterNode
-from xorj_actors.cluster._ownership import Activate, Ownership, Passivate, RenewalRound
+from xorj_actors.cluster._ownership import ACTIVATE_BATCH, Activate, Ownership, Passivate, RenewalRound, one_by_one
 from xorj_actors.cluster._ownership_rules import LeaseLoss, Placement, Renewals, placed_here, placement, renewals
 from xorj_actors.cluster._placement import assign, place, weight
 from xorj_actors.cluster._records import (
@@ -54,6 +54,7 @@ __all__ = [
     "DRAIN_WITHIN_S",
     "NO_HALT",
     "VAULT_KEY",
+    "ACTIVATE_BATCH",
     "Activate",
     "ClusterDataError",
     "ClusterError",
@@ -106,6 +107,7 @@ __all__ = [
     "live_nodes",
     "liveness",
     "nats_lost",
+    "one_by_one",
     "opens_cluster_halt",
     "place",
     "placed_here",

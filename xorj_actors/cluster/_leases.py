@@ -28,7 +28,7 @@ from xorj_actors.cluster._fencing import LeaseGrant
 from xorj_actors.cluster._records import LeaseHolder, LeaseInfo, decode, encode
 from xorj_actors.cluster._store import ClusterStore
 
-__all__ = ["Leases", "NodeIdentity", "VAULT_KEY"]
+__all__ = ["Leases", "NodeIdentity", "VAULT_KEY", "wrong_revision"]
 
 #: A vault id usable as a lease key: one subject token (no ``.``, ``*``, ``>``).
 VAULT_KEY: Final = re.compile(r"[A-Za-z0-9_=-]{1,128}")
@@ -60,7 +60,7 @@ def _key(vault_id: str) -> str:
     return vault_id
 
 
-def _wrong_revision(exc: nats.js.errors.APIError) -> bool:
+def wrong_revision(exc: nats.js.errors.APIError) -> bool:
     return isinstance(exc, nats.js.errors.KeyWrongLastSequenceError) or exc.err_code == _WRONG_LAST_SEQUENCE
 
 
@@ -106,7 +106,7 @@ class Leases:
         try:
             revision = await self._store.run(self._kv.create(key, self._value()))
         except nats.js.errors.APIError as exc:
-            if not _wrong_revision(exc):
+            if not wrong_revision(exc):
                 raise
             return await self._adopt(vault_id, "held")
         return LeaseGrant(vault_id, revision, sent, self._me.incarnation)
@@ -123,7 +123,7 @@ class Leases:
         try:
             revision = await self._store.run(self._kv.update(key, self._value(), last=grant.revision))
         except nats.js.errors.APIError as exc:
-            if not _wrong_revision(exc):
+            if not wrong_revision(exc):
                 raise
             return await self._adopt(grant.vault_id, "lost")
         return LeaseGrant(grant.vault_id, revision, sent, self._me.incarnation)
@@ -142,7 +142,7 @@ class Leases:
         try:
             revision = await self._store.run(self._kv.update(_key(vault_id), self._value(), last=info.revision))
         except nats.js.errors.APIError as exc:
-            if not _wrong_revision(exc):
+            if not wrong_revision(exc):
                 raise
             raise LeaseConflict(vault_id, f"{lost}: changed while adopting revision {info.revision}", None) from None
         return LeaseGrant(vault_id, revision, sent, self._me.incarnation)
@@ -156,9 +156,34 @@ class Leases:
         try:
             await self._store.run(self._kv.delete(self._granted(grant), last=grant.revision))
         except nats.js.errors.APIError as exc:
-            if not _wrong_revision(exc):
+            if not wrong_revision(exc):
                 raise
             raise LeaseConflict(grant.vault_id, f"not released: no longer held at revision {grant.revision}") from None
+
+    async def release_held(self, vault_id: str) -> bool:
+        """Give the lease up at whatever revision this very process holds it (after :meth:`release`
+        was refused because a renewal whose answer was lost, or was cancelled as the node stopped,
+        had landed). Only for a vault this process is giving up and does not take again meanwhile.
+
+        True if deleted; False if nobody holds it; LeaseConflict if another process does.
+        """
+        info = await self.owner(vault_id)
+        if info is None:
+            return False
+        if not self._me.holds(info.holder):
+            raise LeaseConflict(vault_id, f"not released: held by node {info.holder.node_id} now", info.holder)
+        try:
+            await self._store.run(self._kv.delete(_key(vault_id), last=info.revision))
+        except nats.js.errors.APIError as exc:
+            if not wrong_revision(exc):
+                raise
+            raise LeaseConflict(vault_id, f"not released: changed while releasing revision {info.revision}") from None
+        return True
+
+    async def present(self) -> frozenset[str]:
+        """The vaults whose key is in the bucket (held, or a delete marker): one request. A vault
+        not in it is free; one in it may be either (:meth:`owner` tells which)."""
+        return await self._store.keys("leases")
 
     async def all(self) -> dict[str, LeaseInfo]:
         """Every lease held now, by vault id."""

@@ -141,6 +141,15 @@ class ClusterStore:
         js = self._client.jetstream(timeout=self.settings.op_timeout_s)
         return await self.run(list_entries(js, self.settings.buckets[role], pattern, self.settings.op_timeout_s))
 
+    async def keys(self, role: str) -> frozenset[str]:
+        """The keys of a bucket that have a message now: a live value or a delete marker (both go
+        at the bucket's TTL). One request, no values: the stream's subjects, from its info."""
+        bucket = self.settings.buckets[role]
+        prefix = f"$KV.{bucket}."
+        jsm = self._client.jsm(timeout=self.settings.op_timeout_s)
+        info = await self.run(jsm.stream_info(f"KV_{bucket}", subjects_filter=prefix + ">"))
+        return frozenset(s[len(prefix):] for s in (info.state.subjects or {}))
+
     async def close(self) -> None:
         """Close the connection (operations afterwards raise ClusterUnavailable)."""
         self._closing = True

@@ -91,7 +91,7 @@ def start_ownership(node: ClusterNode, fence: Fence, hooks: LeasedVaults) -> Own
     assert follower is not None and node.store is not None, "the node is open"
     ownership = Ownership(
         Leases(node.store, node.identity), fence, node.identity, follower.vaults, node.live, hooks.activate,
-        hooks.passivate,
+        hooks.passivate, running=hooks.running,
     )
     drains = RemovedVaults(
         ownership, follower.vaults, functools.partial(_stop_actor, hooks), functools.partial(_carries, hooks), node.spawn

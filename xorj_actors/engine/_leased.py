@@ -16,18 +16,19 @@ only the lease holder records one, so every trade ends with exactly one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from supervisors import ChildSpec, Runtime
+from xorj_actors.cluster import LeaseGrant
 from xorj_actors.execution import EXECUTOR_NAME, AdoptOpenTrades, HandOverVaults
-from xorj_actors.vaults import VAULT_ID, VaultAdmin
+from xorj_actors.vaults import VAULT_ID, VaultAdmin, VaultAdminError
 
 __all__ = ["LeasedVaults"]
 
 
 class LeasedVaults:
-    """The lease loop's ``activate`` and ``passivate`` hooks over the vaults supervisor.
+    """The lease loop's ``activate``, ``passivate`` and ``running`` hooks over the vaults supervisor.
 
     Args:
         runtime: the engine's runtime (finds the vaults supervisor, records the audit).
@@ -58,17 +59,33 @@ class LeasedVaults:
             raise RuntimeError("the vaults supervisor is not running (restarting?)")
         return VaultAdmin(self.runtime, sup, (), actor="cluster", timeout_s=self.timeout_s)
 
-    def activate(self, vault_id: str, grant: Any) -> None:
-        """Adopt the vault's open trades, then start its actor (its lease is held at
-        ``grant.revision``); raises if either did not happen (the lease is then handed back)."""
-        match = VAULT_ID.fullmatch(vault_id)
-        if match is None:
-            raise ValueError(f"{vault_id!r} is not a vault id of this engine")
-        adopted = self.adopt((vault_id,))
-        details: dict[str, Any] = {"lease_revision": grant.revision}
-        if adopted:
-            details["adopted_trades"] = list(adopted)
-        self._admin().activate(self.make_spec(int(match.group(1))), details)
+    def running(self) -> bool:
+        """Whether the vaults supervisor that started the vaults so far still runs (cheap: no
+        lookup). False once it was restarted: its dynamic children, the vaults, went with it."""
+        sup = self._supervisor
+        return sup is None or not sup.actor_inbox.closed
+
+    def activate(self, grants: Sequence[LeaseGrant]) -> dict[str, str]:
+        """Adopt the vaults' open trades (one read of the store for all of them), then start
+        each one's actor (its lease held at ``grant.revision``); ``{vault: why}`` for each that
+        did not start. Raises if the open trades could not be read: then none may start (their
+        leases are handed back)."""
+        failed: dict[str, str] = {}
+        specs: dict[str, tuple[ChildSpec, LeaseGrant]] = {}
+        for grant in grants:
+            match = VAULT_ID.fullmatch(grant.vault_id)
+            if match is None:
+                failed[grant.vault_id] = "not a vault id of this engine"
+            else:
+                specs[grant.vault_id] = (self.make_spec(int(match.group(1))), grant)
+        if not specs:
+            return failed
+        self.adopt(tuple(specs))
+        try:  # one ask for the batch: one round trip, not one per vault
+            failed.update(self._admin().activate_many([(spec, {"lease_revision": g.revision}) for spec, g in specs.values()]))
+        except VaultAdminError as exc:
+            failed.update(dict.fromkeys(specs, exc.message))
+        return failed
 
     def adopt(self, vault_ids: tuple[str, ...]) -> tuple[str, ...]:
         """The executor's adoption of ``vault_ids``' open trades, once they are in its book (so

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from loguru import logger
 from pykka import ActorDeadError, Timeout
 
-from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, TerminateChild
+from supervisors import ChildInfo, ChildSpec, MailboxFull, Runtime, StartChild, StartChildren, TerminateChild
 from xorj_actors.asks import ask_all, expect
 from xorj_actors.audit import EventType, Severity, audit_event, record
 
@@ -162,6 +162,30 @@ class VaultAdmin:
             raise VaultAdminError("unavailable", f"{spec.id}: {type(exc).__name__}: {exc}") from None
         self._audit("vault activated", {"vault": spec.id, **detail}, Severity.INFO)
         return True
+
+    def activate_many(self, specs: Sequence[tuple[ChildSpec, dict[str, Any]]]) -> dict[str, str]:
+        """Start many vaults whose leases this node now holds, in one ask of the supervisor; each
+        started one audited as :meth:`activate` does. ``{vault: why}`` for each that did not start
+        (one already running counts as started: an earlier activation whose answer came late).
+
+        Raises VaultAdminError when the supervisor did not answer: then none is known started.
+        """
+        if not specs:
+            return {}
+        timeout = self.timeout_s + 0.01 * len(specs)  # starting each takes its time
+        try:
+            answers = self.supervisor.ask(StartChildren(tuple(spec for spec, _ in specs)), timeout=timeout)
+        except Timeout:
+            raise VaultAdminError("timeout", f"the vaults supervisor did not answer within {timeout:.1f} s") from None
+        except (ActorDeadError, MailboxFull) as exc:
+            raise VaultAdminError("unavailable", f"the vaults supervisor is unavailable: {exc!r}") from None
+        failed: dict[str, str] = {}
+        for (spec, detail), why in zip(specs, answers):
+            if why is None:
+                self._audit("vault activated", {"vault": spec.id, **detail}, Severity.INFO)
+            elif "in use" not in why:
+                failed[spec.id] = why
+        return failed
 
     def passivate(self, vault_id: str, reason: str) -> bool:
         """Stop a vault whose lease this node no longer holds (or gives up); audited. False: it

@@ -131,7 +131,8 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         return self.in_flight()
 
     def on_resume(self, resume: Resume) -> None:
-        logger.info("{}: resumed at {:.2f} of position limits", self.vault_id, resume.factor)
+        # DEBUG: a recovery resumes every vault at each step; the kill switch logs the step once.
+        logger.debug("{}: resumed at {:.2f} of position limits", self.vault_id, resume.factor)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Round):
