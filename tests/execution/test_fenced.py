@@ -34,6 +34,7 @@ from xorj_actors.cluster import (
 )
 from xorj_actors.engine import Engine
 from xorj_actors.execution import AdoptOpenTrades, HandOverVaults
+from xorj_actors.signers import GetSignerHealth
 
 pytestmark = pytest.mark.nats
 
@@ -64,7 +65,24 @@ class LostBeforeSend(RecordingFence):
     def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
         answer = super().fence(vault_id)
         self.calls += 1
-        if self.calls == 2:  # 1: before the intent, 2: before the signature, 3: before the send
+        # 1: before the intent, 2: the executor's before the signature, 3: the signer's own, 4: before the send
+        if self.calls == 3:
+            self.revoke(vault_id)
+        return answer
+
+
+class LostBeforeSignature(RecordingFence):
+    """Fault injection (a pause between the executor's check and the signature, which we cannot
+    time for real): the lease is lost right after the executor's check, before the signer's."""
+
+    def __init__(self, clock: LeaseClock) -> None:
+        super().__init__(clock)
+        self.calls = 0
+
+    def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
+        answer = super().fence(vault_id)
+        self.calls += 1
+        if self.calls == 2:  # 1: before the intent, 2: the executor's before the signature
             self.revoke(vault_id)
         return answer
 
@@ -245,6 +263,22 @@ def test_a_transaction_fenced_between_signature_and_send_is_never_sent(make: Cal
     [outcome] = outcomes(h, tid)
     assert (outcome["status"], outcome["error_class"]) == ("rejected", "fenced")
     assert signatures(h) == before + 1 and h.balance(0, "USDC") == usdc
+
+
+def test_a_lease_lost_after_the_executors_check_is_refused_by_the_signer_itself(
+    make: Callable[..., tuple[Harness, Cluster]],
+) -> None:
+    h, cluster = make(LostBeforeSignature)
+    fence = h.engine.fence
+    vault = h.genesis.vaults[0].vault_id
+    fence.grant(cluster.run(cluster.leases.acquire(vault)))
+    before, hsm = signatures(h), h.engine.runtime.whereis("signer:vault-authority").ask(GetSignerHealth(), timeout=5)
+    tid = f"{vault}:r1:0"
+    told = h.execute(h.request(tid))
+    assert (told.status, told.error_class) == ("timed_out", "fenced"), told  # handed over, nothing recorded
+    after = h.engine.runtime.whereis("signer:vault-authority").ask(GetSignerHealth(), timeout=5)
+    assert (after.signed, after.refused) == (hsm.signed, hsm.refused + 1)  # the key never signed
+    assert signatures(h) == before and executions(h, tid, "signed") == [] and outcomes(h, tid) == []
 
 
 def test_a_trade_begun_before_its_vault_was_lost_and_taken_back_signs_nothing(

@@ -193,3 +193,38 @@ def test_a_signature_carries_the_signers_time_taken_before_the_board_and_the_epo
     board.publish(HaltStatus(state="TRIGGERED", epoch=4, halted=True, factor=0.0))
     refused = sign(signer, message_bytes(message))
     assert refused.signature is None and refused.refused.startswith("halted")
+
+
+def test_a_cluster_signer_signs_only_under_the_lease_holding_the_trade_began_under(runtime, key_dev_key: KeyCase) -> None:
+    # The executor checks the fence before it asks; the signer checks it again right before the
+    # key signs, so a node paused in between signs nothing once the lease is gone.
+    from xorj_actors.cluster import Fence, LeaseClock, LeaseGrant
+
+    board = HaltBoard()
+    board.publish(HaltStatus(state="ARMED", epoch=1, halted=False, factor=1.0))
+    fence = Fence(LeaseClock(ttl_s=10.0, margin_s=3.0, renew_every_s=2.0))
+    key = parse_config(key_dev_key.toml()).signers.keys[0]
+    signer = Signer.start(board, key, VaultKeys(key.name), fence=fence.fence)
+    vault = VAULTS[0]
+    payload = message_bytes(transfer_message(key_dev_key.public_key))
+
+    def ask(tenure: int) -> SignResult:
+        return signer.ask(SignRequest(trade_id="t", vault_id=vault, payload=payload, lease_tenure=tenure), timeout=10)
+
+    not_held = ask(0)
+    assert not_held.signature is None and not_held.refused.startswith("fenced") and "does not hold" in not_held.refused
+    fence.grant(LeaseGrant(vault, 7, time.monotonic(), "me"))
+    tenure = fence.fence(vault).tenure  # type: ignore[union-attr]
+    assert ask(tenure).signature is not None
+    fence.grant(LeaseGrant(vault, 8, time.monotonic(), "me"))  # a renewal: the same holding
+    assert ask(tenure).signature is not None
+    fence.revoke(vault)
+    fence.grant(LeaseGrant(vault, 12, time.monotonic(), "me"))  # lost, then taken again
+    again = ask(tenure)
+    assert again.signature is None and "taken again" in again.refused
+    expired = Fence(LeaseClock(ttl_s=10.0, margin_s=3.0, renew_every_s=2.0))
+    expired.grant(LeaseGrant(vault, 9, time.monotonic() - 8.0, "me"))  # past its deadline
+    late = Signer.start(board, key, VaultKeys(key.name), fence=expired.fence)
+    refused = late.ask(SignRequest(trade_id="t", vault_id=vault, payload=payload, lease_tenure=1), timeout=10)
+    assert refused.signature is None and refused.refused.startswith("fenced")
+    assert signer.ask(GetSignerHealth(), timeout=5).signed == 2

@@ -159,6 +159,8 @@ def _start_signer(ctx: TreeContext, key: KeySettings) -> Any:
         environ=ctx.environ,
         data_dir=ctx.data_dir,
         on_operation=lambda backend, result: hsm.labels(backend, result).inc(),
+        # Cluster: the signer checks the vault's lease itself, right before the key signs.
+        fence=ctx.fence.fence if ctx.fence is not None and key == _signing_key(cfg) else None,
     )
 
 

@@ -186,7 +186,7 @@ class AttemptBuilder:
         io.check_gate(req)  # the last moment before funds can move
         revision = io.check_fence(rec)  # cluster: still this node's vault (intent, fence, sign, fence, send)
         crash_point("before_sign")
-        signed = await self.sign(req, payload)
+        signed = await self.sign(req, payload, rec.tenure)
         crash_point("after_sign")
         ours = Signature.from_bytes(signed.signature or b"")
         if built.api is TradeApi.SWAP:
@@ -287,18 +287,21 @@ class AttemptBuilder:
         except (ActorDeadError, MailboxFull, TimeoutError) as exc:
             raise TradeError(ErrorClass.SIGNER, f"signer {signer!r} did not answer: {exc!r}") from exc
 
-    async def sign(self, req: TradeRequest, payload: bytes) -> SignResult:
-        """The vault authority's signature, from the Signer actor (it refuses once halted), with
-        the signer's time and the halt epoch it checked."""
+    async def sign(self, req: TradeRequest, payload: bytes, tenure: int = 0) -> SignResult:
+        """The vault authority's signature, from the Signer actor (it refuses once halted, and in
+        a cluster once the vault's lease holding ``tenure`` is gone), with the signer's time and
+        the halt epoch it checked."""
         io = self.io
         result = await self._ask_signer(
             SignRequest(
-                trade_id=req.trade_id, vault_id=req.vault_id, payload=payload, reduces_exposure=req.reduces_exposure
+                trade_id=req.trade_id, vault_id=req.vault_id, payload=payload, reduces_exposure=req.reduces_exposure,
+                lease_tenure=tenure,
             )
         )
         if result.signature is None:
             refused = str(result.refused)
-            cls = ErrorClass.HALTED if refused.startswith("halted") else ErrorClass.SIGNER
+            cls = (ErrorClass.HALTED if refused.startswith("halted")
+                   else ErrorClass.FENCED if refused.startswith("fenced") else ErrorClass.SIGNER)
             raise TradeError(cls, f"signer refused: {refused}")
         io.breaker(ErrorClass.SIGNER, True, "signed")
         return result

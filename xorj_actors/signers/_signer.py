@@ -48,6 +48,9 @@ class SignRequest(Message):
     payload: bytes
     #: The trade only lowers exposure (a flatten's sell): signable in the kill switch's REDUCING mode.
     reduces_exposure: bool = False
+    #: Cluster: the holding of the vault's lease the trade began under (``LeaseToken.tenure``);
+    #: a signer with a fence signs only while the fence still grants that very holding.
+    lease_tenure: int = 0
 
 
 class SignResult(Message):
@@ -122,6 +125,9 @@ class Signer(Participant):
         data_dir: base of the dev key's relative path.
         on_operation: called with (backend, result) per request, for
             ``xorj_hsm_operations_total``; ``result`` is one of :data:`RESULTS`.
+        fence: cluster mode: vault id -> its lease token, or why there is none (the engine's
+            ``Fence.fence``). Checked right before the key signs, on this thread: a node paused
+            after the executor's own check signs nothing once its lease is gone.
     """
 
     role: ClassVar[str] = "signer"
@@ -138,8 +144,10 @@ class Signer(Participant):
         environ: Mapping[str, str] | None = None,
         data_dir: Path = Path("."),
         on_operation: Callable[[str, str], None] | None = None,
+        fence: Callable[[str], Any] | None = None,
     ) -> None:
         super().__init__(board)
+        self._fence = fence
         self.key = key
         self.key_name = key.name
         self.keys = keys
@@ -253,6 +261,12 @@ class Signer(Participant):
         if not request.payload:
             return self._refuse(request, f"{self.key_name}: empty payload")
         vault = request.vault_id
+        if self._fence is not None:
+            token = self._fence(vault)
+            if not isinstance(getattr(token, "revision", None), int):  # a FenceRefusal
+                return self._refuse(request, f"fenced ({token}): this node does not hold {vault}'s lease")
+            if getattr(token, "tenure", 0) != request.lease_tenure:
+                return self._refuse(request, f"fenced: {vault}'s lease was lost and taken again since the trade began")
         try:
             expected = self.keys.get(vault)
             actual = self._backend.public_key(vault)
