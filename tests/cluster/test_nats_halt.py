@@ -130,3 +130,15 @@ async def test_each_node_publishes_its_ack_per_epoch(open_store: OpenStore) -> N
         "b": (8, ("vault-0001", "vault-0002"), False),
     }
     assert set(await b.acks(2)) == {"a"} and await b.acks(3) == {}
+
+
+async def test_a_halt_opened_above_the_highest_epoch_seen_after_the_record_went_back(open_store: OpenStore) -> None:
+    board = HaltBoard(await open_store("a"), "a")
+    first = await board.open("one", above=0)
+    assert first.record.epoch == 1
+    joined = await board.open("two", above=1)  # the open one is the one seen: joined
+    assert (joined.changed, joined.record.epoch) == (False, 1)
+    # A node that saw epoch 7 (a record since lost) does not join epoch 1: it writes epoch 8 over it.
+    above = await board.open("records lost", above=7)
+    assert above.changed and above.record.epoch == 8 and above.record.reason == "records lost"
+    assert (await board.open("again", above=7)).record.epoch == 8

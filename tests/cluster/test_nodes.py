@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -257,3 +258,37 @@ def test_a_node_id_is_required_and_checked_before_anything_changes(tmp_path, ext
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and expected in run.stderr, run.stderr
     assert not (tmp_path / "v").exists()
+
+
+def test_nats_back_without_its_store_halts_the_cluster_above_every_epoch_seen(
+    tmp_path, nats_server, localnet_process
+) -> None:
+    # NATS lost for a moment only: its own halt (nats_lost_halt_s) kept out of the way.
+    cluster = Cluster(tmp_path, nats_server.url, localnet_process, lost_s=60.0)
+    try:
+        a, b, c = cluster.start("a", "b", "c")
+        wait_until(lambda: len([n for n in a.ask("cluster")["nodes"] if n["alive"] == "alive"]) == 3, 20, "three live nodes")
+        b.signal(signal.SIGUSR2)
+        wait_until(lambda: all(_halt_complete(n, 1) for n in (a, b, c)), 30, "cluster halt epoch 1")
+        assert _recover(a, "before-the-loss", 1)["accepted"] is True
+        wait_until(lambda: _armed(a, b, c), 30, "every node armed after epoch 1")
+
+        # NATS comes back with an empty store: the halt record would read epoch 0, clear.
+        nats_server.stop()
+        shutil.rmtree(nats_server.store_dir)
+        nats_server.start()
+        wait_until(lambda: all(_halt_complete(n, 2) for n in (a, b, c)), 30, "a cluster halt above epoch 1 on every node")
+        halt = a.ask("status")["cluster"]["halt"]
+        assert halt["state"] == "halted" and "NATS lost the cluster's records" in halt["reason"], halt
+        for node in (a, b, c):
+            assert node.ks()["state"] == "TRIGGERED"
+        assert any("NATS lost the cluster's records" in n.log.read_text() for n in (a, b, c))
+        time.sleep(1.0)  # five beats: nobody resumes on their own
+        assert {n.ks()["state"] for n in (a, b, c)} == {"TRIGGERED"}
+
+        # The vault set was written back; one authorised recovery of the new epoch resumes all.
+        assert _recover(c, "after-the-loss", 2)["accepted"] is True
+        wait_until(lambda: _armed(a, b, c), 30, "every node armed after epoch 2")
+        wait_until(lambda: sum(n["owned_vaults"] for n in a.ask("cluster")["nodes"]) == 3, 20, "the vaults leased again")
+    finally:
+        cluster.stop()

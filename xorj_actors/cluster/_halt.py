@@ -66,14 +66,17 @@ class HaltBoard:
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
-    async def open(self, reason: str, mode: HaltMode = HaltMode.EMERGENCY) -> HaltChange:
+    async def open(self, reason: str, mode: HaltMode = HaltMode.EMERGENCY, above: int = 0) -> HaltChange:
         """Open a cluster halt (a new epoch) that every node follows in ``mode``, or return the one
-        already open (in its own mode)."""
+        already open (in its own mode). ``above``: the highest epoch this node has seen; should the
+        record read lower (NATS lost it), the new epoch is above it, and an open one below it is
+        not joined but written over."""
         for _ in range(_ROUNDS):
             record, revision = await self.current()
-            if record.halted:
+            if record.halted and record.epoch >= above:
                 return HaltChange(record, revision, changed=False)
-            opened = HaltRecord(record.epoch + 1, HaltState.HALTED, reason, self._node_id, self._wall(), mode)
+            epoch = max(record.epoch, above) + 1
+            opened = HaltRecord(epoch, HaltState.HALTED, reason, self._node_id, self._wall(), mode)
             new_revision = await self._write(opened, revision)
             if new_revision is not None:
                 return HaltChange(opened, new_revision, changed=True)

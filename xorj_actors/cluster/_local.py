@@ -46,12 +46,17 @@ class NodeHaltSource(enum.StrEnum):
     DUPLICATE_NODE = "cluster_duplicate_node"
     #: The cluster's halt record does not parse: whether the cluster is halted cannot be known.
     CLUSTER_DATA = "cluster_data_error"
+    #: NATS lost the cluster's records (its store wiped: the halt record went back): the node
+    #: opens a cluster halt above every epoch it saw itself (:meth:`ClusterNode._records_lost`).
+    RECORDS_LOST = "cluster_records_lost"
 
 
 #: Local halts that open no cluster epoch: one that came from the cluster (opening another would
 #: loop), and faults of this process alone. NATS lost does open one, once NATS answers again:
 #: the node cannot tell what happened meanwhile, and one authorised recovery then resumes all.
-_NOT_OPENING = frozenset({NodeHaltSource.CLUSTER, NodeHaltSource.DUPLICATE_NODE, NodeHaltSource.CLUSTER_DATA})
+_NOT_OPENING = frozenset({
+    NodeHaltSource.CLUSTER, NodeHaltSource.DUPLICATE_NODE, NodeHaltSource.CLUSTER_DATA, NodeHaltSource.RECORDS_LOST,
+})
 
 
 def opens_cluster_halt(source: object) -> bool:

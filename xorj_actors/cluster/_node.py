@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -33,19 +34,20 @@ from loguru import logger
 
 from supervisors import LoopThread
 from xorj_actors.cluster._acking import ClusterAcks
-from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable, HaltMoved
+from xorj_actors.cluster._errors import ClusterDataError, ClusterError, ClusterUnavailable
 from xorj_actors.cluster._fencing import nats_lost
 from xorj_actors.cluster._halt import HaltBoard
 from xorj_actors.cluster._leases import NodeIdentity
 from xorj_actors.cluster._local import LocalKillSwitch, LocalTrigger, NodeHaltSource, follow_reason, opens_cluster_halt
 from xorj_actors.cluster._members import DuplicateNode, Membership
+from xorj_actors.cluster._node_recovery import NodeRecovery
 from xorj_actors.cluster._membership import Liveness, liveness
 from xorj_actors.cluster._records import NO_HALT, HaltRecord
 from xorj_actors.cluster._store import ClusterStore
 from xorj_actors.cluster._vault_set import VaultSetBoard, VaultSetFollower
 from xorj_actors.cluster._views import ClusterViews
 from xorj_actors.cluster.settings import ClusterSettings
-from xorj_actors.kill_switch import ClusterProof, FollowRecovery
+from xorj_actors.kill_switch import ClusterProof
 from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["ClusterNode"]
@@ -53,7 +55,7 @@ __all__ = ["ClusterNode"]
 T = TypeVar("T")
 
 
-class ClusterNode:
+class ClusterNode(NodeRecovery):
     """This process as a node of the cluster (see the module docstring).
 
     Args:
@@ -111,6 +113,8 @@ class ClusterNode:
         self._wake: asyncio.Event | None = None
         self._acks: ClusterAcks | None = None
         self._unavailable_since: float | None = None
+        #: When the server made the halt bucket's stream (a new time: it was lost and made again).
+        self._halt_created: datetime.datetime | None = None
         self.views: ClusterViews | None = None
         #: The cluster's vault set as last read (open: before the tree; then every beat).
         self.vault_set: VaultSetFollower | None = None
@@ -123,10 +127,6 @@ class ClusterNode:
     async def live(self) -> tuple[str, ...]:
         """The live nodes' ids (on :attr:`loop`): what placement spreads the vaults over."""
         return await self._membership.live()
-
-    @property
-    def node_id(self) -> str:
-        return self.identity.node_id
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -161,6 +161,7 @@ class ClusterNode:
                     "stop that one, or wait dead_after_s after it died"
                 )
         self.record, _ = await self._board.current()
+        self._halt_created = await self.store.created("halt")
         # Whatever this node missed before it started is settled by starting halted or not.
         self._followed = self.record.epoch
         self.vault_set = VaultSetFollower(VaultSetBoard(self.store, self.node_id))
@@ -272,7 +273,7 @@ class ClusterNode:
         want = self._pending_open
         if want is None or self._board is None:
             return
-        change = await self._board.open(want.reason, want.mode)
+        change = await self._board.open(want.reason, want.mode, above=max(self.record.epoch, self._followed))
         if self._pending_open is want:
             self._pending_open = None
         record = change.record
@@ -297,6 +298,9 @@ class ClusterNode:
     async def _beat(self) -> None:
         assert self._board is not None and self._membership is not None and self.store is not None
         try:
+            created = await self.store.created("halt")
+            if created is None or created != self._halt_created:
+                await self._records_lost(created is None)
             await self._open_pending()
             await self._clear_if_recovered_here()
             record, _ = await self._board.current()
@@ -325,6 +329,26 @@ class ClusterNode:
         if nats_lost(self.store.last_contact, time.monotonic(), lost_s):
             self._halt_self(NodeHaltSource.NATS_LOST, f"NATS has not answered for {lost_s:g} s")
 
+    async def _records_lost(self, gone: bool) -> None:
+        """The halt bucket's stream is ``gone``, or not the one this node opened: NATS lost the
+        cluster's records (its store wiped or replaced). Whether a halt was open cannot be known,
+        so: the buckets made again, the vault set written back as last read, this node halted and
+        a cluster halt opened above every epoch it saw (fail closed); one authorised recovery of
+        that epoch resumes the cluster (docs/CLUSTER.md, "NATS lost its store")."""
+        assert self.store is not None
+        seen = max(self.record.epoch, self._followed)
+        reason = (f"NATS lost the cluster's records (the halt bucket {'is gone' if gone else 'was made again'}; "
+                  f"this node had seen halt epoch {seen}): a halt may have been open")
+        logger.critical("cluster: {}", reason)
+        await self.store.make_buckets_again()
+        self._halt_created = await self.store.created("halt")
+        if self.vault_set is not None and self.vault_set.vaults:
+            await self.vault_set.board.seed(self.vault_set.vaults, f"written back by node {self.node_id}: NATS lost it")
+        status = self.kill_switch.board.status
+        self._halt_self(NodeHaltSource.RECORDS_LOST, reason)
+        self._want_open(LocalTrigger(HaltMode.EMERGENCY, f"{reason} (node {self.node_id})",
+                                     status.epoch if status.halted else status.epoch + 1))
+
     def _owned(self) -> int:
         try:
             return self._owned_vaults()
@@ -338,96 +362,6 @@ class ClusterNode:
             return
         logger.critical("cluster: halting this node ({}): {}", source.value, reason)
         self.kill_switch.trigger(HaltMode.EMERGENCY, reason, source)
-
-    # -- recovery -------------------------------------------------------------------------------
-
-    def open_epoch(self) -> int | None:
-        """The cluster halt epoch this node is in (the kill switch's ClusterHalt): the open one as
-        last read, or the one it halted for whose clear it has not followed (a clear without a
-        proof that verifies here is not the end of it). A recovery given here meanwhile is the
-        cluster's, authorised for that epoch, and clears it with its proof."""
-        record, at = self.record, self._halted_at
-        if record.halted:
-            return record.epoch
-        if at is not None and at[0] == record.epoch and self.kill_switch.halted:
-            return record.epoch
-        return None
-
-    def recovered(self, proof: ClusterProof) -> None:
-        """The kill switch accepted an authorised recovery of cluster epoch ``proof.cluster_epoch``
-        (its thread): the next beat clears the cluster halt with this proof."""
-        self._proof = proof
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the node is stopping
-            self._thread.loop.call_soon_threadsafe(self._wake_beat)
-
-    def _wake_beat(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    def _recovered_here(self) -> ClusterProof | None:
-        """The proof to clear the current cluster epoch with: this node's kill switch accepted an
-        authorised recovery of that very epoch (nothing else makes a proof) and is not halted
-        again since. None once the record carries it. A clear with another proof (or none:
-        written by whoever could write the bucket) is written over, once."""
-        proof, record, ks = self._proof, self.record, self.kill_switch
-        if proof is None or proof.cluster_epoch != record.epoch or ks.halted or ks.state is None:
-            return None
-        if record.halted:
-            return proof
-        if record.proof == proof or (record.epoch, record.proof) in self._overwritten:
-            return None
-        return proof
-
-    async def _clear_if_recovered_here(self) -> None:
-        if self._board is None:
-            return
-        proof = self._recovered_here()
-        if proof is None:
-            self._say_if_unclearable()
-            return
-        before = self.record
-        epoch = before.epoch
-        reason = f"authorised recovery on node {self.node_id} (its local halt epoch {proof.local_epoch})"
-        try:
-            change = await self._board.clear(epoch, reason, proof)
-        except HaltMoved as exc:
-            logger.error("cluster: the recovery here does not clear the cluster halt: {}", exc)
-            return
-        if not before.halted:
-            logger.warning("cluster: the clear of epoch {} did not carry this node's proof: written over", epoch)
-            self._overwritten = {o for o in self._overwritten if o[0] == epoch} | {(epoch, before.proof)}
-        self.record = change.record
-        logger.warning("cluster: halt epoch {} cleared: {}", epoch, reason)
-
-    def _say_if_unclearable(self) -> None:
-        """A node that left the open cluster halt without a proof for it (a recovery of its own
-        halt given before it saw the cluster's) cannot clear it: say so, once per epoch."""
-        record, at, ks = self.record, self._halted_at, self.kill_switch
-        if not record.halted or at is None or at[0] != record.epoch or self._no_proof_said == record.epoch:
-            return
-        if not ks.halted and ks.state is not None and ks.epoch >= at[1]:
-            self._no_proof_said = record.epoch
-            logger.error(
-                "cluster: this node left cluster halt epoch {} without a recovery authorised for that epoch: "
-                "the cluster stays halted (recover with --cluster-epoch {} on any halted node)", record.epoch, record.epoch,
-            )
-
-    async def _follow_recovery(self, record: HaltRecord, local_epoch: int) -> None:
-        message = FollowRecovery(
-            epoch=local_epoch, cluster_epoch=record.epoch, cleared_by=record.node_id, reason=record.reason,
-            proof=record.proof, proof_problem=record.proof_problem,
-        )
-        outcome = await asyncio.to_thread(self.kill_switch.follow_recovery, message)
-        if outcome is None:
-            logger.error("cluster: the kill switch did not answer the cluster's recovery of epoch {}; trying again", record.epoch)
-            self._recovering = None  # the next read of the clear record asks again
-            return
-        if outcome.retry_after_s is not None:  # put off (cooldown): asked again at a later beat
-            self._recovering = None
-            return
-        log = logger.warning if outcome.accepted else logger.critical
-        log("cluster: recovery of halt epoch {} (by node {}) {}: {}", record.epoch, record.node_id,
-            "followed" if outcome.accepted else "NOT followed", outcome.reason)
 
     # -- following the cluster ------------------------------------------------------------------
 

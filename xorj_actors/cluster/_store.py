@@ -8,6 +8,7 @@ engine's "NATS lost" rule reads from :attr:`ClusterStore.last_contact`.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -149,6 +150,21 @@ class ClusterStore:
         jsm = self._client.jsm(timeout=self.settings.op_timeout_s)
         info = await self.run(jsm.stream_info(f"KV_{bucket}", subjects_filter=prefix + ">"))
         return frozenset(s[len(prefix):] for s in (info.state.subjects or {}))
+
+    async def created(self, role: str) -> datetime.datetime | None:
+        """When the server made a bucket's stream; None if it has none now (NATS lost its store).
+        A stream made again has a new time: how a lost store is told from a stale read."""
+        jsm = self._client.jsm(timeout=self.settings.op_timeout_s)
+        try:
+            info = await self.run(jsm.stream_info(f"KV_{self.settings.buckets[role]}"))
+        except nats.js.errors.NotFoundError:
+            return None
+        return info.created
+
+    async def make_buckets_again(self) -> None:
+        """Create the buckets a lost store no longer has (the existing ones are left as they are;
+        the KeyValue handles already given out keep working: they name their streams)."""
+        await _open_buckets(self._client, self.settings)
 
     async def close(self) -> None:
         """Close the connection (operations afterwards raise ClusterUnavailable)."""
