@@ -326,3 +326,34 @@ async def test_a_dead_nodes_many_leases_are_taken_as_they_expire_without_listing
         await asyncio.sleep(0.05)
     # x's leases were known held by a dead node: only their keys' presence was read since.
     assert listings == 1 and own.owned() == tuple(sorted(mine))
+
+
+async def test_a_vault_lost_while_it_is_activated_is_taken_again_only_after_its_passivation(open_store: OpenStore) -> None:
+    store = await open_store("a")
+    me = NodeIdentity.new("a")
+    fence = Fence(LeaseClock.from_settings(store.settings))
+    vault = VAULTS[0]
+    entered, go_on = threading.Event(), threading.Event()
+    hooks: list[str] = []
+
+    def activate(grants: Sequence[LeaseGrant]) -> dict[str, str]:
+        hooks.append("activate")
+        entered.set()
+        assert go_on.wait(10)
+        return {}
+
+    own = Ownership(Leases(store, me), fence, me, [vault], _live({"a"}), activate, lambda v, why: hooks.append("passivate"))
+    await own.acquire_step()
+    activating = asyncio.create_task(own.start_step())
+    assert await asyncio.to_thread(entered.wait, 10)
+    await store.bucket("leases").delete(vault)  # the lease goes (as if expired) while the actor starts
+    await asyncio.sleep(store.settings.renew_every_s)
+    await own.renew_step()  # refused: lost, its passivation queued behind the activation
+    assert own.owned() == () and isinstance(fence.fence(vault), FenceRefusal)
+    await own.acquire_step()  # free in NATS, but not taken while its activation runs
+    assert own.owned() == ()
+    go_on.set()
+    await activating
+    await until(lambda: hooks == ["activate", "passivate"], 5, "the passivation after the activation")
+    await own.place_step()  # now taken again and started again
+    assert own.owned() == (vault,) and hooks == ["activate", "passivate", "activate"]

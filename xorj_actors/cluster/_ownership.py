@@ -264,13 +264,14 @@ class Ownership:
             logger.warning("cluster: live nodes unknown ({}); placement waits", exc)
             return
         mine = set(self.placed_here(live))
-        candidates = sorted(mine - set(self._held) - self._busy)
+        # Not one being activated: lost meanwhile, its passivation is queued behind that activation.
+        candidates = sorted(mine - set(self._held) - self._busy - self._activating)
         try:
             leases = await self._lookup(candidates, live)
         except ClusterError as exc:
             logger.warning("cluster: leases unreadable ({}); placement waits", exc)
             return
-        plan = placement(self._vaults, live, self.me, self._held, leases, self._busy)
+        plan = placement(self._vaults, live, self.me, self._held, leases, self._busy | self._activating)
         # A dead node's leases go at their TTL: look again soon (a live holder releases on its own).
         self._waiting = tuple(v for v in plan.waiting if (i := leases.get(v)) is not None and i.holder.node_id not in live)
         configured = set(self._vaults)
