@@ -225,8 +225,8 @@ async def test_a_sigstopped_node_signs_nothing_once_it_resumes_and_gives_its_vau
                 until_of[e["grant"]] = max(until_of.get(e["grant"], 0.0), e["until"])
         for vault in vaults:
             assert until_of[vault] <= b.fence.granted[vault][0], f"{vault}: both fences allowed it at once"
+        resumed_at = time.monotonic()  # before the signal: the child may act before this line runs
         proc.send_signal(signal.SIGCONT)
-        resumed_at = time.monotonic()
         await until(
             lambda: {e.get("passivated") for e in events if e["t"] > resumed_at} >= set(vaults), 10,
             "the resumed child passivates its vaults",
