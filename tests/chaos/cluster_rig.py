@@ -171,6 +171,10 @@ def ask(engine: EngineProcess, cmd: str, args: dict[str, Any] | None = None) -> 
         return None
 
 
+#: Every rig made in this process and not yet closed by the chaos conftest.
+OPEN: list[Rig] = []
+
+
 class Rig:
     """The localnet process, the nodes' one config file, and the nodes of one test by id.
 
@@ -204,6 +208,7 @@ class Rig:
         self.config.write_text(node + AUDIT.format(schema=schema) + localnet + "enabled = false\n" + CLUSTER.format(nats=nats_url))
         self.nodes: dict[str, EngineProcess] = {}
         self._runs: dict[str, int] = {}
+        OPEN.append(self)  # closed after the test even if it failed before its own close (conftest)
 
     @property
     def rpc(self) -> str:

@@ -121,7 +121,7 @@ class ClusterNode(NodeRecovery):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The node's event loop, where its store lives (the lease loop runs there too)."""
+        """The node's event loop, where its store lives (the lease loop has one of its own)."""
         return self._thread.loop
 
     async def live(self) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The lease loop: this node takes, keeps and gives up vaults by lease (docs/CLUSTER.md).
 
-Two tasks on the event loop of the node's :class:`ClusterStore`:
+Three tasks on the event loop of its :class:`ClusterStore` (the engine gives the lease loop a
+thread, loop and NATS connection of its own: renewals never queue ahead of the node's halt path):
 
 - **renewals** (every ``tick_s``): a grant past its local deadline is lost (the fence already
   refuses it) and its vault passivated; the grants due are renewed by compare-and-swap, all
@@ -9,6 +10,8 @@ Two tasks on the event loop of the node's :class:`ClusterStore`:
 - **placement** (every ``place_every_s``): the live nodes (membership) decide where each vault
   should be; vaults placed here whose lease is free are acquired and then activated; vaults
   placed elsewhere are revoked in the fence, passivated, then released (delete at revision).
+- **activation** (woken by an acquisition, at least every ``place_every_s``): held vaults not
+  active are activated, apart from placement, so a long activation never delays an acquisition.
 
 The fence is the safety, the hooks are the engine's business: ``activate(grants)`` is called
 only once the leases are held and in the fence, with every vault a step acquired (in batches of

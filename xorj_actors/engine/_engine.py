@@ -6,7 +6,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,7 @@ class Engine:
             self.fence = Fence(LeaseClock.from_settings(config.cluster))
         #: The lease loop with ``[cluster]``, once the tree is up (None before, and alone).
         self.ownership: Ownership | None = None
+        self._stop_ownership: Callable[[float], None] = lambda timeout: None
         self._ctx: TreeContext | None = None
 
     @property
@@ -200,7 +201,7 @@ class Engine:
         if cluster is not None:
             cluster.start()
             assert self.fence is not None
-            self.ownership = start_ownership(cluster, self.fence, self.leased_vaults())
+            self.ownership, self._stop_ownership = start_ownership(cluster, self.fence, self.leased_vaults())
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -348,7 +349,7 @@ class Engine:
         hung: list[str] = []
         if self.ownership is not None:  # first: every vault passivated, its lease released
             try:
-                self.ownership.stop(timeout)
+                self._stop_ownership(timeout)
             except Exception as exc:  # noqa: BLE001 - the leases then expire after their TTL
                 logger.error("cluster: leases not released: {!r}", exc)
             self.ownership = None
