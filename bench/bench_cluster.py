@@ -17,9 +17,9 @@ all a halt needs. The ``[cluster]`` timings are config/cluster.toml's (lease TTL
   recovery, every node back to ARMED at full size, and again. Baseline in the same run: ONE node
   (no ``[cluster]``) with ``3 N`` vaults, SIGUSR2, its kill switch complete.
   Target: cluster median <= 1.5 x the single node's.
-- Fail-over: after the halts, SIGKILL one node; the time until the survivors' ``vaults`` lists
-  together hold every vault again (its last vault's actor running on a survivor). Target:
-  <= lease TTL + 2 s.
+- Fail-over: after the halts, SIGKILL one node; the time until the survivors together run every
+  vault again (its last vault's actor started on a survivor: registered with the kill switch,
+  polled by ``status``; checked by ``vaults`` after). Target: <= lease TTL + 2 s.
 - RSS: each node's VmRSS (/proc/PID/status) with its vaults running, beside the single node's.
 
 A missed target prints MISSED; the exit status is non-zero only on errors.
@@ -122,6 +122,12 @@ class Node:
 
     def vaults(self) -> int:
         return len(self.ask("vaults")["vaults"])
+
+    def registered(self) -> int:
+        """Actors registered with the kill switch: a vault actor registers once it has started (its
+        ``on_start``). Cheap to poll, unlike ``vaults``, which asks every vault for its status."""
+        status = self.status()
+        return int(status["kill_switch"]["registered"]) if status is not None else -1
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -307,12 +313,20 @@ def bench_cluster(tmp: Path, per_node: int, runs: int, warmup: int) -> dict[str,
         # Fail-over: the node with the most vaults dies; the survivors take every vault over.
         victim = max(nodes, key=lambda n: shares[n.node_id])
         survivors = [n for n in nodes if n is not victim]
+        # Polled by the kill switch's count of registered actors (a vault counts once started), not
+        # by `vaults`: that asks every vault actor for its status, thousands of asks every poll,
+        # which slowed the very activations it waited for (13.2 s measured so, 10.6 s by the logs).
+        others = {n.node_id: n.registered() - n.vaults() for n in survivors}
         start = time.monotonic()
         print(f"# SIGKILL node {victim.node_id} at wall {time.time():.3f}", file=sys.stderr, flush=True)
         victim.proc.kill()
         victim.proc.wait(10)
-        wait_for(lambda: sum(n.vaults() for n in survivors) == total, 10 * TTL_S, "the survivors holding every vault", every=0.02)
+        wait_for(lambda: sum(n.registered() - others[n.node_id] for n in survivors) >= total, 10 * TTL_S,
+                 "the survivors running every vault", every=0.02)
         failover = time.monotonic() - start
+        held = {n.node_id: n.vaults() for n in survivors}
+        if sum(held.values()) != total:
+            raise RuntimeError(f"after the fail-over the survivors run {held}, not {total} vaults")
         return {
             "up": up, "shares": shares, "rss": rss, "halts": timings, "victim": victim.node_id,
             "victim_vaults": shares[victim.node_id], "failover": failover,
@@ -365,8 +379,14 @@ def main() -> int:
     print(f"  single node, {3 * per_node} vaults: status polled complete     {figures(single_all)}")
     print(f"  3 nodes, {per_node} vaults each: every kill switch (own clock) {figures(cluster_local)}")
     print(f"  3 nodes, {per_node} vaults each: last HaltAck in NATS (its at) {figures(cluster_all)}")
-    ratio = c_med / s_med
-    print(f"  cluster / single = {ratio:.2f}x  (target <= 1.5x) {'ok' if ratio <= 1.5 else 'MISSED'}")
+    # The target compares like with like: each kill switch's own clock (trigger -> every actor
+    # acked), the cluster's last node against the one node. The ack in NATS against the polled
+    # single node is printed too, as before (it mixes a timestamp with a poll).
+    for what, c_fig, s_fig in (("median", statistics.median(cluster_local), statistics.median(single_local)),
+                               ("p99", pct(cluster_local, 0.99), pct(single_local, 0.99))):
+        ratio = c_fig / s_fig
+        print(f"  cluster / single, own clocks, {what} = {ratio:.2f}x  (target <= 1.5x) {'ok' if ratio <= 1.5 else 'MISSED'}")
+    print(f"  last HaltAck in NATS / single polled, median = {c_med / s_med:.2f}x")
 
     f = cluster["failover"]
     print(f"\nFail-over: SIGKILL node {cluster['victim']} ({cluster['victim_vaults']} vaults) -> all {3 * per_node} running on the survivors")
