@@ -54,9 +54,12 @@ class RecordingFence(Fence):
         super().grant(grant)
 
 
-class LostBeforeSend(RecordingFence):
+class LostAfterCheck(RecordingFence):
     """Fault injection (a pause we cannot place between two lines for real): the lease is lost
-    right after the check before the signature, so the check before the send refuses."""
+    right after fence check number ``LOST_AFTER`` of a trade. The checks, in order: 1 before the
+    intent, 2 the executor's before the signature, 3 the signer's own, 4 before the send."""
+
+    LOST_AFTER = 0
 
     def __init__(self, clock: LeaseClock) -> None:
         super().__init__(clock)
@@ -65,26 +68,21 @@ class LostBeforeSend(RecordingFence):
     def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
         answer = super().fence(vault_id)
         self.calls += 1
-        # 1: before the intent, 2: the executor's before the signature, 3: the signer's own, 4: before the send
-        if self.calls == 3:
+        if self.calls == self.LOST_AFTER:
             self.revoke(vault_id)
         return answer
 
 
-class LostBeforeSignature(RecordingFence):
-    """Fault injection (a pause between the executor's check and the signature, which we cannot
-    time for real): the lease is lost right after the executor's check, before the signer's."""
+class LostBeforeSend(LostAfterCheck):
+    """Lost after the signer's check: the signature is made, the check before the send refuses."""
 
-    def __init__(self, clock: LeaseClock) -> None:
-        super().__init__(clock)
-        self.calls = 0
+    LOST_AFTER = 3
 
-    def fence(self, vault_id: str) -> LeaseToken | FenceRefusal:
-        answer = super().fence(vault_id)
-        self.calls += 1
-        if self.calls == 2:  # 1: before the intent, 2: the executor's before the signature
-            self.revoke(vault_id)
-        return answer
+
+class LostBeforeSignature(LostAfterCheck):
+    """Lost after the executor's check, before the signer's: the signer refuses."""
+
+    LOST_AFTER = 2
 
 
 class RetakenBeforeSign(RecordingFence):

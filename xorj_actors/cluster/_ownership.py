@@ -336,7 +336,8 @@ class Ownership:
         return dict(zip(vaults, found))
 
     async def _acquire(self, vault: str) -> None:
-        """Take the lease and put it in the fence; the placement step then activates the vault."""
+        """Take the lease and put it in the fence; the activation step (:meth:`start_step`) then
+        starts the vault."""
         self._busy.add(vault)
         try:
             grant = await self._windowed(self.leases.acquire, vault)

@@ -143,30 +143,10 @@ class VaultAdmin:
 
     # -- cluster: activation and passivation by lease ---------------------------------------
 
-    def activate(self, spec: ChildSpec, detail: dict[str, Any]) -> bool:
-        """Start one vault whose lease this node now holds; audited. False: it was running already.
-
-        Raises VaultAdminError when it did not start (the caller hands its lease back).
-        """
-        try:
-            self.supervisor.ask(StartChild(spec), timeout=self.timeout_s)
-        except ValueError as exc:
-            if "in use" not in str(exc):
-                raise VaultAdminError("bad_request", f"{spec.id}: {exc}") from None
-            return False  # an earlier activation whose answer came too late
-        except Timeout:
-            raise VaultAdminError("timeout", f"{spec.id}: the vaults supervisor did not answer within {self.timeout_s} s") from None
-        except (ActorDeadError, MailboxFull) as exc:
-            raise VaultAdminError("unavailable", f"the vaults supervisor is unavailable: {exc!r}") from None
-        except Exception as exc:  # noqa: BLE001 - the vault failed to start
-            raise VaultAdminError("unavailable", f"{spec.id}: {type(exc).__name__}: {exc}") from None
-        self._audit("vault activated", {"vault": spec.id, **detail}, Severity.INFO)
-        return True
-
     def activate_many(self, specs: Sequence[tuple[ChildSpec, dict[str, Any]]]) -> dict[str, str]:
-        """Start many vaults whose leases this node now holds, in one ask of the supervisor; each
-        started one audited as :meth:`activate` does. ``{vault: why}`` for each that did not start
-        (one already running counts as started: an earlier activation whose answer came late).
+        """Start vaults whose leases this node now holds, in one ask of the supervisor; each started
+        one audited (``vault activated``, with ``detail``). ``{vault: why}`` for each that did not
+        start (one already running counts as started: an earlier activation whose answer came late).
 
         Raises VaultAdminError when the supervisor did not answer: then none is known started.
         """
