@@ -9,13 +9,19 @@ WAL with synchronous=FULL, COMMIT on PostgreSQL). Baseline, same run, same durab
 thread inserts un-chained rows into a plain table, one committed transaction per row. PostgreSQL
 is the server at 127.0.0.1:5432 (database ``test``, a throwaway schema); skipped if absent.
 
+Verify: ``verify_store`` of a valid chain on each backend (100,000 entries with --quick, in one
+process; 1,000,000 in full, above PARALLEL_MIN_ENTRIES: in worker processes). Baseline, same
+run: a plain scan of the same rows (every column verify reads, through the same reader). Wall and
+CPU (this process and its workers) ratios, medians of 3 alternating runs.
+
 Targets (issue 4): chained >= 0.5 x plain; >= 10,000 appends/s with 64 writers on SQLite;
-verify of 1,000,000 entries in <= 10 s.
+verify of 1,000,000 entries in <= 10 s. Issue 15: verify <= 1.5 x the plain scan, per entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import sqlite3
@@ -25,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -134,27 +140,41 @@ def bench_appends(name: str, settings: AuditSettings, data_dir: Path, seconds: f
               f"ratio {ratio:5.2f}x  ({target}: {'met' if ok else 'MISSED'})")
 
 
-def build_chain(path: Path, n: int) -> None:
-    """Write ``n`` valid entries straight into a fresh SQLite store (not timed, not durable)."""
-    settings = AuditSettings(sqlite_path=path.name)
-    open_store(settings, path.parent).close()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous=OFF")
+def chain_rows(n: int) -> Iterator[tuple]:
+    """``n`` valid entries of one chain from the genesis, as raw rows (:data:`COLUMNS` order)."""
     prev = GENESIS_HASH
     ts = utc_timestamp()
     details = '{"amount":"125.000000","input_mint":"USDC","output_mint":"JUP","slippage_bps":50,"vault":"V1"}'
-    batch = []
-    insert = f"INSERT INTO audit_entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     for seq in range(1, n + 1):
         eid = str(uuid.UUID(int=seq, version=4))
         h = chain_hash(prev, entry_bytes(eid, seq, ts, "TRADE_INTENT", "INFO", "bench", "t", details))
-        batch.append((eid, seq, ts, "TRADE_INTENT", "INFO", "bench", "t", details, prev, h, chain_hmac(KEY, h)))
+        yield eid, seq, ts, "TRADE_INTENT", "INFO", "bench", "t", details, prev, h, chain_hmac(KEY, h)
         prev = h
-        if len(batch) == 50_000:
+
+
+def build_chain(settings: AuditSettings, data_dir: Path, n: int) -> None:
+    """Write ``n`` valid entries straight into a fresh store (not timed, not durable)."""
+    open_store(settings, data_dir).close()
+    rows = chain_rows(n)
+    cols = ", ".join(COLUMNS)
+    if settings.backend == "sqlite":
+        conn = sqlite3.connect(data_dir / settings.sqlite_path)
+        conn.execute("PRAGMA synchronous=OFF")
+        insert = f"INSERT INTO audit_entries ({cols}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        while batch := list(itertools.islice(rows, 50_000)):
             conn.executemany(insert, batch)
-            batch.clear()
-    conn.executemany(insert, batch)
-    conn.commit()
+        conn.commit()
+        conn.close()
+        return
+    import psycopg2
+    import psycopg2.extras
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, dbname="test", user="postgres")
+    with conn, conn.cursor() as cur:
+        insert = f'INSERT INTO "{settings.postgres.schema}".audit_entries ({cols}) VALUES %s'
+        while batch := list(itertools.islice(rows, 10_000)):
+            psycopg2.extras.execute_values(cur, insert, batch, page_size=10_000)
+        cur.execute(f'ANALYZE "{settings.postgres.schema}".audit_entries')
     conn.close()
 
 
@@ -171,17 +191,16 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float, object]:
     return time.perf_counter() - t0, _cpu_s() - c0, result
 
 
-def bench_verify(data_dir: Path, n: int, target_n: int, repeats: int) -> None:
+def bench_verify(name: str, settings: AuditSettings, data_dir: Path, n: int, target_n: int, repeats: int) -> None:
     """``verify_store`` against a plain scan of the same rows: every column verify reads, by the
     same keyset-paginated reader, nothing computed. One untimed scan first warms the page cache,
     then scan and verify alternate ``repeats`` times; the medians are reported.
     """
-    path = data_dir / "verify.db"
     t0 = time.perf_counter()
-    build_chain(path, n)
-    print(f"\n[verify] {n:,} entries generated in {time.perf_counter() - t0:.1f} s (not timed); "
+    build_chain(settings, data_dir, n)
+    print(f"\n[verify {name}] {n:,} entries generated in {time.perf_counter() - t0:.1f} s (not timed); "
           f"median of {repeats} alternating runs, load average {os.getloadavg()[0]:.1f}")
-    store = open_store(AuditSettings(sqlite_path=path.name), data_dir, create=False)
+    store = open_store(settings, data_dir, create=False)
     scans, verifies = [], []
     try:
         sum(1 for _ in iter_rows(store))
@@ -243,7 +262,13 @@ def main() -> int:
                 finally:
                     drop_schema(pg)
         if args.only != "appends":
-            bench_verify(data_dir, verify_n, 1_000_000, 3)
+            bench_verify("sqlite", AuditSettings(sqlite_path="verify.db"), data_dir, verify_n, 1_000_000, 3)
+            pg = postgres_settings()
+            if pg is not None:
+                try:
+                    bench_verify("postgres", pg, data_dir, verify_n, 1_000_000, 3)
+                finally:
+                    drop_schema(pg)
     return 0
 
 
