@@ -186,26 +186,16 @@ class HmacPads:
 
 
 def hmac_template(key: bytes) -> HmacPads:
-    """``key``'s HMAC-SHA256 pads, computed once, for :func:`chain_step` and :func:`hmac_hex`."""
+    """``key``'s HMAC-SHA256 pads, computed once, for :func:`chain_step`."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK, b"\0")
     return HmacPads(hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD)))
 
 
-def hmac_hex(pads: HmacPads, message: bytes) -> str:
-    """HMAC-SHA256 of ``message`` with the key of ``pads``, as hex (equal to :func:`chain_hmac`'s)."""
-    inner = pads.inner.copy()
-    inner.update(message)
-    outer = pads.outer.copy()
-    outer.update(inner.digest())
-    return outer.hexdigest()
-
-
 def chain_step(pads: HmacPads, prev_raw: bytes, canonical: bytes) -> tuple[bytes, str, str]:
     """One link: (raw hash, hex hash, hex HMAC) as :func:`chain_hash` and :func:`chain_hmac`
-    define them, on raw digests; the hot path of both the writer and verify (:func:`hmac_hex`
-    written out: one call fewer a link).
+    define them, on raw digests; the hot path of both the writer and verify.
     """
     raw = hashlib.sha256(prev_raw + canonical).digest()
     inner = pads.inner.copy()
