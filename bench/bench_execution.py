@@ -71,6 +71,7 @@ from xorj_actors.config import parse_config  # noqa: E402
 from xorj_actors.engine import Engine  # noqa: E402
 from xorj_actors.execution import EXECUTOR_NAME, GetExecutorStatus, TradeOutcome, TradeRequest  # noqa: E402
 from xorj_actors.localnet import LocalnetSettings, build_genesis, dev_vault_authority, swap_transaction  # noqa: E402
+from xorj_actors.quotas.settings import MAX_REQUESTS, Endpoint  # noqa: E402
 
 TARGET_PER_S = 500
 TARGET_P99_MS = 50.0
@@ -522,8 +523,9 @@ def case_main(args: argparse.Namespace) -> int:
                 result["raw"] = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
             environ |= {f"XORJ_RECOVERY_KEY_{i}": f"k{i}-{uuid.uuid4().hex}" for i in (1, 2, 3)}
             # The engine's throughput is measured here, not a provider's budget (bench_burst.py
-            # measures those): the localnet process's Jupiter paths are not budgeted.
-            unbound = "[quotas.jupiter_quote]\nrequests = 1000000\nwindow_s = 1.0\n"
+            # measures those): no endpoint is budgeted (a default RPC plan's 20 subscriptions a
+            # second would cap every case at 20 trades/s).
+            unbound = "".join(f"[quotas.{e.value}]\nrequests = {MAX_REQUESTS}\nwindow_s = 1.0\n" for e in Endpoint)
             config = parse_config(engine_toml(section, urls, signer_toml, args.api) + unbound)
             engine = Engine(config, tmp / "var", environ=environ)
             engine.start()
