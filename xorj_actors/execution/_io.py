@@ -84,7 +84,7 @@ class ExecutorIO:
         #: Jito: the tip of each Swap API attempt, the block engine as a send route.
         self.jito = JitoLanding(options.jito, options.block_engine_url)
         #: The route's lookup tables and the checks before signing.
-        self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings, options.quotas)
+        self.routes = RouteChecks(self.chain, settings, options.quotas)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
         self.store: Any = None
         self.key = b""
