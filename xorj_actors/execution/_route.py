@@ -151,8 +151,10 @@ class RouteChecks:
         min_out: int,
         amount_in: int,
         audit: Any,
+        height: bool = False,
     ) -> SimulatedEffects:
-        """Allowlist, then aggregator decoding, then the simulated effects of ``message`` exactly.
+        """Allowlist, then aggregator decoding, then the simulated effects of ``message`` exactly
+        (``height``: with the last valid height of the newest blockhash, read in the same batch).
 
         ``audit(details, severity)`` records a refusal; the refusal is then raised.
         """
@@ -175,7 +177,7 @@ class RouteChecks:
         # The vault's own accounts too, read or not by the message: its pre-state settles an
         # Ultra attempt whose id never becomes known.
         watched = [*resolved.writable_keys, vault.parties.authority, *sorted(vault.holdings, key=str)]
-        effects = await self._reading().read(unsigned_transaction(message), watched)
+        effects = await self._reading().read(unsigned_transaction(message), watched, height=height)
         if isinstance(effects, RouteRefusal):
             self._refuse(effects, stage, audit)
         effect_terms = EffectTerms(
