@@ -21,7 +21,6 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from solders.token.associated import get_associated_token_address
 
 from loguru import logger
 
@@ -36,7 +35,7 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase, TradeRequest
-from xorj_actors.execution._allowlist import RouteParties
+from xorj_actors.execution._allowlist import RouteParties, associated_account
 from xorj_actors.execution._clients import jupiter_call, refused, usd_prices
 from xorj_actors.execution._jupiter import RouteTerms
 from xorj_actors.execution._prices import ReferencePrices
@@ -261,8 +260,7 @@ class AttemptBuilder:
         if account is not None:
             source, destination = account(req.vault_id, req.input_mint), account(req.vault_id, req.output_mint)
         else:
-            source = get_associated_token_address(authority, in_mint)
-            destination = get_associated_token_address(authority, out_mint)
+            source, destination = associated_account(authority, in_mint), associated_account(authority, out_mint)
         return RouteVault(RouteParties(authority), in_mint, out_mint, source, destination)
 
     def route_terms(self, terms: Terms, api: TradeApi, vault: RouteVault, slippage_bps: int) -> RouteTerms:

@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.token.associated import get_associated_token_address
 
 from xorj_actors.audit import Severity
 from xorj_actors.chain import (
@@ -30,6 +29,7 @@ from xorj_actors.chain import (
 from xorj_actors.execution._allowlist import (
     ProgramAllowlist,
     RouteParties,
+    associated_account,
     check_allowlist,
     fee_bound,
     resolve_message,
@@ -71,7 +71,7 @@ class RouteVault:
     @property
     def holdings(self) -> frozenset[Pubkey]:
         """The vault's own token accounts for this trade (its wSOL account included)."""
-        wsol = get_associated_token_address(self.parties.authority, NATIVE_MINT)
+        wsol = associated_account(self.parties.authority, NATIVE_MINT)
         return frozenset({self.source, self.destination, wsol})
 
 
