@@ -71,6 +71,7 @@ from xorj_actors.config import parse_config  # noqa: E402
 from xorj_actors.engine import Engine  # noqa: E402
 from xorj_actors.execution import EXECUTOR_NAME, GetExecutorStatus, TradeOutcome, TradeRequest  # noqa: E402
 from xorj_actors.localnet import LocalnetSettings, build_genesis, dev_vault_authority, swap_transaction  # noqa: E402
+from xorj_actors.quotas.settings import MAX_REQUESTS, Endpoint  # noqa: E402
 
 TARGET_PER_S = 500
 TARGET_P99_MS = 50.0
@@ -522,8 +523,9 @@ def case_main(args: argparse.Namespace) -> int:
                 result["raw"] = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
             environ |= {f"XORJ_RECOVERY_KEY_{i}": f"k{i}-{uuid.uuid4().hex}" for i in (1, 2, 3)}
             # The engine's throughput is measured here, not a provider's budget (bench_burst.py
-            # measures those): the localnet process's Jupiter paths are not budgeted.
-            unbound = "[quotas.jupiter_quote]\nrequests = 1000000\nwindow_s = 1.0\n"
+            # measures those): no endpoint is budgeted (a default RPC plan's 20 subscriptions a
+            # second would cap every case at 20 trades/s).
+            unbound = "".join(f"[quotas.{e.value}]\nrequests = {MAX_REQUESTS}\nwindow_s = 1.0\n" for e in Endpoint)
             config = parse_config(engine_toml(section, urls, signer_toml, args.api) + unbound)
             engine = Engine(config, tmp / "var", environ=environ)
             engine.start()
@@ -544,7 +546,7 @@ def case_main(args: argparse.Namespace) -> int:
             result["levels"] = [measure(ctx, f"k{k}", k, seconds, 0.0 if k == 1 else ramp) for k in levels]
             if args.profile:
                 stages.on = False
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.thread_time)  # CPU: a wait for the GIL is not the loop's cost
                 pipeline.loop.call_soon_threadsafe(profiler.enable)
                 run_phase(driver_ref, ctx["driver"], "profile", levels[-1], 10**9, seconds)
                 done = threading.Event()
@@ -552,6 +554,8 @@ def case_main(args: argparse.Namespace) -> int:
                 done.wait(10)
                 told = [t for t in ctx["driver"].told if ":bench-profile:" in t]
                 result["profile"] = profile_by_package(profiler, len(told))
+                if args.profile_out:
+                    profiler.dump_stats(f"{args.profile_out}.{args.case}.{args.api}")
                 result["profile_errors"] = phase_figures(ctx["driver"], "profile", 0, 0, 0)["errors"]
             driver_ref.stop(timeout=10)
         finally:
@@ -629,6 +633,7 @@ def run_case(case: str, api: str, raw: bool, args: argparse.Namespace) -> dict[s
     cmd = [sys.executable, __file__, "--case", case, "--api", api, "--vaults", str(args.vaults),
            "--slot-ms", str(args.slot_ms), "--levels", ",".join(map(str, levels_of(args)))]
     cmd += ["--quick"] * args.quick + ["--profile"] * args.profile + ["--raw"] * raw
+    cmd += ["--profile-out", args.profile_out] if args.profile_out else []
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -706,7 +711,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> int:
         if "profile" in r:
             p = r["profile"]
             print(f"[{r['case']}] cProfile of the executor loop thread at {top['in_flight']} in flight "
-                  f"({p['trades']} trades; own time in ms per trade, inflated by profiling):")
+                  f"({p['trades']} trades; own CPU time in ms per trade, inflated by profiling):")
             print("  " + ", ".join(f"{k} {v:.2f}" for k, v in list(p["packages"].items())[:14]))
             for v, name in p["functions"][:12]:
                 print(f"    {v:6.3f}  {name}")
@@ -740,6 +745,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~35 s run per API")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of the executor's loop thread")
+    parser.add_argument("--profile-out", help="with --profile: also dump each case's pstats to FILE.<case>.<api>")
     parser.add_argument("--vaults", type=int, default=64, help="localnet vaults the trades go round (default 64)")
     parser.add_argument("--slot-ms", type=int, default=10, help="localnet slot length (default 10, the minimum)")
     parser.add_argument("--levels", help="trades in flight, one closed-loop phase each, starting with 1 "

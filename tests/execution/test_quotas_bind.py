@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 from tests.execution.conftest import Harness
 
-#: 3 Jupiter calls a trade (quote, swap-instructions, price) against 10 a second, one bucket.
+#: 3 Jupiter calls a trade (quote, swap-instructions, price: not shared) against 10 a second, one bucket.
 TIGHT = """
 [jupiter]
 api = "swap"
+[execution]
+price_max_age_s = 0
 [quotas]
 on_localnet = true
 [quotas.jupiter_quote]

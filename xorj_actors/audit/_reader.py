@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xorj_actors.audit._chain import AuditEntry, chain_hash, chain_hmac, entry_bytes
-from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, chain_store, list_chains, qualified_table
+from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, list_chains, qualified_table
 
 __all__ = ["OpenedIn", "UnverifiedEntry", "entries_by_chain", "open_entries_by_chain", "verified_entries"]
 
@@ -97,7 +97,7 @@ def _select(store: Store, chains: Sequence[str], where: str, params: Sequence[An
     in one statement; by chain (in ``chains`` order), then sequence."""
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     parts = [
-        f"SELECT {i} AS chain_no, {cols} FROM {qualified_table(chain_store(store, c))} WHERE {where}"
+        f"SELECT {i} AS chain_no, {cols} FROM {qualified_table(store, c)} WHERE {where}"
         for i, c in enumerate(chains)
     ]
     sql = " UNION ALL ".join(parts) + ' ORDER BY chain_no, "sequence"'
@@ -160,7 +160,7 @@ def open_entries_by_chain(
     p = store.db.param
 
     def typed(chain: str) -> str:
-        return (f'SELECT "correlation_id" FROM {qualified_table(chain_store(store, chain))}'
+        return (f'SELECT "correlation_id" FROM {qualified_table(store, chain)}'
                 f' WHERE "event_type" = {p} AND "correlation_id" IS NOT NULL')
 
     sql = (

@@ -237,10 +237,13 @@ def _create_kill_switch_index(store: Store) -> None:
     )
 
 
-def qualified_table(store: Store) -> str:
-    """The quoted table name for raw SQL."""
+def qualified_table(store: Store, chain: str | None = None) -> str:
+    """The quoted table name for raw SQL: ``store``'s, or ``chain``'s in the same database (what
+    ``qualified_table(chain_store(store, chain))`` gives, without building a model class: a
+    per-trade read names every chain)."""
     schema = store.model._meta.schema
-    return f'"{schema}"."{store.table}"' if schema else f'"{store.table}"'
+    table = store.table if chain is None else chain_table(chain)
+    return f'"{schema}"."{table}"' if schema else f'"{table}"'
 
 
 @functools.lru_cache(maxsize=256)

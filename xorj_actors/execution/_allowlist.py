@@ -9,6 +9,7 @@ layouts, by decoding (:mod:`._jupiter`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "ProgramAllowlist",
     "ResolvedMessage",
     "RouteParties",
+    "associated_account",
     "check_allowlist",
     "fee_bound",
     "resolve_message",
@@ -89,6 +91,12 @@ class ProgramAllowlist:
         return cls(programs, aggregators, frozenset(Pubkey.from_string(k) for k in settings.tip_accounts))
 
 
+@functools.lru_cache(maxsize=65_536)
+def associated_account(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+    """``owner``'s associated token account of ``mint`` (a derivation, the same every trade: kept)."""
+    return get_associated_token_address(owner, mint, token_program)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteParties:
     """Whom a route acts for: the vault's authority and, if one is used, a separate fee payer."""
@@ -104,7 +112,7 @@ class RouteParties:
     @property
     def wsol_account(self) -> Pubkey:
         """The vault's wrapped-SOL account: the authority's associated account of the native mint."""
-        return get_associated_token_address(self.authority, NATIVE_MINT, TOKEN_PROGRAM_ID)
+        return associated_account(self.authority, NATIVE_MINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +227,7 @@ def _associated(ix: Instruction, parties: RouteParties) -> RouteRefusal | None:
         payer not in parties.payers
         or wallet != parties.authority
         or token_program not in _TOKEN_PROGRAMS
-        or address != get_associated_token_address(wallet, mint, token_program)
+        or address != associated_account(wallet, mint, token_program)
     ):
         return RouteRefusal(
             RouteRefusalReason.ATA_FOR_ANOTHER_OWNER, f"ATA create of {address} for {wallet} paid by {payer}"

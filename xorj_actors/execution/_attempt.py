@@ -21,7 +21,6 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from solders.token.associated import get_associated_token_address
 
 from loguru import logger
 
@@ -36,9 +35,10 @@ from xorj_actors.execution._errors import ErrorClass, TradeError
 from xorj_actors.execution._io import ExecutorIO
 from xorj_actors.execution._ledger import Attempt, TradeRecord
 from xorj_actors.execution._messages import TradePhase, TradeRequest
-from xorj_actors.execution._allowlist import RouteParties
+from xorj_actors.execution._allowlist import RouteParties, associated_account
 from xorj_actors.execution._clients import jupiter_call, refused, usd_prices
 from xorj_actors.execution._jupiter import RouteTerms
+from xorj_actors.execution._prices import ReferencePrices
 from xorj_actors.execution._money import MoneyCheck, MoneyLimits, check_money
 from xorj_actors.execution._route import BuiltRoute, RouteVault
 from xorj_actors.execution._transaction import message_bytes, signed_transaction
@@ -116,6 +116,8 @@ class AttemptBuilder:
     def __init__(self, io: ExecutorIO) -> None:
         self.io = io
         self.claims = MessageClaims()
+        #: Jupiter's reference prices, one request for the checks asking the same mints at once.
+        self.prices = ReferencePrices(io.settings.price_max_age_s)
         routes = io.settings.routes
         self.limits = MoneyLimits(
             max_platform_fee_bps=routes.max_platform_fee_bps, max_ultra_fee_bps=routes.max_ultra_fee_bps,
@@ -156,22 +158,28 @@ class AttemptBuilder:
         prices = None
         if self.limits.decimals:
             mints = [terms.input_mint, terms.output_mint]
-            prices = usd_prices(await jupiter_call(io.budgeted(
-                Endpoint.JUPITER_PRICE, req.vault_id, lambda: io.quotes.prices(mints), deadline=deadline
-            )))
+
+            async def fetch() -> dict[str, float]:
+                return usd_prices(await jupiter_call(io.budgeted(
+                    Endpoint.JUPITER_PRICE, req.vault_id, lambda: io.quotes.prices(mints), deadline=deadline
+                )))
+
+            prices = await self.prices.get(mints, fetch)
         money = check_money(terms, api, req, self.limits, prices)
         io.breaker(ErrorClass.SLIPPAGE, True, "quote within limits")
         return money
 
     async def check_route(
-        self, rec: TradeRecord, api: TradeApi, message: MessageV0, vault: RouteVault, terms: Terms, min_out: int
+        self, rec: TradeRecord, api: TradeApi, message: MessageV0, vault: RouteVault, terms: Terms, min_out: int,
+        *, height: bool = False,
     ) -> SimulatedEffects:
-        """Allowlist, aggregator decoding, simulated effects of exactly ``message``: before the
-        gate and the signature. A refusal is audited with the API and the attempt."""
+        """Allowlist, aggregator decoding, simulated effects of exactly ``message`` (``height``:
+        and the newest blockhash's last valid height): before the gate and the signature. A
+        refusal is audited with the API and the attempt."""
         io, req = self.io, rec.request
         return await io.routes.check(
             message, vault, terms=self.route_terms(terms, api, vault, req.slippage_bps), min_out=min_out,
-            amount_in=req.amount_in,
+            amount_in=req.amount_in, height=height,
             audit=lambda details, severity: io.audit(
                 EventType.TRADE_EXECUTION, req.trade_id, {**details, "attempt": rec.attempt_no, "api": api.value}, severity
             ),
@@ -252,8 +260,7 @@ class AttemptBuilder:
         if account is not None:
             source, destination = account(req.vault_id, req.input_mint), account(req.vault_id, req.output_mint)
         else:
-            source = get_associated_token_address(authority, in_mint)
-            destination = get_associated_token_address(authority, out_mint)
+            source, destination = associated_account(authority, in_mint), associated_account(authority, out_mint)
         return RouteVault(RouteParties(authority), in_mint, out_mint, source, destination)
 
     def route_terms(self, terms: Terms, api: TradeApi, vault: RouteVault, slippage_bps: int) -> RouteTerms:
@@ -283,7 +290,8 @@ class AttemptBuilder:
         if ref is None:
             raise TradeError(ErrorClass.SIGNER, f"signer {signer!r} is not running")
         try:
-            return await asyncio.wait_for(ref.ask(message, block=False), io.settings.internal_timeout_s)
+            async with asyncio.timeout(io.settings.internal_timeout_s):
+                return await ref.ask(message, block=False)
         except (ActorDeadError, MailboxFull, TimeoutError) as exc:
             raise TradeError(ErrorClass.SIGNER, f"signer {signer!r} did not answer: {exc!r}") from exc
 

@@ -5,7 +5,8 @@ flow").
 The message is signed exactly as Jupiter built it: we cannot add our compute budget or memo
 (Jupiter and, for an RFQ route, the market maker sign or check this very message). Its last
 valid block height is not in the order: the simulation of the effect check accepted its
-blockhash at slot S, so the newest blockhash the node knows at S or later bounds it.
+blockhash at slot S, so the newest blockhash the node knows at S or later bounds it (asked in
+the effect check's own batch; apart, at ``minContextSlot`` S, when that answer was older).
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ async def build_ultra(builder: AttemptBuilder, rec: TradeRecord, authority: Pubk
     else:
         raise TradeError(ErrorClass.PROGRAM, f"ultra keeps answering the transaction of trade {holder}")
     money = await builder.check_money(order, TradeApi.ULTRA, req, builder.quote_deadline())
-    effects = await builder.check_route(rec, TradeApi.ULTRA, message, vault, order, money.min_out)
-    last_valid = await io.routes.last_valid_block_height(effects.slot)
+    effects = await builder.check_route(rec, TradeApi.ULTRA, message, vault, order, money.min_out, height=True)
+    last_valid = effects.last_valid_block_height
+    if last_valid is None:  # the batch's blockhash answer was older than the simulation's slot
+        last_valid = await io.routes.last_valid_block_height(effects.slot)
     return BuiltRoute(
         api=TradeApi.ULTRA, message=message, money=money, effects=effects, last_valid_block_height=last_valid,
         request_id=order.request_id,

@@ -16,7 +16,7 @@ from solana.rpc.core import RPCException
 from xorj_actors.execution.settings import RetrySettings
 from xorj_actors.quotas import QuotaDropped, QuotaError, QuotaExpired, QuotaRefused
 
-__all__ = ["ErrorClass", "TradeError", "backoff_s", "classify_chain_error", "classify_exception", "error_json"]
+__all__ = ["ErrorClass", "TradeError", "backoff_s", "classify_chain_error", "classify_exception", "error_json", "rpc_error"]
 
 #: SPL Token's ``InsufficientFunds`` custom error.
 _TOKEN_INSUFFICIENT_FUNDS = 1
@@ -198,7 +198,11 @@ def _http_status(status: int, retry_after: str | None, text: str) -> TradeError:
 
 
 def _rpc_error(exc: RPCException) -> TradeError:
-    payload = exc.args[0] if exc.args else None
+    return rpc_error(exc.args[0] if exc.args else None)
+
+
+def rpc_error(payload: Any) -> TradeError:
+    """A JSON-RPC error answer (solders' parsed error message) as the trade's classified error."""
     name = type(payload).__name__
     if name == "SendTransactionPreflightFailureMessage":
         err = error_json(payload.data.err)

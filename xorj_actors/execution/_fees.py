@@ -37,17 +37,14 @@ class PriorityFees:
         self.quotas = quotas
         self.policy = FeePolicy(settings)
         self.rpc_url = rpc_url
-        self._session: aiohttp.ClientSession | None = None
         self.client: FeeClient | None = None
 
-    async def open(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s))
-        self.client = FeeClient(self.settings, self.rpc_url, self._session, quotas=self.quotas)
+    async def open(self, session: aiohttp.ClientSession) -> None:
+        """Ask over ``session`` (the chain client's, closed by it): each request has its own timeout."""
+        self.client = FeeClient(self.settings, self.rpc_url, session, quotas=self.quotas)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.client = None
 
     async def price(self, value_usd: float, accounts: list[Pubkey], attempt_no: int) -> tuple[int, Mapping[str, Any]]:
         """Micro-lamports per compute unit for attempt ``attempt_no`` (1 + the certain expiries

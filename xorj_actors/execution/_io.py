@@ -84,7 +84,7 @@ class ExecutorIO:
         #: Jito: the tip of each Swap API attempt, the block engine as a send route.
         self.jito = JitoLanding(options.jito, options.block_engine_url)
         #: The route's lookup tables and the checks before signing.
-        self.routes = RouteChecks(options.rpc_url, self.chain.rpc, settings, options.quotas)
+        self.routes = RouteChecks(self.chain, settings, options.quotas)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
         self.store: Any = None
         self.key = b""
@@ -124,9 +124,8 @@ class ExecutorIO:
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on the ledger thread, bounded by ``internal_timeout_s``."""
-        return await asyncio.wait_for(
-            self.loop.run_in_executor(self.db_pool, fn, *args), self.settings.internal_timeout_s
-        )
+        async with asyncio.timeout(self.settings.internal_timeout_s):  # no task of its own, as wait_for makes
+            return await self.loop.run_in_executor(self.db_pool, fn, *args)
 
     # -- audit and breakers ------------------------------------------------------------------
 
@@ -164,8 +163,12 @@ class ExecutorIO:
         try:
             if ref is None:
                 raise ActorDeadError("audit actor not running")
-            committed = await asyncio.wait_for(ref.ask(AppendDurable(event=event), block=False), timeout)
-            await asyncio.wait_for(asyncio.wrap_future(committed), timeout)
+            # Each wait bounded on its own (the actor's answer, then the commit); asyncio.timeout
+            # costs a timer where wait_for would make a task of each.
+            async with asyncio.timeout(timeout):
+                committed = await ref.ask(AppendDurable(event=event), block=False)
+            async with asyncio.timeout(timeout):
+                await asyncio.wrap_future(committed)
         except Exception as exc:  # noqa: BLE001 - whatever it was, the entry is not known durable
             raise TradeError(ErrorClass.AUDIT, f"{event_type.value} not durable in the audit log: {exc!r}") from exc
 

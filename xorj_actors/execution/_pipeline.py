@@ -124,10 +124,11 @@ class Pipeline:
     # -- set-up ------------------------------------------------------------------------------
 
     async def _setup(self) -> None:
+        await self.io.chain.open()  # first: its session carries the route and fee reads too
         await self.io.quotes.open()
         await self.io.routes.open()
         await self.io.send_routes.open()
-        await self.io.fees.open()
+        await self.io.fees.open(self.io.chain.session)
         await self.io.jito.open()
         self.landing.bundles.start()
         self.ledger_task = self.io.spawn("ledger", self._load_ledger())

@@ -1,8 +1,8 @@
 """The route checks of one attempt, before it is signed: allowlist, aggregator decoding, effects.
 
 The lookup tables a route names are read through a :class:`LookupTableCache` over the
-executor's own RPC client; the effects are read by an :class:`EffectReader` (its own aiohttp
-session on the same node). A refusal is recorded in the audit log with its named reason and
+executor's own RPC client; the effects are read by an :class:`EffectReader` (on the same
+client's session). A refusal is recorded in the audit log with its named reason and
 raised as the trade's :class:`TradeError`; nothing after it (the gate again, the signature) runs.
 """
 
@@ -14,10 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import aiohttp
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.token.associated import get_associated_token_address
 
 from xorj_actors.audit import Severity
 from xorj_actors.chain import (
@@ -27,17 +25,18 @@ from xorj_actors.chain import (
     LookupTableError,
     LookupTableProblem,
     compile_v0,
-    rpc_account_fetcher,
 )
 from xorj_actors.execution._allowlist import (
     ProgramAllowlist,
     RouteParties,
+    associated_account,
     check_allowlist,
     fee_bound,
     resolve_message,
     tip_lamports,
 )
 from xorj_actors.execution._effects import AccountState, EffectTerms, check_effects
+from xorj_actors.execution._clients import ChainClient
 from xorj_actors.execution._effects_io import EffectReader, SimulatedEffects
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
 from xorj_actors.execution._jupiter import RouteTerms, check_aggregator
@@ -72,37 +71,34 @@ class RouteVault:
     @property
     def holdings(self) -> frozenset[Pubkey]:
         """The vault's own token accounts for this trade (its wSOL account included)."""
-        wsol = get_associated_token_address(self.parties.authority, NATIVE_MINT)
+        wsol = associated_account(self.parties.authority, NATIVE_MINT)
         return frozenset({self.source, self.destination, wsol})
 
 
 class RouteChecks:
     """Lookup tables and the three checks, on the executor's loop."""
 
-    def __init__(self, rpc_url: str, rpc_client: Any, settings: Any, quotas: Quotas | None = None) -> None:
-        """``settings``: ``[execution]`` (its ``routes`` section and request timeout)."""
+    def __init__(self, chain: ChainClient, settings: Any, quotas: Quotas | None = None) -> None:
+        """``chain``: the executor's node (its session carries the reads); ``settings``:
+        ``[execution]`` (its ``routes`` section and request timeout)."""
         self.settings = settings
         self.quotas = quotas
         self.routes = settings.routes
         self.allowlist = ProgramAllowlist.from_settings(self.routes)
-        self.cache = LookupTableCache(rpc_account_fetcher(rpc_client, self.routes.effect_commitment, quotas))
-        self.rpc_url = rpc_url
-        self._session: aiohttp.ClientSession | None = None
+        self.chain = chain
+        self.cache = LookupTableCache(chain.account_fetcher(self.routes.effect_commitment))
         self.reader: EffectReader | None = None
 
     async def open(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        """After the chain client's :meth:`~ChainClient.open` (its session is shared)."""
         self.reader = EffectReader(
-            self.rpc_url, self._session, commitment=self.routes.effect_commitment,
+            self.chain.url, self.chain.session, commitment=self.routes.effect_commitment,
             timeout_s=self.settings.request_timeout_s, max_attempts=self.routes.effect_read_attempts,
             quotas=self.quotas,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.reader = None  # the session is the chain client's to close
 
     def _reading(self) -> EffectReader:
         assert self.reader is not None, "RouteChecks.open() first"
@@ -155,8 +151,10 @@ class RouteChecks:
         min_out: int,
         amount_in: int,
         audit: Any,
+        height: bool = False,
     ) -> SimulatedEffects:
-        """Allowlist, then aggregator decoding, then the simulated effects of ``message`` exactly.
+        """Allowlist, then aggregator decoding, then the simulated effects of ``message`` exactly
+        (``height``: with the last valid height of the newest blockhash, read in the same batch).
 
         ``audit(details, severity)`` records a refusal; the refusal is then raised.
         """
@@ -179,7 +177,7 @@ class RouteChecks:
         # The vault's own accounts too, read or not by the message: its pre-state settles an
         # Ultra attempt whose id never becomes known.
         watched = [*resolved.writable_keys, vault.parties.authority, *sorted(vault.holdings, key=str)]
-        effects = await self._reading().read(unsigned_transaction(message), watched)
+        effects = await self._reading().read(unsigned_transaction(message), watched, height=height)
         if isinstance(effects, RouteRefusal):
             self._refuse(effects, stage, audit)
         effect_terms = EffectTerms(

@@ -112,6 +112,9 @@ class ExecutionSettings:
     simulation_compute_units: int = 400_000
     #: How long a fetched blockhash is reused.
     blockhash_max_age_s: float = 1.0
+    #: How long Jupiter's reference prices (the money check's) are reused: the trades checking
+    #: the same mints within it share one ``GET /price/v3``. 0: one request per check.
+    price_max_age_s: float = 1.0
     #: A quote or order whose next call waits its budget's turn longer than this is asked again
     #: (its prices and route would be stale): the attempt ends as ``quote_expired`` and a new one
     #: re-quotes.
@@ -156,6 +159,8 @@ class ExecutionSettings:
             raise ValueError("quote_max_wait_s: must be in (0, 300] seconds")
         if not 0 <= self.blockhash_max_age_s <= 60:
             raise ValueError("blockhash_max_age_s: must be between 0 and 60 seconds")
+        if not 0 <= self.price_max_age_s <= 10:
+            raise ValueError("price_max_age_s: must be between 0 and 10 seconds")
         if not 0.1 <= self.rebroadcast_interval_s <= 60:
             raise ValueError("rebroadcast_interval_s: must be between 0.1 and 60 seconds")
         for name in ("request_timeout_s", "internal_timeout_s"):

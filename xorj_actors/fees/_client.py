@@ -54,10 +54,14 @@ def parse_recent_fees(result: Any) -> tuple[int, ...]:
         raise FeeUnavailable(f"getRecentPrioritizationFees: expected an array, got {type(result).__name__}")
     rows = []
     for i, row in enumerate(result):
-        if not isinstance(row, dict) or isinstance(row.get("slot"), bool) or not isinstance(row.get("slot"), int):
+        slot = row.get("slot") if type(row) is dict else None
+        if type(slot) is not int:  # bool is no int here
             raise FeeUnavailable(f"getRecentPrioritizationFees[{i}]: expected {{slot, prioritizationFee}}")
-        rows.append((row["slot"], _fee(row.get("prioritizationFee"), f"getRecentPrioritizationFees[{i}]")))
-    return tuple(fee for _, fee in sorted(rows))
+        fee = row.get("prioritizationFee")
+        # An int >= 0 as it is (the common answer, 150 a call); anything else checked in full.
+        rows.append((slot, fee if type(fee) is int and fee >= 0 else _fee(fee, f"getRecentPrioritizationFees[{i}]")))
+    rows.sort()
+    return tuple(fee for _, fee in rows)
 
 
 def parse_estimate(result: Any) -> int:
