@@ -25,6 +25,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
+from solders.sysvar import CLOCK, SLOT_HASHES
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
@@ -34,7 +35,7 @@ from solders.transaction_status import (
     TransactionErrorInsufficientFundsForRent,
 )
 
-from xorj_actors.chain import LoadedAddresses
+from xorj_actors.chain import LOOKUP_TABLE_PROGRAM_ID, LoadedAddresses
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, apply_genesis, fund
 from xorj_actors.localnet.lookup_tables import LookupFailure, load_addresses
 from xorj_actors.localnet.settings import LocalnetSettings
@@ -59,6 +60,10 @@ _FAUCET_LAMPORTS = 10**18  # a billion SOL
 #: Entries of the SlotHashes sysvar (Agave's ``MAX_ENTRIES``): a lookup table's creation slot
 #: must be among them, and a deactivated table lives until its deactivation slot leaves them.
 _SLOT_HASHES = 512
+#: Programs and sysvars whose presence in a transaction means it may read SlotHashes.
+_READS_SLOT_HASHES = frozenset({SLOT_HASHES, LOOKUP_TABLE_PROGRAM_ID})
+#: Sysvars LiteSVM holds up to date only when read (the slot clock leaves them behind).
+_LAZY_SYSVARS = frozenset({CLOCK, SLOT_HASHES})
 
 
 class ChainView(Protocol):
@@ -145,12 +150,17 @@ class Chain:
         self._faucet = Keypair.from_seed(hashlib.sha256(f"{settings.seed}:faucet".encode()).digest())
         fund(self.svm, self._faucet.pubkey(), _FAUCET_LAMPORTS)
         self._slot = 0
+        #: The slot LiteSVM's Clock was last moved to (it follows the chain lazily: see _sync_svm).
+        self._svm_slot = 0
         self._genesis_time = int(time.time())
         self._blockhashes: dict[Hash, int] = {self.svm.latest_blockhash(): 0}
         self._slot_hashes: dict[int, Hash] = {0: self.svm.latest_blockhash()}
         #: The SlotHashes sysvar's entries, newest first: every slot before the current one.
         self._recent_slots: deque[tuple[int, Hash]] = deque(maxlen=_SLOT_HASHES)
         self._sysvar_slot_hashes: SlotHashes | None = None
+        # LiteSVM keeps SlotHashes empty but while a transaction that may read it runs: a full
+        # sysvar makes every later Clock update cost ~5x (it is rewritten with the others).
+        self.svm.set_slot_hashes([])
         self.landed: dict[Signature, Landed] = {}
         self._landing_order: deque[Landed] = deque()
         #: Accepted but not yet landed (the "land late" fault): due slot -> transactions.
@@ -185,18 +195,20 @@ class Chain:
         return self._genesis_time + slot * self.settings.slot_ms // 1000
 
     def advance(self, slots: int = 1) -> int:
-        """Produce ``slots`` new slots, each with a new blockhash; returns the new slot."""
+        """Produce ``slots`` new slots, each with a new blockhash; returns the new slot.
+
+        A slot costs a few microseconds: its blockhash chains from the previous one (as a bank's
+        does from its parent), and LiteSVM's sysvars catch up only when a transaction runs.
+        """
         for _ in range(slots):
-            self._recent_slots.appendleft((self._slot, self._slot_hashes[self._slot]))
+            previous = self._slot_hashes[self._slot]
+            self._recent_slots.appendleft((self._slot, previous))
             self._slot += 1
-            self.svm.warp_to_slot(self._slot)
-            self.svm.expire_blockhash()
-            blockhash = self.svm.latest_blockhash()
+            blockhash = Hash(hashlib.sha256(bytes(previous) + self._slot.to_bytes(8, "little")).digest())
             self._blockhashes[blockhash] = self._slot
             self._slot_hashes[self._slot] = blockhash
             old = self._slot - self.settings.blockhash_valid_blocks - self.settings.finalized_lag - 1
             self._blockhashes.pop(self._slot_hashes.pop(old, Hash.default()), None)
-            self.svm.set_slot_hashes(list(self._recent_slots))
             self._sysvar_slot_hashes = None
             for tx in self._late.pop(self._slot, ()):
                 self._execute(tx)
@@ -256,14 +268,14 @@ class Chain:
             return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
             return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
-        with self._sigverify_off():  # verified above when asked
+        with self._sigverify_off(), self._sysvars_now(slot_hashes=_reads_slot_hashes(tx)):  # verified above when asked
             result = self.svm.simulate_transaction(tx)
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
         if post_accounts is not None:
             after = {} if err is not None else dict(result.post_accounts())
             for key in post_accounts:
-                post_accounts[key] = None if err is not None else after.get(key, self.svm.get_account(key))
+                post_accounts[key] = None if err is not None else after[key] if key in after else self.account(key)
         return _simulated(err, meta.logs(), meta.compute_units_consumed())
 
     @staticmethod
@@ -356,7 +368,7 @@ class Chain:
             return  # its tables changed while it waited: a leader drops it
         keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
         pre = [self.svm.get_balance(k) or 0 for k in keys]
-        with self._sigverify_off() if verified else contextlib.nullcontext():
+        with self._sigverify_off() if verified else contextlib.nullcontext(), self._sysvars_now(slot_hashes=_reads_slot_hashes(tx)):
             result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             err, meta = result.err(), result.meta()
@@ -381,6 +393,32 @@ class Chain:
         self._landing_order.append(landed)
         for listener in self.listeners:
             listener.on_landed(landed)
+
+    def _sync_svm(self) -> None:
+        """Move LiteSVM's Clock to the current slot (the slot clock does not, to stay cheap)."""
+        if self._svm_slot != self._slot:
+            self.svm.warp_to_slot(self._slot)
+            self._svm_slot = self._slot
+
+    @contextlib.contextmanager
+    def _sysvars_now(self, *, slot_hashes: bool) -> Iterator[None]:
+        """LiteSVM's Clock at the current slot, and its SlotHashes filled if asked (emptied after)."""
+        self._sync_svm()
+        if not slot_hashes:
+            yield
+            return
+        self.svm.set_slot_hashes(list(self._recent_slots))
+        try:
+            yield
+        finally:
+            self.svm.set_slot_hashes([])
+
+    def account(self, key: Pubkey) -> Account | None:
+        """The account at ``key`` now (the lazily kept sysvars brought up to date first)."""
+        if key not in _LAZY_SYSVARS:
+            return self.svm.get_account(key)
+        with self._sysvars_now(slot_hashes=key == SLOT_HASHES):
+            return self.svm.get_account(key)
 
     @contextlib.contextmanager
     def _sigverify_off(self) -> Iterator[None]:
@@ -407,6 +445,10 @@ class Chain:
         tx = VersionedTransaction(MessageV0.try_compile(self._faucet.pubkey(), [ix], [], blockhash), [self._faucet])
         self._execute(tx)
         return tx.signatures[0]
+
+
+def _reads_slot_hashes(tx: VersionedTransaction) -> bool:
+    return not _READS_SLOT_HASHES.isdisjoint(tx.message.account_keys)
 
 
 def _simulated(err: Any, logs: list[str] | None = None, units: int = 0) -> tuple[Any, dict[str, Any]]:
