@@ -6,12 +6,10 @@ be read from elsewhere. Listeners (the PubSub hub) hear about slots, receipts an
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -62,8 +60,6 @@ _FAUCET_LAMPORTS = 10**18  # a billion SOL
 _SLOT_HASHES = 512
 #: Programs and sysvars whose presence in a transaction means it may read SlotHashes.
 _READS_SLOT_HASHES = frozenset({SLOT_HASHES, LOOKUP_TABLE_PROGRAM_ID})
-#: Sysvars LiteSVM holds up to date only when read (the slot clock leaves them behind).
-_LAZY_SYSVARS = frozenset({CLOCK, SLOT_HASHES})
 
 
 class ChainView(Protocol):
@@ -253,23 +249,25 @@ class Chain:
         sig_verify: bool = True,
         replace_blockhash: bool = False,
         post_accounts: dict[Pubkey, Account | None] | None = None,
+        loaded: LoadedAddresses | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Simulate ``tx`` on the processed state: ``(error, Agave's RpcSimulateTransactionResult)``.
 
         Raises :class:`SignatureFailure` first when ``sig_verify`` and a signature is bad, as Agave does.
         ``post_accounts``, when given, is filled for its keys as Agave's ``accounts`` config does:
         the simulated state of the transaction's accounts, the current state of any other, and
-        every one ``None`` when the simulation failed.
+        every one ``None`` when the simulation failed. ``loaded``: ``tx``'s lookups, resolved by
+        the caller a moment ago (else resolved here).
         """
-        self.loaded_addresses(tx)
+        if loaded is None:
+            self.loaded_addresses(tx)
         if sig_verify and not all(tx.verify_with_results()):
             raise SignatureFailure("Transaction signature verification failure")
         if tx.signatures[0] in self.landed:
             return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
             return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
-        with self._sigverify_off(), self._sysvars_now(slot_hashes=_reads_slot_hashes(tx)):  # verified above when asked
-            result = self.svm.simulate_transaction(tx)
+        result = self._run(tx, simulate=True, verify=False)  # verified above when asked
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
         if post_accounts is not None:
@@ -292,9 +290,9 @@ class Chain:
         drop (stale blockhash, bad signature, fee payer short) is dropped silently.
         """
         signature = tx.signatures[0]
-        self.loaded_addresses(tx)
+        loaded = self.loaded_addresses(tx)
         if preflight:
-            err, result = self.simulate(tx)
+            err, result = self.simulate(tx, loaded=loaded)
             if err is not None:
                 raise PreflightFailure(error_message(err), result)
         for listener in self.listeners:
@@ -306,16 +304,18 @@ class Chain:
             self._late.setdefault(self._slot + max(self.late_slots, 1), []).append(tx)
         else:
             # Preflight verified these exact bytes a moment ago: verifying again is pure cost.
-            self._execute(tx, verified=preflight)
+            self._execute(tx, verified=preflight, loaded=loaded)
         return signature
 
-    def land(self, tx: VersionedTransaction) -> Landed:
+    def land(self, tx: VersionedTransaction, *, verified: bool = False) -> Landed:
         """Execute ``tx`` now, past every fault (for the localnet's own set-up transactions);
-        :class:`PreflightFailure` if it would fail, and then nothing changed."""
-        err, result = self.simulate(tx)
+        :class:`PreflightFailure` if it would fail, and then nothing changed. ``verified``: the
+        caller made or checked every signature (the localnet's own keys): none is verified again."""
+        loaded = self.loaded_addresses(tx)
+        err, result = self.simulate(tx, sig_verify=not verified, loaded=loaded)
         if err is not None:
             raise PreflightFailure(error_message(err), result)
-        self._execute(tx, verified=True)
+        self._execute(tx, verified=True, loaded=loaded)
         return self.landed[tx.signatures[0]]
 
     def simulate_bundle(
@@ -358,18 +358,17 @@ class Chain:
                 listener.on_received(tx.signatures[0])
             self._execute(tx, verified=True)
 
-    def _execute(self, tx: VersionedTransaction, *, verified: bool = False) -> None:
+    def _execute(self, tx: VersionedTransaction, *, verified: bool = False, loaded: LoadedAddresses | None = None) -> None:
         signature = tx.signatures[0]
         if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):
             return
         try:
-            loaded = self.loaded_addresses(tx)
+            loaded = self.loaded_addresses(tx) if loaded is None else loaded
         except LookupFailure:
             return  # its tables changed while it waited: a leader drops it
         keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
         pre = [self.svm.get_balance(k) or 0 for k in keys]
-        with self._sigverify_off() if verified else contextlib.nullcontext(), self._sysvars_now(slot_hashes=_reads_slot_hashes(tx)):
-            result = self.svm.send_transaction(tx)
+        result = self._run(tx, simulate=False, verify=not verified)
         if isinstance(result, FailedTransactionMetadata):
             err, meta = result.err(), result.meta()
             if not isinstance(err, _LANDS_FAILED):
@@ -400,33 +399,34 @@ class Chain:
             self.svm.warp_to_slot(self._slot)
             self._svm_slot = self._slot
 
-    @contextlib.contextmanager
-    def _sysvars_now(self, *, slot_hashes: bool) -> Iterator[None]:
-        """LiteSVM's Clock at the current slot, and its SlotHashes filled if asked (emptied after)."""
+    def _run(self, tx: VersionedTransaction, *, simulate: bool, verify: bool) -> Any:
+        """Run ``tx`` in LiteSVM (simulate it, or send it) with its sysvars as of now; LiteSVM
+        checks the signatures only if ``verify``."""
         self._sync_svm()
-        if not slot_hashes:
-            yield
-            return
-        self.svm.set_slot_hashes(list(self._recent_slots))
+        slot_hashes = _reads_slot_hashes(tx)
+        if slot_hashes:
+            self.svm.set_slot_hashes(list(self._recent_slots))
+        if not verify:
+            self.svm.with_sigverify(False)
         try:
-            yield
+            return self.svm.simulate_transaction(tx) if simulate else self.svm.send_transaction(tx)
         finally:
-            self.svm.set_slot_hashes([])
+            if not verify:
+                self.svm.with_sigverify(True)
+            if slot_hashes:
+                self.svm.set_slot_hashes([])
 
     def account(self, key: Pubkey) -> Account | None:
         """The account at ``key`` now (the lazily kept sysvars brought up to date first)."""
-        if key not in _LAZY_SYSVARS:
-            return self.svm.get_account(key)
-        with self._sysvars_now(slot_hashes=key == SLOT_HASHES):
-            return self.svm.get_account(key)
-
-    @contextlib.contextmanager
-    def _sigverify_off(self) -> Iterator[None]:
-        self.svm.with_sigverify(False)
-        try:
-            yield
-        finally:
-            self.svm.with_sigverify(True)
+        if key == CLOCK:
+            self._sync_svm()
+        elif key == SLOT_HASHES:
+            self.svm.set_slot_hashes(list(self._recent_slots))
+            try:
+                return self.svm.get_account(key)
+            finally:
+                self.svm.set_slot_hashes([])
+        return self.svm.get_account(key)
 
     def decimals_of(self, mint: Pubkey) -> int | None:
         """Decimals of ``mint`` (a genesis token or any SPL mint on chain), else ``None``."""
@@ -451,6 +451,9 @@ def _reads_slot_hashes(tx: VersionedTransaction) -> bool:
     return not _READS_SLOT_HASHES.isdisjoint(tx.message.account_keys)
 
 
+#: Agave's RpcSimulateTransactionResult, every field in its order (what to_json writes).
+_SIMULATED = json.loads(RpcSimulateTransactionResult(err=None, logs=[], units_consumed=0).to_json())
+
+
 def _simulated(err: Any, logs: list[str] | None = None, units: int = 0) -> tuple[Any, dict[str, Any]]:
-    result = RpcSimulateTransactionResult(err=err, logs=list(logs or ()), units_consumed=units)
-    return err, json.loads(result.to_json())
+    return err, {**_SIMULATED, "err": error_json(err), "logs": list(logs or ()), "unitsConsumed": units}
