@@ -87,3 +87,23 @@ async def test_fault_set_mid_connection_reaches_a_kept_alive_client(localnet: Lo
     writer.write(post())
     assert (await response(reader))[0] == 200
     writer.close()
+
+
+async def test_quote_port_answers_jupiter_paths_inline_and_hands_the_rest_to_aiohttp(localnet: Localnet) -> None:
+    # Jupiter's paths take the lean path; anything else (here a 404) hands the connection over.
+    usdc, jup = (str(localnet.genesis.token(s).mint) for s in ("USDC", "JUP"))
+    host, port = localnet.urls["quote"].removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    price = b"GET /price/v3?ids=%s&ids=ignored HTTP/1.1\r\nHost: x\r\n\r\n" % f"{usdc},{jup}".encode()
+    writer.write(price)
+    status, headers, body = await response(reader)
+    assert status == 200 and headers["content-type"] == "application/json; charset=utf-8"
+    assert set(json.loads(body)) == {usdc, jup}  # a repeated name: its first value, as aiohttp reads it
+    bad = b'{"userPublicKey": 7'
+    writer.write(b"POST /swap/v1/swap-instructions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(bad) + bad)
+    status, _, body = await response(reader)
+    assert status == 400 and json.loads(body) == {"error": "body: not valid JSON", "errorCode": "INVALID_REQUEST"}
+    writer.write(b"GET /swap/v1/nope HTTP/1.1\r\nHost: x\r\n\r\n" + price)
+    assert (await response(reader))[0] == 404
+    assert (await response(reader))[0] == 200  # the same connection, now aiohttp's
+    writer.close()

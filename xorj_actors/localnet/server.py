@@ -22,7 +22,7 @@ from aiohttp import web
 from solders.pubkey import Pubkey
 
 from xorj_actors.localnet.chain import Chain
-from xorj_actors.localnet.fastpath import FastRpcProtocol
+from xorj_actors.localnet.fastpath import FAST_ROUTE, FastHttpProtocol, Responder, Route
 from xorj_actors.localnet.rate_limit import RateLimit
 from xorj_actors.localnet.genesis import Genesis, build_genesis
 from xorj_actors.localnet.pubsub import PubSub
@@ -99,7 +99,7 @@ class LocalnetServer:
         app.router.add_post("/admin/{action}", self._admin)
         host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
         try:
-            port = await self._serve(app, self.settings.rpc_port, fast_rpc=True)
+            port = await self._serve(app, self.settings.rpc_port, self._rpc_route)
             self.urls["rpc"] = f"http://{host}:{port}"
             self.urls["ws"] = f"ws://{host}:{port}"
             ports = (
@@ -110,7 +110,9 @@ class LocalnetServer:
             for name, sub_port in ports:
                 sub_app = self._market_app(name)
                 if sub_app is not None:
-                    self.urls[name] = f"http://{host}:{await self._serve(sub_app, sub_port)}"
+                    route = sub_app.get(FAST_ROUTE)
+                    served = await self._serve(sub_app, sub_port, route, b"application/json; charset=utf-8")  # type: ignore[arg-type]
+                    self.urls[name] = f"http://{host}:{served}"
         except BaseException:
             await self.stop()
             raise
@@ -132,26 +134,35 @@ class LocalnetServer:
             return module.create_block_engine_app(self.chain, self.settings.block_engine, self.settings.seed)
         return module.create_quant_app(self.genesis, self.settings.quant)
 
-    async def _serve(self, app: web.Application, port: int, *, fast_rpc: bool = False) -> int:
+    async def _serve(
+        self, app: web.Application, port: int, route: Route | None = None, content_type: bytes = b"application/json"
+    ) -> int:
+        """Serve ``app`` on ``port``; the requests ``route`` takes go the lean path (:mod:`.fastpath`)."""
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         self._runners.append(runner)
         sock = _bind(self.settings.host, port)
-        if not fast_rpc:
+        if route is None:
             await web.SockSite(runner, sock).start()
             return sock.getsockname()[1]
         fallback = runner.server
         assert fallback is not None
 
-        def protocol() -> FastRpcProtocol:
-            return FastRpcProtocol(self.handle_body, self._plain_http, fallback, self._fast_connections, _MAX_BODY)
+        def protocol() -> FastHttpProtocol:
+            return FastHttpProtocol(route, fallback, self._fast_connections, _MAX_BODY, content_type)
 
         self._servers.append(await asyncio.get_running_loop().create_server(protocol, sock=sock))
         return sock.getsockname()[1]
 
-    def _plain_http(self) -> bool:
+    def _rpc_route(self, method: bytes, path: bytes) -> Responder | None:
+        """JSON-RPC ``POST /`` while no HTTP fault or request budget is active."""
         faults = self.faults
-        return not (faults.refuse_http or faults.http_delay_s or faults.rate_limit or self.rpc_limit)
+        if method != b"POST" or path != b"/" or faults.refuse_http or faults.http_delay_s or faults.rate_limit or self.rpc_limit:
+            return None
+        return self._rpc_responder
+
+    def _rpc_responder(self, target: bytes, body: bytes) -> tuple[int, bytes]:
+        return 200, self.handle_body(body)
 
     async def stop(self) -> None:
         """Close every connection and port."""
