@@ -7,7 +7,6 @@ threaded :class:`~xorj_actors.localnet.runner.Localnet` wraps it for code that i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -80,7 +79,7 @@ class LocalnetServer:
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._fast_connections: set[asyncio.Transport] = set()
-        self._clock: asyncio.Task[None] | None = None
+        self._clock: asyncio.TimerHandle | None = None
         self._limit_credit = 0.0
         s = self.settings
         #: The provider's budget on JSON-RPC calls (``rpc_rate_limit_requests``), if any.
@@ -117,7 +116,8 @@ class LocalnetServer:
             await self.stop()
             raise
         if not self.settings.manual_clock:
-            self._clock = asyncio.create_task(self._run_clock(), name="localnet-clock")
+            due = asyncio.get_running_loop().time() + self.settings.slot_ms / 1000
+            self._clock = asyncio.get_running_loop().call_at(due, self._tick, due)
 
     def _market_app(self, name: str) -> web.Application | None:
         """A service next to the chain (quote, quant, block engine), if its module exists yet."""
@@ -168,8 +168,6 @@ class LocalnetServer:
         """Close every connection and port."""
         if self._clock is not None:
             self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
             self._clock = None
         for server in self._servers:
             server.close()
@@ -182,16 +180,14 @@ class LocalnetServer:
             await runner.cleanup()
         self._runners.clear()
 
-    async def _run_clock(self) -> None:
+    def _tick(self, due: float) -> None:
+        """One slot of the clock, on a timer callback (a task's sleep costs more, 100 times a second)."""
         loop = asyncio.get_running_loop()
-        period = self.settings.slot_ms / 1000
-        due = loop.time() + period
-        while True:
-            await asyncio.sleep(max(due - loop.time(), 0))
-            # A late tick does not catch up in a burst: slots are time, not a backlog.
-            due = max(due + period, loop.time())
-            if not self.faults.clock_stalled:
-                self.advance()
+        # A late tick does not catch up in a burst: slots are time, not a backlog.
+        next_due = max(due + self.settings.slot_ms / 1000, loop.time())
+        self._clock = loop.call_at(next_due, self._tick, next_due)
+        if not self.faults.clock_stalled:
+            self.advance()
 
     # -- controls (on the loop's thread) ----------------------------------------------------
 
