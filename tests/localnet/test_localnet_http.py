@@ -107,3 +107,19 @@ async def test_quote_port_answers_jupiter_paths_inline_and_hands_the_rest_to_aio
     assert (await response(reader))[0] == 404
     assert (await response(reader))[0] == 200  # the same connection, now aiohttp's
     writer.close()
+
+
+async def test_a_batch_on_the_lean_path_answers_every_entry_in_order(localnet: Localnet) -> None:
+    # A JSON-RPC batch (an array) gets an array: one reply per entry, in order; an entry that is
+    # not a request object is answered -32600 with a null id; an empty batch is one -32600.
+    reader, writer = await connect(localnet)
+    batch = b'[{"jsonrpc":"2.0","id":"a","method":"getHealth"},7,{"jsonrpc":"2.0","id":3,"method":"getSlot"}]'
+    writer.write(post(batch))
+    status, headers, body = await response(reader)
+    replies = json.loads(body)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert [r["id"] for r in replies] == ["a", None, 3]
+    assert replies[0]["result"] == "ok" and replies[1]["error"]["code"] == -32600 and "result" in replies[2]
+    writer.write(post(b"[]"))
+    assert json.loads((await response(reader))[2])["error"]["code"] == -32600
+    writer.close()
