@@ -87,3 +87,39 @@ async def test_fault_set_mid_connection_reaches_a_kept_alive_client(localnet: Lo
     writer.write(post())
     assert (await response(reader))[0] == 200
     writer.close()
+
+
+async def test_quote_port_answers_jupiter_paths_inline_and_hands_the_rest_to_aiohttp(localnet: Localnet) -> None:
+    # Jupiter's paths take the lean path; anything else (here a 404) hands the connection over.
+    usdc, jup = (str(localnet.genesis.token(s).mint) for s in ("USDC", "JUP"))
+    host, port = localnet.urls["quote"].removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    price = b"GET /price/v3?ids=%s&ids=ignored HTTP/1.1\r\nHost: x\r\n\r\n" % f"{usdc},{jup}".encode()
+    writer.write(price)
+    status, headers, body = await response(reader)
+    assert status == 200 and headers["content-type"] == "application/json; charset=utf-8"
+    assert set(json.loads(body)) == {usdc, jup}  # a repeated name: its first value, as aiohttp reads it
+    bad = b'{"userPublicKey": 7'
+    writer.write(b"POST /swap/v1/swap-instructions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(bad) + bad)
+    status, _, body = await response(reader)
+    assert status == 400 and json.loads(body) == {"error": "body: not valid JSON", "errorCode": "INVALID_REQUEST"}
+    writer.write(b"GET /swap/v1/nope HTTP/1.1\r\nHost: x\r\n\r\n" + price)
+    assert (await response(reader))[0] == 404
+    assert (await response(reader))[0] == 200  # the same connection, now aiohttp's
+    writer.close()
+
+
+async def test_a_batch_on_the_lean_path_answers_every_entry_in_order(localnet: Localnet) -> None:
+    # A JSON-RPC batch (an array) gets an array: one reply per entry, in order; an entry that is
+    # not a request object is answered -32600 with a null id; an empty batch is one -32600.
+    reader, writer = await connect(localnet)
+    batch = b'[{"jsonrpc":"2.0","id":"a","method":"getHealth"},7,{"jsonrpc":"2.0","id":3,"method":"getSlot"}]'
+    writer.write(post(batch))
+    status, headers, body = await response(reader)
+    replies = json.loads(body)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert [r["id"] for r in replies] == ["a", None, 3]
+    assert replies[0]["result"] == "ok" and replies[1]["error"]["code"] == -32600 and "result" in replies[2]
+    writer.write(post(b"[]"))
+    assert json.loads((await response(reader))[2])["error"]["code"] == -32600
+    writer.close()

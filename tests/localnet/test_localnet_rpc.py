@@ -17,6 +17,7 @@ from solders.message import Message, MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
+from solders.sysvar import CLOCK, SLOT_HASHES
 from solders.token.state import TokenAccount
 from solders.transaction import Transaction, VersionedTransaction
 
@@ -401,3 +402,15 @@ async def test_simulate_returns_the_asked_post_state_and_honours_min_context_slo
     failing = make_swap(await blockhash(client), amount_in=10**15)
     failed = await raw(rpc, call("simulateTransaction", [base64.b64encode(bytes(failing)).decode(), {"encoding": "base64", "accounts": accounts}]))
     assert failed["result"]["value"]["err"] is not None and failed["result"]["value"]["accounts"] == [None, None]
+
+
+async def test_clock_and_slot_hashes_sysvars_follow_the_slot(localnet: Localnet, client) -> None:
+    # The slot clock leaves LiteSVM's sysvars behind; a read brings them up to date.
+    localnet.advance(7)
+    clock = (await client.get_account_info(CLOCK, commitment=Processed)).value
+    assert clock is not None and int.from_bytes(bytes(clock.data)[:8], "little") == 7
+    hashes = (await client.get_account_info(SLOT_HASHES, commitment=Processed)).value
+    assert hashes is not None
+    data = bytes(hashes.data)
+    assert int.from_bytes(data[:8], "little") == 7  # slots 6..0, newest first
+    assert int.from_bytes(data[8:16], "little") == 6

@@ -6,12 +6,10 @@ be read from elsewhere. Listeners (the PubSub hub) hear about slots, receipts an
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -25,6 +23,7 @@ from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
+from solders.sysvar import CLOCK, SLOT_HASHES
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
@@ -34,7 +33,7 @@ from solders.transaction_status import (
     TransactionErrorInsufficientFundsForRent,
 )
 
-from xorj_actors.chain import LoadedAddresses
+from xorj_actors.chain import LOOKUP_TABLE_PROGRAM_ID, LoadedAddresses
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, apply_genesis, fund
 from xorj_actors.localnet.lookup_tables import LookupFailure, load_addresses
 from xorj_actors.localnet.settings import LocalnetSettings
@@ -59,6 +58,8 @@ _FAUCET_LAMPORTS = 10**18  # a billion SOL
 #: Entries of the SlotHashes sysvar (Agave's ``MAX_ENTRIES``): a lookup table's creation slot
 #: must be among them, and a deactivated table lives until its deactivation slot leaves them.
 _SLOT_HASHES = 512
+#: Programs and sysvars whose presence in a transaction means it may read SlotHashes.
+_READS_SLOT_HASHES = frozenset({SLOT_HASHES, LOOKUP_TABLE_PROGRAM_ID})
 
 
 class ChainView(Protocol):
@@ -145,12 +146,17 @@ class Chain:
         self._faucet = Keypair.from_seed(hashlib.sha256(f"{settings.seed}:faucet".encode()).digest())
         fund(self.svm, self._faucet.pubkey(), _FAUCET_LAMPORTS)
         self._slot = 0
+        #: The slot LiteSVM's Clock was last moved to (it follows the chain lazily: see _sync_svm).
+        self._svm_slot = 0
         self._genesis_time = int(time.time())
         self._blockhashes: dict[Hash, int] = {self.svm.latest_blockhash(): 0}
         self._slot_hashes: dict[int, Hash] = {0: self.svm.latest_blockhash()}
         #: The SlotHashes sysvar's entries, newest first: every slot before the current one.
         self._recent_slots: deque[tuple[int, Hash]] = deque(maxlen=_SLOT_HASHES)
         self._sysvar_slot_hashes: SlotHashes | None = None
+        # LiteSVM keeps SlotHashes empty but while a transaction that may read it runs: a full
+        # sysvar makes every later Clock update cost ~5x (it is rewritten with the others).
+        self.svm.set_slot_hashes([])
         self.landed: dict[Signature, Landed] = {}
         self._landing_order: deque[Landed] = deque()
         #: Accepted but not yet landed (the "land late" fault): due slot -> transactions.
@@ -185,18 +191,20 @@ class Chain:
         return self._genesis_time + slot * self.settings.slot_ms // 1000
 
     def advance(self, slots: int = 1) -> int:
-        """Produce ``slots`` new slots, each with a new blockhash; returns the new slot."""
+        """Produce ``slots`` new slots, each with a new blockhash; returns the new slot.
+
+        A slot costs a few microseconds: its blockhash chains from the previous one (as a bank's
+        does from its parent), and LiteSVM's sysvars catch up only when a transaction runs.
+        """
         for _ in range(slots):
-            self._recent_slots.appendleft((self._slot, self._slot_hashes[self._slot]))
+            previous = self._slot_hashes[self._slot]
+            self._recent_slots.appendleft((self._slot, previous))
             self._slot += 1
-            self.svm.warp_to_slot(self._slot)
-            self.svm.expire_blockhash()
-            blockhash = self.svm.latest_blockhash()
+            blockhash = Hash(hashlib.sha256(bytes(previous) + self._slot.to_bytes(8, "little")).digest())
             self._blockhashes[blockhash] = self._slot
             self._slot_hashes[self._slot] = blockhash
             old = self._slot - self.settings.blockhash_valid_blocks - self.settings.finalized_lag - 1
             self._blockhashes.pop(self._slot_hashes.pop(old, Hash.default()), None)
-            self.svm.set_slot_hashes(list(self._recent_slots))
             self._sysvar_slot_hashes = None
             for tx in self._late.pop(self._slot, ()):
                 self._execute(tx)
@@ -241,29 +249,31 @@ class Chain:
         sig_verify: bool = True,
         replace_blockhash: bool = False,
         post_accounts: dict[Pubkey, Account | None] | None = None,
+        loaded: LoadedAddresses | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Simulate ``tx`` on the processed state: ``(error, Agave's RpcSimulateTransactionResult)``.
 
         Raises :class:`SignatureFailure` first when ``sig_verify`` and a signature is bad, as Agave does.
         ``post_accounts``, when given, is filled for its keys as Agave's ``accounts`` config does:
         the simulated state of the transaction's accounts, the current state of any other, and
-        every one ``None`` when the simulation failed.
+        every one ``None`` when the simulation failed. ``loaded``: ``tx``'s lookups, resolved by
+        the caller a moment ago (else resolved here).
         """
-        self.loaded_addresses(tx)
+        if loaded is None:
+            self.loaded_addresses(tx)
         if sig_verify and not all(tx.verify_with_results()):
             raise SignatureFailure("Transaction signature verification failure")
         if tx.signatures[0] in self.landed:
             return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
             return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
-        with self._sigverify_off():  # verified above when asked
-            result = self.svm.simulate_transaction(tx)
+        result = self._run(tx, simulate=True, verify=False)  # verified above when asked
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
         if post_accounts is not None:
             after = {} if err is not None else dict(result.post_accounts())
             for key in post_accounts:
-                post_accounts[key] = None if err is not None else after.get(key, self.svm.get_account(key))
+                post_accounts[key] = None if err is not None else after[key] if key in after else self.account(key)
         return _simulated(err, meta.logs(), meta.compute_units_consumed())
 
     @staticmethod
@@ -280,9 +290,9 @@ class Chain:
         drop (stale blockhash, bad signature, fee payer short) is dropped silently.
         """
         signature = tx.signatures[0]
-        self.loaded_addresses(tx)
+        loaded = self.loaded_addresses(tx)
         if preflight:
-            err, result = self.simulate(tx)
+            err, result = self.simulate(tx, loaded=loaded)
             if err is not None:
                 raise PreflightFailure(error_message(err), result)
         for listener in self.listeners:
@@ -294,16 +304,18 @@ class Chain:
             self._late.setdefault(self._slot + max(self.late_slots, 1), []).append(tx)
         else:
             # Preflight verified these exact bytes a moment ago: verifying again is pure cost.
-            self._execute(tx, verified=preflight)
+            self._execute(tx, verified=preflight, loaded=loaded)
         return signature
 
-    def land(self, tx: VersionedTransaction) -> Landed:
+    def land(self, tx: VersionedTransaction, *, verified: bool = False) -> Landed:
         """Execute ``tx`` now, past every fault (for the localnet's own set-up transactions);
-        :class:`PreflightFailure` if it would fail, and then nothing changed."""
-        err, result = self.simulate(tx)
+        :class:`PreflightFailure` if it would fail, and then nothing changed. ``verified``: the
+        caller made or checked every signature (the localnet's own keys): none is verified again."""
+        loaded = self.loaded_addresses(tx)
+        err, result = self.simulate(tx, sig_verify=not verified, loaded=loaded)
         if err is not None:
             raise PreflightFailure(error_message(err), result)
-        self._execute(tx, verified=True)
+        self._execute(tx, verified=True, loaded=loaded)
         return self.landed[tx.signatures[0]]
 
     def simulate_bundle(
@@ -346,18 +358,17 @@ class Chain:
                 listener.on_received(tx.signatures[0])
             self._execute(tx, verified=True)
 
-    def _execute(self, tx: VersionedTransaction, *, verified: bool = False) -> None:
+    def _execute(self, tx: VersionedTransaction, *, verified: bool = False, loaded: LoadedAddresses | None = None) -> None:
         signature = tx.signatures[0]
         if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):
             return
         try:
-            loaded = self.loaded_addresses(tx)
+            loaded = self.loaded_addresses(tx) if loaded is None else loaded
         except LookupFailure:
             return  # its tables changed while it waited: a leader drops it
         keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
         pre = [self.svm.get_balance(k) or 0 for k in keys]
-        with self._sigverify_off() if verified else contextlib.nullcontext():
-            result = self.svm.send_transaction(tx)
+        result = self._run(tx, simulate=False, verify=not verified)
         if isinstance(result, FailedTransactionMetadata):
             err, meta = result.err(), result.meta()
             if not isinstance(err, _LANDS_FAILED):
@@ -382,13 +393,40 @@ class Chain:
         for listener in self.listeners:
             listener.on_landed(landed)
 
-    @contextlib.contextmanager
-    def _sigverify_off(self) -> Iterator[None]:
-        self.svm.with_sigverify(False)
+    def _sync_svm(self) -> None:
+        """Move LiteSVM's Clock to the current slot (the slot clock does not, to stay cheap)."""
+        if self._svm_slot != self._slot:
+            self.svm.warp_to_slot(self._slot)
+            self._svm_slot = self._slot
+
+    def _run(self, tx: VersionedTransaction, *, simulate: bool, verify: bool) -> Any:
+        """Run ``tx`` in LiteSVM (simulate it, or send it) with its sysvars as of now; LiteSVM
+        checks the signatures only if ``verify``."""
+        self._sync_svm()
+        slot_hashes = _reads_slot_hashes(tx)
+        if slot_hashes:
+            self.svm.set_slot_hashes(list(self._recent_slots))
+        if not verify:
+            self.svm.with_sigverify(False)
         try:
-            yield
+            return self.svm.simulate_transaction(tx) if simulate else self.svm.send_transaction(tx)
         finally:
-            self.svm.with_sigverify(True)
+            if not verify:
+                self.svm.with_sigverify(True)
+            if slot_hashes:
+                self.svm.set_slot_hashes([])
+
+    def account(self, key: Pubkey) -> Account | None:
+        """The account at ``key`` now (the lazily kept sysvars brought up to date first)."""
+        if key == CLOCK:
+            self._sync_svm()
+        elif key == SLOT_HASHES:
+            self.svm.set_slot_hashes(list(self._recent_slots))
+            try:
+                return self.svm.get_account(key)
+            finally:
+                self.svm.set_slot_hashes([])
+        return self.svm.get_account(key)
 
     def decimals_of(self, mint: Pubkey) -> int | None:
         """Decimals of ``mint`` (a genesis token or any SPL mint on chain), else ``None``."""
@@ -409,6 +447,13 @@ class Chain:
         return tx.signatures[0]
 
 
+def _reads_slot_hashes(tx: VersionedTransaction) -> bool:
+    return not _READS_SLOT_HASHES.isdisjoint(tx.message.account_keys)
+
+
+#: Agave's RpcSimulateTransactionResult, every field in its order (what to_json writes).
+_SIMULATED = json.loads(RpcSimulateTransactionResult(err=None, logs=[], units_consumed=0).to_json())
+
+
 def _simulated(err: Any, logs: list[str] | None = None, units: int = 0) -> tuple[Any, dict[str, Any]]:
-    result = RpcSimulateTransactionResult(err=err, logs=list(logs or ()), units_consumed=units)
-    return err, json.loads(result.to_json())
+    return err, {**_SIMULATED, "err": error_json(err), "logs": list(logs or ()), "unitsConsumed": units}

@@ -103,20 +103,19 @@ class FeeMarket:
         first = max(self._slot - FEE_SLOTS + 1, 0)
         block_min: dict[int, int] = {}
         account_min: dict[tuple[int, Pubkey], int] = {}
-        asked = set(accounts)
+        asked = frozenset(accounts)
         for slot, price, written in self._landed:
             if slot < first:
                 continue
             block_min[slot] = min(block_min.get(slot, price), price)
             for key in written & asked:
                 account_min[slot, key] = min(account_min.get((slot, key), price), price)
-        rows = []
-        for slot in range(first, self._slot + 1):
-            fee = block_min.get(slot, 0)
-            for key in asked:
-                fee = max(fee, account_min.get((slot, key), 0))
-            rows.append({"slot": slot, "prioritizationFee": fee})
-        return rows
+        # Each slot's fee: the most of its block minimum and each asked account's minimum (a
+        # slot with an account minimum has a block minimum: the same transaction landed there).
+        fees = block_min
+        for (slot, _), price in account_min.items():
+            fees[slot] = max(fees[slot], price)
+        return [{"slot": slot, "prioritizationFee": fees.get(slot, 0)} for slot in range(first, self._slot + 1)]
 
     def priority_fee_estimate(self, request: Any) -> dict[str, Any]:
         """Helius' ``getPriorityFeeEstimate`` result for one request object; :class:`ValueError`

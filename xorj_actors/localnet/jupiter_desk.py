@@ -21,6 +21,7 @@ Everything here runs on the localnet's thread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from solders.account import Account
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
@@ -49,6 +50,7 @@ __all__ = [
     "Desk",
     "Leg",
     "approve_ix",
+    "associated_account",
     "escrow_address",
     "close_account_ix",
     "create_ata_ix",
@@ -62,6 +64,10 @@ _MULTISIG_LEN = 355
 _NATIVE_DECIMALS = 9
 #: Lamports in the market maker's wSOL account (its inventory of SOL to sell).
 _MM_WSOL_LAMPORTS = 1_000_000 * 10**9
+
+
+#: The associated token account of ``(wallet, mint)``: a program-address search (~30 us), done once.
+associated_account = functools.lru_cache(maxsize=1 << 16)(get_associated_token_address)
 
 
 def _derived(*parts: bytes) -> Pubkey:
@@ -93,7 +99,7 @@ def create_ata_ix(payer: Pubkey, wallet: Pubkey, mint: Pubkey) -> Instruction:
     """Associated Token Account ``CreateIdempotent`` (data ``01``), as Jupiter's setup sends it."""
     metas = [
         AccountMeta(payer, True, True),
-        AccountMeta(get_associated_token_address(wallet, mint), False, True),
+        AccountMeta(associated_account(wallet, mint), False, True),
         AccountMeta(wallet, False, False),
         AccountMeta(mint, False, False),
         AccountMeta(SYSTEM_PROGRAM_ID, False, False),
@@ -178,7 +184,7 @@ class Desk:
 
     def mm_account(self, mint: Pubkey) -> Pubkey:
         """The market maker's associated token account of ``mint``."""
-        return get_associated_token_address(self.mm_key, mint)
+        return associated_account(self.mm_key, mint)
 
     def multisig(self, wallet: Pubkey) -> Pubkey:
         """The 1-of-{market maker, wallet} multisig that owns the wallet's escrows (placed once)."""
@@ -216,7 +222,10 @@ class Desk:
         ixs.append(Instruction(MEMO_PROGRAM_ID, f"xorj-localnet desk funding {self._fundings}".encode(), []))
         _, blockhash, _ = self.chain.latest_blockhash("processed")
         message = MessageV0.try_compile(self.mm_key, ixs, [], blockhash)
-        self.chain.land(VersionedTransaction(message, [self.mm]))
+        # The market maker is the only signer: its signature of the message, as the constructor
+        # would make it, without the constructor's key derivation (about as costly as signing).
+        signed = VersionedTransaction.populate(message, [self.mm.sign_message(to_bytes_versioned(message))])
+        self.chain.land(signed, verified=True)  # signed just now
 
     def decimals(self, mint: Pubkey) -> int:
         """The decimals of ``mint`` (9 for the native mint)."""
@@ -236,7 +245,7 @@ class Desk:
         if wallet is not None and wallet not in self._wallet_tables:
             mints = [t.mint for t in self.genesis.tokens] + [NATIVE_MINT]
             escrows = [self.escrow(wallet, m) for m in mints]
-            atas = [get_associated_token_address(wallet, m) for m in mints]
+            atas = [associated_account(wallet, m) for m in mints]
             # Its own authority: a table's address derives from (authority, recent slot), so one
             # authority makes one table a slot.
             authority = Keypair.from_seed(hashlib.sha256(b"xorj-localnet-desk-table:" + bytes(wallet)).digest())

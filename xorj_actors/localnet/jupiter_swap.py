@@ -22,12 +22,12 @@ from typing import Any
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
-from solders.token.associated import get_associated_token_address
 
 from xorj_actors.localnet.jupiter_desk import (
     NATIVE_MINT,
     Desk,
     Leg,
+    associated_account,
     close_account_ix,
     create_ata_ix,
     sync_native_ix,
@@ -230,7 +230,7 @@ class SwapApi:
         """Setup, swap and cleanup instructions of ``q`` for ``wallet``; funds its escrows."""
         desk = self.desk
         desk.ready()
-        ata = {m: get_associated_token_address(wallet, m) for m in q.path}
+        ata = {m: associated_account(wallet, m) for m in q.path}
         setup: list[Instruction] = []
         wrap_input = q.input_mint == NATIVE_MINT and wrap_and_unwrap
         # The input account must exist already (it holds what is sold), except wSOL, wrapped now.

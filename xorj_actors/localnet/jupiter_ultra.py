@@ -23,12 +23,19 @@ from typing import Any
 from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.token.associated import get_associated_token_address
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.chain import compile_v0
 from xorj_actors.localnet.chain import PreflightFailure
-from xorj_actors.localnet.jupiter_desk import NATIVE_MINT, close_account_ix, create_ata_ix, sync_native_ix, system_transfer_ix, transfer_ix
+from xorj_actors.localnet.jupiter_desk import (
+    NATIVE_MINT,
+    associated_account,
+    close_account_ix,
+    create_ata_ix,
+    sync_native_ix,
+    system_transfer_ix,
+    transfer_ix,
+)
 from xorj_actors.localnet.jupiter_swap import QuoteRefused, SwapApi, parse_pubkey
 
 __all__ = ["UltraApi", "UltraOrderState"]
@@ -143,14 +150,14 @@ class UltraApi:
     def _message(self, taker: Pubkey, q: Any) -> MessageV0:
         desk = self.desk
         desk.ready()
-        a_in, a_out = get_associated_token_address(taker, q.input_mint), get_associated_token_address(taker, q.output_mint)
+        a_in, a_out = associated_account(taker, q.input_mint), associated_account(taker, q.output_mint)
         ixs = [*self.swap.compute_budget(), create_ata_ix(taker, taker, q.output_mint)]
         if q.input_mint == NATIVE_MINT:
             ixs += [create_ata_ix(taker, taker, NATIVE_MINT), system_transfer_ix(taker, a_in, q.route.in_amount), sync_native_ix(a_in)]
         ixs.append(transfer_ix(a_in, q.input_mint, desk.mm_account(q.input_mint), taker, q.route.in_amount, desk.decimals(q.input_mint)))
         ixs.append(transfer_ix(desk.mm_account(q.output_mint), q.output_mint, a_out, desk.mm_key, q.route.out_amount, desk.decimals(q.output_mint)))
         if NATIVE_MINT in (q.input_mint, q.output_mint):
-            ixs.append(close_account_ix(get_associated_token_address(taker, NATIVE_MINT), taker, taker))
+            ixs.append(close_account_ix(associated_account(taker, NATIVE_MINT), taker, taker))
         _, blockhash, _ = desk.chain.latest_blockhash("confirmed")
         tables = [t for t in (desk.tables.read(k) for k in desk.warm_tables(taker)) if t is not None]
         if self.faults is not None:
@@ -215,7 +222,9 @@ class UltraApi:
         signed = VersionedTransaction.populate(tx.message, slots)
         chain = self.desk.chain
         try:
-            landed = chain.land(signed)
+            # The taker's signature was checked above and the market maker's made here: when they
+            # are the only ones, nothing is left to verify.
+            landed = chain.land(signed, verified=len(signers) == 2)
         except PreflightFailure as exc:
             answer = {"status": "Failed", "signature": str(slots[0]), "slot": "0", "code": -2000, "error": f"RFQ failed to land: {exc}"[:300]}
             return 200, answer

@@ -14,12 +14,14 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from xorj_actors.localnet.chain import Chain, PreflightFailure
+from xorj_actors.localnet.fastpath import FAST_ROUTE, Responder
 from xorj_actors.localnet.genesis import Genesis
 from xorj_actors.localnet.jupiter_desk import Desk
 from xorj_actors.localnet.jupiter_swap import QuoteRefused, SwapApi
@@ -85,36 +87,61 @@ class QuoteService:
 #: The :class:`QuoteService` of a quote app, for in-process control.
 QUOTE_SERVICE = web.AppKey("quote_service", QuoteService)
 
-Answer = Callable[[QuoteService, web.Request, Any], Any]
+#: ``(service, query, JSON body) -> the reply``: a payload (200) or ``(status, payload)``.
+Answer = Callable[[QuoteService, Mapping[str, str], Any], Any]
 
 
-def _error(code: str, message: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message, "errorCode": code}, status=status)
-
-
-async def _body(request: web.Request) -> Any:
+def _answered(answer: Answer, service: QuoteService, query: Mapping[str, str], body: bytes | None) -> tuple[int, Any]:
+    """``(status, payload)`` of one request (``body`` is ``None`` for a route without one)."""
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise QuoteRefused("INVALID_REQUEST", "body: not valid JSON") from None
+        try:
+            parsed = None if body is None else json.loads(body.decode())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise QuoteRefused("INVALID_REQUEST", "body: not valid JSON") from None
+        result = answer(service, query, parsed)
+    except QuoteRefused as exc:
+        return 400, {"error": str(exc), "errorCode": exc.code}
+    except PreflightFailure as exc:
+        # The market maker's own transaction failed (its inventory short): Jupiter's 500.
+        message = f"the market maker could not fill the route: {exc}"
+        return 500, {"error": message, "errorCode": "FAILED_TO_GET_SWAP_AND_ACCOUNT_METAS"}
+    return result if isinstance(result, tuple) else (200, result)
 
 
 def _route(answer: Answer, json_body: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        try:
-            body = await _body(request) if json_body else None
-            result = answer(request.app[QUOTE_SERVICE], request, body)
-        except QuoteRefused as exc:
-            return _error(exc.code, str(exc))
-        except PreflightFailure as exc:
-            # The market maker's own transaction failed (its inventory short): Jupiter's 500.
-            return _error("FAILED_TO_GET_SWAP_AND_ACCOUNT_METAS", f"the market maker could not fill the route: {exc}", 500)
-        if isinstance(result, tuple):
-            status, payload = result
-            return web.json_response(payload, status=status)
-        return web.json_response(result)
+        body = await request.read() if json_body else None
+        status, payload = _answered(answer, request.app[QUOTE_SERVICE], request.query, body)
+        return web.json_response(payload, status=status)
 
     return handle
+
+
+def _query(target: bytes) -> dict[str, str]:
+    """The query of a request target as aiohttp reads it (the first value of a repeated name)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(target.partition(b"?")[2].decode("latin-1"), keep_blank_values=True, encoding="utf-8"):
+        query.setdefault(name, value)
+    return query
+
+
+def _fast_route(app: web.Application, routes: dict[tuple[bytes, bytes], tuple[Answer, bool]]) -> Callable[[bytes, bytes], Responder | None]:
+    """The lean path's route (:mod:`.fastpath`): Jupiter's paths while no key or limit applies."""
+    service = app[QUOTE_SERVICE]
+
+    def route(method: bytes, path: bytes) -> Responder | None:
+        found = routes.get((method, path))
+        if found is None or service.api_key or app.get(RATE_LIMIT) is not None:
+            return None
+        answer, json_body = found
+
+        def respond(target: bytes, body: bytes) -> tuple[int, bytes]:
+            status, payload = _answered(answer, service, _query(target), body if json_body else None)
+            return status, json.dumps(payload).encode()
+
+        return respond
+
+    return route
 
 
 @web.middleware
@@ -146,11 +173,17 @@ def create_quote_app(genesis: Genesis, chain: Chain, settings: QuoteSettings) ->
     app[QUOTE_SERVICE] = QuoteService(genesis, chain, settings)
     if settings.rate_limit_requests:
         app[RATE_LIMIT] = RateLimit(settings.rate_limit_requests, settings.rate_limit_window_s)
-    app.router.add_get("/swap/v1/quote", _route(lambda s, r, _: s.swap.quote(r.query), False))
-    app.router.add_post("/swap/v1/swap-instructions", _route(lambda s, _, b: s.swap.swap_instructions(b, s.faults), True))
-    app.router.add_get("/ultra/v1/order", _route(lambda s, r, _: s.ultra.order(r.query), False))
-    app.router.add_post("/ultra/v1/execute", _route(lambda s, _, b: s.ultra.execute(b), True))
-    app.router.add_get("/price/v3", _route(lambda s, r, _: s.swap.price_v3(r.query.get("ids")), False))
+    jupiter: dict[tuple[bytes, bytes], tuple[Answer, bool]] = {
+        (b"GET", b"/swap/v1/quote"): (lambda s, q, _: s.swap.quote(q), False),
+        (b"POST", b"/swap/v1/swap-instructions"): (lambda s, _, b: s.swap.swap_instructions(b, s.faults), True),
+        (b"GET", b"/ultra/v1/order"): (lambda s, q, _: s.ultra.order(q), False),
+        (b"POST", b"/ultra/v1/execute"): (lambda s, _, b: s.ultra.execute(b), True),
+        (b"GET", b"/price/v3"): (lambda s, q, _: s.swap.price_v3(q.get("ids")), False),
+    }
+    for (method, path), (answer, json_body) in jupiter.items():
+        add = app.router.add_get if method == b"GET" else app.router.add_post
+        add(path.decode(), _route(answer, json_body))
+    app[FAST_ROUTE] = _fast_route(app, jupiter)
     app.router.add_post("/admin/volatility-spike", _route(lambda s, _, b: s.volatility_spike(b), True))
     app.router.add_post("/admin/advance", _route(lambda s, _, b: s.advance(b), True))
     app.router.add_post("/admin/route-fault", _route(lambda s, _, b: s.route_fault(b), True))

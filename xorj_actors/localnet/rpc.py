@@ -214,7 +214,7 @@ class JsonRpc:
         encoding = config.get("encoding", "base64")
         if encoding not in ("base64", "base58", "jsonParsed"):
             raise invalid_params(f"unsupported encoding {encoding!r} (base64+zstd is not served)")
-        return account_json(self.chain.svm.get_account(key), encoding, self.chain.decimals_of)
+        return account_json(self.chain.account(key), encoding, self.chain.decimals_of)
 
     # -- cluster ----------------------------------------------------------------------------
 

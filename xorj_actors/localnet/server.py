@@ -7,7 +7,6 @@ threaded :class:`~xorj_actors.localnet.runner.Localnet` wraps it for code that i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -22,7 +21,7 @@ from aiohttp import web
 from solders.pubkey import Pubkey
 
 from xorj_actors.localnet.chain import Chain
-from xorj_actors.localnet.fastpath import FastRpcProtocol
+from xorj_actors.localnet.fastpath import FAST_ROUTE, FastHttpProtocol, Responder, Route
 from xorj_actors.localnet.rate_limit import RateLimit
 from xorj_actors.localnet.genesis import Genesis, build_genesis
 from xorj_actors.localnet.pubsub import PubSub
@@ -80,7 +79,7 @@ class LocalnetServer:
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._fast_connections: set[asyncio.Transport] = set()
-        self._clock: asyncio.Task[None] | None = None
+        self._clock: asyncio.TimerHandle | None = None
         self._limit_credit = 0.0
         s = self.settings
         #: The provider's budget on JSON-RPC calls (``rpc_rate_limit_requests``), if any.
@@ -99,7 +98,7 @@ class LocalnetServer:
         app.router.add_post("/admin/{action}", self._admin)
         host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
         try:
-            port = await self._serve(app, self.settings.rpc_port, fast_rpc=True)
+            port = await self._serve(app, self.settings.rpc_port, self._rpc_route)
             self.urls["rpc"] = f"http://{host}:{port}"
             self.urls["ws"] = f"ws://{host}:{port}"
             ports = (
@@ -110,12 +109,15 @@ class LocalnetServer:
             for name, sub_port in ports:
                 sub_app = self._market_app(name)
                 if sub_app is not None:
-                    self.urls[name] = f"http://{host}:{await self._serve(sub_app, sub_port)}"
+                    route = sub_app.get(FAST_ROUTE)
+                    served = await self._serve(sub_app, sub_port, route, b"application/json; charset=utf-8")  # type: ignore[arg-type]
+                    self.urls[name] = f"http://{host}:{served}"
         except BaseException:
             await self.stop()
             raise
         if not self.settings.manual_clock:
-            self._clock = asyncio.create_task(self._run_clock(), name="localnet-clock")
+            due = asyncio.get_running_loop().time() + self.settings.slot_ms / 1000
+            self._clock = asyncio.get_running_loop().call_at(due, self._tick, due)
 
     def _market_app(self, name: str) -> web.Application | None:
         """A service next to the chain (quote, quant, block engine), if its module exists yet."""
@@ -132,33 +134,40 @@ class LocalnetServer:
             return module.create_block_engine_app(self.chain, self.settings.block_engine, self.settings.seed)
         return module.create_quant_app(self.genesis, self.settings.quant)
 
-    async def _serve(self, app: web.Application, port: int, *, fast_rpc: bool = False) -> int:
+    async def _serve(
+        self, app: web.Application, port: int, route: Route | None = None, content_type: bytes = b"application/json"
+    ) -> int:
+        """Serve ``app`` on ``port``; the requests ``route`` takes go the lean path (:mod:`.fastpath`)."""
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         self._runners.append(runner)
         sock = _bind(self.settings.host, port)
-        if not fast_rpc:
+        if route is None:
             await web.SockSite(runner, sock).start()
             return sock.getsockname()[1]
         fallback = runner.server
         assert fallback is not None
 
-        def protocol() -> FastRpcProtocol:
-            return FastRpcProtocol(self.handle_body, self._plain_http, fallback, self._fast_connections, _MAX_BODY)
+        def protocol() -> FastHttpProtocol:
+            return FastHttpProtocol(route, fallback, self._fast_connections, _MAX_BODY, content_type)
 
         self._servers.append(await asyncio.get_running_loop().create_server(protocol, sock=sock))
         return sock.getsockname()[1]
 
-    def _plain_http(self) -> bool:
+    def _rpc_route(self, method: bytes, path: bytes) -> Responder | None:
+        """JSON-RPC ``POST /`` while no HTTP fault or request budget is active."""
         faults = self.faults
-        return not (faults.refuse_http or faults.http_delay_s or faults.rate_limit or self.rpc_limit)
+        if method != b"POST" or path != b"/" or faults.refuse_http or faults.http_delay_s or faults.rate_limit or self.rpc_limit:
+            return None
+        return self._rpc_responder
+
+    def _rpc_responder(self, target: bytes, body: bytes) -> tuple[int, bytes]:
+        return 200, self.handle_body(body)
 
     async def stop(self) -> None:
         """Close every connection and port."""
         if self._clock is not None:
             self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
             self._clock = None
         for server in self._servers:
             server.close()
@@ -171,16 +180,14 @@ class LocalnetServer:
             await runner.cleanup()
         self._runners.clear()
 
-    async def _run_clock(self) -> None:
+    def _tick(self, due: float) -> None:
+        """One slot of the clock, on a timer callback (a task's sleep costs more, 100 times a second)."""
         loop = asyncio.get_running_loop()
-        period = self.settings.slot_ms / 1000
-        due = loop.time() + period
-        while True:
-            await asyncio.sleep(max(due - loop.time(), 0))
-            # A late tick does not catch up in a burst: slots are time, not a backlog.
-            due = max(due + period, loop.time())
-            if not self.faults.clock_stalled:
-                self.advance()
+        # A late tick does not catch up in a burst: slots are time, not a backlog.
+        next_due = max(due + self.settings.slot_ms / 1000, loop.time())
+        self._clock = loop.call_at(next_due, self._tick, next_due)
+        if not self.faults.clock_stalled:
+            self.advance()
 
     # -- controls (on the loop's thread) ----------------------------------------------------
 
