@@ -5,7 +5,11 @@ that RSS and threads do not mix; it prints one JSON line on stdout and leaves wi
 (tearing 10,000 actors down is not what is measured). See the driver's docstring and
 ``bench/README.md`` for what each figure times.
 
-    .venv/bin/python bench/halt_cases.py halt ours --n 10000 --runs 7 --warmup 1
+    .venv/bin/python bench/halt_cases.py halt ours --n 10000 --runs 7 --warmup 1   # or pykka, asyncio
+    .venv/bin/python bench/halt_cases.py tell both --n 50000 --runs 5 --warmup 1 --asks 500
+    .venv/bin/python bench/halt_cases.py refusal ours --n 10000 --runs 20 --warmup 0  # halt_refusal.py
+
+``halt`` and ``refusal`` need ``BENCH_HALT_TMP``, a directory for the kill switch's files.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import pykka  # noqa: E402
 from supervisors import Actor, Message, Runtime  # noqa: E402
 from xorj_actors.config import EngineSettings  # noqa: E402
 from xorj_actors.kill_switch import KillSwitchSettings  # noqa: E402
-from xorj_actors.kill_switch import HaltBoard, KillSwitch  # noqa: E402
+from xorj_actors.kill_switch import GetStatus, HaltBoard, KillSwitch  # noqa: E402
 from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Trigger  # noqa: E402
 from xorj_actors.vaults import Vault  # noqa: E402
 
@@ -68,16 +72,15 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def repeat(once: Callable[[], Any], runs: int, warmup: int, *, collect: bool = True) -> tuple[list[Any], list[float]]:
+def repeat(once: Callable[[], Any], runs: int, warmup: int) -> tuple[list[Any], list[float]]:
     """``once()`` ``runs`` times after ``warmup`` discarded calls: (results, process CPU seconds).
 
-    A full GC runs before each call unless ``collect`` is false (calls too short for it). CPU
-    time is less disturbed than wall time by other processes on a shared machine.
+    A full GC runs before each call. CPU time is less disturbed than wall time by other
+    processes on a shared machine.
     """
     results, cpu = [], []
     for i in range(warmup + runs):
-        if collect:
-            gc.collect()
+        gc.collect()
         c0 = time.process_time()
         result = once()
         if i >= warmup:
@@ -91,12 +94,27 @@ def runtime() -> Runtime:
     return Runtime(workers=WORKERS, mailbox_capacity=MAILBOX, name="bench")
 
 
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
+def wait_registered(rt: Runtime, ks: Any, n: int, t0: float) -> float:
+    """Seconds from ``t0`` until the kill switch has registered ``n`` participants.
+
+    Public APIs only: the runtime's snapshot of the kill switch (``processed``, O(1)) is polled
+    each millisecond; once it has handled ``n`` messages (each vault tells one ``Register``; its
+    own timers add a few), or 0.1 s after the last check, one ``GetStatus`` ask confirms the count.
+    The figure is the poll's instant, so the ask's O(N) status is not in it.
+    """
     deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.001)
+    while time.monotonic() < deadline:
+        recheck = time.monotonic() + 0.1
+        while getattr(rt.actor_info(ks), "processed", 0) < n and not LOST and time.monotonic() < recheck:
+            time.sleep(0.001)
+        polled = time.perf_counter()
+        registered = ks.ask(GetStatus(), timeout=WAIT_S).registered
+        if LOST:
+            raise RuntimeError(f"{n - registered} of {n} vaults never registered: {len(LOST)} messages "
+                               "refused by the kill switch's full mailbox (MailboxFull)")
+        if registered >= n:
+            return polled - t0
+    raise TimeoutError("timed out waiting for every vault registered")
 
 
 class Counter:
@@ -132,7 +150,7 @@ def start_ours(n: int) -> tuple[float, Halt1]:
         if details.get("what") == "halt complete":
             done.put((time.perf_counter(), details["latency_s"]))
 
-    runtime()
+    rt = runtime()
     # A participant whose Register or HaltAck the kill switch's full mailbox refuses only logs it.
     logger.add(lambda _: LOST.append(1), level="WARNING", filter=lambda r: "could not reach the kill switch" in r["message"])
     board = HaltBoard()
@@ -142,12 +160,7 @@ def start_ours(n: int) -> tuple[float, Halt1]:
     ks = KillSwitch.start(KillSwitchSettings(ack_deadline_s=WAIT_S), data_dir, board, environ={}, on_event=on_event)
     for i in range(n):
         Vault.start(board, f"vault-{i:05d}")
-    participants = ks.actor_inbox.actor.participants  # read directly: no ask in the way
-    wait_for(lambda: len(participants) >= n or bool(LOST), "every vault registered")
-    if LOST:
-        raise RuntimeError(f"{n - len(participants)} of {n} vaults never registered: {len(LOST)} messages "
-                           "refused by the kill switch's full mailbox (MailboxFull)")
-    startup = time.perf_counter() - t0
+    startup = wait_registered(rt, ks, n, t0)
 
     def halt() -> tuple[float, float | None] | None:
         start = time.perf_counter()
@@ -328,32 +341,57 @@ class PlainSender(SenderMixin, pykka.ThreadingActor):
     use_daemon_thread = True
 
 
-def tell_and_ask(impl: str, messages: int, runs: int, warmup: int, asks: int) -> dict[str, Any]:
-    receiver_cls, sender_cls = (OurReceiver, OurSender) if impl == "ours" else (PlainReceiver, PlainSender)
-    if impl == "ours":
-        runtime()
-    counter = Counter(messages)
-    receiver = receiver_cls.start(counter)
-    sender = sender_cls.start(receiver)
+#: Asks per timed block; blocks of ours and pykka alternate.
+ASK_BLOCK = 50
 
-    def tell_once() -> float:
-        start = time.perf_counter()
-        sender.tell(Go(count=messages))
-        return messages / (counter.wait() - start)
 
-    def ask_once() -> float:
-        start = time.perf_counter()
-        receiver.ask(Go(count=0), timeout=WAIT_S)
-        return time.perf_counter() - start
+def tell_and_ask(messages: int, runs: int, warmup: int, asks: int) -> dict[str, Any]:
+    """Ours and pykka in this one process, alternating run by run (ours, pykka, ours, ...), so
+    that whatever else loads the machine weighs on both alike.
 
-    return {"tell_per_s": repeat(tell_once, runs, warmup)[0], "ask_s": repeat(ask_once, asks, max(1, asks // 10), collect=False)[0]}
+    Tell: one run sends ``messages`` pings and waits for the receiver to count them (rate, and
+    process CPU per message: the other pair is idle meanwhile). Ask: blocks of ``ASK_BLOCK``
+    round trips from this thread, each timed; CPU per ask over the block. One warm-up block each.
+    """
+    runtime()
+    pairs = {}
+    classes = {"ours": (OurReceiver, OurSender), "pykka": (PlainReceiver, PlainSender)}
+    for impl, (receiver_cls, sender_cls) in classes.items():
+        counter = Counter(messages)
+        receiver = receiver_cls.start(counter)
+        pairs[impl] = (counter, receiver, sender_cls.start(receiver))
+    result: dict[str, dict[str, list[float]]] = {
+        impl: {"tell_per_s": [], "tell_cpu_s": [], "ask_s": [], "ask_cpu_s": []} for impl in pairs
+    }
+    for i in range(warmup + runs):
+        for impl, (counter, _, sender) in pairs.items():
+            gc.collect()
+            c0, start = time.process_time(), time.perf_counter()
+            sender.tell(Go(count=messages))
+            rate = messages / (counter.wait() - start)
+            if i >= warmup:
+                result[impl]["tell_per_s"].append(rate)
+                result[impl]["tell_cpu_s"].append((time.process_time() - c0) / messages)
+    gc.collect()
+    for block in range(1 + max(1, asks // ASK_BLOCK)):
+        for impl, (_, receiver, _) in pairs.items():
+            times = []
+            c0 = time.process_time()
+            for _ in range(ASK_BLOCK):
+                start = time.perf_counter()
+                receiver.ask(Go(count=0), timeout=WAIT_S)
+                times.append(time.perf_counter() - start)
+            if block:
+                result[impl]["ask_s"] += times
+                result[impl]["ask_cpu_s"].append((time.process_time() - c0) / ASK_BLOCK)
+    return result
 
 
 # -- the subprocess side ---------------------------------------------------------------------
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("worker", choices=("halt", "tell"))
+    parser.add_argument("worker", choices=("halt", "tell", "refusal"))
     parser.add_argument("impl")
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--runs", type=int, required=True)
@@ -365,8 +403,12 @@ def main() -> None:
     try:
         if args.worker == "halt":
             result = measure_halt(args.impl, args.n, args.runs, args.warmup)
+        elif args.worker == "tell":
+            result = tell_and_ask(args.n, args.runs, args.warmup, args.asks)
         else:
-            result = tell_and_ask(args.impl, args.n, args.runs, args.warmup, args.asks)
+            from halt_refusal import measure_refusal  # beside this file (its folder is sys.path[0])
+
+            result = measure_refusal(args.n, args.runs, runtime, WAIT_S)
     except BaseException:  # noqa: BLE001 - report, then leave without joining actor threads
         traceback.print_exc()
         sys.stderr.flush()
