@@ -20,10 +20,9 @@ from xorj_actors.audit._chain import (
     GENESIS_HASH,
     AuditEntry,
     chain_hmac,
-    chain_step,
-    entry_bytes,
     genesis_hash,
     hmac_template,
+    link_rows,
 )
 from xorj_actors.audit._diagnose import (
     RowLookup,
@@ -134,7 +133,6 @@ def verify_rows(
     """
     expected_seq = start_sequence + 1
     prev_hex = start_hash
-    prev_raw = bytes.fromhex(start_hash)
     count = checked = 0
     anchored_seq, anchored_ts = 0, ""
 
@@ -150,24 +148,22 @@ def verify_rows(
         anchored[a.sequence] = a
     it = iter(rows)
     mac = hmac_template(key)
-    for row in it:
-        entry_id, seq, ts, etype, sev, actor, corr, details, prev, stored, tag = row
-        raw, h, computed_tag = chain_step(
-            mac, prev_raw, entry_bytes(entry_id, seq, ts, etype, sev, actor, corr, details)
-        )
-        if seq != expected_seq or prev != prev_hex or h != stored or computed_tag != tag:
+    while True:
+        expected_seq, prev_hex, row, linked = link_rows(it, mac, expected_seq, prev_hex, anchored)
+        count = expected_seq - start_sequence - 1
+        if row is None:
+            break
+        if not linked:
             following = list(itertools.islice(it, _LOOKAHEAD))
             found = lookup(following) if lookup is not None else RowsLookup([row, *following])
             return broken(expected_seq, diagnose_chain(key, expected_seq, prev_hex, row, found))
-        if seq in anchored:
-            a = anchored[seq]
-            if a.hash != h:
-                return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
-            checked += 1
-            anchored_seq, anchored_ts = seq, ts
-        count += 1
-        expected_seq += 1
-        prev_hex, prev_raw = h, raw
+        seq, a = row[1], anchored[row[1]]
+        if a.hash != prev_hex:
+            # Reported as the anchored entry, the one before it the last good one.
+            expected_seq, prev_hex, count = seq, row[8], count - 1
+            return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
+        checked += 1
+        anchored_seq, anchored_ts = seq, row[2]
     last = expected_seq - 1
     if anchored and max(anchored) > last:
         newest = anchored[max(anchored)]
