@@ -169,7 +169,8 @@ def genesis_hash(chain: str) -> str:
     return hashlib.sha256(b"xorj-audit-chain\0" + chain.encode("utf-8")).hexdigest()
 
 
-#: A fresh SHA-256 state: ``copy()`` of it skips OpenSSL 3's per-call digest lookup.
+#: A fresh SHA-256 state for ``link_rows`` to copy (about as fast as ``hashlib.sha256(data)``,
+#: measured; no faster way was found).
 _SHA256_EMPTY = hashlib.sha256()
 #: SHA-256's block size, and RFC 2104's pads as byte translations of the block-sized key.
 _BLOCK = 64
