@@ -123,7 +123,9 @@ class Quotas:
 
     def _permit(self, e: Endpoint, bucket: Endpoint, waited: float) -> Permit:
         source = self._sources[bucket]
-        within = source.status(self._clock()).used_in_window <= source.budget.requests
+        now = self._clock()
+        used = source.used_in_window(now) if isinstance(source, LocalTokenSource) else source.status(now).used_in_window
+        within = used <= source.budget.requests
         self._counts[e]["granted"] += 1
         return Permit(endpoint=e, bucket=bucket, waited_s=waited, within_budget=within)
 
@@ -223,7 +225,7 @@ class Quotas:
 
     def _on_grant(self, endpoint: str, waited: float) -> None:
         if self._metrics is not None:
-            self._metrics.wait.labels(endpoint).observe(waited)
+            self._metrics.wait_of[endpoint].observe(waited)
 
 
 #: The per-endpoint counts in a snapshot row.
