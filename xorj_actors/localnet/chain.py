@@ -238,9 +238,13 @@ class Chain:
         not resolve (Agave refuses such a transaction before preflight, ``skipPreflight`` or not)."""
         if not isinstance(tx.message, MessageV0) or not tx.message.address_table_lookups:
             return LoadedAddresses((), ())
+        return load_addresses(self.svm, tx, self._slot, self._slot_hashes_sysvar)
+
+    def _slot_hashes_sysvar(self) -> SlotHashes:
+        """The SlotHashes sysvar now (built once a slot, when a deactivated table asks for it)."""
         if self._sysvar_slot_hashes is None:
             self._sysvar_slot_hashes = SlotHashes(list(self._recent_slots))
-        return load_addresses(self.svm, tx, self._slot, self._sysvar_slot_hashes)
+        return self._sysvar_slot_hashes
 
     def simulate(
         self,
@@ -307,16 +311,23 @@ class Chain:
             self._execute(tx, verified=preflight, loaded=loaded)
         return signature
 
-    def land(self, tx: VersionedTransaction, *, verified: bool = False) -> Landed:
+    def land(self, tx: VersionedTransaction, *, verified: bool = False, preflight: bool = True) -> Landed:
         """Execute ``tx`` now, past every fault (for the localnet's own set-up transactions);
         :class:`PreflightFailure` if it would fail, and then nothing changed. ``verified``: the
-        caller made or checked every signature (the localnet's own keys): none is verified again."""
+        caller made or checked every signature (the localnet's own keys): none is verified again.
+        ``preflight=False``: the caller checked that ``tx`` succeeds (one LiteSVM run, not two);
+        should it fail all the same it lands failed, fee charged, and PreflightFailure is raised."""
         loaded = self.loaded_addresses(tx)
-        err, result = self.simulate(tx, sig_verify=not verified, loaded=loaded)
-        if err is not None:
-            raise PreflightFailure(error_message(err), result)
-        self._execute(tx, verified=True, loaded=loaded)
-        return self.landed[tx.signatures[0]]
+        if preflight:
+            err, result = self.simulate(tx, sig_verify=not verified, loaded=loaded)
+            if err is not None:
+                raise PreflightFailure(error_message(err), result)
+        self._execute(tx, verified=verified or preflight, loaded=loaded)
+        landed = self.landed.get(tx.signatures[0])
+        if landed is None or landed.err is not None:
+            err = TransactionErrorFieldless.BlockhashNotFound if landed is None else landed.err
+            raise PreflightFailure(error_message(err), _simulated(err)[1])
+        return landed
 
     def simulate_bundle(
         self, txs: list[VersionedTransaction], watch: tuple[Pubkey, ...] = ()
