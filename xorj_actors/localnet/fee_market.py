@@ -74,6 +74,9 @@ def writable_accounts(landed: Landed) -> frozenset[Pubkey]:
     return frozenset(writable | set(landed.loaded.writable))
 
 
+_NONE: dict[Pubkey, int] = {}
+
+
 class FeeMarket:
     """The prices of recently landed transactions, by slot and by written account."""
 
@@ -81,6 +84,9 @@ class FeeMarket:
         self._slot = slot
         #: (slot, price, written accounts) of each landed transaction, oldest first.
         self._landed: deque[tuple[int, int, frozenset[Pubkey]]] = deque()
+        #: Per slot, oldest first: its block minimum and each written account's minimum (so a
+        #: getRecentPrioritizationFees walks slots and asked accounts, not every transaction).
+        self._minima: dict[int, tuple[int, dict[Pubkey, int]]] = {}
 
     # -- chain listener -----------------------------------------------------------------
 
@@ -88,34 +94,36 @@ class FeeMarket:
         self._slot = slot
         while self._landed and self._landed[0][0] <= slot - FEE_SLOTS:
             self._landed.popleft()
+        while self._minima and (oldest := next(iter(self._minima))) <= slot - FEE_SLOTS:
+            del self._minima[oldest]
 
     def on_received(self, signature: Signature) -> None:
         return None
 
     def on_landed(self, landed: Landed) -> None:
         self._slot = max(self._slot, landed.slot)
-        self._landed.append((landed.slot, compute_unit_price(landed.tx), writable_accounts(landed)))
+        price, written = compute_unit_price(landed.tx), writable_accounts(landed)
+        self._landed.append((landed.slot, price, written))
+        block_min, account_min = self._minima.get(landed.slot, (price, {}))
+        self._minima[landed.slot] = (min(block_min, price), account_min)
+        for key in written:
+            if price < account_min.get(key, price + 1):
+                account_min[key] = price
 
     # -- answers --------------------------------------------------------------------------
 
     def recent_prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[dict[str, int]]:
         """Agave's ``getRecentPrioritizationFees`` result for ``accounts`` (none: the block minima)."""
         first = max(self._slot - FEE_SLOTS + 1, 0)
-        block_min: dict[int, int] = {}
-        account_min: dict[tuple[int, Pubkey], int] = {}
         asked = frozenset(accounts)
-        for slot, price, written in self._landed:
-            if slot < first:
-                continue
-            block_min[slot] = min(block_min.get(slot, price), price)
-            for key in written & asked:
-                account_min[slot, key] = min(account_min.get((slot, key), price), price)
-        # Each slot's fee: the most of its block minimum and each asked account's minimum (a
-        # slot with an account minimum has a block minimum: the same transaction landed there).
-        fees = block_min
-        for (slot, _), price in account_min.items():
-            fees[slot] = max(fees[slot], price)
-        return [{"slot": slot, "prioritizationFee": fees.get(slot, 0)} for slot in range(first, self._slot + 1)]
+        fees = []
+        for slot in range(first, self._slot + 1):
+            # The most of the slot's block minimum and each asked account's minimum there.
+            fee, account_min = self._minima.get(slot, (0, _NONE))
+            for key in asked & account_min.keys() if asked else ():
+                fee = max(fee, account_min[key])
+            fees.append({"slot": slot, "prioritizationFee": fee})
+        return fees
 
     def priority_fee_estimate(self, request: Any) -> dict[str, Any]:
         """Helius' ``getPriorityFeeEstimate`` result for one request object; :class:`ValueError`

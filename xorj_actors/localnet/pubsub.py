@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from xorj_actors.localnet.chain import Chain, Commitment, Landed
-from xorj_actors.localnet.encoding import account_json, is_writable
+from xorj_actors.localnet.encoding import account_json, is_writable, json_text
 from xorj_actors.localnet.rpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -55,7 +55,7 @@ class _Connection:
             self.overflowed = True
             self.queue.put_nowait(None)
             return
-        self.queue.put_nowait(json.dumps(frame))
+        self.queue.put_nowait(json_text(frame))
 
 
 @dataclass(slots=True)
