@@ -74,7 +74,7 @@ def writable_accounts(landed: Landed) -> frozenset[Pubkey]:
     return frozenset(writable | set(landed.loaded.writable))
 
 
-_NONE: dict[Pubkey, int] = {}
+_NONE: dict[int, int] = {}
 
 
 class FeeMarket:
@@ -84,9 +84,13 @@ class FeeMarket:
         self._slot = slot
         #: (slot, price, written accounts) of each landed transaction, oldest first.
         self._landed: deque[tuple[int, int, frozenset[Pubkey]]] = deque()
-        #: Per slot, oldest first: its block minimum and each written account's minimum (so a
-        #: getRecentPrioritizationFees walks slots and asked accounts, not every transaction).
+        #: Per slot, oldest first: its block minimum and each written account's minimum; and per
+        #: account, its minimum in each slot it was written (so a getRecentPrioritizationFees
+        #: reads the asked accounts' few slots, not every slot or every transaction).
         self._minima: dict[int, tuple[int, dict[Pubkey, int]]] = {}
+        self._by_account: dict[Pubkey, dict[int, int]] = {}
+        #: The block minima's answer (no account asked), until a slot or a landing changes it.
+        self._block_fees: list[dict[str, int]] | None = None
 
     # -- chain listener -----------------------------------------------------------------
 
@@ -95,7 +99,12 @@ class FeeMarket:
         while self._landed and self._landed[0][0] <= slot - FEE_SLOTS:
             self._landed.popleft()
         while self._minima and (oldest := next(iter(self._minima))) <= slot - FEE_SLOTS:
-            del self._minima[oldest]
+            for key in self._minima.pop(oldest)[1]:
+                slots = self._by_account[key]
+                del slots[oldest]
+                if not slots:
+                    del self._by_account[key]
+        self._block_fees = None
 
     def on_received(self, signature: Signature) -> None:
         return None
@@ -109,20 +118,32 @@ class FeeMarket:
         for key in written:
             if price < account_min.get(key, price + 1):
                 account_min[key] = price
+                self._by_account.setdefault(key, {})[landed.slot] = price
+        self._block_fees = None
 
     # -- answers --------------------------------------------------------------------------
 
     def recent_prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[dict[str, int]]:
         """Agave's ``getRecentPrioritizationFees`` result for ``accounts`` (none: the block minima)."""
         first = max(self._slot - FEE_SLOTS + 1, 0)
-        asked = frozenset(accounts)
-        fees = []
-        for slot in range(first, self._slot + 1):
-            # The most of the slot's block minimum and each asked account's minimum there.
-            fee, account_min = self._minima.get(slot, (0, _NONE))
-            for key in asked & account_min.keys() if asked else ():
-                fee = max(fee, account_min[key])
-            fees.append({"slot": slot, "prioritizationFee": fee})
+        if self._block_fees is None:
+            minima = self._minima
+            self._block_fees = [
+                {"slot": slot, "prioritizationFee": minima[slot][0] if slot in minima else 0}
+                for slot in range(first, self._slot + 1)
+            ]
+        block_fees = self._block_fees
+        # Each slot's fee: the most of its block minimum and each asked account's minimum there.
+        raised: dict[int, int] = {}
+        for key in frozenset(accounts):
+            for slot, price in self._by_account.get(key, _NONE).items():
+                if slot >= first and price > raised.get(slot, block_fees[slot - first]["prioritizationFee"]):
+                    raised[slot] = price
+        if not raised:
+            return list(block_fees)
+        fees = list(block_fees)  # the cached entries are shared, never changed: raised ones are new
+        for slot, price in raised.items():
+            fees[slot - first] = {"slot": slot, "prioritizationFee": price}
         return fees
 
     def priority_fee_estimate(self, request: Any) -> dict[str, Any]:
