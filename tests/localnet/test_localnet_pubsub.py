@@ -66,10 +66,15 @@ async def test_swap_to_finalized_notification_with_solana_py(localnet: Localnet,
     assert note.result.context.slot == 0  # the slot the swap landed in
 
 
-async def test_received_and_failed_notifications_in_agave_shape(localnet: Localnet, make_swap) -> None:
+#: A client without compression (the engine's) gets the hub's lean writes; with it, aiohttp's writer.
+COMPRESSION = pytest.mark.parametrize("compression", ["deflate", None])
+
+
+@COMPRESSION
+async def test_received_and_failed_notifications_in_agave_shape(localnet: Localnet, make_swap, compression: str | None) -> None:
     g = localnet.genesis
     tx = make_swap(await latest(localnet), amount_out=g.token("JUP").market_maker_amount + 1)
-    async with websockets.connect(localnet.urls["ws"]) as ws:
+    async with websockets.connect(localnet.urls["ws"], compression=compression) as ws:
         client = Raw(ws)
         sub = (
             await client.request(
@@ -90,10 +95,11 @@ async def test_received_and_failed_notifications_in_agave_shape(localnet: Localn
         assert gone["error"]["code"] == -32602
 
 
-async def test_subscribe_after_landing_notifies_at_once(localnet: Localnet, make_swap) -> None:
+@COMPRESSION
+async def test_subscribe_after_landing_notifies_at_once(localnet: Localnet, make_swap, compression: str | None) -> None:
     tx = make_swap(await latest(localnet))
     await send(localnet, tx)
-    async with websockets.connect(localnet.urls["ws"]) as ws:
+    async with websockets.connect(localnet.urls["ws"], compression=compression) as ws:
         client = Raw(ws)
         await client.request("signatureSubscribe", [str(tx.signatures[0]), {"commitment": "processed"}])
         note = await client.recv()
@@ -123,6 +129,30 @@ async def test_account_subscribe_sees_the_swap(localnet: Localnet, make_swap) ->
         note = await asyncio.wait_for(ws.recv(), WAIT)
     assert isinstance(note, AccountNotification)
     assert TokenAccount.from_bytes(bytes(note.result.value.data)).amount == 7
+
+
+async def test_lean_writes_frame_every_size_in_order(localnet: Localnet, make_swap) -> None:
+    """Uncompressed: slot notifications of one advance come in order, and an account notification
+    (a 126..65535-byte frame) and a 64 KiB+ reply parse as whole frames."""
+    account = localnet.genesis.vault(0).token_accounts["JUP"]
+    async with websockets.connect(localnet.urls["ws"], compression=None, max_size=1 << 20) as ws:
+        client = Raw(ws)
+        await client.request("slotSubscribe")
+        await client.request("accountSubscribe", [str(account), {"commitment": "processed", "encoding": "jsonParsed"}])
+        start = localnet.slot()
+        localnet.advance(3)
+        assert [(await client.recv())["params"]["result"]["slot"] for _ in range(3)] == [start + 1, start + 2, start + 3]
+        await send(localnet, make_swap(await latest(localnet), amount_out=7))
+        note = await client.recv()
+        while note["method"] != "accountNotification":
+            note = await client.recv()
+        assert note["params"]["result"]["value"]["data"]["parsed"]["info"]["tokenAmount"]["amount"] == "7"
+        big = "x" * 70_000
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": big, "method": "nope", "params": []}))
+        reply = await client.recv()
+        while "id" not in reply:
+            reply = await client.recv()
+        assert reply["id"] == big and reply["error"]["code"] == -32601
 
 
 async def test_pubsub_errors(localnet: Localnet) -> None:

@@ -26,7 +26,7 @@ from solders.system_program import TransferParams, transfer
 from solders.sysvar import CLOCK, SLOT_HASHES
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
-from solders.transaction_metadata import FailedTransactionMetadata
+from solders.transaction_metadata import FailedTransactionMetadata, SimulatedTransactionInfo
 from solders.transaction_status import (
     TransactionErrorFieldless,
     TransactionErrorInstructionError,
@@ -60,6 +60,12 @@ _FAUCET_LAMPORTS = 10**18  # a billion SOL
 _SLOT_HASHES = 512
 #: Programs and sysvars whose presence in a transaction means it may read SlotHashes.
 _READS_SLOT_HASHES = frozenset({SLOT_HASHES, LOOKUP_TABLE_PROGRAM_ID})
+#: An account a loader owns (or an executable one) written: a deployment (LiteSVM's send caches it).
+_LOADERS = frozenset(map(Pubkey.from_string, (
+    "NativeLoader1111111111111111111111111111111", "BPFLoader1111111111111111111111111111111111",
+    "BPFLoader2111111111111111111111111111111111", "BPFLoaderUpgradeab1e11111111111111111111111",
+    "LoaderV411111111111111111111111111111111111",
+)))
 
 
 class ChainView(Protocol):
@@ -238,9 +244,13 @@ class Chain:
         not resolve (Agave refuses such a transaction before preflight, ``skipPreflight`` or not)."""
         if not isinstance(tx.message, MessageV0) or not tx.message.address_table_lookups:
             return LoadedAddresses((), ())
+        return load_addresses(self.svm, tx, self._slot, self._slot_hashes_sysvar)
+
+    def _slot_hashes_sysvar(self) -> SlotHashes:
+        """The SlotHashes sysvar now (built once a slot, when a deactivated table asks for it)."""
         if self._sysvar_slot_hashes is None:
             self._sysvar_slot_hashes = SlotHashes(list(self._recent_slots))
-        return load_addresses(self.svm, tx, self._slot, self._sysvar_slot_hashes)
+        return self._sysvar_slot_hashes
 
     def simulate(
         self,
@@ -259,14 +269,22 @@ class Chain:
         every one ``None`` when the simulation failed. ``loaded``: ``tx``'s lookups, resolved by
         the caller a moment ago (else resolved here).
         """
+        err, result, _ = self._simulate(tx, sig_verify, replace_blockhash, post_accounts, loaded)
+        return err, result
+
+    def _simulate(
+        self, tx: VersionedTransaction, sig_verify: bool = True, replace_blockhash: bool = False,
+        post_accounts: dict[Pubkey, Account | None] | None = None, loaded: LoadedAddresses | None = None,
+    ) -> tuple[Any, dict[str, Any], SimulatedTransactionInfo | None]:
+        """:meth:`simulate`, plus LiteSVM's result when the run succeeded (for :meth:`_execute`)."""
         if loaded is None:
             self.loaded_addresses(tx)
         if sig_verify and not all(tx.verify_with_results()):
             raise SignatureFailure("Transaction signature verification failure")
         if tx.signatures[0] in self.landed:
-            return self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts)
+            return (*self._failed(TransactionErrorFieldless.AlreadyProcessed, post_accounts), None)
         if not replace_blockhash and not self.blockhash_valid(tx.message.recent_blockhash):
-            return self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts)
+            return (*self._failed(TransactionErrorFieldless.BlockhashNotFound, post_accounts), None)
         result = self._run(tx, simulate=True, verify=False)  # verified above when asked
         meta = result.meta()
         err = result.err() if isinstance(result, FailedTransactionMetadata) else None
@@ -274,7 +292,7 @@ class Chain:
             after = {} if err is not None else dict(result.post_accounts())
             for key in post_accounts:
                 post_accounts[key] = None if err is not None else after[key] if key in after else self.account(key)
-        return _simulated(err, meta.logs(), meta.compute_units_consumed())
+        return (*_simulated(err, meta.logs(), meta.compute_units_consumed()), None if err is not None else result)
 
     @staticmethod
     def _failed(err: Any, post_accounts: dict[Pubkey, Account | None] | None) -> tuple[Any, dict[str, Any]]:
@@ -291,8 +309,9 @@ class Chain:
         """
         signature = tx.signatures[0]
         loaded = self.loaded_addresses(tx)
+        simulated = None
         if preflight:
-            err, result = self.simulate(tx, loaded=loaded)
+            err, result, simulated = self._simulate(tx, loaded=loaded)
             if err is not None:
                 raise PreflightFailure(error_message(err), result)
         for listener in self.listeners:
@@ -303,20 +322,28 @@ class Chain:
             self.late_next -= 1
             self._late.setdefault(self._slot + max(self.late_slots, 1), []).append(tx)
         else:
-            # Preflight verified these exact bytes a moment ago: verifying again is pure cost.
-            self._execute(tx, verified=preflight, loaded=loaded)
+            # Preflight verified and ran these exact bytes on this same state: neither again.
+            self._execute(tx, verified=preflight, loaded=loaded, simulated=simulated)
         return signature
 
-    def land(self, tx: VersionedTransaction, *, verified: bool = False) -> Landed:
+    def land(self, tx: VersionedTransaction, *, verified: bool = False, preflight: bool = True) -> Landed:
         """Execute ``tx`` now, past every fault (for the localnet's own set-up transactions);
         :class:`PreflightFailure` if it would fail, and then nothing changed. ``verified``: the
-        caller made or checked every signature (the localnet's own keys): none is verified again."""
+        caller made or checked every signature (the localnet's own keys): none is verified again.
+        ``preflight=False``: the caller checked that ``tx`` succeeds (one LiteSVM run, not two);
+        should it fail all the same it lands failed, fee charged, and PreflightFailure is raised."""
         loaded = self.loaded_addresses(tx)
-        err, result = self.simulate(tx, sig_verify=not verified, loaded=loaded)
-        if err is not None:
-            raise PreflightFailure(error_message(err), result)
-        self._execute(tx, verified=True, loaded=loaded)
-        return self.landed[tx.signatures[0]]
+        simulated = None
+        if preflight:
+            err, result, simulated = self._simulate(tx, not verified, loaded=loaded)
+            if err is not None:
+                raise PreflightFailure(error_message(err), result)
+        self._execute(tx, verified=verified or preflight, loaded=loaded, simulated=simulated)
+        landed = self.landed.get(tx.signatures[0])
+        if landed is None or landed.err is not None:
+            err = TransactionErrorFieldless.BlockhashNotFound if landed is None else landed.err
+            raise PreflightFailure(error_message(err), _simulated(err)[1])
+        return landed
 
     def simulate_bundle(
         self, txs: list[VersionedTransaction], watch: tuple[Pubkey, ...] = ()
@@ -358,7 +385,14 @@ class Chain:
                 listener.on_received(tx.signatures[0])
             self._execute(tx, verified=True)
 
-    def _execute(self, tx: VersionedTransaction, *, verified: bool = False, loaded: LoadedAddresses | None = None) -> None:
+    def _execute(
+        self, tx: VersionedTransaction, *, verified: bool = False, loaded: LoadedAddresses | None = None,
+        simulated: SimulatedTransactionInfo | None = None,
+    ) -> None:
+        """Land ``tx`` in the current slot (or drop it, as a leader would). ``simulated``: its
+        successful simulation on this very state a moment ago; its post-states are written
+        instead of running it again (LiteSVM's send writes the same accounts the same way),
+        unless it touched a program account (a deployment: LiteSVM's send runs then)."""
         signature = tx.signatures[0]
         if signature in self.landed or not self.blockhash_valid(tx.message.recent_blockhash):
             return
@@ -368,7 +402,13 @@ class Chain:
             return  # its tables changed while it waited: a leader drops it
         keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
         pre = [self.svm.get_balance(k) or 0 for k in keys]
-        result = self._run(tx, simulate=False, verify=not verified)
+        post_states = simulated.post_accounts() if simulated is not None else None
+        if post_states is not None and not any(a.executable or a.owner in _LOADERS for _, a in post_states):
+            for key, account in post_states:
+                self.svm.set_account(key, account)
+            result = simulated.meta()  # type: ignore[union-attr]
+        else:
+            result = self._run(tx, simulate=False, verify=not verified)
         if isinstance(result, FailedTransactionMetadata):
             err, meta = result.err(), result.meta()
             if not isinstance(err, _LANDS_FAILED):

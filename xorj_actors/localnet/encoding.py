@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "b58decode",
     "b58encode",
     "is_writable",
+    "json_text",
     "pubkey_list",
     "token_amount_json",
     "transaction_json",
@@ -34,6 +36,10 @@ _STATES = {
     int(TokenAccountState.Initialized): "initialized",
     int(TokenAccountState.Frozen): "frozen",
 }
+
+
+#: JSON as Agave writes it (no spaces); one encoder, not one a call as ``json.dumps`` with options.
+json_text = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def b58encode(data: bytes) -> str:

@@ -74,6 +74,9 @@ def writable_accounts(landed: Landed) -> frozenset[Pubkey]:
     return frozenset(writable | set(landed.loaded.writable))
 
 
+_NONE: dict[int, int] = {}
+
+
 class FeeMarket:
     """The prices of recently landed transactions, by slot and by written account."""
 
@@ -81,6 +84,13 @@ class FeeMarket:
         self._slot = slot
         #: (slot, price, written accounts) of each landed transaction, oldest first.
         self._landed: deque[tuple[int, int, frozenset[Pubkey]]] = deque()
+        #: Per slot, oldest first: its block minimum and each written account's minimum; and per
+        #: account, its minimum in each slot it was written (so a getRecentPrioritizationFees
+        #: reads the asked accounts' few slots, not every slot or every transaction).
+        self._minima: dict[int, tuple[int, dict[Pubkey, int]]] = {}
+        self._by_account: dict[Pubkey, dict[int, int]] = {}
+        #: The block minima's answer (no account asked), until a slot or a landing changes it.
+        self._block_fees: list[dict[str, int]] | None = None
 
     # -- chain listener -----------------------------------------------------------------
 
@@ -88,34 +98,53 @@ class FeeMarket:
         self._slot = slot
         while self._landed and self._landed[0][0] <= slot - FEE_SLOTS:
             self._landed.popleft()
+        while self._minima and (oldest := next(iter(self._minima))) <= slot - FEE_SLOTS:
+            for key in self._minima.pop(oldest)[1]:
+                slots = self._by_account[key]
+                del slots[oldest]
+                if not slots:
+                    del self._by_account[key]
+        self._block_fees = None
 
     def on_received(self, signature: Signature) -> None:
         return None
 
     def on_landed(self, landed: Landed) -> None:
         self._slot = max(self._slot, landed.slot)
-        self._landed.append((landed.slot, compute_unit_price(landed.tx), writable_accounts(landed)))
+        price, written = compute_unit_price(landed.tx), writable_accounts(landed)
+        self._landed.append((landed.slot, price, written))
+        block_min, account_min = self._minima.get(landed.slot, (price, {}))
+        self._minima[landed.slot] = (min(block_min, price), account_min)
+        for key in written:
+            if price < account_min.get(key, price + 1):
+                account_min[key] = price
+                self._by_account.setdefault(key, {})[landed.slot] = price
+        self._block_fees = None
 
     # -- answers --------------------------------------------------------------------------
 
     def recent_prioritization_fees(self, accounts: Sequence[Pubkey]) -> list[dict[str, int]]:
         """Agave's ``getRecentPrioritizationFees`` result for ``accounts`` (none: the block minima)."""
         first = max(self._slot - FEE_SLOTS + 1, 0)
-        block_min: dict[int, int] = {}
-        account_min: dict[tuple[int, Pubkey], int] = {}
-        asked = frozenset(accounts)
-        for slot, price, written in self._landed:
-            if slot < first:
-                continue
-            block_min[slot] = min(block_min.get(slot, price), price)
-            for key in written & asked:
-                account_min[slot, key] = min(account_min.get((slot, key), price), price)
-        # Each slot's fee: the most of its block minimum and each asked account's minimum (a
-        # slot with an account minimum has a block minimum: the same transaction landed there).
-        fees = block_min
-        for (slot, _), price in account_min.items():
-            fees[slot] = max(fees[slot], price)
-        return [{"slot": slot, "prioritizationFee": fees.get(slot, 0)} for slot in range(first, self._slot + 1)]
+        if self._block_fees is None:
+            minima = self._minima
+            self._block_fees = [
+                {"slot": slot, "prioritizationFee": minima[slot][0] if slot in minima else 0}
+                for slot in range(first, self._slot + 1)
+            ]
+        block_fees = self._block_fees
+        # Each slot's fee: the most of its block minimum and each asked account's minimum there.
+        raised: dict[int, int] = {}
+        for key in frozenset(accounts):
+            for slot, price in self._by_account.get(key, _NONE).items():
+                if slot >= first and price > raised.get(slot, block_fees[slot - first]["prioritizationFee"]):
+                    raised[slot] = price
+        if not raised:
+            return list(block_fees)
+        fees = list(block_fees)  # the cached entries are shared, never changed: raised ones are new
+        for slot, price in raised.items():
+            fees[slot - first] = {"slot": slot, "prioritizationFee": price}
+        return fees
 
     def priority_fee_estimate(self, request: Any) -> dict[str, Any]:
         """Helius' ``getPriorityFeeEstimate`` result for one request object; :class:`ValueError`

@@ -15,7 +15,7 @@ program, solana-program/address-lookup-table, reads the same layout).
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from solders.account import Account
 from solders.address_lookup_table_account import (
@@ -109,6 +109,11 @@ def place_table(svm: LiteSVM, table: LookupTable) -> None:
     svm.set_account(table.key, Account(lamports, data, LOOKUP_TABLE_PROGRAM_ID, False, 0))
 
 
+#: A table's ``deactivation_slot`` while it is active (``Slot::MAX``).
+_ACTIVE = 2**64 - 1
+_NO_SLOT_HASHES = SlotHashes([])
+
+
 class LookupFailure(Exception):
     """A v0 message's lookups do not resolve; Agave refuses such a transaction before preflight."""
 
@@ -117,10 +122,13 @@ class LookupFailure(Exception):
         self.problem = problem
 
 
-def load_addresses(svm: LiteSVM, tx: VersionedTransaction, slot: int, slot_hashes: SlotHashes) -> LoadedAddresses:
+def load_addresses(
+    svm: LiteSVM, tx: VersionedTransaction, slot: int, slot_hashes: Callable[[], SlotHashes]
+) -> LoadedAddresses:
     """The accounts ``tx`` loads through its tables at ``slot``, by the runtime's rules (an
     address appended in the current slot is not usable yet; a table deactivated long enough
-    ago is gone); :class:`LookupFailure` otherwise."""
+    ago is gone); :class:`LookupFailure` otherwise. ``slot_hashes()`` (the SlotHashes sysvar,
+    512 entries to build) is asked for only by a deactivated table: an active one never reads it."""
     message = tx.message
     if not isinstance(message, MessageV0):
         return LoadedAddresses((), ())
@@ -140,7 +148,8 @@ def load_addresses(svm: LiteSVM, tx: VersionedTransaction, slot: int, slot_hashe
             if not indexes:
                 continue
             try:
-                out.extend(table.lookup(slot, list(bytes(indexes)), slot_hashes))
+                hashes = _NO_SLOT_HASHES if table.meta.deactivation_slot == _ACTIVE else slot_hashes()
+                out.extend(table.lookup(slot, list(bytes(indexes)), hashes))
             except ValueError as exc:  # an invalid index, or a table past its cool-down
                 gone = "does not exist" in str(exc)
                 raise LookupFailure(LookupTableProblem.NOT_FOUND if gone else LookupTableProblem.INDEX_OUT_OF_RANGE) from None

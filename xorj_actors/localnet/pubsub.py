@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from xorj_actors.localnet.chain import Chain, Commitment, Landed
-from xorj_actors.localnet.encoding import account_json, is_writable
+from xorj_actors.localnet.encoding import account_json, is_writable, json_text
 from xorj_actors.localnet.rpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -37,25 +37,62 @@ __all__ = ["PubSub"]
 
 #: Frames queued for a client that does not read before it is disconnected.
 _MAX_QUEUED = 10_000
+#: The lean path's bound of the same: bytes written and not yet taken by the client.
+_MAX_BUFFERED = 4 << 20
+_TEXT = 0x81  # FIN, opcode 1: a whole text frame
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """A server's (unmasked, uncompressed) WebSocket text frame of ``payload`` (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((_TEXT, n)) + payload
+    if n < 1 << 16:
+        return bytes((_TEXT, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((_TEXT, 127)) + n.to_bytes(8, "big") + payload
 
 
 @dataclass(eq=False, slots=True)
 class _Connection:
     ws: web.WebSocketResponse
     transport: asyncio.BaseTransport | None
+    loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     subscriptions: set[int] = field(default_factory=set)
     overflowed: bool = False
+    #: The lean path (a connection without compression): the frames of this turn of the loop,
+    #: written together in one ``write`` by :meth:`_flush` (a subscription's reply and its
+    #: notification, a slot's notifications), not one task wake-up and one send each.
+    #: ``None``: compressed, every frame goes through ``queue`` and aiohttp's writer.
+    pending: list[bytes] | None = None
 
     def send(self, frame: dict[str, Any]) -> None:
         if self.overflowed:
             return
+        pending = self.pending
+        if pending is not None:
+            if not pending:
+                self.loop.call_soon(self._flush)
+            pending.append(_text_frame(json_text(frame).encode()))
+            return
         if self.queue.qsize() >= _MAX_QUEUED:
             # A client that stopped reading is closed rather than grow memory forever.
-            self.overflowed = True
-            self.queue.put_nowait(None)
+            self._overflow()
             return
-        self.queue.put_nowait(json.dumps(frame))
+        self.queue.put_nowait(json_text(frame))
+
+    def _flush(self) -> None:
+        frames, self.pending = self.pending, []
+        transport = self.transport
+        if not frames or self.overflowed or self.ws.closed or not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            return  # closing: the reader side cleans up
+        transport.write(b"".join(frames))
+        if transport.get_write_buffer_size() > _MAX_BUFFERED:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.queue.put_nowait(None)  # the writer task closes the connection
 
 
 @dataclass(slots=True)
@@ -91,7 +128,9 @@ class PubSub:
         """Serve one WebSocket connection until it closes."""
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = _Connection(ws, request.transport)
+        conn = _Connection(ws, request.transport, asyncio.get_running_loop())
+        if not ws.compress:
+            conn.pending = []
         self.connections.add(conn)
         writer = asyncio.create_task(self._write(conn))
         try:

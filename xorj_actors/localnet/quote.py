@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from xorj_actors.localnet.chain import Chain, PreflightFailure
+from xorj_actors.localnet.encoding import json_text
 from xorj_actors.localnet.fastpath import FAST_ROUTE, Responder
 from xorj_actors.localnet.genesis import Genesis
 from xorj_actors.localnet.jupiter_desk import Desk
@@ -137,7 +138,7 @@ def _fast_route(app: web.Application, routes: dict[tuple[bytes, bytes], tuple[An
 
         def respond(target: bytes, body: bytes) -> tuple[int, bytes]:
             status, payload = _answered(answer, service, _query(target), body if json_body else None)
-            return status, json.dumps(payload).encode()
+            return status, json_text(payload).encode()
 
         return respond
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from solders.pubkey import Pubkey
 
 from xorj_actors.localnet.chain import Chain
+from xorj_actors.localnet.encoding import json_text
 from xorj_actors.localnet.fastpath import FAST_ROUTE, FastHttpProtocol, Responder, Route
 from xorj_actors.localnet.rate_limit import RateLimit
 from xorj_actors.localnet.genesis import Genesis, build_genesis
@@ -280,12 +281,12 @@ class LocalnetServer:
         try:
             payload = json.loads(body)
         except ValueError:
-            return json.dumps(error_reply(PARSE_ERROR, "Parse error")).encode()
+            return json_text(error_reply(PARSE_ERROR, "Parse error")).encode()
         if isinstance(payload, list):
             if not payload:
-                return json.dumps(error_reply(INVALID_REQUEST, "Invalid request")).encode()
-            return json.dumps([self.rpc.handle(item) for item in payload]).encode()
-        return json.dumps(self.rpc.handle(payload)).encode()
+                return json_text(error_reply(INVALID_REQUEST, "Invalid request")).encode()
+            return json_text([self.rpc.handle(item) for item in payload]).encode()
+        return json_text(self.rpc.handle(payload)).encode()
 
     async def _admin(self, request: web.Request) -> web.Response:
         actions: dict[str, Callable[..., Any]] = {
