@@ -31,7 +31,7 @@ __all__ = ["NO_LANE", "Flag", "Mailbox", "MailboxFull", "Terminated"]
 
 #: A lane with nothing in it. An empty ``deque`` costs 760 bytes and most of 10,000 actors are
 #: idle: a lane is a deque only while it holds messages, else this shared empty tuple (it has
-#: ``len`` and truth like an empty deque, and nothing appends to it: ``put`` makes the deque).
+#: ``len`` and truth like an empty deque, and nothing appends to it: ``tell`` makes the deque).
 NO_LANE: Final[tuple[()]] = ()
 
 #: No watchers yet: shared until the first ``add_watcher`` makes the actor its own list.
@@ -52,7 +52,7 @@ _now = time.time
 #: A lane holds a told message as it is, and an ``Envelope`` only for what needs one (an ask's
 #: reply future, pykka's own puts): a tell makes no envelope. A message that *is* an Envelope
 #: is wrapped in one, so the two never mix up.
-Item = Any
+_Item = Any
 
 
 class MailboxFull(RuntimeError):
@@ -157,8 +157,8 @@ class Mailbox:
         self.runtime = runtime
         self.capacity = capacity
         self.scheduler = scheduler
-        self._control: deque[Item] | tuple[()] = NO_LANE
-        self._work: deque[Item] | tuple[()] = NO_LANE
+        self._control: deque[_Item] | tuple[()] = NO_LANE
+        self._work: deque[_Item] | tuple[()] = NO_LANE
         self._lock = threading.Lock()
         self._scheduled = True  # until on_start has run, puts only enqueue
         self.closed = False

@@ -121,7 +121,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         self.runtime.send_after(min(first, interval), self.actor_ref, _FIRST_ROUND)
 
     def on_halt(self, halt: Halt) -> int:
-        if halt.mode is HaltMode.EMERGENCY and self.phase in (VaultPhase.READING, VaultPhase.CLOSING):
+        if halt.mode is _EMERGENCY and self.phase in _UNHANDED_PHASES:
             self._end_round("halted")  # nothing handed over yet: drop the round
         f = self.flatten
         if f is not None and halt.epoch > f.epoch and not f.pending:
@@ -229,6 +229,11 @@ class Stats:
 _NO_STRATEGY = StrategyBoard()
 #: The timer's first Round of every vault (a message is immutable: one serves them all).
 _FIRST_ROUND = Round()
+# Read by every vault on every halt: module globals, as an enum member read off its class costs
+# a descriptor call each time.
+_EMERGENCY = HaltMode.EMERGENCY
+#: A round in these phases has handed nothing over yet: an emergency halt drops it.
+_UNHANDED_PHASES = (VaultPhase.READING, VaultPhase.CLOSING)
 #: (ms, its base-36 string) of the last incarnation made: vaults started in the same
 #: millisecond (thousands at start-up) share one string instead of one each.
 _last_incarnation: tuple[int, str] = (-1, "")
