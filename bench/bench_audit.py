@@ -9,10 +9,11 @@ WAL with synchronous=FULL, COMMIT on PostgreSQL). Baseline, same run, same durab
 thread inserts un-chained rows into a plain table, one committed transaction per row. PostgreSQL
 is the server at 127.0.0.1:5432 (database ``test``, a throwaway schema); skipped if absent.
 
-Verify: ``verify_store`` of a valid chain on each backend (100,000 entries with --quick, in one
-process; 1,000,000 in full, above PARALLEL_MIN_ENTRIES: in worker processes). Baseline, same
-run: a plain scan of the same rows (every column verify reads, through the same reader). Wall and
-CPU (this process and its workers) ratios, medians of 3 alternating runs.
+Verify: ``verify_store`` of a valid chain on each backend (100,000 entries with --quick,
+1,000,000 in full), as the CLI runs it (above PARALLEL_MIN_ENTRIES: this process and forked
+workers, one range each, one per CPU), and again in one process (``workers=1``). Baseline,
+same run: a plain scan of the same rows (every column verify reads, through the same reader).
+Wall and CPU (this process and its workers) ratios, medians of 3 alternating runs.
 
 Targets (issue 4): chained >= 0.5 x plain; >= 10,000 appends/s with 64 writers on SQLite;
 verify of 1,000,000 entries in <= 10 s. Issue 15: verify <= 1.5 x the plain scan, per entry.
@@ -51,6 +52,7 @@ from xorj_actors.audit import (  # noqa: E402
     verify_store,
 )
 from xorj_actors.audit._store import COLUMNS, iter_rows, make_model  # noqa: E402
+from xorj_actors.audit._verify import PARALLEL_MIN_ENTRIES  # noqa: E402
 
 KEY = b"bench-audit-hmac-key-0123456789abcdef-0123456789"
 THREADS = (1, 8, 64)
@@ -201,23 +203,28 @@ def bench_verify(name: str, settings: AuditSettings, data_dir: Path, n: int, tar
     print(f"\n[verify {name}] {n:,} entries generated in {time.perf_counter() - t0:.1f} s (not timed); "
           f"median of {repeats} alternating runs, load average {os.getloadavg()[0]:.1f}")
     store = open_store(settings, data_dir, create=False)
-    scans, verifies = [], []
+    scans, verifies, singles = [], [], []
     try:
         sum(1 for _ in iter_rows(store))
         for _ in range(repeats):
             scans.append(_timed(lambda: sum(1 for _ in iter_rows(store))))
             verifies.append(_timed(lambda: verify_store(store, KEY)))
+            singles.append(_timed(lambda: verify_store(store, KEY, workers=1)))
     finally:
         store.close()
-    for (_, _, scanned), (_, _, result) in zip(scans, verifies):
-        assert result.ok and result.entries == n == scanned, result.describe()
+    for (_, _, scanned), (_, _, result), (_, _, single) in zip(scans, verifies, singles):
+        assert result.ok and single.ok and result.entries == single.entries == n == scanned, result.describe()
     scan, scan_cpu = (statistics.median(x[i] for x in scans) for i in (0, 1))
     took, took_cpu = (statistics.median(x[i] for x in verifies) for i in (0, 1))
+    one, one_cpu = (statistics.median(x[i] for x in singles) for i in (0, 1))
+    workers = min(len(os.sched_getaffinity(0)), 4) if n >= PARALLEL_MIN_ENTRIES and threading.active_count() == 1 else 1
     projected = took * target_n / n
     note = "" if n == target_n else f" (extrapolated from {n:,})"
-    print(f"  verify {n:,}: {took:.2f} s  (plain scan of the same rows {scan:.2f} s, ratio {took / scan:.2f}x; "
-          f"target <= 1.5x: {'met' if took / scan <= 1.5 else 'MISSED'})")
+    print(f"  verify {n:,} ({workers} process{'es' if workers > 1 else ''}): {took:.2f} s  (plain scan of the same "
+          f"rows {scan:.2f} s, ratio {took / scan:.2f}x; target <= 1.5x: {'met' if took / scan <= 1.5 else 'MISSED'})")
     print(f"  CPU: verify {took_cpu:.2f} s, plain scan {scan_cpu:.2f} s, ratio {took_cpu / scan_cpu:.2f}x")
+    print(f"  one process: verify {one:.2f} s, ratio {one / scan:.2f}x; CPU {one_cpu:.2f} s, ratio "
+          f"{one_cpu / scan_cpu:.2f}x")
     print(f"  verify {target_n:,}: {projected:.2f} s{note}  (target <= 10 s: {'met' if projected <= 10 else 'MISSED'})")
 
 

@@ -1,7 +1,9 @@
-"""Engine figures: halt broadcast to N actors, and tell/ask between two actors.
+"""Engine figures (issue 15): halt broadcast to N actors, trigger -> first refused signature,
+tell/ask between two actors; every target a ratio against a baseline from the same run.
 
-    .venv/bin/python bench/bench_halt.py            # ~2-3 minutes
-    .venv/bin/python bench/bench_halt.py --quick    # ~30-50 s: fewer repeats, N still up to 10,000
+    .venv/bin/python bench/bench_halt.py            # ~3-4 minutes
+    .venv/bin/python bench/bench_halt.py --quick    # ~1 minute: fewer repeats, N still up to 10,000
+    .venv/bin/python bench/bench_halt.py --only halt   # or --only tell, --only refusal
 
 Halt (N = 100, 1,000, 10,000), three implementations of one protocol: every participant tells
 ``Register`` on start, a ``Halt`` is broadcast, every participant answers ``HaltAck``; the
@@ -16,392 +18,68 @@ figure is the time from the trigger until the last ack has been counted.
   the main thread tells ``Halt`` to each, the collector counts acks.
 - asyncio: N tasks each awaiting its own ``asyncio.Queue``, a collector task.
 
-Each (implementation, N) runs in a fresh subprocess so RSS and threads do not mix. Start-up is
-the time to start N participants until all have registered (ours: the kill switch's participant
-count, read directly). RSS is read with psutil once all have registered.
+Each (implementation, N) runs in a fresh subprocess (``bench/halt_cases.py``) so RSS and threads
+do not mix. Start-up is the time to start N participants until all have registered (ours: the
+kill switch's handled-message count from the runtime's snapshot, confirmed by one ``GetStatus``).
+RSS is read with psutil once all have registered; per actor, above the same interpreter with the
+same imports (read in that subprocess before start-up).
 
-Tell: a sender actor tells M ``Ping`` messages to a receiver actor, timed until the receiver has
-counted all M; ask: the main thread asks the receiver, one round trip at a time. Ours vs pykka.
+Refusal (``bench/halt_refusal.py``): a real dev-key ``Signer`` kept busy signing, N = 10,000
+vaults registered on a real kill switch; from ``tell(Trigger)`` to the first request the signer
+refuses because of the halt, timed on the signer's thread by its ``on_operation`` hook; each
+sample on an ARMED switch (re-armed between samples through the recovery path).
 
-Targets (issue 2): N=10,000 halted and acked in <= 100 ms (median), <= 100 MB RSS, started in
-<= 1 s; tell throughput >= plain pykka. A missed target prints MISSED; the exit status is
-non-zero only on errors.
+Tell/ask: ours and pykka in ONE subprocess, runs alternating (ours, pykka, ours, ...). Tell: a
+sender actor tells M ``Ping`` messages to a receiver actor, timed until the receiver has counted
+all M; ask: the main thread asks the receiver, one round trip at a time.
+
+Targets (issue 15), each against a baseline of the same run: halt N=10,000 median <= 1.0x
+asyncio; start-up of 10,000 <= 2x asyncio; RSS per vault actor <= 2 KB (asyncio's KB per task
+beside it); ask median <= 1.0x pykka; tell >= 1.0x pykka; trigger -> first refusal p99 <= 1 ms
+(absolute, as the issue sets it). Issue 2's absolute targets are printed for reference and not
+counted. A missed target prints MISSED; the exit status is non-zero only on errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import gc
 import json
 import os
 import platform
-import queue
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psutil
-from loguru import logger
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pykka  # noqa: E402
-
-from supervisors import Actor, Message, Runtime  # noqa: E402
-from xorj_actors.config import EngineSettings  # noqa: E402
-from xorj_actors.kill_switch import KillSwitchSettings  # noqa: E402
-from xorj_actors.kill_switch import HaltBoard, KillSwitch  # noqa: E402
-from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Trigger  # noqa: E402
-from xorj_actors.vaults import Vault  # noqa: E402
-
 SIZES = (100, 1_000, 10_000)
+HALT_IMPLS = ("ours", "pykka", "asyncio")
 TELL_IMPLS = ("ours", "pykka")
-TARGET_HALT_S = 0.100
-TARGET_RSS_MB = 100.0
-TARGET_START_S = 1.0
-#: Engine defaults (``[engine]`` scheduler_workers, mailbox_capacity).
-WORKERS = EngineSettings().scheduler_workers
-MAILBOX = 10_000
-#: No wait in this benchmark is unbounded.
-WAIT_S = 60.0
-#: A halt of ours not complete after this long has lost an ack: counted as incomplete.
-INCOMPLETE_S = 10.0
-HALT = Halt(epoch=1, mode=HaltMode.EMERGENCY, reason="bench", source="bench")
-#: One entry per message to the kill switch refused for a full mailbox (see start_ours).
-LOST: list[int] = []
-
-
-class Ping(Message):
-    seq: int
-
-
-class Go(Message):
-    """Tell the sender to send ``count`` pings."""
-
-    count: int
-
-
-# -- shared harness -------------------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def repeat(once: Callable[[], Any], runs: int, warmup: int, *, collect: bool = True) -> tuple[list[Any], list[float]]:
-    """``once()`` ``runs`` times after ``warmup`` discarded calls: (results, process CPU seconds).
-
-    A full GC runs before each call unless ``collect`` is false (calls too short for it). CPU
-    time is less disturbed than wall time by other processes on a shared machine.
-    """
-    results, cpu = [], []
-    for i in range(warmup + runs):
-        if collect:
-            gc.collect()
-        c0 = time.process_time()
-        result = once()
-        if i >= warmup:
-            results.append(result)
-            cpu.append(time.process_time() - c0)
-    return results, cpu
-
-
-def runtime() -> Runtime:
-    """The engine's runtime; never shut down: the subprocess ends with os._exit once it reports."""
-    return Runtime(workers=WORKERS, mailbox_capacity=MAILBOX, name="bench")
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
-class Counter:
-    """Counts arrivals from any thread's actor; reports each multiple of ``every`` on a queue."""
-
-    def __init__(self, every: int) -> None:
-        self.every = every
-        self.count = 0
-        self.done: queue.SimpleQueue[float] = queue.SimpleQueue()
-
-    def hit(self) -> None:
-        self.count += 1
-        if self.count % self.every == 0:
-            self.done.put(time.perf_counter())
-
-    def wait(self) -> float:
-        return self.done.get(timeout=WAIT_S)
-
-
-# -- halt: the three implementations -----------------------------------------------------------
-#
-# Each starts N participants and returns (start-up seconds, halt): ``halt()`` broadcasts one halt,
-# waits for every ack and returns (seconds from trigger to last ack, the kill switch's own figure
-# or None).
-
-Halt1 = Callable[[], tuple[float, float | None] | None]  # None: the halt never completed
-
-
-def start_ours(n: int) -> tuple[float, Halt1]:
-    done: queue.SimpleQueue[tuple[float, float]] = queue.SimpleQueue()
-
-    def on_event(kind: str, details: dict[str, Any]) -> None:
-        if details.get("what") == "halt complete":
-            done.put((time.perf_counter(), details["latency_s"]))
-
-    runtime()
-    # A participant whose Register or HaltAck the kill switch's full mailbox refuses only logs it.
-    logger.add(lambda _: LOST.append(1), level="WARNING", filter=lambda r: "could not reach the kill switch" in r["message"])
-    board = HaltBoard()
-    # Same disk as the engine's data dir; removed by the parent (see run_worker).
-    data_dir = Path(os.environ["BENCH_HALT_TMP"])
-    t0 = time.perf_counter()
-    ks = KillSwitch.start(KillSwitchSettings(ack_deadline_s=WAIT_S), data_dir, board, environ={}, on_event=on_event)
-    for i in range(n):
-        Vault.start(board, f"vault-{i:05d}")
-    participants = ks.actor_inbox.actor.participants  # read directly: no ask in the way
-    wait_for(lambda: len(participants) >= n or bool(LOST), "every vault registered")
-    if LOST:
-        raise RuntimeError(f"{n - len(participants)} of {n} vaults never registered: {len(LOST)} messages "
-                           "refused by the kill switch's full mailbox (MailboxFull)")
-    startup = time.perf_counter() - t0
-
-    def halt() -> tuple[float, float | None] | None:
-        start = time.perf_counter()
-        ks.tell(Trigger(mode=HaltMode.EMERGENCY, reason="bench", source="bench"))
-        try:
-            end, internal = done.get(timeout=INCOMPLETE_S)
-        except queue.Empty:
-            return None
-        return end - start, internal
-
-    return startup, halt
-
-
-class PlainCollector(pykka.ThreadingActor):
-    use_daemon_thread = True
-
-    def __init__(self, registered: Counter, acked: Counter) -> None:
-        super().__init__()
-        self.registered = registered
-        self.acked = acked
-
-    def on_receive(self, message: Any) -> None:
-        (self.acked if type(message) is HaltAck else self.registered).hit()
-
-
-class PlainVault(pykka.ThreadingActor):
-    use_daemon_thread = True
-
-    def __init__(self, collector: pykka.ActorRef[Any]) -> None:
-        super().__init__()
-        self.collector = collector
-        self.halted = False
-
-    def on_start(self) -> None:
-        self.collector.tell(Register(urn=self.actor_urn, name="vault", role="worker"))
-
-    def on_receive(self, message: Any) -> None:
-        if type(message) is Halt:
-            self.halted = True
-            self.collector.tell(HaltAck(epoch=message.epoch, actor=self.actor_urn, in_flight=0))
-
-
-def start_pykka(n: int) -> tuple[float, Halt1]:
-    registered, acked = Counter(n), Counter(n)
-    t0 = time.perf_counter()
-    collector = PlainCollector.start(registered, acked)
-    refs = [PlainVault.start(collector) for _ in range(n)]
-    startup = registered.wait() - t0
-
-    def halt() -> tuple[float, float | None]:
-        start = time.perf_counter()
-        for ref in refs:
-            ref.tell(HALT)
-        return acked.wait() - start, None
-
-    return startup, halt
-
-
-def start_asyncio(n: int) -> tuple[float, Halt1]:
-    loop = asyncio.new_event_loop()
-    acks: asyncio.Queue[Any] = asyncio.Queue()
-    inboxes: list[asyncio.Queue[Any]] = []
-    tasks: list[asyncio.Task[None]] = []  # referenced, so they are not collected
-    registered, acked = Counter(n), Counter(n)
-    wake = asyncio.Event()
-
-    async def participant(urn: str, inbox: asyncio.Queue[Any]) -> None:
-        acks.put_nowait(Register(urn=urn, name="vault", role="worker"))
-        while True:
-            message = await inbox.get()
-            if type(message) is Halt:
-                acks.put_nowait(HaltAck(epoch=message.epoch, actor=urn, in_flight=0))
-
-    async def collect() -> None:
-        while True:
-            message = await acks.get()
-            counter = acked if type(message) is HaltAck else registered
-            counter.hit()
-            if counter.count % n == 0:
-                wake.set()
-
-    async def start() -> None:
-        tasks.append(loop.create_task(collect()))
-        for i in range(n):
-            inboxes.append(asyncio.Queue())
-            tasks.append(loop.create_task(participant(f"urn:{i}", inboxes[-1])))
-        await wake.wait()
-
-    async def broadcast() -> None:
-        wake.clear()
-        for inbox in inboxes:
-            inbox.put_nowait(HALT)
-        await wake.wait()
-
-    t0 = time.perf_counter()
-    loop.run_until_complete(asyncio.wait_for(start(), WAIT_S))
-    startup = registered.wait() - t0
-
-    def halt() -> tuple[float, float | None]:
-        begin = time.perf_counter()
-        loop.run_until_complete(asyncio.wait_for(broadcast(), WAIT_S))
-        return acked.wait() - begin, None
-
-    return startup, halt
-
-
-HALT_IMPLS: dict[str, Callable[[int], tuple[float, Halt1]]] = {
-    "ours": start_ours,
-    "pykka": start_pykka,
-    "asyncio": start_asyncio,
-}
-
-
-def measure_halt(impl: str, n: int, runs: int, warmup: int) -> dict[str, Any]:
-    rss0 = rss_mb()
-    startup, halt = HALT_IMPLS[impl](n)
-    rss = rss_mb()
-    threads = threading.active_count()
-    results, cpu = repeat(halt, runs, warmup)
-    timings = [r for r in results if r is not None]
-    result = {
-        "startup_s": startup,
-        "rss_mb": rss,
-        "rss_base_mb": rss0,
-        "threads": threads,
-        "latency_s": [t for t, _ in timings],
-        "cpu_s": [c for r, c in zip(results, cpu) if r is not None],
-        "incomplete": len(results) - len(timings),
-        "lost": len(LOST),
-    }
-    if timings and timings[0][1] is not None:
-        result["internal_s"] = [i for _, i in timings]
-    return result
-
-
-# -- tell and ask between two actors ---------------------------------------------------------
-
-
-class ReceiverMixin:
-    """Counts pings; answers an ask with the message itself. Mixed into ours and pykka's actor."""
-
-    def __init__(self, counter: Counter) -> None:
-        super().__init__()
-        self.counter = counter
-
-    def on_receive(self, message: Any) -> Any:
-        if type(message) is Ping:
-            self.counter.hit()
-        return message
-
-
-class SenderMixin:
-    """Tells ``Go.count`` pings to the receiver from one handler."""
-
-    def __init__(self, receiver: Any) -> None:
-        super().__init__()
-        self.receiver = receiver
-
-    def on_receive(self, message: Any) -> None:
-        tell = self.receiver.tell
-        for i in range(message.count):
-            tell(Ping(seq=i))
-
-
-class OurReceiver(ReceiverMixin, Actor):
-    mailbox_capacity = 10_000_000  # measure throughput, not the MailboxFull backpressure
-
-
-class OurSender(SenderMixin, Actor):
-    pass
-
-
-class PlainReceiver(ReceiverMixin, pykka.ThreadingActor):
-    use_daemon_thread = True
-
-
-class PlainSender(SenderMixin, pykka.ThreadingActor):
-    use_daemon_thread = True
-
-
-def tell_and_ask(impl: str, messages: int, runs: int, warmup: int, asks: int) -> dict[str, Any]:
-    receiver_cls, sender_cls = (OurReceiver, OurSender) if impl == "ours" else (PlainReceiver, PlainSender)
-    if impl == "ours":
-        runtime()
-    counter = Counter(messages)
-    receiver = receiver_cls.start(counter)
-    sender = sender_cls.start(receiver)
-
-    def tell_once() -> float:
-        start = time.perf_counter()
-        sender.tell(Go(count=messages))
-        return messages / (counter.wait() - start)
-
-    def ask_once() -> float:
-        start = time.perf_counter()
-        receiver.ask(Go(count=0), timeout=WAIT_S)
-        return time.perf_counter() - start
-
-    return {"tell_per_s": repeat(tell_once, runs, warmup)[0], "ask_s": repeat(ask_once, asks, max(1, asks // 10), collect=False)[0]}
-
-
-# -- the subprocess side ---------------------------------------------------------------------
-
-def worker(args: argparse.Namespace) -> None:
-    logger.remove()  # the engine's human format at INFO, without importing the whole engine
-    logger.add(sys.stderr, level="INFO", backtrace=False, diagnose=False)
-    try:
-        if args.worker == "halt":
-            result = measure_halt(args.impl, args.n, args.runs, args.warmup)
-        else:
-            result = tell_and_ask(args.impl, args.n, args.runs, args.warmup, args.asks)
-    except BaseException:  # noqa: BLE001 - report, then leave without joining actor threads
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-    os._exit(0)  # skip tearing down 10,000 actors: not what is measured
+#: Issue 15's targets: ratios to the same run's baseline, but for the per-actor RSS and the refusal.
+TARGET_HALT_VS_ASYNCIO = 1.0
+TARGET_START_VS_ASYNCIO = 2.0
+TARGET_KB_PER_ACTOR = 2.0
+TARGET_ASK_VS_PYKKA = 1.0
+TARGET_TELL_VS_PYKKA = 1.0
+TARGET_REFUSAL_P99_S = 0.001
+#: Issue 2's absolute targets, printed for reference only (issue 15 replaced them by the ratios).
+ISSUE2_HALT_S, ISSUE2_RSS_MB, ISSUE2_START_S = 0.100, 100.0, 1.0
+#: Vaults registered while the refusal is measured.
+REFUSAL_N = 10_000
+#: The per-case subprocess.
+CASES = Path(__file__).resolve().with_name("halt_cases.py")
+
+
+# -- running a case --------------------------------------------------------------------------
 
 
 def run_worker(kind: str, impl: str, n: int, runs: int, warmup: int, asks: int = 0) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; on failure ``{"error": its stderr's tail}``."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--impl", impl, "--n", str(n),
+    cmd = [sys.executable, str(CASES), kind, impl, "--n", str(n),
            "--runs", str(runs), "--warmup", str(warmup), "--asks", str(asks)]
     with tempfile.TemporaryFile("w+") as err, tempfile.TemporaryDirectory(prefix="bench-halt-") as tmp:
         env = {**os.environ, "BENCH_HALT_TMP": tmp}
@@ -471,57 +149,93 @@ def report_halt(results: dict[tuple[str, int], dict[str, Any]]) -> tuple[list[st
             if r["incomplete"]:
                 errors.append(f"{impl} N={n}: {r['incomplete']} halt(s) never completed; {r['lost']} messages "
                               "refused by the kill switch's full mailbox (MailboxFull)")
-    ours = results["ours", SIZES[-1]]
-    if "error" in ours:
-        return [*missed, "every N=10,000 target (no figures)"], errors
-    checks = [
-        (f"halt N={SIZES[-1]:,} median", median(ours["latency_s"]) * 1e3, "ms", TARGET_HALT_S * 1e3),
-        (f"RSS N={SIZES[-1]:,}", ours["rss_mb"], "MB", TARGET_RSS_MB),
-        (f"start-up N={SIZES[-1]:,}", ours["startup_s"], "s", TARGET_START_S),
-    ]
-    print("\nTargets (ours):")
-    for what, value, unit, target in checks:
-        ok = value <= target
-        print(f"  {what:<22} {value:9.2f} {unit:<3} target <= {target:g} {unit:<3} {verdict(ok)}")
-        if not ok:
-            missed.append(what)
+    n = SIZES[-1]
+    ours, base = results["ours", n], results["asyncio", n]
+    if "error" in ours or "error" in base:
+        return [*missed, f"every N={n:,} target (no figures)"], errors
+    halt, halt_base = median(ours["latency_s"]), median(base["latency_s"])
+    cpu, cpu_base = median(ours["cpu_s"]), median(base["cpu_s"])
+    kb, kb_base = kb_per_actor(ours, n), kb_per_actor(base, n)
+    print(f"\nTargets (issue 15), N={n:,}, ours against the same run's asyncio:")
+    missed += target(f"halt N={n:,} median", halt / halt_base, "<=", TARGET_HALT_VS_ASYNCIO,
+                     f"{halt * 1e3:.1f} ms vs asyncio {halt_base * 1e3:.1f} ms; CPU {cpu * 1e3:.1f} vs "
+                     f"{cpu_base * 1e3:.1f} ms, {cpu / cpu_base:.2f}x")
+    missed += target(f"start-up N={n:,}", ours["startup_s"] / base["startup_s"], "<=", TARGET_START_VS_ASYNCIO,
+                     f"{ours['startup_s']:.2f} s vs asyncio {base['startup_s']:.2f} s")
+    missed += target("RSS per vault actor", kb, "<=", TARGET_KB_PER_ACTOR,
+                     f"absolute; asyncio {kb_base:.2f} KB per task, {kb / kb_base:.2f}x", unit=" KB")
+    print(f"  issue 2, reference only (absolute, not counted): halt median {halt * 1e3:.1f} ms (<= "
+          f"{ISSUE2_HALT_S * 1e3:.0f}), RSS {ours['rss_mb']:.0f} MB (<= {ISSUE2_RSS_MB:.0f}), start-up "
+          f"{ours['startup_s']:.2f} s (<= {ISSUE2_START_S:g})")
     return missed, errors
 
 
-def report_tell(results: dict[str, dict[str, Any]], messages: int) -> list[str]:
-    print(f"\nTell: sender actor -> receiver actor, {messages:,} messages per run; ask: main thread -> receiver")
-    print(f"{'impl':<8} {'tell/s med':>11} {'min':>9} {'max':>9} {'vs pykka':>9}   {'ask med us':>10} {'ask p99 us':>10} {'vs pykka':>9}")
-    tell_base = statistics.median(results["pykka"]["tell_per_s"])
-    ask_base = statistics.median(results["pykka"]["ask_s"])
+def kb_per_actor(r: dict[str, Any], n: int) -> float:
+    """RSS above the same interpreter with the same imports, per participant, in KB."""
+    return (r["rss_mb"] - r["rss_base_mb"]) * 1024 / n
+
+
+def target(what: str, value: float, op: str, limit: float, detail: str, unit: str = "x") -> list[str]:
+    """Print one target line; returns ``[what]`` if missed."""
+    ok = value <= limit if op == "<=" else value >= limit
+    print(f"  {what:<24} {value:8.2f}{unit:<3} target {op} {limit:g}{unit:<3} {verdict(ok):<6}  ({detail})")
+    return [] if ok else [what]
+
+
+def report_tell(r: dict[str, dict[str, list[float]]], messages: int) -> list[str]:
+    """Print tell and ask, ours beside pykka from the same process; returns the targets missed."""
+    print(f"\nTell: sender actor -> receiver actor, {messages:,} messages per run; ask: main thread -> receiver."
+          "\nOurs and pykka in one process, runs alternating; cpu: process CPU per message / per ask")
+    print(f"{'impl':<8} {'tell/s med':>11} {'min':>9} {'max':>9} {'cpu us':>7}   {'ask med us':>10} {'p99 us':>8}"
+          f" {'cpu us':>7}")
     for impl in TELL_IMPLS:
-        rates, asks = results[impl]["tell_per_s"], results[impl]["ask_s"]
-        rate, rt = statistics.median(rates), statistics.median(asks)
-        print(f"{impl:<8} {rate:11,.0f} {min(rates):9,.0f} {max(rates):9,.0f} {rate / tell_base:8.2f}x   "
-              f"{rt * 1e6:10.1f} {pct(asks, 0.99) * 1e6:10.1f} {rt / ask_base:8.2f}x")
-    ours = statistics.median(results["ours"]["tell_per_s"])
-    ok = ours >= tell_base
-    print(f"\nTarget: tell ours >= plain pykka: {ours / tell_base:.2f}x {verdict(ok)}")
-    return [] if ok else ["tell throughput"]
+        rates, asks = r[impl]["tell_per_s"], r[impl]["ask_s"]
+        print(f"{impl:<8} {median(rates):11,.0f} {min(rates):9,.0f} {max(rates):9,.0f} "
+              f"{median(r[impl]['tell_cpu_s']) * 1e6:7.2f}   {median(asks) * 1e6:10.1f} {pct(asks, 0.99) * 1e6:8.1f}"
+              f" {median(r[impl]['ask_cpu_s']) * 1e6:7.1f}  [{len(rates)} tell runs, {len(asks)} asks]")
+    tell, tell_base = median(r["ours"]["tell_per_s"]), median(r["pykka"]["tell_per_s"])
+    ask, ask_base = median(r["ours"]["ask_s"]), median(r["pykka"]["ask_s"])
+    print("\nTargets (issue 15), ours against the same process's pykka:")
+    missed = target("tell median", tell / tell_base, ">=", TARGET_TELL_VS_PYKKA,
+                    f"{tell:,.0f}/s vs pykka {tell_base:,.0f}/s")
+    return missed + target("ask median", ask / ask_base, "<=", TARGET_ASK_VS_PYKKA,
+                           f"{ask * 1e6:.1f} us vs pykka {ask_base * 1e6:.1f} us")
+
+
+def report_refusal(r: dict[str, Any], alone: dict[str, Any]) -> list[str]:
+    """Print trigger -> first refused signature (``alone``: the same with no vault registered);
+    returns the target missed."""
+    lat = r["latency_s"]
+    print(f"\nTrigger -> first refused signature: a dev-key Signer kept busy signing, {r['n']:,} vaults registered;"
+          f"\n{len(lat)} samples, each on an ARMED kill switch (the first freshly started, then re-armed by recovery)")
+    print(f"{'':<26} {'median':>8} {'p99':>8} {'min':>8} {'max':>8} {'first':>8}   ms")
+    rows = (("trigger -> refusal", lat), ("  trigger -> board halted", r["to_board_s"]),
+            ("  board -> refusal", r["board_to_refusal_s"]))
+    for what, values in rows:
+        if values:
+            print(f"{what:<26} {ms(median(values))} {ms(pct(values, 0.99))} {ms(min(values))} {ms(max(values))}"
+                  f" {ms(values[0])}")
+    if "error" not in alone:
+        lat0 = alone["latency_s"]
+        print(f"{'  same, no vault registered':<26} {ms(median(lat0))} {ms(pct(lat0, 0.99))} {ms(min(lat0))} "
+              f"{ms(max(lat0))} {ms(lat0[0])}   (reference: the halt's broadcast to the vaults taken away)")
+    print(f"signatures completed after the trigger, before the refusal: median {median(r['signed_between']):.0f}, "
+          f"max {max(r['signed_between'])}; {r['signed']:,} signed and {r['refused']:,} refused in all")
+    print("\nTarget (issue 15, absolute):")
+    return target("trigger -> refusal p99", pct(lat, 0.99) * 1e3, "<=", TARGET_REFUSAL_P99_S * 1e3,
+                  f"median {median(lat) * 1e3:.2f} ms; p99 of {len(lat)} samples", unit=" ms")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a ~30 s run: fewer repeats")
-    parser.add_argument("--only", choices=("halt", "tell"), help="run one half")
-    parser.add_argument("--worker", choices=("halt", "tell"), help=argparse.SUPPRESS)
-    parser.add_argument("--impl", help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--runs", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--asks", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute run: fewer repeats")
+    parser.add_argument("--only", choices=("halt", "tell", "refusal"), help="run one part")
     args = parser.parse_args()
-    if args.worker:
-        worker(args)
     began = time.monotonic()
     print(f"bench_halt{' --quick' if args.quick else ''} | {machine()}")
     missed: list[str] = []
     errors: list[str] = []
-    if args.only != "tell":
+    if args.only in (None, "halt"):
         halt: dict[tuple[str, int], dict[str, Any]] = {}
         for n in SIZES:
             for impl in HALT_IMPLS:
@@ -532,12 +246,19 @@ def main() -> int:
         m, e = report_halt(halt)
         missed += m
         errors += e
-    if args.only != "halt":
+    if args.only in (None, "refusal"):
+        samples = 20 if args.quick else 50
+        refusal = run_worker("refusal", "ours", REFUSAL_N, samples, 0)
+        alone = run_worker("refusal", "ours", 0, samples, 0)
+        print(f"  refusal N={REFUSAL_N:,} and N=0 done ({time.monotonic() - began:5.1f} s)", flush=True)
+        errors += [f"refusal N={n:,}: {r['error']}" for n, r in ((REFUSAL_N, refusal), (0, alone)) if "error" in r]
+        if "error" not in refusal:
+            missed += report_refusal(refusal, alone)
+    if args.only in (None, "tell"):
         messages, runs, asks = (50_000, 5, 500) if args.quick else (200_000, 7, 3_000)
-        tell = {impl: run_worker("tell", impl, messages, runs, 1, asks) for impl in TELL_IMPLS}
-        failed = [f"tell {impl}: {r['error']}" for impl, r in tell.items() if "error" in r]
-        if failed:
-            errors += failed
+        tell = run_worker("tell", "both", messages, runs, 1, asks)
+        if "error" in tell:
+            errors.append(f"tell: {tell['error']}")
         else:
             missed += report_tell(tell, messages)
     print(f"\n{len(missed)} target(s) missed{': ' + ', '.join(missed) if missed else ''}; "
@@ -545,6 +266,7 @@ def main() -> int:
     for error in errors:
         print(f"ERROR: {error}", file=sys.stderr)
     return 1 if errors else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

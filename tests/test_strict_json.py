@@ -39,3 +39,26 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
 def test_bytes_that_are_not_utf8_are_refused() -> None:
     with pytest.raises(JSONRefused, match="not UTF-8"):
         loads(b'{"id":"\xff"}')
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ("[" * MAX_DEPTH + "]" * MAX_DEPTH, False),
+        ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), True),
+        ("[{}]" * 100, False),
+        ('["\\"[[[", ' * 40 + "0" + "]" * 40, True),  # escaped quotes do not end a string
+        ('["é[", ' + '"[\\\\"]', False),  # a backslash escaped: the string ends at the next quote
+        ("]" * 40 + "[" * 40, False),  # unbalanced: malformed, not deep
+        ("{[}" + "[" * MAX_DEPTH, True),  # mismatched brackets still count as they come
+        ('"[' + "[" * 40, True),  # an unterminated string: its brackets count
+    ],
+)
+def test_nesting_is_counted_as_the_brackets_come_outside_strings(text: str, deep: bool) -> None:
+    for data in (text, text.encode()):
+        try:
+            loads(data)
+        except JSONRefused as exc:
+            assert (exc.problem.value == "too_deep") == deep, exc
+        else:
+            assert not deep

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from xorj_actors import probes
 from xorj_actors.limits import MIN_KEY_BYTES
-from xorj_actors.redaction import Redactor
+from xorj_actors.redaction import Redactor, redact_url, url_secrets
 
 if TYPE_CHECKING:  # only a type here; config imports ops, whose HTTP API runs these checks
     from xorj_actors.config import Config
@@ -229,10 +229,11 @@ def _endpoint_check(name: str, key: str, probe: Callable[[str, float], str], unc
         url = _endpoint_url(ctx, key)
         if not url:
             return _absent(name, unconfigured)
+        shown, masked = redact_url(url), Redactor(url_secrets(url))
         try:
-            return _ok(name, f"{url}: {probe(url, ctx.timeout_s)}")
+            return _ok(name, f"{shown}: {probe(url, ctx.timeout_s)}")
         except Exception as exc:  # noqa: BLE001 - any failure of a probe is "unreachable"
-            return _fail(name, f"{url}: {type(exc).__name__}: {exc}")
+            return _fail(name, f"{shown}: {masked(f'{type(exc).__name__}: {exc}')}")
 
     check.__name__ = f"check_{name}"
     check.__doc__ = f"The {name} endpoint (``endpoints[{key!r}]``, else the localnet's) answers."
@@ -268,7 +269,7 @@ def check_jupiter(ctx: CheckContext) -> CheckResult:
     if not url:
         return _absent(name, "no Jupiter endpoint configured ([jupiter] base_url, or [localnet] enabled)")
     jup = cfg.jupiter_api(ctx.environ)
-    where = f"{url} (api {jup.api}, key {'$' + jup.api_key_env if jup.api_key_env else 'none'})"
+    where = f"{redact_url(url)} (api {jup.api}, key {'$' + jup.api_key_env if jup.api_key_env else 'none'})"
     if ctx.production and not jup.api_key_env and urllib.parse.urlsplit(url).hostname == _JUPITER_HOST:
         return _fail(name, f"{where}: [jupiter] api_key_env is empty: {_JUPITER_HOST} answers no request without a key")
     from xorj_actors.jupiter import MAX_IDS, MissingApiKey, api_headers
@@ -282,7 +283,7 @@ def check_jupiter(ctx: CheckContext) -> CheckResult:
     try:
         seen = probes.jupiter_prices(url, headers, asked, ctx.timeout_s, jup.max_answer_bytes)
     except Exception as exc:  # noqa: BLE001 - any failure of the probe: the engine cannot price
-        masked = Redactor([headers.get("x-api-key", "")])  # should an answer echo the key
+        masked = Redactor([headers.get("x-api-key", ""), *url_secrets(url)])  # should an answer echo them
         return _fail(name, f"{where}: {masked(f'{type(exc).__name__}: {exc}')}")
     if len(tokens) > len(asked):
         seen += f" asked (the first {len(asked)} of {len(tokens)})"

@@ -32,12 +32,15 @@ class HaltMode(str, enum.Enum):
 class Trigger(ControlMessage):
     """Ask the kill switch to halt. Any actor may send it; so do signals, files and operators.
 
-    A control message: a halt request overtakes queued work and is never refused.
+    A control message: a halt request overtakes queued work and is never refused. Told through
+    the kill switch's ref, it trips the halt board first and carries the ``epoch`` that trip
+    opened (0: not tripped); the kill switch's halt takes that epoch if it is still ahead.
     """
 
     mode: HaltMode
     reason: str
     source: str
+    epoch: int = 0
 
 
 class Halt(ControlMessage):
@@ -68,8 +71,18 @@ class Resume(ControlMessage):
 
 
 class Register(ControlMessage):
-    """An actor joins the halt protocol (sent from its ``on_start``); never refused, like acks."""
+    """An actor joins the halt protocol (sent from its ``on_start``); never refused, like acks.
+
+    ``epoch``, ``halted`` and ``factor`` are what the actor started on (the halt board's): an
+    actor already current gets no ``Halt`` or ``Resume`` for it. The defaults mean "unknown":
+    it is told the current decision. ``name`` is informative only: the kill switch names an
+    actor as the runtime does when it handles the registration (a supervisor renames its child
+    after starting it).
+    """
 
     urn: str
     name: str
     role: str  # "signer" actors are halted first
+    epoch: int = -1
+    halted: bool = True
+    factor: float = 0.0

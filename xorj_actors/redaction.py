@@ -6,10 +6,11 @@ Below every layer that logs or audits (engine, ops): it imports nothing from ``x
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "Redactor"]
+__all__ = ["MASK", "Redactor", "redact_url", "url_secrets"]
 
 MASK = "***"
 #: Environment variables whose names look like this are secrets even if no config names them.
@@ -18,6 +19,9 @@ _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|HMAC|CREDENTIAL", r
 _LABELLED_HEX = re.compile(
     r"((?:hmac|signature|key)\w*['\"]?\s*[:=]?\s*['\"]?)([0-9a-fA-F]{32,})", re.IGNORECASE
 )
+#: A URL path segment that looks like a credential: QuickNode puts its token in the path
+#: (``https://x.quiknode.pro/<token>/``), others a key of 20 or more word characters.
+_TOKEN_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{20,}")
 #: Shorter values are not masked (masking "1" or "true" everywhere would hide everything).
 _MIN_SECRET_CHARS = 8
 
@@ -51,3 +55,41 @@ class Redactor:
         if value is None or isinstance(value, bool | int | float):
             return value
         return self(repr(value))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with what may be a credential masked, for logs, ``check`` and error text.
+
+    RPC providers put API keys in the query (``?api-key=``), in the path, or as user info
+    (``nats://user:password@host``). The scheme, host, port and short path segments stay, so an
+    operator still sees which endpoint is meant.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return MASK  # not a URL we can take apart: show nothing of it
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    if parts.username is not None or parts.password is not None:
+        netloc = f"{MASK}@{netloc}"
+    path = "/".join(MASK if _TOKEN_SEGMENT.fullmatch(seg) else seg for seg in parts.path.split("/"))
+    query = "&".join(
+        f"{name}={MASK}" if value else name
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that :func:`redact_url` masks, to mask them in error text too."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return [url]
+    found = [v for v in (parts.username, parts.password) if v]
+    found += [seg for seg in parts.path.split("/") if _TOKEN_SEGMENT.fullmatch(seg)]
+    found += [v for _, v in urllib.parse.parse_qsl(parts.query) if v]
+    return found

@@ -26,8 +26,12 @@ MAX_DEPTH = 32
 #: Longest integer accepted, in digits (a u64 has 20).
 MAX_INT_DIGITS = 40
 
-# Strings may hold any bracket; only brackets outside strings count towards the depth.
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# Strings may hold any bracket; only brackets outside strings count towards the depth. The scan
+# runs in C (bytes methods, the regex engine): strings out, everything but brackets out, then the
+# innermost pairs out once a level.
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"[\[{][\]}]")
 
 
 class JSONProblem(enum.StrEnum):
@@ -85,15 +89,37 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _check_depth(text: str, max_depth: int) -> None:
+def _brackets(raw: bytes) -> bytes:
+    """The brackets of ``raw`` outside its strings, in order."""
+    if b"\\" not in raw and not raw.count(b'"') % 2:
+        # No escapes, every quote paired: the strings are every other piece between quotes.
+        outside = b"".join(raw.split(b'"')[::2])
+    else:
+        outside = _STRINGS.sub(b"", raw)
+    return outside.translate(None, _NOT_BRACKETS)
+
+
+def _check_depth(raw: bytes, max_depth: int) -> None:
+    brackets = left = _brackets(raw)
+    # Each pass removes every innermost pair (the leaves), so the nesting falls by one a pass: a
+    # sequence gone within max_depth passes nests at most max_depth deep (and is balanced).
+    for _ in range(max_depth):
+        if not left:
+            return
+        shorter = _INNERMOST.sub(b"", left)
+        if len(shorter) == len(left):
+            break
+        left = shorter
+    if not left:
+        return
+    # Unbalanced or deep (rare: refused input): count exactly, as the brackets come.
     depth = 0
-    for match in _TOKENS.finditer(text):
-        token = match.group()
-        if token in "[{":
+    for token in brackets:
+        if token in b"[{":
             depth += 1
             if depth > max_depth:
                 raise JSONRefused(JSONProblem.TOO_DEEP, f"nested deeper than {max_depth} levels")
-        elif token in "]}":
+        else:
             depth -= 1
 
 
@@ -110,11 +136,14 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH, max_int_digits: int 
             than ``max_depth`` or an integer longer than ``max_int_digits`` digits.
     """
     if isinstance(data, bytes | bytearray):
+        raw = bytes(data)
         try:
-            data = data.decode("utf-8")
+            data = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise JSONRefused(JSONProblem.NOT_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    _check_depth(data, max_depth)
+    else:
+        raw = data.encode("utf-8", "surrogatepass")  # quotes, backslashes and brackets are ASCII either way
+    _check_depth(raw, max_depth)
     try:
         return json.loads(
             data,

@@ -301,14 +301,31 @@ def test_parallel_verify_agrees_with_the_serial_pass(data_dir, audit_key, monkey
     monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
     calls = []
     real = _verify._verify_parallel
-    monkeypatch.setattr(_verify, "_verify_parallel", lambda *a: calls.append(a[3]) or real(*a))
+    monkeypatch.setattr(_verify, "_verify_parallel", lambda *a: calls.append(a[5]) or real(*a))
     store = open_store(settings, data_dir, create=False)
     try:
         result = verify_store(store, audit_key, workers=2)
     finally:
         store.close()
-    assert len(calls) == 1  # the two-process path ran
+    assert len(calls) == 1  # the two-process path ran (forked, unless pytest runs another thread)
     assert result.ok is (tamper is None)
     assert result.reason is None if tamper is None else reason in result.reason
     if tamper is None:
         assert (result.entries, result.head_hash) == (ENTRIES, entries[-1].hash)
+
+
+def test_parallel_verify_forks_only_a_single_threaded_process():
+    """A fork copies no lock another thread holds: with any other thread running, workers are spawned."""
+    import threading
+
+    from xorj_actors.audit import _verify
+
+    assert threading.active_count() > 1 or _verify._start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _verify._start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()

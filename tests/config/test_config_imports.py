@@ -27,6 +27,10 @@ def test_the_moved_sections_keep_their_keys_and_messages() -> None:
     assert isinstance(config.http, HttpSettings) and config.http.port == 8080
     for toml, message in [
         ("[kill_switch]\nrestart_factors = [0.5]", "kill_switch.restart_factors: must be in (0, 1] and end with 1.0"),
+        (
+            "[kill_switch]\nrestart_factors = [1.0]",
+            "kill_switch.restart_factors: needs at least two steps (e.g. [1.0, 1.0] with restart_step_s = 0 to arm at once)",
+        ),
         ("[debug_socket]\nmax_clients = 0", "debug_socket.max_clients: must be >= 1"),
         ("[http]\nhost = '0.0.0.0'", "http.host: '0.0.0.0' is not loopback; set allow_non_loopback = true to expose it"),
     ]:

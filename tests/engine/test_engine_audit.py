@@ -25,7 +25,9 @@ def test_halts_are_recorded_in_a_verifiable_chain(engine) -> None:
     wait_until(lambda: ks_status(engine).complete)
     wait_until(lambda: any("halt complete" in d for _, t, d in audit_rows(engine)), what="halt recorded")
     kinds = [t for _, t, _ in audit_rows(engine)]
-    assert kinds[0] == "SYSTEM_EVENT" and "HALT" in kinds
+    # The kill switch's start entry comes before its halt; the strategy feed's error (nothing
+    # listens at its URL here) may land anywhere, even first.
+    assert "SYSTEM_EVENT" in kinds and "HALT" in kinds and kinds.index("SYSTEM_EVENT") < kinds.index("HALT"), kinds
     out = subprocess.run(
         [sys.executable, "-m", "xorj_actors.cli", "audit", "verify", "--data-dir", str(engine.data_dir)],
         capture_output=True, text=True, timeout=60,

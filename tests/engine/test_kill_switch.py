@@ -9,6 +9,7 @@ import time
 import pytest
 
 from supervisors import ChildSpec, StartChild, WhichChildren
+from xorj_actors.config import parse_config
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltBoard, Participant, Recover, nonce_digest
 from xorj_actors.messages import Halt, HaltMode, Resume, Trigger
@@ -16,7 +17,7 @@ from xorj_actors.ops.ctl import render_status, request
 from xorj_actors.signers import SignRequest
 from xorj_actors.vaults import Round, Vault
 from tests.helpers import audit_rows_in
-from tests.plugins.engine import Silent, authorise, ks_status, wait_until
+from tests.plugins.engine import FAST, RECOVERY_KEYS, Silent, authorise, ks_status, wait_until
 
 
 def trigger(engine: Engine, mode: HaltMode = HaltMode.EMERGENCY, source: str = "test") -> int:
@@ -210,6 +211,23 @@ def test_gradual_restart_tells_every_actor_the_position_factor(engine: Engine) -
     assert named(engine, "vault-0002").ask(Round(5), timeout=2).reason != "halted"
     persisted = json.loads((engine.data_dir / "kill_switch.json").read_text())
     assert persisted["state"] == "ARMED" and persisted["factor"] == 1.0
+
+
+def test_a_restart_of_one_full_step_arms_at_once_through_recovery_pending(tmp_path) -> None:
+    """``[1.0, 1.0]`` with no step time is the way to arm at once; the state machine's path stays."""
+    toml = FAST.format(vaults=2, cooldown=0, step=0, max_restarts=10, environment="development")
+    config = parse_config(toml.replace("restart_step_s = 0\n", "restart_step_s = 0\nrestart_factors = [1.0, 1.0]\n"))
+    assert config.kill_switch.restart_factors == (1.0, 1.0)
+    engine = Engine(config, tmp_path / "var", environ=dict(RECOVERY_KEYS))
+    engine.start()
+    try:
+        epoch = trigger(engine)
+        assert recover(engine, **authorise(epoch)).accepted
+        wait_until(lambda: ks_status(engine).state == "ARMED", what="armed")
+        states = [d["transition"]["state"] for t, _, d in audit_rows_in(engine.data_dir) if t == "RECOVERY"]
+        assert states == ["RECOVERY_PENDING", "ARMED"], states
+    finally:
+        assert not engine.stop(timeout=10)
 
 
 def test_recovery_waits_for_the_cooldown(engine_factory) -> None:

@@ -146,7 +146,8 @@ def test_while_the_cluster_is_halted_a_recovery_here_is_the_clusters_and_hands_i
     ks = KillSwitch.start(KillSwitchSettings(cooldown_s=0), tmp_path, board, environ=RECOVERY_KEYS, cluster=cluster)
     ks.tell(Trigger(mode=HaltMode.EMERGENCY, reason="cluster halt epoch 5", source="cluster"))
     ks.tell(Trigger(mode=HaltMode.EMERGENCY, reason="cluster halt epoch 5", source="cluster"))
-    wait_until(lambda: board.status.state == "TRIGGERED", what="halted")
+    # Each trigger is an epoch of its own: wait for the second, or the recovery below races it.
+    wait_until(lambda: board.status.state == "TRIGGERED" and board.status.epoch == 2, what="halted twice")
     local = board.status.epoch
     ts = int(time.time())
     # The local epoch's authorisations do not recover the cluster's halt, nor the cluster epoch's

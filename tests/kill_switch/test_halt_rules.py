@@ -29,10 +29,10 @@ def test_a_halt_completes_once_every_participant_acked_and_records_its_latency()
     acks.triggered()
     acks.start_epoch(["a", "b"])
     assert not acks.completed()
-    acks.ack("a", "alpha")
+    acks.ack("a")
     clock.now = 100.25
     assert not acks.completed()
-    acks.ack("b", "beta")
+    acks.ack("b")
     assert acks.completed() and acks.halt_latency == pytest.approx(0.25)
     assert not acks.completed()  # reported once
     assert acks.status({"a": "alpha", "b": "beta"}, halted=True) == {
@@ -43,20 +43,22 @@ def test_a_halt_completes_once_every_participant_acked_and_records_its_latency()
 def test_a_silent_actor_given_up_on_holds_the_halt_until_its_replacement_acks() -> None:
     acks = HaltAcks(_Clock())
     acks.start_epoch(["a", "silent"])
-    acks.ack("a", "alpha")
+    acks.ack("a")
     acks.give_up("silent", "worker")
     assert not acks.completed()
     status = acks.status({"a": "alpha"}, halted=True)
     assert status["missing"] == ("worker",) and status["replaced"] == ("worker",) and not status["complete"]
     acks.expect("new")  # the replacement registers during the halt
-    acks.ack("new", "worker")
+    acks.ack("new")
+    assert not acks.completed()  # matched by name, as the runtime names it now
+    acks.settle({"a": "alpha", "new": "worker"})
     assert acks.completed()
 
 
 def test_a_participant_that_ends_is_no_longer_waited_for() -> None:
     acks = HaltAcks(_Clock())
     acks.start_epoch(["a", "gone"])
-    acks.ack("a", "alpha")
+    acks.ack("a")
     acks.forget("gone")
     assert acks.completed()
 
@@ -64,7 +66,7 @@ def test_a_participant_that_ends_is_no_longer_waited_for() -> None:
 def test_a_late_registration_is_expected_only_if_it_has_not_acked() -> None:
     acks = HaltAcks(_Clock())
     acks.start_epoch(["a"])
-    acks.ack("a", "alpha")
+    acks.ack("a")
     assert not acks.expect("a")
     assert acks.expect("b") and acks.pending == {"b"}
 

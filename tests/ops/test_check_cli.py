@@ -229,6 +229,18 @@ def test_endpoint_probes_against_a_real_localnet(localnet, tmp_path) -> None:
     assert results["websocket"].status is Status.FAIL
 
 
+def test_check_never_shows_a_key_held_in_an_endpoint_url(localnet, tmp_path) -> None:
+    """Providers put API keys in the query or the path; ``check`` names the endpoint, not the key."""
+    key, token = "helius-key-" + "9" * 24, "0123456789abcdef" * 2
+    up, dead = localnet.urls["rpc"], f"127.0.0.1:{free_port()}"
+    urls = {"rpc": f"{up}/?api-key={key}", "ws": f"ws://user:{key}@{dead}/{token}/"}
+    ctx = CheckContext(parse_config(""), tmp_path, {}, endpoints=urls, timeout_s=1)
+    results = {r.name: r for r in run_checks(PRODUCTION_CHECKS, ctx)}
+    assert results["rpc"].status is Status.OK and "?api-key=***" in results["rpc"].detail
+    assert results["websocket"].status is Status.FAIL and f"ws://***@{dead}/***/" in results["websocket"].detail
+    assert not any(key in r.detail or token in r.detail for r in results.values())
+
+
 def test_a_check_that_raises_is_a_failure_not_a_crash(tmp_path) -> None:
     def broken(ctx: CheckContext):
         raise RuntimeError("probe exploded")

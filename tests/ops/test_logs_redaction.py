@@ -16,7 +16,7 @@ from tests.plugins.engine import ks_status, wait_until
 from xorj_actors.check import secret_env_names
 from xorj_actors.config import parse_config
 from xorj_actors.engine import configure_logging, trade_logger
-from xorj_actors.redaction import MASK, Redactor
+from xorj_actors.redaction import MASK, Redactor, redact_url, url_secrets
 from xorj_actors.ops import signed_headers
 
 AUDIT_KEY = "audit-hmac-key-" + "5e" * 16
@@ -122,3 +122,20 @@ def test_redactor_masks_what_looks_secret_and_nothing_else() -> None:
     assert r("key_id XORJ_RECOVERY_KEY_1: bad signature") == "key_id XORJ_RECOVERY_KEY_1: bad signature"
     assert r("prev_hash " + "cd" * 32) == "prev_hash " + "cd" * 32  # audit hashes are not secrets
     assert r.deep({"k": ["x" * 40, 3, None]}) == {"k": [MASK, 3, None]}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://mainnet.helius-rpc.com/?api-key=abcd-1234", f"https://mainnet.helius-rpc.com/?api-key={MASK}"),
+        ("https://x.quiknode.pro/" + "ab12" * 8 + "/", f"https://x.quiknode.pro/{MASK}/"),
+        ("nats://engine:hunter2hunter2@10.0.0.7:4222", f"nats://{MASK}@10.0.0.7:4222"),
+        ("wss://[::1]:8900/", "wss://[::1]:8900/"),
+        ("https://api.jup.ag/swap/v1", "https://api.jup.ag/swap/v1"),  # nothing secret: unchanged
+        ("http://[not a url", MASK),
+    ],
+)
+def test_redact_url_masks_keys_in_user_info_path_and_query(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    for secret in url_secrets(url):
+        assert secret not in redact_url(url)

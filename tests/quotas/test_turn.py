@@ -193,3 +193,20 @@ def test_grants_and_the_budget_rate_are_exported_per_bucket_for_alerts_over_any_
     assert sample("xorj_quota_granted_total", {"endpoint": "jupiter_order"}) is None  # shares jupiter_quote's
     assert sample("xorj_quota_budget_per_second", {"endpoint": "jupiter_quote"}) == 1.0  # 60 a minute
     assert sample("xorj_quota_budget_per_second", {"endpoint": "rpc_read"}) == 100.0
+
+
+def test_grant_now_grants_at_once_only_when_the_bucket_has_room_and_nobody_waits() -> None:
+    q = _quotas(requests=1, window_s=60.0, burst=1)
+
+    async def run() -> None:
+        permit = q.grant_now(Endpoint.RPC_READ)
+        assert permit is not None and permit.waited_s == 0.0 and permit.within_budget
+        assert q.grant_now(Endpoint.RPC_READ) is None  # the bucket is empty: acquire must wait
+        waiter = asyncio.ensure_future(q.acquire(Endpoint.RPC_READ, owner="v1"))
+        await asyncio.sleep(0)
+        assert q.waiting(Endpoint.RPC_READ) == 1
+        assert q.grant_now(Endpoint.RPC_READ) is None  # still empty, and a waiter is first in line
+        waiter.cancel()
+
+    asyncio.run(run())
+    assert q.snapshot()["rpc_read"]["granted"] == 1

@@ -80,14 +80,13 @@ def audit_event(
     severity: Severity | str = Severity.INFO,
 ) -> AuditEvent:
     """Build an :class:`AuditEvent`; refuses unknown types and non-JSON details at once."""
-    EventType(event_type)
-    Severity(severity)
+    kind, level = EventType(event_type), Severity(severity)  # each looked up once
     return AuditEvent(
-        event_type=str(EventType(event_type).value),
+        event_type=str(kind.value),
         actor=actor,
         details_json=json.dumps(dict(details), sort_keys=True, default=str, allow_nan=False),
         correlation_id=correlation_id,
-        severity=str(Severity(severity).value),
+        severity=str(level.value),
     )
 
 

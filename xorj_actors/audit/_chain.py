@@ -9,6 +9,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -168,6 +169,9 @@ def genesis_hash(chain: str) -> str:
     return hashlib.sha256(b"xorj-audit-chain\0" + chain.encode("utf-8")).hexdigest()
 
 
+#: A fresh SHA-256 state for ``link_rows`` to copy (about as fast as ``hashlib.sha256(data)``,
+#: measured; no faster way was found).
+_SHA256_EMPTY = hashlib.sha256()
 #: SHA-256's block size, and RFC 2104's pads as byte translations of the block-sized key.
 _BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -203,6 +207,46 @@ def chain_step(pads: HmacPads, prev_raw: bytes, canonical: bytes) -> tuple[bytes
     outer = pads.outer.copy()
     outer.update(inner.digest())
     return raw, raw.hex(), outer.hexdigest()
+
+
+def link_rows(
+    rows: Iterator[tuple], pads: HmacPads, expected: int, prev_hex: str, stops: Container[int]
+) -> tuple[int, str, tuple | None, bool]:
+    """Walk raw rows (``COLUMNS`` order) while each continues the chain: the next sequence,
+    ``prev_hash`` the last hash, and hash and HMAC recomputing to the stored ones.
+
+    Returns ``(expected, prev_hex, row, linked)``: the sequence the next row must have and the
+    last linked hash, and the row that ended the walk: ``None`` when the rows ran out; a row that
+    links but whose sequence is in ``stops`` (``linked``, already counted); or the first row
+    that does not link (not ``linked``). verify's hot loop: :func:`entry_bytes` and
+    :func:`chain_step` inlined, every name local (a call costs ~0.1 us, a row ~1.5 us).
+    """
+    eb = encode_basestring
+    new_sha = _SHA256_EMPTY.copy
+    inner, outer = pads.inner.copy, pads.outer.copy
+    prev_raw = bytes.fromhex(prev_hex)
+    for row in rows:
+        entry_id, seq, ts, etype, sev, actor, corr, details, prev, stored, tag = row
+        # Exactly entry_bytes(): the f-string must stay byte-identical (tests/audit pin it).
+        sha = new_sha()
+        sha.update(prev_raw + (
+            f'{{"actor":{eb(actor)},"correlation_id":{"null" if corr is None else eb(corr)},"details":{details},'
+            f'"event_type":{eb(etype)},"id":{eb(entry_id)},"sequence":{seq},"severity":{eb(sev)},'
+            f'"timestamp":{eb(ts)}}}'
+        ).encode("utf-8"))
+        raw = sha.digest()
+        mac = inner()
+        mac.update(raw)
+        out = outer()
+        out.update(mac.digest())
+        h = raw.hex()
+        if seq != expected or prev != prev_hex or h != stored or out.hexdigest() != tag:
+            return expected, prev_hex, row, False
+        expected += 1
+        prev_hex, prev_raw = h, raw
+        if seq in stops:
+            return expected, prev_hex, row, True
+    return expected, prev_hex, None, False
 
 
 def new_entry_id() -> str:

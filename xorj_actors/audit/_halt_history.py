@@ -19,7 +19,7 @@ from typing import Any
 from pykka import ActorDeadError
 
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
-from xorj_actors.audit._chain import EventType, load_hmac_key
+from xorj_actors.audit._chain import EventType, hmac_template, load_hmac_key
 from xorj_actors.audit._reader import _verified
 from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
@@ -53,8 +53,9 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     max_epoch = 0
     digests: set[str] = set()
     has_history = False
+    pads = hmac_template(key)
     for row in store.db.execute_sql(sql, types).fetchall():
-        entry = _verified(row, key)
+        entry = _verified(row, pads)
         details = json.loads(entry.details)
         # History: any entry but the start-up marker (a start that recorded no transition left
         # nothing that could have traded: the first ARMED is recorded before it is published).

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from xorj_actors.audit._chain import AuditEntry, chain_hash, chain_hmac, entry_bytes
+from xorj_actors.audit._chain import AuditEntry, HmacPads, chain_step, entry_bytes, hmac_template
 from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, list_chains, qualified_table
 
 __all__ = ["OpenedIn", "UnverifiedEntry", "entries_by_chain", "open_entries_by_chain", "verified_entries"]
@@ -68,13 +68,15 @@ def verified_entries(
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     sql = f'SELECT {cols} FROM {table} {where}ORDER BY "sequence"'
-    return [_verified(row, key) for row in store.db.execute_sql(sql, params).fetchall()]
+    pads = hmac_template(key)
+    return [_verified(row, pads) for row in store.db.execute_sql(sql, params).fetchall()]
 
 
-def _verified(row: tuple, key: bytes, chain: str | None = None) -> AuditEntry:
+def _verified(row: tuple, pads: HmacPads, chain: str | None = None) -> AuditEntry:
+    """``row`` as an entry, if its hash and HMAC recompute (``pads``: the key's, made once per read)."""
     entry = AuditEntry(*row)
-    canonical = entry_bytes(*row[:8])
-    if chain_hash(entry.prev_hash, canonical) != entry.hash or chain_hmac(key, entry.hash) != entry.hmac:
+    _, h, tag = chain_step(pads, bytes.fromhex(entry.prev_hash), entry_bytes(*row[:8]))
+    if h != entry.hash or tag != entry.hmac:
         where = "" if chain is None else f" of chain {chain}"
         raise UnverifiedEntry(
             f"audit entry {entry.sequence}{where} ({entry.event_type} {entry.correlation_id}) does not verify:"
@@ -107,8 +109,9 @@ def _select(store: Store, chains: Sequence[str], where: str, params: Sequence[An
 
 def _by_chain(chains: Sequence[str], rows: list[tuple[str, tuple]], key: bytes) -> dict[str, list[AuditEntry]]:
     found: dict[str, list[AuditEntry]] = {c: [] for c in chains}
+    pads = hmac_template(key)
     for chain, row in rows:
-        found[chain].append(_verified(row, key, chain))
+        found[chain].append(_verified(row, pads, chain))
     return {c: entries for c, entries in found.items() if entries}
 
 

@@ -8,6 +8,7 @@ import enum
 import itertools
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -20,10 +21,9 @@ from xorj_actors.audit._chain import (
     GENESIS_HASH,
     AuditEntry,
     chain_hmac,
-    chain_step,
-    entry_bytes,
     genesis_hash,
     hmac_template,
+    link_rows,
 )
 from xorj_actors.audit._diagnose import (
     RowLookup,
@@ -134,7 +134,6 @@ def verify_rows(
     """
     expected_seq = start_sequence + 1
     prev_hex = start_hash
-    prev_raw = bytes.fromhex(start_hash)
     count = checked = 0
     anchored_seq, anchored_ts = 0, ""
 
@@ -150,24 +149,22 @@ def verify_rows(
         anchored[a.sequence] = a
     it = iter(rows)
     mac = hmac_template(key)
-    for row in it:
-        entry_id, seq, ts, etype, sev, actor, corr, details, prev, stored, tag = row
-        raw, h, computed_tag = chain_step(
-            mac, prev_raw, entry_bytes(entry_id, seq, ts, etype, sev, actor, corr, details)
-        )
-        if seq != expected_seq or prev != prev_hex or h != stored or computed_tag != tag:
+    while True:
+        expected_seq, prev_hex, row, linked = link_rows(it, mac, expected_seq, prev_hex, anchored)
+        count = expected_seq - start_sequence - 1
+        if row is None:
+            break
+        if not linked:
             following = list(itertools.islice(it, _LOOKAHEAD))
             found = lookup(following) if lookup is not None else RowsLookup([row, *following])
             return broken(expected_seq, diagnose_chain(key, expected_seq, prev_hex, row, found))
-        if seq in anchored:
-            a = anchored[seq]
-            if a.hash != h:
-                return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
-            checked += 1
-            anchored_seq, anchored_ts = seq, ts
-        count += 1
-        expected_seq += 1
-        prev_hex, prev_raw = h, raw
+        seq, a = row[1], anchored[row[1]]
+        if a.hash != prev_hex:
+            # Reported as the anchored entry, the one before it the last good one.
+            expected_seq, prev_hex, count = seq, row[8], count - 1
+            return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
+        checked += 1
+        anchored_seq, anchored_ts = seq, row[2]
     last = expected_seq - 1
     if anchored and max(anchored) > last:
         newest = anchored[max(anchored)]
@@ -227,15 +224,29 @@ def _against_segment(
     )
 
 
-#: Below this many entries one process verifies faster than starting workers.
-PARALLEL_MIN_ENTRIES = 200_000
+#: Below this many entries one process verifies faster than starting forked workers (which
+#: start in milliseconds); spawned ones import the package (~0.45 s of CPU each): 10 times more.
+PARALLEL_MIN_ENTRIES = 20_000
+_SPAWN_FACTOR = 10
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_method() -> str:
+    """``fork`` when this process runs no other thread (a fork copies no lock another thread
+    holds, and the child opens its own connection), else ``spawn``."""
+    return "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _verify_range(
     settings: AuditSettings, data_dir: Path, key: bytes, anchors: Sequence[AnchorHead], after: int, until: int
 ) -> tuple[VerifyResult, str | None]:
-    """Worker: verify rows ``(after, until]`` as a chain starting at the first row's own
-    ``prev_hash``; also return that hash so the parent can check the link between ranges.
+    """Verify rows ``(after, until]`` as a chain starting at the first row's own ``prev_hash``
+    (in a worker, or in this process on its own connection); also return that hash so the
+    parent can check the link between ranges.
     """
     store = open_store(settings, data_dir, create=False)
     try:
@@ -251,18 +262,23 @@ def _verify_range(
         store.close()
 
 
-def _verify_parallel(store: Store, key: bytes, anchors: Sequence[AnchorHead], last: int, workers: int) -> bool:
-    """True when every range verifies and the ranges link up; False means "ask the serial pass"."""
+def _verify_parallel(
+    store: Store, key: bytes, anchors: Sequence[AnchorHead], last: int, workers: int, method: str
+) -> bool:
+    """True when every range verifies and the ranges link up; False means "ask the serial pass".
+
+    ``workers - 1`` processes take a range each and this process takes the first.
+    """
     bounds = [last * i // workers for i in range(workers + 1)]
-    context = multiprocessing.get_context("spawn")  # never fork a process full of threads
+    ranges = [(lo, hi, [a for a in anchors if lo < a.sequence <= hi]) for lo, hi in itertools.pairwise(bounds)]
+    context = multiprocessing.get_context(method)  # never fork a process full of threads
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(_verify_range, store.settings, store.data_dir, key,
-                            [a for a in anchors if lo < a.sequence <= hi], lo, hi)
-                for lo, hi in itertools.pairwise(bounds)
-            ]
-            parts = [f.result() for f in futures]
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+            futures = [pool.submit(_verify_range, store.settings, store.data_dir, key, mine, lo, hi)
+                       for lo, hi, mine in ranges[1:]]
+            lo, hi, mine = ranges[0]
+            parts = [_verify_range(store.settings, store.data_dir, key, mine, lo, hi)]
+            parts += [f.result() for f in futures]
     except (BrokenProcessPool, OSError) as exc:
         logger.warning("parallel audit verify unavailable ({}); verifying in one process", exc)
         return False
@@ -285,20 +301,22 @@ def verify_store(
     """Verify the whole log in ``store`` (and against ``anchors``; ``None``: not consulted), streaming
     it in batches.
 
-    A large log is split into contiguous ranges verified by ``workers`` processes (default: one
-    per CPU, at most 4); the ranges must link up. Any failure is re-verified in one pass, so the
-    report always names the first broken entry. A broken entry is diagnosed against the whole
-    table; a log that disagrees with an anchor is compared with that anchor's segment (read with
-    ``segments``) entry by entry.
+    A large log is split into contiguous ranges verified by ``workers`` processes, this one
+    included (default: this process's CPUs, at most 4; forked when no other thread runs, else
+    spawned, which pays off only on larger logs); the ranges must link up. Any failure is
+    re-verified in one pass, so the report always names the first broken entry. A broken entry
+    is diagnosed against the whole table; a log that disagrees with an anchor is compared with
+    that anchor's segment (read with ``segments``) entry by entry.
     """
-    workers = workers or min(os.cpu_count() or 1, 4)
+    workers = workers or min(_cpus(), 4)
     head = read_head(store)
+    method = _start_method()
     if (
         head is not None
         and workers > 1
-        and head.sequence >= PARALLEL_MIN_ENTRIES
+        and head.sequence >= PARALLEL_MIN_ENTRIES * (1 if method == "fork" else _SPAWN_FACTOR)
         and all(a.sequence <= head.sequence for a in anchors or ())
-        and _verify_parallel(store, key, anchors or (), head.sequence, workers)
+        and _verify_parallel(store, key, anchors or (), head.sequence, workers, method)
     ):
         newest = max((a.sequence for a in anchors or ()), default=0)
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""

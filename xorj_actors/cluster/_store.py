@@ -23,6 +23,7 @@ from nats.js.kv import KeyValue
 from xorj_actors.cluster._errors import ClusterError, ClusterUnavailable
 from xorj_actors.cluster._listing import list_entries
 from xorj_actors.cluster.settings import ClusterSettings
+from xorj_actors.redaction import redact_url
 
 __all__ = ["ClusterStore", "UNAVAILABLE"]
 
@@ -98,14 +99,14 @@ class ClusterStore:
                 timeout=3 * settings.op_timeout_s + 1,
             )
         except UNAVAILABLE as exc:
-            raise ClusterUnavailable(f"NATS at {settings.nats_url}: not reachable ({type(exc).__name__})") from exc
+            raise ClusterUnavailable(f"NATS at {redact_url(settings.nats_url)}: not reachable ({type(exc).__name__})") from exc
 
     async def _on_disconnected(self) -> None:
         if not self._closing:
-            logger.warning("cluster: disconnected from NATS at {}", self.settings.nats_url)
+            logger.warning("cluster: disconnected from NATS at {}", redact_url(self.settings.nats_url))
 
     async def _on_reconnected(self) -> None:
-        logger.warning("cluster: reconnected to NATS at {}", self.settings.nats_url)
+        logger.warning("cluster: reconnected to NATS at {}", redact_url(self.settings.nats_url))
 
     def bucket(self, role: str) -> KeyValue:
         """The bucket named by ``role`` (``members``, ``leases``, ``halt``, ``acks``, ``config``)."""
@@ -120,7 +121,7 @@ class ClusterStore:
         try:
             result = await operation
         except UNAVAILABLE as exc:
-            raise ClusterUnavailable(f"NATS at {self.settings.nats_url}: {type(exc).__name__}: {exc}") from exc
+            raise ClusterUnavailable(f"NATS at {redact_url(self.settings.nats_url)}: {type(exc).__name__}: {exc}") from exc
         except nats.js.errors.APIError:
             self.last_contact = self._clock()  # the server answered, with a refusal
             raise

@@ -30,6 +30,7 @@ from xorj_actors.config import Config
 from xorj_actors.engine._leased import LeasedVaults
 from xorj_actors.execution import EXECUTOR_NAME, ExecutorStatus, GetExecutorStatus
 from xorj_actors.kill_switch import HaltBoard
+from xorj_actors.redaction import redact_url
 from xorj_actors.vaults import VaultAdmin
 
 __all__ = ["open_cluster_node", "start_ownership"]
@@ -81,7 +82,7 @@ def open_cluster_node(
     except BaseException:
         node.stop()
         raise
-    logger.info("cluster: node {} (incarnation {}) on {}", settings.node_id, node.identity.incarnation, settings.nats_url)
+    logger.info("cluster: node {} (incarnation {}) on {}", settings.node_id, node.identity.incarnation, redact_url(settings.nats_url))
     return node
 
 

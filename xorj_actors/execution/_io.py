@@ -31,6 +31,7 @@ from xorj_actors.audit import (
 from xorj_actors.breakers import BreakerName
 from xorj_actors.execution._admission import gate_refusal
 from xorj_actors.execution._clients import ChainClient
+from xorj_actors.execution._committed import committed
 from xorj_actors.execution._errors import ErrorClass, TradeError, classify_exception
 from xorj_actors.execution._ledger import TradeRecord, load_open_trades, load_vault_trades
 from xorj_actors.execution._messages import EXECUTOR_NAME, TradeRequest
@@ -132,15 +133,19 @@ class ExecutorIO:
     async def durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
         """Append and wait until committed; any doubt refuses (fail closed).
 
-        The append runs as a task of its own, shielded: cancelling the trade does not cancel an
-        entry already on its way to the log, and :meth:`writes_done` can wait for it.
+        The wait is one future resolved from the writer's commit (:func:`committed`), shielded:
+        cancelling the trade does not touch an entry already on its way to the log, and
+        :meth:`writes_done` can wait for its answer.
         """
-        write = self.loop.create_task(self._append_durable(event_type, trade_id, details))
+        write = self._append_durable(event_type, trade_id, details)
         self.writes.setdefault(trade_id, set()).add(write)
         write.add_done_callback(lambda done: self._written(trade_id, done))
-        await asyncio.shield(write)
+        try:
+            await asyncio.shield(write)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the entry is not known durable
+            raise TradeError(ErrorClass.AUDIT, f"{event_type.value} not durable in the audit log: {exc!r}") from exc
 
-    def _written(self, trade_id: str, write: asyncio.Task[None]) -> None:
+    def _written(self, trade_id: str, write: asyncio.Future[None]) -> None:
         pending = self.writes.get(trade_id)
         if pending is not None:
             pending.discard(write)
@@ -156,21 +161,21 @@ class ExecutorIO:
         if pending:
             await asyncio.wait(pending, timeout=2 * self.settings.internal_timeout_s)
 
-    async def _append_durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> None:
-        ref = self.runtime.whereis(AUDIT_NAME)
-        event = audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id)
-        timeout = self.settings.internal_timeout_s
+    def _append_durable(self, event_type: EventType, trade_id: str, details: Mapping[str, Any]) -> asyncio.Future[None]:
+        """The entry to the Audit actor; the future resolves once the writer has committed it,
+        or fails (refused, not written, or not answered within two ``internal_timeout_s``: the
+        bound the actor's answer and the commit had as two waits)."""
         try:
+            ref = self.runtime.whereis(AUDIT_NAME)
             if ref is None:
                 raise ActorDeadError("audit actor not running")
-            # Each wait bounded on its own (the actor's answer, then the commit); asyncio.timeout
-            # costs a timer where wait_for would make a task of each.
-            async with asyncio.timeout(timeout):
-                committed = await ref.ask(AppendDurable(event=event), block=False)
-            async with asyncio.timeout(timeout):
-                await asyncio.wrap_future(committed)
-        except Exception as exc:  # noqa: BLE001 - whatever it was, the entry is not known durable
-            raise TradeError(ErrorClass.AUDIT, f"{event_type.value} not durable in the audit log: {exc!r}") from exc
+            event = audit_event(event_type, EXECUTOR_NAME, details, correlation_id=trade_id)
+            answer = ref.ask(AppendDurable(event=event), block=False)
+        except Exception as exc:  # noqa: BLE001 - refused before it was queued: not durable
+            failed: asyncio.Future[None] = self.loop.create_future()
+            failed.set_exception(exc)
+            return failed
+        return committed(self.loop, answer, 2 * self.settings.internal_timeout_s)
 
     def audit(self, event_type: EventType, trade_id: str | None, details: Mapping[str, Any], severity: Severity = Severity.INFO) -> None:
         """Append without waiting (what is not needed to recover a trade)."""

@@ -140,7 +140,21 @@ class Landing:
         io.audit(EventType.TRADE_EXECUTION, rec.trade_id, {"phase": "sent", "attempt": attempt.number, "signature": attempt.signature})
         crash_point("after_send")
         # The preflight passed: every other route may have the bytes now.
-        await asyncio.gather(io.send_routes.send(tx), self.to_block_engine(rec, attempt, tx))
+        await self.other_routes(rec, attempt, tx)
+
+    async def other_routes(self, rec: TradeRecord, attempt: Attempt, tx: VersionedTransaction) -> None:
+        """The bytes to the extra send routes and the block engine, at once; never raises.
+
+        Only the routes configured (a task each under gather; one is awaited as it is)."""
+        sends = []
+        if self.io.send_routes.routes:
+            sends.append(self.io.send_routes.send(tx))
+        if self.io.jito.enabled:
+            sends.append(self.to_block_engine(rec, attempt, tx))
+        if len(sends) == 1:
+            await sends[0]
+        elif sends:
+            await asyncio.gather(*sends)
 
     def settled(self, rec: TradeRecord, result: SignatureOutcome) -> TradeOutcome:
         """The final outcome the chain gave; raises TradeError when a new attempt is due."""
@@ -241,4 +255,4 @@ class Landing:
                 await self.io.chain.send(tx, preflight=False)
             except TradeError as err:
                 logger.debug("rebroadcast of {} failed: {}", tx.signatures[0], err)
-            await asyncio.gather(self.io.send_routes.send(tx), self.to_block_engine(rec, attempt, tx))
+            await self.other_routes(rec, attempt, tx)

@@ -70,9 +70,10 @@ class SendRoutes:
 
     async def send(self, tx: VersionedTransaction) -> None:
         """The bytes to every extra route at once (skipPreflight, no node retries); never raises."""
-        if not self.routes:
-            return
-        await asyncio.gather(*(self._one(name, url, tx) for name, url in self.routes))
+        if len(self.routes) == 1:
+            await self._one(*self.routes[0], tx)  # no task for a single route
+        elif self.routes:
+            await asyncio.gather(*(self._one(name, url, tx) for name, url in self.routes))
 
     async def _one(self, name: str, url: str, tx: VersionedTransaction) -> None:
         assert self._session is not None, "SendRoutes.open() first"

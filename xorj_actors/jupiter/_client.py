@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -34,6 +35,8 @@ from xorj_actors.jupiter.settings import JupiterSettings, PriorityLevel
 from xorj_actors.remote_answers import read_bounded, retry_after
 
 __all__ = ["JupiterClient", "MissingApiKey", "api_headers"]
+
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class MissingApiKey(ValueError):
@@ -118,9 +121,11 @@ class JupiterClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        data: str | None = None,
         timeout_s: float | None = None,
-    ) -> tuple[int, Any, Mapping[str, str]]:
-        """One request: ``(status, parsed body or text, headers)``; the body is size-bounded."""
+    ) -> tuple[int, Any, Mapping[str, str], bytes]:
+        """One request (``body`` as JSON, or ``data``, JSON text already): ``(status, parsed body
+        or text, headers, the body's bytes)``; the body is size-bounded."""
         await self.open()
         assert self._session is not None
         # Only an explicit timeout is passed: aiohttp reads ``timeout=None`` as "no timeout at all".
@@ -128,6 +133,8 @@ class JupiterClient:
         if timeout_s is not None:
             extra["timeout"] = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
         limit = self.settings.max_answer_bytes
+        if data is not None:
+            extra["data"], extra["headers"] = data.encode(), _JSON_BODY
         async with self._session.request(method, self.base_url + api.value, params=params, json=body, **extra) as resp:
             raw = await read_bounded(resp, limit)
             try:
@@ -136,16 +143,17 @@ class JupiterClient:
                 answer = trim(raw[:2000].decode("utf-8", "replace"))
                 if resp.status == 200:
                     raise MalformedAnswer(api.value, f"answer is not strict JSON: {answer[:80]!r}") from None
-            return resp.status, answer, resp.headers
+            return resp.status, answer, resp.headers, raw
 
     def _refuse(self, api: JupiterApi, status: int, answer: Any, headers: Mapping[str, str]) -> JupiterRefused:
         return JupiterRefused(refusal_from_answer(api, status, answer, retry_after_s=retry_after(headers)))
 
-    async def _get_ok(self, api: JupiterApi, params: Mapping[str, str]) -> Any:
-        status, answer, headers = await self._call(api, "GET", params=params)
+    async def _get_ok(self, api: JupiterApi, params: Mapping[str, str]) -> tuple[Any, bytes]:
+        """The parsed answer and its bytes, or the API's refusal raised."""
+        status, answer, headers, raw = await self._call(api, "GET", params=params)
         if status != 200:
             raise self._refuse(api, status, answer, headers)
-        return answer
+        return answer, raw
 
     # --- Swap API ---------------------------------------------------------------------------
 
@@ -171,7 +179,8 @@ class JupiterClient:
         }
         if self.settings.max_accounts:
             params["maxAccounts"] = str(self.settings.max_accounts)
-        quote = parse_quote(await self._get_ok(JupiterApi.QUOTE, params))
+        answer, raw = await self._get_ok(JupiterApi.QUOTE, params)
+        quote = parse_quote(answer, raw.decode())  # strict JSON was UTF-8: kept as received
         _check_answer(quote.input_mint, quote.output_mint, quote.swap_mode, input_mint, output_mint, swap_mode)
         fixed = quote.in_amount if swap_mode is SwapMode.EXACT_IN else quote.out_amount
         if fixed != amount:
@@ -180,14 +189,14 @@ class JupiterClient:
             raise MalformedAnswer("slippageBps", f"{quote.slippage_bps}, we asked {slippage_bps}")
         return quote
 
-    def swap_instructions_body(self, quote: Quote, user: Pubkey) -> dict[str, Any]:
-        """The ``/swap-instructions`` request body (field names as the official clients send)."""
-        body: dict[str, Any] = {
-            "userPublicKey": str(user),
-            "quoteResponse": quote.answer_json(),
-            "wrapAndUnwrapSol": self.settings.wrap_and_unwrap_sol,
-            "dynamicComputeUnitLimit": self.settings.dynamic_compute_unit_limit,
-        }
+    def swap_instructions_body(self, quote: Quote, user: Pubkey, *, quote_response: bool = True) -> dict[str, Any]:
+        """The ``/swap-instructions`` request body (field names as the official clients send);
+        without ``quote_response``, all of it but the quote."""
+        body: dict[str, Any] = {"userPublicKey": str(user)}
+        if quote_response:
+            body["quoteResponse"] = quote.answer_json()
+        body["wrapAndUnwrapSol"] = self.settings.wrap_and_unwrap_sol
+        body["dynamicComputeUnitLimit"] = self.settings.dynamic_compute_unit_limit
         if self.settings.priority_level is not PriorityLevel.NONE:
             body["prioritizationFeeLamports"] = {
                 "priorityLevelWithMaxLamports": {
@@ -204,7 +213,10 @@ class JupiterClient:
             JupiterRefused: the API refused, or its own simulation failed (``simulationError``).
         """
         api = JupiterApi.SWAP_INSTRUCTIONS
-        status, answer, headers = await self._call(api, "POST", body=self.swap_instructions_body(quote, user))
+        body = self.swap_instructions_body(quote, user, quote_response=False)
+        # The quote goes back as it came: spliced in as JSON text, not parsed and written again.
+        text = json.dumps(body, separators=(",", ":"))[:-1] + ',"quoteResponse":' + quote.answer + "}"
+        status, answer, headers, _ = await self._call(api, "POST", data=text)
         if status != 200:
             raise self._refuse(api, status, answer, headers)
         route = parse_swap_instructions(answer)
@@ -226,7 +238,7 @@ class JupiterClient:
         params = {"inputMint": str(input_mint), "outputMint": str(output_mint), "amount": str(amount), "taker": str(taker)}
         if self.settings.exclude_routers:
             params["excludeRouters"] = self.settings.exclude_routers
-        order = parse_order(await self._get_ok(JupiterApi.ORDER, params), taker=taker)
+        order = parse_order((await self._get_ok(JupiterApi.ORDER, params))[0], taker=taker)
         _check_answer(order.input_mint, order.output_mint, order.swap_mode, input_mint, output_mint, SwapMode.EXACT_IN)
         if order.in_amount != amount:
             raise MalformedAnswer("inAmount", f"{order.in_amount}, we asked {amount}")
@@ -241,7 +253,7 @@ class JupiterClient:
         answers -1). An answer with a ``code`` (HTTP 200, 400 or 500) is an execution."""
         api = JupiterApi.EXECUTE
         body = {"signedTransaction": base64.b64encode(bytes(signed)).decode(), "requestId": request_id}
-        status, answer, headers = await self._call(api, "POST", body=body, timeout_s=self.settings.execute_timeout_s)
+        status, answer, headers, _ = await self._call(api, "POST", body=body, timeout_s=self.settings.execute_timeout_s)
         if status not in (200, 400, 500) or not isinstance(answer, Mapping) or "code" not in answer:
             raise self._refuse(api, status, answer, headers)
         execution = parse_execution(answer)
@@ -257,11 +269,10 @@ class JupiterClient:
         """``GET /price/v3?ids=``, at most 50 ids a request; mints without a price are left out."""
         wanted = list(dict.fromkeys(mints))
         batches = [wanted[i : i + MAX_IDS] for i in range(0, len(wanted), MAX_IDS)]
-        answers = await asyncio.gather(
-            *(self._get_ok(JupiterApi.PRICE, {"ids": ",".join(map(str, batch))}) for batch in batches)
-        )
+        calls = [self._get_ok(JupiterApi.PRICE, {"ids": ",".join(map(str, batch))}) for batch in batches]
+        answers = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)  # no task for one
         prices: dict[Pubkey, UsdPrice] = {}
-        for batch, answer in zip(batches, answers, strict=True):
+        for batch, (answer, _) in zip(batches, answers, strict=True):
             prices.update(parse_prices(answer, batch))
         return prices
 

@@ -25,6 +25,7 @@ __all__ = [
     "amount",
     "base64_bytes",
     "bps",
+    "checked_pubkey",
     "decimal_string",
     "mapping",
     "opt_amount",
@@ -89,17 +90,34 @@ def opt_amount(obj: Mapping[str, Any], key: str, prefix: str = "") -> int | None
     return amount(obj, key, prefix)
 
 
+#: Spellings already checked canonical, and their keys: programs, mints, pools and vault accounts
+#: recur in every route. Pubkeys are immutable values; the dict is emptied when full.
+_CHECKED: dict[str, Pubkey] = {}
+_CHECKED_MAX = 4096
+
+
 def pubkey_of(value: Any, name: str) -> Pubkey:
     """``value`` as a base58 public key, strictly; ``name`` names the field in the error."""
     if not isinstance(value, str):
         raise MalformedAnswer(name, f"expected a base58 key, got {value!r:.40}")
+    key = _CHECKED.get(value)
+    if key is not None:
+        return key
     try:
         key = Pubkey.from_string(value)
     except ValueError:
         raise MalformedAnswer(name, f"not a base58 public key: {value!r:.60}") from None
     if str(key) != value:  # one spelling only: no leading-zero or padding variants
         raise MalformedAnswer(name, f"not a canonical base58 public key: {value!r:.60}")
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[value] = key
     return key
+
+
+def checked_pubkey(value: Any) -> Pubkey | None:
+    """The key of a spelling :func:`pubkey_of` has already accepted; None: not (yet) known."""
+    return _CHECKED.get(value) if type(value) is str else None
 
 
 def pubkey(obj: Mapping[str, Any], key: str, prefix: str = "") -> Pubkey:

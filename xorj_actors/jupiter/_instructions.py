@@ -70,18 +70,27 @@ def parse_instruction(value: Any, prefix: str) -> Instruction:
     accounts = f.seq(obj, "accounts", prefix)
     if len(accounts) > MAX_ACCOUNTS:
         raise MalformedAnswer(f"{prefix}.accounts", f"{len(accounts)} accounts (at most {MAX_ACCOUNTS})")
+    checked = f.checked_pubkey
     metas = []
     for i, raw in enumerate(accounts):
-        meta_prefix = f"{prefix}.accounts[{i}]"
-        meta = f.mapping(raw, meta_prefix)
-        metas.append(
-            AccountMeta(
-                f.pubkey(meta, "pubkey", meta_prefix),
-                is_signer=_flag(meta, "isSigner", meta_prefix),
-                is_writable=_flag(meta, "isWritable", meta_prefix),
-            )
-        )
+        # The common meta (a plain object, two booleans, a key already checked canonical) in a
+        # few lookups; anything else takes the strict reading, which names what is wrong.
+        if type(raw) is dict:
+            signer, writable, key = raw.get("isSigner"), raw.get("isWritable"), checked(raw.get("pubkey"))
+            if key is not None and type(signer) is bool and type(writable) is bool:
+                metas.append(AccountMeta(key, signer, writable))
+                continue
+        metas.append(_meta(raw, f"{prefix}.accounts[{i}]"))
     return Instruction(f.pubkey(obj, "programId", prefix), f.base64_bytes(obj, "data", prefix), metas)
+
+
+def _meta(raw: Any, prefix: str) -> AccountMeta:
+    meta = f.mapping(raw, prefix)
+    return AccountMeta(
+        f.pubkey(meta, "pubkey", prefix),
+        is_signer=_flag(meta, "isSigner", prefix),
+        is_writable=_flag(meta, "isWritable", prefix),
+    )
 
 
 def _instructions(obj: Mapping[str, Any], key: str) -> tuple[Instruction, ...]:

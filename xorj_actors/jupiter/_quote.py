@@ -174,8 +174,12 @@ def parse_terms(obj: Mapping[str, Any]) -> dict[str, Any]:
     return terms
 
 
-def parse_quote(answer: Any) -> Quote:
-    """A quote from a parsed ``/swap/v1/quote`` body; :class:`MalformedAnswer` names a bad field."""
+def parse_quote(answer: Any, text: str | None = None) -> Quote:
+    """A quote from a parsed ``/swap/v1/quote`` body; :class:`MalformedAnswer` names a bad field.
+
+    ``text``: the body as received, when ``answer`` was parsed from it strictly (no duplicate
+    key: the two say the same); kept as it is instead of written out again.
+    """
     obj = f.mapping(answer, "quote")
     version = obj.get("instructionVersion")
     return Quote(
@@ -183,5 +187,5 @@ def parse_quote(answer: Any) -> Quote:
         context_slot=f.opt_int(obj, "contextSlot"),
         time_taken=f.opt_float(obj, "timeTaken"),
         instruction_version=version if isinstance(version, str) else None,
-        answer=json.dumps(obj, separators=(",", ":")),
+        answer=text if text is not None else json.dumps(obj, separators=(",", ":")),
     )

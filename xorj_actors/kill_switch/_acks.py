@@ -53,11 +53,20 @@ class HaltAcks:
         self.pending.add(urn)
         return True
 
-    def ack(self, urn: str, name: str) -> None:
-        """``urn`` (named ``name``) acked the current epoch; a replacement stands in for its predecessor."""
+    def ack(self, urn: str) -> None:
+        """``urn`` acked the current epoch (a replacement's ack is matched by :meth:`settle`)."""
         self.acked.add(urn)
         self.pending.discard(urn)
-        self.awaiting_replacement.discard(name)
+
+    def ack_all(self, urns: list[str]) -> None:
+        """Every one of ``urns`` acked the current epoch (a batch of :meth:`ack`)."""
+        self.acked.update(urns)
+        self.pending.difference_update(urns)
+
+    def settle(self, names: Mapping[str, str]) -> None:
+        """A replacement that acked stands in for its predecessor; ``names`` maps urn to name
+        as the runtime shows it now (a child is named after it started, maybe after its ack)."""
+        self.awaiting_replacement.difference_update(names[u] for u in self.acked if u in names)
 
     def forget(self, urn: str) -> None:
         """``urn`` is gone (ended, or unreachable): the halt no longer waits for it."""

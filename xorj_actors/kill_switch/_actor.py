@@ -4,8 +4,9 @@ The actor is the one place that moves the state machine: ``_tighten`` (a halt: p
 written after the broadcast) and ``_loosen`` (trading becomes possible: durable in the audit log,
 then in the state file, then published). Beside it: the start-up decision (``_start_decision``, pure),
 the state file and the halt marker (``_persistence``), the ack bookkeeping (``_acks``), the kill
-file (``_kill_file``), its messages (``_messages``), and, mixed into the actor, its recovery side
-(``_recovering``) and its flatten side (``_reducing``; the flatten's rules are in ``_flatten``).
+file (``_kill_file``), its messages (``_messages``), its ref and participant lane (``_lane``), and,
+mixed into the actor, its roll of participants (``_roll``), its recovery side (``_recovering``)
+and its flatten side (``_reducing``; the flatten's rules are in ``_flatten``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, ClassVar
 from loguru import logger
 
 from supervisors import Actor, ControlMessage, Terminated
+from xorj_actors.kill_switch._lane import KillSwitchRef, LaneWaiting, ParticipantLane
+from xorj_actors.kill_switch._roll import ParticipantRoll, _AckDeadline
 from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
@@ -44,7 +47,7 @@ from xorj_actors.kill_switch._start_decision import HaltHistory, env_halt_reques
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, check_transition
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import REASON_LIMIT
-from xorj_actors.messages import Halt, HaltAck, HaltMode, Register, Resume, Trigger
+from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.redaction import Redactor
 
 __all__ = ["ClusterHalt", "ClusterProof", "KillSwitch"]
@@ -52,15 +55,11 @@ __all__ = ["ClusterHalt", "ClusterProof", "KillSwitch"]
 _S = KillSwitchState
 
 
-class _AckDeadline(ControlMessage):  # a timer the halt depends on: never refused
-    epoch: int
-
-
 class _PollKillFile(ControlMessage):  # a timer the halt depends on: never refused
     pass
 
 
-class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
+class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
     """Owns the halt state of the engine.
 
     It runs on a thread of its own: a halt must not wait for the shared pool, whatever the
@@ -129,9 +128,15 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         )
         self.persisted = PersistedState()
         self.persist_error: str | None = None
-        # urn -> (ref, name, role) of every live participant
-        self.participants: dict[str, tuple[Any, str, str]] = {}
+        # urn -> (ref, role) of every live participant; the signers and the others, urn -> ref
+        self.participants: dict[str, tuple[Any, str]] = {}
+        self.signers: dict[str, Any] = {}
+        self.others: dict[str, Any] = {}
         self.acks = HaltAcks()
+        #: The board's trips this kill switch has handled (read at start and with every Trigger).
+        self.trips_seen = board.trips
+        self.lane = ParticipantLane()
+        self._actor_ref = KillSwitchRef(self, board, self.lane, KILL_SWITCH_NAME)
         self.step_timer: Any = None
         #: The flatten under way (state REDUCING), and the last one, for status.
         self.flattening: Flattening | None = None
@@ -146,7 +151,7 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         self.persisted = decision.state
         for actor in self.runtime.actors():  # after a restart: find everyone again
             if issubclass(actor.actor_class, Participant) and actor.ref is not None:
-                self._add_participant(actor.ref, actor.name, actor.actor_class.role)
+                self._add_participant(actor.ref, actor.actor_class.role)
         if decision.first_start and (failure := self._record_first_start()) is not None:
             decision = first_start_failed(failure)
             self.persisted = decision.state
@@ -197,14 +202,13 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
-        if kind is HaltAck:
-            return self._on_ack(message)
-        if kind is Register:
-            return self._on_register(message)
+        if kind is LaneWaiting:
+            return self._on_lane()
         if kind is Terminated:
             return self._on_terminated(message)
         if kind is Trigger:
-            return self._trigger(message.mode, message.reason, message.source)
+            self.trips_seen = self.board.trips  # this one's trip, and any whose Trigger is queued
+            return self._trigger(message.mode, message.reason, message.source, message.epoch)
         if kind is _PollKillFile:
             return self._poll_kill_file()
         if kind is _AckDeadline:
@@ -229,62 +233,9 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             return self._on_flatten_deadline(message)
         return super().on_receive(message)
 
-    def _add_participant(self, ref: Any, name: str, role: str) -> bool:
-        if ref.actor_urn in self.participants:
-            return False
-        self.participants[ref.actor_urn] = (ref, name, role)
-        self.watch(ref)
-        return True
-
-    def _on_register(self, message: Register) -> None:
-        ref = self.runtime.lookup(message.urn)
-        if ref is None:
-            return
-        if not self._add_participant(ref, message.name, message.role):
-            return
-        if self.persisted.halted and self.acks.expect(message.urn):
-            # Its own start-up ack may be for an older epoch: make sure it hears this one.
-            self.runtime.broadcast([ref], self._current_halt())
-        elif not self.persisted.halted:
-            self.runtime.broadcast([ref], Resume(epoch=self.persisted.epoch, factor=self.persisted.factor))
-
-    def _on_ack(self, ack: HaltAck) -> None:
-        if ack.epoch != self.persisted.epoch or not self.persisted.halted or ack.actor not in self.participants:
-            return  # stale, or from an actor already gone (its Terminated overtook the ack)
-        self.acks.ack(ack.actor, self.participants[ack.actor][1])
-        self._check_complete()
-
-    def _on_terminated(self, note: Terminated) -> None:
-        entry = self.participants.pop(note.urn, None)
-        if entry is None:
-            return
-        self.acks.forget(note.urn)
-        self._check_complete()
-        f = self.flattening
-        if f is not None and entry[1] in f.pending:
-            # Its flatten ended with it (a replacement knows nothing of it); its trades already
-            # handed over are still settled by the executor.
-            f.report(entry[1], 0, 0, f"the vault actor ended during the flatten ({note.reason})")
-            self._flatten_progress()
-
-    def _check_complete(self) -> None:
-        acks = self.acks
-        if not acks.completed():
-            return
-        logger.info(
-            "kill switch: halt epoch {} complete: {} actors acked in {:.1f} ms",
-            self.persisted.epoch,
-            len(acks.acked),
-            acks.halt_latency * 1e3,
-        )
-        self._event(
-            "HALT",
-            {"what": "halt complete", "epoch": self.persisted.epoch, "acked": len(acks.acked), "latency_s": acks.halt_latency},
-        )
-
     # -- triggering ----------------------------------------------------------------------------
 
-    def _trigger(self, mode: HaltMode, reason: str, source: str) -> None:
+    def _trigger(self, mode: HaltMode, reason: str, source: str, tripped: int = 0) -> None:
         reason, source = self._clean(reason, REASON_LIMIT), self._clean(source, REASON_LIMIT)
         if self.step_timer is not None:
             self.step_timer.cancel()
@@ -294,7 +245,8 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
             replace(
                 self.persisted,
                 state=_S.TRIGGERED,
-                epoch=self.persisted.epoch + 1,
+                # Its trip showed this epoch on the board already.
+                epoch=max(self.persisted.epoch + 1, tripped),
                 mode=mode.value,
                 reason=reason,
                 source=source,
@@ -312,54 +264,6 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
         self._persist()  # a halt happens even if the disk refuses; the write is retried
         if self.flattening is not None:  # the halt wins: already TRIGGERED, the board no longer reducing
             self._end_flatten(f"interrupted by a trigger from {source}", transition=False)
-
-    def _current_halt(self) -> Halt:
-        p = self.persisted
-        return Halt(
-            epoch=p.epoch,
-            mode=HaltMode(p.mode or HaltMode.EMERGENCY.value),
-            reason=p.reason or "",
-            source=p.source or "unknown",
-        )
-
-    def _broadcast_halt(self) -> None:
-        """Signers first (they guard the funds), then everyone else; start the ack deadline."""
-        halt = self._current_halt()
-        self.acks.start_epoch(self.participants)
-        signers = [r for r, _, role in self.participants.values() if role == "signer"]
-        others = [r for r, _, role in self.participants.values() if role != "signer"]
-        for dead in self.runtime.broadcast(signers, halt) + self.runtime.broadcast(others, halt):
-            self.acks.forget(dead.actor_urn)
-        self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=halt.epoch))
-        self._check_complete()
-
-    def _broadcast_resume(self) -> None:
-        resume = Resume(epoch=self.persisted.epoch, factor=self.persisted.factor)
-        self.runtime.broadcast([r for r, _, _ in self.participants.values()], resume)
-
-    def _on_ack_deadline(self, message: _AckDeadline) -> None:
-        if message.epoch != self.persisted.epoch or not self.persisted.halted or not self.acks.pending:
-            return
-        for urn in sorted(self.acks.pending):
-            ref, name, _ = self.participants.get(urn, (None, urn, ""))
-            logger.error(
-                "kill switch: {} did not ack halt epoch {} within {} s: replacing it",
-                name,
-                message.epoch,
-                self.settings.ack_deadline_s,
-            )
-            self.acks.give_up(urn, name)
-            self._event("ERROR_EVENT", {"what": "halt not acknowledged", "actor": name, "epoch": message.epoch})
-            # Out of the protocol at once: the halt completes when its replacement acks.
-            self.participants.pop(urn, None)
-            if ref is None:
-                continue
-            self.unwatch(ref)
-            if not self.runtime.restart_child(ref, f"did not ack halt epoch {message.epoch}"):
-                ref.stop(block=False)
-        self._check_complete()
-        # Replacements ack on start; whoever is still silent after another deadline goes too.
-        self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=message.epoch))
 
     def _poll_kill_file(self) -> None:
         reason = self.kill_file.poll()
@@ -415,7 +319,7 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
     def _publish(self) -> None:
         p = self.persisted
         reducing = p.state is _S.REDUCING and self.flattening is not None
-        self.board.publish(
+        shown = self.board.publish(
             HaltStatus(
                 state=p.state.value,
                 epoch=p.epoch,
@@ -423,8 +327,11 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
                 factor=0.0 if p.halted else p.factor,
                 reducing=reducing,
                 reducing_vaults=frozenset(self.flattening.vaults) if self.flattening is not None and reducing else frozenset(),
-            )
+            ),
+            trips_seen=self.trips_seen,
         )
+        if not shown:  # a trip overtook this decision: its Trigger, queued, halts again
+            logger.warning("kill switch: {} (epoch {}) not shown: the board was tripped since", p.state.value, p.epoch)
 
     def _outcome(self, accepted: bool, reason: str) -> RecoveryOutcome:
         return RecoveryOutcome(
@@ -444,7 +351,7 @@ class KillSwitch(StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
 
     def status(self) -> KillSwitchStatus:
         p = self.persisted
-        names = {urn: name for urn, (_, name, _) in self.participants.items()}
+        names = self._names()
         flatten = self.flattening or self.last_flatten
         return KillSwitchStatus(
             state=p.state.value,

@@ -9,6 +9,7 @@ from pykka import ActorDeadError
 
 from supervisors import Actor, MailboxFull
 from xorj_actors.kill_switch._board import HaltBoard
+from xorj_actors.kill_switch._lane import KillSwitchRef
 from xorj_actors.messages import Halt, HaltAck, Register, Resume
 
 __all__ = ["KILL_SWITCH_NAME", "Participant"]
@@ -44,7 +45,17 @@ class Participant(Actor):
         return self.actor_inbox.name
 
     def on_start(self) -> None:
-        self._to_kill_switch(Register(urn=self.actor_urn, name=self.name, role=self.role))
+        # What it started on: an actor already current is told nothing more.
+        self._to_kill_switch(
+            Register(
+                urn=self.actor_urn,
+                name=self.name,
+                role=self.role,
+                epoch=self.halt_epoch,
+                halted=self.halted,
+                factor=self.position_factor,
+            )
+        )
         if self.halted:
             self._to_kill_switch(HaltAck(epoch=self.halt_epoch, actor=self.actor_urn, in_flight=self.in_flight()))
 
@@ -55,7 +66,14 @@ class Participant(Actor):
             self.halt_epoch = max(self.halt_epoch, message.epoch)
             self.position_factor = 0.0
             in_flight = self.on_halt(message)
-            self._to_kill_switch(HaltAck(epoch=message.epoch, actor=self.actor_urn, in_flight=in_flight))
+            ks = self.runtime.whereis(KILL_SWITCH_NAME)
+            if type(ks) is KillSwitchRef:  # the lane takes the ack as a plain value: no message built
+                try:
+                    ks.ack(self.actor_urn, message.epoch, in_flight)
+                except ActorDeadError as exc:
+                    logger.warning("{}: could not reach the kill switch: {!r}", self.name, exc)
+            else:
+                self._to_kill_switch(HaltAck(epoch=message.epoch, actor=self.actor_urn, in_flight=in_flight))
             return None
         if kind is Resume:
             if message.epoch >= self.halt_epoch:

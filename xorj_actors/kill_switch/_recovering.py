@@ -90,10 +90,9 @@ class RecoveringMode:
             self._event("SECURITY_VIOLATION", {**details, "what": "recovery refused", "reason": str(exc)})
             return self._outcome(False, str(exc))
         factors = self.settings.restart_factors
-        final = len(factors) == 1
         new = replace(
             p,
-            state=_S.ARMED if final else _S.RECOVERY_PENDING,
+            state=_S.RECOVERY_PENDING,
             factor=factors[0],
             nonce_digests=(*p.nonce_digests, digest)[-MAX_NONCES:],
         )
@@ -115,8 +114,7 @@ class RecoveringMode:
             )
         self.acks.clear()
         self._broadcast_resume()
-        if not final:
-            self._schedule_step(1)
+        self._schedule_step(1)
         return self._outcome(True, f"recovering at {factors[0]:g} of position limits")
 
     def _verify(self, request: Recover, cluster_epoch: int | None) -> tuple[str, ...]:
@@ -195,10 +193,9 @@ class RecoveringMode:
                 accepted=False, reason=f"cooldown: {wait:.0f} s left", state=p.state.value, factor=p.factor, retry_after_s=wait
             )
         factors = self.settings.restart_factors
-        final = len(factors) == 1
         new = replace(
             p,
-            state=_S.ARMED if final else _S.RECOVERY_PENDING,
+            state=_S.RECOVERY_PENDING,
             factor=factors[0],
             nonce_digests=(*p.nonce_digests, proof.nonce_sha256)[-MAX_NONCES:],
         )
@@ -209,8 +206,7 @@ class RecoveringMode:
         logger.warning("kill switch: following the cluster's recovery (cleared by {}), factor {}", request.cleared_by, factors[0])
         self.acks.clear()
         self._broadcast_resume()
-        if not final:
-            self._schedule_step(1)
+        self._schedule_step(1)
         return self._outcome(True, f"recovering at {factors[0]:g} of position limits")
 
     def _verify_proof(self, request: FollowRecovery) -> tuple[ClusterProof, tuple[str, ...]]:

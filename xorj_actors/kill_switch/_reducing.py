@@ -51,8 +51,8 @@ class ReducingMode:
     settings: KillSwitchSettings
     persisted: PersistedState
     persist_error: str | None
-    #: urn -> (ref, name, role) of every live participant
-    participants: dict[str, tuple[Any, str, str]]
+    #: urn -> (ref, role) of every live participant
+    participants: dict[str, tuple[Any, str]]
     #: The flatten under way (state REDUCING), and the last one, for status.
     flattening: Flattening | None
     last_flatten: Flattening | None
@@ -67,7 +67,7 @@ class ReducingMode:
         reason = self.redact(request.reason.strip())[:REASON_LIMIT]
         asked = tuple(dict.fromkeys(v.strip() for v in request.vaults))
         details: dict[str, Any] = {"operator": operator, "reason": reason, "vaults": list(asked) or "all", "epoch": p.epoch}
-        vaults = {name: ref for ref, name, role in self.participants.values() if role == VAULT_ROLE}
+        vaults = {ref.actor_inbox.name: ref for ref, role in self.participants.values() if role == VAULT_ROLE}
         refusal = flatten_refusal(p.state, self.flattening, operator, reason, asked, vaults)
         if refusal is not None:
             logger.warning("kill switch: flatten refused: {}", refusal)

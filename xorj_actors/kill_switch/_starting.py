@@ -8,6 +8,7 @@ anything may trade; if it cannot be, the kill switch starts halted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from dataclasses import replace
 
 from loguru import logger
@@ -31,6 +32,8 @@ class StartingUp:
     persist_error: str | None
     history: Callable[[], HaltHistory] | None
     board: HaltBoard
+    trips_seen: int
+    actor_ref: Any
 
     def _decide_start(self) -> StartDecision:
         """Read the marker, the state file and the audit log's history; decide (``_start_decision``)."""
@@ -47,7 +50,8 @@ class StartingUp:
                 history = self.history()
             except Exception as exc:  # noqa: BLE001 - any failure to read it means halted
                 history = HaltHistory(problem=f"{type(exc).__name__}: {exc}"[:300])
-        shown = self.board.status  # what a previous kill switch of this process published
+        # What a previous kill switch of this process published, or a trip it did not handle.
+        shown, self.trips_seen = self.actor_ref.board_at_start()
         published = shown.epoch if shown.halted and shown.state != STARTING else None
         decision = decide(reading, history, pending_halt=pending, published_halt=published)
         state = decision.state

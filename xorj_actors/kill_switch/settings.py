@@ -48,6 +48,8 @@ class KillSwitchSettings:
         factors = self.restart_factors
         if not factors or factors[-1] != 1.0 or any(not 0 < f <= 1 for f in factors):
             raise ValueError("restart_factors: must be in (0, 1] and end with 1.0")
+        if len(factors) < 2:  # recovery enters RECOVERY_PENDING at the first; only a later step arms
+            raise ValueError("restart_factors: needs at least two steps (e.g. [1.0, 1.0] with restart_step_s = 0 to arm at once)")
         if list(factors) != sorted(factors):
             raise ValueError("restart_factors: must not decrease")
         if self.restart_step_s < 0:

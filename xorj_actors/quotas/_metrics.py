@@ -80,6 +80,9 @@ class QuotaMetrics:
         )
         # Every series exists at zero from the first scrape: increase() works from the start.
         reasons = tuple(reasons)
+        endpoints = tuple(endpoints)
+        #: endpoint -> its wait histogram's child (labels() takes a lock and builds a key each call).
+        self.wait_of = {endpoint: self.wait.labels(endpoint) for endpoint in endpoints}
         for endpoint in endpoints:
             self.throttled.labels(endpoint)
             self.self_inflicted.labels(endpoint)

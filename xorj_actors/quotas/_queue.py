@@ -102,11 +102,10 @@ class FairQueue:
             QuotaExpired: ``deadline`` (loop time) passed while waiting.
             QuotaDropped: :meth:`drop` dropped this work.
         """
+        if self.grant_now(endpoint):
+            return 0.0
         loop = self._bind()
         now = loop.time()
-        if not self._count and self.source.try_take(now) == 0.0:
-            self._granted(endpoint, 0.0)
-            return 0.0
         if self._count >= self.max_waiting:
             raise QuotaRefused(endpoint, f"{self._count} callers already waiting (max_waiting {self.max_waiting})")
         if deadline is not None and deadline <= now:
@@ -127,6 +126,17 @@ class FairQueue:
                 self._remove(w)
             self._kick(0.0)
             raise
+
+    def grant_now(self, endpoint: str) -> bool:
+        """Take a token at once if nobody waits and the bucket has one (no coroutine, no wait).
+
+        Must run on the queue's loop, as :meth:`acquire`; False: :meth:`acquire` must wait.
+        """
+        loop = self._bind()
+        if self._count or self.source.try_take(loop.time()) != 0.0:
+            return False
+        self._granted(endpoint, 0.0)
+        return True
 
     def drop(self, predicate: Callable[[Waiting], bool], reason: str) -> int:
         """Drop every waiter ``predicate`` picks at once; each raises :class:`QuotaDropped`."""

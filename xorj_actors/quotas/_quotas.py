@@ -111,8 +111,21 @@ class Quotas:
             if self._metrics is not None:
                 self._metrics.not_served.labels(e.value, exc.reason).inc()
             raise
+        return self._permit(e, bucket, waited)
+
+    def grant_now(self, endpoint: Endpoint) -> Permit | None:
+        """``endpoint``'s turn at once when its budget has room and nobody waits; None: await
+        :meth:`acquire` (the fast path without a coroutine, on the caller's running loop)."""
+        bucket = self._bucket[endpoint]
+        if not self._queue(bucket).grant_now(endpoint.value):
+            return None
+        return self._permit(endpoint, bucket, 0.0)
+
+    def _permit(self, e: Endpoint, bucket: Endpoint, waited: float) -> Permit:
         source = self._sources[bucket]
-        within = source.status(self._clock()).used_in_window <= source.budget.requests
+        now = self._clock()
+        used = source.used_in_window(now) if isinstance(source, LocalTokenSource) else source.status(now).used_in_window
+        within = used <= source.budget.requests
         self._counts[e]["granted"] += 1
         return Permit(endpoint=e, bucket=bucket, waited_s=waited, within_budget=within)
 
@@ -212,7 +225,7 @@ class Quotas:
 
     def _on_grant(self, endpoint: str, waited: float) -> None:
         if self._metrics is not None:
-            self._metrics.wait.labels(endpoint).observe(waited)
+            self._metrics.wait_of[endpoint].observe(waited)
 
 
 #: The per-endpoint counts in a snapshot row.

@@ -90,6 +90,12 @@ class LocalTokenSource:
         with self._lock:
             self._state = _bucket.on_success(self.budget, self._state)
 
+    def used_in_window(self, now: float) -> int:
+        """Grants in the last window (what :meth:`status` reports, without the rest)."""
+        with self._lock:
+            self._prune(now)
+            return len(self._grants)
+
     def status(self, now: float) -> SourceStatus:
         with self._lock:
             self._prune(now)

@@ -97,9 +97,10 @@ class _Turned:
 
     async def __aenter__(self) -> Turn:
         permit = None
-        if self._quotas is not None:
+        quotas = self._quotas
+        if quotas is not None and (permit := quotas.grant_now(self._endpoint)) is None:
             scope = _SCOPE.get()
-            permit = await self._quotas.acquire(
+            permit = await quotas.acquire(
                 self._endpoint,
                 owner=self._owner or scope.owner or "engine",
                 deadline=self._deadline,

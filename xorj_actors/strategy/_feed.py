@@ -23,6 +23,7 @@ from supervisors import ControlMessage, LoopThread, MailboxFull, Message, TimerH
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.messages import Halt, Resume
+from xorj_actors.redaction import redact_url
 from xorj_actors.strategy._board import StrategyBoard
 from xorj_actors.strategy._client import PollRejected, QuantClient, StrategyFeedError, checked_mints, ranked_traders_url
 from xorj_actors.strategy._model import StrategySnapshot
@@ -203,7 +204,7 @@ class StrategyFeed(Participant):
         loop = LoopThread("strategy-feed-http")
         loop.start(self._client.open(), _LOOP_START_TIMEOUT_S)  # creates a session: no I/O
         self._loop = loop
-        logger.info("{}: polling {} every {:g} s", self.name, self.url, self.settings.poll_interval_s)
+        logger.info("{}: polling {} every {:g} s", self.name, redact_url(self.url), self.settings.poll_interval_s)
         self._check_freshness()
         self._poll("start")
 
@@ -270,7 +271,7 @@ class StrategyFeed(Participant):
             rejections=self._rejections,
             polls=self._polls,
             polling=self._inflight is not None,
-            url=self.url,
+            url=redact_url(self.url),
         )
 
     # -- polling ---------------------------------------------------------------------------------
@@ -402,7 +403,7 @@ class StrategyFeed(Participant):
         logger.warning("{}: poll {} rejected ({}): {}; keeping the last good snapshot ({})", self.name, poll_id, kind, reason, kept)
         self._audit(
             EventType.ERROR_EVENT,
-            {"event": "strategy_rejected", "kind": kind, "reason": reason, "url": self.url, "kept_round": latest.round if latest else None},
+            {"event": "strategy_rejected", "kind": kind, "reason": reason, "url": redact_url(self.url), "kept_round": latest.round if latest else None},
             poll_id,
             Severity.ERROR,
         )
