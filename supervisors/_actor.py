@@ -9,19 +9,18 @@ work as in pykka. What changes is underneath: the inbox is a bounded two-lane :c
 
 from __future__ import annotations
 
-import asyncio
+import itertools
+import os
 import sys
-import uuid
-from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 from loguru import logger
-from pykka import ActorDeadError, ActorRef, ThreadingFuture, Timeout
-from pykka._envelope import Envelope
+from pykka import ActorDeadError, ActorRef, Timeout
 from pykka.messages import _ActorStop
 
 from supervisors._chaos import _InjectedFault
+from supervisors._future import DEFAULT_TIMEOUT, BlockingCallInWorker, Future
 from supervisors._introspection import ActorState
 from supervisors._mailbox import Flag, Mailbox, Terminated
 from supervisors._message import Message, register_immutable_type
@@ -34,92 +33,38 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TIMEOUT", "Actor", "BlockingCallInWorker", "Future", "Ref"]
 
-#: Every wait in this library has a timeout; this is the default one, in seconds.
-DEFAULT_TIMEOUT = 5.0
-
 register_immutable_type(ActorRef)
 
 
-class BlockingCallInWorker(RuntimeError):
-    """A blocking wait on a shared pool thread would starve every actor on the pool."""
+def _urn_prefix() -> str:
+    """``urn:uuid:`` and the first 80 bits of a UUID4-shaped id, random per process."""
+    b = bytearray(os.urandom(10))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
 
 
-class Future(ThreadingFuture[Any]):
-    """pykka's threading future: never waits forever, never blocks a shared pool thread.
+_urn_base = _urn_prefix()
+_urn_seq = itertools.count()
 
-    It can also be awaited from an event loop without blocking it (``await ref.ask(m, block=False)``,
-    bounded with ``asyncio.wait_for``), and takes done-callbacks, so code on an event loop can
-    ask actors without a thread per wait.
+
+def _next_urn() -> str:
+    """A new actor's urn: the process's random prefix and a 48-bit counter.
+
+    It reads as a UUID4 urn (``uuid.UUID`` parses it) and is unique across processes like one,
+    but costs a counter step instead of ``uuid4()``'s ``os.urandom`` per actor (a system call
+    that also hands the GIL over, per actor started).
     """
+    return f"{_urn_base}{next(_urn_seq):012x}"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._callbacks: list[Callable[[Future], None]] | None = None
 
-    def set(self, value: Any | None = None) -> None:
-        super().set(value)
-        self._run_callbacks()
+def _new_urn_base() -> None:
+    global _urn_base  # noqa: PLW0603 - a forked child must not reuse its parent's urns
+    _urn_base = _urn_prefix()
 
-    def set_exception(self, exc_info: Any = None) -> None:
-        super().set_exception(sys.exc_info() if exc_info is None else exc_info)
-        self._run_callbacks()
 
-    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
-        """Call ``callback(self)`` once the result is set (at once if it already is).
-
-        It runs on the thread that sets the result: keep it short and non-blocking.
-        """
-        with self._condition:
-            if self._result is None:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(callback)
-                return
-        callback(self)
-
-    def _run_callbacks(self) -> None:
-        with self._condition:
-            callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            try:
-                callback(self)
-            except Exception:  # noqa: BLE001 - one broken callback must not starve the others
-                logger.exception("future done-callback failed")
-
-    def outcome(self) -> tuple[Any, BaseException | None]:
-        """(value, None) or (None, exception) of a future whose result is set."""
-        result = self._result
-        if result is None:
-            raise RuntimeError("future has no result yet")
-        if result.exc_info is not None:
-            exc_type, exc_value, _tb = result.exc_info
-            return None, exc_value if exc_value is not None else exc_type()  # type: ignore[misc]
-        return result.value, None
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-
-        def transfer(_: Future) -> None:
-            if not waiter.done():
-                value, error = self.outcome()
-                if error is None:
-                    waiter.set_result(value)
-                else:
-                    waiter.set_exception(error)
-
-        self.add_done_callback(lambda f: loop.call_soon_threadsafe(transfer, f))
-        return (yield from waiter.__await__())
-
-    def get(self, *, timeout: float | None = None) -> Any:
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        if in_pool_worker() and self._result is None:
-            raise BlockingCallInWorker(
-                "a pooled actor must not block on a future; use tell and reply messages, "
-                "or run the actor on a dedicated thread"
-            )
-        return super().get(timeout=timeout)
+os.register_at_fork(after_in_child=_new_urn_base)
 
 
 class Ref(ActorRef[Any]):
@@ -128,12 +73,22 @@ class Ref(ActorRef[Any]):
     def tell(self, message: Any) -> None:
         """Send ``message``; raises ActorDeadError if the actor is gone, MailboxFull if full."""
         # The mailbox knows whether the actor is alive: one lock, no separate is_alive() check.
-        self.actor_inbox.put(Envelope(message))
+        self.actor_inbox.tell(message)  # type: ignore[attr-defined]
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = DEFAULT_TIMEOUT) -> Any:  # type: ignore[override]
-        if timeout is None:
-            timeout = DEFAULT_TIMEOUT
-        return super().ask(message, block=block, timeout=timeout)
+        """Send ``message`` with a :class:`Future` for the answer; with ``block``, wait for it.
+
+        As pykka's ask: an actor already stopped answers ActorDeadError through the future (a
+        stopping one raises it from the put, as ``tell`` does), MailboxFull is raised at once.
+        """
+        future = Future()
+        if self.actor_stopped.is_set():
+            future.set_exception((ActorDeadError, ActorDeadError(f"{self} not found"), None))
+        else:
+            self.actor_inbox.tell(message, future)
+        if block:
+            return future.get(timeout=timeout)
+        return future
 
     def stop(self, *, block: bool = True, timeout: float | None = DEFAULT_TIMEOUT) -> Any:  # type: ignore[override]
         """Ask the actor to stop (a control message); with ``block``, wait until it has stopped.
@@ -144,7 +99,7 @@ class Ref(ActorRef[Any]):
         if mailbox.closed:
             return True
         try:
-            mailbox.put(Envelope(_ActorStop()))
+            mailbox.tell(_ActorStop())
         except ActorDeadError:
             return True
         if not block:
@@ -187,7 +142,7 @@ class Actor(pykka.Actor):
         raise NotImplementedError
 
     @staticmethod
-    def _create_future() -> Future:
+    def _create_future() -> Future:  # pykka's hook; Ref.ask makes its Future directly
         return Future()
 
     def _start_actor_loop(self) -> None:
@@ -197,7 +152,7 @@ class Actor(pykka.Actor):
         from supervisors._runtime import Runtime
 
         runtime = Runtime.current()
-        self.actor_urn = uuid.uuid4().urn
+        self.actor_urn = _next_urn()
         self.actor_stopped = Flag()  # type: ignore[assignment]
         scheduler = runtime._dedicated_scheduler(type(self).__name__) if self.dedicated_thread else runtime.scheduler
         capacity = self.mailbox_capacity or runtime.mailbox_capacity
@@ -262,15 +217,16 @@ class Actor(pykka.Actor):
             raise message.error
         return super()._handle_receive(message)
 
-    def _sv_handle(self, envelope: Envelope[Any]) -> None:
+    def _sv_handle(self, message: Any, reply_to: Future | None) -> None:
+        """Handle one message; ``reply_to`` is an ask's future (None for a tell)."""
         try:
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
+            response = self._handle_receive(message)
+            if reply_to is not None:
+                reply_to.set(response)
         except Exception:
-            if envelope.reply_to is not None:
+            if reply_to is not None:
                 # pykka semantics: a failed ask is the caller's exception, the actor lives on.
-                envelope.reply_to.set_exception()
+                reply_to.set_exception()
             else:
                 self._sv_fail(sys.exc_info())
 

@@ -82,6 +82,8 @@ class Scheduler:
         self.stall_after_s = stall_after_s
         self.retire_after_s = retire_after_s
         self._queue: queue.SimpleQueue[Runnable | None] = queue.SimpleQueue()
+        #: Put an actor with work on the run queue (the queue's own put: no Python frame per call).
+        self.schedule: Callable[[Runnable], None] = self._queue.put
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
         #: thread -> monotonic time its current slice began (absent: idle)
@@ -118,9 +120,6 @@ class Scheduler:
         self._spawn()
         return True
 
-    def schedule(self, item: Runnable) -> None:
-        self._queue.put(item)
-
     @property
     def threads(self) -> tuple[threading.Thread, ...]:
         with self._lock:
@@ -130,38 +129,34 @@ class Scheduler:
         _local.shared_pool = self.shared
         get = self._queue.get
         batch = self.batch
+        workers = self.workers
+        threads = self._threads
+        monotonic = time.monotonic
         me = threading.current_thread()
         busy = self._busy_since
         died = False
         calm_since: float | None = None  # since when the pool has had a spare worker
         try:
             while True:
-                try:
-                    item = get(timeout=self.retire_after_s) if self.max_extra else get()
-                except queue.Empty:
-                    item = _IDLE
-                if self.max_extra:
-                    # An extra worker retires once the pool has had a spare worker for
-                    # retire_after_s, idle or not: under steady traffic no worker is ever idle
-                    # that long, and the lent workers would stay for good.
-                    with self._lock:
-                        now = time.monotonic()
-                        stuck = sum(now - b > self.stall_after_s for b in list(busy.values()))
-                        if len(self._threads) - stuck > self.workers:
-                            if calm_since is None:
-                                calm_since = now
-                            if item is _IDLE or now - calm_since >= self.retire_after_s:
-                                self._threads.discard(me)  # decided and removed atomically
-                                if item is not _IDLE and item is not None:
-                                    self._queue.put(item)  # handed on, not dropped
-                                return
-                        else:
-                            calm_since = None
+                # Only while a worker is lent (read without the lock: the check below is under
+                # it) does a worker wait with a timeout and check whether one can retire; the
+                # pool's own workers otherwise pay nothing per slice for the lending.
+                if len(threads) > workers:
+                    try:
+                        item = get(timeout=self.retire_after_s)
+                    except queue.Empty:
+                        item = _IDLE
+                    retired, calm_since = self._retire(me, item, calm_since)
+                    if retired:
+                        return
+                else:
+                    item = get()
+                    calm_since = None
                 if item is _IDLE:
                     continue
                 if item is None:
                     return
-                busy[me] = time.monotonic()
+                busy[me] = monotonic()
                 item.run_slice(batch)
                 del busy[me]
         except BaseException as exc:  # the actor has already been marked dead by run_slice
@@ -176,6 +171,31 @@ class Scheduler:
                     self.worker_deaths += 1
             if replace:
                 self._spawn()
+
+    def _retire(self, me: threading.Thread, item: object, calm_since: float | None) -> tuple[bool, float | None]:
+        """Retire the calling worker if the pool has had a spare one long enough.
+
+        An extra worker retires once the pool has had a spare worker (workers stuck in a slice
+        do not count) for ``retire_after_s``, idle or not: under steady traffic no worker is
+        ever idle that long, and the lent workers would stay for good. What it took from the
+        queue is handed on, not dropped.
+
+        Returns:
+            (retired, since when the pool has had a spare worker, or None).
+        """
+        with self._lock:
+            now = time.monotonic()
+            stuck = sum(now - b > self.stall_after_s for b in list(self._busy_since.values()))
+            if len(self._threads) - stuck <= self.workers:
+                return False, None
+            if calm_since is None:
+                calm_since = now
+            if item is not _IDLE and now - calm_since < self.retire_after_s:
+                return False, calm_since
+            self._threads.discard(me)  # decided and removed atomically
+            if item is not _IDLE and item is not None:
+                self._queue.put(item)  # type: ignore[arg-type]
+        return True, calm_since
 
     def shutdown(self, timeout: float = 5.0) -> list[str]:
         """Stop every worker; returns the names of threads still running after ``timeout``."""
@@ -204,9 +224,6 @@ class TimerHandle:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def __lt__(self, other: TimerHandle) -> bool:
-        return self.when < other.when
-
 
 class Timer:
     """One thread running short callbacks at given times (timeouts, deadlines, polls).
@@ -215,32 +232,38 @@ class Timer:
     """
 
     def __init__(self, name: str) -> None:
-        self._heap: list[TimerHandle] = []
+        # (when, seq, handle): heapq compares the tuples in C; seq breaks ties in call order
+        # and never lets a comparison reach the handles.
+        self._heap: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
         self.thread = threading.Thread(target=self._run, name=f"{name}-timer", daemon=True)
         self.thread.start()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback)
+        when = time.monotonic() + max(0.0, delay)
+        handle = TimerHandle(when, callback)
         with self._cond:
             if self._closed:
                 handle.cancelled = True
                 return handle
-            heapq.heappush(self._heap, handle)
-            if self._heap[0] is handle:
+            heap = self._heap
+            heapq.heappush(heap, (when, next(self._seq), handle))
+            if heap[0][2] is handle:
                 self._cond.notify()
         return handle
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                heap = self._heap
                 while not self._closed:
                     now = time.monotonic()
-                    if self._heap and self._heap[0].when <= now:
-                        handle = heapq.heappop(self._heap)
+                    if heap and heap[0][0] <= now:
+                        handle = heapq.heappop(heap)[2]
                         break
-                    self._cond.wait(self._heap[0].when - now if self._heap else None)
+                    self._cond.wait(heap[0][0] - now if heap else None)
                 else:
                     return
             if handle.cancelled:

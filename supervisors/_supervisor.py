@@ -219,16 +219,16 @@ class Supervisor(Actor):
             return None
         return super()._handle_receive(message)
 
-    def _sv_handle(self, envelope: Any) -> None:
+    def _sv_handle(self, message: Any, reply_to: Any) -> None:
         # A bad request (unknown child, id in use) is the requester's error, never a reason for
         # the supervisor to die: an ask gets the exception, a tell is refused with a log line.
-        if envelope.reply_to is None and isinstance(envelope.message, (StartChild, TerminateChild, RestartChild)):
+        if reply_to is None and isinstance(message, (StartChild, TerminateChild, RestartChild)):
             try:
-                self._handle_receive(envelope.message)
+                self._handle_receive(message)
             except (KeyError, ValueError) as exc:
-                logger.warning("{}: refused {}: {}", self.actor_inbox.name, type(envelope.message).__name__, exc)
+                logger.warning("{}: refused {}: {}", self.actor_inbox.name, type(message).__name__, exc)
             return
-        super()._sv_handle(envelope)
+        super()._sv_handle(message, reply_to)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Terminated):

@@ -1,6 +1,6 @@
 """The pykka internals the runtime relies on (pykka is pinned to 4.5.0).
 
-``supervisors`` keeps pykka's API but replaces its inbox, loop, future waits and registry, so it
+``supervisors`` keeps pykka's API but replaces its inbox, loop, futures, ask and registry, so it
 leans on a few private details of pykka. If a pykka upgrade changes one, this test fails and
 names every broken assumption, before the runtime misbehaves in some subtler way.
 """
@@ -15,7 +15,7 @@ from importlib.metadata import version
 import pykka
 import pykka._envelope
 import pykka.messages
-from pykka import ActorRef, ThreadingFuture
+from pykka import ActorRef
 
 import supervisors._actor as sv_actor
 
@@ -27,7 +27,7 @@ BYPASSED_INIT = {"actor_urn", "actor_inbox", "actor_stopped", "_actor_ref"}
 
 def _envelope_fields() -> bool:
     envelope = pykka._envelope.Envelope("m")  # noqa: SLF001
-    replied = pykka._envelope.Envelope("m", reply_to=ThreadingFuture())  # noqa: SLF001
+    replied = pykka._envelope.Envelope("m", reply_to=sv_actor.Future())  # noqa: SLF001
     return envelope.message == "m" and envelope.reply_to is None and replied.reply_to is not None
 
 
@@ -37,23 +37,19 @@ def _actor_stop_is_routed_to_stop() -> bool:
     return "_ActorStop" in source and "self._stop()" in source
 
 
-def _future_internals() -> bool:
-    future: ThreadingFuture[int] = ThreadingFuture()
-    if not isinstance(future._condition, type(threading.Condition())) or future._result is not None:  # noqa: SLF001
-        return False
-    future.set(1)
-    result = future._result  # noqa: SLF001
-    return result is not None and result.value == 1 and result.exc_info is None
+def _future_base_sets_only_the_get_hook() -> bool:
+    # supervisors.Future skips pykka.Future.__init__ and stands in for these two with class defaults.
+    future: pykka.Future[int] = pykka.Future()
+    return set(vars(future)) == {"_get_hook", "_get_hook_result"} and future._get_hook is None  # noqa: SLF001
 
 
-def _future_exception_result() -> bool:
-    future: ThreadingFuture[int] = ThreadingFuture()
-    try:
-        raise ValueError("x")
-    except ValueError:
-        future.set_exception()
-    result = future._result  # noqa: SLF001
-    return result is not None and result.exc_info is not None and result.exc_info[0] is ValueError
+def _future_combinators_use_the_get_hook() -> bool:
+    # map/filter/join/reduce make ``self.__class__()`` and give it a get hook (supervisors.Future
+    # implements set_get_hook and runs the hook from get).
+    return all(
+        "self.__class__()" in inspect.getsource(method) and "set_get_hook" in inspect.getsource(method)
+        for method in (pykka.Future.map, pykka.Future.filter, pykka.Future.join, pykka.Future.reduce)
+    )
 
 
 def _constructor_sets_only_what_the_runtime_sets() -> bool:
@@ -75,9 +71,10 @@ def _ref_liveness_is_the_stopped_flag() -> bool:
     return "self.actor_stopped.is_set()" in inspect.getsource(ActorRef.is_alive)
 
 
-def _ask_uses_the_actor_class_future_and_the_inbox() -> bool:
-    source = inspect.getsource(ActorRef.ask)
-    return "self.actor_class._create_future()" in source and "self.actor_inbox.put(Envelope(message, reply_to=future))" in source
+def _proxies_ask_through_the_ref() -> bool:
+    # Proxy calls and attribute reads go through ActorRef.ask, which supervisors.Ref overrides.
+    source = inspect.getsource(pykka._proxy)  # noqa: SLF001
+    return "self.actor_ref.ask(message, block=False)" in source and "_create_future" not in source
 
 
 def _start_registers_in_pykkas_registry() -> bool:
@@ -113,7 +110,7 @@ def _runtime_overrides_what_it_bypasses() -> bool:
     return all(
         name in vars(actor_cls)
         for name in ("__init__", "start", "_stop", "_handle_failure", "_create_future", "_start_actor_loop")
-    ) and "tell" in vars(sv_actor.Ref) and "stop" in vars(sv_actor.Ref)
+    ) and all(name in vars(sv_actor.Ref) for name in ("tell", "ask", "stop"))
 
 
 ASSUMPTIONS: dict[str, Callable[[], bool]] = {
@@ -124,10 +121,10 @@ ASSUMPTIONS: dict[str, Callable[[], bool]] = {
     "pykka.messages._ActorStop is the stop message and pykka.Actor._handle_receive routes it to self._stop()": (
         _actor_stop_is_routed_to_stop
     ),
-    "ThreadingFuture has ._condition (a threading.Condition) and ._result (None until set, then .value)": (
-        _future_internals
+    "pykka.Future.__init__ sets only _get_hook (None) and _get_hook_result": _future_base_sets_only_the_get_hook,
+    "pykka.Future.map/filter/join/reduce build self.__class__() with a get hook": (
+        _future_combinators_use_the_get_hook
     ),
-    "ThreadingFuture.set_exception() stores sys.exc_info() in ._result.exc_info": _future_exception_result,
     f"pykka.Actor.__init__ sets exactly {sorted(BYPASSED_INIT)} (supervisors.Actor sets them itself)": (
         _constructor_sets_only_what_the_runtime_sets
     ),
@@ -138,8 +135,8 @@ ASSUMPTIONS: dict[str, Callable[[], bool]] = {
     "ActorRef.is_alive() is `not actor_stopped.is_set()` (the runtime's Flag stands in for the Event)": (
         _ref_liveness_is_the_stopped_flag
     ),
-    "ActorRef.ask makes its future with actor_class._create_future() and puts an Envelope in actor_inbox": (
-        _ask_uses_the_actor_class_future_and_the_inbox
+    "pykka's proxies ask through ActorRef.ask(message, block=False), never a future of their own": (
+        _proxies_ask_through_the_ref
     ),
     "pykka.Actor.start registers in ActorRegistry and _stop/_handle_failure unregister (all bypassed)": (
         _start_registers_in_pykkas_registry

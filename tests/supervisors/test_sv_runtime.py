@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+import uuid
 
 import pytest
 from pykka import ActorDeadError, Timeout
@@ -244,19 +246,19 @@ def test_message_values_cross_actors_unchanged(runtime: Runtime) -> None:
 
 
 def test_futures_never_wait_forever(runtime: Runtime) -> None:
-    import supervisors._actor as actor_module
+    import supervisors._future as future_module
 
     gate = Gate()
     ref = Recorder.start(gate)
     ref.tell("hold")
     future = ref.proxy().on_receive(Work(1))  # a proxy call: pykka's path to our future
-    old = actor_module.DEFAULT_TIMEOUT
-    actor_module.DEFAULT_TIMEOUT = 0.2
+    old = future_module.DEFAULT_TIMEOUT
+    future_module.DEFAULT_TIMEOUT = 0.2
     try:
         with pytest.raises(Timeout):
             future.get()  # no timeout given: the default applies
     finally:
-        actor_module.DEFAULT_TIMEOUT = old
+        future_module.DEFAULT_TIMEOUT = old
         gate.set()
 
 
@@ -289,3 +291,70 @@ def test_a_tell_to_an_actor_that_is_stopping_is_refused_not_dropped(runtime: Run
     with pytest.raises(ActorDeadError):
         ref.tell(Work(1))
     assert runtime.broadcast([ref], Urgent("halt")) == [ref], "a broadcast reports it dead"
+
+
+def test_a_runtime_that_fails_to_start_is_not_left_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    import supervisors._runtime as runtime_module
+
+    before, interval = set(threading.enumerate()), sys.getswitchinterval()
+    with pytest.raises(ValueError):
+        Runtime(workers=0)  # the pool refuses: nothing was started
+    with pytest.raises(RuntimeError, match="no Runtime"):
+        Runtime.current()
+
+    def no_timer(name: str) -> None:
+        raise OSError("cannot start a thread")
+
+    monkeypatch.setattr(runtime_module, "Timer", no_timer)
+    with pytest.raises(OSError):
+        Runtime(workers=2, name="half")  # the pool had started: its workers are stopped again
+    with pytest.raises(RuntimeError, match="no Runtime"):
+        Runtime.current()
+    wait_until(lambda: not (set(threading.enumerate()) - before), 10, "the half-made runtime's threads to exit")
+    assert sys.getswitchinterval() == interval
+    monkeypatch.undo()
+    Runtime(name="after").shutdown()  # and the next runtime starts
+
+
+def test_the_switch_interval_is_short_while_a_runtime_is_current() -> None:
+    before = sys.getswitchinterval()
+    rt = Runtime(name="switch")
+    try:
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+        with pytest.raises(RuntimeError, match="another Runtime"):
+            Runtime(name="second")
+        assert Runtime.current() is rt
+    finally:
+        rt.shutdown()
+    assert sys.getswitchinterval() == pytest.approx(before)
+    with Runtime(name="as-is", switch_interval=None):
+        assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_actor_urns_are_unique_uuid_urns(runtime: Runtime) -> None:
+    refs = [Recorder.start() for _ in range(100)]
+    urns = [ref.actor_urn for ref in refs]
+    assert len(set(urns)) == 100
+    assert all(urn.startswith("urn:uuid:") and uuid.UUID(urn).version == 4 for urn in urns)
+    for ref in refs:
+        ref.stop(block=False)
+
+
+def test_an_idle_actor_holds_no_queue_of_its_own(runtime: Runtime) -> None:
+    from supervisors._mailbox import NO_LANE
+
+    gate = Gate()
+    ref = Recorder.start(gate)
+    mailbox = ref.actor_inbox
+    ref.tell("hold")
+    wait_until(gate.entered.is_set)
+    ref.tell(Work(1))
+    ref.tell(Urgent("u"))
+    assert len(mailbox) == 2 and mailbox._work is not NO_LANE and mailbox._control is not NO_LANE
+    gate.set()
+    wait_until(lambda: seen(ref) == (Urgent("u"), Work(1)), what="both handled, the urgent one first")
+    wait_until(lambda: mailbox._work is NO_LANE and mailbox._control is NO_LANE, what="lanes dropped once drained")
+    ref.tell(Work(2))  # and a lane is made again for the next message
+    wait_until(lambda: seen(ref)[-1] == Work(2), what="the next message handled")
+    ref.stop(timeout=5)
+    assert mailbox._work is NO_LANE and mailbox._control is NO_LANE

@@ -32,10 +32,13 @@ if TYPE_CHECKING:
     from xorj_actors.vaults._flatten import Flatten
     from xorj_actors.vaults._vault import Stats
 
-__all__ = ["EMPTY", "RoundSteps"]
+__all__ = ["EMPTY", "NO_OUTCOMES", "RoundSteps"]
 
 #: Shared, read-only: never written (a round replaces it with its own dict first).
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: ``done`` of a vault between rounds, shared (a round starts its own list; an outcome is only
+#: appended for a trade in ``pending``, which is EMPTY between rounds).
+NO_OUTCOMES: tuple[()] = ()
 
 
 class Overdue(ControlMessage):
@@ -257,7 +260,7 @@ class RoundSteps:
             # Handed-over trades keep being settled by the executor; the round waits for them.
             return
         self.phase = VaultPhase.IDLE
-        self.done = []
+        self.done = NO_OUTCOMES  # type: ignore[assignment]
         self.pending, self.before = EMPTY, EMPTY  # type: ignore[assignment]
         self._schedule_next()
         if self.flatten is not None and self.flatten.phase is FlattenPhase.WAITING:

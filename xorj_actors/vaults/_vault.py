@@ -50,7 +50,7 @@ from xorj_actors.messages import Halt, HaltMode, Resume
 from xorj_actors.strategy import DEFAULT_PROFILES, RiskProfile, StrategyBoard
 from xorj_actors.vaults._flatten import FlattenOverdue, FlattenSteps
 from xorj_actors.vaults._messages import FlattenPhase, GetVaultStatus, Round, RoundResult, VaultPhase, VaultStatus
-from xorj_actors.vaults._round import EMPTY, Overdue, ReadOverdue, RoundSteps
+from xorj_actors.vaults._round import EMPTY, NO_OUTCOMES, Overdue, ReadOverdue, RoundSteps
 from xorj_actors.vaults.settings import VaultSettings
 
 __all__ = ["Stats", "Vault"]
@@ -94,7 +94,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         # Without a strategy board (a bare vault in a test or benchmark) it holds: never fresh.
         self.strategy = strategy if strategy is not None else _NO_STRATEGY
         self.accounts = tuple(sorted((accounts or {}).items()))
-        self.decimals = decimals if decimals is not None else {}  # shared by every vault, read-only
+        self.decimals = decimals if decimals is not None else EMPTY  # shared by every vault, read-only
         self.stable_mint = stable_mint
         self.on_round, self.on_slippage = on_round, on_slippage
         self.phase = VaultPhase.IDLE
@@ -106,7 +106,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         # A round's state is made when it starts: an idle vault (most of 10,000) shares empties.
         self.target = EMPTY
         self.pending = EMPTY  # type: ignore[assignment]
-        self.done = []
+        self.done = NO_OUTCOMES  # type: ignore[assignment]
         self.before = EMPTY
         self.flatten = None
         self.flatten_next = None
@@ -118,10 +118,10 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         # Spread the vaults' rounds over the interval instead of all at once.
         interval = self.settings.round_interval_s
         first = (zlib.crc32(self.vault_id.encode()) % 1000) / 1000 * interval
-        self.runtime.send_after(min(first, interval), self.actor_ref, Round())
+        self.runtime.send_after(min(first, interval), self.actor_ref, _FIRST_ROUND)
 
     def on_halt(self, halt: Halt) -> int:
-        if halt.mode is HaltMode.EMERGENCY and self.phase in (VaultPhase.READING, VaultPhase.CLOSING):
+        if halt.mode is _EMERGENCY and self.phase in _UNHANDED_PHASES:
             self._end_round("halted")  # nothing handed over yet: drop the round
         f = self.flatten
         if f is not None and halt.epoch > f.epoch and not f.pending:
@@ -222,11 +222,33 @@ class Stats:
         self.last_skip = ""
         self.value_usd = 0.0
         #: This actor's start in ms, base 36: part of every round key (ids never repeat across restarts).
-        self.incarnation = _base36(time.time_ns() // 1_000_000)
+        self.incarnation = _incarnation()
 
 
 #: A board nobody publishes to: a vault without a strategy holds (tests, benchmarks).
 _NO_STRATEGY = StrategyBoard()
+#: The timer's first Round of every vault (a message is immutable: one serves them all).
+_FIRST_ROUND = Round()
+# Read by every vault on every halt: module globals, as an enum member read off its class costs
+# a descriptor call each time.
+_EMERGENCY = HaltMode.EMERGENCY
+#: A round in these phases has handed nothing over yet: an emergency halt drops it.
+_UNHANDED_PHASES = (VaultPhase.READING, VaultPhase.CLOSING)
+#: (ms, its base-36 string) of the last incarnation made: vaults started in the same
+#: millisecond (thousands at start-up) share one string instead of one each.
+_last_incarnation: tuple[int, str] = (-1, "")
+
+
+def _incarnation() -> str:
+    """The current time in ms, base 36 (one shared string per millisecond)."""
+    global _last_incarnation  # noqa: PLW0603 - a cache; a race only costs a duplicate string
+    ms = time.time_ns() // 1_000_000
+    last = _last_incarnation
+    if last[0] == ms:
+        return last[1]
+    text = _base36(ms)
+    _last_incarnation = (ms, text)
+    return text
 
 
 def _base36(n: int) -> str:
