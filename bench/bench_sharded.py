@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_cluster import CLUSTER_TOML, TTL_S, Nats, wait_for  # noqa: E402
 from bench_execution import (  # noqa: E402
-    Driver, Stages, dev_key, engine_toml, localnet_toml, measure, process_cpu, raw_rate, start_localnet,
+    Driver, Stages, _threads, dev_key, engine_toml, localnet_toml, measure, process_cpu, raw_rate, start_localnet,
     thread_cpu, wait_reconciled,
 )
 
@@ -260,6 +260,9 @@ def report(raw: dict[str, float], single: dict[str, Any], one_node: dict[str, An
                 print("  " + " " * 27 + "per node trades/s: " + ", ".join(f"{n} {v['rate']:,.0f}" for n, v in nodes.items()))
             if bad:
                 print(f"  {label}: ERRORS: trades not confirmed: {json.dumps(bad)[:800]}")
+        for name, n in setup_["levels"][-1]["nodes"].items():  # where each engine's CPU goes
+            print(f"    {name} CPU ms per trade by thread at {setup_['levels'][-1]['in_flight']} in flight: "
+                  f"{_threads(n['cpu_ms_per_trade'])}")
         if setup_["hung"]:
             errors += 1
             print(f"  {label}: ERROR: actors did not stop: {setup_['hung']}")
