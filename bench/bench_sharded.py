@@ -139,6 +139,7 @@ class Child:
     def __init__(self, tmp: Path, name: str, args: argparse.Namespace, urls: dict[str, str], localnet_pid: int,
                  nats: str = "", nodes: str = "") -> None:
         self.name = name
+        self.ready: dict[str, Any] = {}  # its first answer: vaults held, idle cores
         self.log = tmp / f"{name}.log"
         cmd = [sys.executable, __file__, "--child", name, "--vaults", str(args.vaults), "--slot-ms", str(args.slot_ms),
                "--urls", json.dumps(urls), "--localnet-pid", str(localnet_pid), "--data-dir", str(tmp / name)]
@@ -181,7 +182,7 @@ def run_engines(children: list[Child], levels: list[int], seconds: float, ramp: 
                 localnet_pid: int) -> list[dict[str, Any]]:
     """Each level's closed loop on every child at once (``level // len(children)`` in flight each)."""
     for c in children:
-        c.ready = c.read()  # type: ignore[attr-defined]
+        c.ready = c.read()
     results = []
     for phase, total in [("warm", 16), *((f"k{k}", k) for k in levels)]:
         each = max(1, total // len(children))
@@ -213,8 +214,8 @@ def setup(tmp: Path, args: argparse.Namespace, urls: dict[str, str], localnet_pi
         for name in names:
             children.append(Child(tmp, name, args, urls, localnet_pid, nats.url if nats else "", ",".join(names)))
         out["levels"] = run_engines(children, levels_of(args), seconds, ramp, localnet_pid)
-        out["vaults"] = {c.name: c.ready["vaults"] for c in children}  # type: ignore[attr-defined]
-        out["idle"] = {c.name: c.ready["idle_cores"] for c in children}  # type: ignore[attr-defined]
+        out["vaults"] = {c.name: c.ready["vaults"] for c in children}
+        out["idle"] = {c.name: c.ready["idle_cores"] for c in children}
     finally:
         out["hung"] = {c.name: h for c in children if (h := c.stop())}
         if nats is not None:
@@ -224,6 +225,11 @@ def setup(tmp: Path, args: argparse.Namespace, urls: dict[str, str], localnet_pi
 
 def levels_of(args: argparse.Namespace) -> list[int]:
     return [int(k) for k in (args.levels or "16,64").split(",")]
+
+
+def busy(level: dict[str, Any]) -> float:
+    """Cores the engine processes of a phase kept busy, in sum."""
+    return sum(n["engine_busy"] for n in level["nodes"].values())
 
 
 def report(raw: dict[str, float], single: dict[str, Any], one_node: dict[str, Any], sharded: dict[str, Any],
@@ -271,7 +277,9 @@ def report(raw: dict[str, float], single: dict[str, Any], one_node: dict[str, An
           f"GIL: at most one core. The {k}-process figure uses {k} engine processes (nodes of one cluster, each "
           f"trading only the vaults it holds by lease) on this machine's {cores} cores, which they share with the "
           f"localnet process (and anything else running). At {top_k['in_flight']} in flight: "
-          f"{top_k['rate'] / max(top_1['rate'], 1e-9):.2f}x the 1-process rate.")
+          f"{top_k['rate'] / max(top_1['rate'], 1e-9):.2f}x the 1-process rate, with the engines busy "
+          f"{busy(top_1):.2f} cores (1 process) and {busy(top_k):.2f} cores ({k} processes in sum), the localnet "
+          f"{top_1['localnet_busy']:.2f} and {top_k['localnet_busy']:.2f}.")
     if errors:
         print(f"ERRORS: {errors}")
     return 1 if errors else 0
