@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_sharded.py              # ~2 minutes
     .venv/bin/python bench/bench_sharded.py --quick      # ~1 minute
     .venv/bin/python bench/bench_sharded.py --nodes 3 --levels 32,96
+    .venv/bin/python bench/bench_sharded.py --quick --rounds 3   # the setups alternated 3 times; medians
 
 One run, one localnet process (bench_execution's: ``--vaults`` vaults, 10 ms slots,
 ``confirmed_lag = 0``, the dev key), and against it, in turn:
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -202,11 +204,11 @@ def run_engines(children: list[Child], levels: list[int], seconds: float, ramp: 
 
 
 def setup(tmp: Path, args: argparse.Namespace, urls: dict[str, str], localnet_pid: int, k: int,
-          seconds: float, ramp: float) -> dict[str, Any]:
+          seconds: float, ramp: float, tag: str = "") -> dict[str, Any]:
     """One engine alone (k = 0), or a cluster of k nodes on a private NATS."""
     nats = Nats(tmp) if k else None
     names = [f"node{i}" for i in range(k)] or ["single"]
-    tmp = tmp / f"k{k}"  # a fresh data directory (and NATS store) per setup
+    tmp = tmp / f"k{k}{tag}"  # a fresh data directory (and NATS store) per setup
     tmp.mkdir()
     children: list[Child] = []
     out: dict[str, Any] = {"k": max(k, 1)}
@@ -288,6 +290,7 @@ def report(raw: dict[str, float], single: dict[str, Any], one_node: dict[str, An
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s phases (default 8 s)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the setups this many times; medians (default 1)")
     parser.add_argument("--nodes", type=int, default=2, help="K engine processes in the cluster (default 2)")
     parser.add_argument("--vaults", type=int, default=64, help="localnet vaults (default 64)")
     parser.add_argument("--slot-ms", type=int, default=10, help="localnet slot length (default 10, the minimum)")
@@ -301,6 +304,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child_main(args)
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     if args.nodes < 2:
         parser.error("--nodes: at least 2 (the 1-process figure is always measured)")
     seconds, ramp = (3.0, 1.0) if args.quick else (8.0, 2.0)
@@ -308,10 +313,11 @@ def main() -> int:
         tmp = Path(tmpdir)
         localnet, urls = start_localnet(tmp, localnet_toml(args.vaults, args.slot_ms, []))
         try:
-            raw = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
-            single = setup(tmp, args, urls, localnet.pid, 0, seconds, ramp)
-            one_node = setup(tmp, args, urls, localnet.pid, 1, seconds, ramp)
-            sharded = setup(tmp, args, urls, localnet.pid, args.nodes, seconds, ramp)
+            rounds = []
+            for r in range(args.rounds):  # alternated, so a change of the machine's load hits every setup
+                raw = raw_rate(urls, args.vaults, 2.0 if args.quick else 5.0, tmp)
+                rounds.append((raw, *(setup(tmp, args, urls, localnet.pid, k, seconds, ramp, f"-r{r}")
+                                      for k in (0, 1, args.nodes))))
         except BaseException:
             for log in sorted(tmp.glob("*/*.log")):
                 sys.stderr.write(f"--- {log.name}\n{log.read_text()[-3000:]}\n")
@@ -319,7 +325,26 @@ def main() -> int:
         finally:
             localnet.terminate()
             localnet.wait(10)
-    return report(raw, single, one_node, sharded, args)
+    status = 0
+    for i, one in enumerate(rounds):
+        if len(rounds) > 1:
+            print(f"\n# round {i + 1} of {len(rounds)}")
+        status |= report(*one, args)
+    if len(rounds) > 1:
+        summary(rounds)
+    return status
+
+
+def summary(rounds: list[tuple[Any, ...]]) -> None:
+    """Median over the rounds, at the highest level: trades/s, its ratio to the round's raw rate,
+    and the engines' CPU per trade (mean over nodes)."""
+    print(f"\nmedian of {len(rounds)} rounds at the highest level in flight:")
+    labels = ("1 engine process", "1 node of a cluster", f"{rounds[0][3]['k']} engine processes (sum)")
+    for i, label in enumerate(labels, start=1):
+        tops = [(one[0]["rate"], one[i]["levels"][-1]) for one in rounds]
+        cpu = [statistics.fmean(n["engine_cpu_ms_per_trade"] for n in t["nodes"].values()) for _, t in tops]
+        print(f"  {label:<26} {statistics.median(t['rate'] for _, t in tops):>7,.0f}/s, "
+              f"{statistics.median(t['rate'] / raw for raw, t in tops):.3f}x raw, engine {statistics.median(cpu):.2f} ms/trade")
 
 
 if __name__ == "__main__":
