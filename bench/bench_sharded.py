@@ -75,6 +75,8 @@ def child_config(args: argparse.Namespace, urls: dict[str, str]) -> Any:
     toml = engine_toml(localnet_toml(args.vaults, args.slot_ms, []), urls, signer, "swap")
     toml += "".join(f"[quotas.{e.value}]\nrequests = {MAX_REQUESTS}\nwindow_s = 1.0\n" for e in Endpoint)
     if args.nats:  # every vault is the cluster's; a vault actor runs where its lease is held
+        if "[vaults]\ncount = 0\n" not in toml:  # bench_execution's engine changed: say so, not 0 vaults
+            raise RuntimeError("bench_execution.engine_toml no longer has [vaults] count = 0")
         toml = toml.replace("[vaults]\ncount = 0\n", f"[vaults]\ncount = {args.vaults}\nround_interval_s = 86400.0\n")
         # bench_cluster's [cluster]: config/cluster.toml's timings, on the bench's own NATS.
         toml += CLUSTER_TOML.format(nats=args.nats, ttl=TTL_S) + f'node_id = "{args.child}"\n'
