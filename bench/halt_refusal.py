@@ -82,10 +82,19 @@ class TimedBoard(HaltBoard):
     def arm(self) -> None:
         self.halted_at = None
 
-    def publish(self, status: HaltStatus) -> None:
-        super().publish(status)
-        if status.halted and self.halted_at is None:
+    def publish(self, status: HaltStatus, **kwargs: Any) -> bool:
+        shown = super().publish(status, **kwargs)
+        if shown and status.halted and self.halted_at is None:
             self.halted_at = time.perf_counter()
+        return shown
+
+    def trip(self) -> int:
+        # Where the board has a trip (issue 15), the Trigger's own thread halts it, before the
+        # kill switch runs; without one, publish() above times the kill switch's decision.
+        epoch = super().trip()
+        if self.halted_at is None:
+            self.halted_at = time.perf_counter()
+        return epoch
 
 
 class RefusalClock:
