@@ -62,3 +62,37 @@ def test_nesting_is_counted_as_the_brackets_come_outside_strings(text: str, deep
             assert (exc.problem.value == "too_deep") == deep, exc
         else:
             assert not deep
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ('{"id":' + "9" * 41 + "}", True),
+        ('{"id":-' + "9" * 41 + "}", True),
+        ("[" + "1" * 41 + "]", True),
+        ('{"id":' + "9" * 40 + "}", False),
+        ('{"id":-' + "9" * 40 + "}", False),
+        ('{"x":0.' + "1" * 60 + "}", False),  # a fraction's digits are not an integer
+        ('{"x":1' + "0" * 60 + ".5}", False),  # nor a float's integer part
+        ('{"x":1e-' + "0" * 60 + "1}", False),  # nor an exponent
+        ('{"x":1E+' + "0" * 60 + "1}", False),
+        ('{"x":"' + "9" * 100 + '"}', False),  # nor the digits of a string
+        ('{"x":"\\"' + "9" * 100 + '"}', False),
+        ('["' + "1" * 30 + '"' + "2" * 30 + "]", False),  # a string keeps its neighbours apart: malformed
+    ],
+)
+def test_long_integers_are_refused_before_parsing_and_only_integers(text: str, refused: bool) -> None:
+    for data in (text, text.encode()):
+        try:
+            value = loads(data)
+        except JSONRefused as exc:
+            assert (exc.problem.value == "too_large") == refused, exc
+        else:
+            assert not refused
+            assert value == json.loads(text)
+
+
+def test_the_integer_limit_is_the_callers() -> None:
+    assert loads("[" + "9" * 50 + "]", max_int_digits=50) == [int("9" * 50)]
+    with pytest.raises(JSONRefused, match="integer of 6 digits: the limit is 5"):
+        loads("[123456]", max_int_digits=5)

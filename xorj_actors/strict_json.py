@@ -32,6 +32,7 @@ MAX_INT_DIGITS = 40
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _INNERMOST = re.compile(rb"[\[{][\]}]")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 class JSONProblem(enum.StrEnum):
@@ -65,13 +66,6 @@ def _refuse_constant(name: str) -> Any:
     raise JSONRefused(JSONProblem.NOT_STRICT, f"{name} is not a JSON value")
 
 
-def _bounded_int(limit: int, text: str) -> int:
-    if len(text.lstrip("-")) > limit:
-        detail = f"integer of {len(text.lstrip('-'))} digits: the limit is {limit}"
-        raise JSONRefused(JSONProblem.TOO_LARGE, detail)
-    return int(text)
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e400 parses to inf without passing through parse_constant
@@ -89,18 +83,32 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _brackets(raw: bytes) -> bytes:
-    """The brackets of ``raw`` outside its strings, in order."""
+def _outside_strings(raw: bytes) -> bytes:
+    """``raw`` with each string replaced by one quote (which keeps its neighbours apart)."""
     if b"\\" not in raw and not raw.count(b'"') % 2:
         # No escapes, every quote paired: the strings are every other piece between quotes.
-        outside = b"".join(raw.split(b'"')[::2])
-    else:
-        outside = _STRINGS.sub(b"", raw)
-    return outside.translate(None, _NOT_BRACKETS)
+        return b'"'.join(raw.split(b'"')[::2])
+    return _STRINGS.sub(b'"', raw)
 
 
-def _check_depth(raw: bytes, max_depth: int) -> None:
-    brackets = left = _brackets(raw)
+@functools.cache
+def _long_integer(max_digits: int) -> re.Pattern[bytes]:
+    # A whole integer token: not part of a longer number (a fraction, an exponent, a float).
+    return re.compile(rb"(?<![0-9.eE+-])-?([0-9]{%d,})(?![0-9.eE])" % (max_digits + 1))
+
+
+def _check_integers(outside: bytes, max_digits: int) -> None:
+    """Refuse an integer longer than ``max_digits`` before the parser converts it (in C: no hook)."""
+    # Every digit as "0", then one substring search in C: the token regex runs only on a long run.
+    if b"0" * (max_digits + 1) not in outside.translate(_DIGITS_AS_ZERO):
+        return
+    if long := _long_integer(max_digits).search(outside):
+        digits = len(long.group(1))
+        raise JSONRefused(JSONProblem.TOO_LARGE, f"integer of {digits} digits: the limit is {max_digits}")
+
+
+def _check_depth(outside: bytes, max_depth: int) -> None:
+    brackets = left = outside.translate(None, _NOT_BRACKETS)
     # Each pass removes every innermost pair (the leaves), so the nesting falls by one a pass: a
     # sequence gone within max_depth passes nests at most max_depth deep (and is balanced).
     for _ in range(max_depth):
@@ -143,13 +151,14 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH, max_int_digits: int 
             raise JSONRefused(JSONProblem.NOT_UTF8, f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     else:
         raw = data.encode("utf-8", "surrogatepass")  # quotes, backslashes and brackets are ASCII either way
-    _check_depth(raw, max_depth)
+    outside = _outside_strings(raw)
+    _check_depth(outside, max_depth)
+    _check_integers(outside, max_int_digits)
     try:
         return json.loads(
             data,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
-            parse_int=functools.partial(_bounded_int, max_int_digits),
             object_pairs_hook=_unique_keys,
         )
     except JSONRefused:

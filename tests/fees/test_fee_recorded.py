@@ -72,3 +72,22 @@ def test_levels_missing_one_are_refused() -> None:
 def test_unusable_recent_fees_are_refused(result: Any) -> None:
     with pytest.raises(FeeUnavailable):
         parse_recent_fees(result)
+
+
+@pytest.mark.parametrize(
+    ("result", "fees"),
+    [
+        ([{"slot": 3, "prioritizationFee": 7}, {"slot": 3, "prioritizationFee": 5}], (5, 7)),  # a repeated slot: by fee
+        ([{"slot": 2, "prioritizationFee": 1}, {"slot": 1, "prioritizationFee": 2.5}], (3, 1)),  # a float: rounded up
+        ([{"slot": 1, "prioritizationFee": 1, "extra": None}], (1,)),
+        ([], ()),
+    ],
+)
+def test_the_column_path_and_the_row_loop_agree(result: list[dict[str, object]], fees: tuple[int, ...]) -> None:
+    assert parse_recent_fees(result) == fees
+
+
+@pytest.mark.parametrize("row", [None, "slot", [1, 2], 7, {"slot": 1}, {"slot": True, "prioritizationFee": 1}, {"slot": 1, "prioritizationFee": -1}])
+def test_a_bad_row_is_named_whichever_path_sees_it(row: object) -> None:
+    with pytest.raises(FeeUnavailable, match=r"getRecentPrioritizationFees\[1\]"):
+        parse_recent_fees([{"slot": 1, "prioritizationFee": 1}, row])

@@ -22,7 +22,7 @@ from pykka import ActorDeadError
 
 from supervisors import ControlMessage, MailboxFull, Message
 from xorj_actors.audit._anchor import Anchorer
-from xorj_actors.audit._chain import EventType, Severity, load_hmac_key
+from xorj_actors.audit._chain import CanonicalDetails, CanonicalJSONError, EventType, Severity, canonical_json, load_hmac_key
 from xorj_actors.audit._log import AuditLog, AuditUnavailable
 from xorj_actors.audit._store import AuditStoreError, open_store
 from xorj_actors.audit.settings import AuditSettings
@@ -37,13 +37,18 @@ _RETRY_OPEN_S = 2.0
 
 
 class AuditEvent(Message):
-    """One entry to append. ``details_json`` is a JSON object (see :func:`audit_event`)."""
+    """One entry to append. ``details_json`` is a JSON object (see :func:`audit_event`).
+
+    ``canonical``: ``details_json`` is :func:`canonical_json` text (as :func:`audit_event` makes
+    it), stored as is; otherwise the actor parses it and the log serialises it canonically.
+    """
 
     event_type: str
     actor: str
     details_json: str
     correlation_id: str | None = None
     severity: str = "INFO"
+    canonical: bool = False
 
 
 class AppendDurable(Message):
@@ -79,14 +84,27 @@ def audit_event(
     correlation_id: str | None = None,
     severity: Severity | str = Severity.INFO,
 ) -> AuditEvent:
-    """Build an :class:`AuditEvent`; refuses unknown types and non-JSON details at once."""
+    """Build an :class:`AuditEvent`; refuses unknown types and non-JSON details at once.
+
+    The details are serialised once, canonically, here: the actor and the log's writer store the
+    text as is. Values that are not JSON types are written as ``str(value)``.
+    """
     kind, level = EventType(event_type), Severity(severity)  # each looked up once
+    try:
+        if type(details) is not dict:
+            raise CanonicalJSONError("not a plain dict")  # dict() of it below, as before
+        text = canonical_json(details)
+    except (CanonicalJSONError, RecursionError):
+        # A non-JSON value (str() of it), a non-str key, NaN: the text the log made of the old
+        # round trip (and its errors), byte for byte.
+        text = canonical_json(json.loads(json.dumps(dict(details), sort_keys=True, default=str, allow_nan=False)))
     return AuditEvent(
         event_type=str(kind.value),
         actor=actor,
-        details_json=json.dumps(dict(details), sort_keys=True, default=str, allow_nan=False),
+        details_json=text,
         correlation_id=correlation_id,
         severity=str(level.value),
+        canonical=True,
     )
 
 
@@ -202,7 +220,7 @@ class Audit(Participant):
             future = self.log.submit(
                 event.event_type,
                 actor=event.actor,
-                details=json.loads(event.details_json),
+                details=CanonicalDetails(event.details_json) if event.canonical else json.loads(event.details_json),
                 correlation_id=event.correlation_id,
                 severity=event.severity,
             )

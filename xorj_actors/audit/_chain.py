@@ -124,6 +124,15 @@ def canonical_json(value: Any) -> str:
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+class CanonicalDetails:
+    """``details`` already serialised by :func:`canonical_json`: the log stores ``text`` as is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def entry_bytes(
     entry_id: str,
     sequence: int,

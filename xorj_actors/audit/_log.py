@@ -14,6 +14,7 @@ from loguru import logger
 
 from xorj_actors.audit._chain import (
     AuditEntry,
+    CanonicalDetails,
     CanonicalJSONError,
     EventType,
     Severity,
@@ -96,7 +97,7 @@ def _validated(
     severity: Severity | str,
     actor: str,
     correlation_id: str | None,
-    details: Mapping[str, Any] | None,
+    details: Mapping[str, Any] | CanonicalDetails | None,
 ) -> tuple[str, str, str, str | None, str]:
     etype = _EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
     if etype is None:
@@ -107,11 +108,14 @@ def _validated(
     _check_name("actor", actor)
     if correlation_id is not None:
         _check_name("correlation_id", correlation_id)
-    if details is None:
-        details = {}
-    if not isinstance(details, Mapping):
-        raise CanonicalJSONError(f"details: must be a mapping, got {type(details).__name__}")
-    text = canonical_json(dict(details))
+    if type(details) is CanonicalDetails:
+        text = details.text  # made by canonical_json already: serialised once
+    else:
+        if details is None:
+            details = {}
+        if not isinstance(details, Mapping):
+            raise CanonicalJSONError(f"details: must be a mapping, got {type(details).__name__}")
+        text = canonical_json(dict(details))
     if len(text) > MAX_DETAILS_CHARS:
         raise ValueError(f"details: {len(text)} characters, the limit is {MAX_DETAILS_CHARS}")
     try:
@@ -233,7 +237,7 @@ class AuditLog:
         event_type: EventType | str,
         *,
         actor: str,
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | CanonicalDetails | None = None,
         correlation_id: str | None = None,
         severity: Severity | str = Severity.INFO,
     ) -> Future[AuditEntry]:
@@ -255,7 +259,7 @@ class AuditLog:
         event_type: EventType | str,
         *,
         actor: str,
-        details: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | CanonicalDetails | None = None,
         correlation_id: str | None = None,
         severity: Severity | str = Severity.INFO,
         timeout: float | None = None,
@@ -283,7 +287,7 @@ class AuditLog:
         severity: Severity | str,
         actor: str,
         correlation_id: str | None,
-        details: Mapping[str, Any] | None,
+        details: Mapping[str, Any] | CanonicalDetails | None,
         future: Future[AuditEntry] | None,
     ) -> _Request:
         req = _Request(*_validated(event_type, severity, actor, correlation_id, details), future)

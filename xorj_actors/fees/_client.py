@@ -20,6 +20,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from operator import itemgetter, lt
 from typing import Any
 
 import aiohttp
@@ -48,10 +49,24 @@ def _fee(value: Any, what: str) -> int:
     return math.ceil(value)
 
 
+_SLOT, _FEE, _SECOND = itemgetter("slot"), itemgetter("prioritizationFee"), itemgetter(1)
+
+
 def parse_recent_fees(result: Any) -> tuple[int, ...]:
     """The per-slot fees of a ``getRecentPrioritizationFees`` result, oldest slot first."""
     if not isinstance(result, list):
         raise FeeUnavailable(f"getRecentPrioritizationFees: expected an array, got {type(result).__name__}")
+    # The common answer (150 dicts of two ints >= 0) checked and sorted in C, a column at a time;
+    # anything else (a float fee, a bad row) goes through the loop below, which names the row.
+    # A JSON row that is no dict (a list, a string, a number) fails the itemgetter with TypeError.
+    try:
+        slots, fees = list(map(_SLOT, result)), list(map(_FEE, result))
+    except (KeyError, TypeError):
+        slots = fees = None
+    if fees is not None and set(map(type, slots)) <= {int} and set(map(type, fees)) <= {int} and min(fees, default=0) >= 0:
+        if all(map(lt, slots, slots[1:])):  # the node's order: oldest slot first already
+            return tuple(fees)
+        return tuple(map(_SECOND, sorted(zip(slots, fees))))
     rows = []
     for i, row in enumerate(result):
         slot = row.get("slot") if type(row) is dict else None
