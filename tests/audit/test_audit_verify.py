@@ -299,6 +299,7 @@ def test_parallel_verify_agrees_with_the_serial_pass(data_dir, audit_key, monkey
         tamper(raw, entries)
         conn.close()
     monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
+    monkeypatch.setattr(_verify, "_SPAWN_FACTOR", 1)  # a thread left by another test means spawn
     calls = []
     real = _verify._verify_parallel
     monkeypatch.setattr(_verify, "_verify_parallel", lambda *a: calls.append(a[5]) or real(*a))
