@@ -8,6 +8,7 @@ import pytest
 
 from supervisors import Runtime
 from tests.chain.conftest import (
+    FAST,
     Client,
     blockhash,
     health_of,
@@ -142,3 +143,31 @@ def test_a_thousand_signatures_in_flight_at_once(runtime, client, localnet, make
     health = ref.ask(GetConfirmationHealth(), timeout=5)
     assert health.in_flight == 0 and health.reconnects == 0 and health.malformed_frames == 0
 
+
+
+def test_a_link_fault_names_the_endpoint_but_never_the_key_in_its_url() -> None:
+    """Providers carry API keys in the WebSocket URL; the fault the session and logs see masks it."""
+    import asyncio
+
+    from tests.conftest import free_port
+    from xorj_actors.chain._link import Link
+    from xorj_actors.chain._state import Vitals
+
+    key = "wss-key-" + "7" * 24
+    faults: list[str] = []
+
+    class Events:
+        def on_fault(self, detail: str) -> None:
+            faults.append(detail)
+
+    async def first_fault() -> None:
+        link = Link(FAST, f"ws://127.0.0.1:{free_port()}/?api-key={key}", Vitals(), Events(), "test")  # type: ignore[arg-type]
+        task = asyncio.create_task(link.run())
+        while not faults:
+            await asyncio.sleep(0.01)
+        link.closing = True
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(first_fault(), 10))
+    assert faults[0].startswith("cannot connect to ws://127.0.0.1:") and "?api-key=***" in faults[0], faults
+    assert all(key not in f for f in faults)

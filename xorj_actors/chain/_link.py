@@ -26,6 +26,7 @@ from xorj_actors.chain._rpc import compact_json
 from xorj_actors.chain._state import Vitals, Watch
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.quotas import Endpoint, QuotaError, Quotas, turn
+from xorj_actors.redaction import Redactor, redact_url, url_secrets
 
 __all__ = ["Link", "LinkEvents"]
 
@@ -76,6 +77,8 @@ class Link:
         #: Subscriptions take their turns in the ``ws_subscriptions`` budget (None: unbudgeted).
         self.quotas = quotas
         self.ws_url = ws_url
+        # What faults and logs name: a provider's key in the URL stays out of them.
+        self._shown_url, self._masked = redact_url(ws_url), Redactor(url_secrets(ws_url))
         self.name = name
         self._vitals = vitals
         self._events = events
@@ -176,7 +179,7 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure to connect is a network fault
-                self._events.on_fault(f"cannot connect to {self.ws_url}: {type(exc).__name__}: {exc}")
+                self._events.on_fault(f"cannot connect to {self._shown_url}: {type(exc).__name__}: {self._masked(str(exc))}")
                 await asyncio.sleep(self._backoff(attempt))
                 attempt += 1
                 continue
@@ -213,7 +216,7 @@ class Link:
                 ws.transport.abort()
             self._disconnected()
         if not self.closing and self._conn_fault is None:
-            self._events.on_fault(f"{reason} ({self.ws_url})")
+            self._events.on_fault(f"{reason} ({self._shown_url})")
         return self._slots_flowing
 
     def _disconnected(self) -> None:
@@ -243,9 +246,9 @@ class Link:
             now = time.monotonic()
             quiet = now - max(self._vitals.last_slot_at, self._connected_at)
             if quiet > stall:
-                self._close_faulty(ws, f"no slot from {self.ws_url} for {quiet:.1f} s (slot_stall_s {stall:g})")
+                self._close_faulty(ws, f"no slot from {self._shown_url} for {quiet:.1f} s (slot_stall_s {stall:g})")
             elif self._unanswered and now - self._waiting_since > stall:
-                self._close_faulty(ws, f"{self.ws_url} answered none of {self._unanswered} requests for {stall:g} s")
+                self._close_faulty(ws, f"{self._shown_url} answered none of {self._unanswered} requests for {stall:g} s")
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -305,7 +308,7 @@ class Link:
         self._vitals.last_slot_at = time.monotonic()
         if not self._slots_flowing:
             self._slots_flowing = True
-            detail = f"slots flow from {self.ws_url} (slot {note.slot})"
+            detail = f"slots flow from {self._shown_url} (slot {note.slot})"
             logger.info("{}: {}", self.name, detail)
             self._events.on_slots_flowing(note.slot, detail, reconnected=self._connections > 1)
         self._events.on_slot(note.slot)
