@@ -316,7 +316,11 @@ class Mailbox:
             self.closed = True
             self.state = state
             self.exit_reason = reason
-            pending = [*self._control, *self._work]
+            lanes = (self._control, self._work)
+            pending = [*lanes[0], *lanes[1]]
+            for lane in lanes:
+                if lane:  # a worker mid-slice may still hold it: leave it nothing to run
+                    lane.clear()
             self._control = self._work = NO_LANE
             watchers, self.watchers = self.watchers, _NO_WATCHERS
         actor = self.actor

@@ -256,3 +256,55 @@ def test_participants_are_named_as_the_runtime_names_them_now(runtime: Runtime, 
     ks.tell(_trigger())
     wait_until(lambda: _status(ks).complete and _status(ks).registered == 1, what="acked")
     assert _status(ks).acked == ("audit",)
+
+
+def test_a_registration_told_past_the_lane_is_still_counted(runtime: Runtime, tmp_path: Path) -> None:
+    """A Register that reaches the mailbox itself (a plain ref, not KillSwitchRef) is not dropped:
+    that actor would never be told a Halt."""
+    from pykka._envelope import Envelope
+
+    board = HaltBoard()
+    ks = _start(tmp_path, board)
+    worker = Worker.start(board, register=False)
+    ks.actor_inbox.put(Envelope(Register(urn=worker.actor_urn, name="w", role="worker")))
+    wait_until(lambda: _status(ks).registered == 1, what="registered")
+    ks.tell(_trigger())
+    wait_until(lambda: _status(ks).complete, what="the halt acked")
+    # A Register without its start decision gets the current one (a Resume), then the Halt.
+    assert [type(m) for m in worker.actor_inbox.actor.told] == [Resume, Halt]
+
+
+def test_a_trigger_cannot_carry_an_epoch_past_the_board(runtime: Runtime, tmp_path: Path) -> None:
+    """Only a trip sets a Trigger's epoch; one told past the ref with a made-up epoch is clamped."""
+    from pykka._envelope import Envelope
+
+    board = HaltBoard()
+    ks = _start(tmp_path, board)
+    before = board.status.epoch
+    ks.actor_inbox.put(Envelope(Trigger(mode=HaltMode.EMERGENCY, reason="t", source="test", epoch=10**6)))
+    wait_until(lambda: _status(ks).state == "TRIGGERED", what="halted")
+    assert _status(ks).epoch == before + 1 == board.status.epoch
+
+
+def test_a_replacement_that_acked_before_it_was_named_completes_the_halt_at_the_deadline(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Nothing pending, a replacement awaited by name: its ack came while it still had its class
+    name. The next ack deadline looks again (it used to return early: the halt never completed)."""
+    from pykka._envelope import Envelope
+
+    from xorj_actors.kill_switch._roll import _AckDeadline
+
+    board = HaltBoard()
+    ks = _start(tmp_path, board)
+    worker = Worker.start(board)
+    wait_until(lambda: _status(ks).registered == 1, what="registered")
+    ks.tell(_trigger())
+    wait_until(lambda: _status(ks).complete, what="halted")
+    with busy(ks) as actor:  # as the race leaves it: acked as "Worker", awaited as "audit"
+        actor.acks.halt_latency = None
+        actor.acks.awaiting_replacement = {"audit"}
+        worker.actor_inbox.name = "audit"  # its supervisor names it now
+        ks.actor_inbox.put(Envelope(_AckDeadline(epoch=board.status.epoch)))
+    wait_until(lambda: _status(ks).complete, what="the halt completed at the deadline")
+    assert _status(ks).acked == ("audit",) and _status(ks).missing == ()

@@ -47,7 +47,7 @@ from xorj_actors.kill_switch._start_decision import HaltHistory, env_halt_reques
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState, check_transition
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.limits import REASON_LIMIT
-from xorj_actors.messages import HaltMode, Trigger
+from xorj_actors.messages import HaltAck, HaltMode, Register, Trigger
 from xorj_actors.redaction import Redactor
 
 __all__ = ["ClusterHalt", "ClusterProof", "KillSwitch"]
@@ -104,6 +104,7 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         cluster: ClusterHalt | None = None,
     ) -> None:
         super().__init__()
+        settings.validate()  # the config loader checks too; a directly built one must not hang a recovery
         self.start_trigger = start_trigger
         self.cluster = cluster
         self.settings = settings
@@ -204,11 +205,15 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         kind = type(message)
         if kind is LaneWaiting:
             return self._on_lane()
+        if kind is Register or kind is HaltAck:  # told past the lane (a plain ref): same handling
+            self.lane.push(message)
+            return self._on_lane()
         if kind is Terminated:
             return self._on_terminated(message)
         if kind is Trigger:
             self.trips_seen = self.board.trips  # this one's trip, and any whose Trigger is queued
-            return self._trigger(message.mode, message.reason, message.source, message.epoch)
+            # Only a trip through KillSwitchRef sets the epoch: never past what the board showed.
+            return self._trigger(message.mode, message.reason, message.source, min(message.epoch, self.board.tripped))
         if kind is _PollKillFile:
             return self._poll_kill_file()
         if kind is _AckDeadline:

@@ -166,7 +166,15 @@ class ParticipantRoll:
         self.runtime.broadcast([*self.signers.values(), *self.others.values()], resume)
 
     def _on_ack_deadline(self, message: _AckDeadline) -> None:
-        if message.epoch != self.persisted.epoch or not self.persisted.halted or not self.acks.pending:
+        if message.epoch != self.persisted.epoch or not self.persisted.halted:
+            return
+        if not self.acks.pending:
+            if self.acks.awaiting_replacement:
+                # A replacement can ack before its supervisor renames it (settle() matches by the
+                # name): look again now that it has a name, and after another deadline if not.
+                self._check_complete()
+                if self.acks.awaiting_replacement:
+                    self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=message.epoch))
             return
         for urn in sorted(self.acks.pending):
             name = self._name(urn)
