@@ -170,8 +170,7 @@ def measure_refusal(n: int, samples: int, make_runtime: Callable[[], Any], wait_
         recovery_key_envs=(RECOVERY_ENV,),
         recovery_threshold=1,
         cooldown_s=0.0,
-        # (1.0,) would go TRIGGERED -> ARMED, which the state machine refuses (InvalidTransition,
-        # an engine bug reported with this benchmark): RECOVERY_PENDING at 1.0, ARMED a step later.
+        # Recovery passes through RECOVERY_PENDING: at 1.0 at once, ARMED a (0 s) step later.
         restart_factors=(1.0, 1.0),
         restart_step_s=0.0,
     )
