@@ -110,7 +110,8 @@ def _check_integers(outside: bytes, max_digits: int) -> None:
 def _check_depth(outside: bytes, max_depth: int) -> None:
     brackets = left = outside.translate(None, _NOT_BRACKETS)
     # Each pass removes every innermost pair (the leaves), so the nesting falls by one a pass: a
-    # sequence gone within max_depth passes nests at most max_depth deep (and is balanced).
+    # sequence gone within max_depth passes nests at most max_depth deep. A pass also removes a
+    # mismatched pair such as "[}": the counts balance, not the kinds; json.loads refuses those.
     for _ in range(max_depth):
         if not left:
             return

@@ -62,3 +62,18 @@ def test_no_answer_times_out() -> None:
             await committed(asyncio.get_running_loop(), Future(), timeout=0.05)
 
     asyncio.run(run())
+
+
+def test_a_cancelled_commit_fails_it_at_once_not_at_its_timeout() -> None:
+    """A failure inside the callbacks (here, the writer's future cancelled: ``exception()`` raises)
+    wakes the waiter with it; it used to reach only a logger and leave the trade to its timeout."""
+
+    async def run() -> None:
+        commit: concurrent.futures.Future[object] = concurrent.futures.Future()
+        waiter = committed(asyncio.get_running_loop(), _answer_from_thread(commit), timeout=30)
+        await asyncio.sleep(0.05)
+        commit.cancel()
+        with pytest.raises(concurrent.futures.CancelledError):
+            await asyncio.wait_for(waiter, 5)
+
+    asyncio.run(run())

@@ -199,8 +199,9 @@ def test_grant_now_grants_at_once_only_when_the_bucket_has_room_and_nobody_waits
     q = _quotas(requests=1, window_s=60.0, burst=1)
 
     async def run() -> None:
-        permit = q.grant_now(Endpoint.RPC_READ)
+        permit = q.grant_now("rpc_read")  # a plain string names the endpoint, as in acquire
         assert permit is not None and permit.waited_s == 0.0 and permit.within_budget
+        assert permit.endpoint is Endpoint.RPC_READ
         assert q.grant_now(Endpoint.RPC_READ) is None  # the bucket is empty: acquire must wait
         waiter = asyncio.ensure_future(q.acquire(Endpoint.RPC_READ, owner="v1"))
         await asyncio.sleep(0)

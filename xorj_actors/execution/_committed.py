@@ -52,17 +52,26 @@ def committed(loop: asyncio.AbstractEventLoop, answer: Any, timeout: float) -> a
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
+    # Each callback's own failure wakes the waiter too: raised here it would reach only a logger,
+    # and the trade would wait for its timeout.
     def on_commit(future: concurrent.futures.Future[Any]) -> None:  # the writer's thread
-        wake(future.exception())
+        try:
+            error = future.exception()
+        except BaseException as exc:  # noqa: BLE001 - cancelled, or anything: not committed
+            error = exc
+        wake(error)
 
     def on_answer(future: Any) -> None:  # the Audit actor's thread
-        value, error = future.outcome()
-        if error is not None:
-            wake(error)
-        elif not isinstance(value, concurrent.futures.Future):
-            wake(TypeError(f"the audit actor answered {type(value).__name__}, not the commit's future"))
-        else:
-            value.add_done_callback(on_commit)
+        try:
+            value, error = future.outcome()
+            if error is not None:
+                wake(error)
+            elif not isinstance(value, concurrent.futures.Future):
+                wake(TypeError(f"the audit actor answered {type(value).__name__}, not the commit's future"))
+            else:
+                value.add_done_callback(on_commit)
+        except BaseException as exc:  # noqa: BLE001 - see above
+            wake(exc)
 
     answer.add_done_callback(on_answer)
     return waiter

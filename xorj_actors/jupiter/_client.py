@@ -189,12 +189,10 @@ class JupiterClient:
             raise MalformedAnswer("slippageBps", f"{quote.slippage_bps}, we asked {slippage_bps}")
         return quote
 
-    def swap_instructions_body(self, quote: Quote, user: Pubkey, *, quote_response: bool = True) -> dict[str, Any]:
-        """The ``/swap-instructions`` request body (field names as the official clients send);
-        without ``quote_response``, all of it but the quote."""
+    def swap_instructions_body(self, user: Pubkey) -> dict[str, Any]:
+        """The ``/swap-instructions`` request body (field names as the official clients send), all
+        of it but ``quoteResponse``, which :meth:`swap_instructions` splices in as received."""
         body: dict[str, Any] = {"userPublicKey": str(user)}
-        if quote_response:
-            body["quoteResponse"] = quote.answer_json()
         body["wrapAndUnwrapSol"] = self.settings.wrap_and_unwrap_sol
         body["dynamicComputeUnitLimit"] = self.settings.dynamic_compute_unit_limit
         if self.settings.priority_level is not PriorityLevel.NONE:
@@ -213,7 +211,7 @@ class JupiterClient:
             JupiterRefused: the API refused, or its own simulation failed (``simulationError``).
         """
         api = JupiterApi.SWAP_INSTRUCTIONS
-        body = self.swap_instructions_body(quote, user, quote_response=False)
+        body = self.swap_instructions_body(user)
         # The quote goes back as it came: spliced in as JSON text, not parsed and written again.
         text = json.dumps(body, separators=(",", ":"))[:-1] + ',"quoteResponse":' + quote.answer + "}"
         status, answer, headers, _ = await self._call(api, "POST", data=text)

@@ -116,10 +116,11 @@ class Quotas:
     def grant_now(self, endpoint: Endpoint) -> Permit | None:
         """``endpoint``'s turn at once when its budget has room and nobody waits; None: await
         :meth:`acquire` (the fast path without a coroutine, on the caller's running loop)."""
-        bucket = self._bucket[endpoint]
-        if not self._queue(bucket).grant_now(endpoint.value):
+        e = Endpoint(endpoint)  # a plain string names it too, as in acquire
+        bucket = self._bucket[e]
+        if not self._queue(bucket).grant_now(e.value):
             return None
-        return self._permit(endpoint, bucket, 0.0)
+        return self._permit(e, bucket, 0.0)
 
     def _permit(self, e: Endpoint, bucket: Endpoint, waited: float) -> Permit:
         source = self._sources[bucket]
