@@ -22,7 +22,6 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from pykka import ActorDeadError
-from pykka._envelope import Envelope
 
 from supervisors import ControlMessage, Ref
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
@@ -84,7 +83,7 @@ class KillSwitchRef(Ref):
         self.lane = lane
         self.registered_name = name
         self.runtime: Runtime = actor.runtime
-        self._wake = Envelope(LaneWaiting())  # one envelope for every wake: it carries nothing
+        self._wake = LaneWaiting()  # one value for every wake: it carries nothing
         self._trip_lock = threading.Lock()
         #: Trips whose Trigger went to this kill switch's own mailbox.
         self.queued_trips = 0
@@ -106,28 +105,28 @@ class KillSwitchRef(Ref):
     def ack(self, urn: str, epoch: int, in_flight: int) -> None:
         """``HaltAck(epoch, urn, in_flight)``, lane-borne; raises ActorDeadError if it must wake a dead one."""
         if self.lane.push((urn, epoch, in_flight)):
-            self.actor_inbox.put(self._wake)
+            self.actor_inbox.tell(self._wake)
 
     def tell(self, message: Any) -> None:
         """Send ``message`` (see the module); raises ActorDeadError if the kill switch is gone."""
         kind = type(message)
         if kind is HaltAck or kind is Register:
             if self.lane.push(message):
-                self.actor_inbox.put(self._wake)
+                self.actor_inbox.tell(self._wake)
             return
         if kind is not Trigger:
             return super().tell(message)
         try:
             with self._trip_lock:
                 message = Trigger(mode=message.mode, reason=message.reason, source=message.source, epoch=self.board.trip())
-                self.actor_inbox.put(Envelope(message))
+                self.actor_inbox.tell(message)
                 self.queued_trips += 1
         except ActorDeadError:
             successor = self.runtime.whereis(self.registered_name)
             if successor is None or successor.actor_urn == self.actor_urn:
                 raise  # the original error: the board holds the halt for the next kill switch
             try:
-                successor.actor_inbox.put(Envelope(message))  # tripped already: not again
+                successor.actor_inbox.tell(message)  # tripped already: not again
             except ActorDeadError:
                 pass  # gone as well: raise the original below
             else:

@@ -57,7 +57,7 @@ class Participant(Actor):
             )
         )
         if self.halted:
-            self._to_kill_switch(HaltAck(epoch=self.halt_epoch, actor=self.actor_urn, in_flight=self.in_flight()))
+            self._ack(self.halt_epoch, self.in_flight())
 
     def _handle_receive(self, message: Any) -> Any:
         kind = type(message)
@@ -65,15 +65,7 @@ class Participant(Actor):
             self.halted = True
             self.halt_epoch = max(self.halt_epoch, message.epoch)
             self.position_factor = 0.0
-            in_flight = self.on_halt(message)
-            ks = self.runtime.whereis(KILL_SWITCH_NAME)
-            if type(ks) is KillSwitchRef:  # the lane takes the ack as a plain value: no message built
-                try:
-                    ks.ack(self.actor_urn, message.epoch, in_flight)
-                except ActorDeadError as exc:
-                    logger.warning("{}: could not reach the kill switch: {!r}", self.name, exc)
-            else:
-                self._to_kill_switch(HaltAck(epoch=message.epoch, actor=self.actor_urn, in_flight=in_flight))
+            self._ack(message.epoch, self.on_halt(message))
             return None
         if kind is Resume:
             if message.epoch >= self.halt_epoch:
@@ -82,6 +74,18 @@ class Participant(Actor):
                 self.on_resume(message)
             return None
         return super()._handle_receive(message)
+
+    def _ack(self, epoch: int, in_flight: int) -> None:
+        """Ack halt ``epoch``: into the kill switch's lane as a plain value (no message built per
+        actor per halt), or as a ``HaltAck`` to a kill switch without one."""
+        ks = self.runtime.whereis(KILL_SWITCH_NAME)
+        if type(ks) is not KillSwitchRef:
+            self._to_kill_switch(HaltAck(epoch=epoch, actor=self.actor_urn, in_flight=in_flight))
+            return
+        try:
+            ks.ack(self.actor_urn, epoch, in_flight)
+        except ActorDeadError as exc:
+            logger.warning("{}: could not reach the kill switch: {!r}", self.name, exc)
 
     def _to_kill_switch(self, message: Any) -> None:
         ks = self.runtime.whereis(KILL_SWITCH_NAME)

@@ -96,7 +96,7 @@ class ParticipantRoll:
             for dead in self.runtime.broadcast(to_halt, self._current_halt()):
                 acks.forget(dead.actor_urn)
         if to_resume:
-            self.runtime.broadcast(to_resume, Resume(epoch=p.epoch, factor=p.factor))
+            self.runtime.broadcast(to_resume, self._current_resume())
         self._check_complete()
 
     def _on_register(self, message: Register, to_halt: list[Any], to_resume: list[Any]) -> None:
@@ -160,10 +160,12 @@ class ParticipantRoll:
         self.runtime.send_after(self.settings.ack_deadline_s, self.actor_ref, _AckDeadline(epoch=halt.epoch))
         self._check_complete()
 
-    def _broadcast_resume(self) -> None:
+    def _current_resume(self) -> Resume:
         p = self.persisted
-        resume = Resume(epoch=p.epoch, factor=p.factor)
-        self.runtime.broadcast([*self.signers.values(), *self.others.values()], resume)
+        return Resume(epoch=p.epoch, factor=p.factor)
+
+    def _broadcast_resume(self) -> None:
+        self.runtime.broadcast([*self.signers.values(), *self.others.values()], self._current_resume())
 
     def _on_ack_deadline(self, message: _AckDeadline) -> None:
         if message.epoch != self.persisted.epoch or not self.persisted.halted:
