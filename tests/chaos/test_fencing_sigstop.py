@@ -26,6 +26,7 @@ JSON-RPC and from each node's ``/metrics``:
 from __future__ import annotations
 
 import signal
+from collections import Counter
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -57,6 +58,20 @@ def _wall(stamp: str) -> float:
 def _signed(store: Store, chain: str) -> list[Row]:
     """``chain``'s signed attempts (``TRADE_EXECUTION`` of phase ``signed``), in chain order."""
     return [r for r in store.trades.rows if r.chain == chain and r.event_type == "TRADE_EXECUTION" and r.details.get("phase") == "signed"]
+
+
+def _activity(store: Store) -> str:
+    """Per node: the vaults it runs, its intents, signatures and outcomes by status (the report
+    of a wait that timed out, to tell a node that never traded from one whose trades all failed)."""
+    lines = []
+    for n in NODES:
+        intents = [r for r in store.trades.intents() if r.chain == n]
+        outcomes = Counter(
+            str(o.details.get("status")) + (f" ({o.details['error_class']})" if o.details.get("error_class") else "")
+            for r in intents for o in store.trades.of(str(r.correlation_id), "TRADE_CONFIRMATION"))
+        lines.append(f"node {n}: runs {sorted(store.held(n))}, {len(intents)} intent(s), "
+                     f"{len(_signed(store, n))} signed, outcomes {dict(outcomes)}")
+    return "\n".join(lines)
 
 
 def _vault(store: Store, row: Row) -> str:
@@ -170,8 +185,13 @@ def test_a_node_paused_past_its_lease_signs_nothing_for_the_vaults_taken_meanwhi
     try:
         nodes = dict(zip(NODES, rig.start(*NODES)))
         poll(lambda: rig.placed(NODES), 90, "the vaults placed on both nodes", engine=nodes["a"])
-        poll(lambda: {r.chain for n in NODES for r in _signed(rig.store(), n)} == set(NODES), 90, "both nodes signing")
+        try:
+            poll(lambda: {r.chain for n in NODES for r in _signed(rig.store(), n)} == set(NODES), 180, "both nodes signing")
+        except pytest.fail.Exception as timed_out:
+            logs = "\n".join(f"-- node {n}:\n{e.log_tail()}" for n, e in nodes.items())
+            pytest.fail(f"{timed_out}\n{_activity(rig.store())}\n{logs}")
         print()
+        print(_activity(rig.store()))
         cycles = [_pause_cycle(rig) for _ in range(PAUSES)]
         rig.quiesce(NODES)
         made = {n: signatures_made(nodes[n]) for n in NODES}  # halted: the signers sign nothing more
@@ -192,6 +212,7 @@ def test_a_node_paused_past_its_lease_signs_nothing_for_the_vaults_taken_meanwhi
                   f"afterwards {signed_after} signature(s), {intents} intent(s), all under new leases")
         print(f"signatures by node: {made}; fenced before a send: "
               f"{[r.correlation_id for r in final.trades.rows if r.details.get('phase') == 'fenced']}")
+        print(_activity(final))
         assert_invariants(rig, final.trades, NODES, "after the pauses")
     finally:
         rig.close()
