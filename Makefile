@@ -17,14 +17,15 @@ $(STAMP): requirements.lock setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the engine and its tests talk to for real (SoftHSM2 for PKCS#11 signing; NATS
-# with JetStream for the cluster, in /usr/sbin, which may not be on PATH).
+# with JetStream for the cluster, in /usr/sbin, which may not be on PATH; Prometheus and promtool
+# for the alert rules and the dashboard; tmux to drive `xorj-actors top` as a person would).
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(1) >/dev/null; \
+  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends $(1) >/dev/null; fi
 system-deps:
-	@command -v softhsm2-util >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq softhsm2 >/dev/null; fi; }
-	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq nats-server >/dev/null; fi; }
+	@command -v softhsm2-util >/dev/null 2>&1 || { $(call APT_INSTALL,softhsm2); }
+	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || { $(call APT_INSTALL,nats-server); }
+	@command -v promtool >/dev/null 2>&1 || { $(call APT_INSTALL,prometheus); }
+	@command -v tmux >/dev/null 2>&1 || { $(call APT_INSTALL,tmux); }
 
 run: $(STAMP) system-deps
 	$(BIN)/xorj-actors run --config $(CONFIG) $(if $(JUPITER_API),--jupiter-api $(JUPITER_API))

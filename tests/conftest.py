@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.plugins.ministack",
     "tests.plugins.softhsm",
     "tests.plugins.nats_server",
+    "tests.plugins.prometheus",
 ]
 
 REQUIRE_SERVICES = os.environ.get("XORJ_REQUIRE_SERVICES") == "1"
