@@ -318,3 +318,31 @@ def test_without_its_signing_secret_every_request_is_refused(make_slack: Callabl
     assert reply.status == 503 and reply.json()["error"]["code"] == "slack_unconfigured"
     assert SECRET_ENV in reply.json()["error"]["message"]
     untouched(slack.engine)
+
+
+# -- xorj-actors check -------------------------------------------------------------------------------
+
+
+def test_check_reports_whether_slack_is_configured_and_its_secret_set(tmp_path, capsys, monkeypatch) -> None:
+    from tests.ops.test_check_cli import _set_env, run_check
+
+    _set_env(monkeypatch, {})
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    code, lines = run_check(tmp_path, capsys, None)
+    assert code == 0 and lines["slack"].split() == ["ok", "slack", "off:", "no", "[slack]", "section"]
+    code, lines = run_check(tmp_path, capsys, slack_config())
+    assert code == 1 and lines["slack"].startswith("FAIL")
+    assert "XORJ_SLACK_SIGNING_SECRET not set: POST /slack/panic refuses every request" in lines["slack"]
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    code, lines = run_check(tmp_path, capsys, slack_config())
+    assert code == 0 and lines["slack"].startswith("ok") and SECRET not in lines["slack"]
+    assert "/panic: 2 users, 1 channels; signing secret $XORJ_SLACK_SIGNING_SECRET set" in lines["slack"]
+
+
+def test_a_secret_pasted_into_the_reason_is_masked_everywhere(slack: Slack) -> None:
+    text = answered(slack.send(f"leaked {SECRET} in the channel"), "in_channel")
+    assert SECRET not in text
+    status = ks_status(slack.engine)
+    assert status.state == "TRIGGERED" and SECRET not in (status.reason or "") and "leaked" in (status.reason or "")
+    [(_, details)] = entries(slack.engine, 1)
+    assert SECRET not in str(details)
