@@ -346,3 +346,15 @@ def test_a_secret_pasted_into_the_reason_is_masked_everywhere(slack: Slack) -> N
     assert status.state == "TRIGGERED" and SECRET not in (status.reason or "") and "leaked" in (status.reason or "")
     [(_, details)] = entries(slack.engine, 1)
     assert SECRET not in str(details)
+
+
+def test_slacks_certificate_check_is_answered_and_acts_on_nothing(slack: Slack) -> None:
+    # Slack's ssl_check request (slash commands docs, "SSL"): no command, no user, maybe unsigned.
+    reply = slack.api.post_raw(PANIC, b"ssl_check=1&token=gIkuvaNzQIHg97ATvDxqgjtO",
+                               {"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 200 and reply.json()["response_type"] == "ephemeral"
+    # With a command it is a command, signed or refused.
+    body = form("drill") + b"&ssl_check=1"
+    assert slack.api.post_raw(PANIC, body, {"Content-Type": "application/x-www-form-urlencoded"}).status == 401
+    untouched(slack.engine)
+    assert entries(slack.engine, 0) == []

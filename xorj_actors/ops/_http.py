@@ -39,8 +39,8 @@ from xorj_actors.ops._commands import Commands
 from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, load_key
 from xorj_actors.ops._http_guard import ConnectionGuard
 from xorj_actors.ops._http_refusals import RefusalTally
-from xorj_actors.ops._slack import FORM, SlashCommand, claimed_sender
-from xorj_actors.ops._slack_panic import SlackPanic
+from xorj_actors.ops._slack import FORM, SlashCommand, claimed_sender, is_ssl_check
+from xorj_actors.ops._slack_panic import SlackPanic, slack_answer
 from xorj_actors.ops.settings import HttpSettings
 from xorj_actors.redaction import Redactor
 from xorj_actors.strict_json import JSONRefused, loads
@@ -248,9 +248,15 @@ class _Api:
         if slack is None:
             self._refused(request.remote, "404 slack_off", request.path)
             return _error_response(404, "not_found", "the Slack panic button is off (no [slack] section)")
-        body = await self._authenticated(request, lambda b: slack.verifier.verify(request.headers, b), claimed_sender)
+        def verify(b: bytes) -> None:
+            if not is_ssl_check(b):
+                slack.verifier.verify(request.headers, b)
+
+        body = await self._authenticated(request, verify, claimed_sender)
         if isinstance(body, web.Response):
             return body
+        if is_ssl_check(body):
+            return web.json_response(slack_answer(""))
         details: dict[str, Any] = {"what": f"slack POST {request.path[:200]}", "remote": request.remote}
 
         async def act() -> tuple[str, int, Any]:

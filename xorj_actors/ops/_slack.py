@@ -42,6 +42,7 @@ __all__ = [
     "Vote",
     "VoteOutcome",
     "claimed_sender",
+    "is_ssl_check",
     "parse_text",
     "sender_refusal",
     "slack_headers",
@@ -175,6 +176,15 @@ class SlashCommand:
             "slack_team_id": self.team_id[:40], "slack_channel_id": self.channel_id[:40],
             "slack_channel_name": self.channel_name[:100], "command": self.command[:40],
         }
+
+
+def is_ssl_check(body: bytes) -> bool:
+    """Slack's check of the request URL's certificate (``ssl_check=1``, no command): answered 200,
+    acting on nothing, as Slack's own SDK does (slash commands docs, "SSL")."""
+    if len(body) > 1024 or b"ssl_check=1" not in body:
+        return False
+    fields = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+    return fields.get("ssl_check") == "1" and "command" not in fields
 
 
 def claimed_sender(body: bytes) -> str:
