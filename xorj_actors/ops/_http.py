@@ -7,11 +7,12 @@ timestamp and a nonce never seen before. Every call to them is audited: an authe
 one entry of its own (``HALT`` or ``RECOVERY``, a 500 included), an unauthenticated one only
 counted, one entry per source and window (``_http_refusals.py``), so a flood cannot fill the
 trail nor pass for a halt. ``POST /slack/panic`` is the panic button in Slack (``_slack.py``,
-``_slack_panic.py``): Slack's signature instead of ours, audited the same way. Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}``
-and changes nothing; bodies are parsed by :mod:`xorj_actors.strict_json`. docs/openapi.yaml is
-the contract. The server runs on a thread and event loop of its own, so a busy actor pool cannot
-make the probes time out, behind a connection guard (``_http_guard.py``: head deadline,
-connection limits) so a flood of slow connections cannot exhaust descriptors or lock operators out.
+``_slack_panic.py``): Slack's signature instead of ours, audited the same way. Bad input gets a
+4xx JSON error ``{"error": {"code", "message"}}`` and changes nothing; bodies are parsed by
+:mod:`xorj_actors.strict_json`. docs/openapi.yaml is the contract. The server runs on a thread
+and event loop of its own, so a busy actor pool cannot make the probes time out, behind a
+connection guard (``_http_guard.py``: head deadline, connection limits) so a flood of slow
+connections cannot exhaust descriptors or lock operators out.
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ class _Api:
         if slack is None:
             self._refused(request.remote, "404 slack_off", request.path)
             return _error_response(404, "not_found", "the Slack panic button is off (no [slack] section)")
+
         def verify(b: bytes) -> None:
             if not is_ssl_check(b):
                 slack.verifier.verify(request.headers, b)

@@ -96,9 +96,9 @@ class SlackPanic:
             return "SECURITY_VIOLATION", slack_answer(f":no_entry: Refused: {_escape(refusal)}. Nothing was done.")
         request = parse_text(command.text)
         details.update(action=request.action.value, text=self.redact(command.text)[:REASON_LIMIT])
-        event = "SYSTEM_EVENT" if request.action is PanicAction.STATUS or (
-            request.action is PanicAction.USAGE and not request.problem
-        ) else "HALT"
+        # Reading (status, help) is a system event; a halt, a flatten or a failed attempt is a HALT.
+        reads = request.action is PanicAction.STATUS or (request.action is PanicAction.USAGE and not request.problem)
+        event = "SYSTEM_EVENT" if reads else "HALT"
         try:
             if request.action is PanicAction.HALT:
                 return event, self._halt(command, request, details)
@@ -115,6 +115,7 @@ class SlackPanic:
         return event, slack_answer(_escape(head + USAGE.replace("/panic", self.settings.command)))
 
     def _status(self) -> dict[str, Any]:
+        """The kill switch's status as ``ctl status`` shows it."""
         status: dict[str, Any] = self.commands.status(None)["kill_switch"]
         return status
 
