@@ -1,15 +1,18 @@
-"""The Slack panic button's rules, without a server: signing, replay, allowlists, text, two persons."""
+"""The Slack panic button without a server: signing, replay, allowlists, text, two persons, acting."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from xorj_actors.config import ConfigError, parse_config
-from xorj_actors.ops import SlackSettings, slack_headers, slack_signature
+from xorj_actors.kill_switch import HaltBoard
+from xorj_actors.ops import RequestError, SlackSettings, slack_headers, slack_signature
+from xorj_actors.ops._args import HaltArgs
 from xorj_actors.ops._http_auth import ApiError
 from xorj_actors.ops._slack import (
     PanicAction,
@@ -22,6 +25,8 @@ from xorj_actors.ops._slack import (
     parse_text,
     sender_refusal,
 )
+from xorj_actors.ops._slack_panic import SlackPanic
+from xorj_actors.redaction import Redactor
 
 #: Slack's worked example (tests/data/slack/README.md says where it comes from).
 EXAMPLE = json.loads((Path(__file__).parents[1] / "data" / "slack" / "verifying-requests-example.json").read_text())
@@ -288,3 +293,37 @@ def test_readiness_names_the_secret_but_never_shows_it() -> None:
     ok, detail = slack.readiness({"XORJ_SLACK_SIGNING_SECRET": "s" * 32})
     assert ok and "sss" not in detail and "$XORJ_SLACK_SIGNING_SECRET set" in detail
     assert slack.readiness({"XORJ_SLACK_SIGNING_SECRET": "short"})[0] is False
+
+
+# -- acting, with a kill switch that does not answer --------------------------------------------------
+
+
+class SlowKillSwitch:
+    """The commands of an engine whose kill switch takes triggers but answers no ask in time."""
+
+    def __init__(self, board: HaltBoard) -> None:
+        self.board = board
+        self.triggered: list[HaltArgs] = []
+
+    def trigger(self, a: HaltArgs, source: str) -> None:
+        self.board.trip()  # as KillSwitchRef does before it tells
+        self.triggered.append(a)
+
+    def status(self, _: None) -> dict[str, Any]:
+        raise RequestError("timeout", "the kill switch did not answer within 2.0 s")
+
+
+def test_a_panic_halts_even_when_the_kill_switch_answers_no_ask() -> None:
+    board = HaltBoard()
+    commands = SlowKillSwitch(board)
+    panic = SlackPanic(SETTINGS, commands, board, Redactor(()), SECRET)  # type: ignore[arg-type]
+    command = dataclasses.replace(SlashCommand.from_body(BODY), text="fills look wrong")
+    details: dict[str, Any] = {}
+    event, answer = panic.handle(command, details)
+    assert [a.reason for a in commands.triggered] == ["Slack /webhook-collect by roadrunner (U2CERLKJA) in #foobar: fills look wrong"]
+    assert event == "HALT" and answer["response_type"] == "in_channel"
+    assert "Kill switch *TRIGGERED*, epoch 1; acks unknown: the kill switch did not answer within 2.0 s" in answer["text"]
+    assert (details["outcome"], details["epoch"], details["complete"]) == ("accepted", 1, False)
+    # A flatten needs the state first: refused, with the reason, and no vote is held.
+    event, answer = panic.handle(dataclasses.replace(command, text="flatten all"), details := {})
+    assert details["outcome"] == "refused" and "did not answer" in answer["text"]

@@ -469,7 +469,9 @@ class HttpApi(Participant):
         if redactor is None:  # the engine injects its one redactor; this is for in-process use
             redactor = Redactor.from_environ(environ, secret_env_names(config))
         commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
-        slack = None if config.slack is None else SlackPanic(config.slack, commands, redactor, config.slack.secret(environ))
+        slack = None if config.slack is None else SlackPanic(
+            config.slack, commands, board, redactor, config.slack.secret(environ)
+        )
         api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor, slack)
         self.server = HttpApiServer(api.app(), settings.host, settings.port, api.guard)
 

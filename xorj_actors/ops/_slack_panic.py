@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode
 from xorj_actors.ops._args import MAX_OPERATOR_CHARS, FlattenArgs, HaltArgs, RequestError
@@ -59,8 +60,11 @@ def slack_answer(text: str, context: str = "", *, in_channel: bool = False) -> d
 
 def _progress(ks: dict[str, Any]) -> str:
     """One line of the halt's progress: state, epoch, actors acked of those live, who is missing."""
+    head = f"Kill switch *{ks['state']}*, epoch {ks['epoch']}"
+    if "unknown" in ks:  # the board's word only: the kill switch did not answer
+        return f"{head}; acks unknown: {_escape(ks['unknown'])}"
     acked, missing = len(ks["acked"]), list(ks["missing"])
-    line = f"Kill switch *{ks['state']}*, epoch {ks['epoch']}: {acked}/{acked + len(missing)} actors acked"
+    line = f"{head}: {acked}/{acked + len(missing)} actors acked"
     if ks["complete"] and ks.get("halt_latency_s") is not None:
         line += f", complete in {ks['halt_latency_s'] * 1000:.0f} ms"
     if missing:
@@ -73,11 +77,12 @@ class SlackPanic:
     """Acts on authenticated slash commands; holds the verifier and the two-person rule."""
 
     def __init__(
-        self, settings: SlackSettings, commands: Commands, redactor: Redactor, secret: bytes | None,
+        self, settings: SlackSettings, commands: Commands, board: HaltBoard, redactor: Redactor, secret: bytes | None,
         *, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.commands = commands
+        self.board = board
         self.redact = redactor
         self.verifier = SlackVerifier(secret, settings.signing_secret_env, settings.max_age_s, settings.replay_cache_size)
         self.rule = TwoPersonRule(settings.confirm_window_s, clock=clock)
@@ -125,7 +130,7 @@ class SlackPanic:
         sender = f"{command.user_name or '?'} ({command.user_id})"
         reason = self.redact(f"Slack {command.command} by {sender} in #{command.channel_name}: {request.reason}")
         reason = reason[:REASON_LIMIT]
-        before = self._status()["epoch"]
+        before = self.board.status.epoch  # read without asking: a slow kill switch must not delay the halt
         self.commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason=reason), source="slack")
         ks = self._await_halt(before)
         details.update(
@@ -139,7 +144,12 @@ class SlackPanic:
         """The kill switch's status once this trigger's halt is complete, or when Slack's patience ends."""
         deadline = self._clock() + self.settings.progress_wait_s
         while True:
-            ks = self._status()
+            try:
+                ks = self._status()
+            except RequestError as exc:  # triggered all the same (the board tripped): say what is known
+                board = self.board.status
+                return {"state": board.state, "epoch": board.epoch, "acked": [], "missing": [], "complete": False,
+                        "unknown": exc.message}
             if (ks["epoch"] > before and ks["complete"]) or self._clock() >= deadline:
                 return ks
             time.sleep(_POLL_S)
