@@ -390,6 +390,7 @@ def secret_env_names(config: Config) -> tuple[str, ...]:
         names.append(config.jupiter.api_key_env)
     if config.audit.backend == "postgres":
         names.append(config.audit.postgres.password_env)
+    names += [config.slack.signing_secret_env] if config.slack is not None else []
     return tuple(dict.fromkeys(names))
 
 
@@ -406,6 +407,12 @@ def check_data_dir(ctx: CheckContext) -> CheckResult:
     if exposed:
         return _ok("data_dir", f"{len(exposed)} entries readable by others (e.g. {exposed[0]}): the engine makes them private at start")
     return _ok("data_dir", f"{ctx.data_dir} is private (0700, files 0600)")
+
+
+def check_slack(ctx: CheckContext) -> CheckResult:
+    """The panic button in Slack (``[slack]``): off, or its signing secret set (never shown)."""
+    ok, detail = (True, "off: no [slack] section") if ctx.config.slack is None else ctx.config.slack.readiness(ctx.environ)
+    return CheckResult("slack", Status.OK if ok else Status.FAIL, detail)
 
 
 def check_secrets(ctx: CheckContext) -> CheckResult:
@@ -443,6 +450,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_jupiter,
     check_dev_settings,
     check_secrets,
+    check_slack,
     check_data_dir,
 )
 #: ``/health/detailed``: everything, each component once.
@@ -484,11 +492,8 @@ def main(args: argparse.Namespace) -> int:
     ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=dict(os.environ), timeout_s=timeout)
     results = run_checks(PRODUCTION_CHECKS, ctx)
     width = max(len(r.name) for r in results)
-    failed = 0
     for r in results:
-        bad = r.failed(ctx.production)
-        failed += bad
-        mark = "FAIL" if bad else r.status.value
-        print(f"{mark:<14} {r.name:<{width}}  {r.detail}")
+        print(f"{'FAIL' if r.failed(ctx.production) else r.status.value:<14} {r.name:<{width}}  {r.detail}")
+    failed = sum(r.failed(ctx.production) for r in results)
     print(f"{len(results)} checks, {failed} failed ({config.engine.environment} config)")
     return 1 if failed else 0

@@ -25,7 +25,7 @@ from xorj_actors.jito.settings import JitoSettings
 from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
-from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
+from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSettings
 from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
@@ -107,6 +107,8 @@ class Config:
     #: Several engine processes sharing the vaults through NATS (docs/CLUSTER.md); None (no
     #: ``[cluster]`` section): this process runs alone.
     cluster: ClusterSettings | None = None
+    #: The panic button in Slack, ``POST /slack/panic`` (docs/OPERATIONS.md); None: off.
+    slack: SlackSettings | None = None
     tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
 
     def token_registry(self) -> TokenRegistry:

@@ -61,7 +61,7 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert code == 0
     assert set(lines) == {
         "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
-        "secrets", "data_dir",
+        "secrets", "slack", "data_dir",
     }
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.

@@ -5,8 +5,9 @@ from xorj_actors.ops._commands import COMMANDS, Commands
 from xorj_actors.ops._debug_socket import DebugSocket, DebugSocketServer
 from xorj_actors.ops._http import HttpApi, HttpApiServer
 from xorj_actors.ops._http_auth import sign_request, signed_headers
+from xorj_actors.ops._slack import slack_headers, slack_signature
 from xorj_actors.ops._signals import HANDLED_SIGNALS, SignalWatcher, block_signals
-from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings
+from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSettings
 
 __all__ = [
     "COMMANDS",
@@ -20,9 +21,12 @@ __all__ = [
     "HttpSettings",
     "RequestError",
     "SignalWatcher",
+    "SlackSettings",
     "VaultAddArgs",
     "VaultRemoveArgs",
     "block_signals",
     "sign_request",
     "signed_headers",
+    "slack_headers",
+    "slack_signature",
 ]

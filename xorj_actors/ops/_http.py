@@ -6,11 +6,13 @@
 timestamp and a nonce never seen before. Every call to them is audited: an authenticated one as
 one entry of its own (``HALT`` or ``RECOVERY``, a 500 included), an unauthenticated one only
 counted, one entry per source and window (``_http_refusals.py``), so a flood cannot fill the
-trail nor pass for a halt. Bad input gets a 4xx JSON error ``{"error": {"code", "message"}}``
-and changes nothing; bodies are parsed by :mod:`xorj_actors.strict_json`. docs/openapi.yaml is
-the contract. The server runs on a thread and event loop of its own, so a busy actor pool cannot
-make the probes time out, behind a connection guard (``_http_guard.py``: head deadline,
-connection limits) so a flood of slow connections cannot exhaust descriptors or lock operators out.
+trail nor pass for a halt. ``POST /slack/panic`` is the panic button in Slack (``_slack.py``,
+``_slack_panic.py``): Slack's signature instead of ours, audited the same way. Bad input gets a
+4xx JSON error ``{"error": {"code", "message"}}`` and changes nothing; bodies are parsed by
+:mod:`xorj_actors.strict_json`. docs/openapi.yaml is the contract. The server runs on a thread
+and event loop of its own, so a busy actor pool cannot make the probes time out, behind a
+connection guard (``_http_guard.py``: head deadline, connection limits) so a flood of slow
+connections cannot exhaust descriptors or lock operators out.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from xorj_actors.ops._commands import Commands
 from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, load_key
 from xorj_actors.ops._http_guard import ConnectionGuard
 from xorj_actors.ops._http_refusals import RefusalTally
+from xorj_actors.ops._slack import FORM, SlashCommand, claimed_sender, is_ssl_check
+from xorj_actors.ops._slack_panic import SlackPanic, slack_answer
 from xorj_actors.ops.settings import HttpSettings
 from xorj_actors.redaction import Redactor
 from xorj_actors.strict_json import JSONRefused, loads
@@ -50,6 +54,8 @@ __all__ = ["AuditSink", "HttpApi", "HttpApiServer"]
 #: ``audit(event_type, details)``: where every kill-switch API call is recorded.
 AuditSink = Callable[[str, dict[str, Any]], None]
 _SEVERITY = {"SECURITY_VIOLATION": "WARNING", "HALT": "CRITICAL", "RECOVERY": "WARNING"}
+#: Paths whose wrong methods and unknown subpaths are counted like unauthenticated requests.
+_GUARDED = ("/kill-switch/", "/slack/")
 
 
 def _error_response(status: int, code: str, message: str, *, close: bool = False) -> web.Response:
@@ -74,8 +80,10 @@ class _Api:
         audit: AuditSink,
         authenticator: RequestAuthenticator,
         redactor: Redactor,
+        slack: SlackPanic | None = None,
     ) -> None:
         self.settings = settings
+        self.slack = slack
         self.context = context
         self.commands = commands
         self.metrics = metrics
@@ -97,6 +105,7 @@ class _Api:
         app.router.add_get("/metrics", self.scrape)
         app.router.add_post("/kill-switch/activate", self.activate)
         app.router.add_post("/kill-switch/recover", self.recover)
+        app.router.add_post("/slack/panic", self.slack_panic)
         return app
 
     @web.middleware
@@ -111,7 +120,7 @@ class _Api:
             response = _error_response(exc.status, code, exc.reason)
             if "Allow" in exc.headers:  # RFC 9110: a 405 lists the methods that are allowed
                 response.headers["Allow"] = exc.headers["Allow"]
-            if request.path.startswith("/kill-switch/"):  # counted: it never reached authentication
+            if request.path.startswith(_GUARDED):  # counted: it never reached authentication
                 self._refused(request.remote, f"{exc.status} {code}", request.path)
         except Exception:  # noqa: BLE001 - a bug answers 500, the engine goes on
             logger.exception("http: {} {} failed", request.method, request.path)
@@ -173,25 +182,26 @@ class _Api:
         refusal is only counted (:meth:`_refused`), and never typed as the endpoint's event.
         From then on every outcome, a 500 included, is one entry of ``event_type``.
         """
-        try:
-            body = await self._read_body(request)
-            self.auth.verify(request.headers, request.path, body)
-        except ApiError as exc:
-            self._refused(request.remote, f"{exc.status} {exc.code}", request.path)
-            return _error_response(exc.status, exc.code, exc.message, close=exc.status in (408, 413))
-        except (ConnectionError, aiohttp.ClientConnectionError):
-            self._refused(request.remote, "client disconnected", request.path)
-            return _error_response(400, "disconnected", "the client went away", close=True)  # nobody reads it
-        except Exception:  # noqa: BLE001 - a bug: answered and counted, never one entry per request
-            logger.exception("http: {} {} failed before authentication", request.method, request.path)
-            self._refused(request.remote, "500 internal", request.path)
-            return _error_response(500, "internal", "internal error (logged)", close=True)
+        body = await self._authenticated(request, lambda b: self.auth.verify(request.headers, request.path, b))
+        if isinstance(body, web.Response):
+            return body
         details = _call_details(request)
-        try:
+
+        async def act() -> tuple[str, int, Any]:
             if request.content_type != "application/json":
                 raise ApiError(415, "unsupported_media_type", "Content-Type must be application/json")
-            payload = _json_object(body)
-            status, result = await self._blocking(action, payload, details)
+            return event_type, *await self._blocking(action, _json_object(body), details)
+
+        return await self._acted(request, event_type, details, act)
+
+    async def _acted(
+        self, request: web.Request, event_type: str, details: dict[str, Any],
+        act: Callable[[], Awaitable[tuple[str, int, Any]]],
+    ) -> web.Response:
+        """Run an authenticated request's ``act`` (its event type, status and answer) and audit the
+        outcome, a refusal or a 500 included (as ``event_type``)."""
+        try:
+            event_type, status, result = await act()
         except ApiError as exc:
             details.update(outcome="refused", status=exc.status, reason=exc.message)
             await self._audit(event_type, details)
@@ -201,9 +211,68 @@ class _Api:
             details.update(outcome="error", status=500, reason=f"internal error: {type(exc).__name__}")
             await self._audit(event_type, details)
             return _error_response(500, "internal", "internal error (logged)")
-        details.update(outcome="accepted" if status < 300 else "refused", status=status)
+        details.setdefault("outcome", "accepted" if status < 300 else "refused")
+        details.update(status=status)
         await self._audit(event_type, details)
         return web.json_response(result, status=status)
+
+    async def _authenticated(
+        self, request: web.Request, verify: Callable[[bytes], None], claimed: Callable[[bytes], str] = lambda _: ""
+    ) -> bytes | web.Response:
+        """The body once ``verify`` accepts it, else the refusal's answer (counted, never an entry).
+
+        ``claimed`` names who an unauthenticated body claims to be, in the tally's kind.
+        """
+        body = b""
+        try:
+            body = await self._read_body(request)
+            verify(body)
+            return body
+        except ApiError as exc:
+            who = claimed(body)
+            self._refused(request.remote, f"{exc.status} {exc.code}" + (f" (claims {who})" if who else ""), request.path)
+            return _error_response(exc.status, exc.code, exc.message, close=exc.status in (408, 413))
+        except (ConnectionError, aiohttp.ClientConnectionError):
+            self._refused(request.remote, "client disconnected", request.path)
+            return _error_response(400, "disconnected", "the client went away", close=True)  # nobody reads it
+        except Exception:  # noqa: BLE001 - a bug: answered and counted, never one entry per request
+            logger.exception("http: {} {} failed before authentication", request.method, request.path)
+            self._refused(request.remote, "500 internal", request.path)
+            return _error_response(500, "internal", "internal error (logged)", close=True)
+
+    # -- the panic button in Slack ----------------------------------------------------------
+
+    async def slack_panic(self, request: web.Request) -> web.Response:
+        """A Slack slash command: verified like the kill-switch API (a refusal only counted), then
+        one audit entry per request with the Slack user, whatever the outcome."""
+        slack = self.slack
+        if slack is None:
+            self._refused(request.remote, "404 slack_off", request.path)
+            return _error_response(404, "not_found", "the Slack panic button is off (no [slack] section)")
+
+        def verify(b: bytes) -> None:
+            if not is_ssl_check(b):
+                slack.verifier.verify(request.headers, b)
+
+        body = await self._authenticated(request, verify, claimed_sender)
+        if isinstance(body, web.Response):
+            return body
+        if is_ssl_check(body):
+            return web.json_response(slack_answer(""))
+        details: dict[str, Any] = {"what": f"slack POST {request.path[:200]}", "remote": request.remote}
+
+        async def act() -> tuple[str, int, Any]:
+            if request.content_type != FORM:
+                raise ApiError(415, "unsupported_media_type", f"Content-Type must be {FORM}")
+            try:
+                command = SlashCommand.from_body(body)
+            except ApiError:  # signed, but no slash command: who it names, as it names them
+                details.update(slack_user=claimed_sender(body))
+                raise
+            event_type, answer = await self._blocking(slack.handle, command, details)
+            return event_type, 200, answer
+
+        return await self._acted(request, "HALT", details, act)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -400,7 +469,10 @@ class HttpApi(Participant):
         if redactor is None:  # the engine injects its one redactor; this is for in-process use
             redactor = Redactor.from_environ(environ, secret_env_names(config))
         commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
-        api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor)
+        slack = None if config.slack is None else SlackPanic(
+            config.slack, commands, board, redactor, config.slack.secret(environ)
+        )
+        api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor, slack)
         self.server = HttpApiServer(api.app(), settings.host, settings.port, api.guard)
 
     def audit(self, event_type: str, details: dict[str, Any]) -> None:

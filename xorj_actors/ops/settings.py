@@ -1,12 +1,15 @@
-"""Settings of the operators' surface: ``[debug_socket]`` and ``[http]``."""
+"""Settings of the operators' surface: ``[debug_socket]``, ``[http]`` and ``[slack]``."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["DebugSocketSettings", "HttpSettings"]
+from xorj_actors.limits import MIN_KEY_BYTES
+
+__all__ = ["DebugSocketSettings", "HttpSettings", "SlackSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +114,81 @@ class HttpSettings:
             raise ValueError("max_connections_per_ip: must be between 1 and max_connections")
         if not 0 < self.refusal_window_s <= 3600:
             raise ValueError("refusal_window_s: must be in (0, 3600]")
+
+
+#: Slack's ids: channels (C public, G private, D direct message), users (U, or W in Enterprise Grid).
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_TEAM_ID = re.compile(r"^T[A-Z0-9]{2,20}$")
+_COMMAND = re.compile(r"^/[a-z0-9_-]{1,31}$")
+#: Slack refuses requests older than five minutes itself, and asks apps to do the same.
+SLACK_MAX_AGE_S = 300.0
+#: Slack waits 3 s for a slash command's answer; the halt's progress is awaited less than that.
+SLACK_ANSWER_S = 2.5
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSettings:
+    """``[slack]``: the panic button in chat, ``POST /slack/panic`` (off without this section).
+
+    Requests are verified with the Slack app's signing secret (docs/SECURITY.md, "The panic
+    button in Slack"); only the listed users, in the listed channels, may press it.
+    """
+
+    #: Slack user ids (``U0123ABCD``) allowed to press the button. Required.
+    users: tuple[str, ...] = ()
+    #: Slack channel ids (``C0123ABCD``) it may be pressed in. Required.
+    channels: tuple[str, ...] = ()
+    #: The workspace (``T0123ABCD``) requests must come from; empty: the signing secret's app only.
+    team_id: str = ""
+    #: Environment variable holding the Slack app's signing secret (Basic Information page).
+    signing_secret_env: str = "XORJ_SLACK_SIGNING_SECRET"
+    #: The slash command as created in the Slack app.
+    command: str = "/panic"
+    #: Requests whose ``X-Slack-Request-Timestamp`` is further from now are refused as stale.
+    max_age_s: float = SLACK_MAX_AGE_S
+    #: Signatures remembered for replay protection; when full of live ones, requests get 429.
+    replay_cache_size: int = 10_000
+    #: ``/panic flatten`` waits this long for a second allowed user to repeat it.
+    confirm_window_s: float = 60.0
+    #: How long ``/panic <reason>`` waits for every actor to ack before it answers with the progress.
+    progress_wait_s: float = 2.0
+
+    def validate(self) -> None:
+        if not self.users:
+            raise ValueError("users: at least one Slack user id is required (U0123ABCD)")
+        if not self.channels:
+            raise ValueError("channels: at least one Slack channel id is required (C0123ABCD)")
+        for key, ids, pattern, example in (
+            ("users", self.users, _USER_ID, "U0123ABCD"), ("channels", self.channels, _CHANNEL_ID, "C0123ABCD")
+        ):
+            bad = [i for i in ids if not pattern.match(i)]
+            if bad:
+                raise ValueError(f"{key}: {bad[0][:40]!r} is not a Slack id like {example} (names are not ids)")
+        if self.team_id and not _TEAM_ID.match(self.team_id):
+            raise ValueError(f"team_id: {self.team_id[:40]!r} is not a Slack workspace id like T0123ABCD")
+        if not _ENV_NAME.match(self.signing_secret_env):
+            raise ValueError("signing_secret_env: must be an environment variable name")
+        if not _COMMAND.match(self.command):
+            raise ValueError("command: must be a slash command like /panic (lower case)")
+        if not 1 <= self.max_age_s <= SLACK_MAX_AGE_S:
+            raise ValueError(f"max_age_s: must be between 1 and {SLACK_MAX_AGE_S:g} seconds (Slack's limit)")
+        if not 16 <= self.replay_cache_size <= 1_000_000:
+            raise ValueError("replay_cache_size: must be between 16 and 1000000")
+        if not 1 <= self.confirm_window_s <= 600:
+            raise ValueError("confirm_window_s: must be between 1 and 600 seconds")
+        if not 0 <= self.progress_wait_s <= SLACK_ANSWER_S:
+            raise ValueError(f"progress_wait_s: must be between 0 and {SLACK_ANSWER_S:g} (Slack waits 3 s for an answer)")
+
+    def secret(self, environ: Mapping[str, str]) -> bytes | None:
+        """The signing secret from the environment; None if unset or shorter than 32 bytes."""
+        value = environ.get(self.signing_secret_env, "").encode()
+        return value if len(value) >= MIN_KEY_BYTES else None
+
+    def readiness(self, environ: Mapping[str, str]) -> tuple[bool, str]:
+        """Whether the button works, and what ``xorj-actors check`` says of it (never the secret)."""
+        where = f"{self.command}: {len(self.users)} users, {len(self.channels)} channels"
+        if self.secret(environ) is None:
+            state = "shorter than 32 bytes" if environ.get(self.signing_secret_env) else "not set"
+            return False, f"{where}; {self.signing_secret_env} {state}: POST /slack/panic refuses every request"
+        return True, f"{where}; signing secret ${self.signing_secret_env} set"
