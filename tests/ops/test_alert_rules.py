@@ -26,11 +26,11 @@ ALERTS_TEST = DEPLOY / "alerts_test.yml"
 OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 #: Prometheus's own series, not the engine's.
 PROMETHEUS_SERIES = {"up"}
-#: The PromQL words an expression may hold besides metric names.
+#: The PromQL keywords and aggregations an expression may hold besides metric names (functions
+#: are told apart by the parenthesis after them; grouping clauses are removed first).
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-    "sum", "min", "max", "avg", "count", "rate", "increase", "floor", "histogram_quantile", "min_over_time",
-    "max_over_time", "le", "job", "instance", "state", "result", "backend", "breaker", "endpoint",
+    "and", "or", "unless", "bool", "offset", "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk",
+    "bottomk", "quantile", "group",
 }
 
 
@@ -110,7 +110,8 @@ def alert_metrics() -> set[str]:
     names: set[str] = set()
     for rule in rules():
         expr = re.sub(r'\{[^}]*\}|"[^"]*"|\[[^\]]*\]', "", rule["expr"])  # selectors, strings, ranges
-        names |= {w for w in re.findall(r"\b[a-z_][a-z0-9_]*\b", expr) if w not in PROMQL_WORDS}
+        expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+        names |= {w for w in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", expr) if w not in PROMQL_WORDS}
     return names
 
 
