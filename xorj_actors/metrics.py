@@ -10,7 +10,8 @@ who feeds what.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -18,11 +19,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from supervisors import ActorInfo, Runtime
+from xorj_actors.audit import AuditState
 from xorj_actors.breakers import BREAKERS, BreakerStatus, CircuitState
 from xorj_actors.execution import TradeStatus
 from xorj_actors.jito import InflightStatus
-from xorj_actors.kill_switch import HaltBoard, KillSwitchState
+from xorj_actors.kill_switch import HaltBoard, HaltProgress, KillSwitchState
+from xorj_actors.risk import ClockSkewStatus
 from xorj_actors.signers import BACKENDS, RESULTS
+from xorj_actors.strategy import StrategyStatus
 
 __all__ = [
     "BREAKER_STATES",
@@ -60,10 +64,32 @@ _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 _TRADE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
-class _RuntimeCollector(Collector):
-    """Reads the live tree at scrape time (mailbox snapshots and the halt board; no asks)."""
+class _SlotClock:
+    """When the Confirmation actor's last slot notification came (``time.monotonic()``).
+
+    ``expect()`` marks that a slot stream should flow (an engine with a node): until the first
+    slot, the age counts from then, so a stream that never starts is stalled too.
+    """
 
     def __init__(self) -> None:
+        self.since: float | None = None  # None: no slot stream expected (no node configured)
+
+    def expect(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def slot(self) -> None:
+        self.since = time.monotonic()  # one attribute store: called on the loop thread per slot
+
+
+class _RuntimeCollector(Collector):
+    """Reads the live tree at scrape time (mailbox snapshots, published statuses and the halt
+    board; no asks)."""
+
+    def __init__(self, slots: _SlotClock) -> None:
+        self._slots = slots
+        #: The cluster node's members by liveness (None: this engine runs alone).
+        self.cluster: Callable[[], Mapping[str, int]] | None = None
         self._source: tuple[Runtime, HaltBoard] | None = None
         #: (parent urn, child name) -> restarts seen, so the total never goes down when a
         #: child is replaced (its new mailbox carries the count) or its supervisor restarts.
@@ -79,7 +105,7 @@ class _RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            return iter(list(self._collect()))
+            return iter([*self._collect(), *self._freshness()])
 
     def _collect(self) -> Iterator[Metric]:
         if self._source is None:
@@ -127,6 +153,63 @@ class _RuntimeCollector(Collector):
             # A breaker that is not running (restarting) cannot vouch for anything: report it open.
             breaker_state.add_metric([name], float(BREAKER_STATES.get(breakers.get(name, "OPEN"), 2)))
         yield breaker_state
+        yield from self._published({type(a.status): a.status for a in actors if a.status is not None})
+
+    def _published(self, statuses: Mapping[type, Any]) -> Iterator[Metric]:
+        """What the kill switch, the Audit actor, the clock monitor and the strategy feed publish.
+
+        An actor that is not running (restarting, or not configured) publishes nothing: its
+        series are absent until it is back (``absent()`` in an alert sees that).
+        """
+        halt = statuses.get(HaltProgress)
+        if isinstance(halt, HaltProgress):
+            pending = 0.0 if halt.triggered_mono is None else max(0.0, time.monotonic() - halt.triggered_mono)
+            yield GaugeMetricFamily(
+                "xorj_halt_live_actors", "Live actors the current halt must hear from (0: no halt awaits acks)",
+                value=float(halt.live),
+            )
+            yield GaugeMetricFamily("xorj_halt_acked_actors", "Of those, the actors that acked", value=float(halt.acked))
+            yield GaugeMetricFamily(
+                "xorj_halt_pending_seconds", "Since the trigger of a halt still awaiting acks (0: none)", value=pending
+            )
+            yield GaugeMetricFamily(
+                "xorj_halt_ack_deadline_seconds", "[kill_switch] ack_deadline_s", value=halt.ack_deadline_s
+            )
+        audit = statuses.get(AuditState)
+        if isinstance(audit, AuditState):
+            yield GaugeMetricFamily(
+                "xorj_audit_fail_closed", "1 while the audit log cannot be written (trading halted by it)",
+                value=float(audit.fail_closed),
+            )
+        clock = statuses.get(ClockSkewStatus)
+        if isinstance(clock, ClockSkewStatus) and clock.skew_s is not None:
+            yield GaugeMetricFamily(
+                "xorj_clock_skew_seconds", "System clock minus the chain's block time, last successful check",
+                value=clock.skew_s,
+            )
+        feed = statuses.get(StrategyStatus)
+        if isinstance(feed, StrategyStatus):
+            since = feed.last_ok_at if feed.last_ok_at is not None else feed.started_at
+            if since is not None:
+                yield GaugeMetricFamily(
+                    "xorj_strategy_feed_age_seconds",
+                    "Since the strategy feed's last good response (before any: since the feed started)",
+                    value=max(0.0, time.time() - since),
+                )
+
+    def _freshness(self) -> Iterator[Metric]:
+        since = self._slots.since
+        if since is not None:
+            yield GaugeMetricFamily(
+                "xorj_confirmation_slot_age_seconds",
+                "Since the Confirmation actor's last slot notification (before any: since it was expected)",
+                value=max(0.0, time.monotonic() - since),
+            )
+        if self.cluster is not None:
+            nodes = GaugeMetricFamily("xorj_cluster_nodes", "Cluster members by liveness", labels=["state"])
+            for state, count in sorted(self.cluster().items()):
+                nodes.add_metric([str(state)], float(count))
+            yield nodes
 
 
 def breaker_states(actors: Iterable[ActorInfo]) -> dict[str, str]:
@@ -169,6 +252,12 @@ class Metrics:
         audit_entries: ``xorj_audit_entries_total`` (the Audit actor, per committed entry).
         audit_append: ``xorj_audit_append_seconds`` (the Audit actor, append to commit).
         http_requests: ``xorj_http_requests_total{path,status}`` of the HTTP API itself.
+
+    Read at scrape time (no actor asked): the halt board, the mailboxes, what the breakers, the
+    kill switch (``HaltProgress``: ``xorj_halt_*``), the Audit actor (``xorj_audit_fail_closed``),
+    the clock monitor (``xorj_clock_skew_seconds``) and the strategy feed
+    (``xorj_strategy_feed_age_seconds``) publish; the slot clock fed by :meth:`on_slot`
+    (``xorj_confirmation_slot_age_seconds``); the cluster's members (``xorj_cluster_nodes``).
     """
 
     def __init__(self) -> None:
@@ -227,12 +316,25 @@ class Metrics:
         for backend in HSM_BACKENDS:
             for result in HSM_RESULTS:
                 self.hsm_operations.labels(backend, result)
-        self._runtime = _RuntimeCollector()
+        self._slots = _SlotClock()
+        self._runtime = _RuntimeCollector(self._slots)
         r.register(self._runtime)
 
     def watch(self, runtime: Runtime, board: HaltBoard) -> None:
         """Read the live numbers from this runtime and board at every scrape (idempotent)."""
         self._runtime.watch(runtime, board)
+
+    def watch_cluster(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """``xorj_cluster_nodes{state}``: read ``counts()`` (members by liveness, no I/O) at every scrape."""
+        self._runtime.cluster = counts
+
+    def expect_slots(self) -> None:
+        """A Confirmation actor with a node starts: ``xorj_confirmation_slot_age_seconds`` from now."""
+        self._slots.expect()
+
+    def on_slot(self) -> None:
+        """The Confirmation actor's ``on_slot`` hook (its loop thread, each slot notification)."""
+        self._slots.slot()
 
     def on_kill_switch_event(self, kind: str, details: Mapping[str, Any]) -> None:
         """The kill switch's ``on_event`` hook: activations and halt acknowledgement latency."""

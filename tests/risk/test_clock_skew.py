@@ -18,6 +18,7 @@ from tests.helpers import wait_until
 from tests.risk.conftest import Recorded, Recorder, details, received
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.localnet import Localnet
+from xorj_actors.metrics import Metrics
 from xorj_actors.risk import CheckClock, ClockSkewMonitor, ClockSkewStatus, GetClockSkewStatus, RiskSettings
 
 SETTINGS = dataclasses.replace(
@@ -154,3 +155,24 @@ def test_rpc_errors_are_not_skew_and_go_to_the_network_breaker(
     recorded.sync()
     (trigger,) = recorded.triggers
     assert trigger.reason.startswith("clock skew +60")  # about +600 s
+
+
+def test_the_skew_gauge_follows_each_check(runtime: Runtime, board: HaltBoard, recorded: Recorded, localnet: Localnet) -> None:
+    serve_get_block_time(localnet)
+    metrics = Metrics()
+    metrics.watch(runtime, board)
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("xorj_clock_skew_seconds")
+
+    now = SkewedClock()
+    mon = start(board, localnet, now)
+    wait_until(lambda: gauge() == st(mon).skew_s, what="the first check published")
+    in_step = gauge()
+    now.offset = -90.0
+    behind = check(mon)
+    assert gauge() == behind.skew_s < in_step - 80  # signed: our clock behind the chain is negative
+    localnet.set_faults(refuse_http=True)
+    assert check(mon).errors >= 1
+    localnet.reset_faults()
+    assert gauge() == st(mon).skew_s  # a failed check is no measure: the last one stays

@@ -72,6 +72,13 @@ class AuditHealth(Message):
     held: int  # events kept by the actor while the log could not be opened
 
 
+class AuditState(Message):
+    """Published for the metrics (no message asked): whether the log has failed closed."""
+
+    fail_closed: bool  # the log cannot be written: trading was halted and durable appends are refused
+    reason: str | None
+
+
 class _RetryOpen(ControlMessage):
     pass
 
@@ -153,7 +160,13 @@ class Audit(Participant):
 
     def on_start(self) -> None:
         super().on_start()
+        self._publish_state()
         self._open()
+
+    def _publish_state(self) -> None:
+        """Runs on the writer's thread or the actor's: one attribute set, read at scrape time."""
+        reason = self.unavailable_reason
+        self.publish_status(AuditState(fail_closed=reason is not None, reason=reason))
 
     def _open(self) -> None:
         try:
@@ -169,6 +182,7 @@ class Audit(Participant):
             self.runtime.send_after(_RETRY_OPEN_S, self.actor_ref, _RetryOpen())
             return
         self.unavailable_reason = None
+        self._publish_state()
         while self.held:
             self._submit(self.held.popleft())
         self._start_anchoring()
@@ -254,6 +268,7 @@ class Audit(Participant):
         """Fail closed: halt trading. Runs on the writer's thread or the actor's."""
         first = self.unavailable_reason is None
         self.unavailable_reason = reason
+        self._publish_state()
         if not first:
             return
         logger.critical("audit store unavailable: {}: halting trading", reason)
@@ -269,6 +284,7 @@ class Audit(Participant):
     def _store_available(self) -> None:
         logger.warning("audit store available again; held entries written in order")
         self.unavailable_reason = None
+        self._publish_state()
 
     def on_terminate(self) -> None:
         if self.log is not None:

@@ -55,6 +55,7 @@ class Confirmation(Participant):
         trace: benchmark hook, called on the loop thread with ``(signature, perf_counter at frame
             arrival)`` for every signature notification; it must not block.
         on_reconnect: called on each new connection after the first (metrics).
+        on_slot: called on the loop thread for each slot notification (metrics); it must not block.
         quotas: the budgets its polls (``rpc_read``) and subscriptions (``ws_subscriptions``)
             take turns in; None: unbudgeted (the in-process localnet).
     """
@@ -74,6 +75,7 @@ class Confirmation(Participant):
         on_outcome: Callable[[str, float], None] | None = None,
         trace: Callable[[str, float], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_slot: Callable[[], None] | None = None,
         quotas: Quotas | None = None,
     ) -> None:
         super().__init__(board)
@@ -89,6 +91,7 @@ class Confirmation(Participant):
         self.settings = settings
         self._node = (ws_url, rpc_url) if ws_url is not None and rpc_url is not None else None
         self._on_outcome, self._trace, self._on_reconnect = on_outcome, trace, on_reconnect
+        self._on_slot = on_slot
         self._quotas = quotas
         #: Made in on_start (it needs the actor's name); None without a node (no URLs): every
         #: watch is refused, so nothing trades unconfirmed.
@@ -105,7 +108,8 @@ class Confirmation(Participant):
         ws_url, rpc_url = self._node
         self.session = Session(
             self.settings, ws_url, rpc_url, runtime=self.runtime, name=self.name,
-            on_outcome=self._on_outcome, trace=self._trace, on_reconnect=self._on_reconnect, quotas=self._quotas,
+            on_outcome=self._on_outcome, trace=self._trace, on_reconnect=self._on_reconnect, on_slot=self._on_slot,
+            quotas=self._quotas,
         )
         self._loop_thread = LoopThread(f"{self.name}-loop")
         self._loop_thread.start(self.session.start(), _LOOP_TIMEOUT_S)

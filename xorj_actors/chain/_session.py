@@ -52,11 +52,14 @@ class Session:
         on_outcome: Callable[[str, float], None] | None = None,
         trace: Callable[[str, float], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_slot: Callable[[], None] | None = None,
         quotas: Quotas | None = None,
     ) -> None:
         self.settings = settings
         #: Called on each new connection after the first (metrics: ``xorj_ws_reconnects_total``).
         self._on_reconnect = on_reconnect
+        #: Called on each slot notification, on the loop (metrics: ``xorj_confirmation_slot_age_seconds``).
+        self._on_slot = on_slot
         self.name = name
         self._runtime = runtime
         self._on_outcome = on_outcome
@@ -402,6 +405,8 @@ class Session:
         self._sighted(watch, note.slot, note.err, commitment, via_poll=False)
 
     def on_slot(self, slot: int) -> None:
+        if self._on_slot is not None:
+            self._on_slot()
         self._advance_tip(slot)
 
     def on_slots_flowing(self, slot: int, detail: str, reconnected: bool) -> None:

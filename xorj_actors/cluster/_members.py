@@ -38,6 +38,8 @@ class Membership:
         self._wall = wall
         self._revision = 0
         self._dead_after_s = store.settings.dead_after_s
+        #: The records as last read (one tuple, replaced whole: read from any thread).
+        self._last_read: tuple[MemberRecord, ...] = ()
 
     def _record(self, owned_vaults: int, kill_switch: KillSwitchState) -> bytes:
         me = self._me
@@ -100,7 +102,21 @@ class Membership:
     async def members(self) -> tuple[MemberRecord, ...]:
         """Every node's record still in the bucket (live or not), by node id."""
         entries = await self._store.entries("members")
-        return tuple(sorted((decode(MemberRecord, e.value) for e in entries), key=lambda r: r.node_id))
+        records = tuple(sorted((decode(MemberRecord, e.value) for e in entries), key=lambda r: r.node_id))
+        self._last_read = records
+        return records
+
+    def counts(self) -> dict[Liveness, int]:
+        """Nodes by liveness now, judged on the records as last read (any thread, no I/O).
+
+        Placement reads the members every few seconds; a node whose heartbeats stop being read
+        (NATS silent) turns dead here too, which is what the cluster sees.
+        """
+        now = self._wall()
+        counts = dict.fromkeys(Liveness, 0)
+        for record in self._last_read:
+            counts[liveness(record, now, self._dead_after_s)] += 1
+        return counts
 
     async def live(self) -> tuple[str, ...]:
         """The live nodes' ids, sorted (what placement spreads the vaults over)."""

@@ -128,6 +128,10 @@ class ClusterNode(NodeRecovery):
         """The live nodes' ids (on :attr:`loop`): what placement spreads the vaults over."""
         return await self._membership.live()
 
+    def member_counts(self) -> dict[Liveness, int]:
+        """Members by liveness as last read (any thread; empty before :meth:`open`): the metrics."""
+        return {} if self._membership is None else self._membership.counts()
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def open(self, timeout: float = 30.0) -> HaltRecord:

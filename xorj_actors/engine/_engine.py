@@ -155,6 +155,8 @@ class Engine:
         except (ClusterError, ValueError) as exc:
             raise EngineError(f"cluster: {exc}") from None
         cluster = self.cluster
+        if cluster is not None:
+            self.metrics.watch_cluster(cluster.member_counts)
         if cfg.localnet.enabled:
             self._start_localnet()
         self.runtime = Runtime(

@@ -222,13 +222,15 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
     key = _signing_key(cfg)
     authorities = vault_authorities(ctx)
     metrics = ctx.metrics
+    if ws and rpc:  # a node: slots must flow (xorj_confirmation_slot_age_seconds)
+        metrics.expect_slots()
     return [
         _worker(
             ctx,
             CONFIRMATION_NAME,
             lambda: Confirmation.start(
-                board, cfg.confirmation, ws_url=ws, rpc_url=rpc, on_reconnect=ctx.metrics.ws_reconnects.inc,
-                quotas=ctx.budgets,
+                board, cfg.confirmation, ws_url=ws, rpc_url=rpc, on_reconnect=metrics.ws_reconnects.inc,
+                on_slot=metrics.on_slot, quotas=ctx.budgets,
             ),
         ),
         _worker(

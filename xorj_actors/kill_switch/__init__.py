@@ -12,6 +12,7 @@ from xorj_actors.kill_switch._actor import (
     RecoveryOutcome,
 )
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
+from xorj_actors.kill_switch._messages import HaltProgress
 from xorj_actors.kill_switch._flatten import (
     VAULT_ROLE,
     Flatten,
@@ -51,6 +52,7 @@ __all__ = [
     "HaltBoard",
     "HaltHistory",
     "HaltMarker",
+    "HaltProgress",
     "HaltStatus",
     "InvalidTransition",
     "KillSwitch",

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from xorj_actors.kill_switch._messages import HaltProgress
+
 __all__ = ["HaltAcks"]
 
 
@@ -101,3 +103,13 @@ class HaltAcks:
             "halt_latency_s": self.halt_latency,
             "replaced": tuple(self.replaced),
         }
+
+    def progress(self, halted: bool, ack_deadline_s: float) -> HaltProgress:
+        """The counts the metrics read: all zero unless a halt still awaits acknowledgements."""
+        waiting = len(self.pending) + len(self.awaiting_replacement)
+        if not halted or not waiting or self.trigger_mono is None:
+            return HaltProgress(live=0, acked=0, triggered_mono=None, ack_deadline_s=ack_deadline_s)
+        acked = len(self.acked)
+        return HaltProgress(
+            live=acked + waiting, acked=acked, triggered_mono=self.trigger_mono, ack_deadline_s=ack_deadline_s
+        )

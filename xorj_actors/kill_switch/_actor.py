@@ -190,6 +190,7 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             if self.persisted.state is _S.RECOVERY_PENDING:
                 self._schedule_step(self._factor_index() + 1)
         self._poll_kill_file()
+        self._publish_progress()
 
     def on_stop(self) -> None:
         for timer in (self.step_timer, self.retry_timer):
@@ -202,6 +203,15 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
     # -- messages ------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._dispatch(message)
+        finally:  # whatever the message changed, the metrics see it at the next scrape
+            self._publish_progress()
+
+    def _publish_progress(self) -> None:
+        self.publish_status(self.acks.progress(self.persisted.halted, self.settings.ack_deadline_s))
+
+    def _dispatch(self, message: Any) -> Any:
         kind = type(message)
         if kind is LaneWaiting:
             return self._on_lane()

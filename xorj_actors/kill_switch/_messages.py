@@ -108,3 +108,15 @@ class KillSwitchStatus(Message):
     flatten_results: tuple[tuple[str, int, int, str], ...] = ()
     #: False while the current halt is held in memory only (the state file refused it).
     durable: bool = True
+
+
+class HaltProgress(Message):
+    """How far the current halt's acknowledgements are, published for the metrics (no message asked).
+
+    ``live`` and ``acked`` are 0 while no halt awaits acknowledgements (none, or it completed).
+    """
+
+    live: int  # live actors the halt must hear from (replacements awaited count too)
+    acked: int  # of those, the ones that acked
+    triggered_mono: float | None  # time.monotonic() of the trigger of a halt still awaiting acks
+    ack_deadline_s: float  # [kill_switch] ack_deadline_s

@@ -174,7 +174,8 @@ class ClockSkewMonitor(RiskMonitor):
         if kind is CheckClock:
             return self._start_check()
         if kind is _Probed:
-            return self._on_probed(message)
+            self._on_probed(message)
+            return self.publish_status(self.status())  # xorj_clock_skew_seconds reads it
         if kind is _ProbeDeadline:
             if message.seq == self._inflight:
                 if self._future is not None:
@@ -182,6 +183,7 @@ class ClockSkewMonitor(RiskMonitor):
                 wait = 3 * self.settings.clock_rpc_timeout_s + _DEADLINE_MARGIN_S  # the turns, then two calls
                 self._on_probed(_Probed(seq=message.seq, slot=None, block_time=None, now=None,
                                         error=f"no answer from the RPC loop within {wait:g} s"))
+                self.publish_status(self.status())
             return None
         if kind is GetClockSkewStatus:
             return self.status()

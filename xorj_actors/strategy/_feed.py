@@ -73,6 +73,7 @@ class StrategyStatus(Message):
     polls: int  # requests started
     polling: bool  # a request is in flight
     url: str
+    started_at: float | None = None  # time.time() this feed started (its age before a first good response)
 
 
 # -- internal messages (control: never refused, so a poll's outcome is never lost) -------------
@@ -178,6 +179,7 @@ class StrategyFeed(Participant):
         self._client = QuantClient(endpoint, api_key, settings, mints, clock)
         self._loop: LoopThread | None = None
         self._instance = uuid.uuid4().hex[:8]
+        self._started_at = clock()
         self._polls = 0
         self._rejections = 0
         # A restarted feed takes over the board as it is: no false "fresh" transition.
@@ -207,6 +209,7 @@ class StrategyFeed(Participant):
         logger.info("{}: polling {} every {:g} s", self.name, redact_url(self.url), self.settings.poll_interval_s)
         self._check_freshness()
         self._poll("start")
+        self.publish_status(self.status())  # xorj_strategy_feed_age_seconds reads it
 
     def on_terminate(self) -> None:
         for handle in (self._tick, self._deadline, self._stale_timer):
@@ -257,6 +260,7 @@ class StrategyFeed(Participant):
         else:
             return super().on_receive(message)
         self._check_freshness()
+        self.publish_status(self.status())
         return None
 
     def status(self) -> StrategyStatus:
@@ -272,6 +276,7 @@ class StrategyFeed(Participant):
             polls=self._polls,
             polling=self._inflight is not None,
             url=redact_url(self.url),
+            started_at=self._started_at,
         )
 
     # -- polling ---------------------------------------------------------------------------------
