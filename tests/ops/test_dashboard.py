@@ -20,18 +20,22 @@ import math
 import time
 import urllib.parse
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.core import Metric
 
-from supervisors import Runtime
 from tests.chaos.cluster_rig import CLUSTER, LOCALNET, QUANT
 from tests.chaos.crash_helpers import ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, poll
 from tests.ops.dashboard import Target, all_panels, concrete, exposed_names, load, metric_names, targets
 from tests.plugins.nats_server import NatsServer
 from tests.plugins.prometheus import PrometheusServer
+from xorj_actors.audit import AuditState
 from xorj_actors.config import Config
 from xorj_actors.engine import Engine
+from xorj_actors.kill_switch import HaltProgress
+from xorj_actors.risk import ClockSkewStatus
+from xorj_actors.strategy import StrategyStatus
 
 #: Generous for each step of the run (the vaults trade within seconds); the whole run stays well
 #: under the 5-minute windows of GRAFANA_VARIABLES.
@@ -47,13 +51,37 @@ NOT_PLOTTED = {
 }
 
 
+#: One status of each kind an actor publishes for the metrics (the halt, audit, clock and
+#: strategy gauges are read from them at scrape time; an actor that has not published has none).
+PUBLISHED = (
+    HaltProgress(live=3, acked=2, triggered_mono=0.0, ack_deadline_s=1.0),
+    AuditState(fail_closed=False, reason=None),
+    ClockSkewStatus(checks=1, errors=0, skew_s=0.2, slot=1, block_time=1, consecutive=0, latched=False, triggers=0,
+                    last_error=None),
+    StrategyStatus(round=1, scenario=None, fresh=True, last_ok_at=0.0, last_error=None, last_error_at=None,
+                   rejections=0, polls=1, polling=False, url="http://quant", started_at=0.0),
+)
+
+
+class _Published:
+    """A runtime whose only actors are those that published :data:`PUBLISHED`."""
+
+    def actors(self) -> list[SimpleNamespace]:
+        return [
+            SimpleNamespace(urn=f"urn:{i}", name=f"a{i}", parent=None, actor_class=type(s), mailbox_depth=0,
+                            restarts=0, status=s)
+            for i, s in enumerate(PUBLISHED)
+        ]
+
+
 def _registry_families(tmp_path: Path) -> list[Metric]:
-    """Every metric family of an engine's registry, as its first scrape lists them (not started:
-    an empty actor tree, the halt board before the kill switch has read its state)."""
+    """Every metric family an engine's registry can list: an engine built (not started) as a
+    cluster node with a chain node, its publishers having published (:data:`PUBLISHED`)."""
     engine = Engine(Config(), tmp_path / "data")
-    with Runtime() as runtime:
-        engine.metrics.watch(runtime, engine.board)
-        return list(engine.metrics.registry.collect())
+    engine.metrics.watch(_Published(), engine.board)  # type: ignore[arg-type]
+    engine.metrics.watch_cluster(lambda: {"alive": 1})  # as Engine.start does with [cluster]
+    engine.metrics.expect_slots()  # as the tree does with [execution] ws_url and rpc_url
+    return list(engine.metrics.registry.collect())
 
 
 def test_the_dashboard_is_grafana_json_that_imports() -> None:
