@@ -121,6 +121,16 @@ def test_every_panel_reads_metrics_the_engine_exports(tmp_path: Path) -> None:
     assert not unplotted, f"metrics no panel plots (plot them, or say why in NOT_PLOTTED): {sorted(unplotted)}"
 
 
+def test_grafana_variables_become_promql_and_an_unknown_one_fails() -> None:
+    assert concrete("rate(xorj_trades_total[$__rate_interval])") == "rate(xorj_trades_total[5m])"
+    assert concrete("increase(xorj_trades_total[${__range}])") == "increase(xorj_trades_total[5m])"
+    with pytest.raises(KeyError):
+        concrete('xorj_actors{instance="$instance"}')  # a dashboard variable the test cannot fill
+    assert metric_names('histogram_quantile(0.99, sum by (le) (rate(xorj_audit_append_seconds_bucket{job="x"}[1m])))') == {
+        "xorj_audit_append_seconds_bucket"
+    }
+
+
 def _prometheus_target(engine: EngineProcess) -> str:
     """``host:port`` of the engine's ``/metrics`` (``[http] port = 0``: from ``ctl status``)."""
     status = poll(engine.status, 60, "the engine answering", engine=engine)
