@@ -391,7 +391,7 @@ def render(cmd: str, result: Any) -> str:
         text = "\n".join(f"{k:<16}{v}" for k, v in result.items())
         return text + ("\nstack:\n" + "\n".join(stack) if stack else "\nstack: (not running)")
     if isinstance(result, dict):
-        return "\n".join(f"{k:<16}{v}" for k, v in result.items())
+        return "\n".join(f"{k:<17}{v}" for k, v in result.items())
     return str(result)
 
 
