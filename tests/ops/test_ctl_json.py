@@ -152,6 +152,10 @@ def test_every_command_prints_its_documented_json(trading_engine: Engine, capsys
         assert code == 0, value
         docs[cmd].check(cmd, value)
     assert set(run_json(capsys, e, "help")[1]) == set(COMMANDS)
+    piped = subprocess.run([sys.executable, "-m", "xorj_actors.cli", "ctl", "--socket", str(e.socket_path), "status",
+                            "--json"], capture_output=True, text=True, timeout=30)  # the real entry point
+    assert piped.returncode == 0, piped.stderr
+    docs["status"].check("status", json.loads(piped.stdout))
 
     flatten = ["flatten", "--vault", "vault-0001", "--operator", "alice", "--reason", "owner asked"]
     code, value = run_json(capsys, e, *flatten)  # ARMED: refused
