@@ -10,6 +10,7 @@ its retention date.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -21,7 +22,7 @@ from loguru import logger
 
 from xorj_actors.audit._chain import AuditEntry, canonical_json
 from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
-from xorj_actors.audit._verify import AnchorHead, verify_rows
+from xorj_actors.audit._verify import AnchorHead, batch_counter, verify_rows
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
 
 #: Entries per anchor object; a longer backlog is archived in several objects.
@@ -143,13 +144,7 @@ def recover_from_anchors(
     head = read_head(store)
     seq, last_hash = (head.sequence, head.hash) if head else (0, store.genesis)
     report = progress or (lambda step, done, total: None)
-    verified = [0]
-
-    def on_batch(n: int) -> None:
-        verified[0] += n
-        report("local log", verified[0], seq)
-
-    report("local log", 0, seq)
+    on_batch = batch_counter(functools.partial(report, "local log"), seq)
     local = verify_rows(
         iter_rows(store, on_batch=on_batch), key, anchors=[a for a in anchors if a.sequence <= seq],
         start_hash=store.genesis,

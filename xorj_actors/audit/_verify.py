@@ -247,6 +247,18 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+def batch_counter(progress: Progress, total: int) -> Callable[[int], None]:
+    """An ``on_batch`` for :func:`iter_rows` that reports the rows so far to ``progress`` (0 at once)."""
+    done = [0]
+    progress(0, total)
+
+    def on_batch(n: int) -> None:
+        done[0] += n
+        progress(done[0], total)
+
+    return on_batch
+
+
 #: A worker's counters of rows verified, one slot per worker, shared with the parent (progress).
 _shared_done: Any = None
 
@@ -367,15 +379,7 @@ def verify_store(
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
         return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
                             anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
-    on_batch = None
-    if progress is not None:
-        done = [0]
-        progress(0, total)  # again, after a parallel pass that failed
-
-        def on_batch(n: int) -> None:
-            done[0] += n
-            progress(done[0], total)
-
+    on_batch = None if progress is None else batch_counter(progress, total)  # from 0 again after a parallel pass
     result = verify_rows(iter_rows(store, on_batch=on_batch), key, anchors=anchors, start_hash=store.genesis,
                          lookup=lambda _following: StoreLookup(store))
     if result.disputed_anchor is not None and anchors and segments is not None:
