@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 __all__ = ["Bars", "Ticker", "progress_bars", "show_progress"]
 
-#: Redraws per second at most, from the work's own updates.
+#: The least time between two redraws caused by the work's own updates (10 a second at most).
 _REDRAW_S = 0.1
 
 

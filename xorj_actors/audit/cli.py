@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import functools
 import sys
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

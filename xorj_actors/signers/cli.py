@@ -148,7 +148,6 @@ def _rotate(key: Any, vaults: Sequence[str], rpc_url: str, audit: Any, data_dir:
     import os
 
     from xorj_actors._progress import progress_bars
-
     from xorj_actors.audit import AuditTimeout, AuditUnavailable
     from xorj_actors.signers import SignerError
     from xorj_actors.signers._rotation import JsonRpc
