@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.audit.test_audit_verify import fill, rewrite_with_key, run_cli, swap, write_config
+from tests.terminal import frames, stderr_on_a_terminal
 from xorj_actors.audit import (
     AnchorError,
     Anchorer,
@@ -258,9 +259,9 @@ def test_cli_verify_with_unreachable_anchors_is_a_clear_error(data_dir, audit_ke
 
 
 def test_restore_from_an_old_backup_and_recover_from_the_anchors(
-    audit_settings, anchor_settings, data_dir, audit_key, raw_sql, tmp_path, capsys
+    audit_settings, anchor_settings, data_dir, audit_key, raw_sql, tmp_path, capsys, monkeypatch
 ):
-    """The documented restore procedure, end to end through the CLI."""
+    """The documented restore procedure, end to end through the CLI (recover on a terminal: its bars)."""
     config = _anchored_config(audit_settings, anchor_settings, tmp_path)
     a = anchor_settings
     common = ["--config", str(config), "--data-dir", str(data_dir)]
@@ -272,8 +273,11 @@ def test_restore_from_an_old_backup_and_recover_from_the_anchors(
     capsys.readouterr()
     assert run_cli(["verify", *common]) == 1
     assert "truncated tail: the log ends at entry 7 but entry 15 was anchored" in capsys.readouterr().err
-    assert run_cli(["recover", *common]) == 0
+    with stderr_on_a_terminal(monkeypatch) as drawn:
+        assert run_cli(["recover", *common]) == 0
     assert "restored 8 entries" in capsys.readouterr().out
+    assert {(done, total) for done, total, _ in frames(drawn[0])} >= {(7, 7), (8, 8)}  # the local log; restored
+    assert "recover local log" in drawn[0] and "recover from anchors" in drawn[0]
     assert run_cli(["verify", *common]) == 0
     out = capsys.readouterr().out
     assert "OK: 15 entries" in out and "2 anchors matched" in out

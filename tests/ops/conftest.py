@@ -1,16 +1,19 @@
-"""Fixtures of the ops tests: an engine with its HTTP API, signed requests, its audit trail."""
+"""Fixtures of the ops tests: an engine with its HTTP API, signed requests, its audit trail; an
+engine whose vaults trade on the localnet."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.execution.conftest import BASE, merged_config
 from tests.plugins.engine import RECOVERY_KEYS, wait_until
 from xorj_actors.audit import AuditStoreError, open_store, select_entries
 from xorj_actors.engine import Engine
@@ -61,6 +64,26 @@ class Api:
 
     def post_raw(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         return request(self.url + path, method="POST", body=body, headers=headers)
+
+
+# The executor's test engine with vaults that trade: rounds only on command (the first timer
+# round is minutes away at this interval).
+TRADING_EXTRA = """
+[vaults]
+count = 2
+round_interval_s = 600
+"""
+
+
+@pytest.fixture
+def trading_engine(tmp_path: Path) -> Iterator[Engine]:
+    """The localnet and execution on, two vaults that trade when told (``round``)."""
+    engine = Engine(merged_config(BASE, TRADING_EXTRA), tmp_path / "trading", environ=dict(RECOVERY_KEYS))
+    engine.start()
+    try:
+        yield engine
+    finally:
+        assert not engine.stop(timeout=15), "actors did not stop"
 
 
 @pytest.fixture

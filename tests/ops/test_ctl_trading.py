@@ -11,29 +11,18 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
 
 from supervisors import Actor, ChildSpec, Ref, StartChild
-from tests.execution.conftest import BASE, merged_config
 from tests.helpers import wait_until
-from tests.plugins.engine import RECOVERY_KEYS
 from xorj_actors.audit import AuditStoreError, open_store, select_entries
 from xorj_actors.engine import Engine
 from xorj_actors.ops import Commands, RequestError
 from xorj_actors.ops.ctl import CtlError, add_arguments, main, request
 from xorj_actors.vaults import GetVaultStatus, VaultPhase, VaultStatus
-
-# The executor's test engine with vaults that trade: rounds only on command (the first timer
-# round is minutes away at this interval).
-TRADING_EXTRA = """
-[vaults]
-count = 2
-round_interval_s = 600
-"""
 
 
 def ctl(engine: Engine, cmd: str, **args: Any) -> Any:
@@ -116,16 +105,6 @@ class StuckVault(Actor):
 def quiet_engine(engine_factory: Callable[..., Engine]) -> Engine:
     """No localnet, no execution, nothing listening for the strategy feed: vaults hold."""
     return engine_factory(vaults=3)
-
-
-@pytest.fixture
-def trading_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = Engine(merged_config(BASE, TRADING_EXTRA), tmp_path / "trading", environ=dict(RECOVERY_KEYS))
-    engine.start()
-    try:
-        yield engine
-    finally:
-        assert not engine.stop(timeout=15), "actors did not stop"
 
 
 # -- without execution ---------------------------------------------------------------------------

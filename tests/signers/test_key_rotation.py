@@ -29,6 +29,7 @@ from xorj_actors.tokens import vault_token_account
 from tests.plugins.localnet import start_localnet
 from tests.plugins.softhsm import SoftHsmToken
 from tests.signers.conftest import VAULTS, created
+from tests.terminal import frames, stderr_on_a_terminal
 
 #: Several tokens with a balance, and SOL's account empty (an empty account is closed too).
 MARKETS = (
@@ -308,3 +309,12 @@ def test_kms_rotation_retargets_the_alias_disables_the_old_key_and_survives_a_cr
         assert done[-1]["retired_name"] == retired["AliasName"] and done[-1]["new_public_key"] == str(pending)
     finally:
         rig.ln.stop()
+
+
+def test_rotate_on_a_terminal_counts_the_vaults_in_a_bar(rig: Rig, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    with stderr_on_a_terminal(monkeypatch) as drawn:
+        assert rig.keys_cli("rotate", "--vaults", "0,1") == 0
+    assert set(printed(capsys.readouterr().out)) == {"vault-0000", "vault-0001"}  # stdout: the keys alone
+    shown = frames(drawn[0])
+    assert shown and shown[-1] == (2, 2, "0:00:00"), drawn[0][-500:]
+    assert (1, 2) in {(done, total) for done, total, _ in shown}  # one vault done, the other under way

@@ -10,9 +10,11 @@ its retention date.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +22,7 @@ from loguru import logger
 
 from xorj_actors.audit._chain import AuditEntry, canonical_json
 from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
-from xorj_actors.audit._verify import AnchorHead, verify_rows
+from xorj_actors.audit._verify import AnchorHead, batch_counter, verify_rows
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
 
 #: Entries per anchor object; a longer backlog is archived in several objects.
@@ -124,12 +126,16 @@ def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> lis
     return out
 
 
-def recover_from_anchors(store: Store, key: bytes, client: Any, settings: AnchorSettings) -> int:
+def recover_from_anchors(
+    store: Store, key: bytes, client: Any, settings: AnchorSettings,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
     """Append the anchored entries a restored log is missing; returns how many were written.
 
     Run with the engine stopped (the writer must be the only one). The local log must verify up to
     its end, and every recovered segment must continue the chain (hashes, HMACs, anchored head)
-    before anything is written.
+    before anything is written. ``progress(step, done, total)`` follows both steps (``local log``:
+    entries verified, per batch; ``from anchors``: entries restored, per segment).
 
     Raises:
         AnchorError: the local log or a segment does not verify; nothing more is written.
@@ -137,12 +143,16 @@ def recover_from_anchors(store: Store, key: bytes, client: Any, settings: Anchor
     anchors = list_anchors(client, settings, store.chain)
     head = read_head(store)
     seq, last_hash = (head.sequence, head.hash) if head else (0, store.genesis)
+    report = progress or (lambda step, done, total: None)
+    on_batch = batch_counter(functools.partial(report, "local log"), seq)
     local = verify_rows(
-        iter_rows(store), key, anchors=[a for a in anchors if a.sequence <= seq], start_hash=store.genesis
+        iter_rows(store, on_batch=on_batch), key, anchors=[a for a in anchors if a.sequence <= seq],
+        start_hash=store.genesis,
     )
     if not local.ok:
         raise AnchorError(f"the local log does not verify (entry {local.broken_sequence}: {local.reason})")
-    restored = 0
+    restored, missing = 0, max((a.sequence for a in anchors), default=seq) - seq
+    report("from anchors", 0, missing)
     for anchor in (a for a in anchors if a.sequence > seq):
         entries = [e for e in read_segment(client, settings, anchor) if e.sequence > seq]
         result = verify_rows(
@@ -155,6 +165,7 @@ def recover_from_anchors(store: Store, key: bytes, client: Any, settings: Anchor
                 insert_entries(store, entries[i : i + _RESTORE_CHUNK])
         seq, last_hash = anchor.sequence, anchor.hash
         restored += len(entries)
+        report("from anchors", restored, missing)
         logger.warning("audit restored entries {}..{} from {}", entries[0].sequence, seq, anchor.source)
     return restored
 

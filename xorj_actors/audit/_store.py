@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,9 +275,11 @@ def iter_rows(
     batch: int = 50_000,
     limit: int | None = None,
     descending: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[tuple]:
     """Raw row tuples (:data:`COLUMNS` order) by sequence in ``(after, until]``, fetched in
-    keyset-paginated batches.
+    keyset-paginated batches; ``on_batch(n)`` is called once the ``n`` rows of a batch have been
+    consumed (progress, without a cost per row).
 
     Tuples, not model instances: verify walks a million rows and object construction dominates.
     """
@@ -301,6 +303,8 @@ def iter_rows(
         sql = f'SELECT {cols} FROM {table} {where}ORDER BY "sequence" {order} LIMIT {int(size)}'
         rows = store.db.execute_sql(sql, params).fetchall()
         yield from rows
+        if on_batch is not None:
+            on_batch(len(rows))
         if len(rows) < size:
             return
         cursor_seq = rows[-1][1]

@@ -5,15 +5,17 @@ say how much of the log the anchors cover (only anchored entries are safe from a
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -54,6 +56,10 @@ class AnchorHead:
 
 #: Reads the entries an anchor archived (its segment), for an entry-by-entry comparison.
 SegmentReader = Callable[[AnchorHead], Sequence[AuditEntry]]
+
+#: ``progress(done, total)``: entries verified so far of the chain's ``total``, reported once per
+#: batch read (never per entry); a second pass (after a failed parallel one) starts again at 0.
+Progress = Callable[[int, int], None]
 
 
 class Verdict(enum.StrEnum):
@@ -241,16 +247,46 @@ def _start_method() -> str:
     return "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+def batch_counter(progress: Progress, total: int) -> Callable[[int], None]:
+    """An ``on_batch`` for :func:`iter_rows` that reports the rows so far to ``progress`` (0 at once)."""
+    done = [0]
+    progress(0, total)
+
+    def on_batch(n: int) -> None:
+        done[0] += n
+        progress(done[0], total)
+
+    return on_batch
+
+
+#: A worker's counters of rows verified, one slot per worker, shared with the parent (progress).
+_shared_done: Any = None
+
+
+def _share_done(counters: Any) -> None:
+    """The pool's initializer: keep the shared counters (they can only be passed at process start)."""
+    global _shared_done
+    _shared_done = counters
+
+
+def _count_into(slot: int, n: int) -> None:
+    _shared_done[slot] += n  # one writer per slot: no lock
+
+
 def _verify_range(
-    settings: AuditSettings, data_dir: Path, key: bytes, anchors: Sequence[AnchorHead], after: int, until: int
+    settings: AuditSettings, data_dir: Path, key: bytes, anchors: Sequence[AnchorHead], after: int, until: int,
+    *, slot: int | None = None, on_batch: Callable[[int], None] | None = None,
 ) -> tuple[VerifyResult, str | None]:
     """Verify rows ``(after, until]`` as a chain starting at the first row's own ``prev_hash``
     (in a worker, or in this process on its own connection); also return that hash so the
-    parent can check the link between ranges.
+    parent can check the link between ranges. Rows verified go to ``on_batch``, or in a worker
+    to its ``slot`` of the shared counters.
     """
+    if slot is not None and _shared_done is not None:
+        on_batch = functools.partial(_count_into, slot)
     store = open_store(settings, data_dir, create=False)
     try:
-        rows = iter_rows(store, after=after, until=until)
+        rows = iter_rows(store, after=after, until=until, on_batch=on_batch)
         first = next(rows, None)
         if first is None:
             return VerifyResult(False, 0, after, "", 0, after + 1, "no rows"), None
@@ -263,21 +299,38 @@ def _verify_range(
 
 
 def _verify_parallel(
-    store: Store, key: bytes, anchors: Sequence[AnchorHead], last: int, workers: int, method: str
+    store: Store, key: bytes, anchors: Sequence[AnchorHead], last: int, workers: int, method: str,
+    progress: Progress | None = None,
 ) -> bool:
     """True when every range verifies and the ranges link up; False means "ask the serial pass".
 
-    ``workers - 1`` processes take a range each and this process takes the first.
+    ``workers - 1`` processes take a range each and this process takes the first. With
+    ``progress``, the workers count their rows into shared counters that this process reports
+    with its own, after each of its batches and then every 0.1 s until the workers are done.
     """
     bounds = [last * i // workers for i in range(workers + 1)]
     ranges = [(lo, hi, [a for a in anchors if lo < a.sequence <= hi]) for lo, hi in itertools.pairwise(bounds)]
     context = multiprocessing.get_context(method)  # never fork a process full of threads
+    counters = None if progress is None else context.Array("q", workers - 1, lock=False)
+    own = [0]
+
+    def report(n: int = 0) -> None:
+        own[0] += n
+        progress(own[0] + sum(counters), last)  # type: ignore[misc,arg-type]
+
+    shared = {} if counters is None else {"initializer": _share_done, "initargs": (counters,)}
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-            futures = [pool.submit(_verify_range, store.settings, store.data_dir, key, mine, lo, hi)
-                       for lo, hi, mine in ranges[1:]]
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context, **shared) as pool:
+            futures = [pool.submit(_verify_range, store.settings, store.data_dir, key, mine, lo, hi,
+                                   slot=None if counters is None else slot)
+                       for slot, (lo, hi, mine) in enumerate(ranges[1:])]
             lo, hi, mine = ranges[0]
-            parts = [_verify_range(store.settings, store.data_dir, key, mine, lo, hi)]
+            parts = [_verify_range(store.settings, store.data_dir, key, mine, lo, hi,
+                                   on_batch=None if progress is None else report)]
+            if progress is not None:
+                while wait(futures, timeout=0.1).not_done:
+                    report()
+                report()
             parts += [f.result() for f in futures]
     except (BrokenProcessPool, OSError) as exc:
         logger.warning("parallel audit verify unavailable ({}); verifying in one process", exc)
@@ -297,9 +350,10 @@ def verify_store(
     *,
     workers: int | None = None,
     segments: SegmentReader | None = None,
+    progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify the whole log in ``store`` (and against ``anchors``; ``None``: not consulted), streaming
-    it in batches.
+    it in batches, reporting to ``progress`` once per batch.
 
     A large log is split into contiguous ranges verified by ``workers`` processes, this one
     included (default: this process's CPUs, at most 4; forked when no other thread runs, else
@@ -310,19 +364,23 @@ def verify_store(
     """
     workers = workers or min(_cpus(), 4)
     head = read_head(store)
+    total = 0 if head is None else head.sequence
+    if progress is not None:
+        progress(0, total)
     method = _start_method()
     if (
         head is not None
         and workers > 1
         and head.sequence >= PARALLEL_MIN_ENTRIES * (1 if method == "fork" else _SPAWN_FACTOR)
         and all(a.sequence <= head.sequence for a in anchors or ())
-        and _verify_parallel(store, key, anchors or (), head.sequence, workers, method)
+        and _verify_parallel(store, key, anchors or (), head.sequence, workers, method, progress)
     ):
         newest = max((a.sequence for a in anchors or ()), default=0)
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
         return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
                             anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
-    result = verify_rows(iter_rows(store), key, anchors=anchors, start_hash=store.genesis,
+    on_batch = None if progress is None else batch_counter(progress, total)  # from 0 again after a parallel pass
+    result = verify_rows(iter_rows(store, on_batch=on_batch), key, anchors=anchors, start_hash=store.genesis,
                          lookup=lambda _following: StoreLookup(store))
     if result.disputed_anchor is not None and anchors and segments is not None:
         return _against_segment(store, result, anchors, segments)
@@ -337,9 +395,11 @@ def verify_chains(
     chains: Sequence[str] | None = None,
     workers: int | None = None,
     segments: SegmentReader | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, VerifyResult]:
     """Verify every chain of ``store``'s database (or only ``chains``), each on its own, against
-    its own anchors; the results by chain, ``default`` first.
+    its own anchors; the results by chain, ``default`` first. ``progress(chain, done, total)``
+    as :data:`Progress`.
 
     ``anchors`` maps a chain to its anchored heads (``None``: not consulted; a chain absent from
     it has none). A chain that has anchors but no table lost its whole log: it is reported broken.
@@ -352,7 +412,9 @@ def verify_chains(
     for name in names:
         heads = None if anchors is None else list(anchors.get(name, ()))
         if name in present:
-            results[name] = verify_store(chain_store(store, name), key, heads, workers=workers, segments=segments)
+            report = None if progress is None else functools.partial(progress, name)
+            results[name] = verify_store(chain_store(store, name), key, heads, workers=workers, segments=segments,
+                                         progress=report)
         else:
             results[name] = _missing_chain(name, heads)
     return results

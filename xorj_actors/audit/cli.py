@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 _COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover")
 #: The actions that read every chain of the store unless ``--chain`` names one.
 _ALL_CHAINS = ("verify", "chains")
+#: The long-running actions: a progress bar on a terminal (stderr), unless ``--no-progress``.
+_WITH_PROGRESS = ("verify", "export", "recover")
+#: ``audit export`` moves its bar every this many entries (not every entry: it costs).
+_EXPORT_TICK = 1000
 
 #: ``audit verify`` exit codes (docs/AUDIT.md, "CLI"). 2 is also every other action's "cannot".
 EXIT_OK = 0  # chain and HMACs intact, every entry covered by a matching anchor
@@ -62,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         if name == "verify":
             sp.add_argument("--no-anchors", action="store_true", help="do not compare with the anchored heads")
+        if name in _WITH_PROGRESS:
+            sp.add_argument("--no-progress", action="store_true",
+                            help="no progress bar (there is none anyway unless stderr is a terminal)")
         if name in ("tail", "show", "export"):
             sp.add_argument("--trade-id", metavar="ID", help="only entries with this correlation (trade) id")
             sp.add_argument("--type", action="append", default=[], metavar="TYPE", help="event type (repeatable)")
@@ -96,15 +104,17 @@ def _line(e: Any) -> str:
     return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
-def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool, chain: str | None) -> int:
+def _verify(store: Store, key: bytes, anchor: AnchorSettings, args: argparse.Namespace) -> int:
     """``audit verify``: print each chain's verdict (OK, UNANCHORED, BROKEN) and return the exit
     code of the worst. A store whose only chain is the default one prints one line, as ever."""
+    from xorj_actors._progress import progress_bars
     from xorj_actors.audit._anchor import anchor_prefix, list_chain_anchors, read_segment, s3_client
     from xorj_actors.audit._verify import Verdict, verify_chains
     from xorj_actors.audit.settings import DEFAULT_CHAIN
 
     anchors: dict[str, list[AnchorHead]] | None = None  # None: not consulted
     segments: SegmentReader | None = None
+    no_anchors, chain = args.no_anchors, args.chain
     if no_anchors:
         why = "--no-anchors: the anchors were not consulted"
     elif not anchor.enabled:
@@ -114,13 +124,52 @@ def _verify(store: Store, key: bytes, anchor: AnchorSettings, no_anchors: bool, 
         anchors = list_chain_anchors(client, anchor)
         segments = functools.partial(read_segment, client, anchor)
         why = "no anchor in s3://{bucket}/{prefix} yet"
-    results = verify_chains(store, key, anchors, chains=None if chain is None else [chain], segments=segments)
+    with progress_bars(enabled=not args.no_progress) as bars:
+        results = verify_chains(store, key, anchors, chains=None if chain is None else [chain], segments=segments,
+                                progress=_bar_per_chain(bars, "verify") if bars else None)
     named = list(results) != [DEFAULT_CHAIN]
     for name, result in results.items():
         line = result.describe(why.format(bucket=anchor.bucket, prefix=anchor_prefix(anchor, name)))
         stream = sys.stderr if result.verdict is Verdict.BROKEN else sys.stdout
         print(f"chain {name}: {line}" if named else line, file=stream)
     return _worst(list(results.values()))
+
+
+def _bar_per_chain(bars: Any, action: str) -> Callable[[str, int, int], None]:
+    """A ``progress(chain, done, total)`` that moves one bar per chain (or per step)."""
+    tickers: dict[str, Any] = {}
+
+    def report(chain: str, done: int, total: int) -> None:
+        if chain not in tickers:
+            tickers[chain] = bars.task(f"{action} {chain}", total)
+        tickers[chain].update(done, total)
+
+    return report
+
+
+def _export(store: Store, filters: dict[str, Any], args: argparse.Namespace) -> None:
+    """``audit export``: JSON lines to ``--output`` or stdout; the bar follows the position in the log."""
+    import json
+
+    from xorj_actors._progress import progress_bars
+    from xorj_actors.audit._store import read_head, select_entries
+
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    # The entries on the terminal itself: a bar among them would only garble them.
+    show = not args.no_progress and (out is not sys.stdout or not sys.stdout.isatty())
+    try:
+        with progress_bars(enabled=show) as bars:
+            head = read_head(store) if bars else None
+            ticker = bars.task("export", 0 if head is None else head.sequence)
+            for i, e in enumerate(select_entries(store, **filters), 1):
+                out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+                if not i % _EXPORT_TICK and bars:
+                    ticker.update(e.sequence)
+            if head is not None:
+                ticker.update(head.sequence)
+    finally:
+        if out is not sys.stdout:
+            out.close()
 
 
 def _worst(results: list[VerifyResult]) -> int:
@@ -178,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
         if cmd in ("verify", "anchor", "recover"):
             key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
         if cmd == "verify":
-            return _verify(store, key, settings.anchor, args.no_anchors, args.chain)
+            return _verify(store, key, settings.anchor, args)
         if cmd == "chains":
             _chains(store)
             return 0
@@ -187,7 +236,11 @@ def main(args: argparse.Namespace) -> int:
                 print(f"audit {cmd}: anchoring is not enabled in [audit.anchor]", file=sys.stderr)
                 return EXIT_CANNOT
             if cmd == "recover":
-                restored = recover_from_anchors(store, key, s3_client(settings.anchor), settings.anchor)
+                from xorj_actors._progress import progress_bars
+
+                with progress_bars(enabled=not args.no_progress) as bars:
+                    restored = recover_from_anchors(store, key, s3_client(settings.anchor), settings.anchor,
+                                                    progress=_bar_per_chain(bars, "recover") if bars else None)
                 print(f"restored {restored} entries from the anchors; run `audit verify` next")
                 return 0
             head = Anchorer(settings.anchor, store, key).anchor_now()
@@ -203,13 +256,7 @@ def main(args: argparse.Namespace) -> int:
             for e in select_entries(store, sequence=args.sequence, entry_id=args.entry_id, **filters):
                 print(json.dumps(e.to_dict(), indent=2, ensure_ascii=False))
         else:
-            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-            try:
-                for e in select_entries(store, **filters):
-                    out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
-            finally:
-                if out is not sys.stdout:
-                    out.close()
+            _export(store, filters, args)
         return 0
     except (ValueError, AuditStoreError, AnchorError) as exc:
         print(f"audit {args.audit_command}: {exc}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """`xorj-actors ctl`: talk to a running engine over its debug socket.
 
 The socket is found from the same ``--config`` and ``--data-dir`` as ``run`` (or ``--socket``).
-Output is a readable table by default and JSON with ``--json``. ``sign-recovery`` runs locally:
-a key holder computes their authorisation without touching the engine.
+Output is a readable table by default and JSON with ``--json``: then stdout holds exactly one JSON
+document, the result or ``{"error": {"code", "message"}}`` (docs/DEBUG_SOCKET.md, "ctl --json").
+``sign-recovery`` runs locally: a key holder computes their authorisation without touching the engine.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ _SLOW_COMMANDS = frozenset({"vault-add", "vault-remove"})
 
 
 class CtlError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+    """A failed request: ``code`` the exit code, ``error`` the error code, ``detail`` the message."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED, *, error: str | None = None) -> None:
+        super().__init__(message if error is None else f"{error}: {message}")
+        self.code, self.detail = code, message
+        self.error = error or ("unreachable" if code == EXIT_UNREACHABLE else "failed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         return _add(name, parents=[common], **kw)
 
     sub.add_parser = add  # type: ignore[method-assign]
+    sub.add_parser("help", help="the engine's commands, each with one line of help")
     sub.add_parser("tree", help="the live actor tree")
     p = sub.add_parser("actor", help="one actor's details and stack")
     p.add_argument("who", help="actor urn or name")
@@ -144,7 +149,7 @@ def request(path: Path, cmd: str, args: dict[str, Any] | None = None, *, timeout
     reply = json.loads(buf)
     if not reply.get("ok"):
         err = reply.get("error", {})
-        raise CtlError(f"{err.get('code')}: {err.get('message')}")
+        raise CtlError(str(err.get("message")), error=str(err.get("code")))
     return reply["result"]
 
 
@@ -386,7 +391,7 @@ def render(cmd: str, result: Any) -> str:
         text = "\n".join(f"{k:<16}{v}" for k, v in result.items())
         return text + ("\nstack:\n" + "\n".join(stack) if stack else "\nstack: (not running)")
     if isinstance(result, dict):
-        return "\n".join(f"{k:<16}{v}" for k, v in result.items())
+        return "\n".join(f"{k:<17}{v}" for k, v in result.items())
     return str(result)
 
 
@@ -399,7 +404,7 @@ def _sign_recovery(args: argparse.Namespace) -> dict[str, Any]:
 
     key = os.environ.get(args.key_env, "")
     if len(key.encode()) < MIN_KEY_BYTES:
-        raise CtlError(f"{args.key_env} is unset or shorter than {MIN_KEY_BYTES} bytes")
+        raise CtlError(f"{args.key_env} is unset or shorter than {MIN_KEY_BYTES} bytes", error="bad_request")
     timestamp = args.timestamp if args.timestamp is not None else int(time.time())
     if args.cluster_epoch is not None:
         mac = sign_cluster_recovery(key.encode(), args.cluster_epoch, args.nonce, timestamp)
@@ -415,7 +420,7 @@ def _parse_auth(items: list[str]) -> list[dict[str, str]]:
     for item in items:
         key_id, sep, mac = item.partition(":")
         if not sep or not key_id or not mac:
-            raise CtlError(f"--auth {item!r}: expected KEY_ID:HMAC")
+            raise CtlError(f"--auth {item!r}: expected KEY_ID:HMAC", error="bad_request")
         out.append({"key_id": key_id, "hmac": mac})
     return out
 
@@ -449,17 +454,21 @@ def main(args: argparse.Namespace) -> int:
             if timeout is None:
                 timeout = SLOW_TIMEOUT_S if cmd in _SLOW_COMMANDS else DEFAULT_TIMEOUT_S
             result = request(path, cmd, params, timeout=timeout)
-    except CtlError as exc:
-        print(f"xorj-actors ctl: {exc}", file=sys.stderr)
-        return exc.code
     except Exception as exc:  # noqa: BLE001 - e.g. a config error: say it plainly
-        print(f"xorj-actors ctl: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        error = exc if isinstance(exc, CtlError) else CtlError(str(exc))
+        print(f"xorj-actors ctl: {error}", file=sys.stderr)
+        if args.json:  # a script reads one JSON document on stdout, whatever happened
+            _print(json.dumps({"error": {"code": error.error, "message": error.detail}}, indent=2))
+        return error.code
+    _print(json.dumps(result, indent=2) if args.json else render(cmd, result))
+    return EXIT_FAILED if _refused(cmd, result) else 0
+
+
+def _print(text: str) -> None:
     try:
-        print(json.dumps(result, indent=2) if args.json else render(cmd, result))
+        print(text)
     except BrokenPipeError:  # `ctl tree | head`
         sys.stderr.close()
-    return EXIT_FAILED if _refused(cmd, result) else 0
 
 
 def _refused(cmd: str, result: Any) -> bool:

@@ -112,8 +112,10 @@ def rotate_vaults(
     environ: Mapping[str, str],
     audit: Audit,
     poll_s: float = 0.5,
+    on_vault: Callable[[str], None] | None = None,
 ) -> list[tuple[str, Pubkey | None, str]]:
-    """Rotate ``vaults`` in ``key``'s store: (vault, new key or None, why not) per vault.
+    """Rotate ``vaults`` in ``key``'s store: (vault, new key or None, why not) per vault;
+    ``on_vault(vault)`` once each is done or failed (progress).
 
     Nothing changes unless every vault has a key (or a rotation to finish), the RPC answers, and
     the engine's lock is free; then the vaults go one by one, a failed one reported and audited
@@ -146,6 +148,8 @@ def rotate_vaults(
                 except (MoveError, SignerError) as exc:
                     audit({"step": "failed", "vault": vault, "reason": str(exc)}, "WARNING")
                     out.append((vault, None, str(exc)))
+                if on_vault is not None:
+                    on_vault(vault)
             return out
         finally:
             keys.close()

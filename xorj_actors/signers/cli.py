@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         if name == "rotate":
             sp.add_argument("--rpc", metavar="URL", help="Solana JSON-RPC URL (default: [execution] rpc_url)")
+            sp.add_argument("--no-progress", action="store_true",
+                            help="no progress bar (there is none anyway unless stderr is a terminal)")
 
 
 Row = tuple[str, Any, str]
@@ -94,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"keys {action}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     if action == "rotate":
-        return _rotate(key, vaults, rpc_url, audit, Path(args.data_dir))
+        return _rotate(key, vaults, rpc_url, audit, Path(args.data_dir), progress=not args.no_progress)
     details: dict[str, Any] = {"what": action, "key": key.name, "backend": key.backend}
     code, rows = 0, []
     try:
@@ -140,10 +142,12 @@ def _rotate_input(args: argparse.Namespace, vaults: Sequence[str], config: Any) 
     return url
 
 
-def _rotate(key: Any, vaults: Sequence[str], rpc_url: str, audit: Any, data_dir: Any) -> int:
-    """Run ``keys rotate`` (every step audited as it happens); the exit code."""
+def _rotate(key: Any, vaults: Sequence[str], rpc_url: str, audit: Any, data_dir: Any, *, progress: bool) -> int:
+    """Run ``keys rotate`` (every step audited as it happens); the exit code. A bar (on a terminal)
+    counts the vaults done; it is redrawn from a thread, since one vault takes seconds."""
     import os
 
+    from xorj_actors._progress import progress_bars
     from xorj_actors.audit import AuditTimeout, AuditUnavailable
     from xorj_actors.signers import SignerError
     from xorj_actors.signers._rotation import JsonRpc
@@ -157,9 +161,10 @@ def _rotate(key: Any, vaults: Sequence[str], rpc_url: str, audit: Any, data_dir:
     code, rows = 0, []
     try:
         try:
-            rows = rotate_vaults(
-                key, vaults, rpc=JsonRpc(rpc_url), data_dir=data_dir, environ=os.environ, audit=record
-            )
+            with progress_bars(enabled=progress, refresh_thread=True) as bars:
+                ticker = bars.task("rotate", len(vaults), unit="vaults")
+                rows = rotate_vaults(key, vaults, rpc=JsonRpc(rpc_url), data_dir=data_dir, environ=os.environ,
+                                     audit=record, on_vault=lambda _vault: ticker.advance())
         except SignerError as exc:
             print(f"keys rotate: {exc}", file=sys.stderr)
             record({"outcome": "refused", "vaults": list(vaults), "reason": str(exc)}, "WARNING")
