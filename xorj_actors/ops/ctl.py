@@ -67,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("breakers", help="the circuit breakers")
     sub.add_parser("quotas", help="every external endpoint's budget: used, rate, waiting, 429s")
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
+    sub.add_parser("trades", help="the last minute's trades: rate, outcomes, p50 and p99 intent to confirmed")
     sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
@@ -373,6 +374,10 @@ def render(cmd: str, result: Any) -> str:
         from xorj_actors.breakers import render_breakers
 
         return render_breakers(result)
+    if cmd == "trades":
+        from xorj_actors.top import render_trades_reply
+
+        return render_trades_reply(result)
     if cmd == "quotas":
         from xorj_actors.quotas import render_quotas
 
