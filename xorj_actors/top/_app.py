@@ -120,9 +120,10 @@ class TopApp(App[None]):
     DEFAULT_CSS = """
     #header { height: 1; }
     #top { height: auto; max-height: 50%; }
-    #left, #right { width: 1fr; height: auto; }
+    .column { width: 1fr; height: auto; }
     .panel { border: round $primary; padding: 0 1; height: auto; }
     #tree { height: 1fr; }
+    #errors { height: auto; color: $error; }
     #message { height: auto; color: $warning; }
     """
 
@@ -136,15 +137,17 @@ class TopApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         with Horizontal(id="top"):
-            with Vertical(id="left"):
+            with Vertical(classes="column"):
                 yield Static(id="halt", classes="panel")
                 yield Static(id="trades", classes="panel")
-                yield Static(id="strategy", classes="panel")
-            with Vertical(id="right"):
+            with Vertical(classes="column"):
                 yield Static(id="breakers", classes="panel")
+                yield Static(id="strategy", classes="panel")
+            with Vertical(classes="column"):
                 yield Static(id="quotas", classes="panel")
                 yield Static(id="nodes", classes="panel")
         yield DataTable(id="tree", cursor_type="row", zebra_stripes=True)
+        yield Static(id="errors")
         yield Static(id="message")
         yield Footer()
 
@@ -177,8 +180,8 @@ class TopApp(App[None]):
         nodes.display = bool(vm.nodes)
         self._show_tree(vm)
         errors = {k: v for k, v in vm.errors.items() if k != "engine"}
-        if errors and vm.connection is Connection.CONNECTED:
-            self.query_one("#message", Static).update("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+        shown = vm.connection is Connection.CONNECTED and errors
+        self.query_one("#errors", Static).update("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) if shown else "")
 
     def _show_tree(self, vm: ViewModel) -> None:
         table = self.query_one("#tree", DataTable)
@@ -216,6 +219,7 @@ class TopApp(App[None]):
             else:
                 self.say(f"{mode} halt NOT triggered (not confirmed): nothing changed")
 
+        self.say("")
         self.push_screen(Prompt(question, placeholder=CONFIRM_WORD), answered)
 
     @work(thread=True, group="halt")

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 TREE_COLUMNS: Final = ("ACTOR", "STATE", "MAILBOX", "RESTARTS", "LAST MESSAGE", "CLASS")
-_BAR_WIDTH: Final = 30
+_BAR_WIDTH: Final = 20
 #: Missing actors named on screen; the rest are counted.
 _MISSING_SHOWN: Final = 12
 _QUOTA_WARN: Final = 0.8
@@ -81,14 +81,15 @@ def render_halt(h: HaltView | None) -> Text:
     style = "bold white on red" if h.halted else "bold green"
     out = Text("KILL SWITCH  ")
     out.append(f" {h.state} ", style=style)
-    out.append(f"  epoch {h.epoch}  mode {h.mode or '-'}  factor {h.factor:g}")
+    out.append(f"  epoch {h.epoch}" + (f"  {h.mode}" if h.mode else "") + (f"  factor {h.factor:g}" if h.factor != 1 else ""))
     if h.since_trigger_s is None:
         return out
     out.append(f"\nlast trigger {_s(h.since_trigger_s)} ago: {h.reason or '-'}")
     if not h.halted:
         return out
     done = "complete" + (f" in {_s(h.latency_s)}" if h.latency_s is not None else "") if h.complete else "acking"
-    out.append(f"\nhalt acks  {bar(h.progress)} {h.acked}/{h.live}  {done}", style="green" if h.complete else "red")
+    out.append(f"\nhalt acks  {bar(h.progress)} {h.acked}/{h.live}", style="green" if h.complete else "red")
+    out.append(f"\n           {done}", style="green" if h.complete else "bold red")
     if h.missing:
         names = ", ".join(h.missing[:_MISSING_SHOWN])
         more = f" and {len(h.missing) - _MISSING_SHOWN} more" if len(h.missing) > _MISSING_SHOWN else ""
@@ -101,14 +102,14 @@ def render_trades(t: TradesView | None) -> Text:
         return Text("TRADES  (no answer)", style="yellow")
     rate = "-" if t.rate_per_s is None else f"{t.rate_per_s:.2f}/s"
     inflight = "-" if t.in_flight is None else str(t.in_flight)
-    awaiting = "" if t.awaiting_confirmation is None else f" (awaiting confirmation {t.awaiting_confirmation})"
-    out = Text(f"TRADES  {rate}  in flight {inflight}{awaiting}\n")
+    awaiting = "" if t.awaiting_confirmation is None else f"  awaiting {t.awaiting_confirmation}"
     window = "-" if t.window_s is None else f"{t.window_s:g} s"
-    out.append(f"intent->confirmed  p50 {_s(t.p50_s)}  p99 {_s(t.p99_s)}  (last {window})\n")
+    out = Text(f"TRADES  {rate}  in flight {inflight}{awaiting}\n")
+    out.append(f"p50 {_s(t.p50_s)}  p99 {_s(t.p99_s)}  intent->confirmed\n")
     outcomes = "  ".join(f"{k} {v}" for k, v in sorted(t.outcomes.items())) or "none"
-    out.append(f"outcomes (last {window})  {outcomes}")
+    out.append(f"last {window}: {outcomes}")
     if t.total is not None:
-        out.append(f"  | {t.total} since start")
+        out.append(f"\nsince start: {t.total}")
     return out
 
 
@@ -120,10 +121,10 @@ def render_trades_reply(result: Mapping[str, Any]) -> str:
 
 
 def render_breakers(rows: tuple[BreakerRow, ...]) -> Text:
-    out = Text("BREAKERS")
+    out = Text("BREAKERS  failures in window, in a row")
     for b in rows:
-        line = (f"\n{b.name:<22} {b.state:<9} failures {b.failures}/{b.max_failures} in {b.window_s:g} s"
-                f"  consecutive {b.consecutive}/{b.max_consecutive or '-'}")
+        line = (f"\n{b.name:<21} {b.state:<7}{b.failures}/{b.max_failures} in {b.window_s:g}s"
+                f"  {b.consecutive}/{b.max_consecutive or '-'}")
         if b.open_for_s is not None:
             line += f"  for {_s(b.open_for_s)}"
         out.append(line, style=None if b.state == "CLOSED" else "bold red")
@@ -135,7 +136,7 @@ def render_strategy(s: StrategyView | None) -> Text:
         return Text("STRATEGY FEED  (no answer)", style="yellow")
     out = Text("STRATEGY FEED  ")
     out.append("fresh" if s.fresh else "STALE: no new trades", style="green" if s.fresh else "bold white on red")
-    out.append(f"  round {s.round if s.round is not None else '-'}  last good {_s(s.age_s)} ago")
+    out.append(f"  round {s.round if s.round is not None else '-'}\nlast good answer {_s(s.age_s)} ago")
     if s.last_error:
         out.append(f"\nlast error: {s.last_error}", style="yellow")
     return out
@@ -146,8 +147,9 @@ def render_quotas(rows: tuple[QuotaRow, ...]) -> Text:
     for q in rows:
         if q.shared_with is not None:
             continue  # counted in the bucket it shares
-        line = (f"\n{q.endpoint:<18} {bar(q.used_ratio, 10)} {q.used_ratio * 100:3.0f}%  {q.used}/{q.requests} in "
-                f"{q.window_s:g} s  waiting {q.waiting}  429s {q.throttled}")
+        line = f"\n{q.endpoint:<16} {bar(q.used_ratio, 10)} {q.used_ratio * 100:3.0f}%  {q.used}/{q.requests} per {q.window_s:g}s"
+        if q.waiting or q.throttled:
+            line += f"  waiting {q.waiting}  429s {q.throttled}"
         out.append(line, style="bold red" if q.used_ratio >= _QUOTA_WARN else None)
     return out
 
@@ -155,11 +157,10 @@ def render_quotas(rows: tuple[QuotaRow, ...]) -> Text:
 def render_nodes(rows: tuple[NodeRow, ...]) -> Text:
     if not rows:
         return Text("")
-    out = Text("CLUSTER NODES")
+    out = Text("CLUSTER NODES  heartbeat, vaults, kill switch")
     for n in rows:
         me = " (this node)" if n.this_node else ""
-        line = (f"\n{n.node_id:<10} {n.alive:<8} heartbeat {_s(n.heartbeat_age_s)} ago  vaults {n.owned_vaults}"
-                f"  kill switch {n.kill_switch}{me}")
+        line = f"\n{n.node_id:<8} {n.alive:<6} beat {_s(n.heartbeat_age_s)} ago  vaults {n.owned_vaults}  {n.kill_switch}{me}"
         out.append(line, style=None if n.alive == "alive" else "bold red")
     return out
 
