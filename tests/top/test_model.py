@@ -8,7 +8,17 @@ from typing import Any
 import pytest
 
 from xorj_actors.ops.ctl import EXIT_FAILED, EXIT_UNREACHABLE, CtlError
-from xorj_actors.top import PANELS, Connection, Poller, bar, build_view, render_halt, render_header, render_trades
+from xorj_actors.top import (
+    PANELS,
+    Connection,
+    Poller,
+    bar,
+    build_view,
+    render_halt,
+    render_header,
+    render_trades,
+    render_trades_reply,
+)
 from xorj_actors.top._render import render_breakers, render_strategy, tree_cells
 
 NOW = 1_800_000_000.0
@@ -92,6 +102,12 @@ def test_trades_join_the_window_and_the_executor() -> None:
     assert "0.53/s  in flight 3  awaiting 1" in text
     assert "p50 800 ms  p99 2.2 s  intent->confirmed" in text
     assert "last 60 s: confirmed 30  failed 2" in text and "since start: 400" in text
+
+
+def test_ctl_trades_renders_the_window_alone() -> None:
+    text = render_trades_reply({"window_s": 60.0, "outcomes": {}, "rate_per_s": 0.0, "confirmed_p50_s": None,
+                                "confirmed_p99_s": None, "total": 0})
+    assert text.splitlines() == ["TRADES  0.00/s", "p50 -  p99 -  intent->confirmed", "last 60 s: none", "since start: 0"]
 
 
 def test_breakers_strategy_and_unexpected_replies() -> None:

@@ -185,13 +185,15 @@ class TopApp(App[None]):
 
     def _show_tree(self, vm: ViewModel) -> None:
         table = self.query_one("#tree", DataTable)
-        selected = self._selected_key()
+        selected, old_row = self._selected_key(), table.cursor_row
         table.clear()
         index = None
         for i, row in enumerate(vm.tree):
             table.add_row(*tree_cells(row), key=row.key)
             if row.key == selected:
                 index = i
+        if index is None and vm.tree:  # the row went (the vaults opened or folded): stay where it was
+            index = min(old_row, len(vm.tree) - 1)
         if index is not None:
             table.move_cursor(row=index, animate=False, scroll=True)
 

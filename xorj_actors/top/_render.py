@@ -101,10 +101,10 @@ def render_trades(t: TradesView | None) -> Text:
     if t is None:
         return Text("TRADES  (no answer)", style="yellow")
     rate = "-" if t.rate_per_s is None else f"{t.rate_per_s:.2f}/s"
-    inflight = "-" if t.in_flight is None else str(t.in_flight)
+    inflight = "" if t.in_flight is None else f"  in flight {t.in_flight}"
     awaiting = "" if t.awaiting_confirmation is None else f"  awaiting {t.awaiting_confirmation}"
     window = "-" if t.window_s is None else f"{t.window_s:g} s"
-    out = Text(f"TRADES  {rate}  in flight {inflight}{awaiting}\n")
+    out = Text(f"TRADES  {rate}{inflight}{awaiting}\n")
     out.append(f"p50 {_s(t.p50_s)}  p99 {_s(t.p99_s)}  intent->confirmed\n")
     outcomes = "  ".join(f"{k} {v}" for k, v in sorted(t.outcomes.items())) or "none"
     out.append(f"last {window}: {outcomes}")
