@@ -132,7 +132,7 @@ class FakeEngine:
         if self.down:
             raise CtlError(f"cannot reach the engine at {path}: No such file or directory", EXIT_UNREACHABLE)
         reply = self.replies.get(cmd)
-        if isinstance(reply, CtlError):
+        if isinstance(reply, Exception):
             raise reply
         return reply
 
@@ -174,6 +174,17 @@ def test_an_unreachable_engine_is_disconnected_keeps_the_last_screen_and_reconne
     poller.poll()
     assert poller.view().connection is Connection.CONNECTED and poller.lost_at is None
     assert "connected  pid 42" in render_header(poller.view()).plain
+
+
+def test_a_broken_connection_is_disconnected_and_an_unreadable_reply_is_that_panel_s_error() -> None:
+    engine = FakeEngine({"status": ks(), "tree": ValueError("Expecting value"), "trades": BrokenPipeError(32, "Broken pipe")})
+    poller = Poller(Path("/x.sock"), timeout=5.0, send=engine, clock=lambda: NOW)
+    assert poller.poll().connection is Connection.DISCONNECTED
+    assert "broke" in poller.view().errors["engine"]
+
+    engine.replies["trades"] = {}
+    r = poller.poll()
+    assert r.connection is Connection.CONNECTED and r.errors["tree"] == "unreadable reply: Expecting value"
 
 
 @pytest.mark.parametrize(("fraction", "expected"), [(0.0, "[----]"), (0.5, "[##--]"), (1.0, "[####]"), (7.0, "[####]")])

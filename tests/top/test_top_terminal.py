@@ -137,6 +137,21 @@ def test_top_shows_the_engine_halts_only_when_confirmed_and_survives_a_restart(
         assert re.search(r"TRADES  \d+\.\d\d/s  in flight \d+", screen), screen
         assert re.search(r"p50 \d+(\.\d)? m?s  p99 \d+(\.\d)? m?s  intent->confirmed", screen), screen
 
+        # / filters the actors; s shows the selected one's details and live stack.
+        pane.keys("/")
+        pane.wait_for(lambda s: "Filter actors" in s, "the filter prompt", engine)
+        pane.keys("executor", literal=True)
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "filter: 'executor'" in s and "kill_switch" not in s, "the filtered tree", engine)
+        pane.keys("s")
+        pane.wait_for(lambda s: re.search(r"executor \(Executor\)\s+state \w+", s), "the executor's stack", engine)
+        pane.keys("Escape")  # alone: an Escape followed at once by a key reads as Alt+key
+        pane.wait_for(lambda s: "(escape closes)" not in s, "the stack closed", engine)
+        pane.keys("/")
+        pane.wait_for(lambda s: "Filter actors" in s, "the filter prompt", engine)
+        pane.keys("C-u", "Enter")
+        pane.wait_for(lambda s: "kill_switch" in s and "filter:" not in s, "the whole tree again", engine)
+
         # One key press changes nothing: h opens a prompt; Escape, or a wrong word, does not halt.
         pane.keys("h")
         pane.wait_for(lambda s: "Type HALT" in s, "the halt prompt", engine)

@@ -7,6 +7,7 @@ the operator types :data:`CONFIRM_WORD`; anything else changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from typing import Any, ClassVar, Final
 
@@ -81,15 +82,21 @@ class StackScreen(ModalScreen[None]):
             yield Static(f"asking for {self.who} ...", id="stack")
 
     def on_mount(self) -> None:
-        self.refresh_stack()
-        self.set_interval(1.0, self.refresh_stack)
+        self._asking = False
+        self.tick()
+        self.set_interval(1.0, self.tick)
 
-    @work(thread=True, exclusive=True, group="stack")
+    def tick(self) -> None:
+        if not self._asking:  # one request at a time, however slow the engine
+            self._asking = True
+            self.refresh_stack()
+
+    @work(thread=True, group="stack")
     def refresh_stack(self) -> None:
         args = {"urn": self.who} if self.who.startswith("urn:") else {"name": self.who}
         try:
             a = self.poller.ask("actor", args)
-        except CtlError as exc:
+        except (CtlError, OSError, ValueError) as exc:
             text = f"{self.who}: {exc}"
         else:
             stack = a.get("stack")
@@ -97,7 +104,13 @@ class StackScreen(ModalScreen[None]):
                     f"{a['restarts']}  processed {a.get('processed')}  last message {a.get('last_message') or '-'}")
             body = "\n".join(stack) if stack else "(not running a message now: no stack)"
             text = f"{head}\n\n{body}\n\n(escape closes)"
-        self.app.call_from_thread(self.query_one("#stack", Static).update, text)
+        finally:
+            self._asking = False
+        self.app.call_from_thread(self._show, text)
+
+    def _show(self, text: str) -> None:
+        if self.is_attached:  # the answer may come after the screen was closed
+            self.query_one("#stack", Static).update(text)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -154,15 +167,25 @@ class TopApp(App[None]):
     def on_mount(self) -> None:
         self.query_one("#tree", DataTable).add_columns(*TREE_COLUMNS)
         self.show(self.poller.view())
-        self.poll()
-        self.set_interval(self.refresh_s, self.poll)
+        self.tick()
+        self.set_interval(self.refresh_s, self.tick)
 
     # -- refresh ------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="poll")
+    def tick(self) -> None:
+        """Start a refresh unless the last one is still waiting for the engine: never two at once."""
+        if not self._polling:
+            self._polling = True
+            self.poll()
+
+    @work(thread=True, group="poll")
     def poll(self) -> None:
-        self.poller.poll()
-        self.call_from_thread(self.redraw)
+        try:
+            self.poller.poll()
+        finally:
+            self._polling = False
+        with contextlib.suppress(RuntimeError):  # the app quit meanwhile
+            self.call_from_thread(self.redraw)
 
     def redraw(self) -> None:
         self.show(self.poller.view(vaults_open=self.vaults_open, text=self.filter_text))
@@ -229,11 +252,11 @@ class TopApp(App[None]):
         reason = f"operator halt from xorj-actors top by {_user()}"
         try:
             self.poller.ask("halt", {"mode": mode, "reason": reason})
-        except CtlError as exc:
+        except (CtlError, OSError, ValueError) as exc:
             self.call_from_thread(self.say, f"{mode} halt FAILED: {exc}")
             return
         self.call_from_thread(self.say, f"{mode} halt triggered; watch the kill switch panel")
-        self.poll()
+        self.call_from_thread(self.tick)
 
     def action_filter(self) -> None:
         def answered(value: str | None) -> None:

@@ -72,6 +72,10 @@ class Poller:
                 if exc.code == EXIT_UNREACHABLE:
                     return self._lost(str(exc), now)
                 out.errors[cmd] = str(exc)
+            except OSError as exc:  # the connection broke mid-request (the engine went away)
+                return self._lost(f"the connection to the engine broke: {exc}", now)
+            except ValueError as exc:  # a reply that is not JSON
+                out.errors[cmd] = f"unreadable reply: {exc}"
         self.last, self.last_good, self.lost_at = out, out, None
         return out
 
