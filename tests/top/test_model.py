@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from xorj_actors.ops.ctl import EXIT_FAILED, EXIT_UNREACHABLE, CtlError
+from tests.top.fakes import NOW, TREE, FakeEngine, ks
+from xorj_actors.ops.ctl import EXIT_FAILED, CtlError
 from xorj_actors.top import (
     PANELS,
     Connection,
@@ -20,31 +21,6 @@ from xorj_actors.top import (
     render_trades_reply,
 )
 from xorj_actors.top._render import render_breakers, render_strategy, tree_cells
-
-NOW = 1_800_000_000.0
-
-
-def actor(name: str, parent: str | None, cls: str = "Actor", state: str = "idle", **kw: Any) -> dict[str, Any]:
-    return {"urn": f"urn:{name}", "name": name, "class": cls, "parent": parent and f"urn:{parent}", "state": state,
-            "mailbox": kw.get("mailbox", 0), "restarts": kw.get("restarts", 0), "last_message": kw.get("last")}
-
-
-TREE = [
-    actor("root", None, "Supervisor"),
-    actor("kill_switch", "root", "KillSwitch", last="GetStatus"),
-    actor("vaults", "root", "Supervisor"),
-    actor("vault-0000", "vaults", "Vault", mailbox=2),
-    actor("vault-0001", "vaults", "Vault", "running", restarts=1),
-    actor("vault-0002", "vaults", "Vault"),
-    actor("ops", "root", "Supervisor"),
-    actor("debug_socket", "ops", "DebugSocket", "running"),
-]
-
-
-def ks(state: str = "ARMED", **kw: Any) -> dict[str, Any]:
-    base = {"state": state, "epoch": 0, "mode": None, "reason": None, "source": None, "triggered_at": None,
-            "factor": 1.0, "registered": 5, "acked": [], "missing": [], "complete": False, "halt_latency_s": None}
-    return {"kill_switch": {**base, **kw}, "actors": 8, "pid": 42, "uptime_s": 12.0, "endpoints": {}}
 
 
 def test_the_vaults_are_folded_into_counts_by_state_and_open_on_demand() -> None:
@@ -119,22 +95,6 @@ def test_breakers_strategy_and_unexpected_replies() -> None:
     assert "STALE" in render_strategy(vm.strategy).plain and "3 min ago" in render_strategy(vm.strategy).plain
     assert vm.quotas == () and vm.errors["quotas"].startswith("unexpected reply: KeyError")
     assert vm.errors["tree"] == "timeout: x"
-
-
-class FakeEngine:
-    """The socket as ``request`` sees it: replies by command, or an error."""
-
-    def __init__(self, replies: dict[str, Any]) -> None:
-        self.replies, self.asked, self.down = replies, [], False
-
-    def __call__(self, path: Path, cmd: str, args: dict[str, Any], *, timeout: float) -> Any:
-        self.asked.append(cmd)
-        if self.down:
-            raise CtlError(f"cannot reach the engine at {path}: No such file or directory", EXIT_UNREACHABLE)
-        reply = self.replies.get(cmd)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
 
 
 def test_one_request_per_panel_and_cluster_only_on_a_cluster_node() -> None:

@@ -91,19 +91,15 @@ class StackScreen(ModalScreen[None]):
             self._asking = True
             self.refresh_stack()
 
-    @work(thread=True, group="stack")
+    @work(thread=True, group="stack", exit_on_error=False)
     def refresh_stack(self) -> None:
         args = {"urn": self.who} if self.who.startswith("urn:") else {"name": self.who}
         try:
-            a = self.poller.ask("actor", args)
+            text = _actor_text(self.poller.ask("actor", args))
         except (CtlError, OSError, ValueError) as exc:
             text = f"{self.who}: {exc}"
-        else:
-            stack = a.get("stack")
-            head = (f"{a['name']} ({a['class']})  state {a['state']}  mailbox {a['mailbox']}  restarts "
-                    f"{a['restarts']}  processed {a.get('processed')}  last message {a.get('last_message') or '-'}")
-            body = "\n".join(stack) if stack else "(not running a message now: no stack)"
-            text = f"{head}\n\n{body}\n\n(escape closes)"
+        except (KeyError, TypeError, AttributeError) as exc:
+            text = f"{self.who}: unexpected reply: {type(exc).__name__}: {exc}"
         finally:
             self._asking = False
         self.app.call_from_thread(self._show, text)
@@ -178,7 +174,7 @@ class TopApp(App[None]):
             self._polling = True
             self.poll()
 
-    @work(thread=True, group="poll")
+    @work(thread=True, group="poll", exit_on_error=False)
     def poll(self) -> None:
         try:
             self.poller.poll()
@@ -247,7 +243,7 @@ class TopApp(App[None]):
         self.say("")
         self.push_screen(Prompt(question, placeholder=CONFIRM_WORD), answered)
 
-    @work(thread=True, group="halt")
+    @work(thread=True, group="halt", exit_on_error=False)
     def halt(self, mode: str) -> None:
         reason = f"operator halt from xorj-actors top by {_user()}"
         try:
@@ -280,6 +276,15 @@ class TopApp(App[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value == _FOLD_KEY or (self.vaults_open and event.row_key.value == _vaults_urn(self)):
             self.action_toggle_vaults()
+
+
+def _actor_text(a: dict[str, Any]) -> str:
+    """The ``actor`` reply: its details, then the stack of the thread running it."""
+    head = (f"{a['name']} ({a['class']})  state {a['state']}  mailbox {a['mailbox']}  restarts "
+            f"{a['restarts']}  processed {a.get('processed')}  last message {a.get('last_message') or '-'}")
+    stack = a.get("stack")
+    body = "\n".join(stack) if stack else "(not running a message now: no stack)"
+    return f"{head}\n\n{body}\n\n(escape closes)"
 
 
 def _vaults_urn(app: TopApp) -> Any:

@@ -37,8 +37,7 @@ def main(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         print("xorj-actors top: needs a terminal (use `xorj-actors ctl ... --json` in scripts)", file=sys.stderr)
         return 2
-    from xorj_actors.top._app import TopApp
-    from xorj_actors.top._poll import Poller
+    from xorj_actors.top import Poller, TopApp
 
     TopApp(Poller(path, timeout=args.timeout), refresh_s=args.refresh).run()
     return 0
