@@ -63,6 +63,12 @@ def test_a_complete_halt_is_a_full_bar_with_its_latency() -> None:
     assert "TRIGGERED" in text and "MISSING" not in text
 
 
+def test_a_long_reason_is_cut_so_that_the_bar_stays_on_screen() -> None:
+    status = ks("TRIGGERED", epoch=1, triggered_at=NOW, reason="x" * 500, acked=["a"], complete=True)
+    line = render_halt(build_view({"status": status}, {}, now=NOW).halt).plain.splitlines()[1]
+    assert line.endswith("x...") and len(line) < 120
+
+
 def test_an_armed_switch_shows_no_bar() -> None:
     text = render_halt(build_view({"status": ks()}, {}, now=NOW).halt).plain
     assert "ARMED" in text and "[" not in text
@@ -91,7 +97,7 @@ def test_breakers_strategy_and_unexpected_replies() -> None:
                  "window_s": 600.0, "consecutive": 3, "max_consecutive": 3, "open_for_s": 4.0}]
     strategy = {"fresh": False, "round": 7, "last_ok_at": NOW - 200, "last_error": "HTTP 503"}
     vm = build_view({"breakers": breakers, "strategy": strategy, "quotas": {"x": {}}}, {"tree": "timeout: x"}, now=NOW)
-    assert "trade_failure_rate    OPEN   5/5 in 600s  3/3  for 4.0 s" in render_breakers(vm.breakers).plain
+    assert "trade_failure_rate    OPEN      5/5/600s 3/3  for 4.0 s" in render_breakers(vm.breakers).plain
     assert "STALE" in render_strategy(vm.strategy).plain and "3 min ago" in render_strategy(vm.strategy).plain
     assert vm.quotas == () and vm.errors["quotas"].startswith("unexpected reply: KeyError")
     assert vm.errors["tree"] == "timeout: x"
@@ -150,3 +156,12 @@ def test_a_broken_connection_is_disconnected_and_an_unreadable_reply_is_that_pan
 @pytest.mark.parametrize(("fraction", "expected"), [(0.0, "[----]"), (0.5, "[##--]"), (1.0, "[####]"), (7.0, "[####]")])
 def test_bar(fraction: float, expected: str) -> None:
     assert bar(fraction, 4) == expected
+
+
+def test_the_command_refuses_what_it_cannot_use_before_starting_the_screen(capsys: pytest.CaptureFixture[str]) -> None:
+    from xorj_actors.cli import main
+
+    assert main(["top", "--socket", "/nowhere.sock", "--refresh", "0"]) == 2
+    assert "--refresh must be between 0.1 and 60 seconds" in capsys.readouterr().err
+    assert main(["top", "--socket", "/nowhere.sock"]) == 2  # pytest's stdout is no terminal
+    assert "needs a terminal" in capsys.readouterr().err

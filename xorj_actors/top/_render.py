@@ -42,6 +42,8 @@ _BAR_WIDTH: Final = 20
 #: Missing actors named on screen; the rest are counted.
 _MISSING_SHOWN: Final = 12
 _QUOTA_WARN: Final = 0.8
+#: A trigger's reason is cut here (ctl status has it whole): the bar must stay on screen.
+_REASON_SHOWN: Final = 90
 
 
 def bar(fraction: float, width: int = _BAR_WIDTH) -> str:
@@ -84,7 +86,10 @@ def render_halt(h: HaltView | None) -> Text:
     out.append(f"  epoch {h.epoch}" + (f"  {h.mode}" if h.mode else "") + (f"  factor {h.factor:g}" if h.factor != 1 else ""))
     if h.since_trigger_s is None:
         return out
-    out.append(f"\nlast trigger {_s(h.since_trigger_s)} ago: {h.reason or '-'}")
+    reason = h.reason or "-"
+    if len(reason) > _REASON_SHOWN:
+        reason = reason[: _REASON_SHOWN - 3] + "..."
+    out.append(f"\nlast trigger {_s(h.since_trigger_s)} ago: {reason}")
     if not h.halted:
         return out
     done = "complete" + (f" in {_s(h.latency_s)}" if h.latency_s is not None else "") if h.complete else "acking"
@@ -121,10 +126,10 @@ def render_trades_reply(result: Mapping[str, Any]) -> str:
 
 
 def render_breakers(rows: tuple[BreakerRow, ...]) -> Text:
-    out = Text("BREAKERS  failures in window, in a row")
+    out = Text("BREAKERS  failures/limit/window, in a row")
     for b in rows:
-        line = (f"\n{b.name:<21} {b.state:<7}{b.failures}/{b.max_failures} in {b.window_s:g}s"
-                f"  {b.consecutive}/{b.max_consecutive or '-'}")
+        line = (f"\n{b.name:<21} {b.state:<9} {b.failures}/{b.max_failures}/{b.window_s:g}s"
+                f" {b.consecutive}/{b.max_consecutive or '-'}")
         if b.open_for_s is not None:
             line += f"  for {_s(b.open_for_s)}"
         out.append(line, style=None if b.state == "CLOSED" else "bold red")
