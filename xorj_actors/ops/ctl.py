@@ -9,6 +9,7 @@ document, the result or ``{"error": {"code", "message"}}`` (docs/DEBUG_SOCKET.md
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
@@ -345,6 +346,13 @@ def render_flatten(r: dict[str, Any]) -> str:
             "the kill switch returns to its halted state when every vault has reported: see ctl status --json")
 
 
+#: The tables rendered by the package whose data they show: (module, function), by command.
+_PACKAGE_RENDERERS: dict[str, tuple[str, str]] = {
+    "breakers": ("xorj_actors.breakers", "render_breakers"), "quotas": ("xorj_actors.quotas", "render_quotas"),
+    "cluster": ("xorj_actors.cluster", "render_cluster"), "trades": ("xorj_actors.top", "render_trades_reply"),
+}
+
+
 def render(cmd: str, result: Any) -> str:
     trading = {
         "flatten": render_flatten,
@@ -370,22 +378,9 @@ def render(cmd: str, result: Any) -> str:
         return render_tree(result)
     if cmd == "status":
         return render_status(result)
-    if cmd == "breakers":
-        from xorj_actors.breakers import render_breakers
-
-        return render_breakers(result)
-    if cmd == "trades":
-        from xorj_actors.top import render_trades_reply
-
-        return render_trades_reply(result)
-    if cmd == "quotas":
-        from xorj_actors.quotas import render_quotas
-
-        return render_quotas(result)
-    if cmd == "cluster":
-        from xorj_actors.cluster import render_cluster
-
-        return render_cluster(result)
+    if cmd in _PACKAGE_RENDERERS:  # imported on use: ctl starts without them
+        module, name = _PACKAGE_RENDERERS[cmd]
+        return getattr(importlib.import_module(module), name)(result)
     if cmd == "stacks":
         return "\n\n".join(
             f"--- {t['thread']}" + (f" (running {t['actor']})" if t["actor"] else "") + "\n" + "".join(t["stack"])
