@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,7 +51,9 @@ class Pane:
     """``xorj-actors top`` in a detached tmux session of its own."""
 
     def __init__(self, command: list[str], cwd: Path) -> None:
-        # A tmux server of its own (-L): nothing shared with any other tmux user of this machine.
+        # A tmux server of its own (-S, a socket removed by close): nothing shared with any other
+        # tmux user of this machine, nothing left behind.
+        self.dir = Path(tempfile.mkdtemp(prefix="xorj-top-"))
         self.name = f"xorj-top-{uuid.uuid4().hex[:8]}"
         # No COLUMNS or LINES from the test's environment: the pane's own size, as in a terminal.
         shell = "env -u COLUMNS -u LINES " + " ".join(_quote(c) for c in command)
@@ -59,7 +62,9 @@ class Pane:
         self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
 
     def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["tmux", "-L", self.name, *args], check=check, capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            ["tmux", "-S", str(self.dir / "tmux.sock"), *args], check=check, capture_output=True, text=True, timeout=30
+        )
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name).stdout
@@ -82,6 +87,7 @@ class Pane:
 
     def close(self) -> None:
         self._tmux("kill-server", check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _quote(arg: str) -> str:
