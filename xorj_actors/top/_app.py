@@ -15,6 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -184,7 +185,8 @@ class TopApp(App[None]):
             self.call_from_thread(self.redraw)
 
     def redraw(self) -> None:
-        self.show(self.poller.view(vaults_open=self.vaults_open, text=self.filter_text))
+        with contextlib.suppress(NoMatches):  # a refresh that lands while the app tears its screen down
+            self.show(self.poller.view(vaults_open=self.vaults_open, text=self.filter_text))
 
     def show(self, vm: ViewModel) -> None:
         lost = None if self.poller.lost_at is None else self.poller.last.at - self.poller.lost_at
