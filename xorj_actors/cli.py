@@ -18,6 +18,7 @@ __all__ = ["main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("xorj_actors.engine.cli", "run the supervised engine"),
     "ctl": ("xorj_actors.ops.ctl", "talk to a running engine over its debug socket"),
+    "top": ("xorj_actors.top", "the live view: kill switch, actors, trades, breakers (a terminal over the debug socket)"),
     "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
     "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
     "keys": ("xorj_actors.signers.cli", "create and show each vault's signing key in the HSM or KMS (audited)"),

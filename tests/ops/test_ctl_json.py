@@ -30,7 +30,7 @@ from xorj_actors.ops.ctl import add_arguments, main, request
 DOC = Path(__file__).resolve().parents[2] / "docs" / "DEBUG_SOCKET.md"
 
 #: Commands that change nothing: each is run against the engine below.
-READ_ONLY = ("help", "tree", "actor", "stacks", "status", "progress", "breakers", "quotas", "cluster",
+READ_ONLY = ("help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster",
              "executor", "confirmation", "strategy", "risk", "vaults")
 
 

@@ -309,6 +309,12 @@ def test_trading_engine_status_rounds_and_removal_with_pending_trades(
     wait_until(settled, 15, "the round's trades settled")
     assert ctl(e, "vaults", vault="vault-0000")["vaults"][0]["trades_confirmed"] >= len(pending)
     assert ctl(e, "executor")["outcomes"].get("confirmed", 0) >= len(pending)
+    # The last minute's window (``trades``, what ``top`` shows) saw the same outcomes as the executor.
+    trades, outcomes = ctl(e, "trades"), ctl(e, "executor")["outcomes"]
+    assert trades["total"] == sum(outcomes.values()) and trades["confirmed_p50_s"] is not None
+    assert trades["confirmed_p50_s"] <= trades["confirmed_p99_s"]
+    code, out, _ = run_main(capsys, e, "trades")
+    assert code == 0 and "intent->confirmed" in out and f"since start: {trades['total']}" in out
     assert ctl(e, "risk")["drawdown"]["vaults"] == 1  # vault-0000 was valued in its round
     removed = ctl(e, "vault-remove", vault="vault-0000", operator="ops", reason="migrated")
     assert removed["removed"] is True and removed["forced"] is False and removed["notes"] == []

@@ -25,6 +25,7 @@ from xorj_actors.engine._cluster_vaults import ClusterVaults
 from xorj_actors.engine._leased import LeasedVaults
 from xorj_actors.engine._tree import TreeContext, root_children, vault_authorities, vault_spec
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
+from xorj_actors.ops import TradeWindow
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
@@ -91,6 +92,8 @@ class Engine:
         #: The latest accepted ranked traders, read by every vault (written by the StrategyFeed).
         self.strategy_board = StrategyBoard(config.strategy.stale_after_s)
         self.metrics = Metrics()
+        #: The last minute's trades, read by ``trades`` (``xorj-actors top``) without a message.
+        self.trades = TradeWindow()
         #: Every external endpoint's budget (docs/QUOTAS.md): outlives the actors that take turns.
         self.quotas = Quotas(config.quotas, registry=self.metrics.registry)
         self._lock_fd: int | None = None
@@ -171,7 +174,11 @@ class Engine:
             strategy_board=self.strategy_board,
             metrics=self.metrics,
             redactor=self.redactor,
-            views={"progress": self.progress, "quotas": self.quotas.snapshot, **self._cluster_views()},
+            views={
+                "progress": self.progress, "trades": self.trades.snapshot, "quotas": self.quotas.snapshot,
+                **self._cluster_views(),
+            },
+            trades=self.trades,
             quotas=self.quotas,
             environ=self.environ,
             endpoints=self.endpoints,

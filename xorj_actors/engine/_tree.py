@@ -39,7 +39,7 @@ from xorj_actors.jupiter import api_headers
 from xorj_actors.kill_switch import ClusterHalt, HaltBoard, HaltHistory, KillSwitch
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import Metrics
-from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher
+from xorj_actors.ops import DebugSocket, HttpApi, SignalWatcher, TradeWindow
 from xorj_actors.quotas import Quotas
 from xorj_actors.redaction import Redactor
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
@@ -107,6 +107,8 @@ class TreeContext:
     #: them, and no vault starts with the tree: the lease loop activates each one it holds.
     #: None: this engine runs alone, every configured vault is its own.
     fence: Fence | None = None
+    #: The last minute's trade outcomes (the ``trades`` command, ``xorj-actors top``); None: none kept.
+    trades: TradeWindow | None = None
 
     @property
     def budgets(self) -> Quotas | None:
@@ -254,7 +256,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     stable_mint=_stable_mint(cfg),
                     vault_account=_vault_accounts(authorities),
                     report=report,
-                    on_outcome=metrics.on_trade_outcome,
+                    on_outcome=metrics.on_trade_outcome if ctx.trades is None else ctx.trades.after(metrics.on_trade_outcome),
                     on_route_skip=metrics.on_route_skip,
                     on_bundle_status=metrics.on_bundle_status,
                     jito=cfg.jito,

@@ -7,6 +7,7 @@ from xorj_actors.ops._http import HttpApi, HttpApiServer
 from xorj_actors.ops._http_auth import sign_request, signed_headers
 from xorj_actors.ops._slack import slack_headers, slack_signature
 from xorj_actors.ops._signals import HANDLED_SIGNALS, SignalWatcher, block_signals
+from xorj_actors.ops._trade_window import TRADE_WINDOW_S, TradeWindow
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSettings
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "RequestError",
     "SignalWatcher",
     "SlackSettings",
+    "TRADE_WINDOW_S",
+    "TradeWindow",
     "VaultAddArgs",
     "VaultRemoveArgs",
     "block_signals",

@@ -250,6 +250,7 @@ PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "progress": _no_args,
     "breakers": _no_args,
     "quotas": _no_args,
+    "trades": _no_args,
     "cluster": _no_args,
     "halt": parse_halt,
     "maintenance": _maintenance,

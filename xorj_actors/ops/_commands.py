@@ -47,7 +47,8 @@ __all__ = ["ASK_TIMEOUT_S", "COMMANDS", "FREE_TEXT_FIELDS", "Commands", "to_json
 ASK_TIMEOUT_S = 2.0
 
 COMMANDS: tuple[str, ...] = (
-    "help", "tree", "actor", "stacks", "status", "progress", "breakers", "quotas", "cluster", "halt", "maintenance",
+    "help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster", "halt",
+    "maintenance",
     "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
     "vaults", "round", "vault-add", "vault-remove",
@@ -216,6 +217,10 @@ class Commands:
     def progress(self, _: None) -> Any:
         """Rounds, trades by status, open breakers, kill switch state, strategy freshness."""
         return self._view("progress")
+
+    def trades(self, _: None) -> Any:
+        """The last minute's trades: rate, outcomes by status, p50 and p99 from intent to confirmed."""
+        return self._view("trades")
 
     # -- the kill switch ----------------------------------------------------------------------
 

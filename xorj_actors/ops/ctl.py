@@ -9,6 +9,7 @@ document, the result or ``{"error": {"code", "message"}}`` (docs/DEBUG_SOCKET.md
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("breakers", help="the circuit breakers")
     sub.add_parser("quotas", help="every external endpoint's budget: used, rate, waiting, 429s")
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
+    sub.add_parser("trades", help="the last minute's trades: rate, outcomes, p50 and p99 intent to confirmed")
     sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
@@ -344,6 +346,13 @@ def render_flatten(r: dict[str, Any]) -> str:
             "the kill switch returns to its halted state when every vault has reported: see ctl status --json")
 
 
+#: The tables rendered by the package whose data they show: (module, function), by command.
+_PACKAGE_RENDERERS: dict[str, tuple[str, str]] = {
+    "breakers": ("xorj_actors.breakers", "render_breakers"), "quotas": ("xorj_actors.quotas", "render_quotas"),
+    "cluster": ("xorj_actors.cluster", "render_cluster"), "trades": ("xorj_actors.top", "render_trades_reply"),
+}
+
+
 def render(cmd: str, result: Any) -> str:
     trading = {
         "flatten": render_flatten,
@@ -369,18 +378,9 @@ def render(cmd: str, result: Any) -> str:
         return render_tree(result)
     if cmd == "status":
         return render_status(result)
-    if cmd == "breakers":
-        from xorj_actors.breakers import render_breakers
-
-        return render_breakers(result)
-    if cmd == "quotas":
-        from xorj_actors.quotas import render_quotas
-
-        return render_quotas(result)
-    if cmd == "cluster":
-        from xorj_actors.cluster import render_cluster
-
-        return render_cluster(result)
+    if cmd in _PACKAGE_RENDERERS:  # imported on use: ctl starts without them
+        module, name = _PACKAGE_RENDERERS[cmd]
+        return getattr(importlib.import_module(module), name)(result)
     if cmd == "stacks":
         return "\n\n".join(
             f"--- {t['thread']}" + (f" (running {t['actor']})" if t["actor"] else "") + "\n" + "".join(t["stack"])
