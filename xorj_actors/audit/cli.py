@@ -225,6 +225,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CANNOT
     try:
         if cmd in ("verify", "anchor", "recover"):
+            from xorj_actors.credentials import open_credentials  # the key from env, file or AWS
+
+            open_credentials(config)
             key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
         if cmd == "verify":
             return _verify(store, key, settings.anchor, args)

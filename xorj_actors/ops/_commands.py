@@ -52,7 +52,7 @@ COMMANDS: tuple[str, ...] = (
     "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
     "vaults", "round", "vault-add", "vault-remove",
-    "flatten",
+    "flatten", "reload-secrets",
 )
 
 
@@ -201,6 +201,13 @@ class Commands:
         if view is None:
             raise RequestError("unavailable", f"this engine has no {name}")
         return view()
+
+    def reload_secrets(self, _: None) -> Any:
+        """Read the credentials again from their sources (as SIGHUP does): changed, held, sources, missing."""
+        view = self.views.get("reload_secrets")
+        if view is None:
+            raise RequestError("unavailable", "this engine has no reload_secrets")
+        return view("ctl")
 
     def breakers(self, _: None) -> Any:
         """Every circuit breaker: state, failures in window, consecutive, probes, reason."""
