@@ -1,8 +1,8 @@
 """``ctl reload-secrets`` and SIGHUP: read the credentials again, without a restart.
 
 The new values go where the engine's components read them on use: the engine's environment
-mapping (the HTTP API key, the Slack signing secret, the recovery keys), after the redactor
-learnt them. The audit HMAC key is held: a new one would need a key epoch the audit log does
+mapping (the HTTP API key, the Slack signing secret, the recovery keys, the quantitative
+engine's API key), after the redactor learnt them. The audit HMAC key is held: a new one would need a key epoch the audit log does
 not have yet (docs/AUDIT.md, "Key epochs"), so the running process keeps the old one.
 """
 
