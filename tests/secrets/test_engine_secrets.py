@@ -17,23 +17,13 @@ import boto3
 import pytest
 
 from xorj_actors.ops import signed_headers
+from tests.engine.test_process import CONFIG as ENGINE_CONFIG
 from tests.helpers import cli
 from tests.plugins.engine import RECOVERY_KEYS, wait_until
 
 ACTIVATE = "/kill-switch/activate"
 
-CONFIG = """
-[vaults]
-count = 3
-[kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-[localnet]
-enabled = false
-[execution]
-enabled = false
-[strategy]
-url = "http://127.0.0.1:9"
+CONFIG = ENGINE_CONFIG + """
 [slack]
 users = ["U0123ABCD"]
 channels = ["C0123ABCD"]
