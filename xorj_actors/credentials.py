@@ -39,12 +39,13 @@ def required_secret_names(config: Config) -> tuple[str, ...]:
 
 
 def open_credentials(
-    config: Config, environ: Mapping[str, str] | None = None, *, install: bool = True
+    config: Config, environ: Mapping[str, str] | None = None, *, install: bool = False
 ) -> tuple[CredentialProvider, Resolution]:
     """Resolve every credential ``config`` names; the resolution lists the required ones missing.
 
-    With ``install``, the provider becomes the process's (the audit key and the database
-    password are read through it).
+    With ``install`` (``run``: the process is the engine's), the provider becomes the process's:
+    the audit key and the database password are read through it wherever no environment is
+    passed. A command that only reads passes ``provider.environ()`` instead.
     """
     provider = CredentialProvider(config.secrets, os.environ if environ is None else environ)
     names = (*secret_env_names(config), *config.kill_switch.recovery_key_envs)

@@ -19,6 +19,7 @@ import pytest
 from xorj_actors.ops import signed_headers
 from tests.engine.test_process import CONFIG as ENGINE_CONFIG
 from tests.helpers import cli
+from tests.ops.test_ctl_json import documented
 from tests.plugins.engine import RECOVERY_KEYS, wait_until
 
 ACTIVATE = "/kill-switch/activate"
@@ -178,6 +179,7 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     out = rig.ctl("reload-secrets", "--json")
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
+    documented()["reload-secrets"].check("reload-secrets", answer)  # docs/DEBUG_SOCKET.md's table
     assert answer["reloaded"] and answer["held"] == ["XORJ_AUDIT_HMAC_KEY"]
     assert set(answer["changed"]) == {"XORJ_HTTP_HMAC_KEY", "XORJ_SLACK_SIGNING_SECRET", "XORJ_QUANT_API_KEY"}
     assert answer["sources"]["XORJ_HTTP_HMAC_KEY"] == "file" and answer["sources"]["XORJ_QUANT_API_KEY"] == "aws"

@@ -227,8 +227,8 @@ def main(args: argparse.Namespace) -> int:
         if cmd in ("verify", "anchor", "recover"):
             from xorj_actors.credentials import open_credentials  # the key from env, file or AWS
 
-            open_credentials(config)
-            key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
+            environ = open_credentials(config)[0].environ()
+            key = load_hmac_key(settings.hmac_key_env, config.engine.environment, environ)
         if cmd == "verify":
             return _verify(store, key, settings.anchor, args)
         if cmd == "chains":

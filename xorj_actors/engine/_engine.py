@@ -88,7 +88,7 @@ class Engine:
         self.environ = dict(os.environ if environ is None else environ)
         self.redactor = Redactor.from_environ(self.environ, secret_envs(config)) if redactor is None else redactor
         if credentials is None:  # in-process use: the environment given is the only source
-            credentials = open_credentials(config, self.environ, install=False)[0]
+            credentials = open_credentials(config, self.environ)[0]
         #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
         self.reload_secrets = SecretsReload(credentials, config, self.environ, self.redactor)
         self.handle_signals = handle_signals

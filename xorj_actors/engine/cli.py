@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     from xorj_actors.credentials import missing_report, open_credentials
 
-    provider, resolution = open_credentials(config)  # every one the config requires, or exit 2
+    provider, resolution = open_credentials(config, install=True)  # every one required, or exit 2
     if resolution.missing:
         print(f"xorj-actors run: cannot start: {missing_report(resolution)}", file=sys.stderr)
         return EXIT_CONFIG  # a restart cannot fix it until the secrets are put in place
