@@ -90,7 +90,7 @@ class Engine:
         if credentials is None:  # in-process use: the environment given is the only source
             credentials = open_credentials(config, self.environ)[0]
         #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
-        self.reload_secrets = SecretsReload(credentials, config, self.environ, self.redactor)
+        self.reload_secrets = SecretsReload(credentials, config, self.environ, self.redactor, self._audit_reload)
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
@@ -256,6 +256,12 @@ class Engine:
         if self.runtime is None:
             raise RuntimeError("the engine is not running")
         append_durable(self.runtime, _kill_switch_entry(kind, details), self.config.audit.append_timeout_s)
+
+    def _audit_reload(self, answer: dict[str, Any]) -> None:
+        """One SYSTEM_EVENT per secrets reload: names and sources, never a value."""
+        if self.runtime is not None:
+            severity = "WARNING" if answer["reloaded"] else "ERROR"
+            record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
 
     def _kill_switch_history(self) -> HaltHistory:
         """The audit log's kill-switch history, after every entry told before is committed."""
