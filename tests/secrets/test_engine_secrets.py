@@ -186,7 +186,7 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     assert answer["sources"]["XORJ_RECOVERY_KEY_1"] == "env"
     assert rig.post(http_key, ACTIVATE, {"mode": "graceful", "reason": "old key"}) == 401
     assert rig.post(new_http, ACTIVATE, {"mode": "graceful", "reason": "new key"}) == 202
-    assert "held (restart to use the new value)" in rig.ctl("reload-secrets").stdout
+    assert "held: the new value is not taken (docs/AUDIT.md, Key epochs)" in rig.ctl("reload-secrets").stdout
 
     # Rotation by SIGHUP; a refused file leaves every old value in place.
     third_http = _value("http3")

@@ -17,6 +17,6 @@ def render_reload(result: Mapping[str, Any]) -> str:
     held = set(result["held"])
     lines = [f"secrets reloaded ({result['trigger']}): {len(changed)} changed, {len(held)} held"]
     for name, source in result["sources"].items():
-        mark = "held (restart to use the new value)" if name in held else "changed" if name in changed else ""
+        mark = "held: the new value is not taken (docs/AUDIT.md, Key epochs)" if name in held else "changed" if name in changed else ""
         lines.append(f"  {name:<32} {source:<5} {mark}".rstrip())
     return "\n".join(lines)
