@@ -127,3 +127,12 @@ def test_production_requires_every_key_the_config_names() -> None:
     assert required_secret_names(cfg) == ("XORJ_AUDIT_HMAC_KEY",)
     _, res = open_credentials(cfg, {}, install=False)
     assert [m.name for m in res.missing] == ["XORJ_AUDIT_HMAC_KEY"]
+
+
+def test_the_redactor_learns_rotated_values_and_keeps_masking_the_old() -> None:
+    from xorj_actors.redaction import MASK, Redactor
+
+    redact = Redactor(["the-first-secret-value"])
+    redact.add(["the-rotated-secret-value", "short"])
+    text = "old the-first-secret-value new the-rotated-secret-value short"
+    assert redact(text) == f"old {MASK} new {MASK} short"  # short values are never masked
