@@ -488,8 +488,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < timeout <= 60:
         print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)
         return 2
-    from xorj_actors.credentials import open_credentials  # [secrets]: env, file or AWS
-    environ = open_credentials(config)[0].environ()
+    from xorj_actors.credentials import check_environ  # [secrets]: env, file or AWS
+    environ = check_environ(config)
     ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=environ, timeout_s=timeout)
     results = run_checks(PRODUCTION_CHECKS, ctx)
     width = max(len(r.name) for r in results)

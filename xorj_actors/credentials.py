@@ -8,13 +8,14 @@ its value in the ``[secrets] order`` sources. The commands that read secrets (``
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 from xorj_actors.check import secret_env_names
 from xorj_actors.config import Config
 from xorj_actors.secrets import CredentialProvider, Resolution, install_provider
 
-__all__ = ["missing_report", "open_credentials", "required_secret_names"]
+__all__ = ["check_environ", "missing_report", "open_credentials", "required_secret_names"]
 
 
 def required_secret_names(config: Config) -> tuple[str, ...]:
@@ -53,6 +54,16 @@ def open_credentials(
     if install:
         install_provider(provider)
     return provider, resolution
+
+
+def check_environ(config: Config) -> dict[str, str]:
+    """For ``check``: the environment with every credential found; each one a source refused (a
+    file's mode, an AWS error) is said on stderr (``check`` then reports it as not set)."""
+    provider, resolution = open_credentials(config)
+    for m in resolution.missing:
+        if m.problem is not None:
+            print(f"xorj-actors check: credential {m.describe()}", file=sys.stderr)
+    return provider.environ()
 
 
 def missing_report(resolution: Resolution) -> str:

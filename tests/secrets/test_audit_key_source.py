@@ -34,3 +34,19 @@ def test_audit_verify_takes_the_key_from_a_file(data_dir, audit_key, tmp_path, m
     assert run_cli(["verify", *common]) == audit_cli.EXIT_BROKEN
     capsys.readouterr()
 
+
+
+def test_check_names_a_refused_secret_file(tmp_path, monkeypatch, capsys) -> None:
+    from xorj_actors.cli import main
+
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir(mode=0o700)
+    key_file = secret_dir / "XORJ_AUDIT_HMAC_KEY"
+    key_file.write_text("an-audit-key-in-a-file-others-may-read-0123456789")
+    key_file.chmod(0o644)
+    monkeypatch.delenv("XORJ_AUDIT_HMAC_KEY", raising=False)
+    config = _config(tmp_path / "c.toml", secret_dir)
+    assert main(["check", "--config", str(config), "--data-dir", str(tmp_path / "var"), "--timeout", "1"]) == 1
+    out = capsys.readouterr()
+    assert f"credential XORJ_AUDIT_HMAC_KEY: secret file {key_file}: mode 0644 refused" in out.err
+    assert "an-audit-key-in-a-file" not in out.out + out.err
