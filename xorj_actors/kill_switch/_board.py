@@ -59,6 +59,12 @@ class HaltBoard:
         return self._status
 
     @property
+    def decided(self) -> bool:
+        """Whether a kill switch of this process has published a decision (it has read its state
+        file): until then the board shows STARTING, or a trip, and refuses everything."""
+        return self._published.state != STARTING
+
+    @property
     def tripped(self) -> int:
         """The epoch the last trip opened (0: none yet)."""
         return self._tripped
