@@ -193,11 +193,19 @@ class _RuntimeCollector(Collector):
                 value=float(audit.fail_closed),
             )
         clock = statuses.get(ClockSkewStatus)
-        if isinstance(clock, ClockSkewStatus) and clock.skew_s is not None:
-            yield GaugeMetricFamily(
-                "xorj_clock_skew_seconds", "System clock minus the chain's block time, last successful check",
-                value=clock.skew_s,
+        if isinstance(clock, ClockSkewStatus):
+            # The alerts count checks, not samples: a scrape may see several checks, or none.
+            yield CounterMetricFamily(
+                "xorj_clock_checks", "Successful clock checks (since the monitor started)", value=clock.checks
             )
+            yield GaugeMetricFamily(
+                "xorj_clock_lag_allowance_seconds", "[risk] clock_lag_allowance_s", value=clock.lag_allowance_s
+            )
+            if clock.skew_s is not None:
+                yield GaugeMetricFamily(
+                    "xorj_clock_skew_seconds", "System clock minus the chain's block time, last successful check",
+                    value=clock.skew_s,
+                )
         feed = statuses.get(StrategyStatus)
         if isinstance(feed, StrategyStatus):
             since = feed.last_ok_at if feed.last_ok_at is not None else feed.started_at
