@@ -185,7 +185,7 @@ class Commands:
         """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served;
         in a cluster, the cluster-wide halt (each node complete, incomplete or not answering)."""
         out = {
-            "kill_switch": to_jsonable(self._ask(self._kill_switch(), GetStatus(), "the kill switch")),
+            "kill_switch": self.kill_switch_status(),
             "endpoints": dict(self.endpoints()),
             "actors": len(self.runtime),
             "pid": os.getpid(),
@@ -195,6 +195,13 @@ class Commands:
         if "cluster_halt" in self.views:
             out["cluster"] = self._view("cluster_halt")
         return out
+
+    def kill_switch_status(self, timeout_s: float = ASK_TIMEOUT_S) -> dict[str, Any]:
+        """The kill switch's status alone (no cluster round trip), waited for ``timeout_s`` at most."""
+        status: dict[str, Any] = to_jsonable(
+            self._ask(self._kill_switch(), GetStatus(), "the kill switch", timeout_s=timeout_s)
+        )
+        return status
 
     def _view(self, name: str) -> Any:
         view = self.views.get(name)
@@ -253,11 +260,11 @@ class Commands:
         """Recover with K-of-M authorisations: args epoch, nonce, timestamp, authorisations, operator."""
         return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
-    def flatten(self, a: FlattenArgs) -> Any:
+    def flatten(self, a: FlattenArgs, *, timeout_s: float = ASK_TIMEOUT_S) -> Any:
         """While halted, sell vaults' volatile holdings into the stablecoin (REDUCING, audited): args vaults, operator, reason."""
         outcome = self._ask(
             self._kill_switch(), Flatten(vaults=a.vaults, operator=a.operator, reason=a.reason), "the kill switch",
-            changes=True,
+            changes=True, timeout_s=timeout_s,
         )
         if not isinstance(outcome, FlattenOutcome):
             raise RequestError("internal", f"the kill switch answered {type(outcome).__name__}")
@@ -277,13 +284,13 @@ class Commands:
         return ref
 
     @staticmethod
-    def _ask(ref: Any, message: Any, what: str, *, changes: bool = False) -> Any:
-        """Ask with ``ASK_TIMEOUT_S``; a command that ``changes`` something says a timeout is no refusal."""
+    def _ask(ref: Any, message: Any, what: str, *, changes: bool = False, timeout_s: float = ASK_TIMEOUT_S) -> Any:
+        """Ask with ``timeout_s``; a command that ``changes`` something says a timeout is no refusal."""
         try:
-            return ref.ask(message, timeout=ASK_TIMEOUT_S)
+            return ref.ask(message, timeout=timeout_s)
         except Timeout:
             hint = ": it may still take effect, check before trying again" if changes else ""
-            raise RequestError("timeout", f"{what} did not answer within {ASK_TIMEOUT_S} s{hint}") from None
+            raise RequestError("timeout", f"{what} did not answer within {timeout_s:g} s{hint}") from None
         except ActorDeadError:
             raise RequestError("unavailable", f"{what} stopped (restarting?)") from None
         except MailboxFull:
