@@ -148,13 +148,16 @@ class SlackPanic:
         reason = self.redact(f"Slack {command.command} by {sender} in #{command.channel_name}: {request.reason}")
         reason = reason[:REASON_LIMIT]
         before = self.board.status.epoch  # read without asking: a slow kill switch must not delay the halt
-        self.commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason=reason), source="slack")
+        held = self.commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason=reason), source="slack")
         ks = self._await_halt(before, deadline)
         details.update(
             outcome="accepted", mode=HaltMode.EMERGENCY.value, reason_given=reason, epoch=ks["epoch"],
             acked=len(ks["acked"]), live=len(ks["acked"]) + len(ks["missing"]), complete=ks["complete"],
         )
         text = f":rotating_light: *Emergency halt* triggered by <@{command.user_id}>: {_escape(self.redact(request.reason))}"
+        if held:  # the halt holds all the same
+            details.update(held=held)
+            text += f"\n:warning: {_escape(held)}"
         return slack_answer(text, _progress(ks), in_channel=True)
 
     def _await_halt(self, before: int, deadline: float) -> dict[str, Any]:
