@@ -272,7 +272,8 @@ class _Api:
             event_type, answer = await self._blocking(slack.handle, command, details)
             return event_type, 200, answer
 
-        return await self._acted(request, "HALT", details, act)
+        # A request refused before any command ran (wrong content type, no slash command) halted nothing.
+        return await self._acted(request, "SYSTEM_EVENT", details, act)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes

@@ -105,23 +105,29 @@ class SlackPanic:
         deadline = self._clock() + self.settings.progress_wait_s
         request = parse_text(command.text)
         details.update(action=request.action.value, text=self.redact(command.text)[:REASON_LIMIT])
-        # Reading (status, help) is a system event; a halt, a flatten or a failed attempt is a HALT.
-        reads = request.action is PanicAction.STATUS or (request.action is PanicAction.USAGE and not request.problem)
-        event = "SYSTEM_EVENT" if reads else "HALT"
         try:
-            if request.action is PanicAction.HALT:
-                return event, self._halt(command, request, details, deadline)
-            if request.action is PanicAction.FLATTEN:
-                return event, self._flatten(command, request, details, deadline)
-            if request.action is PanicAction.STATUS:
-                details.update(outcome="answered")
-                return event, slack_answer(_progress(self._status(deadline)))
+            answer = self._act(command, request, details, deadline)
         except RequestError as exc:
             details.update(outcome="refused", reason=exc.message)
-            return event, slack_answer(f":no_entry: Refused: {_escape(exc.message)}")
+            answer = slack_answer(f":no_entry: Refused: {_escape(exc.message)}")
+        # HALT (CRITICAL) only for what asked the kill switch to halt or flatten, done or refused
+        # by it; status, usage errors, a flatten's first vote or one refused here: a system event.
+        halting = request.action is PanicAction.HALT or "operator" in details  # operator: a flatten told
+        return ("HALT" if halting else "SYSTEM_EVENT"), answer
+
+    def _act(
+        self, command: SlashCommand, request: PanicRequest, details: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
+        if request.action is PanicAction.HALT:
+            return self._halt(command, request, details, deadline)
+        if request.action is PanicAction.FLATTEN:
+            return self._flatten(command, request, details, deadline)
+        if request.action is PanicAction.STATUS:
+            details.update(outcome="answered")
+            return slack_answer(_progress(self._status(deadline)))
         details.update(outcome="refused" if request.problem else "answered", reason=request.problem or None)
         head = f":warning: {request.problem}\n" if request.problem else ""
-        return event, slack_answer(_escape(head + USAGE.replace("/panic", self.settings.command)))
+        return slack_answer(_escape(head + USAGE.replace("/panic", self.settings.command)))
 
     def _status(self, deadline: float) -> dict[str, Any]:
         """The kill switch's status as ``ctl status`` shows it, asked for no longer than the time
@@ -202,9 +208,10 @@ class SlackPanic:
         operator = f"slack:{first_name or first_id}+{command.user_name or command.user_id}"[:MAX_OPERATOR_CHARS]
         reason = self.redact(f"Slack {command.command} flatten {what}: asked by {first_name} ({first_id}), "
                              f"confirmed by {command.user_name} ({command.user_id})")[:REASON_LIMIT]
+        details.update(operator=operator)
         out = self.commands.flatten(FlattenArgs(vaults=request.vaults, operator=operator, reason=reason),
                                     timeout_s=max(deadline - self._clock(), _MIN_FLATTEN_ASK_S))
-        details.update(outcome="accepted", operator=operator, flatten_id=out.get("flatten_id"))
+        details.update(outcome="accepted", flatten_id=out.get("flatten_id"))
         flattened = out.get("vaults") or []
         return slack_answer(
             f":rotating_light: *Flatten* `{out.get('flatten_id')}` of {len(flattened)} vaults started: asked by "
