@@ -26,7 +26,7 @@ from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSettings
-from xorj_actors.proofs.settings import ProofSettings
+from xorj_actors.proofs.settings import PROOF_STORE, ProofSettings
 from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.signers.settings import SignerSettings
@@ -171,8 +171,8 @@ class Config:
         unknown = [p for p in self.vaults.profiles if p not in names]
         if unknown:
             raise ValueError(f"vaults.profiles: unknown profile {unknown[0]!r} (known: {', '.join(sorted(names))})")
-        if any(k.name == self.proofs.key.name for k in self.signers.keys):
-            raise ValueError(f"signers.keys: {self.proofs.key.name!r} names the proof key's store ([proofs.key]); rename it")
+        if any(k.name == PROOF_STORE for k in self.signers.keys):
+            raise ValueError(f"signers.keys: {PROOF_STORE!r} names the proof key's store ([proofs.key]); rename it")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":

@@ -24,7 +24,8 @@ def _proof_store() -> KeySettings:
 @dataclass(frozen=True, slots=True)
 class ProofSettings:
     """``[proofs]``: where the Ed25519 proof key lives (``[proofs.key]``: a key store as in
-    ``[[signers.keys]]``; ``pkcs11``, ``kms`` or, in development, ``dev_key``)."""
+    ``[[signers.keys]]``; ``pkcs11``, ``kms`` or, in development, ``dev_key``; its ``name`` is
+    not used: the store is called ``proof``)."""
 
     key: KeySettings = field(default_factory=_proof_store)
     #: The commitment ``getTransaction`` is read at for a proof (never ``processed``).
@@ -35,5 +36,3 @@ class ProofSettings:
             self.key.validate()
         except ValueError as exc:
             raise ValueError(f"key.{exc}") from None
-        if self.key.name != PROOF_STORE:
-            raise ValueError(f"key.name: the proof key's store is called {PROOF_STORE!r}")

@@ -136,11 +136,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _proof_key(args: argparse.Namespace, config: Any) -> tuple[Any, tuple[str, ...]]:
     """The proof key's store and its one key id (``--vaults`` makes no sense for it)."""
+    import dataclasses
+
     from xorj_actors.proofs import PROOF_KEY_ID
 
     if args.vaults is not None:
         raise ValueError("--vaults: the proof key is one key, not one per vault")
-    return config.proofs.key, (PROOF_KEY_ID,)
+    return dataclasses.replace(config.proofs.key, name=_PROOF_STORE), (PROOF_KEY_ID,)
 
 
 def _rotate_input(args: argparse.Namespace, vaults: Sequence[str], config: Any) -> str:
