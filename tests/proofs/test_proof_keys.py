@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.softhsm import SoftHsmToken
-from xorj_actors.audit import AuditLog
+from xorj_actors.audit import AnchorSettings, AuditLog
 from xorj_actors.config import load_config
 from xorj_actors.proofs import check_document
 from xorj_actors.signers import KmsSettings
@@ -42,9 +42,9 @@ def _record_rejected_trade(config: Path, data_dir: Path) -> None:
         log.close()
 
 
-def _ceremony(tmp_path: Path, key_toml: str, env: dict[str, str], *, created: bool = True) -> None:
+def _ceremony(tmp_path: Path, key_toml: str, env: dict[str, str], *, created: bool = True, anchor: str = "") -> None:
     config, data_dir = tmp_path / "engine.toml", tmp_path / "var"
-    config.write_text(f"[proofs.key]\n{key_toml}")
+    config.write_text(f"[proofs.key]\n{key_toml}{anchor}")
     common = ("--config", str(config), "--data-dir", str(data_dir))
     init = _run("keys", "init", "--key", "proof", *common, env=env)
     assert init.returncode == (0 if created else 1), init.stderr
@@ -60,12 +60,20 @@ def _ceremony(tmp_path: Path, key_toml: str, env: dict[str, str], *, created: bo
     assert _run("keys", "show", "--key", "proof", "--vaults", "0", *common, env=env).returncode == 2
 
     _record_rejected_trade(config, data_dir)
+    if anchor:
+        anchored = _run("audit", "anchor", *common, env=env)
+        assert anchored.returncode == 0, anchored.stderr
     proof_file = tmp_path / "proof.json"
     made = _run("proof", "show", TRADE, *common, "-o", str(proof_file), env=env)
     assert made.returncode == 0, made.stderr
     doc = json.loads(proof_file.read_text())
     assert doc["outcome"]["status"] == "rejected" and doc["transaction"] is None
     assert check_document(doc, public) == public
+    if anchor:  # the head anchored after the outcome covers the proof's entries
+        head = doc["audit"]["anchors"]["heads"]["default"]
+        assert doc["audit"]["anchors"]["configured"] and head["sequence"] >= doc["audit"]["entries"][-1]["sequence"]
+    else:
+        assert doc["audit"]["anchors"] == {"configured": False, "heads": {}}
     verified = _run("proof", "verify", str(proof_file), "--public-key", public, *common, env=env)
     assert verified.returncode == 0 and "audit store" in verified.stdout, verified.stderr
 
@@ -78,9 +86,12 @@ def test_the_proof_key_in_softhsm(tmp_path: Path, softhsm_token: SoftHsmToken, h
     _ceremony(tmp_path, 'backend = "pkcs11"\n' + softhsm_token.settings_toml(hsm_key_label), softhsm_token.environ)
 
 
-def test_the_proof_key_in_kms(tmp_path: Path, kms_settings: KmsSettings) -> None:
+def test_the_proof_key_in_kms_and_the_anchored_head(tmp_path: Path, kms_settings: KmsSettings, anchor_settings: AnchorSettings) -> None:
     toml = f'backend = "kms"\nkms.alias_prefix = "{kms_settings.alias_prefix}"\nkms.endpoint_url = "{kms_settings.endpoint_url}"\n'
-    _ceremony(tmp_path, toml, {})
+    a = anchor_settings
+    anchor = (f'[audit.anchor]\nenabled = true\nendpoint_url = "{a.endpoint_url}"\nbucket = "{a.bucket}"\n'
+              f'prefix = "{a.prefix}"\nretention_days = 1\n')
+    _ceremony(tmp_path, toml, {}, anchor=anchor)
 
 
 def test_the_proof_key_from_a_development_seed_file(tmp_path: Path) -> None:

@@ -61,6 +61,19 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     code, err = _verify(h, doc, tmp_path / "ok.json", capsys, "--rpc", rpc)
     assert code == 0, err
 
+    # Every final trade since a time: one proof per line, or one file each; all verify.
+    exported = tmp_path / "all.jsonl"
+    since = ["--since", "2000-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "--rpc", rpc]
+    assert cli_main(["proof", "export", *since, "-o", str(exported)]) == 0
+    assert [json.loads(line)["trade_id"] for line in exported.read_text().splitlines()] == ["vault-0000:r1:0", "vault-0001:r1:0"]
+    assert cli_main(["proof", "export", *since, "--dir", str(tmp_path / "each")]) == 0
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["vault-0000_r1_0.json", "vault-0001_r1_0.json"]
+    capsys.readouterr()
+    assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc]) == 0
+    assert capsys.readouterr().out.count(": OK (signature, entry hashes, audit store, chain;") == 2
+    none = ["--since", "2999-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "-o", str(tmp_path / "none")]
+    assert cli_main(["proof", "export", *none]) == 0 and (tmp_path / "none").read_text() == ""
+
     def caught(edit: Any, where: str, *extra: str) -> None:
         bad = copy.deepcopy(doc)
         edit(bad)
