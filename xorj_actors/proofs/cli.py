@@ -140,13 +140,14 @@ def _verify(args: argparse.Namespace) -> int:
                 signer = check_document(doc, args.public_key)
                 if store is not None:
                     check_with_store(doc, store, key)
-                if rpc is not None and doc.get("chain") is not None:
+                on_chain = rpc is not None and doc.get("chain") is not None
+                if on_chain:
                     check_against_chain(doc, get_transaction(rpc, str(doc["transaction"]["signature"]), str(doc["chain"]["commitment"])))
             except ProofMismatch as exc:
                 print(f"proof verify: {where}: trade {trade}: MISMATCH {exc}", file=sys.stderr)
                 return EXIT_MISMATCH
             checked += 1
-            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else []) + (["chain"] if rpc else [])
+            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else []) + (["chain"] if on_chain else [])
             print(f"{where}: trade {trade}: OK ({', '.join(sources)}; signed by proof key {signer})")
         if not checked:
             raise ValueError(f"{args.file}: no proof in it")
