@@ -25,6 +25,7 @@ from xorj_actors.proofs import (
     check_document,
     sign_body,
 )
+from xorj_actors.programs import NATIVE_MINT
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
 
@@ -45,8 +46,8 @@ TX = _tx()
 SIG = str(TX.signatures[0])
 
 
-def _entries(*, landed: bool = True) -> list[tuple[str, AuditEntry]]:
-    intent = {"trade_id": TRADE, "vault_id": "vault-0000", "round_key": "r1", "index": 0, "input_mint": IN_MINT,
+def _entries(*, landed: bool = True, in_mint: str = IN_MINT) -> list[tuple[str, AuditEntry]]:
+    intent = {"trade_id": TRADE, "vault_id": "vault-0000", "round_key": "r1", "index": 0, "input_mint": in_mint,
               "output_mint": OUT_MINT, "amount_in": 1000, "slippage_bps": 100, "value_usd": 1.0, "reduces_exposure": False}
     signed = {"phase": "signed", "attempt": 1, "signature": SIG, "api": "swap", "our_signature": None, "request_id": None,
               "transaction": base64.b64encode(bytes(TX)).decode(), "last_valid_block_height": 99, "in_amount": 1000,
@@ -202,3 +203,16 @@ def test_a_missing_outcome_is_no_proof() -> None:
 def test_the_signed_form_is_canonical(doc: dict[str, Any], tmp_path: Path) -> None:
     text = canonical_json(doc)
     assert json.loads(text) == doc and canonical_json(json.loads(text)) == text
+
+
+def test_a_native_sol_leg_is_the_authoritys_lamports_less_the_fee(signer: Any) -> None:
+    native = str(NATIVE_MINT)
+    tx = copy.deepcopy(CHAIN_TX)
+    tx["meta"]["preTokenBalances"] = [_balance(0, OUT_MINT, 10)]
+    tx["meta"]["postTokenBalances"] = [_balance(0, OUT_MINT, 507)]
+    tx["meta"]["preBalances"], tx["meta"]["postBalances"] = [1_000_000, 0, 1], [1_000_000 - 1000 - 5000, 0, 1]
+    doc = sign_body(build_body(TRADE, _entries(in_mint=native), tx, "confirmed", None), signer, "t")
+    assert doc["chain"]["vault_lamports"] == {"pre": 1_000_000, "post": 994_000, "fee_payer": True}
+    assert doc["realised"] == {"in_amount": 1000, "out_amount": 497, "slippage_bps": "60.00"}
+    check_document(doc)
+    check_against_chain(doc, tx)

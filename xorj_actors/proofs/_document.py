@@ -13,6 +13,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.audit import AnchorHead, AuditEntry
+from xorj_actors.programs import NATIVE_MINT
 from xorj_actors.proofs._entries import ProofMismatch, entry_details, entry_label, entry_record
 
 __all__ = [
@@ -36,6 +37,7 @@ _OUTCOME_FIELDS = ("status", "signature", "slot", "confirmations", "in_amount", 
 #: The parts of the signed entry that are the quote the money check accepted.
 _QUOTE_FIELDS = ("api", "in_amount", "out_amount", "min_out", "price_impact_bps", "deviation_bps", "request_id")
 _BPS = Decimal("0.01")
+_NATIVE = str(NATIVE_MINT)
 
 
 def roles(records: Sequence[Mapping[str, Any]], trade_id: str) -> dict[str, Mapping[str, Any]]:
@@ -131,9 +133,13 @@ def chain_part(tx: Mapping[str, Any] | None, commitment: str, authority: str) ->
     message = VersionedTransaction.from_bytes(base64.b64decode(raw)).message
     loaded = meta.get("loadedAddresses") or {}
     keys = [str(k) for k in message.account_keys] + list(loaded.get("writable", [])) + list(loaded.get("readonly", []))
+    index = keys.index(authority) if authority in keys else None
+    lamports = None
+    if index is not None and index < min(len(meta.get("preBalances") or ()), len(meta.get("postBalances") or ())):
+        lamports = {"pre": meta["preBalances"][index], "post": meta["postBalances"][index], "fee_payer": index == 0}
     return {
         "commitment": commitment, "slot": tx.get("slot"), "block_time": tx.get("blockTime"),
-        "fee": meta.get("fee"), "err": meta.get("err"),
+        "fee": meta.get("fee"), "err": meta.get("err"), "vault_lamports": lamports,
         "vault_token_balances": {
             "pre": _token_rows(meta.get("preTokenBalances"), keys, authority),
             "post": _token_rows(meta.get("postTokenBalances"), keys, authority),
@@ -145,15 +151,23 @@ def _held(rows: Sequence[Mapping[str, Any]], mint: str) -> int:
     return sum(int(r["amount"]) for r in rows if r.get("mint") == mint)
 
 
+def _change(chain: Mapping[str, Any], mint: str) -> int:
+    """How much of ``mint`` the vault gained (negative: spent). Native SOL with no wSOL account
+    of the vault's before or after (wrapped and closed within the transaction): the authority's
+    lamports, the network fee it paid added back (tips and rent stay in)."""
+    pre, post = chain["vault_token_balances"]["pre"], chain["vault_token_balances"]["post"]
+    lamports = chain.get("vault_lamports")
+    if mint == _NATIVE and lamports and not any(r.get("mint") == mint for r in (*pre, *post)):
+        return int(lamports["post"]) - int(lamports["pre"]) + (int(chain.get("fee") or 0) if lamports["fee_payer"] else 0)
+    return _held(post, mint) - _held(pre, mint)
+
+
 def realised_part(intent: Mapping[str, Any], quote: Mapping[str, Any] | None, chain: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What the vault really paid and got (its balances' changes) and the slippage against the
     quote's output, in basis points (positive: less than quoted), as a decimal string."""
     if chain is None or quote is None:
         return None
-    balances = chain["vault_token_balances"]
-    pre, post = balances["pre"], balances["post"]
-    spent = _held(pre, str(intent["input_mint"])) - _held(post, str(intent["input_mint"]))
-    got = _held(post, str(intent["output_mint"])) - _held(pre, str(intent["output_mint"]))
+    spent, got = -_change(chain, str(intent["input_mint"])), _change(chain, str(intent["output_mint"]))
     quoted = int(quote.get("out_amount") or 0)
     slippage = None
     if quoted > 0:
