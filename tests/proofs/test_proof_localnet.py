@@ -121,3 +121,18 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     assert check_document(fixed)
     code, err = _verify(h, fixed, tmp_path / "forged.json", capsys, "--rpc", rpc)
     assert code == 1 and "MISMATCH chain.vault_token_balances.post[0].amount" in err and str(row["amount"]) in err, err
+
+
+def test_an_ultra_trade_the_maker_paid_for_has_a_proof_that_verifies(
+    exec_engine_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = exec_engine_factory('[jupiter]\napi = "ultra"\n')
+    outcome = h.execute(h.request("vault-0002:r1:0", vault=2, amount=10_000_000))
+    assert outcome.status == "confirmed" and outcome.api == "ultra", outcome
+    doc = _proof(h, "vault-0002:r1:0", tmp_path / "u.json")
+    # The id is the maker's signature, learnt at /execute; ours is the vault's, in the signed bytes.
+    assert doc["transaction"]["signature"] == outcome.signature != doc["transaction"]["our_signature"]
+    assert "sent" in [json.loads(e["details"]).get("phase") for e in doc["audit"]["entries"]]
+    assert doc["realised"]["in_amount"] == 10_000_000 and doc["realised"]["out_amount"] > 0
+    code, err = _verify(h, doc, tmp_path / "u-ok.json", capsys, "--rpc", h.localnet.urls["rpc"])
+    assert code == 0, err
