@@ -69,3 +69,19 @@ def test_an_entry_moved_to_another_place_is_caught(store_and_proof: Any) -> None
         check_document(moved)  # the sequence is part of the hashed entry
     with pytest.raises(ProofMismatch, match="no such entry in the audit store"):
         check_with_store(moved, store, KEY)
+
+
+def test_verify_reads_proofs_strictly_and_exits_by_verdict(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xorj_actors.audit import canonical_json
+    from xorj_actors.cli import main as cli_main
+
+    _, doc, _ = store_and_proof
+    good = tmp_path / "good.json"
+    good.write_text(canonical_json(doc))
+    assert cli_main(["proof", "verify", str(good), "--no-store"]) == 0
+    assert "OK (signature, entry hashes; signed by proof key" in capsys.readouterr().out
+    twice = tmp_path / "twice.json"  # a second trade_id after the signed one: read one way or the other
+    twice.write_text(canonical_json(doc)[:-1] + ',"trade_id":"someone-else"}')
+    assert cli_main(["proof", "verify", str(twice), "--no-store"]) == 2
+    assert "duplicate key 'trade_id'" in capsys.readouterr().err
+    assert cli_main(["proof", "verify", str(tmp_path / "absent.json"), "--no-store"]) == 2

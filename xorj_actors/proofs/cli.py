@@ -52,19 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _documents(path: str) -> Iterator[tuple[str, Any]]:
-    """(where, document) of each proof in the file: one JSON document, or one per line."""
-    import json
+    """(where, document) of each proof in the file: one JSON document, or one per line, parsed
+    strictly (a duplicate key, NaN or absurd nesting is refused, not read one way or another)."""
+    from xorj_actors.strict_json import loads
 
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     try:
-        yield path, json.loads(text)
+        yield path, loads(text)
         return
     except ValueError:
         pass
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                yield f"{path}:{n}", json.loads(line)
+                yield f"{path}:{n}", loads(line)
             except ValueError as exc:
                 raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
 
