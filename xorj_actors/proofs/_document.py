@@ -42,8 +42,8 @@ _NATIVE = str(NATIVE_MINT)
 
 def roles(records: Sequence[Mapping[str, Any]], trade_id: str) -> dict[str, Mapping[str, Any]]:
     """The entries a proof rests on, by role: ``intent``, ``outcome`` and, when a transaction was
-    signed, ``signed`` (the attempt the outcome names) and ``sent`` (where an Ultra order's id was
-    learnt). ProofMismatch when the intent or the outcome is missing."""
+    signed, ``signed`` (the attempt the outcome names) and, when its id was unknown at signing
+    (an Ultra order the maker pays for), ``sent`` (where ``/execute`` revealed it). ProofMismatch when the intent or the outcome is missing."""
     found: dict[str, Mapping[str, Any]] = {}
     details = [(r, entry_details(r, f"audit.entries[{i}] ({entry_label(r)})")) for i, r in enumerate(records)]
     for record, d in details:
@@ -68,6 +68,8 @@ def roles(records: Sequence[Mapping[str, Any]], trade_id: str) -> dict[str, Mapp
             found["signed"] = record
     if signature and "signed" not in found:
         raise ProofMismatch("audit.entries", f"the signed entry of transaction {signature} is missing")
+    if "signed" in found and entry_details(found["signed"], "signed").get("signature") == signature:
+        found.pop("sent", None)  # the id was known when signed: the send adds nothing
     return found
 
 
