@@ -23,8 +23,6 @@ _ACTIONS = {
     ),
 }
 _ACTOR = "keys-cli"
-#: ``--key proof``: the execution proofs' key ([proofs.key], docs/AUDIT.md "Execution proofs").
-_PROOF_STORE = "proof"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,13 +74,14 @@ def main(args: argparse.Namespace) -> int:
 
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable
     from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.proofs import PROOF_STORE
     from xorj_actors.signers import SignerError, parse_vault_ids, vault_id
 
     action = args.keys_command
     try:
         config = load_config(args.config)
         keys = config.signers.keys
-        if args.key == _PROOF_STORE and action != "rotate":
+        if args.key == PROOF_STORE and action != "rotate":  # the execution proofs' key ([proofs.key])
             key, vaults = _proof_key(args, config)
         else:
             if args.key is not None:
@@ -138,11 +137,11 @@ def _proof_key(args: argparse.Namespace, config: Any) -> tuple[Any, tuple[str, .
     """The proof key's store and its one key id (``--vaults`` makes no sense for it)."""
     import dataclasses
 
-    from xorj_actors.proofs import PROOF_KEY_ID
+    from xorj_actors.proofs import PROOF_KEY_ID, PROOF_STORE
 
     if args.vaults is not None:
         raise ValueError("--vaults: the proof key is one key, not one per vault")
-    return dataclasses.replace(config.proofs.key, name=_PROOF_STORE), (PROOF_KEY_ID,)
+    return dataclasses.replace(config.proofs.key, name=PROOF_STORE), (PROOF_KEY_ID,)
 
 
 def _rotate_input(args: argparse.Namespace, vaults: Sequence[str], config: Any) -> str:
