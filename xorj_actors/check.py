@@ -357,6 +357,7 @@ def check_dev_settings(ctx: CheckContext) -> CheckResult:
     if cfg.audit.backend == "sqlite":
         dev.append('audit.backend = "sqlite"')
     dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
     derived = [t.symbol for t in cfg.tokens if not t.mint]
     if derived:
         dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")

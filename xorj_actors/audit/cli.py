@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,18 +30,8 @@ EXIT_CANNOT = 2  # cannot verify: config, store, key or anchors unreadable
 EXIT_UNANCHORED = 3  # chain and HMACs intact, but some or all entries are covered by no anchor
 
 
-def _time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone, e.g. 2026-11-21T20:00:00Z: {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from xorj_actors.cli import add_common_arguments
+    from xorj_actors.cli import add_common_arguments, iso_time
 
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     helps = {
@@ -73,8 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ("tail", "show", "export"):
             sp.add_argument("--trade-id", metavar="ID", help="only entries with this correlation (trade) id")
             sp.add_argument("--type", action="append", default=[], metavar="TYPE", help="event type (repeatable)")
-            sp.add_argument("--since", type=_time, metavar="TIME", help="from this time (ISO 8601 with zone)")
-            sp.add_argument("--until", type=_time, metavar="TIME", help="before this time (ISO 8601 with zone)")
+            sp.add_argument("--since", type=iso_time, metavar="TIME", help="from this time (ISO 8601 with zone)")
+            sp.add_argument("--until", type=iso_time, metavar="TIME", help="before this time (ISO 8601 with zone)")
         if name == "tail":
             sp.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="how many (default 20)")
         if name == "show":
