@@ -1,0 +1,133 @@
+"""``audit restore --from-anchors``: an empty store rebuilt from S3 Object Lock (ministack), both backends."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.audit.test_audit_anchor import _anchored_config
+from tests.audit.test_audit_verify import fill, run_cli
+from tests.plugins.audit import pg_connect
+from xorj_actors.audit import AuditSettings, open_store, select_entries
+from xorj_actors.kill_switch import (
+    FileReading,
+    HaltMarker,
+    KillSwitchState,
+    PersistedState,
+    StateFile,
+    decide,
+    derive_state_key,
+)
+
+pytestmark = pytest.mark.ministack
+
+
+def lose_database(settings: AuditSettings, data_dir: Path) -> None:
+    """The disaster: the SQLite files deleted, or the PostgreSQL schema dropped."""
+    if settings.backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{data_dir / settings.sqlite_path}{suffix}").unlink(missing_ok=True)
+        return
+    conn = pg_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{settings.postgres.schema}" CASCADE')
+    finally:
+        conn.close()
+
+
+def rows(settings: AuditSettings, data_dir: Path, chain: str = "default") -> list[tuple]:
+    store = open_store(dataclasses.replace(settings, chain=chain), data_dir, create=False)
+    try:
+        return [e.row() for e in select_entries(store)]
+    finally:
+        store.close()
+
+
+def test_restore_rebuilds_a_lost_store_verifies_it_and_states_the_gap(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys
+):
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    entries = fill(audit_settings, data_dir)
+    assert run_cli(["anchor", *common]) == 0
+    entries += fill(audit_settings, data_dir, 5)
+    assert run_cli(["anchor", *common]) == 0
+    fill(audit_settings, data_dir, 3)  # written after the last anchor: lost with the database
+    lose_database(audit_settings, data_dir)
+    capsys.readouterr()
+
+    assert run_cli(["restore", "--from-anchors", *common]) == 0
+    out = capsys.readouterr().out
+    assert "chain default: restored 15 entries from 2 anchors" in out
+    assert "verify: OK: 15 entries" in out and "2 anchors matched" in out
+    assert "known: the restored log ends at entry 15" in out
+    assert "unknown: entries the lost database held after entry 15" in out and "cannot be known" in out
+    assert "no kill-switch state file" in out  # nothing local survived to tell more
+    assert rows(audit_settings, data_dir) == [e.row() for e in entries]
+    assert run_cli(["verify", *common]) == 0  # the same verify, independently
+    # The engine's next start is halted, whatever else it finds.
+    marker = HaltMarker(data_dir / "kill_switch.json.halt")
+    held = marker.open()
+    marker.close()
+    assert held is not None and "audit store restored from the anchors" in held and "default at entry 15" in held
+    decision = decide(FileReading(present=False), None, pending_halt=held)
+    assert decision.state.state is KillSwitchState.TRIGGERED
+
+
+def test_restore_refuses_a_store_that_is_not_empty_and_changes_nothing(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys
+):
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    fill(audit_settings, data_dir)
+    assert run_cli(["anchor", *common]) == 0
+    before = rows(audit_settings, data_dir)
+    capsys.readouterr()
+    assert run_cli(["restore", "--from-anchors", "--json", *common]) == 2
+    captured = capsys.readouterr()
+    assert "the audit store is not empty (chain default holds 10 entries)" in captured.err
+    assert "audit recover" in captured.err
+    assert json.loads(captured.out)["ok"] is False
+    assert rows(audit_settings, data_dir) == before
+    assert not (data_dir / "kill_switch.json.halt").exists()
+
+
+def test_restore_without_anchors_is_refused(audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys):
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    assert run_cli(["restore", "--from-anchors", "--config", str(config), "--data-dir", str(data_dir)]) == 2
+    assert "no anchor in s3://" in capsys.readouterr().err
+    assert not (data_dir / audit_settings.sqlite_path).exists() or audit_settings.backend != "sqlite"
+
+
+def test_restore_json_every_chain_and_a_surviving_state_file_proves_a_loss(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys
+):
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    other = dataclasses.replace(audit_settings, chain="node-b")
+    fill(audit_settings, data_dir, 4)
+    mine = fill(other, data_dir, 6)
+    assert run_cli(["anchor", *common]) == 0
+    assert run_cli(["anchor", "--chain", "node-b", *common]) == 0
+    # The engine recorded a recovery (ARMED epoch 2) after the last anchor; its state file survived.
+    StateFile(data_dir / "kill_switch.json", derive_state_key(audit_key)).save(
+        PersistedState(state=KillSwitchState.ARMED, epoch=2)
+    )
+    lose_database(audit_settings, data_dir)
+    capsys.readouterr()
+    assert run_cli(["restore", "--from-anchors", "--json", *common]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_chain = {c["chain"]: c for c in report["chains"]}
+    assert set(by_chain) == {"default", "node-b"} and report["ok"] is True
+    assert (by_chain["default"]["restored"], by_chain["node-b"]["restored"]) == (4, 6)
+    assert all(c["verdict"] == "OK" for c in by_chain.values())
+    gap = by_chain["default"]["gap"]
+    assert gap["lost_after_sequence"] == 4 and gap["lost_entries"] is None
+    assert gap["proven_loss"] is True and "ARMED epoch 2" in gap["local_evidence"]
+    assert by_chain["node-b"]["gap"]["local_evidence"] is None  # the state file is the default chain's engine's
+    assert report["halt_marker"] == str(data_dir / "kill_switch.json.halt")
+    assert rows(audit_settings, data_dir, "node-b") == [e.row() for e in mine]
