@@ -10,7 +10,7 @@ import pytest
 
 from tests.audit.test_audit_anchor import _anchored_config
 from tests.audit.test_audit_verify import fill, run_cli
-from tests.plugins.audit import pg_connect
+from tests.plugins.audit import lose_database
 from xorj_actors.audit import AuditSettings, open_store, select_entries
 from xorj_actors.kill_switch import (
     FileReading,
@@ -23,20 +23,6 @@ from xorj_actors.kill_switch import (
 )
 
 pytestmark = pytest.mark.ministack
-
-
-def lose_database(settings: AuditSettings, data_dir: Path) -> None:
-    """The disaster: the SQLite files deleted, or the PostgreSQL schema dropped."""
-    if settings.backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{data_dir / settings.sqlite_path}{suffix}").unlink(missing_ok=True)
-        return
-    conn = pg_connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA "{settings.postgres.schema}" CASCADE')
-    finally:
-        conn.close()
 
 
 def rows(settings: AuditSettings, data_dir: Path, chain: str = "default") -> list[tuple]:

@@ -32,7 +32,7 @@ from tests.chaos.test_crash_recovery import (
     _check_left_open_settled,
     _crash,
 )
-from tests.plugins.audit import pg_connect
+from tests.plugins.audit import lose_database
 from xorj_actors.audit import AnchorSettings
 from xorj_actors.config import load_config
 
@@ -68,20 +68,6 @@ def _audit(s: Setup, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def _lose_database(s: Setup) -> None:
-    audit = s.config.audit
-    if audit.backend == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{s.data / audit.sqlite_path}{suffix}").unlink(missing_ok=True)
-        return
-    conn = pg_connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP SCHEMA "{audit.postgres.schema}" CASCADE')
-    finally:
-        conn.close()
-
-
 def test_restore_from_anchors_then_the_engine_starts_halted_and_settles_without_trading_twice(
     rehearsal: Setup,
 ) -> None:
@@ -97,7 +83,7 @@ def test_restore_from_anchors_then_the_engine_starts_halted_and_settles_without_
     assert before.returncode == 0 and before.stdout.startswith("OK: "), before.stdout + before.stderr
     entries = int(before.stdout.split()[1])
 
-    _lose_database(s)
+    lose_database(s.config.audit, s.data)
     gone = _audit(s, "verify")
     assert gone.returncode == 2, gone.stdout + gone.stderr  # no store any more
 
