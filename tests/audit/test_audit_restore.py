@@ -117,3 +117,20 @@ def test_restore_json_every_chain_and_a_surviving_state_file_proves_a_loss(
     assert by_chain["node-b"]["gap"]["local_evidence"] is None  # the state file is the default chain's engine's
     assert report["halt_marker"] == str(data_dir / "kill_switch.json.halt")
     assert rows(audit_settings, data_dir, "node-b") == [e.row() for e in mine]
+
+
+def test_restore_on_a_terminal_draws_a_bar_per_chain_and_step(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys, monkeypatch
+):
+    from tests.terminal import frames, stderr_on_a_terminal
+
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    fill(audit_settings, data_dir, 7)
+    assert run_cli(["anchor", *common]) == 0
+    lose_database(audit_settings, data_dir)
+    with stderr_on_a_terminal(monkeypatch) as drawn:
+        assert run_cli(["restore", "--from-anchors", *common]) == 0
+    assert "audit restore default" in drawn[0] and "audit verify default" in drawn[0]
+    assert (7, 7) in {(done, total) for done, total, _ in frames(drawn[0])}
+    assert "restored 7 entries" in capsys.readouterr().out  # stdout: the report alone

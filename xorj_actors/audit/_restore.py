@@ -55,7 +55,7 @@ class Gap:
                  f"the last anchor ({self.anchor})")
         unknown = (f"entries the lost database held after entry {self.anchored_sequence} are not in any anchor: "
                    "they cannot be restored, and their number and content cannot be known "
-                   f"(anchoring ran every {interval_s:g} s, longer if S3 failed; an engine stopped "
+                   f"(anchoring runs every {interval_s:g} s, longer if S3 failed; an engine stopped "
                    "cleanly anchored at its stop, so then nothing is lost)")
         lines = [f"known: {known}", f"unknown: {unknown}"]
         if self.local_evidence is not None:

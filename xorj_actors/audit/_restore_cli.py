@@ -79,4 +79,4 @@ def _print(chains: dict[str, ChainRestore], interval_s: float, marker: Path | No
             print(f"chain {c.chain}: {line}")
     if marker is not None:
         print(f"halt marker set ({marker}): the engine starts TRIGGERED, settles its open trades against the chain; "
-              "recover it (docs/OPERATIONS.md, \"Recover\") once `ctl trades` shows none open")
+              "recover it (docs/OPERATIONS.md, \"Recover\") once `ctl executor` shows reconciled and 0 in flight")
