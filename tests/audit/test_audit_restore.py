@@ -134,3 +134,31 @@ def test_restore_on_a_terminal_draws_a_bar_per_chain_and_step(
     assert "audit restore default" in drawn[0] and "audit verify default" in drawn[0]
     assert (7, 7) in {(done, total) for done, total, _ in frames(drawn[0])}
     assert "restored 7 entries" in capsys.readouterr().out  # stdout: the report alone
+
+
+@pytest.mark.parametrize(("state", "epoch", "proven", "says"), [
+    (KillSwitchState.ARMED, 0, False, "matches the restored log"),  # what the log holds: nothing lost there
+    (KillSwitchState.ARMED, 3, True, "held at least that transition"),  # a resume: in the log before the file
+    (KillSwitchState.TRIGGERED, 3, False, "probably held that halt"),  # a halt: the file is written first
+])
+def test_a_surviving_state_file_is_read_for_what_it_proves(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys, state, epoch, proven, says
+):
+    from xorj_actors.audit import AuditLog
+
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    log = AuditLog.open(audit_settings, data_dir, "production")
+    try:  # the kill switch's first start, as it records it
+        log.append("SYSTEM_EVENT", actor="kill_switch", details={"what": "first start",
+                                                                 "transition": {"state": "ARMED", "epoch": 0, "factor": 1.0}})
+    finally:
+        log.close()
+    fill(audit_settings, data_dir, 3)
+    assert run_cli(["anchor", *common]) == 0
+    StateFile(data_dir / "kill_switch.json", derive_state_key(audit_key)).save(PersistedState(state=state, epoch=epoch))
+    lose_database(audit_settings, data_dir)
+    capsys.readouterr()
+    assert run_cli(["restore", "--from-anchors", "--json", *common]) == 0
+    gap = json.loads(capsys.readouterr().out)["chains"][0]["gap"]
+    assert gap["proven_loss"] is proven and says in gap["local_evidence"], gap

@@ -24,7 +24,7 @@ from xorj_actors.audit._halt_history import read_halt_history
 from xorj_actors.audit._store import AuditStoreError, Store, chain_store, list_chains, open_store, read_head
 from xorj_actors.audit._verify import VerifyResult, verify_chains
 from xorj_actors.audit.settings import AnchorSettings, AuditSettings
-from xorj_actors.kill_switch import HaltMarker, StateFile, derive_state_key
+from xorj_actors.kill_switch import HaltMarker, PersistedState, StateFile, derive_state_key
 
 __all__ = ["ChainRestore", "Gap", "RestoreRefused", "restore_epoch", "restore_from_anchors", "set_restore_halt"]
 
@@ -204,8 +204,9 @@ def _verify_step(progress: Callable[[str, int, int], None], chain: str, done: in
 
 def _local_evidence(store: Store, key: bytes, state_file: Path | None) -> tuple[str | None, bool]:
     """What the kill switch's state file, if it survived, says of the lost head: it records the
-    last kill-switch transition, which the audit log recorded too (halts in this order, resumes
-    in the other: docs/HALT_PROTOCOL.md). A file newer than the restored log proves a loss."""
+    last kill-switch transition, which the audit log records too. A resume is durable in the log
+    before the file is written, so a file ahead of the restored log with a resume proves a loss;
+    a halt writes the file first (docs/HALT_PROTOCOL.md), so one ahead with a halt only suggests it."""
     if state_file is None:
         return None, False
     reading = StateFile(state_file, derive_state_key(key)).read()
@@ -213,15 +214,24 @@ def _local_evidence(store: Store, key: bytes, state_file: Path | None) -> tuple[
         return f"no kill-switch state file at {state_file}: nothing local tells how far the lost log went", False
     if reading.problem is not None or reading.state is None:
         return f"the kill-switch state file {state_file} cannot be trusted ({reading.problem}): it tells nothing", False
-    history = read_halt_history(store, key)
-    file_state, last = reading.state, history.last
+    last = read_halt_history(store, key).last
+    file_state = reading.state
     said = f"{file_state.state.value} epoch {file_state.epoch}"
-    if last is None or file_state.epoch > last.epoch:
-        logged = "no kill-switch transition" if last is None else f"its last {last.state.value} epoch {last.epoch}"
-        return (f"the kill-switch state file records {said}, the restored log {logged}: the lost database held "
-                "at least that transition beyond the last anchor (and any trade entries around it)"), True
-    return (f"the kill-switch state file ({said}) matches the restored log's last kill-switch transition: "
-            "no kill-switch transition was lost; trade entries after the last anchor may still have been"), False
+    agrees = last is not None and last.epoch == file_state.epoch and (
+        (file_state.halted and PersistedState(state=last.state).halted) or (file_state.state is last.state and file_state.factor == last.factor)
+    )
+    if agrees:
+        return (f"the kill-switch state file ({said}) matches the restored log's last kill-switch transition: "
+                "no kill-switch transition was lost; trade entries after the last anchor may still have been"), False
+    logged = "no kill-switch transition" if last is None else f"{last.state.value} epoch {last.epoch} last"
+    if last is not None and file_state.epoch < last.epoch:
+        return f"the kill-switch state file ({said}) is older than the restored log ({logged}): it tells nothing", False
+    if file_state.halted:
+        return (f"the kill-switch state file records {said}, the restored log {logged}: the lost database probably "
+                "held that halt beyond the last anchor (unless the engine died between writing the file and the "
+                "halt's audit entry: halts write the file first)"), False
+    return (f"the kill-switch state file records {said}, the restored log {logged}: the lost database held at least "
+            "that transition beyond the last anchor (resumes are in the log before the file)"), True
 
 
 def set_restore_halt(marker: Path, store_chains: dict[str, ChainRestore], epoch: int) -> str:
@@ -233,6 +243,7 @@ def set_restore_halt(marker: Path, store_chains: dict[str, ChainRestore], epoch:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     ends = ", ".join(f"{c.chain} at entry {c.gap.anchored_sequence}" for c in store_chains.values())
     text = f"epoch {epoch} audit store restored from the anchors at {now} (log ends: {ends}): reconcile, then recover"
+    marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a fresh data directory (PostgreSQL)
     halt = HaltMarker(marker)
     try:
         halt.open()
