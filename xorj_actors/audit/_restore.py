@@ -165,8 +165,10 @@ def restore_from_anchors(
             f"the audit store is not empty ({held}): restore rebuilds an empty store only and changed nothing; "
             "to append what the anchors hold beyond a restored backup, run `audit recover`"
         )
-    stores = {n: open_store(dataclasses.replace(settings, chain=n), data_dir, create=True) for n in names}
+    stores: dict[str, Store] = {}
     try:
+        for name in names:
+            stores[name] = open_store(dataclasses.replace(settings, chain=name), data_dir, create=True)
         restored = {}
         for name, store in stores.items():
             report = None if progress is None else _restore_step(progress, name)
