@@ -15,7 +15,7 @@ from xorj_actors.check import secret_env_names
 from xorj_actors.config import Config
 from xorj_actors.secrets import CredentialProvider, Resolution, install_provider
 
-__all__ = ["check_environ", "missing_report", "open_credentials", "required_secret_names"]
+__all__ = ["check_environ", "credential_environ", "missing_report", "open_credentials", "required_secret_names"]
 
 
 def required_secret_names(config: Config) -> tuple[str, ...]:
@@ -49,11 +49,19 @@ def open_credentials(
     passed. A command that only reads passes ``provider.environ()`` instead.
     """
     provider = CredentialProvider(config.secrets, os.environ if environ is None else environ)
-    names = (*secret_env_names(config), *config.kill_switch.recovery_key_envs)
+    proof_key = config.proofs.key
+    proof_pin = (proof_key.pkcs11.pin_env,) if proof_key.backend == "pkcs11" else ()
+    names = (*secret_env_names(config), *config.kill_switch.recovery_key_envs, *proof_pin)
     resolution = provider.resolve(names, required_secret_names(config))
     if install:
         install_provider(provider)
     return provider, resolution
+
+
+def credential_environ(config: Config) -> dict[str, str]:
+    """The environment with every credential ``config`` names, from whichever source holds it:
+    for a command that reads secrets once (``audit verify``, ``proof show``...)."""
+    return open_credentials(config)[0].environ()
 
 
 def check_environ(config: Config) -> dict[str, str]:

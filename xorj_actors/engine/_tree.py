@@ -453,6 +453,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                     **ctx.views,
                 },
                 redactor=ctx.redactor,
+                kill_file=ctx.data_dir / cfg.kill_switch.kill_file,
             ),
         )
     ]

@@ -213,7 +213,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             self._publish_progress()
 
     def _publish_progress(self) -> None:
-        self.publish_status(self.acks.progress(self.persisted.halted, self.settings.ack_deadline_s))
+        p = self.persisted
+        self.publish_status(self.acks.progress(p.halted, self.settings.ack_deadline_s, p.epoch))
 
     def _dispatch(self, message: Any) -> Any:
         kind = type(message)

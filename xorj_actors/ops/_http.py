@@ -272,7 +272,8 @@ class _Api:
             event_type, answer = await self._blocking(slack.handle, command, details)
             return event_type, 200, answer
 
-        return await self._acted(request, "HALT", details, act)
+        # A request refused before any command ran (wrong content type, no slash command) halted nothing.
+        return await self._acted(request, "SYSTEM_EVENT", details, act)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -325,8 +326,8 @@ class _Api:
             given = parse_halt(payload, "operator halt over the HTTP API")
             halt = dataclasses.replace(given, reason=self.redact(given.reason))
             details.update(mode=halt.mode.value, reason_given=halt.reason)
-            self.commands.trigger(halt, source="http")
-        return 202, {"triggered": True, "mode": halt.mode.value}
+            held = self.commands.trigger(halt, source="http")
+        return 202, {"triggered": True, "mode": halt.mode.value, **({"held": held} if held else {})}
 
     def _recover(self, payload: dict[str, Any], details: dict[str, Any]) -> tuple[int, Any]:
         args = {"operator": "http", **payload}
@@ -470,7 +471,9 @@ class HttpApi(Participant):
         )
         if redactor is None:  # the engine injects its one redactor; this is for in-process use
             redactor = Redactor.from_environ(environ, secret_env_names(config))
-        commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
+        commands = Commands(
+            self.runtime, endpoints, data_dir, redactor=redactor, board=board, kill_file=data_dir / config.kill_switch.kill_file
+        )
         slack = None
         if (slack_cfg := config.slack) is not None:
             secret = live_key(lambda: slack_cfg.secret(environ), lambda: environ.get(slack_cfg.signing_secret_env, ""))

@@ -467,9 +467,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _print(text: str) -> None:
     try:
-        print(text)
-    except BrokenPipeError:  # `ctl tree | head`
-        sys.stderr.close()
+        print(text, flush=True)  # flushed here: a closed pipe is met here, not at exit
+    except BrokenPipeError:  # `ctl tree | head`: the Python docs' recipe (signal, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _refused(cmd: str, result: Any) -> bool:

@@ -198,7 +198,7 @@ class StrategyFeed(Participant):
         self._client = QuantClient(endpoint, api_key, settings, mints, clock)
         self._loop: LoopThread | None = None
         self._instance = uuid.uuid4().hex[:8]
-        self._started_at = clock()
+        self._started_at = strategy_board.feed_started(clock())  # the first feed's start: the board outlives us
         self._polls = 0
         self._rejections = 0
         # A restarted feed takes over the board as it is: no false "fresh" transition.
