@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -490,7 +489,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < timeout <= 60:
         print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)
         return 2
-    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=dict(os.environ), timeout_s=timeout)
+    from xorj_actors.credentials import check_environ  # [secrets]: env, file or AWS
+    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=check_environ(config), timeout_s=timeout)
     results = run_checks(PRODUCTION_CHECKS, ctx)
     width = max(len(r.name) for r in results)
     for r in results:

@@ -29,6 +29,7 @@ from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSet
 from xorj_actors.proofs.settings import PROOF_STORE, ProofSettings
 from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
+from xorj_actors.secrets.settings import SecretsSettings
 from xorj_actors.signers.settings import SignerSettings
 from xorj_actors.strategy.settings import StrategySettings
 from xorj_actors.tokens import DEFAULT_TOKENS, TokenRegistry, TokenSettings
@@ -112,6 +113,8 @@ class Config:
     cluster: ClusterSettings | None = None
     #: The panic button in Slack, ``POST /slack/panic`` (docs/OPERATIONS.md); None: off.
     slack: SlackSettings | None = None
+    #: Where credentials come from (docs/SECURITY.md, "Credential sources"); default: the environment.
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
 
     def token_registry(self) -> TokenRegistry:

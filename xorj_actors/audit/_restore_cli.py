@@ -25,6 +25,7 @@ def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argpa
     from xorj_actors._progress import progress_bars
     from xorj_actors.audit._anchor import AnchorError, s3_client
     from xorj_actors.audit._chain import load_hmac_key
+    from xorj_actors.credentials import credential_environ  # [secrets]: env, file or AWS
     from xorj_actors.audit._restore import RestoreRefused, restore_epoch, restore_from_anchors, set_restore_halt
     from xorj_actors.audit._store import AuditStoreError
 
@@ -41,7 +42,7 @@ def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argpa
     home = dataclasses.replace(settings, chain=own.chain_name)
     state_file = data_dir / config.kill_switch.state_file
     try:
-        key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
+        key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
         with progress_bars(enabled=not args.no_progress and not args.json) as bars:
             report = None
             if bars:

@@ -227,7 +227,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CANNOT
     try:
         if cmd in ("verify", "anchor", "recover"):
-            key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
+            from xorj_actors.credentials import credential_environ  # the key from env, file or AWS
+
+            key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
         if cmd == "verify":
             return _verify(store, key, settings.anchor, args)
         if cmd == "chains":

@@ -474,7 +474,9 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             _worker(
                 ctx,
                 "signal_watcher",
-                lambda: SignalWatcher.start(board, on_shutdown, ctx.data_dir / cfg.kill_switch.kill_file),
+                lambda: SignalWatcher.start(
+                    board, on_shutdown, ctx.data_dir / cfg.kill_switch.kill_file, on_reload=ctx.views.get("reload_secrets")
+                ),
             )
         )
     return [

@@ -31,14 +31,7 @@ from xorj_actors.kill_switch import (
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import breaker_states
 from xorj_actors.ops._args import (
-    PARSERS,
-    ActorQuery,
-    FlattenArgs,
-    HaltArgs,
-    OperatorArgs,
-    RequestError,
-    VaultAddArgs,
-    VaultRemoveArgs,
+    PARSERS, ActorQuery, FlattenArgs, HaltArgs, OperatorArgs, RequestError, VaultAddArgs, VaultRemoveArgs,
 )
 from xorj_actors.redaction import Redactor
 from xorj_actors.vaults import VaultAdmin, VaultAdminError
@@ -54,7 +47,7 @@ COMMANDS: tuple[str, ...] = (
     "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
     "vaults", "round", "vault-add", "vault-remove",
-    "flatten",
+    "flatten", "reload-secrets",
 )
 
 
@@ -215,6 +208,10 @@ class Commands:
         if view is None:
             raise RequestError("unavailable", f"this engine has no {name}")
         return view()
+
+    def reload_secrets(self, _: None) -> Any:
+        """Read the credentials again from their sources (as SIGHUP does): changed, held, sources, missing."""
+        return self._view("reload_secrets")  # its trigger: "ctl"
 
     def breakers(self, _: None) -> Any:
         """Every circuit breaker: state, failures in window, consecutive, probes, reason."""

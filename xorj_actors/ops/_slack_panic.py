@@ -79,7 +79,8 @@ class SlackPanic:
     """Acts on authenticated slash commands; holds the verifier and the two-person rule."""
 
     def __init__(
-        self, settings: SlackSettings, commands: Commands, board: HaltBoard, redactor: Redactor, secret: bytes | None,
+        self, settings: SlackSettings, commands: Commands, board: HaltBoard, redactor: Redactor,
+        secret: bytes | None | Callable[[], bytes | None],
         *, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings

@@ -20,8 +20,7 @@ from typing import Any
 
 __all__ = ["CtlError", "add_arguments", "main", "request"]
 
-EXIT_FAILED = 1
-EXIT_UNREACHABLE = 3
+EXIT_FAILED, EXIT_UNREACHABLE = 1, 3
 
 DEFAULT_TIMEOUT_S = 5.0
 #: Commands that ask several actors one after the other (each within the engine's 2 s): a
@@ -70,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
     sub.add_parser("trades", help="the last minute's trades: rate, outcomes, p50 and p99 intent to confirmed")
     sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
+    sub.add_parser("reload-secrets", help="read the credentials again from their sources (as SIGHUP does)")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")
@@ -350,6 +350,7 @@ def render_flatten(r: dict[str, Any]) -> str:
 _PACKAGE_RENDERERS: dict[str, tuple[str, str]] = {
     "breakers": ("xorj_actors.breakers", "render_breakers"), "quotas": ("xorj_actors.quotas", "render_quotas"),
     "cluster": ("xorj_actors.cluster", "render_cluster"), "trades": ("xorj_actors.top", "render_trades_reply"),
+    "reload-secrets": ("xorj_actors.secrets", "render_reload"),
 }
 
 
@@ -475,8 +476,8 @@ def _refused(cmd: str, result: Any) -> bool:
     """A normal reply that says the request did not do what it asked for."""
     if cmd in ("recover", "maintenance"):
         return not result.get("accepted", False)
-    if cmd == "round":
-        return not result["ran"]
+    if cmd in ("round", "reload-secrets"):
+        return not result["ran" if cmd == "round" else "reloaded"]
     if cmd == "vault-remove":
         return not result["removed"]
     if cmd == "vault-add":

@@ -95,9 +95,8 @@ def _write(documents: Iterator[dict[str, Any]], args: argparse.Namespace) -> int
 
 def _issue(args: argparse.Namespace, config: Any) -> int:
     """``show`` and ``export``."""
-    import os
-
     from xorj_actors.audit import load_hmac_key, open_store, utc_timestamp
+    from xorj_actors.credentials import credential_environ
     from xorj_actors.proofs import Rpc, anchor_heads, final_trade_ids, make_proof
     from xorj_actors.signers import open_backend
 
@@ -106,9 +105,10 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
     rpc = Rpc(url) if url else None
     store = open_store(config.audit, data_dir, create=False, need_chain=False)
     try:
-        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment)
+        environ = credential_environ(config)  # [secrets]: the audit key and the proof key's PIN
+        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, environ)
         anchors = anchor_heads(config.audit.anchor)
-        signer = open_backend(config.proofs.key, environment=config.engine.environment, environ=os.environ, data_dir=data_dir)
+        signer = open_backend(config.proofs.key, environment=config.engine.environment, environ=environ, data_dir=data_dir)
         try:
             if args.proof_command == "show":
                 trades = [args.trade_id]
@@ -172,7 +172,9 @@ def _open_store(args: argparse.Namespace) -> tuple[Any, bytes | None]:
         print(f"proof verify: no audit store consulted ({exc}); pass --no-store to say so", file=sys.stderr)
         return None, None
     try:
-        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment)
+        from xorj_actors.credentials import credential_environ
+
+        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, credential_environ(config))
     except ValueError:
         key = None  # the hashes and links are still compared; only the HMACs wait for the key
     return store, key
