@@ -133,7 +133,9 @@ def test_grafana_variables_become_promql_and_an_unknown_one_fails() -> None:
 
 def _prometheus_target(engine: EngineProcess) -> str:
     """``host:port`` of the engine's ``/metrics`` (``[http] port = 0``: from ``ctl status``)."""
-    status = poll(engine.status, 60, "the engine answering", engine=engine)
+    # The debug socket answers before the HTTP API is up: wait for the endpoint, not the answer.
+    status = poll(lambda: (s := engine.status()) and "metrics" in s["endpoints"] and s, 60, "the engine serving /metrics",
+                  engine=engine)
     url = urllib.parse.urlsplit(status["endpoints"]["metrics"])
     return url.netloc
 

@@ -156,6 +156,13 @@ def test_malformed_bodies_are_refused(body: bytes, message: str) -> None:
     assert message in info.value.message
 
 
+def test_unknown_fields_are_ignored_even_repeated() -> None:
+    """Slack adds fields over time and the OpenAPI schema allows more: only the fields read are
+    checked for repeats (the fuzz test sent an unknown field three times)."""
+    cmd = SlashCommand.from_body(b"team_id=T1&channel_id=C1&user_id=U1&command=%2Fpanic&x=1&x=2&x=3&api_app_id=A1")
+    assert (cmd.user_id, cmd.command) == ("U1", "/panic")
+
+
 def test_claimed_sender_never_raises_and_keeps_only_plain_characters() -> None:
     assert claimed_sender(b"\xff") == ""
     assert claimed_sender(b"user_id=U1%0A<script>&user_name=a b") == "U1??script?/a?b"

@@ -155,7 +155,8 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     rig.aws_secret("XORJ_SLACK_SIGNING_SECRET", _value("slack"), create=True)
     rig.aws_secret("XORJ_QUANT_API_KEY", _value("quant"), create=True)
     rig.run()
-    wait_until(lambda: rig.proc.poll() is not None or rig.status() is not None, 60, "engine up")
+    # Up with its HTTP API: the debug socket answers before the HTTP API serves.
+    wait_until(lambda: rig.proc.poll() is not None or "http" in ((rig.status() or {}).get("endpoints") or {}), 60, "engine up")
     assert rig.proc.poll() is None, rig.log.read_text()[-3000:]
 
     # Work with the first keys: an authenticated halt over HTTP, a K-of-M recovery over ctl.

@@ -160,7 +160,9 @@ class SlashCommand:
             raise ApiError(400, "bad_form", f"body is not a form-encoded slash command: {str(exc)[:100]}") from None
         fields: dict[str, str] = {}
         for name, value in pairs:
-            if name in fields:
+            if name not in _KEPT:
+                continue  # Slack adds fields over time (the schema allows more): unread, ignored
+            if name in fields:  # which of two user ids pressed? refused, not guessed
                 raise ApiError(400, "bad_form", f"field {name[:40]!r} given twice")
             fields[name] = value
         missing = [f for f in _REQUIRED if not fields.get(f)]
