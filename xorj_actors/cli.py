@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "top": ("xorj_actors.top", "the live view: kill switch, actors, trades, breakers (a terminal over the debug socket)"),
     "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
     "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
+    "reconcile": ("xorj_actors.statements.cli", "reconcile every vault's on-chain balances against its opening balances and ledger"),
     "keys": ("xorj_actors.signers.cli", "create and show each vault's signing key in the HSM or KMS (audited)"),
     "check": ("xorj_actors.check", "check that every component is reachable and the config is fit for production"),
 }

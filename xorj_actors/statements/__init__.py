@@ -1,0 +1,42 @@
+"""Statement reconciliation: every vault's on-chain balances against its audited opening
+balances plus the chain's record of every transaction its ledger holds (docs/AUDIT.md,
+"Statement reconciliation")."""
+
+from __future__ import annotations
+
+from xorj_actors.statements._compare import (
+    LAMPORTS,
+    Cause,
+    ChainTx,
+    LedgerTrade,
+    Mismatch,
+    Opening,
+    VaultStatement,
+    compare_vault,
+)
+from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger, tx_effect
+from xorj_actors.statements._run import ACTOR, Append, Report, reconcile, record_openings
+from xorj_actors.statements.settings import ReconciliationSettings
+
+__all__ = [
+    "ACTOR",
+    "LAMPORTS",
+    "OPENING",
+    "Append",
+    "Cause",
+    "ChainError",
+    "ChainTx",
+    "LedgerTrade",
+    "Mismatch",
+    "Opening",
+    "ReconciliationSettings",
+    "Report",
+    "RpcReader",
+    "VaultAccounts",
+    "VaultStatement",
+    "compare_vault",
+    "read_ledger",
+    "reconcile",
+    "record_openings",
+    "tx_effect",
+]
