@@ -28,15 +28,14 @@ from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, SimulatedTransactionInfo
 from solders.transaction_status import (
-    TransactionErrorFieldless,
-    TransactionErrorInstructionError,
-    TransactionErrorInsufficientFundsForRent,
+    TransactionErrorFieldless, TransactionErrorInstructionError, TransactionErrorInsufficientFundsForRent,
 )
 
 from xorj_actors.chain import LOOKUP_TABLE_PROGRAM_ID, LoadedAddresses
 from xorj_actors.localnet.genesis import TOKEN_PROGRAM_ID, Genesis, apply_genesis, fund
 from xorj_actors.localnet.lookup_tables import LookupFailure, load_addresses
 from xorj_actors.localnet.settings import LocalnetSettings
+from xorj_actors.localnet.token_balances import token_balances
 
 __all__ = ["Chain", "ChainView", "Commitment", "Landed", "LookupFailure", "PreflightFailure", "SignatureFailure"]
 
@@ -128,6 +127,8 @@ class Landed:
     post_balances: list[int]
     #: Accounts loaded through address lookup tables (v0 messages).
     loaded: LoadedAddresses = LoadedAddresses((), ())
+    #: ``meta.preTokenBalances`` / ``postTokenBalances`` (:func:`token_balances`).
+    token_balances: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
 
 
 class ChainListener(Protocol):
@@ -401,7 +402,7 @@ class Chain:
         except LookupFailure:
             return  # its tables changed while it waited: a leader drops it
         keys = [*tx.message.account_keys, *loaded.writable, *loaded.readonly]
-        pre = [self.svm.get_balance(k) or 0 for k in keys]
+        pre, pre_tokens = [self.svm.get_balance(k) or 0 for k in keys], token_balances(self.svm, keys)
         post_states = simulated.post_accounts() if simulated is not None else None
         if post_states is not None and not any(a.executable or a.owner in _LOADERS for _, a in post_states):
             for key, account in post_states:
@@ -426,7 +427,7 @@ class Chain:
             units=meta.compute_units_consumed(),
             pre_balances=pre,
             post_balances=[self.svm.get_balance(k) or 0 for k in keys],
-            loaded=loaded,
+            loaded=loaded, token_balances=(pre_tokens, token_balances(self.svm, keys)),
         )
         self.landed[signature] = landed
         self._landing_order.append(landed)

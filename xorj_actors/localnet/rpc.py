@@ -480,8 +480,8 @@ class JsonRpc:
             "postBalances": landed.post_balances,
             "innerInstructions": [],
             "logMessages": landed.logs,
-            "preTokenBalances": [],
-            "postTokenBalances": [],
+            "preTokenBalances": landed.token_balances[0],
+            "postTokenBalances": landed.token_balances[1],
             "rewards": [],
             "loadedAddresses": {
                 "writable": [str(k) for k in landed.loaded.writable],
