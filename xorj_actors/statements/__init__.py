@@ -4,6 +4,13 @@ balances plus the chain's record of every transaction its ledger holds (docs/AUD
 
 from __future__ import annotations
 
+from xorj_actors.statements._actor import (
+    RECONCILER_NAME,
+    GetReconciliation,
+    Reconciler,
+    ReconciliationStatus,
+    RunReconciliation,
+)
 from xorj_actors.statements._compare import (
     LAMPORTS,
     Cause,
@@ -15,11 +22,16 @@ from xorj_actors.statements._compare import (
     compare_vault,
 )
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger, tx_effect
-from xorj_actors.statements._run import ACTOR, Append, Report, reconcile, record_openings
+from xorj_actors.statements._run import ACTOR, Append, Report, RunResult, reconcile, record_openings
 from xorj_actors.statements.settings import ReconciliationSettings
 
 __all__ = [
     "ACTOR",
+    "RECONCILER_NAME",
+    "GetReconciliation",
+    "Reconciler",
+    "ReconciliationStatus",
+    "RunReconciliation",
     "LAMPORTS",
     "OPENING",
     "Append",
@@ -32,6 +44,7 @@ __all__ = [
     "ReconciliationSettings",
     "Report",
     "RpcReader",
+    "RunResult",
     "VaultAccounts",
     "VaultStatement",
     "compare_vault",

@@ -8,6 +8,7 @@ by ``S`` is in the ledger read after ``S``; transactions landing after ``S`` are
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +17,21 @@ from xorj_actors.audit import Store
 from xorj_actors.statements._compare import Cause, Mismatch, Opening, VaultStatement, compare_vault
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger
 
-__all__ = ["ACTOR", "Append", "Report", "record_openings", "reconcile"]
+__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_openings", "reconcile"]
 
 #: The ``actor`` of every audit entry a reconciliation writes.
 ACTOR = "reconciliation"
 #: ``append(event_type, details, correlation_id, severity)``: write one audit entry, durably.
 Append = Callable[[str, dict[str, Any], str | None, str], None]
+
+
+class RunResult(enum.StrEnum):
+    """How a run ended (``xorj_reconciliation_runs_total{result}``)."""
+
+    CLEAN = "clean"
+    MISMATCH = "mismatch"
+    #: No mismatch, but some vault could not be read: nothing concluded for it.
+    INCOMPLETE = "incomplete"
 
 
 @dataclass(slots=True)
@@ -39,9 +49,15 @@ class Report:
     def mismatches(self) -> list[Mismatch]:
         return [m for s in self.statements for m in s.mismatches]
 
+    @property
+    def result(self) -> RunResult:
+        if self.mismatches:
+            return RunResult.MISMATCH
+        return RunResult.INCOMPLETE if self.unreadable else RunResult.CLEAN
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "vaults": len(self.statements), "mismatches": len(self.mismatches),
+            "result": self.result.value, "vaults": len(self.statements), "mismatches": len(self.mismatches),
             "transactions": sum(s.transactions for s in self.statements),
             "opened": sorted(self.opened), "unreadable": dict(sorted(self.unreadable.items())),
             "lists_signatures": self.lists_signatures,
