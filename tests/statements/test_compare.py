@@ -89,6 +89,9 @@ def test_transactions_outside_the_window_are_not_counted() -> None:
     # at or before the opening: already in the opening balances; after the read: not in it yet
     before = compare_vault("v", Opening(20, AFTER), AFTER, 30, [_trade()], {"s1": _swap(slot=20)})
     assert before.mismatches == () and before.transactions == 0
+    # its amounts too are the opening's (a rotated key's old accounts no longer hold them)
+    moved = compare_vault("v", Opening(20, AFTER), AFTER, 30, [_trade()], {"s1": _swap(slot=20, spent=0, got=0)})
+    assert moved.mismatches == ()
     later = compare_vault("v", OPEN, OPEN.balances, 19, [_trade()], {"s1": _swap(slot=20)})
     assert later.mismatches == () and later.transactions == 0
 

@@ -160,7 +160,7 @@ def compare_vault(
             counted.add(sig)
             for asset, delta in tx.deltas.items():
                 expected[asset] = expected.get(asset, 0) + delta
-        mismatches.extend(_check_trade(vault_id, trade, chain))
+        mismatches.extend(_check_trade(vault_id, trade, chain, opening.slot))
     for asset in sorted(set(expected) | set(actual)):
         want, have = expected.get(asset, 0), actual.get(asset, 0)
         if want != have:
@@ -176,9 +176,11 @@ def compare_vault(
     )
 
 
-def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]) -> list[Mismatch]:
+def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx], opening_slot: int) -> list[Mismatch]:
     """A confirmed trade must be on the chain, without error, debiting exactly ``in_amount`` and
-    crediting at least the quote less its slippage limit (ExactIn: the output may beat the quote)."""
+    crediting at least the quote less its slippage limit (ExactIn: the output may beat the quote).
+    One that landed by the opening is in the opening balances (and may have moved accounts a key
+    rotation since closed): the statement starts after it."""
     if trade.status != "confirmed":
         return []
     sig = trade.signature or ""
@@ -190,6 +192,8 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
     if tx is None or not tx.found:
         return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, 0,
                          "the ledger's confirmed trade is not on the chain")]
+    if tx.slot <= opening_slot:
+        return []
     if tx.err is not None:
         return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, tx.deltas.get(trade.input_mint, 0),
                          f"the ledger says confirmed; the chain's transaction failed: {tx.err}")]

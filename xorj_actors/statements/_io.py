@@ -146,8 +146,9 @@ def _details(entry: AuditEntry) -> dict[str, Any]:
     return details if isinstance(details, dict) else {}
 
 
-def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]], dict[str, Opening]]:
-    """Every chain's trades by vault, and the vaults' audited opening balances (the first per vault).
+def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]], dict[tuple[str, str], Opening]]:
+    """Every chain's trades by vault, and the vaults' audited opening balances by (vault, authority):
+    the first of each.
 
     Raises:
         UnverifiedEntry: an entry does not verify (the log was edited).
@@ -155,7 +156,7 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
     intents: dict[str, dict[str, Any]] = {}
     signatures: dict[str, list[str]] = {}
     outcomes: dict[str, dict[str, Any]] = {}
-    openings: dict[str, Opening] = {}
+    openings: dict[tuple[str, str], Opening] = {}
     for chain in list_chains(store):
         rows = verified_entries(chain_store(store, chain), key,
                                 event_types=(_INTENT, _EXECUTION, _CONFIRMATION, "SYSTEM_EVENT"))
@@ -163,10 +164,11 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
             d, tid = _details(entry), entry.correlation_id
             if entry.event_type == "SYSTEM_EVENT":
                 if d.get("what") == OPENING and isinstance(d.get("balances"), dict):
-                    vault = str(d.get("vault_id"))
+                    # per authority: a key rotation moves the funds to a new authority, which opens anew
+                    at = (str(d.get("vault_id")), str(d.get("authority", "")))
                     opening = Opening(int(d["slot"]), {str(a): int(v) for a, v in d["balances"].items()})
-                    if vault not in openings or opening.slot < openings[vault].slot:
-                        openings[vault] = opening
+                    if at not in openings or opening.slot < openings[at].slot:
+                        openings[at] = opening
             elif tid is None:
                 continue
             elif entry.event_type == _INTENT:

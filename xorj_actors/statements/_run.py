@@ -65,8 +65,9 @@ class Report:
         }
 
 
-def _opening_details(vault: str, slot: int, balances: dict[str, int]) -> dict[str, Any]:
-    return {"what": OPENING, "vault_id": vault, "slot": slot, "balances": dict(sorted(balances.items()))}
+def _opening_details(vault: VaultAccounts, slot: int, balances: dict[str, int]) -> dict[str, Any]:
+    return {"what": OPENING, "vault_id": vault.vault_id, "authority": vault.authority, "slot": slot,
+            "balances": dict(sorted(balances.items()))}
 
 
 def record_openings(
@@ -76,10 +77,10 @@ def record_openings(
     _, openings = read_ledger(store, key)
     opened = []
     for vault in vaults:
-        if vault.vault_id in openings:
+        if (vault.vault_id, vault.authority) in openings:
             continue
         slot, balances = reader.balances(vault)
-        append("SYSTEM_EVENT", _opening_details(vault.vault_id, slot, balances), f"opening:{vault.vault_id}", "INFO")
+        append("SYSTEM_EVENT", _opening_details(vault, slot, balances), f"opening:{vault.vault_id}", "INFO")
         opened.append(vault.vault_id)
     return opened
 
@@ -103,9 +104,9 @@ def reconcile(
         if vault.vault_id not in read:
             continue
         slot, actual = read[vault.vault_id]
-        opening = openings.get(vault.vault_id)
+        opening = openings.get((vault.vault_id, vault.authority))
         if opening is None:
-            append("SYSTEM_EVENT", _opening_details(vault.vault_id, slot, actual), f"opening:{vault.vault_id}", "INFO")
+            append("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO")
             report.opened.append(vault.vault_id)
             opening = Opening(slot, actual)
         theirs = trades.get(vault.vault_id, [])
