@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,13 @@ from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
+from tests.conftest import free_port
+from tests.ops.conftest import HTTP_KEY, HTTP_KEY_ENV
 from tests.chaos.crash_helpers import ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, cli, poll, read_ledger
 from xorj_actors.audit import AuditLog, open_store, select_entries
 from xorj_actors.config import Config, load_config
 from xorj_actors.localnet import build_genesis, dev_vault_authority
+from xorj_actors.ops.ctl import request
 from xorj_actors.statements import LAMPORTS, RpcReader
 from xorj_actors.tokens import TOKEN_PROGRAM_ID, vault_token_account
 
@@ -226,3 +230,45 @@ def test_a_transfer_out_behind_the_engines_back_is_caught(traded: Traded) -> Non
     violations = _violations(traded.config, traded.data)
     assert {(v["vault_id"], v["asset"], v["difference"]) for v in violations} == {
         (vault, str(stable.mint), -1), (vault, LAMPORTS, -5_000)}
+
+
+def test_the_engine_reconciles_counts_and_halts_on_a_mismatch(traded: Traded, monkeypatch: pytest.MonkeyPatch) -> None:
+    # after the transfer out above: the engine's own run finds it, sets the gauge, and halts
+    monkeypatch.setenv(HTTP_KEY_ENV, HTTP_KEY)
+    port = free_port()
+    config = traded.config_path.with_name("engine-halting.toml")
+    config.write_text(
+        traded.config_path.read_text().replace("[http]\nenabled = false\n", f"[http]\nport = {port}\n")
+        + "halt_on_mismatch = true\n"
+    )
+    engine = EngineProcess(config, traded.data, traded.data.parent / "engine-halting.log")
+    try:
+        poll(engine.status, 60, "the engine's debug socket", engine=engine)
+
+        def scrape() -> str:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            except OSError:
+                return ""
+
+        metrics = poll(lambda: (m := scrape()) and 'xorj_reconciliation_runs_total{result="mismatch"} 1.0' in m and m,
+                       120, "the engine's scheduled run (first_run_s = 0)", engine=engine, every=0.5)
+        assert "xorj_reconciliation_mismatches 2.0" in metrics
+        reply = request(engine.socket, "reconcile", timeout=5.0)  # starts another run; shows the finished one
+        assert (reply["runs"], reply["last_result"], reply["last_mismatches"]) == (1, "mismatch", 2), reply
+        assert "MISMATCH vault-0042 lamports" in reply["findings"] and "trade_the_ledger_lacks" in reply["findings"]
+        poll(lambda: 'xorj_reconciliation_runs_total{result="mismatch"} 2.0' in scrape(), 120, "the run ctl asked for",
+             engine=engine, every=0.5)
+        halts = [e for e in _entries(traded.config, traded.data, "HALT") if e.get("check") == "reconciliation"]
+        assert len(halts) == 1, "one halt per episode, not one per run"
+        assert halts[0]["source"] == "risk:reconciliation" and "vault-0042" in halts[0]["reason"]
+    finally:
+        engine.kill()
+
+
+def _entries(config: Config, data: Path, kind: str) -> list[dict[str, Any]]:
+    store = open_store(config.audit, data, create=False)
+    try:
+        return [json.loads(e.details) for e in select_entries(store, event_types=(kind,))]
+    finally:
+        store.close()

@@ -50,7 +50,7 @@ COMMANDS: tuple[str, ...] = (
     "help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster", "halt",
     "maintenance",
     "recover",
-    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
+    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset", "reconcile",
     "vaults", "round", "vault-add", "vault-remove",
     "flatten",
 )
@@ -369,6 +369,15 @@ class Commands:
         return {"reset": True, "operator": a.operator, "status": to_jsonable(after)}
 
     # -- vaults -------------------------------------------------------------------------------
+
+    def reconcile(self, _: None) -> Any:
+        """Start a statement reconciliation (one at a time; asked during a run, it runs next) and
+        answer with the reconciler's state and the last finished run's findings."""
+        from xorj_actors.statements import RECONCILER_NAME, RunReconciliation, render
+
+        status = self._ask(self._named(RECONCILER_NAME, "the reconciler"), RunReconciliation(), "the reconciler")
+        out = {k: v for k, v in to_jsonable(status).items() if k != "last"}
+        return {**out, "findings": render(status.last) if status.last is not None else "(no run finished yet)"}
 
     def _vaults(self) -> VaultAdmin:
         """The vaults as the vaults supervisor lists them now; changes are audited as ``debug_socket``."""

@@ -22,6 +22,7 @@ from xorj_actors.statements._compare import (
     compare_vault,
 )
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger, tx_effect
+from xorj_actors.statements._render import render
 from xorj_actors.statements._run import ACTOR, Append, Report, RunResult, reconcile, record_openings
 from xorj_actors.statements.settings import ReconciliationSettings
 
@@ -50,6 +51,7 @@ __all__ = [
     "compare_vault",
     "read_ledger",
     "reconcile",
+    "render",
     "record_openings",
     "tx_effect",
 ]

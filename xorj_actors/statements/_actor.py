@@ -33,6 +33,8 @@ __all__ = ["RECONCILER_NAME", "GetReconciliation", "Reconciler", "Reconciliation
 RECONCILER_NAME = "reconciler"
 #: How long one audit append may wait for its commit.
 _APPEND_TIMEOUT_S = 30.0
+#: The openings at start are tried again this often until they are recorded.
+_OPENINGS_RETRY_S = 2.0
 
 
 class RunReconciliation(Message):
@@ -58,6 +60,10 @@ class ReconciliationStatus:
 
 
 class _Tick(ControlMessage):  # the schedule's timer
+    pass
+
+
+class _RetryOpenings(ControlMessage):  # the openings at start failed (the audit store not made yet?)
     pass
 
 
@@ -103,6 +109,9 @@ class Reconciler(RiskMonitor):
         self.job: concurrent.futures.Future[Any] | None = None
         self.runs, self.last, self.last_error, self.finished_at, self.next_at = 0, None, "", 0.0, 0.0
         self.again = False
+        self.openings_job = False
+        #: A mismatch halted (``halt_on_mismatch``) and no clean run has followed.
+        self.latched = False
 
     def on_start(self) -> None:
         super().on_start()
@@ -117,6 +126,8 @@ class Reconciler(RiskMonitor):
         if type(message) is _Tick:
             self._arm(self.settings.interval_s)
             self._submit(openings_only=False)
+        elif type(message) is _RetryOpenings:
+            self._submit(openings_only=True)
         elif type(message) is _Done:
             self._done(message)
         elif isinstance(message, RunReconciliation):
@@ -156,6 +167,7 @@ class Reconciler(RiskMonitor):
             me.tell(_Done(error=""))
             return report
 
+        self.openings_job = openings_only
         self.job = self.pool.submit(work)
 
     def _append(self, kind: str, details: dict[str, Any], correlation: str | None, severity: str) -> None:
@@ -178,9 +190,15 @@ class Reconciler(RiskMonitor):
 
     def _done(self, done: _Done) -> None:
         report = self.job.result() if self.job is not None else None
+        openings = self.openings_job
         if self.again:
             self.again = False
             self._submit(openings_only=False)
+        if done.error and openings:
+            logger.warning("reconciliation: opening balances not recorded yet ({}); again in {:g} s",
+                           done.error, _OPENINGS_RETRY_S)
+            self.runtime.send_after(_OPENINGS_RETRY_S, self.actor_ref, _RetryOpenings())
+            return
         if done.error:
             self.last_error = done.error
             logger.error("reconciliation: run failed: {}", done.error)
@@ -194,12 +212,14 @@ class Reconciler(RiskMonitor):
         if self.on_result is not None:
             self.on_result(report.result.value, len(mismatches))
         if not mismatches:
+            self.latched = False  # a clean run ends the episode: the next mismatch halts again
             logger.info("reconciliation: {} vaults match ({} unreadable)", len(report.statements), len(report.unreadable))
             return
         first = mismatches[0]
         reason = (f"statement reconciliation: {len(mismatches)} mismatches; first: {first.vault_id} {first.asset} "
                   f"expected {first.expected} actual {first.actual} ({first.cause.value})")
         logger.critical("{}", reason)
-        if self.settings.halt_on_mismatch:
+        if self.settings.halt_on_mismatch and not self.latched:  # once per episode: not every run
+            self.latched = True
             self.fire("reconciliation", HaltMode.GRACEFUL, reason,
                       {"mismatches": [m.as_dict() for m in mismatches[:20]], "count": len(mismatches)})

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["add_arguments", "main", "render", "vault_accounts"]
+__all__ = ["add_arguments", "main", "vault_accounts"]
 
 EXIT_MISMATCH, EXIT_CONFIG, EXIT_UNREADABLE = 1, 2, 3
 
@@ -58,28 +58,6 @@ def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
     return lambda vault: listed.get(vault) or dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
 
 
-def render(report: dict[str, Any]) -> str:
-    """The human report: one line per mismatch, then a summary."""
-    lines = []
-    for st in report["statements"]:
-        for m in st["mismatches"]:
-            trade = f" trade {m['trade_id']}" if m["trade_id"] else ""
-            sig = f" signature {m['signature']}" if m["signature"] else ""
-            lines.append(
-                f"MISMATCH {m['vault_id']} {m['asset']}: expected {m['expected']}, actual {m['actual']} "
-                f"(difference {m['difference']:+d}); cause: {m['cause']}{trade}{sig}: {m['detail']}"
-            )
-    for vault, why in report["unreadable"].items():
-        lines.append(f"UNREADABLE {vault}: {why}")
-    verdict = "OK" if not report["mismatches"] and not report["unreadable"] else "MISMATCH" if report["mismatches"] else "INCOMPLETE"
-    lines.append(
-        f"{verdict}: {report['vaults']} vaults, {report['transactions']} transactions, {report['mismatches']} mismatches"
-        + (f", {len(report['opened'])} opened now" if report["opened"] else "")
-        + (f", {len(report['unreadable'])} unreadable" if report["unreadable"] else "")
-    )
-    return "\n".join(lines)
-
-
 def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -87,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable, load_hmac_key, open_store
     from xorj_actors.cli import load_config_or_exit
     from xorj_actors.signers import parse_vault_ids, vault_id
-    from xorj_actors.statements import ACTOR, ChainError, RpcReader, reconcile
+    from xorj_actors.statements import ACTOR, ChainError, RpcReader, reconcile, render
 
     config = load_config_or_exit(args)
     data_dir = Path(args.data_dir)
