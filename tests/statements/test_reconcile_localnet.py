@@ -180,7 +180,7 @@ def test_an_outcome_edited_in_a_copy_of_the_ledger_is_caught(traded: Traded, tmp
 
 
 def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:
-    tid, intent, _ = _a_confirmed_trade(traded)
+    tid, intent, outcome = _a_confirmed_trade(traded)
     copy = _copy_ledger(traded, tmp_path / "missing", lambda e, d: None if e.correlation_id == tid else d)
     code, report = reconcile(traded, copy, "--vaults", intent["vault_id"])
     assert code == 1
@@ -189,7 +189,9 @@ def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Pat
     assert {intent["input_mint"], intent["output_mint"], LAMPORTS} <= found.keys()
     assert found[intent["input_mint"]]["difference"] < 0 < found[intent["output_mint"]]["difference"]
     assert found[LAMPORTS]["difference"] < 0  # its fee, paid by the vault's authority
-    assert "unexplained delta" in found[LAMPORTS]["detail"], "the localnet serves no getSignaturesForAddress"
+    # the chain's own list of the vault's transactions names the one the ledger lacks
+    assert report["lists_signatures"] is True
+    assert found[LAMPORTS]["detail"] == f"the chain lists transactions the ledger lacks: {outcome['signature']}"
 
 
 def _transfer_out(rpc: str, vault: str, mint: Pubkey, decimals: int, amount: int, market_maker: Pubkey) -> str:
@@ -220,13 +222,14 @@ def test_a_transfer_out_behind_the_engines_back_is_caught(traded: Traded) -> Non
     stable = traded.config.token_registry().stable
     vault = "vault-0042"
     genesis = build_genesis(traded.config.localnet, traded.config.token_registry())
-    _transfer_out(traded.rpc, vault, stable.mint, stable.decimals, 1, genesis.market_maker.pubkey())  # one base unit
+    sig = _transfer_out(traded.rpc, vault, stable.mint, stable.decimals, 1, genesis.market_maker.pubkey())  # one base unit
     code, report = reconcile(traded, traded.data)
     assert code == 1 and report["mismatches"] == 2, report["mismatches"]
     found = {(m["vault_id"], m["asset"]): m for s in report["statements"] for m in s["mismatches"]}
     usdc, fee = found[(vault, str(stable.mint))], found[(vault, LAMPORTS)]
     assert (usdc["cause"], usdc["difference"], usdc["trade_id"]) == ("trade_the_ledger_lacks", -1, None)
     assert fee["cause"] == "trade_the_ledger_lacks" and fee["difference"] == -5_000  # the transfer's fee
+    assert usdc["detail"] == fee["detail"] == f"the chain lists transactions the ledger lacks: {sig}"
     violations = _violations(traded.config, traded.data)
     assert {(v["vault_id"], v["asset"], v["difference"]) for v in violations} == {
         (vault, str(stable.mint), -1), (vault, LAMPORTS, -5_000)}

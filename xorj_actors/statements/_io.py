@@ -72,16 +72,22 @@ class RpcReader:
             raise ChainError(f"getMultipleAccounts: unexpected answer: {exc!r}") from None
         return slot, out
 
-    def signatures_for(self, address: str, limit: int = 1000) -> list[tuple[str, int]] | None:
-        """``(signature, slot)`` of the transactions touching ``address``, newest first; None when
-        the node does not serve ``getSignaturesForAddress``."""
-        answer = self._post({"jsonrpc": "2.0", "id": 1, "method": "getSignaturesForAddress",
-                             "params": [address, {"limit": limit, "commitment": "confirmed"}]})
-        if not isinstance(answer, dict) or answer.get("error", {}).get("code") == -32601:
-            return None
-        if "error" in answer:
-            raise ChainError(f"getSignaturesForAddress: {answer['error']}")
-        return [(str(r["signature"]), int(r["slot"])) for r in answer.get("result") or []]
+    def signatures_for(self, address: str, after_slot: int, limit: int = 1000) -> list[tuple[str, int]] | None:
+        """``(signature, slot)`` of the transactions touching ``address`` after ``after_slot``,
+        newest first, page by page; None when the node does not serve ``getSignaturesForAddress``."""
+        out: list[tuple[str, int]] = []
+        options: dict[str, Any] = {"limit": limit, "commitment": "confirmed"}
+        while True:
+            answer = self._post({"jsonrpc": "2.0", "id": 1, "method": "getSignaturesForAddress", "params": [address, options]})
+            if not isinstance(answer, dict) or (answer.get("error") or {}).get("code") == -32601:
+                return None
+            if "error" in answer:
+                raise ChainError(f"getSignaturesForAddress: {answer['error']}")
+            page = [(str(r["signature"]), int(r["slot"])) for r in answer.get("result") or []]
+            out += [(sig, slot) for sig, slot in page if slot > after_slot]
+            if len(page) < limit or page[-1][1] <= after_slot:
+                return out
+            options = {**options, "before": page[-1][0]}
 
     def transactions(self, signatures: Sequence[str], vault: VaultAccounts) -> dict[str, ChainTx]:
         """The chain's record of each signature as it touched ``vault``."""

@@ -131,9 +131,9 @@ def _foreign(reader: RpcReader, vault: VaultAccounts, ours: dict[str, Any], afte
     """Signatures the node lists for the vault's accounts in ``(after, upto]`` that the ledger lacks."""
     found: set[str] = set()
     for address in (vault.authority, *vault.token_accounts.values()):
-        listed = reader.signatures_for(address)
+        listed = reader.signatures_for(address, after)
         if listed is None:
             return []
         report.lists_signatures = True
-        found.update(sig for sig, slot in listed if after < slot <= upto and sig not in ours)
+        found.update(sig for sig, slot in listed if slot <= upto and sig not in ours)
     return sorted(found)
