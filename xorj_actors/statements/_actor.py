@@ -33,8 +33,8 @@ __all__ = ["RECONCILER_NAME", "GetReconciliation", "Reconciler", "Reconciliation
 RECONCILER_NAME = "reconciler"
 #: How long one audit append may wait for its commit.
 _APPEND_TIMEOUT_S = 30.0
-#: The openings at start are tried again this often until they are recorded.
-_OPENINGS_RETRY_S = 2.0
+#: The openings at start are tried again until they are recorded: after this, doubling to the most.
+_OPENINGS_RETRY_S, _OPENINGS_RETRY_MAX_S = 2.0, 300.0
 
 
 class RunReconciliation(Message):
@@ -110,6 +110,7 @@ class Reconciler(RiskMonitor):
         self.runs, self.last, self.last_error, self.finished_at, self.next_at = 0, None, "", 0.0, 0.0
         self.again = False
         self.openings_job = False
+        self.openings_retry_s = _OPENINGS_RETRY_S
         #: A mismatch halted (``halt_on_mismatch``) and no clean run has followed.
         self.latched = False
 
@@ -195,15 +196,15 @@ class Reconciler(RiskMonitor):
             self.again = False
             self._submit(openings_only=False)
         if done.error and openings:
-            logger.warning("reconciliation: opening balances not recorded yet ({}); again in {:g} s",
-                           done.error, _OPENINGS_RETRY_S)
-            self.runtime.send_after(_OPENINGS_RETRY_S, self.actor_ref, _RetryOpenings())
+            delay, self.openings_retry_s = self.openings_retry_s, min(self.openings_retry_s * 2, _OPENINGS_RETRY_MAX_S)
+            logger.warning("reconciliation: opening balances not recorded yet ({}); again in {:g} s", done.error, delay)
+            self.runtime.send_after(delay, self.actor_ref, _RetryOpenings())
             return
         if done.error:
             self.last_error = done.error
             logger.error("reconciliation: run failed: {}", done.error)
-            if self.on_result is not None:
-                self.on_result(RunResult.INCOMPLETE.value, 0)
+            if self.on_result is not None:  # the gauge keeps the last finding: a failed run clears nothing
+                self.on_result(RunResult.INCOMPLETE.value, len(self.last.mismatches) if self.last is not None else 0)
             return
         if report is None:  # the openings at start
             return
