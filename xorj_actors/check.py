@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -357,6 +356,7 @@ def check_dev_settings(ctx: CheckContext) -> CheckResult:
     if cfg.audit.backend == "sqlite":
         dev.append('audit.backend = "sqlite"')
     dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
     derived = [t.symbol for t in cfg.tokens if not t.mint]
     if derived:
         dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
@@ -489,7 +489,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < timeout <= 60:
         print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)
         return 2
-    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=dict(os.environ), timeout_s=timeout)
+    from xorj_actors.credentials import check_environ  # [secrets]: env, file or AWS
+    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=check_environ(config), timeout_s=timeout)
     results = run_checks(PRODUCTION_CHECKS, ctx)
     width = max(len(r.name) for r in results)
     for r in results:

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "top": ("xorj_actors.top", "the live view: kill switch, actors, trades, breakers (a terminal over the debug socket)"),
     "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
     "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
+    "proof": ("xorj_actors.proofs.cli", "write and verify signed execution proofs of trades (checkable against the chain)"),
     "reconcile": ("xorj_actors.statements.cli", "reconcile every vault's on-chain balances against its opening balances and ledger"),
     "keys": ("xorj_actors.signers.cli", "create and show each vault's signing key in the HSM or KMS (audited)"),
     "check": ("xorj_actors.check", "check that every component is reachable and the config is fit for production"),
@@ -36,6 +37,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         default="var",
         help="directory for every file the process writes (default: ./var)",
     )
+
+
+def iso_time(text: str) -> Any:
+    """An argparse type: an ISO 8601 time with a zone (a ``datetime``)."""
+    from datetime import datetime
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone, e.g. 2026-11-21T20:00:00Z: {text!r}")
+    return value
 
 
 #: Exit code of a config that cannot be used (systemd: RestartPreventExitStatus=2).

@@ -26,8 +26,10 @@ from xorj_actors.jupiter.settings import JupiterSettings
 from xorj_actors.kill_switch.settings import KillSwitchSettings
 from xorj_actors.localnet.settings import LocalnetSettings
 from xorj_actors.ops.settings import DebugSocketSettings, HttpSettings, SlackSettings
+from xorj_actors.proofs.settings import PROOF_STORE, ProofSettings
 from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
+from xorj_actors.secrets.settings import SecretsSettings
 from xorj_actors.signers.settings import SignerSettings
 from xorj_actors.statements.settings import ReconciliationSettings
 from xorj_actors.strategy.settings import StrategySettings
@@ -92,6 +94,8 @@ class Config:
     localnet: LocalnetSettings = field(default_factory=LocalnetSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     signers: SignerSettings = field(default_factory=SignerSettings)
+    #: The execution proofs' signing key (docs/AUDIT.md, "Execution proofs").
+    proofs: ProofSettings = field(default_factory=ProofSettings)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
     #: Jupiter's APIs: the executor's quotes, routes and reference prices.
     jupiter: JupiterSettings = field(default_factory=JupiterSettings)
@@ -112,6 +116,8 @@ class Config:
     cluster: ClusterSettings | None = None
     #: The panic button in Slack, ``POST /slack/panic`` (docs/OPERATIONS.md); None: off.
     slack: SlackSettings | None = None
+    #: Where credentials come from (docs/SECURITY.md, "Credential sources"); default: the environment.
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     tokens: tuple[TokenSettings, ...] = DEFAULT_TOKENS
 
     def token_registry(self) -> TokenRegistry:
@@ -171,6 +177,8 @@ class Config:
         unknown = [p for p in self.vaults.profiles if p not in names]
         if unknown:
             raise ValueError(f"vaults.profiles: unknown profile {unknown[0]!r} (known: {', '.join(sorted(names))})")
+        if any(k.name == PROOF_STORE for k in self.signers.keys):
+            raise ValueError(f"signers.keys: {PROOF_STORE!r} names the proof key's store ([proofs.key]); rename it")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":

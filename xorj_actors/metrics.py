@@ -156,9 +156,9 @@ class _RuntimeCollector(Collector):
             # A breaker that is not running (restarting) cannot vouch for anything: report it open.
             breaker_state.add_metric([name], float(BREAKER_STATES.get(breakers.get(name, "OPEN"), 2)))
         yield breaker_state
-        yield from self._published({type(a.status): a.status for a in actors if a.status is not None})
+        yield from self._published({type(a.status): a.status for a in actors if a.status is not None}, board)
 
-    def _published(self, statuses: Mapping[type, Any]) -> Iterator[Metric]:
+    def _published(self, statuses: Mapping[type, Any], board: HaltBoard) -> Iterator[Metric]:
         """What the kill switch, the Audit actor, the clock monitor and the strategy feed publish.
 
         An actor that is not running (restarting, or not configured) publishes nothing: its
@@ -166,14 +166,25 @@ class _RuntimeCollector(Collector):
         """
         halt = statuses.get(HaltProgress)
         if isinstance(halt, HaltProgress):
-            pending = 0.0 if halt.triggered_mono is None else max(0.0, time.monotonic() - halt.triggered_mono)
+            now = time.monotonic()
+            pending = 0.0 if halt.triggered_mono is None else max(0.0, now - halt.triggered_mono)
+            if board.status.epoch > halt.epoch:  # a halt the kill switch has not handled (wedged?)
+                pending = max(pending, now - board.epoch_since)
             yield GaugeMetricFamily(
                 "xorj_halt_live_actors", "Live actors the current halt must hear from (0: no halt awaits acks)",
                 value=float(halt.live),
             )
             yield GaugeMetricFamily("xorj_halt_acked_actors", "Of those, the actors that acked", value=float(halt.acked))
             yield GaugeMetricFamily(
-                "xorj_halt_pending_seconds", "Since the trigger of a halt still awaiting acks (0: none)", value=pending
+                "xorj_halt_pending_seconds",
+                "Since the trigger of a halt still awaiting acks, or not yet handled by the kill switch (0: none)",
+                value=pending,
+            )
+            yield GaugeMetricFamily(
+                "xorj_halt_progress_epoch",
+                "The kill switch's epoch when it last published its progress (behind xorj_kill_switch_epoch: "
+                "a trip it has not handled)",
+                value=float(halt.epoch),
             )
             yield GaugeMetricFamily(
                 "xorj_halt_ack_deadline_seconds", "[kill_switch] ack_deadline_s", value=halt.ack_deadline_s
@@ -185,11 +196,19 @@ class _RuntimeCollector(Collector):
                 value=float(audit.fail_closed),
             )
         clock = statuses.get(ClockSkewStatus)
-        if isinstance(clock, ClockSkewStatus) and clock.skew_s is not None:
-            yield GaugeMetricFamily(
-                "xorj_clock_skew_seconds", "System clock minus the chain's block time, last successful check",
-                value=clock.skew_s,
+        if isinstance(clock, ClockSkewStatus):
+            # The alerts count checks, not samples: a scrape may see several checks, or none.
+            yield CounterMetricFamily(
+                "xorj_clock_checks", "Successful clock checks (since the monitor started)", value=clock.checks
             )
+            yield GaugeMetricFamily(
+                "xorj_clock_lag_allowance_seconds", "[risk] clock_lag_allowance_s", value=clock.lag_allowance_s
+            )
+            if clock.skew_s is not None:
+                yield GaugeMetricFamily(
+                    "xorj_clock_skew_seconds", "System clock minus the chain's block time, last successful check",
+                    value=clock.skew_s,
+                )
         feed = statuses.get(StrategyStatus)
         if isinstance(feed, StrategyStatus):
             since = feed.last_ok_at if feed.last_ok_at is not None else feed.started_at

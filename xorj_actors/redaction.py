@@ -30,8 +30,17 @@ class Redactor:
     """Masks secret values and labelled hex MACs in text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        values = sorted({s for s in secrets if len(s) >= _MIN_SECRET_CHARS}, key=len, reverse=True)
+        self._secrets: frozenset[str] = frozenset()
+        self._values: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these values too (rotated credentials: the old values stay masked as well)."""
+        known = self._secrets | {s for s in secrets if len(s) >= _MIN_SECRET_CHARS}
+        values = sorted(known, key=len, reverse=True)
+        # One assignment: a thread redacting meanwhile uses the old pattern or the new, never half.
         self._values = re.compile("|".join(map(re.escape, values))) if values else None
+        self._secrets = known
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], names: Iterable[str] = ()) -> Redactor:

@@ -337,3 +337,24 @@ def test_parallel_verify_reports_how_far_the_anchors_reach(anchored, anchor_sett
     monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
     result = verify_store(store, audit_key, list_anchors(client, anchor_settings), workers=2)
     assert result.verdict == "OK" and (result.anchored_sequence, result.anchored_timestamp) == (10, entries[-1].timestamp)
+
+
+def test_recover_with_the_local_log_ahead_of_the_anchors_reports_nothing_missing(
+    audit_settings, anchor_settings, data_dir, audit_key
+):
+    from xorj_actors.audit import recover_from_anchors
+
+    fill(audit_settings, data_dir)
+    store = open_store(audit_settings, data_dir, create=False)
+    client = s3_client(anchor_settings)
+    try:
+        Anchorer(anchor_settings, store, audit_key, client).anchor_now()
+        store.close()
+        fill(audit_settings, data_dir, 5)  # written since the last anchor
+        store = open_store(audit_settings, data_dir, create=False)
+        steps: list[tuple[str, int, int]] = []
+        recover_from_anchors(store, audit_key, client, anchor_settings, progress=lambda *step: steps.append(step))
+        assert ("from anchors", 0, 0) in steps  # not a negative count ("0/-5")
+        assert all(done >= 0 and total >= 0 for _, done, total in steps)
+    finally:
+        store.close()

@@ -106,6 +106,17 @@ def test_a_trip_halts_at_the_next_epoch_and_an_older_decision_is_dropped() -> No
     assert board.publish(HaltStatus(state="RECOVERY_PENDING", epoch=4, halted=False, factor=0.5), trips_seen=1)
 
 
+def test_the_board_is_decided_only_once_a_kill_switch_has_published() -> None:
+    """The executor settles read-back trades only once ``decided`` (a STARTING board refuses the
+    signature a trade whose blockhash expired while down needs): a trip alone does not decide it."""
+    board = HaltBoard()
+    assert not board.decided and board.status.state == "STARTING"
+    board.trip()
+    assert not board.decided
+    assert board.publish(HaltStatus(state="TRIGGERED", epoch=1, halted=True, factor=0.0), trips_seen=1)
+    assert board.decided
+
+
 def test_the_lane_wakes_once_per_drain_and_keeps_the_order() -> None:
     lane = ParticipantLane()
     acks = [HaltAck(epoch=1, actor=f"u{i}", in_flight=0) for i in range(3)]

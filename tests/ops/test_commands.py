@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from supervisors import ChildInfo, ChildSpec, StartChild
-from xorj_actors.kill_switch import EnterMaintenance, Recover
+from xorj_actors.kill_switch import EnterMaintenance, HaltBoard, HaltStatus, Recover
 from xorj_actors.messages import HaltMode
 from xorj_actors.ops import COMMANDS, Commands, RequestError
 from xorj_actors.ops._args import PARSERS, HaltArgs, VaultAddArgs, VaultRemoveArgs, parse_halt
@@ -198,3 +198,32 @@ def test_free_text_arguments_are_masked_before_any_actor_sees_them_and_a_nonce_i
     recover = cmds.masked(Recover(epoch=1, nonce=secret, timestamp=0, authorisations=(), operator=pasted))
     assert (recover.operator, recover.nonce) == (f"because {MASK}", secret)
     assert cmds.masked(None) is None and cmds.masked("vault-0001") == "vault-0001"
+
+
+# -- a halt while the kill switch is not running ------------------------------------------------------
+
+
+class _NoKillSwitch:
+    """A runtime whose kill switch is restarting: nothing is registered under its name."""
+
+    def whereis(self, name: str) -> None:
+        return None
+
+
+def test_a_halt_while_the_kill_switch_restarts_trips_the_board_and_writes_the_kill_file(tmp_path: Path) -> None:
+    board = HaltBoard()
+    board.publish(HaltStatus(state="ARMED", epoch=3, halted=False, factor=1.0))
+    kill_file = tmp_path / "KILL"
+    commands = Commands(_NoKillSwitch(), dict, tmp_path, board=board, kill_file=kill_file)  # type: ignore[arg-type]
+    answer = commands.table()["halt"]({"mode": "emergency", "reason": "fills look wrong"})
+    assert answer["triggered"] is True and answer["held"].startswith("the kill switch was not running")
+    assert (board.status.state, board.status.epoch, board.status.halted) == ("TRIGGERED", 4, True)
+    # The next kill switch halts on the kill file, with the reason.
+    assert kill_file.read_text(encoding="utf-8") == "debug_socket: fills look wrong\n"
+
+
+def test_a_halt_nothing_can_hold_is_refused_as_unavailable(tmp_path: Path) -> None:
+    commands = Commands(_NoKillSwitch(), dict, tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(RequestError) as info:
+        commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason="x"), source="http")
+    assert (info.value.code, info.value.message) == ("unavailable", "the kill switch is not running (restarting?)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -198,3 +199,22 @@ def test_sign_recovery_and_an_unreachable_engine_print_json(tmp_path: Path) -> N
     table = subprocess.run([*ctl, "--socket", str(tmp_path / "none.sock"), "status"],
                            capture_output=True, text=True, timeout=30, env=env)
     assert table.returncode == 3 and table.stdout == ""  # without --json: nothing on stdout
+
+
+def test_a_reader_that_closed_the_pipe_is_no_error(tmp_path: Path) -> None:
+    """`ctl --json ... | head` under `set -o pipefail`: the reader gone before ctl writes is not a
+    failure (no traceback, and the command's own exit code)."""
+    ctl = [sys.executable, "-m", "xorj_actors.cli", "ctl"]
+    env = {"PATH": "/usr/bin:/bin", **RECOVERY_KEYS}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone
+    try:
+        closed = subprocess.run([*ctl, "sign-recovery", "--key-env", "XORJ_RECOVERY_KEY_1", "--epoch", "3",
+                                 "--nonce", "n1", "--json"], stdout=write, stderr=subprocess.PIPE, text=True,
+                                timeout=30, env=env)
+    finally:
+        os.close(write)
+    assert (closed.returncode, closed.stderr) == (0, "")
+    down = subprocess.run(f"set -o pipefail; {' '.join(ctl)} --json --socket {tmp_path / 'none.sock'} status | head -c 0",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=30, env=env)
+    assert down.returncode == 3 and "Traceback" not in down.stderr  # the command's own failure, nothing more

@@ -54,10 +54,10 @@ NOT_PLOTTED = {
 #: One status of each kind an actor publishes for the metrics (the halt, audit, clock and
 #: strategy gauges are read from them at scrape time; an actor that has not published has none).
 PUBLISHED = (
-    HaltProgress(live=3, acked=2, triggered_mono=0.0, ack_deadline_s=1.0),
+    HaltProgress(live=3, acked=2, triggered_mono=0.0, ack_deadline_s=1.0, epoch=1),
     AuditState(fail_closed=False, reason=None),
     ClockSkewStatus(checks=1, errors=0, skew_s=0.2, slot=1, block_time=1, consecutive=0, latched=False, triggers=0,
-                    last_error=None),
+                    last_error=None, lag_allowance_s=0.0),
     StrategyStatus(round=1, scenario=None, fresh=True, last_ok_at=0.0, last_error=None, last_error_at=None,
                    rejections=0, polls=1, polling=False, url="http://quant", started_at=0.0),
 )

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisors import ChildSpec, StartChild
 from tests.ops.conftest import ENGINE_ENV, HTTP_FAST, Api
 from tests.plugins.engine import ks_status, wait_until
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, Participant
+from xorj_actors.config import Config
+from xorj_actors.engine import Engine
+from xorj_actors.kill_switch import KILL_SWITCH_NAME, HaltProgress, KillSwitch, Participant
 from xorj_actors.messages import HaltMode, Trigger
 from xorj_actors.strategy import STRATEGY_FEED_NAME, GetStrategyStatus
 
@@ -67,6 +72,33 @@ def test_halt_progress_counts_the_missing_actor_until_it_acks(engine_factory) ->
     wait_until(lambda: ks_status(engine).complete, what="the halt complete once the replacement acks")
     done = gauges(api)
     assert (done["xorj_halt_live_actors"], done["xorj_halt_acked_actors"], done["xorj_halt_pending_seconds"]) == (0, 0, 0)
+
+
+def test_a_trip_the_kill_switch_has_not_handled_counts_as_pending(tmp_path: Path) -> None:
+    """A wedged kill switch publishes no progress: its last (no halt awaits acks, epoch 0) stays.
+    A trip shows epoch 1 on the board; the pending seconds then count from the trip."""
+    engine = Engine(Config(), tmp_path / "data")
+    idle = HaltProgress(live=0, acked=0, triggered_mono=None, ack_deadline_s=0.5, epoch=0)
+    kill_switch = SimpleNamespace(urn="urn:ks", name=KILL_SWITCH_NAME, parent=None, actor_class=KillSwitch,
+                                  mailbox_depth=1, restarts=0, status=idle)
+    engine.metrics.watch(SimpleNamespace(actors=lambda: [kill_switch]), engine.board)  # type: ignore[arg-type]
+
+    def scrape() -> dict[str, float]:
+        return {s.name: s.value for f in engine.metrics.registry.collect() for s in f.samples if not s.labels}
+
+    engine.board.publish(replace(engine.board.status, epoch=0))  # as a kill switch in ARMED would
+    before = scrape()
+    assert (before["xorj_kill_switch_epoch"], before["xorj_halt_progress_epoch"]) == (0, 0)
+    assert before["xorj_halt_pending_seconds"] == 0
+    tripped = time.monotonic()
+    engine.board.trip()
+    first = scrape()
+    assert (first["xorj_kill_switch_epoch"], first["xorj_halt_progress_epoch"]) == (1, 0)
+    assert 0 <= first["xorj_halt_pending_seconds"] <= time.monotonic() - tripped
+    wait_until(lambda: scrape()["xorj_halt_pending_seconds"] > 0.5, what="pending past the ack deadline")
+    # Handled: the kill switch publishes progress at the board's epoch, and nothing awaits acks.
+    kill_switch.status = replace(idle, epoch=1)
+    assert scrape()["xorj_halt_pending_seconds"] == 0
 
 
 def test_audit_fail_closed_is_1_while_the_store_cannot_be_written(api: Api) -> None:

@@ -215,7 +215,7 @@ def test_signed_malformed_bodies_get_4xx_are_audited_and_change_nothing(
     assert reply.status == status and reply.json()["error"]["code"] == code, reply.body
     untouched(slack.engine)
     [(kind, details)] = entries(slack.engine, 1)
-    assert (kind, details["outcome"], details["status"]) == ("HALT", "refused", status)
+    assert (kind, details["outcome"], details["status"]) == ("SYSTEM_EVENT", "refused", status)  # nothing halted
     if b"U0ALICE" in body and status == 400:
         assert details["slack_user"] == "U0ALICE/alice"
 
@@ -234,7 +234,7 @@ def test_usage_errors_answer_the_usage_and_change_nothing(slack: Slack, text: st
     assert answer.startswith(f":warning: {problem}") and "`/panic flatten &lt;vault ids|all&gt;`" in answer
     untouched(slack.engine)
     [(kind, details)] = entries(slack.engine, 1)
-    assert (kind, details["outcome"], details["action"]) == ("HALT", "refused", "usage")
+    assert (kind, details["outcome"], details["action"]) == ("SYSTEM_EVENT", "refused", "usage")  # nothing halted
     assert details["reason"].startswith(html.unescape(problem)) and details["slack_user_id"] == "U0ALICE"
 
 
@@ -246,6 +246,7 @@ def test_flatten_while_armed_is_refused(slack: Slack) -> None:
     assert "flatten only while halted: the kill switch is ARMED; halt first with `/panic &lt;reason&gt;`" in text
     assert answered(slack.send("flatten all", BOB)).startswith(":no_entry: Refused")  # no vote was held
     untouched(slack.engine)
+    assert [k for k, _ in entries(slack.engine, 2)] == ["SYSTEM_EVENT", "SYSTEM_EVENT"]  # refused here: nothing asked
 
 
 def test_flatten_by_one_user_alone_never_happens(slack: Slack) -> None:
@@ -260,8 +261,9 @@ def test_flatten_by_one_user_alone_never_happens(slack: Slack) -> None:
     status = ks_status(slack.engine)
     assert (status.state, status.epoch, status.flatten_id) == ("TRIGGERED", epoch, None)
     outcomes = [(k, d["outcome"], d.get("action")) for k, d in entries(slack.engine, 4)]
-    assert outcomes == [("HALT", "accepted", "halt"), ("HALT", "pending", "flatten"), ("HALT", "pending", "flatten"),
-                        ("SECURITY_VIOLATION", "refused", None)]
+    # A flatten's first vote, and its repeat, flatten nothing: system events; the halt is a HALT.
+    assert outcomes == [("HALT", "accepted", "halt"), ("SYSTEM_EVENT", "pending", "flatten"),
+                        ("SYSTEM_EVENT", "pending", "flatten"), ("SECURITY_VIOLATION", "refused", None)]
 
 
 def test_flatten_confirmed_by_a_second_allowed_user_within_the_window(slack: Slack) -> None:

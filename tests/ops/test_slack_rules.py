@@ -12,7 +12,7 @@ import pytest
 from xorj_actors.config import ConfigError, parse_config
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.ops import RequestError, SlackSettings, slack_headers, slack_signature
-from xorj_actors.ops._args import HaltArgs
+from xorj_actors.ops._args import FlattenArgs, HaltArgs
 from xorj_actors.ops._http_auth import ApiError
 from xorj_actors.ops._slack import (
     PanicAction,
@@ -299,18 +299,30 @@ def test_readiness_names_the_secret_but_never_shows_it() -> None:
 
 
 class SlowKillSwitch:
-    """The commands of an engine whose kill switch takes triggers but answers no ask in time."""
+    """The commands of an engine whose kill switch takes triggers but never answers an ask: each
+    ask records the time it was given and times out, as ``Commands`` does."""
 
     def __init__(self, board: HaltBoard) -> None:
         self.board = board
         self.triggered: list[HaltArgs] = []
+        self.asked: list[float] = []  # each ask's timeout
+        self.flattened: list[FlattenArgs] = []
 
     def trigger(self, a: HaltArgs, source: str) -> None:
         self.board.trip()  # as KillSwitchRef does before it tells
         self.triggered.append(a)
 
+    def kill_switch_status(self, timeout_s: float) -> dict[str, Any]:
+        self.asked.append(timeout_s)
+        raise RequestError("timeout", f"the kill switch did not answer within {timeout_s:g} s")
+
+    def flatten(self, a: FlattenArgs, *, timeout_s: float) -> dict[str, Any]:
+        self.asked.append(timeout_s)
+        self.flattened.append(a)
+        raise RequestError("timeout", f"the kill switch did not answer within {timeout_s:g} s")
+
     def status(self, _: None) -> dict[str, Any]:
-        raise RequestError("timeout", "the kill switch did not answer within 2.0 s")
+        raise AssertionError("the whole status (a cluster round trip too) is not Slack's to wait for")
 
 
 def test_a_panic_halts_even_when_the_kill_switch_answers_no_ask() -> None:
@@ -322,8 +334,28 @@ def test_a_panic_halts_even_when_the_kill_switch_answers_no_ask() -> None:
     event, answer = panic.handle(command, details)
     assert [a.reason for a in commands.triggered] == ["Slack /webhook-collect by roadrunner (U2CERLKJA) in #foobar: fills look wrong"]
     assert event == "HALT" and answer["response_type"] == "in_channel"
-    assert "Kill switch *TRIGGERED*, epoch 1; acks unknown: the kill switch did not answer within 2.0 s" in answer["text"]
+    assert "Kill switch *TRIGGERED*, epoch 1; acks unknown: the kill switch did not answer within" in answer["text"]
     assert (details["outcome"], details["epoch"], details["complete"]) == ("accepted", 1, False)
-    # A flatten needs the state first: refused, with the reason, and no vote is held.
-    event, answer = panic.handle(dataclasses.replace(command, text="flatten all"), details := {})
-    assert details["outcome"] == "refused" and "did not answer" in answer["text"]
+    # The ask waited only for what was left of Slack's patience.
+    assert len(commands.asked) == 1 and 0 < commands.asked[0] <= SETTINGS.progress_wait_s
+    # Status and a flatten's state check: the board's word when the kill switch does not answer.
+    answer = panic.handle(dataclasses.replace(command, text="status"), details := {})[1]
+    assert "Kill switch *TRIGGERED*, epoch 1; acks unknown" in answer["text"]
+    answer = panic.handle(dataclasses.replace(command, text="flatten all"), details := {})[1]
+    assert details["outcome"] == "pending" and "asks to *flatten all*" in answer["text"]
+    assert len(commands.asked) == 3 and all(0 < t <= SETTINGS.progress_wait_s for t in commands.asked)
+    # Confirmed by a second user: told to the kill switch, which does not answer in time either.
+    second = dataclasses.replace(command, text="flatten all", user_id="U0SECOND", user_name="second")
+    answer = panic.handle(second, details := {})[1]
+    assert details["outcome"] == "refused" and "did not answer" in answer["text"] and len(commands.flattened) == 1
+    assert 0 < commands.asked[-1] <= SETTINGS.progress_wait_s
+
+
+def test_past_the_deadline_slack_is_answered_from_the_board_without_asking() -> None:
+    board = HaltBoard()
+    commands = SlowKillSwitch(board)
+    ticks = iter([0.0] + [SETTINGS.progress_wait_s + 1] * 10)  # the deadline is past at the first look
+    panic = SlackPanic(SETTINGS, commands, board, Redactor(()), SECRET, clock=lambda: next(ticks))  # type: ignore[arg-type]
+    answer = panic.handle(dataclasses.replace(SlashCommand.from_body(BODY), text="status"), {})[1]
+    assert "Kill switch *STARTING*, epoch 0; acks unknown: no time left" in answer["text"]
+    assert commands.asked == []

@@ -34,6 +34,20 @@ def pg_connect() -> Any:
     return conn
 
 
+def lose_database(settings: AuditSettings, data_dir: Path) -> None:
+    """The disaster: the SQLite files deleted, or the PostgreSQL schema dropped."""
+    if settings.backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{data_dir / settings.sqlite_path}{suffix}").unlink(missing_ok=True)
+        return
+    conn = pg_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{settings.postgres.schema}" CASCADE')
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def audit_key(monkeypatch: pytest.MonkeyPatch) -> bytes:
     """The audit HMAC key, also set in ``XORJ_AUDIT_HMAC_KEY``."""

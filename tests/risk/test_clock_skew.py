@@ -27,6 +27,7 @@ SETTINGS = dataclasses.replace(
     max_clock_skew_s=30.0,
     clock_skew_consecutive=3,
     clock_rpc_timeout_s=0.5,
+    clock_lag_allowance_s=0.25,
 )
 
 
@@ -172,7 +173,11 @@ def test_the_skew_gauge_follows_each_check(runtime: Runtime, board: HaltBoard, r
     now.offset = -90.0
     behind = check(mon)
     assert gauge() == behind.skew_s < in_step - 80  # signed: our clock behind the chain is negative
+    checks = metrics.registry.get_sample_value("xorj_clock_checks_total")
+    assert checks == st(mon).checks >= 2  # what the alerts count, whatever the scrape interval
+    assert metrics.registry.get_sample_value("xorj_clock_lag_allowance_seconds") == SETTINGS.clock_lag_allowance_s
     localnet.set_faults(refuse_http=True)
     assert check(mon).errors >= 1
     localnet.reset_faults()
     assert gauge() == st(mon).skew_s  # a failed check is no measure: the last one stays
+    assert metrics.registry.get_sample_value("xorj_clock_checks_total") == checks  # nor is it counted

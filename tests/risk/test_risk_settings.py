@@ -61,6 +61,8 @@ def test_a_toml_section_loads_strictly() -> None:
         ({"clock_skew_consecutive": 0}, "clock_skew_consecutive: must be between 1 and 100"),
         ({"clock_rpc_timeout_s": 0.0}, "clock_rpc_timeout_s: must be in (0, 60] seconds"),
         ({"clock_check_interval_s": 0.0}, "clock_check_interval_s: must be between 0.01 and 3600 seconds"),
+        ({"clock_lag_allowance_s": -0.1}, "clock_lag_allowance_s: must be between 0 and 10 seconds"),
+        ({"clock_lag_allowance_s": float("nan")}, "clock_lag_allowance_s: must be a finite number"),
         ({"drawdown_mode": "hard"}, "drawdown_mode: must be 'graceful' or 'emergency'"),
         ({"clock_commitment": "processed"}, "clock_commitment: must be 'confirmed' or 'finalized'"),
         ({"trigger_retry_s": 0.0}, "trigger_retry_s: must be between 0.01 and 10 seconds"),

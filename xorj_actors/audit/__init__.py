@@ -57,6 +57,7 @@ from xorj_actors.audit._reader import (
     open_entries_by_chain,
     verified_entries,
 )
+from xorj_actors.audit._restore import ChainRestore, Gap, RestoreRefused, restore_from_anchors
 from xorj_actors.audit._store import AuditStoreError, Store, chain_store, list_chains, open_store, select_entries
 from xorj_actors.audit._verify import AnchorHead, VerifyResult, verify_chains, verify_rows, verify_store
 from xorj_actors.audit.settings import (
@@ -93,9 +94,12 @@ __all__ = [
     "AuditTimeout",
     "AuditUnavailable",
     "CanonicalJSONError",
+    "ChainRestore",
     "EventType",
+    "Gap",
     "OpenedIn",
     "PostgresSettings",
+    "RestoreRefused",
     "Severity",
     "Store",
     "UnverifiedEntry",
@@ -121,6 +125,7 @@ __all__ = [
     "read_halt_history",
     "read_segment",
     "recover_from_anchors",
+    "restore_from_anchors",
     "s3_client",
     "select_entries",
     "utc_timestamp",

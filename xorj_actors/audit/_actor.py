@@ -10,6 +10,7 @@ returns.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future
@@ -154,19 +155,26 @@ class Audit(Participant):
         self.log: AuditLog | None = None
         self.held: deque[AuditEvent] = deque(maxlen=settings.max_pending)
         self.unavailable_reason: str | None = None
+        #: The writer's thread and the actor's both set the reason: each set and its publish are
+        #: one step, or a stale value could be published last (xorj_audit_fail_closed).
+        self._state_lock = threading.Lock()
         self.anchorer: Anchorer | None = None
         # Named before on_start: events told meanwhile wait in the mailbox instead of being lost.
         self.runtime.register_name(AUDIT_NAME, self.actor_ref)
 
     def on_start(self) -> None:
         super().on_start()
-        self._publish_state()
+        self._set_unavailable(None)
         self._open()
 
-    def _publish_state(self) -> None:
-        """Runs on the writer's thread or the actor's: one attribute set, read at scrape time."""
-        reason = self.unavailable_reason
-        self.publish_status(AuditState(fail_closed=reason is not None, reason=reason))
+    def _set_unavailable(self, reason: str | None) -> bool:
+        """Set the reason (None: available) and publish it, as one step; True if it was None.
+        Runs on the writer's thread or the actor's: the status is read at scrape time."""
+        with self._state_lock:
+            was_available = self.unavailable_reason is None
+            self.unavailable_reason = reason
+            self.publish_status(AuditState(fail_closed=reason is not None, reason=reason))
+        return was_available
 
     def _open(self) -> None:
         try:
@@ -181,8 +189,7 @@ class Audit(Participant):
             self._store_unavailable(f"cannot open the audit log: {exc}")
             self.runtime.send_after(_RETRY_OPEN_S, self.actor_ref, _RetryOpen())
             return
-        self.unavailable_reason = None
-        self._publish_state()
+        self._set_unavailable(None)
         while self.held:
             self._submit(self.held.popleft())
         self._start_anchoring()
@@ -266,9 +273,7 @@ class Audit(Participant):
 
     def _store_unavailable(self, reason: str) -> None:
         """Fail closed: halt trading. Runs on the writer's thread or the actor's."""
-        first = self.unavailable_reason is None
-        self.unavailable_reason = reason
-        self._publish_state()
+        first = self._set_unavailable(reason)
         if not first:
             return
         logger.critical("audit store unavailable: {}: halting trading", reason)
@@ -283,8 +288,7 @@ class Audit(Participant):
 
     def _store_available(self) -> None:
         logger.warning("audit store available again; held entries written in order")
-        self.unavailable_reason = None
-        self._publish_state()
+        self._set_unavailable(None)
 
     def on_terminate(self) -> None:
         if self.log is not None:

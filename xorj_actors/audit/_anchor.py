@@ -151,7 +151,7 @@ def recover_from_anchors(
     )
     if not local.ok:
         raise AnchorError(f"the local log does not verify (entry {local.broken_sequence}: {local.reason})")
-    restored, missing = 0, max((a.sequence for a in anchors), default=seq) - seq
+    restored, missing = 0, max(0, max((a.sequence for a in anchors), default=seq) - seq)  # local may be ahead
     report("from anchors", 0, missing)
     for anchor in (a for a in anchors if a.sequence > seq):
         entries = [e for e in read_segment(client, settings, anchor) if e.sequence > seq]

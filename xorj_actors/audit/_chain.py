@@ -9,7 +9,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -20,6 +20,7 @@ from loguru import logger
 
 from xorj_actors.audit.settings import DEFAULT_CHAIN
 from xorj_actors.limits import MIN_KEY_BYTES
+from xorj_actors.secrets import current_environ
 
 GENESIS_HASH = "0" * 64
 _DEV_KEY = b"xorj-development-audit-key--NOT-FOR-PRODUCTION--"
@@ -309,13 +310,14 @@ class AuditEntry:
         }
 
 
-def load_hmac_key(env_name: str, environment: str) -> bytes:
-    """The audit HMAC key from environment variable ``env_name`` (UTF-8, at least 32 bytes).
+def load_hmac_key(env_name: str, environment: str, environ: Mapping[str, str] | None = None) -> bytes:
+    """The audit HMAC key named ``env_name`` (UTF-8, at least 32 bytes), from ``environ`` (default:
+    the process's credential provider's, ``[secrets]``, else ``os.environ``).
 
     When it is unset, ``environment == "development"`` gets a fixed development key with a loud
     warning; any other environment gets a :class:`ValueError`.
     """
-    raw = os.environ.get(env_name)
+    raw = (current_environ() if environ is None else environ).get(env_name)
     if not raw:
         if environment != "development":
             raise ValueError(f"audit HMAC key missing: set the environment variable {env_name}")

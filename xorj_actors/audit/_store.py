@@ -14,6 +14,7 @@ import peewee
 
 from xorj_actors.audit._chain import AuditEntry, genesis_hash
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AuditSettings, chain_name_problem
+from xorj_actors.secrets import current_environ
 
 #: The default chain's table (the one table of a store written by one process, as ever).
 TABLE = "audit_entries"
@@ -169,7 +170,7 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, 
             host=pg.host,
             port=pg.port,
             user=pg.user,
-            password=os.environ.get(pg.password_env) or None,
+            password=current_environ().get(pg.password_env) or None,  # [secrets]: env, file or AWS
             sslmode=pg.sslmode,
             connect_timeout=pg.connect_timeout_s,
             application_name=pg.application_name,

@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,11 +15,11 @@ if TYPE_CHECKING:
     from xorj_actors.audit.settings import AnchorSettings, AuditSettings
     from xorj_actors.config import Config
 
-_COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover")
+_COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover", "restore")
 #: The actions that read every chain of the store unless ``--chain`` names one.
 _ALL_CHAINS = ("verify", "chains")
 #: The long-running actions: a progress bar on a terminal (stderr), unless ``--no-progress``.
-_WITH_PROGRESS = ("verify", "export", "recover")
+_WITH_PROGRESS = ("verify", "export", "recover", "restore")
 #: ``audit export`` moves its bar every this many entries (not every entry: it costs).
 _EXPORT_TICK = 1000
 
@@ -31,18 +30,8 @@ EXIT_CANNOT = 2  # cannot verify: config, store, key or anchors unreadable
 EXIT_UNANCHORED = 3  # chain and HMACs intact, but some or all entries are covered by no anchor
 
 
-def _time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone, e.g. 2026-11-21T20:00:00Z: {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from xorj_actors.cli import add_common_arguments
+    from xorj_actors.cli import add_common_arguments, iso_time
 
     sub = parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     helps = {
@@ -56,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "export": "matching entries as JSON lines",
         "anchor": "archive the chain head and the unanchored entries to S3 now",
         "recover": "after a restore, append the entries the anchors hold beyond the log's end (engine stopped)",
+        "restore": (
+            "rebuild an EMPTY store (every chain, or --chain) from the anchors, verify it and report the gap to the "
+            "lost head (engine stopped); exit 0 restored and OK, 1 broken, 2 refused or cannot"
+        ),
     }
     for name in _COMMANDS:
         sp = sub.add_parser(name, help=helps[name], description=helps[name])
@@ -63,8 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--chain", metavar="NAME",
             help=("only this chain" if name in _ALL_CHAINS else
+                  "only this chain (default: every chain the anchors hold)" if name == "restore" else
                   "the chain to read (default: [audit] chain, else [cluster] node_id, else 'default')"),
         )
+        if name == "restore":
+            sp.add_argument("--from-anchors", action="store_true", required=True,
+                            help="the source: the S3 Object Lock anchors (the only one)")
+            sp.add_argument("--json", action="store_true", help="the report as one JSON object on stdout")
         if name == "verify":
             sp.add_argument("--no-anchors", action="store_true", help="do not compare with the anchored heads")
         if name in _WITH_PROGRESS:
@@ -73,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in ("tail", "show", "export"):
             sp.add_argument("--trade-id", metavar="ID", help="only entries with this correlation (trade) id")
             sp.add_argument("--type", action="append", default=[], metavar="TYPE", help="event type (repeatable)")
-            sp.add_argument("--since", type=_time, metavar="TIME", help="from this time (ISO 8601 with zone)")
-            sp.add_argument("--until", type=_time, metavar="TIME", help="before this time (ISO 8601 with zone)")
+            sp.add_argument("--since", type=iso_time, metavar="TIME", help="from this time (ISO 8601 with zone)")
+            sp.add_argument("--until", type=iso_time, metavar="TIME", help="before this time (ISO 8601 with zone)")
         if name == "tail":
             sp.add_argument("-n", "--lines", type=int, default=20, metavar="N", help="how many (default 20)")
         if name == "show":
@@ -126,7 +124,7 @@ def _verify(store: Store, key: bytes, anchor: AnchorSettings, args: argparse.Nam
         why = "no anchor in s3://{bucket}/{prefix} yet"
     with progress_bars(enabled=not args.no_progress) as bars:
         results = verify_chains(store, key, anchors, chains=None if chain is None else [chain], segments=segments,
-                                progress=_bar_per_chain(bars, "verify") if bars else None)
+                                progress=bar_per_chain(bars, "verify") if bars else None)
     named = list(results) != [DEFAULT_CHAIN]
     for name, result in results.items():
         line = result.describe(why.format(bucket=anchor.bucket, prefix=anchor_prefix(anchor, name)))
@@ -135,7 +133,7 @@ def _verify(store: Store, key: bytes, anchor: AnchorSettings, args: argparse.Nam
     return _worst(list(results.values()))
 
 
-def _bar_per_chain(bars: Any, action: str) -> Callable[[str, int, int], None]:
+def bar_per_chain(bars: Any, action: str) -> Callable[[str, int, int], None]:
     """A ``progress(chain, done, total)`` that moves one bar per chain (or per step)."""
     tickers: dict[str, Any] = {}
 
@@ -219,13 +217,19 @@ def main(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         settings = _settings(config, args.chain)
+        if cmd == "restore":
+            from xorj_actors.audit._restore_cli import restore
+
+            return restore(config, settings, Path(args.data_dir), args)
         store = open_store(settings, Path(args.data_dir), create=False, need_chain=cmd not in _ALL_CHAINS)
     except (ConfigError, AuditStoreError, ValueError) as exc:
         print(f"audit {args.audit_command}: {exc}", file=sys.stderr)
         return EXIT_CANNOT
     try:
         if cmd in ("verify", "anchor", "recover"):
-            key = load_hmac_key(settings.hmac_key_env, config.engine.environment)
+            from xorj_actors.credentials import credential_environ  # the key from env, file or AWS
+
+            key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
         if cmd == "verify":
             return _verify(store, key, settings.anchor, args)
         if cmd == "chains":
@@ -240,7 +244,7 @@ def main(args: argparse.Namespace) -> int:
 
                 with progress_bars(enabled=not args.no_progress) as bars:
                     restored = recover_from_anchors(store, key, s3_client(settings.anchor), settings.anchor,
-                                                    progress=_bar_per_chain(bars, "recover") if bars else None)
+                                                    progress=bar_per_chain(bars, "recover") if bars else None)
                 print(f"restored {restored} entries from the anchors; run `audit verify` next")
                 return 0
             head = Anchorer(settings.anchor, store, key).anchor_now()

@@ -15,6 +15,9 @@ from loguru import logger
 from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import KILL_SWITCH_ACTOR, KILL_SWITCH_STARTING, append_durable, audit_event, halt_history, kill_switch_state_key, record
 from xorj_actors.check import secret_env_names
+from xorj_actors.credentials import open_credentials
+from xorj_actors.engine._reload import SecretsReload
+from xorj_actors.secrets import CredentialProvider
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
 from xorj_actors.breakers import BREAKERS, BreakerBoard
@@ -66,6 +69,8 @@ class Engine:
         handle_signals: run the signal watcher (the ``run`` command); off for in-process use.
         redactor: the process's one redactor (``configure_logging`` returns it), applied to
             every free-text field the engine writes; default: one for ``environ`` and ``config``.
+        credentials: the provider ``environ``'s secrets came from (``run``); default: one
+            reading ``environ`` alone.
     """
 
     def __init__(
@@ -76,11 +81,16 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         handle_signals: bool = False,
         redactor: Redactor | None = None,
+        credentials: CredentialProvider | None = None,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir).resolve()
         self.environ = dict(os.environ if environ is None else environ)
         self.redactor = Redactor.from_environ(self.environ, secret_envs(config)) if redactor is None else redactor
+        if credentials is None:  # in-process use: the environment given is the only source
+            credentials = open_credentials(config, self.environ)[0]
+        #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
+        self.reload_secrets = SecretsReload(credentials, config, self.environ, self.redactor, self._audit_reload)
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
@@ -176,6 +186,7 @@ class Engine:
             redactor=self.redactor,
             views={
                 "progress": self.progress, "trades": self.trades.snapshot, "quotas": self.quotas.snapshot,
+                "reload_secrets": self.reload_secrets,
                 **self._cluster_views(),
             },
             trades=self.trades,
@@ -245,6 +256,12 @@ class Engine:
         if self.runtime is None:
             raise RuntimeError("the engine is not running")
         append_durable(self.runtime, _kill_switch_entry(kind, details), self.config.audit.append_timeout_s)
+
+    def _audit_reload(self, answer: dict[str, Any]) -> None:
+        """One SYSTEM_EVENT per secrets reload: names and sources, never a value."""
+        if self.runtime is not None:
+            severity = "WARNING" if answer["reloaded"] else "ERROR"
+            record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
 
     def _kill_switch_history(self) -> HaltHistory:
         """The audit log's kill-switch history, after every entry told before is committed."""

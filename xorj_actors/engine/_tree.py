@@ -456,6 +456,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                     **ctx.views,
                 },
                 redactor=ctx.redactor,
+                kill_file=ctx.data_dir / cfg.kill_switch.kill_file,
             ),
         )
     ]
@@ -476,7 +477,9 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             _worker(
                 ctx,
                 "signal_watcher",
-                lambda: SignalWatcher.start(board, on_shutdown, ctx.data_dir / cfg.kill_switch.kill_file),
+                lambda: SignalWatcher.start(
+                    board, on_shutdown, ctx.data_dir / cfg.kill_switch.kill_file, on_reload=ctx.views.get("reload_secrets")
+                ),
             )
         )
     return [

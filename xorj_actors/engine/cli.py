@@ -65,6 +65,13 @@ def main(args: argparse.Namespace) -> int:
         except ValueError as exc:  # before the data directory: a refused config changes nothing
             print(f"xorj-actors run: config error: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+    from xorj_actors.credentials import missing_report, open_credentials
+
+    provider, resolution = open_credentials(config, install=True)  # every one required, or exit 2
+    if resolution.missing:
+        print(f"xorj-actors run: cannot start: {missing_report(resolution)}", file=sys.stderr)
+        return EXIT_CONFIG  # a restart cannot fix it until the secrets are put in place
+    environ = provider.environ()
     data_dir = Path(args.data_dir)
     try:
         changed = secure_data_dir(data_dir)
@@ -76,10 +83,11 @@ def main(args: argparse.Namespace) -> int:
         level=args.log_level,
         log_dir=data_dir / "logs",
         secret_envs=secret_envs(config),
+        environ=environ,
     )
     for change in changed:
         logger.warning("data directory: mode of {} (only the engine's user may read it)", change)
-    engine = Engine(config, data_dir, handle_signals=True, redactor=redactor)
+    engine = Engine(config, data_dir, environ=environ, handle_signals=True, redactor=redactor, credentials=provider)
     try:
         engine.start()
     except EngineError as exc:

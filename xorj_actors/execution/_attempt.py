@@ -226,7 +226,7 @@ class AttemptBuilder:
                 "price_impact_bps": round(money.impact_bps, 2),
                 "deviation_bps": None if money.deviation_bps is None else round(money.deviation_bps, 2),
                 "simulated_units": built.effects.units, "simulation_logs": list(built.effects.logs[-10:]),
-                "pre_state": attempt.pre_state, **built.details,
+                "pre_state": attempt.pre_state, "effects": _simulated(built, vault), **built.details,
             },
         )
         rec.attempts.append(attempt)
@@ -323,6 +323,17 @@ def partially_signed(message: MessageV0, signer: Pubkey, signature: Signature) -
         raise TradeError(ErrorClass.UNKNOWN, f"the order does not need {signer}'s signature")
     slots = [signature if key == signer else Signature.default() for key in required]
     return VersionedTransaction.populate(message, slots)
+
+
+def _simulated(built: BuiltRoute, vault: RouteVault) -> dict[str, Any]:
+    """The effect check's verdict for the record (execution proofs, docs/AUDIT.md): the slot it
+    simulated at and the vault's accounts (``[lamports, token amount]``) before and after."""
+    keys = sorted({vault.parties.authority, *vault.holdings}, key=str)
+    effects = built.effects
+    return {
+        "verdict": "passed", "slot": effects.slot,
+        "pre": balances({k: effects.pre.get(k) for k in keys}), "post": balances({k: effects.post.get(k) for k in keys}),
+    }
 
 
 def _pre_state(built: BuiltRoute, vault: RouteVault) -> dict[str, list[int | None]] | None:

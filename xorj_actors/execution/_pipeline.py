@@ -44,6 +44,8 @@ from xorj_actors.quotas import budget_scope
 __all__ = ["Pipeline"]
 
 _LOAD_RETRY_S = 2.0
+#: How long the settling of read-back trades waits for the kill switch's first decision.
+_DECISION_WAIT_S = 30.0
 #: Classes after which a trade's refusal is not a trade failure (nothing was wrong with the trade).
 #: A str enum: the set matches the classes' plain values as outcomes carry them.
 _NOT_A_FAILURE = frozenset(
@@ -156,9 +158,19 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - fail closed: no trade until it reads
                 logger.error("executor: cannot read open trades from the audit log ({!r}); retrying", exc)
                 await asyncio.sleep(_LOAD_RETRY_S)
+        await self._kill_switch_decided()
         self._settle_read_back(open_trades)
         self.reconciled = True
         self.io.audit(EventType.SYSTEM_EVENT, None, {"event": "executor_reconciling", "open_trades": len(open_trades)})
+
+    async def _kill_switch_decided(self) -> None:
+        """Wait (bounded) until the kill switch has read its state. Settling a read-back trade may
+        sign it again (its blockhash expired while the engine was down), and a board still
+        STARTING refuses that signature: the trade would end rejected though the switch was armed.
+        Past the bound the trades settle anyway, against whatever the board shows (fail closed)."""
+        deadline = time.monotonic() + _DECISION_WAIT_S
+        while not self.io.board.decided and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def _settle_read_back(self, records: list[TradeRecord]) -> list[TradeRecord]:
         """Adopt and settle each open trade read back from the log (not already carried): its

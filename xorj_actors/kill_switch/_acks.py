@@ -104,12 +104,13 @@ class HaltAcks:
             "replaced": tuple(self.replaced),
         }
 
-    def progress(self, halted: bool, ack_deadline_s: float) -> HaltProgress:
+    def progress(self, halted: bool, ack_deadline_s: float, epoch: int) -> HaltProgress:
         """The counts the metrics read: all zero unless a halt still awaits acknowledgements."""
         waiting = len(self.pending) + len(self.awaiting_replacement)
         if not halted or not waiting or self.trigger_mono is None:
-            return HaltProgress(live=0, acked=0, triggered_mono=None, ack_deadline_s=ack_deadline_s)
+            return HaltProgress(live=0, acked=0, triggered_mono=None, ack_deadline_s=ack_deadline_s, epoch=epoch)
         acked = len(self.acked)
         return HaltProgress(
-            live=acked + waiting, acked=acked, triggered_mono=self.trigger_mono, ack_deadline_s=ack_deadline_s
+            live=acked + waiting, acked=acked, triggered_mono=self.trigger_mono, ack_deadline_s=ack_deadline_s,
+            epoch=epoch,
         )

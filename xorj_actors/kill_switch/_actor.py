@@ -113,7 +113,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         self.on_event = on_event
         self.on_event_durable = on_event_durable
         self.history = history
-        self.environ = dict(os.environ if environ is None else environ)
+        # The engine's own mapping, not a copy: ``ctl reload-secrets`` rotates recovery keys in it.
+        self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self.redact: Callable[[str], str] = redact or Redactor.from_environ(self.environ)
         self.state_file = StateFile(data_dir / settings.state_file, state_key or STANDALONE_STATE_KEY)
         self.marker = HaltMarker(data_dir / f"{settings.state_file}.halt")
@@ -124,9 +125,6 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         self.retry_timer: Any = None
         self.retry_attempt = 0
         self.kill_file = KillFile(data_dir / settings.kill_file)
-        self.verifier = RecoveryVerifier(
-            load_recovery_keys(settings.recovery_key_envs, self.environ), settings.recovery_threshold
-        )
         self.persisted = PersistedState()
         self.persist_error: str | None = None
         # urn -> (ref, role) of every live participant; the signers and the others, urn -> ref
@@ -146,6 +144,12 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
 
     # -- start ---------------------------------------------------------------------------------
+
+    @property
+    def verifier(self) -> RecoveryVerifier:  # type: ignore[override]
+        """The recovery keys as the environment holds them now (a rotation takes effect at once)."""
+        keys = load_recovery_keys(self.settings.recovery_key_envs, self.environ)
+        return RecoveryVerifier(keys, self.settings.recovery_threshold)
 
     def on_start(self) -> None:
         decision = self._decide_start()
@@ -209,7 +213,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             self._publish_progress()
 
     def _publish_progress(self) -> None:
-        self.publish_status(self.acks.progress(self.persisted.halted, self.settings.ack_deadline_s))
+        p = self.persisted
+        self.publish_status(self.acks.progress(p.halted, self.settings.ack_deadline_s, p.epoch))
 
     def _dispatch(self, message: Any) -> Any:
         kind = type(message)

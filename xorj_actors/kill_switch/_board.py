@@ -11,6 +11,7 @@ immutable snapshot (a single attribute read is atomic).
 from __future__ import annotations
 
 import threading
+import time
 
 from supervisors import Message
 
@@ -44,7 +45,7 @@ class HaltBoard:
     (``trips_seen``): the trip holds until its ``Trigger`` has been handled.
     """
 
-    __slots__ = ("_lock", "_published", "_status", "_tripped", "_trips", "_trips_at_publish")
+    __slots__ = ("_epoch_since", "_lock", "_published", "_status", "_tripped", "_trips", "_trips_at_publish")
 
     def __init__(self) -> None:
         self._status = HaltStatus(state=STARTING, epoch=0, halted=True, factor=0.0)
@@ -53,10 +54,17 @@ class HaltBoard:
         self._trips = 0  # how many trips there have been
         self._published = self._status  # the last status a kill switch published
         self._trips_at_publish = 0
+        self._epoch_since = time.monotonic()  # when the shown epoch last changed
 
     @property
     def status(self) -> HaltStatus:
         return self._status
+
+    @property
+    def decided(self) -> bool:
+        """Whether a kill switch of this process has published a decision (it has read its state
+        file): until then the board shows STARTING, or a trip, and refuses everything."""
+        return self._published.state != STARTING
 
     @property
     def tripped(self) -> int:
@@ -67,6 +75,12 @@ class HaltBoard:
     def trips(self) -> int:
         """How many trips there have been: a kill switch handles them in its ``Trigger`` messages."""
         return self._trips
+
+    @property
+    def epoch_since(self) -> float:
+        """``time.monotonic()`` when the shown epoch last changed (a trip, or a newer publish):
+        the metrics time a halt the kill switch has not handled from it."""
+        return self._epoch_since
 
     def last_published(self) -> tuple[HaltStatus, int]:
         """The last status a kill switch published, and how many trips there have been since."""
@@ -80,6 +94,7 @@ class HaltBoard:
             self._status = HaltStatus(state=TRIGGERED, epoch=epoch, halted=True, factor=0.0)
             self._tripped = epoch
             self._trips += 1
+            self._epoch_since = time.monotonic()
         return epoch
 
     def publish(self, status: HaltStatus, *, trips_seen: int | None = None) -> bool:
@@ -96,6 +111,8 @@ class HaltBoard:
                 return False
             if not status.halted and trips_seen is not None and trips_seen < self._trips:
                 return False
+            if status.epoch != self._status.epoch:
+                self._epoch_since = time.monotonic()
             self._status = self._published = status
             self._trips_at_publish = self._trips
         return True

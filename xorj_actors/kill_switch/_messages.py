@@ -120,3 +120,6 @@ class HaltProgress(Message):
     acked: int  # of those, the ones that acked
     triggered_mono: float | None  # time.monotonic() of the trigger of a halt still awaiting acks
     ack_deadline_s: float  # [kill_switch] ack_deadline_s
+    #: The kill switch's epoch when it published this: behind the board's while it has not
+    #: handled a trip (wedged, or not yet run), which the metrics count as a pending halt.
+    epoch: int

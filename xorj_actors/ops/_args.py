@@ -267,4 +267,5 @@ PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "vault-add": _vault_add,
     "vault-remove": _vault_remove,
     "flatten": _flatten,
+    "reload-secrets": _no_args,
 }

@@ -25,18 +25,13 @@ from pykka import ActorDeadError, Timeout
 from supervisors import ChildInfo, MailboxFull, Runtime, WhichChildren
 from xorj_actors.asks import ask_all, expect
 from xorj_actors.breakers import BREAKERS
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, EnterMaintenance, Flatten, FlattenOutcome, GetStatus, Recover
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_NAME, EnterMaintenance, Flatten, FlattenOutcome, GetStatus, HaltBoard, Recover,
+)
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import breaker_states
 from xorj_actors.ops._args import (
-    PARSERS,
-    ActorQuery,
-    FlattenArgs,
-    HaltArgs,
-    OperatorArgs,
-    RequestError,
-    VaultAddArgs,
-    VaultRemoveArgs,
+    PARSERS, ActorQuery, FlattenArgs, HaltArgs, OperatorArgs, RequestError, VaultAddArgs, VaultRemoveArgs,
 )
 from xorj_actors.redaction import Redactor
 from xorj_actors.vaults import VaultAdmin, VaultAdminError
@@ -52,7 +47,7 @@ COMMANDS: tuple[str, ...] = (
     "recover",
     "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset", "reconcile",
     "vaults", "round", "vault-add", "vault-remove",
-    "flatten",
+    "flatten", "reload-secrets",
 )
 
 
@@ -99,6 +94,7 @@ class Commands:
         redactor: the engine's one redactor: it masks the free-text arguments
             (:data:`FREE_TEXT_FIELDS`) before they go anywhere, and every answer. Default: one
             that masks only labelled hex MACs (no secret values known).
+        board, kill_file: what holds a trigger the kill switch cannot take (:meth:`trigger`).
     """
 
     #: How long the vaults together get to answer ``vaults`` (plus :attr:`VAULT_ASK_PER_VAULT_S`
@@ -114,8 +110,12 @@ class Commands:
         views: Mapping[str, Callable[..., Any]] | None = None,
         *,
         redactor: Redactor | None = None,
+        board: HaltBoard | None = None,
+        kill_file: Path | None = None,
     ) -> None:
         self.runtime = runtime
+        self.board = board
+        self.kill_file = kill_file
         self.endpoints = endpoints
         self.data_dir = data_dir
         self.views = dict(views or {})
@@ -185,7 +185,7 @@ class Commands:
         """Kill switch state, epoch, acked and missing actors, halt latency; the endpoints served;
         in a cluster, the cluster-wide halt (each node complete, incomplete or not answering)."""
         out = {
-            "kill_switch": to_jsonable(self._ask(self._kill_switch(), GetStatus(), "the kill switch")),
+            "kill_switch": self.kill_switch_status(),
             "endpoints": dict(self.endpoints()),
             "actors": len(self.runtime),
             "pid": os.getpid(),
@@ -196,11 +196,22 @@ class Commands:
             out["cluster"] = self._view("cluster_halt")
         return out
 
+    def kill_switch_status(self, timeout_s: float = ASK_TIMEOUT_S) -> dict[str, Any]:
+        """The kill switch's status alone (no cluster round trip), waited for ``timeout_s`` at most."""
+        status: dict[str, Any] = to_jsonable(
+            self._ask(self._kill_switch(), GetStatus(), "the kill switch", timeout_s=timeout_s)
+        )
+        return status
+
     def _view(self, name: str) -> Any:
         view = self.views.get(name)
         if view is None:
             raise RequestError("unavailable", f"this engine has no {name}")
         return view()
+
+    def reload_secrets(self, _: None) -> Any:
+        """Read the credentials again from their sources (as SIGHUP does): changed, held, sources, missing."""
+        return self._view("reload_secrets")  # its trigger: "ctl"
 
     def breakers(self, _: None) -> Any:
         """Every circuit breaker: state, failures in window, consecutive, probes, reason."""
@@ -232,18 +243,39 @@ class Commands:
 
     def halt(self, a: HaltArgs) -> Any:
         """Trigger the kill switch: args mode (graceful|emergency), reason."""
-        self.trigger(a, source="debug_socket")
-        return {"triggered": True, "mode": a.mode.value}
+        held = self.trigger(a, source="debug_socket")
+        return {"triggered": True, "mode": a.mode.value, **({"held": held} if held else {})}
 
-    def trigger(self, a: HaltArgs, source: str) -> None:
-        """Trigger the kill switch for ``source`` (``halt``, the HTTP API's activate); a switch
-        that cannot take it is ``unavailable``."""
-        ks = self._kill_switch()
+    def trigger(self, a: HaltArgs, source: str) -> str | None:
+        """Trigger the kill switch for ``source`` (``halt``, the HTTP API's activate, Slack).
+
+        A halt is never lost: if the kill switch cannot take it, the board holds it (tripped here
+        when no kill switch is registered; its ref trips it before telling) and the kill file
+        is written for the next kill switch. Returns None, or what was done instead; raises
+        ``unavailable`` only if neither could hold it.
+        """
+        ks = self.runtime.whereis(KILL_SWITCH_NAME)
         try:
+            if ks is None:
+                raise ActorDeadError("not running")
             ks.tell(Trigger(mode=a.mode, reason=a.reason, source=source))
+            return None
         except (ActorDeadError, MailboxFull) as exc:
-            refused = f"the kill switch did not take the trigger: {type(exc).__name__}"
-            raise RequestError("unavailable", refused) from None
+            why = "not running (restarting?)" if ks is None else f"did not take the trigger ({type(exc).__name__})"
+        held = []
+        if ks is None and self.board is not None:  # a ref that raised tripped the board already
+            held.append(f"the halt board tripped (epoch {self.board.trip()})")
+        if self.kill_file is not None:
+            try:
+                self.kill_file.write_text(f"{source}: {a.reason}\n", encoding="utf-8")
+                held.append(f"the kill file {self.kill_file.name} written")
+            except OSError as exc:
+                logger.critical("cannot write the kill file {}: {!r}", self.kill_file, exc)
+        if not held and ks is None:
+            raise RequestError("unavailable", f"the kill switch is {why}")
+        note = f"the kill switch was {why}: " + (", ".join(held) or "its ref tripped the halt board")
+        logger.critical("{} halt from {}: {}", a.mode.value, source, note)
+        return note
 
     def maintenance(self, message: EnterMaintenance) -> Any:
         """Halt for maintenance (leave it with recover): args reason."""
@@ -253,11 +285,11 @@ class Commands:
         """Recover with K-of-M authorisations: args epoch, nonce, timestamp, authorisations, operator."""
         return to_jsonable(self._ask(self._kill_switch(), message, "the kill switch", changes=True))
 
-    def flatten(self, a: FlattenArgs) -> Any:
+    def flatten(self, a: FlattenArgs, *, timeout_s: float = ASK_TIMEOUT_S) -> Any:
         """While halted, sell vaults' volatile holdings into the stablecoin (REDUCING, audited): args vaults, operator, reason."""
         outcome = self._ask(
             self._kill_switch(), Flatten(vaults=a.vaults, operator=a.operator, reason=a.reason), "the kill switch",
-            changes=True,
+            changes=True, timeout_s=timeout_s,
         )
         if not isinstance(outcome, FlattenOutcome):
             raise RequestError("internal", f"the kill switch answered {type(outcome).__name__}")
@@ -277,13 +309,13 @@ class Commands:
         return ref
 
     @staticmethod
-    def _ask(ref: Any, message: Any, what: str, *, changes: bool = False) -> Any:
-        """Ask with ``ASK_TIMEOUT_S``; a command that ``changes`` something says a timeout is no refusal."""
+    def _ask(ref: Any, message: Any, what: str, *, changes: bool = False, timeout_s: float = ASK_TIMEOUT_S) -> Any:
+        """Ask with ``timeout_s``; a command that ``changes`` something says a timeout is no refusal."""
         try:
-            return ref.ask(message, timeout=ASK_TIMEOUT_S)
+            return ref.ask(message, timeout=timeout_s)
         except Timeout:
             hint = ": it may still take effect, check before trying again" if changes else ""
-            raise RequestError("timeout", f"{what} did not answer within {ASK_TIMEOUT_S} s{hint}") from None
+            raise RequestError("timeout", f"{what} did not answer within {timeout_s:g} s{hint}") from None
         except ActorDeadError:
             raise RequestError("unavailable", f"{what} stopped (restarting?)") from None
         except MailboxFull:
@@ -371,13 +403,9 @@ class Commands:
     # -- vaults -------------------------------------------------------------------------------
 
     def reconcile(self, _: None) -> Any:
-        """Start a statement reconciliation (one at a time; asked during a run, it runs next) and
-        answer with the reconciler's state and the last finished run's findings."""
-        from xorj_actors.statements import RECONCILER_NAME, RunReconciliation, render
-
-        status = self._ask(self._named(RECONCILER_NAME, "the reconciler"), RunReconciliation(), "the reconciler")
-        out = {k: v for k, v in to_jsonable(status).items() if k != "last"}
-        return {**out, "findings": render(status.last) if status.last is not None else "(no run finished yet)"}
+        """Start a statement reconciliation (one at a time); the reconciler's state, the last run's findings."""
+        from xorj_actors.statements import RECONCILER_NAME, RunReconciliation, status_reply  # loaded on use
+        return status_reply(self._ask(self._named(RECONCILER_NAME, "the reconciler"), RunReconciliation(), "the reconciler"))
 
     def _vaults(self) -> VaultAdmin:
         """The vaults as the vaults supervisor lists them now; changes are audited as ``debug_socket``."""

@@ -292,9 +292,10 @@ class DebugSocket(Participant):
         data_dir: Path,
         views: Mapping[str, Callable[..., Any]] | None = None,
         redactor: Redactor | None = None,
+        kill_file: Path | None = None,
     ) -> None:
         super().__init__(board)
-        commands = Commands(self.runtime, endpoints, data_dir, views, redactor=redactor)
+        commands = Commands(self.runtime, endpoints, data_dir, views, redactor=redactor, board=board, kill_file=kill_file)
         self.server = DebugSocketServer(path, settings, commands)
 
     def on_start(self) -> None:

@@ -37,7 +37,7 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.metrics import CONTENT_TYPE, Metrics
 from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
 from xorj_actors.ops._commands import Commands
-from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, load_key
+from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, live_key, load_key
 from xorj_actors.ops._http_guard import ConnectionGuard
 from xorj_actors.ops._http_refusals import RefusalTally
 from xorj_actors.ops._slack import FORM, SlashCommand, claimed_sender, is_ssl_check
@@ -272,7 +272,8 @@ class _Api:
             event_type, answer = await self._blocking(slack.handle, command, details)
             return event_type, 200, answer
 
-        return await self._acted(request, "HALT", details, act)
+        # A request refused before any command ran (wrong content type, no slash command) halted nothing.
+        return await self._acted(request, "SYSTEM_EVENT", details, act)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes
@@ -325,8 +326,8 @@ class _Api:
             given = parse_halt(payload, "operator halt over the HTTP API")
             halt = dataclasses.replace(given, reason=self.redact(given.reason))
             details.update(mode=halt.mode.value, reason_given=halt.reason)
-            self.commands.trigger(halt, source="http")
-        return 202, {"triggered": True, "mode": halt.mode.value}
+            held = self.commands.trigger(halt, source="http")
+        return 202, {"triggered": True, "mode": halt.mode.value, **({"held": held} if held else {})}
 
     def _recover(self, payload: dict[str, Any], details: dict[str, Any]) -> tuple[int, Any]:
         args = {"operator": "http", **payload}
@@ -463,15 +464,20 @@ class HttpApi(Participant):
                 endpoints=endpoints(), timeout_s=settings.probe_timeout_s,
             )
 
+        # Read from the engine's environment on use: ``ctl reload-secrets`` rotates them in place.
+        http_key = live_key(lambda: load_key(settings, environ), lambda: environ.get(settings.hmac_key_env, ""))
         authenticator = RequestAuthenticator(
-            load_key(settings, environ), settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
+            http_key, settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
         )
         if redactor is None:  # the engine injects its one redactor; this is for in-process use
             redactor = Redactor.from_environ(environ, secret_env_names(config))
-        commands = Commands(self.runtime, endpoints, data_dir, redactor=redactor)
-        slack = None if config.slack is None else SlackPanic(
-            config.slack, commands, board, redactor, config.slack.secret(environ)
+        commands = Commands(
+            self.runtime, endpoints, data_dir, redactor=redactor, board=board, kill_file=data_dir / config.kill_switch.kill_file
         )
+        slack = None
+        if (slack_cfg := config.slack) is not None:
+            secret = live_key(lambda: slack_cfg.secret(environ), lambda: environ.get(slack_cfg.signing_secret_env, ""))
+            slack = SlackPanic(slack_cfg, commands, board, redactor, secret)
         api = _Api(settings, context, commands, metrics, self.audit, authenticator, redactor, slack)
         self.server = HttpApiServer(api.app(), settings.host, settings.port, api.guard)
 

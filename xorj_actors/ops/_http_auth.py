@@ -82,13 +82,13 @@ class RequestAuthenticator:
 
     def __init__(
         self,
-        key: bytes | None,
+        key: bytes | None | Callable[[], bytes | None],
         key_env: str,
         max_skew_s: float,
         cache_size: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = key
+        self._key = key if callable(key) else (lambda: key)
         self._key_env = key_env
         self._max_skew_s = max_skew_s
         self._cache_size = cache_size
@@ -98,7 +98,8 @@ class RequestAuthenticator:
 
     def verify(self, headers: Mapping[str, str], path: str, body: bytes) -> None:
         """Raise :class:`ApiError` unless the request is authentic, fresh and not replayed."""
-        if self._key is None:
+        key = self._key()  # a callable: ``ctl reload-secrets`` rotates the key
+        if key is None:
             raise ApiError(
                 503, "auth_unconfigured", f"kill-switch API disabled: {self._key_env} is not set (>= 32 bytes)"
             )
@@ -119,7 +120,7 @@ class RequestAuthenticator:
         if abs(now - timestamp) > self._max_skew_s:
             stale = f"timestamp is more than {self._max_skew_s:g} s from the server's clock"
             raise ApiError(401, "stale_timestamp", stale)
-        expected = sign_request(self._key, timestamp, nonce, path, body)
+        expected = sign_request(key, timestamp, nonce, path, body)
         if not hmac.compare_digest(expected, signature.lower()):
             raise ApiError(401, "bad_signature", "signature does not match the request")
         with self._lock:
@@ -130,6 +131,19 @@ class RequestAuthenticator:
             if len(self._nonces) >= self._cache_size:
                 raise ApiError(429, "busy", "too many signed requests in the replay window; retry later")
             self._nonces[nonce] = now + 2 * self._max_skew_s
+
+
+def live_key(read: Callable[[], bytes | None], raw: Callable[[], str]) -> Callable[[], bytes | None]:
+    """``read`` again only when the raw value changed (a rotation): a short key is reported once."""
+    last: list[tuple[str, bytes | None]] = []
+
+    def key() -> bytes | None:
+        value = raw()
+        if not last or last[0][0] != value:
+            last[:] = [(value, read())]
+        return last[0][1]
+
+    return key
 
 
 def load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:

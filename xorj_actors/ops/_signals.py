@@ -29,7 +29,7 @@ from xorj_actors.messages import HaltMode, Trigger
 
 __all__ = ["HANDLED_SIGNALS", "SignalWatcher", "block_signals"]
 
-HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT})
+HANDLED_SIGNALS = frozenset({signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 #: How long the signal thread sleeps between two looks at the pending signals: the most a
 #: signal waits before it is handled.
 POLL_S = 0.02
@@ -52,13 +52,22 @@ def block_signals() -> None:
 
 
 class SignalWatcher(Participant):
-    """SIGUSR1: graceful halt. SIGUSR2: emergency halt. SIGTERM/SIGINT: ordered shutdown."""
+    """SIGUSR1: graceful halt. SIGUSR2: emergency halt. SIGTERM/SIGINT: ordered shutdown.
+    SIGHUP: read the credentials again (``ctl reload-secrets``); ignored without ``on_reload``."""
 
     dedicated_thread: ClassVar[bool] = True
 
-    def __init__(self, board: HaltBoard, on_shutdown: Callable[[str], None], kill_file: Path) -> None:
+    def __init__(
+        self,
+        board: HaltBoard,
+        on_shutdown: Callable[[str], None],
+        kill_file: Path,
+        *,
+        on_reload: Callable[[str], object] | None = None,
+    ) -> None:
         super().__init__(board)
         self.on_shutdown = on_shutdown
+        self.on_reload = on_reload
         self.kill_file = kill_file
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,6 +100,13 @@ class SignalWatcher(Participant):
         logger.warning("received {}", sig.name)
         if sig in (signal.SIGTERM, signal.SIGINT):
             self.on_shutdown(sig.name)
+            return
+        if sig is signal.SIGHUP:
+            if self.on_reload is not None:
+                try:
+                    self.on_reload(sig.name)
+                except Exception:  # noqa: BLE001 - a failed reload keeps the old secrets; the thread lives on
+                    logger.exception("SIGHUP: secrets reload failed; the old values stay")
             return
         mode = HaltMode.GRACEFUL if sig is signal.SIGUSR1 else HaltMode.EMERGENCY
         ks = self.runtime.whereis(KILL_SWITCH_NAME)

@@ -90,10 +90,10 @@ class SlackVerifier:
     """
 
     def __init__(
-        self, secret: bytes | None, secret_env: str, max_age_s: float, cache_size: int,
+        self, secret: bytes | None | Callable[[], bytes | None], secret_env: str, max_age_s: float, cache_size: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
+        self._secret = secret if callable(secret) else (lambda: secret)
         self._secret_env = secret_env
         self._max_age_s = max_age_s
         self._cache_size = cache_size
@@ -103,7 +103,8 @@ class SlackVerifier:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise :class:`ApiError` unless the request is Slack's, fresh and not replayed."""
-        if self._secret is None:
+        secret = self._secret()  # a callable: ``ctl reload-secrets`` rotates the secret
+        if secret is None:
             raise ApiError(503, "slack_unconfigured", f"Slack panic button disabled: {self._secret_env} is not set")
         ts_text = headers.get(SLACK_TIMESTAMP_HEADER, "")
         signature = headers.get(SLACK_SIGNATURE_HEADER, "")
@@ -118,7 +119,7 @@ class SlackVerifier:
         if abs(now - timestamp) > self._max_age_s:
             raise ApiError(401, "stale_timestamp", f"timestamp is more than {self._max_age_s:g} s from the server's clock")
         signature = signature.lower()
-        if not hmac.compare_digest(slack_signature(self._secret, ts_text, body), signature):
+        if not hmac.compare_digest(slack_signature(secret, ts_text, body), signature):
             raise ApiError(401, "bad_signature", "signature does not match the request")
         with self._lock:
             while self._seen and next(iter(self._seen.values())) < now:

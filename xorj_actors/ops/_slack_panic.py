@@ -39,6 +39,8 @@ _HALTED = ("TRIGGERED", "MAINTENANCE")
 #: Slack's limit on a section block's text.
 _BLOCK_CHARS = 3_000
 _POLL_S = 0.05
+#: A confirmed flatten is asked for even past the deadline (two users asked for it): this long at least.
+_MIN_FLATTEN_ASK_S = 0.2
 
 
 def _escape(text: str) -> str:
@@ -77,7 +79,8 @@ class SlackPanic:
     """Acts on authenticated slash commands; holds the verifier and the two-person rule."""
 
     def __init__(
-        self, settings: SlackSettings, commands: Commands, board: HaltBoard, redactor: Redactor, secret: bytes | None,
+        self, settings: SlackSettings, commands: Commands, board: HaltBoard, redactor: Redactor,
+        secret: bytes | None | Callable[[], bytes | None],
         *, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -99,67 +102,88 @@ class SlackPanic:
         if refusal is not None:  # Slack vouches for who asked: an entry of its own, a security one
             details.update(outcome="refused", reason=refusal)
             return "SECURITY_VIOLATION", slack_answer(f":no_entry: Refused: {_escape(refusal)}. Nothing was done.")
+        # Slack waits 3 s for the answer: no ask of this request outlasts progress_wait_s.
+        deadline = self._clock() + self.settings.progress_wait_s
         request = parse_text(command.text)
         details.update(action=request.action.value, text=self.redact(command.text)[:REASON_LIMIT])
-        # Reading (status, help) is a system event; a halt, a flatten or a failed attempt is a HALT.
-        reads = request.action is PanicAction.STATUS or (request.action is PanicAction.USAGE and not request.problem)
-        event = "SYSTEM_EVENT" if reads else "HALT"
         try:
-            if request.action is PanicAction.HALT:
-                return event, self._halt(command, request, details)
-            if request.action is PanicAction.FLATTEN:
-                return event, self._flatten(command, request, details)
-            if request.action is PanicAction.STATUS:
-                details.update(outcome="answered")
-                return event, slack_answer(_progress(self._status()))
+            answer = self._act(command, request, details, deadline)
         except RequestError as exc:
             details.update(outcome="refused", reason=exc.message)
-            return event, slack_answer(f":no_entry: Refused: {_escape(exc.message)}")
+            answer = slack_answer(f":no_entry: Refused: {_escape(exc.message)}")
+        # HALT (CRITICAL) only for what asked the kill switch to halt or flatten, done or refused
+        # by it; status, usage errors, a flatten's first vote or one refused here: a system event.
+        halting = request.action is PanicAction.HALT or "operator" in details  # operator: a flatten told
+        return ("HALT" if halting else "SYSTEM_EVENT"), answer
+
+    def _act(
+        self, command: SlashCommand, request: PanicRequest, details: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
+        if request.action is PanicAction.HALT:
+            return self._halt(command, request, details, deadline)
+        if request.action is PanicAction.FLATTEN:
+            return self._flatten(command, request, details, deadline)
+        if request.action is PanicAction.STATUS:
+            details.update(outcome="answered")
+            return slack_answer(_progress(self._status(deadline)))
         details.update(outcome="refused" if request.problem else "answered", reason=request.problem or None)
         head = f":warning: {request.problem}\n" if request.problem else ""
-        return event, slack_answer(_escape(head + USAGE.replace("/panic", self.settings.command)))
+        return slack_answer(_escape(head + USAGE.replace("/panic", self.settings.command)))
 
-    def _status(self) -> dict[str, Any]:
-        """The kill switch's status as ``ctl status`` shows it."""
-        status: dict[str, Any] = self.commands.status(None)["kill_switch"]
-        return status
+    def _status(self, deadline: float) -> dict[str, Any]:
+        """The kill switch's status as ``ctl status`` shows it, asked for no longer than the time
+        left before ``deadline``; past it, or if the kill switch does not answer, the board's word
+        (state and epoch; ``unknown`` says why the acks are not known)."""
+        left = deadline - self._clock()
+        if left > 0:
+            try:
+                return self.commands.kill_switch_status(left)
+            except RequestError as exc:
+                unknown = exc.message
+        else:
+            unknown = "no time left to ask the kill switch before Slack's 3 s"
+        board = self.board.status
+        return {"state": board.state, "epoch": board.epoch, "acked": [], "missing": [], "complete": False,
+                "unknown": unknown}
 
     # -- halt ---------------------------------------------------------------------------------
 
-    def _halt(self, command: SlashCommand, request: PanicRequest, details: dict[str, Any]) -> dict[str, Any]:
+    def _halt(
+        self, command: SlashCommand, request: PanicRequest, details: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
         sender = f"{command.user_name or '?'} ({command.user_id})"
         reason = self.redact(f"Slack {command.command} by {sender} in #{command.channel_name}: {request.reason}")
         reason = reason[:REASON_LIMIT]
         before = self.board.status.epoch  # read without asking: a slow kill switch must not delay the halt
-        self.commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason=reason), source="slack")
-        ks = self._await_halt(before)
+        held = self.commands.trigger(HaltArgs(mode=HaltMode.EMERGENCY, reason=reason), source="slack")
+        ks = self._await_halt(before, deadline)
         details.update(
             outcome="accepted", mode=HaltMode.EMERGENCY.value, reason_given=reason, epoch=ks["epoch"],
             acked=len(ks["acked"]), live=len(ks["acked"]) + len(ks["missing"]), complete=ks["complete"],
         )
         text = f":rotating_light: *Emergency halt* triggered by <@{command.user_id}>: {_escape(self.redact(request.reason))}"
+        if held:  # the halt holds all the same
+            details.update(held=held)
+            text += f"\n:warning: {_escape(held)}"
         return slack_answer(text, _progress(ks), in_channel=True)
 
-    def _await_halt(self, before: int) -> dict[str, Any]:
-        """The kill switch's status once this trigger's halt is complete, or when Slack's patience ends."""
-        deadline = self._clock() + self.settings.progress_wait_s
+    def _await_halt(self, before: int, deadline: float) -> dict[str, Any]:
+        """The kill switch's status once this trigger's halt is complete, or at ``deadline``
+        (Slack's patience): each ask waits only for the time left."""
         while True:
-            try:
-                ks = self._status()
-            except RequestError as exc:  # triggered all the same (the board tripped): say what is known
-                board = self.board.status
-                return {"state": board.state, "epoch": board.epoch, "acked": [], "missing": [], "complete": False,
-                        "unknown": exc.message}
-            if (ks["epoch"] > before and ks["complete"]) or self._clock() >= deadline:
-                return ks
-            time.sleep(_POLL_S)
+            ks = self._status(deadline)
+            if "unknown" in ks or (ks["epoch"] > before and ks["complete"]) or self._clock() >= deadline:
+                return ks  # triggered all the same (the board tripped): what is known
+            time.sleep(max(0.0, min(_POLL_S, deadline - self._clock())))
 
     # -- flatten ------------------------------------------------------------------------------
 
-    def _flatten(self, command: SlashCommand, request: PanicRequest, details: dict[str, Any]) -> dict[str, Any]:
+    def _flatten(
+        self, command: SlashCommand, request: PanicRequest, details: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
         what = ", ".join(request.vaults) if request.vaults else "all"
         details.update(vaults=list(request.vaults) if request.vaults else "all")
-        state = self._status()["state"]
+        state = self._status(deadline)["state"]  # the kill switch checks it again when told to flatten
         if state not in _HALTED:
             raise RequestError("refused", f"flatten only while halted: the kill switch is {state}; halt first with "
                                           f"`{self.settings.command} <reason>`")
@@ -185,8 +209,10 @@ class SlackPanic:
         operator = f"slack:{first_name or first_id}+{command.user_name or command.user_id}"[:MAX_OPERATOR_CHARS]
         reason = self.redact(f"Slack {command.command} flatten {what}: asked by {first_name} ({first_id}), "
                              f"confirmed by {command.user_name} ({command.user_id})")[:REASON_LIMIT]
-        out = self.commands.flatten(FlattenArgs(vaults=request.vaults, operator=operator, reason=reason))
-        details.update(outcome="accepted", operator=operator, flatten_id=out.get("flatten_id"))
+        details.update(operator=operator)
+        out = self.commands.flatten(FlattenArgs(vaults=request.vaults, operator=operator, reason=reason),
+                                    timeout_s=max(deadline - self._clock(), _MIN_FLATTEN_ASK_S))
+        details.update(outcome="accepted", flatten_id=out.get("flatten_id"))
         flattened = out.get("vaults") or []
         return slack_answer(
             f":rotating_light: *Flatten* `{out.get('flatten_id')}` of {len(flattened)} vaults started: asked by "

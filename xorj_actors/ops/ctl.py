@@ -20,8 +20,7 @@ from typing import Any
 
 __all__ = ["CtlError", "add_arguments", "main", "request"]
 
-EXIT_FAILED = 1
-EXIT_UNREACHABLE = 3
+EXIT_FAILED, EXIT_UNREACHABLE = 1, 3
 
 DEFAULT_TIMEOUT_S = 5.0
 #: Commands that ask several actors one after the other (each within the engine's 2 s): a
@@ -70,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("progress", help="rounds, trades, breakers, kill switch")
     sub.add_parser("trades", help="the last minute's trades: rate, outcomes, p50 and p99 intent to confirmed")
     sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
+    sub.add_parser("reload-secrets", help="read the credentials again from their sources (as SIGHUP does)")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")
@@ -351,6 +351,7 @@ def render_flatten(r: dict[str, Any]) -> str:
 _PACKAGE_RENDERERS: dict[str, tuple[str, str]] = {
     "breakers": ("xorj_actors.breakers", "render_breakers"), "quotas": ("xorj_actors.quotas", "render_quotas"),
     "cluster": ("xorj_actors.cluster", "render_cluster"), "trades": ("xorj_actors.top", "render_trades_reply"),
+    "reload-secrets": ("xorj_actors.secrets", "render_reload"),
 }
 
 
@@ -362,8 +363,7 @@ def render(cmd: str, result: Any) -> str:
         "strategy": render_strategy,
         "risk": render_risk,
         "vaults": render_vaults,
-        "vault-add": render_vault_add,
-        "vault-remove": render_vault_remove,
+        "vault-add": render_vault_add, "vault-remove": render_vault_remove,
     }
     if cmd in trading:
         return trading[cmd](result)
@@ -467,17 +467,17 @@ def main(args: argparse.Namespace) -> int:
 
 def _print(text: str) -> None:
     try:
-        print(text)
-    except BrokenPipeError:  # `ctl tree | head`
-        sys.stderr.close()
+        print(text, flush=True)  # flushed here: a closed pipe is met here, not at exit
+    except BrokenPipeError:  # `ctl tree | head`: the Python docs' recipe (signal, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _refused(cmd: str, result: Any) -> bool:
     """A normal reply that says the request did not do what it asked for."""
     if cmd in ("recover", "maintenance"):
         return not result.get("accepted", False)
-    if cmd == "round":
-        return not result["ran"]
+    if cmd in ("round", "reload-secrets"):
+        return not result["ran" if cmd == "round" else "reloaded"]
     if cmd == "vault-remove":
         return not result["removed"]
     if cmd == "vault-add":

@@ -151,7 +151,9 @@ class SlackSettings:
     replay_cache_size: int = 10_000
     #: ``/panic flatten`` waits this long for a second allowed user to repeat it.
     confirm_window_s: float = 60.0
-    #: How long ``/panic <reason>`` waits for every actor to ack before it answers with the progress.
+    #: How long a request may wait on the kill switch: ``/panic <reason>`` for every actor to ack
+    #: before it answers with the progress; status and a flatten's state check for its answer
+    #: (past it, the halt board answers).
     progress_wait_s: float = 2.0
 
     def validate(self) -> None:

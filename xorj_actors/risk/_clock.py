@@ -200,6 +200,7 @@ class ClockSkewMonitor(RiskMonitor):
             latched=self.latched,
             triggers=self.triggers,
             last_error=self.last_error,
+            lag_allowance_s=self.settings.clock_lag_allowance_s,
         )
 
     # -- a check -------------------------------------------------------------------------------

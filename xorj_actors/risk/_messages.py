@@ -107,3 +107,5 @@ class ClockSkewStatus(Message):
     latched: bool
     triggers: int
     last_error: str | None
+    #: [risk] clock_lag_allowance_s, exported for the ahead alert.
+    lag_allowance_s: float

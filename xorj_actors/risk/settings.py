@@ -77,6 +77,10 @@ class RiskSettings:
     #: Timeout of each of the two JSON-RPC requests of a check.
     clock_rpc_timeout_s: float = 5.0
     clock_skew_mode: Mode = "graceful"
+    #: The most a check's reading may owe to the time from block production to the answer at
+    #: ``clock_commitment`` (0.4-1 s on mainnet at ``confirmed``). Not used by the monitor: it is
+    #: exported (``xorj_clock_lag_allowance_seconds``) for the ahead alert to subtract.
+    clock_lag_allowance_s: float = 0.0
 
     # -- delivery ------------------------------------------------------------------------------
     #: While the kill switch cannot be reached, retry an undelivered trigger this often.
@@ -124,6 +128,9 @@ class RiskSettings:
             raise ValueError("clock_skew_consecutive: must be between 1 and 100")
         if not 0 < self.clock_rpc_timeout_s <= 60:
             raise ValueError("clock_rpc_timeout_s: must be in (0, 60] seconds")
+        _finite("clock_lag_allowance_s", self.clock_lag_allowance_s)
+        if not 0 <= self.clock_lag_allowance_s <= 10:
+            raise ValueError("clock_lag_allowance_s: must be between 0 and 10 seconds")
         for name in ("drawdown_mode", "daily_loss_mode", "heartbeat_mode", "clock_skew_mode"):
             if getattr(self, name) not in ("graceful", "emergency"):
                 raise ValueError(f"{name}: must be 'graceful' or 'emergency'")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         VaultKeyFound,
         signer_name,
     )
+    from xorj_actors.signers._rotation import JsonRpc, MoveError
 
 __all__ = [
     "BACKENDS",
@@ -48,8 +49,10 @@ __all__ = [
     "DevKeySettings",
     "FindVaultKey",
     "GetSignerHealth",
+    "JsonRpc",
     "KeySettings",
     "KmsSettings",
+    "MoveError",
     "Pkcs11Settings",
     "SignRequest",
     "SignResult",
@@ -84,7 +87,13 @@ _ACTOR_NAMES = frozenset(
 )
 
 
+#: Stdlib JSON-RPC (``keys rotate``, ``proof``), loaded on first use too.
+_RPC_NAMES = frozenset({"JsonRpc", "MoveError"})
+
+
 def __getattr__(name: str) -> Any:
     if name in _ACTOR_NAMES:
         return getattr(importlib.import_module("xorj_actors.signers._signer"), name)
+    if name in _RPC_NAMES:
+        return getattr(importlib.import_module("xorj_actors.signers._rotation"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

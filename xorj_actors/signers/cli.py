@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, help_text in _ACTIONS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         add_common_arguments(sp)
-        sp.add_argument("--key", metavar="NAME", help="the [[signers.keys]] store (default: the only one)")
+        sp.add_argument("--key", metavar="NAME", help=(
+            "the [[signers.keys]] store (default: the only one); 'proof': the execution proofs' key ([proofs.key])"
+            if name != "rotate" else "the [[signers.keys]] store (default: the only one)"))
         sp.add_argument(
             "--vaults",
             metavar="SPEC",
@@ -72,22 +74,26 @@ def main(args: argparse.Namespace) -> int:
 
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable
     from xorj_actors.config import ConfigError, load_config
+    from xorj_actors.proofs import PROOF_STORE
     from xorj_actors.signers import SignerError, parse_vault_ids, vault_id
 
     action = args.keys_command
     try:
         config = load_config(args.config)
         keys = config.signers.keys
-        if args.key is not None:
-            key = config.signers.key(args.key)
-        elif len(keys) == 1:
-            key = keys[0]
+        if args.key == PROOF_STORE and action != "rotate":  # the execution proofs' key ([proofs.key])
+            key, vaults = _proof_key(args, config)
         else:
-            raise ConfigError(f"several key stores configured ({', '.join(k.name for k in keys)}): choose one with --key")
-        if args.vaults is not None:
-            vaults = parse_vault_ids(args.vaults)
-        else:
-            vaults = tuple(vault_id(i) for i in range(config.vaults.count))
+            if args.key is not None:
+                key = config.signers.key(args.key)
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise ConfigError(f"several key stores configured ({', '.join(k.name for k in keys)}): choose one with --key")
+            if args.vaults is not None:
+                vaults = parse_vault_ids(args.vaults)
+            else:
+                vaults = tuple(vault_id(i) for i in range(config.vaults.count))
         rpc_url = ""
         if action == "rotate":
             rpc_url = _rotate_input(args, vaults, config)
@@ -125,6 +131,17 @@ def main(args: argparse.Namespace) -> int:
         if pk is not None:
             print(f"{v}: {pk}")
     return code
+
+
+def _proof_key(args: argparse.Namespace, config: Any) -> tuple[Any, tuple[str, ...]]:
+    """The proof key's store and its one key id (``--vaults`` makes no sense for it)."""
+    import dataclasses
+
+    from xorj_actors.proofs import PROOF_KEY_ID, PROOF_STORE
+
+    if args.vaults is not None:
+        raise ValueError("--vaults: the proof key is one key, not one per vault")
+    return dataclasses.replace(config.proofs.key, name=PROOF_STORE), (PROOF_KEY_ID,)
 
 
 def _rotate_input(args: argparse.Namespace, vaults: Sequence[str], config: Any) -> str:

@@ -22,7 +22,7 @@ from xorj_actors.statements._compare import (
     compare_vault,
 )
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger, tx_effect
-from xorj_actors.statements._render import render
+from xorj_actors.statements._render import render, status_reply
 from xorj_actors.statements._run import ACTOR, Append, Report, RunResult, reconcile, record_openings
 from xorj_actors.statements.settings import ReconciliationSettings
 
@@ -52,6 +52,7 @@ __all__ = [
     "read_ledger",
     "reconcile",
     "render",
+    "status_reply",
     "record_openings",
     "tx_effect",
 ]

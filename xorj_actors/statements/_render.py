@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-__all__ = ["render"]
+__all__ = ["render", "status_reply"]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -27,3 +28,10 @@ def render(report: dict[str, Any]) -> str:
         + (f", {len(report['unreadable'])} unreadable" if report["unreadable"] else "")
     )
     return "\n".join(lines)
+
+
+def status_reply(status: Any) -> dict[str, Any]:
+    """``ctl reconcile``'s answer: a :class:`ReconciliationStatus` without the whole report, with
+    the last run's findings as :func:`render` prints them."""
+    out = {f.name: getattr(status, f.name) for f in dataclasses.fields(status) if f.name != "last"}
+    return {**out, "findings": render(status.last) if status.last is not None else "(no run finished yet)"}

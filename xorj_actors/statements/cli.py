@@ -60,6 +60,7 @@ def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
 
 def main(args: argparse.Namespace) -> int:
     import json
+    import os
     from pathlib import Path
 
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable, load_hmac_key, open_store
@@ -75,7 +76,12 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError("--rpc: required when [execution] rpc_url is not set")
         vaults = parse_vault_ids(args.vaults) if args.vaults else tuple(vault_id(i) for i in range(config.vaults.count))
         accounts = vault_accounts(config, _authorities(config, data_dir), vaults)
-        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment)
+        from xorj_actors.credentials import credential_environ  # the key from env, file or AWS
+
+        environ, name = credential_environ(config), config.audit.hmac_key_env
+        key = load_hmac_key(name, config.engine.environment, environ)
+        if environ.get(name) and not os.environ.get(name):  # the writer below reads it from this process's environment
+            os.environ[name] = environ[name]
     except (KeyError, ValueError) as exc:
         print(f"xorj-actors reconcile: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -36,7 +36,7 @@ class StrategyBoard:
         clock: wall-clock seconds, ``time.time`` (injectable for tests).
     """
 
-    __slots__ = ("_clock", "_latest", "stale_after_s")
+    __slots__ = ("_clock", "_feed_started_at", "_latest", "stale_after_s")
 
     def __init__(self, stale_after_s: float = 900.0, *, clock: Callable[[], float] = time.time) -> None:
         if not math.isfinite(stale_after_s) or stale_after_s <= 0:
@@ -44,11 +44,19 @@ class StrategyBoard:
         self.stale_after_s = stale_after_s
         self._clock = clock
         self._latest: StrategySnapshot | None = None
+        self._feed_started_at: float | None = None
 
     @property
     def latest(self) -> StrategySnapshot | None:
         """The last good snapshot (kept through rejections and staleness), or None."""
         return self._latest
+
+    def feed_started(self, now: float) -> float:
+        """When the first feed of this board started (``now``, at the first call): a feed that
+        restarts without ever getting a good response still ages from then, and goes stale."""
+        if self._feed_started_at is None:
+            self._feed_started_at = now
+        return self._feed_started_at
 
     def publish(self, snapshot: StrategySnapshot) -> None:
         """The feed's only write: a newly accepted response."""

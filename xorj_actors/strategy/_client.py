@@ -53,18 +53,20 @@ def _snippet(body: bytes) -> str:
 
 
 class QuantClient:
-    """The HTTP side, on the loop thread. Holds only values fixed at start (no actor state)."""
+    """The HTTP side, on the loop thread. Holds only values fixed at start, and the API key's
+    reader (no actor state)."""
 
     def __init__(
         self,
         url: str,
-        api_key: str,
+        api_key: str | Callable[[], str],
         settings: StrategySettings,
         tradable_mints: Mapping[str, int],
         clock: Callable[[], float],
     ) -> None:
         self.url = url
-        self._headers = {API_KEY_HEADER: api_key, "Accept": "application/json"}
+        # A callable: read on every request (``ctl reload-secrets`` rotates it).
+        self._api_key = api_key if callable(api_key) else (lambda: api_key)
         self._timeout_s = settings.request_timeout_s
         self._max_bytes = settings.max_response_bytes
         self._tolerance = settings.weight_tolerance
@@ -102,7 +104,8 @@ class QuantClient:
 
     async def _get(self, session: aiohttp.ClientSession) -> bytes:
         # No redirects: one would carry the API key to wherever it points.
-        async with session.get(self.url, headers=self._headers, allow_redirects=False) as resp:
+        headers = {API_KEY_HEADER: self._api_key(), "Accept": "application/json"}
+        async with session.get(self.url, headers=headers, allow_redirects=False) as resp:
             if resp.status != 200:
                 hint = " (API key refused)" if resp.status in (401, 403) else ""
                 raise PollRejected("http_status", f"HTTP {resp.status}{hint}: {_snippet(await self._read(resp, 1024, False))}")

@@ -118,6 +118,25 @@ def _resolve_api_key(settings: StrategySettings, environ: Mapping[str, str], env
     return key
 
 
+def _live_api_key(settings: StrategySettings, environ: Mapping[str, str], environment: str) -> Callable[[], str]:
+    """The API key as ``environ`` holds it now (``ctl reload-secrets`` rotates it in place),
+    checked again only when it changed; a rotated key that is refused leaves the previous one."""
+    current = (environ.get(settings.api_key_env, ""), _resolve_api_key(settings, environ, environment))
+
+    def api_key() -> str:
+        nonlocal current
+        raw = environ.get(settings.api_key_env, "")
+        if raw != current[0]:
+            try:
+                current = (raw, _resolve_api_key(settings, environ, environment))
+            except StrategyFeedError as exc:
+                logger.error("strategy feed: the rotated API key is refused ({}); the previous one stays", exc)
+                current = (raw, current[1])
+        return current[1]
+
+    return api_key
+
+
 class StrategyFeed(Participant):
     """Polls ``GET /internal/ranked-traders`` and publishes good answers on the strategy board.
 
@@ -169,7 +188,7 @@ class StrategyFeed(Participant):
             )
         endpoint = ranked_traders_url(url)
         mints = checked_mints(tradable_mints)
-        api_key = _resolve_api_key(settings, environ, environment)
+        api_key = _live_api_key(settings, environ, environment)
         super().__init__(board)
         self.settings = settings
         self.strategy_board = strategy_board
@@ -179,7 +198,7 @@ class StrategyFeed(Participant):
         self._client = QuantClient(endpoint, api_key, settings, mints, clock)
         self._loop: LoopThread | None = None
         self._instance = uuid.uuid4().hex[:8]
-        self._started_at = clock()
+        self._started_at = strategy_board.feed_started(clock())  # the first feed's start: the board outlives us
         self._polls = 0
         self._rejections = 0
         # A restarted feed takes over the board as it is: no false "fresh" transition.

@@ -1,0 +1,86 @@
+"""A proof against the audit store: a forged entry, even signed again with the proof key, is not
+the store's; a store the proof's trade is missing from says so."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xorj_actors.audit import AuditLog, AuditSettings, chain_hash, entry_bytes, open_store
+from xorj_actors.proofs import ProofMismatch, check_document, check_with_store, make_proof, sign_body
+from xorj_actors.proofs.settings import ProofSettings
+from xorj_actors.signers import open_backend
+
+TRADE = "vault-0000:r5:0"
+INTENT = {"trade_id": TRADE, "vault_id": "vault-0000", "round_key": "r5", "index": 0, "input_mint": "A", "output_mint": "B",
+          "amount_in": 5, "slippage_bps": 50, "value_usd": 1.0, "reduces_exposure": False}
+OUTCOME = {"vault_id": "vault-0000", "status": "rejected", "signature": None, "slot": None, "confirmations": 0,
+           "error": "halted", "error_class": "halted", "in_amount": 0, "out_amount": 0, "attempts": 0, "api": None}
+
+
+@pytest.fixture
+def store_and_proof(tmp_path: Path, audit_settings: AuditSettings, audit_key: bytes) -> Any:
+    """A rejected trade's proof, on SQLite and on PostgreSQL."""
+    settings = audit_settings
+    log = AuditLog.open(settings, tmp_path, "development")
+    log.append("TRADE_INTENT", actor="executor", correlation_id=TRADE, details=INTENT)
+    log.append("SYSTEM_EVENT", actor="executor", details={"between": True})
+    log.append("TRADE_CONFIRMATION", actor="executor", correlation_id=TRADE, details=OUTCOME)
+    log.close()
+    store = open_store(settings, tmp_path, create=False)
+    signer = open_backend(ProofSettings().key, environment="development", environ={}, data_dir=tmp_path)
+    doc = make_proof(store, audit_key, TRADE, rpc=None, commitment="confirmed", anchors=None, signer=signer, issued_at="t")
+    yield store, doc, signer
+    store.close()
+
+
+def test_the_proof_is_the_stores(store_and_proof: Any, audit_key: bytes) -> None:
+    store, doc, _ = store_and_proof
+    check_document(doc)
+    check_with_store(doc, store, audit_key)
+    assert [e["sequence"] for e in doc["audit"]["entries"]] == [1, 3]
+
+
+def test_a_forged_entry_signed_again_is_not_the_stores(store_and_proof: Any, audit_key: bytes) -> None:
+    store, doc, signer = store_and_proof
+    forged = copy.deepcopy(doc)
+    entry = forged["audit"]["entries"][0]
+    entry["details"] = entry["details"].replace('"amount_in":5', '"amount_in":6')
+    entry["hash"] = chain_hash(entry["prev_hash"], entry_bytes(
+        entry["id"], entry["sequence"], entry["timestamp"], entry["event_type"], entry["severity"], entry["actor"],
+        entry["correlation_id"], entry["details"]))
+    forged["intent"]["amount_in"] = 6
+    forged = sign_body({k: v for k, v in forged.items() if k not in ("signature", "signer", "issued_at")}, signer, "t")
+    check_document(forged)  # consistent in itself: only the store knows
+    with pytest.raises(ProofMismatch) as caught:
+        check_with_store(forged, store, audit_key)
+    assert caught.value.where == "audit.entries[0] (default#1).hash"
+
+
+def test_an_entry_moved_to_another_place_is_caught(store_and_proof: Any, audit_key: bytes) -> None:
+    store, doc, signer = store_and_proof
+    moved = copy.deepcopy(doc)
+    moved["audit"]["entries"][1]["sequence"] = 9
+    with pytest.raises(ProofMismatch, match="hash"):
+        check_document(moved)  # the sequence is part of the hashed entry
+    with pytest.raises(ProofMismatch, match="no such entry in the audit store"):
+        check_with_store(moved, store, audit_key)
+
+
+def test_verify_reads_proofs_strictly_and_exits_by_verdict(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xorj_actors.audit import canonical_json
+    from xorj_actors.cli import main as cli_main
+
+    _, doc, _ = store_and_proof
+    good = tmp_path / "good.json"
+    good.write_text(canonical_json(doc))
+    assert cli_main(["proof", "verify", str(good), "--no-store"]) == 0
+    assert "OK (signature, entry hashes; signed by proof key" in capsys.readouterr().out
+    twice = tmp_path / "twice.json"  # a second trade_id after the signed one: read one way or the other
+    twice.write_text(canonical_json(doc)[:-1] + ',"trade_id":"someone-else"}')
+    assert cli_main(["proof", "verify", str(twice), "--no-store"]) == 2
+    assert "duplicate key 'trade_id'" in capsys.readouterr().err
+    assert cli_main(["proof", "verify", str(tmp_path / "absent.json"), "--no-store"]) == 2

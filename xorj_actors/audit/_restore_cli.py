@@ -1,0 +1,83 @@
+"""``xorj-actors audit restore --from-anchors``: the command's output (text or ``--json``) and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xorj_actors.audit._restore import ChainRestore
+    from xorj_actors.audit.settings import AuditSettings
+    from xorj_actors.config import Config
+
+#: Exit codes, those of ``audit verify`` (docs/AUDIT.md, "CLI").
+_EXIT = {"OK": 0, "BROKEN": 1, "UNANCHORED": 3}
+_CANNOT = 2
+
+
+def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argparse.Namespace) -> int:
+    """Restore, verify, report the gap, set the halt marker; the exit code (0 OK, 1 broken, 2 refused
+    or cannot, 3 unanchored)."""
+    from xorj_actors._progress import progress_bars
+    from xorj_actors.audit._anchor import AnchorError, s3_client
+    from xorj_actors.audit._chain import load_hmac_key
+    from xorj_actors.credentials import credential_environ  # [secrets]: env, file or AWS
+    from xorj_actors.audit._restore import RestoreRefused, restore_epoch, restore_from_anchors, set_restore_halt
+    from xorj_actors.audit._store import AuditStoreError
+
+    def fail(message: str) -> int:
+        if args.json:
+            print(json.dumps({"ok": False, "error": message}, sort_keys=True))
+        print(f"audit restore: {message}", file=sys.stderr)
+        return _CANNOT
+
+    if not settings.anchor.enabled:
+        return fail("anchoring is not enabled in [audit.anchor]: there are no anchors to restore from")
+    own = config.audit.for_node(config.cluster.node_id if config.cluster is not None else None)
+    # The evidence of the lost head and the halt marker are this data directory's engine's.
+    home = dataclasses.replace(settings, chain=own.chain_name)
+    state_file = data_dir / config.kill_switch.state_file
+    try:
+        key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
+        with progress_bars(enabled=not args.no_progress and not args.json) as bars:
+            report = None
+            if bars:
+                from xorj_actors.audit.cli import bar_per_chain
+
+                report = bar_per_chain(bars, "audit")
+            chains = restore_from_anchors(
+                home, data_dir, key, s3_client(settings.anchor),
+                chains=None if args.chain is None else [args.chain], state_file=state_file, progress=report,
+            )
+    except (RestoreRefused, AnchorError, AuditStoreError, ValueError) as exc:
+        return fail(str(exc))
+    marker = state_file.with_name(f"{state_file.name}.halt")
+    halt = None
+    if own.chain_name in chains:
+        try:
+            halt = set_restore_halt(marker, chains, restore_epoch(home, data_dir, key))
+        except OSError as exc:
+            return fail(f"restored, but the halt marker {marker} cannot be set ({exc}): do not start the engine "
+                        "without KILL_SWITCH_ACTIVE=true")
+    code = max((_EXIT[c.result.verdict.value] for c in chains.values()), key=lambda c: (c == 1, c == 3))
+    if args.json:
+        print(json.dumps({"ok": code == 0, "chains": [c.to_dict() for c in chains.values()],
+                          "halt_marker": str(marker) if halt else None}, sort_keys=True))
+    else:
+        _print(chains, settings.anchor.interval_s, marker if halt else None)
+    return code
+
+
+def _print(chains: dict[str, ChainRestore], interval_s: float, marker: Path | None) -> None:
+    for c in chains.values():
+        print(f"chain {c.chain}: restored {c.restored} entries from {c.anchors} anchors")
+        print(f"chain {c.chain}: verify: {c.result.describe()}", file=sys.stderr if not c.result.ok else sys.stdout)
+        for line in c.gap.describe(interval_s).splitlines():
+            print(f"chain {c.chain}: {line}")
+    if marker is not None:
+        print(f"halt marker set ({marker}): the engine starts TRIGGERED, settles its open trades against the chain; "
+              "recover it (docs/OPERATIONS.md, \"Recover\") once `ctl executor` shows reconciled and 0 in flight")

@@ -1,0 +1,196 @@
+"""`xorj-actors proof`: write a trade's signed execution proof, export them, verify one.
+
+``verify`` exits 0 when every proof in the file holds, 1 at the first mismatch (named), 2 when
+it cannot check (unreadable file, config, store or chain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "main"]
+
+EXIT_OK, EXIT_MISMATCH, EXIT_CANNOT = 0, 1, 2
+
+_HELP = {
+    "show": "write the signed proof of one trade with a final outcome (canonical JSON, one line)",
+    "export": "write the proofs of every trade whose outcome was recorded in a time range (JSON lines, or one file each)",
+    "verify": (
+        "check every proof in FILE: its signature, its audit entries' hashes and places in the chain (the audit "
+        "store when there is one) and, with --rpc, the chain's own record; exit 1 names the first mismatch"
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from xorj_actors.cli import add_common_arguments, iso_time
+
+    sub = parser.add_subparsers(dest="proof_command", required=True, metavar="ACTION")
+    for name, help_text in _HELP.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        add_common_arguments(sp)
+        rpc_help = ("Solana JSON-RPC URL to read the transaction from (default: [execution] rpc_url)" if name != "verify"
+                    else "also fetch each transaction from this Solana JSON-RPC URL and compare")
+        sp.add_argument("--rpc", metavar="URL", help=rpc_help)
+        if name == "show":
+            sp.add_argument("trade_id", metavar="TRADE_ID")
+            sp.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+        elif name == "export":
+            sp.add_argument("--since", type=iso_time, required=True, metavar="TIME", help="outcomes from this time (ISO 8601 with zone)")
+            sp.add_argument("--until", type=iso_time, metavar="TIME", help="outcomes before this time")
+            where = sp.add_mutually_exclusive_group()
+            where.add_argument("--output", "-o", metavar="FILE", help="one proof per line in FILE (default: stdout)")
+            where.add_argument("--dir", metavar="DIR", help="one file per proof in DIR (<trade id>.json)")
+        else:
+            sp.add_argument("file", metavar="FILE", help="a proof, or proofs one per line ('-': stdin)")
+            sp.add_argument("--public-key", metavar="BASE58", help="the proof key the proofs must be signed with")
+            sp.add_argument("--no-store", action="store_true", help="do not consult the audit store")
+
+
+def _documents(path: str) -> Iterator[tuple[str, Any]]:
+    """(where, document) of each proof in the file: one JSON document, or one per line, parsed
+    strictly (a duplicate key, NaN or absurd nesting is refused, not read one way or another)."""
+    from xorj_actors.strict_json import loads
+
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    try:
+        yield path, loads(text)
+        return
+    except ValueError:
+        pass
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                yield f"{path}:{n}", loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
+
+
+def _write(documents: Iterator[dict[str, Any]], args: argparse.Namespace) -> int:
+    from xorj_actors.audit import canonical_json
+
+    count = 0
+    if getattr(args, "dir", None):
+        directory = Path(args.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for doc in documents:
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in doc["trade_id"])
+            (directory / f"{name}.json").write_text(canonical_json(doc) + "\n", encoding="utf-8")
+            count += 1
+        return count
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for doc in documents:
+            out.write(canonical_json(doc) + "\n")
+            count += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return count
+
+
+def _issue(args: argparse.Namespace, config: Any) -> int:
+    """``show`` and ``export``."""
+    from xorj_actors.audit import load_hmac_key, open_store, utc_timestamp
+    from xorj_actors.credentials import credential_environ
+    from xorj_actors.proofs import Rpc, anchor_heads, final_trade_ids, make_proof
+    from xorj_actors.signers import open_backend
+
+    data_dir = Path(args.data_dir)
+    url = args.rpc or config.execution.rpc_url
+    rpc = Rpc(url) if url else None
+    store = open_store(config.audit, data_dir, create=False, need_chain=False)
+    try:
+        environ = credential_environ(config)  # [secrets]: the audit key and the proof key's PIN
+        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, environ)
+        anchors = anchor_heads(config.audit.anchor)
+        signer = open_backend(config.proofs.key, environment=config.engine.environment, environ=environ, data_dir=data_dir)
+        try:
+            if args.proof_command == "show":
+                trades = [args.trade_id]
+            else:
+                trades = final_trade_ids(store, utc_timestamp(args.since), utc_timestamp(args.until) if args.until else None)
+            docs = (make_proof(store, key, t, rpc=rpc, commitment=config.proofs.commitment, anchors=anchors,
+                               signer=signer, issued_at=utc_timestamp()) for t in trades)
+            written = _write(docs, args)
+        finally:
+            signer.close()
+    finally:
+        store.close()
+    if args.proof_command == "export":
+        print(f"proof export: {written} proofs", file=sys.stderr)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from xorj_actors.proofs import ProofMismatch, Rpc, check_against_chain, check_document, check_with_store, get_transaction
+
+    rpc = Rpc(args.rpc) if args.rpc else None
+    store, key = _open_store(args)
+    try:
+        checked = 0
+        for where, doc in _documents(args.file):
+            if not isinstance(doc, dict):
+                raise ValueError(f"{where}: not a proof document")
+            trade = doc.get("trade_id")
+            try:
+                signer = check_document(doc, args.public_key)
+                if store is not None:
+                    check_with_store(doc, store, key)
+                on_chain = rpc is not None and doc.get("chain") is not None
+                if on_chain:
+                    check_against_chain(doc, get_transaction(rpc, str(doc["transaction"]["signature"]), str(doc["chain"]["commitment"])))
+            except ProofMismatch as exc:
+                print(f"proof verify: {where}: trade {trade}: MISMATCH {exc}", file=sys.stderr)
+                return EXIT_MISMATCH
+            checked += 1
+            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else []) + (["chain"] if on_chain else [])
+            print(f"{where}: trade {trade}: OK ({', '.join(sources)}; signed by proof key {signer})")
+        if not checked:
+            raise ValueError(f"{args.file}: no proof in it")
+        return EXIT_OK
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _open_store(args: argparse.Namespace) -> tuple[Any, bytes | None]:
+    """The audit store to compare with, and its HMAC key; (None, None) when there is none here."""
+    from xorj_actors.audit import AuditStoreError, load_hmac_key, open_store
+    from xorj_actors.config import load_config
+
+    if args.no_store:
+        return None, None
+    config = load_config(args.config)
+    try:
+        store = open_store(config.audit, Path(args.data_dir), create=False, need_chain=False)
+    except AuditStoreError as exc:
+        print(f"proof verify: no audit store consulted ({exc}); pass --no-store to say so", file=sys.stderr)
+        return None, None
+    try:
+        from xorj_actors.credentials import credential_environ
+
+        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, credential_environ(config))
+    except ValueError:
+        key = None  # the hashes and links are still compared; only the HMACs wait for the key
+    return store, key
+
+
+def main(args: argparse.Namespace) -> int:
+    from xorj_actors.audit import AnchorError, AuditStoreError
+    from xorj_actors.cli import load_config_or_exit
+    from xorj_actors.proofs import ProofReadError
+    from xorj_actors.signers import SignerError
+
+    cmd = args.proof_command
+    try:
+        if cmd == "verify":
+            return _verify(args)
+        return _issue(args, load_config_or_exit(args))
+    except (OSError, ValueError, AuditStoreError, AnchorError, ProofReadError, SignerError) as exc:
+        print(f"proof {cmd}: {exc}", file=sys.stderr)
+        return EXIT_CANNOT

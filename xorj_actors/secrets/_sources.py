@@ -1,0 +1,132 @@
+"""The places a credential is read from: the environment, a 0600 file, AWS Secrets Manager.
+
+Each source answers one name with its value, None (not there: the next source is tried), or
+raises :class:`SecretSourceError` (there, but unusable: a file others may read, an AWS error);
+an unusable secret is never skipped over to a later source.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from xorj_actors.secrets.settings import AwsSourceSettings, FileSourceSettings, Source
+
+__all__ = ["AwsSource", "EnvSource", "FileSource", "SecretSource", "SecretSourceError"]
+
+
+class SecretSourceError(RuntimeError):
+    """A credential is in a source but cannot be used; the message never holds its value."""
+
+
+class SecretSource(Protocol):
+    kind: Source
+
+    def where(self, name: str) -> str:
+        """Where ``name`` is looked for, for an operator (never a value)."""
+        ...
+
+    def read(self, name: str) -> str | None: ...
+
+
+class EnvSource:
+    """The process environment (what the engine did before ``[secrets]``)."""
+
+    kind = Source.ENV
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def where(self, name: str) -> str:
+        return f"environment variable {name}"
+
+    def read(self, name: str) -> str | None:
+        return self._environ.get(name) or None
+
+
+class FileSource:
+    """``dir/NAME``, read only if its mode is 0600 and the engine's user owns it."""
+
+    kind = Source.FILE
+
+    def __init__(self, settings: FileSourceSettings) -> None:
+        self._dir = Path(settings.dir)
+
+    def where(self, name: str) -> str:
+        return f"file {self._dir / name}"
+
+    def read(self, name: str) -> str | None:
+        path = self._dir / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SecretSourceError(f"secret file {path}: cannot open: {exc.strerror}") from None
+        try:  # checked on the open file: a swap between check and read cannot slip in
+            info = os.fstat(fd)
+            mode = stat.S_IMODE(info.st_mode)
+            if not stat.S_ISREG(info.st_mode):
+                raise SecretSourceError(f"secret file {path}: not a regular file")
+            if mode != 0o600:
+                raise SecretSourceError(f"secret file {path}: mode {mode:04o} refused, it must be 0600 (chmod 600 {path})")
+            if info.st_uid != os.geteuid():
+                raise SecretSourceError(
+                    f"secret file {path}: owned by uid {info.st_uid}, not this process's user (uid {os.geteuid()})"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                raw = f.read()
+        finally:
+            os.close(fd)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretSourceError(f"secret file {path}: not UTF-8 text") from None
+        return value.removesuffix("\n").removesuffix("\r") or None  # editors end a file with a newline
+
+
+class AwsSource:
+    """AWS Secrets Manager: secret ``prefix + NAME``, its ``SecretString``."""
+
+    kind = Source.AWS
+
+    def __init__(self, settings: AwsSourceSettings) -> None:
+        self._settings = settings
+        self._client: Any = None
+
+    def where(self, name: str) -> str:
+        endpoint = f" at {self._settings.endpoint_url}" if self._settings.endpoint_url else ""
+        return f"AWS Secrets Manager secret {self._settings.prefix}{name} ({self._settings.region}{endpoint})"
+
+    def _secrets_manager(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            s = self._settings
+            cfg = BotoConfig(connect_timeout=s.timeout_s, read_timeout=s.timeout_s, retries={"max_attempts": 2})
+            self._client = boto3.client(
+                "secretsmanager", region_name=s.region, endpoint_url=s.endpoint_url or None, config=cfg
+            )
+        return self._client
+
+    def read(self, name: str) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        secret_id = self._settings.prefix + name
+        try:
+            answer = self._secrets_manager().get_secret_value(SecretId=secret_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                return None
+            raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: {code or 'error'}") from None
+        except BotoCoreError as exc:  # no credentials, endpoint unreachable...
+            raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: {type(exc).__name__}") from None
+        value = answer.get("SecretString")
+        if value is None:
+            raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: binary secrets are not read, store a SecretString")
+        return value or None
