@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "localnet": ("xorj_actors.localnet.cli", "run the offline cluster, quote service and quant engine"),
     "audit": ("xorj_actors.audit.cli", "read and verify the hash-chained audit log"),
     "proof": ("xorj_actors.proofs.cli", "write and verify signed execution proofs of trades (checkable against the chain)"),
+    "reconcile": ("xorj_actors.statements.cli", "reconcile every vault's on-chain balances against its opening balances and ledger"),
     "keys": ("xorj_actors.signers.cli", "create and show each vault's signing key in the HSM or KMS (audited)"),
     "check": ("xorj_actors.check", "check that every component is reachable and the config is fit for production"),
 }

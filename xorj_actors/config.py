@@ -31,6 +31,7 @@ from xorj_actors.quotas.settings import QuotaSettings
 from xorj_actors.risk.settings import RiskSettings
 from xorj_actors.secrets.settings import SecretsSettings
 from xorj_actors.signers.settings import SignerSettings
+from xorj_actors.statements.settings import ReconciliationSettings
 from xorj_actors.strategy.settings import StrategySettings
 from xorj_actors.tokens import DEFAULT_TOKENS, TokenRegistry, TokenSettings
 from xorj_actors.vaults.settings import VaultSettings
@@ -108,6 +109,8 @@ class Config:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     #: Every external endpoint's budget (docs/QUOTAS.md).
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
+    #: The scheduled statement reconciliation (docs/AUDIT.md, "Statement reconciliation").
+    reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
     #: Several engine processes sharing the vaults through NATS (docs/CLUSTER.md); None (no
     #: ``[cluster]`` section): this process runs alone.
     cluster: ClusterSettings | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,6 +26,7 @@ from xorj_actors.jito import InflightStatus
 from xorj_actors.kill_switch import HaltBoard, HaltProgress, KillSwitchState
 from xorj_actors.risk import ClockSkewStatus
 from xorj_actors.signers import BACKENDS, RESULTS
+from xorj_actors.statements import RunResult
 from xorj_actors.strategy import StrategyStatus
 
 __all__ = [
@@ -53,6 +54,8 @@ JITO_BUNDLE_STATUSES: tuple[str, ...] = tuple(
     s.value.lower() for s in (InflightStatus.PENDING, InflightStatus.LANDED, InflightStatus.FAILED, InflightStatus.INVALID)
 )
 HSM_RESULTS: tuple[str, ...] = RESULTS
+#: ``xorj_reconciliation_runs_total{result}``.
+RECONCILIATION_RESULTS: tuple[str, ...] = tuple(r.value for r in RunResult)
 #: ``xorj_circuit_breaker_state`` values.
 BREAKER_STATES: Mapping[str, int] = {
     CircuitState.CLOSED.value: 0, CircuitState.HALF_OPEN.value: 1, CircuitState.OPEN.value: 2
@@ -271,6 +274,9 @@ class Metrics:
         audit_entries: ``xorj_audit_entries_total`` (the Audit actor, per committed entry).
         audit_append: ``xorj_audit_append_seconds`` (the Audit actor, append to commit).
         http_requests: ``xorj_http_requests_total{path,status}`` of the HTTP API itself.
+        reconciliation_mismatches: ``xorj_reconciliation_mismatches``, the last statement
+            reconciliation's mismatches; ``reconciliation_runs``: ``xorj_reconciliation_runs_total{result}``;
+            ``reconciliation_last_run``: ``xorj_reconciliation_last_run_timestamp_seconds``.
 
     Read at scrape time (no actor asked): the halt board, the mailboxes, what the breakers, the
     kill switch (``HaltProgress``: ``xorj_halt_*``), the Audit actor (``xorj_audit_fail_closed``),
@@ -323,7 +329,19 @@ class Metrics:
         self.http_requests = Counter(
             "xorj_http_requests", "HTTP API requests by route and status", ["path", "status"], registry=r
         )
+        self.reconciliation_mismatches = Gauge(
+            "xorj_reconciliation_mismatches", "Mismatches found by the last statement reconciliation", registry=r
+        )
+        self.reconciliation_runs = Counter(
+            "xorj_reconciliation_runs", "Statement reconciliations by result", ["result"], registry=r
+        )
+        self.reconciliation_last_run = Gauge(
+            "xorj_reconciliation_last_run_timestamp_seconds", "When the last statement reconciliation ended (Unix time)",
+            registry=r,
+        )
         # Every known series exists from the first scrape, at zero: rate() needs a start.
+        for result in RECONCILIATION_RESULTS:
+            self.reconciliation_runs.labels(result)
         for status in TRADE_STATUSES:
             self.trades.labels(status)
         for breaker in BREAKERS:
@@ -397,6 +415,12 @@ class Metrics:
             self.trades_by_api.labels(str(api), outcome.status).inc()
         if outcome.status != "timed_out":
             self.trade_duration.observe(seconds)
+
+    def on_reconciliation(self, result: str, mismatches: int) -> None:
+        """The reconciler's hook after each run: ``clean``, ``mismatch`` or ``incomplete``."""
+        self.reconciliation_runs.labels(result).inc()
+        self.reconciliation_mismatches.set(mismatches)
+        self.reconciliation_last_run.set_to_current_time()
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (``CONTENT_TYPE``)."""

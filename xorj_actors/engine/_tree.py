@@ -31,6 +31,7 @@ from solders.pubkey import Pubkey
 
 from supervisors import ChildSpec, Strategy, Supervisor
 from xorj_actors.audit import Audit
+from xorj_actors.engine._reconciler import reconciler_children
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
@@ -325,6 +326,8 @@ def _risk_children(ctx: TreeContext) -> list[ChildSpec]:
         out.append(_worker(ctx, "risk_heartbeat", lambda: HeartbeatWatchdog.start(board, r, kill_file=kill_file)))
     if r.clock_skew_enabled:
         out.append(_worker(ctx, "risk_clock_skew", lambda: ClockSkewMonitor.start(board, r, rpc, kill_file=kill_file, quotas=ctx.budgets)))
+    if cfg.execution.enabled:  # the statement reconciliation: a mismatch may halt, as the monitors do
+        out += reconciler_children(ctx, _worker, vault_authorities(ctx).require, _node_urls(ctx)[0])
     return out
 
 

@@ -18,6 +18,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from xorj_actors.localnet.address_history import AddressHistory
 from xorj_actors.localnet.chain import COMMITMENTS, Chain, Commitment, LookupFailure, PreflightFailure, SignatureFailure
 from xorj_actors.localnet.encoding import (
     account_json,
@@ -159,7 +160,7 @@ def decode_transaction(value: Any, encoding: Any) -> VersionedTransaction:
         raise RpcError(INVALID_PARAMS, f"failed to deserialize VersionedTransaction: {exc}") from None
 
 
-class JsonRpc:
+class JsonRpc(AddressHistory):
     """The HTTP JSON-RPC methods; every call runs on the chain's thread."""
 
     def __init__(self, chain: Chain) -> None:

@@ -261,6 +261,7 @@ PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "strategy-refresh": _strategy_refresh,
     "risk": _no_args,
     "risk-reset": _risk_reset,
+    "reconcile": _no_args,
     "vaults": _vaults,
     "round": _round,
     "vault-add": _vault_add,

@@ -45,7 +45,7 @@ COMMANDS: tuple[str, ...] = (
     "help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster", "halt",
     "maintenance",
     "recover",
-    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
+    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset", "reconcile",
     "vaults", "round", "vault-add", "vault-remove",
     "flatten", "reload-secrets",
 )
@@ -401,6 +401,11 @@ class Commands:
         return {"reset": True, "operator": a.operator, "status": to_jsonable(after)}
 
     # -- vaults -------------------------------------------------------------------------------
+
+    def reconcile(self, _: None) -> Any:
+        """Start a statement reconciliation (one at a time); the reconciler's state, the last run's findings."""
+        from xorj_actors.statements import RECONCILER_NAME, RunReconciliation, status_reply  # loaded on use
+        return status_reply(self._ask(self._named(RECONCILER_NAME, "the reconciler"), RunReconciliation(), "the reconciler"))
 
     def _vaults(self) -> VaultAdmin:
         """The vaults as the vaults supervisor lists them now; changes are audited as ``debug_socket``."""

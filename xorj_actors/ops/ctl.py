@@ -89,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("strategy-refresh", help="make the strategy feed poll now")
     p.add_argument("--reason", default="operator refresh (ctl)")
     sub.add_parser("risk", help="the risk monitors: drawdown, heartbeat, clock skew")
+    sub.add_parser("reconcile", help="start a statement reconciliation; the last one's findings (docs/AUDIT.md)")
     p = sub.add_parser("risk-reset", help="reset the drawdown high-water mark and day start (audited)")
     p.add_argument("--operator", required=True, help="who resets (recorded in the audit trail)")
     p.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
@@ -362,8 +363,7 @@ def render(cmd: str, result: Any) -> str:
         "strategy": render_strategy,
         "risk": render_risk,
         "vaults": render_vaults,
-        "vault-add": render_vault_add,
-        "vault-remove": render_vault_remove,
+        "vault-add": render_vault_add, "vault-remove": render_vault_remove,
     }
     if cmd in trading:
         return trading[cmd](result)

@@ -1,0 +1,139 @@
+"""One statement reconciliation over every vault: read, compare, record.
+
+The order of the reads makes it safe beside a trading engine: every vault's balances first (each
+at one slot ``S``), then the ledger, then the chain's record of the ledger's transactions. A
+signed attempt is durable in the ledger before it is sent, so any transaction of ours that landed
+by ``S`` is in the ledger read after ``S``; transactions landing after ``S`` are not counted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from xorj_actors.audit import Store
+from xorj_actors.statements._compare import Cause, Mismatch, Opening, VaultStatement, compare_vault
+from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger
+
+__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_openings", "reconcile"]
+
+#: The ``actor`` of every audit entry a reconciliation writes.
+ACTOR = "reconciliation"
+#: ``append(event_type, details, correlation_id, severity)``: write one audit entry, durably.
+Append = Callable[[str, dict[str, Any], str | None, str], None]
+
+
+class RunResult(enum.StrEnum):
+    """How a run ended (``xorj_reconciliation_runs_total{result}``)."""
+
+    CLEAN = "clean"
+    MISMATCH = "mismatch"
+    #: No mismatch, but some vault could not be read: nothing concluded for it.
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(slots=True)
+class Report:
+    """What one run found: a statement per reconciled vault, the vaults opened now, and the
+    vaults that could not be read (each with why)."""
+
+    statements: list[VaultStatement] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    #: Whether the node serves ``getSignaturesForAddress`` (foreign transactions are named).
+    lists_signatures: bool = False
+
+    @property
+    def mismatches(self) -> list[Mismatch]:
+        return [m for s in self.statements for m in s.mismatches]
+
+    @property
+    def result(self) -> RunResult:
+        if self.mismatches:
+            return RunResult.MISMATCH
+        return RunResult.INCOMPLETE if self.unreadable else RunResult.CLEAN
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result.value, "vaults": len(self.statements), "mismatches": len(self.mismatches),
+            "transactions": sum(s.transactions for s in self.statements),
+            "opened": sorted(self.opened), "unreadable": dict(sorted(self.unreadable.items())),
+            "lists_signatures": self.lists_signatures,
+            "statements": [s.as_dict() for s in self.statements],
+        }
+
+
+def _opening_details(vault: VaultAccounts, slot: int, balances: dict[str, int]) -> dict[str, Any]:
+    return {"what": OPENING, "vault_id": vault.vault_id, "authority": vault.authority, "slot": slot,
+            "balances": dict(sorted(balances.items()))}
+
+
+def record_openings(
+    store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts], append: Append
+) -> list[str]:
+    """Audit the opening balances of every vault that has none yet (first seen); the vaults opened."""
+    _, openings = read_ledger(store, key)
+    opened = []
+    for vault in vaults:
+        if (vault.vault_id, vault.authority) in openings:
+            continue
+        slot, balances = reader.balances(vault)
+        append("SYSTEM_EVENT", _opening_details(vault, slot, balances), f"opening:{vault.vault_id}", "INFO")
+        opened.append(vault.vault_id)
+    return opened
+
+
+def reconcile(
+    store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts], append: Append
+) -> Report:
+    """Reconcile ``vaults``; each mismatch is audited as a SECURITY_VIOLATION with its figures.
+
+    A vault without an audited opening gets one now (its statement starts there).
+    """
+    report = Report()
+    read: dict[str, tuple[int, dict[str, int]]] = {}
+    for vault in vaults:
+        try:
+            read[vault.vault_id] = reader.balances(vault)
+        except ChainError as exc:
+            report.unreadable[vault.vault_id] = str(exc)
+    trades, openings = read_ledger(store, key)  # after the balances: see the module docstring
+    for vault in vaults:
+        if vault.vault_id not in read:
+            continue
+        slot, actual = read[vault.vault_id]
+        opening = openings.get((vault.vault_id, vault.authority))
+        if opening is None:
+            append("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO")
+            report.opened.append(vault.vault_id)
+            opening = Opening(slot, actual)
+        theirs = trades.get(vault.vault_id, [])
+        try:
+            chain = reader.transactions([s for t in theirs for s in (*t.signatures, t.signature) if s], vault)
+            statement = compare_vault(vault.vault_id, opening, actual, slot, theirs, chain)
+            if any(m.cause is Cause.UNLEDGERED for m in statement.mismatches):
+                unledgered = _foreign(reader, vault, chain, opening.slot, slot, report)
+                statement = compare_vault(vault.vault_id, opening, actual, slot, theirs, chain, unledgered)
+        except ChainError as exc:
+            report.unreadable[vault.vault_id] = str(exc)
+            continue
+        report.statements.append(statement)
+        for m in statement.mismatches:
+            append("SECURITY_VIOLATION", {"what": "reconciliation mismatch", **m.as_dict(), "slot": slot,
+                                          "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
+    return report
+
+
+def _foreign(reader: RpcReader, vault: VaultAccounts, ours: dict[str, Any], after: int, upto: int,
+             report: Report) -> list[str]:
+    """Signatures the node lists for the vault's accounts in ``(after, upto]`` that the ledger lacks."""
+    found: set[str] = set()
+    for address in (vault.authority, *vault.token_accounts.values()):
+        listed = reader.signatures_for(address, after)
+        if listed is None:
+            return []
+        report.lists_signatures = True
+        found.update(sig for sig, slot in listed if slot <= upto and sig not in ours)
+    return sorted(found)
