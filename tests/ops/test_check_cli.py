@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, service_unavailable
+from tests.helpers import wait_until
 from tests.ops.conftest import ENGINE_ENV, Api
 from xorj_actors.check import (
     PRODUCTION_CHECKS,
@@ -262,6 +263,9 @@ def test_ready_probes_the_in_process_localnet(tmp_path) -> None:
     engine = Engine(config, tmp_path / "var", environ=dict(ENGINE_ENV))
     engine.start()
     try:
+        # Ready once the executor has read its open trades back, after the kill switch's first
+        # decision: a probe is polled, as an orchestrator polls it.
+        wait_until(lambda: Api(engine).get("/health/ready").status == 200, 30, "ready")
         reply = Api(engine).get("/health/ready")
         assert reply.status == 200, reply.body
         checks = {c["name"]: c for c in reply.json()["checks"]}
