@@ -53,6 +53,9 @@ def test_restore_rebuilds_a_lost_store_verifies_it_and_states_the_gap(
     assert "known: the restored log ends at entry 15" in out
     assert "unknown: entries the lost database held after entry 15" in out and "cannot be known" in out
     assert "no kill-switch state file" in out  # nothing local survived to tell more
+    # The marker is this host's: a shared PostgreSQL store is said to need every other engine halted.
+    assert ("WARNING: the store is PostgreSQL" in out) == (audit_settings.backend == "postgres")
+    assert "other nodes' logs" not in out  # only this data directory's own chain was restored
     assert rows(audit_settings, data_dir) == [e.row() for e in entries]
     assert run_cli(["verify", *common]) == 0  # the same verify, independently
     # The engine's next start is halted, whatever else it finds.
@@ -116,6 +119,9 @@ def test_restore_json_every_chain_and_a_surviving_state_file_proves_a_loss(
     assert gap["proven_loss"] is True and "ARMED epoch 2" in gap["local_evidence"]
     assert by_chain["node-b"]["gap"]["local_evidence"] is None  # the state file is the default chain's engine's
     assert report["halt_marker"] == str(data_dir / "kill_switch.json.halt")
+    # node-b's log came back too, but the marker halts this data directory's engine only: said loudly.
+    assert any("chains node-b were restored too" in w and "KILL_SWITCH_ACTIVE=true" in w for w in report["warnings"])
+    assert len(report["warnings"]) == (2 if audit_settings.backend == "postgres" else 1)
     assert rows(audit_settings, data_dir, "node-b") == [e.row() for e in mine]
 
 

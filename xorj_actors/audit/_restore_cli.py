@@ -86,12 +86,32 @@ def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argpa
             return fail(f"restored, but the halt marker {marker} cannot be set ({exc}): do not start the engine "
                         "without KILL_SWITCH_ACTIVE=true")
     code = max((_EXIT[c.result.verdict.value] for c in chains.values()), key=lambda c: (c == 1, c == 3))
+    warnings = _marker_scope(list(chains), own.chain_name, settings.backend, data_dir)
     if args.json:
         print(json.dumps({"ok": code == 0, "chains": [c.to_dict() for c in chains.values()],
-                          "halt_marker": str(marker) if halt else None}, sort_keys=True))
+                          "halt_marker": str(marker) if halt else None, "warnings": warnings}, sort_keys=True))
+        for line in warnings:
+            print(f"audit restore: WARNING: {line}", file=sys.stderr)
     else:
         _print(chains, settings.anchor.interval_s, marker if halt else None)
+        for line in warnings:
+            print(f"WARNING: {line}")
     return code
+
+
+def _marker_scope(chains: list[str], own: str, backend: str, data_dir: Path) -> list[str]:
+    """What the halt marker does not cover: it is this data directory's, read by this host's engine only."""
+    out = []
+    if others := [c for c in chains if c != own]:
+        out.append(f"the halt marker covers only the engine of {data_dir} (chain {own}): chains {', '.join(others)} "
+                   "were restored too and are other nodes' logs; on each of those nodes, start the engine halted "
+                   "(KILL_SWITCH_ACTIVE=true in its environment) and let it reconcile before any recovery "
+                   "(docs/OPERATIONS.md, \"Restore with several nodes\")")
+    if backend == "postgres":
+        out.append(f"the store is PostgreSQL, shared by every engine configured on it, but the halt marker is in {data_dir} "
+                   "on this host only: every other engine that uses this store must start halted too "
+                   "(KILL_SWITCH_ACTIVE=true; docs/OPERATIONS.md, \"Restore with several nodes\")")
+    return out
 
 
 def _incomplete(exc: RestoreIncomplete, marker: Path | None) -> str:
