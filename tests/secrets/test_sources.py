@@ -168,3 +168,29 @@ def test_a_directory_another_user_owns_is_refused(tmp_path: Path) -> None:
     res = CredentialProvider(_settings(secrets, Source.FILE), {}).resolve([NAME])
     [missing] = res.missing
     assert f"secrets directory {secrets}: owned by uid 65534" in missing.describe()
+
+
+def test_a_reload_teaches_the_redactor_the_new_values_before_anyone_can_read_them(tmp_path: Path) -> None:
+    from xorj_actors.engine._reload import SecretsReload
+    from xorj_actors.redaction import MASK, Redactor
+
+    _file(tmp_path, NAME, "the-first-secret-value")
+    provider = CredentialProvider(_settings(tmp_path, Source.FILE), {})
+    provider.resolve([NAME])
+    environ = provider.environ()
+    learnt: list[tuple[tuple[str, ...], str | None]] = []
+
+    class Spy(Redactor):
+        def add(self, secrets):  # what a reader on another thread would get at this moment
+            secrets = tuple(secrets)
+            learnt.append((secrets, provider.get(NAME)))
+            super().add(secrets)
+
+    redactor = Spy(provider.values())
+    reload = SecretsReload(provider, parse_config('[strategy]\nurl = "http://127.0.0.1:9"\n'), environ, redactor)
+    _file(tmp_path, NAME, "the-rotated-secret-value")
+    assert reload("ctl")["changed"] == [NAME]
+    assert ("the-rotated-secret-value",) in [s for s, _ in learnt]
+    assert all(served == "the-first-secret-value" for s, served in learnt if "the-rotated-secret-value" in s)
+    assert provider.get(NAME) == environ[NAME] == "the-rotated-secret-value"
+    assert redactor("now the-rotated-secret-value") == f"now {MASK}"
