@@ -53,6 +53,9 @@ def test_restore_rebuilds_a_lost_store_verifies_it_and_states_the_gap(
     assert "known: the restored log ends at entry 15" in out
     assert "unknown: entries the lost database held after entry 15" in out and "cannot be known" in out
     assert "no kill-switch state file" in out  # nothing local survived to tell more
+    # The marker is this host's: a shared PostgreSQL store is said to need every other engine halted.
+    assert ("WARNING: the store is PostgreSQL" in out) == (audit_settings.backend == "postgres")
+    assert "other nodes' logs" not in out  # only this data directory's own chain was restored
     assert rows(audit_settings, data_dir) == [e.row() for e in entries]
     assert run_cli(["verify", *common]) == 0  # the same verify, independently
     # The engine's next start is halted, whatever else it finds.
@@ -116,6 +119,9 @@ def test_restore_json_every_chain_and_a_surviving_state_file_proves_a_loss(
     assert gap["proven_loss"] is True and "ARMED epoch 2" in gap["local_evidence"]
     assert by_chain["node-b"]["gap"]["local_evidence"] is None  # the state file is the default chain's engine's
     assert report["halt_marker"] == str(data_dir / "kill_switch.json.halt")
+    # node-b's log came back too, but the marker halts this data directory's engine only: said loudly.
+    assert any("chains node-b were restored too" in w and "KILL_SWITCH_ACTIVE=true" in w for w in report["warnings"])
+    assert len(report["warnings"]) == (2 if audit_settings.backend == "postgres" else 1)
     assert rows(audit_settings, data_dir, "node-b") == [e.row() for e in mine]
 
 
@@ -162,3 +168,43 @@ def test_a_surviving_state_file_is_read_for_what_it_proves(
     assert run_cli(["restore", "--from-anchors", "--json", *common]) == 0
     gap = json.loads(capsys.readouterr().out)["chains"][0]["gap"]
     assert gap["proven_loss"] is proven and says in gap["local_evidence"], gap
+
+
+def test_a_restore_that_stops_partway_leaves_the_engine_halted_and_says_what_it_wrote(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path, capsys
+):
+    from xorj_actors.audit import list_anchors, s3_client
+
+    config = _anchored_config(audit_settings, anchor_settings, tmp_path)
+    common = ["--config", str(config), "--data-dir", str(data_dir)]
+    first = fill(audit_settings, data_dir)
+    assert run_cli(["anchor", *common]) == 0
+    fill(audit_settings, data_dir, 5)
+    assert run_cli(["anchor", *common]) == 0
+    lose_database(audit_settings, data_dir)
+    # The later segment's object, rewritten (a new version: Object Lock keeps the old one, S3 serves
+    # the new): one entry's actor changed, so it no longer continues the chain.
+    client = s3_client(anchor_settings)
+    later = list_anchors(client, anchor_settings)[-1].source
+    body = client.get_object(Bucket=anchor_settings.bucket, Key=later)["Body"].read().decode()
+    head, *lines = body.splitlines()
+    entry = json.loads(lines[2])
+    entry["actor"] = "someone-else"
+    lines[2] = json.dumps(entry)
+    client.put_object(Bucket=anchor_settings.bucket, Key=later, Body="\n".join([head, *lines]).encode())
+    capsys.readouterr()
+
+    assert run_cli(["restore", "--from-anchors", "--json", *common]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["ok"] is False
+    err = captured.err
+    assert "the restore stopped partway" in err and "does not continue the log" in err
+    assert "10 entries were written (chain default: 10)" in err and "changed nothing" not in err
+    assert "audit recover --chain NAME" in err and "halt marker" in err and "is set" in err
+    assert rows(audit_settings, data_dir) == [e.row() for e in first]  # the first segment, written
+    # Set before the first write: the engine's next start is halted.
+    marker = HaltMarker(data_dir / "kill_switch.json.halt")
+    held = marker.open()
+    marker.close()
+    assert held is not None and "restore from the anchors begun" in held
+    assert decide(FileReading(present=False), None, pending_halt=held).state.state is KillSwitchState.TRIGGERED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -136,3 +137,60 @@ def test_the_redactor_learns_rotated_values_and_keeps_masking_the_old() -> None:
     redact.add(["the-rotated-secret-value", "short"])
     text = "old the-first-secret-value new the-rotated-secret-value short"
     assert redact(text) == f"old {MASK} new {MASK} short"  # short values are never masked
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    # A blocking open of a FIFO waits for a writer: the reload (or the start) would hang there.
+    os.mkfifo(tmp_path / NAME, 0o600)
+    res = CredentialProvider(_settings(tmp_path, Source.FILE), {}).resolve([NAME])
+    [missing] = res.missing
+    assert "not a regular file" in missing.describe()
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o702, 0o777])
+def test_a_directory_others_may_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    _file(secrets, NAME, "a-secret-value-in-a-shared-directory")
+    secrets.chmod(mode)
+    res = CredentialProvider(_settings(secrets, Source.FILE, Source.ENV), {NAME: "from-the-environment"}).resolve([NAME])
+    [missing] = res.missing
+    assert f"secrets directory {secrets}: mode {mode:04o} refused" in missing.describe()
+    assert "a-secret-value" not in missing.describe()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_directory_another_user_owns_is_refused(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o755)
+    _file(secrets, NAME, "a-secret-value")
+    os.chown(secrets, 65534, 65534)  # nobody: it could swap files in under the names
+    res = CredentialProvider(_settings(secrets, Source.FILE), {}).resolve([NAME])
+    [missing] = res.missing
+    assert f"secrets directory {secrets}: owned by uid 65534" in missing.describe()
+
+
+def test_a_reload_teaches_the_redactor_the_new_values_before_anyone_can_read_them(tmp_path: Path) -> None:
+    from xorj_actors.engine._reload import SecretsReload
+    from xorj_actors.redaction import MASK, Redactor
+
+    _file(tmp_path, NAME, "the-first-secret-value")
+    provider = CredentialProvider(_settings(tmp_path, Source.FILE), {})
+    provider.resolve([NAME])
+    environ = provider.environ()
+    learnt: list[tuple[tuple[str, ...], str | None]] = []
+
+    class Spy(Redactor):
+        def add(self, secrets):  # what a reader on another thread would get at this moment
+            secrets = tuple(secrets)
+            learnt.append((secrets, provider.get(NAME)))
+            super().add(secrets)
+
+    redactor = Spy(provider.values())
+    reload = SecretsReload(provider, parse_config('[strategy]\nurl = "http://127.0.0.1:9"\n'), environ, redactor)
+    _file(tmp_path, NAME, "the-rotated-secret-value")
+    assert reload("ctl")["changed"] == [NAME]
+    assert ("the-rotated-secret-value",) in [s for s, _ in learnt]
+    assert all(served == "the-first-secret-value" for s, served in learnt if "the-rotated-secret-value" in s)
+    assert provider.get(NAME) == environ[NAME] == "the-rotated-secret-value"
+    assert redactor("now the-rotated-secret-value") == f"now {MASK}"

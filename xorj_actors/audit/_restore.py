@@ -26,11 +26,32 @@ from xorj_actors.audit._verify import VerifyResult, verify_chains
 from xorj_actors.audit.settings import AnchorSettings, AuditSettings
 from xorj_actors.kill_switch import HaltMarker, PersistedState, StateFile, derive_state_key
 
-__all__ = ["ChainRestore", "Gap", "RestoreRefused", "restore_epoch", "restore_from_anchors", "set_restore_halt"]
+__all__ = [
+    "ChainRestore",
+    "Gap",
+    "RestoreIncomplete",
+    "RestoreRefused",
+    "begin_restore_halt",
+    "restore_epoch",
+    "restore_from_anchors",
+    "set_restore_halt",
+]
 
 
 class RestoreRefused(RuntimeError):
     """The store is not empty (or there is nothing to restore): nothing was changed."""
+
+
+class RestoreIncomplete(RuntimeError):
+    """The restore stopped partway, after writing entries: the store is no longer empty.
+
+    Attributes:
+        written: entries in each chain the restore opened when it stopped (``None``: unreadable).
+    """
+
+    def __init__(self, cause: BaseException, written: dict[str, int | None]) -> None:
+        super().__init__(str(cause))
+        self.written = written
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +150,7 @@ def restore_from_anchors(
     chains: Sequence[str] | None = None,
     state_file: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    before_write: Callable[[Sequence[str]], object] | None = None,
 ) -> dict[str, ChainRestore]:
     """Rebuild ``chains`` (default: every chain the anchors hold) of an empty store from the anchors.
 
@@ -137,11 +159,16 @@ def restore_from_anchors(
     then every restored chain is verified against its anchors, segments included.
     ``state_file``: the engine's kill-switch state file, read as evidence of the lost head for
     ``settings.chain_name`` (this data directory's chain). ``progress(chain, done, total)``.
+    ``before_write(chains)`` runs once the checks passed, before anything is written (the CLI sets
+    the halt marker there: a restore that stops partway leaves the engine halted); if it raises,
+    nothing is written.
 
     Raises:
         RestoreRefused: a chain to restore is not empty, or no anchor holds it.
-        AnchorError: the anchors cannot be listed or read, or a segment does not verify.
-        AuditStoreError: the store cannot be opened or written.
+        RestoreIncomplete: it stopped partway (an anchor unreadable or not verifying, the store
+            failing) after writing entries.
+        AnchorError: the anchors cannot be listed or read, or a segment does not verify; nothing written.
+        AuditStoreError: the store cannot be opened or written; nothing written.
     """
     anchor: AnchorSettings = settings.anchor
     heads = list_chain_anchors(client, anchor)
@@ -165,14 +192,22 @@ def restore_from_anchors(
             f"the audit store is not empty ({held}): restore rebuilds an empty store only and changed nothing; "
             "to append what the anchors hold beyond a restored backup, run `audit recover`"
         )
+    if before_write is not None:
+        before_write(names)
     stores: dict[str, Store] = {}
     try:
-        for name in names:
-            stores[name] = open_store(dataclasses.replace(settings, chain=name), data_dir, create=True)
         restored = {}
-        for name, store in stores.items():
-            report = None if progress is None else _restore_step(progress, name)
-            restored[name] = recover_from_anchors(store, key, client, anchor, progress=report)
+        try:
+            for name in names:
+                stores[name] = open_store(dataclasses.replace(settings, chain=name), data_dir, create=True)
+            for name, store in stores.items():
+                report = None if progress is None else _restore_step(progress, name)
+                restored[name] = recover_from_anchors(store, key, client, anchor, progress=report)
+        except Exception as exc:
+            written = _written(stores)
+            if any(n != 0 for n in written.values()):
+                raise RestoreIncomplete(exc, written) from exc
+            raise
         first = stores[names[0]]
         verify_progress = None if progress is None else functools.partial(_verify_step, progress)
         results = verify_chains(first, key, heads, chains=names, segments=functools.partial(read_segment, client, anchor),
@@ -188,6 +223,19 @@ def restore_from_anchors(
     finally:
         for store in stores.values():
             store.close()
+
+
+def _written(stores: dict[str, Store]) -> dict[str, int | None]:
+    """How many entries each chain holds now (it was empty): ``None`` where the store cannot tell."""
+    out: dict[str, int | None] = {}
+    for name, store in stores.items():
+        try:
+            head = read_head(store)
+        except Exception:  # noqa: BLE001 - the store that failed may fail again; say "unknown"
+            out[name] = None
+        else:
+            out[name] = 0 if head is None else head.sequence
+    return out
 
 
 def _restore_step(progress: Callable[[str, int, int], None], chain: str) -> Callable[[str, int, int], None]:
@@ -244,7 +292,23 @@ def set_restore_halt(marker: Path, store_chains: dict[str, ChainRestore], epoch:
     """
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     ends = ", ".join(f"{c.chain} at entry {c.gap.anchored_sequence}" for c in store_chains.values())
-    text = f"epoch {epoch} audit store restored from the anchors at {now} (log ends: {ends}): reconcile, then recover"
+    return _set_halt(marker, f"epoch {epoch} audit store restored from the anchors at {now} (log ends: {ends}): "
+                             "reconcile, then recover")
+
+
+def begin_restore_halt(marker: Path, chains: Sequence[str]) -> str:
+    """Set the halt marker before a restore writes anything (fail closed: one that stops partway
+    leaves the engine halted); :func:`set_restore_halt` replaces it once the restore is done.
+
+    Returns the text set. Raises OSError when the marker cannot be written.
+    """
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Epoch 0: the restored log's own epochs are read at start too (docs/HALT_PROTOCOL.md).
+    return _set_halt(marker, f"epoch 0 audit store restore from the anchors begun at {now} (chains: {', '.join(chains)}), "
+                             "not reported finished: check the log with `audit verify`, finish it with `audit recover`")
+
+
+def _set_halt(marker: Path, text: str) -> str:
     marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a fresh data directory (PostgreSQL)
     halt = HaltMarker(marker)
     try:

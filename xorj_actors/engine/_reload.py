@@ -57,12 +57,13 @@ class SecretsReload:
 
     def _reload(self, trigger: str) -> dict[str, Any]:
         cfg = self.config
-        res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,))
+        # The redactor learns the values read before the provider swaps them in: a reader on
+        # another thread never gets a value it would not mask.
+        res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,), before_swap=self.redactor.add)
         if res.missing:
             problems = [m.describe() for m in res.missing]
             logger.error("secrets reload ({}) refused, the old values stay: {}", trigger, "; ".join(problems))
             return {"reloaded": False, "trigger": trigger, "missing": problems, "changed": [], "held": [], "sources": {}}
-        self.redactor.add(self.provider.values())  # first: nothing may show a new value unmasked
         fresh = self.provider.environ()
         for name in res.sources.keys() | set(res.changed):
             if name in fresh:

@@ -51,9 +51,49 @@ def block_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
 
 
+class _ReloadWorker:
+    """Runs SIGHUP reloads on their own thread: at most one running and one pending.
+
+    A reload blocks (Secrets Manager reads with timeouts and retries, a ``ctl reload-secrets``
+    holding the reload lock); on the signal thread it would hold back a SIGUSR2 halt or a SIGTERM.
+    SIGHUPs that arrive while one is pending fold into it: the pending reload reads every source
+    afresh, so it answers them all.
+    """
+
+    def __init__(self, reload: Callable[[str], object]) -> None:
+        self._reload = reload
+        self._lock = threading.Lock()
+        self._pending = False
+        self._thread: threading.Thread | None = None
+
+    def request(self, trigger: str) -> None:
+        """Queue a reload and return at once."""
+        with self._lock:
+            if self._pending:
+                logger.info("{}: a secrets reload is already pending; this one joins it", trigger)
+                return
+            self._pending = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, args=(trigger,), name="secrets-reload", daemon=True)
+                self._thread.start()
+
+    def _run(self, trigger: str) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._thread = None
+                    return
+                self._pending = False
+            try:
+                self._reload(trigger)
+            except Exception:  # noqa: BLE001 - a failed reload keeps the old secrets; the worker lives on
+                logger.exception("{}: secrets reload failed; the old values stay", trigger)
+
+
 class SignalWatcher(Participant):
     """SIGUSR1: graceful halt. SIGUSR2: emergency halt. SIGTERM/SIGINT: ordered shutdown.
-    SIGHUP: read the credentials again (``ctl reload-secrets``); ignored without ``on_reload``."""
+    SIGHUP: read the credentials again (``ctl reload-secrets``) on a worker thread, so that a
+    slow reload never holds back a halt; ignored without ``on_reload``."""
 
     dedicated_thread: ClassVar[bool] = True
 
@@ -68,6 +108,7 @@ class SignalWatcher(Participant):
         super().__init__(board)
         self.on_shutdown = on_shutdown
         self.on_reload = on_reload
+        self._reloads = None if on_reload is None else _ReloadWorker(on_reload)
         self.kill_file = kill_file
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,11 +143,8 @@ class SignalWatcher(Participant):
             self.on_shutdown(sig.name)
             return
         if sig is signal.SIGHUP:
-            if self.on_reload is not None:
-                try:
-                    self.on_reload(sig.name)
-                except Exception:  # noqa: BLE001 - a failed reload keeps the old secrets; the thread lives on
-                    logger.exception("SIGHUP: secrets reload failed; the old values stay")
+            if self._reloads is not None:
+                self._reloads.request(sig.name)
             return
         mode = HaltMode.GRACEFUL if sig is signal.SIGUSR1 else HaltMode.EMERGENCY
         ks = self.runtime.whereis(KILL_SWITCH_NAME)

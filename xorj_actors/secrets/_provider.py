@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from xorj_actors.secrets._sources import AwsSource, EnvSource, FileSource, SecretSource, SecretSourceError
@@ -87,13 +87,28 @@ class CredentialProvider:
         required ones not found, and any name a source refused. The values found are kept."""
         return self._pass(tuple(dict.fromkeys((*names, *required))), set(required), frozenset(), first=True)
 
-    def reload(self, required: Iterable[str] = (), hold: Iterable[str] = ()) -> Resolution:
+    def reload(
+        self,
+        required: Iterable[str] = (),
+        hold: Iterable[str] = (),
+        before_swap: Callable[[Iterable[str]], object] | None = None,
+    ) -> Resolution:
         """Read the same names again. Rotated values replace the old ones only if nothing is
         missing (else every old value stays); a name in ``hold`` keeps its old value whatever
-        its source now holds (reported in ``held``)."""
-        return self._pass(self._names, set(required), frozenset(hold), first=False)
+        its source now holds (reported in ``held``). ``before_swap(values)`` gets every value
+        read before any replaces an old one (the redactor: no reader may see a value it does not
+        mask yet)."""
+        return self._pass(self._names, set(required), frozenset(hold), first=False, before_swap=before_swap)
 
-    def _pass(self, wanted: tuple[str, ...], must: set[str], hold: frozenset[str], *, first: bool) -> Resolution:
+    def _pass(
+        self,
+        wanted: tuple[str, ...],
+        must: set[str],
+        hold: frozenset[str],
+        *,
+        first: bool,
+        before_swap: Callable[[Iterable[str]], object] | None = None,
+    ) -> Resolution:
         values: dict[str, str] = {}
         found: dict[str, Source] = {}
         missing: list[Missing] = []
@@ -103,6 +118,8 @@ class CredentialProvider:
                 values[name], found[name] = value, kind
             elif miss is not None and (name in must or miss.problem is not None):
                 missing.append(miss)
+        if before_swap is not None and values:
+            before_swap(tuple(values.values()))  # a refused reload's values too: secrets all the same
         with self._lock:
             old, old_found = self._values, self._found
             held = tuple(n for n in wanted if n in hold and n in old and values.get(n) != old[n])

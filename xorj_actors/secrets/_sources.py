@@ -48,7 +48,8 @@ class EnvSource:
 
 
 class FileSource:
-    """``dir/NAME``, read only if its mode is 0600 and the engine's user owns it."""
+    """``dir/NAME``, read only if its mode is 0600 and the engine's user owns it, in a directory
+    that no one else may write to (else a file could be swapped in under the name)."""
 
     kind = Source.FILE
 
@@ -59,9 +60,37 @@ class FileSource:
         return f"file {self._dir / name}"
 
     def read(self, name: str) -> str | None:
-        path = self._dir / name
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SecretSourceError(f"secrets directory {self._dir}: cannot open: {exc.strerror}") from None
+        try:
+            self._check_dir(os.fstat(dir_fd))
+            return self._read_in(dir_fd, name)
+        finally:
+            os.close(dir_fd)
+
+    def _check_dir(self, info: os.stat_result) -> None:
+        """Refuse a directory others may write to, or that another user owns (root aside: it can
+        read every file anyway)."""
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o022:
+            raise SecretSourceError(
+                f"secrets directory {self._dir}: mode {mode:04o} refused, group and others must not write to it "
+                f"(chmod 700 {self._dir})"
+            )
+        if info.st_uid not in (os.geteuid(), 0):
+            raise SecretSourceError(
+                f"secrets directory {self._dir}: owned by uid {info.st_uid}, not this process's user "
+                f"(uid {os.geteuid()}) nor root"
+            )
+
+    def _read_in(self, dir_fd: int, name: str) -> str | None:
+        path = self._dir / name
+        try:  # O_NONBLOCK: a FIFO under the name opens at once (and is refused below), never blocks
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
