@@ -27,8 +27,14 @@ def _proof(h: Harness, trade_id: str, out: Path) -> dict[str, Any]:
 def _verify(h: Harness, doc: dict[str, Any], path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     path.write_text(json.dumps(doc))
     capsys.readouterr()
-    code = cli_main(["proof", "verify", str(path), "--data-dir", str(h.engine.data_dir), *extra])
+    code = cli_main(["proof", "verify", str(path), "--data-dir", str(h.engine.data_dir), *_pinned(h), *extra])
     return code, capsys.readouterr().err
+
+
+def _pinned(h: Harness) -> list[str]:
+    """``--public-key`` of the proof key the engine's proofs are signed with (the default dev store)."""
+    backend = open_backend(ProofSettings().key, environment="development", environ={}, data_dir=h.engine.data_dir)
+    return ["--public-key", str(backend.public_key(PROOF_KEY_ID))]
 
 
 def _resigned(doc: dict[str, Any], data_dir: Path) -> dict[str, Any]:
@@ -69,7 +75,7 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     assert cli_main(["proof", "export", *since, "--dir", str(tmp_path / "each")]) == 0
     assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["vault-0000_r1_0.json", "vault-0001_r1_0.json"]
     capsys.readouterr()
-    assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc]) == 0
+    assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc, *_pinned(h)]) == 0
     assert capsys.readouterr().out.count(": OK (signature, entry hashes, audit store, chain;") == 2
     none = ["--since", "2999-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "-o", str(tmp_path / "none")]
     assert cli_main(["proof", "export", *none]) == 0 and (tmp_path / "none").read_text() == ""
