@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.execution.conftest import Harness
+from xorj_actors.audit import canonical_json, chain_hash, entry_bytes
 from xorj_actors.cli import main as cli_main
-from xorj_actors.proofs import PROOF_KEY_ID, ProofMismatch, check_document, sign_body
+from xorj_actors.proofs import PROOF_KEY_ID, ProofMismatch, Rpc, check_document, get_transaction, sign_body
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
 
@@ -127,6 +129,33 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     assert check_document(fixed)
     code, err = _verify(h, fixed, tmp_path / "forged.json", capsys, "--rpc", rpc)
     assert code == 1 and "MISMATCH chain.vault_token_balances.post[0].amount" in err and str(row["amount"]) in err, err
+
+    # One holding the proof key says the landed trade expired (no chain part) and leaves the store
+    # out: consistent in itself, but --rpc finds its transaction finalized.
+    expired = _said_expired(doc, h.engine.data_dir)
+    code, err = _verify(h, expired, tmp_path / "expired.json", capsys, "--no-store")
+    assert code == 0, err  # nothing but the chain can tell
+    deadline = time.monotonic() + 60
+    while get_transaction(Rpc(rpc), doc["transaction"]["signature"], "finalized") is None:
+        assert time.monotonic() < deadline, "the trade's transaction never finalized on the localnet"
+        time.sleep(0.2)
+    code, err = _verify(h, expired, tmp_path / "expired.json", capsys, "--no-store", "--rpc", rpc)
+    assert code == 1 and "MISMATCH chain: missing: transaction" in err and "finalized" in err, err
+
+
+def _said_expired(doc: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """``doc`` re-told as an expired trade: its outcome entry edited (slot gone, hash recomputed),
+    no chain part, signed again with the proof key."""
+    forged = copy.deepcopy(doc)
+    entry = next(e for e in forged["audit"]["entries"] if e["event_type"] == "TRADE_CONFIRMATION")
+    details = {**json.loads(entry["details"]), "status": "expired", "slot": None, "confirmations": 0}
+    entry["details"] = canonical_json(details)
+    entry["hash"] = chain_hash(entry["prev_hash"], entry_bytes(
+        entry["id"], entry["sequence"], entry["timestamp"], entry["event_type"], entry["severity"], entry["actor"],
+        entry["correlation_id"], entry["details"]))
+    forged["outcome"].update(status="expired", slot=None, confirmations=0)
+    forged["chain"] = forged["realised"] = None
+    return _resigned(forged, data_dir)
 
 
 def test_an_ultra_trade_the_maker_paid_for_has_a_proof_that_verifies(

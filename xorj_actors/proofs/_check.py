@@ -104,6 +104,8 @@ def check_document(document: Mapping[str, Any], pinned_key: str | None = None) -
         _check_bytes(transaction)
         if outcome.get("slot") is not None and chain is None:
             raise ProofMismatch("chain", "missing: the outcome names a landing slot")
+    elif chain is not None:
+        raise ProofMismatch("chain", "present without a signed transaction")
     if chain is not None:
         if not isinstance(chain, dict) or not isinstance(chain.get("vault_token_balances"), dict):
             raise ProofMismatch("chain", "not the chain's record of the transaction")

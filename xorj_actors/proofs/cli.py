@@ -131,7 +131,7 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from xorj_actors.config import load_config
-    from xorj_actors.proofs import ProofMismatch, Rpc, check_against_chain, check_document, check_with_store, get_transaction
+    from xorj_actors.proofs import ProofMismatch, Rpc, check_document, check_with_store
 
     config = load_config(args.config) if args.config else None
     trusted = _trusted_key(args, config)
@@ -151,9 +151,7 @@ def _verify(args: argparse.Namespace) -> int:
                 signer = check_document(doc, trusted)
                 if store is not None:
                     check_with_store(doc, store, key)
-                on_chain = rpc is not None and doc.get("chain") is not None
-                if on_chain:
-                    check_against_chain(doc, get_transaction(rpc, str(doc["transaction"]["signature"]), str(doc["chain"]["commitment"])))
+                on_chain = rpc is not None and _check_chain(doc, rpc)
             except ProofMismatch as exc:
                 print(f"proof verify: {where}: trade {trade}: MISMATCH {exc}", file=sys.stderr)
                 return EXIT_MISMATCH
@@ -175,6 +173,22 @@ _NO_STORE_NOTE = (
     "proof verify: without the audit store (--no-store) the proof key vouches for the entries; nothing checked "
     "that they are the log's entries at those places, nor that the anchored heads are the log's"
 )
+
+
+def _check_chain(doc: dict[str, Any], rpc: Any) -> bool:
+    """The chain's word on the proof's transaction: the record a landed one carries, or (no
+    ``chain`` part: the trade expired or failed unlanded) nothing at ``finalized``. False when
+    the proof names no transaction id to ask for."""
+    from xorj_actors.proofs import ProofMismatch, check_against_chain, get_transaction
+
+    signature = doc["transaction"].get("signature") if isinstance(doc.get("transaction"), dict) else None
+    if signature is None and doc.get("chain") is None:
+        return False
+    if doc.get("chain") is not None:
+        check_against_chain(doc, get_transaction(rpc, str(signature), str(doc["chain"].get("commitment"))))
+    elif get_transaction(rpc, str(signature), "finalized") is not None:
+        raise ProofMismatch("chain", f"missing: transaction {signature} is on the chain at finalized, the proof says it did not land")
+    return True
 
 
 def _trusted_key(args: argparse.Namespace, config: Any) -> str | None:
