@@ -76,6 +76,18 @@ def test_an_entry_moved_to_another_place_is_caught(store_and_proof: Any, audit_k
         check_with_store(moved, store, audit_key)
 
 
+@pytest.mark.parametrize("head", [{"sequence": 3}, {"hash": "a" * 64}, {"sequence": "3", "hash": "a" * 64}, "3"])
+def test_a_malformed_anchored_head_is_a_named_mismatch(store_and_proof: Any, audit_key: bytes, head: Any) -> None:
+    store, doc, signer = store_and_proof
+    body = {k: v for k, v in doc.items() if k not in ("signature", "signer", "issued_at")}
+    body["audit"] = {**body["audit"], "anchors": {"configured": True, "heads": {"default": head}}}
+    told = sign_body(body, signer, "t")
+    for check in (lambda: check_document(told), lambda: check_with_store(told, store, audit_key)):
+        with pytest.raises(ProofMismatch) as caught:
+            check()
+        assert caught.value.where == "audit.anchors.heads.default" and "malformed" in caught.value.problem
+
+
 def test_verify_reads_proofs_strictly_and_exits_by_verdict(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from xorj_actors.audit import canonical_json
     from xorj_actors.cli import main as cli_main

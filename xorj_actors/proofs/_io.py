@@ -20,7 +20,7 @@ from xorj_actors.audit import (
     select_entries,
 )
 from xorj_actors.proofs._document import build_body
-from xorj_actors.proofs._entries import ProofMismatch, entry_label
+from xorj_actors.proofs._entries import ProofMismatch, anchor_head, entry_label
 from xorj_actors.proofs._sign import ProofSigner, sign_body
 
 __all__ = [
@@ -125,7 +125,8 @@ def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | Non
     heads = document["audit"]["anchors"].get("heads", {})
     for chain, head in heads.items():
         if head is not None:
-            stored = _row(store, chain, int(head["sequence"]))
+            head = anchor_head(chain, head)
+            stored = _row(store, chain, head["sequence"])
             if stored is None or stored.hash != head["hash"]:
                 raise ProofMismatch(f"audit.anchors.heads.{chain}", f"entry {head['sequence']} of the audit store is not that head")
 
