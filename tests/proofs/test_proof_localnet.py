@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.execution.conftest import Harness
-from xorj_actors.audit import canonical_json, chain_hash, entry_bytes
+from tests.proofs.forge import rehash
+from xorj_actors.audit import canonical_json
 from xorj_actors.cli import main as cli_main
 from xorj_actors.proofs import PROOF_KEY_ID, ProofMismatch, Rpc, check_document, get_transaction, sign_body
 from xorj_actors.proofs.settings import ProofSettings
@@ -150,9 +151,7 @@ def _said_expired(doc: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     entry = next(e for e in forged["audit"]["entries"] if e["event_type"] == "TRADE_CONFIRMATION")
     details = {**json.loads(entry["details"]), "status": "expired", "slot": None, "confirmations": 0}
     entry["details"] = canonical_json(details)
-    entry["hash"] = chain_hash(entry["prev_hash"], entry_bytes(
-        entry["id"], entry["sequence"], entry["timestamp"], entry["event_type"], entry["severity"], entry["actor"],
-        entry["correlation_id"], entry["details"]))
+    rehash(entry)
     forged["outcome"].update(status="expired", slot=None, confirmations=0)
     forged["chain"] = forged["realised"] = None
     return _resigned(forged, data_dir)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from xorj_actors.audit import AuditLog, AuditSettings, chain_hash, entry_bytes, open_store
+from tests.proofs.forge import edited_intent
+from xorj_actors.audit import AuditLog, AuditSettings, open_store
 from xorj_actors.proofs import ProofMismatch, check_document, check_with_store, make_proof, sign_body
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
@@ -37,18 +38,6 @@ def store_and_proof(tmp_path: Path, audit_settings: AuditSettings, audit_key: by
     store.close()
 
 
-def _edited_entry(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` with its intent's amount edited consistently (entry, its hash, the intent part), unsigned."""
-    forged = copy.deepcopy(doc)
-    entry = forged["audit"]["entries"][0]
-    entry["details"] = entry["details"].replace('"amount_in":5', '"amount_in":6')
-    entry["hash"] = chain_hash(entry["prev_hash"], entry_bytes(
-        entry["id"], entry["sequence"], entry["timestamp"], entry["event_type"], entry["severity"], entry["actor"],
-        entry["correlation_id"], entry["details"]))
-    forged["intent"]["amount_in"] = 6
-    return forged
-
-
 def test_the_proof_is_the_stores(store_and_proof: Any, audit_key: bytes) -> None:
     store, doc, _ = store_and_proof
     check_document(doc)
@@ -58,7 +47,7 @@ def test_the_proof_is_the_stores(store_and_proof: Any, audit_key: bytes) -> None
 
 def test_a_forged_entry_signed_again_is_not_the_stores(store_and_proof: Any, audit_key: bytes) -> None:
     store, doc, signer = store_and_proof
-    forged = _edited_entry(doc)
+    forged = edited_intent(doc)
     forged = sign_body({k: v for k, v in forged.items() if k not in ("signature", "signer", "issued_at")}, signer, "t")
     check_document(forged)  # consistent in itself: only the store knows
     with pytest.raises(ProofMismatch) as caught:
@@ -118,7 +107,7 @@ def test_a_self_signed_proof_is_not_trusted(store_and_proof: Any, tmp_path: Path
     (tmp_path / "forger-seed").write_text("the forger's own seed\n")
     forger = open_backend(KeySettings(name="proof", dev_key=DevKeySettings(seed_file="forger-seed")),
                           environment="development", environ={}, data_dir=tmp_path)
-    forged = _edited_entry(doc)
+    forged = edited_intent(doc)
     forged = sign_body({k: v for k, v in forged.items() if k not in ("signature", "signer", "issued_at")}, forger, "t")
     assert forged["signer"]["public_key"] != doc["signer"]["public_key"]
     path = tmp_path / "forged.json"

@@ -21,8 +21,8 @@ _HELP = {
     "show": "write the signed proof of one trade with a final outcome (canonical JSON, one line)",
     "export": "write the proofs of every trade whose outcome was recorded in a time range (JSON lines, or one file each)",
     "verify": (
-        "check every proof in FILE: its signature, its audit entries' hashes and places in the chain (the audit "
-        "store when there is one) and, with --rpc, the chain's own record; exit 1 names the first mismatch"
+        "check every proof in FILE: its signature (under the trusted proof key), its audit entries' hashes and places in the chain (the audit "
+        "store, and the anchors when [audit.anchor] is configured) and, with --rpc, the chain's own record; exit 1 names the first mismatch"
     ),
 }
 
@@ -131,7 +131,7 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from xorj_actors.config import load_config
-    from xorj_actors.proofs import ProofMismatch, Rpc, check_document, check_with_store
+    from xorj_actors.proofs import ProofMismatch, Rpc, check_document, check_with_anchors, check_with_store
 
     config = load_config(args.config) if args.config else None
     trusted = _trusted_key(args, config)
@@ -140,6 +140,7 @@ def _verify(args: argparse.Namespace) -> int:
               "[proofs.key] store); the key inside a proof vouches for nothing", file=sys.stderr)
         return EXIT_CANNOT
     rpc = Rpc(args.rpc) if args.rpc else None
+    anchors = config.audit.anchor if config is not None and config.audit.anchor.enabled else None
     store, key = _open_store(args, config)
     try:
         checked = 0
@@ -151,17 +152,21 @@ def _verify(args: argparse.Namespace) -> int:
                 signer = check_document(doc, trusted)
                 if store is not None:
                     check_with_store(doc, store, key)
+                unanchored = check_with_anchors(doc, anchors) if anchors is not None else None
                 on_chain = rpc is not None and _check_chain(doc, rpc)
             except ProofMismatch as exc:
                 print(f"proof verify: {where}: trade {trade}: MISMATCH {exc}", file=sys.stderr)
                 return EXIT_MISMATCH
             checked += 1
-            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else []) + (["chain"] if on_chain else [])
+            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else [])
+            sources += (["anchors"] if unanchored is not None else []) + (["chain"] if on_chain else [])
             print(f"{where}: trade {trade}: OK ({', '.join(sources)}; signed by proof key {signer})")
+            if unanchored:
+                print(f"proof verify: {where}: not anchored yet, not checked against the anchors: {', '.join(unanchored)}", file=sys.stderr)
         if not checked:
             raise ValueError(f"{args.file}: no proof in it")
         if store is None:
-            print(_NO_STORE_NOTE, file=sys.stderr)
+            print(_NO_STORE_NOTE if anchors is None else _ANCHORS_NOTE, file=sys.stderr)
         return EXIT_OK
     finally:
         if store is not None:
@@ -172,6 +177,11 @@ def _verify(args: argparse.Namespace) -> int:
 _NO_STORE_NOTE = (
     "proof verify: without the audit store (--no-store) the proof key vouches for the entries; nothing checked "
     "that they are the log's entries at those places, nor that the anchored heads are the log's"
+)
+#: What a verification against the anchors but without the store leaves unproved.
+_ANCHORS_NOTE = (
+    "proof verify: without the audit store (--no-store) the anchors vouch for the anchored entries; nothing checked "
+    "that the log holds no other intent or outcome of the trade, nor the HMACs"
 )
 
 
