@@ -179,6 +179,11 @@ class Config:
             raise ValueError(f"vaults.profiles: unknown profile {unknown[0]!r} (known: {', '.join(sorted(names))})")
         if any(k.name == PROOF_STORE for k in self.signers.keys):
             raise ValueError(f"signers.keys: {PROOF_STORE!r} names the proof key's store ([proofs.key]); rename it")
+        for vault in self.signers.keys:
+            shared = self.proofs.shared_with(vault)
+            if shared:
+                raise ValueError(f"proofs.key: the same key store as [[signers.keys]] {vault.name!r} ({shared}); the proof "
+                                 "key needs a store of its own (docs/SECURITY.md, \"The proof key\")")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.execution.conftest import Harness
+from tests.proofs.forge import rehash
+from xorj_actors.audit import canonical_json
 from xorj_actors.cli import main as cli_main
-from xorj_actors.proofs import PROOF_KEY_ID, ProofMismatch, check_document, sign_body
+from xorj_actors.proofs import PROOF_KEY_ID, ProofMismatch, Rpc, check_document, get_transaction, sign_body
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
 
@@ -27,8 +30,14 @@ def _proof(h: Harness, trade_id: str, out: Path) -> dict[str, Any]:
 def _verify(h: Harness, doc: dict[str, Any], path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     path.write_text(json.dumps(doc))
     capsys.readouterr()
-    code = cli_main(["proof", "verify", str(path), "--data-dir", str(h.engine.data_dir), *extra])
+    code = cli_main(["proof", "verify", str(path), "--data-dir", str(h.engine.data_dir), *_pinned(h), *extra])
     return code, capsys.readouterr().err
+
+
+def _pinned(h: Harness) -> list[str]:
+    """``--public-key`` of the proof key the engine's proofs are signed with (the default dev store)."""
+    backend = open_backend(ProofSettings().key, environment="development", environ={}, data_dir=h.engine.data_dir)
+    return ["--public-key", str(backend.public_key(PROOF_KEY_ID))]
 
 
 def _resigned(doc: dict[str, Any], data_dir: Path) -> dict[str, Any]:
@@ -69,7 +78,7 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     assert cli_main(["proof", "export", *since, "--dir", str(tmp_path / "each")]) == 0
     assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["vault-0000_r1_0.json", "vault-0001_r1_0.json"]
     capsys.readouterr()
-    assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc]) == 0
+    assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc, *_pinned(h)]) == 0
     assert capsys.readouterr().out.count(": OK (signature, entry hashes, audit store, chain;") == 2
     none = ["--since", "2999-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "-o", str(tmp_path / "none")]
     assert cli_main(["proof", "export", *none]) == 0 and (tmp_path / "none").read_text() == ""
@@ -121,6 +130,31 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     assert check_document(fixed)
     code, err = _verify(h, fixed, tmp_path / "forged.json", capsys, "--rpc", rpc)
     assert code == 1 and "MISMATCH chain.vault_token_balances.post[0].amount" in err and str(row["amount"]) in err, err
+
+    # One holding the proof key says the landed trade expired (no chain part) and leaves the store
+    # out: consistent in itself, but --rpc finds its transaction finalized.
+    expired = _said_expired(doc, h.engine.data_dir)
+    code, err = _verify(h, expired, tmp_path / "expired.json", capsys, "--no-store")
+    assert code == 0, err  # nothing but the chain can tell
+    deadline = time.monotonic() + 60
+    while get_transaction(Rpc(rpc), doc["transaction"]["signature"], "finalized") is None:
+        assert time.monotonic() < deadline, "the trade's transaction never finalized on the localnet"
+        time.sleep(0.2)
+    code, err = _verify(h, expired, tmp_path / "expired.json", capsys, "--no-store", "--rpc", rpc)
+    assert code == 1 and "MISMATCH chain: missing: transaction" in err and "finalized" in err, err
+
+
+def _said_expired(doc: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """``doc`` re-told as an expired trade: its outcome entry edited (slot gone, hash recomputed),
+    no chain part, signed again with the proof key."""
+    forged = copy.deepcopy(doc)
+    entry = next(e for e in forged["audit"]["entries"] if e["event_type"] == "TRADE_CONFIRMATION")
+    details = {**json.loads(entry["details"]), "status": "expired", "slot": None, "confirmations": 0}
+    entry["details"] = canonical_json(details)
+    rehash(entry)
+    forged["outcome"].update(status="expired", slot=None, confirmations=0)
+    forged["chain"] = forged["realised"] = None
+    return _resigned(forged, data_dir)
 
 
 def test_an_ultra_trade_the_maker_paid_for_has_a_proof_that_verifies(

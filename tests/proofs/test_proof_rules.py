@@ -26,6 +26,7 @@ from xorj_actors.proofs import (
     sign_body,
 )
 from xorj_actors.programs import NATIVE_MINT
+from xorj_actors.proofs._document import chain_part
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
 
@@ -184,6 +185,11 @@ def test_a_trade_that_signed_nothing_has_a_proof_without_a_transaction(signer: A
     doc = sign_body(build_body(TRADE, _entries(landed=False), None, "confirmed", None), signer, "t")
     assert doc["transaction"] is doc["chain"] is doc["realised"] is doc["quote"] is None
     check_document(doc)
+
+    told = sign_body({**doc, "chain": {**chain_part(CHAIN_TX, "confirmed", str(AUTHORITY.pubkey())), "slot": None}}, signer, "t")
+    with pytest.raises(ProofMismatch) as caught:  # a chain's record of no transaction
+        check_document(told)
+    assert caught.value.where == "chain" and "without a signed transaction" in caught.value.problem
 
 
 def test_the_anchored_head_covering_the_entries_is_named(signer: Any) -> None:

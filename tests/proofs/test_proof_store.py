@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from xorj_actors.audit import AuditLog, AuditSettings, chain_hash, entry_bytes, open_store
+from tests.proofs.forge import edited_intent
+from xorj_actors.audit import AuditLog, AuditSettings, open_store
 from xorj_actors.proofs import ProofMismatch, check_document, check_with_store, make_proof, sign_body
 from xorj_actors.proofs.settings import ProofSettings
 from xorj_actors.signers import open_backend
@@ -46,13 +47,7 @@ def test_the_proof_is_the_stores(store_and_proof: Any, audit_key: bytes) -> None
 
 def test_a_forged_entry_signed_again_is_not_the_stores(store_and_proof: Any, audit_key: bytes) -> None:
     store, doc, signer = store_and_proof
-    forged = copy.deepcopy(doc)
-    entry = forged["audit"]["entries"][0]
-    entry["details"] = entry["details"].replace('"amount_in":5', '"amount_in":6')
-    entry["hash"] = chain_hash(entry["prev_hash"], entry_bytes(
-        entry["id"], entry["sequence"], entry["timestamp"], entry["event_type"], entry["severity"], entry["actor"],
-        entry["correlation_id"], entry["details"]))
-    forged["intent"]["amount_in"] = 6
+    forged = edited_intent(doc)
     forged = sign_body({k: v for k, v in forged.items() if k not in ("signature", "signer", "issued_at")}, signer, "t")
     check_document(forged)  # consistent in itself: only the store knows
     with pytest.raises(ProofMismatch) as caught:
@@ -70,6 +65,18 @@ def test_an_entry_moved_to_another_place_is_caught(store_and_proof: Any, audit_k
         check_with_store(moved, store, audit_key)
 
 
+@pytest.mark.parametrize("head", [{"sequence": 3}, {"hash": "a" * 64}, {"sequence": "3", "hash": "a" * 64}, "3"])
+def test_a_malformed_anchored_head_is_a_named_mismatch(store_and_proof: Any, audit_key: bytes, head: Any) -> None:
+    store, doc, signer = store_and_proof
+    body = {k: v for k, v in doc.items() if k not in ("signature", "signer", "issued_at")}
+    body["audit"] = {**body["audit"], "anchors": {"configured": True, "heads": {"default": head}}}
+    told = sign_body(body, signer, "t")
+    for check in (lambda: check_document(told), lambda: check_with_store(told, store, audit_key)):
+        with pytest.raises(ProofMismatch) as caught:
+            check()
+        assert caught.value.where == "audit.anchors.heads.default" and "malformed" in caught.value.problem
+
+
 def test_verify_reads_proofs_strictly_and_exits_by_verdict(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from xorj_actors.audit import canonical_json
     from xorj_actors.cli import main as cli_main
@@ -77,10 +84,56 @@ def test_verify_reads_proofs_strictly_and_exits_by_verdict(store_and_proof: Any,
     _, doc, _ = store_and_proof
     good = tmp_path / "good.json"
     good.write_text(canonical_json(doc))
-    assert cli_main(["proof", "verify", str(good), "--no-store"]) == 0
-    assert "OK (signature, entry hashes; signed by proof key" in capsys.readouterr().out
+    key = ["--public-key", doc["signer"]["public_key"]]
+    assert cli_main(["proof", "verify", str(good), "--no-store", *key]) == 0
+    out = capsys.readouterr()
+    assert "OK (signature, entry hashes; signed by proof key" in out.out
+    assert "nothing checked that they are the log's entries" in out.err  # what --no-store leaves unproved
     twice = tmp_path / "twice.json"  # a second trade_id after the signed one: read one way or the other
     twice.write_text(canonical_json(doc)[:-1] + ',"trade_id":"someone-else"}')
-    assert cli_main(["proof", "verify", str(twice), "--no-store"]) == 2
+    assert cli_main(["proof", "verify", str(twice), "--no-store", *key]) == 2
     assert "duplicate key 'trade_id'" in capsys.readouterr().err
-    assert cli_main(["proof", "verify", str(tmp_path / "absent.json"), "--no-store"]) == 2
+    assert cli_main(["proof", "verify", str(tmp_path / "absent.json"), "--no-store", *key]) == 2
+
+
+def test_a_self_signed_proof_is_not_trusted(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A forger signs an edited proof with a key of their own and puts its public key in the
+    ``signer``: the document is consistent in itself, but only the pinned proof key is trusted."""
+    from xorj_actors.audit import canonical_json
+    from xorj_actors.cli import main as cli_main
+    from xorj_actors.signers import DevKeySettings, KeySettings
+
+    _, doc, _ = store_and_proof
+    (tmp_path / "forger-seed").write_text("the forger's own seed\n")
+    forger = open_backend(KeySettings(name="proof", dev_key=DevKeySettings(seed_file="forger-seed")),
+                          environment="development", environ={}, data_dir=tmp_path)
+    forged = edited_intent(doc)
+    forged = sign_body({k: v for k, v in forged.items() if k not in ("signature", "signer", "issued_at")}, forger, "t")
+    assert forged["signer"]["public_key"] != doc["signer"]["public_key"]
+    path = tmp_path / "forged.json"
+    path.write_text(canonical_json(forged))
+    capsys.readouterr()
+    assert cli_main(["proof", "verify", str(path), "--no-store"]) == 2  # no trusted key: cannot check
+    assert "no trusted proof key" in capsys.readouterr().err
+    code = cli_main(["proof", "verify", str(path), "--no-store", "--public-key", doc["signer"]["public_key"]])
+    assert code == 1 and "MISMATCH signer.public_key" in capsys.readouterr().err
+    config = tmp_path / "engine.toml"  # the configured [proofs.key] store pins the key (the default dev store here)
+    config.write_text("[engine]\nenvironment = \"development\"\n")
+    code = cli_main(["proof", "verify", str(path), "--no-store", "--config", str(config), "--data-dir", str(tmp_path)])
+    assert code == 1 and "MISMATCH signer.public_key" in capsys.readouterr().err
+    path.write_text(canonical_json(doc))
+    assert cli_main(["proof", "verify", str(path), "--no-store", "--config", str(config), "--data-dir", str(tmp_path)]) == 0
+
+
+def test_an_audit_store_that_cannot_be_opened_cannot_check(store_and_proof: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xorj_actors.audit import canonical_json
+    from xorj_actors.cli import main as cli_main
+
+    _, doc, _ = store_and_proof
+    path = tmp_path / "good.json"
+    path.write_text(canonical_json(doc))
+    capsys.readouterr()
+    key = ["--public-key", doc["signer"]["public_key"]]
+    code = cli_main(["proof", "verify", str(path), "--data-dir", str(tmp_path / "no-store-here"), *key])
+    assert code == 2 and "the audit store cannot be opened" in capsys.readouterr().err
+    assert cli_main(["proof", "verify", str(path), "--data-dir", str(tmp_path / "no-store-here"), "--no-store", *key]) == 0

@@ -30,7 +30,7 @@ from xorj_actors.proofs._document import (
     roles,
     transaction_part,
 )
-from xorj_actors.proofs._entries import ProofMismatch, entry_details, entry_label, recomputed_hash
+from xorj_actors.proofs._entries import ProofMismatch, anchor_head, entry_details, entry_label, recomputed_hash
 from xorj_actors.proofs._sign import check_signature
 
 __all__ = ["check_against_chain", "check_document"]
@@ -104,6 +104,8 @@ def check_document(document: Mapping[str, Any], pinned_key: str | None = None) -
         _check_bytes(transaction)
         if outcome.get("slot") is not None and chain is None:
             raise ProofMismatch("chain", "missing: the outcome names a landing slot")
+    elif chain is not None:
+        raise ProofMismatch("chain", "present without a signed transaction")
     if chain is not None:
         if not isinstance(chain, dict) or not isinstance(chain.get("vault_token_balances"), dict):
             raise ProofMismatch("chain", "not the chain's record of the transaction")
@@ -124,8 +126,11 @@ def _check_anchors(document: Mapping[str, Any], records: Sequence[Mapping[str, A
     if not isinstance(anchors, dict) or not isinstance(anchors.get("heads"), dict):
         raise ProofMismatch("audit.anchors", "missing")
     for chain, head in anchors["heads"].items():
+        if head is None:
+            continue
+        head = anchor_head(chain, head)
         last = max((int(r["sequence"]) for r in records if r["chain"] == chain), default=None)
-        if head is not None and (last is None or int(head.get("sequence", -1)) < last):
+        if last is None or head["sequence"] < last:
             raise ProofMismatch(f"audit.anchors.heads.{chain}", f"head {head.get('sequence')} does not cover entry {last}")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from xorj_actors.audit import AuditEntry, chain_hash, entry_bytes
 
-__all__ = ["ProofMismatch", "entry_details", "entry_label", "entry_record", "recomputed_hash"]
+__all__ = ["ProofMismatch", "anchor_head", "entry_details", "entry_label", "entry_record", "recomputed_hash"]
 
 _FIELDS = ("chain", "sequence", "id", "timestamp", "event_type", "severity", "actor", "correlation_id",
            "details", "prev_hash", "hash", "hmac")
@@ -64,3 +64,11 @@ def entry_details(record: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(details, dict):
         raise ProofMismatch(where, "details are not an object")
     return details
+
+
+def anchor_head(chain: str, head: Any) -> dict[str, Any]:
+    """``head``, a proof's anchored head of ``chain``: an object with an integer ``sequence`` and
+    a string ``hash``; ProofMismatch otherwise."""
+    if not (isinstance(head, dict) and type(head.get("sequence")) is int and isinstance(head.get("hash"), str)):
+        raise ProofMismatch(f"audit.anchors.heads.{chain}", f"malformed: {head!r} is not null nor a head with an integer sequence and a hash")
+    return head

@@ -20,13 +20,14 @@ from xorj_actors.audit import (
     select_entries,
 )
 from xorj_actors.proofs._document import build_body
-from xorj_actors.proofs._entries import ProofMismatch, entry_label
+from xorj_actors.proofs._entries import ProofMismatch, anchor_head, entry_label
 from xorj_actors.proofs._sign import ProofSigner, sign_body
 
 __all__ = [
     "ProofReadError",
     "Rpc",
     "anchor_heads",
+    "check_with_anchors",
     "check_with_store",
     "final_trade_ids",
     "get_transaction",
@@ -125,7 +126,8 @@ def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | Non
     heads = document["audit"]["anchors"].get("heads", {})
     for chain, head in heads.items():
         if head is not None:
-            stored = _row(store, chain, int(head["sequence"]))
+            head = anchor_head(chain, head)
+            stored = _row(store, chain, head["sequence"])
             if stored is None or stored.hash != head["hash"]:
                 raise ProofMismatch(f"audit.anchors.heads.{chain}", f"entry {head['sequence']} of the audit store is not that head")
 
@@ -149,6 +151,42 @@ def anchor_heads(settings: Any) -> dict[str, list[AnchorHead]] | None:
         return list_chain_anchors(s3_client(settings), settings)
     except AnchorError as exc:
         raise ProofReadError(str(exc)) from None
+
+
+def check_with_anchors(document: Mapping[str, Any], settings: Any) -> list[str]:
+    """The proof's entries against the anchor objects (S3 Object Lock): each anchored entry is
+    the entry at its chain and sequence in the segment of the first anchor covering it, and each
+    anchored head in the proof is an anchor. The entries no anchor covers yet (``chain#sequence``).
+    Raises ProofMismatch; ProofReadError when the anchors cannot be read."""
+    from xorj_actors.audit import read_segment, s3_client
+
+    client = s3_client(settings)
+    listed = anchor_heads(settings) or {}
+    segments: dict[str, dict[int, str]] = {}
+    unanchored = []
+    try:
+        for i, record in enumerate(document["audit"]["entries"]):
+            chain, sequence = str(record["chain"]), int(record["sequence"])
+            cover = next((h for h in listed.get(chain, ()) if h.sequence >= sequence), None)
+            if cover is None:
+                unanchored.append(entry_label(record))
+                continue
+            if cover.source not in segments:
+                segments[cover.source] = {e.sequence: e.hash for e in read_segment(client, settings, cover)}
+            anchored = segments[cover.source].get(sequence)
+            if anchored != record["hash"]:
+                raise ProofMismatch(f"audit.entries[{i}] ({entry_label(record)}).hash",
+                                    f"{record['hash']} in the proof, {anchored} in the anchor {cover.source}")
+    except ProofMismatch:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore and a malformed object raise many types: none is a verdict
+        raise ProofReadError(f"cannot read the anchors: {exc!r}") from None
+    for chain, head in document["audit"]["anchors"].get("heads", {}).items():
+        if head is not None:
+            head = anchor_head(chain, head)
+            if not any(h.sequence == head["sequence"] and h.hash == head["hash"] for h in listed.get(chain, ())):
+                raise ProofMismatch(f"audit.anchors.heads.{chain}", f"no anchor of chain {chain} is head {head['sequence']} {head['hash']}")
+    return unanchored
 
 
 def make_proof(

@@ -1,7 +1,8 @@
 """`xorj-actors proof`: write a trade's signed execution proof, export them, verify one.
 
 ``verify`` exits 0 when every proof in the file holds, 1 at the first mismatch (named), 2 when
-it cannot check (unreadable file, config, store or chain).
+it cannot check (unreadable file, config, store or chain, or no trusted proof key: never the key
+the document carries).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ _HELP = {
     "show": "write the signed proof of one trade with a final outcome (canonical JSON, one line)",
     "export": "write the proofs of every trade whose outcome was recorded in a time range (JSON lines, or one file each)",
     "verify": (
-        "check every proof in FILE: its signature, its audit entries' hashes and places in the chain (the audit "
-        "store when there is one) and, with --rpc, the chain's own record; exit 1 names the first mismatch"
+        "check every proof in FILE: its signature (under the trusted proof key), its audit entries' hashes and places in the chain (the audit "
+        "store, and the anchors when [audit.anchor] is configured) and, with --rpc, the chain's own record; exit 1 names the first mismatch"
     ),
 }
 
@@ -47,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             where.add_argument("--dir", metavar="DIR", help="one file per proof in DIR (<trade id>.json)")
         else:
             sp.add_argument("file", metavar="FILE", help="a proof, or proofs one per line ('-': stdin)")
-            sp.add_argument("--public-key", metavar="BASE58", help="the proof key the proofs must be signed with")
-            sp.add_argument("--no-store", action="store_true", help="do not consult the audit store")
+            sp.add_argument("--public-key", metavar="BASE58", help=("the proof key the proofs must be signed with (default: the [proofs.key] store "
+                                                                        "of --config; one of the two is required)"))
+            sp.add_argument("--no-store", action="store_true",
+                            help="do not consult the audit store (the entries' place in the log then rests on the proof key)")
 
 
 def _documents(path: str) -> Iterator[tuple[str, Any]]:
@@ -127,10 +130,18 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from xorj_actors.proofs import ProofMismatch, Rpc, check_against_chain, check_document, check_with_store, get_transaction
+    from xorj_actors.config import load_config
+    from xorj_actors.proofs import ProofMismatch, Rpc, check_document, check_with_anchors, check_with_store
 
+    config = load_config(args.config) if args.config else None
+    trusted = _trusted_key(args, config)
+    if trusted is None:
+        print("proof verify: cannot check: no trusted proof key (pass --public-key, or --config naming the "
+              "[proofs.key] store); the key inside a proof vouches for nothing", file=sys.stderr)
+        return EXIT_CANNOT
     rpc = Rpc(args.rpc) if args.rpc else None
-    store, key = _open_store(args)
+    anchors = config.audit.anchor if config is not None and config.audit.anchor.enabled else None
+    store, key = _open_store(args, config)
     try:
         checked = 0
         for where, doc in _documents(args.file):
@@ -138,39 +149,90 @@ def _verify(args: argparse.Namespace) -> int:
                 raise ValueError(f"{where}: not a proof document")
             trade = doc.get("trade_id")
             try:
-                signer = check_document(doc, args.public_key)
+                signer = check_document(doc, trusted)
                 if store is not None:
                     check_with_store(doc, store, key)
-                on_chain = rpc is not None and doc.get("chain") is not None
-                if on_chain:
-                    check_against_chain(doc, get_transaction(rpc, str(doc["transaction"]["signature"]), str(doc["chain"]["commitment"])))
+                unanchored = check_with_anchors(doc, anchors) if anchors is not None else None
+                on_chain = rpc is not None and _check_chain(doc, rpc)
             except ProofMismatch as exc:
                 print(f"proof verify: {where}: trade {trade}: MISMATCH {exc}", file=sys.stderr)
                 return EXIT_MISMATCH
             checked += 1
-            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else []) + (["chain"] if on_chain else [])
+            sources = ["signature", "entry hashes"] + (["audit store"] if store is not None else [])
+            sources += (["anchors"] if unanchored is not None else []) + (["chain"] if on_chain else [])
             print(f"{where}: trade {trade}: OK ({', '.join(sources)}; signed by proof key {signer})")
+            if unanchored:
+                print(f"proof verify: {where}: not anchored yet, not checked against the anchors: {', '.join(unanchored)}", file=sys.stderr)
         if not checked:
             raise ValueError(f"{args.file}: no proof in it")
+        if store is None:
+            print(_NO_STORE_NOTE if anchors is None else _ANCHORS_NOTE, file=sys.stderr)
         return EXIT_OK
     finally:
         if store is not None:
             store.close()
 
 
-def _open_store(args: argparse.Namespace) -> tuple[Any, bytes | None]:
-    """The audit store to compare with, and its HMAC key; (None, None) when there is none here."""
+#: What a verification without the audit store leaves unproved (docs/AUDIT.md, "Execution proofs").
+_NO_STORE_NOTE = (
+    "proof verify: without the audit store (--no-store) the proof key vouches for the entries; nothing checked "
+    "that they are the log's entries at those places, nor that the anchored heads are the log's"
+)
+#: What a verification against the anchors but without the store leaves unproved.
+_ANCHORS_NOTE = (
+    "proof verify: without the audit store (--no-store) the anchors vouch for the anchored entries; nothing checked "
+    "that the log holds no other intent or outcome of the trade, nor the HMACs"
+)
+
+
+def _check_chain(doc: dict[str, Any], rpc: Any) -> bool:
+    """The chain's word on the proof's transaction: the record a landed one carries, or (no
+    ``chain`` part: the trade expired or failed unlanded) nothing at ``finalized``. False when
+    the proof names no transaction id to ask for."""
+    from xorj_actors.proofs import ProofMismatch, check_against_chain, get_transaction
+
+    signature = doc["transaction"].get("signature") if isinstance(doc.get("transaction"), dict) else None
+    if signature is None and doc.get("chain") is None:
+        return False
+    if doc.get("chain") is not None:
+        check_against_chain(doc, get_transaction(rpc, str(signature), str(doc["chain"].get("commitment"))))
+    elif get_transaction(rpc, str(signature), "finalized") is not None:
+        raise ProofMismatch("chain", f"missing: transaction {signature} is on the chain at finalized, the proof says it did not land")
+    return True
+
+
+def _trusted_key(args: argparse.Namespace, config: Any) -> str | None:
+    """The proof key proofs must be signed with: ``--public-key``, else the public key of the
+    ``[proofs.key]`` store of ``--config``; None when neither is given."""
+    if args.public_key:
+        return str(args.public_key)
+    if config is None:
+        return None
+    from xorj_actors.credentials import credential_environ
+    from xorj_actors.proofs import PROOF_KEY_ID
+    from xorj_actors.signers import open_backend
+
+    store = open_backend(config.proofs.key, environment=config.engine.environment,
+                         environ=credential_environ(config), data_dir=Path(args.data_dir))
+    try:
+        return str(store.public_key(PROOF_KEY_ID))
+    finally:
+        store.close()
+
+
+def _open_store(args: argparse.Namespace, config: Any) -> tuple[Any, bytes | None]:
+    """The audit store to compare with, and its HMAC key; (None, None) with ``--no-store``.
+    AuditStoreError when it cannot be opened (verify exits 2: a store it cannot read proves nothing)."""
     from xorj_actors.audit import AuditStoreError, load_hmac_key, open_store
     from xorj_actors.config import load_config
 
     if args.no_store:
         return None, None
-    config = load_config(args.config)
+    config = config if config is not None else load_config(None)
     try:
         store = open_store(config.audit, Path(args.data_dir), create=False, need_chain=False)
     except AuditStoreError as exc:
-        print(f"proof verify: no audit store consulted ({exc}); pass --no-store to say so", file=sys.stderr)
-        return None, None
+        raise AuditStoreError(f"cannot check: the audit store cannot be opened ({exc}); pass --no-store to verify without it") from None
     try:
         from xorj_actors.credentials import credential_environ
 

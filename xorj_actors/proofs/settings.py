@@ -36,3 +36,20 @@ class ProofSettings:
             self.key.validate()
         except ValueError as exc:
             raise ValueError(f"key.{exc}") from None
+
+    def shared_with(self, vault: KeySettings) -> str | None:
+        """What makes the vault key store ``vault`` the proof key's own store (None: nothing).
+        A vault's Signer on the proof key's store would hold the proof key under the vault id
+        ``proof-key``, so the two must be apart (docs/SECURITY.md, "The proof key")."""
+        key = self.key
+        if key.backend != vault.backend:
+            return None
+        if key.backend == "pkcs11" and (key.pkcs11.module, key.pkcs11.token_label, key.pkcs11.label_prefix) == (
+                vault.pkcs11.module, vault.pkcs11.token_label, vault.pkcs11.label_prefix):
+            return f"PKCS#11 token {key.pkcs11.token_label!r}, label prefix {key.pkcs11.label_prefix!r}"
+        if key.backend == "kms" and (key.kms.endpoint_url, key.kms.region, key.kms.alias_prefix) == (
+                vault.kms.endpoint_url, vault.kms.region, vault.kms.alias_prefix):
+            return f"KMS alias prefix {key.kms.alias_prefix!r} in {key.kms.region}"
+        if key.backend == "dev_key" and key.dev_key.seed_file and key.dev_key.seed_file == vault.dev_key.seed_file:
+            return f"dev_key seed file {key.dev_key.seed_file!r}"
+        return None
