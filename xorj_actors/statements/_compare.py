@@ -14,6 +14,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from xorj_actors.programs import swap_change
+
 __all__ = [
     "LAMPORTS",
     "Cause",
@@ -77,6 +79,17 @@ class ChainTx:
     slot: int = 0
     err: str | None = None
     deltas: Mapping[str, int] = field(default_factory=dict)
+    #: mints the vault held an account of before or after (in ``pre/postTokenBalances``).
+    token_mints: frozenset[str] = frozenset()
+    #: the network fee the vault authority paid (0 unless it was the fee payer).
+    fee_paid: int = 0
+
+    def swap_change(self, mint: str) -> int:
+        """What a trade moved of ``mint`` (:func:`xorj_actors.programs.swap_change`): native SOL
+        wrapped and closed within the transaction is the authority's lamports, less its fee."""
+        held = mint in self.token_mints or mint in self.deltas
+        change = self.deltas.get(mint, 0)
+        return swap_change(mint, 0 if held else None, change if held else None, self.deltas.get(LAMPORTS), self.fee_paid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +208,14 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
     if tx.slot <= opening_slot:
         return []
     if tx.err is not None:
-        return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, tx.deltas.get(trade.input_mint, 0),
+        return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, tx.swap_change(trade.input_mint),
                          f"the ledger says confirmed; the chain's transaction failed: {tx.err}")]
     out: list[Mismatch] = []
-    debit = tx.deltas.get(trade.input_mint, 0)
+    debit = tx.swap_change(trade.input_mint)
     if debit != -trade.in_amount:
         out.append(mismatch(trade.input_mint, Cause.AMOUNT_DIFFERS, -trade.in_amount, debit,
                             "the ledger's in_amount differs from the chain's debit"))
-    credit = tx.deltas.get(trade.output_mint, 0)
+    credit = tx.swap_change(trade.output_mint)
     floor = trade.out_amount * (10_000 - trade.slippage_bps) // 10_000
     if credit < floor:
         out.append(mismatch(trade.output_mint, Cause.AMOUNT_DIFFERS, trade.out_amount, credit,

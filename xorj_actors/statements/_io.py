@@ -121,9 +121,11 @@ def tx_effect(signature: str, result: Mapping[str, Any] | None, vault: VaultAcco
         loaded = meta.get("loadedAddresses") or {}
         keys += list(loaded.get("writable", ())) + list(loaded.get("readonly", ()))
         deltas: dict[str, int] = {}
+        fee_paid = 0
         if vault.authority in keys:
             i = keys.index(vault.authority)
             deltas[LAMPORTS] = int(meta["postBalances"][i]) - int(meta["preBalances"][i])
+            fee_paid = int(meta.get("fee") or 0) if i == 0 else 0
         mint_of = {address: mint for mint, address in vault.token_accounts.items()}
 
         def amounts(rows: Any) -> dict[str, int]:
@@ -139,7 +141,8 @@ def tx_effect(signature: str, result: Mapping[str, Any] | None, vault: VaultAcco
             deltas[mint] = post.get(mint, 0) - pre.get(mint, 0)
         err = meta.get("err")
         return ChainTx(signature, found=True, slot=int(result["slot"]), err=None if err is None else json.dumps(err),
-                       deltas={a: d for a, d in deltas.items() if d})
+                       deltas={a: d for a, d in deltas.items() if d}, token_mints=frozenset(pre.keys() | post.keys()),
+                       fee_paid=fee_paid)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ChainError(f"getTransaction {signature}: unexpected answer: {exc!r}") from None
 
