@@ -142,3 +142,16 @@ def test_a_sol_leg_wrapped_and_closed_in_the_swap_reconciles_clean() -> None:
                                                "preTokenBalances": record["meta"]["postTokenBalances"],
                                                "postTokenBalances": record["meta"]["preTokenBalances"]}}, vault)
     assert back.swap_change(SOL) == spent and back.swap_change(USDC) == -got
+
+
+@pytest.mark.parametrize("status", ["expired", "failed", "rejected"])
+def test_a_trade_the_ledger_closed_unconfirmed_that_landed(status: str) -> None:
+    st = compare_vault("v", OPEN, AFTER, 30, [_trade(status=status, signature=None)], {"s1": _swap()})
+    [m] = st.mismatches
+    assert (m.cause, m.trade_id, m.signature, m.asset, m.expected, m.actual) == (
+        Cause.OUTCOME_DIFFERS, "t1", "s1", USDC, 0, -400_000)
+    # one that landed with an error (its fee only) or never landed is what the ledger says
+    failed = ChainTx("s1", found=True, slot=20, err="x", deltas={LAMPORTS: -5_000})
+    assert compare_vault("v", OPEN, {**OPEN.balances, LAMPORTS: 9_995_000}, 30, [_trade(status=status)],
+                         {"s1": failed}).mismatches == ()
+    assert compare_vault("v", OPEN, OPEN.balances, 30, [_trade(status=status)], {"s1": ChainTx("s1", found=False)}).mismatches == ()

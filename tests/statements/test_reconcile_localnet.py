@@ -179,6 +179,22 @@ def test_an_outcome_edited_in_a_copy_of_the_ledger_is_caught(traded: Traded, tmp
     assert (v["cause"], v["trade_id"], v["difference"]) == ("amount_differs", tid, 1)
 
 
+def test_a_landed_trade_the_ledger_calls_expired_is_caught(traded: Traded, tmp_path: Path) -> None:
+    tid, intent, outcome = _a_confirmed_trade(traded)
+
+    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any]:
+        if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid:
+            return {**d, "status": "expired"}
+        return d
+
+    copy = _copy_ledger(traded, tmp_path / "expired", edit)
+    code, report = reconcile(traded, copy, "--vaults", intent["vault_id"])
+    assert code == 1 and report["result"] == "mismatch"
+    [m] = [m for s in report["statements"] for m in s["mismatches"]]
+    assert (m["cause"], m["trade_id"], m["signature"], m["asset"]) == ("outcome_differs", tid, outcome["signature"], intent["input_mint"])
+    assert (m["expected"], m["actual"]) == (0, -outcome["in_amount"])
+
+
 def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:
     tid, intent, outcome = _a_confirmed_trade(traded)
     copy = _copy_ledger(traded, tmp_path / "missing", lambda e, d: None if e.correlation_id == tid else d)

@@ -40,6 +40,9 @@ class Cause(enum.StrEnum):
     NOT_ON_CHAIN = "ledger_trade_the_chain_lacks"
     #: The ledger's amount for a trade differs from the chain's record of it.
     AMOUNT_DIFFERS = "amount_differs"
+    #: The ledger's final outcome is not ``confirmed`` (failed, expired, ...), yet one of the
+    #: trade's transactions landed without error and moved the vault's funds.
+    OUTCOME_DIFFERS = "outcome_differs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +197,10 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
     crediting at least the quote less its slippage limit (ExactIn: the output may beat the quote).
     One that landed by the opening is in the opening balances (and may have moved accounts a key
     rotation since closed): the statement starts after it."""
+    if not trade.status:
+        return []  # open: the run defers the vault
     if trade.status != "confirmed":
-        return []
+        return _check_unconfirmed(vault_id, trade, chain, opening_slot)
     sig = trade.signature or ""
     tx = chain.get(sig)
 
@@ -221,3 +226,18 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
         out.append(mismatch(trade.output_mint, Cause.AMOUNT_DIFFERS, trade.out_amount, credit,
                             f"the chain credited less than the ledger's out_amount less {trade.slippage_bps} bps"))
     return out
+
+
+def _check_unconfirmed(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx], opening_slot: int) -> list[Mismatch]:
+    """A trade the ledger closed as not confirmed must have no transaction that landed without
+    error and moved the vault's funds: one that did is the outcome the ledger got wrong."""
+    for sig in dict.fromkeys((*trade.signatures, *((trade.signature,) if trade.signature else ()))):
+        tx = chain.get(sig)
+        if tx is None or not tx.found or tx.err is not None or tx.slot <= opening_slot:
+            continue
+        debit, credit = tx.swap_change(trade.input_mint), tx.swap_change(trade.output_mint)
+        if debit or credit:
+            return [Mismatch(vault_id, trade.input_mint, Cause.OUTCOME_DIFFERS, 0, debit, trade.trade_id, sig,
+                             f"the ledger says {trade.status}; the chain's transaction landed "
+                             f"(debit {debit}, credit {credit} of {trade.output_mint})")]
+    return []
