@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -193,6 +194,36 @@ def test_a_landed_trade_the_ledger_calls_expired_is_caught(traded: Traded, tmp_p
     [m] = [m for s in report["statements"] for m in s["mismatches"]]
     assert (m["cause"], m["trade_id"], m["signature"], m["asset"]) == ("outcome_differs", tid, outcome["signature"], intent["input_mint"])
     assert (m["expected"], m["actual"]) == (0, -outcome["in_amount"])
+
+
+def test_a_mismatch_stands_when_the_audit_log_refuses_its_entry(traded: Traded, tmp_path: Path) -> None:
+    tid, intent, outcome = _a_confirmed_trade(traded)
+
+    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any]:
+        if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid:
+            return {**d, "in_amount": d["in_amount"] + 1}
+        return d
+
+    copy = _copy_ledger(traded, tmp_path / "locked", edit)
+    assert traded.config.audit.backend == "sqlite"
+    db = sqlite3.connect(copy / traded.config.audit.sqlite_path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # another writer holds the lock: every append times out; reads go on (WAL)
+    try:
+        run = subprocess.run(
+            cli("reconcile", "--config", str(traded.config_path), "--data-dir", str(copy), "--rpc", traded.rpc,
+                "--json", "--vaults", intent["vault_id"]),
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    assert report["result"] == "mismatch" and report["audit_errors"], report
+    [m] = [m for s in report["statements"] for m in s["mismatches"]]
+    assert (m["cause"], m["trade_id"]) == ("amount_differs", tid)
+    assert "audit entry not written: SECURITY_VIOLATION" in run.stderr
+    assert _violations(traded.config, copy) == []  # refused indeed: the finding lives in the report
 
 
 def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ def render(report: dict[str, Any]) -> str:
             )
     for vault, why in report["unreadable"].items():
         lines.append(f"UNREADABLE {vault}: {why}")
+    for why in report.get("audit_errors", ()):
+        lines.append(f"AUDIT NOT WRITTEN {why}")
     verdict = "OK" if not report["mismatches"] and not report["unreadable"] else "MISMATCH" if report["mismatches"] else "INCOMPLETE"
     lines.append(
         f"{verdict}: {report['vaults']} vaults, {report['transactions']} transactions, {report['mismatches']} mismatches"

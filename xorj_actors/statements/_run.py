@@ -17,7 +17,7 @@ from xorj_actors.audit import Store
 from xorj_actors.statements._compare import Cause, Mismatch, Opening, VaultStatement, compare_vault
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger
 
-__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_openings", "reconcile"]
+__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_findings", "record_openings", "reconcile"]
 
 #: The ``actor`` of every audit entry a reconciliation writes.
 ACTOR = "reconciliation"
@@ -44,6 +44,11 @@ class Report:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: Whether the node serves ``getSignaturesForAddress`` (foreign transactions are named).
     lists_signatures: bool = False
+    #: Why audit entries of the run could not be written (:func:`record_findings`).
+    audit_errors: list[str] = field(default_factory=list)
+    #: The audit entries to write, ``(event_type, details, correlation_id, severity)``: written
+    #: after the report is complete, so a failing append loses no finding.
+    pending: list[tuple[str, dict[str, Any], str | None, str]] = field(default_factory=list, repr=False)
 
     @property
     def mismatches(self) -> list[Mismatch]:
@@ -60,7 +65,7 @@ class Report:
             "result": self.result.value, "vaults": len(self.statements), "mismatches": len(self.mismatches),
             "transactions": sum(s.transactions for s in self.statements),
             "opened": sorted(self.opened), "unreadable": dict(sorted(self.unreadable.items())),
-            "lists_signatures": self.lists_signatures,
+            "lists_signatures": self.lists_signatures, "audit_errors": list(self.audit_errors),
             "statements": [s.as_dict() for s in self.statements],
         }
 
@@ -85,13 +90,10 @@ def record_openings(
     return opened
 
 
-def reconcile(
-    store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts], append: Append
-) -> Report:
-    """Reconcile ``vaults``; each mismatch is audited as a SECURITY_VIOLATION with its figures.
-
-    A vault without an audited opening gets one now (its statement starts there).
-    """
+def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts]) -> Report:
+    """Reconcile ``vaults``. Writes nothing: the report's ``pending`` entries (each mismatch as a
+    SECURITY_VIOLATION with its figures; the opening of a vault without one, its statement starting
+    there) are written by :func:`record_findings` once the caller has acted on the report."""
     report = Report()
     read: dict[str, tuple[int, dict[str, int]]] = {}
     for vault in vaults:
@@ -106,7 +108,7 @@ def reconcile(
         slot, actual = read[vault.vault_id]
         opening = openings.get((vault.vault_id, vault.authority))
         if opening is None:
-            append("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO")
+            report.pending.append(("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO"))
             report.opened.append(vault.vault_id)
             opening = Opening(slot, actual)
         theirs = trades.get(vault.vault_id, [])
@@ -120,10 +122,21 @@ def reconcile(
             report.unreadable[vault.vault_id] = str(exc)
             continue
         report.statements.append(statement)
-        for m in statement.mismatches:
-            append("SECURITY_VIOLATION", {"what": "reconciliation mismatch", **m.as_dict(), "slot": slot,
-                                          "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
+        report.pending += [("SECURITY_VIOLATION", {"what": "reconciliation mismatch", **m.as_dict(), "slot": slot,
+                                                   "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
+                           for m in statement.mismatches]
     return report
+
+
+def record_findings(report: Report, append: Append) -> None:
+    """Write the report's pending audit entries; an entry that cannot be written is named in
+    ``report.audit_errors`` (its finding stays in the report) and the rest are still tried."""
+    pending, report.pending = report.pending, []
+    for kind, details, correlation, severity in pending:
+        try:
+            append(kind, details, correlation, severity)
+        except Exception as exc:  # noqa: BLE001 - any store fault: recorded, the findings stand
+            report.audit_errors.append(f"{kind} {details.get('vault_id')}: {type(exc).__name__}: {exc}")
 
 
 def _foreign(reader: RpcReader, vault: VaultAccounts, ours: dict[str, Any], after: int, upto: int,
