@@ -70,6 +70,9 @@ class LedgerTrade:
     in_amount: int = 0
     out_amount: int = 0
     slippage_bps: int = 0
+    #: signed attempts whose transaction id is not recorded (Ultra, maker-paid: known from
+    #: ``/execute``'s answer); a trade with an outcome may keep them (never landed).
+    unknown_ids: int = 0
 
 
 @dataclass(frozen=True, slots=True)

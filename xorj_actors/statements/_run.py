@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xorj_actors.audit import Store
-from xorj_actors.statements._compare import Cause, Mismatch, Opening, VaultStatement, compare_vault
+from xorj_actors.statements._compare import Cause, LedgerTrade, Mismatch, Opening, VaultStatement, compare_vault
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger
 
 __all__ = ["ACTOR", "Append", "Report", "RunResult", "record_findings", "record_openings", "reconcile"]
@@ -44,6 +44,8 @@ class Report:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: Whether the node serves ``getSignaturesForAddress`` (foreign transactions are named).
     lists_signatures: bool = False
+    #: Vaults not reconciled this run because a trade of theirs is in flight (each with why).
+    deferred: dict[str, str] = field(default_factory=dict)
     #: Why audit entries of the run could not be written (:func:`record_findings`).
     audit_errors: list[str] = field(default_factory=list)
     #: The audit entries to write, ``(event_type, details, correlation_id, severity)``: written
@@ -65,6 +67,7 @@ class Report:
             "result": self.result.value, "vaults": len(self.statements), "mismatches": len(self.mismatches),
             "transactions": sum(s.transactions for s in self.statements),
             "opened": sorted(self.opened), "unreadable": dict(sorted(self.unreadable.items())),
+            "deferred": dict(sorted(self.deferred.items())),
             "lists_signatures": self.lists_signatures, "audit_errors": list(self.audit_errors),
             "statements": [s.as_dict() for s in self.statements],
         }
@@ -105,13 +108,17 @@ def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[Vaul
     for vault in vaults:
         if vault.vault_id not in read:
             continue
+        theirs = trades.get(vault.vault_id, [])
+        in_flight = _in_flight(theirs)
+        if in_flight:  # its transaction may land between the reads: the next run reconciles it
+            report.deferred[vault.vault_id] = in_flight
+            continue
         slot, actual = read[vault.vault_id]
         opening = openings.get((vault.vault_id, vault.authority))
         if opening is None:
             report.pending.append(("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO"))
             report.opened.append(vault.vault_id)
             opening = Opening(slot, actual)
-        theirs = trades.get(vault.vault_id, [])
         try:
             chain = reader.transactions([s for t in theirs for s in (*t.signatures, t.signature) if s], vault)
             statement = compare_vault(vault.vault_id, opening, actual, slot, theirs, chain)
@@ -126,6 +133,17 @@ def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[Vaul
                                                    "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
                            for m in statement.mismatches]
     return report
+
+
+def _in_flight(trades: Sequence[LedgerTrade]) -> str:
+    """Why a vault's statement cannot be concluded now (empty: it can): a trade with an intent and
+    no outcome yet, or an Ultra attempt whose transaction id is not recorded yet."""
+    for t in trades:
+        if t.unknown_ids:
+            return f"trade {t.trade_id}: an Ultra attempt whose transaction id is not recorded yet"
+        if not t.status:
+            return f"trade {t.trade_id}: open (an intent without an outcome)"
+    return ""
 
 
 def record_findings(report: Report, append: Append) -> None:
