@@ -40,7 +40,8 @@ def vault_accounts(config: Any, authority: Callable[[str], Any], vaults: Sequenc
 
 
 def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
-    """Vault id -> authority: the signing store's development keys, or ``[localnet] vault_authorities``."""
+    """Vault id -> authority: the signing store's development keys, or ``[localnet] vault_authorities``;
+    an unlisted vault's, the localnet's public development key: in development only (ValueError)."""
     from solders.pubkey import Pubkey
 
     from xorj_actors.signers import LOCALNET_DEV_SEED, dev_vault_keypair, vault_id, vault_key_board
@@ -55,7 +56,19 @@ def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
                 f"signers.keys {key.name!r}: a {key.backend} store's vault keys are read by the engine; run "
                 "`xorj-actors ctl reconcile` against it, or list them in [localnet] vault_authorities"
             )
-    return lambda vault: listed.get(vault) or dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
+    environment = config.engine.environment
+
+    def authority(vault: str) -> Any:
+        if vault in listed:
+            return listed[vault]
+        if environment != "development":  # the localnet's seed is public: never a real vault's key
+            raise ValueError(
+                f"{vault}: not in [localnet] vault_authorities; the public localnet development key stands in "
+                f"for it only in development (engine.environment is {environment!r})"
+            )
+        return dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
+
+    return authority
 
 
 def main(args: argparse.Namespace) -> int:
