@@ -232,6 +232,23 @@ def test_a_vault_with_a_trade_in_flight_is_deferred_not_a_mismatch(traded: Trade
     assert _violations(traded.config, copy) == []
 
 
+def test_a_vault_with_an_attempt_whose_id_is_not_recorded_yet_is_deferred(traded: Traded, tmp_path: Path) -> None:
+    # as an Ultra order the maker pays for, between its signed entry (no id yet) and /execute's answer
+    tid, intent, _ = _a_confirmed_trade(traded)
+
+    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any] | None:
+        if e.correlation_id != tid or e.event_type == "TRADE_INTENT":
+            return d
+        if e.event_type == "TRADE_EXECUTION" and d.get("phase") == "signed":
+            return {k: v for k, v in d.items() if k != "signature"}
+        return None if e.event_type in ("TRADE_EXECUTION", "TRADE_CONFIRMATION") and d.get("signature") else d
+
+    code, report = reconcile(traded, _copy_ledger(traded, tmp_path / "no-id", edit), "--vaults", intent["vault_id"])
+    assert (code, report["mismatches"]) == (0, 0), report
+    assert report["deferred"] == {
+        intent["vault_id"]: f"trade {tid}: an Ultra attempt whose transaction id is not recorded yet"}
+
+
 def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:
     tid, intent, outcome = _a_confirmed_trade(traded)
     copy = _copy_ledger(traded, tmp_path / "missing", lambda e, d: None if e.correlation_id == tid else d)
