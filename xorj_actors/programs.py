@@ -18,6 +18,7 @@ __all__ = [
     "SYSTEM_PROGRAM_ID",
     "TOKEN_2022_PROGRAM_ID",
     "TOKEN_PROGRAM_ID",
+    "swap_change",
 ]
 
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
@@ -36,3 +37,25 @@ JUPITER_V6_PROGRAM_ID = Pubkey.from_string("JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5Q
 JUPITER_ORDER_ENGINE_PROGRAM_ID = Pubkey.from_string("61DFfeTKM7trxYcPQCM78bJ794ddZprZpAwAnLiwTpYH")
 #: Wrapped SOL's mint (an SPL Token mint whose accounts hold lamports).
 NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
+
+
+def swap_change(
+    mint: str, token_pre: int | None, token_post: int | None, lamport_change: int | None, fee_paid: int
+) -> int:
+    """How much of ``mint`` a vault gained in one transaction (negative: spent).
+
+    A swap that wraps and unwraps SOL creates the vault's wSOL account and closes it within the
+    transaction, so it is in neither ``pre`` nor ``postTokenBalances``: for the native mint with no
+    such row the change is the authority's lamports, the network fee it paid added back (tips and
+    rent stay in). The rule of the execution proofs and of the statement reconciliation.
+
+    Args:
+        mint: the mint (base58).
+        token_pre: the vault's amount of ``mint`` before; None when it had no account of it.
+        token_post: after; None when it had no account of it.
+        lamport_change: the authority's lamports after less before; None when not in the transaction.
+        fee_paid: the network fee the authority paid (0 unless it was the fee payer).
+    """
+    if mint == str(NATIVE_MINT) and token_pre is None and token_post is None and lamport_change is not None:
+        return lamport_change + fee_paid
+    return (token_post or 0) - (token_pre or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xorj_actors.statements import LAMPORTS, Cause, ChainTx, LedgerTrade, Opening, compare_vault
+from xorj_actors.statements import LAMPORTS, Cause, ChainTx, LedgerTrade, Opening, VaultAccounts, compare_vault, tx_effect
 
 USDC, JUP = "USDCmint", "JUPmint"
 OPEN = Opening(slot=10, balances={LAMPORTS: 10_000_000, USDC: 1_000_000, JUP: 0})
@@ -101,3 +101,57 @@ def test_every_attempt_counts_once() -> None:
     chain = {"s0": ChainTx("s0", found=False), "s1": _swap()}
     st = compare_vault("v", OPEN, AFTER, 30, [expired_then_landed], chain)
     assert st.mismatches == () and st.transactions == 1
+
+
+SOL = "So11111111111111111111111111111111111111112"
+
+
+def test_a_sol_leg_wrapped_and_closed_in_the_swap_reconciles_clean() -> None:
+    """Swap SOL->USDC with wrapAndUnwrapSol: the vault's wSOL account is created and closed in the
+    transaction, so it is in neither pre- nor postTokenBalances (getTransaction ``json`` shape,
+    written by hand after Solana's meta layout). The debit is the authority's lamports, its fee
+    added back; the balance figure keeps the fee."""
+    authority, usdc_ata, wsol_ata = "Auth1111", "UsdcAta1", "WsolAta1"
+    vault = VaultAccounts("v", authority, {USDC: usdc_ata, SOL: wsol_ata})
+    fee, rent, spent, got = 5_000, 2_039_280, 1_000_000_000, 150_000_000
+    record = {
+        "slot": 20,
+        "transaction": {"message": {"accountKeys": [authority, wsol_ata, usdc_ata, "Pool1111"]}},
+        "meta": {
+            "err": None, "fee": fee,
+            # rent for the wSOL account is paid and refunded within the transaction
+            "preBalances": [5_000_000_000, 0, rent, 10 ** 9], "postBalances": [5_000_000_000 - spent - fee, 0, rent, 10 ** 9],
+            "preTokenBalances": [{"accountIndex": 2, "mint": USDC, "owner": authority, "uiTokenAmount": {"amount": "0"}}],
+            "postTokenBalances": [{"accountIndex": 2, "mint": USDC, "owner": authority, "uiTokenAmount": {"amount": str(got)}}],
+        },
+    }
+    tx = tx_effect("s1", record, vault)
+    assert tx.deltas == {LAMPORTS: -spent - fee, USDC: got}
+    opening = Opening(10, {LAMPORTS: 5_000_000_000, USDC: 0, SOL: 0})
+    trade = LedgerTrade("t1", SOL, USDC, ("s1",), "confirmed", "s1", spent, got, 50)
+    after = {LAMPORTS: 5_000_000_000 - spent - fee, USDC: got, SOL: 0}
+    st = compare_vault("v", opening, after, 30, [trade], {"s1": tx})
+    assert st.mismatches == ()
+    # and one lamport more debited than the ledger says is still caught
+    st = compare_vault("v", opening, after, 30, [LedgerTrade("t1", SOL, USDC, ("s1",), "confirmed", "s1", spent - 1, got, 50)],
+                       {"s1": tx})
+    assert [(m.cause, m.asset, m.difference) for m in st.mismatches] == [(Cause.AMOUNT_DIFFERS, SOL, -1)]
+    # USDC->SOL the other way: the credit is the lamports gained plus the fee paid
+    back = tx_effect("s2", {**record, "meta": {**record["meta"], "preBalances": [5_000_000_000, 0, rent, 1],
+                                               "postBalances": [5_000_000_000 + spent - fee, 0, rent, 1],
+                                               "preTokenBalances": record["meta"]["postTokenBalances"],
+                                               "postTokenBalances": record["meta"]["preTokenBalances"]}}, vault)
+    assert back.swap_change(SOL) == spent and back.swap_change(USDC) == -got
+
+
+@pytest.mark.parametrize("status", ["expired", "failed", "rejected"])
+def test_a_trade_the_ledger_closed_unconfirmed_that_landed(status: str) -> None:
+    st = compare_vault("v", OPEN, AFTER, 30, [_trade(status=status, signature=None)], {"s1": _swap()})
+    [m] = st.mismatches
+    assert (m.cause, m.trade_id, m.signature, m.asset, m.expected, m.actual) == (
+        Cause.OUTCOME_DIFFERS, "t1", "s1", USDC, 0, -400_000)
+    # one that landed with an error (its fee only) or never landed is what the ledger says
+    failed = ChainTx("s1", found=True, slot=20, err="x", deltas={LAMPORTS: -5_000})
+    assert compare_vault("v", OPEN, {**OPEN.balances, LAMPORTS: 9_995_000}, 30, [_trade(status=status)],
+                         {"s1": failed}).mismatches == ()
+    assert compare_vault("v", OPEN, OPEN.balances, 30, [_trade(status=status)], {"s1": ChainTx("s1", found=False)}).mismatches == ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -133,6 +134,16 @@ def _copy_ledger(traded: Traded, dest: Path, edit: Any) -> Path:
     return dest
 
 
+def _outcome_edit(tid: str, in_amount: int = 0, **fields: Any) -> Any:
+    """An edit for :func:`_copy_ledger`: trade ``tid``'s outcome with ``in_amount`` added and ``fields`` set."""
+    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any]:
+        if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid:
+            return {**d, "in_amount": d["in_amount"] + in_amount, **fields}
+        return d
+
+    return edit
+
+
 def _a_confirmed_trade(traded: Traded) -> tuple[str, dict[str, Any], dict[str, Any]]:
     trades = read_ledger(traded.config, traded.data).trades
     tid, t = next((tid, t) for tid, t in sorted(trades.items()) if t.outcome and t.outcome["status"] == "confirmed")
@@ -164,12 +175,7 @@ def test_a_clean_run_over_100_vaults_after_real_trading(traded: Traded) -> None:
 def test_an_outcome_edited_in_a_copy_of_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:
     tid, intent, outcome = _a_confirmed_trade(traded)
 
-    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any]:
-        if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid:
-            return {**d, "in_amount": d["in_amount"] + 1}
-        return d
-
-    copy = _copy_ledger(traded, tmp_path / "edited", edit)
+    copy = _copy_ledger(traded, tmp_path / "edited", _outcome_edit(tid, in_amount=1))
     code, report = reconcile(traded, copy, "--vaults", intent["vault_id"])
     assert code == 1 and report["result"] == "mismatch"
     [m] = [m for s in report["statements"] for m in s["mismatches"]]
@@ -177,6 +183,70 @@ def test_an_outcome_edited_in_a_copy_of_the_ledger_is_caught(traded: Traded, tmp
     assert (m["expected"], m["actual"], m["difference"]) == (-(outcome["in_amount"] + 1), -outcome["in_amount"], 1)
     [v] = _violations(traded.config, copy)
     assert (v["cause"], v["trade_id"], v["difference"]) == ("amount_differs", tid, 1)
+
+
+def test_a_landed_trade_the_ledger_calls_expired_is_caught(traded: Traded, tmp_path: Path) -> None:
+    tid, intent, outcome = _a_confirmed_trade(traded)
+
+    copy = _copy_ledger(traded, tmp_path / "expired", _outcome_edit(tid, status="expired"))
+    code, report = reconcile(traded, copy, "--vaults", intent["vault_id"])
+    assert code == 1 and report["result"] == "mismatch"
+    [m] = [m for s in report["statements"] for m in s["mismatches"]]
+    assert (m["cause"], m["trade_id"], m["signature"], m["asset"]) == ("outcome_differs", tid, outcome["signature"], intent["input_mint"])
+    assert (m["expected"], m["actual"]) == (0, -outcome["in_amount"])
+
+
+def test_a_mismatch_stands_when_the_audit_log_refuses_its_entry(traded: Traded, tmp_path: Path) -> None:
+    tid, intent, outcome = _a_confirmed_trade(traded)
+
+    copy = _copy_ledger(traded, tmp_path / "locked", _outcome_edit(tid, in_amount=1))
+    assert traded.config.audit.backend == "sqlite"
+    db = sqlite3.connect(copy / traded.config.audit.sqlite_path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # another writer holds the lock: every append times out; reads go on (WAL)
+    try:
+        run = subprocess.run(
+            cli("reconcile", "--config", str(traded.config_path), "--data-dir", str(copy), "--rpc", traded.rpc,
+                "--json", "--vaults", intent["vault_id"]),
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    assert report["result"] == "mismatch" and report["audit_errors"], report
+    [m] = [m for s in report["statements"] for m in s["mismatches"]]
+    assert (m["cause"], m["trade_id"]) == ("amount_differs", tid)
+    assert "audit entry not written: SECURITY_VIOLATION" in run.stderr
+    assert _violations(traded.config, copy) == []  # refused indeed: the finding lives in the report
+
+
+def test_a_vault_with_a_trade_in_flight_is_deferred_not_a_mismatch(traded: Traded, tmp_path: Path) -> None:
+    # the outcome not written yet: the trade landed, the ledger does not say so; the next run concludes
+    tid, intent, _ = _a_confirmed_trade(traded)
+    copy = _copy_ledger(traded, tmp_path / "open",
+                        lambda e, d: None if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid else d)
+    code, report = reconcile(traded, copy, "--vaults", intent["vault_id"])
+    assert (code, report["result"], report["mismatches"], report["vaults"]) == (0, "clean", 0, 0), report
+    assert report["deferred"] == {intent["vault_id"]: f"trade {tid}: open (an intent without an outcome)"}
+    assert _violations(traded.config, copy) == []
+
+
+def test_a_vault_with_an_attempt_whose_id_is_not_recorded_yet_is_deferred(traded: Traded, tmp_path: Path) -> None:
+    # as an Ultra order the maker pays for, between its signed entry (no id yet) and /execute's answer
+    tid, intent, _ = _a_confirmed_trade(traded)
+
+    def edit(e: Any, d: dict[str, Any]) -> dict[str, Any] | None:
+        if e.correlation_id != tid or e.event_type == "TRADE_INTENT":
+            return d
+        if e.event_type == "TRADE_EXECUTION" and d.get("phase") == "signed":
+            return {k: v for k, v in d.items() if k != "signature"}
+        return None if e.event_type in ("TRADE_EXECUTION", "TRADE_CONFIRMATION") and d.get("signature") else d
+
+    code, report = reconcile(traded, _copy_ledger(traded, tmp_path / "no-id", edit), "--vaults", intent["vault_id"])
+    assert (code, report["mismatches"]) == (0, 0), report
+    assert report["deferred"] == {
+        intent["vault_id"]: f"trade {tid}: an Ultra attempt whose transaction id is not recorded yet"}
 
 
 def test_a_trade_missing_from_the_ledger_is_caught(traded: Traded, tmp_path: Path) -> None:

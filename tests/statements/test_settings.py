@@ -38,3 +38,27 @@ def test_the_command_refuses_bad_input_with_exit_2(tmp_path: Path, capsys: pytes
     assert "--rpc: required" in capsys.readouterr().err
     assert main(["reconcile", "--config", str(config), "--data-dir", str(tmp_path), "--rpc", "http://x", "--vaults", "x-1"]) == 2
     assert not (tmp_path / "audit.db").exists(), "nothing written"
+
+
+def test_an_unlisted_vault_gets_the_public_localnet_key_in_development_only(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from solders.keypair import Keypair
+
+    from xorj_actors.signers import LOCALNET_DEV_SEED, dev_vault_keypair
+    from xorj_actors.statements.cli import _authorities
+
+    listed = Keypair().pubkey()
+    localnet = parse_config(f'[localnet]\nvaults = 1\nvault_authorities = ["{listed}"]\n').localnet
+
+    def config(environment: str) -> object:  # no signing store: the keys come from [localnet] or its seed
+        return SimpleNamespace(localnet=localnet, signers=SimpleNamespace(keys=()),
+                               engine=SimpleNamespace(environment=environment))
+
+    dev = _authorities(config("development"), tmp_path)
+    assert dev("vault-0001") == dev_vault_keypair(LOCALNET_DEV_SEED, "vault-0001").pubkey()
+    # production: a listed vault keeps its key; an unlisted one is refused, never the public seed's
+    prod = _authorities(config("production"), tmp_path)
+    assert prod("vault-0000") == listed
+    with pytest.raises(ValueError, match=r"vault-0001: not in \[localnet\] vault_authorities; .* only in development"):
+        prod("vault-0001")

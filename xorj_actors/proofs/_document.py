@@ -13,7 +13,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from xorj_actors.audit import AnchorHead, AuditEntry
-from xorj_actors.programs import NATIVE_MINT
+from xorj_actors.programs import swap_change
 from xorj_actors.proofs._entries import ProofMismatch, entry_details, entry_label, entry_record
 
 __all__ = [
@@ -37,7 +37,6 @@ _OUTCOME_FIELDS = ("status", "signature", "slot", "confirmations", "in_amount", 
 #: The parts of the signed entry that are the quote the money check accepted.
 _QUOTE_FIELDS = ("api", "in_amount", "out_amount", "min_out", "price_impact_bps", "deviation_bps", "request_id")
 _BPS = Decimal("0.01")
-_NATIVE = str(NATIVE_MINT)
 
 
 def roles(records: Sequence[Mapping[str, Any]], trade_id: str) -> dict[str, Mapping[str, Any]]:
@@ -149,19 +148,18 @@ def chain_part(tx: Mapping[str, Any] | None, commitment: str, authority: str) ->
     }
 
 
-def _held(rows: Sequence[Mapping[str, Any]], mint: str) -> int:
-    return sum(int(r["amount"]) for r in rows if r.get("mint") == mint)
+def _held(rows: Sequence[Mapping[str, Any]], mint: str) -> int | None:
+    found = [int(r["amount"]) for r in rows if r.get("mint") == mint]
+    return sum(found) if found else None
 
 
 def _change(chain: Mapping[str, Any], mint: str) -> int:
-    """How much of ``mint`` the vault gained (negative: spent). Native SOL with no wSOL account
-    of the vault's before or after (wrapped and closed within the transaction): the authority's
-    lamports, the network fee it paid added back (tips and rent stay in)."""
+    """How much of ``mint`` the vault gained (negative: spent): :func:`xorj_actors.programs.swap_change`."""
     pre, post = chain["vault_token_balances"]["pre"], chain["vault_token_balances"]["post"]
     lamports = chain.get("vault_lamports")
-    if mint == _NATIVE and lamports and not any(r.get("mint") == mint for r in (*pre, *post)):
-        return int(lamports["post"]) - int(lamports["pre"]) + (int(chain.get("fee") or 0) if lamports["fee_payer"] else 0)
-    return _held(post, mint) - _held(pre, mint)
+    change = int(lamports["post"]) - int(lamports["pre"]) if lamports else None
+    fee = int(chain.get("fee") or 0) if lamports and lamports["fee_payer"] else 0
+    return swap_change(mint, _held(pre, mint), _held(post, mint), change, fee)
 
 
 def realised_part(intent: Mapping[str, Any], quote: Mapping[str, Any] | None, chain: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from xorj_actors.statements._compare import (
 )
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger, tx_effect
 from xorj_actors.statements._render import render, status_reply
-from xorj_actors.statements._run import ACTOR, Append, Report, RunResult, reconcile, record_openings
+from xorj_actors.statements._run import ACTOR, Append, Report, RunResult, reconcile, record_findings, record_openings
 from xorj_actors.statements.settings import ReconciliationSettings
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "compare_vault",
     "read_ledger",
     "reconcile",
+    "record_findings",
     "render",
     "status_reply",
     "record_openings",

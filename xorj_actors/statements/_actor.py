@@ -25,7 +25,7 @@ from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
 from xorj_actors.risk import RiskMonitor
 from xorj_actors.statements._io import RpcReader, VaultAccounts
-from xorj_actors.statements._run import ACTOR, Report, RunResult, reconcile, record_openings
+from xorj_actors.statements._run import ACTOR, Report, RunResult, reconcile, record_findings, record_openings
 from xorj_actors.statements.settings import ReconciliationSettings
 
 __all__ = ["RECONCILER_NAME", "GetReconciliation", "Reconciler", "ReconciliationStatus", "RunReconciliation"]
@@ -185,16 +185,30 @@ class Reconciler(RiskMonitor):
                 if opened:
                     logger.info("reconciliation: opening balances audited for {} vaults", len(opened))
                 return None
-            return reconcile(store, key, reader, self.vaults(), self._append)
+            return reconcile(store, key, reader, self.vaults())  # written by _record, after the halt
         finally:
             store.close()
+
+    def _record(self, report: Report) -> None:
+        """Write the run's audit entries (on the worker): after the metric and the halt."""
+        record_findings(report, self._append)
+        for why in report.audit_errors:
+            logger.error("reconciliation: audit entry not written: {}", why)
 
     def _done(self, done: _Done) -> None:
         report = self.job.result() if self.job is not None else None
         openings = self.openings_job
-        if self.again:
-            self.again = False
-            self._submit(openings_only=False)
+        try:
+            self._conclude(done, report, openings)
+        finally:
+            if report is not None:
+                self.pool.submit(self._record, report)  # one worker: before any next run reads the ledger
+            if self.again:
+                self.again = False
+                self._submit(openings_only=False)
+
+    def _conclude(self, done: _Done, report: Report | None, openings: bool) -> None:
+        """The metric and the halt of a finished run, from its report alone."""
         if done.error and openings:
             delay, self.openings_retry_s = self.openings_retry_s, min(self.openings_retry_s * 2, _OPENINGS_RETRY_MAX_S)
             logger.warning("reconciliation: opening balances not recorded yet ({}); again in {:g} s", done.error, delay)

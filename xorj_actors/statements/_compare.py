@@ -14,6 +14,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from xorj_actors.programs import swap_change
+
 __all__ = [
     "LAMPORTS",
     "Cause",
@@ -38,6 +40,9 @@ class Cause(enum.StrEnum):
     NOT_ON_CHAIN = "ledger_trade_the_chain_lacks"
     #: The ledger's amount for a trade differs from the chain's record of it.
     AMOUNT_DIFFERS = "amount_differs"
+    #: The ledger's final outcome is not ``confirmed`` (failed, expired, ...), yet one of the
+    #: trade's transactions landed without error and moved the vault's funds.
+    OUTCOME_DIFFERS = "outcome_differs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,9 @@ class LedgerTrade:
     in_amount: int = 0
     out_amount: int = 0
     slippage_bps: int = 0
+    #: signed attempts whose transaction id is not recorded (Ultra, maker-paid: known from
+    #: ``/execute``'s answer); a trade with an outcome may keep them (never landed).
+    unknown_ids: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,17 @@ class ChainTx:
     slot: int = 0
     err: str | None = None
     deltas: Mapping[str, int] = field(default_factory=dict)
+    #: mints the vault held an account of before or after (in ``pre/postTokenBalances``).
+    token_mints: frozenset[str] = frozenset()
+    #: the network fee the vault authority paid (0 unless it was the fee payer).
+    fee_paid: int = 0
+
+    def swap_change(self, mint: str) -> int:
+        """What a trade moved of ``mint`` (:func:`xorj_actors.programs.swap_change`): native SOL
+        wrapped and closed within the transaction is the authority's lamports, less its fee."""
+        held = mint in self.token_mints or mint in self.deltas
+        change = self.deltas.get(mint, 0)
+        return swap_change(mint, 0 if held else None, change if held else None, self.deltas.get(LAMPORTS), self.fee_paid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +200,10 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
     crediting at least the quote less its slippage limit (ExactIn: the output may beat the quote).
     One that landed by the opening is in the opening balances (and may have moved accounts a key
     rotation since closed): the statement starts after it."""
+    if not trade.status:
+        return []  # open: the run defers the vault
     if trade.status != "confirmed":
-        return []
+        return _check_unconfirmed(vault_id, trade, chain, opening_slot)
     sig = trade.signature or ""
     tx = chain.get(sig)
 
@@ -195,16 +216,31 @@ def _check_trade(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx]
     if tx.slot <= opening_slot:
         return []
     if tx.err is not None:
-        return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, tx.deltas.get(trade.input_mint, 0),
+        return [mismatch(trade.input_mint, Cause.NOT_ON_CHAIN, -trade.in_amount, tx.swap_change(trade.input_mint),
                          f"the ledger says confirmed; the chain's transaction failed: {tx.err}")]
     out: list[Mismatch] = []
-    debit = tx.deltas.get(trade.input_mint, 0)
+    debit = tx.swap_change(trade.input_mint)
     if debit != -trade.in_amount:
         out.append(mismatch(trade.input_mint, Cause.AMOUNT_DIFFERS, -trade.in_amount, debit,
                             "the ledger's in_amount differs from the chain's debit"))
-    credit = tx.deltas.get(trade.output_mint, 0)
+    credit = tx.swap_change(trade.output_mint)
     floor = trade.out_amount * (10_000 - trade.slippage_bps) // 10_000
     if credit < floor:
         out.append(mismatch(trade.output_mint, Cause.AMOUNT_DIFFERS, trade.out_amount, credit,
                             f"the chain credited less than the ledger's out_amount less {trade.slippage_bps} bps"))
     return out
+
+
+def _check_unconfirmed(vault_id: str, trade: LedgerTrade, chain: Mapping[str, ChainTx], opening_slot: int) -> list[Mismatch]:
+    """A trade the ledger closed as not confirmed must have no transaction that landed without
+    error and moved the vault's funds: one that did is the outcome the ledger got wrong."""
+    for sig in dict.fromkeys((*trade.signatures, *((trade.signature,) if trade.signature else ()))):
+        tx = chain.get(sig)
+        if tx is None or not tx.found or tx.err is not None or tx.slot <= opening_slot:
+            continue
+        debit, credit = tx.swap_change(trade.input_mint), tx.swap_change(trade.output_mint)
+        if debit or credit:
+            return [Mismatch(vault_id, trade.input_mint, Cause.OUTCOME_DIFFERS, 0, debit, trade.trade_id, sig,
+                             f"the ledger says {trade.status}; the chain's transaction landed "
+                             f"(debit {debit}, credit {credit} of {trade.output_mint})")]
+    return []

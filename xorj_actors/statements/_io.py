@@ -6,6 +6,7 @@ Kept apart from the comparison rules (:mod:`._compare`), which see only plain va
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,11 @@ class VaultAccounts:
 class RpcReader:
     """Blocking JSON-RPC reads at ``confirmed`` (a reconciliation is rare; no event loop needed)."""
 
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 30.0, not_found_tries: int = 3, not_found_wait_s: float = 1.0) -> None:
         self.url, self.timeout_s = url, timeout_s
+        #: getTransaction of a transaction that just landed may answer null on a node behind the
+        #: one that confirmed it: asked this many times, ``not_found_wait_s`` apart, before "not found".
+        self.not_found_tries, self.not_found_wait_s = not_found_tries, not_found_wait_s
 
     def _post(self, body: Any) -> Any:
         request = urllib.request.Request(
@@ -90,9 +94,19 @@ class RpcReader:
             options = {**options, "before": page[-1][0]}
 
     def transactions(self, signatures: Sequence[str], vault: VaultAccounts) -> dict[str, ChainTx]:
-        """The chain's record of each signature as it touched ``vault``."""
+        """The chain's record of each signature as it touched ``vault``; one the node does not
+        have is asked again (``not_found_tries``) before it is recorded as not found."""
+        out = self._transactions(list(dict.fromkeys(signatures)), vault)
+        for _ in range(self.not_found_tries - 1):
+            missing = [sig for sig, tx in out.items() if not tx.found]
+            if not missing:
+                break
+            time.sleep(self.not_found_wait_s)
+            out.update(self._transactions(missing, vault))
+        return out
+
+    def _transactions(self, sigs: list[str], vault: VaultAccounts) -> dict[str, ChainTx]:
         out: dict[str, ChainTx] = {}
-        sigs = list(dict.fromkeys(signatures))
         for start in range(0, len(sigs), _BATCH):
             chunk = sigs[start:start + _BATCH]
             body = [
@@ -121,9 +135,11 @@ def tx_effect(signature: str, result: Mapping[str, Any] | None, vault: VaultAcco
         loaded = meta.get("loadedAddresses") or {}
         keys += list(loaded.get("writable", ())) + list(loaded.get("readonly", ()))
         deltas: dict[str, int] = {}
+        fee_paid = 0
         if vault.authority in keys:
             i = keys.index(vault.authority)
             deltas[LAMPORTS] = int(meta["postBalances"][i]) - int(meta["preBalances"][i])
+            fee_paid = int(meta.get("fee") or 0) if i == 0 else 0
         mint_of = {address: mint for mint, address in vault.token_accounts.items()}
 
         def amounts(rows: Any) -> dict[str, int]:
@@ -139,7 +155,8 @@ def tx_effect(signature: str, result: Mapping[str, Any] | None, vault: VaultAcco
             deltas[mint] = post.get(mint, 0) - pre.get(mint, 0)
         err = meta.get("err")
         return ChainTx(signature, found=True, slot=int(result["slot"]), err=None if err is None else json.dumps(err),
-                       deltas={a: d for a, d in deltas.items() if d})
+                       deltas={a: d for a, d in deltas.items() if d}, token_mints=frozenset(pre.keys() | post.keys()),
+                       fee_paid=fee_paid)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ChainError(f"getTransaction {signature}: unexpected answer: {exc!r}") from None
 
@@ -163,6 +180,7 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
     signatures: dict[str, list[str]] = {}
     outcomes: dict[str, dict[str, Any]] = {}
     openings: dict[tuple[str, str], Opening] = {}
+    unknown: set[tuple[str, Any]] = set()
     for chain in list_chains(store):
         rows = verified_entries(chain_store(store, chain), key,
                                 event_types=(_INTENT, _EXECUTION, _CONFIRMATION, "SYSTEM_EVENT"))
@@ -181,6 +199,9 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
                 intents.setdefault(tid, d)
             elif entry.event_type == _EXECUTION and d.get("signature"):
                 signatures.setdefault(tid, []).append(str(d["signature"]))
+                unknown.discard((tid, d.get("attempt")))
+            elif entry.event_type == _EXECUTION and d.get("phase") == "signed":
+                unknown.add((tid, d.get("attempt")))  # its id comes with a later ``sent`` entry
             elif entry.event_type == _CONFIRMATION:
                 outcomes[tid] = d
     trades: dict[str, list[LedgerTrade]] = {}
@@ -191,5 +212,6 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
             signatures=tuple(signatures.get(tid, ())), status=str(done.get("status", "")),
             signature=done.get("signature"), in_amount=int(done.get("in_amount") or 0),
             out_amount=int(done.get("out_amount") or 0), slippage_bps=int(intent.get("slippage_bps") or 0),
+            unknown_ids=0 if done else sum(1 for t, _ in unknown if t == tid),
         ))
     return trades, openings

@@ -21,11 +21,16 @@ def render(report: dict[str, Any]) -> str:
             )
     for vault, why in report["unreadable"].items():
         lines.append(f"UNREADABLE {vault}: {why}")
+    for vault, why in report.get("deferred", {}).items():
+        lines.append(f"DEFERRED {vault}: {why}")
+    for why in report.get("audit_errors", ()):
+        lines.append(f"AUDIT NOT WRITTEN {why}")
     verdict = "OK" if not report["mismatches"] and not report["unreadable"] else "MISMATCH" if report["mismatches"] else "INCOMPLETE"
     lines.append(
         f"{verdict}: {report['vaults']} vaults, {report['transactions']} transactions, {report['mismatches']} mismatches"
         + (f", {len(report['opened'])} opened now" if report["opened"] else "")
         + (f", {len(report['unreadable'])} unreadable" if report["unreadable"] else "")
+        + (f", {len(report['deferred'])} deferred" if report.get("deferred") else "")
     )
     return "\n".join(lines)
 

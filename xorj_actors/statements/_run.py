@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xorj_actors.audit import Store
-from xorj_actors.statements._compare import Cause, Mismatch, Opening, VaultStatement, compare_vault
+from xorj_actors.statements._compare import Cause, LedgerTrade, Mismatch, Opening, VaultStatement, compare_vault
 from xorj_actors.statements._io import OPENING, ChainError, RpcReader, VaultAccounts, read_ledger
 
-__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_openings", "reconcile"]
+__all__ = ["ACTOR", "Append", "Report", "RunResult", "record_findings", "record_openings", "reconcile"]
 
 #: The ``actor`` of every audit entry a reconciliation writes.
 ACTOR = "reconciliation"
@@ -44,6 +44,13 @@ class Report:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: Whether the node serves ``getSignaturesForAddress`` (foreign transactions are named).
     lists_signatures: bool = False
+    #: Vaults not reconciled this run because a trade of theirs is in flight (each with why).
+    deferred: dict[str, str] = field(default_factory=dict)
+    #: Why audit entries of the run could not be written (:func:`record_findings`).
+    audit_errors: list[str] = field(default_factory=list)
+    #: The audit entries to write, ``(event_type, details, correlation_id, severity)``: written
+    #: after the report is complete, so a failing append loses no finding.
+    pending: list[tuple[str, dict[str, Any], str | None, str]] = field(default_factory=list, repr=False)
 
     @property
     def mismatches(self) -> list[Mismatch]:
@@ -60,7 +67,8 @@ class Report:
             "result": self.result.value, "vaults": len(self.statements), "mismatches": len(self.mismatches),
             "transactions": sum(s.transactions for s in self.statements),
             "opened": sorted(self.opened), "unreadable": dict(sorted(self.unreadable.items())),
-            "lists_signatures": self.lists_signatures,
+            "deferred": dict(sorted(self.deferred.items())),
+            "lists_signatures": self.lists_signatures, "audit_errors": list(self.audit_errors),
             "statements": [s.as_dict() for s in self.statements],
         }
 
@@ -85,13 +93,10 @@ def record_openings(
     return opened
 
 
-def reconcile(
-    store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts], append: Append
-) -> Report:
-    """Reconcile ``vaults``; each mismatch is audited as a SECURITY_VIOLATION with its figures.
-
-    A vault without an audited opening gets one now (its statement starts there).
-    """
+def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts]) -> Report:
+    """Reconcile ``vaults``. Writes nothing: the report's ``pending`` entries (each mismatch as a
+    SECURITY_VIOLATION with its figures; the opening of a vault without one, its statement starting
+    there) are written by :func:`record_findings` once the caller has acted on the report."""
     report = Report()
     read: dict[str, tuple[int, dict[str, int]]] = {}
     for vault in vaults:
@@ -103,13 +108,17 @@ def reconcile(
     for vault in vaults:
         if vault.vault_id not in read:
             continue
+        theirs = trades.get(vault.vault_id, [])
+        in_flight = _in_flight(theirs)
+        if in_flight:  # its transaction may land between the reads: the next run reconciles it
+            report.deferred[vault.vault_id] = in_flight
+            continue
         slot, actual = read[vault.vault_id]
         opening = openings.get((vault.vault_id, vault.authority))
         if opening is None:
-            append("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO")
+            report.pending.append(("SYSTEM_EVENT", _opening_details(vault, slot, actual), f"opening:{vault.vault_id}", "INFO"))
             report.opened.append(vault.vault_id)
             opening = Opening(slot, actual)
-        theirs = trades.get(vault.vault_id, [])
         try:
             chain = reader.transactions([s for t in theirs for s in (*t.signatures, t.signature) if s], vault)
             statement = compare_vault(vault.vault_id, opening, actual, slot, theirs, chain)
@@ -120,10 +129,32 @@ def reconcile(
             report.unreadable[vault.vault_id] = str(exc)
             continue
         report.statements.append(statement)
-        for m in statement.mismatches:
-            append("SECURITY_VIOLATION", {"what": "reconciliation mismatch", **m.as_dict(), "slot": slot,
-                                          "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
+        report.pending += [("SECURITY_VIOLATION", {"what": "reconciliation mismatch", **m.as_dict(), "slot": slot,
+                                                   "opening_slot": opening.slot}, m.trade_id, "CRITICAL")
+                           for m in statement.mismatches]
     return report
+
+
+def _in_flight(trades: Sequence[LedgerTrade]) -> str:
+    """Why a vault's statement cannot be concluded now (empty: it can): a trade with an intent and
+    no outcome yet, or an Ultra attempt whose transaction id is not recorded yet."""
+    for t in trades:
+        if t.unknown_ids:
+            return f"trade {t.trade_id}: an Ultra attempt whose transaction id is not recorded yet"
+        if not t.status:
+            return f"trade {t.trade_id}: open (an intent without an outcome)"
+    return ""
+
+
+def record_findings(report: Report, append: Append) -> None:
+    """Write the report's pending audit entries; an entry that cannot be written is named in
+    ``report.audit_errors`` (its finding stays in the report) and the rest are still tried."""
+    pending, report.pending = report.pending, []
+    for kind, details, correlation, severity in pending:
+        try:
+            append(kind, details, correlation, severity)
+        except Exception as exc:  # noqa: BLE001 - any store fault: recorded, the findings stand
+            report.audit_errors.append(f"{kind} {details.get('vault_id')}: {type(exc).__name__}: {exc}")
 
 
 def _foreign(reader: RpcReader, vault: VaultAccounts, ours: dict[str, Any], after: int, upto: int,

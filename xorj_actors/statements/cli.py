@@ -1,8 +1,8 @@
 """``xorj-actors reconcile``: every vault's statement, on demand (docs/AUDIT.md, "Statement reconciliation").
 
 Exit codes: 0 every vault matches to the base unit; 1 a mismatch (each one audited as a
-SECURITY_VIOLATION); 2 a bad config or argument; 3 the chain or the audit log could not be read
-or written (nothing was concluded).
+SECURITY_VIOLATION; 1 too when that entry could not be written, said on stderr); 2 a bad config
+or argument; 3 the chain or the audit log could not be read or written (no mismatch concluded).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def vault_accounts(config: Any, authority: Callable[[str], Any], vaults: Sequenc
 
 
 def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
-    """Vault id -> authority: the signing store's development keys, or ``[localnet] vault_authorities``."""
+    """Vault id -> authority: the signing store's development keys, or ``[localnet] vault_authorities``;
+    an unlisted vault's, the localnet's public development key: in development only (ValueError)."""
     from solders.pubkey import Pubkey
 
     from xorj_actors.signers import LOCALNET_DEV_SEED, dev_vault_keypair, vault_id, vault_key_board
@@ -55,7 +56,19 @@ def _authorities(config: Any, data_dir: Any) -> Callable[[str], Any]:
                 f"signers.keys {key.name!r}: a {key.backend} store's vault keys are read by the engine; run "
                 "`xorj-actors ctl reconcile` against it, or list them in [localnet] vault_authorities"
             )
-    return lambda vault: listed.get(vault) or dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
+    environment = config.engine.environment
+
+    def authority(vault: str) -> Any:
+        if vault in listed:
+            return listed[vault]
+        if environment != "development":  # the localnet's seed is public: never a real vault's key
+            raise ValueError(
+                f"{vault}: not in [localnet] vault_authorities; the public localnet development key stands in "
+                f"for it only in development (engine.environment is {environment!r})"
+            )
+        return dev_vault_keypair(LOCALNET_DEV_SEED, vault).pubkey()
+
+    return authority
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable, load_hmac_key, open_store
     from xorj_actors.cli import load_config_or_exit
     from xorj_actors.signers import parse_vault_ids, vault_id
-    from xorj_actors.statements import ACTOR, ChainError, RpcReader, reconcile, render
+    from xorj_actors.statements import ACTOR, ChainError, RpcReader, reconcile, record_findings, render
 
     config = load_config_or_exit(args)
     data_dir = Path(args.data_dir)
@@ -95,16 +108,24 @@ def main(args: argparse.Namespace) -> int:
     def append(kind: str, details: dict[str, Any], correlation: str | None, severity: str) -> None:
         log.append(kind, actor=ACTOR, details=details, correlation_id=correlation, severity=severity)
 
+    report = None
     try:
-        report = reconcile(store, key, RpcReader(rpc, config.reconciliation.rpc_timeout_s), accounts, append)
+        report = reconcile(store, key, RpcReader(rpc, config.reconciliation.rpc_timeout_s), accounts)
+        record_findings(report, append)  # after the report: a refused append loses no finding
     except (ChainError, AuditStoreError, AuditUnavailable, AuditTimeout) as exc:
         print(f"xorj-actors reconcile: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     finally:
-        log.close()
         store.close()
+        try:
+            log.close()
+        except (AuditStoreError, AuditUnavailable) as exc:  # entries still queued: not written
+            if report is not None:
+                report.audit_errors.append(f"closing the audit log: {exc}")
     out = report.as_dict()
     print(json.dumps(out, sort_keys=True) if args.json else render(out))
+    for why in report.audit_errors:
+        print(f"xorj-actors reconcile: audit entry not written: {why}", file=sys.stderr)
     if report.mismatches:
         return EXIT_MISMATCH
-    return EXIT_UNREADABLE if report.unreadable else 0
+    return EXIT_UNREADABLE if report.unreadable or report.audit_errors else 0
