@@ -188,7 +188,11 @@ def test_a_node_paused_past_its_lease_signs_nothing_for_the_vaults_taken_meanwhi
         try:
             poll(lambda: {r.chain for n in NODES for r in _signed(rig.store(), n)} == set(NODES), 180, "both nodes signing")
         except pytest.fail.Exception as timed_out:
-            logs = "\n".join(f"-- node {n}:\n{e.log_tail()}" for n, e in nodes.items())
+            # Why nothing signs (a halt, NATS judged lost...): those lines of the whole logs.
+            logs = "\n".join(f"-- node {n}:\n" + "\n".join(
+                line[:400] for line in e.log_text().splitlines()
+                if any(k in line for k in ("TRIGGERED", "NATS", "halt", "CRITICAL", "ERROR")))[-6000:]
+                for n, e in nodes.items())
             pytest.fail(f"{timed_out}\n{_activity(rig.store())}\n{logs}")
         print()
         print(_activity(rig.store()))
