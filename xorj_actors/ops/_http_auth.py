@@ -26,6 +26,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "ApiError",
+    "ReplayMemory",
     "RequestAuthenticator",
     "load_key",
     "sign_request",
@@ -72,6 +73,29 @@ def signed_headers(
     }
 
 
+class ReplayMemory:
+    """The signed requests seen, each until it would be refused as stale anyway (the kill-switch
+    API's nonces, Slack's signatures). Bounded: when full, new requests are refused (429) rather
+    than forgetting one that could still be replayed. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
+        self._lock = threading.Lock()
+
+    def admit(self, key: str, now: float, until: float, *, replayed: str, busy: str) -> None:
+        """Remember ``key`` until ``until``; raise :class:`ApiError` (401 ``replayed`` or 429
+        ``busy``, with these messages) if it is remembered already or the memory is full."""
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) < now:
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                raise ApiError(401, "replayed", replayed)
+            if len(self._seen) >= self._size:
+                raise ApiError(429, "busy", busy)
+            self._seen[key] = until
+
+
 class RequestAuthenticator:
     """Checks signature, timestamp window and nonce freshness; remembers nonces it accepted.
 
@@ -91,10 +115,8 @@ class RequestAuthenticator:
         self._key = key if callable(key) else (lambda: key)
         self._key_env = key_env
         self._max_skew_s = max_skew_s
-        self._cache_size = cache_size
         self._clock = clock
-        self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> expiry, oldest first
-        self._lock = threading.Lock()
+        self._nonces = ReplayMemory(cache_size)
 
     def verify(self, headers: Mapping[str, str], path: str, body: bytes) -> None:
         """Raise :class:`ApiError` unless the request is authentic, fresh and not replayed."""
@@ -123,14 +145,10 @@ class RequestAuthenticator:
         expected = sign_request(key, timestamp, nonce, path, body)
         if not hmac.compare_digest(expected, signature.lower()):
             raise ApiError(401, "bad_signature", "signature does not match the request")
-        with self._lock:
-            while self._nonces and next(iter(self._nonces.values())) < now:
-                self._nonces.popitem(last=False)
-            if nonce in self._nonces:
-                raise ApiError(401, "replayed", "nonce already used: replayed request")
-            if len(self._nonces) >= self._cache_size:
-                raise ApiError(429, "busy", "too many signed requests in the replay window; retry later")
-            self._nonces[nonce] = now + 2 * self._max_skew_s
+        self._nonces.admit(
+            nonce, now, now + 2 * self._max_skew_s, replayed="nonce already used: replayed request",
+            busy="too many signed requests in the replay window; retry later",
+        )
 
 
 def live_key(read: Callable[[], bytes | None], raw: Callable[[], str]) -> Callable[[], bytes | None]:

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from xorj_actors.ops._http_auth import ApiError
+from xorj_actors.ops._http_auth import ApiError, ReplayMemory
 from xorj_actors.ops.settings import SlackSettings
 from xorj_actors.vaults import VAULT_ID
 
@@ -96,10 +96,8 @@ class SlackVerifier:
         self._secret = secret if callable(secret) else (lambda: secret)
         self._secret_env = secret_env
         self._max_age_s = max_age_s
-        self._cache_size = cache_size
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> expiry, oldest first
-        self._lock = threading.Lock()
+        self._seen = ReplayMemory(cache_size)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise :class:`ApiError` unless the request is Slack's, fresh and not replayed."""
@@ -121,15 +119,12 @@ class SlackVerifier:
         signature = signature.lower()
         if not hmac.compare_digest(slack_signature(secret, ts_text, body), signature):
             raise ApiError(401, "bad_signature", "signature does not match the request")
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now:
-                self._seen.popitem(last=False)
-            if signature in self._seen:
-                raise ApiError(401, "replayed", "this signed request was already received: replayed")
-            if len(self._seen) >= self._cache_size:
-                raise ApiError(429, "busy", "too many Slack requests in the replay window; retry later")
-            # Forgotten only once its timestamp is stale: a replay from then on is refused as stale.
-            self._seen[signature] = max(now, timestamp) + self._max_age_s
+        # Forgotten only once its timestamp is stale: a replay from then on is refused as stale.
+        self._seen.admit(
+            signature, now, max(now, timestamp) + self._max_age_s,
+            replayed="this signed request was already received: replayed",
+            busy="too many Slack requests in the replay window; retry later",
+        )
 
 
 # -- the slash command ---------------------------------------------------------------------------
