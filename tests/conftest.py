@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 
 import pytest
 
@@ -31,6 +32,18 @@ def service_unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service unavailable (XORJ_REQUIRE_SERVICES=1): {reason}")
     pytest.skip(reason)
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a test-started server and reap it (killed if it does not exit within 10 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, service_unavailable
+from tests.conftest import free_port, service_unavailable, stop_child
 
 #: Debian installs it in /usr/sbin, which is not on every user's PATH.
 DEBIAN_BINARY = "/usr/sbin/nats-server"
@@ -82,14 +82,7 @@ class NatsServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_child(proc)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import free_port, service_unavailable
+from tests.conftest import free_port, service_unavailable, stop_child
 
 _START_TIMEOUT_S = 30.0
 #: Scrape and rule evaluation interval: short, so a test sees an alert fire within seconds.
@@ -114,14 +114,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_child(proc)
 
 
 @pytest.fixture
