@@ -182,10 +182,15 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, 
     try:
         db.connect(reuse_if_open=True)
         if create:
-            if schema is not None:
-                db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            db.create_tables([store.model], safe=True)
-            _create_kill_switch_index(store)
+            with db.atomic():
+                if isinstance(db, peewee.PostgresqlDatabase):
+                    # PostgreSQL's IF NOT EXISTS is not safe against a concurrent twin (two
+                    # openers of one chain at start: a unique violation in pg_class): one at a time.
+                    db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                if schema is not None:
+                    db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                db.create_tables([store.model], safe=True)
+                _create_kill_switch_index(store)
         elif not db.table_exists(table, schema=schema):
             if need_chain or not list_chains(store):
                 store.close()
@@ -194,6 +199,10 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, 
         store.close()
         raise AuditStoreError(f"cannot open audit store {store.where}: {exc}") from exc
     return store
+
+
+#: The advisory lock that serialises the audit tables' creation (any constant shared by every engine).
+_DDL_LOCK = 0x786F726A_61756469
 
 
 def _chain_suffix(chain: str) -> str:
