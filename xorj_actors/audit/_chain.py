@@ -41,6 +41,9 @@ class EventType(str, enum.Enum):
     CONFIG_CHANGE = "CONFIG_CHANGE"
     #: The block engine's word on a bundle we sent (a route's report, never a trade's outcome).
     JITO_BUNDLE = "JITO_BUNDLE"
+    #: The audit HMAC key changed: MACed under the old key, names the new key's id; every entry
+    #: after it is MACed under the new key (docs/AUDIT.md, "Key epochs").
+    KEY_ROTATION = "KEY_ROTATION"
 
 
 class Severity(str, enum.Enum):
