@@ -19,13 +19,14 @@ from typing import Any
 from pykka import ActorDeadError
 
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
-from xorj_actors.audit._chain import EventType, hmac_template, load_hmac_key
-from xorj_actors.audit._reader import _verified
+from xorj_actors.audit._chain import EventType, load_hmac_key
+from xorj_actors.audit._keys import KeyRing, load_key_ring
+from xorj_actors.audit._reader import _verified, ring_pads
 from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
-__all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history"]
+__all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history", "state_keys"]
 
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
 KILL_SWITCH_STARTING = "kill switch starting"
@@ -39,7 +40,13 @@ def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
     return derive_state_key(load_hmac_key(settings.hmac_key_env, environment))
 
 
-def read_halt_history(store: Store, key: bytes) -> HaltHistory:
+def state_keys(keys: KeyRing) -> tuple[bytes, tuple[bytes, ...]]:
+    """The state file's key of the current epoch and those of the retired keys (a file written
+    before a rotation is read with its epoch's key, then rewritten under the current one)."""
+    return derive_state_key(keys.current), tuple(derive_state_key(k) for k in keys.keys[1:])
+
+
+def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     """The kill switch's history in ``store``; raises UnverifiedEntry if an entry was edited."""
     p, table = store.db.param, qualified_table(store)
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -53,7 +60,7 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     max_epoch = 0
     digests: set[str] = set()
     has_history = False
-    pads = hmac_template(key)
+    pads = ring_pads(key)
     for row in store.db.execute_sql(sql, types).fetchall():
         entry = _verified(row, pads)
         details = json.loads(entry.details)
@@ -82,7 +89,7 @@ def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, f
     history's ``problem``, which the kill switch reads as halted."""
     try:
         flush()
-        key = load_hmac_key(settings.hmac_key_env, environment)
+        key = load_key_ring(settings, environment)
         store = open_store(settings, data_dir)
         try:
             return read_halt_history(store, key)

@@ -10,6 +10,7 @@ from xorj_actors.kill_switch._actor import (
     KillSwitchStatus,
     Recover,
     RecoveryOutcome,
+    RekeyStateFile,
 )
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._messages import HaltProgress
@@ -63,6 +64,7 @@ __all__ = [
     "PersistedState",
     "Recover",
     "RecoveryOutcome",
+    "RekeyStateFile",
     "RecoveryRefused",
     "RecoveryVerifier",
     "StartDecision",
