@@ -137,6 +137,9 @@ def test_the_redactor_learns_rotated_values_and_keeps_masking_the_old() -> None:
     redact.add(["the-rotated-secret-value", "short"])
     text = "old the-first-secret-value new the-rotated-secret-value short"
     assert redact(text) == f"old {MASK} new {MASK} short"  # short values are never masked
+    # The retired audit keys: a comma-separated list, each key masked when it shows up alone.
+    redact.add(["retired-audit-key-number-one-000000000000000,retired-audit-key-number-two-00000000000000"])
+    assert redact("was retired-audit-key-number-two-00000000000000.") == f"was {MASK}."
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
