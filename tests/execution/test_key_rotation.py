@@ -3,12 +3,14 @@ at a restart, keeps trading, and its log verifies across the key epochs (docs/AU
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.execution.conftest import BASE, Harness, merged_config
 from tests.helpers import wait_until
-from tests.plugins.engine import RECOVERY_KEYS
+from tests.plugins.engine import RECOVERY_KEYS, ks_status
 from xorj_actors.audit import KeyRing, fingerprint, open_store, select_entries, state_keys, verify_store
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine import Engine
@@ -28,17 +30,22 @@ def _secret(directory: Path, name: str, value: str) -> None:
     tmp.rename(path)
 
 
-def _start(tmp_path: Path, secrets: Path) -> Harness:
+@contextlib.contextmanager
+def _running(tmp_path: Path, secrets: Path) -> Iterator[Harness]:
+    """An engine on the localnet, its credentials from ``secrets`` through the process's provider
+    (as ``run`` does: every reader of the audit key asks it); stopped on exit."""
     config = merged_config(BASE, f'[secrets]\norder = ["file"]\n[secrets.file]\ndir = "{secrets}"\n')
-    env = dict(RECOVERY_KEYS)
-    # As ``run`` does: the provider is the process's, every reader of the audit key asks it.
-    provider, resolution = open_credentials(config, env, install=True)
+    provider, resolution = open_credentials(config, dict(RECOVERY_KEYS), install=True)
     assert not resolution.missing
     engine = Engine(config, tmp_path / "var", environ=provider.environ(), credentials=provider)
-    engine.start()
-    h = Harness(engine)
-    wait_until(lambda: h.reconciled(), 10, "executor reconciled")
-    return h
+    try:
+        engine.start()
+        h = Harness(engine)
+        wait_until(lambda: h.reconciled(), 10, "executor reconciled")
+        yield h
+    finally:
+        engine.stop(timeout=15)
+        install_provider(None)
 
 
 def _trade(h: Harness, trade_id: str) -> None:
@@ -68,9 +75,8 @@ def test_a_trading_engine_rotates_its_audit_key_live_and_at_a_restart(tmp_path: 
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
     _secret(secrets, "XORJ_AUDIT_HMAC_KEY", OLD)
-    h = _start(tmp_path, secrets)
-    state_file = h.engine.data_dir / h.engine.config.kill_switch.state_file
-    try:
+    with _running(tmp_path, secrets) as h:
+        state_file = h.engine.data_dir / h.engine.config.kill_switch.state_file
         _trade(h, "vault-0000:r1:0")
         # A new key alone is refused: the key in use is not retired, so the running engine keeps it.
         _secret(secrets, "XORJ_AUDIT_HMAC_KEY", NEW)
@@ -86,9 +92,6 @@ def test_a_trading_engine_rotates_its_audit_key_live_and_at_a_restart(tmp_path: 
         _trade(h, "vault-0000:r3:0")
         # The kill switch's state file was rewritten under the new epoch's key at once.
         assert StateFile(state_file, state_keys(KeyRing(NEW.encode()))[0]).read().state is not None
-    finally:
-        h.engine.stop(timeout=15)
-        install_provider(None)
     entries = _entries(h)
     assert entries[rotation - 1].event_type == "KEY_ROTATION"
     after = [e for e in entries if e.sequence > rotation and e.correlation_id == "vault-0000:r3:0"]
@@ -97,15 +100,10 @@ def test_a_trading_engine_rotates_its_audit_key_live_and_at_a_restart(tmp_path: 
     # Stopped, the key rotates again: the restart appends the KEY_ROTATION entry and trades on.
     _secret(secrets, "XORJ_AUDIT_RETIRED_HMAC_KEYS", f"{OLD},{NEW}")
     _secret(secrets, "XORJ_AUDIT_HMAC_KEY", LATER)
-    h = _start(tmp_path, secrets)
-    try:
-        from tests.plugins.engine import ks_status
+    with _running(tmp_path, secrets) as h:
         assert not h.engine.board.status.halted, ks_status(h.engine)  # the old epoch's state file accepted
         _trade(h, "vault-0000:r4:0")
         assert StateFile(state_file, state_keys(KeyRing(LATER.encode()))[0]).read().state is not None
-    finally:
-        h.engine.stop(timeout=15)
-        install_provider(None)
     entries = _entries(h)
     rotations = [e for e in entries if e.event_type == "KEY_ROTATION"]
     assert [json.loads(e.details)["reason"] for e in rotations] == ["reload", "start-up"]
