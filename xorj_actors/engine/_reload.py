@@ -11,7 +11,7 @@ has the audit writer append the ``KEY_ROTATION`` entry and switch keys after it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from loguru import logger
@@ -66,9 +66,12 @@ class SecretsReload:
         cfg = self.config
         # The redactor learns the values read before the provider swaps them in: a reader on
         # another thread never gets a value it would not mask.
-        res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,), before_swap=self.redactor.add)
-        if res.missing:
+        try:
+            res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,), before_swap=self._checked)
             problems = [m.describe() for m in res.missing]
+        except ValueError as exc:  # raised before the swap: every old value stays
+            problems = [str(exc)]
+        if problems:
             logger.error("secrets reload ({}) refused, the old values stay: {}", trigger, "; ".join(problems))
             return {"reloaded": False, "trigger": trigger, "missing": problems, "changed": [], "held": [], "sources": {}}
         fresh = self.provider.environ()
@@ -96,6 +99,14 @@ class SecretsReload:
             "sources": {name: str(src) for name, src in sorted(res.sources.items())},
         }
         return {**answer, "audit_key": epoch} if epoch else answer
+
+    def _checked(self, values: Iterable[str]) -> None:
+        """``before_swap``: the redactor learns the values; a retired audit key list that does
+        not parse raises ValueError, which refuses the whole reload before anything is swapped
+        (every reader of the audit log would fail on it)."""
+        self.redactor.add(values)
+        audit = self.config.audit
+        parse_retired(self.provider.read(audit.retired_hmac_keys_env), audit.retired_hmac_keys_env)
 
     def _new_epoch(self, trigger: str) -> dict[str, Any]:
         """The audit key's source holds a new key: rotate to it if the key in use is retired.
