@@ -178,11 +178,8 @@ def check_audit_store(ctx: CheckContext) -> CheckResult:
 
 
 def check_audit_anchor(ctx: CheckContext) -> CheckResult:
-    """Anchoring is on, and its S3 bucket answers with Object Lock enabled.
-
-    Without anchors a truncated tail or a rewrite of the audit log with its key goes unseen
-    (``audit verify`` exits 3), so a production config without them fails.
-    """
+    """Anchoring is on (production needs it: else a cut tail or a rewrite with the key goes unseen),
+    its bucket has Object Lock and no rule expiring anchors; lifecycle drift is shown."""
     name = "audit_anchor"
     anchor = ctx.config.audit.anchor
     if not anchor.enabled:
@@ -191,19 +188,22 @@ def check_audit_anchor(ctx: CheckContext) -> CheckResult:
             "[audit.anchor] enabled = false: without anchors a truncated tail or a rewrite of the audit log "
             "with its key cannot be detected",
         )
-    from xorj_actors.audit import list_anchors, s3_client
+    from xorj_actors.audit import lifecycle_drift, list_anchors, s3_client
 
     where = f"s3://{anchor.bucket}/{anchor.prefix}"
     try:
         client = s3_client(anchor, timeout_s=ctx.timeout_s)
         locked = probes.object_lock_enabled(client, anchor.bucket)
-        anchors = list_anchors(client, anchor) if locked else []
+        anchors, drift = (list_anchors(client, anchor), lifecycle_drift(client, anchor)) if locked else ([], [])
     except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "cannot anchor"
         return _fail(name, f"{where}: {type(exc).__name__}: {exc}")
     if not locked:
         return _fail(name, f"{where}: Object Lock is not enabled on the bucket: anchors could be deleted")
+    if any(d.hides_anchors for d in drift):
+        return _fail(name, f"{where}: " + "; ".join(str(d) for d in drift if d.hides_anchors))
     last = f"the last reaches entry {anchors[-1].sequence}" if anchors else "none written yet"
-    return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}")
+    lifecycle = f"; lifecycle drift: {'; '.join(map(str, drift))}" if drift else "; lifecycle as configured"
+    return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}{lifecycle}")
 
 
 def _audit_actor_health(ctx: CheckContext) -> CheckResult:

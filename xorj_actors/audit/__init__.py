@@ -49,6 +49,7 @@ from xorj_actors.audit._halt_history import (
     kill_switch_state_key,
     read_halt_history,
 )
+from xorj_actors.audit._lifecycle import Drift, apply_lifecycle, lifecycle_drift, lifecycle_rule
 from xorj_actors.audit._log import AuditLog, AuditTimeout, AuditUnavailable
 from xorj_actors.audit._reader import (
     OpenedIn,
@@ -86,6 +87,7 @@ __all__ = [
     "AnchorError",
     "AnchorHead",
     "AnchorSettings",
+    "Drift",
     "Anchorer",
     "AuditEntry",
     "AuditLog",
@@ -110,7 +112,10 @@ __all__ = [
     "chain_hmac",
     "chain_name_problem",
     "chain_store",
+    "apply_lifecycle",
     "ensure_bucket",
+    "lifecycle_drift",
+    "lifecycle_rule",
     "entries_by_chain",
     "entry_bytes",
     "genesis_hash",
