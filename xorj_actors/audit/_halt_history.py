@@ -11,6 +11,7 @@ the entries that must be durable before the kill switch goes on (a resume).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -23,7 +24,7 @@ from xorj_actors.audit._chain import EventType, hmac_template, load_hmac_key
 from xorj_actors.audit._reader import _verified
 from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
-from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
+from xorj_actors.kill_switch import KILL_SWITCH_ALIVE, HaltHistory, KillSwitchState, Transition, derive_state_key
 
 __all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history"]
 
@@ -52,11 +53,19 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     last: Transition | None = None
     max_epoch = 0
     digests: set[str] = set()
-    has_history = False
+    has_history = seen_alive = False
+    # When the engine was last alive: the last entry before this start's marker (the flush wrote
+    # it just before this read: a last entry that is a marker is this start's own).
+    last_at: str | None = None
+    before_last: str | None = None
+    last_is_marker = False
     pads = hmac_template(key)
     for row in store.db.execute_sql(sql, types).fetchall():
         entry = _verified(row, pads)
         details = json.loads(entry.details)
+        before_last, last_at = last_at, entry.timestamp
+        last_is_marker = details.get("what") == KILL_SWITCH_STARTING
+        seen_alive = seen_alive or details.get("what") == KILL_SWITCH_ALIVE
         # History: any entry but the start-up marker (a start that recorded no transition left
         # nothing that could have traded: the first ARMED is recorded before it is published).
         has_history = has_history or details.get("what") != KILL_SWITCH_STARTING
@@ -71,9 +80,16 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
             digest = details.get("nonce_sha256")
             if isinstance(digest, str):
                 digests.add(digest)
+    alive = before_last if last_is_marker else last_at
     return HaltHistory(
-        has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests)
+        has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
+        last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
     )
+
+
+def _epoch_seconds(timestamp: str) -> float:
+    """An entry's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` as epoch seconds."""
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, flush: Callable[[], None]) -> HaltHistory:
