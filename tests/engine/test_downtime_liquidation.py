@@ -118,7 +118,7 @@ class Runs:
         return [(a, json.loads(d)) for a, d in rows]
 
     def what(self, what: str) -> list[dict[str, Any]]:
-        return [d for a, d in self.audit() if a == "kill_switch" and d.get("what") == what]
+        return [d for a, d in self.audit() if a.startswith("kill_switch") and d.get("what") == what]
 
 
 @pytest.fixture
@@ -135,6 +135,7 @@ def trade_then_go_down(runs: Runs, *, enabled: bool, halt: bool = False) -> dict
     engine = runs.start(enabled=enabled)
     wait_until(lambda: all(runs.volatile_usd(v) > 100 for v in range(VAULTS)), 60, "every vault holding volatile tokens")
     assert runs.what("alive"), "the running engine records its liveness"
+    assert {a for a, d in runs.audit() if d.get("what") == "alive"} == {"kill_switch_alive"}  # outside the start-up read
     if halt:
         engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.GRACEFUL, reason="operator halt", source="test"))
         wait_until(lambda: ks_status(engine).state == "TRIGGERED" and ks_status(engine).complete, 10, "halted")

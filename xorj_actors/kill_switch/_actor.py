@@ -174,7 +174,9 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             logger.critical("kill switch: state file says REDUCING (a flatten was interrupted): starting TRIGGERED")
             self._persist()  # the file must not say REDUCING any longer
             self._event("HALT", self._marked({"what": "flatten interrupted by a restart", "state": p.state.value}))
-        self._event("SYSTEM_EVENT", {"what": "kill switch started", "state": self.persisted.state.value})
+        # alive_every_s: this start writes ``alive`` entries (the downtime policy's evidence, _downtime).
+        started = {"what": "kill switch started", "state": self.persisted.state.value, "alive_every_s": self.settings.alive_every_s}
+        self._event("SYSTEM_EVENT", started)
         active = self.environ.get("KILL_SWITCH_ACTIVE")
         halt, warning = env_halt_request(active)
         if warning is not None:

@@ -1,8 +1,9 @@
 """Liquidation after extended downtime: the pure rule (the kill switch acts on it, ``_liquidating``).
 
 How long was the engine down? ``now`` (the wall clock at start) minus ``last_alive``: the time of
-the audit chain's last kill-switch entry before this start. The kill switch writes an ``alive``
-entry every ``alive_every_s``, so a running engine's chain is never older than that. That record
+the audit chain's last kill-switch entry before this start, or of its last ``alive`` entry after
+that (actor ``kill_switch_alive``: written every ``alive_every_s``, so a running engine's chain is
+never older than that; ``xorj_actors.audit.read_halt_history`` reads both). That record
 is hash-chained and MACed: an edited entry fails its HMAC, the history is not trusted and the
 kill switch starts TRIGGERED (a halt wins: nothing is flattened); a forged, newer entry needs the
 audit key. State files and heartbeats are not used: a file that can be edited must not be able to
@@ -29,7 +30,7 @@ DOWNTIME_OPERATOR = "downtime-liquidation"
 
 class DowntimeAction(enum.StrEnum):
     OFF = "off"  #: the policy is disabled
-    NO_RECORD = "no_record"  #: no ``alive`` entry in the chain yet (a first start, or an upgrade): not downtime
+    NO_RECORD = "no_record"  #: no start that wrote ``alive`` entries yet (a first start, an upgrade): not downtime
     WITHIN = "within"  #: down no longer than the limit
     FLATTEN = "flatten"  #: halt (MAINTENANCE) and flatten the chosen vaults
     SKIPPED = "skipped"  #: down too long, but a halt is in force or starting: the halt wins
@@ -74,7 +75,8 @@ def judge_downtime(
         settings: ``[kill_switch.downtime_liquidation]``.
         last_alive: the wall-clock time (epoch seconds) of the chain's last kill-switch entry
             before this start; None: none (an empty log).
-        seen_alive: the chain holds at least one ``alive`` entry (the previous runs wrote them).
+        seen_alive: a previous start said it writes ``alive`` entries (its "kill switch started"
+            entry names ``alive_every_s``).
         now: the wall clock now.
         state: the kill switch's state as it starts.
         halt: why a halt is in force or starting (the state file's halt, ``KILL_SWITCH_ACTIVE``, a
@@ -86,7 +88,7 @@ def judge_downtime(
         return DowntimeVerdict(DowntimeAction.OFF, "the policy is off", limit_s=limit, vaults=vaults)
     if last_alive is None or not seen_alive:
         # Without an ``alive`` record the chain cannot say the engine was down rather than idle.
-        return DowntimeVerdict(DowntimeAction.NO_RECORD, "no alive record in the audit log", limit_s=limit, vaults=vaults)
+        return DowntimeVerdict(DowntimeAction.NO_RECORD, "no liveness record in the audit log", limit_s=limit, vaults=vaults)
     down = now - last_alive
     if down <= limit:
         why = f"down {down:.1f} s, not over {limit:g} s" if down >= 0 else f"the clock is {-down:.1f} s behind the last entry"
