@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from solana.rpc.async_api import AsyncClient
 
+from tests.execution.conftest import BASE, merged_config
 from tests.plugins.engine import RECOVERY_KEYS, ks_status, wait_until
 from tests.plugins.localnet import start_localnet
 from xorj_actors.config import parse_config
@@ -30,16 +31,12 @@ from xorj_actors.messages import HaltMode, Trigger
 
 VAULTS = 3
 LIMIT_S = 1.5
+#: Laid over tests/execution/conftest.py's BASE: this engine trades against the test's localnet.
 CONFIG = """
 [vaults]
 count = {vaults}
 round_interval_s = 0.3
-[supervision]
-shutdown_timeout_s = 2.0
 [kill_switch]
-cooldown_s = 0
-ack_deadline_s = 1.0
-restart_step_s = 0.05
 alive_every_s = 0.2
 [kill_switch.downtime_liquidation]
 enabled = {enabled}
@@ -50,13 +47,10 @@ start_grace_s = 10
 enabled = false
 [localnet]
 enabled = false
-[jupiter]
-api = "swap"
 [execution]
 rpc_url = "{rpc}"
 ws_url = "{ws}"
 quote_url = "{quote}"
-rebroadcast_interval_s = 0.2
 [strategy]
 url = "{quant}"
 """
@@ -82,7 +76,7 @@ class Runs:
     def start(self, *, enabled: bool) -> Engine:
         urls = self.chain.urls
         text = CONFIG.format(vaults=VAULTS, enabled=str(enabled).lower(), limit=LIMIT_S, **urls)
-        self.engine = Engine(parse_config(text), self.data_dir, environ=dict(RECOVERY_KEYS))
+        self.engine = Engine(merged_config(BASE, text), self.data_dir, environ=dict(RECOVERY_KEYS))
         self.engine.start()
         return self.engine
 
