@@ -349,22 +349,19 @@ def _open_signer(ctx: CheckContext, key: Any) -> str:
 
 def check_dev_settings(ctx: CheckContext) -> CheckResult:
     """A production config uses no development-only setting."""
-    cfg = ctx.config
-    dev = []
-    if cfg.localnet.enabled:
-        dev.append("localnet.enabled = true (in-process localnet)")
-    if cfg.audit.backend == "sqlite":
-        dev.append('audit.backend = "sqlite"')
-    dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
-    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
-    derived = [t.symbol for t in cfg.tokens if not t.mint]
-    if derived:
-        dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
+    from xorj_actors.config import development_settings
+
+    dev = development_settings(ctx.config)
     if ctx.production and dev:
         return _fail("dev_settings", "development-only settings in a production config: " + "; ".join(dev))
     if dev:
         return _ok("dev_settings", "development config: " + "; ".join(dev))
     return _ok("dev_settings", "none")
+
+
+def check_downtime_liquidation(ctx: CheckContext) -> CheckResult:
+    """The downtime liquidation policy (docs/RISK.md): on or off, its limit and vaults (a setting, never a failure)."""
+    return _ok("downtime_liquidation", ctx.config.kill_switch.downtime_liquidation.describe())
 
 
 def _hmac_key_envs(config: Config) -> tuple[str, ...]:
@@ -452,6 +449,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_secrets,
     check_slack,
     check_data_dir,
+    check_downtime_liquidation,
 )
 #: ``/health/detailed``: everything, each component once.
 ALL_CHECKS: tuple[Check, ...] = tuple(dict.fromkeys((*READINESS_CHECKS, *PRODUCTION_CHECKS)))

@@ -41,6 +41,7 @@ __all__ = [
     "ConfigError",
     "EngineSettings",
     "SupervisionSettings",
+    "development_settings",
     "load_config",
     "parse_config",
     "production_problems",
@@ -195,6 +196,21 @@ class Config:
 #: Fewest recovery keys that may end a halt in production (docs/SECURITY.md: one key holder
 #: alone can do nothing).
 MIN_PRODUCTION_RECOVERY_THRESHOLD = 2
+
+
+def development_settings(cfg: Config) -> list[str]:
+    """The development-only settings ``cfg`` uses (``check``'s ``dev_settings``: refused in production)."""
+    dev = []
+    if cfg.localnet.enabled:
+        dev.append("localnet.enabled = true (in-process localnet)")
+    if cfg.audit.backend == "sqlite":
+        dev.append('audit.backend = "sqlite"')
+    dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
+    derived = [t.symbol for t in cfg.tokens if not t.mint]
+    if derived:
+        dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
+    return dev
 
 
 def production_problems(config: Config) -> list[str]:

@@ -43,6 +43,7 @@ from xorj_actors.audit._chain import (
 )
 from xorj_actors.audit._halt_history import (
     KILL_SWITCH_ACTOR,
+    KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     append_durable,
     halt_history,
@@ -75,6 +76,7 @@ __all__ = [
     "DEFAULT_CHAIN",
     "GENESIS_HASH",
     "KILL_SWITCH_ACTOR",
+    "KILL_SWITCH_ALIVE_ACTOR",
     "KILL_SWITCH_STARTING",
     "Audit",
     "AuditEvent",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
-from xorj_actors.audit import KILL_SWITCH_ACTOR, KILL_SWITCH_STARTING, append_durable, audit_event, halt_history, kill_switch_state_key, record
+from xorj_actors.audit import KILL_SWITCH_ACTOR, KILL_SWITCH_ALIVE_ACTOR, KILL_SWITCH_STARTING, append_durable, audit_event, halt_history, kill_switch_state_key, record
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine._reload import SecretsReload
@@ -31,7 +31,7 @@ from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.ops import TradeWindow
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
+from xorj_actors.kill_switch import KILL_SWITCH_ALIVE, KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
 from xorj_actors.signers import vault_id
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ def secret_envs(config: Config) -> tuple[str, ...]:
 
 def _kill_switch_entry(kind: str, details: dict[str, Any]) -> Any:
     severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")
-    return audit_event(kind, KILL_SWITCH_ACTOR, details, severity=severity)
+    # Its liveness entries under an actor of their own: the kill switch's start-up read stays small.
+    actor = KILL_SWITCH_ALIVE_ACTOR if details.get("what") == KILL_SWITCH_ALIVE else KILL_SWITCH_ACTOR
+    return audit_event(kind, actor, details, severity=severity)
 
 
 class Engine:
