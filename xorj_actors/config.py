@@ -18,6 +18,7 @@ from xorj_actors._settings import ConfigError, build_section
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.correlation.settings import CorrelationSettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.execution.settings import ExecutionSettings
@@ -107,6 +108,8 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    #: Correlated-exposure limits (docs/RISK.md, "Correlated exposure").
+    correlation: CorrelationSettings = field(default_factory=CorrelationSettings)
     #: Every external endpoint's budget (docs/QUOTAS.md).
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     #: The scheduled statement reconciliation (docs/AUDIT.md, "Statement reconciliation").
@@ -184,6 +187,11 @@ class Config:
             if shared:
                 raise ValueError(f"proofs.key: the same key store as [[signers.keys]] {vault.name!r} ({shared}); the proof "
                                  "key needs a store of its own (docs/SECURITY.md, \"The proof key\")")
+        corr, poll = self.correlation, self.gateway.price_poll_s
+        if corr.enabled and poll > 0 and corr.window_s / poll < corr.min_samples + 1:
+            # Never enough returns in the window: every pair would stay unknown, the limit idle.
+            raise ValueError(f"correlation.window_s: {corr.window_s:g} s holds fewer than min_samples + 1 = "
+                             f"{corr.min_samples + 1} price samples at [gateway] price_poll_s {poll:g} s")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":
