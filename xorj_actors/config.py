@@ -187,11 +187,13 @@ class Config:
             if shared:
                 raise ValueError(f"proofs.key: the same key store as [[signers.keys]] {vault.name!r} ({shared}); the proof "
                                  "key needs a store of its own (docs/SECURITY.md, \"The proof key\")")
-        corr, poll = self.correlation, self.gateway.price_poll_s
-        if corr.enabled and poll > 0 and corr.window_s / poll < corr.min_samples + 1:
+        # A fresh sample at most every price_poll_s, and no more often than the price cache renews.
+        corr, poll = self.correlation, max(self.gateway.price_poll_s, self.gateway.price_max_age_s)
+        if corr.enabled and self.gateway.price_poll_s > 0 and corr.window_s / poll < corr.min_samples + 1:
             # Never enough returns in the window: every pair would stay unknown, the limit idle.
             raise ValueError(f"correlation.window_s: {corr.window_s:g} s holds fewer than min_samples + 1 = "
-                             f"{corr.min_samples + 1} price samples at [gateway] price_poll_s {poll:g} s")
+                             f"{corr.min_samples + 1} price samples, one every {poll:g} s ([gateway] price_poll_s, "
+                             "price_max_age_s)")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":

@@ -213,3 +213,9 @@ def test_off_means_no_limits() -> None:
 def test_bad_settings_are_refused(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(CorrelationSettings(), **{field: value}).validate()
+
+
+def test_a_repeated_answer_is_no_new_sample() -> None:
+    h = PriceHistory(100)
+    assert h.add({BONK: 1.0, WIF: 2.0}, 0.0) and not h.add({BONK: 1.0, WIF: 2.0}, 1.0)
+    assert h.add({BONK: 1.0, WIF: 2.5}, 2.0) and len(h) == 2

@@ -58,13 +58,20 @@ class PriceHistory:
         self.window_s = window_s
         self._ticks: deque[tuple[float, dict[str, float]]] = deque()
 
-    def add(self, prices: Mapping[str, float], at: float) -> None:
-        """One tick; non-finite or non-positive prices are left out of it (not a price)."""
+    def add(self, prices: Mapping[str, float], at: float) -> bool:
+        """One tick; non-finite or non-positive prices are left out of it (not a price).
+
+        A tick equal to the last one is not kept (False): it is the same answer again (the
+        gateway's price cache), and its zero returns would make two tokens look related.
+        """
         good = {m: float(p) for m, p in prices.items() if isinstance(p, int | float) and math.isfinite(p) and p > 0}
-        self._ticks.append((at, good))
         horizon = at - self.window_s
+        kept = not self._ticks or self._ticks[-1][1] != good
+        if kept:
+            self._ticks.append((at, good))
         while self._ticks and self._ticks[0][0] < horizon:
             self._ticks.popleft()
+        return kept
 
     def __len__(self) -> int:
         return len(self._ticks)

@@ -156,6 +156,7 @@ class RoundSteps:
             self._end_round(f"snapshot failed: {snap.error}")
             return
         holdings, prices = dict(snap.balances), dict(snap.prices)
+        limits = self._limits(holdings, prices)  # every read: the round's trades are all final now
         if self.phase is VaultPhase.CLOSING:
             self._record_slippage(holdings)
             self._end_round(None)
@@ -167,7 +168,6 @@ class RoundSteps:
         if halt.halted:
             self._end_round("halted")
             return
-        limits = self._limits(holdings, prices)
         plan = plan_trades(
             holdings, prices, self.decimals, self.stable_mint, self.target, self.settings,
             halt.factor, self.vault_id,
