@@ -4,6 +4,7 @@ vault's buys into it are cut with their reason in the audit log; independent tok
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -101,3 +102,40 @@ def test_a_pair_moving_together_is_limited_and_an_independent_pair_is_not(exec_e
     held = engine.exposure.exposure()[(a, b)][2]["vault-0001"]
     assert held[0] <= held[1] * SHARE * 1.02, held
     assert _limited(engine, "vault-0000") == []
+
+
+GLOBAL_USD = 200.0
+
+
+def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: Callable[..., Harness]) -> None:
+    config = CORRELATED_MARKET.replace(f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}")
+    h = exec_engine_factory(config)
+    engine, board = h.engine, h.engine.exposure
+    quote = h.localnet.urls["quote"]
+    stable = h.genesis.stable
+    a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
+    wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+    _post(f"{quote}/admin/co-move", {"groups": [[a, b]]})
+
+    def clustered() -> bool:
+        _post(f"{quote}/admin/advance", {"steps": 1})
+        return (a, b) in board.snapshot.clusters
+
+    wait_until(clustered, 40, "the pair to be one cluster")
+    _round(h, "vault-0000")
+    [first] = _limited(engine, "vault-0000")
+    assert {s["reason"] for s in first["skipped"]} == {"correlated_exposure_global"}, first
+    held, reserved, _ = board.exposure()[(a, b)]
+    assert 0 < held <= GLOBAL_USD * 1.02 and reserved == 0, (held, reserved)  # the closing read ended the reservation
+    # The second vault finds the room taken: its buys into the pair are refused (cut to nothing).
+    ref = engine.runtime.whereis("vault-0001") or next(x.ref for x in engine.runtime.actors() if x.name == "vault-0001")
+    assert ref.ask(Round(), timeout=5).reason == "started"
+    wait_until(lambda: _limited(engine, "vault-0001"), 30, "vault-0001's plan cut")
+    [second] = _limited(engine, "vault-0001")
+    assert {s["mint"] for s in second["skipped"]} == {a, b}
+    assert all(s["reason"] == "correlated_exposure_global" for s in second["skipped"]), second
+    # What the first vault's fills left (price impact) is below min_trade_usd: nothing is bought.
+    rooms = {float(re.search(r"room ([0-9.]+) USD", s["detail"]).group(1)) for s in second["skipped"]}
+    assert max(rooms) < engine.config.vaults.min_trade_usd, second
+    wait_until(lambda: ref.ask(GetVaultStatus(), timeout=5).phase == VaultPhase.IDLE, 30, "vault-0001's round to end")
+    assert board.exposure()[(a, b)][0] <= GLOBAL_USD * 1.02, second

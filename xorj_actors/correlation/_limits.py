@@ -34,12 +34,6 @@ class ClusterLimits:
     #: USD each cluster may still take engine-wide; a cluster absent here has no engine-wide limit.
     global_room: Mapping[Cluster, Fraction] = field(default_factory=dict)
 
-    def cluster_of(self, mint: str) -> Cluster | None:
-        for c in self.clusters:
-            if mint in c:
-                return c
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class Cut:
