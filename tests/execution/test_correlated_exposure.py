@@ -127,6 +127,9 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     assert {s["reason"] for s in first["skipped"]} == {"correlated_exposure_global"}, first
     held, reserved, _ = board.exposure()[(a, b)]
     assert 0 < held <= GLOBAL_USD * 1.02 and reserved == 0, (held, reserved)  # the closing read ended the reservation
+    registry = engine.metrics.registry
+    assert registry.get_sample_value("xorj_correlated_exposure_usd", {"cluster": f"{a}+{b}", "kind": "held"}) == float(held)
+    assert registry.get_sample_value("xorj_correlation_clusters") >= 1
     # The second vault finds the room taken: its buys into the pair are refused (cut to nothing).
     ref = engine.runtime.whereis("vault-0001") or next(x.ref for x in engine.runtime.actors() if x.name == "vault-0001")
     assert ref.ask(Round(), timeout=5).reason == "started"

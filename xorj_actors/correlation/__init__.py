@@ -19,7 +19,7 @@ from xorj_actors.correlation._estimate import (
     estimate,
 )
 from xorj_actors.correlation._estimator import CorrelationEstimator
-from xorj_actors.correlation._report import correlation_report, render_correlation
+from xorj_actors.correlation._report import correlation_report, exposure_usd, render_correlation
 from xorj_actors.correlation._limits import ClusterLimits, Cut, fit_buys, share_room, stakes
 from xorj_actors.correlation.settings import CorrelationSettings
 
@@ -38,6 +38,7 @@ __all__ = [
     "correlation_report",
     "correlations",
     "estimate",
+    "exposure_usd",
     "fit_buys",
     "render_correlation",
     "share_room",

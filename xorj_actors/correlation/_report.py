@@ -8,7 +8,7 @@ from typing import Any
 
 from xorj_actors.correlation._board import ExposureBoard
 
-__all__ = ["correlation_report", "render_correlation"]
+__all__ = ["correlation_report", "exposure_usd", "render_correlation"]
 
 #: Vaults listed per cluster (the largest shares first); the rest are counted.
 _TOP_VAULTS = 10
@@ -49,6 +49,11 @@ def correlation_report(board: ExposureBoard) -> dict[str, Any]:
         "pairs": [{"a": p.a, "b": p.b, "correlation": p.value, "samples": p.samples} for p in snap.pairs],
         "clusters": clusters,
     }
+
+
+def exposure_usd(board: ExposureBoard) -> dict[str, tuple[float, float]]:
+    """For the metrics: ``"mintA+mintB"`` -> (held, reserved) USD across vaults, per current cluster."""
+    return {"+".join(c): (float(held), float(reserved)) for c, (held, reserved, _) in board.exposure().items()}
 
 
 def render_correlation(r: Mapping[str, Any] | None) -> list[str]:

@@ -20,7 +20,7 @@ from xorj_actors.engine._reload import SecretsReload
 from xorj_actors.secrets import CredentialProvider
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
-from xorj_actors.correlation import ExposureBoard, correlation_report
+from xorj_actors.correlation import ExposureBoard, correlation_report, exposure_usd
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.cluster import ClusterError
@@ -109,6 +109,7 @@ class Engine:
         self.trades = TradeWindow()
         #: Every external endpoint's budget (docs/QUOTAS.md): outlives the actors that take turns.
         self.quotas = Quotas(config.quotas, registry=self.metrics.registry)
+        self.metrics.watch_exposure(lambda: exposure_usd(self.exposure))
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
