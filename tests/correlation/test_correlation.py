@@ -219,3 +219,12 @@ def test_a_repeated_answer_is_no_new_sample() -> None:
     h = PriceHistory(100)
     assert h.add({BONK: 1.0, WIF: 2.0}, 0.0) and not h.add({BONK: 1.0, WIF: 2.0}, 1.0)
     assert h.add({BONK: 1.0, WIF: 2.5}, 2.0) and len(h) == 2
+
+
+def test_a_window_too_short_for_min_samples_at_the_watchs_pace_is_refused() -> None:
+    from xorj_actors.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="correlation.window_s: 60 s holds fewer than min_samples"):
+        parse_config("[correlation]\nwindow_s = 60.0\nmin_samples = 30\n[gateway]\nprice_poll_s = 2.0\n")
+    assert parse_config("[correlation]\nwindow_s = 62.0\nmin_samples = 30\n[gateway]\nprice_poll_s = 2.0\n")
+    assert parse_config("[correlation]\nenabled = false\nwindow_s = 60.0\n[gateway]\nprice_poll_s = 2.0\n")
