@@ -18,6 +18,7 @@ from xorj_actors._settings import ConfigError, build_section
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.correlation.settings import CorrelationSettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.execution.settings import ExecutionSettings
@@ -108,6 +109,8 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    #: Correlated-exposure limits (docs/RISK.md, "Correlated exposure").
+    correlation: CorrelationSettings = field(default_factory=CorrelationSettings)
     #: Every external endpoint's budget (docs/QUOTAS.md).
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     #: The scheduled statement reconciliation (docs/AUDIT.md, "Statement reconciliation").
@@ -185,6 +188,13 @@ class Config:
             if shared:
                 raise ValueError(f"proofs.key: the same key store as [[signers.keys]] {vault.name!r} ({shared}); the proof "
                                  "key needs a store of its own (docs/SECURITY.md, \"The proof key\")")
+        # A fresh sample at most every price_poll_s, and no more often than the price cache renews.
+        corr, poll = self.correlation, max(self.gateway.price_poll_s, self.gateway.price_max_age_s)
+        if corr.enabled and self.gateway.price_poll_s > 0 and corr.window_s / poll < corr.min_samples + 1:
+            # Never enough returns in the window: every pair would stay unknown, the limit idle.
+            raise ValueError(f"correlation.window_s: {corr.window_s:g} s holds fewer than min_samples + 1 = "
+                             f"{corr.min_samples + 1} price samples, one every {poll:g} s ([gateway] price_poll_s, "
+                             "price_max_age_s)")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":

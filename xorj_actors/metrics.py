@@ -104,6 +104,8 @@ class _RuntimeCollector(Collector):
         self._slots = slots
         #: The cluster node's members by liveness (None: this engine runs alone).
         self.cluster: Callable[[], Mapping[str, int]] | None = None
+        #: cluster label -> (held, reserved) USD across vaults (None: no correlated-exposure board).
+        self.exposure: Callable[[], Mapping[str, tuple[float, float]]] | None = None
         self._source: tuple[Runtime, HaltBoard] | None = None
         #: (parent urn, child name) -> restarts seen, so the total never goes down when a
         #: child is replaced (its new mailbox carries the count) or its supervisor restarts.
@@ -243,6 +245,19 @@ class _RuntimeCollector(Collector):
             for state, count in sorted(self.cluster().items()):
                 nodes.add_metric([str(state)], float(count))
             yield nodes
+        if self.exposure is not None:
+            clusters = self.exposure()
+            yield GaugeMetricFamily(
+                "xorj_correlation_clusters", "Clusters of correlated tokens in the latest estimate", value=float(len(clusters))
+            )
+            usd = GaugeMetricFamily(
+                "xorj_correlated_exposure_usd", "USD all vaults hold (or reserved for buys) per correlated token cluster",
+                labels=["cluster", "kind"],
+            )
+            for cluster, (held, reserved) in sorted(clusters.items()):
+                usd.add_metric([cluster, "held"], held)
+                usd.add_metric([cluster, "reserved"], reserved)
+            yield usd
 
 
 def breaker_states(actors: Iterable[ActorInfo]) -> dict[str, str]:
@@ -390,6 +405,10 @@ class Metrics:
     def watch_cluster(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """``xorj_cluster_nodes{state}``: read ``counts()`` (members by liveness, no I/O) at every scrape."""
         self._runtime.cluster = counts
+
+    def watch_exposure(self, exposure: Callable[[], Mapping[str, tuple[float, float]]]) -> None:
+        """``xorj_correlated_exposure_usd{cluster, kind}``: read ``exposure()`` (no I/O) at every scrape."""
+        self._runtime.exposure = exposure
 
     def expect_slots(self) -> None:
         """A Confirmation actor with a node starts: ``xorj_confirmation_slot_age_seconds`` from now."""
