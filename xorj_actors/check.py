@@ -178,11 +178,8 @@ def check_audit_store(ctx: CheckContext) -> CheckResult:
 
 
 def check_audit_anchor(ctx: CheckContext) -> CheckResult:
-    """Anchoring is on, and its S3 bucket answers with Object Lock enabled.
-
-    Without anchors a truncated tail or a rewrite of the audit log with its key goes unseen
-    (``audit verify`` exits 3), so a production config without them fails.
-    """
+    """Anchoring is on (production needs it: else a cut tail or a rewrite with the key goes unseen),
+    its bucket has Object Lock and no rule expiring anchors; lifecycle drift is shown."""
     name = "audit_anchor"
     anchor = ctx.config.audit.anchor
     if not anchor.enabled:
@@ -191,19 +188,22 @@ def check_audit_anchor(ctx: CheckContext) -> CheckResult:
             "[audit.anchor] enabled = false: without anchors a truncated tail or a rewrite of the audit log "
             "with its key cannot be detected",
         )
-    from xorj_actors.audit import list_anchors, s3_client
+    from xorj_actors.audit import lifecycle_drift, list_anchors, s3_client
 
     where = f"s3://{anchor.bucket}/{anchor.prefix}"
     try:
         client = s3_client(anchor, timeout_s=ctx.timeout_s)
         locked = probes.object_lock_enabled(client, anchor.bucket)
-        anchors = list_anchors(client, anchor) if locked else []
+        anchors, drift = (list_anchors(client, anchor), lifecycle_drift(client, anchor)) if locked else ([], [])
     except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "cannot anchor"
         return _fail(name, f"{where}: {type(exc).__name__}: {exc}")
     if not locked:
         return _fail(name, f"{where}: Object Lock is not enabled on the bucket: anchors could be deleted")
+    if any(d.hides_anchors for d in drift):
+        return _fail(name, f"{where}: " + "; ".join(str(d) for d in drift if d.hides_anchors))
     last = f"the last reaches entry {anchors[-1].sequence}" if anchors else "none written yet"
-    return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}")
+    lifecycle = f"; lifecycle drift: {'; '.join(map(str, drift))}" if drift else "; lifecycle as configured"
+    return _ok(name, f"{where} (Object Lock): {len(anchors)} anchors, {last}{lifecycle}")
 
 
 def _audit_actor_health(ctx: CheckContext) -> CheckResult:
@@ -349,22 +349,19 @@ def _open_signer(ctx: CheckContext, key: Any) -> str:
 
 def check_dev_settings(ctx: CheckContext) -> CheckResult:
     """A production config uses no development-only setting."""
-    cfg = ctx.config
-    dev = []
-    if cfg.localnet.enabled:
-        dev.append("localnet.enabled = true (in-process localnet)")
-    if cfg.audit.backend == "sqlite":
-        dev.append('audit.backend = "sqlite"')
-    dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
-    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
-    derived = [t.symbol for t in cfg.tokens if not t.mint]
-    if derived:
-        dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
+    from xorj_actors.config import development_settings
+
+    dev = development_settings(ctx.config)
     if ctx.production and dev:
         return _fail("dev_settings", "development-only settings in a production config: " + "; ".join(dev))
     if dev:
         return _ok("dev_settings", "development config: " + "; ".join(dev))
     return _ok("dev_settings", "none")
+
+
+def check_downtime_liquidation(ctx: CheckContext) -> CheckResult:
+    """The downtime liquidation policy (docs/RISK.md): on or off, its limit and vaults (a setting, never a failure)."""
+    return _ok("downtime_liquidation", ctx.config.kill_switch.downtime_liquidation.describe())
 
 
 def _hmac_key_envs(config: Config) -> tuple[str, ...]:
@@ -452,6 +449,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_secrets,
     check_slack,
     check_data_dir,
+    check_downtime_liquidation,
 )
 #: ``/health/detailed``: everything, each component once.
 ALL_CHECKS: tuple[Check, ...] = tuple(dict.fromkeys((*READINESS_CHECKS, *PRODUCTION_CHECKS)))

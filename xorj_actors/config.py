@@ -18,6 +18,7 @@ from xorj_actors._settings import ConfigError, build_section
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.breakers.settings import BreakerSettings
 from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.correlation.settings import CorrelationSettings
 from xorj_actors.chain.settings import ConfirmationSettings
 from xorj_actors.cluster.settings import ClusterSettings
 from xorj_actors.execution.settings import ExecutionSettings
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "EngineSettings",
     "SupervisionSettings",
+    "development_settings",
     "load_config",
     "parse_config",
     "production_problems",
@@ -107,6 +109,8 @@ class Config:
     risk: RiskSettings = field(default_factory=RiskSettings)
     vaults: VaultSettings = field(default_factory=VaultSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    #: Correlated-exposure limits (docs/RISK.md, "Correlated exposure").
+    correlation: CorrelationSettings = field(default_factory=CorrelationSettings)
     #: Every external endpoint's budget (docs/QUOTAS.md).
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     #: The scheduled statement reconciliation (docs/AUDIT.md, "Statement reconciliation").
@@ -184,6 +188,13 @@ class Config:
             if shared:
                 raise ValueError(f"proofs.key: the same key store as [[signers.keys]] {vault.name!r} ({shared}); the proof "
                                  "key needs a store of its own (docs/SECURITY.md, \"The proof key\")")
+        # A fresh sample at most every price_poll_s, and no more often than the price cache renews.
+        corr, poll = self.correlation, max(self.gateway.price_poll_s, self.gateway.price_max_age_s)
+        if corr.enabled and self.gateway.price_poll_s > 0 and corr.window_s / poll < corr.min_samples + 1:
+            # Never enough returns in the window: every pair would stay unknown, the limit idle.
+            raise ValueError(f"correlation.window_s: {corr.window_s:g} s holds fewer than min_samples + 1 = "
+                             f"{corr.min_samples + 1} price samples, one every {poll:g} s ([gateway] price_poll_s, "
+                             "price_max_age_s)")
         if ex.enabled and not self.signers.keys:
             raise ValueError("signers.keys: execution needs a signing key (or set [execution] enabled = false)")
         if self.engine.environment == "production":
@@ -195,6 +206,21 @@ class Config:
 #: Fewest recovery keys that may end a halt in production (docs/SECURITY.md: one key holder
 #: alone can do nothing).
 MIN_PRODUCTION_RECOVERY_THRESHOLD = 2
+
+
+def development_settings(cfg: Config) -> list[str]:
+    """The development-only settings ``cfg`` uses (``check``'s ``dev_settings``: refused in production)."""
+    dev = []
+    if cfg.localnet.enabled:
+        dev.append("localnet.enabled = true (in-process localnet)")
+    if cfg.audit.backend == "sqlite":
+        dev.append('audit.backend = "sqlite"')
+    dev += [f'signers key {k.name}: backend = "dev_key" (derived keys)' for k in cfg.signers.keys if k.backend == "dev_key"]
+    dev += ['proofs.key: backend = "dev_key" (a derived proof key)'] if cfg.proofs.key.backend == "dev_key" else []
+    derived = [t.symbol for t in cfg.tokens if not t.mint]
+    if derived:
+        dev.append(f"tokens {', '.join(derived)}: no mint (the development mints derived from [localnet] seed)")
+    return dev
 
 
 def production_problems(config: Config) -> list[str]:

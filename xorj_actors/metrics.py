@@ -33,9 +33,11 @@ __all__ = [
     "BREAKER_STATES",
     "CONTENT_TYPE",
     "HSM_BACKENDS",
+    "HALT_RESULTS",
     "HSM_RESULTS",
     "JITO_BUNDLE_STATUSES",
     "KILL_SWITCH_STATES",
+    "LANDING_RESULTS",
     "TRADE_STATUSES",
     "Metrics",
     "breaker_states",
@@ -64,6 +66,15 @@ BREAKER_STATES: Mapping[str, int] = {
 KILL_SWITCH_STATES: tuple[str, ...] = ("STARTING", *(s.value for s in KillSwitchState))
 
 _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: ``xorj_trade_landings_total{result}`` (docs/SLO.md): a sent trade confirmed (or landed with an
+#: on-chain error) within its tier's timeout, timed out (counted once, whatever comes after), or
+#: expired unlanded. Rejected trades were never sent: no landing to count.
+LANDING_RESULTS: tuple[str, ...] = ("in_time", "timed_out", "expired")
+#: ``xorj_halts_completed_total{result}`` (docs/SLO.md): every live actor acked within the ack deadline, or not.
+HALT_RESULTS: tuple[str, ...] = ("in_deadline", "late")
+#: Timed-out trades remembered until their final outcome (a trade whose lease moved to another
+#: node never reaches one here: the oldest are forgotten past this).
+_MAX_TIMED_OUT = 10_000
 _TRADE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
 
@@ -93,6 +104,8 @@ class _RuntimeCollector(Collector):
         self._slots = slots
         #: The cluster node's members by liveness (None: this engine runs alone).
         self.cluster: Callable[[], Mapping[str, int]] | None = None
+        #: cluster label -> (held, reserved) USD across vaults (None: no correlated-exposure board).
+        self.exposure: Callable[[], Mapping[str, tuple[float, float]]] | None = None
         self._source: tuple[Runtime, HaltBoard] | None = None
         #: (parent urn, child name) -> restarts seen, so the total never goes down when a
         #: child is replaced (its new mailbox carries the count) or its supervisor restarts.
@@ -232,6 +245,19 @@ class _RuntimeCollector(Collector):
             for state, count in sorted(self.cluster().items()):
                 nodes.add_metric([str(state)], float(count))
             yield nodes
+        if self.exposure is not None:
+            clusters = self.exposure()
+            yield GaugeMetricFamily(
+                "xorj_correlation_clusters", "Clusters of correlated tokens in the latest estimate", value=float(len(clusters))
+            )
+            usd = GaugeMetricFamily(
+                "xorj_correlated_exposure_usd", "USD all vaults hold (or reserved for buys) per correlated token cluster",
+                labels=["cluster", "kind"],
+            )
+            for cluster, (held, reserved) in sorted(clusters.items()):
+                usd.add_metric([cluster, "held"], held)
+                usd.add_metric([cluster, "reserved"], reserved)
+            yield usd
 
 
 def breaker_states(actors: Iterable[ActorInfo]) -> dict[str, str]:
@@ -267,6 +293,8 @@ class Metrics:
         trades_by_api: ``xorj_trades_by_api_total{api,status}`` (ultra or swap; trades refused
             before any route was built are not counted here).
         trade_duration: ``xorj_trade_duration_seconds`` (execution issue).
+        trade_landings: ``xorj_trade_landings_total{result}`` (the trade SLO: :data:`LANDING_RESULTS`).
+        halts_completed: ``xorj_halts_completed_total{result}`` (the halt SLO: :data:`HALT_RESULTS`).
         kill_switch_activations: ``xorj_kill_switch_activations_total{mode,source}``.
         halt_ack: ``xorj_halt_ack_seconds``, trigger to every live actor acked.
         breaker_trips: ``xorj_circuit_breaker_trips_total{breaker}`` (decision issue).
@@ -306,6 +334,15 @@ class Metrics:
         self.trade_duration = Histogram(
             "xorj_trade_duration_seconds", "Trade intent to final status", buckets=_TRADE_BUCKETS, registry=r
         )
+        self.trade_landings = Counter(
+            "xorj_trade_landings", "Sent trades by landing: in their tier's time, timed out, expired", ["result"],
+            registry=r,
+        )
+        self.halts_completed = Counter(
+            "xorj_halts_completed", "Completed halts by whether every actor acked within the deadline", ["result"],
+            registry=r,
+        )
+        self._timed_out: dict[str, None] = {}  # trade ids, oldest first
         self.kill_switch_activations = Counter(
             "xorj_kill_switch_activations", "Kill switch activations", ["mode", "source"], registry=r
         )
@@ -346,6 +383,10 @@ class Metrics:
             self.trades.labels(status)
         for breaker in BREAKERS:
             self.breaker_trips.labels(breaker)
+        for result in LANDING_RESULTS:
+            self.trade_landings.labels(result)
+        for result in HALT_RESULTS:
+            self.halts_completed.labels(result)
         for result in ("done", "skipped"):
             self.vault_rounds.labels(result)
         for status in JITO_BUNDLE_STATUSES:
@@ -365,6 +406,10 @@ class Metrics:
         """``xorj_cluster_nodes{state}``: read ``counts()`` (members by liveness, no I/O) at every scrape."""
         self._runtime.cluster = counts
 
+    def watch_exposure(self, exposure: Callable[[], Mapping[str, tuple[float, float]]]) -> None:
+        """``xorj_correlated_exposure_usd{cluster, kind}``: read ``exposure()`` (no I/O) at every scrape."""
+        self._runtime.exposure = exposure
+
     def expect_slots(self) -> None:
         """A Confirmation actor with a node starts: ``xorj_confirmation_slot_age_seconds`` from now."""
         self._slots.expect()
@@ -383,9 +428,11 @@ class Metrics:
         elif what == "maintenance":
             self.kill_switch_activations.labels("maintenance", str(details.get("source"))).inc()
         elif what == "halt complete":
-            latency = details.get("latency_s")
+            latency, deadline = details.get("latency_s"), details.get("deadline_s")
             if isinstance(latency, int | float) and latency >= 0:
                 self.halt_ack.observe(latency)
+                if isinstance(deadline, int | float):
+                    self.halts_completed.labels("in_deadline" if latency <= deadline else "late").inc()
 
     def on_breaker_change(self, name: str, state: str) -> None:
         """A breaker's ``on_change`` hook: every opening (reopenings too) is a trip."""
@@ -415,6 +462,23 @@ class Metrics:
             self.trades_by_api.labels(str(api), outcome.status).inc()
         if outcome.status != "timed_out":
             self.trade_duration.observe(seconds)
+        self._landing(str(outcome.trade_id), outcome.status)
+
+    def _landing(self, trade_id: str, status: str) -> None:
+        """The trade SLO's counter: a timeout counts at once; the final outcome of a trade that
+        timed out counts no more (it was late, whatever it became)."""
+        if status == "timed_out":
+            if trade_id not in self._timed_out:
+                self._timed_out[trade_id] = None
+                if len(self._timed_out) > _MAX_TIMED_OUT:
+                    del self._timed_out[next(iter(self._timed_out))]
+                self.trade_landings.labels("timed_out").inc()
+        elif trade_id in self._timed_out:
+            del self._timed_out[trade_id]  # late, already counted, whatever it became
+        elif status in ("confirmed", "failed"):
+            self.trade_landings.labels("in_time").inc()
+        elif status == "expired":
+            self.trade_landings.labels("expired").inc()
 
     def on_reconciliation(self, result: str, mismatches: int) -> None:
         """The reconciler's hook after each run: ``clean``, ``mismatch`` or ``incomplete``."""

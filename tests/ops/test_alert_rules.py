@@ -1,6 +1,7 @@
-"""deploy/prometheus: the alerting rules and the scrape config pass promtool's checks, every alert
-is unit-tested (fired and near-missed) by alerts_test.yml, every runbook link lands on a section of
-docs/OPERATIONS.md, and every metric an alert reads is one a running engine exports."""
+"""deploy/prometheus: the alerting rules (alerts.yml, and slo.yml's error budgets) and the scrape
+config pass promtool's checks, every alert is unit-tested (fired and near-missed) by
+alerts_test.yml, every runbook link lands on a section of docs/OPERATIONS.md, and every metric an
+alert reads (through slo.yml's recording rules too) is one a running engine exports."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from xorj_actors.engine import Engine
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "prometheus"
 ALERTS = DEPLOY / "alerts.yml"
+#: The error budgets of docs/SLO.md: recording rules, and the burn-rate alerts that read them.
+SLO = DEPLOY / "slo.yml"
+RULE_FILES = (ALERTS, SLO)
 ALERTS_TEST = DEPLOY / "alerts_test.yml"
 OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 #: Prometheus's own series, not the engine's.
@@ -34,8 +38,18 @@ PROMQL_WORDS = {
 }
 
 
+def _all_rules() -> list[dict[str, Any]]:
+    return [r for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+
+
 def rules() -> list[dict[str, Any]]:
-    return [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    """Every alerting rule of every rule file."""
+    return [r for r in _all_rules() if "alert" in r]
+
+
+def recorded() -> dict[str, str]:
+    """Every recording rule's series name and its expression."""
+    return {r["record"]: r["expr"] for r in _all_rules() if "record" in r}
 
 
 def promtool_run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,9 +57,12 @@ def promtool_run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_checks_the_rules_and_the_config(promtool: str) -> None:
-    checked = promtool_run(promtool, "check", "rules", str(ALERTS))
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
+    for path in RULE_FILES:
+        checked = promtool_run(promtool, "check", "rules", str(path))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        count = sum(len(g["rules"]) for g in yaml.safe_load(path.read_text())["groups"])
+        assert f"SUCCESS: {count} rules found" in checked.stdout
+    assert {"slo.yml", "alerts.yml"} <= set(yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["rule_files"])
     config = promtool_run(promtool, "check", "config", str(DEPLOY / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
 
@@ -69,7 +86,7 @@ def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
     fired: set[str] = set()
     missed: set[str] = set()
     spec = yaml.safe_load(ALERTS_TEST.read_text())
-    assert spec["rule_files"] == ["alerts.yml"]
+    assert spec["rule_files"] == [p.name for p in RULE_FILES]
     for case in spec["tests"]:
         series = [_labels(s["series"]) for s in case["input_series"]]
         for check in case["alert_rule_test"]:
@@ -105,14 +122,35 @@ def test_every_alert_has_labels_a_summary_and_a_runbook_that_exists() -> None:
         assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in docs/OPERATIONS.md"
 
 
+def _expr_metrics(expr: str) -> set[str]:
+    """The series names ``expr`` reads (recorded ones, ``level:metric:operations``, included)."""
+    expr = re.sub(r'\{[^}]*\}|"[^"]*"|\[[^\]]*\]', "", expr)  # selectors, strings, ranges
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    return {w for w in re.findall(r"\b([a-z_][a-z0-9_:]*)\b(?!\s*\()", expr) if w not in PROMQL_WORDS}
+
+
 def alert_metrics() -> set[str]:
-    """Every metric name the alerts' expressions read (their labels and functions left out)."""
+    """Every metric name the alerts' expressions read (their labels and functions left out), a
+    recorded series replaced by what its recording rule reads."""
     names: set[str] = set()
-    for rule in rules():
-        expr = re.sub(r'\{[^}]*\}|"[^"]*"|\[[^\]]*\]', "", rule["expr"])  # selectors, strings, ranges
-        expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-        names |= {w for w in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", expr) if w not in PROMQL_WORDS}
+    todo = [name for rule in rules() for name in _expr_metrics(rule["expr"])]
+    records, seen = recorded(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in records:
+            todo.extend(_expr_metrics(records[name]))
+        else:
+            names.add(name)
     return names
+
+
+def test_every_recorded_series_an_alert_reads_is_recorded() -> None:
+    assert {n for n in alert_metrics() if ":" in n} == set()
+    read = {name for rule in rules() for name in _expr_metrics(rule["expr"])}
+    assert {n for n in read if ":" in n} <= set(recorded())
 
 
 #: An engine against its in-process localnet that trades and checks its clock often: every
@@ -145,6 +183,7 @@ def localnet_engine(tmp_path: Path) -> Iterator[Engine]:
 def test_every_metric_an_alert_reads_is_exported_by_a_running_engine(localnet_engine: Engine) -> None:
     used = alert_metrics()
     assert {"xorj_halt_pending_seconds", "xorj_clock_skew_seconds", "xorj_quota_granted_total", "up"} <= used
+    assert {"xorj_trade_landings_total", "xorj_halts_completed_total", "xorj_audit_append_seconds_bucket"} <= used
     rpc = localnet_engine.localnet.server.rpc
     # The localnet serves no getBlockTime (docs/RISK.md): answer it from its chain, as the clock tests do.
     rpc.methods["getBlockTime"] = lambda params: rpc.chain.block_time(int(params[0]))

@@ -62,8 +62,9 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert code == 0
     assert set(lines) == {
         "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
-        "secrets", "slack", "data_dir",
+        "secrets", "slack", "data_dir", "downtime_liquidation",
     }
+    assert lines["downtime_liquidation"].startswith("ok") and "off (the default)" in lines["downtime_liquidation"]
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.
     assert lines["signer"].startswith("ok") and "vault-authority (dev_key)" in lines["signer"]

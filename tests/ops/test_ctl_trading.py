@@ -125,7 +125,9 @@ def test_status_commands_without_execution(quiet_engine: Engine) -> None:
     risk = ctl(e, "risk")
     assert risk["drawdown"]["vaults"] == 0 and risk["drawdown"]["drawdown_latched"] is False
     assert "kill_switch" in risk["heartbeat"]["watched"]
-    assert set(risk) == {"drawdown", "heartbeat", "clock_skew", "errors"}
+    assert set(risk) == {"drawdown", "heartbeat", "clock_skew", "errors", "correlation"}
+    corr = risk["correlation"]  # the defaults; no price watch without execution: no estimate
+    assert corr["enabled"] is True and corr["as_of"] is None and corr["clusters"] == [] and corr["global_max_usd"] is None
 
     vaults = ctl(e, "vaults")
     assert [v["vault_id"] for v in vaults["vaults"]] == ["vault-0000", "vault-0001", "vault-0002"]
@@ -261,6 +263,7 @@ def test_ctl_renders_tables_and_exit_codes(quiet_engine: Engine, capsys: pytest.
     assert code == 0 and "STALE" in out and "http://127.0.0.1:9" in out
     code, out, _ = run_main(capsys, e, "risk")
     assert code == 0 and out.startswith("drawdown") and "heartbeat" in out and "clock skew" in out
+    assert "correlation   0 cluster(s) at >= 0.8 from 0 ticks" in out
     code, out, _ = run_main(capsys, e, "risk-reset", "--operator", "ops", "--reason", "drill")
     assert code == 0 and out.startswith("risk baseline reset by ops")
     code, out, _ = run_main(capsys, e, "vault-add", "--count", "1")

@@ -48,6 +48,8 @@ _SETTLE_S = 15.0
 #: can prove a panel over it.
 NOT_PLOTTED = {
     "xorj_send_route_skips": "a send to an extra route failed: no extra route on the localnet",
+    "xorj_correlated_exposure_usd": "series only per cluster of correlated tokens: the localnet's walks are independent "
+    "(tests/execution/test_correlated_exposure.py reads it from the board; xorj_correlation_clusters is plotted)",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
 from tests.execution.conftest import Harness
 from tests.proofs.forge import rehash
 from xorj_actors.audit import canonical_json
@@ -80,6 +81,12 @@ def test_a_real_trade_proof_verifies_and_every_edit_is_named(harness: Harness, t
     capsys.readouterr()
     assert cli_main(["proof", "verify", str(exported), "--data-dir", str(h.engine.data_dir), "--rpc", rpc, *_pinned(h)]) == 0
     assert capsys.readouterr().out.count(": OK (signature, entry hashes, audit store, chain;") == 2
+    # A trade that cannot be proven now (here: the chain cannot be read) is named, the rest still tried.
+    dead = ["--since", "2000-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "--rpc", f"http://127.0.0.1:{free_port()}"]
+    assert cli_main(["proof", "export", *dead, "-o", str(tmp_path / "dead.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "proof export: 0 proofs, 2 not issued" in err, err
+    assert "vault-0000:r1:0: not issued:" in err and "vault-0001:r1:0: not issued:" in err, err
     none = ["--since", "2999-01-01T00:00:00Z", "--data-dir", str(h.engine.data_dir), "-o", str(tmp_path / "none")]
     assert cli_main(["proof", "export", *none]) == 0 and (tmp_path / "none").read_text() == ""
 

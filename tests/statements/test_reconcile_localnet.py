@@ -14,6 +14,7 @@ import base64
 import json
 import sqlite3
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,11 +31,13 @@ from solders.transaction import VersionedTransaction
 from tests.conftest import free_port
 from tests.ops.conftest import HTTP_KEY, HTTP_KEY_ENV
 from tests.chaos.crash_helpers import ENGINE_AGAINST_LOCALNET, EngineProcess, LocalnetProcess, cli, poll, read_ledger
-from xorj_actors.audit import AuditLog, open_store, select_entries
+from xorj_actors.audit import AuditLog, load_hmac_key, open_store, select_entries
 from xorj_actors.config import Config, load_config
 from xorj_actors.localnet import build_genesis, dev_vault_authority
 from xorj_actors.ops.ctl import request
 from xorj_actors.statements import LAMPORTS, RpcReader
+from xorj_actors.statements import reconcile as reconcile_vaults
+from xorj_actors.statements.cli import vault_accounts
 from xorj_actors.tokens import TOKEN_PROGRAM_ID, vault_token_account
 
 pytestmark = pytest.mark.timeout(600)  # the module fixture trades on 100 vaults first
@@ -230,6 +233,31 @@ def test_a_vault_with_a_trade_in_flight_is_deferred_not_a_mismatch(traded: Trade
     assert (code, report["result"], report["mismatches"], report["vaults"]) == (0, "clean", 0, 0), report
     assert report["deferred"] == {intent["vault_id"]: f"trade {tid}: open (an intent without an outcome)"}
     assert _violations(traded.config, copy) == []
+
+
+def test_a_trade_open_longer_than_defer_max_s_makes_the_vault_unreadable_not_deferred(
+    traded: Traded, tmp_path: Path
+) -> None:
+    # a stuck trade (the engine died mid-trade and was not restarted) must not leave runs reading clean
+    tid, intent, _ = _a_confirmed_trade(traded)
+    copy = _copy_ledger(traded, tmp_path / "stuck",
+                        lambda e, d: None if e.event_type == "TRADE_CONFIRMATION" and e.correlation_id == tid else d)
+    vault, config = intent["vault_id"], traded.config
+    accounts = vault_accounts(config, lambda v: dev_vault_authority(v).pubkey(), [vault])
+    key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment)
+    store = open_store(config.audit, copy, create=False)
+    try:
+        def run(hours: float) -> Any:
+            return reconcile_vaults(store, key, RpcReader(traded.rpc, 30), accounts, defer_max_s=3600,
+                                    now=time.time() + hours * 3600)
+
+        assert run(0).deferred == {vault: f"trade {tid}: open (an intent without an outcome)"}
+        late = run(2)
+        assert (late.deferred, late.result.value, late.statements) == ({}, "incomplete", [])
+        assert late.unreadable[vault].startswith(f"trade {tid}: open (an intent without an outcome), for ")
+        assert "more than defer_max_s 3600" in late.unreadable[vault]
+    finally:
+        store.close()
 
 
 def test_a_vault_with_an_attempt_whose_id_is_not_recorded_yet_is_deferred(traded: Traded, tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from xorj_actors.audit._chain import (
 )
 from xorj_actors.audit._halt_history import (
     KILL_SWITCH_ACTOR,
+    KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     append_durable,
     halt_history,
@@ -59,6 +60,7 @@ from xorj_actors.audit._keys import (
     load_key_ring,
     parse_retired,
 )
+from xorj_actors.audit._lifecycle import Drift, apply_lifecycle, lifecycle_drift, lifecycle_rule
 from xorj_actors.audit._log import AuditLog, AuditTimeout, AuditUnavailable
 from xorj_actors.audit._reader import (
     OpenedIn,
@@ -92,6 +94,7 @@ __all__ = [
     "DEFAULT_CHAIN",
     "GENESIS_HASH",
     "KILL_SWITCH_ACTOR",
+    "KILL_SWITCH_ALIVE_ACTOR",
     "KILL_SWITCH_STARTING",
     "Audit",
     "AuditEvent",
@@ -104,6 +107,7 @@ __all__ = [
     "AnchorError",
     "AnchorHead",
     "AnchorSettings",
+    "Drift",
     "Anchorer",
     "AuditEntry",
     "AuditLog",
@@ -128,7 +132,10 @@ __all__ = [
     "chain_hmac",
     "chain_name_problem",
     "chain_store",
+    "apply_lifecycle",
     "ensure_bucket",
+    "lifecycle_drift",
+    "lifecycle_rule",
     "entries_by_chain",
     "entry_bytes",
     "genesis_hash",

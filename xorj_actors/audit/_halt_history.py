@@ -11,7 +11,8 @@ the entries that must be durable before the kill switch goes on (a resume).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -19,20 +20,26 @@ from typing import Any
 from pykka import ActorDeadError
 
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
-from xorj_actors.audit._chain import EventType, load_hmac_key
+from xorj_actors.audit._chain import EventType, HmacPads, load_hmac_key
 from xorj_actors.audit._keys import KeyRing, load_key_ring
 from xorj_actors.audit._reader import _verified, ring_pads
 from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
-__all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history", "state_keys"]
+__all__ = [
+    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history",
+    "kill_switch_state_key", "read_halt_history", "state_keys",
+]
 
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
 KILL_SWITCH_STARTING = "kill switch starting"
 _TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.SECURITY_VIOLATION, EventType.ERROR_EVENT)
 #: The RECOVERY entries whose nonce is used: a recovery accepted here, a cluster's followed here.
 _USED_NONCE = frozenset({"recovery accepted", "cluster recovery followed"})
+#: Actor of the kill switch's ``alive`` entries: outside the kill switch's partial index, so its
+#: start-up read stays as small as it was (``_last_alive`` finds the last one).
+KILL_SWITCH_ALIVE_ACTOR = "kill_switch_alive"
 
 
 def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
@@ -59,11 +66,18 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     last: Transition | None = None
     max_epoch = 0
     digests: set[str] = set()
-    has_history = False
+    has_history = seen_alive = False
+    # When the engine was last alive: the last entry before this start's marker (the flush wrote
+    # it just before this read: a last entry that is a marker is this start's own)...
+    tail: list[tuple[int, str, bool]] = []  # (sequence, timestamp, is the marker) of the last two
     pads = ring_pads(key)
     for row in store.db.execute_sql(sql, types).fetchall():
         entry = _verified(row, pads)
         details = json.loads(entry.details)
+        tail = [*tail[-1:], (entry.sequence, entry.timestamp, details.get("what") == KILL_SWITCH_STARTING)]
+        # A start that writes ``alive`` entries says so (the policy must not read an older
+        # version's quiet log as downtime).
+        seen_alive = seen_alive or "alive_every_s" in details
         # History: any entry but the start-up marker (a start that recorded no transition left
         # nothing that could have traded: the first ARMED is recorded before it is published).
         has_history = has_history or details.get("what") != KILL_SWITCH_STARTING
@@ -78,9 +92,37 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
             digest = details.get("nonce_sha256")
             if isinstance(digest, str):
                 digests.add(digest)
+    alive = _last_alive(store, pads, tail)
     return HaltHistory(
-        has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests)
+        has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
+        last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
     )
+
+
+def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, str, bool]]) -> str | None:
+    """...or the last ``alive`` entry after that one, if any (a short backward walk of the sequence:
+    one is written every ``alive_every_s``; bounded by the kill-switch entry below it)."""
+    if tail and tail[-1][2]:  # this start's marker: what came before it
+        upper, tail = tail[-1][0], tail[:-1]
+    else:
+        upper = None
+    if not tail:
+        return None
+    lower, when, _ = tail[-1]
+    p, table = store.db.param, qualified_table(store)
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    below = f' AND "sequence" < {p}' if upper is not None else ""
+    sql = (
+        f"SELECT {cols} FROM {table} WHERE \"actor\" = '{KILL_SWITCH_ALIVE_ACTOR}' AND \"sequence\" > {p}{below}"
+        ' ORDER BY "sequence" DESC LIMIT 1'
+    )
+    rows = store.db.execute_sql(sql, [lower] if upper is None else [lower, upper]).fetchall()
+    return _verified(rows[0], pads).timestamp if rows else when
+
+
+def _epoch_seconds(timestamp: str) -> float:
+    """An entry's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` as epoch seconds."""
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, flush: Callable[[], None]) -> HaltHistory:

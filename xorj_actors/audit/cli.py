@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from xorj_actors.audit.settings import AnchorSettings, AuditSettings
     from xorj_actors.config import Config
 
-_COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover", "restore")
+_COMMANDS = ("verify", "chains", "tail", "show", "export", "anchor", "recover", "restore", "bucket")
 #: The actions that read every chain of the store unless ``--chain`` names one.
 _ALL_CHAINS = ("verify", "chains")
 #: The long-running actions: a progress bar on a terminal (stderr), unless ``--no-progress``.
@@ -50,10 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "rebuild an EMPTY store (every chain, or --chain) from the anchors, verify it and report the gap to the "
             "lost head (engine stopped); exit 0 restored and OK, 1 broken, 2 refused or cannot"
         ),
+        "bucket": (
+            "compare the anchor bucket's Object Lock and lifecycle rules with [audit.anchor] (--apply: create the "
+            "bucket with Object Lock if missing, put the rules, read them back); exit 0 as configured, 1 drift, "
+            "2 cannot"
+        ),
     }
     for name in _COMMANDS:
         sp = sub.add_parser(name, help=helps[name], description=helps[name])
         add_common_arguments(sp)
+        if name == "bucket":
+            sp.add_argument("--apply", action="store_true", help="create the bucket if missing and put the rules")
+            continue
         sp.add_argument(
             "--chain", metavar="NAME",
             help=("only this chain" if name in _ALL_CHAINS else
@@ -205,6 +213,35 @@ def _settings(config: Config, chain: str | None) -> AuditSettings:
     return config.audit.for_node(config.cluster.node_id if config.cluster is not None else None)
 
 
+def _bucket(anchor: AnchorSettings, *, apply: bool) -> int:
+    """``audit bucket``: Object Lock on, lifecycle rules as configured (``apply``: made so)."""
+    from xorj_actors import probes
+    from xorj_actors.audit._anchor import ensure_bucket, s3_client
+    from xorj_actors.audit._lifecycle import Drift, apply_lifecycle, lifecycle_drift, lifecycle_rule
+
+    where = f"s3://{anchor.bucket}"
+    if not anchor.enabled:
+        print("audit bucket: anchoring is not enabled in [audit.anchor]", file=sys.stderr)
+        return EXIT_CANNOT
+    try:
+        client = s3_client(anchor)
+        if apply:
+            ensure_bucket(client, anchor)
+        drift = apply_lifecycle(client, anchor) if apply else lifecycle_drift(client, anchor)
+        if not probes.object_lock_enabled(client, anchor.bucket):
+            drift.insert(0, Drift("Object Lock is not enabled: anchors could be deleted (it is only set at creation)"))
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "cannot"
+        print(f"audit bucket: {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CANNOT
+    for problem in drift:
+        print(f"DRIFT: {where}: {problem}")
+    if not drift:
+        rule = lifecycle_rule(anchor)
+        moves = ", ".join(f"{t['StorageClass']} after {t['Days']} days" for t in rule["Transitions"]) if rule else "none"
+        print(f"OK: {where}: Object Lock enabled, lifecycle as configured (transitions: {moves}; no expiry)")
+    return 1 if drift else 0
+
+
 def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -217,6 +254,8 @@ def main(args: argparse.Namespace) -> int:
     cmd = args.audit_command
     try:
         config = load_config(args.config)
+        if cmd == "bucket":
+            return _bucket(config.audit.anchor, apply=args.apply)
         settings = _settings(config, args.chain)
         if cmd == "restore":
             from xorj_actors.audit._restore_cli import restore

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-__all__ = ["DEFAULT_CHAIN", "AnchorSettings", "AuditSettings", "PostgresSettings", "chain_name_problem"]
+__all__ = ["ARCHIVE_STORAGE_CLASSES", "DEFAULT_CHAIN", "AnchorSettings", "AuditSettings", "PostgresSettings", "chain_name_problem"]
 
 #: The chain of a process that runs alone: today's table, today's genesis, today's anchors.
 DEFAULT_CHAIN: Final = "default"
@@ -18,6 +18,13 @@ DEFAULT_CHAIN: Final = "default"
 _CHAIN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: Names whose table would be one of the default table's own indexes (PostgreSQL's primary key).
 _RESERVED_CHAINS: Final = frozenset({"pkey"})
+
+#: S3 storage classes a lifecycle rule may archive anchors into (all keep Object Lock: retention
+#: follows an object version through every transition).
+ARCHIVE_STORAGE_CLASSES: Final = ("GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+#: S3 refuses a transition to STANDARD_IA before 30 days; an archive transition before an object
+#: has spent STANDARD_IA's 30-day minimum there would be billed for days it never stayed.
+_IA_MIN_DAYS: Final = 30
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -82,12 +89,30 @@ class AnchorSettings:
     interval_s: float = 60.0
     #: COMPLIANCE-mode retention of every anchor object.
     retention_days: int = 2555
+    #: Lifecycle (``audit bucket --apply``): anchors move to STANDARD_IA after this many days
+    #: (0: never), then to ``archive_storage_class`` after ``lifecycle_archive_days`` (0: never).
+    #: Transitions only: no rule ever expires (deletes) an anchor.
+    lifecycle_ia_days: int = 30
+    lifecycle_archive_days: int = 90
+    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = "GLACIER"
 
     def validate(self) -> None:
         if self.interval_s <= 0:
             raise ValueError("interval_s: must be > 0")
         if self.retention_days < 1:
             raise ValueError("retention_days: must be >= 1")
+        if self.lifecycle_ia_days and self.lifecycle_ia_days < _IA_MIN_DAYS:
+            raise ValueError(f"lifecycle_ia_days: must be 0 (never) or >= {_IA_MIN_DAYS} (S3's minimum for STANDARD_IA)")
+        if self.lifecycle_ia_days < 0 or self.lifecycle_archive_days < 0:
+            raise ValueError("lifecycle_ia_days, lifecycle_archive_days: must be >= 0 (0: no such transition)")
+        if self.lifecycle_archive_days and self.lifecycle_ia_days and (
+            self.lifecycle_archive_days < self.lifecycle_ia_days + _IA_MIN_DAYS
+        ):
+            raise ValueError(
+                f"lifecycle_archive_days: must be >= lifecycle_ia_days + {_IA_MIN_DAYS} (STANDARD_IA's minimum stay)"
+            )
+        if self.archive_storage_class not in ARCHIVE_STORAGE_CLASSES:
+            raise ValueError(f"archive_storage_class: must be one of {', '.join(ARCHIVE_STORAGE_CLASSES)}")
         if self.enabled and not self.bucket:
             raise ValueError("bucket: required when anchoring is enabled")
         if self.prefix and not self.prefix.endswith("/"):

@@ -1,5 +1,5 @@
 """The RPC gateway: what vaults read from the chain and the price source, batched; and the
-price watch that feeds the market-volatility breaker.
+price watch that feeds the market-volatility breaker and the correlation estimator.
 
 A vault's round needs its token balances and the USD prices of its mints. Thousands of vaults
 asking the node one account at a time would be thousands of requests; the gateway collects the
@@ -30,6 +30,7 @@ from xorj_actors.breakers import VolatilityDetector, report
 from xorj_actors.breakers.settings import VolatilitySettings
 from xorj_actors.chain._budget import solana_call
 from xorj_actors.chain.gateway_settings import GatewaySettings
+from xorj_actors.correlation import CorrelationEstimator, ExposureBoard
 from xorj_actors.jupiter import MAX_IDS, parse_prices
 from xorj_actors.quotas import Endpoint, QuotaError, Quotas, turn
 from supervisors import LoopThread
@@ -85,6 +86,7 @@ class RpcGateway(Participant):
         watch_mints: tuple[str, ...] = (),
         volatility: VolatilitySettings | None = None,
         quotas: Quotas | None = None,
+        exposure: ExposureBoard | None = None,
     ) -> None:
         super().__init__(board)
         #: The budgets its reads (``rpc_read``) and prices (``jupiter_price``) take turns in.
@@ -93,6 +95,10 @@ class RpcGateway(Participant):
         self.price_samples_skipped = 0
         self.watch_mints = watch_mints
         self.detector = VolatilityDetector(volatility)
+        #: Fed the same samples; publishes token clusters on ``exposure`` (None: no estimate).
+        self.correlation = (
+            CorrelationEstimator(exposure, watch_mints) if exposure is not None and exposure.settings.enabled else None
+        )
         self.settings = settings
         self.rpc_url, self.quote_url, self.owner = rpc_url, quote_url.rstrip("/"), owner
         #: Jupiter's headers (``x-api-key``), for ``/price/v3``.
@@ -166,6 +172,10 @@ class RpcGateway(Participant):
                     report(self.runtime, "market_volatility", False, detail)
             if self.detector.calm(now):
                 report(self.runtime, "market_volatility", True, "calm")
+            if self.correlation is not None:
+                snap = self.correlation.observe(prices, now)
+                if snap is not None:
+                    logger.debug("correlation: {} cluster(s) from {} ticks", len(snap.clusters), snap.ticks)
 
     def _enqueue(self, request: GetVaultSnapshot) -> None:
         self.pending.append(request)

@@ -17,6 +17,7 @@ from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import (
     AUDIT_NAME,
     KILL_SWITCH_ACTOR,
+    KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     AuditEntry,
     KeyRing,
@@ -34,6 +35,7 @@ from xorj_actors.engine._reload import SecretsReload
 from xorj_actors.secrets import CredentialProvider
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
+from xorj_actors.correlation import ExposureBoard, correlation_report, exposure_usd
 from xorj_actors.breakers import BREAKERS, BreakerBoard
 from xorj_actors.data_dir import DataDirError, DataDirInUse, lock_data_dir, secure_data_dir
 from xorj_actors.cluster import ClusterError
@@ -45,7 +47,15 @@ from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.ops import TradeWindow
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
-from xorj_actors.kill_switch import KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant, RekeyStateFile
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_ALIVE,
+    KILL_SWITCH_NAME,
+    GetStatus,
+    HaltBoard,
+    HaltHistory,
+    Participant,
+    RekeyStateFile,
+)
 from xorj_actors.signers import vault_id
 
 if TYPE_CHECKING:
@@ -70,7 +80,9 @@ def secret_envs(config: Config) -> tuple[str, ...]:
 
 def _kill_switch_entry(kind: str, details: dict[str, Any]) -> Any:
     severity = {"HALT": "CRITICAL", "SECURITY_VIOLATION": "WARNING", "ERROR_EVENT": "ERROR"}.get(kind, "INFO")
-    return audit_event(kind, KILL_SWITCH_ACTOR, details, severity=severity)
+    # Its liveness entries under an actor of their own: the kill switch's start-up read stays small.
+    actor = KILL_SWITCH_ALIVE_ACTOR if details.get("what") == KILL_SWITCH_ALIVE else KILL_SWITCH_ACTOR
+    return audit_event(kind, actor, details, severity=severity)
 
 
 class Engine:
@@ -117,11 +129,14 @@ class Engine:
         self.breaker_board = BreakerBoard(BREAKERS)
         #: The latest accepted ranked traders, read by every vault (written by the StrategyFeed).
         self.strategy_board = StrategyBoard(config.strategy.stale_after_s)
+        #: Token clusters (the price watch's estimate) and every vault's stake in them (docs/RISK.md).
+        self.exposure = ExposureBoard(config.correlation)
         self.metrics = Metrics()
         #: The last minute's trades, read by ``trades`` (``xorj-actors top``) without a message.
         self.trades = TradeWindow()
         #: Every external endpoint's budget (docs/QUOTAS.md): outlives the actors that take turns.
         self.quotas = Quotas(config.quotas, registry=self.metrics.registry)
+        self.metrics.watch_exposure(lambda: exposure_usd(self.exposure))
         self._lock_fd: int | None = None
         self._endpoints: dict[str, str] = {}
         self.localnet: Any = None
@@ -198,11 +213,12 @@ class Engine:
             board=self.board,
             breaker_board=self.breaker_board,
             strategy_board=self.strategy_board,
+            exposure=self.exposure,
             metrics=self.metrics,
             redactor=self.redactor,
             views={
                 "progress": self.progress, "trades": self.trades.snapshot, "quotas": self.quotas.snapshot,
-                "reload_secrets": self.reload_secrets,
+                "reload_secrets": self.reload_secrets, "correlation": lambda: correlation_report(self.exposure),
                 **self._cluster_views(),
             },
             trades=self.trades,

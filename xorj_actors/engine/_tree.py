@@ -35,6 +35,7 @@ from xorj_actors.engine._reconciler import reconciler_children
 from xorj_actors.breakers import BREAKERS, Breaker, BreakerBoard, TradeGate, breaker_table, report
 from xorj_actors.chain import CONFIRMATION_NAME, GATEWAY_NAME, Confirmation, RpcGateway
 from xorj_actors.config import Config, ConfigError
+from xorj_actors.correlation import ExposureBoard
 from xorj_actors.execution import Executor, ExecutorOptions, TradeRequest
 from xorj_actors.jupiter import api_headers
 from xorj_actors.kill_switch import ClusterHalt, HaltBoard, HaltHistory, KillSwitch
@@ -110,6 +111,7 @@ class TreeContext:
     fence: Fence | None = None
     #: The last minute's trade outcomes (the ``trades`` command, ``xorj-actors top``); None: none kept.
     trades: TradeWindow | None = None
+    exposure: ExposureBoard | None = None  #: token clusters, vaults' stakes (docs/RISK.md); None: no limit
 
     @property
     def budgets(self) -> Quotas | None:
@@ -298,7 +300,7 @@ def _gateway_children(ctx: TreeContext) -> list[ChildSpec]:
                 price_headers=api_headers(ctx.config.jupiter_api(ctx.environ), ctx.environ),
                 watch_mints=tuple(m for m in tradable_mints(cfg) if m != _stable_mint(cfg)),
                 volatility=cfg.breakers.volatility,
-                quotas=ctx.budgets,
+                quotas=ctx.budgets, exposure=ctx.exposure,
             ),
         )
     ]
@@ -390,7 +392,7 @@ def vault_spec(ctx: TreeContext, index: int) -> ChildSpec:
             decimals=tradable_mints(cfg),
             stable_mint=stable,
             on_round=metrics.on_vault_round,
-            on_slippage=metrics.on_realised_slippage,
+            on_slippage=metrics.on_realised_slippage, exposure=ctx.exposure,
         ),
     )
 

@@ -12,6 +12,13 @@ from xorj_actors.kill_switch._actor import (
     RecoveryOutcome,
     RekeyStateFile,
 )
+from xorj_actors.kill_switch._downtime import (
+    DOWNTIME_OPERATOR,
+    KILL_SWITCH_ALIVE,
+    DowntimeAction,
+    DowntimeVerdict,
+    judge_downtime,
+)
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._messages import HaltProgress
 from xorj_actors.kill_switch._flatten import (
@@ -35,13 +42,18 @@ from xorj_actors.kill_switch._recovery_keys import (
 )
 from xorj_actors.kill_switch._start_decision import HaltHistory, StartDecision, Transition, decide, env_halt_request
 from xorj_actors.kill_switch._state import InvalidTransition, KillSwitchState, PersistedState
-from xorj_actors.kill_switch.settings import KillSwitchSettings
+from xorj_actors.kill_switch.settings import DowntimeLiquidationSettings, KillSwitchSettings
 
 __all__ = [
+    "DOWNTIME_OPERATOR",
+    "KILL_SWITCH_ALIVE",
     "KILL_SWITCH_NAME",
     "VAULT_ROLE",
     "ClusterHalt",
     "ClusterProof",
+    "DowntimeAction",
+    "DowntimeLiquidationSettings",
+    "DowntimeVerdict",
     "EnterMaintenance",
     "FileReading",
     "Flatten",
@@ -74,6 +86,7 @@ __all__ = [
     "decide",
     "derive_state_key",
     "env_halt_request",
+    "judge_downtime",
     "load_recovery_keys",
     "nonce_digest",
     "recovery_payload",

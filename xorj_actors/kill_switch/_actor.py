@@ -27,6 +27,7 @@ from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
 from xorj_actors.kill_switch._kill_file import KillFile
+from xorj_actors.kill_switch._liquidating import Liquidating, _Alive, _DowntimeStep
 from xorj_actors.kill_switch._messages import (
     ClusterProof,
     EnterMaintenance,
@@ -60,7 +61,7 @@ class _PollKillFile(ControlMessage):  # a timer the halt depends on: never refus
     pass
 
 
-class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, RecoveringMode, Actor):
+class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, RecoveringMode, Liquidating, Actor):
     """Owns the halt state of the engine.
 
     It runs on a thread of its own: a halt must not wait for the shared pool, whatever the
@@ -144,6 +145,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         #: The flatten under way (state REDUCING), and the last one, for status.
         self.flattening: Flattening | None = None
         self.last_flatten: Flattening | None = None
+        self.start_history: HaltHistory | None = None
+        self.downtime = None  # the downtime policy's flatten, waiting for its vaults (_liquidating)
         # Named at once: what participants tell before on_start has run waits in the mailbox.
         self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
 
@@ -175,12 +178,20 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             logger.critical("kill switch: state file says REDUCING (a flatten was interrupted): starting TRIGGERED")
             self._persist()  # the file must not say REDUCING any longer
             self._event("HALT", self._marked({"what": "flatten interrupted by a restart", "state": p.state.value}))
-        self._event("SYSTEM_EVENT", {"what": "kill switch started", "state": self.persisted.state.value})
+        # alive_every_s: this start writes ``alive`` entries (the downtime policy's evidence, _downtime).
+        started = {"what": "kill switch started", "state": self.persisted.state.value, "alive_every_s": self.settings.alive_every_s}
+        self._event("SYSTEM_EVENT", started)
         active = self.environ.get("KILL_SWITCH_ACTIVE")
         halt, warning = env_halt_request(active)
         if warning is not None:
             logger.warning("kill switch: {}", warning)
         outside = self.start_trigger() if self.start_trigger is not None else None
+        p = self.persisted
+        why_halted = (
+            f"KILL_SWITCH_ACTIVE={active}" if halt
+            else f"cluster halt: {outside.reason}" if outside is not None and not p.halted
+            else f"{p.state.value}: {p.reason or '-'}" if p.halted else None
+        )
         if halt:
             self._trigger(HaltMode.EMERGENCY, warning or f"KILL_SWITCH_ACTIVE={active} at start", "environment")
         elif outside is not None and not self.persisted.halted:
@@ -193,11 +204,12 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
                 self.persisted.reason,
             )
             self._broadcast_halt()
-        else:
+        if not self._downtime_at_start(why_halted) and not self.persisted.halted:  # the policy may halt here
             self._broadcast_resume()
             if self.persisted.state is _S.RECOVERY_PENDING:
                 self._schedule_step(self._factor_index() + 1)
         self._poll_kill_file()
+        self._on_alive()
         self._publish_progress()
 
     def on_stop(self) -> None:
@@ -258,6 +270,10 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             return self._flatten(message)
         if kind is _FlattenDeadline:
             return self._on_flatten_deadline(message)
+        if kind is _DowntimeStep:
+            return self._on_downtime_step()
+        if kind is _Alive:
+            return self._on_alive()
         return super().on_receive(message)
 
     # -- triggering ----------------------------------------------------------------------------

@@ -134,7 +134,10 @@ class ParticipantRoll:
             return
         epoch, latency = self.persisted.epoch, acks.halt_latency or 0.0
         logger.info("kill switch: halt epoch {} complete: {} actors acked in {:.1f} ms", epoch, len(acks.acked), latency * 1e3)
-        self._event("HALT", {"what": "halt complete", "epoch": epoch, "acked": len(acks.acked), "latency_s": latency})  # type: ignore[attr-defined]
+        self._event("HALT", {  # type: ignore[attr-defined]
+            "what": "halt complete", "epoch": epoch, "acked": len(acks.acked), "latency_s": latency,
+            "deadline_s": self.settings.ack_deadline_s,  # the halt SLO's line (docs/SLO.md)
+        })
 
     # -- broadcasts ----------------------------------------------------------------------------
 

@@ -57,6 +57,11 @@ class HaltHistory:
     nonce_digests: frozenset[str] = frozenset()
     #: The log could not be read, or an entry did not verify: nothing above can be trusted.
     problem: str | None = None
+    #: Wall-clock time (epoch s) of the last kill-switch entry before this start's marker: when
+    #: the engine was last known alive (the downtime policy, ``_downtime``). None: no entry.
+    last_alive: float | None = None
+    #: The log holds an ``alive`` entry: the previous runs recorded their liveness.
+    seen_alive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

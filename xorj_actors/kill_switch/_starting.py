@@ -31,6 +31,7 @@ class StartingUp:
     marker_set: bool
     persist_error: str | None
     history: Callable[[], HaltHistory] | None
+    start_history: HaltHistory | None
     board: HaltBoard
     trips_seen: int
     actor_ref: Any
@@ -57,6 +58,7 @@ class StartingUp:
                 history = self.history()
             except Exception as exc:  # noqa: BLE001 - any failure to read it means halted
                 history = HaltHistory(problem=f"{type(exc).__name__}: {exc}"[:300])
+        self.start_history = history  # the downtime policy reads when the engine was last alive
         # What a previous kill switch of this process published, or a trip it did not handle.
         shown, self.trips_seen = self.actor_ref.board_at_start()
         published = shown.epoch if shown.halted and shown.state != STARTING else None

@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
-__all__ = ["KillSwitchSettings"]
+__all__ = ["DowntimeLiquidationSettings", "KillSwitchSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class DowntimeLiquidationSettings:
+    """``[kill_switch.downtime_liquidation]``: flatten chosen vaults after a long downtime (docs/RISK.md).
+
+    Off by default: flattening users' funds is a decision with a price.
+    """
+
+    enabled: bool = False
+    #: Down longer than this (now minus the audit chain's last kill-switch entry) and the policy acts.
+    max_downtime_s: float = 3600.0
+    #: ``"all"`` (every vault running on this node) or a list of vault ids.
+    vaults: str | tuple[str, ...] = "all"
+    #: How long the start waits for the chosen vaults to register (``"all"``: waits it in full).
+    start_grace_s: float = 30.0
+
+    def describe(self) -> str:
+        """One line for ``check``: on or off, the limit and the vaults."""
+        if not self.enabled:
+            return "off (the default): a restart after any downtime flattens nothing"
+        vaults = "every vault running on this node" if isinstance(self.vaults, str) else ", ".join(self.vaults)
+        return f"ON: a start after more than {self.max_downtime_s:g} s down halts and flattens {vaults}"
+
+    def validate(self) -> None:
+        if not math.isfinite(self.max_downtime_s) or not 1 <= self.max_downtime_s <= 31_536_000:
+            raise ValueError("max_downtime_s: must be between 1 and 31536000 seconds (a year)")
+        if isinstance(self.vaults, str):
+            if self.vaults != "all":
+                raise ValueError(f'vaults: must be "all" or a list of vault ids, got {self.vaults[:40]!r}')
+        else:
+            if not self.vaults:
+                raise ValueError('vaults: an empty list chooses nothing (use "all", or enabled = false)')
+            bad = [v for v in self.vaults if not v.strip() or v != v.strip() or ":" in v or len(v) > 64]
+            if bad:
+                raise ValueError(f"vaults: not a vault id: {bad[0][:40]!r}")
+            if len(set(self.vaults)) != len(self.vaults):
+                raise ValueError("vaults: listed twice: " + next(v for v in self.vaults if self.vaults.count(v) > 1))
+        if not math.isfinite(self.start_grace_s) or not 1 <= self.start_grace_s <= 600:
+            raise ValueError("start_grace_s: must be between 1 and 600 seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +74,10 @@ class KillSwitchSettings:
     restart_step_s: float = 60.0
     #: A flatten (REDUCING) ends after this long even if some vaults have not reported.
     flatten_timeout_s: float = 300.0
+    #: The kill switch writes an ``alive`` audit entry this often: the downtime policy's record of
+    #: the last time the engine was up (docs/RISK.md, "Liquidation after extended downtime").
+    alive_every_s: float = 60.0
+    downtime_liquidation: DowntimeLiquidationSettings = field(default_factory=DowntimeLiquidationSettings)
 
     def validate(self) -> None:
         if not 0.05 <= self.kill_file_poll_s <= 0.5:
@@ -56,3 +101,13 @@ class KillSwitchSettings:
             raise ValueError("restart_step_s: must be >= 0")
         if not 1 <= self.flatten_timeout_s <= 86_400:
             raise ValueError("flatten_timeout_s: must be between 1 and 86400 seconds")
+        if not math.isfinite(self.alive_every_s) or not 0.05 <= self.alive_every_s <= 3600:
+            raise ValueError("alive_every_s: must be between 0.05 and 3600 seconds")
+        dl = self.downtime_liquidation
+        try:
+            dl.validate()
+        except ValueError as exc:
+            raise ValueError(f"downtime_liquidation.{exc}") from None
+        if dl.enabled and dl.max_downtime_s < 2 * self.alive_every_s:
+            # A crash and a quick restart must never look like downtime.
+            raise ValueError("downtime_liquidation.max_downtime_s: must be at least twice alive_every_s")

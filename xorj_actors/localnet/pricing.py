@@ -71,11 +71,15 @@ class _Walk:
         self.step = 0
 
     def catch_up(self, step: int, factor: float) -> None:
-        sigma = self.sigma * factor
         while self.step < step:
-            # Ito drift keeps the walk a martingale in price, not just in log price.
-            self.log_price += sigma * self.rng.gauss(0.0, 1.0) - 0.5 * sigma * sigma
-            self.step += 1
+            self.move(self.rng.gauss(0.0, 1.0), factor)
+
+    def move(self, shock: float, factor: float) -> None:
+        """One step by ``shock`` standard deviations."""
+        sigma = self.sigma * factor
+        # Ito drift keeps the walk a martingale in price, not just in log price.
+        self.log_price += sigma * shock - 0.5 * sigma * sigma
+        self.step += 1
 
 
 class PriceWalk:
@@ -103,13 +107,40 @@ class PriceWalk:
         self._clock = SteppedClock(step_s, manual, clock)
         self._spike_multiplier = spike_multiplier
         self._factor = 1.0
+        #: mint -> the mint whose shocks it takes (a co-moving group's first mint), see :meth:`co_move`.
+        self._leader: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _catch_up(self) -> int:
         step = self._clock.index()
-        for walk in self._walks.values():
-            walk.catch_up(step, self._factor)
+        if not self._leader:
+            for walk in self._walks.values():
+                walk.catch_up(step, self._factor)
+            return step
+        walks = self._walks
+        while any(w.step < step for w in walks.values()):
+            # Every walk draws its own shock (its sequence stays the seed's); a led one moves by its leader's.
+            shocks = {m: w.rng.gauss(0.0, 1.0) for m, w in walks.items()}
+            for m, w in walks.items():
+                w.move(shocks[self._leader.get(m, m)], self._factor)
         return step
+
+    def co_move(self, groups: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+        """From the next step on, the mints of each group move by the same shocks (correlation 1
+        of log returns, each at its own volatility); an empty list ends every group."""
+        leader: dict[str, str] = {}
+        out = []
+        for group in groups:
+            members = tuple(sorted(set(group)))
+            unknown = [m for m in members if m not in self._walks or m in leader]
+            if unknown or len(members) < 2:
+                raise ValueError(f"groups: {members} needs two or more known mints, each in one group")
+            leader.update((m, members[0]) for m in members)
+            out.append(members)
+        with self._lock:
+            self._catch_up()  # steps already due move as they did
+            self._leader = leader
+        return tuple(out)
 
     @property
     def step(self) -> int:

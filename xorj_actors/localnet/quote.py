@@ -3,7 +3,7 @@
 Swap API v1 (``GET /swap/v1/quote``, ``POST /swap/v1/swap-instructions``, :mod:`.jupiter_swap`),
 Ultra (``GET /ultra/v1/order``, ``POST /ultra/v1/execute``, :mod:`.jupiter_ultra`) and Price v3
 (``GET /price/v3``), in Jupiter's shapes, behind the ``x-api-key`` rule; and the admin actions
-on the market: ``/admin/volatility-spike``, ``/admin/advance`` (the walk) and
+on the market: ``/admin/volatility-spike``, ``/admin/advance`` (the walk), ``/admin/co-move`` and
 ``/admin/route-fault`` (:mod:`.route_faults`). See docs/LOCALNET.md, "Quote service and
 quantitative engine".
 """
@@ -77,6 +77,16 @@ class QuoteService:
         if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= _MAX_STEPS:
             raise QuoteRefused("INVALID_REQUEST", f"steps: expected an integer between 0 and {_MAX_STEPS}")
         return {"step": self.prices.advance(steps)}
+
+    def co_move(self, body: Any) -> dict[str, Any]:
+        """``POST /admin/co-move {"groups": [[mint, mint, ...], ...]}``: those mints move together."""
+        groups = body.get("groups") if isinstance(body, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, list) and all(isinstance(m, str) for m in g) for g in groups):
+            raise QuoteRefused("INVALID_REQUEST", "groups: expected a list of lists of mints")
+        try:
+            return {"groups": [list(g) for g in self.prices.co_move(groups)]}
+        except ValueError as exc:
+            raise QuoteRefused("INVALID_REQUEST", str(exc)) from None
 
     def route_fault(self, body: Any) -> dict[str, Any]:
         """``POST /admin/route-fault {"mode": <mode or null>, "count": n}``."""
@@ -187,5 +197,6 @@ def create_quote_app(genesis: Genesis, chain: Chain, settings: QuoteSettings) ->
     app[FAST_ROUTE] = _fast_route(app, jupiter)
     app.router.add_post("/admin/volatility-spike", _route(lambda s, _, b: s.volatility_spike(b), True))
     app.router.add_post("/admin/advance", _route(lambda s, _, b: s.advance(b), True))
+    app.router.add_post("/admin/co-move", _route(lambda s, _, b: s.co_move(b), True))
     app.router.add_post("/admin/route-fault", _route(lambda s, _, b: s.route_fault(b), True))
     return app

@@ -367,15 +367,10 @@ class Commands:
         return {"requested": True, "reason": reason}
 
     def risk(self, _: None) -> Any:
-        """The risk monitors: drawdown and daily loss, heartbeats, clock skew (null: not answering)."""
-        from xorj_actors.risk import (
-            CLOCK_SKEW_NAME,
-            DRAWDOWN_NAME,
-            HEARTBEAT_NAME,
-            GetClockSkewStatus,
-            GetHeartbeatStatus,
-            GetRiskStatus,
-        )
+        """The risk monitors (drawdown and daily loss, heartbeats, clock skew; null: not answering)
+        and the correlated-exposure clusters (null: this engine keeps none)."""
+        from xorj_actors.risk import CLOCK_SKEW_NAME, DRAWDOWN_NAME, HEARTBEAT_NAME, GetClockSkewStatus
+        from xorj_actors.risk import GetHeartbeatStatus, GetRiskStatus
 
         monitors = {
             "drawdown": (DRAWDOWN_NAME, GetRiskStatus()),
@@ -387,6 +382,7 @@ class Commands:
             raise RequestError("unavailable", "no risk monitor is running (disabled in the config, or restarting)")
         out: dict[str, Any] = {k: to_jsonable(v) if error is None else None for k, (v, error) in answers.items()}
         out["errors"] = {k: error for k, (_, error) in answers.items() if error is not None}
+        out["correlation"] = self._view("correlation") if "correlation" in self.views else None
         return out
 
     def risk_reset(self, a: OperatorArgs) -> Any:

@@ -264,8 +264,7 @@ def render_strategy(st: dict[str, Any]) -> str:
 
 def render_risk(r: dict[str, Any]) -> str:
     lines = []
-    d, hb, cs = r.get("drawdown"), r.get("heartbeat"), r.get("clock_skew")
-    errors = r.get("errors", {})
+    d, hb, cs, errors = r.get("drawdown"), r.get("heartbeat"), r.get("clock_skew"), r.get("errors", {})
     if d is not None:
         latched = [n for n, on in (("drawdown", d["drawdown_latched"]), ("daily loss", d["daily_loss_latched"])) if on]
         lines += [
@@ -292,6 +291,7 @@ def render_risk(r: dict[str, Any]) -> str:
         ]
     else:
         lines.append(f"clock skew    - ({errors.get('clock_skew', 'no answer')})")
+    lines += importlib.import_module("xorj_actors.correlation").render_correlation(r.get("correlation"))
     return "\n".join(lines)
 
 

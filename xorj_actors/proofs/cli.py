@@ -117,16 +117,42 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
                 trades = [args.trade_id]
             else:
                 trades = final_trade_ids(store, utc_timestamp(args.since), utc_timestamp(args.until) if args.until else None)
-            docs = (make_proof(store, key, t, rpc=rpc, commitment=config.proofs.commitment, anchors=anchors,
-                               signer=signer, issued_at=utc_timestamp()) for t in trades)
-            written = _write(docs, args)
+            def proof(trade: str) -> dict[str, Any]:
+                return make_proof(store, key, trade, rpc=rpc, commitment=config.proofs.commitment, anchors=anchors,
+                                  signer=signer, issued_at=utc_timestamp())
+
+            if args.proof_command == "show":
+                written, failed = _write(iter([proof(args.trade_id)]), args), {}
+            else:
+                failed = {}
+                written = _write(_each(trades, proof, failed), args)
         finally:
             signer.close()
     finally:
         store.close()
     if args.proof_command == "export":
-        print(f"proof export: {written} proofs", file=sys.stderr)
-    return EXIT_OK
+        for trade, why in list(failed.items())[:_FAILURES_SHOWN]:
+            print(f"proof export: {trade}: not issued: {why}", file=sys.stderr)
+        more = len(failed) - _FAILURES_SHOWN
+        print(f"proof export: {written} proofs" + (f", {len(failed)} not issued" if failed else "")
+              + (f" ({more} more not listed)" if more > 0 else ""), file=sys.stderr)
+    return EXIT_CANNOT if failed else EXIT_OK
+
+
+#: An export names at most this many trades it could not prove (and counts the rest).
+_FAILURES_SHOWN = 20
+
+
+def _each(trades: Any, proof: Any, failed: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """The proof of every trade that can be proven now; why not for each other one, in ``failed``.
+    One trade not on the chain at the commitment yet must not cost the auditor every proof after it."""
+    from xorj_actors.proofs import ProofReadError
+
+    for trade in trades:
+        try:
+            yield proof(trade)
+        except ProofReadError as exc:
+            failed[trade] = str(exc)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -185,7 +185,7 @@ class Reconciler(RiskMonitor):
                 if opened:
                     logger.info("reconciliation: opening balances audited for {} vaults", len(opened))
                 return None
-            return reconcile(store, key, reader, self.vaults())  # written by _record, after the halt
+            return reconcile(store, key, reader, self.vaults(), defer_max_s=self.settings.defer_max_s)  # written by _record, after the halt
         finally:
             store.close()
 

@@ -73,6 +73,8 @@ class LedgerTrade:
     #: signed attempts whose transaction id is not recorded (Ultra, maker-paid: known from
     #: ``/execute``'s answer); a trade with an outcome may keep them (never landed).
     unknown_ids: int = 0
+    #: Unix time of the trade's intent entry (0: unknown).
+    opened_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from xorj_actors.audit import AuditEntry, Store, chain_store, list_chains, verified_entries
@@ -169,6 +170,14 @@ def _details(entry: AuditEntry) -> dict[str, Any]:
     return details if isinstance(details, dict) else {}
 
 
+def _unix(timestamp: str) -> float:
+    """An entry's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` as Unix time (0: not that form)."""
+    try:
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]], dict[tuple[str, str], Opening]]:
     """Every chain's trades by vault, and the vaults' audited opening balances by (vault, authority):
     the first of each.
@@ -177,6 +186,7 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
         UnverifiedEntry: an entry does not verify (the log was edited).
     """
     intents: dict[str, dict[str, Any]] = {}
+    opened_at: dict[str, float] = {}
     signatures: dict[str, list[str]] = {}
     outcomes: dict[str, dict[str, Any]] = {}
     openings: dict[tuple[str, str], Opening] = {}
@@ -197,6 +207,7 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
                 continue
             elif entry.event_type == _INTENT:
                 intents.setdefault(tid, d)
+                opened_at.setdefault(tid, _unix(entry.timestamp))
             elif entry.event_type == _EXECUTION and d.get("signature"):
                 signatures.setdefault(tid, []).append(str(d["signature"]))
                 unknown.discard((tid, d.get("attempt")))
@@ -212,6 +223,6 @@ def read_ledger(store: Store, key: bytes) -> tuple[dict[str, list[LedgerTrade]],
             signatures=tuple(signatures.get(tid, ())), status=str(done.get("status", "")),
             signature=done.get("signature"), in_amount=int(done.get("in_amount") or 0),
             out_amount=int(done.get("out_amount") or 0), slippage_bps=int(intent.get("slippage_bps") or 0),
-            unknown_ids=0 if done else sum(1 for t, _ in unknown if t == tid),
+            unknown_ids=0 if done else sum(1 for t, _ in unknown if t == tid), opened_at=opened_at.get(tid, 0.0),
         ))
     return trades, openings

@@ -9,6 +9,7 @@ by ``S`` is in the ledger read after ``S``; transactions landing after ``S`` are
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,10 +94,16 @@ def record_openings(
     return opened
 
 
-def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts]) -> Report:
+def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[VaultAccounts],
+              *, defer_max_s: float, now: float | None = None) -> Report:
     """Reconcile ``vaults``. Writes nothing: the report's ``pending`` entries (each mismatch as a
     SECURITY_VIOLATION with its figures; the opening of a vault without one, its statement starting
-    there) are written by :func:`record_findings` once the caller has acted on the report."""
+    there) are written by :func:`record_findings` once the caller has acted on the report.
+
+    A vault whose trade has been in flight for more than ``defer_max_s`` (before ``now``, Unix time)
+    is not deferred but ``unreadable``: a trade that old is stuck, and the run must not read clean.
+    """
+    now = time.time() if now is None else now
     report = Report()
     read: dict[str, tuple[int, dict[str, int]]] = {}
     for vault in vaults:
@@ -109,7 +116,11 @@ def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[Vaul
         if vault.vault_id not in read:
             continue
         theirs = trades.get(vault.vault_id, [])
-        in_flight = _in_flight(theirs)
+        in_flight, since = _in_flight(theirs)
+        if in_flight and since and now - since > defer_max_s:
+            report.unreadable[vault.vault_id] = (f"{in_flight}, for {now - since:.0f} s (more than "
+                                                 f"defer_max_s {defer_max_s:g}): settle it, then reconcile")
+            continue
         if in_flight:  # its transaction may land between the reads: the next run reconciles it
             report.deferred[vault.vault_id] = in_flight
             continue
@@ -135,15 +146,17 @@ def reconcile(store: Store, key: bytes, reader: RpcReader, vaults: Sequence[Vaul
     return report
 
 
-def _in_flight(trades: Sequence[LedgerTrade]) -> str:
-    """Why a vault's statement cannot be concluded now (empty: it can): a trade with an intent and
-    no outcome yet, or an Ultra attempt whose transaction id is not recorded yet."""
-    for t in trades:
-        if t.unknown_ids:
-            return f"trade {t.trade_id}: an Ultra attempt whose transaction id is not recorded yet"
-        if not t.status:
-            return f"trade {t.trade_id}: open (an intent without an outcome)"
-    return ""
+def _in_flight(trades: Sequence[LedgerTrade]) -> tuple[str, float]:
+    """Why a vault's statement cannot be concluded now (empty: it can), and since when (the oldest
+    such trade's intent; 0: unknown): a trade with an intent and no outcome yet, or an Ultra
+    attempt whose transaction id is not recorded yet."""
+    open_ = [t for t in trades if t.unknown_ids or not t.status]
+    if not open_:
+        return "", 0.0
+    t = min(open_, key=lambda t: t.opened_at)
+    if t.unknown_ids:
+        return f"trade {t.trade_id}: an Ultra attempt whose transaction id is not recorded yet", t.opened_at
+    return f"trade {t.trade_id}: open (an intent without an outcome)", t.opened_at
 
 
 def record_findings(report: Report, append: Append) -> None:

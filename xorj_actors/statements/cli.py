@@ -111,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
 
     report = None
     try:
-        report = reconcile(store, key, RpcReader(rpc, config.reconciliation.rpc_timeout_s), accounts)
+        settings = config.reconciliation
+        report = reconcile(store, key, RpcReader(rpc, settings.rpc_timeout_s), accounts, defer_max_s=settings.defer_max_s)
         record_findings(report, append)  # after the report: a refused append loses no finding
     except (ChainError, AuditStoreError, AuditUnavailable, AuditTimeout) as exc:
         print(f"xorj-actors reconcile: {exc}", file=sys.stderr)

@@ -22,6 +22,10 @@ class ReconciliationSettings:
     halt_on_mismatch: bool = False
     #: Timeout of each JSON-RPC read.
     rpc_timeout_s: float = 30.0
+    #: A vault whose trade has been in flight longer than this is reported unreadable, not
+    #: deferred: the trade is stuck (an engine that died mid-trade and was not restarted), and a
+    #: run must not read clean while a vault goes unreconciled for good.
+    defer_max_s: float = 3600.0
 
     def validate(self) -> None:
         if not math.isfinite(self.interval_s) or not 60 <= self.interval_s <= 30 * 86_400:
@@ -30,3 +34,5 @@ class ReconciliationSettings:
             raise ValueError("first_run_s: must be between 0 and 86400 seconds")
         if not math.isfinite(self.rpc_timeout_s) or not 1 <= self.rpc_timeout_s <= 300:
             raise ValueError("rpc_timeout_s: must be between 1 and 300 seconds")
+        if not math.isfinite(self.defer_max_s) or not 60 <= self.defer_max_s <= 7 * 86_400:
+            raise ValueError("defer_max_s: must be between 60 and 604800 seconds (7 days)")

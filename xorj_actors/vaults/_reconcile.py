@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from supervisors import Message
+from xorj_actors.correlation import ClusterLimits, fit_buys, share_room
 from xorj_actors.vaults.settings import VaultSettings
 
 __all__ = [
@@ -47,6 +48,11 @@ class SkipReason(str, enum.Enum):
     SPLIT_LIMIT = "split_limit"
     CONCENTRATION_CAP = "concentration_cap"
     INSUFFICIENT_STABLE = "insufficient_stable"
+    #: A buy cut (or refused: cut to 0) so a cluster of correlated tokens stays within
+    #: ``[correlation] per_vault_max_share`` of the vault.
+    CORRELATED_EXPOSURE = "correlated_exposure"
+    #: A buy cut so a cluster stays within ``[correlation] global_max_usd`` across all vaults.
+    CORRELATED_EXPOSURE_GLOBAL = "correlated_exposure_global"
 
 
 #: Reasons that refuse the whole plan: no trade is made on inputs that cannot be trusted.
@@ -162,6 +168,7 @@ def plan_trades(
     position_factor: float,
     vault_id: str,
     round_key: str | int,
+    correlation: ClusterLimits | None = None,
 ) -> TradePlan:
     """Plan the trades that move ``holdings`` to ``target``, within ``settings``.
 
@@ -175,6 +182,7 @@ def plan_trades(
         position_factor: the kill switch's position-limit factor in [0, 1]; scales every trade.
         vault_id: the vault; part of every trade id.
         round_key: the round; part of every trade id (a re-plan in the same round needs a new key).
+        correlation: the correlated-exposure limits (clusters, share, engine-wide room); None: none.
 
     Returns:
         The plan. Bad data (a missing or non-positive price, unknown decimals, a negative or
@@ -255,7 +263,9 @@ def plan_trades(
     if problems:
         return refuse(problems)
 
-    return _Planner(book, settings, exact(position_factor), stable_mint, vault_id, key).plan(held, weights)
+    planner = _Planner(book, settings, exact(position_factor), stable_mint, vault_id, key)
+    planner.correlation = correlation
+    return planner.plan(held, weights)
 
 
 class _Planner:
@@ -273,6 +283,7 @@ class _Planner:
         self.skipped: list[Skipped] = []
         self.min_usd = exact(settings.min_trade_usd)
         self.max_usd = exact(settings.max_trade_usd)
+        self.correlation: ClusterLimits | None = None
 
     def skip(self, reason: SkipReason, mint: str, usd: Fraction, detail: str) -> None:
         self.skipped.append(Skipped(reason, mint, float(usd), detail))
@@ -309,6 +320,8 @@ class _Planner:
             elif wanted > current:
                 buys.append((mint, book.units(stable, wanted - current)))
 
+        if self.correlation is not None:
+            buys = self._correlated(buys, held, total, self.correlation)
         sell_legs = self._legs(sells, sell=True)
         haircut = _BPS - self.settings.proceeds_haircut_bps
         available = held.get(stable, 0) + sum(
@@ -331,6 +344,37 @@ class _Planner:
             stable_available=available,
             stable_for_buys=sum(amount for _, amount in buy_legs),
         )
+
+    def _correlated(
+        self, buys: list[tuple[str, int]], held: dict[str, int], total: Fraction, limits: ClusterLimits
+    ) -> list[tuple[str, int]]:
+        """Cut the buys into each cluster to its room: per vault, then engine-wide (sells never).
+
+        The cluster's value is counted before this plan's sells (they are traded, and the buys
+        re-planned on fresh balances, before any buy): never less than it will be.
+        """
+        book, stable = self.book, self.stable
+        for members in limits.clusters:
+            kept = sum((book.value(m, held[m]) for m in members if m in held), Fraction(0))
+            rooms = [(SkipReason.CORRELATED_EXPOSURE, share_room(total, kept, limits.max_share))]
+            if members in limits.global_room:
+                rooms.append((SkipReason.CORRELATED_EXPOSURE_GLOBAL, limits.global_room[members]))
+            for reason, room in rooms:
+                buys, cuts = fit_buys(buys, members, book.units(stable, max(room, Fraction(0))))
+                for c in cuts:
+                    limit = (
+                        f"per_vault_max_share {float(limits.max_share):g} of the vault's {float(total):.2f} USD"
+                        if reason is SkipReason.CORRELATED_EXPOSURE
+                        else "global_max_usd across all vaults"
+                    )
+                    self.skip(
+                        reason,
+                        c.mint,
+                        book.value(stable, c.wanted - c.kept),
+                        f"buy cut to {c.kept} of {c.wanted} stablecoin units: cluster {'+'.join(members)} "
+                        f"holds {float(kept):.2f} USD, room {float(max(room, 0)):.2f} USD under {limit}",
+                    )
+        return buys
 
     def _rounded_away(self, unit: str, mint: str, units: int, side: str) -> None:
         self.skip(

@@ -7,6 +7,7 @@ and keep their state on it (an idle vault, most of 10,000, must cost no object o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from fractions import Fraction
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,12 @@ from loguru import logger
 from supervisors import ControlMessage
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.chain import VaultSnapshot
+from xorj_actors.correlation import ClusterLimits, ExposureBoard, stakes
 from xorj_actors.execution import FINAL_STATUSES, TradeOutcome, TradeRequest
 from xorj_actors.risk import report_valuation
 from xorj_actors.strategy import RiskProfile, StrategyBoard, Target
 from xorj_actors.vaults._messages import READING_PHASES, FlattenPhase, Round, VaultPhase
-from xorj_actors.vaults._reconcile import PlannedTrade, TradePlan, plan_trades
+from xorj_actors.vaults._reconcile import PlannedTrade, SkipReason, TradePlan, plan_trades
 from xorj_actors.vaults._request import request_for
 from xorj_actors.vaults._slippage import realised_slippage
 from xorj_actors.vaults.settings import VaultSettings
@@ -32,7 +34,10 @@ if TYPE_CHECKING:
     from xorj_actors.vaults._flatten import Flatten
     from xorj_actors.vaults._vault import Stats
 
-__all__ = ["EMPTY", "NO_OUTCOMES", "RoundSteps"]
+__all__ = ["CORRELATED", "EMPTY", "NO_OUTCOMES", "RoundSteps"]
+
+#: The plan's skips that a correlated-exposure limit made (audited).
+CORRELATED = frozenset({SkipReason.CORRELATED_EXPOSURE, SkipReason.CORRELATED_EXPOSURE_GLOBAL})
 
 #: Shared, read-only: never written (a round replaces it with its own dict first).
 EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -70,6 +75,7 @@ class RoundSteps:
     actor_ref: ActorRef[Any]
     stats: Stats
     flatten: Flatten | None
+    exposure: ExposureBoard | None
     # The round's record: what this round asked for and what came back. The executor owns the
     # trades themselves (in flight, settled); ``pending`` only says whose outcome the round awaits.
     phase: VaultPhase
@@ -150,6 +156,7 @@ class RoundSteps:
             self._end_round(f"snapshot failed: {snap.error}")
             return
         holdings, prices = dict(snap.balances), dict(snap.prices)
+        limits = self._limits(holdings, prices)  # every read: the round's trades are all final now
         if self.phase is VaultPhase.CLOSING:
             self._record_slippage(holdings)
             self._end_round(None)
@@ -165,6 +172,7 @@ class RoundSteps:
             holdings, prices, self.decimals, self.stable_mint, self.target, self.settings,
             halt.factor, self.vault_id,
             self.round_key + ("b" if buys_only else "s"),
+            limits,
         )
         self.stats.value_usd = plan.value_usd
         self._value(plan)
@@ -173,14 +181,60 @@ class RoundSteps:
             return
         sells = [t for t in plan.trades if t.output_mint == self.stable_mint]
         buys = [t for t in plan.trades if t.output_mint != self.stable_mint]
+        if buys_only or not sells:
+            self._audit_correlated(plan)  # this plan's buys are the round's (else re-planned after the sells)
         if not buys_only and sells:
             self._hand_over(VaultPhase.SELLING, sells)
         elif buys:
+            taken = self._reserve(buys, prices, limits)
+            if taken is not None:
+                self._end_round(taken)
+                return
             self._hand_over(VaultPhase.BUYING, buys)
         elif self.done:
             self._read(VaultPhase.CLOSING)
         else:
             self._end_round(None)
+
+    def _limits(self, holdings: Mapping[str, int], prices: Mapping[str, float]) -> ClusterLimits | None:
+        """Publish what the vault holds per cluster (nothing of its own is in flight now), then
+        read the limits its plan applies."""
+        board = self.exposure
+        if board is None or not board.settings.enabled:
+            return None
+        clusters = board.snapshot.clusters
+        held = stakes(((m, m, u) for m, u in holdings.items()), prices, self.decimals, clusters)
+        whole = tuple(holdings)  # every mint as one "cluster": the vault's whole value
+        value = stakes(((m, m, u) for m, u in holdings.items()), prices, self.decimals, [whole]).get(whole, Fraction(0))
+        board.hold(self.vault_id, held, value)
+        return board.limits()
+
+    def _reserve(self, buys: list[PlannedTrade], prices: Mapping[str, float], limits: ClusterLimits | None) -> str | None:
+        """Reserve the buys' value per cluster engine-wide; why not (another vault took the room), or None."""
+        if self.exposure is None or limits is None:
+            return None
+        wanted = stakes(((t.output_mint, t.input_mint, t.amount_in) for t in buys), prices, self.decimals, limits.clusters)
+        taken = self.exposure.reserve(self.vault_id, wanted)
+        if taken is None:
+            return None
+        return f"correlated exposure: cluster {'+'.join(taken)} has no room left across vaults for these buys"
+
+    def _audit_correlated(self, plan: TradePlan) -> None:
+        """A buy cut or refused by a correlated-exposure limit is audited with its reason."""
+        cut = [s for s in plan.skipped if s.reason in CORRELATED]
+        if not cut:
+            return
+        record(
+            self.runtime,
+            audit_event(
+                EventType.TRADE_EXECUTION, self.vault_id,
+                {"phase": "plan_limited", "round": plan.round_key,
+                 "skipped": [{"reason": s.reason.value, "mint": s.mint, "value_usd": round(s.value_usd, 2),
+                              "detail": s.detail} for s in cut]},
+                correlation_id=f"{self.vault_id}:{self.round_key}",
+                severity=Severity.WARNING,
+            ),
+        )
 
     def _value(self, plan: TradePlan) -> None:
         if plan.refused:

@@ -44,6 +44,7 @@ from pykka import ActorDeadError
 
 from supervisors import MailboxFull
 from xorj_actors.chain import GATEWAY_NAME, GetVaultSnapshot, VaultSnapshot
+from xorj_actors.correlation import ExposureBoard
 from xorj_actors.execution import EXECUTOR_NAME, TradeOutcome, TradeRequest
 from xorj_actors.kill_switch import VAULT_ROLE, FlattenVault, HaltBoard, Participant
 from xorj_actors.messages import Halt, HaltMode, Resume
@@ -69,6 +70,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         decimals: mint -> decimals.
         stable_mint: the stablecoin.
         on_round: ``(result)`` per round for metrics: ``done``, ``skipped``.
+        exposure: the correlated-exposure board (clusters, engine-wide stakes); None: no such limit.
     """
 
     role: ClassVar[str] = VAULT_ROLE  # the kill switch flattens vaults by this role
@@ -86,6 +88,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         stable_mint: str = "",
         on_round: Callable[[str], None] | None = None,
         on_slippage: Callable[[float], None] | None = None,
+        exposure: ExposureBoard | None = None,
     ) -> None:
         super().__init__(board)
         self.vault_id = vault_id
@@ -97,6 +100,7 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         self.decimals = decimals if decimals is not None else EMPTY  # shared by every vault, read-only
         self.stable_mint = stable_mint
         self.on_round, self.on_slippage = on_round, on_slippage
+        self.exposure = exposure
         self.phase = VaultPhase.IDLE
         self.phase_id = 0
         # Counters live in one slotted object: past 30 attributes an instance loses CPython's
