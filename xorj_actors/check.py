@@ -382,7 +382,7 @@ def _required_api_keys(ctx: CheckContext) -> tuple[str, ...]:
 
 def secret_env_names(config: Config) -> tuple[str, ...]:
     """Every environment variable the config names as holding a secret."""
-    names = [*_hmac_key_envs(config), *_pin_envs(config), config.strategy.api_key_env]
+    names = [*_hmac_key_envs(config), *_pin_envs(config), config.strategy.api_key_env, config.audit.retired_hmac_keys_env]
     if config.jupiter.api_key_env:
         names.append(config.jupiter.api_key_env)
     if config.audit.backend == "postgres":

@@ -35,8 +35,12 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        """Mask these values too (rotated credentials: the old values stay masked as well)."""
-        known = self._secrets | {s for s in secrets if len(s) >= _MIN_SECRET_CHARS}
+        """Mask these values too (rotated credentials: the old values stay masked as well).
+
+        A value that is a comma-separated list (the retired audit keys) is masked whole and
+        each of its parts on its own: a part may show up alone (a retired key was a current one).
+        """
+        known = self._secrets | {p for s in secrets for p in {s, *s.split(",")} if len(p) >= _MIN_SECRET_CHARS}
         values = sorted(known, key=len, reverse=True)
         # One assignment: a thread redacting meanwhile uses the old pattern or the new, never half.
         self._values = re.compile("|".join(map(re.escape, values))) if values else None

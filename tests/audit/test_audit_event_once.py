@@ -12,7 +12,7 @@ import pytest
 
 from xorj_actors.audit import audit_event
 from xorj_actors.audit._chain import CanonicalDetails, canonical_json
-from xorj_actors.audit._log import _validated
+from xorj_actors.audit._request import validated as _validated
 
 
 class _Side(str, enum.Enum):

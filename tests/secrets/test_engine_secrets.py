@@ -171,7 +171,7 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     recovered = rig.ctl("recover", "--json", "--epoch", epoch, "--nonce", "e2e-1", "--timestamp", timestamp, *auths)
     assert json.loads(recovered.stdout)["accepted"], recovered.stdout
 
-    # Rotation over ctl: every source; the audit HMAC key is held (no key epochs yet).
+    # Rotation over ctl: every source; the audit HMAC key is held (the key in use is not retired yet).
     new_http = _value("http2")
     rig.file_secret("XORJ_HTTP_HMAC_KEY", new_http)
     rig.file_secret("XORJ_AUDIT_HMAC_KEY", _value("audit2"))
@@ -182,12 +182,23 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     answer = json.loads(out.stdout)
     documented()["reload-secrets"].check("reload-secrets", answer)  # docs/DEBUG_SOCKET.md's table
     assert answer["reloaded"] and answer["held"] == ["XORJ_AUDIT_HMAC_KEY"]
+    assert "is not among the retired keys (XORJ_AUDIT_RETIRED_HMAC_KEYS)" in answer["audit_key"]["refused"]
     assert set(answer["changed"]) == {"XORJ_HTTP_HMAC_KEY", "XORJ_SLACK_SIGNING_SECRET", "XORJ_QUANT_API_KEY"}
     assert answer["sources"]["XORJ_HTTP_HMAC_KEY"] == "file" and answer["sources"]["XORJ_QUANT_API_KEY"] == "aws"
     assert answer["sources"]["XORJ_RECOVERY_KEY_1"] == "env"
     assert rig.post(http_key, ACTIVATE, {"mode": "graceful", "reason": "old key"}) == 401
     assert rig.post(new_http, ACTIVATE, {"mode": "graceful", "reason": "new key"}) == 202
-    assert "held: the new value is not taken (docs/AUDIT.md, Key epochs)" in rig.ctl("reload-secrets").stdout
+    shown = rig.ctl("reload-secrets").stdout
+    assert "held: the new value is not taken" in shown and "audit key held: the key in use" in shown
+
+    # A new key epoch: the key in use retired first (in Secrets Manager), then the reload takes the new key.
+    rig.aws_secret("XORJ_AUDIT_RETIRED_HMAC_KEYS", audit_key, create=True)
+    rotated = json.loads(rig.ctl("reload-secrets", "--json").stdout)
+    documented()["reload-secrets"].check("reload-secrets", rotated)
+    assert rotated["held"] == [] and "XORJ_AUDIT_HMAC_KEY" in rotated["changed"], rotated
+    epoch_change = rotated["audit_key"]
+    assert epoch_change["reason"] == "reload" and epoch_change["sequence"] > 1
+    assert epoch_change["old_fingerprint"] != epoch_change["new_fingerprint"]
 
     # Rotation by SIGHUP; a refused file leaves every old value in place.
     third_http = _value("http3")
@@ -215,7 +226,14 @@ def test_secrets_from_every_source_rotate_and_are_never_written(rig: Rig) -> Non
     haystacks |= {str(p): p.read_bytes() for p in rig.data.rglob("*") if p.is_file()}
     audit = b"".join(text for name, text in haystacks.items() if "audit" in Path(name).name)
     assert b"secrets reloaded" in audit and b"secrets reload refused" in audit  # names only
-    assert len(rig.values) == 12
+    assert len(rig.values) == 13
+    # The log verifies across the two key epochs, each key from its source (file, Secrets Manager).
+    verified = subprocess.run(cli("audit", "verify", "--config", str(rig.config), "--data-dir", str(rig.data),
+                                  "--no-progress"), capture_output=True, text=True, timeout=60,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("XORJ_")})
+    assert verified.returncode in (0, 3), verified.stderr  # UNANCHORED: this engine does not anchor
+    assert (f"2 key epochs ({epoch_change['old_fingerprint']} -> {epoch_change['new_fingerprint']})"
+            in verified.stdout), verified.stdout
     for value in rig.values:
         for name, text in haystacks.items():
             assert value.encode() not in text, f"a secret value is written in {name}"

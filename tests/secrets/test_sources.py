@@ -137,6 +137,9 @@ def test_the_redactor_learns_rotated_values_and_keeps_masking_the_old() -> None:
     redact.add(["the-rotated-secret-value", "short"])
     text = "old the-first-secret-value new the-rotated-secret-value short"
     assert redact(text) == f"old {MASK} new {MASK} short"  # short values are never masked
+    # The retired audit keys: a comma-separated list, each key masked when it shows up alone.
+    redact.add(["retired-audit-key-number-one-000000000000000,retired-audit-key-number-two-00000000000000"])
+    assert redact("was retired-audit-key-number-two-00000000000000.") == f"was {MASK}."
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
@@ -194,3 +197,26 @@ def test_a_reload_teaches_the_redactor_the_new_values_before_anyone_can_read_the
     assert all(served == "the-first-secret-value" for s, served in learnt if "the-rotated-secret-value" in s)
     assert provider.get(NAME) == environ[NAME] == "the-rotated-secret-value"
     assert redactor("now the-rotated-secret-value") == f"now {MASK}"
+
+
+def test_a_retired_audit_key_list_that_does_not_parse_refuses_the_whole_reload(tmp_path: Path) -> None:
+    from xorj_actors.engine._reload import SecretsReload
+    from xorj_actors.redaction import Redactor
+
+    retired = "XORJ_AUDIT_RETIRED_HMAC_KEYS"
+    good = "a-retired-audit-key-long-enough-to-be-one-000"
+    _file(tmp_path, retired, good)
+    _file(tmp_path, NAME, "the-first-secret-value")
+    provider = CredentialProvider(_settings(tmp_path, Source.FILE), {})
+    provider.resolve([NAME, retired])
+    environ = provider.environ()
+    reload = SecretsReload(provider, parse_config('[strategy]\nurl = "http://127.0.0.1:9"\n'), environ,
+                           Redactor(provider.values()))
+    _file(tmp_path, NAME, "the-rotated-secret-value")
+    _file(tmp_path, retired, f"{good},too-short-a-key")
+    answer = reload("ctl")
+    assert not answer["reloaded"]
+    assert answer["missing"] == [f"retired audit key 2 in {retired} is too short: need at least 32 bytes (the retired "
+                                 "keys are comma-separated; a key cannot contain a comma)"]
+    # Nothing swapped: every reader of the audit log keeps a list it can parse.
+    assert provider.get(retired) == environ[retired] == good and provider.get(NAME) == "the-first-secret-value"

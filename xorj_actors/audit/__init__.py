@@ -13,6 +13,7 @@ from xorj_actors.audit._actor import (
     AuditHealth,
     AuditState,
     GetAuditHealth,
+    RotateKey,
     audit_event,
     record,
 )
@@ -49,6 +50,15 @@ from xorj_actors.audit._halt_history import (
     halt_history,
     kill_switch_state_key,
     read_halt_history,
+    state_keys,
+)
+from xorj_actors.audit._keys import (
+    KeyRing,
+    as_ring,
+    fingerprint,
+    key_problem,
+    load_key_ring,
+    parse_retired,
 )
 from xorj_actors.audit._lifecycle import Drift, apply_lifecycle, lifecycle_drift, lifecycle_rule
 from xorj_actors.audit._log import AuditLog, AuditTimeout, AuditUnavailable
@@ -73,6 +83,14 @@ from xorj_actors.audit.settings import (
 __all__ = [
     "AUDIT_NAME",
     "AppendDurable",
+    "KeyRing",
+    "RotateKey",
+    "as_ring",
+    "fingerprint",
+    "key_problem",
+    "load_key_ring",
+    "parse_retired",
+    "state_keys",
     "DEFAULT_CHAIN",
     "GENESIS_HASH",
     "KILL_SWITCH_ACTOR",

@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 from loguru import logger
 from pykka import ActorDeadError
 
-from supervisors import ControlMessage, MailboxFull, Message
+from supervisors import ControlMessage, MailboxFull, Message, register_immutable_type
 from xorj_actors.audit._anchor import Anchorer
-from xorj_actors.audit._chain import CanonicalDetails, CanonicalJSONError, EventType, Severity, canonical_json, load_hmac_key
+from xorj_actors.audit._chain import CanonicalDetails, CanonicalJSONError, EventType, Severity, canonical_json
+from xorj_actors.audit._keys import KeyRing, load_key_ring
 from xorj_actors.audit._log import AuditLog, AuditUnavailable
 from xorj_actors.audit._store import AuditStoreError, open_store
 from xorj_actors.audit.settings import AuditSettings
@@ -60,6 +61,19 @@ class AppendDurable(Message):
     """
 
     event: AuditEvent
+
+
+register_immutable_type(KeyRing)  # frozen, bytes and tuples of bytes
+
+
+class RotateKey(Message):
+    """Rotate the audit key to ``keys.current`` (``reason``: reload, start-up, scheduled); the
+    reply is a ``concurrent.futures.Future`` resolved with the committed ``KEY_ROTATION`` entry,
+    or None when the writer already uses that key. ``keys``: every key now known (the anchorer
+    verifies with them). Raises :class:`AuditUnavailable` while the log cannot be written."""
+
+    keys: KeyRing
+    reason: str
 
 
 class GetAuditHealth(Message):
@@ -205,8 +219,8 @@ class Audit(Participant):
         if not anchor.enabled or self.anchorer is not None:
             return
         try:
-            key = load_hmac_key(self.settings.hmac_key_env, self.environment)
-            self.anchorer = Anchorer(anchor, open_store(self.settings, self.data_dir), key)
+            keys = load_key_ring(self.settings, self.environment)
+            self.anchorer = Anchorer(anchor, open_store(self.settings, self.data_dir), keys)
         except Exception as exc:  # noqa: BLE001 - boto3 and store errors alike: logged, verify shows the gap
             logger.error("audit anchoring not started: {}: {}", type(exc).__name__, exc)
             return
@@ -223,6 +237,13 @@ class Audit(Participant):
             if self.log is None or not self.log.available:
                 raise AuditUnavailable(self.unavailable_reason or "audit log unavailable")
             return self._submit(message.event, durable=True)
+        if isinstance(message, RotateKey):
+            if self.log is None or not self.log.available:
+                raise AuditUnavailable(self.unavailable_reason or "audit log unavailable")
+            rotation = self.log.submit_rotation(message.keys.current, message.reason)
+            if self.anchorer is not None:
+                self.anchorer.keys = message.keys
+            return rotation
         if isinstance(message, _RetryOpen):
             return self._open() if self.log is None else None
         if isinstance(message, GetAuditHealth):

@@ -21,6 +21,7 @@ from typing import Any
 from loguru import logger
 
 from xorj_actors.audit._chain import AuditEntry, canonical_json
+from xorj_actors.audit._keys import KeyRing, as_ring
 from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
 from xorj_actors.audit._verify import AnchorHead, batch_counter, verify_rows
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
@@ -127,7 +128,7 @@ def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> lis
 
 
 def recover_from_anchors(
-    store: Store, key: bytes, client: Any, settings: AnchorSettings,
+    store: Store, key: bytes | KeyRing, client: Any, settings: AnchorSettings,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> int:
     """Append the anchored entries a restored log is missing; returns how many were written.
@@ -151,12 +152,15 @@ def recover_from_anchors(
     )
     if not local.ok:
         raise AnchorError(f"the local log does not verify (entry {local.broken_sequence}: {local.reason})")
+    ring = as_ring(key)
+    epoch = ring.find(local.epochs[-1]) if local.epochs else None  # each segment continues the last epoch
     restored, missing = 0, max(0, max((a.sequence for a in anchors), default=seq) - seq)  # local may be ahead
     report("from anchors", 0, missing)
     for anchor in (a for a in anchors if a.sequence > seq):
         entries = [e for e in read_segment(client, settings, anchor) if e.sequence > seq]
         result = verify_rows(
-            (e.row() for e in entries), key, anchors=[anchor], start_sequence=seq, start_hash=last_hash
+            (e.row() for e in entries), ring, anchors=[anchor], start_sequence=seq, start_hash=last_hash,
+            epoch_key=epoch,
         )
         if not result.ok:
             raise AnchorError(f"anchor {anchor.source} does not continue the log: {result.reason}")
@@ -164,6 +168,7 @@ def recover_from_anchors(
             for i in range(0, len(entries), _RESTORE_CHUNK):
                 insert_entries(store, entries[i : i + _RESTORE_CHUNK])
         seq, last_hash = anchor.sequence, anchor.hash
+        epoch = ring.find(result.epochs[-1]) if result.epochs else epoch
         restored += len(entries)
         report("from anchors", restored, missing)
         logger.warning("audit restored entries {}..{} from {}", entries[0].sequence, seq, anchor.source)
@@ -173,10 +178,11 @@ def recover_from_anchors(
 class Anchorer:
     """Archives the chain head and the entries since the last anchor, now or every ``interval_s``."""
 
-    def __init__(self, settings: AnchorSettings, store: Store, key: bytes, client: Any | None = None) -> None:
+    def __init__(self, settings: AnchorSettings, store: Store, key: bytes | KeyRing, client: Any | None = None) -> None:
         self._settings = settings
         self._store = store
-        self._key = key
+        #: The known audit keys; replaced (one assignment) when the writer rotates the key.
+        self.keys = key
         self._client = client or s3_client(settings)
         self._last: AnchorHead | None = None
         self._lock = threading.Lock()
@@ -202,7 +208,7 @@ class Anchorer:
         rows = list(iter_rows(self._store, after=last.sequence, limit=MAX_SEGMENT))
         if not rows:
             return None
-        result = verify_rows(rows, self._key, start_sequence=last.sequence, start_hash=last.hash)
+        result = verify_rows(rows, self.keys, start_sequence=last.sequence, start_hash=last.hash)
         if not result.ok:
             raise AnchorError(f"refusing to anchor a broken chain: entry {result.broken_sequence}: {result.reason}")
         tail = AuditEntry(*rows[-1])

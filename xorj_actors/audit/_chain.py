@@ -41,6 +41,9 @@ class EventType(str, enum.Enum):
     CONFIG_CHANGE = "CONFIG_CHANGE"
     #: The block engine's word on a bundle we sent (a route's report, never a trade's outcome).
     JITO_BUNDLE = "JITO_BUNDLE"
+    #: The audit HMAC key changed: MACed under the old key, names the new key's id; every entry
+    #: after it is MACed under the new key (docs/AUDIT.md, "Key epochs").
+    KEY_ROTATION = "KEY_ROTATION"
 
 
 class Severity(str, enum.Enum):
@@ -224,7 +227,8 @@ def link_rows(
 
     Returns ``(expected, prev_hex, row, linked)``: the sequence the next row must have and the
     last linked hash, and the row that ended the walk: ``None`` when the rows ran out; a row that
-    links but whose sequence is in ``stops`` (``linked``, already counted); or the first row
+    links but whose sequence is in ``stops`` or that is a ``KEY_ROTATION`` entry (``linked``,
+    already counted); or the first row
     that does not link (not ``linked``). verify's hot loop: :func:`entry_bytes` and
     :func:`chain_step` inlined, every name local (a call costs ~0.1 us, a row ~1.5 us).
     """
@@ -249,7 +253,7 @@ def link_rows(
             return expected, prev_hex, row, False
         expected += 1
         prev_hex, prev_raw = h, raw
-        if seq in stops:
+        if seq in stops or etype == "KEY_ROTATION":  # a key epoch ends there: the caller switches keys
             return expected, prev_hex, row, True
     return expected, prev_hex, None, False
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,17 @@ from typing import Any
 from pykka import ActorDeadError
 
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
-from xorj_actors.audit._chain import EventType, hmac_template, load_hmac_key
-from xorj_actors.audit._reader import _verified
+from xorj_actors.audit._chain import EventType, HmacPads, load_hmac_key
+from xorj_actors.audit._keys import KeyRing, load_key_ring
+from xorj_actors.audit._reader import _verified, ring_pads
 from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
-__all__ = ["KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history", "kill_switch_state_key", "read_halt_history"]
+__all__ = [
+    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history",
+    "kill_switch_state_key", "read_halt_history", "state_keys",
+]
 
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
 KILL_SWITCH_STARTING = "kill switch starting"
@@ -43,7 +47,13 @@ def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
     return derive_state_key(load_hmac_key(settings.hmac_key_env, environment))
 
 
-def read_halt_history(store: Store, key: bytes) -> HaltHistory:
+def state_keys(keys: KeyRing) -> tuple[bytes, tuple[bytes, ...]]:
+    """The state file's key of the current epoch and those of the retired keys (a file written
+    before a rotation is read with its epoch's key, then rewritten under the current one)."""
+    return derive_state_key(keys.current), tuple(derive_state_key(k) for k in keys.keys[1:])
+
+
+def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     """The kill switch's history in ``store``; raises UnverifiedEntry if an entry was edited."""
     p, table = store.db.param, qualified_table(store)
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
@@ -60,7 +70,7 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     # When the engine was last alive: the last entry before this start's marker (the flush wrote
     # it just before this read: a last entry that is a marker is this start's own)...
     tail: list[tuple[int, str, bool]] = []  # (sequence, timestamp, is the marker) of the last two
-    pads = hmac_template(key)
+    pads = ring_pads(key)
     for row in store.db.execute_sql(sql, types).fetchall():
         entry = _verified(row, pads)
         details = json.loads(entry.details)
@@ -89,7 +99,7 @@ def read_halt_history(store: Store, key: bytes) -> HaltHistory:
     )
 
 
-def _last_alive(store: Store, pads: Any, tail: list[tuple[int, str, bool]]) -> str | None:
+def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, str, bool]]) -> str | None:
     """...or the last ``alive`` entry after that one, if any (a short backward walk of the sequence:
     one is written every ``alive_every_s``; bounded by the kill-switch entry below it)."""
     if tail and tail[-1][2]:  # this start's marker: what came before it
@@ -121,7 +131,7 @@ def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, f
     history's ``problem``, which the kill switch reads as halted."""
     try:
         flush()
-        key = load_hmac_key(settings.hmac_key_env, environment)
+        key = load_key_ring(settings, environment)
         store = open_store(settings, data_dir)
         try:
             return read_halt_history(store, key)

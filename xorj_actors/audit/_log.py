@@ -15,31 +15,28 @@ from loguru import logger
 from xorj_actors.audit._chain import (
     AuditEntry,
     CanonicalDetails,
-    CanonicalJSONError,
     EventType,
     Severity,
     canonical_json,
     chain_hash,
-    chain_hmac,
     chain_step,
     entry_bytes,
     hmac_template,
-    load_hmac_key,
-    new_entry_id,
     utc_timestamp,
 )
+from xorj_actors.audit._keys import (
+    KEY_ROTATION,
+    KeyRing,
+    as_ring,
+    fingerprint,
+    head_epoch_key,
+    key_problem,
+    load_key_ring,
+    rotation_details,
+)
+from xorj_actors.audit._request import Request, validated
 from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, insert_entries, open_store, read_head
 from xorj_actors.audit.settings import AuditSettings
-
-#: Largest canonical ``details`` accepted, in characters.
-MAX_DETAILS_CHARS = 1_000_000
-#: Longest actor or correlation id.
-MAX_NAME_CHARS = 256
-
-
-# str-valued enums hash like their values: one dict serves members and plain strings.
-_EVENT_TYPES = {e.value: e.value for e in EventType}
-_SEVERITIES = {s.value: s.value for s in Severity}
 
 
 class AuditUnavailable(RuntimeError):
@@ -50,93 +47,8 @@ class AuditTimeout(TimeoutError):
     """The caller's own wait ran out. The entry may still be committed later (see docs/AUDIT.md)."""
 
 
-class _Request:
-    """One queued entry and its caller's wait: a bare lock (cheaper than a Future at 64 writers)."""
-
-    __slots__ = ("entry_id", "event_type", "severity", "actor", "correlation_id", "details",
-                 "entry", "error", "future", "resolved", "_done")
-
-    def __init__(
-        self, event_type: str, severity: str, actor: str, correlation_id: str | None, details: str,
-        future: Future[AuditEntry] | None,
-    ) -> None:
-        self.entry_id = new_entry_id()
-        self.event_type, self.severity, self.actor = event_type, severity, actor
-        self.correlation_id, self.details = correlation_id, details
-        self.entry: AuditEntry | None = None
-        self.error: BaseException | None = None
-        self.future = future
-        self.resolved = False
-        self._done = threading.Lock()
-        self._done.acquire()
-
-    def resolve(self, entry: AuditEntry | None, error: BaseException | None = None) -> None:
-        self.entry, self.error, self.resolved = entry, error, True
-        self._done.release()
-        if self.future is not None:
-            if error is None:
-                self.future.set_result(entry)
-            else:
-                self.future.set_exception(error)
-
-    def wait(self, timeout: float) -> AuditEntry | None:
-        """The committed entry, or ``None`` on timeout; raises the writer's error."""
-        if not self._done.acquire(timeout=timeout):
-            return None
-        if self.error is not None:
-            raise self.error
-        return self.entry
-
-
 class _Diverged(RuntimeError):
     """The store's head is not where this writer left it; writing would fork the chain."""
-
-
-def _validated(
-    event_type: EventType | str,
-    severity: Severity | str,
-    actor: str,
-    correlation_id: str | None,
-    details: Mapping[str, Any] | CanonicalDetails | None,
-) -> tuple[str, str, str, str | None, str]:
-    etype = _EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
-    if etype is None:
-        raise ValueError(f"event_type: unknown event type {event_type!r}")
-    sev = _SEVERITIES.get(severity) if isinstance(severity, str) else None
-    if sev is None:
-        raise ValueError(f"severity: unknown severity {severity!r}")
-    _check_name("actor", actor)
-    if correlation_id is not None:
-        _check_name("correlation_id", correlation_id)
-    if type(details) is CanonicalDetails:
-        text = details.text  # made by canonical_json already: serialised once
-    else:
-        if details is None:
-            details = {}
-        if not isinstance(details, Mapping):
-            raise CanonicalJSONError(f"details: must be a mapping, got {type(details).__name__}")
-        text = canonical_json(dict(details))
-    if len(text) > MAX_DETAILS_CHARS:
-        raise ValueError(f"details: {len(text)} characters, the limit is {MAX_DETAILS_CHARS}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CanonicalJSONError("details: contains a lone surrogate, not valid UTF-8") from None
-    return etype, sev, actor, correlation_id, text
-
-
-def _check_name(name: str, value: object) -> None:
-    """Refuse here what the writer or the database would choke on later (and block the queue)."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name}: must be a non-empty string")
-    if len(value) > MAX_NAME_CHARS:
-        raise ValueError(f"{name}: longer than {MAX_NAME_CHARS} characters")
-    if "\x00" in value:
-        raise ValueError(f"{name}: contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name}: contains a lone surrogate, not valid UTF-8") from None
 
 
 class AuditLog:
@@ -152,7 +64,7 @@ class AuditLog:
     def __init__(
         self,
         store: Store,
-        key: bytes,
+        key: bytes | KeyRing,
         *,
         max_batch: int = 512,
         max_wait_s: float = 0.0,
@@ -165,8 +77,11 @@ class AuditLog:
         start_timeout_s: float = 30.0,
     ) -> None:
         self._store = store
-        self._key = key
-        self._mac = hmac_template(key)
+        self._ring = as_ring(key)
+        #: The key the writer MACs with (only the writer thread changes it, at a KEY_ROTATION
+        #: entry); ``_target`` the key the last queued rotation moves to (under ``_cond``).
+        self._key = self._target = self._ring.current
+        self._mac = hmac_template(self._key)
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._max_pending = max_pending
@@ -176,14 +91,14 @@ class AuditLog:
         self._on_unavailable = on_unavailable
         self._on_available = on_available
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[Request] = deque()
         self._outstanding = 0  # queued + being written
         self._closing = False
         self._abandon = False
         self._unavailable_reason: str | None = None
         self._head_seq = 0
         self._head_hash = store.genesis
-        self._committed: list[_Request] = []
+        self._committed: list[Request] = []
         started: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(started,), name="audit-writer", daemon=True)
         self._thread.start()
@@ -203,8 +118,8 @@ class AuditLog:
         on_unavailable: Callable[[str], None] | None = None,
         on_available: Callable[[], None] | None = None,
     ) -> AuditLog:
-        """Open the configured store and start the writer (key from the environment)."""
-        key = load_hmac_key(settings.hmac_key_env, environment)
+        """Open the configured store and start the writer (keys from the credential provider)."""
+        key = load_key_ring(settings, environment)
         store = open_store(settings, data_dir)
         store.close()  # the writer thread opens its own connection
         return cls(
@@ -281,6 +196,64 @@ class AuditLog:
             )
         return entry
 
+    @property
+    def key_fingerprint(self) -> str:
+        """The fingerprint of the key new entries are MACed with (once queued rotations are written)."""
+        with self._cond:
+            return fingerprint(self._target)
+
+    def submit_rotation(self, new_key: bytes, reason: str) -> Future[AuditEntry] | None:
+        """Queue a key rotation: a ``KEY_ROTATION`` entry MACed under the key in use before it,
+        naming ``new_key``'s fingerprint; every entry queued after it is MACed under ``new_key``.
+        None: ``new_key`` is the key already in use (nothing to rotate).
+
+        Raises:
+            ValueError: ``new_key`` cannot be an audit key, or ``reason`` is unknown.
+            AuditUnavailable: the log is closed or full.
+        """
+        problem = key_problem(new_key, "the new key")
+        if problem is not None:
+            raise ValueError(problem)
+        rotation_details(new_key, new_key, reason)  # the reason's check
+        future: Future[AuditEntry] = Future()
+        future.set_running_or_notify_cancel()
+        req = Request(KEY_ROTATION, Severity.WARNING.value, "audit", None, "{}", future)
+        req.rotate_to = (new_key, reason)
+        with self._cond:
+            if new_key == self._target:
+                return None
+            self._push(req)
+            self._target = new_key
+        return future
+
+    def rotate(self, new_key: bytes, reason: str, timeout: float | None = None) -> AuditEntry | None:
+        """:meth:`submit_rotation` and wait for its entry's commit (None: nothing to rotate).
+
+        Raises:
+            AuditTimeout: not committed within ``timeout``; the rotation stays queued.
+        """
+        future = self.submit_rotation(new_key, reason)
+        if future is None:
+            return None
+        wait = self._append_timeout_s if timeout is None else timeout
+        try:
+            return future.result(wait)
+        except FutureTimeout:
+            raise AuditTimeout(f"key rotation not committed within {wait} s; it is still queued") from None
+
+    def _push(self, req: Request) -> None:
+        """Queue ``req`` (``_cond`` held)."""
+        if self._closing:
+            raise AuditUnavailable("audit log is closed")
+        if self._outstanding >= self._max_pending:
+            raise AuditUnavailable(
+                f"audit log refuses the entry: {self._outstanding} entries already wait for the store"
+                f" ({self._unavailable_reason or 'store slow'})"
+            )
+        self._queue.append(req)
+        self._outstanding += 1
+        self._cond.notify()
+
     def _enqueue(
         self,
         event_type: EventType | str,
@@ -289,19 +262,10 @@ class AuditLog:
         correlation_id: str | None,
         details: Mapping[str, Any] | CanonicalDetails | None,
         future: Future[AuditEntry] | None,
-    ) -> _Request:
-        req = _Request(*_validated(event_type, severity, actor, correlation_id, details), future)
+    ) -> Request:
+        req = Request(*validated(event_type, severity, actor, correlation_id, details), future)
         with self._cond:
-            if self._closing:
-                raise AuditUnavailable("audit log is closed")
-            if self._outstanding >= self._max_pending:
-                raise AuditUnavailable(
-                    f"audit log refuses the entry: {self._outstanding} entries already wait for the store"
-                    f" ({self._unavailable_reason or 'store slow'})"
-                )
-            self._queue.append(req)
-            self._outstanding += 1
-            self._cond.notify()
+            self._push(req)
         return req
 
     def close(self, timeout: float = 10.0) -> None:
@@ -338,7 +302,7 @@ class AuditLog:
             self._store.close()
             return
         started.set_result(None)
-        batch: list[_Request] = []
+        batch: list[Request] = []
         try:
             while batch := self._take_batch():
                 self._chain(batch)
@@ -361,14 +325,28 @@ class AuditLog:
         if head is None:
             return
         canonical = entry_bytes(*(getattr(head, c) for c in COLUMNS[:8]))
-        if chain_hash(head.prev_hash, canonical) != head.hash or chain_hmac(self._key, head.hash) != head.hmac:
+        if chain_hash(head.prev_hash, canonical) != head.hash:
             raise AuditStoreError(
-                f"last entry {head.sequence} in {self._store.where} does not verify with this key:"
-                " wrong HMAC key or a tampered log; run `xorj-actors audit verify`"
+                f"last entry {head.sequence} in {self._store.where} does not hash to its stored hash:"
+                " a tampered log; run `xorj-actors audit verify`"
             )
+        try:
+            epoch = head_epoch_key(self._ring, head)
+        except ValueError as exc:
+            raise AuditStoreError(f"last entry {head.sequence} in {self._store.where} {exc}; run `xorj-actors audit verify`") from None
         self._head_seq, self._head_hash = head.sequence, head.hash
+        if epoch != self._ring.current:
+            # Restarted with a new key: the head's epoch key is a retired one. Rotate first,
+            # before any caller's entry (the constructor has not returned: the queue is ours).
+            self._key, self._mac = epoch, hmac_template(epoch)
+            req = Request(KEY_ROTATION, Severity.WARNING.value, "audit", None, "{}", None)
+            req.rotate_to = (self._ring.current, "start-up")
+            with self._cond:
+                self._push(req)
+            logger.warning("audit key rotated at start-up: fingerprint {} -> {} (a KEY_ROTATION entry opens the new epoch)",
+                           fingerprint(epoch), fingerprint(self._ring.current))
 
-    def _take_batch(self) -> list[_Request]:
+    def _take_batch(self) -> list[Request]:
         with self._cond:
             while not self._queue and not self._closing:
                 self._cond.wait()
@@ -381,12 +359,14 @@ class AuditLog:
             n = min(len(self._queue), self._max_batch)
             return [self._queue.popleft() for _ in range(n)]
 
-    def _chain(self, batch: list[_Request]) -> None:
+    def _chain(self, batch: list[Request]) -> None:
         ts = utc_timestamp()
         seq, prev = self._head_seq, self._head_hash
         prev_raw = bytes.fromhex(prev)
         for r in batch:
             seq += 1
+            if r.rotate_to is not None:
+                r.details = canonical_json(rotation_details(self._key, *r.rotate_to))
             canonical = entry_bytes(
                 r.entry_id, seq, ts, r.event_type, r.severity, r.actor, r.correlation_id, r.details
             )
@@ -395,9 +375,12 @@ class AuditLog:
                 r.entry_id, seq, ts, r.event_type, r.severity, r.actor, r.correlation_id, r.details, prev, h, tag
             )
             prev = h
+            if r.rotate_to is not None:  # the entries after it are MACed under the new key
+                self._key = r.rotate_to[0]
+                self._mac = hmac_template(self._key)
         self._head_seq, self._head_hash = seq, prev
 
-    def _write(self, batch: list[_Request]) -> None:
+    def _write(self, batch: list[Request]) -> None:
         entries = [r.entry for r in batch]
         delay = self._retry_initial_s
         while True:
@@ -490,6 +473,6 @@ class AuditLog:
         _fail(leftovers)
 
 
-def _fail(requests: list[_Request]) -> None:
+def _fail(requests: list[Request]) -> None:
     for r in requests:
         r.resolve(None, AuditUnavailable("audit log closed before the entry was written"))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xorj_actors.audit._chain import AuditEntry, HmacPads, chain_step, entry_bytes, hmac_template
+from xorj_actors.audit._keys import KeyRing, as_ring
 from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, list_chains, qualified_table
 
 __all__ = ["OpenedIn", "UnverifiedEntry", "entries_by_chain", "open_entries_by_chain", "verified_entries"]
@@ -26,7 +27,7 @@ class UnverifiedEntry(AuditStoreError):
 
 def verified_entries(
     store: Store,
-    key: bytes,
+    key: bytes | KeyRing,
     *,
     correlation_id: str | None = None,
     event_types: tuple[str, ...] = (),
@@ -68,15 +69,30 @@ def verified_entries(
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     sql = f'SELECT {cols} FROM {table} {where}ORDER BY "sequence"'
-    pads = hmac_template(key)
+    pads = ring_pads(key)
     return [_verified(row, pads) for row in store.db.execute_sql(sql, params).fetchall()]
 
 
-def _verified(row: tuple, pads: HmacPads, chain: str | None = None) -> AuditEntry:
-    """``row`` as an entry, if its hash and HMAC recompute (``pads``: the key's, made once per read)."""
+def ring_pads(keys: bytes | KeyRing) -> tuple[HmacPads, ...]:
+    """The pads of every known key, the current one first (made once per read)."""
+    return tuple(hmac_template(k) for k in as_ring(keys).keys)
+
+
+def _verified(row: tuple, pads: Sequence[HmacPads], chain: str | None = None) -> AuditEntry:
+    """``row`` as an entry, if its hash recomputes and its HMAC verifies under a known key.
+
+    A reader of single entries takes any known epoch's key: which epoch an entry belongs to is
+    ``audit verify``'s walk to check (docs/AUDIT.md, "Key epochs").
+    """
     entry = AuditEntry(*row)
-    _, h, tag = chain_step(pads, bytes.fromhex(entry.prev_hash), entry_bytes(*row[:8]))
-    if h != entry.hash or tag != entry.hmac:
+    prev_raw, canonical = bytes.fromhex(entry.prev_hash), entry_bytes(*row[:8])
+    good = False
+    for one in pads:
+        _, h, tag = chain_step(one, prev_raw, canonical)
+        good = h == entry.hash and tag == entry.hmac
+        if good or h != entry.hash:
+            break
+    if not good:
         where = "" if chain is None else f" of chain {chain}"
         raise UnverifiedEntry(
             f"audit entry {entry.sequence}{where} ({entry.event_type} {entry.correlation_id}) does not verify:"
@@ -107,16 +123,18 @@ def _select(store: Store, chains: Sequence[str], where: str, params: Sequence[An
     return [(chains[r[0]], tuple(r[1:])) for r in rows]
 
 
-def _by_chain(chains: Sequence[str], rows: list[tuple[str, tuple]], key: bytes) -> dict[str, list[AuditEntry]]:
+def _by_chain(
+    chains: Sequence[str], rows: list[tuple[str, tuple]], key: bytes | KeyRing
+) -> dict[str, list[AuditEntry]]:
     found: dict[str, list[AuditEntry]] = {c: [] for c in chains}
-    pads = hmac_template(key)
+    pads = ring_pads(key)
     for chain, row in rows:
         found[chain].append(_verified(row, pads, chain))
     return {c: entries for c, entries in found.items() if entries}
 
 
 def entries_by_chain(
-    store: Store, key: bytes, *, correlation_id: str, event_types: tuple[str, ...] = ()
+    store: Store, key: bytes | KeyRing, *, correlation_id: str, event_types: tuple[str, ...] = ()
 ) -> dict[str, list[AuditEntry]]:
     """One correlation id's entries in every chain of ``store``'s database, each verified: by
     chain (``default`` first, chains without any left out), each chain's by sequence.
@@ -137,7 +155,7 @@ def entries_by_chain(
 
 def open_entries_by_chain(
     store: Store,
-    key: bytes,
+    key: bytes | KeyRing,
     *,
     opened_by: str,
     unless_closed_by: str,

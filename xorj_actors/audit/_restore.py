@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from xorj_actors.audit._anchor import list_chain_anchors, read_segment, recover_from_anchors
-from xorj_actors.audit._halt_history import read_halt_history
+from xorj_actors.audit._halt_history import read_halt_history, state_keys
+from xorj_actors.audit._keys import KeyRing, as_ring
 from xorj_actors.audit._store import AuditStoreError, Store, chain_store, list_chains, open_store, read_head
 from xorj_actors.audit._verify import VerifyResult, verify_chains
 from xorj_actors.audit.settings import AnchorSettings, AuditSettings
-from xorj_actors.kill_switch import HaltMarker, PersistedState, StateFile, derive_state_key
+from xorj_actors.kill_switch import HaltMarker, PersistedState, StateFile
 
 __all__ = [
     "ChainRestore",
@@ -144,7 +145,7 @@ def _open_existing(settings: AuditSettings, data_dir: Path) -> Store | None:
 def restore_from_anchors(
     settings: AuditSettings,
     data_dir: Path,
-    key: bytes,
+    key: bytes | KeyRing,
     client: Any,
     *,
     chains: Sequence[str] | None = None,
@@ -252,14 +253,14 @@ def _verify_step(progress: Callable[[str, int, int], None], chain: str, done: in
     progress(f"verify {chain}", done, total)
 
 
-def _local_evidence(store: Store, key: bytes, state_file: Path | None) -> tuple[str | None, bool]:
+def _local_evidence(store: Store, key: bytes | KeyRing, state_file: Path | None) -> tuple[str | None, bool]:
     """What the kill switch's state file, if it survived, says of the lost head: it records the
     last kill-switch transition, which the audit log records too. A resume is durable in the log
     before the file is written, so a file ahead of the restored log with a resume proves a loss;
     a halt writes the file first (docs/HALT_PROTOCOL.md), so one ahead with a halt only suggests it."""
     if state_file is None:
         return None, False
-    reading = StateFile(state_file, derive_state_key(key)).read()
+    reading = StateFile(state_file, *state_keys(as_ring(key))).read()  # written in any known epoch
     if not reading.present:
         return f"no kill-switch state file at {state_file}: nothing local tells how far the lost log went", False
     if reading.problem is not None or reading.state is None:
@@ -319,7 +320,7 @@ def _set_halt(marker: Path, text: str) -> str:
     return text
 
 
-def restore_epoch(settings: AuditSettings, data_dir: Path, key: bytes) -> int:
+def restore_epoch(settings: AuditSettings, data_dir: Path, key: bytes | KeyRing) -> int:
     """The highest kill-switch epoch in the restored log of this data directory's chain (0: none)."""
     store = open_store(settings, data_dir, create=False)
     try:

@@ -25,7 +25,7 @@ def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argpa
     or cannot, 3 unanchored)."""
     from xorj_actors._progress import progress_bars
     from xorj_actors.audit._anchor import AnchorError, s3_client
-    from xorj_actors.audit._chain import load_hmac_key
+    from xorj_actors.audit._keys import load_key_ring
     from xorj_actors.credentials import credential_environ  # [secrets]: env, file or AWS
     from xorj_actors.audit._restore import (
         RestoreIncomplete,
@@ -59,7 +59,7 @@ def restore(config: Config, settings: AuditSettings, data_dir: Path, args: argpa
             begun.append(str(marker))
 
     try:
-        key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
+        key = load_key_ring(settings, config.engine.environment, credential_environ(config))
         with progress_bars(enabled=not args.no_progress and not args.json) as bars:
             report = None
             if bars:

@@ -22,7 +22,9 @@ from loguru import logger
 from xorj_actors.audit._chain import (
     GENESIS_HASH,
     AuditEntry,
+    chain_hash,
     chain_hmac,
+    entry_bytes,
     genesis_hash,
     hmac_template,
     link_rows,
@@ -35,6 +37,7 @@ from xorj_actors.audit._diagnose import (
     diagnose_rewrite,
     first_difference,
 )
+from xorj_actors.audit._keys import KEY_ROTATION, KeyRing, as_ring, fingerprint, rotation_target
 from xorj_actors.audit._store import Store, chain_store, iter_rows, list_chains, open_store, read_head
 from xorj_actors.audit.settings import AuditSettings
 
@@ -91,6 +94,8 @@ class VerifyResult:
     disputed_anchor: AnchorHead | None = None
     #: Whether anchors were asked at all (a list, even empty); if not, nothing is anchored.
     anchors_consulted: bool = False
+    #: The fingerprints of the key epochs walked, in order (one: no rotation).
+    epochs: tuple[str, ...] = ()
 
     @property
     def unanchored(self) -> int:
@@ -108,6 +113,8 @@ class VerifyResult:
         if not self.ok:
             return f"BROKEN at entry {self.broken_sequence}: {self.reason}"
         head = f"{self.entries} entries, head {self.head_sequence} {self.head_hash}"
+        if len(self.epochs) > 1:
+            head += f", {len(self.epochs)} key epochs ({' -> '.join(self.epochs)})"
         undetectable = "a truncated tail or a rewrite with the audit key cannot be detected"
         if not self.anchors_consulted or (self.anchored_sequence == 0 and self.unanchored):
             return (f"UNANCHORED: {head}; chain and HMACs intact, but no anchor covers the log ({no_anchor_why}): "
@@ -124,53 +131,91 @@ class VerifyResult:
 
 def verify_rows(
     rows: Iterable[tuple],
-    key: bytes,
+    keys: bytes | KeyRing,
     *,
     anchors: Sequence[AnchorHead] | None = None,
     start_sequence: int = 0,
     start_hash: str = GENESIS_HASH,
     lookup: Callable[[list[tuple]], RowLookup] | None = None,
+    epoch_key: bytes | None = None,
 ) -> VerifyResult:
     """Verify raw rows (``COLUMNS`` order, by sequence) that continue the chain at ``start_*``.
 
-    Every anchored head must match the row at its sequence, and the rows must reach the newest
-    anchor (else the tail was truncated); ``anchors=None``: not consulted (nothing is anchored).
-    ``lookup`` builds the :class:`RowLookup` a diagnosis searches, from the rows read past the
-    break (default: those rows only).
+    Key epochs: the walk starts with ``epoch_key`` (None: the known key the first row verifies
+    under) and at each ``KEY_ROTATION`` entry, verified under its epoch's key, switches to the
+    key whose fingerprint it names; a key ``keys`` does not hold is a break naming it.
+    Every anchored head must match the row at its sequence, MACed under that row's epoch key,
+    and the rows must reach the newest anchor (else the tail was truncated); ``anchors=None``:
+    not consulted (nothing is anchored). ``lookup`` builds the :class:`RowLookup` a diagnosis
+    searches, from the rows read past the break (default: those rows only).
     """
+    ring = as_ring(keys)
     expected_seq = start_sequence + 1
     prev_hex = start_hash
     count = checked = 0
     anchored_seq, anchored_ts = 0, ""
+    epochs: list[str] = []
 
     def broken(at: int, reason: str, disputed: AnchorHead | None = None) -> VerifyResult:
         return VerifyResult(False, count, expected_seq - 1, prev_hex, checked, at, reason,
-                            anchored_seq, anchored_ts, disputed, consulted)
+                            anchored_seq, anchored_ts, disputed, consulted, tuple(epochs))
 
     consulted = anchors is not None
     anchored = {}
     for a in anchors or ():
-        if chain_hmac(key, a.hash) != a.hmac:
-            return broken(a.sequence, f"anchor {a.source or a.sequence}: its HMAC does not verify with the audit key")
+        if ring.verifying(a.hash, a.hmac) is None:
+            return broken(a.sequence, f"anchor {a.source or a.sequence}: its HMAC verifies under no known audit key"
+                                      f" (fingerprints {', '.join(ring.fingerprints())})")
         anchored[a.sequence] = a
     it = iter(rows)
-    mac = hmac_template(key)
-    while True:
+    first = next(it, None)
+    if first is not None:
+        it = itertools.chain([first], it)
+        # The first row's own key (the genesis epoch's, or a range's); none: the current, and
+        # the diagnosis below names the broken row.
+        key = epoch_key or ring.verifying(first[9], first[10]) or ring.current
+        epochs.append(fingerprint(key))
+        mac = hmac_template(key)
+    while first is not None:
         expected_seq, prev_hex, row, linked = link_rows(it, mac, expected_seq, prev_hex, anchored)
         count = expected_seq - start_sequence - 1
         if row is None:
             break
         if not linked:
             following = list(itertools.islice(it, _LOOKAHEAD))
+            other = _other_epoch(ring, key, row, expected_seq, prev_hex)
+            if other is not None:
+                return broken(expected_seq, other)
             found = lookup(following) if lookup is not None else RowsLookup([row, *following])
-            return broken(expected_seq, diagnose_chain(key, expected_seq, prev_hex, row, found))
-        seq, a = row[1], anchored[row[1]]
-        if a.hash != prev_hex:
-            # Reported as the anchored entry, the one before it the last good one.
-            expected_seq, prev_hex, count = seq, row[8], count - 1
-            return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
-        checked += 1
-        anchored_seq, anchored_ts = seq, row[2]
+            reason = diagnose_chain(key, expected_seq, prev_hex, row, found)
+            if reason.startswith("forged HMAC") and ring.verifying(row[9], row[10]) is None:
+                reason += (f" (nor under any known key, fingerprints {', '.join(ring.fingerprints())}: a wrong key,"
+                           " or the key of an earlier epoch missing from the retired keys)")
+            return broken(expected_seq, reason)
+        seq = row[1]
+        a = anchored.get(seq)
+        if a is not None:
+            if a.hash != prev_hex:
+                # Reported as the anchored entry, the one before it the last good one.
+                expected_seq, prev_hex, count = seq, row[8], count - 1
+                return broken(seq, f"log rewritten: entry {seq} differs from the anchored head {a.source or a.hash}", a)
+            if chain_hmac(key, a.hash) != a.hmac:
+                return broken(seq, f"anchor {a.source or seq}: its HMAC is not under the key of its entry's epoch "
+                                   f"(fingerprint {epochs[-1]})", a)
+            checked += 1
+            anchored_seq, anchored_ts = seq, row[2]
+        if row[3] == KEY_ROTATION:
+            old_fp, new_fp = rotation_target(row[7])
+            if old_fp != epochs[-1]:
+                return broken(seq, f"KEY_ROTATION entry {seq} names the old key {old_fp or '(none)'}, but its epoch's "
+                                   f"key is {epochs[-1]}: a forged rotation")
+            new_key = ring.find(new_fp) if new_fp else None
+            if new_key is None:
+                return broken(seq, f"KEY_ROTATION entry {seq} rotates to the key with fingerprint "
+                                   f"{new_fp or '(none)'}, which is not known: put that key in the retired keys "
+                                   "([audit] retired_hmac_keys_env) to verify the entries after it")
+            key, mac = new_key, hmac_template(new_key)
+            epochs.append(new_fp)
     last = expected_seq - 1
     if anchored and max(anchored) > last:
         newest = anchored[max(anchored)]
@@ -178,7 +223,21 @@ def verify_rows(
         return broken(last + 1, f"truncated tail: the log ends at entry {last} but entry {newest.sequence} "
                                 f"was anchored ({newest.source or newest.hash})", disputed)
     return VerifyResult(True, count, last, prev_hex, checked, anchored_sequence=anchored_seq,
-                        anchored_timestamp=anchored_ts, anchors_consulted=consulted)
+                        anchored_timestamp=anchored_ts, anchors_consulted=consulted, epochs=tuple(epochs))
+
+
+def _other_epoch(ring: KeyRing, key: bytes, row: tuple, expected_seq: int, prev_hex: str) -> str | None:
+    """Why ``row`` broke when it links but is MACed under another known key than its epoch's."""
+    if row[1] != expected_seq or row[8] != prev_hex:
+        return None
+    canonical = entry_bytes(*row[:8])
+    if chain_hash(prev_hex, canonical) != row[9]:
+        return None
+    other = ring.verifying(row[9], row[10])
+    if other is None or other == key:
+        return None
+    return (f"entry {row[1]} is MACed under the key with fingerprint {fingerprint(other)}, not under its epoch's "
+            f"key {fingerprint(key)}: written with the key of another epoch (an old key after a rotation?)")
 
 
 def _against_segment(
@@ -274,7 +333,7 @@ def _count_into(slot: int, n: int) -> None:
 
 
 def _verify_range(
-    settings: AuditSettings, data_dir: Path, key: bytes, anchors: Sequence[AnchorHead], after: int, until: int,
+    settings: AuditSettings, data_dir: Path, key: bytes | KeyRing, anchors: Sequence[AnchorHead], after: int, until: int,
     *, slot: int | None = None, on_batch: Callable[[int], None] | None = None,
 ) -> tuple[VerifyResult, str | None]:
     """Verify rows ``(after, until]`` as a chain starting at the first row's own ``prev_hash``
@@ -299,10 +358,11 @@ def _verify_range(
 
 
 def _verify_parallel(
-    store: Store, key: bytes, anchors: Sequence[AnchorHead], last: int, workers: int, method: str,
+    store: Store, key: bytes | KeyRing, anchors: Sequence[AnchorHead], last: int, workers: int, method: str,
     progress: Progress | None = None,
-) -> bool:
-    """True when every range verifies and the ranges link up; False means "ask the serial pass".
+) -> tuple[str, ...] | None:
+    """The key epochs walked when every range verifies and the ranges link up; None means "ask
+    the serial pass".
 
     ``workers - 1`` processes take a range each and this process takes the first. With
     ``progress``, the workers count their rows into shared counters that this process reports
@@ -334,18 +394,20 @@ def _verify_parallel(
             parts += [f.result() for f in futures]
     except (BrokenProcessPool, OSError) as exc:
         logger.warning("parallel audit verify unavailable ({}); verifying in one process", exc)
-        return False
-    prev = store.genesis
+        return None
+    prev, epochs = store.genesis, ()
     for (result, first_prev), hi in zip(parts, bounds[1:]):
-        if not result.ok or first_prev != prev or result.head_sequence != hi:
-            return False
-        prev = result.head_hash
-    return True
+        # Each range starts with the key its first row verifies under: it must be the key the
+        # range before ended with (a range may begin or end at a KEY_ROTATION entry).
+        if not result.ok or first_prev != prev or result.head_sequence != hi or epochs[-1:] not in ((), result.epochs[:1]):
+            return None
+        prev, epochs = result.head_hash, epochs + result.epochs[1 if epochs else 0:]
+    return epochs
 
 
 def verify_store(
     store: Store,
-    key: bytes,
+    key: bytes | KeyRing,
     anchors: Sequence[AnchorHead] | None = None,
     *,
     workers: int | None = None,
@@ -373,12 +435,13 @@ def verify_store(
         and workers > 1
         and head.sequence >= PARALLEL_MIN_ENTRIES * (1 if method == "fork" else _SPAWN_FACTOR)
         and all(a.sequence <= head.sequence for a in anchors or ())
-        and _verify_parallel(store, key, anchors or (), head.sequence, workers, method, progress)
+        and (epochs := _verify_parallel(store, key, anchors or (), head.sequence, workers, method, progress))
     ):
         newest = max((a.sequence for a in anchors or ()), default=0)
         stamp = next((r[2] for r in iter_rows(store, after=newest - 1, until=newest)), "") if newest else ""
         return VerifyResult(True, head.sequence, head.sequence, head.hash, len(anchors or ()),
-                            anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None)
+                            anchored_sequence=newest, anchored_timestamp=stamp, anchors_consulted=anchors is not None,
+                            epochs=epochs)
     on_batch = None if progress is None else batch_counter(progress, total)  # from 0 again after a parallel pass
     result = verify_rows(iter_rows(store, on_batch=on_batch), key, anchors=anchors, start_hash=store.genesis,
                          lookup=lambda _following: StoreLookup(store))
@@ -389,7 +452,7 @@ def verify_store(
 
 def verify_chains(
     store: Store,
-    key: bytes,
+    key: bytes | KeyRing,
     anchors: Mapping[str, Sequence[AnchorHead]] | None = None,
     *,
     chains: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from xorj_actors.audit._keys import KeyRing
     from xorj_actors.audit._store import Store
     from xorj_actors.audit._verify import AnchorHead, SegmentReader, VerifyResult
     from xorj_actors.audit.settings import AnchorSettings, AuditSettings
@@ -110,7 +111,7 @@ def _line(e: Any) -> str:
     return f"{e.sequence:>8} {e.timestamp} {e.severity:<8} {e.event_type:<18} {e.actor} {corr} {e.details}"
 
 
-def _verify(store: Store, key: bytes, anchor: AnchorSettings, args: argparse.Namespace) -> int:
+def _verify(store: Store, key: KeyRing, anchor: AnchorSettings, args: argparse.Namespace) -> int:
     """``audit verify``: print each chain's verdict (OK, UNANCHORED, BROKEN) and return the exit
     code of the worst. A store whose only chain is the default one prints one line, as ever."""
     from xorj_actors._progress import progress_bars
@@ -246,7 +247,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from xorj_actors.audit._anchor import AnchorError, Anchorer, recover_from_anchors, s3_client
-    from xorj_actors.audit._chain import load_hmac_key
+    from xorj_actors.audit._keys import load_key_ring
     from xorj_actors.audit._store import AuditStoreError, open_store, select_entries
     from xorj_actors.config import ConfigError, load_config
 
@@ -268,7 +269,7 @@ def main(args: argparse.Namespace) -> int:
         if cmd in ("verify", "anchor", "recover"):
             from xorj_actors.credentials import credential_environ  # the key from env, file or AWS
 
-            key = load_hmac_key(settings.hmac_key_env, config.engine.environment, credential_environ(config))
+            key = load_key_ring(settings, config.engine.environment, credential_environ(config))
         if cmd == "verify":
             return _verify(store, key, settings.anchor, args)
         if cmd == "chains":

@@ -132,6 +132,10 @@ class AuditSettings:
     #: Environment variable holding the HMAC key (at least 32 bytes). Only development may run
     #: without it, on a loudly logged development key.
     hmac_key_env: str = "XORJ_AUDIT_HMAC_KEY"
+    #: Credential holding the retired audit keys, comma-separated (each at least 32 bytes, none
+    #: containing a comma): the keys of earlier key epochs, which ``audit verify`` and the
+    #: readers need and a live rotation requires (docs/AUDIT.md, "Key epochs"). Optional.
+    retired_hmac_keys_env: str = "XORJ_AUDIT_RETIRED_HMAC_KEYS"
     #: Group commit: at most this many entries per transaction (one INSERT statement; SQLite
     #: allows 32766 parameters, 11 per entry).
     max_batch: int = 512
@@ -182,6 +186,10 @@ class AuditSettings:
             raise ValueError("sqlite_busy_timeout_s: must be in (0, 60]")
         if not _ENV_NAME.match(self.hmac_key_env):
             raise ValueError("hmac_key_env: must be an environment variable name")
+        if not _ENV_NAME.match(self.retired_hmac_keys_env):
+            raise ValueError("retired_hmac_keys_env: must be an environment variable name")
+        if self.retired_hmac_keys_env == self.hmac_key_env:
+            raise ValueError("retired_hmac_keys_env: must differ from hmac_key_env")
         if not 1 <= self.max_batch <= 2000:
             raise ValueError("max_batch: must be between 1 and 2000")
         if not 0 <= self.max_wait_s <= 1:

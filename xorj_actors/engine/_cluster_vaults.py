@@ -146,13 +146,13 @@ class ClusterVaults:
         store that cannot be read is a problem too (fail closed). None without ``[execution]``."""
         if not self.config.execution.enabled:
             return []
-        from xorj_actors.audit import load_hmac_key, open_store
+        from xorj_actors.audit import load_key_ring, open_store
         from xorj_actors.execution import load_vault_trades
 
         try:
             store = open_store(self.config.audit, self.data_dir, create=False)
             try:
-                key = load_hmac_key(self.config.audit.hmac_key_env, self.config.engine.environment)
+                key = load_key_ring(self.config.audit, self.config.engine.environment)
                 trades = load_vault_trades(store, key, (vault,))
             finally:
                 store.close()

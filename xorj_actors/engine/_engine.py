@@ -11,9 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pykka import ActorDeadError
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
-from xorj_actors.audit import KILL_SWITCH_ACTOR, KILL_SWITCH_ALIVE_ACTOR, KILL_SWITCH_STARTING, append_durable, audit_event, halt_history, kill_switch_state_key, record
+from xorj_actors.audit import (
+    AUDIT_NAME,
+    KILL_SWITCH_ACTOR,
+    KILL_SWITCH_ALIVE_ACTOR,
+    KILL_SWITCH_STARTING,
+    AuditEntry,
+    KeyRing,
+    RotateKey,
+    append_durable,
+    audit_event,
+    halt_history,
+    load_key_ring,
+    record,
+    state_keys,
+)
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine._reload import SecretsReload
@@ -32,7 +47,15 @@ from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.ops import TradeWindow
 from xorj_actors.quotas import Quotas
 from xorj_actors.strategy import StrategyBoard
-from xorj_actors.kill_switch import KILL_SWITCH_ALIVE, KILL_SWITCH_NAME, GetStatus, HaltBoard, HaltHistory, Participant
+from xorj_actors.kill_switch import (
+    KILL_SWITCH_ALIVE,
+    KILL_SWITCH_NAME,
+    GetStatus,
+    HaltBoard,
+    HaltHistory,
+    Participant,
+    RekeyStateFile,
+)
 from xorj_actors.signers import vault_id
 
 if TYPE_CHECKING:
@@ -93,7 +116,9 @@ class Engine:
         if credentials is None:  # in-process use: the environment given is the only source
             credentials = open_credentials(config, self.environ)[0]
         #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
-        self.reload_secrets = SecretsReload(credentials, config, self.environ, self.redactor, self._audit_reload)
+        self.reload_secrets = SecretsReload(
+            credentials, config, self.environ, self.redactor, self._audit_reload, rotate_audit_key=self._rotate_audit_key
+        )
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
@@ -204,7 +229,7 @@ class Engine:
             on_event=self._record_kill_switch_event,
             on_event_durable=self._record_kill_switch_event_durable,
             halt_history=self._kill_switch_history,
-            state_key=self._kill_switch_state_key(),
+            state_keys=self._kill_switch_state_keys,
             on_shutdown=self.request_shutdown if self.handle_signals else None,
             start_trigger=cluster.start_trigger if cluster else None,
             cluster_halt=cluster,
@@ -280,14 +305,36 @@ class Engine:
             flush=lambda: self._record_kill_switch_event_durable("SYSTEM_EVENT", {"what": KILL_SWITCH_STARTING}),
         )
 
-    def _kill_switch_state_key(self) -> bytes | None:
-        """The state file's key, from the audit HMAC key; None without one (the kill switch
-        then cannot authenticate its file, and starts halted unless this is a first start)."""
+    def _kill_switch_state_keys(self) -> dict[str, Any]:
+        """The state file's keys, from the audit keys now (the current one writes, the retired
+        ones read); none without an audit key (the kill switch then cannot authenticate its
+        file, and starts halted unless this is a first start)."""
         try:
-            return kill_switch_state_key(self.config.audit, self.config.engine.environment)
+            key, retired = state_keys(load_key_ring(self.config.audit, self.config.engine.environment, self.environ))
         except ValueError as exc:
             logger.critical("kill switch: no state key: {}", exc)
-            return None
+            return {"state_key": None}
+        return {"state_key": key, "retired_state_keys": retired}
+
+    def _rotate_audit_key(self, keys: KeyRing, reason: str) -> AuditEntry | None:
+        """Rotate the audit writer to ``keys.current`` (its ``KEY_ROTATION`` entry committed),
+        then the kill switch's state file; the entry, or None if the writer already used it.
+
+        Raises:
+            AuditUnavailable, TimeoutError, ActorDeadError: the writer did not rotate.
+        """
+        runtime, wait = self.runtime, self.config.audit.append_timeout_s
+        ref = None if runtime is None else runtime.whereis(AUDIT_NAME)
+        if ref is None:
+            raise ActorDeadError("audit actor not running")
+        rotation = ref.ask(RotateKey(keys=keys, reason=reason), timeout=wait)
+        entry = None if rotation is None else rotation.result(timeout=wait)
+        ks = runtime.whereis(KILL_SWITCH_NAME)
+        key, retired = state_keys(keys)
+        if ks is None or not ks.ask(RekeyStateFile(key=key, retired=retired), timeout=wait):
+            # Not fatal: the file is read under the retired keys too, and rewritten at the next save.
+            logger.error("audit key rotated, but the kill switch's state file was not rewritten under the new key")
+        return entry
 
     # -- cluster -------------------------------------------------------------------------------
 

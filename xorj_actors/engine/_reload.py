@@ -2,18 +2,22 @@
 
 The new values go where the engine's components read them on use: the engine's environment
 mapping (the HTTP API key, the Slack signing secret, the recovery keys, the quantitative
-engine's API key), after the redactor learnt them. The audit HMAC key is held: a new one would need a key epoch the audit log does
-not have yet (docs/AUDIT.md, "Key epochs"), so the running process keeps the old one.
+engine's API key), after the redactor learnt them. A new audit HMAC key starts a key epoch
+(docs/AUDIT.md, "Key epochs"): taken only if the key in use is among the retired keys (else
+``audit verify`` could not check the old epoch: held, as before), by ``rotate_audit_key``, which
+has the audit writer append the ``KEY_ROTATION`` entry and switch keys after it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from loguru import logger
+from pykka import ActorDeadError
 
+from xorj_actors.audit import AuditEntry, AuditUnavailable, KeyRing, fingerprint, key_problem, parse_retired
 from xorj_actors.config import Config
 from xorj_actors.credentials import required_secret_names
 from xorj_actors.redaction import Redactor
@@ -40,12 +44,15 @@ class SecretsReload:
         environ: MutableMapping[str, str],
         redactor: Redactor,
         on_outcome: Callable[[dict[str, Any]], object] = lambda answer: None,
+        *,
+        rotate_audit_key: Callable[[KeyRing, str], AuditEntry | None] | None = None,
     ) -> None:
         self.provider = provider
         self.config = config
         self.environ = environ
         self.redactor = redactor
         self.on_outcome = on_outcome
+        self.rotate_audit_key = rotate_audit_key
         self._lock = threading.Lock()
 
     def __call__(self, trigger: str = "ctl") -> dict[str, Any]:
@@ -59,9 +66,12 @@ class SecretsReload:
         cfg = self.config
         # The redactor learns the values read before the provider swaps them in: a reader on
         # another thread never gets a value it would not mask.
-        res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,), before_swap=self.redactor.add)
-        if res.missing:
+        try:
+            res = self.provider.reload(required_secret_names(cfg), hold=(cfg.audit.hmac_key_env,), before_swap=self._checked)
             problems = [m.describe() for m in res.missing]
+        except ValueError as exc:  # raised before the swap: every old value stays
+            problems = [str(exc)]
+        if problems:
             logger.error("secrets reload ({}) refused, the old values stay: {}", trigger, "; ".join(problems))
             return {"reloaded": False, "trigger": trigger, "missing": problems, "changed": [], "held": [], "sources": {}}
         fresh = self.provider.environ()
@@ -70,18 +80,69 @@ class SecretsReload:
                 self.environ[name] = fresh[name]
             else:  # gone from every source (an optional secret): gone here too
                 self.environ.pop(name, None)
-        for name in res.held:
-            logger.warning(
-                "secrets reload: {} changed in its source but is held: the audit HMAC key cannot change (no key "
-                "epochs yet, docs/AUDIT.md); put its current value back in the source",
-                name,
-            )
-        logger.warning("secrets reloaded ({}): changed: {}", trigger, ", ".join(res.changed) or "none")
-        return {
+        changed, held, epoch = list(res.changed), list(res.held), {}
+        if cfg.audit.hmac_key_env in held:
+            epoch = self._new_epoch(trigger)
+            if "new_fingerprint" in epoch:
+                held.remove(cfg.audit.hmac_key_env)
+                changed.append(cfg.audit.hmac_key_env)
+            else:
+                logger.warning("secrets reload: {} changed in its source but is held: {}", cfg.audit.hmac_key_env,
+                               epoch["refused"])
+        logger.warning("secrets reloaded ({}): changed: {}", trigger, ", ".join(changed) or "none")
+        answer = {
             "reloaded": True,
             "trigger": trigger,
-            "changed": list(res.changed),
-            "held": list(res.held),
+            "changed": changed,
+            "held": held,
             "missing": [],
             "sources": {name: str(src) for name, src in sorted(res.sources.items())},
         }
+        return {**answer, "audit_key": epoch} if epoch else answer
+
+    def _checked(self, values: Iterable[str]) -> None:
+        """``before_swap``: the redactor learns the values; a retired audit key list that does
+        not parse raises ValueError, which refuses the whole reload before anything is swapped
+        (every reader of the audit log would fail on it)."""
+        self.redactor.add(values)
+        audit = self.config.audit
+        parse_retired(self.provider.read(audit.retired_hmac_keys_env), audit.retired_hmac_keys_env)
+
+    def _new_epoch(self, trigger: str) -> dict[str, Any]:
+        """The audit key's source holds a new key: rotate to it if the key in use is retired.
+        The answer names fingerprints, never keys: ``refused`` (why it is held), or the rotation."""
+        audit, name = self.config.audit, self.config.audit.hmac_key_env
+        old, new = self.provider.get(name) or "", self.provider.read(name) or ""
+        self.redactor.add((new,))
+        try:
+            retired = parse_retired(self.provider.get(audit.retired_hmac_keys_env), audit.retired_hmac_keys_env)
+        except ValueError as exc:
+            return {"refused": str(exc)}
+        old_key, new_key = old.encode("utf-8"), new.encode("utf-8")
+        problem = key_problem(new_key, name)
+        if problem is None and old_key not in retired:
+            problem = (f"the key in use (fingerprint {fingerprint(old_key)}) is not among the retired keys "
+                       f"({audit.retired_hmac_keys_env}): add it there first, or `audit verify` could not check "
+                       "the entries MACed under it")
+        if problem is None and self.rotate_audit_key is None:
+            problem = "this engine has no audit writer to rotate"
+        if problem is not None:
+            return {"refused": problem}
+        reason = "scheduled" if trigger == "scheduled" else "reload"
+        # The new key first, so an audit writer (re)opened meanwhile starts in the new epoch.
+        self.provider.adopt(name, new)
+        self.environ[name] = new
+        try:
+            entry = self.rotate_audit_key(KeyRing(new_key, retired), reason)  # type: ignore[misc]
+        except (AuditUnavailable, ActorDeadError, ValueError) as exc:  # refused, not queued: the old key stays
+            self.provider.adopt(name, old)
+            self.environ[name] = old
+            logger.error("secrets reload: the audit writer refused the key rotation, the old key stays: {}", exc)
+            return {"refused": f"the audit writer did not rotate: {type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - a timeout: queued, it may still commit; the new key stays
+            logger.error("secrets reload: the audit key rotation is not confirmed ({}: {}); it stays queued",
+                         type(exc).__name__, exc)
+            entry = None
+        logger.warning("audit key rotated ({}): fingerprint {} -> {}", reason, fingerprint(old_key), fingerprint(new_key))
+        return {"old_fingerprint": fingerprint(old_key), "new_fingerprint": fingerprint(new_key), "reason": reason,
+                "sequence": None if entry is None else entry.sequence}

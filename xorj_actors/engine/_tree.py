@@ -92,7 +92,7 @@ class TreeContext:
     #: must be durable before it goes on, its history read at every start, its state file's key.
     on_event_durable: Callable[[str, dict[str, Any]], None] | None = None
     halt_history: Callable[[], HaltHistory] | None = None
-    state_key: bytes | None = None
+    state_keys: Callable[[], dict[str, Any]] = dict
     #: The engine's one redaction of secrets in free text (every free-text field an actor
     #: writes passes it); None: each actor's default (the kill switch's: one of ``environ``).
     redactor: Redactor | None = None
@@ -410,7 +410,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             on_event=ctx.kill_switch_event,
             on_event_durable=ctx.kill_switch_event_durable,
             history=ctx.halt_history,
-            state_key=ctx.state_key,
+            **ctx.state_keys(),  # read at each start: an audit key rotation changes them
             redact=ctx.redactor or Redactor.from_environ(ctx.environ),
             start_trigger=ctx.start_trigger,
             cluster=ctx.cluster_halt,

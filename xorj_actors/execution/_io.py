@@ -22,9 +22,10 @@ from xorj_actors.audit import (
     AUDIT_NAME,
     AppendDurable,
     EventType,
+    KeyRing,
     Severity,
     audit_event,
-    load_hmac_key,
+    load_key_ring,
     open_store,
     record,
 )
@@ -88,7 +89,6 @@ class ExecutorIO:
         self.routes = RouteChecks(self.chain, settings, options.quotas)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="executor-ledger")
         self.store: Any = None
-        self.key = b""
         #: The executor's own ref: the Confirmation actor answers it.
         self.self_ref: ActorRef[Any] | None = None
         #: trade id -> its durable appends begun and not yet answered (a hand-over waits for them).
@@ -103,9 +103,14 @@ class ExecutorIO:
 
     # -- the ledger ---------------------------------------------------------------------------
 
+    @property
+    def key(self) -> KeyRing:
+        """Every audit key known now: read on use, a key rotation adds one."""
+        return load_key_ring(self.options.audit, self.options.environment)
+
     def _ledger_store(self) -> Any:
         if self.store is None:
-            self.key = load_hmac_key(self.options.audit.hmac_key_env, self.options.environment)
+            self.key  # noqa: B018 - no usable audit key: refused before the store is opened
             self.store = open_store(self.options.audit, self.options.data_dir)
         return self.store
 

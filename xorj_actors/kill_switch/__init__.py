@@ -10,6 +10,7 @@ from xorj_actors.kill_switch._actor import (
     KillSwitchStatus,
     Recover,
     RecoveryOutcome,
+    RekeyStateFile,
 )
 from xorj_actors.kill_switch._downtime import (
     DOWNTIME_OPERATOR,
@@ -75,6 +76,7 @@ __all__ = [
     "PersistedState",
     "Recover",
     "RecoveryOutcome",
+    "RekeyStateFile",
     "RecoveryRefused",
     "RecoveryVerifier",
     "StartDecision",

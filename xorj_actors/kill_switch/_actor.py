@@ -36,6 +36,7 @@ from xorj_actors.kill_switch._messages import (
     KillSwitchStatus,
     Recover,
     RecoveryOutcome,
+    RekeyStateFile,
 )
 from xorj_actors.kill_switch._participant import KILL_SWITCH_NAME, Participant
 from xorj_actors.kill_switch._durable import DurableState, _RetryPersist, redact_deep
@@ -80,6 +81,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             (no engine): the authenticated state file alone decides.
         state_key: the state file's HMAC key (the engine derives it from the audit key). None (no
             engine): a fixed key that authenticates nothing.
+        retired_state_keys: the state keys of the retired audit keys: a file written before a
+            rotation is accepted under one and rewritten under ``state_key`` at start.
         redact: masks secrets in every free-text field the kill switch writes or reports; default
             a :class:`Redactor` of ``environ``.
         start_trigger: read at every start: a halt to start in when the switch is not halted
@@ -100,6 +103,7 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         on_event_durable: Callable[[str, dict[str, Any]], None] | None = None,
         history: Callable[[], HaltHistory] | None = None,
         state_key: bytes | None = None,
+        retired_state_keys: tuple[bytes, ...] = (),
         redact: Callable[[str], str] | None = None,
         start_trigger: Callable[[], Trigger | None] | None = None,
         cluster: ClusterHalt | None = None,
@@ -117,7 +121,7 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         # The engine's own mapping, not a copy: ``ctl reload-secrets`` rotates recovery keys in it.
         self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
         self.redact: Callable[[str], str] = redact or Redactor.from_environ(self.environ)
-        self.state_file = StateFile(data_dir / settings.state_file, state_key or STANDALONE_STATE_KEY)
+        self.state_file = StateFile(data_dir / settings.state_file, state_key or STANDALONE_STATE_KEY, retired_state_keys)
         self.marker = HaltMarker(data_dir / f"{settings.state_file}.halt")
         #: The marker holds a halt (set by this instance, or found set at start).
         self.marker_set = False
@@ -247,6 +251,9 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             return self._on_ack_deadline(message)
         if kind is GetStatus:
             return self.status()
+        if kind is RekeyStateFile:
+            self.state_file.rekey(message.key, message.retired)
+            return self._persist()  # the current state, under the new key at once
         if kind is Recover:
             return self._recover(message)
         if kind is FollowRecovery:

@@ -81,6 +81,17 @@ class EnterMaintenance(Message):
     source: str
 
 
+class RekeyStateFile(Message):
+    """The audit key rotated: write the state file under ``key`` from now on (rewritten at once),
+    still reading it under a ``retired`` one. The reply: whether the rewrite was durable."""
+
+    key: bytes
+    retired: tuple[bytes, ...] = ()
+
+    def __repr__(self) -> str:  # never the keys
+        return f"RekeyStateFile({len(self.retired)} retired)"
+
+
 class GetStatus(Message):
     """Ask for a :class:`KillSwitchStatus`."""
 

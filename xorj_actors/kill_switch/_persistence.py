@@ -72,17 +72,25 @@ class FileReading:
     state: PersistedState | None = None
     #: Unreadable, not strict JSON, a wrong field, or not authentic (the MAC does not verify).
     problem: str | None = None
+    #: Authentic under the key of a retired audit key epoch: to be rewritten under the current one.
+    retired_key: bool = False
 
 
 class StateFile:
     """The kill switch's state on disk: temp file, fsync, rename, fsync of the directory."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, key: bytes, retired: tuple[bytes, ...] = ()) -> None:
         self.path = path
-        self._key = key
+        #: The current key first (it writes), then the retired epochs' (they only read): one tuple,
+        #: swapped whole by :meth:`rekey`.
+        self._keys = (key, *retired)
 
-    def _mac(self, data: dict[str, object]) -> str:
-        return hmac.new(self._key, _canonical(data), hashlib.sha256).hexdigest()
+    def rekey(self, key: bytes, retired: tuple[bytes, ...] = ()) -> None:
+        """Write under ``key`` from now on; read under it or a ``retired`` one (an audit key rotation)."""
+        self._keys = (key, *retired)
+
+    def _mac(self, data: dict[str, object], key: bytes | None = None) -> str:
+        return hmac.new(self._keys[0] if key is None else key, _canonical(data), hashlib.sha256).hexdigest()
 
     def read(self) -> FileReading:
         """Read and authenticate the file; never raises."""
@@ -103,14 +111,15 @@ class StateFile:
         mac = data.pop("mac", None)
         if not isinstance(mac, str):
             return FileReading(present=True, problem="not authenticated: no mac")
+        keys = self._keys
         try:
-            expected = self._mac(data)
+            which = next((i for i, k in enumerate(keys) if hmac.compare_digest(self._mac(data, k), mac)), None)
         except (TypeError, ValueError) as exc:
             return FileReading(present=True, problem=f"corrupt: {exc}")
-        if not hmac.compare_digest(expected, mac):
+        if which is None:
             return FileReading(present=True, problem="not authenticated: the mac does not verify")
         try:
-            return FileReading(present=True, state=PersistedState.from_dict(data))
+            return FileReading(present=True, state=PersistedState.from_dict(data), retired_key=which > 0)
         except ValueError as exc:
             return FileReading(present=True, problem=f"corrupt: {exc}")
 

@@ -45,6 +45,13 @@ class StartingUp:
             logger.critical("kill switch: cannot open the halt marker {}: {}", self.marker.path, exc)
         self.marker_set = pending is not None
         reading = self.state_file.read()
+        if reading.retired_key and reading.state is not None:
+            # Written before an audit key rotation: the same state, rewritten under the current key.
+            try:
+                self.state_file.save(reading.state)
+                logger.warning("kill switch: state file rewritten under the current audit key epoch")
+            except OSError as exc:
+                logger.error("kill switch: cannot rewrite the state file under the current key: {}", exc)
         history = None
         if self.history is not None:
             try:

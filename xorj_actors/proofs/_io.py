@@ -11,9 +11,10 @@ from typing import Any
 from xorj_actors.audit import (
     AnchorHead,
     AuditEntry,
+    KeyRing,
     Store,
     UnverifiedEntry,
-    chain_hmac,
+    as_ring,
     chain_store,
     entries_by_chain,
     list_chains,
@@ -99,7 +100,7 @@ def _row(store: Store, chain: str, sequence: int) -> AuditEntry | None:
     return next(select_entries(chain_store(store, chain), sequence=sequence), None)
 
 
-def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | None) -> None:
+def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | KeyRing | None) -> None:
     """The proof's entries in the audit store: each at its chain and sequence with the same hash,
     linked to the entry before it and (``key``) with a valid HMAC; every entry the store holds of
     the trade's intent, signed attempt and outcome is in the proof; the anchored heads are the
@@ -116,7 +117,7 @@ def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | Non
         before = _row(store, chain, sequence - 1) if sequence > 1 else None
         if before is not None and before.hash != stored.prev_hash:
             raise ProofMismatch(where, f"does not link to entry {sequence - 1} of chain {chain} in the audit store")
-        if key is not None and chain_hmac(key, stored.hash) != stored.hmac:
+        if key is not None and as_ring(key).verifying(stored.hash, stored.hmac) is None:
             raise ProofMismatch(where, "its HMAC in the audit store does not verify")
     present = {(str(r["chain"]), int(r["sequence"])) for r in records}
     for chain, entries in _intents_and_outcomes(store, str(document.get("trade_id"))).items():

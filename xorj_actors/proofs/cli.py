@@ -98,7 +98,7 @@ def _write(documents: Iterator[dict[str, Any]], args: argparse.Namespace) -> int
 
 def _issue(args: argparse.Namespace, config: Any) -> int:
     """``show`` and ``export``."""
-    from xorj_actors.audit import load_hmac_key, open_store, utc_timestamp
+    from xorj_actors.audit import load_key_ring, open_store, utc_timestamp
     from xorj_actors.credentials import credential_environ
     from xorj_actors.proofs import Rpc, anchor_heads, final_trade_ids, make_proof
     from xorj_actors.signers import open_backend
@@ -109,7 +109,7 @@ def _issue(args: argparse.Namespace, config: Any) -> int:
     store = open_store(config.audit, data_dir, create=False, need_chain=False)
     try:
         environ = credential_environ(config)  # [secrets]: the audit key and the proof key's PIN
-        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, environ)
+        key = load_key_ring(config.audit, config.engine.environment, environ)
         anchors = anchor_heads(config.audit.anchor)
         signer = open_backend(config.proofs.key, environment=config.engine.environment, environ=environ, data_dir=data_dir)
         try:
@@ -246,10 +246,10 @@ def _trusted_key(args: argparse.Namespace, config: Any) -> str | None:
         store.close()
 
 
-def _open_store(args: argparse.Namespace, config: Any) -> tuple[Any, bytes | None]:
-    """The audit store to compare with, and its HMAC key; (None, None) with ``--no-store``.
+def _open_store(args: argparse.Namespace, config: Any) -> tuple[Any, Any]:
+    """The audit store to compare with, and its HMAC keys (every epoch's); (None, None) with ``--no-store``.
     AuditStoreError when it cannot be opened (verify exits 2: a store it cannot read proves nothing)."""
-    from xorj_actors.audit import AuditStoreError, load_hmac_key, open_store
+    from xorj_actors.audit import AuditStoreError, load_key_ring, open_store
     from xorj_actors.config import load_config
 
     if args.no_store:
@@ -262,7 +262,7 @@ def _open_store(args: argparse.Namespace, config: Any) -> tuple[Any, bytes | Non
     try:
         from xorj_actors.credentials import credential_environ
 
-        key = load_hmac_key(config.audit.hmac_key_env, config.engine.environment, credential_environ(config))
+        key = load_key_ring(config.audit, config.engine.environment, credential_environ(config))
     except ValueError:
         key = None  # the hashes and links are still compared; only the HMACs wait for the key
     return store, key

@@ -130,6 +130,18 @@ class CredentialProvider:
                 self._names, self._values, self._found = wanted, values, found
         return Resolution(sources=dict(found), missing=tuple(missing), changed=changed, held=held)
 
+    def read(self, name: str) -> str | None:
+        """``name``'s value in its sources now, not kept (a held credential's new value)."""
+        return self._read(name)[0]
+
+    def adopt(self, name: str, value: str) -> None:
+        """Take ``value`` for the resolved credential ``name``, which the last reload held (the
+        audit key, once the audit writer rotated to it). Its source is the one it came from."""
+        with self._lock:
+            if name not in self._names:
+                raise KeyError(f"{name} is not a resolved credential")
+            self._values[name] = value
+
     def get(self, name: str) -> str | None:
         """The current value of ``name``; a name never resolved falls back to the environment."""
         with self._lock:

@@ -17,6 +17,12 @@ def render_reload(result: Mapping[str, Any]) -> str:
     held = set(result["held"])
     lines = [f"secrets reloaded ({result['trigger']}): {len(changed)} changed, {len(held)} held"]
     for name, source in result["sources"].items():
-        mark = "held: the new value is not taken (docs/AUDIT.md, Key epochs)" if name in held else "changed" if name in changed else ""
+        mark = "held: the new value is not taken (see below; docs/AUDIT.md, Key epochs)" if name in held else "changed" if name in changed else ""
         lines.append(f"  {name:<32} {source:<5} {mark}".rstrip())
+    epoch = result.get("audit_key") or {}
+    if "refused" in epoch:
+        lines.append(f"  audit key held: {epoch['refused']}")
+    elif epoch:
+        lines.append(f"  audit key rotated ({epoch['reason']}): fingerprint {epoch['old_fingerprint']} -> "
+                     f"{epoch['new_fingerprint']}, KEY_ROTATION entry {epoch['sequence']}")
     return "\n".join(lines)

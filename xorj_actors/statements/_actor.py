@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from loguru import logger
 
 from supervisors import ControlMessage, Message
-from xorj_actors.audit import AuditSettings, append_durable, audit_event, load_hmac_key, open_store
+from xorj_actors.audit import AuditSettings, append_durable, audit_event, load_key_ring, open_store
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
 from xorj_actors.risk import RiskMonitor
@@ -176,7 +176,7 @@ class Reconciler(RiskMonitor):
         append_durable(self.runtime, event, _APPEND_TIMEOUT_S)
 
     def _work(self, openings_only: bool) -> Report | None:
-        key = load_hmac_key(self.audit.hmac_key_env, self.environment)
+        key = load_key_ring(self.audit, self.environment)
         store = open_store(self.audit, self.data_dir, create=False)
         reader = RpcReader(self.rpc_url, self.settings.rpc_timeout_s)
         try:

@@ -76,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable, load_hmac_key, open_store
+    from xorj_actors.audit import AuditLog, AuditStoreError, AuditTimeout, AuditUnavailable, load_key_ring, open_store
     from xorj_actors.cli import load_config_or_exit
     from xorj_actors.signers import parse_vault_ids, vault_id
     from xorj_actors.statements import ACTOR, ChainError, RpcReader, reconcile, record_findings, render
@@ -91,10 +91,11 @@ def main(args: argparse.Namespace) -> int:
         accounts = vault_accounts(config, _authorities(config, data_dir), vaults)
         from xorj_actors.credentials import credential_environ  # the key from env, file or AWS
 
-        environ, name = credential_environ(config), config.audit.hmac_key_env
-        key = load_hmac_key(name, config.engine.environment, environ)
-        if environ.get(name) and not os.environ.get(name):  # the writer below reads it from this process's environment
-            os.environ[name] = environ[name]
+        environ = credential_environ(config)
+        key = load_key_ring(config.audit, config.engine.environment, environ)
+        for name in (config.audit.hmac_key_env, config.audit.retired_hmac_keys_env):
+            if environ.get(name) and not os.environ.get(name):  # the writer below reads it from this process's environment
+                os.environ[name] = environ[name]
     except (KeyError, ValueError) as exc:
         print(f"xorj-actors reconcile: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return EXIT_CONFIG
