@@ -107,7 +107,7 @@ class KeyRotator:
             return {**answer, "reason": str(exc)}
         except SecretSourceError as exc:
             return {**answer, "outcome": "failed", "reason": str(exc)}
-        taken = self.reload(f"rotation of {key.value}")
+        taken = self.reload("scheduled" if trigger == "schedule" else "rotate-key")  # an audit key epoch's reason
         if not taken["reloaded"] or name not in taken["changed"]:
             why = "; ".join(taken["missing"]) or "the reload did not take the new value"
             return {**answer, "outcome": "failed", "new_fingerprint": fingerprint(new),
