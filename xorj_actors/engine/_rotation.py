@@ -23,7 +23,7 @@ from loguru import logger
 from xorj_actors.config import Config
 from xorj_actors.key_rotation import fingerprint, key_ages, new_key, owned_keys
 from xorj_actors.redaction import Redactor
-from xorj_actors.secrets import CredentialProvider, NotWritable, OwnedKey, SecretSourceError
+from xorj_actors.secrets import CredentialProvider, NotWritable, OwnedKey, SecretSourceError, Source
 
 __all__ = ["KeyRotator", "retire"]
 
@@ -118,10 +118,12 @@ class KeyRotator:
         """Why ``key`` cannot be rotated here (None: it can)."""
         if old is None:
             return f"{name} is in no source: nothing to rotate"
+        if self.provider.sources().get(name) is Source.ENV:  # before any write (the audit key's retired list)
+            return str(NotWritable.environment(name))
         if key is OwnedKey.AUDIT and not hasattr(self.config.audit, "retired_hmac_keys_env"):
             return ("the audit log cannot take a new HMAC key yet (no key epochs: docs/AUDIT.md); rotate it by hand "
                     "as docs/OPERATIONS.md says")
-        return None  # the source's own refusal (the environment) comes from its write
+        return None
 
     def ages(self) -> list[dict[str, Any]]:
         """``ctl keys``: every credential's source, age and state (never a value)."""

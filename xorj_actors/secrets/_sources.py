@@ -32,6 +32,13 @@ class SecretSourceError(RuntimeError):
 class NotWritable(SecretSourceError):
     """A source the engine cannot write a credential to (the environment): no rotation there."""
 
+    @classmethod
+    def environment(cls, name: str) -> NotWritable:
+        return cls(
+            f"{name} is in the environment, which the engine cannot write: move it to a 0600 file or "
+            "Secrets Manager ([secrets] order) for it to be rotated"
+        )
+
 
 class SecretSource(Protocol):
     kind: Source
@@ -66,10 +73,7 @@ class EnvSource:
         return self._environ.get(name) or None
 
     def write(self, name: str, value: str) -> None:
-        raise NotWritable(
-            f"{name} is in the environment, which the engine cannot write: move it to a 0600 file or "
-            "Secrets Manager ([secrets] order) for it to be rotated"
-        )
+        raise NotWritable.environment(name)
 
     def age(self, name: str) -> float | None:
         return None  # a variable has no date
