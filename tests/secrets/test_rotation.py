@@ -178,6 +178,19 @@ def test_the_audit_key_is_refused_until_the_audit_log_has_key_epochs(tmp_path: P
     assert audit.read_text().strip() == old and sorted(p.name for p in tmp_path.iterdir()) == [AUDIT, HTTP]
 
 
+def test_a_write_that_fails_is_a_failed_rotation_and_the_engine_keeps_its_key(tmp_path: Path) -> None:
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir(mode=0o700)
+    old = _key("http")
+    _put(secret_dir, HTTP, old, age_s=WEEK_S + 60)
+    node = Node(_config(secret_dir))
+    (secret_dir / HTTP).unlink()
+    secret_dir.rmdir()  # the mount is gone: nowhere to write
+    [answer] = node.rotator.tick()
+    assert answer["outcome"] == "failed" and not answer["rotated"] and "cannot open" in answer["reason"]
+    assert node.environ[HTTP] == old and node.outcomes == [answer]
+
+
 def test_retiring_a_key_appends_it_once() -> None:
     assert retire(None, "k1") == "k1"
     assert retire("k1", "k2") == "k1,k2"

@@ -105,8 +105,9 @@ class KeyRotator:
             self.provider.write(name, new)
         except NotWritable as exc:
             return {**answer, "reason": str(exc)}
-        except SecretSourceError as exc:
-            return {**answer, "outcome": "failed", "reason": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a source's error (SecretSourceError) or worse: said, audited
+            return {**answer, "outcome": "failed", "reason": self.redactor(f"{exc}" if isinstance(exc, SecretSourceError)
+                                                                          else f"{type(exc).__name__}: {exc}")}
         taken = self.reload("scheduled" if trigger == "schedule" else "rotate-key")  # an audit key epoch's reason
         if not taken["reloaded"] or name not in taken["changed"]:
             why = "; ".join(taken["missing"]) or "the reload did not take the new value"

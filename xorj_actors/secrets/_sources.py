@@ -150,7 +150,10 @@ class FileSource:
 
     def write(self, name: str, value: str) -> None:
         """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory."""
-        dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise SecretSourceError(f"secrets directory {self._dir}: cannot open: {exc.strerror}") from None
         try:  # the directory's checks as for a read: never write a key where others could swap it
             self._check_dir(os.fstat(dir_fd))
         finally:
