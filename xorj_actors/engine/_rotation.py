@@ -152,8 +152,9 @@ class KeyRotator:
             name = keys[key]
             now = self.provider.peek(name)
             if now is not None and now != self.provider.get(name) and key not in self._refused:
-                # Another node's rotation: its grace too (from now: when it rotated is not known).
-                self._rotated[name] = (fingerprint(self.provider.get(name)), fingerprint(now), time.monotonic())
+                if self.config.cluster is not None:  # alone, a change not ours is an operator's: no grace
+                    # Another node's rotation: its grace too (from now: when it rotated is not known).
+                    self._rotated[name] = (fingerprint(self.provider.get(name)), fingerprint(now), time.monotonic())
                 self.reload(f"{key.value} rotated elsewhere")
         if not self.may_rotate():
             return []
