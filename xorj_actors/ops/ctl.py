@@ -26,7 +26,7 @@ DEFAULT_TIMEOUT_S = 5.0
 #: Commands that ask several actors one after the other (each within the engine's 2 s): a
 #: client that gave up first would not know whether the change happened.
 SLOW_TIMEOUT_S = 15.0
-_SLOW_COMMANDS = frozenset({"vault-add", "vault-remove"})
+_SLOW_COMMANDS = frozenset({"vault-add", "vault-remove", "rotate-key"})
 
 
 class CtlError(Exception):
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--timeout", type=float, default=None,
-        help=f"seconds to wait for the engine (default {DEFAULT_TIMEOUT_S:g}; {SLOW_TIMEOUT_S:g} for vault-add, vault-remove)",
+        help=f"seconds to wait for the engine (default {DEFAULT_TIMEOUT_S:g}; {SLOW_TIMEOUT_S:g} for vault-add, vault-remove, rotate-key)",
     )
     # --json also after the command (`ctl tree --json`); SUPPRESS keeps the top-level value.
     common = argparse.ArgumentParser(add_help=False)
