@@ -10,12 +10,12 @@ reports their age where their source knows it (docs/SECURITY.md, "Key rotation")
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xorj_actors.audit import fingerprint as key_fingerprint
 from xorj_actors.check import CheckResult, Status
 from xorj_actors.config import Config
 from xorj_actors.limits import MIN_KEY_BYTES
@@ -53,10 +53,9 @@ def new_key() -> str:
 
 
 def fingerprint(value: str | None) -> str | None:
-    """A short, one-way name of a key's value for the audit trail and ``ctl`` (never the value)."""
-    if not value:
-        return None
-    return hashlib.sha256(b"xorj-actors key fingerprint\0" + value.encode()).hexdigest()[:16]
+    """A key's one-way id for the audit trail and ``ctl`` (never the value): the audit log's key
+    fingerprint, so a rotation's entry and the ``KEY_ROTATION`` entry name the same key alike."""
+    return key_fingerprint(value.encode()) if value else None
 
 
 @dataclass(frozen=True, slots=True)

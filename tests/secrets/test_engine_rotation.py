@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
+from tests.helpers import cli
 from tests.ops.test_ctl_json import documented
 from tests.plugins.engine import wait_until
+from xorj_actors.key_rotation import fingerprint
 from tests.secrets.test_engine_secrets import ACTIVATE, Rig, _value, rig  # noqa: F401 - the fixture
 
-HTTP = "XORJ_HTTP_HMAC_KEY"
+HTTP, AUDIT, RETIRED = "XORJ_HTTP_HMAC_KEY", "XORJ_AUDIT_HMAC_KEY", "XORJ_AUDIT_RETIRED_HMAC_KEYS"
 HALT = {"mode": "graceful", "reason": "rotation drill"}
 
 
@@ -38,17 +41,21 @@ def _up(rig: Rig) -> None:
 
 
 def _rotations(rig: Rig) -> list[dict]:
-    """The audit log's key-rotation entries (SQLite), after the engine stopped."""
+    """The audit log's key-rotation entries (SQLite)."""
+    return [d for d in _entries(rig, "SYSTEM_EVENT") if d.get("what") == "key rotation"]
+
+
+def _entries(rig: Rig, event_type: str) -> list[dict]:
+    """The details of the audit log's entries of one type (SQLite), oldest first."""
     db = sqlite3.connect(rig.data / "audit.db")
     try:
         tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                   if t.startswith("audit_entries")]
         rows = [row for t in tables for row in db.execute(
-            f"SELECT timestamp, details FROM \"{t}\" WHERE event_type = 'SYSTEM_EVENT' AND actor = 'secrets'")]
+            f"SELECT timestamp, details FROM \"{t}\" WHERE event_type = ?", (event_type,))]
     finally:
         db.close()
-    details = [json.loads(r[1]) for r in sorted(rows)]
-    return [d for d in details if d.get("what") == "key rotation"]
+    return [json.loads(r[1]) for r in sorted(rows)]
 
 
 def _never_written(rig: Rig) -> None:
@@ -128,12 +135,49 @@ def test_a_rotation_through_secrets_manager_without_grace_ends_the_old_key_at_on
     assert rig.post(old, ACTIVATE, HALT) == 401  # no grace configured
     assert rig.post(new, ACTIVATE, HALT) != 401
 
-    refused = rig.ctl("rotate-key", "audit", "--json")  # no key epochs yet: refused, with its reason
-    assert refused.returncode == 1 and json.loads(refused.stdout)["outcome"] == "refused"
-    assert "key epochs" in json.loads(refused.stdout)["reason"]
-    assert "REFUSED" in rig.ctl("rotate-key", "audit").stdout
     rig.stop()
     assert rig.proc.returncode == 0, rig.log.read_text()[-3000:]
-    audited = _rotations(rig)
-    assert [(a["key"], a["outcome"]) for a in audited] == [("http", "rotated"), ("audit", "refused"), ("audit", "refused")]
+    assert [(a["key"], a["outcome"], a["source"]) for a in _rotations(rig)] == [("http", "rotated", "aws")]
     _never_written(rig)
+
+
+def test_a_scheduled_rotation_of_the_audit_key_opens_a_key_epoch_and_the_log_verifies(rig: Rig) -> None:
+    _schedule(rig, grace_s=300)
+    rig.config.write_text(rig.config.read_text().replace('keys = ["http"]', 'keys = ["audit"]'))
+    rig.aws_secret("XORJ_SLACK_SIGNING_SECRET", _value("slack"), create=True)
+    rig.aws_secret("XORJ_QUANT_API_KEY", _value("quant"), create=True)
+    rig.file_secret(HTTP, http := _value("http"))
+    old = _value("audit")
+    rig.file_secret(AUDIT, old)
+    week_ago = (rig.secret_dir / AUDIT).stat().st_mtime - 8 * 86400
+    os.utime(rig.secret_dir / AUDIT, (week_ago, week_ago))
+    _up(rig)
+
+    wait_until(lambda: (rig.secret_dir / AUDIT).read_text().strip() != old, 30, "the scheduled rotation")
+    new = (rig.secret_dir / AUDIT).read_text().strip()
+    rig.values.append(new)
+    assert (rig.secret_dir / RETIRED).read_text().strip() == old  # retired first, so the old epoch verifies
+    assert (rig.secret_dir / RETIRED).stat().st_mode & 0o777 == 0o600
+    wait_until(lambda: any(a["outcome"] == "rotated" for a in _rotations(rig)), 20, "the rotation audited")
+    assert rig.post(http, ACTIVATE, HALT) == 202  # the engine writes on: a halt, audited under the new key
+    wait_until(lambda: rig.status()["kill_switch"]["complete"], 20, "halt complete")
+    rig.stop()
+    assert rig.proc.returncode == 0, rig.log.read_text()[-3000:]
+
+    [rotation] = _rotations(rig)
+    assert rotation["trigger"] == "schedule" and rotation["key"] == "audit" and rotation["source"] == "file"
+    assert [e["new_fingerprint"] for e in _entries(rig, "KEY_ROTATION")] == [rotation["new_fingerprint"]]
+    verify = _verify(rig)  # no anchoring configured: UNANCHORED (3) is its best verdict, the chain and MACs intact
+    assert verify.returncode == 3 and "chain and HMACs intact" in verify.stdout, verify.stdout + verify.stderr
+    assert f"2 key epochs ({fingerprint(old)} -> {fingerprint(new)})" in verify.stdout
+    (rig.secret_dir / RETIRED).unlink()  # without the retired key the old epoch cannot be checked
+    assert _verify(rig).returncode not in (0, 3)
+    _never_written(rig)
+
+
+def _verify(rig: Rig) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(cli("audit", "verify", "--config", str(rig.config), "--data-dir", str(rig.data)),
+                         capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("XORJ_")})
+    rig.answers += [out.stdout, out.stderr]
+    return out

@@ -169,13 +169,26 @@ def test_a_key_in_the_environment_is_refused_with_its_reason_said_once(tmp_path:
     assert result.status is Status.WARN and f"{HTTP}: in the environment, no rotation possible" in result.detail
 
 
-def test_the_audit_key_is_refused_until_the_audit_log_has_key_epochs(tmp_path: Path) -> None:
+def test_the_audit_key_s_rotation_retires_the_old_key_before_it_writes_the_new(tmp_path: Path) -> None:
     _put(tmp_path, HTTP, _key("http"))
+    _put(tmp_path, "XORJ_AUDIT_RETIRED_HMAC_KEYS", earlier := _key("earlier"))
     audit = _put(tmp_path, AUDIT, old := _key("audit"), age_s=WEEK_S + 60)
     node = Node(_config(tmp_path, keys='["audit"]'))
     [answer] = node.rotator.tick()
-    assert answer["outcome"] == "refused" and "key epochs" in answer["reason"]
-    assert audit.read_text().strip() == old and sorted(p.name for p in tmp_path.iterdir()) == [AUDIT, HTTP]
+    new = audit.read_text().strip()
+    assert new != old and (tmp_path / "XORJ_AUDIT_RETIRED_HMAC_KEYS").read_text().strip() == f"{earlier},{old}"
+    # No audit writer here (no engine): the reload holds the new key, and the rotation says so.
+    assert answer["outcome"] == "failed" and "not taken by this engine" in answer["reason"]
+    assert node.provider.get(AUDIT) == old
+
+
+def test_a_node_taking_another_node_s_audit_key_retires_its_own_first(tmp_path: Path) -> None:
+    _put(tmp_path, HTTP, _key("http"))
+    _put(tmp_path, AUDIT, mine := _key("audit"))
+    follower = Node(_config(tmp_path, keys='["audit"]'), may_rotate=False)
+    _put(tmp_path, AUDIT, _key("theirs"))  # another node rotated the shared key (two rotated at once: a race)
+    assert follower.rotator.tick() == []
+    assert (tmp_path / "XORJ_AUDIT_RETIRED_HMAC_KEYS").read_text().strip() == mine  # never lost
 
 
 def test_a_write_that_fails_is_a_failed_rotation_and_the_engine_keeps_its_key(tmp_path: Path) -> None:

@@ -98,9 +98,7 @@ class KeyRotator:
         self.redactor.add((new,))  # before any write: nothing may show a value it does not mask
         try:
             if key is OwnedKey.AUDIT:  # the old key retired first: its entries still verify
-                retired = self.config.audit.retired_hmac_keys_env  # type: ignore[attr-defined]
-                self.provider.write(retired, retire(self.provider.peek(retired) or self.provider.get(retired), old or ""),
-                                    beside=name)
+                self._retire(old or "", beside=name)
             self._rotated[name] = (fingerprint(old), fingerprint(new), time.monotonic())  # before the reload
             self.provider.write(name, new)
         except NotWritable as exc:
@@ -115,15 +113,17 @@ class KeyRotator:
                     "reason": f"written to its source, not taken by this engine: {why}"}
         return {**answer, "outcome": "rotated", "rotated": True, "new_fingerprint": fingerprint(new)}
 
+    def _retire(self, key: str, beside: str) -> None:
+        """Add ``key`` to the retired audit keys' secret (written where ``beside`` is, if new)."""
+        retired = self.config.audit.retired_hmac_keys_env
+        self.provider.write(retired, retire(self.provider.read(retired) or self.provider.get(retired), key), beside=beside)
+
     def _refusal(self, key: OwnedKey, name: str, old: str | None) -> str | None:
         """Why ``key`` cannot be rotated here (None: it can)."""
         if old is None:
             return f"{name} is in no source: nothing to rotate"
         if self.provider.sources().get(name) is Source.ENV:  # before any write (the audit key's retired list)
             return str(NotWritable.environment(name))
-        if key is OwnedKey.AUDIT and not hasattr(self.config.audit, "retired_hmac_keys_env"):
-            return ("the audit log cannot take a new HMAC key yet (no key epochs: docs/AUDIT.md); rotate it by hand "
-                    "as docs/OPERATIONS.md says")
         return None
 
     def ages(self) -> list[dict[str, Any]]:
@@ -149,13 +149,21 @@ class KeyRotator:
         """One look: take a key another node rotated, then rotate the keys due (this node may)."""
         keys = owned_keys(self.config)
         for key in self.settings.keys:
-            name = keys[key]
-            now = self.provider.peek(name)
-            if now is not None and now != self.provider.get(name) and key not in self._refused:
+            name, held = keys[key], self.provider.get(keys[key])
+            now = self.provider.read(name)
+            if now is None or held is None or now == held or key in self._refused:
+                continue
+            with self._lock:
+                if key is OwnedKey.AUDIT:  # the key this node MACs with retired first: never lost to a race
+                    try:
+                        self._retire(held, beside=name)
+                    except Exception as exc:  # noqa: BLE001 - then the reload holds the new key
+                        logger.error("key rotation: {} not retired before taking another node's key: {}", name,
+                                     self.redactor(str(exc)))
                 if self.config.cluster is not None:  # alone, a change not ours is an operator's: no grace
                     # Another node's rotation: its grace too (from now: when it rotated is not known).
-                    self._rotated[name] = (fingerprint(self.provider.get(name)), fingerprint(now), time.monotonic())
-                self.reload(f"{key.value} rotated elsewhere")
+                    self._rotated[name] = (fingerprint(held), fingerprint(now), time.monotonic())
+            self.reload(f"{key.value} rotated elsewhere")
         if not self.may_rotate():
             return []
         answers = []

@@ -150,15 +150,6 @@ class CredentialProvider:
         source = self._holder(name)
         return None if source is None else source.age(name)
 
-    def peek(self, name: str) -> str | None:
-        """The value ``name``'s source holds now (not taken: :meth:`reload` does that); None if
-        unreadable. To notice a key another node rotated."""
-        source = self._holder(name)
-        try:
-            return None if source is None else source.read(name)
-        except SecretSourceError:
-            return None
-
     def read(self, name: str) -> str | None:
         """``name``'s value in its sources now, not kept (a held credential's new value)."""
         return self._read(name)[0]
