@@ -66,6 +66,23 @@ def _never_written(rig: Rig) -> None:
             assert value.encode() not in text, f"a secret value is written in {name}"
 
 
+def _overdue(rig: Rig, name: str) -> str:
+    """A key in a 0600 file written eight days ago (past the one-day interval): its value."""
+    rig.file_secret(name, old := _value(name.lower()))
+    week_ago = (rig.secret_dir / name).stat().st_mtime - 8 * 86400
+    os.utime(rig.secret_dir / name, (week_ago, week_ago))
+    return old
+
+
+def _rotated(rig: Rig, name: str, old: str) -> str:
+    """The new value the engine's schedule writes over ``old`` (a 0600 file)."""
+    wait_until(lambda: (rig.secret_dir / name).read_text().strip() != old, 30, "the scheduled rotation")
+    new = (rig.secret_dir / name).read_text().strip()
+    rig.values.append(new)
+    assert (rig.secret_dir / name).stat().st_mode & 0o777 == 0o600
+    return new
+
+
 def _base_secrets(rig: Rig) -> None:
     rig.file_secret("XORJ_AUDIT_HMAC_KEY", _value("audit"))
     rig.aws_secret("XORJ_SLACK_SIGNING_SECRET", _value("slack"), create=True)
@@ -75,16 +92,9 @@ def _base_secrets(rig: Rig) -> None:
 def test_a_due_http_key_is_rotated_by_the_schedule_and_the_old_one_works_within_its_grace(rig: Rig) -> None:
     _schedule(rig, grace_s=300)
     _base_secrets(rig)
-    old = _value("http")
-    rig.file_secret(HTTP, old)
-    week_ago = (rig.secret_dir / HTTP).stat().st_mtime - 8 * 86400
-    os.utime(rig.secret_dir / HTTP, (week_ago, week_ago))
+    old = _overdue(rig, HTTP)
     _up(rig)
-
-    wait_until(lambda: (rig.secret_dir / HTTP).read_text().strip() != old, 30, "the scheduled rotation")
-    new = (rig.secret_dir / HTTP).read_text().strip()
-    rig.values.append(new)
-    assert (rig.secret_dir / HTTP).stat().st_mode & 0o777 == 0o600
+    new = _rotated(rig, HTTP, old)
     wait_until(lambda: rig.post(new, ACTIVATE, HALT) == 202, 20, "the new key taken")
     assert rig.post(old, ACTIVATE, HALT) != 401  # the previous key, within its grace (halted: 202 or 409)
     assert rig.post(_value("never"), ACTIVATE, HALT) == 401
@@ -147,15 +157,9 @@ def test_a_scheduled_rotation_of_the_audit_key_opens_a_key_epoch_and_the_log_ver
     rig.aws_secret("XORJ_SLACK_SIGNING_SECRET", _value("slack"), create=True)
     rig.aws_secret("XORJ_QUANT_API_KEY", _value("quant"), create=True)
     rig.file_secret(HTTP, http := _value("http"))
-    old = _value("audit")
-    rig.file_secret(AUDIT, old)
-    week_ago = (rig.secret_dir / AUDIT).stat().st_mtime - 8 * 86400
-    os.utime(rig.secret_dir / AUDIT, (week_ago, week_ago))
+    old = _overdue(rig, AUDIT)
     _up(rig)
-
-    wait_until(lambda: (rig.secret_dir / AUDIT).read_text().strip() != old, 30, "the scheduled rotation")
-    new = (rig.secret_dir / AUDIT).read_text().strip()
-    rig.values.append(new)
+    new = _rotated(rig, AUDIT, old)
     assert (rig.secret_dir / RETIRED).read_text().strip() == old  # retired first, so the old epoch verifies
     assert (rig.secret_dir / RETIRED).stat().st_mode & 0o777 == 0o600
     wait_until(lambda: any(a["outcome"] == "rotated" for a in _rotations(rig)), 20, "the rotation audited")
