@@ -47,6 +47,7 @@ class Status(enum.StrEnum):
     OK = "ok"
     FAIL = "fail"
     NOT_CONFIGURED = "not configured"
+    WARN = "warn"  # said, never a failure (``key_ages``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +111,9 @@ def check_tree(ctx: CheckContext) -> CheckResult:
 
     actors = ctx.runtime.actors()
     names = {a.name for a in actors}
-    missing = [g for g in TREE_GROUPS if g not in names]
-    if missing:
+    if missing := [g for g in TREE_GROUPS if g not in names]:
         return _fail("tree", f"not running: {', '.join(missing)}")
-    starting = sorted(a.name for a in actors if a.state is ActorState.STARTING)
-    if starting:
+    if starting := sorted(a.name for a in actors if a.state is ActorState.STARTING):
         return _fail("tree", f"still starting: {', '.join(starting[:10])}")
     return _ok("tree", f"{len(actors)} actors up")
 
@@ -487,9 +486,10 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < timeout <= 60:
         print("xorj-actors: --timeout must be in (0, 60]", file=sys.stderr)
         return 2
-    from xorj_actors.credentials import check_environ  # [secrets]: env, file or AWS
-    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=check_environ(config), timeout_s=timeout)
-    results = run_checks(PRODUCTION_CHECKS, ctx)
+    from xorj_actors.credentials import check_credentials  # [secrets]: env, file or AWS; the keys' ages
+    environ, key_ages = check_credentials(config)
+    ctx = CheckContext(config=config, data_dir=Path(args.data_dir), environ=environ, timeout_s=timeout)
+    results = [*run_checks(PRODUCTION_CHECKS, ctx), key_ages]
     width = max(len(r.name) for r in results)
     for r in results:
         print(f"{'FAIL' if r.failed(ctx.production) else r.status.value:<14} {r.name:<{width}}  {r.detail}")

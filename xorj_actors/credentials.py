@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Mapping
 
-from xorj_actors.check import secret_env_names
+from xorj_actors.check import CheckResult, secret_env_names
 from xorj_actors.config import Config
 from xorj_actors.secrets import CredentialProvider, Resolution, install_provider
 
-__all__ = ["check_environ", "credential_environ", "missing_report", "open_credentials", "required_secret_names"]
+__all__ = ["check_credentials", "credential_environ", "missing_report", "open_credentials", "required_secret_names"]
 
 
 def required_secret_names(config: Config) -> tuple[str, ...]:
@@ -64,14 +64,17 @@ def credential_environ(config: Config) -> dict[str, str]:
     return open_credentials(config)[0].environ()
 
 
-def check_environ(config: Config) -> dict[str, str]:
-    """For ``check``: the environment with every credential found; each one a source refused (a
-    file's mode, an AWS error) is said on stderr (``check`` then reports it as not set)."""
+def check_credentials(config: Config) -> tuple[dict[str, str], CheckResult]:
+    """For ``check``: the environment with every credential found, and the ``key_ages`` check on
+    the same sources. Each credential a source refused (a file's mode, an AWS error) is said on
+    stderr (``check`` then reports it as not set)."""
+    from xorj_actors.key_rotation import check_key_ages
+
     provider, resolution = open_credentials(config)
     for m in resolution.missing:
         if m.problem is not None:
             print(f"xorj-actors check: credential {m.describe()}", file=sys.stderr)
-    return provider.environ()
+    return provider.environ(), check_key_ages(config, provider)
 
 
 def missing_report(resolution: Resolution) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -62,15 +64,34 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert code == 0
     assert set(lines) == {
         "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
-        "secrets", "slack", "data_dir", "downtime_liquidation",
+        "secrets", "slack", "data_dir", "downtime_liquidation", "key_ages",
     }
     assert lines["downtime_liquidation"].startswith("ok") and "off (the default)" in lines["downtime_liquidation"]
+    assert lines["key_ages"].startswith("ok") and "0 of 2 owned keys dated" in lines["key_ages"]
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
     # The development key file opens: the localnet's public DEVELOPMENT vault authority.
     assert lines["signer"].startswith("ok") and "vault-authority (dev_key)" in lines["signer"]
     assert lines["secrets"].startswith("not configured") and "XORJ_HTTP_HMAC_KEY" in lines["secrets"]
     assert lines["dev_settings"].startswith("ok") and "sqlite" in lines["dev_settings"]
     assert not (tmp_path / "var").exists()  # a check changes nothing
+
+
+def test_check_warns_about_an_old_key_and_not_a_fresh_one(tmp_path, capsys, monkeypatch) -> None:
+    _set_env(monkeypatch, {})
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    for name in ("XORJ_HTTP_HMAC_KEY", "XORJ_AUDIT_HMAC_KEY"):
+        (secrets / name).write_text("k" * 64 + "\n")
+        (secrets / name).chmod(0o600)
+    config = f'[secrets]\norder = ["file"]\n[secrets.file]\ndir = "{secrets}"\n'
+    code, lines = run_check(tmp_path, capsys, config)
+    assert code == 0 and lines["key_ages"].startswith("ok") and "2 of 2 owned keys dated" in lines["key_ages"]
+    then = time.time() - 15 * 86400  # past max_age_s (two weeks by default)
+    os.utime(secrets / "XORJ_HTTP_HMAC_KEY", (then, then))
+    code, lines = run_check(tmp_path, capsys, config)
+    assert code == 0  # a warning, not a failure: the old key still works
+    assert lines["key_ages"].startswith("warn") and "XORJ_HTTP_HMAC_KEY is 15.0 days old" in lines["key_ages"]
+    assert "XORJ_AUDIT_HMAC_KEY" not in lines["key_ages"] and "k" * 64 not in "\n".join(lines.values())
 
 
 #: The real mainnet mints: a production config must name them (the derived ones are development mints).

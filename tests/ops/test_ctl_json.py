@@ -32,7 +32,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "DEBUG_SOCKET.md"
 
 #: Commands that change nothing: each is run against the engine below.
 READ_ONLY = ("help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster",
-             "executor", "confirmation", "strategy", "risk", "vaults")
+             "executor", "confirmation", "strategy", "risk", "vaults", "keys")
 
 
 @dataclass

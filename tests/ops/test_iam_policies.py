@@ -28,6 +28,10 @@ ANCHOR = f"{BUCKET}/audit/00000000000000000001-{'a' * 64}-{'b' * 64}.jsonl"
 KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ALIAS = "arn:aws:kms:us-east-1:111122223333:alias/xorj-vault-0007"
 SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_AUDIT_HMAC_KEY-AbCdEf"
+HTTP_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_HTTP_HMAC_KEY-AbCdEf"
+RETIRED_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_AUDIT_RETIRED_HMAC_KEYS-AbCdEf"
+#: Keys others issued or hold: the engine reads them, never rotates them (docs/SECURITY.md, "Key rotation").
+OTHERS_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_JUPITER_API_KEY-AbCdEf"
 LOCKED = {"s3:object-lock-mode": "COMPLIANCE", "s3:object-lock-retain-until-date": "2033-01-01T00:00:00Z"}
 SIGN = {"kms:SigningAlgorithm": "ED25519_SHA_512", "kms:MessageType": "RAW"}
 
@@ -56,6 +60,9 @@ CALLS: dict[str, tuple[str, list[tuple[str, str, dict[str, str]]]]] = {
     "delete_alias": ("operator", [("kms:DeleteAlias", ALIAS, {}), ("kms:DeleteAlias", KEY, {})]),
     "disable_key": ("operator", [("kms:DisableKey", KEY, {})]),
     "get_secret_value": ("engine", [("secretsmanager:GetSecretValue", SECRET, {})]),
+    # Key rotation: the engine's own keys only, and the retired audit keys' secret made once.
+    "put_secret_value": ("engine", [("secretsmanager:PutSecretValue", s, {}) for s in (SECRET, HTTP_SECRET, RETIRED_SECRET)]),
+    "create_secret": ("engine", [("secretsmanager:CreateSecret", RETIRED_SECRET, {})]),
 }
 #: The operator's `keys rotate` signs the moves with the old key and the new one.
 OPERATOR_ALSO = [("kms:Sign", KEY, SIGN), ("kms:GetPublicKey", KEY, {}), ("kms:DescribeKey", KEY, {})]
@@ -79,7 +86,11 @@ ENGINE_DENIED = [
     ("kms:DisableKey", KEY, {}),
     ("kms:PutKeyPolicy", KEY, {}),
     ("kms:CreateGrant", KEY, {}),
-    ("secretsmanager:PutSecretValue", SECRET, {}),
+    ("secretsmanager:PutSecretValue", OTHERS_SECRET, {}),
+    ("secretsmanager:PutSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_RECOVERY_KEY_1-AbCdEf", {}),
+    ("secretsmanager:PutSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_HTTP_HMAC_KEY_2-AbCdEf", {}),
+    ("secretsmanager:CreateSecret", OTHERS_SECRET, {}),
+    ("secretsmanager:DeleteSecret", SECRET, {}),
     ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:other/x", {}),
 ]
 #: Denied to the operator too: the archive outlives every role.

@@ -32,6 +32,7 @@ from xorj_actors.audit import (
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine._reload import SecretsReload
+from xorj_actors.engine._rotation import KeyRotator
 from xorj_actors.secrets import CredentialProvider
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
@@ -118,6 +119,10 @@ class Engine:
         #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
         self.reload_secrets = SecretsReload(
             credentials, config, self.environ, self.redactor, self._audit_reload, rotate_audit_key=self._rotate_audit_key
+        )
+        #: ``[secrets.rotation]``: the engine's own keys rotated on schedule (docs/SECURITY.md, "Key rotation").
+        self.key_rotation = KeyRotator(
+            credentials, config, self.reload_secrets, self.redactor, self._audit_rotation, self._rotates_keys
         )
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
@@ -219,6 +224,8 @@ class Engine:
             views={
                 "progress": self.progress, "trades": self.trades.snapshot, "quotas": self.quotas.snapshot,
                 "reload_secrets": self.reload_secrets, "correlation": lambda: correlation_report(self.exposure),
+                "http_key_grace": functools.partial(self.key_rotation.rotated, cfg.http.hmac_key_env),
+                "keys": self.key_rotation.ages, "rotate_key": functools.partial(self.key_rotation.rotate, trigger="ctl"),
                 **self._cluster_views(),
             },
             trades=self.trades,
@@ -254,6 +261,7 @@ class Engine:
             cluster.start()
             assert self.fence is not None
             self.ownership, self._stop_ownership = start_ownership(cluster, self.fence, self.leased_vaults())
+        self.key_rotation.start()
         logger.info(
             "engine up: {} actors, kill switch {}, data dir {}",
             len(self.runtime),
@@ -294,6 +302,25 @@ class Engine:
         if self.runtime is not None:
             severity = "WARNING" if answer["reloaded"] else "ERROR"
             record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
+
+    def _audit_rotation(self, answer: dict[str, Any]) -> None:
+        """One SYSTEM_EVENT per key rotation, done, refused or failed: fingerprints, never a value."""
+        if self.runtime is not None:
+            severity = "WARNING" if answer["rotated"] else "ERROR"
+            record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
+
+    def _rotates_keys(self) -> bool:
+        """Whether this node rotates the shared keys on schedule: alone, yes; in a cluster, only
+        the live node with the lowest id (the others take its keys at their next look)."""
+        cluster = self.cluster
+        if cluster is None:
+            return True
+        try:
+            live = cluster.call(cluster.live(), timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - NATS away: nobody rotates, the old key stays
+            logger.warning("key rotation: cluster members unknown ({!r}): not rotating now", exc)
+            return False
+        return bool(live) and min(live) == cluster.settings.node_id
 
     def _kill_switch_history(self) -> HaltHistory:
         """The audit log's kill-switch history, after every entry told before is committed."""
@@ -427,6 +454,7 @@ class Engine:
         """Stop the tree in order, then the runtime. Returns the actors that had to be abandoned."""
         timeout = timeout if timeout is not None else self.config.supervision.shutdown_timeout_s * 4
         hung: list[str] = []
+        self.key_rotation.stop()
         if self.ownership is not None:  # first: every vault passivated, its lease released
             try:
                 self._stop_ownership(timeout)

@@ -469,7 +469,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
                 "http_api",
                 lambda: HttpApi.start(
                     board, cfg, ctx.data_dir, ctx.environ, ctx.endpoints, ctx.metrics, on_listen=ctx.register_endpoint,
-                    redactor=ctx.redactor,
+                    redactor=ctx.redactor, key_grace=ctx.views.get("http_key_grace"),
                 ),
             )
         )

@@ -15,6 +15,7 @@ from typing import Any, Final
 from xorj_actors.kill_switch import EnterMaintenance, Recover
 from xorj_actors.limits import REASON_LIMIT
 from xorj_actors.messages import HaltMode
+from xorj_actors.secrets import OwnedKey
 from xorj_actors.vaults import MAX_VAULT_INDEX, MAX_VAULTS_PER_ADD, VAULT_ID
 
 __all__ = [
@@ -221,6 +222,13 @@ def _round(args: Mapping[str, Any]) -> str:
     return _vault_id(checked(args, {"vault": (str, True)})["vault"])
 
 
+def _rotate_key(args: Mapping[str, Any]) -> OwnedKey:
+    key = checked(args, {"key": (str, True)})["key"]
+    if key not in set(OwnedKey):
+        raise RequestError("bad_request", f"key must be one of {', '.join(OwnedKey)} (the keys the engine owns)")
+    return OwnedKey(key)
+
+
 def _vault_add(args: Mapping[str, Any]) -> VaultAddArgs:
     a = checked(args, {"count": (int, True), "index": (int, False), "operator": (str, False)})
     count = a["count"]
@@ -268,4 +276,6 @@ PARSERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = {
     "vault-remove": _vault_remove,
     "flatten": _flatten,
     "reload-secrets": _no_args,
+    "keys": _no_args,
+    "rotate-key": _rotate_key,
 }

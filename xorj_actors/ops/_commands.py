@@ -30,6 +30,7 @@ from xorj_actors.kill_switch import (
 )
 from xorj_actors.messages import Trigger
 from xorj_actors.metrics import breaker_states
+from xorj_actors.ops._key_commands import KeyCommands
 from xorj_actors.ops._args import (
     PARSERS, ActorQuery, FlattenArgs, HaltArgs, OperatorArgs, RequestError, VaultAddArgs, VaultRemoveArgs,
 )
@@ -43,11 +44,8 @@ ASK_TIMEOUT_S = 2.0
 
 COMMANDS: tuple[str, ...] = (
     "help", "tree", "actor", "stacks", "status", "progress", "trades", "breakers", "quotas", "cluster", "halt",
-    "maintenance",
-    "recover",
-    "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset", "reconcile",
-    "vaults", "round", "vault-add", "vault-remove",
-    "flatten", "reload-secrets",
+    "maintenance", "recover", "executor", "confirmation", "strategy", "strategy-refresh", "risk", "risk-reset",
+    "reconcile", "vaults", "round", "vault-add", "vault-remove", "flatten", "reload-secrets", "keys", "rotate-key",
 )
 
 
@@ -82,7 +80,7 @@ def _refusals() -> Iterator[None]:
 #: The breakers' child ids in the tree (their actors' names in ``Runtime.actors``).
 _BREAKER_NAMES = frozenset(BREAKERS)
 
-class Commands:
+class Commands(KeyCommands):
     """The commands; blocking, so transports run them on an executor, never on their loop.
 
     Args:
@@ -203,11 +201,11 @@ class Commands:
         )
         return status
 
-    def _view(self, name: str) -> Any:
+    def _view(self, name: str, *args: Any) -> Any:
         view = self.views.get(name)
         if view is None:
             raise RequestError("unavailable", f"this engine has no {name}")
-        return view()
+        return view(*args)
 
     def reload_secrets(self, _: None) -> Any:
         """Read the credentials again from their sources (as SIGHUP does): changed, held, sources, missing."""

@@ -37,7 +37,7 @@ from xorj_actors.kill_switch import HaltBoard, Participant
 from xorj_actors.metrics import CONTENT_TYPE, Metrics
 from xorj_actors.ops._args import RequestError, parse_halt, parse_recover
 from xorj_actors.ops._commands import Commands
-from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, RequestAuthenticator, live_key, load_key
+from xorj_actors.ops._http_auth import NONCE_HEADER, ApiError, LiveKey, RequestAuthenticator, live_key, load_key
 from xorj_actors.ops._http_guard import ConnectionGuard
 from xorj_actors.ops._http_refusals import RefusalTally
 from xorj_actors.ops._slack import FORM, SlashCommand, claimed_sender, is_ssl_check
@@ -435,8 +435,8 @@ class HttpApi(Participant):
 
     Args:
         on_listen: called with ``("http", url)`` and ``("metrics", url)`` once bound.
-
-    Every kill-switch API call goes to the Audit actor as actor ``http_api``.
+        key_grace: when the engine rotated the HMAC key from one value to another (the previous
+            key then stays usable ``previous_key_grace_s``); every call is audited as ``http_api``.
     """
 
     dedicated_thread: ClassVar[bool] = True
@@ -451,7 +451,7 @@ class HttpApi(Participant):
         metrics: Metrics,
         *,
         on_listen: Callable[[str, str], None] | None = None,
-        redactor: Redactor | None = None,
+        redactor: Redactor | None = None, key_grace: Callable[[str, str], float | None] | None = None,
     ) -> None:
         super().__init__(board)
         settings = config.http
@@ -464,8 +464,8 @@ class HttpApi(Participant):
                 endpoints=endpoints(), timeout_s=settings.probe_timeout_s,
             )
 
-        # Read from the engine's environment on use: ``ctl reload-secrets`` rotates them in place.
-        http_key = live_key(lambda: load_key(settings, environ), lambda: environ.get(settings.hmac_key_env, ""))
+        http_key = LiveKey(lambda: load_key(settings, environ), lambda: environ.get(settings.hmac_key_env, ""),
+                           settings.previous_key_grace_s, key_grace)  # read on use: reloads, rotations change it
         authenticator = RequestAuthenticator(
             http_key, settings.hmac_key_env, settings.max_clock_skew_s, settings.nonce_cache_size
         )

@@ -28,6 +28,8 @@ __all__ = [
     "ApiError",
     "ReplayMemory",
     "RequestAuthenticator",
+    "LiveKey",
+    "live_key",
     "load_key",
     "sign_request",
     "signed_headers",
@@ -113,6 +115,8 @@ class RequestAuthenticator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._key = key if callable(key) else (lambda: key)
+        #: A rotated key's predecessor, during its grace (:class:`LiveKey`); else never.
+        self._previous: Callable[[], bytes | None] = getattr(self._key, "previous", lambda: None)
         self._key_env = key_env
         self._max_skew_s = max_skew_s
         self._clock = clock
@@ -142,26 +146,61 @@ class RequestAuthenticator:
         if abs(now - timestamp) > self._max_skew_s:
             stale = f"timestamp is more than {self._max_skew_s:g} s from the server's clock"
             raise ApiError(401, "stale_timestamp", stale)
-        expected = sign_request(key, timestamp, nonce, path, body)
-        if not hmac.compare_digest(expected, signature.lower()):
-            raise ApiError(401, "bad_signature", "signature does not match the request")
+        if not _signed(key, signature, timestamp, nonce, path, body):
+            previous = self._previous()
+            if previous is None or not _signed(previous, signature, timestamp, nonce, path, body):
+                raise ApiError(401, "bad_signature", "signature does not match the request")
+            logger.warning("http: a request signed with the previous {} (within its grace after a rotation)", self._key_env)
         self._nonces.admit(
             nonce, now, now + 2 * self._max_skew_s, replayed="nonce already used: replayed request",
             busy="too many signed requests in the replay window; retry later",
         )
 
 
-def live_key(read: Callable[[], bytes | None], raw: Callable[[], str]) -> Callable[[], bytes | None]:
-    """``read`` again only when the raw value changed (a rotation): a short key is reported once."""
-    last: list[tuple[str, bytes | None]] = []
+def _signed(key: bytes, signature: str, timestamp: int, nonce: str, path: str, body: bytes) -> bool:
+    return hmac.compare_digest(sign_request(key, timestamp, nonce, path, body), signature.lower())
 
-    def key() -> bytes | None:
-        value = raw()
-        if not last or last[0][0] != value:
-            last[:] = [(value, read())]
-        return last[0][1]
 
-    return key
+class LiveKey:
+    """A key read again only when its raw value changed (a short key is reported once).
+
+    After the engine rotated the key itself (``rotated(before, after)`` gives the rotation's
+    monotonic time), the previous key stays usable ``grace_s`` from the rotation: clients take the
+    new key from the store in their own time. Any other change (an operator's, perhaps after a
+    leak) ends the previous key at once.
+    """
+
+    def __init__(
+        self, read: Callable[[], bytes | None], raw: Callable[[], str], grace_s: float = 0.0,
+        rotated: Callable[[str, str], float | None] | None = None, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read, self._raw, self._grace_s, self._clock = read, raw, grace_s, clock
+        self._rotated = rotated or (lambda before, after: None)
+        self._lock = threading.Lock()
+        self._previous: tuple[bytes, float] | None = None  # the key before the change, usable until
+        first = raw()  # known from the start: a rotation before the first request has a "before"
+        self._last: tuple[str, bytes | None] = (first, read())
+
+    def __call__(self) -> bytes | None:
+        value = self._raw()
+        with self._lock:
+            if self._last[0] != value:
+                (before_raw, before), self._last = self._last, (value, self._read())
+                at = self._rotated(before_raw, value) if self._grace_s > 0 and before is not None else None
+                self._previous = (before, at + self._grace_s) if at is not None and before is not None else None
+            return self._last[1]
+
+    def previous(self) -> bytes | None:
+        """The key before the latest change, while its grace lasts; else None."""
+        self()  # notice a change first
+        with self._lock:
+            prev = self._previous
+        return prev[0] if prev is not None and self._clock() < prev[1] else None
+
+
+def live_key(read: Callable[[], bytes | None], raw: Callable[[], str]) -> LiveKey:
+    """``read`` again only when the raw value changed (a rotation); no grace for the previous one."""
+    return LiveKey(read, raw)
 
 
 def load_key(settings: HttpSettings, environ: Mapping[str, str]) -> bytes | None:

@@ -26,7 +26,7 @@ DEFAULT_TIMEOUT_S = 5.0
 #: Commands that ask several actors one after the other (each within the engine's 2 s): a
 #: client that gave up first would not know whether the change happened.
 SLOW_TIMEOUT_S = 15.0
-_SLOW_COMMANDS = frozenset({"vault-add", "vault-remove"})
+_SLOW_COMMANDS = frozenset({"vault-add", "vault-remove", "rotate-key"})
 
 
 class CtlError(Exception):
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--timeout", type=float, default=None,
-        help=f"seconds to wait for the engine (default {DEFAULT_TIMEOUT_S:g}; {SLOW_TIMEOUT_S:g} for vault-add, vault-remove)",
+        help=f"seconds to wait for the engine (default {DEFAULT_TIMEOUT_S:g}; {SLOW_TIMEOUT_S:g} for vault-add, vault-remove, rotate-key)",
     )
     # --json also after the command (`ctl tree --json`); SUPPRESS keeps the top-level value.
     common = argparse.ArgumentParser(add_help=False)
@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("trades", help="the last minute's trades: rate, outcomes, p50 and p99 intent to confirmed")
     sub.add_parser("cluster", help="every cluster node: alive, heartbeat, vaults, kill switch, halt ack")
     sub.add_parser("reload-secrets", help="read the credentials again from their sources (as SIGHUP does)")
+    sub.add_parser("keys", help="every credential's source and age; which the engine rotates (never a value)")
+    p = sub.add_parser("rotate-key", help="rotate one of the engine's own keys now (audited; docs/SECURITY.md)")
+    p.add_argument("key", choices=("http", "audit"), help="the kill-switch API's HMAC key, or the audit log's")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")
@@ -352,17 +355,14 @@ _PACKAGE_RENDERERS: dict[str, tuple[str, str]] = {
     "breakers": ("xorj_actors.breakers", "render_breakers"), "quotas": ("xorj_actors.quotas", "render_quotas"),
     "cluster": ("xorj_actors.cluster", "render_cluster"), "trades": ("xorj_actors.top", "render_trades_reply"),
     "reload-secrets": ("xorj_actors.secrets", "render_reload"),
+    "keys": ("xorj_actors.key_rotation", "render_keys"), "rotate-key": ("xorj_actors.key_rotation", "render_rotation"),
 }
 
 
 def render(cmd: str, result: Any) -> str:
     trading = {
-        "flatten": render_flatten,
-        "executor": render_executor,
-        "confirmation": render_confirmation,
-        "strategy": render_strategy,
-        "risk": render_risk,
-        "vaults": render_vaults,
+        "flatten": render_flatten, "executor": render_executor, "confirmation": render_confirmation,
+        "strategy": render_strategy, "risk": render_risk, "vaults": render_vaults,
         "vault-add": render_vault_add, "vault-remove": render_vault_remove,
     }
     if cmd in trading:
@@ -442,11 +442,8 @@ def main(args: argparse.Namespace) -> int:
                 params = {"reason": args.reason}
             elif cmd == "recover":
                 params = {
-                    "epoch": args.epoch,
-                    "nonce": args.nonce,
-                    "timestamp": args.timestamp,
-                    "authorisations": _parse_auth(args.auth),
-                    "operator": args.operator,
+                    "epoch": args.epoch, "nonce": args.nonce, "timestamp": args.timestamp,
+                    "authorisations": _parse_auth(args.auth), "operator": args.operator,
                     **_given(cluster_epoch=args.cluster_epoch),
                 }
             elif cmd in _TRADING_PARAMS:
@@ -476,8 +473,8 @@ def _refused(cmd: str, result: Any) -> bool:
     """A normal reply that says the request did not do what it asked for."""
     if cmd in ("recover", "maintenance"):
         return not result.get("accepted", False)
-    if cmd in ("round", "reload-secrets"):
-        return not result["ran" if cmd == "round" else "reloaded"]
+    if cmd in ("round", "reload-secrets", "rotate-key"):
+        return not result[{"round": "ran", "reload-secrets": "reloaded", "rotate-key": "rotated"}[cmd]]
     if cmd == "vault-remove":
         return not result["removed"]
     if cmd == "vault-add":
@@ -497,4 +494,5 @@ _TRADING_PARAMS: dict[str, Any] = {
     "vault-add": lambda a: _given(count=a.count, index=a.index, operator=a.operator),
     "vault-remove": lambda a: {"vault": a.vault, "force": a.force, "operator": a.operator, "reason": a.reason},
     "flatten": lambda a: {"vaults": a.vault, "operator": a.operator, "reason": a.reason},
+    "rotate-key": lambda a: {"key": a.key},
 }

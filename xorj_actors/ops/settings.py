@@ -70,6 +70,10 @@ class HttpSettings:
     hmac_key_env: str = "XORJ_HTTP_HMAC_KEY"
     #: Signed requests whose timestamp is further from now are refused as stale.
     max_clock_skew_s: float = 30.0
+    #: After the key changes (a rotation, ``ctl reload-secrets``), requests signed with the previous
+    #: key are still accepted this long after the API first sees the new one: clients read the new
+    #: key from the same store when they will. 0: the previous key is refused at once (a leaked key).
+    previous_key_grace_s: float = 300.0
     #: Nonces remembered for replay protection; when full of live nonces, requests get 429.
     nonce_cache_size: int = 10_000
     #: Time a readiness probe of an external component (RPC, WebSocket...) may take.
@@ -101,6 +105,8 @@ class HttpSettings:
             raise ValueError("hmac_key_env: must be an environment variable name")
         if not 1 <= self.max_clock_skew_s <= 3600:
             raise ValueError("max_clock_skew_s: must be between 1 and 3600 seconds")
+        if not 0 <= self.previous_key_grace_s <= 3600:
+            raise ValueError("previous_key_grace_s: must be between 0 and 3600 seconds")
         if not 16 <= self.nonce_cache_size <= 1_000_000:
             raise ValueError("nonce_cache_size: must be between 16 and 1000000")
         if not 0 < self.probe_timeout_s <= 30:

@@ -5,8 +5,10 @@ Sources, tried in ``[secrets] order``: the environment, a 0600 file, AWS Secrets
 
 from xorj_actors.secrets._provider import CredentialProvider, Missing, Resolution, current_environ, install_provider
 from xorj_actors.secrets._render import render_reload
-from xorj_actors.secrets._sources import AwsSource, EnvSource, FileSource, SecretSourceError
-from xorj_actors.secrets.settings import AwsSourceSettings, FileSourceSettings, SecretsSettings, Source
+from xorj_actors.secrets._sources import AwsSource, EnvSource, FileSource, NotWritable, SecretSourceError
+from xorj_actors.secrets.settings import (
+    AwsSourceSettings, FileSourceSettings, OwnedKey, RotationSettings, SecretsSettings, Source,
+)
 
 __all__ = [
     "AwsSource",
@@ -16,7 +18,10 @@ __all__ = [
     "FileSource",
     "FileSourceSettings",
     "Missing",
+    "NotWritable",
+    "OwnedKey",
     "Resolution",
+    "RotationSettings",
     "SecretSourceError",
     "SecretsSettings",
     "Source",

@@ -130,6 +130,26 @@ class CredentialProvider:
                 self._names, self._values, self._found = wanted, values, found
         return Resolution(sources=dict(found), missing=tuple(missing), changed=changed, held=held)
 
+    def _holder(self, name: str) -> SecretSource | None:
+        with self._lock:
+            kind = self._found.get(name)
+        return next((s for s in self._sources if s.kind == kind), None)
+
+    def write(self, name: str, value: str, *, beside: str | None = None) -> Source:
+        """Write ``value`` through the source that holds ``name`` (one never found: the source
+        that holds ``beside``); the next :meth:`reload` takes it. Raises
+        :class:`SecretSourceError` (:class:`NotWritable`: the environment) and changes nothing."""
+        source = self._holder(name) or (self._holder(beside) if beside is not None else None)
+        if source is None:
+            raise SecretSourceError(f"{name}: in no source the engine read it from, nowhere to write it")
+        source.write(name, value)
+        return source.kind
+
+    def age(self, name: str) -> float | None:
+        """Seconds since the value in ``name``'s source was written; None: unknown (the environment)."""
+        source = self._holder(name)
+        return None if source is None else source.age(name)
+
     def read(self, name: str) -> str | None:
         """``name``'s value in its sources now, not kept (a held credential's new value)."""
         return self._read(name)[0]

@@ -3,23 +3,41 @@
 Each source answers one name with its value, None (not there: the next source is tried), or
 raises :class:`SecretSourceError` (there, but unusable: a file others may read, an AWS error);
 an unusable secret is never skipped over to a later source.
+
+A rotation writes through the source that holds the key (:meth:`write`): a file atomically (temp
+file, 0600, fsync, rename), Secrets Manager as a new version (AWSCURRENT moves, the old value
+stays as AWSPREVIOUS); the environment cannot be written (:class:`NotWritable`). :meth:`age` is
+how old the value is: the file's mtime, the version's CreatedDate; None where nobody knows.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from xorj_actors.durable_file import atomic_write
 from xorj_actors.secrets.settings import AwsSourceSettings, FileSourceSettings, Source
 
-__all__ = ["AwsSource", "EnvSource", "FileSource", "SecretSource", "SecretSourceError"]
+__all__ = ["AwsSource", "EnvSource", "FileSource", "NotWritable", "SecretSource", "SecretSourceError"]
 
 
 class SecretSourceError(RuntimeError):
     """A credential is in a source but cannot be used; the message never holds its value."""
+
+
+class NotWritable(SecretSourceError):
+    """A source the engine cannot write a credential to (the environment): no rotation there."""
+
+    @classmethod
+    def environment(cls, name: str) -> NotWritable:
+        return cls(
+            f"{name} is in the environment, which the engine cannot write: move it to a 0600 file or "
+            "Secrets Manager ([secrets] order) for it to be rotated"
+        )
 
 
 class SecretSource(Protocol):
@@ -30,6 +48,14 @@ class SecretSource(Protocol):
         ...
 
     def read(self, name: str) -> str | None: ...
+
+    def write(self, name: str, value: str) -> None:
+        """Make ``value`` the credential's current value; raises :class:`SecretSourceError`."""
+        ...
+
+    def age(self, name: str) -> float | None:
+        """Seconds since the current value was written; None: unknown (or not there)."""
+        ...
 
 
 class EnvSource:
@@ -45,6 +71,12 @@ class EnvSource:
 
     def read(self, name: str) -> str | None:
         return self._environ.get(name) or None
+
+    def write(self, name: str, value: str) -> None:
+        raise NotWritable.environment(name)
+
+    def age(self, name: str) -> float | None:
+        return None  # a variable has no date
 
 
 class FileSource:
@@ -116,6 +148,30 @@ class FileSource:
             raise SecretSourceError(f"secret file {path}: not UTF-8 text") from None
         return value.removesuffix("\n").removesuffix("\r") or None  # editors end a file with a newline
 
+    def write(self, name: str, value: str) -> None:
+        """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory."""
+        try:
+            dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise SecretSourceError(f"secrets directory {self._dir}: cannot open: {exc.strerror}") from None
+        try:  # the directory's checks as for a read: never write a key where others could swap it
+            self._check_dir(os.fstat(dir_fd))
+        finally:
+            os.close(dir_fd)
+        try:
+            atomic_write(self._dir / name, value + "\n")
+        except OSError as exc:
+            raise SecretSourceError(f"secret file {self._dir / name}: cannot write: {exc.strerror}") from None
+
+    def age(self, name: str) -> float | None:
+        """From the file's mtime (a rotation's rename sets it). A copy that kept an old mtime
+        looks old: it is rotated sooner, the safe side."""
+        try:
+            mtime = os.stat(self._dir / name, follow_symlinks=False).st_mtime
+        except OSError:
+            return None
+        return max(0.0, time.time() - mtime)
+
 
 class AwsSource:
     """AWS Secrets Manager: secret ``prefix + NAME``, its ``SecretString``."""
@@ -125,6 +181,7 @@ class AwsSource:
     def __init__(self, settings: AwsSourceSettings) -> None:
         self._settings = settings
         self._client: Any = None
+        self._created: dict[str, Any] = {}  # name -> the CreatedDate of the version last read
 
     def where(self, name: str) -> str:
         endpoint = f" at {self._settings.endpoint_url}" if self._settings.endpoint_url else ""
@@ -156,6 +213,39 @@ class AwsSource:
         except BotoCoreError as exc:  # no credentials, endpoint unreachable...
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: {type(exc).__name__}") from None
         value = answer.get("SecretString")
+        self._created[name] = answer.get("CreatedDate")
         if value is None:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: binary secrets are not read, store a SecretString")
         return value or None
+
+    def write(self, name: str, value: str) -> None:
+        """PutSecretValue: a new version becomes AWSCURRENT, the old one AWSPREVIOUS (a secret not
+        there yet is created)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        secret_id = self._settings.prefix + name
+        client = self._secrets_manager()
+        try:
+            try:
+                client.put_secret_value(SecretId=secret_id, SecretString=value)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code", "") != "ResourceNotFoundException":
+                    raise
+                client.create_secret(Name=secret_id, SecretString=value)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write refused: {code or 'error'}") from None
+        except BotoCoreError as exc:
+            raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write failed: {type(exc).__name__}") from None
+
+    def age(self, name: str) -> float | None:
+        """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated)."""
+        try:
+            if self.read(name) is None:
+                return None
+        except SecretSourceError:
+            return None
+        created = self._created.get(name)
+        if created is None or not hasattr(created, "timestamp"):
+            return None
+        return max(0.0, time.time() - created.timestamp())

@@ -11,7 +11,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["AwsSourceSettings", "FileSourceSettings", "SecretsSettings", "Source"]
+__all__ = ["AwsSourceSettings", "FileSourceSettings", "OwnedKey", "RotationSettings", "SecretsSettings", "Source"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -57,6 +57,45 @@ class AwsSourceSettings:
             raise ValueError("timeout_s: must be > 0")
 
 
+class OwnedKey(enum.StrEnum):
+    """A key the engine owns (it made it; no third party issued it), which it may rotate itself."""
+
+    #: ``[http] hmac_key_env``: the kill-switch API's HMAC key.
+    HTTP = "http"
+    #: ``[audit] hmac_key_env``: the audit chain's HMAC key (a rotation opens a key epoch).
+    AUDIT = "audit"
+
+
+_WEEK_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RotationSettings:
+    """``[secrets.rotation]``: the engine rotates the keys it owns on a schedule (docs/SECURITY.md,
+    "Key rotation"). Signing keys are never among them (``xorj-actors keys rotate``, an operator's)."""
+
+    #: Off: no scheduled rotation (``check`` still reports ages; ``ctl rotate-key`` still works).
+    enabled: bool = False
+    #: A key whose value in its source is older than this is rotated.
+    interval_s: float = _WEEK_S
+    #: ``check`` warns about a key older than this (a schedule that has not run, or a key nobody rotates).
+    max_age_s: float = 2 * _WEEK_S
+    #: How often the engine looks at its keys' ages (and takes a key another node rotated).
+    check_every_s: float = 300.0
+    #: The keys the schedule rotates.
+    keys: tuple[OwnedKey, ...] = (OwnedKey.HTTP, OwnedKey.AUDIT)
+
+    def validate(self) -> None:
+        if not 3600 <= self.interval_s <= 366 * 24 * 3600:
+            raise ValueError("interval_s: must be between 3600 (an hour) and 31622400 (a year)")
+        if self.max_age_s < self.interval_s:
+            raise ValueError("max_age_s: must be >= interval_s (else check warns about every key on schedule)")
+        if not 1 <= self.check_every_s <= self.interval_s:
+            raise ValueError("check_every_s: must be between 1 and interval_s")
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("keys: a key is listed twice")
+
+
 @dataclass(frozen=True, slots=True)
 class SecretsSettings:
     """``[secrets]``: the sources tried for every credential, first to last.
@@ -70,6 +109,7 @@ class SecretsSettings:
     required: tuple[str, ...] = ()
     file: FileSourceSettings = field(default_factory=FileSourceSettings)
     aws: AwsSourceSettings = field(default_factory=AwsSourceSettings)
+    rotation: RotationSettings = field(default_factory=RotationSettings)
 
     def validate(self) -> None:
         if not self.order:
@@ -79,7 +119,7 @@ class SecretsSettings:
         for name in self.required:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"required: {name!r} is not a credential name (an environment variable name)")
-        for section, sub in (("file", self.file), ("aws", self.aws)):
+        for section, sub in (("file", self.file), ("aws", self.aws), ("rotation", self.rotation)):
             try:
                 sub.validate()
             except ValueError as exc:

@@ -1,0 +1,244 @@
+"""Key rotation (docs/SECURITY.md, "Key rotation"): writes through the sources (a 0600 file,
+Secrets Manager on ministack; never the environment), the schedule, the HTTP key's grace, the
+keys' ages that ``check`` reads, and a cluster's other node taking the rotated key."""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from xorj_actors.config import Config, parse_config
+from xorj_actors.credentials import open_credentials
+from xorj_actors.engine._reload import SecretsReload
+from xorj_actors.engine._rotation import KeyRotator, retire
+from xorj_actors.check import Status
+from xorj_actors.key_rotation import check_key_ages, fingerprint, key_ages
+from xorj_actors.ops._http_auth import ApiError, LiveKey, RequestAuthenticator, signed_headers
+from xorj_actors.redaction import Redactor
+from xorj_actors.secrets import (
+    AwsSource, AwsSourceSettings, EnvSource, FileSource, FileSourceSettings, NotWritable, OwnedKey, Source,
+)
+
+HTTP, AUDIT = "XORJ_HTTP_HMAC_KEY", "XORJ_AUDIT_HMAC_KEY"
+WEEK_S = 7 * 24 * 3600
+
+
+def _key(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+
+
+def _put(directory: Path, name: str, value: str, *, age_s: float = 0.0) -> Path:
+    path = directory / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    if age_s:
+        then = path.stat().st_mtime - age_s
+        os.utime(path, (then, then))
+    return path
+
+
+def _config(secret_dir: Path, order: str = '["file"]', keys: str = '["http"]', more: str = "") -> Config:
+    return parse_config(more + f"""
+[strategy]
+url = "http://127.0.0.1:9"
+[secrets]
+order = {order}
+[secrets.file]
+dir = "{secret_dir}"
+[secrets.rotation]
+enabled = true
+keys = {keys}
+""")
+
+
+class Node:
+    """One engine's credentials, reload and rotator, as the engine wires them (no actors)."""
+
+    def __init__(self, config: Config, environ: dict[str, str] | None = None, *, may_rotate: bool = True) -> None:
+        self.provider, _ = open_credentials(config, environ or {})
+        self.environ = self.provider.environ()
+        self.redactor = Redactor(())
+        self.outcomes: list[dict] = []
+        self.reload = SecretsReload(self.provider, config, self.environ, self.redactor)
+        self.rotator = KeyRotator(self.provider, config, self.reload, self.redactor, self.outcomes.append,
+                                  lambda: may_rotate)
+
+
+def test_a_file_is_rewritten_atomically_0600_and_dated_by_its_mtime(tmp_path: Path) -> None:
+    source = FileSource(FileSourceSettings(dir=str(tmp_path)))
+    _put(tmp_path, HTTP, "old-value", age_s=10 * 24 * 3600)
+    assert source.age(HTTP) > 9 * 24 * 3600
+    source.write(HTTP, "new-value")
+    assert source.read(HTTP) == "new-value" and source.age(HTTP) < 60
+    assert stat.S_IMODE((tmp_path / HTTP).stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [HTTP]  # no temp file left
+    tmp_path.chmod(0o777)  # a directory others may write to: never written to
+    try:
+        with pytest.raises(Exception, match="mode 0777 refused"):
+            source.write(HTTP, "newer-value")
+    finally:
+        tmp_path.chmod(0o700)
+    assert source.read(HTTP) == "new-value"
+
+
+def test_the_environment_is_never_written_and_has_no_age() -> None:
+    env = EnvSource({HTTP: "x" * 40})
+    with pytest.raises(NotWritable, match="in the environment, which the engine cannot write"):
+        env.write(HTTP, "y" * 40)
+    assert env.age(HTTP) is None
+
+
+def test_secrets_manager_keeps_the_previous_version_and_dates_the_current(ministack_endpoint: str, aws_env: None) -> None:
+    prefix = f"xorj-rot-{uuid.uuid4().hex[:8]}/"
+    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=ministack_endpoint)
+    client.create_secret(Name=prefix + HTTP, SecretString="first-value")
+    source = AwsSource(AwsSourceSettings(endpoint_url=ministack_endpoint, prefix=prefix))
+    source.write(HTTP, "second-value")
+    assert client.get_secret_value(SecretId=prefix + HTTP)["SecretString"] == "second-value"
+    previous = client.get_secret_value(SecretId=prefix + HTTP, VersionStage="AWSPREVIOUS")
+    assert previous["SecretString"] == "first-value"
+    age = source.age(HTTP)
+    assert age is not None and age < 600
+    source.write("XORJ_AUDIT_RETIRED_HMAC_KEYS", "a-retired-key")  # not there yet: created
+    assert source.read("XORJ_AUDIT_RETIRED_HMAC_KEYS") == "a-retired-key"
+    assert source.age("XORJ_NOT_THERE") is None
+
+
+def _authenticator(key: LiveKey, clock: list[float]) -> RequestAuthenticator:
+    return RequestAuthenticator(key, HTTP, 30.0, 1000, clock=lambda: clock[0])
+
+
+def _verify(auth: RequestAuthenticator, key: str, now: float) -> None:
+    auth.verify(signed_headers(key.encode(), "/kill-switch/activate", b"{}", timestamp=int(now)),
+                "/kill-switch/activate", b"{}")
+
+
+@pytest.mark.parametrize("by_the_engine", [True, False])
+def test_the_previous_http_key_works_within_its_grace_only_after_the_engine_s_own_rotation(by_the_engine: bool) -> None:
+    old, new = _key("old"), _key("new")
+    environ, clock = {HTTP: old}, [1_000_000.0]
+    rotated_at = clock[0]
+    live = LiveKey(lambda: environ[HTTP].encode(), lambda: environ[HTTP], 300.0,
+                   lambda before, after: rotated_at if by_the_engine and (before, after) == (old, new) else None,
+                   clock=lambda: clock[0])
+    auth = _authenticator(live, clock)
+    environ[HTTP] = new  # the reload swapped it in, before any request
+    clock[0] += 299
+    _verify(auth, new, clock[0])
+    if by_the_engine:
+        _verify(auth, old, clock[0])  # within the grace, counted from the rotation
+    else:  # an operator's change (a leak?): the old key ends at once
+        with pytest.raises(ApiError, match="signature does not match"):
+            _verify(auth, old, clock[0])
+    clock[0] += 2  # past the grace
+    with pytest.raises(ApiError, match="signature does not match"):
+        _verify(auth, old, clock[0])
+    _verify(auth, new, clock[0])
+
+
+def test_a_due_key_is_rotated_through_its_file_and_taken_and_a_fresh_one_is_not(tmp_path: Path) -> None:
+    old = _key("http")
+    _put(tmp_path, HTTP, old, age_s=WEEK_S + 60)
+    _put(tmp_path, AUDIT, _key("audit"))
+    node = Node(_config(tmp_path))
+    [answer] = node.rotator.tick()
+    new = (tmp_path / HTTP).read_text().strip()
+    assert answer["rotated"] and answer["outcome"] == "rotated" and answer["trigger"] == "schedule"
+    assert new != old and len(new) == 64 and node.environ[HTTP] == new == node.provider.get(HTTP)
+    assert answer["old_fingerprint"] == fingerprint(old) and answer["new_fingerprint"] == fingerprint(new)
+    assert new not in node.redactor(f"key {new}")  # learnt before the write
+    assert node.rotator.rotated(HTTP, old, new) is not None and node.rotator.rotated(HTTP, new, old) is None
+    assert not any(new in str(v) or old in str(v) for v in answer.values())
+    assert node.rotator.tick() == [] and node.outcomes == [answer]  # fresh now: not due
+
+
+def test_a_key_in_the_environment_is_refused_with_its_reason_said_once(tmp_path: Path) -> None:
+    config = _config(tmp_path, order='["env", "file"]')
+    node = Node(config, {HTTP: _key("http"), AUDIT: _key("audit")})
+    [answer] = node.rotator.tick()
+    assert not answer["rotated"] and answer["outcome"] == "refused" and answer["source"] == "env"
+    assert "in the environment, which the engine cannot write" in answer["reason"]
+    assert node.rotator.tick() == [] and len(node.outcomes) == 1  # said once, not every look
+    assert node.rotator.rotate(OwnedKey.HTTP, "ctl")["outcome"] == "refused"  # an operator's ask: said again
+    result = check_key_ages(config, node.provider)
+    assert result.status is Status.WARN and f"{HTTP}: in the environment, no rotation possible" in result.detail
+
+
+def test_the_audit_key_s_rotation_retires_the_old_key_before_it_writes_the_new(tmp_path: Path) -> None:
+    _put(tmp_path, HTTP, _key("http"))
+    _put(tmp_path, "XORJ_AUDIT_RETIRED_HMAC_KEYS", earlier := _key("earlier"))
+    audit = _put(tmp_path, AUDIT, old := _key("audit"), age_s=WEEK_S + 60)
+    node = Node(_config(tmp_path, keys='["audit"]'))
+    [answer] = node.rotator.tick()
+    new = audit.read_text().strip()
+    assert new != old and (tmp_path / "XORJ_AUDIT_RETIRED_HMAC_KEYS").read_text().strip() == f"{earlier},{old}"
+    # No audit writer here (no engine): the reload holds the new key, and the rotation says so.
+    assert answer["outcome"] == "failed" and "not taken by this engine" in answer["reason"]
+    assert node.provider.get(AUDIT) == old
+
+
+def test_a_node_taking_another_node_s_audit_key_retires_its_own_first(tmp_path: Path) -> None:
+    _put(tmp_path, HTTP, _key("http"))
+    _put(tmp_path, AUDIT, mine := _key("audit"))
+    follower = Node(_config(tmp_path, keys='["audit"]'), may_rotate=False)
+    _put(tmp_path, AUDIT, _key("theirs"))  # another node rotated the shared key (two rotated at once: a race)
+    assert follower.rotator.tick() == []
+    assert (tmp_path / "XORJ_AUDIT_RETIRED_HMAC_KEYS").read_text().strip() == mine  # never lost
+
+
+def test_a_write_that_fails_is_a_failed_rotation_and_the_engine_keeps_its_key(tmp_path: Path) -> None:
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir(mode=0o700)
+    old = _key("http")
+    _put(secret_dir, HTTP, old, age_s=WEEK_S + 60)
+    node = Node(_config(secret_dir))
+    (secret_dir / HTTP).unlink()
+    secret_dir.rmdir()  # the mount is gone: nowhere to write
+    [answer] = node.rotator.tick()
+    assert answer["outcome"] == "failed" and not answer["rotated"] and "cannot open" in answer["reason"]
+    assert node.environ[HTTP] == old and node.outcomes == [answer]
+
+
+def test_retiring_a_key_appends_it_once() -> None:
+    assert retire(None, "k1") == "k1"
+    assert retire("k1", "k2") == "k1,k2"
+    assert retire("k1,k2", "k2") == "k1,k2"
+
+
+def test_check_warns_about_an_old_key_and_not_a_fresh_one(tmp_path: Path) -> None:
+    _put(tmp_path, AUDIT, _key("audit"))
+    _put(tmp_path, HTTP, _key("http"), age_s=3 * WEEK_S)  # over max_age_s (two weeks by default)
+    config = _config(tmp_path)
+    provider, _ = open_credentials(config, {})
+    result = check_key_ages(config, provider)
+    assert result.status is Status.WARN and f"{HTTP} is 21.0 days old" in result.detail and AUDIT not in result.detail
+    rows = {r.name: r for r in key_ages(config, provider)}
+    assert rows[HTTP].state == "old" and rows[AUDIT].state == "ok" and rows[HTTP].source == "file"
+    assert rows["XORJ_QUANT_API_KEY"].owner == "issued by the quantitative engine"
+    _put(tmp_path, HTTP, _key("http"))
+    assert check_key_ages(config, provider).status is Status.OK
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_another_node_takes_the_rotated_key_at_its_next_look_with_grace_in_a_cluster_only(
+    tmp_path: Path, clustered: bool
+) -> None:
+    old = _key("http")
+    _put(tmp_path, HTTP, old, age_s=WEEK_S + 60)
+    _put(tmp_path, AUDIT, _key("audit"))
+    config = _config(tmp_path, more='[cluster]\nnode_id = "b"\n' if clustered else "")
+    rotating, follower = Node(config), Node(config, may_rotate=False)
+    assert follower.rotator.tick() == []  # due, but not this node's to rotate
+    assert (tmp_path / HTTP).read_text().strip() == old
+    assert rotating.rotator.tick()[0]["rotated"]
+    new = (tmp_path / HTTP).read_text().strip()
+    assert follower.environ[HTTP] == old
+    assert follower.rotator.tick() == [] and follower.environ[HTTP] == new
+    # Its HTTP API keeps the old key for the grace after another node's rotation; alone, a change
+    # this engine did not make is an operator's (perhaps after a leak): no grace.
+    assert (follower.rotator.rotated(HTTP, old, new) is not None) is clustered
