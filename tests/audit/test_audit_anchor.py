@@ -358,3 +358,53 @@ def test_recover_with_the_local_log_ahead_of_the_anchors_reports_nothing_missing
         assert all(done >= 0 and total >= 0 for _, done, total in steps)
     finally:
         store.close()
+
+
+def test_an_idle_engines_alive_entries_write_no_anchor_of_their_own(anchored, anchor_settings, audit_settings,
+                                                                    data_dir, audit_key):
+    """One COMPLIANCE-locked object per ``interval_s`` (0.2 s here) for liveness alone would pile
+    up for years: the periodic anchor leaves ``alive`` entries for the next other entry (or a
+    day, or the anchor at stop), and archives them with it."""
+    from datetime import datetime, timedelta, timezone
+
+    from xorj_actors.audit import KILL_SWITCH_ALIVE_ACTOR
+    from xorj_actors.audit._anchor import ALIVE_ONLY_MAX_AGE, _alive_only
+
+    _, store, client = anchored
+
+    def append(n: int, actor: str | None = None) -> list:
+        log = AuditLog.open(audit_settings, data_dir, "production")
+        try:
+            return [log.append("SYSTEM_EVENT", actor=actor or KILL_SWITCH_ALIVE_ACTOR, details={"what": "alive"})
+                    for _ in range(n)]
+        finally:
+            log.close()
+
+    def heads() -> list[int]:
+        return [a.sequence for a in list_anchors(client, anchor_settings)]
+
+    anchorer = Anchorer(anchor_settings, open_store(audit_settings, data_dir, create=False), audit_key, client)
+    anchorer.start()
+    try:
+        alive = append(3)
+        time.sleep(1.0)  # five rounds of the loop
+        assert heads() == [10]
+        more = fill(audit_settings, data_dir, 1)
+        deadline = time.monotonic() + 10
+        while heads() == [10] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heads() == [10, 14]  # the alive entries went with the next real one
+        assert read_segment(client, anchor_settings, list_anchors(client, anchor_settings)[1]) == [*alive, *more]
+        last = append(2)
+        time.sleep(1.0)
+        assert heads() == [10, 14]
+    finally:
+        anchorer.stop()
+    assert heads() == [10, 14, 16]  # the anchor at stop takes them: a stopped engine verifies OK
+    assert verify_store(store, audit_key, list_anchors(client, anchor_settings)).ok
+    # Left alone no longer than a day: an idle node still anchors once a day.
+    rows = [dataclasses.astuple(e) for e in last]
+    written = datetime.strptime(last[0].timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert _alive_only(rows, written + ALIVE_ONLY_MAX_AGE - timedelta(seconds=1))
+    assert not _alive_only(rows, written + ALIVE_ONLY_MAX_AGE)
+    assert not _alive_only([*rows, dataclasses.astuple(more[0])], written)

@@ -84,3 +84,34 @@ def test_an_edited_alive_entry_is_never_read_as_a_time(
     raw_sql('UPDATE {t} SET "timestamp" = ? WHERE "sequence" = ?', "2099-01-01T00:00:00.000000Z", e[2].sequence)
     with pytest.raises(UnverifiedEntry):
         history(audit_settings, data_dir, audit_key)
+
+
+def test_an_older_versions_log_is_not_searched_for_alive_entries(
+    audit_settings: AuditSettings, data_dir: Path, audit_key: bytes
+) -> None:
+    # No start of this log said it writes alive entries: the look-up is not made (its answer
+    # would not be used), so an alive entry there is never read.
+    e = write(audit_settings, data_dir, [(KILL_SWITCH_ACTOR, {"what": "kill switch started"}), ALIVE, MARKER])
+    h = history(audit_settings, data_dir, audit_key)
+    assert not h.seen_alive and h.last_alive == seconds(e[0].timestamp)
+
+
+def test_the_last_alive_look_up_has_a_partial_index(
+    audit_settings: AuditSettings, data_dir: Path, audit_key: bytes, raw_sql: Callable[..., list[tuple]]
+) -> None:
+    """The look-up is one step down an index of the alive entries alone, never a scan of the log."""
+    write(audit_settings, data_dir, [MARKER, STARTED, *[TRADE, ALIVE] * 20, MARKER])
+    lookup = (f"SELECT \"sequence\" FROM {{t}} WHERE \"actor\" = '{KILL_SWITCH_ALIVE_ACTOR}' AND \"sequence\" > 2"
+              ' AND "sequence" < 44 ORDER BY "sequence" DESC LIMIT 1')
+    if audit_settings.backend == "sqlite":
+        (sql,) = raw_sql("SELECT sql FROM sqlite_master WHERE name = 'audit_entries_kill_switch_alive'")[0]
+        plan = " ".join(str(r[-1]) for r in raw_sql("EXPLAIN QUERY PLAN " + lookup))
+        assert "audit_entries_kill_switch_alive" in plan, plan
+    else:
+        (sql,) = raw_sql("SELECT indexdef FROM pg_indexes WHERE schemaname = ? AND indexname = 'audit_entries_kill_switch_alive'",
+                         audit_settings.postgres.schema)[0]
+        raw_sql("SET enable_seqscan = off")  # a table this small is scanned whatever the indexes
+        plan = " ".join(str(r[0]) for r in raw_sql("EXPLAIN " + lookup))
+        assert "audit_entries_kill_switch_alive" in plan, plan
+    assert KILL_SWITCH_ALIVE_ACTOR in sql and "sequence" in sql
+    assert raw_sql(lookup)[0][0] == 42 and history(audit_settings, data_dir, audit_key).seen_alive

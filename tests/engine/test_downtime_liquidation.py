@@ -134,7 +134,9 @@ def trade_then_go_down(runs: Runs, *, enabled: bool, halt: bool = False) -> dict
         engine.runtime.whereis(KILL_SWITCH_NAME).tell(Trigger(mode=HaltMode.GRACEFUL, reason="operator halt", source="test"))
         wait_until(lambda: ks_status(engine).state == "TRIGGERED" and ks_status(engine).complete, 10, "halted")
     runs.stop()
-    time.sleep(LIMIT_S + 1.0)  # the downtime: real, and longer than max_downtime_s
+    # The downtime: real, and longer than max_downtime_s by the wall clock and by the chain's
+    # (whole seconds: getBlockTime rounds down).
+    time.sleep(LIMIT_S + 2.0)
     return {v: runs.balances(v) for v in range(VAULTS)}
 
 
@@ -171,6 +173,8 @@ def test_a_restart_after_a_long_downtime_flattens_the_chosen_vault_and_stays_hal
     # The trail: the decision with its figures, then ctl flatten's own entries.
     (decided,) = runs.what("downtime liquidation decided")
     assert decided["down_s"] > LIMIT_S and decided["max_downtime_s"] == LIMIT_S and decided["vaults"] == ["vault-0000"]
+    (confirmed,) = runs.what("downtime confirmed by the chain")  # the localnet's getBlockTime, read as risk reads it
+    assert confirmed["chain_down_s"] > LIMIT_S and confirmed["block_time"] <= time.time(), confirmed
     (started,) = runs.what("flatten started")
     assert started["operator"] == DOWNTIME_OPERATOR and started["vaults"] == ["vault-0000"], started
     wait_until(lambda: len(runs.what("flatten ended")) == 1, 10, "flatten ended audited")
@@ -182,7 +186,13 @@ def test_a_restart_after_a_long_downtime_flattens_the_chosen_vault_and_stays_hal
     time.sleep(LIMIT_S + 0.5)
     engine = runs.start(enabled=True)
     wait_until(lambda: len(runs.what("downtime liquidation skipped")) == 1, 10, "the second start skips")
-    assert ks_status(engine).state == "MAINTENANCE" and len(runs.what("flatten started")) == 1
+    (skipped,) = runs.what("downtime liquidation skipped")
+    assert skipped["down_s"] > LIMIT_S and "halted: MAINTENANCE" in skipped["why"], skipped
+    time.sleep(1.0)  # past the first start's poll: nothing more happens
+    status = ks_status(engine)
+    assert status.state == "MAINTENANCE" and engine.board.status.halted and status.flatten_id is None
+    assert len(runs.what("flatten started")) == 1 and len(runs.what("downtime liquidation decided")) == 1
+    assert len(runs.what("downtime confirmed by the chain")) == 1
 
 
 def test_a_restart_after_a_long_downtime_does_nothing_when_the_policy_is_off(runs: Runs) -> None:
@@ -205,14 +215,16 @@ def test_a_halted_engine_is_not_flattened_after_a_long_downtime(runs: Runs) -> N
     assert {v: runs.balances(v) for v in range(VAULTS)} == before
 
 
-def test_all_vaults_after_the_grace_and_a_failed_flatten_stays_halted(tmp_path: Path) -> None:
-    """The light engine (no chain, tests/plugins/engine.py): ``vaults = "all"`` waits out
-    ``start_grace_s``, then flattens every vault running; none can read the chain, so each
-    reports a failure, and the switch stays halted: no vault trades until a recovery."""
+def test_all_vaults_after_the_grace_and_a_failed_flatten_stays_halted(tmp_path: Path, fast_localnet: Localnet) -> None:
+    """The light engine (no execution, tests/plugins/engine.py; the chain's clock is a running
+    localnet's): ``vaults = "all"`` waits out ``start_grace_s``, then flattens every vault
+    running; none can trade, so each reports a failure, and the switch stays halted: no vault
+    trades until a recovery."""
     from tests.plugins.engine import FAST
 
     text = FAST.format(vaults=3, environment="development", max_restarts=10, cooldown=0, step=0.05)
     text = text.replace("[kill_switch]\n", "[kill_switch]\nalive_every_s = 0.2\nflatten_timeout_s = 5\n")
+    text = text.replace("[execution]\n", f'[execution]\nrpc_url = "{fast_localnet.urls["rpc"]}"\n')
     text += f"[kill_switch.downtime_liquidation]\nenabled = true\nmax_downtime_s = {LIMIT_S}\nstart_grace_s = 1\n"
     data_dir = tmp_path / "var"
     runs = Runs(None, data_dir)  # type: ignore[arg-type]
@@ -226,7 +238,7 @@ def test_all_vaults_after_the_grace_and_a_failed_flatten_stays_halted(tmp_path: 
         start()
         wait_until(lambda: len(runs.what("alive")) >= 2, 10, "alive entries")
         runs.stop()
-        time.sleep(LIMIT_S + 1.0)
+        time.sleep(LIMIT_S + 2.0)
         engine = start()
         wait_until(lambda: runs.what("flatten ended"), 30, "the flatten over")
         (started,) = runs.what("flatten started")

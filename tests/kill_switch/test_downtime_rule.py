@@ -33,6 +33,13 @@ def test_down_no_longer_than_the_limit_does_nothing(down: float) -> None:
     assert judge(down=down).action is DowntimeAction.WITHIN
 
 
+def test_a_wall_clock_behind_the_last_entry_flattens_nothing_and_is_audited() -> None:
+    v = judge(down=-30)
+    assert v.action is DowntimeAction.WITHIN and v.audited and v.down_s == pytest.approx(-30)
+    assert v.details()["what"] == "downtime liquidation skipped" and v.why == "the wall clock is 30.0 s behind the last entry"
+    assert not judge(down=30).audited  # an ordinary quick restart is not worth an entry
+
+
 def test_off_by_default_and_off_does_nothing() -> None:
     assert DowntimeLiquidationSettings().enabled is False
     assert judge(DowntimeLiquidationSettings(), down=10**6).action is DowntimeAction.OFF

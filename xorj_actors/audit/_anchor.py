@@ -22,12 +22,17 @@ from loguru import logger
 
 from xorj_actors.audit._chain import AuditEntry, canonical_json
 from xorj_actors.audit._keys import KeyRing, as_ring
-from xorj_actors.audit._store import Store, insert_entries, iter_rows, read_head
+from xorj_actors.audit._store import KILL_SWITCH_ALIVE_ACTOR, Store, insert_entries, iter_rows, read_head
 from xorj_actors.audit._verify import AnchorHead, batch_counter, verify_rows
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
 
 #: Entries per anchor object; a longer backlog is archived in several objects.
 MAX_SEGMENT = 50_000
+#: An idle engine writes only the kill switch's ``alive`` entries (every ``alive_every_s``): the
+#: periodic anchor does not archive them on their own (an object each, kept for years under
+#: COMPLIANCE) but with the next other entry, or once they are this old (an idle node writes one
+#: anchor a day), or at stop.
+ALIVE_ONLY_MAX_AGE = timedelta(days=1)
 #: Rows per INSERT when restoring (SQLite allows 32766 parameters, 11 per entry).
 _RESTORE_CHUNK = 2000
 #: An anchor's key after the prefix: ``[<chain>/]<sequence>-<hash>-<hmac>.jsonl``.
@@ -189,8 +194,11 @@ class Anchorer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def anchor_now(self) -> AnchorHead | None:
+    def anchor_now(self, *, periodic: bool = False) -> AnchorHead | None:
         """Archive everything not yet anchored; the newest head written, or ``None`` if up to date.
+
+        ``periodic`` (the background loop): ``alive`` entries alone are left for a later anchor
+        (:data:`ALIVE_ONLY_MAX_AGE`); the last anchor at stop and ``audit anchor`` take them.
 
         Raises:
             AnchorError: the unanchored entries do not verify (nothing is archived), or S3 failed.
@@ -200,13 +208,13 @@ class Anchorer:
                 existing = list_anchors(self._client, self._settings, self._store.chain)
                 self._last = existing[-1] if existing else AnchorHead(0, self._store.genesis, "", "genesis")
             written = None
-            while head := self._anchor_segment(self._last):
+            while head := self._anchor_segment(self._last, periodic):
                 self._last = written = head
             return written
 
-    def _anchor_segment(self, last: AnchorHead) -> AnchorHead | None:
+    def _anchor_segment(self, last: AnchorHead, periodic: bool) -> AnchorHead | None:
         rows = list(iter_rows(self._store, after=last.sequence, limit=MAX_SEGMENT))
-        if not rows:
+        if not rows or (periodic and _alive_only(rows, datetime.now(timezone.utc))):
             return None
         result = verify_rows(rows, self.keys, start_sequence=last.sequence, start_hash=last.hash)
         if not result.ok:
@@ -252,12 +260,22 @@ class Anchorer:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._settings.interval_s):
-            self._anchor_logged()
+            self._anchor_logged(periodic=True)
         self._anchor_logged()
         self._store.close()
 
-    def _anchor_logged(self) -> None:
+    def _anchor_logged(self, *, periodic: bool = False) -> None:
         try:
-            self.anchor_now()
+            self.anchor_now(periodic=periodic)
         except Exception as exc:  # noqa: BLE001 - the next round retries
             logger.error("audit anchoring failed: {}", exc)
+
+
+def _alive_only(rows: list[tuple[Any, ...]], now: datetime) -> bool:
+    """Whether ``rows`` are only ``alive`` entries, the oldest younger than :data:`ALIVE_ONLY_MAX_AGE`:
+    left for the next anchor (their hash chain and HMACs still cover them meanwhile)."""
+    first = AuditEntry(*rows[0])
+    if any(AuditEntry(*r).actor != KILL_SWITCH_ALIVE_ACTOR for r in rows):
+        return False
+    written = datetime.strptime(first.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return now - written < ALIVE_ONLY_MAX_AGE

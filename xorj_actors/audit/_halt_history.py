@@ -23,7 +23,7 @@ from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
 from xorj_actors.audit._chain import EventType, HmacPads, load_hmac_key
 from xorj_actors.audit._keys import KeyRing, load_key_ring
 from xorj_actors.audit._reader import _verified, ring_pads
-from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, Store, open_store, qualified_table
+from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, KILL_SWITCH_ALIVE_ACTOR, Store, open_store, qualified_table
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
@@ -37,9 +37,6 @@ KILL_SWITCH_STARTING = "kill switch starting"
 _TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.SECURITY_VIOLATION, EventType.ERROR_EVENT)
 #: The RECOVERY entries whose nonce is used: a recovery accepted here, a cluster's followed here.
 _USED_NONCE = frozenset({"recovery accepted", "cluster recovery followed"})
-#: Actor of the kill switch's ``alive`` entries: outside the kill switch's partial index, so its
-#: start-up read stays as small as it was (``_last_alive`` finds the last one).
-KILL_SWITCH_ALIVE_ACTOR = "kill_switch_alive"
 
 
 def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
@@ -92,16 +89,17 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
             digest = details.get("nonce_sha256")
             if isinstance(digest, str):
                 digests.add(digest)
-    alive = _last_alive(store, pads, tail)
+    alive = _last_alive(store, pads, tail, look=seen_alive)
     return HaltHistory(
         has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
         last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
     )
 
 
-def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, str, bool]]) -> str | None:
-    """...or the last ``alive`` entry after that one, if any (a short backward walk of the sequence:
-    one is written every ``alive_every_s``; bounded by the kill-switch entry below it)."""
+def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, str, bool]], *, look: bool) -> str | None:
+    """...or the last ``alive`` entry after that one, if any: one step down the partial index of
+    ``alive`` entries, between that entry and the marker. ``look`` False (no start of this log
+    wrote ``alive`` entries: an older version's log) asks nothing more."""
     if tail and tail[-1][2]:  # this start's marker: what came before it
         upper, tail = tail[-1][0], tail[:-1]
     else:
@@ -109,6 +107,8 @@ def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, st
     if not tail:
         return None
     lower, when, _ = tail[-1]
+    if not look:
+        return when
     p, table = store.db.param, qualified_table(store)
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     below = f' AND "sequence" < {p}' if upper is not None else ""

@@ -234,17 +234,22 @@ def chain_store(store: Store, chain: str) -> Store:
 
 #: The ``actor`` of the kill switch's entries, which it reads back at every start.
 KILL_SWITCH_ACTOR = "kill_switch"
+#: The ``actor`` of its ``alive`` entries (every ``alive_every_s``): apart, so the start-up read of
+#: its history stays small; the start reads only the last one (``_halt_history``).
+KILL_SWITCH_ALIVE_ACTOR = "kill_switch_alive"
 
 
 def _create_kill_switch_index(store: Store) -> None:
-    """A partial index of the kill switch's few entries: its start-up read never scans the log.
+    """Partial indexes of the kill switch's entries and of its ``alive`` entries: its start-up
+    reads never scan the log (the last ``alive`` entry is one step down the second).
 
-    Partial, so the trades' entries cost the group commit nothing but the predicate's test.
+    Partial, so the trades' entries cost the group commit nothing but the predicates' tests.
     """
-    store.db.execute_sql(
-        f'CREATE INDEX IF NOT EXISTS "{store.table}_kill_switch" ON {qualified_table(store)} ("sequence")'
-        f" WHERE \"actor\" = '{KILL_SWITCH_ACTOR}'"
-    )
+    for actor, suffix in ((KILL_SWITCH_ACTOR, "kill_switch"), (KILL_SWITCH_ALIVE_ACTOR, "kill_switch_alive")):
+        store.db.execute_sql(
+            f'CREATE INDEX IF NOT EXISTS "{store.table}_{suffix}" ON {qualified_table(store)} ("sequence")'
+            f" WHERE \"actor\" = '{actor}'"
+        )
 
 
 def qualified_table(store: Store, chain: str | None = None) -> str:

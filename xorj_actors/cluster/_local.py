@@ -18,6 +18,7 @@ from pykka import ActorDeadError, Timeout
 
 from supervisors import MailboxFull, Runtime
 from xorj_actors.kill_switch import (
+    DOWNTIME_SOURCE,
     KILL_SWITCH_NAME,
     FollowRecovery,
     GetStatus,
@@ -52,10 +53,13 @@ class NodeHaltSource(enum.StrEnum):
 
 
 #: Local halts that open no cluster epoch: one that came from the cluster (opening another would
-#: loop), and faults of this process alone. NATS lost does open one, once NATS answers again:
-#: the node cannot tell what happened meanwhile, and one authorised recovery then resumes all.
-_NOT_OPENING = frozenset({
+#: loop), faults of this process alone, and the downtime policy's halt (this node was down, not
+#: the cluster: its vaults are flattened and it stays halted alone; docs/RISK.md). NATS lost does
+#: open one, once NATS answers again: the node cannot tell what happened meanwhile, and one
+#: authorised recovery then resumes all.
+_NOT_OPENING: frozenset[str] = frozenset({
     NodeHaltSource.CLUSTER, NodeHaltSource.DUPLICATE_NODE, NodeHaltSource.CLUSTER_DATA, NodeHaltSource.RECORDS_LOST,
+    DOWNTIME_SOURCE,
 })
 
 

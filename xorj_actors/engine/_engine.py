@@ -47,6 +47,7 @@ from xorj_actors.engine._tree import TreeContext, root_children, vault_authoriti
 from xorj_actors.metrics import TRADE_STATUSES, Metrics
 from xorj_actors.ops import TradeWindow
 from xorj_actors.quotas import Quotas
+from xorj_actors.risk import read_chain_time
 from xorj_actors.strategy import StrategyBoard
 from xorj_actors.kill_switch import (
     KILL_SWITCH_ALIVE,
@@ -237,6 +238,7 @@ class Engine:
             on_event_durable=self._record_kill_switch_event_durable,
             halt_history=self._kill_switch_history,
             state_keys=self._kill_switch_state_keys,
+            chain_time=self._chain_time,
             on_shutdown=self.request_shutdown if self.handle_signals else None,
             start_trigger=cluster.start_trigger if cluster else None,
             cluster_halt=cluster,
@@ -331,6 +333,14 @@ class Engine:
             cfg.engine.environment,
             flush=lambda: self._record_kill_switch_event_durable("SYSTEM_EVENT", {"what": KILL_SWITCH_STARTING}),
         )
+
+    def _chain_time(self) -> float:
+        """The chain's time now (getBlockTime of a recent slot at ``[risk] clock_commitment``, the
+        clock-skew monitor's read): the downtime policy flattens only if it confirms the downtime."""
+        cfg = self.config
+        url = cfg.execution.rpc_url or self._endpoints.get("localnet_rpc", "")
+        r = cfg.risk
+        return read_chain_time(url, commitment=r.clock_commitment, timeout_s=r.clock_rpc_timeout_s, quotas=self.quotas).block_time
 
     def _kill_switch_state_keys(self) -> dict[str, Any]:
         """The state file's keys, from the audit keys now (the current one writes, the retired

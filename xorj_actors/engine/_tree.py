@@ -46,14 +46,7 @@ from xorj_actors.quotas import Quotas
 from xorj_actors.redaction import Redactor
 from xorj_actors.risk import ClockSkewMonitor, DrawdownMonitor, HeartbeatWatchdog
 from xorj_actors.signers import (
-    LOCALNET_DEV_SEED,
-    KeySettings,
-    Signer,
-    SignerError,
-    VaultKeys,
-    dev_vault_keypair,
-    vault_id,
-    vault_key_board,
+    LOCALNET_DEV_SEED, KeySettings, Signer, SignerError, VaultKeys, dev_vault_keypair, vault_id, vault_key_board,
 )
 from xorj_actors.strategy import StrategyBoard, StrategyFeed
 from xorj_actors.tokens import vault_token_account
@@ -93,6 +86,7 @@ class TreeContext:
     on_event_durable: Callable[[str, dict[str, Any]], None] | None = None
     halt_history: Callable[[], HaltHistory] | None = None
     state_keys: Callable[[], dict[str, Any]] = dict
+    chain_time: Callable[[], float] | None = None  # the chain's time now (the downtime policy's check)
     #: The engine's one redaction of secrets in free text (every free-text field an actor
     #: writes passes it); None: each actor's default (the kill switch's: one of ``environ``).
     redactor: Redactor | None = None
@@ -409,7 +403,7 @@ def root_children(ctx: TreeContext) -> list[ChildSpec]:
             environ=ctx.environ,
             on_event=ctx.kill_switch_event,
             on_event_durable=ctx.kill_switch_event_durable,
-            history=ctx.halt_history,
+            history=ctx.halt_history, chain_time=ctx.chain_time,
             **ctx.state_keys(),  # read at each start: an audit key rotation changes them
             redact=ctx.redactor or Redactor.from_environ(ctx.environ),
             start_trigger=ctx.start_trigger,

@@ -19,6 +19,7 @@ from xorj_actors.kill_switch._downtime import (
     DowntimeVerdict,
     judge_downtime,
 )
+from xorj_actors.kill_switch._liquidating import DOWNTIME_SOURCE
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._messages import HaltProgress
 from xorj_actors.kill_switch._flatten import (
@@ -46,6 +47,7 @@ from xorj_actors.kill_switch.settings import DowntimeLiquidationSettings, KillSw
 
 __all__ = [
     "DOWNTIME_OPERATOR",
+    "DOWNTIME_SOURCE",
     "KILL_SWITCH_ALIVE",
     "KILL_SWITCH_NAME",
     "VAULT_ROLE",

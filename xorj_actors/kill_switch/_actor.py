@@ -27,7 +27,7 @@ from xorj_actors.kill_switch._acks import HaltAcks
 from xorj_actors.kill_switch._board import HaltBoard, HaltStatus
 from xorj_actors.kill_switch._flatten import Flatten, FlattenDone, Flattening
 from xorj_actors.kill_switch._kill_file import KillFile
-from xorj_actors.kill_switch._liquidating import Liquidating, _Alive, _DowntimeStep
+from xorj_actors.kill_switch._liquidating import ChainClock, DowntimePending, Liquidating, _Alive, _ChainAnswer, _DowntimeStep
 from xorj_actors.kill_switch._messages import (
     ClusterProof,
     EnterMaintenance,
@@ -72,7 +72,10 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         data_dir: where the state file and the kill file live.
         board: the halt board shared with every participant.
         environ: the environment (recovery keys, ``KILL_SWITCH_ACTIVE``); default ``os.environ``.
-        clock: wall clock, for cooldowns and recovery timestamps.
+        clock: wall clock, for cooldowns, recovery timestamps and the downtime policy's judgement.
+        monotonic: the monotonic clock of the downtime policy's grace (``time.monotonic``).
+        chain_time: the chain's time now (blocking; read on a thread of its own): a downtime must be
+            confirmed by it before the policy flattens anything. None (no engine): never confirmed.
         on_event: called with (event, details) on every transition, for the audit trail.
         on_event_durable: like ``on_event``, but returns only once the entry is durable and
             raises if it cannot be: a resume is recorded with it before it happens. None (no
@@ -99,6 +102,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         *,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        chain_time: ChainClock | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_event_durable: Callable[[str, dict[str, Any]], None] | None = None,
         history: Callable[[], HaltHistory] | None = None,
@@ -115,6 +120,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         self.settings = settings
         self.board = board
         self.clock = clock
+        self.monotonic = monotonic
+        self.chain_time = chain_time
         self.on_event = on_event
         self.on_event_durable = on_event_durable
         self.history = history
@@ -146,7 +153,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
         self.flattening: Flattening | None = None
         self.last_flatten: Flattening | None = None
         self.start_history: HaltHistory | None = None
-        self.downtime = None  # the downtime policy's flatten, waiting for its vaults (_liquidating)
+        #: The downtime policy's flatten, waiting for the chain's clock and its vaults (_liquidating).
+        self.downtime: DowntimePending | None = None
         # Named at once: what participants tell before on_start has run waits in the mailbox.
         self.runtime.register_name(KILL_SWITCH_NAME, self.actor_ref)
 
@@ -272,6 +280,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             return self._on_flatten_deadline(message)
         if kind is _DowntimeStep:
             return self._on_downtime_step()
+        if kind is _ChainAnswer:
+            return self._on_chain_answer(message)
         if kind is _Alive:
             return self._on_alive()
         return super().on_receive(message)

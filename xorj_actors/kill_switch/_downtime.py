@@ -7,7 +7,9 @@ never older than that; ``xorj_actors.audit.read_halt_history`` reads both). That
 is hash-chained and MACed: an edited entry fails its HMAC, the history is not trusted and the
 kill switch starts TRIGGERED (a halt wins: nothing is flattened); a forged, newer entry needs the
 audit key. State files and heartbeats are not used: a file that can be edited must not be able to
-trigger or suppress a liquidation. See docs/RISK.md ("Liquidation after extended downtime").
+trigger or suppress a liquidation. A FLATTEN verdict rests on one wall-clock reading: the kill
+switch halts at once, but sells nothing until the chain's clock confirms the downtime too
+(``_liquidating``). See docs/RISK.md ("Liquidation after extended downtime").
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ DOWNTIME_OPERATOR = "downtime-liquidation"
 class DowntimeAction(enum.StrEnum):
     OFF = "off"  #: the policy is disabled
     NO_RECORD = "no_record"  #: no start that wrote ``alive`` entries yet (a first start, an upgrade): not downtime
-    WITHIN = "within"  #: down no longer than the limit
+    WITHIN = "within"  #: down no longer than the limit (or the wall clock behind the log: audited)
     FLATTEN = "flatten"  #: halt (MAINTENANCE) and flatten the chosen vaults
     SKIPPED = "skipped"  #: down too long, but a halt is in force or starting: the halt wins
 
@@ -46,8 +48,10 @@ class DowntimeVerdict:
 
     @property
     def audited(self) -> bool:
-        """Whether the verdict is worth an audit entry (down too long, whatever was done)."""
-        return self.action in (DowntimeAction.FLATTEN, DowntimeAction.SKIPPED)
+        """Whether the verdict is worth an audit entry: down too long, whatever was done, or a
+        wall clock behind the log's last entry (a clock set back, or a forged entry from the future)."""
+        behind = self.down_s is not None and self.down_s < 0
+        return behind or self.action in (DowntimeAction.FLATTEN, DowntimeAction.SKIPPED)
 
     def details(self) -> dict[str, Any]:
         """The decision's audit entry."""
@@ -91,7 +95,7 @@ def judge_downtime(
         return DowntimeVerdict(DowntimeAction.NO_RECORD, "no liveness record in the audit log", limit_s=limit, vaults=vaults)
     down = now - last_alive
     if down <= limit:
-        why = f"down {down:.1f} s, not over {limit:g} s" if down >= 0 else f"the clock is {-down:.1f} s behind the last entry"
+        why = f"down {down:.1f} s, not over {limit:g} s" if down >= 0 else f"the wall clock is {-down:.1f} s behind the last entry"
         return DowntimeVerdict(DowntimeAction.WITHIN, why, down, limit, vaults)
     over = f"down {down:.1f} s > {limit:g} s"
     if halt is not None:

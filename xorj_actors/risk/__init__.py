@@ -7,6 +7,7 @@ See docs/RISK.md.
 
 from __future__ import annotations
 
+from xorj_actors.risk._chain_time import ChainTime, RpcFailure, read_chain_time
 from xorj_actors.risk._clock import CLOCK_SKEW_NAME, ClockSkewMonitor, report_network_failure
 from xorj_actors.risk._drawdown import DRAWDOWN_NAME, DrawdownMonitor, report_valuation
 from xorj_actors.risk._heartbeat import HEARTBEAT_NAME, ForgetEssential, HeartbeatWatchdog
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_ESSENTIAL_ACTORS",
     "DRAWDOWN_NAME",
     "HEARTBEAT_NAME",
+    "ChainTime",
     "CheckClock",
     "ClockSkewMonitor",
     "ClockSkewStatus",
@@ -42,12 +44,14 @@ __all__ = [
     "HeartbeatStatus",
     "HeartbeatWatchdog",
     "ResetRiskBaseline",
+    "RpcFailure",
     "RiskMonitor",
     "RiskSettings",
     "RiskStatus",
     "VaultFlow",
     "VaultRemoved",
     "VaultValuation",
+    "read_chain_time",
     "report_network_failure",
     "report_valuation",
 ]

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import itertools
-import json
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +29,8 @@ from xorj_actors.audit import EventType
 from xorj_actors.breakers import BreakerName, report
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.messages import HaltMode
-from xorj_actors.quotas import Endpoint, QuotaError, Quotas, Turn, turn
+from xorj_actors.quotas import QuotaError, Quotas
+from xorj_actors.risk._chain_time import RpcFailure, RpcThrottled, block_time_of, checked_block_time
 from xorj_actors.risk._messages import CheckClock, ClockSkewStatus, GetClockSkewStatus
 from xorj_actors.risk._monitor import RiskMonitor
 from xorj_actors.risk.settings import RiskSettings
@@ -44,7 +42,6 @@ CLOCK_SKEW_NAME = "risk_clock_skew"
 
 _LOOP_START_TIMEOUT_S = 5.0
 _LOOP_STOP_TIMEOUT_S = 2.0
-_MAX_REPLY_BYTES = 64 * 1024
 _DEADLINE_MARGIN_S = 1.0
 
 
@@ -64,14 +61,6 @@ class _Probed(ControlMessage):  # the outcome of one check, told back from the l
 
 class _ProbeDeadline(ControlMessage):
     seq: int
-
-
-class _RpcFailure(Exception):
-    pass
-
-
-class _RpcThrottled(_RpcFailure):
-    """The node answered 429."""
 
 
 def report_network_failure(runtime: Any, detail: str) -> None:
@@ -118,7 +107,6 @@ class ClockSkewMonitor(RiskMonitor):
         self.quotas = quotas
         self._loop: LoopThread | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._ids = itertools.count(1)
         self._seq = 0
         self._inflight: int | None = None
         self._future: concurrent.futures.Future[None] | None = None
@@ -215,49 +203,15 @@ class ClockSkewMonitor(RiskMonitor):
         loop = self._loop
         try:
             if not url:
-                raise _RpcFailure("no RPC endpoint known")
+                raise RpcFailure("no RPC endpoint known")
             if loop is None:
-                raise _RpcFailure("RPC loop not running")
+                raise RpcFailure("RPC loop not running")
             self._future = asyncio.run_coroutine_threadsafe(self._probe(seq, url), loop.loop)
-        except (_RpcFailure, RuntimeError) as exc:
+        except (RpcFailure, RuntimeError) as exc:
             self._on_probed(_Probed(seq=seq, slot=None, block_time=None, now=None, error=f"cannot start the check: {exc}"))
             return
         wait = 2 * self.settings.clock_rpc_timeout_s + _DEADLINE_MARGIN_S
         self._deadline = self.runtime.send_after(wait, self.actor_ref, _ProbeDeadline(seq=seq))
-
-    async def _call(self, url: str, method: str, params: list[Any], t: Turn) -> Any:
-        assert self._session is not None
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        try:
-            async with self._session.post(url, json=body) as response:
-                t.answered(response.status, response.headers.get("Retry-After"))
-                if response.status == 429:
-                    raise _RpcThrottled(f"{method}: HTTP 429")
-                if response.status != 200:
-                    raise _RpcFailure(f"{method}: HTTP {response.status}")
-                chunks, size = [], 0
-                async for chunk in response.content.iter_chunked(16 * 1024):
-                    size += len(chunk)
-                    if size > _MAX_REPLY_BYTES:  # a node that floods us is a failure, not a clock
-                        raise _RpcFailure(f"{method}: reply larger than {_MAX_REPLY_BYTES} bytes")
-                    chunks.append(chunk)
-                raw = b"".join(chunks)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _RpcFailure(f"{method}: {type(exc).__name__}: {exc}") from None
-        try:
-            reply = json.loads(raw)
-        except ValueError:
-            raise _RpcFailure(f"{method}: reply is not JSON") from None
-        if not isinstance(reply, dict):
-            raise _RpcFailure(f"{method}: reply is not a JSON object")
-        error = reply.get("error")
-        if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
-            text = error.get("message") if isinstance(error, dict) else error
-            raise _RpcFailure(f"{method}: JSON-RPC error {code}: {str(text)[:200]}")
-        if "result" not in reply:
-            raise _RpcFailure(f"{method}: reply has neither result nor error")
-        return reply["result"]
 
     async def _probe(self, seq: int, url: str) -> None:
         """On the loop thread: getSlot, getBlockTime, the clock; the outcome is told back."""
@@ -266,27 +220,17 @@ class ClockSkewMonitor(RiskMonitor):
         error = None
         throttled = False
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                deadline = asyncio.get_running_loop().time() + self.settings.clock_rpc_timeout_s
-                first, second = [
-                    await stack.enter_async_context(
-                        turn(self.quotas, Endpoint.RPC_READ, owner=CLOCK_SKEW_NAME, deadline=deadline)
-                    )
-                    for _ in range(2)
-                ]
-                slot = await self._call(url, "getSlot", [{"commitment": self.settings.clock_commitment}], first)
-                if type(slot) is not int or slot < 0:
-                    raise _RpcFailure(f"getSlot: not a slot: {slot!r}")
-                block_time = await self._call(url, "getBlockTime", [slot], second)
+            assert self._session is not None
+            slot, block_time = await block_time_of(
+                self._session, url, commitment=self.settings.clock_commitment, quotas=self.quotas,
+                owner=CLOCK_SKEW_NAME, timeout_s=self.settings.clock_rpc_timeout_s,
+            )
             now = self.now()
-            if block_time is None:
-                raise _RpcFailure(f"getBlockTime: no block time for slot {slot}")
-            if type(block_time) is not int or block_time < 0:
-                raise _RpcFailure(f"getBlockTime: not a Unix time: {block_time!r}")
+            checked_block_time(slot, block_time)
         except QuotaError as exc:
             error, throttled = f"no turn in the rpc_read budget: {exc}", True
-        except _RpcFailure as exc:
-            error, throttled = str(exc), isinstance(exc, _RpcThrottled)
+        except RpcFailure as exc:
+            error, throttled = str(exc), isinstance(exc, RpcThrottled)
         except Exception as exc:  # noqa: BLE001 - reported, never lost
             logger.opt(exception=exc).error("risk clock: unexpected failure in check {}", seq)
             error = f"{type(exc).__name__}: {exc}"
