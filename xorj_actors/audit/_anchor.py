@@ -116,8 +116,16 @@ def list_anchors(client: Any, settings: AnchorSettings, chain: str = DEFAULT_CHA
 
 
 def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> list[AuditEntry]:
-    """The entries archived with ``head`` (for a restore)."""
-    body = client.get_object(Bucket=settings.bucket, Key=head.source)["Body"].read().decode("utf-8")
+    """The entries archived with ``head`` (a restore, a verify against the anchors, a proof).
+
+    Raises:
+        AnchorError: S3 refused or failed the read; an anchor archived in ``GLACIER`` or
+            ``DEEP_ARCHIVE`` (not restored) is named, with how to restore it.
+    """
+    try:
+        body = client.get_object(Bucket=settings.bucket, Key=head.source)["Body"].read().decode("utf-8")
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "not read"
+        raise AnchorError(_unreadable(settings, head.source, exc)) from exc
     lines = body.splitlines()[1:]
     out = []
     for line in lines:
@@ -125,6 +133,23 @@ def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> lis
         d["details"] = canonical_json(d["details"])
         out.append(AuditEntry(**d))
     return out
+
+
+def _unreadable(settings: AnchorSettings, key: str, exc: Exception) -> str:
+    """Why anchor ``key`` could not be read; for an archived one, the restore procedure."""
+    where = f"s3://{settings.bucket}/{key}"
+    error = getattr(exc, "response", {}).get("Error", {})
+    if error.get("Code") != "InvalidObjectState":
+        return f"cannot read anchor {where}: {exc}"
+    # A lifecycle rule moved it to GLACIER or DEEP_ARCHIVE: S3 serves it only from a restored copy.
+    request = '{"Days":7,"GlacierJobParameters":{"Tier":"Standard"}}'
+    return (
+        f"anchor {where} is archived ({error.get('StorageClass') or 'GLACIER or DEEP_ARCHIVE'}) and cannot be read"
+        f" until it is restored: aws s3api restore-object --bucket {settings.bucket} --key {key}"
+        f" --restore-request '{request}', then, once aws s3api head-object --bucket {settings.bucket} --key {key}"
+        ' shows Restore: ongoing-request="false" (hours; 12 or more from DEEP_ARCHIVE), run this again'
+        ' (docs/AUDIT.md, "Archived anchors")'
+    )
 
 
 def recover_from_anchors(
