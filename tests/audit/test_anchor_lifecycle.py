@@ -218,3 +218,20 @@ def test_an_archived_anchor_names_itself_and_the_restore_procedure(
     assert run_cli(["restore", "--from-anchors", *common]) == 0
     assert "chain default: restored 10 entries from 1 anchors" in capsys.readouterr().out
 
+
+def test_an_anchor_is_retained_at_least_retention_days_from_when_s3_sees_it(
+    audit_settings, anchor_settings, data_dir, audit_key, tmp_path
+) -> None:
+    """deploy/iam denies a put whose remaining retention is under ``retention_days``, counted by S3
+    when the request arrives: the retention date still covers them after the put has landed."""
+    from tests.audit.test_audit_anchor import _anchored_config
+    from tests.audit.test_audit_verify import fill
+    from xorj_actors.audit import list_anchors
+
+    common = ["--config", str(_anchored_config(audit_settings, anchor_settings, tmp_path)), "--data-dir", str(data_dir)]
+    fill(audit_settings, data_dir)
+    assert run_cli(["anchor", *common]) == 0
+    client = s3_client(anchor_settings)
+    head = client.head_object(Bucket=anchor_settings.bucket, Key=list_anchors(client, anchor_settings)[-1].source)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] - datetime.now(timezone.utc) >= timedelta(days=1)  # retention_days = 1

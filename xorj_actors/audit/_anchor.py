@@ -30,6 +30,10 @@ from xorj_actors.audit.settings import DEFAULT_CHAIN, AnchorSettings
 MAX_SEGMENT = 50_000
 #: Rows per INSERT when restoring (SQLite allows 32766 parameters, 11 per entry).
 _RESTORE_CHUNK = 2000
+#: Added to every anchor's retention: the deploy/iam policies deny a put whose remaining retention
+#: is under ``retention_days`` days, and S3 counts from its own clock when the request arrives. An
+#: hour covers the request's way there and any clock skew S3 accepts (SigV4 refuses over 15 min).
+RETENTION_MARGIN = timedelta(hours=1)
 #: An anchor's key after the prefix: ``[<chain>/]<sequence>-<hash>-<hmac>.jsonl``.
 _KEY = re.compile(r"(?:([a-z0-9][a-z0-9-]{0,31})/)?(\d{20})-([0-9a-f]{64})-([0-9a-f]{64})\.jsonl")
 
@@ -248,7 +252,7 @@ class Anchorer:
         lines = [json.dumps(header, sort_keys=True)]
         lines.extend(json.dumps(AuditEntry(*r).to_dict(), sort_keys=True, ensure_ascii=False) for r in rows)
         key = f"{anchor_prefix(self._settings, self._store.chain)}{tail.sequence:020d}-{tail.hash}-{tail.hmac}.jsonl"
-        retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days)
+        retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days) + RETENTION_MARGIN
         try:
             self._client.put_object(
                 Bucket=self._settings.bucket,
