@@ -104,6 +104,54 @@ def test_every_alert_is_unit_tested_firing_and_not_firing() -> None:
     assert fired <= names, "alerts_test.yml tests alerts alerts.yml does not have"
 
 
+#: alerts_test.yml's groups that hold a burn-rate alert at its edges (just over, just under, long
+#: window burning with the short one recovered).
+EDGE_GROUP = re.compile(r"slo-[a-z]+-(fast|slow)-burn-edges")
+#: A burn-rate condition: ``<ratio series> > (<factor> * <budget>)``.
+BURN_TERM = re.compile(r"\(([\d.]+) \* ([\d.]+)\)")
+#: Mistakes in a burn-rate rule the edge groups must catch, each applied to every burn alert.
+MUTATIONS = {
+    "factor 10% lower": lambda expr: BURN_TERM.sub(lambda m: f"({float(m[1]) * 0.9:g} * {m[2]})", expr),
+    "factor 10% higher": lambda expr: BURN_TERM.sub(lambda m: f"({float(m[1]) * 1.1:g} * {m[2]})", expr),
+    "short window dropped": lambda expr: expr.split(" and ")[0],
+}
+
+
+def _burn_alerts() -> list[str]:
+    return [g["alert"] for g in yaml.safe_load(SLO.read_text())["groups"][1]["rules"]]
+
+
+def test_every_burn_alert_has_its_edge_cases() -> None:
+    edges: dict[str, set[str]] = {}
+    for case in yaml.safe_load(ALERTS_TEST.read_text())["tests"]:
+        if EDGE_GROUP.fullmatch(case.get("name", "")):
+            (check,) = case["alert_rule_test"]
+            jobs = {_labels(s["series"])["job"] for s in case["input_series"]}
+            edges[check["alertname"]] = jobs
+            assert [e["exp_labels"]["job"] for e in check["exp_alerts"]] == ["over"], case["name"]
+    assert edges == {name: {"over", "under", "recovered"} for name in _burn_alerts()}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_the_edge_cases_catch_a_wrong_burn_rule(promtool: str, tmp_path: Path, mutation: str) -> None:
+    """A test of the alerts that passes with a wrong rule proves nothing: each mutation of every burn
+    alert (slo.yml copied, then changed) must fail alerts_test.yml's edge groups for that alert."""
+    slo = yaml.safe_load(SLO.read_text())
+    for rule in slo["groups"][1]["rules"]:
+        mutated = MUTATIONS[mutation](rule["expr"])
+        assert mutated != rule["expr"], (mutation, rule["alert"])
+        rule["expr"] = mutated
+    (tmp_path / "slo.yml").write_text(yaml.safe_dump(slo, sort_keys=False))
+    edges = [c for c in yaml.safe_load(ALERTS_TEST.read_text())["tests"] if EDGE_GROUP.fullmatch(c.get("name", ""))]
+    spec = {"rule_files": ["slo.yml"], "evaluation_interval": "15s", "tests": edges}
+    (tmp_path / "edges_test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    tested = subprocess.run([promtool, "test", "rules", "edges_test.yml"], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert tested.returncode != 0, f"{mutation}: the edge cases still pass"
+    caught = set(re.findall(r"alertname: (\w+), time:", tested.stdout + tested.stderr))
+    assert caught == set(_burn_alerts()), f"{mutation}: not caught for {set(_burn_alerts()) - caught}"
+
+
 def github_anchor(heading: str) -> str:
     """The anchor GitHub gives a Markdown heading: lower case, punctuation gone, spaces to dashes."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())

@@ -3,10 +3,12 @@
 A small evaluator of AWS's documented rules (an explicit Deny wins, else an Allow that matches,
 else denied; ``*``/``?`` wildcards in actions, case-insensitive, and in resources; ``NotAction``;
 the condition operators the documents use, with AWS's missing-key semantics: a positive operator
-fails on a missing key, a negated one matches) decides each AWS call the code makes. The calls
-are found in the code itself, so a new boto3 call with no row below fails here first: every call
-the engine makes is allowed to the engine's role, every call of the operator's commands to the
-operator's role, and the destructive ones are denied to the engine (and deletes to both).
+fails on a missing key, a negated one or ``...IfExists`` matches) decides each AWS call the code
+makes. The calls are found in the code itself, so a new boto3 call with no row below fails here
+first: every call the engine makes is allowed to the engine's role, every call of the operator's
+commands to the operator's role, every call of the key ceremony (``keys init``, ``keys rotate``) to
+the ceremony's role and only in an MFA session; the destructive ones are denied to the engine (and
+deletes to all), and the operator can neither sign with a vault key nor change its policy.
 """
 
 from __future__ import annotations
@@ -19,25 +21,41 @@ from typing import Any
 
 import pytest
 
+from xorj_actors.audit import AnchorSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 IAM = ROOT / "deploy" / "iam"
 ENGINE_ROLE = "arn:aws:iam::111122223333:role/xorj-engine"
 OPERATOR_ROLE = "arn:aws:iam::111122223333:role/xorj-operator"
+CEREMONY_ROLE = "arn:aws:iam::111122223333:role/xorj-key-ceremony"
+ROLES = {"engine": ENGINE_ROLE, "operator": OPERATOR_ROLE, "ceremony": CEREMONY_ROLE}
+POLICY_OF = {"engine": "engine-role-policy.json", "operator": "operator-role-policy.json",
+             "ceremony": "key-ceremony-role-policy.json"}
 BUCKET = "arn:aws:s3:::xorj-audit-anchors"
 ANCHOR = f"{BUCKET}/audit/00000000000000000001-{'a' * 64}-{'b' * 64}.jsonl"
+#: A vault key: under kms-key-policy.json, which names the roles (no statement delegates it to IAM).
 KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+#: A key the ceremony has just created: under KMS's default key policy (the account, so the roles'
+#: IAM policies decide) until the ceremony puts kms-key-policy.json on it.
+NEW_KEY = "arn:aws:kms:us-east-1:111122223333:key/0000abcd-12ab-34cd-56ef-1234567890ab"
 ALIAS = "arn:aws:kms:us-east-1:111122223333:alias/xorj-vault-0007"
 SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_AUDIT_HMAC_KEY-AbCdEf"
 HTTP_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_HTTP_HMAC_KEY-AbCdEf"
 RETIRED_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_AUDIT_RETIRED_HMAC_KEYS-AbCdEf"
 #: Keys others issued or hold: the engine reads them, never rotates them (docs/SECURITY.md, "Key rotation").
 OTHERS_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:xorj/XORJ_JUPITER_API_KEY-AbCdEf"
-LOCKED = {"s3:object-lock-mode": "COMPLIANCE", "s3:object-lock-retain-until-date": "2033-01-01T00:00:00Z"}
+RETENTION_DAYS = AnchorSettings().retention_days
+#: An anchor's put as the Anchorer makes it: COMPLIANCE, retained ``retention_days`` (and an hour).
+LOCKED = {"s3:object-lock-mode": "COMPLIANCE", "s3:object-lock-retain-until-date": "2033-12-01T01:00:00Z",
+          "s3:object-lock-remaining-retention-days": str(RETENTION_DAYS)}
+SHORT = {**LOCKED, "s3:object-lock-remaining-retention-days": "1"}
 SIGN = {"kms:SigningAlgorithm": "ED25519_SHA_512", "kms:MessageType": "RAW"}
+#: A session of a role assumed with MFA.
+MFA = {"aws:MultiFactorAuthPresent": "true"}
 
 #: Every boto3 call the code makes (module, client method) -> who makes it and the request as IAM
 #: sees it: (action, resource, condition context). "engine": the running engine, `check` and the
-#: read-only commands; "operator": `audit bucket --apply` and the key ceremony (`keys`).
+#: read-only commands; "operator": `audit bucket --apply`; "ceremony": `keys init`, `keys rotate`.
 CALLS: dict[str, tuple[str, list[tuple[str, str, dict[str, str]]]]] = {
     "list_objects_v2": ("engine", [("s3:ListBucket", BUCKET, {"s3:prefix": "audit/"})]),
     "get_object": ("engine", [("s3:GetObject", ANCHOR, {})]),
@@ -53,19 +71,30 @@ CALLS: dict[str, tuple[str, list[tuple[str, str, dict[str, str]]]]] = {
     "sign": ("engine", [("kms:Sign", KEY, SIGN)]),
     "get_public_key": ("engine", [("kms:GetPublicKey", KEY, {})]),
     "describe_key": ("engine", [("kms:DescribeKey", KEY, {})]),
-    "create_key": ("operator", [("kms:CreateKey", "*", {})]),
-    "list_aliases": ("operator", [("kms:ListAliases", "*", {})]),
-    "create_alias": ("operator", [("kms:CreateAlias", ALIAS, {}), ("kms:CreateAlias", KEY, {})]),
-    "update_alias": ("operator", [("kms:UpdateAlias", ALIAS, {}), ("kms:UpdateAlias", KEY, {})]),
-    "delete_alias": ("operator", [("kms:DeleteAlias", ALIAS, {}), ("kms:DeleteAlias", KEY, {})]),
-    "disable_key": ("operator", [("kms:DisableKey", KEY, {})]),
+    "create_key": ("ceremony", [("kms:CreateKey", "*", MFA)]),
+    "list_aliases": ("ceremony", [("kms:ListAliases", "*", MFA)]),
+    "create_alias": ("ceremony", [("kms:CreateAlias", ALIAS, MFA), ("kms:CreateAlias", NEW_KEY, MFA),
+                                  ("kms:CreateAlias", KEY, MFA)]),
+    "update_alias": ("ceremony", [("kms:UpdateAlias", ALIAS, MFA), ("kms:UpdateAlias", KEY, MFA),
+                                  ("kms:UpdateAlias", NEW_KEY, MFA)]),
+    "delete_alias": ("ceremony", [("kms:DeleteAlias", ALIAS, MFA), ("kms:DeleteAlias", NEW_KEY, MFA)]),
+    "disable_key": ("ceremony", [("kms:DisableKey", KEY, MFA)]),
     "get_secret_value": ("engine", [("secretsmanager:GetSecretValue", SECRET, {})]),
     # Key rotation: the engine's own keys only, and the retired audit keys' secret made once.
     "put_secret_value": ("engine", [("secretsmanager:PutSecretValue", s, {}) for s in (SECRET, HTTP_SECRET, RETIRED_SECRET)]),
     "create_secret": ("engine", [("secretsmanager:CreateSecret", RETIRED_SECRET, {})]),
 }
-#: The operator's `keys rotate` signs the moves with the old key and the new one.
-OPERATOR_ALSO = [("kms:Sign", KEY, SIGN), ("kms:GetPublicKey", KEY, {}), ("kms:DescribeKey", KEY, {})]
+#: The ceremony also makes the engine's calls: `keys init` reads the new key (still under the default
+#: key policy), `keys rotate` reads both keys and signs the moves of the funds with the old one; it
+#: puts kms-key-policy.json on every new key (`aws kms put-key-policy`) and may read it back.
+CEREMONY_ALSO = [
+    ("kms:Sign", KEY, {**SIGN, **MFA}), ("kms:GetPublicKey", KEY, MFA), ("kms:DescribeKey", KEY, MFA),
+    ("kms:GetPublicKey", NEW_KEY, MFA), ("kms:DescribeKey", NEW_KEY, MFA),
+    ("kms:PutKeyPolicy", NEW_KEY, MFA), ("kms:PutKeyPolicy", KEY, MFA), ("kms:GetKeyPolicy", KEY, MFA),
+]
+#: The operator reads a vault's public key (`keys show`) and restores archived anchors by hand
+#: (docs/AUDIT.md, "Archived anchors").
+OPERATOR_ALSO = [("kms:GetPublicKey", KEY, {}), ("kms:DescribeKey", KEY, {}), ("s3:RestoreObject", ANCHOR, {})]
 #: What the engine's role must never do, whatever the other statements say.
 ENGINE_DENIED = [
     ("s3:DeleteObject", ANCHOR, {}),
@@ -74,6 +103,8 @@ ENGINE_DENIED = [
     ("s3:PutObject", ANCHOR, {}),  # an anchor without Object Lock
     ("s3:PutObject", ANCHOR, {"s3:object-lock-mode": "GOVERNANCE"}),  # or in a mode that can be shortened
     ("s3:PutObjectRetention", ANCHOR, {"s3:object-lock-mode": "GOVERNANCE"}),
+    ("s3:PutObject", ANCHOR, SHORT),  # COMPLIANCE, but for a day: gone long before the audit is done
+    ("s3:PutObjectRetention", ANCHOR, SHORT),
     ("s3:PutObject", f"{BUCKET}/elsewhere/x", LOCKED),
     ("s3:PutBucketObjectLockConfiguration", BUCKET, {}),
     ("s3:PutLifecycleConfiguration", BUCKET, {}),
@@ -100,8 +131,28 @@ OPERATOR_DENIED = [
     ("s3:BypassGovernanceRetention", ANCHOR, {}),
     ("s3:DeleteBucket", BUCKET, {}),
     ("s3:PutObject", ANCHOR, {}),
+    ("s3:PutObject", ANCHOR, SHORT),
+    ("s3:PutObjectRetention", ANCHOR, SHORT),
     ("kms:ScheduleKeyDeletion", KEY, {}),
-    ("kms:Sign", KEY, {"kms:SigningAlgorithm": "ECDSA_SHA_256", "kms:MessageType": "RAW"}),
+    # No vault key in the everyday role's hands: it could sign any transfer out of the vault, or
+    # rewrite the key policy (NobodyDeletesAVaultKey included); not even in an MFA session.
+    ("kms:Sign", KEY, SIGN),
+    ("kms:Sign", KEY, {**SIGN, **MFA}),
+    ("kms:PutKeyPolicy", KEY, MFA),
+    ("kms:DisableKey", KEY, MFA),
+    ("kms:UpdateAlias", KEY, MFA),
+    ("kms:CreateKey", "*", MFA),
+    ("kms:UpdateAlias", ALIAS, MFA),
+]
+#: What the ceremony must never do, MFA or not.
+CEREMONY_DENIED = [
+    ("kms:ScheduleKeyDeletion", KEY, MFA),
+    ("kms:Sign", KEY, {"kms:SigningAlgorithm": "ED25519_PH_SHA_512", "kms:MessageType": "RAW", **MFA}),
+    ("kms:Sign", KEY, {"kms:SigningAlgorithm": "ED25519_SHA_512", "kms:MessageType": "DIGEST", **MFA}),
+    ("kms:Decrypt", KEY, MFA),
+    ("kms:CreateGrant", KEY, MFA),
+    ("s3:DeleteObject", ANCHOR, MFA),
+    ("secretsmanager:GetSecretValue", SECRET, MFA),
 ]
 
 
@@ -135,6 +186,12 @@ def _condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, st
             elif op == "StringLike":
                 if not any(fnmatch.fnmatchcase(actual, v) for v in values):
                     return False
+            elif op == "Bool":
+                if actual.lower() not in [v.lower() for v in values]:
+                    return False
+            elif op == "NumericLessThan":
+                if not any(float(actual) < float(v) for v in values):
+                    return False
             else:
                 raise AssertionError(f"condition operator {operator} is not understood by this evaluator")
     return True
@@ -162,12 +219,12 @@ def decide(policy: dict[str, Any], action: str, resource: str, context: dict[str
 
 
 def allowed(who: str, action: str, resource: str, context: dict[str, str]) -> bool:
-    """Whether the role ``who`` may: its identity policy for S3 and Secrets Manager; the key
-    policy alone for KMS (it names the roles; no statement delegates the key to IAM)."""
-    if action.startswith("kms:") and action not in ("kms:CreateKey", "kms:ListAliases") and resource != ALIAS:
-        role = ENGINE_ROLE if who == "engine" else OPERATOR_ROLE
-        return decide(_load("kms-key-policy.json"), action, resource, context, principal=role) == "Allow"
-    return decide(_load(f"{who}-role-policy.json"), action, resource, context) == "Allow"
+    """Whether the role ``who`` may: the key policy alone on a vault key (it names the roles; no
+    statement delegates the key to IAM); else the role's identity policy (S3, Secrets Manager,
+    aliases, creating keys, a new key still under KMS's default key policy)."""
+    if resource == KEY:
+        return decide(_load("kms-key-policy.json"), action, resource, context, principal=ROLES[who]) == "Allow"
+    return decide(_load(POLICY_OF[who]), action, resource, context) == "Allow"
 
 
 def test_every_document_is_a_policy() -> None:
@@ -207,9 +264,20 @@ def test_each_call_is_allowed_to_the_role_that_makes_it(call: str) -> None:
         assert allowed(who, action, resource, context), f"{call}: {action} on {resource} denied to the {who}"
 
 
-def test_the_operator_rotates_keys_and_the_engine_does_no_ceremony() -> None:
+def test_the_ceremony_rotates_keys_only_with_mfa_and_no_other_role_does() -> None:
     for action, resource, context in OPERATOR_ALSO:
         assert allowed("operator", action, resource, context), action
+    ceremony = CEREMONY_ALSO + [r for who, requests in CALLS.values() if who == "ceremony" for r in requests]
+    engine_calls = {(a, r) for who, requests in CALLS.values() if who == "engine" for a, r, _ in requests}
+    for action, resource, context in ceremony:
+        assert allowed("ceremony", action, resource, context), f"{action} on {resource}"
+        without = {k: v for k, v in context.items() if k != "aws:MultiFactorAuthPresent"}
+        assert not allowed("ceremony", action, resource, without), f"{action} on {resource} without MFA"
+        assert not allowed("ceremony", action, resource, {**without, "aws:MultiFactorAuthPresent": "false"}), action
+        if (action, resource) not in {(a, r) for a, r, _ in OPERATOR_ALSO}:  # it reads a vault's public key
+            assert not allowed("operator", action, resource, context), f"the operator may {action} on {resource}"
+        if (action, resource) not in engine_calls:  # the engine signs and reads the vault key itself
+            assert not allowed("engine", action, resource, context), f"the engine may {action} on {resource}"
     for who, requests in CALLS.values():
         if who == "operator":
             for action, resource, context in requests:
@@ -223,8 +291,27 @@ def test_the_engine_never_deletes_loosens_or_strays(action: str, resource: str, 
 
 
 @pytest.mark.parametrize(("action", "resource", "context"), OPERATOR_DENIED)
-def test_the_operator_never_deletes_the_archive_or_a_key(action: str, resource: str, context: dict[str, str]) -> None:
+def test_the_operator_never_deletes_the_archive_nor_holds_a_vault_key(action: str, resource: str,
+                                                                      context: dict[str, str]) -> None:
     assert not allowed("operator", action, resource, context)
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), CEREMONY_DENIED)
+def test_the_ceremony_never_deletes_a_key_nor_signs_another_format(action: str, resource: str,
+                                                                   context: dict[str, str]) -> None:
+    assert not allowed("ceremony", action, resource, context)
+
+
+def test_the_policies_retention_is_the_configured_one() -> None:
+    """``NoWriteWithShorterRetention`` carries ``[audit.anchor] retention_days`` (deploy/iam/README.md):
+    a put that would keep an anchor for less is denied, one as the Anchorer makes it is not."""
+    for name in ("engine-role-policy.json", "operator-role-policy.json"):
+        (deny,) = [s for s in _load(name)["Statement"] if s["Sid"] == "NoWriteWithShorterRetention"]
+        assert deny["Effect"] == "Deny" and set(deny["Action"]) == {"s3:PutObject", "s3:PutObjectRetention"}, name
+        assert deny["Condition"] == {"NumericLessThan": {"s3:object-lock-remaining-retention-days": str(RETENTION_DAYS)}}
+    for who in ("engine", "operator"):
+        days = {**LOCKED, "s3:object-lock-remaining-retention-days": str(RETENTION_DAYS - 1)}
+        assert not allowed(who, "s3:PutObject", ANCHOR, days) and allowed(who, "s3:PutObject", ANCHOR, LOCKED)
 
 
 def test_the_deletes_are_explicit_denies_not_omissions() -> None:
@@ -235,6 +322,9 @@ def test_the_deletes_are_explicit_denies_not_omissions() -> None:
     key = _load("kms-key-policy.json")
     assert decide(key, "kms:Decrypt", KEY, {}, principal=ENGINE_ROLE) == "Deny"
     assert decide(key, "kms:ScheduleKeyDeletion", KEY, {}, principal=OPERATOR_ROLE) == "Deny"
+    for action in ("kms:Sign", "kms:PutKeyPolicy", "kms:DisableKey"):
+        assert decide(key, action, KEY, {**SIGN, **MFA}, principal=OPERATOR_ROLE) == "Deny", action
+        assert decide(key, action, KEY, SIGN, principal=CEREMONY_ROLE) == "Deny", action  # no MFA
 
 
 def test_the_evaluator_follows_awss_rules() -> None:
@@ -248,3 +338,12 @@ def test_the_evaluator_follows_awss_rules() -> None:
     assert decide(policy, "s3:ListBucket", "arn:aws:s3:::b", {}) == "ImplicitDeny"
     assert decide(policy, "s3:PutObject", "x", {"k": "v"}) == "Allow"
     assert decide(policy, "s3:PutObject", "x", {}) == "ImplicitDeny"  # a positive operator on a missing key
+    mfa = {"Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}},
+        {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"NumericLessThan": {"days": "10"}}},
+    ]}
+    assert decide(mfa, "a", "x", {"aws:MultiFactorAuthPresent": "True"}) == "Allow"
+    assert decide(mfa, "a", "x", {"aws:MultiFactorAuthPresent": "false"}) == "ImplicitDeny"
+    assert decide(mfa, "a", "x", {}) == "ImplicitDeny"
+    assert decide(mfa, "a", "x", {"aws:MultiFactorAuthPresent": "true", "days": "9"}) == "Deny"
+    assert decide(mfa, "a", "x", {"aws:MultiFactorAuthPresent": "true", "days": "10"}) == "Allow"

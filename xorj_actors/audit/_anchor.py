@@ -35,6 +35,10 @@ MAX_SEGMENT = 50_000
 ALIVE_ONLY_MAX_AGE = timedelta(days=1)
 #: Rows per INSERT when restoring (SQLite allows 32766 parameters, 11 per entry).
 _RESTORE_CHUNK = 2000
+#: Added to every anchor's retention: the deploy/iam policies deny a put whose remaining retention
+#: is under ``retention_days`` days, and S3 counts from its own clock when the request arrives. An
+#: hour covers the request's way there and any clock skew S3 accepts (SigV4 refuses over 15 min).
+RETENTION_MARGIN = timedelta(hours=1)
 #: An anchor's key after the prefix: ``[<chain>/]<sequence>-<hash>-<hmac>.jsonl``.
 _KEY = re.compile(r"(?:([a-z0-9][a-z0-9-]{0,31})/)?(\d{20})-([0-9a-f]{64})-([0-9a-f]{64})\.jsonl")
 
@@ -121,8 +125,16 @@ def list_anchors(client: Any, settings: AnchorSettings, chain: str = DEFAULT_CHA
 
 
 def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> list[AuditEntry]:
-    """The entries archived with ``head`` (for a restore)."""
-    body = client.get_object(Bucket=settings.bucket, Key=head.source)["Body"].read().decode("utf-8")
+    """The entries archived with ``head`` (a restore, a verify against the anchors, a proof).
+
+    Raises:
+        AnchorError: S3 refused or failed the read; an anchor archived in ``GLACIER`` or
+            ``DEEP_ARCHIVE`` (not restored) is named, with how to restore it.
+    """
+    try:
+        body = client.get_object(Bucket=settings.bucket, Key=head.source)["Body"].read().decode("utf-8")
+    except Exception as exc:  # noqa: BLE001 - botocore raises many types; all mean "not read"
+        raise AnchorError(_unreadable(settings, head.source, exc)) from exc
     lines = body.splitlines()[1:]
     out = []
     for line in lines:
@@ -130,6 +142,23 @@ def read_segment(client: Any, settings: AnchorSettings, head: AnchorHead) -> lis
         d["details"] = canonical_json(d["details"])
         out.append(AuditEntry(**d))
     return out
+
+
+def _unreadable(settings: AnchorSettings, key: str, exc: Exception) -> str:
+    """Why anchor ``key`` could not be read; for an archived one, the restore procedure."""
+    where = f"s3://{settings.bucket}/{key}"
+    error = getattr(exc, "response", {}).get("Error", {})
+    if error.get("Code") != "InvalidObjectState":
+        return f"cannot read anchor {where}: {exc}"
+    # A lifecycle rule moved it to GLACIER or DEEP_ARCHIVE: S3 serves it only from a restored copy.
+    request = '{"Days":7,"GlacierJobParameters":{"Tier":"Standard"}}'
+    return (
+        f"anchor {where} is archived ({error.get('StorageClass') or 'GLACIER or DEEP_ARCHIVE'}) and cannot be read"
+        f" until it is restored: aws s3api restore-object --bucket {settings.bucket} --key {key}"
+        f" --restore-request '{request}', then, once aws s3api head-object --bucket {settings.bucket} --key {key}"
+        ' shows Restore: ongoing-request="false" (hours; 12 or more from DEEP_ARCHIVE), run this again'
+        ' (docs/AUDIT.md, "Archived anchors")'
+    )
 
 
 def recover_from_anchors(
@@ -231,7 +260,7 @@ class Anchorer:
         lines = [json.dumps(header, sort_keys=True)]
         lines.extend(json.dumps(AuditEntry(*r).to_dict(), sort_keys=True, ensure_ascii=False) for r in rows)
         key = f"{anchor_prefix(self._settings, self._store.chain)}{tail.sequence:020d}-{tail.hash}-{tail.hmac}.jsonl"
-        retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days)
+        retain = datetime.now(timezone.utc) + timedelta(days=self._settings.retention_days) + RETENTION_MARGIN
         try:
             self._client.put_object(
                 Bucket=self._settings.bucket,

@@ -239,6 +239,11 @@ def _bucket(anchor: AnchorSettings, *, apply: bool) -> int:
         rule = lifecycle_rule(anchor)
         moves = ", ".join(f"{t['StorageClass']} after {t['Days']} days" for t in rule["Transitions"]) if rule else "none"
         print(f"OK: {where}: Object Lock enabled, lifecycle as configured (transitions: {moves}; no expiry)")
+    if anchor.lifecycle_archive_days and anchor.archive_storage_class != "GLACIER_IR":
+        print(f"WARNING: {where}: anchors older than {anchor.lifecycle_archive_days} days go to"
+              f" {anchor.archive_storage_class}, where S3 refuses to read them until each is restored"
+              " (aws s3api restore-object, hours): restore, verify against the anchors and proof checks stop"
+              ' at them (docs/AUDIT.md, "Archived anchors"); GLACIER_IR reads at once', file=sys.stderr)
     return 1 if drift else 0
 
 

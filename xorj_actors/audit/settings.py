@@ -20,10 +20,12 @@ _CHAIN: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _RESERVED_CHAINS: Final = frozenset({"pkey"})
 
 #: S3 storage classes a lifecycle rule may archive anchors into (all keep Object Lock: retention
-#: follows an object version through every transition).
+#: follows an object version through every transition). Only ``GLACIER_IR`` can be read as it is:
+#: a ``GLACIER`` or ``DEEP_ARCHIVE`` anchor refuses GetObject (``InvalidObjectState``) until it is
+#: restored, so restore, verify against the anchors and proof checks stop at it.
 ARCHIVE_STORAGE_CLASSES: Final = ("GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
-#: S3 refuses a transition to STANDARD_IA before 30 days; an archive transition before an object
-#: has spent STANDARD_IA's 30-day minimum there would be billed for days it never stayed.
+#: S3 refuses a transition to STANDARD_IA before an object is 30 days old, and a later transition
+#: (to any Glacier class) less than 30 days after the STANDARD_IA one.
 _IA_MIN_DAYS: Final = 30
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -91,10 +93,12 @@ class AnchorSettings:
     retention_days: int = 2555
     #: Lifecycle (``audit bucket --apply``): anchors move to STANDARD_IA after this many days
     #: (0: never), then to ``archive_storage_class`` after ``lifecycle_archive_days`` (0: never).
-    #: Transitions only: no rule ever expires (deletes) an anchor.
+    #: Transitions only: no rule ever expires (deletes) an anchor. ``GLACIER_IR`` (the default)
+    #: reads in milliseconds; ``GLACIER``/``DEEP_ARCHIVE`` need a restore before any read
+    #: (docs/AUDIT.md, "Archived anchors").
     lifecycle_ia_days: int = 30
     lifecycle_archive_days: int = 90
-    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = "GLACIER"
+    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = "GLACIER_IR"
 
     def validate(self) -> None:
         if self.interval_s <= 0:
@@ -109,7 +113,8 @@ class AnchorSettings:
             self.lifecycle_archive_days < self.lifecycle_ia_days + _IA_MIN_DAYS
         ):
             raise ValueError(
-                f"lifecycle_archive_days: must be >= lifecycle_ia_days + {_IA_MIN_DAYS} (STANDARD_IA's minimum stay)"
+                f"lifecycle_archive_days: must be 0 (never) or >= lifecycle_ia_days + {_IA_MIN_DAYS}"
+                " (S3 refuses an archive transition sooner after the STANDARD_IA one)"
             )
         if self.archive_storage_class not in ARCHIVE_STORAGE_CLASSES:
             raise ValueError(f"archive_storage_class: must be one of {', '.join(ARCHIVE_STORAGE_CLASSES)}")

@@ -159,7 +159,7 @@ def check_with_anchors(document: Mapping[str, Any], settings: Any) -> list[str]:
     the entry at its chain and sequence in the segment of the first anchor covering it, and each
     anchored head in the proof is an anchor. The entries no anchor covers yet (``chain#sequence``).
     Raises ProofMismatch; ProofReadError when the anchors cannot be read."""
-    from xorj_actors.audit import read_segment, s3_client
+    from xorj_actors.audit import AnchorError, read_segment, s3_client
 
     client = s3_client(settings)
     listed = anchor_heads(settings) or {}
@@ -180,6 +180,8 @@ def check_with_anchors(document: Mapping[str, Any], settings: Any) -> list[str]:
                                     f"{record['hash']} in the proof, {anchored} in the anchor {cover.source}")
     except ProofMismatch:
         raise
+    except AnchorError as exc:  # an anchor unreadable, or archived: its message says what to do
+        raise ProofReadError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - botocore and a malformed object raise many types: none is a verdict
         raise ProofReadError(f"cannot read the anchors: {exc!r}") from None
     for chain, head in document["audit"]["anchors"].get("heads", {}).items():
