@@ -62,7 +62,7 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert code == 0
     assert set(lines) == {
         "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
-        "secrets", "slack", "data_dir", "downtime_liquidation",
+        "secrets", "slack", "data_dir", "downtime_liquidation", "correlation",
     }
     assert lines["downtime_liquidation"].startswith("ok") and "off (the default)" in lines["downtime_liquidation"]
     assert lines["audit_anchor"].startswith("not configured")  # development: not a failure
