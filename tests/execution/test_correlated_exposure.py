@@ -169,3 +169,31 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     assert removed["removed"] is True, removed
     assert not board.published("vault-0000")
     assert all("vault-0000" not in per_vault for _, _, per_vault in board.exposure().values())
+
+
+def test_a_vault_that_never_publishes_leaves_no_engine_wide_room(exec_engine_factory: Callable[..., Harness]) -> None:
+    config = CORRELATED_MARKET.replace(f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}")
+    h = exec_engine_factory(config)
+    engine, board = h.engine, h.engine.exposure
+    quote = h.localnet.urls["quote"]
+    stable = h.genesis.stable
+    a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
+    wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+    # The engine's own vaults published at start; one more is registered that never will (it
+    # failed to start, say): what it holds is unknown, so no vault may buy into a cluster.
+    wait_until(lambda: board.published("vault-0000") and board.published("vault-0001"), 10, "the vaults' holdings")
+    board.expect(["vault-0099"])
+    _post(f"{quote}/admin/co-move", {"groups": [[a, b]]})
+
+    def clustered() -> bool:
+        _post(f"{quote}/admin/advance", {"steps": 1})
+        return (a, b) in board.snapshot.clusters
+
+    wait_until(clustered, 40, "the pair to be one cluster")
+    _round(h, "vault-0000")  # it still buys what is in no cluster
+    [entry] = _limited(engine, "vault-0000")
+    assert {s["mint"] for s in entry["skipped"]} == {a, b}, entry
+    assert all(s["reason"] == "correlated_exposure_global" and "buy cut to 0 of" in s["detail"]
+               and "1 vault(s) have not published their holdings yet" in s["detail"] for s in entry["skipped"]), entry
+    assert board.exposure()[(a, b)][0] == 0
+    assert request(engine.socket_path, "risk", {}, timeout=10)["correlation"]["unpublished"] == 1
