@@ -197,3 +197,12 @@ def test_a_vault_that_never_publishes_leaves_no_engine_wide_room(exec_engine_fac
                and "1 vault(s) have not published their holdings yet" in s["detail"] for s in entry["skipped"]), entry
     assert board.exposure()[(a, b)][0] == 0
     assert request(engine.socket_path, "risk", {}, timeout=10)["correlation"]["unpublished"] == 1
+    # A vault that skips its round (halted here) still publishes what it holds, if it has not yet.
+    board.forget("vault-0001")
+    board.expect(["vault-0001"])  # as after a start whose read failed
+    assert request(engine.socket_path, "halt", {"mode": "graceful", "reason": "drill"}, timeout=10)["triggered"]
+    wait_until(lambda: engine.board.status.halted, 10, "the halt")
+    ref = engine.runtime.whereis("vault-0001") or next(x.ref for x in engine.runtime.actors() if x.name == "vault-0001")
+    assert ref.ask(Round(), timeout=5).reason == "halted"
+    wait_until(lambda: board.published("vault-0001"), 10, "vault-0001's holdings published from a skipped round")
+    assert board.unpublished() == 1  # vault-0099 only
