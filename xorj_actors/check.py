@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xorj_actors import probes
+from xorj_actors.correlation import check_correlation
 from xorj_actors.limits import MIN_KEY_BYTES
 from xorj_actors.redaction import Redactor, redact_url, url_secrets
 
@@ -449,6 +450,7 @@ PRODUCTION_CHECKS: tuple[Check, ...] = (
     check_slack,
     check_data_dir,
     check_downtime_liquidation,
+    check_correlation,
 )
 #: ``/health/detailed``: everything, each component once.
 ALL_CHECKS: tuple[Check, ...] = tuple(dict.fromkeys((*READINESS_CHECKS, *PRODUCTION_CHECKS)))

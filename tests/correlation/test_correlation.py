@@ -185,22 +185,6 @@ def test_the_engine_wide_room_cuts_after_the_vaults_share() -> None:
     ] * 2
 
 
-def test_the_board_reserves_all_or_nothing_until_fresh_holdings_replace_it() -> None:
-    board = ExposureBoard(CorrelationSettings(global_max_usd=1000))
-    c = (BONK, WIF)
-    board.publish(dataclasses.replace(board.snapshot, clusters=(c,)))
-    board.hold("v1", {c: Fraction(400)}, Fraction(1000))
-    assert board.limits().global_room == {c: Fraction(600)}
-    assert board.reserve("v2", {c: Fraction(500)}) is None
-    assert board.reserve("v3", {c: Fraction(101)}) == c  # would reach 1001: refused whole
-    assert board.limits().global_room == {c: Fraction(100)}
-    board.hold("v2", {c: Fraction(450)}, Fraction(900))  # its buys confirmed for 450: the reservation ends
-    assert board.limits().global_room == {c: Fraction(150)}
-    assert board.exposure()[c] == (Fraction(850), Fraction(0), {"v1": (Fraction(400), Fraction(1000)), "v2": (Fraction(450), Fraction(900))})
-    board.forget("v1")
-    assert board.limits().global_room == {c: Fraction(550)}
-
-
 def test_off_means_no_limits() -> None:
     assert ExposureBoard(CorrelationSettings(enabled=False)).limits() is None
 

@@ -3,6 +3,7 @@ vault's buys into it are cut with their reason in the audit log; independent tok
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import urllib.request
@@ -12,7 +13,9 @@ from typing import Any
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
 from xorj_actors.audit import AuditStoreError, open_store, select_entries
+from xorj_actors.correlation import ClusterLimits
 from xorj_actors.engine import Engine
+from xorj_actors.ops.ctl import request
 from xorj_actors.vaults import GetVaultStatus, Round, VaultPhase
 
 SHARE = 0.05
@@ -45,15 +48,15 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return json.load(resp)
 
 
-def _limited(engine: Engine, vault: str) -> list[dict[str, Any]]:
-    """``vault``'s audited plan cuts (``plan_limited``)."""
+def _limited(engine: Engine, vault: str, phase: str = "plan_limited") -> list[dict[str, Any]]:
+    """``vault``'s audited cuts: of its plan (``plan_limited``) or of its reservation (``reserve_refused``)."""
     try:
         store = open_store(engine.config.audit, engine.data_dir, create=False)
     except AuditStoreError:
         return []
     try:
         return [d for e in select_entries(store) if e.event_type == "TRADE_EXECUTION" and e.actor == vault
-                and (d := json.loads(e.details)).get("phase") == "plan_limited"]
+                and (d := json.loads(e.details)).get("phase") == phase]
     finally:
         store.close()
 
@@ -131,9 +134,25 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     assert registry.get_sample_value("xorj_correlated_exposure_usd", {"cluster": f"{a}+{b}", "kind": "held"}) == float(held)
     assert registry.get_sample_value("xorj_correlation_clusters") >= 1
     # The second vault finds the room taken: its buys into the pair are refused (cut to nothing).
+    # FAULT INJECTED (a race no test can time): a re-estimate lands between its plan and its
+    # reservation, joining every token to the full pair; the reservation must see it and refuse.
+    others = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)
+    planned = board.limits
+
+    def estimate_lands_after_planning() -> ClusterLimits | None:
+        limits = planned()
+        board.publish(dataclasses.replace(board.snapshot, clusters=(tuple(others),)))
+        return limits
+
+    board.limits = estimate_lands_after_planning  # type: ignore[method-assign]
     ref = engine.runtime.whereis("vault-0001") or next(x.ref for x in engine.runtime.actors() if x.name == "vault-0001")
     assert ref.ask(Round(), timeout=5).reason == "started"
-    wait_until(lambda: _limited(engine, "vault-0001"), 30, "vault-0001's plan cut")
+    wait_until(lambda: _limited(engine, "vault-0001", "reserve_refused"), 30, "vault-0001's reservation refused")
+    board.limits = planned  # type: ignore[method-assign]
+    [refusal] = _limited(engine, "vault-0001", "reserve_refused")
+    assert refusal["skipped"] and {s["reason"] for s in refusal["skipped"]} == {"correlated_exposure_global"}, refusal
+    assert {s["mint"] for s in refusal["skipped"]} <= set(others) - {a, b}, refusal  # the buys the plan let through
+    assert all("refused: room" in s["detail"] and "+".join(others) in s["detail"] for s in refusal["skipped"]), refusal
     [second] = _limited(engine, "vault-0001")
     assert {s["mint"] for s in second["skipped"]} == {a, b}
     assert all(s["reason"] == "correlated_exposure_global" for s in second["skipped"]), second
@@ -141,4 +160,49 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     rooms = {float(re.search(r"room ([0-9.]+) USD", s["detail"]).group(1)) for s in second["skipped"]}
     assert max(rooms) < engine.config.vaults.min_trade_usd, second
     wait_until(lambda: ref.ask(GetVaultStatus(), timeout=5).phase == VaultPhase.IDLE, 30, "vault-0001's round to end")
-    assert board.exposure()[(a, b)][0] <= GLOBAL_USD * 1.02, second
+    status = ref.ask(GetVaultStatus(), timeout=5)
+    assert status.last_skip.startswith("correlated exposure: buys of") and status.trades_confirmed == 0, status  # bought nothing
+
+    # A removed vault's stake leaves the engine-wide total.
+    assert board.published("vault-0000")
+    removed = request(engine.socket_path, "vault-remove", {"vault": "vault-0000", "operator": "ops", "reason": "test"}, timeout=10)
+    assert removed["removed"] is True, removed
+    assert not board.published("vault-0000")
+    assert all("vault-0000" not in per_vault for _, _, per_vault in board.exposure().values())
+
+
+def test_a_vault_that_never_publishes_leaves_no_engine_wide_room(exec_engine_factory: Callable[..., Harness]) -> None:
+    config = CORRELATED_MARKET.replace(f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}")
+    h = exec_engine_factory(config)
+    engine, board = h.engine, h.engine.exposure
+    quote = h.localnet.urls["quote"]
+    stable = h.genesis.stable
+    a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
+    wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+    # The engine's own vaults published at start; one more is registered that never will (it
+    # failed to start, say): what it holds is unknown, so no vault may buy into a cluster.
+    wait_until(lambda: board.published("vault-0000") and board.published("vault-0001"), 10, "the vaults' holdings")
+    board.expect(["vault-0099"])
+    _post(f"{quote}/admin/co-move", {"groups": [[a, b]]})
+
+    def clustered() -> bool:
+        _post(f"{quote}/admin/advance", {"steps": 1})
+        return (a, b) in board.snapshot.clusters
+
+    wait_until(clustered, 40, "the pair to be one cluster")
+    _round(h, "vault-0000")  # it still buys what is in no cluster
+    [entry] = _limited(engine, "vault-0000")
+    assert {s["mint"] for s in entry["skipped"]} == {a, b}, entry
+    assert all(s["reason"] == "correlated_exposure_global" and "buy cut to 0 of" in s["detail"]
+               and "1 vault(s) have not published their holdings yet" in s["detail"] for s in entry["skipped"]), entry
+    assert board.exposure()[(a, b)][0] == 0
+    assert request(engine.socket_path, "risk", {}, timeout=10)["correlation"]["unpublished"] == 1
+    # A vault that skips its round (halted here) still publishes what it holds, if it has not yet.
+    board.forget("vault-0001")
+    board.expect(["vault-0001"])  # as after a start whose read failed
+    assert request(engine.socket_path, "halt", {"mode": "graceful", "reason": "drill"}, timeout=10)["triggered"]
+    wait_until(lambda: engine.board.status.halted, 10, "the halt")
+    ref = engine.runtime.whereis("vault-0001") or next(x.ref for x in engine.runtime.actors() if x.name == "vault-0001")
+    assert ref.ask(Round(), timeout=5).reason == "halted"
+    wait_until(lambda: board.published("vault-0001"), 10, "vault-0001's holdings published from a skipped round")
+    assert board.unpublished() == 1  # vault-0099 only

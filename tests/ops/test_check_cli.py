@@ -64,7 +64,7 @@ def test_development_config_passes_with_honest_not_configured(tmp_path, capsys, 
     assert code == 0
     assert set(lines) == {
         "rpc", "websocket", "audit_store", "audit_anchor", "signer", "quant_engine", "jupiter", "dev_settings",
-        "secrets", "slack", "data_dir", "downtime_liquidation", "key_ages",
+        "secrets", "slack", "data_dir", "downtime_liquidation", "correlation", "key_ages",
     }
     assert lines["downtime_liquidation"].startswith("ok") and "off (the default)" in lines["downtime_liquidation"]
     assert lines["key_ages"].startswith("ok") and "0 of 2 owned keys dated" in lines["key_ages"]

@@ -7,7 +7,8 @@ shared object (:class:`ExposureBoard`) and the estimator the price watch feeds.
 
 from __future__ import annotations
 
-from xorj_actors.correlation._board import ExposureBoard
+from xorj_actors.correlation._board import Buy, ExposureBoard, NoRoom
+from xorj_actors.correlation._check import check_correlation
 from xorj_actors.correlation._estimate import (
     EMPTY_SNAPSHOT,
     Cluster,
@@ -20,11 +21,12 @@ from xorj_actors.correlation._estimate import (
 )
 from xorj_actors.correlation._estimator import CorrelationEstimator
 from xorj_actors.correlation._report import correlation_report, exposure_usd, render_correlation
-from xorj_actors.correlation._limits import ClusterLimits, Cut, fit_buys, share_room, stakes
+from xorj_actors.correlation._limits import ClusterLimits, Cut, fit_buys, share_room, stakes, usd_by_mint
 from xorj_actors.correlation.settings import CorrelationSettings
 
 __all__ = [
     "EMPTY_SNAPSHOT",
+    "Buy",
     "Cluster",
     "ClusterLimits",
     "CorrelationEstimator",
@@ -32,8 +34,10 @@ __all__ = [
     "CorrelationSnapshot",
     "Cut",
     "ExposureBoard",
+    "NoRoom",
     "PairCorrelation",
     "PriceHistory",
+    "check_correlation",
     "clusters",
     "correlation_report",
     "correlations",
@@ -43,4 +47,5 @@ __all__ = [
     "render_correlation",
     "share_room",
     "stakes",
+    "usd_by_mint",
 ]

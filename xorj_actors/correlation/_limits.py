@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from xorj_actors.correlation._estimate import Cluster
 
-__all__ = ["ClusterLimits", "Cut", "fit_buys", "share_room", "stakes"]
+__all__ = ["ClusterLimits", "Cut", "fit_buys", "share_room", "stakes", "usd_by_mint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,8 @@ class ClusterLimits:
     max_share: Fraction
     #: USD each cluster may still take engine-wide; a cluster absent here has no engine-wide limit.
     global_room: Mapping[Cluster, Fraction] = field(default_factory=dict)
+    #: Why the engine-wide room is what it is, when not plain (appended to a cut's detail).
+    global_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +91,19 @@ def stakes(
     """
     of = {m: c for c in clusters for m in c}
     out: dict[Cluster, Fraction] = {}
+    for mint, usd in usd_by_mint((i for i in items if i[0] in of), prices, decimals).items():
+        out[of[mint]] = out.get(of[mint], Fraction(0)) + usd
+    return out
+
+
+def usd_by_mint(
+    items: Iterable[tuple[str, str, int]], prices: Mapping[str, float], decimals: Mapping[str, int]
+) -> dict[str, Fraction]:
+    """USD per mint of ``(mint, unit, units)`` (see :func:`stakes`), every mint its own."""
+    out: dict[str, Fraction] = {}
     for mint, unit, units in items:
-        c = of.get(mint)
         price, places = prices.get(unit), decimals.get(unit)
-        if c is None or price is None or places is None or units <= 0:
+        if price is None or places is None or units <= 0:
             continue
-        out[c] = out.get(c, Fraction(0)) + units * Fraction(repr(float(price))) / 10**places
+        out[mint] = out.get(mint, Fraction(0)) + units * Fraction(repr(float(price))) / 10**places
     return out

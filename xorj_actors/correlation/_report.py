@@ -22,6 +22,7 @@ def correlation_report(board: ExposureBoard) -> dict[str, Any]:
     """JSON-able: settings, the snapshot, and per cluster the held, reserved and per-vault exposure."""
     s, snap = board.settings, board.snapshot
     limit = s.global_max_usd or None
+    waiting = board.unpublished()
     clusters = []
     for members, (held, reserved, per_vault) in board.exposure().items():
         shares = sorted(
@@ -32,7 +33,7 @@ def correlation_report(board: ExposureBoard) -> dict[str, Any]:
             "members": list(members),
             "held_usd": _usd(held),
             "reserved_usd": _usd(reserved),
-            "room_usd": None if limit is None else _usd(max(Fraction(repr(limit)) - held - reserved, Fraction(0))),
+            "room_usd": None if limit is None else 0.0 if waiting else _usd(max(Fraction(repr(limit)) - held - reserved, Fraction(0))),
             "vaults": len(per_vault),
             "top_vaults": [{"vault_id": v, "held_usd": _usd(h), "share": round(float(sh), 4)} for v, h, sh in shares[:_TOP_VAULTS]],
         })
@@ -44,6 +45,7 @@ def correlation_report(board: ExposureBoard) -> dict[str, Any]:
         "unknown_correlated": s.unknown_correlated,
         "per_vault_max_share": s.per_vault_max_share,
         "global_max_usd": limit,
+        "unpublished": waiting if limit is not None else 0,
         "as_of": snap.as_of or None,
         "ticks": snap.ticks,
         "pairs": [{"a": p.a, "b": p.b, "correlation": p.value, "samples": p.samples} for p in snap.pairs],
@@ -53,7 +55,7 @@ def correlation_report(board: ExposureBoard) -> dict[str, Any]:
 
 def exposure_usd(board: ExposureBoard) -> dict[str, tuple[float, float]]:
     """For the metrics: ``"mintA+mintB"`` -> (held, reserved) USD across vaults, per current cluster."""
-    return {"+".join(c): (float(held), float(reserved)) for c, (held, reserved, _) in board.exposure().items()}
+    return {"+".join(c): (float(held), float(reserved)) for c, (held, reserved) in board.totals().items()}
 
 
 def render_correlation(r: Mapping[str, Any] | None) -> list[str]:
@@ -68,6 +70,8 @@ def render_correlation(r: Mapping[str, Any] | None) -> list[str]:
         f"correlation   {len(r['clusters'])} cluster(s) at >= {r['threshold']:g} from {r['ticks']} ticks"
         f"  ({known}/{len(r['pairs'])} pairs known)  per vault <= {r['per_vault_max_share']:.0%}  all vaults <= {limit}",
     ]
+    if r.get("unpublished"):
+        lines.append(f"  engine-wide room 0: {r['unpublished']} vault(s) have not published their holdings since start")
     corr = {(p["a"], p["b"]): p["correlation"] for p in r["pairs"]}
     for c in r["clusters"]:
         m = c["members"]

@@ -138,7 +138,7 @@ def _stop_actor(hooks: LeasedVaults, vault: str) -> None:
     supervisor = hooks.runtime.supervisor("vaults")
     if supervisor is None:
         raise RuntimeError("the vaults supervisor is not running (restarting?)")
-    VaultAdmin(hooks.runtime, supervisor, (), actor="cluster", timeout_s=hooks.timeout_s).passivate(
+    VaultAdmin(hooks.runtime, supervisor, (), actor="cluster", timeout_s=hooks.timeout_s, on_gone=hooks.on_gone).passivate(
         vault, "removed from the cluster's vault set: its trades drain before its lease goes"
     )
 

@@ -155,6 +155,8 @@ class Engine:
             from xorj_actors.cluster import Fence, LeaseClock
 
             self.fence = Fence(LeaseClock.from_settings(config.cluster))
+        else:  # every vault of the engine counts before any of them trades (each also registers as it starts)
+            self.exposure.expect(self.vault_ids())
         #: The lease loop with ``[cluster]``, once the tree is up (None before, and alone).
         self.ownership: Ownership | None = None
         self._stop_ownership: Callable[[float], None] = lambda timeout: None
@@ -227,6 +229,7 @@ class Engine:
                 "reload_secrets": self.reload_secrets, "correlation": lambda: correlation_report(self.exposure),
                 "http_key_grace": functools.partial(self.key_rotation.rotated, cfg.http.hmac_key_env),
                 "keys": self.key_rotation.ages, "rotate_key": functools.partial(self.key_rotation.rotate, trigger="ctl"),
+                "vault_gone": self.exposure.forget,
                 **self._cluster_views(),
             },
             trades=self.trades,
@@ -407,6 +410,7 @@ class Engine:
             self.config.supervision.shutdown_timeout_s * 2,
             # The executor's read of the store is bounded at 60 s (as at its start).
             adopt_timeout_s=65.0 if self.config.execution.enabled else None,
+            on_gone=self.exposure.forget,
         )
 
     # -- run -----------------------------------------------------------------------------------

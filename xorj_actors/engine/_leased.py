@@ -36,6 +36,7 @@ class LeasedVaults:
         timeout_s: how long the vaults supervisor may take to answer.
         adopt_timeout_s: how long the executor may take to read a vault's open trades and take
             them over; None: no executor (``[execution]`` disabled), nothing to adopt.
+        on_gone: told each vault stopped here for good (its lease moved, or removed).
     """
 
     def __init__(
@@ -44,8 +45,10 @@ class LeasedVaults:
         make_spec: Callable[[int], ChildSpec],
         timeout_s: float,
         adopt_timeout_s: float | None = None,
+        on_gone: Callable[[str], object] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.on_gone = on_gone
         self.make_spec = make_spec
         self.timeout_s = timeout_s
         self.adopt_timeout_s = adopt_timeout_s
@@ -57,7 +60,7 @@ class LeasedVaults:
             sup = self._supervisor = self.runtime.supervisor("vaults")
         if sup is None:
             raise RuntimeError("the vaults supervisor is not running (restarting?)")
-        return VaultAdmin(self.runtime, sup, (), actor="cluster", timeout_s=self.timeout_s)
+        return VaultAdmin(self.runtime, sup, (), actor="cluster", timeout_s=self.timeout_s, on_gone=self.on_gone)
 
     def running(self) -> bool:
         """Whether the vaults supervisor that started the vaults so far still runs (cheap: no

@@ -178,6 +178,11 @@ def _key_board(ctx: TreeContext, key: KeySettings) -> VaultKeys:
     return board
 
 
+def _settling(board: ExposureBoard | None, hook: Callable[[Any, float], None]) -> Callable[[Any, float], None]:
+    """The executor's outcome hook: ``hook``, then the exposure board hears each final outcome (a buy's reservation ends)."""
+    return hook if board is None else board.after(hook)
+
+
 def vault_authorities(ctx: TreeContext) -> VaultKeys:
     """Vault id -> its own authority: the signing store's board; with no store (nothing
     trades), the localnet's vaults as its genesis has them."""
@@ -253,7 +258,7 @@ def _chain_children(ctx: TreeContext) -> list[ChildSpec]:
                     stable_mint=_stable_mint(cfg),
                     vault_account=_vault_accounts(authorities),
                     report=report,
-                    on_outcome=metrics.on_trade_outcome if ctx.trades is None else ctx.trades.after(metrics.on_trade_outcome),
+                    on_outcome=_settling(ctx.exposure, metrics.on_trade_outcome if ctx.trades is None else ctx.trades.after(metrics.on_trade_outcome)),
                     on_route_skip=metrics.on_route_skip,
                     on_bundle_status=metrics.on_bundle_status,
                     jito=cfg.jito,

@@ -404,7 +404,8 @@ class Commands(KeyCommands):
     def _vaults(self) -> VaultAdmin:
         """The vaults as the vaults supervisor lists them now; changes are audited as ``debug_socket``."""
         children = self._children("vaults")
-        return VaultAdmin(self.runtime, self._supervisor("vaults"), children, actor="debug_socket", timeout_s=ASK_TIMEOUT_S)
+        return VaultAdmin(self.runtime, self._supervisor("vaults"), children, actor="debug_socket", timeout_s=ASK_TIMEOUT_S,
+                          on_gone=self.views.get("vault_gone"))
 
     @staticmethod
     def _child(admin: VaultAdmin, vault_id: str) -> ChildInfo:

@@ -96,12 +96,15 @@ class VaultAdmin:
         children: its children as it last listed them (``WhichChildren``).
         actor: who the audit trail says made the change.
         timeout_s: how long each ask may take.
+        on_gone: told the id of each vault stopped for good here (the exposure board forgets its stake).
     """
 
     def __init__(
-        self, runtime: Runtime, supervisor: Any, children: tuple[ChildInfo, ...], *, actor: str, timeout_s: float
+        self, runtime: Runtime, supervisor: Any, children: tuple[ChildInfo, ...], *, actor: str, timeout_s: float,
+        on_gone: Callable[[str], object] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.on_gone = on_gone
         self.supervisor = supervisor
         self.children = children
         self.actor = actor
@@ -271,6 +274,8 @@ class VaultAdmin:
         from xorj_actors.risk import DRAWDOWN_NAME, HEARTBEAT_NAME, ForgetEssential, VaultRemoved
 
         notes: list[str] = []
+        if self.on_gone is not None:
+            self.on_gone(name)
         for monitor, message in ((DRAWDOWN_NAME, VaultRemoved(vault_id=name, at=time.time())),
                                  (HEARTBEAT_NAME, ForgetEssential(name=name))):
             ref = self.runtime.whereis(monitor)

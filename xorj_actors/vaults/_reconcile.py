@@ -365,7 +365,7 @@ class _Planner:
                     limit = (
                         f"per_vault_max_share {float(limits.max_share):g} of the vault's {float(total):.2f} USD"
                         if reason is SkipReason.CORRELATED_EXPOSURE
-                        else "global_max_usd across all vaults"
+                        else "global_max_usd across all vaults" + limits.global_note
                     )
                     self.skip(
                         reason,

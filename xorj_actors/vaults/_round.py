@@ -16,12 +16,12 @@ from loguru import logger
 from supervisors import ControlMessage
 from xorj_actors.audit import EventType, Severity, audit_event, record
 from xorj_actors.chain import VaultSnapshot
-from xorj_actors.correlation import ClusterLimits, ExposureBoard, stakes
+from xorj_actors.correlation import Buy, ClusterLimits, ExposureBoard, usd_by_mint
 from xorj_actors.execution import FINAL_STATUSES, TradeOutcome, TradeRequest
 from xorj_actors.risk import report_valuation
 from xorj_actors.strategy import RiskProfile, StrategyBoard, Target
 from xorj_actors.vaults._messages import READING_PHASES, FlattenPhase, Round, VaultPhase
-from xorj_actors.vaults._reconcile import PlannedTrade, SkipReason, TradePlan, plan_trades
+from xorj_actors.vaults._reconcile import PlannedTrade, Skipped, SkipReason, TradePlan, plan_trades
 from xorj_actors.vaults._request import request_for
 from xorj_actors.vaults._slippage import realised_slippage
 from xorj_actors.vaults.settings import VaultSettings
@@ -109,6 +109,7 @@ class RoundSteps:
         target = self.strategy.target_for(self.profile)  # one read: the round copies what it checked
         reason = self._why_not(target)
         if reason is not None:
+            self._publish_holdings()  # the engine-wide limit counts this vault's holdings all the same
             self._skip(reason)
             self._schedule_next()
             return reason
@@ -135,9 +136,25 @@ class RoundSteps:
             return f"no trader above trust score {self.profile.min_trust_score} for profile {self.profile.name}"
         return None
 
+    def _publish_holdings(self) -> None:
+        """Ask for the balances only to publish them (once, when the engine-wide limit is on): a
+        vault that skips its rounds still holds what it holds. The answer: :meth:`_on_published`."""
+        board = self.exposure
+        if board is None or not board.wants_holdings or board.published(self.vault_id) or self.phase is not VaultPhase.IDLE:
+            return
+        self._ask_snapshot(set(), f"p:{board.tick()}")  # not asked: asked again at the next round
+
+    def _on_published(self, snap: VaultSnapshot) -> None:
+        if snap.error is not None or self.exposure is None:
+            logger.warning("{}: holdings not published: {}", self.vault_id, snap.error)
+            return
+        self._hold(dict(snap.balances), dict(snap.prices), int(snap.request_id[2:]))
+
     def _read(self, phase: VaultPhase) -> None:
         self.phase = phase
         self.phase_id += 1
+        if self.exposure is not None:
+            self.stats.asked_at = self.exposure.tick()  # buys confirmed before now are in the answer
         failed = self._ask_snapshot(set(self.target), f"r:{self.phase_id}")
         if failed is not None:
             self._end_round(failed)
@@ -182,7 +199,7 @@ class RoundSteps:
         sells = [t for t in plan.trades if t.output_mint == self.stable_mint]
         buys = [t for t in plan.trades if t.output_mint != self.stable_mint]
         if buys_only or not sells:
-            self._audit_correlated(plan)  # this plan's buys are the round's (else re-planned after the sells)
+            self._audit_correlated(plan.round_key, plan.skipped)  # this plan's buys are the round's (else re-planned after the sells)
         if not buys_only and sells:
             self._hand_over(VaultPhase.SELLING, sells)
         elif buys:
@@ -202,33 +219,42 @@ class RoundSteps:
         board = self.exposure
         if board is None or not board.settings.enabled:
             return None
-        clusters = board.snapshot.clusters
-        held = stakes(((m, m, u) for m, u in holdings.items()), prices, self.decimals, clusters)
-        whole = tuple(holdings)  # every mint as one "cluster": the vault's whole value
-        value = stakes(((m, m, u) for m, u in holdings.items()), prices, self.decimals, [whole]).get(whole, Fraction(0))
-        board.hold(self.vault_id, held, value)
+        self._hold(holdings, prices, self.stats.asked_at)
         return board.limits()
 
+    def _hold(self, holdings: Mapping[str, int], prices: Mapping[str, float], asked_at: int) -> None:
+        assert self.exposure is not None
+        held = usd_by_mint(((m, m, u) for m, u in holdings.items()), prices, self.decimals)
+        self.exposure.hold(self.vault_id, held, sum(held.values(), Fraction(0)), asked_at)
+
     def _reserve(self, buys: list[PlannedTrade], prices: Mapping[str, float], limits: ClusterLimits | None) -> str | None:
-        """Reserve the buys' value per cluster engine-wide; why not (another vault took the room), or None."""
+        """Reserve the buys' value engine-wide against the clusters of now; why not (audited), or None."""
         if self.exposure is None or limits is None:
             return None
-        wanted = stakes(((t.output_mint, t.input_mint, t.amount_in) for t in buys), prices, self.decimals, limits.clusters)
-        taken = self.exposure.reserve(self.vault_id, wanted)
-        if taken is None:
+        wanted = [
+            Buy(t.trade_id, t.output_mint, usd_by_mint([(t.output_mint, t.input_mint, t.amount_in)], prices, self.decimals).get(t.output_mint, Fraction(0)))
+            for t in buys
+        ]
+        refused = self.exposure.reserve(self.vault_id, wanted)
+        if refused is None:
             return None
-        return f"correlated exposure: cluster {'+'.join(taken)} has no room left across vaults for these buys"
+        skipped = [
+            Skipped(reason=SkipReason.CORRELATED_EXPOSURE_GLOBAL, mint=b.mint, value_usd=float(b.usd), detail=refused.detail)
+            for b in wanted if b.mint in refused.cluster
+        ]
+        self._audit_correlated(self.round_key + "b", skipped, "reserve_refused")
+        return "correlated exposure: " + refused.detail
 
-    def _audit_correlated(self, plan: TradePlan) -> None:
+    def _audit_correlated(self, round_key: str, skipped: Iterable[Skipped], phase: str = "plan_limited") -> None:
         """A buy cut or refused by a correlated-exposure limit is audited with its reason."""
-        cut = [s for s in plan.skipped if s.reason in CORRELATED]
+        cut = [s for s in skipped if s.reason in CORRELATED]
         if not cut:
             return
         record(
             self.runtime,
             audit_event(
                 EventType.TRADE_EXECUTION, self.vault_id,
-                {"phase": "plan_limited", "round": plan.round_key,
+                {"phase": phase, "round": round_key,
                  "skipped": [{"reason": s.reason.value, "mint": s.mint, "value_usd": round(s.value_usd, 2),
                               "detail": s.detail} for s in cut]},
                 correlation_id=f"{self.vault_id}:{self.round_key}",

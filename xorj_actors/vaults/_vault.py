@@ -123,6 +123,9 @@ class Vault(RoundSteps, FlattenSteps, Participant):
         interval = self.settings.round_interval_s
         first = (zlib.crc32(self.vault_id.encode()) % 1000) / 1000 * interval
         self.runtime.send_after(min(first, interval), self.actor_ref, _FIRST_ROUND)
+        if self.exposure is not None:
+            self.exposure.expect((self.vault_id,))  # added at run time: counted before it trades
+            self._publish_holdings()
 
     def on_halt(self, halt: Halt) -> int:
         if halt.mode is _EMERGENCY and self.phase in _UNHANDED_PHASES:
@@ -149,6 +152,8 @@ class Vault(RoundSteps, FlattenSteps, Participant):
                 self._flatten_snapshot(f, message)
             elif message.request_id == f"r:{self.phase_id}":
                 self._on_snapshot(message)
+            elif message.request_id.startswith("p:"):
+                self._on_published(message)
         elif isinstance(message, TradeOutcome):
             if f is not None and message.trade_id in f.pending:
                 self._flatten_outcome(f, message)
@@ -219,9 +224,11 @@ class Vault(RoundSteps, FlattenSteps, Participant):
 class Stats:
     """A vault's counters (see :class:`VaultStatus`)."""
 
-    __slots__ = ("confirmed", "incarnation", "last_skip", "other", "rounds", "rounds_skipped", "value_usd")
+    __slots__ = ("asked_at", "confirmed", "incarnation", "last_skip", "other", "rounds", "rounds_skipped", "value_usd")
 
     def __init__(self) -> None:
+        #: The exposure board's tick when this vault last asked for its balances.
+        self.asked_at = 0
         self.rounds = self.rounds_skipped = self.confirmed = self.other = 0
         self.last_skip = ""
         self.value_usd = 0.0
