@@ -7,19 +7,26 @@ an unusable secret is never skipped over to a later source.
 A rotation writes through the source that holds the key (:meth:`write`): a file atomically (temp
 file, 0600, fsync, rename), Secrets Manager as a new version (AWSCURRENT moves, the old value
 stays as AWSPREVIOUS); the environment cannot be written (:class:`NotWritable`). :meth:`age` is
-how old the value is: the file's mtime, the version's CreatedDate; None where nobody knows.
+how old the value is (:class:`SecretAge`): the file's mtime, the version's CreatedDate; undated
+where nobody knows (the environment), unreadable where the source could not be asked.
+:meth:`locked` serialises a read-modify-write of one name among the processes that share the
+source (a file: ``flock`` on a lock file beside it; Secrets Manager has no lock: the caller
+re-reads after its write, :mod:`xorj_actors.engine`'s rotator).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from xorj_actors.durable_file import atomic_write
+from xorj_actors.secrets._age import SecretAge
 from xorj_actors.secrets.settings import AwsSourceSettings, FileSourceSettings, Source
 
 __all__ = ["AwsSource", "EnvSource", "FileSource", "NotWritable", "SecretSource", "SecretSourceError"]
@@ -53,8 +60,12 @@ class SecretSource(Protocol):
         """Make ``value`` the credential's current value; raises :class:`SecretSourceError`."""
         ...
 
-    def age(self, name: str) -> float | None:
-        """Seconds since the current value was written; None: unknown (or not there)."""
+    def age(self, name: str) -> SecretAge:
+        """How long ago the current value was written (never raises)."""
+        ...
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held across a read-modify-write of ``name`` (a no-op where the source has no lock)."""
         ...
 
 
@@ -75,8 +86,11 @@ class EnvSource:
     def write(self, name: str, value: str) -> None:
         raise NotWritable.environment(name)
 
-    def age(self, name: str) -> float | None:
-        return None  # a variable has no date
+    def age(self, name: str) -> SecretAge:
+        return SecretAge.undated()  # a variable has no date
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # never written
 
 
 class FileSource:
@@ -163,14 +177,28 @@ class FileSource:
         except OSError as exc:
             raise SecretSourceError(f"secret file {self._dir / name}: cannot write: {exc.strerror}") from None
 
-    def age(self, name: str) -> float | None:
+    def age(self, name: str) -> SecretAge:
         """From the file's mtime (a rotation's rename sets it). A copy that kept an old mtime
         looks old: it is rotated sooner, the safe side."""
         try:
             mtime = os.stat(self._dir / name, follow_symlinks=False).st_mtime
-        except OSError:
-            return None
-        return max(0.0, time.time() - mtime)
+        except OSError as exc:  # gone since it was read, or refused: nothing known
+            return SecretAge.unreadable(f"secret file {self._dir / name}: cannot stat: {exc.strerror}")
+        return SecretAge.dated(time.time() - mtime)
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """``flock`` on ``dir/.NAME.lock`` (0600): every engine sharing the directory (one host, or
+        a filesystem whose locks span hosts) writes ``name`` one at a time."""
+        try:
+            fd = os.open(self._dir / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise SecretSourceError(f"secrets directory {self._dir}: cannot lock {name}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 class AwsSource:
@@ -238,14 +266,18 @@ class AwsSource:
         except BotoCoreError as exc:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write failed: {type(exc).__name__}") from None
 
-    def age(self, name: str) -> float | None:
-        """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated)."""
+    def age(self, name: str) -> SecretAge:
+        """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated).
+        An error (throttled, away) is unreadable, never "unknown": it must not look due."""
         try:
             if self.read(name) is None:
-                return None
-        except SecretSourceError:
-            return None
+                return SecretAge.unreadable(f"AWS Secrets Manager secret {self._settings.prefix}{name}: not there")
+        except SecretSourceError as exc:
+            return SecretAge.unreadable(str(exc))
         created = self._created.get(name)
         if created is None or not hasattr(created, "timestamp"):
-            return None
-        return max(0.0, time.time() - created.timestamp())
+            return SecretAge.undated()
+        return SecretAge.dated(time.time() - created.timestamp())
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # no lock in Secrets Manager: the writer re-reads instead
