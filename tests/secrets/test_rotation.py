@@ -18,7 +18,7 @@ from xorj_actors.config import Config, parse_config
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine._reload import SecretsReload
 from xorj_actors.engine._rotation import KeyRotator
-from xorj_actors.engine._rotation_gate import schedule_postponed
+from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_postponed
 from xorj_actors.engine._rotation_rules import merge_retired
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.check import Status
@@ -154,12 +154,19 @@ def test_a_due_key_is_rotated_through_its_file_and_taken_and_a_fresh_one_is_not(
     _put(tmp_path, HTTP, old, age_s=WEEK_S + 60)
     _put(tmp_path, AUDIT, _key("audit"))
     node = Node(_config(tmp_path))
+    write, masked = node.provider.write, []
+
+    def write_seen(name: str, value: str, *, beside: str | None = None) -> Source:  # a spy on the real write
+        masked.append(value not in node.redactor(f"<{value}>"))  # no label: the hex rule cannot mask it
+        return write(name, value, beside=beside)
+
+    node.provider.write = write_seen  # type: ignore[method-assign]
     [answer] = node.rotator.tick()
     new = (tmp_path / HTTP).read_text().strip()
+    assert masked == [True]  # the redactor learnt the key before its write
     assert answer["rotated"] and answer["outcome"] == "rotated" and answer["trigger"] == "schedule"
     assert new != old and len(new) == 64 and node.environ[HTTP] == new == node.provider.get(HTTP)
     assert answer["old_fingerprint"] == fingerprint(old) and answer["new_fingerprint"] == fingerprint(new)
-    assert new not in node.redactor(f"<{new}>")  # learnt before the write (no label: the hex rule cannot mask it)
     assert node.rotator.rotated(HTTP, old, new) is not None and node.rotator.rotated(HTTP, new, old) is None
     assert not any(new in str(v) or old in str(v) for v in answer.values())
     assert node.rotator.tick() == [] and node.outcomes == [answer]  # fresh now: not due
@@ -293,10 +300,16 @@ def test_a_node_retiring_a_key_already_listed_writes_nothing(tmp_path: Path) -> 
     _put(tmp_path, AUDIT, k0 := _key("k0"))
     retired = _put(tmp_path, RETIRED, f"{k0},{(k1 := _key('k1'))}")
     lagging = Node(_config(tmp_path, keys='["audit"]'), may_rotate=False)  # still on K0
-    inode = retired.stat().st_ino
+    write, written = lagging.provider.write, []
+
+    def write_seen(name: str, value: str, *, beside: str | None = None) -> Source:  # a spy on the real write
+        written.append(name)
+        return write(name, value, beside=beside)
+
+    lagging.provider.write = write_seen  # type: ignore[method-assign]
     _put(tmp_path, AUDIT, _key("k2"))  # another node rotated K1 -> K2 meanwhile
     lagging.rotator.tick()
-    assert retired.stat().st_ino == inode and retired.read_text().strip() == f"{k0},{k1}"  # not rewritten
+    assert written == [] and retired.read_text().strip() == f"{k0},{k1}"  # K0 listed: not rewritten
 
 
 def test_two_nodes_retiring_at_once_lose_no_key(tmp_path: Path) -> None:
@@ -340,7 +353,7 @@ def test_a_halt_postpones_the_schedule_and_an_unrecorded_ctl_rotation_is_refused
     board = HaltBoard()  # STARTING: halted until a kill switch publishes
     assert "not ARMED" in (schedule_postponed(board, None) or "")
     node = Node(_config(tmp_path), postpone=lambda: schedule_postponed(board, None),
-                before_ctl=lambda key: "AuditUnavailable: the audit store is down")
+                before_ctl=ctl_rotation_recorded(lambda: None, 1.0))  # no runtime: no audit writer
     assert node.rotator.tick() == [] and (tmp_path / HTTP).read_text().strip() == old
     answer = node.rotator.rotate(OwnedKey.HTTP, "ctl")
     assert answer["outcome"] == "refused" and "the audit log cannot record it" in answer["reason"]
