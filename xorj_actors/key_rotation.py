@@ -11,6 +11,8 @@ reports their age where their source knows it (docs/SECURITY.md, "Key rotation")
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ from xorj_actors.limits import MIN_KEY_BYTES
 from xorj_actors.secrets import AgeState, CredentialProvider, OwnedKey, Source
 
 __all__ = [
-    "KeyAge", "KeyState", "check_key_ages", "fingerprint", "key_ages", "new_key", "owned_keys", "render_keys", "render_rotation",
+    "KeyAge", "KeyState", "check_key_ages", "fingerprint", "key_ages", "new_key", "owned_keys", "render_keys",
+    "render_rotation", "rotation_mark",
 ]
 
 #: 32 random bytes as 64 hex digits: the text ``openssl rand -hex 32`` gives (docs/OPERATIONS.md).
@@ -72,6 +75,15 @@ class KeyState(enum.StrEnum):
     #: A scheduled key in the environment: the schedule cannot rotate it.
     NOT_ROTATABLE = "not rotatable"
     MISSING = "missing"
+
+
+def rotation_mark(old: str, new: str) -> str:
+    """The mark a rotating engine writes with ``new`` (a file beside it, the Secrets Manager
+    version's id): HMAC-SHA256 under the ``old`` key of the new one, 64 hex digits. Another node
+    holding ``old`` that reads ``new`` and this mark knows an engine rotated it (the HTTP grace);
+    an operator's change after a leak has no such mark, and a thief of the old key cannot make
+    one for a new key it does not know."""
+    return hmac.new(old.encode(), b"xorj-key-rotation\x00" + new.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

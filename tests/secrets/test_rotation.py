@@ -22,7 +22,7 @@ from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_po
 from xorj_actors.engine._rotation_rules import merge_retired
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.check import Status
-from xorj_actors.key_rotation import check_key_ages, fingerprint, key_ages
+from xorj_actors.key_rotation import check_key_ages, fingerprint, key_ages, rotation_mark
 from xorj_actors.ops._http_auth import ApiError, LiveKey, RequestAuthenticator, signed_headers
 from xorj_actors.redaction import Redactor
 from xorj_actors.secrets import (
@@ -156,9 +156,9 @@ def test_a_due_key_is_rotated_through_its_file_and_taken_and_a_fresh_one_is_not(
     node = Node(_config(tmp_path))
     write, masked = node.provider.write, []
 
-    def write_seen(name: str, value: str, *, beside: str | None = None) -> Source:  # a spy on the real write
+    def write_seen(name: str, value: str, **kw: Any) -> Source:  # a spy on the real write
         masked.append(value not in node.redactor(f"<{value}>"))  # no label: the hex rule cannot mask it
-        return write(name, value, beside=beside)
+        return write(name, value, **kw)
 
     node.provider.write = write_seen  # type: ignore[method-assign]
     [answer] = node.rotator.tick()
@@ -256,23 +256,41 @@ def test_check_warns_about_an_old_key_and_not_a_fresh_one(tmp_path: Path) -> Non
     assert check_key_ages(config, provider).status is Status.OK
 
 
-@pytest.mark.parametrize("clustered", [True, False])
-def test_another_node_takes_the_rotated_key_at_its_next_look_without_grace(
-    tmp_path: Path, clustered: bool
+@pytest.mark.parametrize("operator", [False, True])
+def test_another_node_takes_the_rotated_key_at_its_next_look_with_grace_only_for_a_marked_rotation(
+    tmp_path: Path, operator: bool
 ) -> None:
     old = _key("http")
     _put(tmp_path, HTTP, old, age_s=WEEK_S + 60)
     _put(tmp_path, AUDIT, _key("audit"))
-    config = _config(tmp_path, more='[cluster]\nnode_id = "b"\n' if clustered else "")
+    config = _config(tmp_path, more='[cluster]\nnode_id = "b"\n')
     rotating, follower = Node(config), Node(config, may_rotate=False)
     assert follower.rotator.tick() == []  # due, but not this node's to rotate
     assert (tmp_path / HTTP).read_text().strip() == old
     assert rotating.rotator.tick()[0]["rotated"]
     new = (tmp_path / HTTP).read_text().strip()
+    assert (tmp_path / f".{HTTP}.mark").read_text().strip() == rotation_mark(old, new)
+    if operator:  # after a leak, an operator writes a key of their own (the old mark stays beside it)
+        _put(tmp_path, HTTP, new := _key("operator"))
     assert follower.environ[HTTP] == old
     assert follower.rotator.tick() == [] and follower.environ[HTTP] == new
-    # Nothing tells another node's rotation from an operator's change after a leak: no grace.
-    assert follower.rotator.rotated(HTTP, old, new) is None
+    # The rotating node's mark (HMAC under the old key of the new one) proves its rotation: the
+    # old key's grace; an operator's change has no mark for its key: the old key ends at once.
+    assert (follower.rotator.rotated(HTTP, old, new) is None) is operator
+
+
+def test_secrets_manager_keeps_a_rotation_s_mark_as_its_version_id(ministack_endpoint: str, aws_env: None) -> None:
+    prefix = f"xorj-mark-{uuid.uuid4().hex[:8]}/"
+    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=ministack_endpoint)
+    old, new = _key("old"), _key("new")
+    client.create_secret(Name=prefix + HTTP, SecretString=old)
+    source = AwsSource(AwsSourceSettings(endpoint_url=ministack_endpoint, prefix=prefix))
+    assert source.mark(HTTP) != rotation_mark(old, old)
+    source.write(HTTP, new, rotation_mark(old, new))
+    source.write(HTTP, new, rotation_mark(old, new))  # a retry of the same write: the same version
+    assert source.mark(HTTP) == rotation_mark(old, new)
+    client.put_secret_value(SecretId=prefix + HTTP, SecretString=_key("operator"))  # a console's change
+    assert source.mark(HTTP) != rotation_mark(old, new)
 
 
 RETIRED = "XORJ_AUDIT_RETIRED_HMAC_KEYS"
@@ -284,10 +302,10 @@ def test_the_new_audit_key_is_written_only_after_the_old_one_is_retired(tmp_path
     node = Node(_config(tmp_path, keys='["audit"]'))
     write = node.provider.write
 
-    def refuse_the_key(name: str, value: str, *, beside: str | None = None) -> Source:  # a fault: a refused write
+    def refuse_the_key(name: str, value: str, **kw: Any) -> Source:  # a fault: a refused write
         if name == AUDIT:
             raise NotWritable("the new key's write refused (injected)")
-        return write(name, value, beside=beside)
+        return write(name, value, **kw)
 
     node.provider.write = refuse_the_key  # type: ignore[method-assign]
     [answer] = node.rotator.tick()
@@ -302,9 +320,9 @@ def test_a_node_retiring_a_key_already_listed_writes_nothing(tmp_path: Path) -> 
     lagging = Node(_config(tmp_path, keys='["audit"]'), may_rotate=False)  # still on K0
     write, written = lagging.provider.write, []
 
-    def write_seen(name: str, value: str, *, beside: str | None = None) -> Source:  # a spy on the real write
+    def write_seen(name: str, value: str, **kw: Any) -> Source:  # a spy on the real write
         written.append(name)
-        return write(name, value, beside=beside)
+        return write(name, value, **kw)
 
     lagging.provider.write = write_seen  # type: ignore[method-assign]
     _put(tmp_path, AUDIT, _key("k2"))  # another node rotated K1 -> K2 meanwhile
@@ -366,8 +384,8 @@ def test_a_write_whose_answer_was_lost_is_taken_at_once(tmp_path: Path) -> None:
     node = Node(_config(tmp_path))
     write = node.provider.write
 
-    def write_then_fail(name: str, value: str, *, beside: str | None = None) -> Source:  # a fault: lost answer
-        write(name, value, beside=beside)
+    def write_then_fail(name: str, value: str, **kw: Any) -> Source:  # a fault: lost answer
+        write(name, value, **kw)
         raise SecretSourceError("PutSecretValue: read timeout (injected: the write landed)")
 
     node.provider.write = write_then_fail  # type: ignore[method-assign]

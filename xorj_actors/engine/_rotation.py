@@ -10,13 +10,15 @@ the same failure once. The rules (due, refusal, the retired list's merge) are in
 
 In a cluster the keys are shared: only the live node with the lowest id rotates on schedule; each
 node takes a key another node rotated at its next look (``check_every_s``): its value in the
-source differs from the one it holds. Such a change gets no HTTP grace (nothing tells it from an
-operator's change after a leak).
+source differs from the one it holds. Such a change gets the HTTP grace only if its source holds
+the rotation's mark (HMAC under the old key of the new one, ``key_rotation.rotation_mark``),
+which an operator's change after a leak lacks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from xorj_actors.config import Config
 from xorj_actors.engine._rotation_rules import (
     Due, Outcome, Trigger, backoff_s, due, merge_retired, refusal, retired_keys,
 )
-from xorj_actors.key_rotation import fingerprint, key_ages, new_key, owned_keys
+from xorj_actors.key_rotation import fingerprint, key_ages, new_key, owned_keys, rotation_mark
 from xorj_actors.redaction import Redactor
 from xorj_actors.secrets import CredentialProvider, NotWritable, OwnedKey, SecretAge, SecretSourceError
 
@@ -155,7 +157,7 @@ class KeyRotator:
             self._retire(old, beside=name)
         self._rotated[name] = (fingerprint(old), fingerprint(new), time.monotonic())  # before the reload
         try:
-            self.provider.write(name, new)
+            self.provider.write(name, new, mark=rotation_mark(old, new))  # the mark: other nodes' grace
         except NotWritable:
             raise
         except Exception:
@@ -193,9 +195,9 @@ class KeyRotator:
         return [dataclasses.asdict(row) for row in key_ages(self.config, self.provider)]
 
     def rotated(self, name: str, before: str, after: str) -> float | None:
-        """When (monotonic) this engine rotated ``name`` from ``before`` to ``after``; None: it did
-        not (an operator's change, or another node's: no grace). The HTTP API keeps the previous
-        key for its grace only after such a rotation."""
+        """When (monotonic) this engine rotated ``name`` from ``before`` to ``after``, or took that
+        rotation from another node by its mark; None: it did not (an operator's change). The HTTP
+        API keeps the previous key for its grace only after such a rotation."""
         last = self._rotated.get(name)
         return last[2] if last is not None and last[:2] == (fingerprint(before), fingerprint(after)) else None
 
@@ -252,8 +254,8 @@ class KeyRotator:
         return answers
 
     def _take(self, key: OwnedKey) -> None:
-        """Reload if ``key``'s source holds a value this engine does not (another node's rotation,
-        an operator's change); no grace for it."""
+        """Reload if ``key``'s source holds a value this engine does not: another node's rotation
+        (its mark proves it: the HTTP grace, from now), or an operator's change (none)."""
         name = owned_keys(self.config)[key]
         held, now = self.provider.get(name), self.provider.read(name)
         pending = self._pending.get(key)
@@ -266,6 +268,8 @@ class KeyRotator:
                 except Exception as exc:  # noqa: BLE001 - then the reload holds the new key
                     logger.error("key rotation: {} not retired before taking another node's key: {}", name,
                                  self.redactor(str(exc)))
+            if hmac.compare_digest(self.provider.mark(name) or "", rotation_mark(held, now)):
+                self._rotated[name] = (fingerprint(held), fingerprint(now), time.monotonic())
         self.reload(f"{key.value} rotated elsewhere")
 
     def start(self) -> None:

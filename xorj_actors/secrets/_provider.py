@@ -137,13 +137,19 @@ class CredentialProvider:
             kind = self._found.get(name)
         return next((s for s in self._sources if s.kind == kind), None)
 
-    def write(self, name: str, value: str, *, beside: str | None = None) -> Source:
+    def write(self, name: str, value: str, *, beside: str | None = None, mark: str | None = None) -> Source:
         """Write ``value`` through the source that holds ``name`` (one never found: the source
         that holds ``beside``); the next :meth:`reload` takes it. Raises
-        :class:`SecretSourceError` (:class:`NotWritable`: the environment) and changes nothing."""
+        :class:`SecretSourceError` (:class:`NotWritable`: the environment) and changes nothing.
+        ``mark``: a rotation's mark, written with the value (:meth:`mark`)."""
         source = self._writer(name, beside)
-        source.write(name, value)
+        source.write(name, value, mark)
         return source.kind
+
+    def mark(self, name: str) -> str | None:
+        """The mark written with the value now in ``name``'s source (None: none, or unreadable)."""
+        source = self._holder(name)
+        return None if source is None else source.mark(name)
 
     def _writer(self, name: str, beside: str | None) -> SecretSource:
         source = self._holder(name) or (self._holder(beside) if beside is not None else None)

@@ -56,8 +56,15 @@ class SecretSource(Protocol):
 
     def read(self, name: str) -> str | None: ...
 
-    def write(self, name: str, value: str) -> None:
-        """Make ``value`` the credential's current value; raises :class:`SecretSourceError`."""
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
+        """Make ``value`` the credential's current value, with ``mark`` (a rotation's, see
+        :meth:`mark`); raises :class:`SecretSourceError`."""
+        ...
+
+    def mark(self, name: str) -> str | None:
+        """The mark written with the current value, if any (never raises): a rotating engine's
+        proof that it made the change (``key_rotation.rotation_mark``), which nobody without the
+        old key and the new one could have written."""
         ...
 
     def age(self, name: str) -> SecretAge:
@@ -83,8 +90,11 @@ class EnvSource:
     def read(self, name: str) -> str | None:
         return self._environ.get(name) or None
 
-    def write(self, name: str, value: str) -> None:
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
         raise NotWritable.environment(name)
+
+    def mark(self, name: str) -> str | None:
+        return None
 
     def age(self, name: str) -> SecretAge:
         return SecretAge.undated()  # a variable has no date
@@ -162,8 +172,9 @@ class FileSource:
             raise SecretSourceError(f"secret file {path}: not UTF-8 text") from None
         return value.removesuffix("\n").removesuffix("\r") or None  # editors end a file with a newline
 
-    def write(self, name: str, value: str) -> None:
-        """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory."""
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
+        """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory;
+        ``mark`` first, in ``.NAME.mark`` (a reader that sees the new value finds its mark)."""
         try:
             dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
@@ -172,10 +183,19 @@ class FileSource:
             self._check_dir(os.fstat(dir_fd))
         finally:
             os.close(dir_fd)
-        try:
-            atomic_write(self._dir / name, value + "\n")
-        except OSError as exc:
-            raise SecretSourceError(f"secret file {self._dir / name}: cannot write: {exc.strerror}") from None
+        for file, text in ((f".{name}.mark", mark), (name, value)):
+            if text is None:
+                continue
+            try:
+                atomic_write(self._dir / file, text + "\n")
+            except OSError as exc:
+                raise SecretSourceError(f"secret file {self._dir / file}: cannot write: {exc.strerror}") from None
+
+    def mark(self, name: str) -> str | None:
+        try:  # checked as a secret is (0600, owner): a mark others could write proves nothing
+            return self.read(f".{name}.mark")
+        except SecretSourceError:
+            return None
 
     def age(self, name: str) -> SecretAge:
         """From the file's mtime (a rotation's rename sets it). A copy that kept an old mtime
@@ -210,6 +230,7 @@ class AwsSource:
         self._settings = settings
         self._client: Any = None
         self._created: dict[str, Any] = {}  # name -> the CreatedDate of the version last read
+        self._version: dict[str, str] = {}  # name -> the VersionId of the version last read
 
     def where(self, name: str) -> str:
         endpoint = f" at {self._settings.endpoint_url}" if self._settings.endpoint_url else ""
@@ -242,20 +263,23 @@ class AwsSource:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: {type(exc).__name__}") from None
         value = answer.get("SecretString")
         self._created[name] = answer.get("CreatedDate")
+        self._version[name] = answer.get("VersionId") or ""
         if value is None:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: binary secrets are not read, store a SecretString")
         return value or None
 
-    def write(self, name: str, value: str) -> None:
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
         """PutSecretValue: a new version becomes AWSCURRENT, the old one AWSPREVIOUS (a secret not
-        there yet is created)."""
+        there yet is created). ``mark`` is the version's id (``ClientRequestToken``: a retry of
+        the same write is the same version)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         secret_id = self._settings.prefix + name
         client = self._secrets_manager()
         try:
             try:
-                client.put_secret_value(SecretId=secret_id, SecretString=value)
+                token = {} if mark is None else {"ClientRequestToken": mark}
+                client.put_secret_value(SecretId=secret_id, SecretString=value, **token)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code", "") != "ResourceNotFoundException":
                     raise
@@ -265,6 +289,14 @@ class AwsSource:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write refused: {code or 'error'}") from None
         except BotoCoreError as exc:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write failed: {type(exc).__name__}") from None
+
+    def mark(self, name: str) -> str | None:
+        """The AWSCURRENT version's id (a rotation's mark; a console's change: a random UUID)."""
+        try:
+            self.read(name)
+        except SecretSourceError:
+            return None
+        return self._version.get(name) or None
 
     def age(self, name: str) -> SecretAge:
         """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated).
