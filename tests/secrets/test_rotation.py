@@ -431,3 +431,17 @@ def test_ctl_keys_shows_no_fingerprint_of_a_key_others_hold_and_check_warns_of_a
 def config_text(secret_dir: Path) -> str:
     """Rotation off, the keys in the environment: nothing rotates, nothing dates them."""
     return f'[strategy]\nurl = "http://127.0.0.1:9"\n[secrets]\norder = ["env", "file"]\n[secrets.file]\ndir = "{secret_dir}"\n'
+
+
+def test_a_failed_rotation_is_not_retried_over_a_key_taken_from_elsewhere(tmp_path: Path) -> None:
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir(mode=0o700)
+    _put(secret_dir, HTTP, _key("http"), age_s=WEEK_S + 60)
+    _put(secret_dir, AUDIT, _key("audit"))
+    node = Node(_config(secret_dir))
+    secret_dir.chmod(0o770)
+    assert node.rotator.tick()[0]["outcome"] == "failed"
+    secret_dir.chmod(0o700)
+    _put(secret_dir, HTTP, theirs := _key("theirs"))  # another node (or an operator) wrote a fresh key
+    node.clock[0] += 3600
+    assert node.rotator.tick() == [] and node.environ[HTTP] == theirs == (secret_dir / HTTP).read_text().strip()

@@ -92,6 +92,7 @@ class KeyRotator:
         #: The schedule's last answer said per key (outcome, reason): the same is not said again.
         self._said_last: dict[OwnedKey, tuple[str, str | None]] = {}
         self._postponed: str | None = None
+        self._unreadable: dict[OwnedKey, str | None] = {}  # the age problem said per key
         #: name -> (fingerprint before, fingerprint after, monotonic time): this engine's last rotation.
         self._rotated: dict[str, tuple[str | None, str | None, float]] = {}
         self._stop = threading.Event()
@@ -180,6 +181,8 @@ class KeyRotator:
         :class:`SecretSourceError` when it could not: then the new key is not written."""
         name = self.config.audit.retired_hmac_keys_env
         seen: list[str] = []
+        if key in retired_keys(self.provider.read(name, strict=True)):
+            return  # listed: no write, no lock (a read-only mount needs neither)
         with self.provider.locked(name, beside=beside):
             for _ in range(_RETIRE_TRIES + 1):
                 current = self.provider.read(name, strict=True)  # a refused read is not an empty list
@@ -210,6 +213,9 @@ class KeyRotator:
         keys, now, out = owned_keys(self.config), self.clock(), []
         for key in self.settings.keys:
             pending = self._pending.get(key)
+            if pending is not None and pending.old_fingerprint != fingerprint(self.provider.get(keys[key])):
+                del self._pending[key]  # the key changed since (taken from elsewhere): not ours to finish
+                pending = None
             if pending is not None:
                 if now >= pending.retry_at:
                     out.append(key)
@@ -217,8 +223,12 @@ class KeyRotator:
             age = self.age_of(keys[key])
             verdict = due(age, self.settings.interval_s)
             if verdict is Due.UNREADABLE:
-                logger.warning("key rotation: {}: age unreadable, not rotated on it: {}", keys[key], age.problem)
-            elif verdict is Due.DUE:
+                if self._unreadable.get(key) != age.problem:  # said once until it changes
+                    logger.warning("key rotation: {}: age unreadable, not rotated on it: {}", keys[key], age.problem)
+                self._unreadable[key] = age.problem
+                continue
+            self._unreadable.pop(key, None)
+            if verdict is Due.DUE:
                 out.append(key)
         return out
 
@@ -268,6 +278,7 @@ class KeyRotator:
                 except Exception as exc:  # noqa: BLE001 - then the reload holds the new key
                     logger.error("key rotation: {} not retired before taking another node's key: {}", name,
                                  self.redactor(str(exc)))
+            self._pending.pop(key, None)  # another value won: a retry must not write over it
             if hmac.compare_digest(self.provider.mark(name) or "", rotation_mark(held, now)):
                 self._rotated[name] = (fingerprint(held), fingerprint(now), time.monotonic())
         self.reload(f"{key.value} rotated elsewhere")
