@@ -22,10 +22,10 @@ from xorj_actors.audit import fingerprint as key_fingerprint
 from xorj_actors.check import CheckResult, Status
 from xorj_actors.config import Config
 from xorj_actors.limits import MIN_KEY_BYTES
-from xorj_actors.secrets import AgeState, CredentialProvider, OwnedKey, Source
+from xorj_actors.secrets import AgeState, CredentialProvider, OwnedKey, SecretAge, Source
 
 __all__ = [
-    "KeyAge", "KeyState", "check_key_ages", "fingerprint", "key_ages", "new_key", "owned_keys", "render_keys",
+    "KeyAge", "KeyState", "check_key_ages", "fingerprint", "key_ages", "key_state", "new_key", "owned_keys", "render_keys",
     "render_rotation", "rotation_mark",
 ]
 
@@ -105,6 +105,20 @@ class KeyAge:
     fingerprint: str | None
 
 
+def key_state(source: Source | None, age: SecretAge | None, *, owned: bool, scheduled: bool,
+              max_age_s: float) -> KeyState:
+    """What ``ctl keys`` says of a credential found in ``source`` (None: in none) at ``age``."""
+    if source is None or age is None:
+        return KeyState.MISSING
+    if source is Source.ENV and scheduled:
+        return KeyState.NOT_ROTATABLE
+    if age.state is AgeState.UNREADABLE:
+        return KeyState.UNREADABLE
+    if age.seconds is None:
+        return KeyState.UNKNOWN
+    return KeyState.OLD if owned and age.seconds > max_age_s else KeyState.OK
+
+
 def key_ages(config: Config, provider: CredentialProvider) -> list[KeyAge]:
     """Every key's age: the owned ones first, then the ones others issued (reported, never rotated)."""
     rot = config.secrets.rotation
@@ -117,16 +131,8 @@ def key_ages(config: Config, provider: CredentialProvider) -> list[KeyAge]:
         source = sources.get(name)
         dated = provider.age(name) if source is not None else None
         age = dated.seconds if dated is not None else None
-        if source is None or dated is None:
-            state = KeyState.MISSING
-        elif source is Source.ENV and key is not None and OwnedKey(key) in scheduled:
-            state = KeyState.NOT_ROTATABLE
-        elif dated.state is AgeState.UNREADABLE:
-            state = KeyState.UNREADABLE
-        elif age is None:
-            state = KeyState.UNKNOWN
-        else:
-            state = KeyState.OLD if key is not None and age > rot.max_age_s else KeyState.OK
+        state = key_state(source, dated, owned=key is not None,
+                          scheduled=key is not None and OwnedKey(key) in scheduled, max_age_s=rot.max_age_s)
         rows.append(KeyAge(name, key, owner, str(source) if source else None, age, rot.max_age_s, state,
                            fingerprint(provider.get(name)) if key is not None else None))
     return rows

@@ -22,12 +22,12 @@ from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_po
 from xorj_actors.engine._rotation_rules import merge_retired
 from xorj_actors.kill_switch import HaltBoard
 from xorj_actors.check import Status
-from xorj_actors.key_rotation import check_key_ages, fingerprint, key_ages, rotation_mark
+from xorj_actors.key_rotation import check_key_ages, fingerprint, key_ages, key_state, rotation_mark
 from xorj_actors.ops._http_auth import ApiError, LiveKey, RequestAuthenticator, signed_headers
 from xorj_actors.redaction import Redactor
 from xorj_actors.secrets import (
     AgeState, AwsSource, AwsSourceSettings, EnvSource, FileSource, FileSourceSettings, NotWritable, OwnedKey,
-    SecretSourceError, Source,
+    SecretAge, SecretSourceError, Source,
 )
 
 HTTP, AUDIT = "XORJ_HTTP_HMAC_KEY", "XORJ_AUDIT_HMAC_KEY"
@@ -445,3 +445,14 @@ def test_a_failed_rotation_is_not_retried_over_a_key_taken_from_elsewhere(tmp_pa
     _put(secret_dir, HTTP, theirs := _key("theirs"))  # another node (or an operator) wrote a fresh key
     node.clock[0] += 3600
     assert node.rotator.tick() == [] and node.environ[HTTP] == theirs == (secret_dir / HTTP).read_text().strip()
+
+
+def test_a_key_s_state_from_its_source_and_age() -> None:
+    rule = lambda source, age, **kw: key_state(source, age, **{"owned": True, "scheduled": True,  # noqa: E731
+                                                                "max_age_s": 100.0, **kw})
+    assert rule(None, None) == "missing"
+    assert rule(Source.ENV, SecretAge.undated()) == "not rotatable"
+    assert rule(Source.ENV, SecretAge.undated(), scheduled=False) == "unknown"
+    assert rule(Source.AWS, SecretAge.unreadable("throttled")) == "unreadable"
+    assert rule(Source.FILE, SecretAge.dated(101.0)) == "old" and rule(Source.FILE, SecretAge.dated(99.0)) == "ok"
+    assert rule(Source.FILE, SecretAge.dated(101.0), owned=False) == "ok"  # others' keys are never "old"
