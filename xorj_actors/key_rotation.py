@@ -10,6 +10,9 @@ reports their age where their source knows it (docs/SECURITY.md, "Key rotation")
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +22,11 @@ from xorj_actors.audit import fingerprint as key_fingerprint
 from xorj_actors.check import CheckResult, Status
 from xorj_actors.config import Config
 from xorj_actors.limits import MIN_KEY_BYTES
-from xorj_actors.secrets import CredentialProvider, OwnedKey, Source
+from xorj_actors.secrets import AgeState, CredentialProvider, OwnedKey, SecretAge, Source
 
 __all__ = [
-    "KeyAge", "check_key_ages", "fingerprint", "key_ages", "new_key", "owned_keys", "render_keys", "render_rotation",
+    "KeyAge", "KeyState", "check_key_ages", "fingerprint", "key_ages", "key_state", "new_key", "owned_keys", "render_keys",
+    "render_rotation", "rotation_mark",
 ]
 
 #: 32 random bytes as 64 hex digits: the text ``openssl rand -hex 32`` gives (docs/OPERATIONS.md).
@@ -58,6 +62,30 @@ def fingerprint(value: str | None) -> str | None:
     return key_fingerprint(value.encode()) if value else None
 
 
+class KeyState(enum.StrEnum):
+    """What ``ctl keys`` and ``check`` say of a credential's age."""
+
+    OK = "ok"
+    #: An owned key older than ``max_age_s``.
+    OLD = "old"
+    #: Its source keeps no date (the environment).
+    UNKNOWN = "unknown"
+    #: Its source dates it but could not be asked now (Secrets Manager away).
+    UNREADABLE = "unreadable"
+    #: A scheduled key in the environment: the schedule cannot rotate it.
+    NOT_ROTATABLE = "not rotatable"
+    MISSING = "missing"
+
+
+def rotation_mark(old: str, new: str) -> str:
+    """The mark a rotating engine writes with ``new`` (a file beside it, the Secrets Manager
+    version's id): HMAC-SHA256 under the ``old`` key of the new one, 64 hex digits. Another node
+    holding ``old`` that reads ``new`` and this mark knows an engine rotated it (the HTTP grace);
+    an operator's change after a leak has no such mark, and a thief of the old key cannot make
+    one for a new key it does not know."""
+    return hmac.new(old.encode(), b"xorj-key-rotation\x00" + new.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class KeyAge:
     """One credential's age and what the engine does about it (never its value)."""
@@ -71,10 +99,24 @@ class KeyAge:
     #: Seconds since its value was written; None: unknown (the environment has no date).
     age_s: float | None
     max_age_s: float
-    #: ``ok``, ``old``, ``unknown`` (no date), ``not rotatable`` (scheduled, in the environment),
-    #: ``missing``.
-    state: str
+    state: KeyState
+    #: The owned keys' only: a fingerprint of a low-entropy key others hold (a recovery key)
+    #: would let anyone test guesses of it offline.
     fingerprint: str | None
+
+
+def key_state(source: Source | None, age: SecretAge | None, *, owned: bool, scheduled: bool,
+              max_age_s: float) -> KeyState:
+    """What ``ctl keys`` says of a credential found in ``source`` (None: in none) at ``age``."""
+    if source is None or age is None:
+        return KeyState.MISSING
+    if source is Source.ENV and scheduled:
+        return KeyState.NOT_ROTATABLE
+    if age.state is AgeState.UNREADABLE:
+        return KeyState.UNREADABLE
+    if age.seconds is None:
+        return KeyState.UNKNOWN
+    return KeyState.OLD if owned and age.seconds > max_age_s else KeyState.OK
 
 
 def key_ages(config: Config, provider: CredentialProvider) -> list[KeyAge]:
@@ -87,30 +129,28 @@ def key_ages(config: Config, provider: CredentialProvider) -> list[KeyAge]:
     named += [(name, None, owner) for name, owner in _others(config).items()]
     for name, key, owner in named:
         source = sources.get(name)
-        age = provider.age(name) if source is not None else None
-        if source is None:
-            state = "missing"
-        elif source is Source.ENV and key is not None and OwnedKey(key) in scheduled:
-            state = "not rotatable"
-        elif age is None:
-            state = "unknown"
-        else:
-            state = "old" if key is not None and age > rot.max_age_s else "ok"
+        dated = provider.age(name) if source is not None else None
+        age = dated.seconds if dated is not None else None
+        state = key_state(source, dated, owned=key is not None,
+                          scheduled=key is not None and OwnedKey(key) in scheduled, max_age_s=rot.max_age_s)
         rows.append(KeyAge(name, key, owner, str(source) if source else None, age, rot.max_age_s, state,
-                           fingerprint(provider.get(name))))
+                           fingerprint(provider.get(name)) if key is not None else None))
     return rows
 
 
 def check_key_ages(config: Config, provider: CredentialProvider) -> CheckResult:
-    """``check``'s ``key_ages``: a warning for an owned key older than ``max_age_s`` or one the
-    schedule cannot rotate (in the environment); never a failure (an old key still works)."""
+    """``check``'s ``key_ages``: a warning for an owned key older than ``max_age_s``, one the
+    schedule cannot rotate (in the environment), or one whose age is unknown (nothing says it is
+    not old); never a failure (an old key still works)."""
     rows = [r for r in key_ages(config, provider) if r.key is not None]
     old = [f"{r.name} is {r.age_s / 86400:.1f} days old (max_age_s {r.max_age_s:g} s)" for r in rows
-           if r.state == "old" and r.age_s is not None]
+           if r.state is KeyState.OLD and r.age_s is not None]
     stuck = [f"{r.name}: in the environment, no rotation possible (put it in a file or Secrets Manager)"
-             for r in rows if r.state == "not rotatable"]
-    if old or stuck:
-        return CheckResult("key_ages", Status.WARN, "; ".join(old + stuck))
+             for r in rows if r.state is KeyState.NOT_ROTATABLE]
+    unknown = [f"{r.name}: age unknown ({r.state})" for r in rows
+               if r.state in (KeyState.UNKNOWN, KeyState.UNREADABLE)]
+    if old or stuck or unknown:
+        return CheckResult("key_ages", Status.WARN, "; ".join(old + stuck + unknown))
     known = [r for r in rows if r.age_s is not None]
     schedule = "scheduled" if config.secrets.rotation.enabled else "rotation off"
     return CheckResult("key_ages", Status.OK, f"{len(known)} of {len(rows)} owned keys dated, none too old ({schedule})")

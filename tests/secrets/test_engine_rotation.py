@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import cli
 from tests.ops.test_ctl_json import documented
 from tests.plugins.engine import wait_until
@@ -185,3 +187,26 @@ def _verify(rig: Rig) -> subprocess.CompletedProcess[str]:
                          env={k: v for k, v in os.environ.items() if not k.startswith("XORJ_")})
     rig.answers += [out.stdout, out.stderr]
     return out
+
+
+def test_a_halted_engine_postpones_the_schedule_but_rotates_on_ctl_once_the_request_is_audited(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILL_SWITCH_ACTIVE", "true")  # the engine starts halted
+    _schedule(rig, grace_s=300)
+    _base_secrets(rig)
+    old = _overdue(rig, HTTP)
+    _up(rig)
+    wait_until(lambda: "scheduled rotations postponed: the kill switch is" in rig.log.read_text(), 30,
+               "the schedule postponed")
+    assert (rig.secret_dir / HTTP).read_text().strip() == old  # overdue, but not rotated while halted
+
+    out = rig.ctl("rotate-key", "http", "--json")  # an operator's rotation: allowed, audited first
+    answer = json.loads(out.stdout)
+    assert out.returncode == 0 and answer["rotated"], out.stdout
+    rig.values.append((rig.secret_dir / HTTP).read_text().strip())
+    rig.stop()
+    assert rig.proc.returncode == 0, rig.log.read_text()[-3000:]
+    whats = [d.get("what") for d in _entries(rig, "SYSTEM_EVENT") if str(d.get("what", "")).startswith("key rotation")]
+    assert whats == ["key rotation requested", "key rotation"]
+    _never_written(rig)

@@ -33,6 +33,7 @@ from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine._reload import SecretsReload
 from xorj_actors.engine._rotation import KeyRotator
+from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_postponed
 from xorj_actors.secrets import CredentialProvider
 from xorj_actors.redaction import Redactor
 from xorj_actors.config import Config
@@ -122,15 +123,17 @@ class Engine:
             credentials, config, self.environ, self.redactor, self._audit_reload, rotate_audit_key=self._rotate_audit_key
         )
         #: ``[secrets.rotation]``: the engine's own keys rotated on schedule (docs/SECURITY.md, "Key rotation").
+        self.board = HaltBoard()
         self.key_rotation = KeyRotator(
-            credentials, config, self.reload_secrets, self.redactor, self._audit_rotation, self._rotates_keys
+            credentials, config, self.reload_secrets, self.redactor, self._audit_rotation, self._rotates_keys,
+            postpone=lambda: schedule_postponed(self.board, self.runtime),
+            before_ctl=ctl_rotation_recorded(lambda: self.runtime, config.audit.append_timeout_s),
         )
         self.handle_signals = handle_signals
         self.shutdown_requested = threading.Event()
         self.shutdown_reason: str | None = None
         self.runtime: Runtime | None = None
         self.root: Any = None
-        self.board = HaltBoard()
         # Outlives every breaker actor: a restarted breaker resumes from its slot.
         self.breaker_board = BreakerBoard(BREAKERS)
         #: The latest accepted ranked traders, read by every vault (written by the StrategyFeed).

@@ -201,12 +201,6 @@ class Commands(KeyCommands):
         )
         return status
 
-    def _view(self, name: str, *args: Any) -> Any:
-        view = self.views.get(name)
-        if view is None:
-            raise RequestError("unavailable", f"this engine has no {name}")
-        return view(*args)
-
     def reload_secrets(self, _: None) -> Any:
         """Read the credentials again from their sources (as SIGHUP does): changed, held, sources, missing."""
         return self._view("reload_secrets")  # its trigger: "ctl"

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xorj_actors.secrets.settings import OwnedKey
+
 __all__ = ["CtlError", "add_arguments", "main", "request"]
 
 EXIT_FAILED, EXIT_UNREACHABLE = 1, 3
@@ -72,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("reload-secrets", help="read the credentials again from their sources (as SIGHUP does)")
     sub.add_parser("keys", help="every credential's source and age; which the engine rotates (never a value)")
     p = sub.add_parser("rotate-key", help="rotate one of the engine's own keys now (audited; docs/SECURITY.md)")
-    p.add_argument("key", choices=("http", "audit"), help="the kill-switch API's HMAC key, or the audit log's")
+    p.add_argument("key", choices=tuple(OwnedKey), help="the kill-switch API's HMAC key, or the audit log's")
     p = sub.add_parser("halt", help="trigger the kill switch")
     p.add_argument("--graceful", action="store_true", help="let in-flight confirmations finish (default: emergency)")
     p.add_argument("--reason", default="operator halt (ctl)")

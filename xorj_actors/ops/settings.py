@@ -70,9 +70,10 @@ class HttpSettings:
     hmac_key_env: str = "XORJ_HTTP_HMAC_KEY"
     #: Signed requests whose timestamp is further from now are refused as stale.
     max_clock_skew_s: float = 30.0
-    #: After the key changes (a rotation, ``ctl reload-secrets``), requests signed with the previous
-    #: key are still accepted this long after the API first sees the new one: clients read the new
-    #: key from the same store when they will. 0: the previous key is refused at once (a leaked key).
+    #: After an engine's own rotation (``[secrets.rotation]``, ``ctl rotate-key``; another node's,
+    #: proven by its mark), requests signed with the previous key are still accepted this long:
+    #: clients read the new key from the same store when they will. Any other change (an
+    #: operator's, perhaps after a leak) ends the previous key at once. 0: never any grace.
     previous_key_grace_s: float = 300.0
     #: Nonces remembered for replay protection; when full of live nonces, requests get 429.
     nonce_cache_size: int = 10_000

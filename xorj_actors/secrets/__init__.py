@@ -3,6 +3,7 @@
 Sources, tried in ``[secrets] order``: the environment, a 0600 file, AWS Secrets Manager.
 """
 
+from xorj_actors.secrets._age import AgeState, SecretAge
 from xorj_actors.secrets._provider import CredentialProvider, Missing, Resolution, current_environ, install_provider
 from xorj_actors.secrets._render import render_reload
 from xorj_actors.secrets._sources import AwsSource, EnvSource, FileSource, NotWritable, SecretSourceError
@@ -11,6 +12,7 @@ from xorj_actors.secrets.settings import (
 )
 
 __all__ = [
+    "AgeState",
     "AwsSource",
     "AwsSourceSettings",
     "CredentialProvider",
@@ -21,6 +23,7 @@ __all__ = [
     "NotWritable",
     "OwnedKey",
     "Resolution",
+    "SecretAge",
     "RotationSettings",
     "SecretSourceError",
     "SecretsSettings",

@@ -7,11 +7,13 @@ again on ``reload`` (SIGHUP, ``ctl reload-secrets``). Values stay in memory; wha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from xorj_actors.secrets._age import SecretAge
 from xorj_actors.secrets._sources import AwsSource, EnvSource, FileSource, SecretSource, SecretSourceError
 from xorj_actors.secrets.settings import SecretsSettings, Source
 
@@ -135,24 +137,44 @@ class CredentialProvider:
             kind = self._found.get(name)
         return next((s for s in self._sources if s.kind == kind), None)
 
-    def write(self, name: str, value: str, *, beside: str | None = None) -> Source:
+    def write(self, name: str, value: str, *, beside: str | None = None, mark: str | None = None) -> Source:
         """Write ``value`` through the source that holds ``name`` (one never found: the source
         that holds ``beside``); the next :meth:`reload` takes it. Raises
-        :class:`SecretSourceError` (:class:`NotWritable`: the environment) and changes nothing."""
+        :class:`SecretSourceError` (:class:`NotWritable`: the environment) and changes nothing.
+        ``mark``: a rotation's mark, written with the value (:meth:`mark`)."""
+        source = self._writer(name, beside)
+        source.write(name, value, mark)
+        return source.kind
+
+    def mark(self, name: str) -> str | None:
+        """The mark written with the value now in ``name``'s source (None: none, or unreadable)."""
+        source = self._holder(name)
+        return None if source is None else source.mark(name)
+
+    def _writer(self, name: str, beside: str | None) -> SecretSource:
         source = self._holder(name) or (self._holder(beside) if beside is not None else None)
         if source is None:
             raise SecretSourceError(f"{name}: in no source the engine read it from, nowhere to write it")
-        source.write(name, value)
-        return source.kind
+        return source
 
-    def age(self, name: str) -> float | None:
-        """Seconds since the value in ``name``'s source was written; None: unknown (the environment)."""
+    def locked(self, name: str, *, beside: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """Held across a read-modify-write of ``name`` in the source :meth:`write` would use
+        (a file: an exclusive ``flock``; Secrets Manager: none, re-read after writing)."""
+        return self._writer(name, beside).locked(name)
+
+    def age(self, name: str) -> SecretAge:
+        """How old the value in ``name``'s source is (undated: in no source, or the environment)."""
         source = self._holder(name)
-        return None if source is None else source.age(name)
+        return SecretAge.undated() if source is None else source.age(name)
 
-    def read(self, name: str) -> str | None:
-        """``name``'s value in its sources now, not kept (a held credential's new value)."""
-        return self._read(name)[0]
+    def read(self, name: str, *, strict: bool = False) -> str | None:
+        """``name``'s value in its sources now, not kept (a held credential's new value).
+        ``strict``: a source that refused it raises :class:`SecretSourceError` (else: None, as
+        for a name found nowhere; a read-modify-write must tell the two apart)."""
+        value, _, miss = self._read(name)
+        if strict and miss is not None and miss.problem is not None:
+            raise SecretSourceError(miss.problem)
+        return value
 
     def adopt(self, name: str, value: str) -> None:
         """Take ``value`` for the resolved credential ``name``, which the last reload held (the

@@ -7,19 +7,26 @@ an unusable secret is never skipped over to a later source.
 A rotation writes through the source that holds the key (:meth:`write`): a file atomically (temp
 file, 0600, fsync, rename), Secrets Manager as a new version (AWSCURRENT moves, the old value
 stays as AWSPREVIOUS); the environment cannot be written (:class:`NotWritable`). :meth:`age` is
-how old the value is: the file's mtime, the version's CreatedDate; None where nobody knows.
+how old the value is (:class:`SecretAge`): the file's mtime, the version's CreatedDate; undated
+where nobody knows (the environment), unreadable where the source could not be asked.
+:meth:`locked` serialises a read-modify-write of one name among the processes that share the
+source (a file: ``flock`` on a lock file beside it; Secrets Manager has no lock: the caller
+re-reads after its write, :mod:`xorj_actors.engine`'s rotator).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from xorj_actors.durable_file import atomic_write
+from xorj_actors.secrets._age import SecretAge
 from xorj_actors.secrets.settings import AwsSourceSettings, FileSourceSettings, Source
 
 __all__ = ["AwsSource", "EnvSource", "FileSource", "NotWritable", "SecretSource", "SecretSourceError"]
@@ -49,12 +56,23 @@ class SecretSource(Protocol):
 
     def read(self, name: str) -> str | None: ...
 
-    def write(self, name: str, value: str) -> None:
-        """Make ``value`` the credential's current value; raises :class:`SecretSourceError`."""
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
+        """Make ``value`` the credential's current value, with ``mark`` (a rotation's, see
+        :meth:`mark`); raises :class:`SecretSourceError`."""
         ...
 
-    def age(self, name: str) -> float | None:
-        """Seconds since the current value was written; None: unknown (or not there)."""
+    def mark(self, name: str) -> str | None:
+        """The mark written with the current value, if any (never raises): a rotating engine's
+        proof that it made the change (``key_rotation.rotation_mark``), which nobody without the
+        old key and the new one could have written."""
+        ...
+
+    def age(self, name: str) -> SecretAge:
+        """How long ago the current value was written (never raises)."""
+        ...
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held across a read-modify-write of ``name`` (a no-op where the source has no lock)."""
         ...
 
 
@@ -72,11 +90,17 @@ class EnvSource:
     def read(self, name: str) -> str | None:
         return self._environ.get(name) or None
 
-    def write(self, name: str, value: str) -> None:
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
         raise NotWritable.environment(name)
 
-    def age(self, name: str) -> float | None:
-        return None  # a variable has no date
+    def mark(self, name: str) -> str | None:
+        return None
+
+    def age(self, name: str) -> SecretAge:
+        return SecretAge.undated()  # a variable has no date
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # never written
 
 
 class FileSource:
@@ -148,8 +172,9 @@ class FileSource:
             raise SecretSourceError(f"secret file {path}: not UTF-8 text") from None
         return value.removesuffix("\n").removesuffix("\r") or None  # editors end a file with a newline
 
-    def write(self, name: str, value: str) -> None:
-        """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory."""
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
+        """Atomically: a 0600 temp file in the same directory, fsync, rename, fsync of the directory;
+        ``mark`` first, in ``.NAME.mark`` (a reader that sees the new value finds its mark)."""
         try:
             dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
@@ -158,19 +183,42 @@ class FileSource:
             self._check_dir(os.fstat(dir_fd))
         finally:
             os.close(dir_fd)
-        try:
-            atomic_write(self._dir / name, value + "\n")
-        except OSError as exc:
-            raise SecretSourceError(f"secret file {self._dir / name}: cannot write: {exc.strerror}") from None
+        for file, text in ((f".{name}.mark", mark), (name, value)):
+            if text is None:
+                continue
+            try:
+                atomic_write(self._dir / file, text + "\n")
+            except OSError as exc:
+                raise SecretSourceError(f"secret file {self._dir / file}: cannot write: {exc.strerror}") from None
 
-    def age(self, name: str) -> float | None:
+    def mark(self, name: str) -> str | None:
+        try:  # checked as a secret is (0600, owner): a mark others could write proves nothing
+            return self.read(f".{name}.mark")
+        except SecretSourceError:
+            return None
+
+    def age(self, name: str) -> SecretAge:
         """From the file's mtime (a rotation's rename sets it). A copy that kept an old mtime
         looks old: it is rotated sooner, the safe side."""
         try:
             mtime = os.stat(self._dir / name, follow_symlinks=False).st_mtime
-        except OSError:
-            return None
-        return max(0.0, time.time() - mtime)
+        except OSError as exc:  # gone since it was read, or refused: nothing known
+            return SecretAge.unreadable(f"secret file {self._dir / name}: cannot stat: {exc.strerror}")
+        return SecretAge.dated(time.time() - mtime)
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """``flock`` on ``dir/.NAME.lock`` (0600): every engine sharing the directory (one host, or
+        a filesystem whose locks span hosts) writes ``name`` one at a time."""
+        try:
+            fd = os.open(self._dir / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise SecretSourceError(f"secrets directory {self._dir}: cannot lock {name}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 class AwsSource:
@@ -182,6 +230,7 @@ class AwsSource:
         self._settings = settings
         self._client: Any = None
         self._created: dict[str, Any] = {}  # name -> the CreatedDate of the version last read
+        self._version: dict[str, str] = {}  # name -> the VersionId of the version last read
 
     def where(self, name: str) -> str:
         endpoint = f" at {self._settings.endpoint_url}" if self._settings.endpoint_url else ""
@@ -214,20 +263,23 @@ class AwsSource:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: {type(exc).__name__}") from None
         value = answer.get("SecretString")
         self._created[name] = answer.get("CreatedDate")
+        self._version[name] = answer.get("VersionId") or ""
         if value is None:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: binary secrets are not read, store a SecretString")
         return value or None
 
-    def write(self, name: str, value: str) -> None:
+    def write(self, name: str, value: str, mark: str | None = None) -> None:
         """PutSecretValue: a new version becomes AWSCURRENT, the old one AWSPREVIOUS (a secret not
-        there yet is created)."""
+        there yet is created). ``mark`` is the version's id (``ClientRequestToken``: a retry of
+        the same write is the same version)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         secret_id = self._settings.prefix + name
         client = self._secrets_manager()
         try:
             try:
-                client.put_secret_value(SecretId=secret_id, SecretString=value)
+                token = {} if mark is None else {"ClientRequestToken": mark}
+                client.put_secret_value(SecretId=secret_id, SecretString=value, **token)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code", "") != "ResourceNotFoundException":
                     raise
@@ -238,14 +290,26 @@ class AwsSource:
         except BotoCoreError as exc:
             raise SecretSourceError(f"AWS Secrets Manager secret {secret_id}: write failed: {type(exc).__name__}") from None
 
-    def age(self, name: str) -> float | None:
-        """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated)."""
+    def mark(self, name: str) -> str | None:
+        """The AWSCURRENT version's id (a rotation's mark; a console's change: a random UUID)."""
         try:
-            if self.read(name) is None:
-                return None
+            self.read(name)
         except SecretSourceError:
             return None
+        return self._version.get(name) or None
+
+    def age(self, name: str) -> SecretAge:
+        """From the AWSCURRENT version's CreatedDate (read again: another node may have rotated).
+        An error (throttled, away) is unreadable, never "unknown": it must not look due."""
+        try:
+            if self.read(name) is None:
+                return SecretAge.unreadable(f"AWS Secrets Manager secret {self._settings.prefix}{name}: not there")
+        except SecretSourceError as exc:
+            return SecretAge.unreadable(str(exc))
         created = self._created.get(name)
         if created is None or not hasattr(created, "timestamp"):
-            return None
-        return max(0.0, time.time() - created.timestamp())
+            return SecretAge.undated()
+        return SecretAge.dated(time.time() - created.timestamp())
+
+    def locked(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # no lock in Secrets Manager: the writer re-reads instead
