@@ -304,20 +304,20 @@ def test_anchors_and_a_restore_across_an_epoch(audit_settings, anchor_settings, 
 
 
 def test_the_state_file_follows_the_epoch(tmp_path) -> None:
-    from xorj_actors.audit import state_keys
+    from xorj_actors.audit import EpochMap, state_keys
     from xorj_actors.kill_switch import KillSwitchState, PersistedState, StateFile
 
     path = tmp_path / "kill_switch.json"
-    old_key, _ = state_keys(KeyRing(OLD))
+    old_key, _ = state_keys(KeyRing(OLD), EpochMap())
     StateFile(path, old_key).save(PersistedState(state=KillSwitchState.ARMED, epoch=7))
-    new_key, retired = state_keys(KeyRing(NEW, (OLD,)))
+    new_key, retired = state_keys(KeyRing(NEW, (OLD,)), EpochMap(keys=(OLD,)))  # a start-up rotation to come
     after = StateFile(path, new_key, retired)
     reading = after.read()
     assert reading.retired_key and reading.state is not None and reading.state.epoch == 7
     after.save(reading.state)  # what the kill switch does at start, and at a live rotation
     assert not StateFile(path, new_key).read().retired_key and StateFile(path, new_key).read().state.epoch == 7
     # Under a key of no known epoch it stays fail-closed.
-    unknown = StateFile(path, state_keys(KeyRing(LATER))[0]).read()
+    unknown = StateFile(path, state_keys(KeyRing(LATER), EpochMap())[0]).read()
     assert unknown.state is None and "does not verify" in unknown.problem
 
 

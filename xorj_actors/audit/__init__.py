@@ -47,11 +47,12 @@ from xorj_actors.audit._halt_history import (
     KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     append_durable,
+    chain_state_keys,
     halt_history,
-    kill_switch_state_key,
     read_halt_history,
     state_keys,
 )
+from xorj_actors.audit._epochs import EpochMap, read_epochs
 from xorj_actors.audit._keys import (
     KeyRing,
     as_ring,
@@ -91,6 +92,9 @@ __all__ = [
     "load_key_ring",
     "parse_retired",
     "state_keys",
+    "chain_state_keys",
+    "EpochMap",
+    "read_epochs",
     "DEFAULT_CHAIN",
     "GENESIS_HASH",
     "KILL_SWITCH_ACTOR",
@@ -140,7 +144,6 @@ __all__ = [
     "entry_bytes",
     "genesis_hash",
     "halt_history",
-    "kill_switch_state_key",
     "list_anchors",
     "list_chain_anchors",
     "list_chains",

@@ -241,8 +241,11 @@ class Audit(Participant):
             if self.log is None or not self.log.available:
                 raise AuditUnavailable(self.unavailable_reason or "audit log unavailable")
             rotation = self.log.submit_rotation(message.keys.current, message.reason)
-            if self.anchorer is not None:
-                self.anchorer.keys = message.keys
+            anchorer = self.anchorer
+            if anchorer is not None:
+                anchorer.keys = message.keys
+                if rotation is not None:  # the old epoch's tail, anchored at once: safe from the retired key
+                    rotation.add_done_callback(lambda _done: anchorer.anchor_soon())
             return rotation
         if isinstance(message, _RetryOpen):
             return self._open() if self.log is None else None

@@ -24,12 +24,12 @@ from xorj_actors.audit._chain import (
     hmac_template,
     utc_timestamp,
 )
+from xorj_actors.audit._epochs import start_key
 from xorj_actors.audit._keys import (
     KEY_ROTATION,
     KeyRing,
     as_ring,
     fingerprint,
-    head_epoch_key,
     key_problem,
     load_key_ring,
     rotation_details,
@@ -81,6 +81,8 @@ class AuditLog:
         #: The key the writer MACs with (only the writer thread changes it, at a KEY_ROTATION
         #: entry); ``_target`` the key the last queued rotation moves to (under ``_cond``).
         self._key = self._target = self._ring.current
+        #: Keys that may never open an epoch again: the retired ones, and every one this writer left.
+        self._spent = set(self._ring.retired) - {self._ring.current}
         self._mac = hmac_template(self._key)
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
@@ -208,7 +210,7 @@ class AuditLog:
         None: ``new_key`` is the key already in use (nothing to rotate).
 
         Raises:
-            ValueError: ``new_key`` cannot be an audit key, or ``reason`` is unknown.
+            ValueError: ``new_key`` cannot be an audit key (a retired one included), or ``reason`` is unknown.
             AuditUnavailable: the log is closed or full.
         """
         problem = key_problem(new_key, "the new key")
@@ -222,7 +224,11 @@ class AuditLog:
         with self._cond:
             if new_key == self._target:
                 return None
+            if new_key in self._spent:
+                raise ValueError(f"the new key (fingerprint {fingerprint(new_key)}) is a retired key, already used:"
+                                 " a key opens one epoch only; choose a fresh key")
             self._push(req)
+            self._spent.add(self._target)
             self._target = new_key
         return future
 
@@ -331,7 +337,7 @@ class AuditLog:
                 " a tampered log; run `xorj-actors audit verify`"
             )
         try:
-            epoch = head_epoch_key(self._ring, head)
+            epoch = start_key(self._store, self._ring, head.sequence, head.hash, head.hmac)
         except ValueError as exc:
             raise AuditStoreError(f"last entry {head.sequence} in {self._store.where} {exc}; run `xorj-actors audit verify`") from None
         self._head_seq, self._head_hash = head.sequence, head.hash

@@ -245,6 +245,11 @@ def _create_kill_switch_index(store: Store) -> None:
         f'CREATE INDEX IF NOT EXISTS "{store.table}_kill_switch" ON {qualified_table(store)} ("sequence")'
         f" WHERE \"actor\" = '{KILL_SWITCH_ACTOR}'"
     )
+    # And of the key rotations, which every reader of the log reads for the epochs' bounds.
+    store.db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{store.table}_key_rotation" ON {qualified_table(store)} ("sequence")'
+        " WHERE \"event_type\" = 'KEY_ROTATION'"
+    )
 
 
 def qualified_table(store: Store, chain: str | None = None) -> str:

@@ -24,10 +24,10 @@ from xorj_actors.audit import (
     RotateKey,
     append_durable,
     audit_event,
+    chain_state_keys,
     halt_history,
     load_key_ring,
     record,
-    state_keys,
 )
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
@@ -337,7 +337,8 @@ class Engine:
         ones read); none without an audit key (the kill switch then cannot authenticate its
         file, and starts halted unless this is a first start)."""
         try:
-            key, retired = state_keys(load_key_ring(self.config.audit, self.config.engine.environment, self.environ))
+            ring = load_key_ring(self.config.audit, self.config.engine.environment, self.environ)
+            key, retired = chain_state_keys(self.config.audit, self.data_dir, ring)
         except ValueError as exc:
             logger.critical("kill switch: no state key: {}", exc)
             return {"state_key": None}
@@ -357,7 +358,7 @@ class Engine:
         rotation = ref.ask(RotateKey(keys=keys, reason=reason), timeout=wait)
         entry = None if rotation is None else rotation.result(timeout=wait)
         ks = runtime.whereis(KILL_SWITCH_NAME)
-        key, retired = state_keys(keys)
+        key, retired = chain_state_keys(self.config.audit, self.data_dir, keys)
         if ks is None or not ks.ask(RekeyStateFile(key=key, retired=retired), timeout=wait):
             # Not fatal: the file is read under the retired keys too, and rewritten at the next save.
             logger.error("audit key rotated, but the kill switch's state file was not rewritten under the new key")
