@@ -85,6 +85,8 @@ class AuditHealth(Message):
     reason: str | None
     pending: int
     held: int  # events kept by the actor while the log could not be opened
+    #: The fingerprint of the key the writer MACs new entries with (None: no log open).
+    key_fingerprint: str | None = None
 
 
 class AuditState(Message):
@@ -256,6 +258,7 @@ class Audit(Participant):
                 reason=self.unavailable_reason,
                 pending=log.pending if log is not None else 0,
                 held=len(self.held),
+                key_fingerprint=log.key_fingerprint if log is not None else None,
             )
         return super().on_receive(message)
 

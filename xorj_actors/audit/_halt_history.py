@@ -20,7 +20,7 @@ from typing import Any
 from loguru import logger
 from pykka import ActorDeadError
 
-from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
+from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent, GetAuditHealth
 from xorj_actors.audit._chain import EventType
 from xorj_actors.audit._keys import KeyRing, load_key_ring
 from xorj_actors.audit._epochs import EpochMap
@@ -30,7 +30,7 @@ from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
 __all__ = [
-    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history",
+    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "audit_key_in_use", "halt_history",
     "chain_state_keys", "read_halt_history", "state_keys",
 ]
 
@@ -169,3 +169,12 @@ def append_durable(runtime: Any, event: AuditEvent, timeout: float) -> None:
         raise ActorDeadError("audit actor not running")
     future: Future[Any] = ref.ask(AppendDurable(event=event), timeout=timeout)
     future.result(timeout=timeout)
+
+
+def audit_key_in_use(runtime: Any, timeout: float) -> str | None:
+    """The fingerprint of the key the Audit actor's writer MACs with now (None: unknown)."""
+    ref = None if runtime is None else runtime.whereis(AUDIT_NAME)
+    try:
+        return None if ref is None else ref.ask(GetAuditHealth(), timeout=timeout).key_fingerprint
+    except Exception:  # noqa: BLE001 - the actor busy or gone: not known
+        return None
