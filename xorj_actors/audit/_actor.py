@@ -200,6 +200,7 @@ class Audit(Participant):
                 self.environment,
                 on_unavailable=self._store_unavailable,
                 on_available=self._store_available,
+                rotate_at_start=True,  # the engine's writer: a new key opens its epoch here
             )
         except (AuditStoreError, OSError, ValueError) as exc:  # ValueError: no usable HMAC key
             self._store_unavailable(f"cannot open the audit log: {exc}")

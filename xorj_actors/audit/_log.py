@@ -75,8 +75,11 @@ class AuditLog:
         on_unavailable: Callable[[str], None] | None = None,
         on_available: Callable[[], None] | None = None,
         start_timeout_s: float = 30.0,
+        rotate_at_start: bool = False,
     ) -> None:
         self._store = store
+        #: Only the engine opens a new key epoch at its start; another writer (a CLI) refuses.
+        self._rotate_at_start = rotate_at_start
         self._ring = as_ring(key)
         #: The key the writer MACs with (only the writer thread changes it, at a KEY_ROTATION
         #: entry); ``_target`` the key the last queued rotation moves to (under ``_cond``).
@@ -119,8 +122,10 @@ class AuditLog:
         *,
         on_unavailable: Callable[[str], None] | None = None,
         on_available: Callable[[], None] | None = None,
+        rotate_at_start: bool = False,
     ) -> AuditLog:
-        """Open the configured store and start the writer (keys from the credential provider)."""
+        """Open the configured store and start the writer (keys from the credential provider).
+        ``rotate_at_start``: a head in an older key epoch is rotated from (the engine), else refused."""
         key = load_key_ring(settings, environment)
         store = open_store(settings, data_dir)
         store.close()  # the writer thread opens its own connection
@@ -135,6 +140,7 @@ class AuditLog:
             append_timeout_s=settings.append_timeout_s,
             on_unavailable=on_unavailable,
             on_available=on_available,
+            rotate_at_start=rotate_at_start,
         )
 
     # -- callers ---------------------------------------------------------------------------
@@ -341,6 +347,10 @@ class AuditLog:
         except ValueError as exc:
             raise AuditStoreError(f"last entry {head.sequence} in {self._store.where} {exc}; run `xorj-actors audit verify`") from None
         self._head_seq, self._head_hash = head.sequence, head.hash
+        if epoch != self._ring.current and not self._rotate_at_start:
+            raise AuditStoreError(f"the audit key (fingerprint {fingerprint(self._ring.current)}) is not the key of the"
+                                  f" log's open epoch ({fingerprint(epoch)}): only the engine opens a key epoch at its"
+                                  " start; start the engine first, or run this with the key in use")
         if epoch != self._ring.current:
             # Restarted with a new key: the head's epoch key is a retired one. Rotate first,
             # before any caller's entry (the constructor has not returned: the queue is ours).
