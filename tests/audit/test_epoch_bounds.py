@@ -249,3 +249,47 @@ def test_a_live_rotation_is_anchored_at_once(runtime, anchor_settings, data_dir,
     client = s3_client(anchor_settings)
     wait_until(lambda: any(a.sequence >= rotation.sequence for a in list_anchors(client, anchor_settings)), 10,
                "the rotation's anchor")
+
+
+def test_a_rollback_past_a_rotation_the_state_file_recorded_starts_halted(audit_settings, data_dir, raw_sql,
+                                                                          tmp_path) -> None:
+    from xorj_actors.kill_switch import decide
+
+    log = _open(audit_settings, data_dir, KeyRing(OLD))
+    try:
+        _halt(log, "ARMED", 1)
+        rotation = log.rotate(NEW, "reload")
+        _halt(log, "TRIGGERED", 2)
+    finally:
+        log.close()
+    path = tmp_path / "kill_switch.json"
+    recorded = (rotation.sequence, fingerprint(NEW))
+    state_file = StateFile(path, *chain_state_keys(audit_settings, data_dir, RING))
+    state_file.save(PersistedState(state=KillSwitchState.TRIGGERED, epoch=2, audit_rotation=recorded))
+    history = _read(audit_settings, data_dir, lambda s: read_halt_history(s, RING))
+    assert history.key_rotations == (recorded,) and decide(state_file.read(), history).halt is None
+    # The holder of the retired key cuts the log back to OLD's epoch and forges an ARMED head there.
+    raw_sql("DELETE FROM {t} WHERE sequence >= ?", rotation.sequence)
+    head = _rows(audit_settings, data_dir)[-1]
+    _insert(raw_sql, (*_row(head[1] + 1, "HALT", _armed(2))[:5], "kill_switch", None, _armed(2)), head[9], OLD)
+    history = _read(audit_settings, data_dir, lambda s: read_halt_history(s, RING))
+    assert history.last.state is KillSwitchState.ARMED and history.problem is None  # the log alone cannot tell
+    reading = StateFile(path, *chain_state_keys(audit_settings, data_dir, RING)).read()
+    decision = decide(reading, history)
+    assert decision.halt is not None and "rolled back past a key rotation" in decision.halt
+    assert decision.state.state is KillSwitchState.TRIGGERED
+
+
+def test_the_state_file_carries_the_rotation_it_saw() -> None:
+    from xorj_actors.kill_switch import FileReading, HaltHistory, Transition, decide
+
+    armed = Transition(KillSwitchState.ARMED, 1, 1.0)
+    old_file = FileReading(present=True, state=PersistedState(state=KillSwitchState.ARMED, epoch=1))
+    assert "audit_rotation" not in old_file.state.to_dict()  # a file from before rotations stays as it was
+    history = HaltHistory(has_history=True, last=armed, max_epoch=1, key_rotations=((4, "ab" * 12),))
+    started = decide(old_file, history)
+    assert started.halt is None and started.state.audit_rotation == (4, "ab" * 12)  # recorded from now on
+    again = PersistedState.from_dict(started.state.to_dict())
+    assert again.audit_rotation == (4, "ab" * 12)
+    with pytest.raises(ValueError, match="audit_rotation"):
+        PersistedState.from_dict({**started.state.to_dict(), "audit_rotation": [True, "x"]})

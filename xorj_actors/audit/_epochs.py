@@ -29,8 +29,8 @@ class EpochMap:
 
     ends: tuple[int, ...] = ()
     keys: tuple[bytes | None, ...] = (None,)
-    #: ``(sequence, new fingerprint)`` of the last rotation, or None.
-    last_rotation: tuple[int, str] | None = None
+    #: The fingerprint each rotation names as the new key (one per ``ends``).
+    rotated_to: tuple[str, ...] = ()
     _pads: tuple[HmacPads | None, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +43,15 @@ class EpochMap:
     def pads_at(self, sequence: int) -> HmacPads | None:
         """:meth:`key_at`'s HMAC pads (made once per map)."""
         return self._pads[bisect.bisect_left(self.ends, sequence)]
+
+    @property
+    def rotations(self) -> tuple[tuple[int, str], ...]:
+        """``(sequence, new fingerprint)`` of each rotation, in order."""
+        return tuple(zip(self.ends, self.rotated_to))
+
+    @property
+    def last_rotation(self) -> tuple[int, str] | None:
+        return self.rotations[-1] if self.ends else None
 
     @property
     def head_key(self) -> bytes | None:
@@ -77,7 +86,7 @@ def build_epochs(ring: KeyRing, rotations: Sequence[tuple], first_key: bytes | N
     keys: list[bytes | None] = []
     ends: list[int] = []
     key: bytes | None = first_key
-    last = None
+    fps: list[str] = []
     for n, row in enumerate(rotations):
         seq, details, prev, h, tag = row[1], row[7], row[8], row[9], row[10]
         if chain_hash(prev, entry_bytes(*row[:8])) != h:
@@ -100,12 +109,12 @@ def build_epochs(ring: KeyRing, rotations: Sequence[tuple], first_key: bytes | N
                              " earlier epoch already used: a key opens one epoch only")
         keys.append(key)
         ends.append(seq)
-        last = (seq, new_fp)
+        fps.append(new_fp)
         key = new
         if key is None:  # a key this process does not hold: nothing after it can be checked here
             break
     keys.append(key)
-    return EpochMap(tuple(ends), tuple(keys), last)
+    return EpochMap(tuple(ends), tuple(keys), tuple(fps))
 
 
 def read_epochs(store: Store, ring: KeyRing) -> EpochMap:

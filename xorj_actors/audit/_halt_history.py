@@ -112,6 +112,7 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     return HaltHistory(
         has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
         last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
+        key_rotations=epochs.rotations,
     )
 
 

@@ -27,6 +27,7 @@ from xorj_actors.audit import (
     audit_event,
     audit_key_in_use,
     chain_state_keys,
+    fingerprint,
     halt_history,
     load_key_ring,
     record,
@@ -367,7 +368,8 @@ class Engine:
         ks = runtime.whereis(KILL_SWITCH_NAME)
         key, retired = chain_state_keys(self.config.audit, self.data_dir, keys)
         try:  # the rotation is committed: nothing below may undo it
-            rekeyed = ks is not None and ks.ask(RekeyStateFile(key=key, retired=retired), timeout=wait)
+            rotation = None if entry is None else (entry.sequence, fingerprint(keys.current))
+            rekeyed = ks is not None and ks.ask(RekeyStateFile(key=key, retired=retired, rotation=rotation), timeout=wait)
         except Exception:  # noqa: BLE001 - the kill switch busy or gone
             rekeyed = False
         if not rekeyed:
