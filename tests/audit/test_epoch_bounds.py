@@ -50,6 +50,12 @@ def _armed(epoch: int) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
+def _rotation_json(old: bytes, new: bytes) -> str:
+    """A KEY_ROTATION entry's details from ``old`` to ``new``, as the writer writes them."""
+    return json.dumps({"new_fingerprint": fingerprint(new), "old_fingerprint": fingerprint(old), "reason": "reload"},
+                      sort_keys=True, separators=(",", ":"))
+
+
 def _rewrite(raw_sql, row: tuple, details: str, key: bytes) -> None:
     """Rewrite ``row``'s details in place, its hash recomputed and MACed under ``key``."""
     h = chain_hash(row[8], entry_bytes(*row[:7], details))
@@ -101,8 +107,7 @@ def test_a_new_key_cannot_forge_an_entry_before_the_rotation(audit_settings, dat
 
 def test_the_epochs_follow_verifys_rules() -> None:
     def rotation(seq: int, prev: str, old: bytes, new: bytes, under: bytes) -> tuple:
-        details = json.dumps({"new_fingerprint": fingerprint(new), "old_fingerprint": fingerprint(old),
-                              "reason": "reload"}, sort_keys=True, separators=(",", ":"))
+        details = _rotation_json(old, new)
         row = _row(seq, "KEY_ROTATION", details)
         h = chain_hash(prev, entry_bytes(*row))
         return (*row, prev, h, chain_hmac(under, h))
@@ -174,8 +179,7 @@ def test_start_up_refuses_a_forged_rotation_at_the_head(audit_settings, data_dir
     finally:
         log.close()
     # Under the epoch's key OLD, but naming LATER as the old key: verify calls it forged; so does the writer.
-    forged = json.dumps({"new_fingerprint": fingerprint(NEW), "old_fingerprint": fingerprint(LATER),
-                         "reason": "reload"}, sort_keys=True, separators=(",", ":"))
+    forged = _rotation_json(LATER, NEW)
     _insert(raw_sql, _row(3, "KEY_ROTATION", forged), _rows(audit_settings, data_dir)[-1][9], OLD)
     with pytest.raises(AuditStoreError, match="a forged rotation"):
         _open(audit_settings, data_dir, KeyRing(NEW, (OLD, LATER)))
@@ -192,8 +196,7 @@ def test_no_rotation_back_to_a_retired_key(audit_settings, data_dir, raw_sql) ->
     finally:
         log.close()
     # One written anyway (by hand, under the epoch's key): verify calls it broken.
-    back = json.dumps({"new_fingerprint": fingerprint(OLD), "old_fingerprint": fingerprint(NEW),
-                       "reason": "reload"}, sort_keys=True, separators=(",", ":"))
+    back = _rotation_json(NEW, OLD)
     head = _rows(audit_settings, data_dir)[-1]
     _insert(raw_sql, _row(head[1] + 1, "KEY_ROTATION", back), head[9], NEW)
     result = _verify_with(audit_settings, data_dir, KeyRing(OLD, (NEW,)))

@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from loguru import logger
 from pykka import ActorDeadError
 
 from xorj_actors.audit import AuditLog, AuditSettings, AuditUnavailable, KeyRing, fingerprint, open_store
@@ -20,14 +19,6 @@ RETIRED = "XORJ_AUDIT_RETIRED_HMAC_KEYS"
 
 def _key(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def logs():
-    lines: list[str] = []
-    handler = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{message}")
-    yield lines
-    logger.remove(handler)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ from xorj_actors.audit._halt_history import (
 from xorj_actors.audit._epochs import EpochMap, read_epochs
 from xorj_actors.audit._keys import (
     KeyRing,
+    RotationReason,
     as_ring,
     fingerprint,
     key_problem,
@@ -86,6 +87,7 @@ __all__ = [
     "AUDIT_NAME",
     "AppendDurable",
     "KeyRing",
+    "RotationReason",
     "RotateKey",
     "as_ring",
     "fingerprint",

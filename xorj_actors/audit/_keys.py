@@ -6,6 +6,7 @@ No storage, no threads. A key never leaves this module's values in text: only fi
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import hmac
@@ -23,8 +24,17 @@ _KEY_ID_MESSAGE = b"xorj-audit-key-id"
 #: A fingerprint is the first 12 bytes (24 hex digits) of ``HMAC-SHA256(key, "xorj-audit-key-id")``:
 #: enough to tell keys apart, and shorter than the 32 hex digits the log redactor takes for a MAC.
 FINGERPRINT_BYTES = 12
-#: Why a rotation happened (the ``reason`` of its entry).
-ROTATION_REASONS = ("reload", "start-up", "scheduled")
+
+
+class RotationReason(enum.StrEnum):
+    """Why a rotation happened (the ``reason`` of its entry)."""
+
+    RELOAD = "reload"
+    START_UP = "start-up"
+    SCHEDULED = "scheduled"
+
+
+ROTATION_REASONS = tuple(r.value for r in RotationReason)
 
 KEY_ROTATION = EventType.KEY_ROTATION.value
 

@@ -28,6 +28,7 @@ from xorj_actors.audit._epochs import start_key
 from xorj_actors.audit._keys import (
     KEY_ROTATION,
     KeyRing,
+    RotationReason,
     as_ring,
     fingerprint,
     key_problem,
@@ -356,7 +357,7 @@ class AuditLog:
             # before any caller's entry (the constructor has not returned: the queue is ours).
             self._key, self._mac = epoch, hmac_template(epoch)
             req = Request(KEY_ROTATION, Severity.WARNING.value, "audit", None, "{}", None)
-            req.rotate_to = (self._ring.current, "start-up")
+            req.rotate_to = (self._ring.current, RotationReason.START_UP)
             with self._cond:
                 self._push(req)
             logger.warning("audit key rotated at start-up: fingerprint {} -> {} (a KEY_ROTATION entry opens the new epoch)",

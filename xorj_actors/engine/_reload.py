@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from xorj_actors.audit import AuditEntry, KeyRing, fingerprint, key_problem, parse_retired
+from xorj_actors.audit import AuditEntry, KeyRing, RotationReason, fingerprint, key_problem, parse_retired
 from xorj_actors.config import Config
 from xorj_actors.credentials import required_secret_names
 from xorj_actors.redaction import Redactor
@@ -137,7 +137,7 @@ class SecretsReload:
             problem = "this engine has no audit writer to rotate"
         if problem is not None:
             return {"refused": problem}
-        reason = "scheduled" if trigger == "scheduled" else "reload"
+        reason = (RotationReason.SCHEDULED if trigger == "scheduled" else RotationReason.RELOAD).value  # messages carry str
         # The new key first, so an audit writer (re)opened meanwhile starts in the new epoch.
         self._adopt(name, new)
         try:
