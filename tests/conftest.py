@@ -12,6 +12,7 @@ import socket
 import subprocess
 
 import pytest
+from loguru import logger
 
 pytest_plugins = [
     "tests.plugins.engine",
@@ -72,3 +73,12 @@ def data_dir(tmp_path):
     d = tmp_path / "var"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def logs():
+    """Every log line (DEBUG and up, ``LEVEL message``) emitted during the test."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{level} {message}")
+    yield lines
+    logger.remove(sink)

@@ -38,9 +38,11 @@ class Redactor:
         """Mask these values too (rotated credentials: the old values stay masked as well).
 
         A value that is a comma-separated list (the retired audit keys) is masked whole and
-        each of its parts on its own: a part may show up alone (a retired key was a current one).
+        each of its parts on its own, stripped as the list's parser strips it ("OLD, NEW" is
+        documented): a part may show up alone (a retired key was a current one).
         """
-        known = self._secrets | {p for s in secrets for p in {s, *s.split(",")} if len(p) >= _MIN_SECRET_CHARS}
+        parts = {p for s in secrets for p in {s, *(q.strip() for q in s.split(","))}}
+        known = self._secrets | {p for p in parts if len(p) >= _MIN_SECRET_CHARS}
         values = sorted(known, key=len, reverse=True)
         # One assignment: a thread redacting meanwhile uses the old pattern or the new, never half.
         self._values = re.compile("|".join(map(re.escape, values))) if values else None

@@ -36,7 +36,7 @@ LATER = b"a-third-audit-hmac-key-nobody-retired-yet-00002"
 def _open(settings: AuditSettings, data_dir: Path, keys: KeyRing) -> AuditLog:
     store = open_store(settings, data_dir)
     store.close()
-    return AuditLog(store, keys)
+    return AuditLog(store, keys, rotate_at_start=True)  # as the engine opens it
 
 
 def _append(log: AuditLog, n: int, start: int = 0) -> list:
@@ -196,8 +196,12 @@ def test_the_parallel_walk_follows_the_epochs(audit_settings, data_dir, raw_sql,
     monkeypatch.setattr(_verify, "PARALLEL_MIN_ENTRIES", 1)
     monkeypatch.setattr(_verify, "_SPAWN_FACTOR", 1)
     at = _rotated_log(audit_settings, data_dir, before=40, after=40)
+    walked = []
+    parallel = _verify._verify_parallel
+    monkeypatch.setattr(_verify, "_verify_parallel", lambda *a, **k: walked.append(parallel(*a, **k)) or walked[-1])
     result = _verify_with(audit_settings, data_dir, KeyRing(NEW, (OLD,)), workers=3)
     assert result.ok and result.epochs == (fingerprint(OLD), fingerprint(NEW)) and result.entries == 81
+    assert walked == [(fingerprint(OLD), fingerprint(NEW))]  # the parallel walk's own answer, not the serial pass's
     # A range that begins after the rotation with an entry MACed under the old key: caught.
     head = _rows(audit_settings, data_dir)[-1]
     _insert(raw_sql, _row(head[1] + 1), head[9], OLD)
@@ -214,10 +218,13 @@ def test_a_restart_with_a_new_key_rotates_at_start_up(audit_settings, data_dir, 
     monkeypatch.setenv(audit_settings.hmac_key_env, NEW.decode())
     monkeypatch.delenv(audit_settings.retired_hmac_keys_env, raising=False)
     with pytest.raises(AuditStoreError) as refused:  # the old key not retired: the log cannot go on
-        AuditLog.open(audit_settings, data_dir, "production")
+        AuditLog.open(audit_settings, data_dir, "production", rotate_at_start=True)
     assert f"known fingerprints: {fingerprint(NEW)}" in str(refused.value) and NEW.decode() not in str(refused.value)
     monkeypatch.setenv(audit_settings.retired_hmac_keys_env, f"{LATER.decode()},{OLD.decode()}")
-    log = AuditLog.open(audit_settings, data_dir, "production")
+    with pytest.raises(AuditStoreError, match="only the engine opens a key epoch at its start"):
+        AuditLog.open(audit_settings, data_dir, "production")  # a CLI's writer: refused, nothing written
+    assert len(_rows(audit_settings, data_dir)) == 2
+    log = AuditLog.open(audit_settings, data_dir, "production", rotate_at_start=True)
     try:
         first = log.append("SYSTEM_EVENT", actor="test", details={"after": "restart"})
     finally:
@@ -304,20 +311,20 @@ def test_anchors_and_a_restore_across_an_epoch(audit_settings, anchor_settings, 
 
 
 def test_the_state_file_follows_the_epoch(tmp_path) -> None:
-    from xorj_actors.audit import state_keys
+    from xorj_actors.audit import EpochMap, state_keys
     from xorj_actors.kill_switch import KillSwitchState, PersistedState, StateFile
 
     path = tmp_path / "kill_switch.json"
-    old_key, _ = state_keys(KeyRing(OLD))
+    old_key, _ = state_keys(KeyRing(OLD), EpochMap())
     StateFile(path, old_key).save(PersistedState(state=KillSwitchState.ARMED, epoch=7))
-    new_key, retired = state_keys(KeyRing(NEW, (OLD,)))
+    new_key, retired = state_keys(KeyRing(NEW, (OLD,)), EpochMap(keys=(OLD,)))  # a start-up rotation to come
     after = StateFile(path, new_key, retired)
     reading = after.read()
     assert reading.retired_key and reading.state is not None and reading.state.epoch == 7
     after.save(reading.state)  # what the kill switch does at start, and at a live rotation
     assert not StateFile(path, new_key).read().retired_key and StateFile(path, new_key).read().state.epoch == 7
     # Under a key of no known epoch it stays fail-closed.
-    unknown = StateFile(path, state_keys(KeyRing(LATER))[0]).read()
+    unknown = StateFile(path, state_keys(KeyRing(LATER), EpochMap())[0]).read()
     assert unknown.state is None and "does not verify" in unknown.problem
 
 
@@ -334,3 +341,14 @@ def test_a_range_wholly_under_the_old_key_after_a_rotation_is_caught(audit_setti
         prev = _insert(raw_sql, _row(seq), prev, OLD)
     result = _verify_with(audit_settings, data_dir, KeyRing(NEW, (OLD,)), workers=3)
     assert not result.ok and result.broken_sequence == 55 and "not under its epoch's key" in result.reason
+    # The parallel walk itself refuses it: the third range verifies on its own, the ranges' epochs do not link.
+    ring = KeyRing(NEW, (OLD,))
+    alone, _ = _verify._verify_range(audit_settings, data_dir, ring, (), 54, 81)
+    assert alone.ok and alone.epochs == (fingerprint(OLD),)
+    store = open_store(audit_settings, data_dir, create=False)
+    try:
+        assert _verify._verify_parallel(store, ring, (), 81, 3, "spawn") is None
+        raw_sql("DELETE FROM {t} WHERE sequence > 54")
+        assert _verify._verify_parallel(store, ring, (), 54, 2, "spawn") == (fingerprint(OLD), fingerprint(NEW))
+    finally:
+        store.close()

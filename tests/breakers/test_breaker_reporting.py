@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from loguru import logger
 
 from tests.breakers.conftest import limits_with, send, status
 from tests.helpers import wait_until
@@ -18,14 +17,6 @@ from xorj_actors.breakers import (
 from xorj_actors.metrics import breaker_states
 
 T = "trade_failure_rate"
-
-
-@pytest.fixture
-def logs():
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{level} {message}")
-    yield lines
-    logger.remove(sink)
 
 
 def test_report_tells_the_named_breaker(runtime, start_breaker, armed, solo, clock) -> None:

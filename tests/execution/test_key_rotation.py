@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.execution.conftest import BASE, Harness, merged_config
 from tests.helpers import wait_until
 from tests.plugins.engine import RECOVERY_KEYS, ks_status
-from xorj_actors.audit import KeyRing, fingerprint, open_store, select_entries, state_keys, verify_store
+from xorj_actors.audit import EpochMap, KeyRing, fingerprint, open_store, select_entries, state_keys, verify_store
 from xorj_actors.credentials import open_credentials
 from xorj_actors.engine import Engine
 from xorj_actors.kill_switch import StateFile
@@ -91,7 +91,8 @@ def test_a_trading_engine_rotates_its_audit_key_live_and_at_a_restart(tmp_path: 
         rotation = answer["audit_key"]["sequence"]
         _trade(h, "vault-0000:r3:0")
         # The kill switch's state file was rewritten under the new epoch's key at once.
-        assert StateFile(state_file, state_keys(KeyRing(NEW.encode()))[0]).read().state is not None
+        rekeyed = StateFile(state_file, state_keys(KeyRing(NEW.encode()), EpochMap())[0]).read().state
+        assert rekeyed.audit_rotation == (rotation, fingerprint(NEW.encode()))  # a rollback past it is caught
     entries = _entries(h)
     assert entries[rotation - 1].event_type == "KEY_ROTATION"
     after = [e for e in entries if e.sequence > rotation and e.correlation_id == "vault-0000:r3:0"]
@@ -103,9 +104,10 @@ def test_a_trading_engine_rotates_its_audit_key_live_and_at_a_restart(tmp_path: 
     with _running(tmp_path, secrets) as h:
         assert not h.engine.board.status.halted, ks_status(h.engine)  # the old epoch's state file accepted
         _trade(h, "vault-0000:r4:0")
-        assert StateFile(state_file, state_keys(KeyRing(LATER.encode()))[0]).read().state is not None
+        restarted = StateFile(state_file, state_keys(KeyRing(LATER.encode()), EpochMap())[0]).read().state
     entries = _entries(h)
     rotations = [e for e in entries if e.event_type == "KEY_ROTATION"]
+    assert restarted.audit_rotation == (rotations[-1].sequence, fingerprint(LATER.encode()))  # the start-up rotation
     assert [json.loads(e.details)["reason"] for e in rotations] == ["reload", "start-up"]
     result = _verify(h, KeyRing(LATER.encode(), (OLD.encode(), NEW.encode())))
     assert result.epochs == tuple(fingerprint(k.encode()) for k in (OLD, NEW, LATER)), result

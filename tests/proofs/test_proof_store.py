@@ -137,3 +137,28 @@ def test_an_audit_store_that_cannot_be_opened_cannot_check(store_and_proof: Any,
     code = cli_main(["proof", "verify", str(path), "--data-dir", str(tmp_path / "no-store-here"), *key])
     assert code == 2 and "the audit store cannot be opened" in capsys.readouterr().err
     assert cli_main(["proof", "verify", str(path), "--data-dir", str(tmp_path / "no-store-here"), "--no-store", *key]) == 0
+
+
+def test_an_entry_remacd_with_a_retired_key_after_its_rotation_is_not_the_stores(data_dir: Path, raw_sql: Any,
+                                                                                 audit_settings: AuditSettings,
+                                                                                 audit_key: bytes) -> None:
+    from xorj_actors.audit import KeyRing, chain_hmac
+    from tests.audit.test_key_epochs import NEW, _open
+
+    log = _open(audit_settings, data_dir, KeyRing(audit_key))
+    log.append("TRADE_INTENT", actor="executor", correlation_id=TRADE, details=INTENT)
+    log.rotate(NEW, "reload")
+    outcome = log.append("TRADE_CONFIRMATION", actor="executor", correlation_id=TRADE, details=OUTCOME)
+    log.close()
+    ring = KeyRing(NEW, (audit_key,))
+    store = open_store(audit_settings, data_dir, create=False)
+    try:
+        signer = open_backend(ProofSettings().key, environment="development", environ={}, data_dir=data_dir)
+        doc = make_proof(store, ring, TRADE, rpc=None, commitment="confirmed", anchors=None, signer=signer, issued_at="t")
+        check_with_store(doc, store, ring)
+        # The outcome's HMAC redone under the retired key (its holder's only power): not under its epoch's key.
+        raw_sql("UPDATE {t} SET hmac = ? WHERE sequence = ?", chain_hmac(audit_key, outcome.hash), outcome.sequence)
+        with pytest.raises(ProofMismatch, match="does not verify under its key epoch's key"):
+            check_with_store(doc, store, ring)
+    finally:
+        store.close()

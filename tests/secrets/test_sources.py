@@ -140,6 +140,10 @@ def test_the_redactor_learns_rotated_values_and_keeps_masking_the_old() -> None:
     # The retired audit keys: a comma-separated list, each key masked when it shows up alone.
     redact.add(["retired-audit-key-number-one-000000000000000,retired-audit-key-number-two-00000000000000"])
     assert redact("was retired-audit-key-number-two-00000000000000.") == f"was {MASK}."
+    # The documented spaced form ("OLD, NEW"): each part masked without its space.
+    redact.add(["retired-audit-key-number-three-0000000000000, retired-audit-key-number-four-00000000000000 "])
+    assert redact("key=retired-audit-key-number-four-00000000000000;") == f"key={MASK};"
+    assert redact("retired-audit-key-number-three-0000000000000") == MASK
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -85,6 +85,8 @@ class AuditHealth(Message):
     reason: str | None
     pending: int
     held: int  # events kept by the actor while the log could not be opened
+    #: The fingerprint of the key the writer MACs new entries with (None: no log open).
+    key_fingerprint: str | None = None
 
 
 class AuditState(Message):
@@ -198,6 +200,7 @@ class Audit(Participant):
                 self.environment,
                 on_unavailable=self._store_unavailable,
                 on_available=self._store_available,
+                rotate_at_start=True,  # the engine's writer: a new key opens its epoch here
             )
         except (AuditStoreError, OSError, ValueError) as exc:  # ValueError: no usable HMAC key
             self._store_unavailable(f"cannot open the audit log: {exc}")
@@ -241,8 +244,11 @@ class Audit(Participant):
             if self.log is None or not self.log.available:
                 raise AuditUnavailable(self.unavailable_reason or "audit log unavailable")
             rotation = self.log.submit_rotation(message.keys.current, message.reason)
-            if self.anchorer is not None:
-                self.anchorer.keys = message.keys
+            anchorer = self.anchorer
+            if anchorer is not None:
+                anchorer.keys = message.keys
+                if rotation is not None:  # the old epoch's tail, anchored at once: safe from the retired key
+                    rotation.add_done_callback(lambda _done: anchorer.anchor_soon())
             return rotation
         if isinstance(message, _RetryOpen):
             return self._open() if self.log is None else None
@@ -253,6 +259,7 @@ class Audit(Participant):
                 reason=self.unavailable_reason,
                 pending=log.pending if log is not None else 0,
                 held=len(self.held),
+                key_fingerprint=log.key_fingerprint if log is not None else None,
             )
         return super().on_receive(message)
 

@@ -21,6 +21,7 @@ from typing import Any
 from loguru import logger
 
 from xorj_actors.audit._chain import AuditEntry, canonical_json
+from xorj_actors.audit._epochs import read_epochs
 from xorj_actors.audit._keys import KeyRing, as_ring
 from xorj_actors.audit._store import KILL_SWITCH_ALIVE_ACTOR, Store, insert_entries, iter_rows, read_head
 from xorj_actors.audit._verify import AnchorHead, batch_counter, verify_rows
@@ -221,6 +222,7 @@ class Anchorer:
         self._last: AnchorHead | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def anchor_now(self, *, periodic: bool = False) -> AnchorHead | None:
@@ -245,7 +247,16 @@ class Anchorer:
         rows = list(iter_rows(self._store, after=last.sequence, limit=MAX_SEGMENT))
         if not rows or (periodic and _alive_only(rows, datetime.now(timezone.utc))):
             return None
-        result = verify_rows(rows, self.keys, start_sequence=last.sequence, start_hash=last.hash)
+        # The segment starts in the epoch of its first entry, as the chain's rotations bound it:
+        # a retired key's entries after the rotation that retired it are never anchored.
+        ring = as_ring(self.keys)
+        try:
+            start_key = read_epochs(self._store, ring).key_at(last.sequence + 1)
+        except ValueError as exc:
+            raise AnchorError(f"refusing to anchor a broken chain: {exc}") from None
+        if start_key is None:
+            raise AnchorError(f"refusing to anchor: the key of entry {last.sequence + 1}'s epoch is not known")
+        result = verify_rows(rows, ring, start_sequence=last.sequence, start_hash=last.hash, epoch_key=start_key)
         if not result.ok:
             raise AnchorError(f"refusing to anchor a broken chain: entry {result.broken_sequence}: {result.reason}")
         tail = AuditEntry(*rows[-1])
@@ -281,15 +292,24 @@ class Anchorer:
         self._thread = threading.Thread(target=self._loop, name="audit-anchorer", daemon=True)
         self._thread.start()
 
+    def anchor_soon(self) -> None:
+        """Anchor on the background thread now, not at the next interval (after a key rotation:
+        the old epoch's tail is safe from the retired key's holder only once anchored)."""
+        self._wake.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the background thread after one last anchor."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._settings.interval_s):
-            self._anchor_logged(periodic=True)
+        while not self._stop.is_set():
+            woken = self._wake.wait(self._settings.interval_s)  # a key rotation: anchored whole, at once
+            self._wake.clear()
+            if not self._stop.is_set():
+                self._anchor_logged(periodic=not woken)
         self._anchor_logged()
         self._store.close()
 

@@ -219,6 +219,9 @@ def chain_step(pads: HmacPads, prev_raw: bytes, canonical: bytes) -> tuple[bytes
     return raw, raw.hex(), outer.hexdigest()
 
 
+_KEY_ROTATION = EventType.KEY_ROTATION.value
+
+
 def link_rows(
     rows: Iterator[tuple], pads: HmacPads, expected: int, prev_hex: str, stops: Container[int]
 ) -> tuple[int, str, tuple | None, bool]:
@@ -253,7 +256,7 @@ def link_rows(
             return expected, prev_hex, row, False
         expected += 1
         prev_hex, prev_raw = h, raw
-        if seq in stops or etype == "KEY_ROTATION":  # a key epoch ends there: the caller switches keys
+        if seq in stops or etype == _KEY_ROTATION:  # a key epoch ends there: the caller switches keys
             return expected, prev_hex, row, True
     return expected, prev_hex, None, False
 

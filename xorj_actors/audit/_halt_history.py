@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from pykka import ActorDeadError
 
-from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent
-from xorj_actors.audit._chain import EventType, HmacPads, load_hmac_key
+from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent, GetAuditHealth
+from xorj_actors.audit._chain import EventType
 from xorj_actors.audit._keys import KeyRing, load_key_ring
-from xorj_actors.audit._reader import _verified, ring_pads
-from xorj_actors.audit._store import COLUMNS, KILL_SWITCH_ACTOR, KILL_SWITCH_ALIVE_ACTOR, Store, open_store, qualified_table
+from xorj_actors.audit._epochs import EpochMap
+from xorj_actors.audit._reader import _verified, chain_epochs
+from xorj_actors.audit._store import (
+    COLUMNS, KILL_SWITCH_ACTOR, KILL_SWITCH_ALIVE_ACTOR, AuditStoreError, Store, open_store, qualified_table,
+)
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.kill_switch import HaltHistory, KillSwitchState, Transition, derive_state_key
 
 __all__ = [
-    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "halt_history",
-    "kill_switch_state_key", "read_halt_history", "state_keys",
+    "KILL_SWITCH_ACTOR", "KILL_SWITCH_ALIVE_ACTOR", "KILL_SWITCH_STARTING", "append_durable", "audit_key_in_use", "halt_history",
+    "chain_state_keys", "read_halt_history", "state_keys",
 ]
 
 #: ``what`` of the entry written (durably) before the history is read: it flushes the writer.
@@ -39,15 +43,29 @@ _TYPES = (EventType.HALT, EventType.RECOVERY, EventType.SYSTEM_EVENT, EventType.
 _USED_NONCE = frozenset({"recovery accepted", "cluster recovery followed"})
 
 
-def kill_switch_state_key(settings: AuditSettings, environment: str) -> bytes:
-    """The state file's key, derived from the audit HMAC key (raises ValueError without one)."""
-    return derive_state_key(load_hmac_key(settings.hmac_key_env, environment))
+def state_keys(keys: KeyRing, epochs: EpochMap) -> tuple[bytes, tuple[bytes, ...]]:
+    """The state file's key of the current epoch, and the one retired key it may still be under:
+    the chain's key just before the current one (a file written before the last rotation, the
+    process gone before rewriting it). Any other retired key fails closed: a leaked old key must
+    not forge the file (docs/AUDIT.md, "Key epochs")."""
+    prior = epochs.prior_key(keys.current)
+    return derive_state_key(keys.current), () if prior is None else (derive_state_key(prior),)
 
 
-def state_keys(keys: KeyRing) -> tuple[bytes, tuple[bytes, ...]]:
-    """The state file's key of the current epoch and those of the retired keys (a file written
-    before a rotation is read with its epoch's key, then rewritten under the current one)."""
-    return derive_state_key(keys.current), tuple(derive_state_key(k) for k in keys.keys[1:])
+def chain_state_keys(settings: AuditSettings, data_dir: Path, keys: KeyRing) -> tuple[bytes, tuple[bytes, ...]]:
+    """:func:`state_keys` with the epochs of the configured chain (none readable: no retired key)."""
+    try:
+        store = open_store(settings, data_dir, create=False)
+    except AuditStoreError as exc:
+        logger.warning("kill switch: the audit chain's key epochs are unreadable ({}): no retired state key", exc)
+        return state_keys(keys, EpochMap())
+    try:
+        return state_keys(keys, chain_epochs(store, keys))
+    except AuditStoreError as exc:
+        logger.error("kill switch: {}: no retired state key", exc)
+        return state_keys(keys, EpochMap())
+    finally:
+        store.close()
 
 
 def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
@@ -67,9 +85,9 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     # When the engine was last alive: the last entry before this start's marker (the flush wrote
     # it just before this read: a last entry that is a marker is this start's own)...
     tail: list[tuple[int, str, bool]] = []  # (sequence, timestamp, is the marker) of the last two
-    pads = ring_pads(key)
+    epochs = chain_epochs(store, key)
     for row in store.db.execute_sql(sql, types).fetchall():
-        entry = _verified(row, pads)
+        entry = _verified(row, epochs)
         details = json.loads(entry.details)
         tail = [*tail[-1:], (entry.sequence, entry.timestamp, details.get("what") == KILL_SWITCH_STARTING)]
         # A start that writes ``alive`` entries says so (the policy must not read an older
@@ -89,14 +107,15 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
             digest = details.get("nonce_sha256")
             if isinstance(digest, str):
                 digests.add(digest)
-    alive = _last_alive(store, pads, tail, look=seen_alive)
+    alive = _last_alive(store, epochs, tail, look=seen_alive)
     return HaltHistory(
         has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
         last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
+        key_rotations=epochs.rotations,
     )
 
 
-def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, str, bool]], *, look: bool) -> str | None:
+def _last_alive(store: Store, epochs: EpochMap, tail: list[tuple[int, str, bool]], *, look: bool) -> str | None:
     """...or the last ``alive`` entry after that one, if any: one step down the partial index of
     ``alive`` entries, between that entry and the marker. ``look`` False (no start of this log
     wrote ``alive`` entries: an older version's log) asks nothing more."""
@@ -117,7 +136,7 @@ def _last_alive(store: Store, pads: Sequence[HmacPads], tail: list[tuple[int, st
         ' ORDER BY "sequence" DESC LIMIT 1'
     )
     rows = store.db.execute_sql(sql, [lower] if upper is None else [lower, upper]).fetchall()
-    return _verified(rows[0], pads).timestamp if rows else when
+    return _verified(rows[0], epochs).timestamp if rows else when
 
 
 def _epoch_seconds(timestamp: str) -> float:
@@ -153,3 +172,12 @@ def append_durable(runtime: Any, event: AuditEvent, timeout: float) -> None:
         raise ActorDeadError("audit actor not running")
     future: Future[Any] = ref.ask(AppendDurable(event=event), timeout=timeout)
     future.result(timeout=timeout)
+
+
+def audit_key_in_use(runtime: Any, timeout: float) -> str | None:
+    """The fingerprint of the key the Audit actor's writer MACs with now (None: unknown)."""
+    ref = None if runtime is None else runtime.whereis(AUDIT_NAME)
+    try:
+        return None if ref is None else ref.ask(GetAuditHealth(), timeout=timeout).key_fingerprint
+    except Exception:  # noqa: BLE001 - the actor busy or gone: not known
+        return None

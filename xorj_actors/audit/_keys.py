@@ -6,6 +6,7 @@ No storage, no threads. A key never leaves this module's values in text: only fi
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import hmac
@@ -13,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xorj_actors.audit._chain import AuditEntry, EventType, load_hmac_key
+from xorj_actors.audit._chain import EventType, load_hmac_key
 from xorj_actors.audit.settings import AuditSettings
 from xorj_actors.limits import MIN_KEY_BYTES
 from xorj_actors.secrets import current_environ
@@ -23,8 +24,17 @@ _KEY_ID_MESSAGE = b"xorj-audit-key-id"
 #: A fingerprint is the first 12 bytes (24 hex digits) of ``HMAC-SHA256(key, "xorj-audit-key-id")``:
 #: enough to tell keys apart, and shorter than the 32 hex digits the log redactor takes for a MAC.
 FINGERPRINT_BYTES = 12
-#: Why a rotation happened (the ``reason`` of its entry).
-ROTATION_REASONS = ("reload", "start-up", "scheduled")
+
+
+class RotationReason(enum.StrEnum):
+    """Why a rotation happened (the ``reason`` of its entry)."""
+
+    RELOAD = "reload"
+    START_UP = "start-up"
+    SCHEDULED = "scheduled"
+
+
+ROTATION_REASONS = tuple(r.value for r in RotationReason)
 
 KEY_ROTATION = EventType.KEY_ROTATION.value
 
@@ -140,24 +150,3 @@ def rotation_target(details: str) -> tuple[str, str]:
     old, new = value.get("old_fingerprint"), value.get("new_fingerprint")
     return (old if isinstance(old, str) else ""), (new if isinstance(new, str) else "")
 
-
-def head_epoch_key(ring: KeyRing, head: AuditEntry) -> bytes:
-    """The key the entry after ``head`` must be MACed with: the key ``head`` verifies under, or,
-    when ``head`` is a ``KEY_ROTATION``, the key it names.
-
-    Raises:
-        ValueError: ``head`` verifies under no known key, or rotates to an unknown one (the
-            message names fingerprints, never keys).
-    """
-    key = ring.verifying(head.hash, head.hmac)
-    if key is None:
-        raise ValueError(f"does not verify under any known audit key (known fingerprints: {', '.join(ring.fingerprints())}):"
-                         " a wrong HMAC key, a retired key missing from the retired keys, or a tampered log")
-    if head.event_type != KEY_ROTATION:
-        return key
-    new_fp = rotation_target(head.details)[1]
-    successor = ring.find(new_fp) if new_fp else None
-    if successor is None:
-        raise ValueError(f"is a KEY_ROTATION to the key with fingerprint {new_fp or '(none)'}, which is not known"
-                         f" (known fingerprints: {', '.join(ring.fingerprints())})")
-    return successor

@@ -24,12 +24,13 @@ from xorj_actors.audit._chain import (
     hmac_template,
     utc_timestamp,
 )
+from xorj_actors.audit._epochs import start_key
 from xorj_actors.audit._keys import (
     KEY_ROTATION,
     KeyRing,
+    RotationReason,
     as_ring,
     fingerprint,
-    head_epoch_key,
     key_problem,
     load_key_ring,
     rotation_details,
@@ -75,12 +76,17 @@ class AuditLog:
         on_unavailable: Callable[[str], None] | None = None,
         on_available: Callable[[], None] | None = None,
         start_timeout_s: float = 30.0,
+        rotate_at_start: bool = False,
     ) -> None:
         self._store = store
+        #: Only the engine opens a new key epoch at its start; another writer (a CLI) refuses.
+        self._rotate_at_start = rotate_at_start
         self._ring = as_ring(key)
         #: The key the writer MACs with (only the writer thread changes it, at a KEY_ROTATION
         #: entry); ``_target`` the key the last queued rotation moves to (under ``_cond``).
         self._key = self._target = self._ring.current
+        #: Keys that may never open an epoch again: the retired ones, and every one this writer left.
+        self._spent = set(self._ring.retired) - {self._ring.current}
         self._mac = hmac_template(self._key)
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
@@ -117,8 +123,10 @@ class AuditLog:
         *,
         on_unavailable: Callable[[str], None] | None = None,
         on_available: Callable[[], None] | None = None,
+        rotate_at_start: bool = False,
     ) -> AuditLog:
-        """Open the configured store and start the writer (keys from the credential provider)."""
+        """Open the configured store and start the writer (keys from the credential provider).
+        ``rotate_at_start``: a head in an older key epoch is rotated from (the engine), else refused."""
         key = load_key_ring(settings, environment)
         store = open_store(settings, data_dir)
         store.close()  # the writer thread opens its own connection
@@ -133,6 +141,7 @@ class AuditLog:
             append_timeout_s=settings.append_timeout_s,
             on_unavailable=on_unavailable,
             on_available=on_available,
+            rotate_at_start=rotate_at_start,
         )
 
     # -- callers ---------------------------------------------------------------------------
@@ -208,7 +217,7 @@ class AuditLog:
         None: ``new_key`` is the key already in use (nothing to rotate).
 
         Raises:
-            ValueError: ``new_key`` cannot be an audit key, or ``reason`` is unknown.
+            ValueError: ``new_key`` cannot be an audit key (a retired one included), or ``reason`` is unknown.
             AuditUnavailable: the log is closed or full.
         """
         problem = key_problem(new_key, "the new key")
@@ -222,7 +231,11 @@ class AuditLog:
         with self._cond:
             if new_key == self._target:
                 return None
+            if new_key in self._spent:
+                raise ValueError(f"the new key (fingerprint {fingerprint(new_key)}) is a retired key, already used:"
+                                 " a key opens one epoch only; choose a fresh key")
             self._push(req)
+            self._spent.add(self._target)
             self._target = new_key
         return future
 
@@ -331,16 +344,20 @@ class AuditLog:
                 " a tampered log; run `xorj-actors audit verify`"
             )
         try:
-            epoch = head_epoch_key(self._ring, head)
+            epoch = start_key(self._store, self._ring, head.sequence, head.hash, head.hmac)
         except ValueError as exc:
             raise AuditStoreError(f"last entry {head.sequence} in {self._store.where} {exc}; run `xorj-actors audit verify`") from None
         self._head_seq, self._head_hash = head.sequence, head.hash
+        if epoch != self._ring.current and not self._rotate_at_start:
+            raise AuditStoreError(f"the audit key (fingerprint {fingerprint(self._ring.current)}) is not the key of the"
+                                  f" log's open epoch ({fingerprint(epoch)}): only the engine opens a key epoch at its"
+                                  " start; start the engine first, or run this with the key in use")
         if epoch != self._ring.current:
             # Restarted with a new key: the head's epoch key is a retired one. Rotate first,
             # before any caller's entry (the constructor has not returned: the queue is ours).
             self._key, self._mac = epoch, hmac_template(epoch)
             req = Request(KEY_ROTATION, Severity.WARNING.value, "audit", None, "{}", None)
-            req.rotate_to = (self._ring.current, "start-up")
+            req.rotate_to = (self._ring.current, RotationReason.START_UP)
             with self._cond:
                 self._push(req)
             logger.warning("audit key rotated at start-up: fingerprint {} -> {} (a KEY_ROTATION entry opens the new epoch)",

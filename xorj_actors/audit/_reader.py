@@ -11,11 +11,12 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from xorj_actors.audit._chain import AuditEntry, HmacPads, chain_step, entry_bytes, hmac_template
+from xorj_actors.audit._chain import AuditEntry, chain_step, entry_bytes
+from xorj_actors.audit._epochs import EpochMap, read_epochs
 from xorj_actors.audit._keys import KeyRing, as_ring
-from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, list_chains, qualified_table
+from xorj_actors.audit._store import COLUMNS, AuditStoreError, Store, chain_store, list_chains, qualified_table
 
-__all__ = ["OpenedIn", "UnverifiedEntry", "entries_by_chain", "open_entries_by_chain", "verified_entries"]
+__all__ = ["OpenedIn", "UnverifiedEntry", "chain_epochs", "entries_by_chain", "open_entries_by_chain", "verified_entries"]
 
 #: Correlation ids per ``IN (...)`` list (SQLite allows 32766 parameters per statement).
 _IDS_PER_QUERY = 500
@@ -69,34 +70,38 @@ def verified_entries(
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     sql = f'SELECT {cols} FROM {table} {where}ORDER BY "sequence"'
-    pads = ring_pads(key)
-    return [_verified(row, pads) for row in store.db.execute_sql(sql, params).fetchall()]
+    rows = store.db.execute_sql(sql, params).fetchall()
+    epochs = chain_epochs(store, key) if rows else EpochMap()
+    return [_verified(row, epochs) for row in rows]
 
 
-def ring_pads(keys: bytes | KeyRing) -> tuple[HmacPads, ...]:
-    """The pads of every known key, the current one first (made once per read)."""
-    return tuple(hmac_template(k) for k in as_ring(keys).keys)
+def chain_epochs(store: Store, keys: bytes | KeyRing) -> EpochMap:
+    """``store``'s chain's key epochs (:func:`read_epochs`).
 
-
-def _verified(row: tuple, pads: Sequence[HmacPads], chain: str | None = None) -> AuditEntry:
-    """``row`` as an entry, if its hash recomputes and its HMAC verifies under a known key.
-
-    A reader of single entries takes any known epoch's key: which epoch an entry belongs to is
-    ``audit verify``'s walk to check (docs/AUDIT.md, "Key epochs").
+    Raises:
+        UnverifiedEntry: a ``KEY_ROTATION`` entry breaks the rules (a forged or edited rotation).
     """
+    try:
+        return read_epochs(store, as_ring(keys))
+    except ValueError as exc:
+        raise UnverifiedEntry(f"audit chain {store.chain}: {exc}; run `xorj-actors audit verify`") from None
+
+
+def _verified(row: tuple, epochs: EpochMap, chain: str | None = None) -> AuditEntry:
+    """``row`` as an entry, if its hash recomputes and its HMAC verifies under ITS epoch's key
+    (a retired key only up to the rotation that retired it: docs/AUDIT.md, "Key epochs")."""
     entry = AuditEntry(*row)
-    prev_raw, canonical = bytes.fromhex(entry.prev_hash), entry_bytes(*row[:8])
+    pads = epochs.pads_at(entry.sequence)
     good = False
-    for one in pads:
-        _, h, tag = chain_step(one, prev_raw, canonical)
+    if pads is not None:
+        _, h, tag = chain_step(pads, bytes.fromhex(entry.prev_hash), entry_bytes(*row[:8]))
         good = h == entry.hash and tag == entry.hmac
-        if good or h != entry.hash:
-            break
     if not good:
         where = "" if chain is None else f" of chain {chain}"
+        why = "the log was edited" if pads is not None else "its key epoch's key is not known here"
         raise UnverifiedEntry(
-            f"audit entry {entry.sequence}{where} ({entry.event_type} {entry.correlation_id}) does not verify:"
-            " the log was edited; run `xorj-actors audit verify`"
+            f"audit entry {entry.sequence}{where} ({entry.event_type} {entry.correlation_id}) does not verify"
+            f" under its key epoch's key: {why}; run `xorj-actors audit verify`"
         )
     return entry
 
@@ -124,12 +129,14 @@ def _select(store: Store, chains: Sequence[str], where: str, params: Sequence[An
 
 
 def _by_chain(
-    chains: Sequence[str], rows: list[tuple[str, tuple]], key: bytes | KeyRing
+    store: Store, chains: Sequence[str], rows: list[tuple[str, tuple]], key: bytes | KeyRing
 ) -> dict[str, list[AuditEntry]]:
     found: dict[str, list[AuditEntry]] = {c: [] for c in chains}
-    pads = ring_pads(key)
+    epochs: dict[str, EpochMap] = {}
     for chain, row in rows:
-        found[chain].append(_verified(row, pads, chain))
+        if chain not in epochs:
+            epochs[chain] = chain_epochs(chain_store(store, chain), key)
+        found[chain].append(_verified(row, epochs[chain], chain))
     return {c: entries for c, entries in found.items() if entries}
 
 
@@ -150,7 +157,7 @@ def entries_by_chain(
     if event_types:
         where += f' AND "event_type" IN ({", ".join([p] * len(event_types))})'
         params.extend(event_types)
-    return _by_chain(chains, _select(store, chains, where, params), key)
+    return _by_chain(store, chains, _select(store, chains, where, params), key)
 
 
 def open_entries_by_chain(
@@ -197,4 +204,4 @@ def open_entries_by_chain(
         rows += _select(store, chains, where, [*event_types, *chunk])
     order = {c: n for n, c in enumerate(chains)}
     rows.sort(key=lambda r: (order[r[0]], r[1][1]))
-    return _by_chain(chains, rows, key)
+    return _by_chain(store, chains, rows, key)

@@ -22,6 +22,8 @@ from typing import Any
 from xorj_actors.audit._anchor import list_chain_anchors, read_segment, recover_from_anchors
 from xorj_actors.audit._halt_history import read_halt_history, state_keys
 from xorj_actors.audit._keys import KeyRing, as_ring
+from xorj_actors.audit._epochs import EpochMap
+from xorj_actors.audit._reader import chain_epochs
 from xorj_actors.audit._store import AuditStoreError, Store, chain_store, list_chains, open_store, read_head
 from xorj_actors.audit._verify import VerifyResult, verify_chains
 from xorj_actors.audit.settings import AnchorSettings, AuditSettings
@@ -260,7 +262,12 @@ def _local_evidence(store: Store, key: bytes | KeyRing, state_file: Path | None)
     a halt writes the file first (docs/HALT_PROTOCOL.md), so one ahead with a halt only suggests it."""
     if state_file is None:
         return None, False
-    reading = StateFile(state_file, *state_keys(as_ring(key))).read()  # written in any known epoch
+    ring = as_ring(key)
+    try:
+        epochs = chain_epochs(store, ring)
+    except AuditStoreError:  # rotations that break the rules: only the current key's file is evidence
+        epochs = EpochMap()
+    reading = StateFile(state_file, *state_keys(ring, epochs)).read()
     if not reading.present:
         return f"no kill-switch state file at {state_file}: nothing local tells how far the lost log went", False
     if reading.problem is not None or reading.state is None:

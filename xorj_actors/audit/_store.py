@@ -12,7 +12,7 @@ from pathlib import Path
 
 import peewee
 
-from xorj_actors.audit._chain import AuditEntry, genesis_hash
+from xorj_actors.audit._chain import AuditEntry, EventType, genesis_hash
 from xorj_actors.audit.settings import DEFAULT_CHAIN, AuditSettings, chain_name_problem
 from xorj_actors.secrets import current_environ
 
@@ -250,6 +250,11 @@ def _create_kill_switch_index(store: Store) -> None:
             f'CREATE INDEX IF NOT EXISTS "{store.table}_{suffix}" ON {qualified_table(store)} ("sequence")'
             f" WHERE \"actor\" = '{actor}'"
         )
+    # And of the key rotations, which every reader of the log reads for the epochs' bounds.
+    store.db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{store.table}_key_rotation" ON {qualified_table(store)} ("sequence")'
+        f" WHERE \"event_type\" = '{EventType.KEY_ROTATION.value}'"
+    )
 
 
 def qualified_table(store: Store, chain: str | None = None) -> str:

@@ -209,6 +209,9 @@ def verify_rows(
             if old_fp != epochs[-1]:
                 return broken(seq, f"KEY_ROTATION entry {seq} names the old key {old_fp or '(none)'}, but its epoch's "
                                    f"key is {epochs[-1]}: a forged rotation")
+            if new_fp in epochs:
+                return broken(seq, f"KEY_ROTATION entry {seq} rotates back to the key with fingerprint {new_fp}, which "
+                                   "an earlier epoch used: a key opens one epoch only (a retired key may have leaked)")
             new_key = ring.find(new_fp) if new_fp else None
             if new_key is None:
                 return broken(seq, f"KEY_ROTATION entry {seq} rotates to the key with fingerprint "
@@ -402,7 +405,7 @@ def _verify_parallel(
         if not result.ok or first_prev != prev or result.head_sequence != hi or epochs[-1:] not in ((), result.epochs[:1]):
             return None
         prev, epochs = result.head_hash, epochs + result.epochs[1 if epochs else 0:]
-    return epochs
+    return epochs if len(set(epochs)) == len(epochs) else None  # a key back: the serial pass names the entry
 
 
 def verify_store(

@@ -20,18 +20,21 @@ from xorj_actors.audit import (
     KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     AuditEntry,
+    AuditUnavailable,
     KeyRing,
     RotateKey,
     append_durable,
     audit_event,
+    audit_key_in_use,
+    chain_state_keys,
+    fingerprint,
     halt_history,
     load_key_ring,
     record,
-    state_keys,
 )
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
-from xorj_actors.engine._reload import SecretsReload
+from xorj_actors.engine._reload import RotationRefused, SecretsReload
 from xorj_actors.engine._rotation import KeyRotator
 from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_postponed
 from xorj_actors.secrets import CredentialProvider
@@ -120,7 +123,8 @@ class Engine:
             credentials = open_credentials(config, self.environ)[0]
         #: ``ctl reload-secrets`` and SIGHUP (docs/OPERATIONS.md, "Rotating credentials").
         self.reload_secrets = SecretsReload(
-            credentials, config, self.environ, self.redactor, self._audit_reload, rotate_audit_key=self._rotate_audit_key
+            credentials, config, self.environ, self.redactor, self._audit_reload, rotate_audit_key=self._rotate_audit_key,
+            writer_fingerprint=lambda: audit_key_in_use(self.runtime, self.config.audit.append_timeout_s),
         )
         #: ``[secrets.rotation]``: the engine's own keys rotated on schedule (docs/SECURITY.md, "Key rotation").
         self.board = HaltBoard()
@@ -353,7 +357,8 @@ class Engine:
         ones read); none without an audit key (the kill switch then cannot authenticate its
         file, and starts halted unless this is a first start)."""
         try:
-            key, retired = state_keys(load_key_ring(self.config.audit, self.config.engine.environment, self.environ))
+            ring = load_key_ring(self.config.audit, self.config.engine.environment, self.environ)
+            key, retired = chain_state_keys(self.config.audit, self.data_dir, ring)
         except ValueError as exc:
             logger.critical("kill switch: no state key: {}", exc)
             return {"state_key": None}
@@ -364,17 +369,26 @@ class Engine:
         then the kill switch's state file; the entry, or None if the writer already used it.
 
         Raises:
-            AuditUnavailable, TimeoutError, ActorDeadError: the writer did not rotate.
+            RotationRefused: the writer refused it (nothing queued); TimeoutError, AuditUnavailable:
+                not confirmed (queued: the writer may be on either key).
         """
         runtime, wait = self.runtime, self.config.audit.append_timeout_s
         ref = None if runtime is None else runtime.whereis(AUDIT_NAME)
-        if ref is None:
-            raise ActorDeadError("audit actor not running")
-        rotation = ref.ask(RotateKey(keys=keys, reason=reason), timeout=wait)
+        try:
+            if ref is None:
+                raise ActorDeadError("audit actor not running")
+            rotation = ref.ask(RotateKey(keys=keys, reason=reason), timeout=wait)
+        except (AuditUnavailable, ActorDeadError, ValueError) as exc:  # nothing queued: the writer keeps its key
+            raise RotationRefused(f"{type(exc).__name__}: {exc}") from exc
         entry = None if rotation is None else rotation.result(timeout=wait)
         ks = runtime.whereis(KILL_SWITCH_NAME)
-        key, retired = state_keys(keys)
-        if ks is None or not ks.ask(RekeyStateFile(key=key, retired=retired), timeout=wait):
+        key, retired = chain_state_keys(self.config.audit, self.data_dir, keys)
+        try:  # the rotation is committed: nothing below may undo it
+            rotation = None if entry is None else (entry.sequence, fingerprint(keys.current))
+            rekeyed = ks is not None and ks.ask(RekeyStateFile(key=key, retired=retired, rotation=rotation), timeout=wait)
+        except Exception:  # noqa: BLE001 - the kill switch busy or gone
+            rekeyed = False
+        if not rekeyed:
             # Not fatal: the file is read under the retired keys too, and rewritten at the next save.
             logger.error("audit key rotated, but the kill switch's state file was not rewritten under the new key")
         return entry

@@ -15,15 +15,18 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from loguru import logger
-from pykka import ActorDeadError
 
-from xorj_actors.audit import AuditEntry, AuditUnavailable, KeyRing, fingerprint, key_problem, parse_retired
+from xorj_actors.audit import AuditEntry, KeyRing, RotationReason, fingerprint, key_problem, parse_retired
 from xorj_actors.config import Config
 from xorj_actors.credentials import required_secret_names
 from xorj_actors.redaction import Redactor
 from xorj_actors.secrets import CredentialProvider
 
-__all__ = ["SecretsReload"]
+__all__ = ["RotationRefused", "SecretsReload"]
+
+
+class RotationRefused(RuntimeError):
+    """The audit writer refused a key rotation before queueing it: it stays on the key in use."""
 
 
 class SecretsReload:
@@ -46,6 +49,7 @@ class SecretsReload:
         on_outcome: Callable[[dict[str, Any]], object] = lambda answer: None,
         *,
         rotate_audit_key: Callable[[KeyRing, str], AuditEntry | None] | None = None,
+        writer_fingerprint: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.provider = provider
         self.config = config
@@ -53,6 +57,8 @@ class SecretsReload:
         self.redactor = redactor
         self.on_outcome = on_outcome
         self.rotate_audit_key = rotate_audit_key
+        #: The fingerprint of the key the audit writer uses now (None: unknown), after an unconfirmed rotation.
+        self.writer_fingerprint = writer_fingerprint
         self._lock = threading.Lock()
 
     def __call__(self, trigger: str = "ctl") -> dict[str, Any]:
@@ -120,6 +126,9 @@ class SecretsReload:
             return {"refused": str(exc)}
         old_key, new_key = old.encode("utf-8"), new.encode("utf-8")
         problem = key_problem(new_key, name)
+        if problem is None and new_key in retired:
+            problem = (f"the new key (fingerprint {fingerprint(new_key)}) is among the retired keys: a key opens one "
+                       "epoch only (a retired key may have leaked); choose a fresh key")
         if problem is None and old_key not in retired:
             problem = (f"the key in use (fingerprint {fingerprint(old_key)}) is not among the retired keys "
                        f"({audit.retired_hmac_keys_env}): add it there first, or `audit verify` could not check "
@@ -128,21 +137,36 @@ class SecretsReload:
             problem = "this engine has no audit writer to rotate"
         if problem is not None:
             return {"refused": problem}
-        reason = "scheduled" if trigger == "scheduled" else "reload"
+        reason = (RotationReason.SCHEDULED if trigger == "scheduled" else RotationReason.RELOAD).value  # messages carry str
         # The new key first, so an audit writer (re)opened meanwhile starts in the new epoch.
-        self.provider.adopt(name, new)
-        self.environ[name] = new
+        self._adopt(name, new)
         try:
             entry = self.rotate_audit_key(KeyRing(new_key, retired), reason)  # type: ignore[misc]
-        except (AuditUnavailable, ActorDeadError, ValueError) as exc:  # refused, not queued: the old key stays
-            self.provider.adopt(name, old)
-            self.environ[name] = old
+        except RotationRefused as exc:  # refused, not queued: the old key stays
+            self._adopt(name, old)
             logger.error("secrets reload: the audit writer refused the key rotation, the old key stays: {}", exc)
-            return {"refused": f"the audit writer did not rotate: {type(exc).__name__}: {exc}"}
-        except Exception as exc:  # noqa: BLE001 - a timeout: queued, it may still commit; the new key stays
-            logger.error("secrets reload: the audit key rotation is not confirmed ({}: {}); it stays queued",
-                         type(exc).__name__, exc)
-            entry = None
+            return {"refused": f"the audit writer did not rotate: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - queued, perhaps committed: the provider follows the writer
+            return self._unconfirmed(name, old, new, reason, exc)
         logger.warning("audit key rotated ({}): fingerprint {} -> {}", reason, fingerprint(old_key), fingerprint(new_key))
         return {"old_fingerprint": fingerprint(old_key), "new_fingerprint": fingerprint(new_key), "reason": reason,
                 "sequence": None if entry is None else entry.sequence}
+
+    def _adopt(self, name: str, value: str) -> None:
+        self.provider.adopt(name, value)
+        self.environ[name] = value
+
+    def _unconfirmed(self, name: str, old: str, new: str, reason: str, exc: Exception) -> dict[str, Any]:
+        """A rotation queued but not confirmed: the provider takes the key the writer is on, so an
+        audit writer (re)opened later and this one never MAC under different keys."""
+        old_fp, new_fp = fingerprint(old.encode("utf-8")), fingerprint(new.encode("utf-8"))
+        writer = self.writer_fingerprint()
+        why = f"{type(exc).__name__}: {exc}"
+        if writer == old_fp:
+            self._adopt(name, old)
+            logger.error("secrets reload: the audit key rotation failed ({}); the writer is on the old key, which stays", why)
+            return {"refused": f"the audit writer did not rotate: {why}"}
+        logger.error("secrets reload: the audit key rotation is not confirmed ({}); the writer's key: {}; the new key"
+                     " stays (a writer opened with it rotates at its start)", why, writer or "unknown")
+        return {"old_fingerprint": old_fp, "new_fingerprint": new_fp, "reason": reason, "sequence": None,
+                "confirmed": False}

@@ -261,6 +261,8 @@ class KillSwitch(ParticipantRoll, StartingUp, DurableState, ReducingMode, Recove
             return self.status()
         if kind is RekeyStateFile:
             self.state_file.rekey(message.key, message.retired)
+            if message.rotation is not None:
+                self.persisted = replace(self.persisted, audit_rotation=message.rotation)
             return self._persist()  # the current state, under the new key at once
         if kind is Recover:
             return self._recover(message)

@@ -87,6 +87,8 @@ class RekeyStateFile(Message):
 
     key: bytes
     retired: tuple[bytes, ...] = ()
+    #: ``(sequence, new key fingerprint)`` of the rotation: the file records it (a rollback past it is caught).
+    rotation: tuple[int, str] | None = None
 
     def __repr__(self) -> str:  # never the keys
         return f"RekeyStateFile({len(self.retired)} retired)"

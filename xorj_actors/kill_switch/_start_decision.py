@@ -62,6 +62,9 @@ class HaltHistory:
     last_alive: float | None = None
     #: The log holds an ``alive`` entry: the previous runs recorded their liveness.
     seen_alive: bool = False
+    #: ``(sequence, new key fingerprint)`` of every audit key rotation in the chain, in order
+    #: (None: not read). One the state file records and the log lacks: a rollback.
+    key_rotations: tuple[tuple[int, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,12 @@ def decide(
     has_history = history is not None and history.has_history
     if history is not None and history.problem is not None:
         return halt(f"the audit log's kill-switch history cannot be trusted: {history.problem}")
+    if history is not None and history.key_rotations is not None:
+        seen = file_state.audit_rotation if file_state is not None else None
+        if seen is not None and seen not in history.key_rotations:
+            return halt(f"the state file records the audit key rotation at entry {seen[0]} (to the key {seen[1]}), which the"
+                        " audit log no longer holds: the log was rolled back past a key rotation (`audit verify`)")
+        base = replace(base, audit_rotation=history.key_rotations[-1] if history.key_rotations else seen)
     if pending_halt is not None:
         return halt(f"a halt was not yet durable when the kill switch stopped ({pending_halt[:200]})")
     if published_halt is not None and not (file_state is not None and file_state.halted and file_state.epoch >= published_halt):

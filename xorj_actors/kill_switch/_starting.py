@@ -68,6 +68,11 @@ class StartingUp:
             state = replace(state, reason=self._clean(decision.halt, REASON_LIMIT))
         elif decision.first_start:
             logger.warning("kill switch: no state file and an empty audit log: first start, ARMED")
+        elif reading.state is not None and state.audit_rotation != reading.state.audit_rotation:
+            try:  # a rotation at the writer's start: recorded now, so a rollback past it is caught
+                self.state_file.save(state)
+            except OSError as exc:
+                logger.error("kill switch: cannot record the audit key rotation in the state file: {}", exc)
         return replace(decision, state=state)
 
     def _record_first_start(self) -> str | None:

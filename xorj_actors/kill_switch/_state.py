@@ -68,6 +68,9 @@ class PersistedState:
     #: last, bounded. Digests, not nonces: whatever an operator pasted there is never stored.
     nonce_digests: tuple[str, ...] = ()
     updated_at: float = field(default_factory=time.time)
+    #: ``(sequence, new key fingerprint)`` of the audit chain's last KEY_ROTATION the kill switch
+    #: saw: a log that no longer holds it was rolled back past a rotation (absent: none seen).
+    audit_rotation: tuple[int, str] | None = None
 
     @property
     def halted(self) -> bool:
@@ -77,6 +80,10 @@ class PersistedState:
         data = asdict(self)
         data["state"] = self.state.value
         data["nonce_digests"] = list(self.nonce_digests)
+        if self.audit_rotation is None:  # a file from before any rotation stays what it was
+            del data["audit_rotation"]
+        else:
+            data["audit_rotation"] = list(self.audit_rotation)
         return data
 
     @classmethod
@@ -113,6 +120,7 @@ class PersistedState:
             factor=factor,
             nonce_digests=tuple(digests),
             updated_at=_number(data, "updated_at", 0.0) or 0.0,
+            audit_rotation=_rotation(data.get("audit_rotation")),
         )
 
 
@@ -130,6 +138,15 @@ def _number(data: dict[str, Any], name: str, default: float | None) -> float | N
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name}: must be a finite number")
     return float(value)
+
+
+def _rotation(value: object) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and not isinstance(value[0], bool)
+            and value[0] > 0 and isinstance(value[1], str) and len(value[1]) <= 64):
+        raise ValueError("audit_rotation: must be [sequence, fingerprint]")
+    return value[0], value[1]
 
 
 def _is_digest(value: object) -> bool:

@@ -15,9 +15,11 @@ from xorj_actors.audit import (
     Store,
     UnverifiedEntry,
     as_ring,
+    chain_hmac,
     chain_store,
     entries_by_chain,
     list_chains,
+    read_epochs,
     select_entries,
 )
 from xorj_actors.proofs._document import build_body
@@ -100,6 +102,15 @@ def _row(store: Store, chain: str, sequence: int) -> AuditEntry | None:
     return next(select_entries(chain_store(store, chain), sequence=sequence), None)
 
 
+def _under_its_epoch(store: Store, chain: str, key: bytes | KeyRing, stored: AuditEntry) -> bool:
+    """Whether ``stored``'s HMAC verifies under its own epoch's key (a retired key only up to its rotation)."""
+    try:
+        epoch_key = read_epochs(chain_store(store, chain), as_ring(key)).key_at(stored.sequence)
+    except ValueError:  # a rotation of the chain breaks a rule: nothing in it is trusted
+        return False
+    return epoch_key is not None and chain_hmac(epoch_key, stored.hash) == stored.hmac
+
+
 def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | KeyRing | None) -> None:
     """The proof's entries in the audit store: each at its chain and sequence with the same hash,
     linked to the entry before it and (``key``) with a valid HMAC; every entry the store holds of
@@ -117,8 +128,8 @@ def check_with_store(document: Mapping[str, Any], store: Store, key: bytes | Key
         before = _row(store, chain, sequence - 1) if sequence > 1 else None
         if before is not None and before.hash != stored.prev_hash:
             raise ProofMismatch(where, f"does not link to entry {sequence - 1} of chain {chain} in the audit store")
-        if key is not None and as_ring(key).verifying(stored.hash, stored.hmac) is None:
-            raise ProofMismatch(where, "its HMAC in the audit store does not verify")
+        if key is not None and not _under_its_epoch(store, chain, key, stored):
+            raise ProofMismatch(where, "its HMAC in the audit store does not verify under its key epoch's key")
     present = {(str(r["chain"]), int(r["sequence"])) for r in records}
     for chain, entries in _intents_and_outcomes(store, str(document.get("trade_id"))).items():
         for e in entries:
