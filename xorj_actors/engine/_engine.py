@@ -11,30 +11,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from pykka import ActorDeadError
 
 from supervisors import ActorState, Runtime, Strategy, Supervisor
 from xorj_actors.audit import (
-    AUDIT_NAME,
     KILL_SWITCH_ACTOR,
     KILL_SWITCH_ALIVE_ACTOR,
     KILL_SWITCH_STARTING,
     AuditEntry,
-    AuditUnavailable,
     KeyRing,
-    RotateKey,
     append_durable,
     audit_event,
     audit_key_in_use,
-    chain_state_keys,
-    fingerprint,
     halt_history,
-    load_key_ring,
     record,
 )
 from xorj_actors.check import secret_env_names
 from xorj_actors.credentials import open_credentials
-from xorj_actors.engine._reload import RotationRefused, SecretsReload
+from xorj_actors.engine._audit_keys import (
+    audit_secrets_answer, rotate_audit_key, rotates_shared_keys, state_keys_now,
+)
+from xorj_actors.engine._reload import SecretsReload
 from xorj_actors.engine._rotation import KeyRotator
 from xorj_actors.engine._rotation_gate import ctl_rotation_recorded, schedule_postponed
 from xorj_actors.secrets import CredentialProvider
@@ -60,7 +56,6 @@ from xorj_actors.kill_switch import (
     HaltBoard,
     HaltHistory,
     Participant,
-    RekeyStateFile,
 )
 from xorj_actors.signers import vault_id
 
@@ -311,28 +306,14 @@ class Engine:
 
     def _audit_reload(self, answer: dict[str, Any]) -> None:
         """One SYSTEM_EVENT per secrets reload: names and sources, never a value."""
-        if self.runtime is not None:
-            severity = "WARNING" if answer["reloaded"] else "ERROR"
-            record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
+        audit_secrets_answer(self.runtime, answer, ok=answer["reloaded"])
 
     def _audit_rotation(self, answer: dict[str, Any]) -> None:
         """One SYSTEM_EVENT per key rotation, done, refused or failed: fingerprints, never a value."""
-        if self.runtime is not None:
-            severity = "WARNING" if answer["rotated"] else "ERROR"
-            record(self.runtime, audit_event("SYSTEM_EVENT", "secrets", answer, severity=severity))
+        audit_secrets_answer(self.runtime, answer, ok=answer["rotated"])
 
     def _rotates_keys(self) -> bool:
-        """Whether this node rotates the shared keys on schedule: alone, yes; in a cluster, only
-        the live node with the lowest id (the others take its keys at their next look)."""
-        cluster = self.cluster
-        if cluster is None:
-            return True
-        try:
-            live = cluster.call(cluster.live(), timeout=10.0)
-        except Exception as exc:  # noqa: BLE001 - NATS away: nobody rotates, the old key stays
-            logger.warning("key rotation: cluster members unknown ({!r}): not rotating now", exc)
-            return False
-        return bool(live) and min(live) == cluster.settings.node_id
+        return rotates_shared_keys(self.cluster)
 
     def _kill_switch_history(self) -> HaltHistory:
         """The audit log's kill-switch history, after every entry told before is committed."""
@@ -353,45 +334,10 @@ class Engine:
         return read_chain_time(url, commitment=r.clock_commitment, timeout_s=r.clock_rpc_timeout_s, quotas=self.quotas).block_time
 
     def _kill_switch_state_keys(self) -> dict[str, Any]:
-        """The state file's keys, from the audit keys now (the current one writes, the retired
-        ones read); none without an audit key (the kill switch then cannot authenticate its
-        file, and starts halted unless this is a first start)."""
-        try:
-            ring = load_key_ring(self.config.audit, self.config.engine.environment, self.environ)
-            key, retired = chain_state_keys(self.config.audit, self.data_dir, ring)
-        except ValueError as exc:
-            logger.critical("kill switch: no state key: {}", exc)
-            return {"state_key": None}
-        return {"state_key": key, "retired_state_keys": retired}
+        return state_keys_now(self.config.audit, self.config.engine.environment, self.data_dir, self.environ)
 
     def _rotate_audit_key(self, keys: KeyRing, reason: str) -> AuditEntry | None:
-        """Rotate the audit writer to ``keys.current`` (its ``KEY_ROTATION`` entry committed),
-        then the kill switch's state file; the entry, or None if the writer already used it.
-
-        Raises:
-            RotationRefused: the writer refused it (nothing queued); TimeoutError, AuditUnavailable:
-                not confirmed (queued: the writer may be on either key).
-        """
-        runtime, wait = self.runtime, self.config.audit.append_timeout_s
-        ref = None if runtime is None else runtime.whereis(AUDIT_NAME)
-        try:
-            if ref is None:
-                raise ActorDeadError("audit actor not running")
-            rotation = ref.ask(RotateKey(keys=keys, reason=reason), timeout=wait)
-        except (AuditUnavailable, ActorDeadError, ValueError) as exc:  # nothing queued: the writer keeps its key
-            raise RotationRefused(f"{type(exc).__name__}: {exc}") from exc
-        entry = None if rotation is None else rotation.result(timeout=wait)
-        ks = runtime.whereis(KILL_SWITCH_NAME)
-        key, retired = chain_state_keys(self.config.audit, self.data_dir, keys)
-        try:  # the rotation is committed: nothing below may undo it
-            rotation = None if entry is None else (entry.sequence, fingerprint(keys.current))
-            rekeyed = ks is not None and ks.ask(RekeyStateFile(key=key, retired=retired, rotation=rotation), timeout=wait)
-        except Exception:  # noqa: BLE001 - the kill switch busy or gone
-            rekeyed = False
-        if not rekeyed:
-            # Not fatal: the file is read under the retired keys too, and rewritten at the next save.
-            logger.error("audit key rotated, but the kill switch's state file was not rewritten under the new key")
-        return entry
+        return rotate_audit_key(self.runtime, self.config.audit, self.data_dir, keys, reason)
 
     # -- cluster -------------------------------------------------------------------------------
 
