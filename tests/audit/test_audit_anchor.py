@@ -408,3 +408,24 @@ def test_an_idle_engines_alive_entries_write_no_anchor_of_their_own(anchored, an
     assert _alive_only(rows, written + ALIVE_ONLY_MAX_AGE - timedelta(seconds=1))
     assert not _alive_only(rows, written + ALIVE_ONLY_MAX_AGE)
     assert not _alive_only([*rows, dataclasses.astuple(more[0])], written)
+
+
+def test_anchor_soon_anchors_at_once_not_at_the_next_interval(anchored, anchor_settings, audit_settings, data_dir,
+                                                              audit_key):
+    """After a key rotation the writer wakes the anchorer: the old epoch's tail is safe from the
+    retired key's holder only once anchored, which must not wait an ``interval_s`` (an hour here)."""
+    _, store, client = anchored
+    hourly = dataclasses.replace(anchor_settings, interval_s=3600.0)
+    anchorer = Anchorer(hourly, open_store(audit_settings, data_dir, create=False), audit_key, client)
+    anchorer.start()
+    try:
+        fill(audit_settings, data_dir, 2)
+        time.sleep(0.5)
+        assert [a.sequence for a in list_anchors(client, anchor_settings)] == [10]  # not woken: nothing yet
+        anchorer.anchor_soon()
+        deadline = time.monotonic() + 10
+        while len(list_anchors(client, anchor_settings)) == 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [a.sequence for a in list_anchors(client, anchor_settings)] == [10, 12]
+    finally:
+        anchorer.stop()

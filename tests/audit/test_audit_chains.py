@@ -247,3 +247,37 @@ def test_each_chain_has_its_own_anchors_and_verify_checks_each(
     chain_sql(A, "DROP TABLE {t}")
     results = verify_all(settings, data_dir, audit_key, anchors=heads)
     assert not results[A].ok and results[A].reason.startswith(f"missing chain: chain {A} has no table")
+
+
+def test_a_log_of_an_older_version_gets_the_new_indexes_when_the_writer_opens_it(audit_settings, data_dir, audit_key):
+    """The partial indexes of ``alive`` entries and key rotations are built on an existing table
+    (a one-off build, not cut by PostgreSQL's statement timeout): the start-up reads never scan it."""
+    new = {"audit_entries_kill_switch_alive", "audit_entries_key_rotation"}
+    log = open_log(audit_settings, data_dir)
+    log.append("SYSTEM_EVENT", actor="engine")
+    log.close()
+    pg = audit_settings.backend != "sqlite"
+
+    def indexes() -> set[str]:
+        store = open_store(audit_settings, data_dir, create=False)
+        try:
+            return {r[0] for r in store.db.execute_sql(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s" if pg else
+                "SELECT name FROM sqlite_master WHERE type = 'index'", [audit_settings.postgres.schema] if pg else []
+            ).fetchall()}
+        finally:
+            store.close()
+
+    assert new <= indexes()
+    store = open_store(audit_settings, data_dir, create=False)
+    try:  # as an older version left it
+        for name in sorted(new):
+            store.db.execute_sql(f'DROP INDEX "{audit_settings.postgres.schema}"."{name}"' if pg else f'DROP INDEX "{name}"')
+    finally:
+        store.close()
+    assert not new & indexes()
+    log = open_log(audit_settings, data_dir)
+    log.append("SYSTEM_EVENT", actor="engine")
+    log.close()
+    assert new <= indexes()
+

@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.execution.conftest import Harness
 from tests.helpers import wait_until
 from xorj_actors.audit import AuditStoreError, open_store, select_entries
@@ -133,6 +135,13 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     registry = engine.metrics.registry
     assert registry.get_sample_value("xorj_correlated_exposure_usd", {"cluster": f"{a}+{b}", "kind": "held"}) == float(held)
     assert registry.get_sample_value("xorj_correlation_clusters") >= 1
+    # ctl risk shows the operator the same cluster, its exposure against the limit, and who holds it.
+    shown = request(engine.socket_path, "risk", {}, timeout=10)["correlation"]
+    [cluster] = [c for c in shown["clusters"] if c["members"] == [a, b]]
+    assert cluster["held_usd"] == pytest.approx(float(held), abs=0.01) and cluster["reserved_usd"] == 0, cluster
+    assert cluster["room_usd"] == pytest.approx(GLOBAL_USD - float(held), abs=0.01), cluster
+    assert cluster["top_vaults"][0]["vault_id"] == "vault-0000", cluster
+    assert any({p["a"], p["b"]} == {a, b} and p["correlation"] >= shown["threshold"] for p in shown["pairs"]), shown
     # The second vault finds the room taken: its buys into the pair are refused (cut to nothing).
     # FAULT INJECTED (a race no test can time): a re-estimate lands between its plan and its
     # reservation, joining every token to the full pair; the reservation must see it and refuse.

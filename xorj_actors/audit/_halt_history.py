@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import peewee
 from loguru import logger
 from pykka import ActorDeadError
 
@@ -61,8 +62,8 @@ def chain_state_keys(settings: AuditSettings, data_dir: Path, keys: KeyRing) -> 
         return state_keys(keys, EpochMap())
     try:
         return state_keys(keys, chain_epochs(store, keys))
-    except AuditStoreError as exc:
-        logger.error("kill switch: {}: no retired state key", exc)
+    except (AuditStoreError, peewee.DatabaseError) as exc:  # a timeout, a database restart: fail closed
+        logger.error("kill switch: the audit chain's key epochs: {}: no retired state key", exc)
         return state_keys(keys, EpochMap())
     finally:
         store.close()

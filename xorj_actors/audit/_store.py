@@ -187,6 +187,11 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, 
                     # PostgreSQL's IF NOT EXISTS is not safe against a concurrent twin (two
                     # openers of one chain at start: a unique violation in pg_class): one at a time.
                     db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                    # A log written by an older version gets its new indexes here: a one-off
+                    # build over the whole table, far longer than [audit.postgres]
+                    # statement_timeout_s allows an append (a cancelled build would leave the
+                    # writer unable to open at every retry).
+                    db.execute_sql(f"SET LOCAL statement_timeout = {_DDL_TIMEOUT_MS}")
                 if schema is not None:
                     db.execute_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 db.create_tables([store.model], safe=True)
@@ -203,6 +208,8 @@ def open_store(settings: AuditSettings, data_dir: Path, *, create: bool = True, 
 
 #: The advisory lock that serialises the audit tables' creation (any constant shared by every engine).
 _DDL_LOCK = 0x786F726A_61756469
+#: The time the tables' and indexes' creation may take on PostgreSQL (an index built on an old log).
+_DDL_TIMEOUT_MS = 30 * 60 * 1000
 
 
 def _chain_suffix(chain: str) -> str:

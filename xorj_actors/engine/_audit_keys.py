@@ -80,8 +80,8 @@ def rotate_audit_key(runtime: Any, settings: AuditSettings, data_dir: Path, keys
         raise RotationRefused(f"{type(exc).__name__}: {exc}") from exc
     entry = None if rotation is None else rotation.result(timeout=wait)
     ks = runtime.whereis(KILL_SWITCH_NAME)
-    key, retired = chain_state_keys(settings, data_dir, keys)
     try:  # the rotation is committed: nothing below may undo it
+        key, retired = chain_state_keys(settings, data_dir, keys)
         committed = None if entry is None else (entry.sequence, fingerprint(keys.current))
         rekeyed = ks is not None and ks.ask(RekeyStateFile(key=key, retired=retired, rotation=committed), timeout=wait)
     except Exception:  # noqa: BLE001 - the kill switch busy or gone

@@ -16,7 +16,7 @@ class DowntimeLiquidationSettings:
     """
 
     enabled: bool = False
-    #: Down longer than this (now minus the audit chain's last kill-switch entry) and the policy acts.
+    #: Down longer than this (now minus the audit chain's last kill-switch or ``alive`` entry, confirmed by the chain's clock) and the policy acts.
     max_downtime_s: float = 3600.0
     #: ``"all"`` (every vault running on this node) or a list of vault ids.
     vaults: str | tuple[str, ...] = "all"
