@@ -282,7 +282,11 @@ def test_trading_engine_status_rounds_and_removal_with_pending_trades(
     localnet = e.localnet
     wait_until(lambda: ctl(e, "executor")["reconciled"], 10, "executor reconciled")
     wait_until(lambda: ctl(e, "strategy")["fresh"], 10, "a fresh strategy")
-    wait_until(lambda: ctl(e, "confirmation")["connected"], 10, "confirmation connected")
+    def slots_flow() -> bool:  # "connected" is the subscription confirmed; the first slot comes after it
+        link = ctl(e, "confirmation")
+        return bool(link["connected"] and link["slot"] > 0)
+
+    wait_until(slots_flow, 10, "confirmation connected and a slot seen")
     health = ctl(e, "confirmation")
     assert health["slot"] > 0 and health["last_error"] is None
     code, out, _ = run_main(capsys, e, "confirmation")
