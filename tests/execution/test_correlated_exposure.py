@@ -72,13 +72,19 @@ def _round(h: Harness, vault: str) -> None:
     assert status.last_skip == "" and status.trades_confirmed > 0, status
 
 
-def test_a_pair_moving_together_is_limited_and_an_independent_pair_is_not(exec_engine_factory: Callable[..., Harness]) -> None:
-    h = exec_engine_factory(CORRELATED_MARKET)
-    engine, board = h.engine, h.engine.exposure
-    quote = h.localnet.urls["quote"]
+def _two_tokens(h: Harness) -> tuple[Engine, Any, str, str, str]:
+    """The engine, its exposure board, the quote service's URL and the first two non-stable mints,
+    once the strategy feed has a snapshot (no round plans without one)."""
+    engine = h.engine
     stable = h.genesis.stable
     a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
     wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+    return engine, engine.exposure, h.localnet.urls["quote"], a, b
+
+
+def test_a_pair_moving_together_is_limited_and_an_independent_pair_is_not(exec_engine_factory: Callable[..., Harness]) -> None:
+    h = exec_engine_factory(CORRELATED_MARKET)
+    engine, board, quote, a, b = _two_tokens(h)
 
     def walked(done: Callable[[], bool]) -> bool:
         _post(f"{quote}/admin/advance", {"steps": 1})  # the walk moves; the price watch samples it
@@ -110,16 +116,14 @@ def test_a_pair_moving_together_is_limited_and_an_independent_pair_is_not(exec_e
 
 
 GLOBAL_USD = 200.0
+#: Each vault may put all of its value in a cluster; the engine-wide cap is what binds.
+GLOBAL_MARKET = CORRELATED_MARKET.replace(
+    f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}"
+)
 
 
-def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: Callable[..., Harness]) -> None:
-    config = CORRELATED_MARKET.replace(f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}")
-    h = exec_engine_factory(config)
-    engine, board = h.engine, h.engine.exposure
-    quote = h.localnet.urls["quote"]
-    stable = h.genesis.stable
-    a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
-    wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+def _co_move_until_clustered(quote: str, board: Any, a: str, b: str) -> None:
+    """Make ``a`` and ``b`` move together and step the walk until the estimate links them."""
     _post(f"{quote}/admin/co-move", {"groups": [[a, b]]})
 
     def clustered() -> bool:
@@ -127,6 +131,12 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
         return (a, b) in board.snapshot.clusters
 
     wait_until(clustered, 40, "the pair to be one cluster")
+
+
+def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: Callable[..., Harness]) -> None:
+    h = exec_engine_factory(GLOBAL_MARKET)
+    engine, board, quote, a, b = _two_tokens(h)
+    _co_move_until_clustered(quote, board, a, b)
     _round(h, "vault-0000")
     [first] = _limited(engine, "vault-0000")
     assert {s["reason"] for s in first["skipped"]} == {"correlated_exposure_global"}, first
@@ -145,7 +155,7 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
     # The second vault finds the room taken: its buys into the pair are refused (cut to nothing).
     # FAULT INJECTED (a race no test can time): a re-estimate lands between its plan and its
     # reservation, joining every token to the full pair; the reservation must see it and refuse.
-    others = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)
+    others = sorted(str(t.mint) for t in h.genesis.tokens if t is not h.genesis.stable)
     planned = board.limits
 
     def estimate_lands_after_planning() -> ClusterLimits | None:
@@ -181,24 +191,13 @@ def test_all_vaults_together_stay_within_the_global_limit(exec_engine_factory: C
 
 
 def test_a_vault_that_never_publishes_leaves_no_engine_wide_room(exec_engine_factory: Callable[..., Harness]) -> None:
-    config = CORRELATED_MARKET.replace(f"per_vault_max_share = {SHARE}", f"per_vault_max_share = 1.0\nglobal_max_usd = {GLOBAL_USD}")
-    h = exec_engine_factory(config)
-    engine, board = h.engine, h.engine.exposure
-    quote = h.localnet.urls["quote"]
-    stable = h.genesis.stable
-    a, b = sorted(str(t.mint) for t in h.genesis.tokens if t is not stable)[:2]
-    wait_until(lambda: engine.strategy_board.latest is not None, 10, "a strategy snapshot")
+    h = exec_engine_factory(GLOBAL_MARKET)
+    engine, board, quote, a, b = _two_tokens(h)
     # The engine's own vaults published at start; one more is registered that never will (it
     # failed to start, say): what it holds is unknown, so no vault may buy into a cluster.
     wait_until(lambda: board.published("vault-0000") and board.published("vault-0001"), 10, "the vaults' holdings")
     board.expect(["vault-0099"])
-    _post(f"{quote}/admin/co-move", {"groups": [[a, b]]})
-
-    def clustered() -> bool:
-        _post(f"{quote}/admin/advance", {"steps": 1})
-        return (a, b) in board.snapshot.clusters
-
-    wait_until(clustered, 40, "the pair to be one cluster")
+    _co_move_until_clustered(quote, board, a, b)
     _round(h, "vault-0000")  # it still buys what is in no cluster
     [entry] = _limited(engine, "vault-0000")
     assert {s["mint"] for s in entry["skipped"]} == {a, b}, entry
