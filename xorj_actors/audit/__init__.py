@@ -40,6 +40,7 @@ from xorj_actors.audit._chain import (
     entry_bytes,
     genesis_hash,
     load_hmac_key,
+    parse_utc_timestamp,
     utc_timestamp,
 )
 from xorj_actors.audit._halt_history import (
@@ -160,6 +161,7 @@ __all__ = [
     "restore_from_anchors",
     "s3_client",
     "select_entries",
+    "parse_utc_timestamp",
     "utc_timestamp",
     "verified_entries",
     "verify_chains",

@@ -20,7 +20,7 @@ from typing import Any
 
 from loguru import logger
 
-from xorj_actors.audit._chain import AuditEntry, canonical_json
+from xorj_actors.audit._chain import AuditEntry, canonical_json, parse_utc_timestamp
 from xorj_actors.audit._epochs import read_epochs
 from xorj_actors.audit._keys import KeyRing, as_ring
 from xorj_actors.audit._store import KILL_SWITCH_ALIVE_ACTOR, Store, insert_entries, iter_rows, read_head
@@ -326,5 +326,4 @@ def _alive_only(rows: list[tuple[Any, ...]], now: datetime) -> bool:
     first = AuditEntry(*rows[0])
     if any(AuditEntry(*r).actor != KILL_SWITCH_ALIVE_ACTOR for r in rows):
         return False
-    written = datetime.strptime(first.timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return now - written < ALIVE_ONLY_MAX_AGE
+    return now - parse_utc_timestamp(first.timestamp) < ALIVE_ONLY_MAX_AGE

@@ -271,10 +271,23 @@ def new_entry_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: An entry's ``timestamp``: fixed width, so text order is time order.
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def utc_timestamp(now: datetime | None = None) -> str:
     """UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width, so text order is time order)."""
     now = now or datetime.now(timezone.utc)
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return now.astimezone(timezone.utc).strftime(_TIMESTAMP)
+
+
+def parse_utc_timestamp(timestamp: str) -> datetime:
+    """An entry's ``timestamp`` (:func:`utc_timestamp`'s form) as an aware UTC datetime.
+
+    Raises:
+        ValueError: not that form.
+    """
+    return datetime.strptime(timestamp, _TIMESTAMP).replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)

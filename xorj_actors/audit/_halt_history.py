@@ -11,7 +11,6 @@ the entries that must be durable before the kill switch goes on (a resume).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -22,7 +21,7 @@ from loguru import logger
 from pykka import ActorDeadError
 
 from xorj_actors.audit._actor import AUDIT_NAME, AppendDurable, AuditEvent, GetAuditHealth
-from xorj_actors.audit._chain import EventType
+from xorj_actors.audit._chain import EventType, parse_utc_timestamp
 from xorj_actors.audit._keys import KeyRing, load_key_ring
 from xorj_actors.audit._epochs import EpochMap
 from xorj_actors.audit._reader import _verified, chain_epochs
@@ -111,7 +110,7 @@ def read_halt_history(store: Store, key: bytes | KeyRing) -> HaltHistory:
     alive = _last_alive(store, epochs, tail, look=seen_alive)
     return HaltHistory(
         has_history=has_history, last=last, max_epoch=max_epoch, nonce_digests=frozenset(digests),
-        last_alive=_epoch_seconds(alive) if alive is not None else None, seen_alive=seen_alive,
+        last_alive=parse_utc_timestamp(alive).timestamp() if alive is not None else None, seen_alive=seen_alive,
         key_rotations=epochs.rotations,
     )
 
@@ -138,11 +137,6 @@ def _last_alive(store: Store, epochs: EpochMap, tail: list[tuple[int, str, bool]
     )
     rows = store.db.execute_sql(sql, [lower] if upper is None else [lower, upper]).fetchall()
     return _verified(rows[0], epochs).timestamp if rows else when
-
-
-def _epoch_seconds(timestamp: str) -> float:
-    """An entry's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` as epoch seconds."""
-    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def halt_history(settings: AuditSettings, data_dir: Path, environment: str, *, flush: Callable[[], None]) -> HaltHistory:

@@ -10,10 +10,9 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from xorj_actors.audit import AuditEntry, Store, chain_store, list_chains, verified_entries
+from xorj_actors.audit import AuditEntry, Store, chain_store, list_chains, parse_utc_timestamp, verified_entries
 from xorj_actors.statements._compare import LAMPORTS, ChainTx, LedgerTrade, Opening
 
 __all__ = ["OPENING", "ChainError", "RpcReader", "VaultAccounts", "read_ledger", "tx_effect"]
@@ -173,7 +172,7 @@ def _details(entry: AuditEntry) -> dict[str, Any]:
 def _unix(timestamp: str) -> float:
     """An entry's ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` as Unix time (0: not that form)."""
     try:
-        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+        return parse_utc_timestamp(timestamp).timestamp()
     except ValueError:
         return 0.0
 
